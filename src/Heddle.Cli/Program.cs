@@ -1,0 +1,3 @@
+using Heddle.Cli;
+
+return HeddleCli.Run(args, Console.Out, Console.Error);

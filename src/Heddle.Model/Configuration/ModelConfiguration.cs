@@ -1,0 +1,32 @@
+using Heddle.Model.Diagnostics;
+
+namespace Heddle.Model.Configuration;
+
+/// <summary>The content of &lt;service&gt;.config.yaml: what may change while the service runs.</summary>
+public sealed record ModelConfiguration
+{
+    public const int MinInstances = 1;
+    public const int MaxInstances = 1000;
+
+    public required string Service { get; init; }
+
+    /// <summary>Overrides the definition's upgrade domain count when set.</summary>
+    public int? UpgradeDomains { get; init; }
+
+    public required IReadOnlyList<RoleConfiguration> Roles { get; init; }
+
+    public RoleConfiguration? FindRole(string name) => Roles.FirstOrDefault(r => r.Name == name);
+}
+
+public sealed record RoleConfiguration
+{
+    public required string Name { get; init; }
+
+    public required int Instances { get; init; }
+
+    public IReadOnlyList<SettingValue> Settings { get; init; } = [];
+
+    public SourceLocation Location { get; init; }
+}
+
+public sealed record SettingValue(string Name, string Value, SourceLocation Location);

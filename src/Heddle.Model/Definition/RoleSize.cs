@@ -1,0 +1,24 @@
+namespace Heddle.Model.Definition;
+
+/// <summary>Dedicated cores and memory for one instance; <see cref="Name"/> is set for the named sizes.</summary>
+public sealed record RoleSize(int Cores, int MemoryMiB, string? Name = null)
+{
+    public const int MaxCores = 256;
+    public const int MinMemoryMiB = 16;
+    public const int MaxMemoryMiB = 4 * 1024 * 1024;
+
+    /// <summary>The sizes of the cloud fabric Heddle imitates, by the names it gave them.</summary>
+    public static IReadOnlyDictionary<string, RoleSize> Named { get; } = new Dictionary<string, RoleSize>(StringComparer.Ordinal)
+    {
+        ["extrasmall"] = new(1, 768, "extrasmall"),
+        ["small"] = new(1, 1792, "small"),
+        ["medium"] = new(2, 3584, "medium"),
+        ["large"] = new(4, 7168, "large"),
+        ["extralarge"] = new(8, 14336, "extralarge"),
+    };
+
+    /// <summary>A role that names no size gets <c>small</c>, as the cloud fabric's roles did.</summary>
+    public static RoleSize Default => Named["small"];
+
+    public override string ToString() => Name is null ? $"{Cores} cores, {MemoryMiB} MiB" : $"{Name} ({Cores} cores, {MemoryMiB} MiB)";
+}
