@@ -49,10 +49,7 @@ public static class PackageExtractor
                     }
                 }
 
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(destination, file.Executable ? ExecutableMode : PlainMode);
-                }
+                File.SetUnixFileMode(destination, file.Executable ? ExecutableMode : PlainMode);
             }
 
             Directory.Move(staging, target);

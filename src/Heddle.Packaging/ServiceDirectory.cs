@@ -99,7 +99,7 @@ public static class ServiceDirectory
 
     private static PackageSourceFile FileAt(string fullPath, string packagePath)
     {
-        var executable = !OperatingSystem.IsWindows() && (File.GetUnixFileMode(fullPath) & UnixFileMode.UserExecute) != 0;
+        var executable = (File.GetUnixFileMode(fullPath) & UnixFileMode.UserExecute) != 0;
         return new PackageSourceFile(packagePath, executable, () => File.OpenRead(fullPath));
     }
 }

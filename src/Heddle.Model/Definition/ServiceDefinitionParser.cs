@@ -363,8 +363,14 @@ public static class ServiceDefinitionParser
     private static void CheckPublicPorts(SchemaReader reader, ServiceDefinition definition, YNode? rolesNode)
     {
         var owners = new Dictionary<int, (string Role, string Endpoint)>();
-        foreach (var entry in reader.Map(rolesNode is YMapping ? rolesNode : null, "roles"))
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in (rolesNode as YMapping)?.Entries ?? [])
         {
+            if (!seen.Add(entry.Key.Value))
+            {
+                continue; // already reported as a duplicate key
+            }
+
             var role = definition.FindRole(entry.Key.Value);
             if (role is null || entry.Value is not YMapping roleMap)
             {

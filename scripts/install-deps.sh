@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Heddle's build and tests need on a fresh Debian 12 machine. Idempotent: it runs
+# apt-get only when a package is missing, so repeated runs cost nothing.
+set -euo pipefail
+
+# Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
+packages=(ca-certificates)
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need, builds, runs each test project, and prints the
+# totals of the whole run alone on the last line as "N passed, N failed, N skipped".
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+scripts/install-deps.sh || exit 1
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+dotnet build Heddle.slnx -c Release --nologo -v quiet 2>&1 | tee -a "$log"
+build=${PIPESTATUS[0]}
+if [ "$build" -ne 0 ]; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit "$build"
+fi
+
+dotnet test Heddle.slnx -c Release --no-build --nologo "$@" 2>&1 | tee -a "$log"
+status=${PIPESTATUS[0]}
+
+# Each test assembly ends with "Passed!  - Failed: F, Passed: P, Skipped: S, Total: T" (or "Failed!  - ...").
+read -r passed failed skipped < <(grep -E '^(Passed|Failed)! +- Failed:' "$log" | awk -F'[:,]' '
+  { f += $2; p += $4; s += $6 } END { print p+0, f+0, s+0 }')
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1 # a test host crashed or a project failed without a summary line
+fi
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+exit "$status"

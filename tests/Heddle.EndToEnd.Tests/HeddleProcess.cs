@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace Heddle.EndToEnd.Tests;
+
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+}
+
+/// <summary>Runs a program to completion with a deadline; one that overruns is killed (with its children) by its id.</summary>
+public static class HeddleProcess
+{
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "heddle");
+
+    public static ProcessResult Heddle(params string[] args) => Run(Executable, args, TimeSpan.FromSeconds(60));
+
+    public static ProcessResult Run(string fileName, IEnumerable<string> args, TimeSpan deadline, string? workingDirectory = null)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Directory.GetCurrentDirectory(),
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(deadline))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            throw new TimeoutException($"{fileName} {string.Join(' ', args)} (pid {process.Id}) did not finish within {deadline}; killed");
+        }
+
+        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+}

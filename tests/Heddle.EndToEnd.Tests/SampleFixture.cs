@@ -1,0 +1,29 @@
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>Builds the hello sample's roles once (samples/hello/build.sh) with the heddle under test.</summary>
+public sealed class SampleFixture : IDisposable
+{
+    public SampleFixture()
+    {
+        Work = Directory.CreateTempSubdirectory("heddle-e2e-").FullName;
+        SampleDirectory = Path.Combine(RepositoryRootAttribute.Value, "samples", "hello");
+        Package = Path.Combine(Work, "hello.hpkg");
+        BuildOutput = HeddleProcess.Run(Path.Combine(SampleDirectory, "build.sh"), [HeddleProcess.Executable, Package], TimeSpan.FromMinutes(5));
+        if (BuildOutput.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"samples/hello/build.sh failed: {BuildOutput}");
+        }
+    }
+
+    public string Work { get; }
+
+    public string SampleDirectory { get; }
+
+    public string Config => Path.Combine(SampleDirectory, "hello.config.yaml");
+
+    public string Package { get; }
+
+    public ProcessResult BuildOutput { get; }
+
+    public void Dispose() => Directory.Delete(Work, recursive: true);
+}
