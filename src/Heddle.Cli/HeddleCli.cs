@@ -14,6 +14,7 @@ public static class HeddleCli
             ValidateCommand.Create(console),
             PackCommand.Create(console),
             InspectCommand.Create(console),
+            SimulateCommand.Create(console),
         };
 
         var parse = root.Parse(args);

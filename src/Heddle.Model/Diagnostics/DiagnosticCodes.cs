@@ -2,7 +2,7 @@ namespace Heddle.Model.Diagnostics;
 
 /// <summary>
 /// Stable error codes. A code never changes meaning once released; docs/diagnostics.md lists them for users.
-/// HD1xxx: one file's content. HD2xxx: the configuration against the definition. HD3xxx: packages.
+/// HD1xxx: one file's content. HD2xxx: the configuration against the definition. HD3xxx: packages. HD4xxx: simulation inputs (cluster files and traces).
 /// </summary>
 public static class DiagnosticCodes
 {
@@ -46,4 +46,8 @@ public static class DiagnosticCodes
     public const string UnknownRoleFolder = "HD3013";
     public const string ManifestInvalid = "HD3014";
     public const string TargetExists = "HD3015";
+
+    public const string TraceSyntax = "HD4001";
+    public const string TraceUnknownTarget = "HD4002";
+    public const string DuplicateNode = "HD4003";
 }

@@ -9,7 +9,7 @@ namespace Heddle.Model.Yaml;
 /// wrong shape. Each method returns null (or a default) after reporting, so parsing carries on and the
 /// user sees every problem in one run.
 /// </summary>
-internal sealed class SchemaReader(string file, DiagnosticBag diagnostics)
+public sealed class SchemaReader(string file, DiagnosticBag diagnostics)
 {
     public string File { get; } = file;
 
@@ -187,7 +187,7 @@ internal sealed class SchemaReader(string file, DiagnosticBag diagnostics)
 }
 
 /// <summary>The known fields of one mapping, with the mapping kept for "missing field" positions.</summary>
-internal sealed class Fields(SchemaReader reader, YMapping mapping, string subject, IReadOnlyDictionary<string, YEntry> found)
+public sealed class Fields(SchemaReader reader, YMapping mapping, string subject, IReadOnlyDictionary<string, YEntry> found)
 {
     public YMapping Mapping { get; } = mapping;
 
