@@ -109,12 +109,14 @@ internal static class SimulateCommand
             o.WriteLine(string.Create(c, $"  {group.Count,8:N0} × {group.Why}  (e.g. {group.Example})"));
         }
 
-        var atFailure = report.CpuUtilisationAtFirstFailure is { } u ? string.Create(c, $"; cores at the first failure {u:P1}") : string.Empty;
-        o.WriteLine(string.Create(c, $"utilisation  cores {report.CpuUtilisation:P1}, memory {report.MemoryUtilisation:P1}{atFailure}"));
+        var atFailure = report.CpuUtilisationAtFirstFailure is { } u ? $"; cores at the first failure {Percent(u)}" : string.Empty;
+        o.WriteLine($"utilisation  cores {Percent(report.CpuUtilisation)}, memory {Percent(report.MemoryUtilisation)}{atFailure}");
         o.WriteLine(string.Create(c, $"spread       largest fault-domain skew of any role: {report.MaxFaultDomainSkew}"));
         o.WriteLine(string.Create(c, $"hard rules   {report.Violations.Count} violations (independent checker)"));
         o.WriteLine(string.Create(c, $"speed        {perSecond:N0} placements/s ({report.Placements:N0} in {elapsed.TotalSeconds:0.000} s, allocator {allocator}, seed {seed})"));
     }
+
+    private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0.0}%");
 
     private static void WritePlan(string path, ClusterState state)
     {

@@ -1,0 +1,15 @@
+using Heddle.Benchmarks.Placement;
+
+// Whole-system harnesses: each prints its own figures and the reference's figures from the same run.
+var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
+{
+    ["placement"] = PlacementHarness.Run,
+};
+
+if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))
+{
+    Console.Error.WriteLine($"usage: Heddle.Benchmarks <{string.Join('|', harnesses.Keys)}> [options]");
+    return 2;
+}
+
+return harness(args[1..]);
