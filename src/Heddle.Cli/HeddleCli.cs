@@ -15,6 +15,7 @@ public static class HeddleCli
             PackCommand.Create(console),
             InspectCommand.Create(console),
             SimulateCommand.Create(console),
+            ControllerCommand.Create(console),
         };
 
         var parse = root.Parse(args);

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using System.Text.Json;
+using Heddle.Controller;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary><c>heddle controller</c>: the fabric controller (REST API, agent gRPC, store, reconcilers), until SIGTERM.</summary>
+internal static class ControllerCommand
+{
+    public const string EndpointsFile = "controller.json";
+
+    public static Command Create(CliConsole console)
+    {
+        var state = new Option<string>("--state") { Description = "State directory: store, package blobs, tokens", Required = true };
+        var listen = new Option<string>("--listen") { Description = "Address to listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
+        var apiPort = new Option<int>("--api-port") { Description = "REST API port; 0 lets the OS choose (default 0)" };
+        var agentPort = new Option<int>("--agent-port") { Description = "Agent gRPC port; 0 lets the OS choose (default 0)" };
+        var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
+        var command = new Command("controller", "Run the fabric controller") { state, listen, apiPort, agentPort, timeout };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new ControllerOptions
+            {
+                StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
+                ListenAddress = parse.GetValue(listen)!,
+                ApiPort = parse.GetValue(apiPort),
+                AgentPort = parse.GetValue(agentPort),
+                NodeTimeout = parse.GetValue(timeout),
+            };
+            await using var host = await ControllerHost.StartAsync(options, cancellationToken: cancellationToken);
+            var endpoints = new { apiUrl = host.ApiUrl, agentUrl = host.AgentUrl, pid = Environment.ProcessId };
+            var file = Path.Combine(options.StateDirectory, EndpointsFile);
+            await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(endpoints, CliConsole.Json), cancellationToken);
+            File.Move(file + ".tmp", file, overwrite: true);
+            console.Out.WriteLine($"controller {Environment.ProcessId}: API {host.ApiUrl}, agents {host.AgentUrl}, state {options.StateDirectory}");
+            console.Out.WriteLine($"API token in {Path.Combine(options.StateDirectory, "api-token")}, join token in {Path.Combine(options.StateDirectory, "join-token")} (mode 0600)");
+            await WaitForStop(cancellationToken);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>Until Ctrl-C or SIGTERM (System.CommandLine cancels the token for both).</summary>
+    internal static async Task WaitForStop(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,118 @@
+namespace Heddle.Contracts.Api;
+
+/// <summary>POST /v1/deployments: deploy (or re-deploy) a service from an uploaded package and a model configuration.</summary>
+public sealed record DeploymentRequest(string PackageSha256, string Configuration, string? ConfigurationFileName = null, string? Tenant = null);
+
+public sealed record DeploymentAccepted(string Service, long Revision, string PackageSha256);
+
+public sealed record PackageUploaded(string Sha256, string Service, long Bytes, bool AlreadyPresent);
+
+public sealed record ServiceStatus
+{
+    public required string Name { get; init; }
+
+    public required string Tenant { get; init; }
+
+    public required long Revision { get; init; }
+
+    public required string PackageSha256 { get; init; }
+
+    /// <summary>Active, or Deleting while its instances stop.</summary>
+    public required string State { get; init; }
+
+    public required int DesiredInstances { get; init; }
+
+    public required int ReadyInstances { get; init; }
+
+    public required IReadOnlyList<InstanceStatus> Instances { get; init; }
+
+    public required DateTimeOffset Updated { get; init; }
+}
+
+public sealed record InstanceStatus
+{
+    public required string Id { get; init; }
+
+    public required string Service { get; init; }
+
+    public required string Role { get; init; }
+
+    public required int Index { get; init; }
+
+    public required int UpgradeDomain { get; init; }
+
+    public required string Node { get; init; }
+
+    public string? NodeAddress { get; init; }
+
+    public required IReadOnlyList<int> Cpus { get; init; }
+
+    public required int MemoryMiB { get; init; }
+
+    public required string State { get; init; }
+
+    public string? Reason { get; init; }
+
+    public IReadOnlyDictionary<string, int> Ports { get; init; } = new Dictionary<string, int>();
+
+    public int Restarts { get; init; }
+
+    public int Pid { get; init; }
+
+    public long Generation { get; init; }
+
+    public DateTimeOffset Updated { get; init; }
+}
+
+public sealed record NodeStatus
+{
+    public required string Name { get; init; }
+
+    public required string Address { get; init; }
+
+    public required string FaultDomain { get; init; }
+
+    public required IReadOnlyDictionary<string, string> Labels { get; init; }
+
+    public required int MemoryMiB { get; init; }
+
+    public required IReadOnlyList<IReadOnlyList<int>> Cores { get; init; }
+
+    /// <summary>Ready, Down or Draining.</summary>
+    public required string Condition { get; init; }
+
+    public required DateTimeOffset LastSeen { get; init; }
+
+    public int Instances { get; init; }
+
+    public int AllocatedCpus { get; init; }
+}
+
+public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);
+
+public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version, string? DnsAddress, string? Zone, string StateDirectory);
+
+/// <summary>States an instance goes through, as DESIGN.md lists them.</summary>
+public static class InstanceStates
+{
+    public const string Pending = "Pending";
+    public const string Downloading = "Downloading";
+    public const string Starting = "Starting";
+    public const string Ready = "Ready";
+    public const string Unhealthy = "Unhealthy";
+    public const string Stopping = "Stopping";
+    public const string Stopped = "Stopped";
+    public const string Faulted = "Faulted";
+}
+
+/// <summary>The stable <c>type</c> of each RFC 7807 problem the API returns.</summary>
+public static class ProblemTypes
+{
+    public const string Unauthorized = "https://heddle.dev/problems/unauthorized";
+    public const string NotFound = "https://heddle.dev/problems/not-found";
+    public const string InvalidModel = "https://heddle.dev/problems/invalid-model";
+    public const string InvalidPackage = "https://heddle.dev/problems/invalid-package";
+    public const string HashMismatch = "https://heddle.dev/problems/hash-mismatch";
+    public const string PackageMissing = "https://heddle.dev/problems/package-missing";
+    public const string Conflict = "https://heddle.dev/problems/conflict";
+}

@@ -1,0 +1,137 @@
+using Grpc.Core;
+using Heddle.Contracts.Agents;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+
+namespace Heddle.Controller.Agents;
+
+/// <summary>
+/// The agents' gRPC endpoint. An agent opens one Connect stream with its join token, says who it is and what it
+/// runs (Hello), then sends heartbeats and instance reports while goal states come down.
+/// </summary>
+public sealed class AgentService(
+    IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Secrets secrets, TimeProvider time)
+    : Heddle.Contracts.Agents.AgentService.AgentServiceBase
+{
+    public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<ControllerMessage> responseStream, ServerCallContext context)
+    {
+        var token = context.RequestHeaders.GetValue("authorization");
+        if (!secrets.IsJoinToken(token))
+        {
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "a valid join token is required (authorization: Bearer <join token>)"));
+        }
+
+        if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.BodyCase != AgentMessage.BodyOneofCase.Hello)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the first message on the stream must be Hello"));
+        }
+
+        var hello = requestStream.Current.Hello;
+        var node = hello.Node.Name;
+        Join(hello);
+        var session = sessions.Open(node);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
+        var writer = WriteGoalsAsync(session, responseStream, linked.Token);
+        try
+        {
+            while (await requestStream.MoveNext(linked.Token))
+            {
+                health.Seen(node);
+                var message = requestStream.Current;
+                if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
+                {
+                    Report(node, message.Report);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            sessions.Close(session);
+            await writer;
+        }
+    }
+
+    private void Join(Hello hello)
+    {
+        var info = hello.Node;
+        var previous = store.GetNode(info.Name);
+        store.PutNode(new NodeRecord
+        {
+            Name = info.Name,
+            Address = info.Address,
+            FaultDomain = info.FaultDomain,
+            Labels = info.Labels.ToDictionary(),
+            MemoryMiB = info.MemoryMib,
+            Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
+            LogUrl = info.LogUrl,
+            Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
+            LastSeen = time.GetUtcNow(),
+        });
+        health.Seen(info.Name);
+        if (previous is null)
+        {
+            events.Add(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {info.FaultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
+        }
+        else if (previous.Condition == NodeConditions.Down)
+        {
+            events.Add(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
+        }
+
+        foreach (var report in hello.Instances)
+        {
+            Report(info.Name, report);
+        }
+
+        foreach (var service in store.ListServices())
+        {
+            queue.Add(service.Name);
+        }
+    }
+
+    private void Report(string node, InstanceReport report)
+    {
+        var parts = report.InstanceId.Split('/');
+        if (parts.Length != 3 || !int.TryParse(parts[2], out var index))
+        {
+            return;
+        }
+
+        var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
+        var updated = store.UpdateInstanceStatus(node, parts[0], parts[1], index, report.Generation, report.State,
+            string.IsNullOrEmpty(report.Reason) ? null : report.Reason, report.Ports.ToDictionary(), report.Restarts, report.Pid);
+        if (!updated)
+        {
+            return;
+        }
+
+        if (before is null || before.State != report.State || before.Restarts != report.Restarts)
+        {
+            var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
+            events.Add(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}");
+        }
+
+        if (before is not null && (report.State == InstanceStates.Stopped || before.Restarts != report.Restarts))
+        {
+            queue.Add(parts[0]);
+        }
+    }
+
+    private static async Task WriteGoalsAsync(AgentSession session, IServerStreamWriter<ControllerMessage> stream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var goal in session.Goals.ReadAllAsync(cancellationToken))
+            {
+                await stream.WriteAsync(new ControllerMessage { Goal = goal }, cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)
+        {
+            // The stream ended; the agent reconnects and gets its whole goal state again.
+        }
+    }
+}

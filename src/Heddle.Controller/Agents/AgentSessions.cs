@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Heddle.Contracts.Agents;
+
+namespace Heddle.Controller.Agents;
+
+/// <summary>
+/// The agents connected now, one stream each. A goal state is always whole, so a session keeps only the newest one
+/// waiting: an agent that is slow to read never sees a stale state after a fresh one.
+/// </summary>
+public sealed class AgentSessions(GoalStates goals)
+{
+    private readonly ConcurrentDictionary<string, AgentSession> _sessions = new(StringComparer.Ordinal);
+
+    public AgentSession Open(string node)
+    {
+        var session = new AgentSession(node);
+        if (_sessions.TryGetValue(node, out var previous))
+        {
+            previous.Close();
+        }
+
+        _sessions[node] = session;
+        session.Push(goals.For(node));
+        return session;
+    }
+
+    public void Close(AgentSession session)
+    {
+        _sessions.TryRemove(new KeyValuePair<string, AgentSession>(session.Node, session));
+        session.Close();
+    }
+
+    public bool IsConnected(string node) => _sessions.ContainsKey(node);
+
+    /// <summary>Sends each named node its current goal state.</summary>
+    public void Notify(IEnumerable<string> nodes)
+    {
+        foreach (var node in nodes.Distinct(StringComparer.Ordinal))
+        {
+            if (_sessions.TryGetValue(node, out var session))
+            {
+                session.Push(goals.For(node));
+            }
+        }
+    }
+}
+
+public sealed class AgentSession(string node)
+{
+    private readonly Channel<GoalState> _goals = Channel.CreateBounded<GoalState>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly CancellationTokenSource _closed = new();
+
+    public string Node { get; } = node;
+
+    public CancellationToken Closed => _closed.Token;
+
+    public ChannelReader<GoalState> Goals => _goals.Reader;
+
+    public void Push(GoalState goal) => _goals.Writer.TryWrite(goal);
+
+    public void Close()
+    {
+        _goals.Writer.TryComplete();
+        _closed.Cancel();
+    }
+}

@@ -1,0 +1,199 @@
+using System.Text.Json;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Blobs;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Model.Configuration;
+using Heddle.Model.Definition;
+using Heddle.Model.Diagnostics;
+using Heddle.Model.Packages;
+using Heddle.Model.Validation;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>The user API under /v1. Every change is committed to the store before it is answered.</summary>
+internal static class ApiEndpoints
+{
+    public const string DefaultTenant = "default";
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1");
+        v1.MapGet("/info", (ControllerInfo info) => Results.Ok(info.Describe()));
+        v1.MapPut("/packages/{sha256}", PutPackageAsync);
+        v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
+            blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
+        v1.MapPost("/deployments", Deploy);
+        v1.MapGet("/services", (IClusterStore store, ServiceModels models) => Results.Ok(store.ListServices().Select(s => Describe(s, store, models)).ToList()));
+        v1.MapGet("/services/{name}", (string name, IClusterStore store, ServiceModels models) =>
+            store.GetService(name) is { } s ? Results.Ok(Describe(s, store, models)) : UnknownService(name, store));
+        v1.MapDelete("/services/{name}", Delete);
+        v1.MapGet("/instances", (string? service, IClusterStore store) =>
+            service is not null && store.GetService(service) is null ? UnknownService(service, store) : Results.Ok(Instances(store, service)));
+        v1.MapGet("/nodes", (IClusterStore store) => Results.Ok(Nodes(store)));
+        v1.MapGet("/events", Events.GetAsync);
+        v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
+    }
+
+    private static async Task<IResult> PutPackageAsync(string sha256, HttpRequest request, BlobStore blobs, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (!Sha256Hex.IsValid(sha256))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidPackage, "Bad package id", $"'{sha256}' is not a lower-case hex SHA-256");
+        }
+
+        var present = store.GetPackage(sha256) is not null && blobs.Exists(sha256);
+        if (!present)
+        {
+            long? size;
+            try
+            {
+                size = await blobs.PutAsync(sha256, request.Body, PackageLimits.Default.MaxUnpackedBytes, cancellationToken);
+            }
+            catch (InvalidDataException e)
+            {
+                return Problems.Invalid(ProblemTypes.InvalidPackage, "Package too large", e.Message);
+            }
+
+            if (size is null)
+            {
+                return Problems.Invalid(ProblemTypes.HashMismatch, "Hash mismatch", $"the uploaded content does not have SHA-256 {sha256}; upload it again");
+            }
+
+            var diagnostics = new DiagnosticBag();
+            await using (var stream = File.OpenRead(blobs.PathOf(sha256)))
+            {
+                using var package = PackageArchive.Open(stream, $"{sha256[..12]}.hpkg", PackageLimits.Default, diagnostics);
+                if (package is null || !package.VerifyContent(diagnostics))
+                {
+                    File.Delete(blobs.PathOf(sha256));
+                    return Problems.Invalid(ProblemTypes.InvalidPackage, "Invalid package", $"the package is refused: {diagnostics.Items.Count} error(s)",
+                        diagnostics.Sorted().Select(d => d.ToString()));
+                }
+
+                stream.Position = 0;
+                using var archive = new System.IO.Compression.ZipArchive(stream, System.IO.Compression.ZipArchiveMode.Read);
+                using var reader = new StreamReader(archive.GetEntry(PackageLayout.ServiceFile)!.Open());
+                store.PutPackage(new PackageRecord(sha256, size.Value, package.Definition.Name, await reader.ReadToEndAsync(cancellationToken), time.GetUtcNow()));
+            }
+        }
+
+        var record = store.GetPackage(sha256)!;
+        return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
+    }
+
+    private static IResult Deploy(DeploymentRequest request, IClusterStore store, WorkQueue queue, EventLog events)
+    {
+        var package = store.GetPackage(request.PackageSha256);
+        if (package is null)
+        {
+            return Problems.Invalid(ProblemTypes.PackageMissing, "Package not uploaded", $"no package {request.PackageSha256}; upload it first with PUT /v1/packages/{{sha256}}");
+        }
+
+        var diagnostics = new DiagnosticBag();
+        var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics)!;
+        var file = string.IsNullOrWhiteSpace(request.ConfigurationFileName) ? ModelConfigurationParser.FileNameFor(definition.Name) : Path.GetFileName(request.ConfigurationFileName);
+        var configuration = ModelConfigurationParser.Parse(request.Configuration ?? string.Empty, diagnostics, file);
+        if (configuration is not null)
+        {
+            ModelValidator.CheckConfiguration(definition, configuration, file, diagnostics);
+        }
+
+        if (diagnostics.HasErrors)
+        {
+            return Problems.Invalid(ProblemTypes.InvalidModel, "Invalid model configuration", $"the configuration has {diagnostics.Items.Count} error(s); nothing was changed",
+                diagnostics.Sorted().Select(d => d.ToString()));
+        }
+
+        var tenant = string.IsNullOrWhiteSpace(request.Tenant) ? DefaultTenant : request.Tenant;
+        var revision = store.PutDeployment(definition.Name, tenant, request.PackageSha256, request.Configuration!);
+        var count = configuration!.Roles.Sum(r => r.Instances);
+        events.Add(EventKinds.DeploymentAccepted, definition.Name, $"revision {revision}: package {request.PackageSha256[..12]}, {count} instance(s) of {definition.Roles.Count} role(s)");
+        queue.Add(definition.Name);
+        return Results.Accepted($"/v1/services/{definition.Name}", new DeploymentAccepted(definition.Name, revision, request.PackageSha256));
+    }
+
+    private static IResult Delete(string name, IClusterStore store, WorkQueue queue, EventLog events)
+    {
+        if (!store.MarkDeleting(name))
+        {
+            return UnknownService(name, store);
+        }
+
+        events.Add(EventKinds.ServiceDeleting, name, "deleting: its instances are being stopped");
+        queue.Add(name);
+        return Results.Accepted($"/v1/services/{name}");
+    }
+
+    private static IResult UnknownService(string name, IClusterStore store)
+    {
+        var names = store.ListServices().Select(s => s.Name).ToList();
+        var nearest = Suggestions.Nearest(name, names);
+        var hint = nearest is not null ? $"; did you mean '{nearest}'?" : names.Count == 0 ? "; no service is deployed" : $"; deployed services: {string.Join(", ", names)}";
+        return Problems.NotFound($"no service '{name}'{hint}");
+    }
+
+    internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models)
+    {
+        var instances = Instances(store, service.Name);
+        return new ServiceStatus
+        {
+            Name = service.Name,
+            Tenant = service.Tenant,
+            Revision = service.Revision,
+            PackageSha256 = service.PackageSha256,
+            State = service.Deleting ? "Deleting" : "Active",
+            DesiredInstances = service.Deleting ? 0 : models.For(service)?.Configuration.Roles.Sum(r => r.Instances) ?? 0,
+            ReadyInstances = instances.Count(i => i.State == InstanceStates.Ready),
+            Instances = instances,
+            Updated = service.Updated,
+        };
+    }
+
+    internal static List<InstanceStatus> Instances(IClusterStore store, string? service)
+    {
+        var addresses = store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+        return [.. store.ListInstances(service).Select(i => new InstanceStatus
+        {
+            Id = i.Id,
+            Service = i.Service,
+            Role = i.Role,
+            Index = i.Index,
+            UpgradeDomain = i.UpgradeDomain,
+            Node = i.Node,
+            NodeAddress = addresses.GetValueOrDefault(i.Node),
+            Cpus = i.Cpus,
+            MemoryMiB = i.MemoryMiB,
+            State = i.State,
+            Reason = i.Reason,
+            Ports = i.Ports,
+            Restarts = i.Restarts,
+            Pid = i.Pid,
+            Generation = i.Generation,
+            Updated = i.Updated,
+        })];
+    }
+
+    private static List<NodeStatus> Nodes(IClusterStore store)
+    {
+        var instances = store.ListInstances();
+        return [.. store.ListNodes().Select(n => new NodeStatus
+        {
+            Name = n.Name,
+            Address = n.Address,
+            FaultDomain = n.FaultDomain,
+            Labels = n.Labels,
+            MemoryMiB = n.MemoryMiB,
+            Cores = n.Cores,
+            Condition = n.Condition,
+            LastSeen = n.LastSeen,
+            Instances = instances.Count(i => i.Node == n.Name),
+            AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
+        })];
+    }
+
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+}

@@ -1,0 +1,45 @@
+using Heddle.Controller.Store;
+using Microsoft.AspNetCore.Http;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>Instance logs live on their node; the controller proxies them so users need one address and one token.</summary>
+internal static class Logs
+{
+    public static async Task ProxyAsync(HttpContext context, string service, string role, int index, IClusterStore store, Secrets secrets, IHttpClientFactory clients)
+    {
+        var instance = store.ListInstances(service).FirstOrDefault(i => i.Role == role && i.Index == index);
+        var node = instance is null ? null : store.GetNode(instance.Node);
+        if (instance is null || node?.LogUrl is null)
+        {
+            await Problems.NotFound(instance is null ? $"no instance {service}/{role}/{index}" : $"node {instance.Node} serves no logs").ExecuteAsync(context);
+            return;
+        }
+
+        var url = $"{node.LogUrl.TrimEnd('/')}/logs/{service}/{role}/{index}{context.Request.QueryString}";
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", secrets.JoinToken);
+        try
+        {
+            using var response = await clients.CreateClient("logs").SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+            context.Response.StatusCode = (int)response.StatusCode;
+            context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "text/plain";
+            await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
+            var buffer = new byte[16384];
+            int read;
+            while ((read = await body.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        catch (HttpRequestException e)
+        {
+            await Problems.Problem(StatusCodes.Status502BadGateway, "https://heddle.dev/problems/node-unreachable", "Node unreachable",
+                $"node {node.Name} did not answer for its logs: {e.Message}").ExecuteAsync(context);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,29 @@
+namespace Heddle.Controller;
+
+/// <summary>How a controller runs. Defaults suit `heddle up`; each is a command-line option of `heddle controller`.</summary>
+public sealed record ControllerOptions
+{
+    /// <summary>Where the store (cluster.db), package blobs and secrets live.</summary>
+    public required string StateDirectory { get; init; }
+
+    /// <summary>The address the REST API and the agent gRPC endpoint listen on.</summary>
+    public string ListenAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>REST API port (HTTP/1.1); 0 picks a free one.</summary>
+    public int ApiPort { get; init; }
+
+    /// <summary>Agent gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
+    public int AgentPort { get; init; }
+
+    /// <summary>A node not heard from for this long is Down and its instances are placed elsewhere. Default 10 s.</summary>
+    public TimeSpan NodeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Every service is reconciled at least this often, whatever happened. Default 10 s.</summary>
+    public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>An instance restarted this many times on one node is moved to another. Default 5.</summary>
+    public int RestartsBeforeMove { get; init; } = 5;
+
+    /// <summary>Fixes the order equally good nodes are tried in, so placements repeat.</summary>
+    public int PlacementSeed { get; init; } = 1;
+}

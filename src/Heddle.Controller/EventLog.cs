@@ -1,0 +1,77 @@
+using System.Threading.Channels;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Store;
+
+namespace Heddle.Controller;
+
+/// <summary>The cluster's event log: durable in the store, and pushed live to anyone following it.</summary>
+public sealed class EventLog(IClusterStore store)
+{
+    private readonly List<Channel<EventRecord>> _followers = [];
+    private readonly Lock _lock = new();
+
+    public EventRecord Add(string kind, string subject, string message)
+    {
+        var record = store.AddEvent(kind, subject, message);
+        lock (_lock)
+        {
+            foreach (var follower in _followers)
+            {
+                follower.Writer.TryWrite(record);
+            }
+        }
+
+        return record;
+    }
+
+    /// <summary>Events after <paramref name="afterId"/>: those stored, then each new one as it happens.</summary>
+    public async IAsyncEnumerable<EventRecord> FollowAsync(long afterId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var channel = Channel.CreateUnbounded<EventRecord>();
+        lock (_lock)
+        {
+            _followers.Add(channel);
+        }
+
+        try
+        {
+            var last = afterId;
+            foreach (var stored in store.ListEvents(afterId, int.MaxValue))
+            {
+                last = stored.Id;
+                yield return stored;
+            }
+
+            await foreach (var live in channel.Reader.ReadAllAsync(cancellationToken))
+            {
+                if (live.Id > last)
+                {
+                    last = live.Id;
+                    yield return live;
+                }
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _followers.Remove(channel);
+            }
+        }
+    }
+}
+
+public static class EventKinds
+{
+    public const string DeploymentAccepted = "DeploymentAccepted";
+    public const string InstancePlaced = "InstancePlaced";
+    public const string InstanceMoved = "InstanceMoved";
+    public const string InstanceRemoved = "InstanceRemoved";
+    public const string PlacementFailed = "PlacementFailed";
+    public const string InstanceState = "InstanceState";
+    public const string NodeJoined = "NodeJoined";
+    public const string NodeDown = "NodeDown";
+    public const string NodeUp = "NodeUp";
+    public const string ServiceDeleting = "ServiceDeleting";
+    public const string ServiceDeleted = "ServiceDeleted";
+}

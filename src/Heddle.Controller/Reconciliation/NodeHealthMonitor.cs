@@ -1,0 +1,48 @@
+using System.Collections.Concurrent;
+using Heddle.Controller.Store;
+using Microsoft.Extensions.Hosting;
+
+namespace Heddle.Controller.Reconciliation;
+
+/// <summary>
+/// Declares a node Down when it has not been heard from for the node timeout, and queues the services it ran so
+/// their instances are placed elsewhere (service healing). Heartbeats are tracked in memory; a controller that
+/// has just started gives every node a full timeout to reconnect before judging it.
+/// </summary>
+public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time) : BackgroundService
+{
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
+    private readonly DateTimeOffset _started = time.GetUtcNow();
+
+    public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
+        using var timer = new PeriodicTimer(period, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            Check();
+        }
+    }
+
+    public void Check()
+    {
+        var now = time.GetUtcNow();
+        foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
+        {
+            var seen = _lastSeen.TryGetValue(node.Name, out var at) ? at : _started;
+            if (now - seen <= options.NodeTimeout)
+            {
+                continue;
+            }
+
+            store.SetNodeCondition(node.Name, NodeConditions.Down, seen);
+            events.Add(EventKinds.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
+            foreach (var service in store.ListInstancesOnNode(node.Name).Select(i => i.Service).Distinct())
+            {
+                queue.Add(service);
+            }
+        }
+    }
+}

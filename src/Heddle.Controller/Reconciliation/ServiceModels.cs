@@ -1,0 +1,37 @@
+using System.Collections.Concurrent;
+using Heddle.Controller.Store;
+using Heddle.Model.Configuration;
+using Heddle.Model.Definition;
+using Heddle.Model.Diagnostics;
+
+namespace Heddle.Controller.Reconciliation;
+
+/// <summary>A service's definition and configuration as accepted (both were validated before they were stored).</summary>
+public sealed record ServiceModel(ServiceDefinition Definition, ModelConfiguration Configuration)
+{
+    public int UpgradeDomains => Configuration.UpgradeDomains ?? Definition.UpgradeDomains;
+
+    public IReadOnlyDictionary<string, string> SettingsOf(string role) =>
+        Configuration.FindRole(role)?.Settings.ToDictionary(s => s.Name, s => s.Value) ?? [];
+}
+
+/// <summary>Parses stored models once per (package, configuration) and keeps the result.</summary>
+public sealed class ServiceModels(IClusterStore store)
+{
+    private readonly ConcurrentDictionary<(string Package, string Configuration), ServiceModel?> _cache = new();
+
+    public ServiceModel? For(ServiceRecord service) =>
+        _cache.GetOrAdd((service.PackageSha256, service.Configuration), key =>
+        {
+            var package = store.GetPackage(key.Package);
+            if (package is null)
+            {
+                return null;
+            }
+
+            var diagnostics = new DiagnosticBag();
+            var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics);
+            var configuration = ModelConfigurationParser.Parse(key.Configuration, diagnostics, "configuration");
+            return definition is null || configuration is null || diagnostics.HasErrors ? null : new ServiceModel(definition, configuration);
+        });
+}

@@ -1,0 +1,348 @@
+using System.Globalization;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+using Microsoft.Data.Sqlite;
+
+namespace Heddle.Controller.Store;
+
+/// <summary>
+/// The embedded cluster store: one SQLite file in WAL mode with synchronous=FULL, so a committed change survives a
+/// crash of the process or the machine. One connection, used under a lock: the store is small and SQLite
+/// serialises writers anyway.
+/// </summary>
+public sealed class SqliteClusterStore : IClusterStore
+{
+    private const int SchemaVersion = 1;
+
+    private readonly SqliteConnection _db;
+    private readonly TimeProvider _time;
+    private readonly Lock _lock = new();
+
+    public SqliteClusterStore(string path, TimeProvider time)
+    {
+        _time = time;
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db.Open();
+        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+        Execute("""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS packages(sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, service TEXT NOT NULL, service_yaml TEXT NOT NULL, added TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, tenant TEXT NOT NULL, revision INTEGER NOT NULL, package_sha256 TEXT NOT NULL,
+                configuration TEXT NOT NULL, deleting INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS instances(service TEXT NOT NULL, role TEXT NOT NULL, idx INTEGER NOT NULL, upgrade_domain INTEGER NOT NULL,
+                node TEXT NOT NULL, cpus TEXT NOT NULL, memory_mib INTEGER NOT NULL, generation INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT,
+                ports TEXT NOT NULL DEFAULT '{}', restarts INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL,
+                PRIMARY KEY(service, role, idx));
+            CREATE INDEX IF NOT EXISTS instances_by_node ON instances(node);
+            CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL, fault_domain TEXT NOT NULL, labels TEXT NOT NULL,
+                memory_mib INTEGER NOT NULL, cores TEXT NOT NULL, log_url TEXT, condition TEXT NOT NULL, last_seen TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL);
+            """);
+        Execute($"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '{SchemaVersion}'), ('generation', '0');");
+    }
+
+    public string GetOrCreateSecret(string name, Func<string> create)
+    {
+        lock (_lock)
+        {
+            var key = $"secret:{name}";
+            if (Scalar<string>("SELECT value FROM meta WHERE key = $k", ("$k", key)) is { } existing)
+            {
+                return existing;
+            }
+
+            var value = create();
+            Execute("INSERT INTO meta(key, value) VALUES($k, $v)", ("$k", key), ("$v", value));
+            return value;
+        }
+    }
+
+    public void PutPackage(PackageRecord package)
+    {
+        lock (_lock)
+        {
+            Execute("INSERT OR IGNORE INTO packages(sha256, bytes, service, service_yaml, added) VALUES($s, $b, $n, $y, $a)",
+                ("$s", package.Sha256), ("$b", package.Bytes), ("$n", package.Service), ("$y", package.ServiceYaml), ("$a", Format(package.Added)));
+        }
+    }
+
+    public PackageRecord? GetPackage(string sha256)
+    {
+        lock (_lock)
+        {
+            return Query("SELECT sha256, bytes, service, service_yaml, added FROM packages WHERE sha256 = $s",
+                r => new PackageRecord(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), Parse(r.GetString(4))), ("$s", sha256)).FirstOrDefault();
+        }
+    }
+
+    public long PutDeployment(string service, string tenant, string packageSha256, string configuration)
+    {
+        lock (_lock)
+        {
+            using var tx = _db.BeginTransaction();
+            var revision = (Scalar<long?>("SELECT revision FROM services WHERE name = $n", ("$n", service)) ?? 0) + 1;
+            Execute("""
+                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated) VALUES($n, $t, $r, $p, $c, 0, $u)
+                ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u
+                """, ("$n", service), ("$t", tenant), ("$r", revision), ("$p", packageSha256), ("$c", configuration), ("$u", Now()));
+            tx.Commit();
+            return revision;
+        }
+    }
+
+    public ServiceRecord? GetService(string name)
+    {
+        lock (_lock)
+        {
+            return Query(ServiceSelect + " WHERE name = $n", ReadService, ("$n", name)).FirstOrDefault();
+        }
+    }
+
+    public IReadOnlyList<ServiceRecord> ListServices()
+    {
+        lock (_lock)
+        {
+            return Query(ServiceSelect + " ORDER BY name", ReadService);
+        }
+    }
+
+    public bool MarkDeleting(string name)
+    {
+        lock (_lock)
+        {
+            return Execute("UPDATE services SET deleting = 1, revision = revision + 1, updated = $u WHERE name = $n", ("$n", name), ("$u", Now())) > 0;
+        }
+    }
+
+    public void RemoveService(string name)
+    {
+        lock (_lock)
+        {
+            using var tx = _db.BeginTransaction();
+            Execute("DELETE FROM instances WHERE service = $n", ("$n", name));
+            Execute("DELETE FROM services WHERE name = $n", ("$n", name));
+            tx.Commit();
+        }
+    }
+
+    public IReadOnlyList<InstanceRecord> ListInstances(string? service = null)
+    {
+        lock (_lock)
+        {
+            return service is null
+                ? Query(InstanceSelect + " ORDER BY service, role, idx", ReadInstance)
+                : Query(InstanceSelect + " WHERE service = $s ORDER BY role, idx", ReadInstance, ("$s", service));
+        }
+    }
+
+    public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node)
+    {
+        lock (_lock)
+        {
+            return Query(InstanceSelect + " WHERE node = $n ORDER BY service, role, idx", ReadInstance, ("$n", node));
+        }
+    }
+
+    public bool CommitPlacement(PlacementCommit commit)
+    {
+        lock (_lock)
+        {
+            using var tx = _db.BeginTransaction();
+            var revision = Scalar<long?>("SELECT revision FROM services WHERE name = $n", ("$n", commit.Service));
+            if (revision != commit.ExpectedRevision)
+            {
+                return false;
+            }
+
+            foreach (var (role, index) in commit.Removals)
+            {
+                Execute("DELETE FROM instances WHERE service = $s AND role = $r AND idx = $i", ("$s", commit.Service), ("$r", role), ("$i", index));
+            }
+
+            foreach (var i in commit.Upserts)
+            {
+                Execute("""
+                    INSERT INTO instances(service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated)
+                    VALUES($s, $r, $i, $ud, $node, $cpus, $mem, $gen, $state, $reason, $ports, 0, 0, $u)
+                    ON CONFLICT(service, role, idx) DO UPDATE SET upgrade_domain = $ud, node = $node, cpus = $cpus, memory_mib = $mem, generation = $gen,
+                        state = $state, reason = $reason, ports = $ports, restarts = 0, pid = 0, updated = $u
+                    """,
+                    ("$s", i.Service), ("$r", i.Role), ("$i", i.Index), ("$ud", i.UpgradeDomain), ("$node", i.Node), ("$cpus", string.Join(',', i.Cpus)),
+                    ("$mem", i.MemoryMiB), ("$gen", i.Generation), ("$state", i.State), ("$reason", (object?)i.Reason ?? DBNull.Value),
+                    ("$ports", JsonSerializer.Serialize(i.Ports)), ("$u", Now()));
+            }
+
+            tx.Commit();
+            return true;
+        }
+    }
+
+    public bool UpdateInstanceStatus(string node, string service, string role, int index, long generation, string state, string? reason,
+        IReadOnlyDictionary<string, int> ports, int restarts, int pid)
+    {
+        lock (_lock)
+        {
+            return Execute("""
+                UPDATE instances SET state = $state, reason = $reason, ports = $ports, restarts = $restarts, pid = $pid, updated = $u
+                WHERE service = $s AND role = $r AND idx = $i AND node = $node AND generation = $gen
+                """,
+                ("$state", state), ("$reason", (object?)reason ?? DBNull.Value), ("$ports", JsonSerializer.Serialize(ports)), ("$restarts", restarts),
+                ("$pid", pid), ("$u", Now()), ("$s", service), ("$r", role), ("$i", index), ("$node", node), ("$gen", generation)) > 0;
+        }
+    }
+
+    public long NextGeneration()
+    {
+        lock (_lock)
+        {
+            Execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'");
+            return long.Parse(Scalar<string>("SELECT value FROM meta WHERE key = 'generation'")!, CultureInfo.InvariantCulture);
+        }
+    }
+
+    public void PutNode(NodeRecord node)
+    {
+        lock (_lock)
+        {
+            Execute("""
+                INSERT INTO nodes(name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen) VALUES($n, $a, $f, $l, $m, $c, $g, $cond, $seen)
+                ON CONFLICT(name) DO UPDATE SET address = $a, fault_domain = $f, labels = $l, memory_mib = $m, cores = $c, log_url = $g, condition = $cond, last_seen = $seen
+                """,
+                ("$n", node.Name), ("$a", node.Address), ("$f", node.FaultDomain), ("$l", JsonSerializer.Serialize(node.Labels)), ("$m", node.MemoryMiB),
+                ("$c", JsonSerializer.Serialize(node.Cores)), ("$g", (object?)node.LogUrl ?? DBNull.Value), ("$cond", node.Condition), ("$seen", Format(node.LastSeen)));
+        }
+    }
+
+    public NodeRecord? GetNode(string name)
+    {
+        lock (_lock)
+        {
+            return Query(NodeSelect + " WHERE name = $n", ReadNode, ("$n", name)).FirstOrDefault();
+        }
+    }
+
+    public IReadOnlyList<NodeRecord> ListNodes()
+    {
+        lock (_lock)
+        {
+            return Query(NodeSelect + " ORDER BY name", ReadNode);
+        }
+    }
+
+    public void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen)
+    {
+        lock (_lock)
+        {
+            Execute("UPDATE nodes SET condition = $c, last_seen = $s WHERE name = $n", ("$n", name), ("$c", condition), ("$s", Format(lastSeen)));
+        }
+    }
+
+    public EventRecord AddEvent(string kind, string subject, string message)
+    {
+        lock (_lock)
+        {
+            var time = _time.GetUtcNow();
+            Execute("INSERT INTO events(time, kind, subject, message) VALUES($t, $k, $s, $m)", ("$t", Format(time)), ("$k", kind), ("$s", subject), ("$m", message));
+            return new EventRecord(Scalar<long>("SELECT last_insert_rowid()"), time, kind, subject, message);
+        }
+    }
+
+    public IReadOnlyList<EventRecord> ListEvents(long afterId, int limit)
+    {
+        lock (_lock)
+        {
+            return Query("SELECT id, time, kind, subject, message FROM events WHERE id > $a ORDER BY id LIMIT $l",
+                r => new EventRecord(r.GetInt64(0), Parse(r.GetString(1)), r.GetString(2), r.GetString(3), r.GetString(4)), ("$a", afterId), ("$l", limit));
+        }
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated FROM services";
+    private const string InstanceSelect = "SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated FROM instances";
+    private const string NodeSelect = "SELECT name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen FROM nodes";
+
+    private static ServiceRecord ReadService(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)));
+
+    private static InstanceRecord ReadInstance(SqliteDataReader r) => new()
+    {
+        Service = r.GetString(0),
+        Role = r.GetString(1),
+        Index = r.GetInt32(2),
+        UpgradeDomain = r.GetInt32(3),
+        Node = r.GetString(4),
+        Cpus = r.GetString(5).Length == 0 ? [] : [.. r.GetString(5).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))],
+        MemoryMiB = r.GetInt32(6),
+        Generation = r.GetInt64(7),
+        State = r.GetString(8),
+        Reason = r.IsDBNull(9) ? null : r.GetString(9),
+        Ports = JsonSerializer.Deserialize<Dictionary<string, int>>(r.GetString(10)) ?? [],
+        Restarts = r.GetInt32(11),
+        Pid = r.GetInt32(12),
+        Updated = Parse(r.GetString(13)),
+    };
+
+    private static NodeRecord ReadNode(SqliteDataReader r) => new()
+    {
+        Name = r.GetString(0),
+        Address = r.GetString(1),
+        FaultDomain = r.GetString(2),
+        Labels = JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(3)) ?? [],
+        MemoryMiB = r.GetInt32(4),
+        Cores = JsonSerializer.Deserialize<List<List<int>>>(r.GetString(5))?.Select(c => (IReadOnlyList<int>)c).ToList() ?? [],
+        LogUrl = r.IsDBNull(6) ? null : r.GetString(6),
+        Condition = r.GetString(7),
+        LastSeen = Parse(r.GetString(8)),
+    };
+
+    private string Now() => Format(_time.GetUtcNow());
+
+    private static string Format(DateTimeOffset time) => time.ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset Parse(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);
+
+    private int Execute(string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(sql, parameters);
+        return command.ExecuteNonQuery();
+    }
+
+    private T? Scalar<T>(string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(sql, parameters);
+        var value = command.ExecuteScalar();
+        if (value is null or DBNull)
+        {
+            return default;
+        }
+
+        var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+        return (T)Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
+    }
+
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(sql, parameters);
+        using var reader = command.ExecuteReader();
+        var result = new List<T>();
+        while (reader.Read())
+        {
+            result.Add(read(reader));
+        }
+
+        return result;
+    }
+
+    private SqliteCommand Command(string sql, (string Name, object? Value)[] parameters)
+    {
+        var command = _db.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+}
