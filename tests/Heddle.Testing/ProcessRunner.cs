@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Heddle.EndToEnd.Tests;
+namespace Heddle.Testing;
 
 public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
 {
@@ -8,13 +8,9 @@ public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
 }
 
 /// <summary>Runs a program to completion with a deadline; one that overruns is killed (with its children) by its id.</summary>
-public static class HeddleProcess
+public static class ProcessRunner
 {
-    public static string Executable => Path.Combine(AppContext.BaseDirectory, "heddle");
-
-    public static ProcessResult Heddle(params string[] args) => Run(Executable, args, TimeSpan.FromSeconds(60));
-
-    public static ProcessResult Run(string fileName, IEnumerable<string> args, TimeSpan deadline, string? workingDirectory = null)
+    public static ProcessResult Run(string fileName, IEnumerable<string> args, TimeSpan deadline, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -26,6 +22,11 @@ public static class HeddleProcess
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         using var process = Process.Start(start)!;

@@ -1,6 +1,6 @@
 using System.Reflection;
 
-namespace Heddle.EndToEnd.Tests;
+namespace Heddle.Testing;
 
 /// <summary>The repository root, baked in at build time, so tests can find samples/ wherever they run from.</summary>
 [AttributeUsage(AttributeTargets.Assembly)]

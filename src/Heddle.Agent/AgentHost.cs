@@ -1,0 +1,144 @@
+using Heddle.Agent.Connection;
+using Heddle.Agent.Drivers;
+using Heddle.Agent.Instances;
+using Heddle.Agent.Logs;
+using Heddle.Agent.Node;
+using Heddle.Agent.Packages;
+using Heddle.Contracts.Agents;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Heddle.Agent;
+
+/// <summary>
+/// A running agent: reports its node, keeps the controller stream open, runs the instances of its goal state,
+/// rotates their logs and serves them. Stopping the agent leaves its instances running (a new agent adopts them)
+/// unless asked to stop them too.
+/// </summary>
+public sealed class AgentHost : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _connection;
+    private readonly Task _rotation;
+    private readonly LogServer _logs;
+    private readonly HttpClient _downloads;
+    private readonly HttpClient _probes;
+
+    private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
+        NodeTopology topology, ProcessDriver driver)
+    {
+        Options = options;
+        Supervisor = supervisor;
+        Connection = connection;
+        _logs = logs;
+        _downloads = downloads;
+        _probes = probes;
+        Topology = topology;
+        Driver = driver;
+        _connection = connection.RunAsync(_stop.Token);
+        _rotation = RotateLogsAsync(_stop.Token);
+    }
+
+    public AgentOptions Options { get; }
+
+    public InstanceSupervisor Supervisor { get; }
+
+    public ControllerConnection Connection { get; }
+
+    public NodeTopology Topology { get; }
+
+    public ProcessDriver Driver { get; }
+
+    public Uri LogUrl => _logs.Url;
+
+    /// <summary>When set, disposing the agent stops its instances too (`heddle up` teardown, tests).</summary>
+    public bool StopInstancesOnExit { get; set; }
+
+    public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
+    {
+        loggers ??= NullLoggerFactory.Instance;
+        Directory.CreateDirectory(options.StateDirectory);
+        var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
+        string? unavailable = "disabled by --no-cgroups";
+        var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, out unavailable) : null;
+
+        var driver = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
+        var downloads = new HttpClient { BaseAddress = options.ControllerApiUrl, Timeout = TimeSpan.FromMinutes(30) };
+        downloads.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", options.JoinToken);
+        var probes = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
+        var context = new AgentContext
+        {
+            Options = options,
+            Topology = topology,
+            Packages = new PackageCache(Path.Combine(options.StateDirectory, "cache"), downloads),
+            Driver = driver,
+            Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
+            ProbeClient = probes,
+            Time = TimeProvider.System,
+        };
+
+        var node = new NodeInfo
+        {
+            Name = options.NodeName,
+            Address = options.Address,
+            FaultDomain = options.FaultDomain,
+            MemoryMib = options.ClaimMemoryMiB ?? NodeMemory.TotalMiB(),
+        };
+        node.Labels.Add(options.Labels.ToDictionary());
+        foreach (var core in topology.Cores)
+        {
+            var message = new CpuCore();
+            message.Cpus.AddRange(core);
+            node.Cores.Add(message);
+        }
+
+        var connection = new ControllerConnection(options, node, loggers.CreateLogger<ControllerConnection>());
+        var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
+        connection.Supervisor = supervisor;
+        var logs = await LogServer.StartAsync(options.Address, options.JoinToken, supervisor, cancellationToken);
+        node.LogUrl = logs.Url.ToString();
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, driver);
+    }
+
+    private async Task RotateLogsAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                foreach (var directory in Supervisor.RunningDirectories())
+                {
+                    foreach (var name in new[] { "stdout.log", "stderr.log" })
+                    {
+                        try
+                        {
+                            LogRotation.RotateIfLarge(Path.Combine(directory, "logs", name), Options.LogFileMaxBytes, Options.LogFilesKept);
+                        }
+                        catch (IOException)
+                        {
+                        }
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _connection;
+        await _rotation;
+        if (StopInstancesOnExit)
+        {
+            await Supervisor.StopAllAsync();
+        }
+
+        await _logs.DisposeAsync();
+        _downloads.Dispose();
+        _probes.Dispose();
+    }
+}

@@ -1,0 +1,51 @@
+namespace Heddle.Agent;
+
+/// <summary>How an agent runs. Each is a command-line option of `heddle agent`; defaults in the initialisers.</summary>
+public sealed record AgentOptions
+{
+    /// <summary>The controller's agent endpoint (gRPC).</summary>
+    public required Uri ControllerAgentUrl { get; init; }
+
+    /// <summary>The controller's API, from which packages are downloaded.</summary>
+    public required Uri ControllerApiUrl { get; init; }
+
+    public required string JoinToken { get; init; }
+
+    public required string NodeName { get; init; }
+
+    /// <summary>The address instances listen on and others reach them at.</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    public string FaultDomain { get; init; } = "fd1";
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Package cache, instance folders and logs, the instance journal.</summary>
+    public required string StateDirectory { get; init; }
+
+    /// <summary>Ports handed to instance endpoints. Default 20000–29999.</summary>
+    public int PortRangeStart { get; init; } = 20000;
+
+    public int PortRangeEnd { get; init; } = 29999;
+
+    /// <summary>Claim this many physical cores instead of the machine's (for `heddle up`); their CPUs map onto the real ones.</summary>
+    public int? ClaimCores { get; init; }
+
+    public int ClaimThreadsPerCore { get; init; } = 1;
+
+    /// <summary>Claim this much memory instead of the machine's.</summary>
+    public int? ClaimMemoryMiB { get; init; }
+
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Between SIGTERM and SIGKILL when an instance stops. Default 10 s.</summary>
+    public TimeSpan StopGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A log file is rotated when it grows past this. Default 10 MiB, keeping 3 old files.</summary>
+    public long LogFileMaxBytes { get; init; } = 10L << 20;
+
+    public int LogFilesKept { get; init; } = 3;
+
+    /// <summary>Place instances in cpuset and memory cgroups when the host allows (root). Default on.</summary>
+    public bool UseCgroups { get; init; } = true;
+}

@@ -1,0 +1,142 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Heddle.Agent.Instances;
+using Heddle.Contracts.Agents;
+using Microsoft.Extensions.Logging;
+
+namespace Heddle.Agent.Connection;
+
+/// <summary>
+/// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats and reports
+/// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to 10 s); the instances keep running
+/// meanwhile, and the controller resends the whole goal state on reconnect.
+/// </summary>
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, ILogger logger)
+{
+    private readonly Channel<InstanceReport> _reports = Channel.CreateUnbounded<InstanceReport>();
+
+    public InstanceSupervisor? Supervisor { get; set; }
+
+    /// <summary>True while a stream is open.</summary>
+    public bool Connected { get; private set; }
+
+    public void Report(InstanceReport report) => _reports.Writer.TryWrite(report);
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromMilliseconds(200);
+        using var channel = GrpcChannel.ForAddress(options.ControllerAgentUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
+        var client = new AgentService.AgentServiceClient(channel);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await SessionAsync(client, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
+            }
+            catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+            {
+                LogDisconnected(logger, options.ControllerAgentUrl, e.Message, backoff.TotalSeconds);
+            }
+            catch (Exception e) when (e is OperationCanceledException or RpcException && cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            Connected = false;
+            try
+            {
+                await Task.Delay(backoff, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
+        }
+    }
+
+    private async Task SessionAsync(AgentService.AgentServiceClient client, CancellationToken cancellationToken, Action connected)
+    {
+        var headers = new Metadata { { "authorization", $"Bearer {options.JoinToken}" } };
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var call = client.Connect(headers, cancellationToken: session.Token);
+
+        // Reports queued while disconnected are covered by the snapshot in Hello.
+        while (_reports.Reader.TryRead(out _))
+        {
+        }
+
+        var hello = new Hello { Node = node };
+        hello.Instances.AddRange(Supervisor?.Reports() ?? []);
+        await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
+        var writer = WriteAsync(call.RequestStream, session.Token);
+        try
+        {
+            await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
+            {
+                if (!Connected)
+                {
+                    Connected = true;
+                    connected();
+                    LogConnected(logger, options.ControllerAgentUrl);
+                }
+
+                if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
+                {
+                    Supervisor?.Apply(message.Goal);
+                }
+            }
+        }
+        finally
+        {
+            await session.CancelAsync();
+            try
+            {
+                await writer;
+            }
+            catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException)
+            {
+            }
+        }
+    }
+
+    private async Task WriteAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken cancellationToken)
+    {
+        var sequence = 0L;
+        using var heartbeat = new PeriodicTimer(options.HeartbeatInterval);
+        var tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
+        var report = _reports.Reader.WaitToReadAsync(cancellationToken).AsTask();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var ready = await Task.WhenAny(tick, report);
+            if (ready == tick)
+            {
+                await tick;
+                await stream.WriteAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = ++sequence } }, cancellationToken);
+                tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
+            }
+            else
+            {
+                if (!await report)
+                {
+                    return;
+                }
+
+                while (_reports.Reader.TryRead(out var item))
+                {
+                    await stream.WriteAsync(new AgentMessage { Report = item }, cancellationToken);
+                }
+
+                report = _reports.Reader.WaitToReadAsync(cancellationToken).AsTask();
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Connected to the controller at {Url}")]
+    private static partial void LogConnected(ILogger logger, Uri url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the controller at {Url} ({Reason}); retrying in {Seconds} s")]
+    private static partial void LogDisconnected(ILogger logger, Uri url, string reason, double seconds);
+}

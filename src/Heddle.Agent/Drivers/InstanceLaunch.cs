@@ -1,0 +1,53 @@
+using Heddle.Model.Definition;
+
+namespace Heddle.Agent.Drivers;
+
+/// <summary>Everything a driver needs to start one instance.</summary>
+public sealed record InstanceLaunch
+{
+    public required string Id { get; init; }
+
+    public required RoleDefinition Role { get; init; }
+
+    /// <summary>The instance's own folder: <c>app/</c> (working directory), <c>logs/</c>, launch scripts.</summary>
+    public required string Directory { get; init; }
+
+    public required IReadOnlyList<int> RealCpus { get; init; }
+
+    public required int MemoryMiB { get; init; }
+
+    public required IReadOnlyDictionary<string, string> Environment { get; init; }
+
+    public string WorkingDirectory => Path.Combine(Directory, "app");
+
+    public string StdoutPath => Path.Combine(Directory, "logs", "stdout.log");
+
+    public string StderrPath => Path.Combine(Directory, "logs", "stderr.log");
+}
+
+/// <summary>A started (or adopted) instance process: the leader of its own process group.</summary>
+public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child);
+
+/// <summary>
+/// How instances are started: a small interface with one implementation per `driver:` of the model (process now,
+/// container later), chosen by name.
+/// </summary>
+public interface IInstanceDriver
+{
+    string Name { get; }
+
+    /// <summary>Runs one `simple` startup task to completion and returns its exit code.</summary>
+    Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken);
+
+    /// <summary>Starts the entry point (with the `background` startup tasks beside it).</summary>
+    RunningProcess Start(InstanceLaunch launch);
+
+    /// <summary>Waits for the process to end; returns its exit code when known.</summary>
+    Task<int?> WaitForExitAsync(RunningProcess process, CancellationToken cancellationToken);
+
+    /// <summary>SIGTERM to the whole group, the grace period, then SIGKILL to the whole group.</summary>
+    Task StopAsync(RunningProcess process, TimeSpan grace, CancellationToken cancellationToken);
+
+    /// <summary>Releases what the instance held on the host (its cgroups).</summary>
+    void Cleanup(string instanceId);
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace Heddle.Agent.Drivers;
+
+/// <summary>The few POSIX calls the process driver needs that .NET does not expose.</summary>
+internal static partial class Posix
+{
+    public const int SIGTERM = 15;
+    public const int SIGKILL = 9;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    public static bool IsRoot => geteuid() == 0;
+
+    /// <summary>Signals a whole process group (the instance's: it leads its own session).</summary>
+    public static bool SignalGroup(int processGroup, int signal) => processGroup > 1 && kill(-processGroup, signal) == 0;
+
+    /// <summary>
+    /// The process's start time in clock ticks since boot (field 22 of /proc/pid/stat): with the pid it names a
+    /// process uniquely, so a recycled pid is never mistaken for an instance.
+    /// </summary>
+    public static long? StartTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (afterName[0] == "Z")
+            {
+                return null; // a zombie has exited
+            }
+
+            return long.Parse(afterName[19], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    public static bool IsAlive(int pid, long startTime) => pid > 0 && StartTime(pid) == startTime;
+
+    /// <summary>The CPUs a process may run on, from /proc/pid/status (Cpus_allowed_list).</summary>
+    public static string? AllowedCpus(int pid)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))?.Split(':')[1].Trim();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text;
+using Heddle.Model.Definition;
+
+namespace Heddle.Agent.Drivers;
+
+/// <summary>
+/// The `process` driver. Each instance runs from a generated launch script started under setsid, so it leads its own
+/// session and process group and outlives the agent. The script joins the instance's cgroups (when there are any),
+/// sends stdout and stderr to files (appending, so rotation can copy and truncate), starts the background startup
+/// tasks, then execs taskset (sched_setaffinity to the instance's CPUs) into the entry point. The pid the agent
+/// sees is therefore the entry point's own.
+/// </summary>
+public sealed class ProcessDriver : IInstanceDriver
+{
+    private readonly Cgroups? _cgroups;
+
+    internal ProcessDriver(Cgroups? cgroups, string? cgroupsUnavailable)
+    {
+        _cgroups = cgroups;
+        CgroupsUnavailable = cgroupsUnavailable;
+    }
+
+    public string Name => "process";
+
+    /// <summary>Why instances are not placed in cgroups here, or null when they are.</summary>
+    public string? CgroupsUnavailable { get; }
+
+    public string? CgroupVersion => _cgroups?.Version;
+
+    public async Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken)
+    {
+        var script = WriteScript(launch, $"startup-{number}.sh", background: [], main: task.Command, args: task.Args);
+        using var process = Spawn(launch, script);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+            return process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            Posix.SignalGroup(process.Id, Posix.SIGKILL);
+            throw;
+        }
+    }
+
+    public RunningProcess Start(InstanceLaunch launch)
+    {
+        var background = launch.Role.Startup.Where(t => t.Type == StartupTaskType.Background).ToList();
+        var script = WriteScript(launch, "launch.sh", background, launch.Role.EntryPoint.Command, launch.Role.EntryPoint.Args);
+        var process = Spawn(launch, script);
+        var startTime = Posix.StartTime(process.Id) ?? 0;
+        return new RunningProcess(process.Id, startTime, process);
+    }
+
+    public async Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken)
+    {
+        if (running.Child is { } child)
+        {
+            await child.WaitForExitAsync(cancellationToken);
+            return child.ExitCode;
+        }
+
+        // An adopted process is not our child: its exit can only be seen, not waited for.
+        while (Posix.IsAlive(running.Pid, running.StartTime))
+        {
+            await Task.Delay(200, cancellationToken);
+        }
+
+        return null;
+    }
+
+    public async Task StopAsync(RunningProcess running, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        Posix.SignalGroup(running.Pid, Posix.SIGTERM);
+        var deadline = Stopwatch.StartNew();
+        while (Posix.IsAlive(running.Pid, running.StartTime) && deadline.Elapsed < grace)
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+
+        // Whatever is left of the group (the leader past its grace, background tasks) is killed.
+        Posix.SignalGroup(running.Pid, Posix.SIGKILL);
+        while (Posix.IsAlive(running.Pid, running.StartTime) && deadline.Elapsed < grace + TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+
+        if (running.Child is { } child)
+        {
+            await child.WaitForExitAsync(cancellationToken);
+        }
+    }
+
+    public void Cleanup(string instanceId) => _cgroups?.Remove(instanceId);
+
+    private Process Spawn(InstanceLaunch launch, string script)
+    {
+        var start = new ProcessStartInfo("setsid")
+        {
+            WorkingDirectory = launch.WorkingDirectory,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("/bin/sh");
+        start.ArgumentList.Add(script);
+        foreach (var (name, value) in launch.Environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("setsid did not start");
+    }
+
+    private string WriteScript(InstanceLaunch launch, string name, IReadOnlyList<StartupTask> background, string main, IReadOnlyList<string> args)
+    {
+        var cgroupFiles = _cgroups?.Create(launch.Id, launch.RealCpus, (long)launch.MemoryMiB << 20) ?? [];
+        var cpus = string.Join(',', launch.RealCpus.Distinct().Order());
+        var script = new StringBuilder();
+        script.Append("#!/bin/sh\n# Written by the heddle agent for ").Append(launch.Id).Append(".\n");
+        foreach (var file in cgroupFiles)
+        {
+            script.Append("echo $$ > ").Append(Quote(file)).Append(" || { echo 'heddle: cannot join cgroup ").Append(file.Replace("'", string.Empty)).Append("' >&2; exit 97; }\n");
+        }
+
+        script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
+        foreach (var task in background)
+        {
+            script.Append("taskset -c ").Append(cpus).Append(' ').Append(Command(task.Command, task.Args)).Append(" &\n");
+        }
+
+        script.Append("exec taskset -c ").Append(cpus).Append(' ').Append(Command(main, args)).Append('\n');
+        var path = Path.Combine(launch.Directory, name);
+        File.WriteAllText(path, script.ToString());
+        return path;
+    }
+
+    private static string Command(string command, IReadOnlyList<string> args) => string.Join(' ', new[] { command }.Concat(args).Select(Quote));
+
+    /// <summary>POSIX shell single quoting: every character literal, a quote written as '\''.</summary>
+    internal static string Quote(string value) => "'" + value.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,411 @@
+using System.Text.Json;
+using Heddle.Agent.Drivers;
+using Heddle.Agent.Probes;
+using Heddle.Contracts.Agents;
+using Heddle.Contracts.Api;
+using Heddle.Model.Definition;
+using Heddle.Model.Validation;
+
+namespace Heddle.Agent.Instances;
+
+/// <summary>
+/// One instance's life on this node, as a loop: fetch the package, prepare the instance folder, run the startup
+/// tasks, start the entry point, probe it; when it crashes or fails its liveness probe, restart it with exponential
+/// backoff (1 s doubling to 5 min, back to 1 s once it has run for a minute). Every state change is reported.
+/// </summary>
+public sealed class InstanceRunner
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan StableAfter = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan StartingProbeInterval = TimeSpan.FromMilliseconds(50);
+
+    private readonly AgentContext _context;
+    private readonly Action<InstanceReport> _report;
+    private readonly Action _journalChanged;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _lock = new();
+    private JournalEntry? _adopted;
+    private Task? _loop;
+    private string _state = InstanceStates.Pending;
+    private string? _reason;
+    private int _restarts;
+    private RunningProcess? _running;
+    private Dictionary<string, int> _ports = [];
+    private string? _directory;
+
+    public InstanceRunner(InstanceGoal goal, string specKey, AgentContext context, JournalEntry? adopted, Action<InstanceReport> report, Action journalChanged)
+    {
+        Goal = goal;
+        SpecKey = specKey;
+        _context = context;
+        _adopted = adopted;
+        _report = report;
+        _journalChanged = journalChanged;
+        _restarts = adopted?.Restarts ?? 0;
+    }
+
+    public InstanceGoal Goal { get; }
+
+    public string Id => Goal.InstanceId;
+
+    public string SpecKey { get; }
+
+    public string? Directory => _directory;
+
+    public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>Stops the instance (SIGTERM, grace, SIGKILL) and waits until it is gone.</summary>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+    }
+
+    public InstanceReport Snapshot()
+    {
+        lock (_lock)
+        {
+            var report = new InstanceReport
+            {
+                InstanceId = Id, State = _state, Reason = _reason ?? string.Empty, Pid = _running?.Pid ?? 0, Restarts = _restarts, Generation = Goal.Generation,
+            };
+            foreach (var (name, port) in _ports)
+            {
+                report.Ports[name] = port;
+            }
+
+            return report;
+        }
+    }
+
+    /// <summary>What must be remembered to adopt the instance after an agent restart; null when nothing runs.</summary>
+    public JournalEntry? JournalEntry()
+    {
+        lock (_lock)
+        {
+            return _running is { } r && _directory is not null ? new JournalEntry(Id, SpecKey, Goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts) : null;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var stop = _stop.Token;
+        try
+        {
+            var launch = await PrepareAsync(stop);
+            if (launch is null)
+            {
+                await Task.Delay(Timeout.Infinite, stop);
+                return;
+            }
+
+            var failures = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var startedAt = _context.Time.GetUtcNow();
+                var reason = await RunOnceAsync(launch, stop);
+                if (reason is null)
+                {
+                    return;
+                }
+
+                failures = _context.Time.GetUtcNow() - startedAt >= StableAfter ? 1 : failures + 1;
+                var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, failures - 1)));
+                lock (_lock)
+                {
+                    _restarts++;
+                }
+
+                Report(InstanceStates.Faulted, $"{reason}; restarting in {delay.TotalSeconds:0.#} s (restart {_restarts})");
+                await Task.Delay(delay, _context.Time, stop);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            await ShutDownAsync();
+        }
+    }
+
+    /// <summary>Fetches the package and works out the launch; null (after reporting Faulted) when the goal cannot run.</summary>
+    private async Task<InstanceLaunch?> PrepareAsync(CancellationToken stop)
+    {
+        if (_adopted is null)
+        {
+            Report(InstanceStates.Downloading, null);
+        }
+
+        Packages.CachedPackage package;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                package = await _context.Packages.GetAsync(Goal.PackageSha256, Goal.PackagePath, stop);
+                break;
+            }
+            catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
+            {
+                Report(InstanceStates.Faulted, $"package {Goal.PackageSha256[..12]} could not be fetched: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
+            }
+        }
+
+        var role = package.Definition.FindRole(Goal.Role);
+        if (role is null)
+        {
+            Report(InstanceStates.Faulted, $"the package has no role '{Goal.Role}'");
+            return null;
+        }
+
+        var adopted = _adopted;
+        if (adopted is not null && Posix.IsAlive(adopted.Pid, adopted.StartTime))
+        {
+            lock (_lock)
+            {
+                _ports = adopted.Ports;
+                _directory = adopted.Directory;
+                _running = new RunningProcess(adopted.Pid, adopted.StartTime, null);
+            }
+
+            _context.Ports.Reserve(adopted.Ports.Values);
+        }
+        else
+        {
+            var ports = role.Endpoints.ToDictionary(e => e.Name, _ => _context.Ports.Allocate());
+            lock (_lock)
+            {
+                _ports = ports;
+                _directory = Path.Combine(_context.InstancesDirectory, Goal.Service, Goal.Role, $"{Goal.Index}-g{Goal.Generation}");
+            }
+        }
+
+        _adopted = null;
+        var launch = new InstanceLaunch
+        {
+            Id = Id,
+            Role = role,
+            Directory = _directory!,
+            RealCpus = [.. Goal.Cpus.Select(_context.Topology.RealCpu)],
+            MemoryMiB = Goal.MemoryMib,
+            Environment = Environment(role),
+        };
+        if (_running is null)
+        {
+            PrepareDirectory(launch, package.RoleDirectory(Goal.Role));
+        }
+
+        return launch;
+    }
+
+    /// <summary>Runs the instance until it ends; returns why it ended, or null when it was asked to stop.</summary>
+    private async Task<string?> RunOnceAsync(InstanceLaunch launch, CancellationToken stop)
+    {
+        if (_running is null)
+        {
+            Report(InstanceStates.Starting, null);
+            for (var i = 0; i < launch.Role.Startup.Count; i++)
+            {
+                var task = launch.Role.Startup[i];
+                if (task.Type != StartupTaskType.Simple)
+                {
+                    continue;
+                }
+
+                var code = await _context.Driver.RunStartupTaskAsync(launch, task, i + 1, stop);
+                if (code != 0)
+                {
+                    return $"startup task {i + 1} ({task.Command}) exited with code {code}";
+                }
+            }
+
+            var running = _context.Driver.Start(launch);
+            lock (_lock)
+            {
+                _running = running;
+            }
+
+            _journalChanged();
+        }
+
+        var process = _running!;
+        var (probe, interval, threshold) = ProbeFactory.For(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
+        using var probing = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var exit = _context.Driver.WaitForExitAsync(process, probing.Token);
+        var failures = 0;
+        var everReady = _state == InstanceStates.Ready;
+        string? reason = null;
+        while (!exit.IsCompleted)
+        {
+            var healthy = await probe.CheckAsync(stop);
+            if (exit.IsCompleted)
+            {
+                break;
+            }
+
+            if (healthy)
+            {
+                failures = 0;
+                everReady = true;
+                if (_state != InstanceStates.Ready)
+                {
+                    Report(InstanceStates.Ready, null);
+                }
+            }
+            else if (everReady && ++failures >= threshold)
+            {
+                if (failures >= 2 * threshold)
+                {
+                    reason = $"failed its liveness probe ({probe.Description}) {failures} times in a row";
+                    break;
+                }
+
+                if (_state != InstanceStates.Unhealthy)
+                {
+                    Report(InstanceStates.Unhealthy, $"probe {probe.Description} failed {failures} times in a row");
+                }
+            }
+
+            var wait = everReady ? interval : StartingProbeInterval;
+            await Task.WhenAny(exit, Task.Delay(wait, _context.Time, stop));
+            stop.ThrowIfCancellationRequested();
+        }
+
+        if (reason is null)
+        {
+            var code = await exit;
+            reason = code is null ? "exited (its exit code is unknown: it was adopted after an agent restart)" : $"exited with code {code}";
+        }
+        else
+        {
+            await probing.CancelAsync();
+        }
+
+        // Whatever is left of its process group goes before the restart.
+        await _context.Driver.StopAsync(process, TimeSpan.FromSeconds(1), CancellationToken.None);
+        lock (_lock)
+        {
+            _running = null;
+        }
+
+        _journalChanged();
+        return reason;
+    }
+
+    private async Task ShutDownAsync()
+    {
+        RunningProcess? running;
+        lock (_lock)
+        {
+            running = _running;
+        }
+
+        Report(InstanceStates.Stopping, null);
+        if (running is not null)
+        {
+            await _context.Driver.StopAsync(running, _context.Options.StopGracePeriod, CancellationToken.None);
+        }
+
+        _context.Driver.Cleanup(Id);
+        _context.Ports.Release(_ports.Values);
+        lock (_lock)
+        {
+            _running = null;
+        }
+
+        Report(InstanceStates.Stopped, null);
+        _journalChanged();
+    }
+
+    private Dictionary<string, string> Environment(RoleDefinition role)
+    {
+        var env = new Dictionary<string, string>(role.Environment, StringComparer.Ordinal);
+        env["HEDDLE_SERVICE"] = Goal.Service;
+        env["HEDDLE_ROLE"] = Goal.Role;
+        env["HEDDLE_INSTANCE"] = Id;
+        env["HEDDLE_INDEX"] = Goal.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env["HEDDLE_UPGRADE_DOMAIN"] = Goal.UpgradeDomain.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env["HEDDLE_ADDRESS"] = _context.Options.Address;
+        env["HEDDLE_NODE"] = _context.Options.NodeName;
+        env["HEDDLE_CPUS"] = string.Join(',', Goal.Cpus);
+        foreach (var (name, port) in _ports)
+        {
+            env[$"HEDDLE_PORT_{Names.ToEnvironmentSuffix(name)}"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        foreach (var (name, value) in Goal.Settings)
+        {
+            env[$"HEDDLE_SETTING_{Names.ToEnvironmentSuffix(name)}"] = value;
+        }
+
+        return env;
+    }
+
+    /// <summary>
+    /// A per-instance copy of the role folder: instances may write to their working directory without touching the
+    /// shared cache or each other, and a copy of a role folder costs little next to starting the runtime in it.
+    /// </summary>
+    private void PrepareDirectory(InstanceLaunch launch, string roleDirectory)
+    {
+        System.IO.Directory.CreateDirectory(Path.Combine(launch.Directory, "logs"));
+        if (!System.IO.Directory.Exists(launch.WorkingDirectory))
+        {
+            var staging = launch.WorkingDirectory + ".partial";
+            if (System.IO.Directory.Exists(staging))
+            {
+                System.IO.Directory.Delete(staging, recursive: true);
+            }
+
+            CopyTree(roleDirectory, staging);
+            System.IO.Directory.Move(staging, launch.WorkingDirectory);
+        }
+
+        var description = new
+        {
+            service = Goal.Service,
+            role = Goal.Role,
+            instance = Id,
+            index = Goal.Index,
+            upgradeDomain = Goal.UpgradeDomain,
+            node = _context.Options.NodeName,
+            address = _context.Options.Address,
+            ports = _ports,
+            settings = Goal.Settings,
+            cpus = Goal.Cpus,
+            memoryMiB = Goal.MemoryMib,
+            environment = launch.Environment,
+        };
+        File.WriteAllText(Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), JsonSerializer.Serialize(description, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    private static void CopyTree(string source, string target)
+    {
+        System.IO.Directory.CreateDirectory(target);
+        foreach (var file in System.IO.Directory.EnumerateFiles(source))
+        {
+            var destination = Path.Combine(target, Path.GetFileName(file));
+            File.Copy(file, destination);
+            File.SetUnixFileMode(destination, File.GetUnixFileMode(file) | UnixFileMode.UserWrite);
+        }
+
+        foreach (var dir in System.IO.Directory.EnumerateDirectories(source))
+        {
+            CopyTree(dir, Path.Combine(target, Path.GetFileName(dir)));
+        }
+    }
+
+    private void Report(string state, string? reason)
+    {
+        lock (_lock)
+        {
+            _state = state;
+            _reason = reason;
+        }
+
+        _report(Snapshot());
+    }
+}

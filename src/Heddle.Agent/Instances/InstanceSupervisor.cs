@@ -1,0 +1,166 @@
+using Heddle.Agent.Drivers;
+using Heddle.Contracts.Agents;
+
+namespace Heddle.Agent.Instances;
+
+/// <summary>
+/// Drives this node's instances toward the goal state: starts what is missing, stops what the goal no longer holds,
+/// replaces what changed, and keeps everything else running untouched. At start it reads the journal so that
+/// instances that outlived the previous agent process are adopted, not restarted, when the goal still wants them.
+/// </summary>
+public sealed class InstanceSupervisor
+{
+    private readonly AgentContext _context;
+    private readonly InstanceJournal _journal;
+    private readonly Action<InstanceReport> _report;
+    private readonly Dictionary<string, InstanceRunner> _runners = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Task> _stopping = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, JournalEntry> _unclaimed;
+    private readonly Lock _lock = new();
+
+    public InstanceSupervisor(AgentContext context, InstanceJournal journal, Action<InstanceReport> report)
+    {
+        _context = context;
+        _journal = journal;
+        _report = report;
+        _unclaimed = journal.Load().Where(e => Posix.IsAlive(e.Pid, e.StartTime)).ToDictionary(e => e.Id, StringComparer.Ordinal);
+    }
+
+    /// <summary>Instances found running from a previous agent process and not yet claimed by a goal state.</summary>
+    public int UnclaimedCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _unclaimed.Count;
+            }
+        }
+    }
+
+    public IReadOnlyList<InstanceReport> Reports()
+    {
+        lock (_lock)
+        {
+            return [.. _runners.Values.Select(r => r.Snapshot())];
+        }
+    }
+
+    public string? DirectoryOf(string instanceId)
+    {
+        lock (_lock)
+        {
+            return _runners.TryGetValue(instanceId, out var runner) ? runner.Directory : null;
+        }
+    }
+
+    public IReadOnlyList<string> RunningDirectories()
+    {
+        lock (_lock)
+        {
+            return [.. _runners.Values.Select(r => r.Directory).OfType<string>()];
+        }
+    }
+
+    public void Apply(GoalState goal)
+    {
+        var desired = goal.Instances.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
+        lock (_lock)
+        {
+            foreach (var runner in _runners.Values.ToList())
+            {
+                if (!desired.TryGetValue(runner.Id, out var wanted) || SpecKey(wanted) != runner.SpecKey)
+                {
+                    _runners.Remove(runner.Id);
+                    _stopping[runner.Id] = StopAndForgetAsync(runner);
+                }
+            }
+
+            foreach (var (id, wanted) in desired)
+            {
+                if (_runners.ContainsKey(id))
+                {
+                    continue;
+                }
+
+                var key = SpecKey(wanted);
+                var adopted = _unclaimed.Remove(id, out var entry) && entry.SpecKey == key ? entry : null;
+                if (entry is not null && adopted is null)
+                {
+                    _stopping[id + "#orphan"] = StopOrphanAsync(entry);
+                }
+
+                var runner = new InstanceRunner(wanted, key, _context, adopted, _report, SaveJournal);
+                _runners[id] = runner;
+                var previous = Task.WhenAll(_stopping.GetValueOrDefault(id) ?? Task.CompletedTask, _stopping.GetValueOrDefault(id + "#orphan") ?? Task.CompletedTask);
+                _ = previous.ContinueWith(_ => runner.Start(), TaskScheduler.Default);
+            }
+
+            foreach (var orphan in _unclaimed.Values.Where(e => !desired.ContainsKey(e.Id)).ToList())
+            {
+                _unclaimed.Remove(orphan.Id);
+                _stopping[orphan.Id + "#orphan"] = StopOrphanAsync(orphan);
+            }
+        }
+
+        var needed = goal.Instances.Select(i => i.PackageSha256).ToHashSet(StringComparer.Ordinal);
+        _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ => _context.Packages.Evict(needed), TaskScheduler.Default);
+    }
+
+    /// <summary>Stops every instance (for `heddle up`'s teardown and tests; a plain agent exit leaves them running).</summary>
+    public async Task StopAllAsync()
+    {
+        List<InstanceRunner> runners;
+        List<JournalEntry> orphans;
+        lock (_lock)
+        {
+            runners = [.. _runners.Values];
+            orphans = [.. _unclaimed.Values];
+            _runners.Clear();
+            _unclaimed.Clear();
+        }
+
+        await Task.WhenAll(runners.Select(r => r.StopAsync()).Concat(orphans.Select(StopOrphanAsync)).Concat(SnapshotStopping()));
+        SaveJournal();
+    }
+
+    private Task[] SnapshotStopping()
+    {
+        lock (_lock)
+        {
+            return [.. _stopping.Values];
+        }
+    }
+
+    private async Task StopAndForgetAsync(InstanceRunner runner)
+    {
+        await runner.StopAsync();
+        lock (_lock)
+        {
+            if (_stopping.TryGetValue(runner.Id, out var task) && task.IsCompleted)
+            {
+                _stopping.Remove(runner.Id);
+            }
+        }
+    }
+
+    private async Task StopOrphanAsync(JournalEntry entry)
+    {
+        await _context.Driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null), _context.Options.StopGracePeriod, CancellationToken.None);
+        _context.Driver.Cleanup(entry.Id);
+        _report(new InstanceReport { InstanceId = entry.Id, State = Contracts.Api.InstanceStates.Stopped, Generation = entry.Generation });
+        SaveJournal();
+    }
+
+    private void SaveJournal()
+    {
+        lock (_lock)
+        {
+            _journal.Save(_runners.Values.Select(r => r.JournalEntry()).OfType<JournalEntry>().Concat(_unclaimed.Values));
+        }
+    }
+
+    /// <summary>What makes two goals for one instance the same run: a change in any of it restarts the instance.</summary>
+    internal static string SpecKey(InstanceGoal goal) =>
+        $"{goal.Generation}|{goal.PackageSha256}|{string.Join(',', goal.Cpus)}|{goal.MemoryMib}|{string.Join(';', goal.Settings.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"))}";
+}

@@ -1,0 +1,150 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Heddle.Contracts.Api;
+
+/// <summary>A problem the API answered with (RFC 7807), or a controller that could not be reached.</summary>
+public sealed class HeddleApiException(HttpStatusCode? status, string type, string message, IReadOnlyList<string> errors) : Exception(message)
+{
+    public HttpStatusCode? Status { get; } = status;
+
+    public string Type { get; } = type;
+
+    public IReadOnlyList<string> Errors { get; } = errors;
+}
+
+/// <summary>The user API (/v1), typed: what the CLI, the tests and other tools call.</summary>
+public sealed class HeddleApiClient : IDisposable
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    private readonly HttpClient _http;
+
+    public HeddleApiClient(Uri apiUrl, string token, HttpMessageHandler? handler = null)
+    {
+        _http = handler is null ? new HttpClient() : new HttpClient(handler);
+        _http.BaseAddress = apiUrl;
+        _http.Timeout = Timeout.InfiniteTimeSpan;
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        ApiUrl = apiUrl;
+    }
+
+    public Uri ApiUrl { get; }
+
+    public Task<ClusterInfo> InfoAsync(CancellationToken ct = default) => GetAsync<ClusterInfo>("v1/info", ct);
+
+    /// <summary>Uploads a package file under its SHA-256; the controller keeps one copy of each package.</summary>
+    public async Task<PackageUploaded> UploadPackageAsync(string path, CancellationToken ct = default)
+    {
+        string sha256;
+        await using (var file = File.OpenRead(path))
+        {
+            sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+        }
+
+        await using var content = File.OpenRead(path);
+        using var body = new StreamContent(content);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        return await SendAsync<PackageUploaded>(new HttpRequestMessage(HttpMethod.Put, $"v1/packages/{sha256}") { Content = body }, ct);
+    }
+
+    public Task<DeploymentAccepted> DeployAsync(DeploymentRequest request, CancellationToken ct = default) =>
+        SendAsync<DeploymentAccepted>(new HttpRequestMessage(HttpMethod.Post, "v1/deployments") { Content = JsonContent.Create(request, options: Json) }, ct);
+
+    public Task<ServiceStatus> GetServiceAsync(string name, CancellationToken ct = default) => GetAsync<ServiceStatus>($"v1/services/{Uri.EscapeDataString(name)}", ct);
+
+    public Task<List<ServiceStatus>> ListServicesAsync(CancellationToken ct = default) => GetAsync<List<ServiceStatus>>("v1/services", ct);
+
+    public async Task DeleteServiceAsync(string name, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/services/{Uri.EscapeDataString(name)}"), ct);
+
+    public Task<List<InstanceStatus>> ListInstancesAsync(string? service = null, CancellationToken ct = default) =>
+        GetAsync<List<InstanceStatus>>(service is null ? "v1/instances" : $"v1/instances?service={Uri.EscapeDataString(service)}", ct);
+
+    public Task<List<NodeStatus>> ListNodesAsync(CancellationToken ct = default) => GetAsync<List<NodeStatus>>("v1/nodes", ct);
+
+    public Task<List<EventRecord>> ListEventsAsync(long after = 0, CancellationToken ct = default) => GetAsync<List<EventRecord>>($"v1/events?after={after}", ct);
+
+    /// <summary>Every event after <paramref name="after"/>, then each new one as it happens (server-sent events).</summary>
+    public async IAsyncEnumerable<EventRecord> FollowEventsAsync(long after, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/events?after={after}&follow=true"), ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<EventRecord>(line[6..], Json) is { } record)
+            {
+                yield return record;
+            }
+        }
+    }
+
+    /// <summary>An instance's stdout or stderr: the last <paramref name="tail"/> lines, then (when following) what follows.</summary>
+    public async Task<Stream> LogsAsync(string service, string role, int index, string stream = "stdout", int tail = 100, bool follow = false, CancellationToken ct = default)
+    {
+        var url = $"v1/services/{service}/roles/{role}/instances/{index}/logs?stream={stream}&tail={tail}&follow={(follow ? "true" : "false")}";
+        var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, url), ct);
+        return await response.Content.ReadAsStreamAsync(ct);
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    private Task<T> GetAsync<T>(string url, CancellationToken ct) => SendAsync<T>(new HttpRequestMessage(HttpMethod.Get, url), ct);
+
+    private async Task<T> SendAsync<T>(HttpRequestMessage request, CancellationToken ct)
+    {
+        using var response = await SendRawAsync(request, ct);
+        if (response.StatusCode is HttpStatusCode.NoContent || response.Content.Headers.ContentLength == 0)
+        {
+            return default!;
+        }
+
+        return (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
+    }
+
+    private async Task<HttpResponseMessage> SendRawAsync(HttpRequestMessage request, CancellationToken ct)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            using (request)
+            {
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            }
+        }
+        catch (HttpRequestException e)
+        {
+            throw new HeddleApiException(null, "unreachable", $"the controller at {ApiUrl} cannot be reached ({e.Message}); is it running? ('heddle up' starts one)", []);
+        }
+
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(ct);
+            try
+            {
+                using var problem = JsonDocument.Parse(text);
+                var root = problem.RootElement;
+                var errors = root.TryGetProperty("errors", out var list) && list.ValueKind == JsonValueKind.Array
+                    ? list.EnumerateArray().Select(e => e.GetString() ?? string.Empty).ToList()
+                    : [];
+                var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : root.TryGetProperty("title", out var t) ? t.GetString() : text;
+                var type = root.TryGetProperty("type", out var ty) ? ty.GetString() ?? string.Empty : string.Empty;
+                throw new HeddleApiException(response.StatusCode, type, detail ?? text, errors);
+            }
+            catch (JsonException)
+            {
+                throw new HeddleApiException(response.StatusCode, string.Empty, $"HTTP {(int)response.StatusCode}: {text}", []);
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System.Security.Cryptography;
+using System.Text;
+using Heddle.Model.Diagnostics;
+using Heddle.Packaging;
+
+namespace Heddle.Testing;
+
+/// <summary>
+/// The hello sample, built and packed once per version of its sources. Test assemblies run in parallel, and two
+/// `dotnet publish` runs of one project at once collide, so building takes a lock file shared by every test process.
+/// </summary>
+public static class SamplePackage
+{
+    private static readonly Lazy<string> Built = new(Build);
+
+    public static string SampleDirectory => Path.Combine(RepositoryRootAttribute.Value, "samples", "hello");
+
+    public static string ConfigurationPath => Path.Combine(SampleDirectory, "hello.config.yaml");
+
+    /// <summary>The path of hello.hpkg, built if needed.</summary>
+    public static string File => Built.Value;
+
+    /// <summary>Holds the lock that guards `dotnet publish` of the sample projects for as long as it is held.</summary>
+    public static IDisposable BuildLock()
+    {
+        var directory = Path.Combine(RepositoryRootAttribute.Value, "artifacts", "test-sample");
+        Directory.CreateDirectory(directory);
+        var deadline = DateTime.UtcNow.AddMinutes(10);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(Path.Combine(directory, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100); // another test process holds the build lock; this is a lock wait, not a timing guess
+            }
+        }
+    }
+
+    private static string Build()
+    {
+        var version = SourceHash();
+        var output = Path.Combine(RepositoryRootAttribute.Value, "artifacts", "test-sample", version);
+        var package = Path.Combine(output, "hello.hpkg");
+        using var held = BuildLock();
+        if (System.IO.File.Exists(package))
+        {
+            return package;
+        }
+
+        var staging = Path.Combine(output, "src");
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+
+        Directory.CreateDirectory(staging);
+        System.IO.File.Copy(Path.Combine(SampleDirectory, "service.yaml"), Path.Combine(staging, "service.yaml"));
+        foreach (var (project, role) in new[] { ("HelloWeb", "web"), ("HelloWorker", "worker") })
+        {
+            var result = ProcessRunner.Run("dotnet",
+                ["publish", Path.Combine(SampleDirectory, "src", project, $"{project}.csproj"), "-c", "Release", "-o", Path.Combine(staging, "roles", role), "--nologo", "-v", "quiet"],
+                TimeSpan.FromMinutes(5));
+            if (result.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"publishing {project} failed: {result}");
+            }
+
+            foreach (var pdb in Directory.EnumerateFiles(Path.Combine(staging, "roles", role), "*.pdb"))
+            {
+                System.IO.File.Delete(pdb);
+            }
+        }
+
+        var diagnostics = new DiagnosticBag();
+        if (PackageBuilder.Pack(staging, package, diagnostics) is null)
+        {
+            throw new InvalidOperationException($"packing the sample failed: {string.Join("; ", diagnostics.Items)}");
+        }
+
+        return package;
+    }
+
+    private static string SourceHash()
+    {
+        var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var file in Directory.EnumerateFiles(SampleDirectory, "*", SearchOption.AllDirectories)
+                     .Where(f => !f.Contains("/bin/") && !f.Contains("/obj/") && !f.Contains("/roles/"))
+                     .Order(StringComparer.Ordinal))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(file));
+            hash.AppendData(System.IO.File.ReadAllBytes(file));
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+    }
+}

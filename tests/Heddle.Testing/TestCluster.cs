@@ -1,0 +1,126 @@
+using Heddle.Agent;
+using Heddle.Contracts.Api;
+using Heddle.Controller;
+
+namespace Heddle.Testing;
+
+/// <summary>
+/// A controller and N agents in this process, on loopback, with real sockets and a real SQLite file. Agent i runs
+/// as node n{i+1} at address 127.0.1.{i+1} in fault domain fd{i+1}. Disposing stops every instance it started.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    private readonly TempDirectory _directory;
+    private readonly ControllerOptions _controllerOptions;
+    private readonly int _coresPerNode;
+
+    private TestCluster(TempDirectory directory, ControllerOptions options, int coresPerNode)
+    {
+        _directory = directory;
+        _controllerOptions = options;
+        _coresPerNode = coresPerNode;
+    }
+
+    public ControllerHost Controller { get; private set; } = null!;
+
+    public List<AgentHost?> Agents { get; } = [];
+
+    public HeddleApiClient Api { get; private set; } = null!;
+
+    public string StateDirectory => _directory.Path;
+
+    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2)
+    {
+        var directory = new TempDirectory("heddle-cluster-");
+        var options = new ControllerOptions
+        {
+            StateDirectory = Path.Combine(directory.Path, "controller"),
+            NodeTimeout = nodeTimeout ?? TimeSpan.FromSeconds(3),
+            ResyncInterval = TimeSpan.FromSeconds(2),
+        };
+        var cluster = new TestCluster(directory, options, coresPerNode);
+        cluster.Controller = await ControllerHost.StartAsync(options);
+        cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken);
+        for (var i = 0; i < nodes; i++)
+        {
+            cluster.Agents.Add(null);
+            await cluster.StartAgentAsync(i);
+        }
+
+        await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => x.Condition == "Ready") == nodes, TimeSpan.FromSeconds(20), $"{nodes} nodes Ready");
+        return cluster;
+    }
+
+    public static string NodeName(int i) => $"n{i + 1}";
+
+    public static string NodeAddress(int i) => $"127.0.1.{i + 1}";
+
+    public AgentOptions AgentOptions(int i) => new()
+    {
+        ControllerAgentUrl = Controller.AgentUrl,
+        ControllerApiUrl = Controller.ApiUrl,
+        JoinToken = Controller.JoinToken,
+        NodeName = NodeName(i),
+        Address = NodeAddress(i),
+        FaultDomain = $"fd{i + 1}",
+        StateDirectory = Path.Combine(StateDirectory, "agents", NodeName(i)),
+        ClaimCores = _coresPerNode,
+        ClaimMemoryMiB = 8192,
+        HeartbeatInterval = TimeSpan.FromMilliseconds(250),
+        StopGracePeriod = TimeSpan.FromSeconds(3),
+    };
+
+    public async Task StartAgentAsync(int i)
+    {
+        var agent = await AgentHost.StartAsync(AgentOptions(i));
+        agent.StopInstancesOnExit = true;
+        Agents[i] = agent;
+    }
+
+    /// <summary>Stops agent i. With <paramref name="stopInstances"/> false its instances keep running (an agent crash or update).</summary>
+    public async Task StopAgentAsync(int i, bool stopInstances)
+    {
+        var agent = Agents[i] ?? throw new InvalidOperationException($"agent {i} is not running");
+        agent.StopInstancesOnExit = stopInstances;
+        await agent.DisposeAsync();
+        Agents[i] = null;
+    }
+
+    /// <summary>Stops the controller and starts it again on the same ports and state directory.</summary>
+    public async Task RestartControllerAsync()
+    {
+        var options = _controllerOptions with { ApiPort = Controller.ApiUrl.Port, AgentPort = Controller.AgentUrl.Port };
+        await Controller.DisposeAsync();
+        Controller = await ControllerHost.StartAsync(options);
+    }
+
+    public async Task<ServiceStatus> DeploySampleAsync(string? configuration = null)
+    {
+        var upload = await Api.UploadPackageAsync(SamplePackage.File);
+        await Api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration ?? File.ReadAllText(SamplePackage.ConfigurationPath), "hello.config.yaml"));
+        return await Api.GetServiceAsync("hello");
+    }
+
+    public Task<ServiceStatus> WaitUntilReadyAsync(string service, int instances, TimeSpan deadline) =>
+        Poll.UntilAsync(() => Api.GetServiceAsync(service),
+            s => s.Instances.Count == instances && s.Instances.All(i => i.State == InstanceStates.Ready),
+            deadline, $"{instances} instances of {service} Ready",
+            TimeSpan.FromMilliseconds(100));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var agent in Agents.OfType<AgentHost>())
+        {
+            agent.StopInstancesOnExit = true;
+            await agent.DisposeAsync();
+        }
+
+        Api?.Dispose();
+        if (Controller is not null)
+        {
+            await Controller.DisposeAsync();
+        }
+
+        _directory.Dispose();
+    }
+}
