@@ -82,7 +82,7 @@ public sealed class AgentHost : IAsyncDisposable
             Name = options.NodeName,
             Address = options.Address,
             FaultDomain = options.FaultDomain,
-            MemoryMib = options.ClaimMemoryMiB ?? NodeMemory.TotalMiB(),
+            MemoryMib = options.ClaimMemoryMiB ?? NodeMemoryInfo.TotalMiB(),
         };
         node.Labels.Add(options.Labels.ToDictionary());
         foreach (var core in topology.Cores)

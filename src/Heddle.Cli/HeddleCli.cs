@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Heddle.Cli.Client;
 using Heddle.Cli.Commands;
+using Heddle.Contracts.Api;
 
 namespace Heddle.Cli;
 
@@ -16,7 +18,13 @@ public static class HeddleCli
             InspectCommand.Create(console),
             SimulateCommand.Create(console),
             ControllerCommand.Create(console),
+            AgentCommand.Create(console),
+            UpCommand.Create(console),
         };
+        foreach (var command in DeployCommands.Create(console).Concat(ClusterCommands.Create(console)))
+        {
+            root.Subcommands.Add(command);
+        }
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -32,12 +40,41 @@ public static class HeddleCli
 
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+            // Teardown (`up` stopping its agents and their instances) may take a while after Ctrl-C or SIGTERM.
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(90),
+            });
         }
         catch (UsageException e)
         {
             stderr.WriteLine($"heddle: {e.Message}");
             return ExitCodes.Usage;
+        }
+        catch (CliException e)
+        {
+            stderr.WriteLine($"heddle: {e.Message}");
+            foreach (var detail in e.Details)
+            {
+                stderr.WriteLine($"  {detail}");
+            }
+
+            return e.ExitCode;
+        }
+        catch (HeddleApiException e)
+        {
+            stderr.WriteLine($"heddle: {e.Message}");
+            foreach (var detail in e.Errors)
+            {
+                stderr.WriteLine($"  {detail}");
+            }
+
+            return ExitCodes.Invalid;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        {
+            stderr.WriteLine($"heddle: {e.Message}");
+            return ExitCodes.Invalid;
         }
     }
 }

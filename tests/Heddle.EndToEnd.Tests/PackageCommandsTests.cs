@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 
+using Heddle.Testing;
+
 namespace Heddle.EndToEnd.Tests;
 
 public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<SampleFixture>
@@ -8,7 +10,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     [Fact]
     public void Validate_SampleFolderWithItsConfiguration_ExitsZero()
     {
-        var result = HeddleProcess.Heddle("validate", sample.SampleDirectory, "--config", sample.Config);
+        var result = Heddle.Run("validate", sample.SampleDirectory, "--config", sample.Config);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("valid (service 'hello', 2 role(s))", result.Stdout);
@@ -17,7 +19,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     [Fact]
     public void Validate_SamplePackage_ExitsZero()
     {
-        var result = HeddleProcess.Heddle("validate", sample.Package, "--config", sample.Config);
+        var result = Heddle.Run("validate", sample.Package, "--config", sample.Config);
 
         Assert.True(result.ExitCode == 0, result.ToString());
     }
@@ -28,7 +30,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
         var config = Path.Combine(sample.Work, "broken.config.yaml");
         File.WriteAllText(config, "service: hello\nroles:\n  web: { instances: 0, settings: { Greeting: hi } }\n  wroker: { instances: 1 }\n");
 
-        var result = HeddleProcess.Heddle("validate", sample.Package, "--config", config);
+        var result = Heddle.Run("validate", sample.Package, "--config", config);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains($"{config}:3:21: HD2006: role 'web' instances 0 is outside 1..1000", result.Stderr);
@@ -42,7 +44,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
         var config = Path.Combine(sample.Work, "json.config.yaml");
         File.WriteAllText(config, "service: hello\nroles:\n  web: { instances: 2, settings: { Greeting: hi } }\n  worker: { instances: 1, settings: { IntervalSeconds: \"5\", Speed: fast } }\n");
 
-        var result = HeddleProcess.Heddle("validate", sample.Package, "--config", config, "-o", "json");
+        var result = Heddle.Run("validate", sample.Package, "--config", config, "-o", "json");
 
         Assert.Equal(1, result.ExitCode);
         using var json = JsonDocument.Parse(result.Stdout);
@@ -57,7 +59,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
         var bogus = Path.Combine(sample.Work, "bogus.hpkg");
         File.WriteAllText(bogus, "definitely not a zip");
 
-        var result = HeddleProcess.Heddle("validate", bogus);
+        var result = Heddle.Run("validate", bogus);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("bogus.hpkg: HD3001: not a package", result.Stderr);
@@ -72,7 +74,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     [InlineData("inspect", "x.hpkg", "-o", "yaml")]
     public void UsageErrors_ExitTwo(params string[] args)
     {
-        var result = HeddleProcess.Heddle(args);
+        var result = Heddle.Run(args);
 
         Assert.True(result.ExitCode == 2, result.ToString());
         Assert.StartsWith("heddle: ", result.Stderr);
@@ -83,7 +85,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     {
         var again = Path.Combine(sample.Work, "again.hpkg");
 
-        var result = HeddleProcess.Heddle("pack", sample.SampleDirectory, "-o", again);
+        var result = Heddle.Run("pack", sample.SampleDirectory, "-o", again);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         var printed = result.Stdout.Split('\n').Single(l => l.StartsWith("sha256 ", StringComparison.Ordinal))["sha256 ".Length..].Trim();
@@ -94,7 +96,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     [Fact]
     public void Inspect_Json_DescribesRolesSizesEndpointsAndHash()
     {
-        var result = HeddleProcess.Heddle("inspect", sample.Package, "-o", "json");
+        var result = Heddle.Run("inspect", sample.Package, "-o", "json");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         using var json = JsonDocument.Parse(result.Stdout);
@@ -110,7 +112,7 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     [Fact]
     public void Inspect_Text_ShowsServiceAndRoles()
     {
-        var result = HeddleProcess.Heddle("inspect", sample.Package);
+        var result = Heddle.Run("inspect", sample.Package);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("role web", result.Stdout);

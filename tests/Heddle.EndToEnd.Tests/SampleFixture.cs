@@ -1,3 +1,5 @@
+using Heddle.Testing;
+
 namespace Heddle.EndToEnd.Tests;
 
 /// <summary>Builds the hello sample's roles once (samples/hello/build.sh) with the heddle under test.</summary>
@@ -6,9 +8,13 @@ public sealed class SampleFixture : IDisposable
     public SampleFixture()
     {
         Work = Directory.CreateTempSubdirectory("heddle-e2e-").FullName;
-        SampleDirectory = Path.Combine(RepositoryRootAttribute.Value, "samples", "hello");
+        SampleDirectory = SamplePackage.SampleDirectory;
         Package = Path.Combine(Work, "hello.hpkg");
-        BuildOutput = HeddleProcess.Run(Path.Combine(SampleDirectory, "build.sh"), [HeddleProcess.Executable, Package], TimeSpan.FromMinutes(5));
+        using (SamplePackage.BuildLock())
+        {
+            BuildOutput = ProcessRunner.Run(Path.Combine(SampleDirectory, "build.sh"), [Heddle.Executable, Package], TimeSpan.FromMinutes(5));
+        }
+
         if (BuildOutput.ExitCode != 0)
         {
             throw new InvalidOperationException($"samples/hello/build.sh failed: {BuildOutput}");

@@ -1,5 +1,7 @@
 using System.Text.Json;
 
+using Heddle.Testing;
+
 namespace Heddle.EndToEnd.Tests;
 
 public sealed class SimulateCommandTests : IDisposable
@@ -28,7 +30,7 @@ public sealed class SimulateCommandTests : IDisposable
             "deploy,contoso,shop,web,12,2,4096,5\ndeploy,contoso,shop,db,3,4,8192,3,ssd=true\nscale,contoso,shop,web,20,,,\ndeploy,fabrikam,site,web,7,1,1024,3\ndelete,fabrikam,site,,,,,\n");
         var plan = Path.Combine(_work, "plan.json");
 
-        var result = HeddleProcess.Heddle("simulate", "--cluster", cluster, "--trace", trace, "--seed", "3", "--plan", plan, "-o", "json");
+        var result = Heddle.Run("simulate", "--cluster", cluster, "--trace", trace, "--seed", "3", "--plan", plan, "-o", "json");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         using var report = JsonDocument.Parse(result.Stdout);
@@ -62,8 +64,8 @@ public sealed class SimulateCommandTests : IDisposable
         var cluster = Write("c.yaml", "generate:\n  - { count: 50, prefix: g, faultDomains: 5, cores: 8, threadsPerCore: 2, memoryMiB: 65536 }\n");
         var trace = Write("t.csv", string.Join('\n', Enumerable.Range(0, 30).Select(i => $"deploy,t{i % 7},s{i},r,{1 + (i % 9)},{1 << (i % 4)},1024,3")));
 
-        HeddleProcess.Heddle("simulate", "--cluster", cluster, "--trace", trace, "--seed", "9", "--plan", Path.Combine(_work, "a.json"));
-        HeddleProcess.Heddle("simulate", "--cluster", cluster, "--trace", trace, "--seed", "9", "--plan", Path.Combine(_work, "b.json"));
+        Heddle.Run("simulate", "--cluster", cluster, "--trace", trace, "--seed", "9", "--plan", Path.Combine(_work, "a.json"));
+        Heddle.Run("simulate", "--cluster", cluster, "--trace", trace, "--seed", "9", "--plan", Path.Combine(_work, "b.json"));
 
         Assert.Equal(File.ReadAllText(Path.Combine(_work, "a.json")), File.ReadAllText(Path.Combine(_work, "b.json")));
     }
@@ -74,7 +76,7 @@ public sealed class SimulateCommandTests : IDisposable
         var cluster = Write("c.yaml", "nodes:\n  - { name: a, faultDomain: f1, cores: 2, memoryMiB: 4096 }\n  - { name: b, faultDomain: f2, cores: 2, memoryMiB: 1024 }\n");
         var trace = Write("t.csv", "deploy,t,s,web,5,1,2048,1\n");
 
-        var result = HeddleProcess.Heddle("simulate", "--cluster", cluster, "--trace", trace);
+        var result = Heddle.Run("simulate", "--cluster", cluster, "--trace", trace);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("unplaced     3 instances", result.Stdout);
@@ -88,7 +90,7 @@ public sealed class SimulateCommandTests : IDisposable
         var cluster = Write("c.yaml", "nodes:\n  - { name: a, faultDomain: f1, cores: 2, memoryMiB: 4096 }\n");
         var trace = Write("t.csv", "deploy,t,s,web,5,1,2048,1\nscale,t,s,api,3,,,\n");
 
-        var result = HeddleProcess.Heddle("simulate", "--cluster", cluster, "--trace", trace);
+        var result = Heddle.Run("simulate", "--cluster", cluster, "--trace", trace);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains($"{trace}:2:1: HD4002: t/s/api is not deployed", result.Stderr);

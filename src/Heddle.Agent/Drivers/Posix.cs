@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace Heddle.Agent.Drivers;
 
 /// <summary>The few POSIX calls the process driver needs that .NET does not expose.</summary>
-internal static partial class Posix
+public static partial class Posix
 {
     public const int SIGTERM = 15;
     public const int SIGKILL = 9;
@@ -16,6 +16,8 @@ internal static partial class Posix
     private static partial uint geteuid();
 
     public static bool IsRoot => geteuid() == 0;
+
+    public static bool Signal(int pid, int signal) => pid > 1 && kill(pid, signal) == 0;
 
     /// <summary>Signals a whole process group (the instance's: it leads its own session).</summary>
     public static bool SignalGroup(int processGroup, int signal) => processGroup > 1 && kill(-processGroup, signal) == 0;

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Heddle.Agent.Node;
 
-internal static class NodeMemory
+public static class NodeMemoryInfo
 {
     /// <summary>MemTotal from /proc/meminfo, in MiB.</summary>
     public static int TotalMiB()

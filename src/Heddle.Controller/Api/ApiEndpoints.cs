@@ -33,7 +33,7 @@ internal static class ApiEndpoints
         v1.MapDelete("/services/{name}", Delete);
         v1.MapGet("/instances", (string? service, IClusterStore store) =>
             service is not null && store.GetService(service) is null ? UnknownService(service, store) : Results.Ok(Instances(store, service)));
-        v1.MapGet("/nodes", (IClusterStore store) => Results.Ok(Nodes(store)));
+        v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapGet("/events", Events.GetAsync);
         v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
     }
@@ -177,7 +177,7 @@ internal static class ApiEndpoints
         })];
     }
 
-    private static List<NodeStatus> Nodes(IClusterStore store)
+    private static List<NodeStatus> Nodes(IClusterStore store, NodeHealthMonitor health)
     {
         var instances = store.ListInstances();
         return [.. store.ListNodes().Select(n => new NodeStatus
@@ -189,7 +189,7 @@ internal static class ApiEndpoints
             MemoryMiB = n.MemoryMiB,
             Cores = n.Cores,
             Condition = n.Condition,
-            LastSeen = n.LastSeen,
+            LastSeen = n.Condition == NodeConditions.Ready ? health.LastSeen(n.Name) ?? n.LastSeen : n.LastSeen,
             Instances = instances.Count(i => i.Node == n.Name),
             AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
         })];

@@ -162,14 +162,15 @@ public sealed partial class DeploymentReconciler(
 
     private bool ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)
     {
-        // Instances on nodes that cannot answer are forgotten: a node that returns is told to stop what it no longer owns.
-        var unreachable = instances.Where(i => !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
-        if (unreachable.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Revision, [], unreachable)))
+        // Stopped instances are gone. Instances on nodes that cannot answer are forgotten: a node that returns is
+        // told to stop what it no longer owns.
+        var gone = instances.Where(i => i.State == Contracts.Api.InstanceStates.Stopped || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
+        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Revision, [], gone)))
         {
             return false;
         }
 
-        if (instances.Count == unreachable.Count)
+        if (instances.Count == gone.Count)
         {
             store.RemoveService(service.Name);
             events.Add(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped");

@@ -16,6 +16,9 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
 
+    /// <summary>When the node was last heard from by this controller process, if it has been.</summary>
+    public DateTimeOffset? LastSeen(string node) => _lastSeen.TryGetValue(node, out var at) ? at : null;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));

@@ -1,0 +1,31 @@
+using Heddle.Agent.Drivers;
+
+namespace Heddle.Agent.Instances;
+
+/// <summary>
+/// Stops the instances an agent's journal records when the agent itself cannot: `heddle up` uses it at teardown
+/// for nodes whose agent was killed, since instances deliberately outlive their agent.
+/// </summary>
+public static class LeftoverInstances
+{
+    /// <returns>How many were still running and were killed.</returns>
+    public static int Stop(string agentStateDirectory, string nodeName)
+    {
+        var journal = new InstanceJournal(Path.Combine(agentStateDirectory, "instances.json"));
+        var cgroups = Cgroups.Open(nodeName, out _);
+        var killed = 0;
+        foreach (var entry in journal.Load())
+        {
+            if (Posix.IsAlive(entry.Pid, entry.StartTime))
+            {
+                Posix.SignalGroup(entry.Pid, Posix.SIGKILL);
+                killed++;
+            }
+
+            cgroups?.Remove(entry.Id);
+        }
+
+        journal.Save([]);
+        return killed;
+    }
+}

@@ -1,0 +1,89 @@
+using System.CommandLine;
+using Heddle.Agent;
+using Microsoft.Extensions.Logging;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary><c>heddle agent</c>: the host agent of one node, until SIGTERM.</summary>
+internal static class AgentCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. http://127.0.0.1:7001", Required = true };
+        var apiUrl = new Option<string>("--controller-api") { Description = "The controller's API, from which packages are downloaded", Required = true };
+        var token = new Option<string?>("--join-token") { Description = "The cluster's join token" };
+        var tokenFile = new Option<string?>("--join-token-file") { Description = "A file holding the join token (the controller writes <state>/join-token)" };
+        var name = new Option<string>("--name") { Description = "Node name (default: the host name)", DefaultValueFactory = _ => Environment.MachineName };
+        var address = new Option<string>("--address") { Description = "The address instances listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
+        var faultDomain = new Option<string>("--fault-domain") { Description = "The node's fault domain (default fd1)", DefaultValueFactory = _ => "fd1" };
+        var labels = new Option<string[]>("--label") { Description = "A node label, key=value (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var state = new Option<string>("--state") { Description = "State directory: package cache, instances, logs", Required = true };
+        var cores = new Option<int?>("--cores") { Description = "Claim this many physical cores (their CPUs map onto the machine's); default: the machine's topology" };
+        var threads = new Option<int>("--threads-per-core") { Description = "Threads per claimed core (default 1)", DefaultValueFactory = _ => 1 };
+        var memory = new Option<int?>("--memory-mib") { Description = "Claim this much memory (default: the machine's)" };
+        var ports = new Option<string>("--port-range") { Description = "Ports for instance endpoints (default 20000-29999)", DefaultValueFactory = _ => "20000-29999" };
+        var heartbeat = Durations.Option("--heartbeat", "How often the agent tells the controller it is alive", TimeSpan.FromSeconds(1));
+        var stopOnExit = new Option<bool>("--stop-instances-on-exit") { Description = "Stop this node's instances when the agent exits (default: leave them running for the next agent)" };
+        var noCgroups = new Option<bool>("--no-cgroups") { Description = "Do not place instances in cpuset/memory cgroups (affinity only)" };
+        var command = new Command("agent", "Run the host agent of one node")
+        {
+            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, stopOnExit, noCgroups,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var join = parse.GetValue(token) ?? (parse.GetValue(tokenFile) is { } file ? File.ReadAllText(CommonOptions.RequireExistingFile(file, "join token file")).Trim() : null)
+                ?? throw new UsageException("give the join token with --join-token or --join-token-file");
+            var range = parse.GetValue(ports)!.Split('-');
+            if (range.Length != 2 || !int.TryParse(range[0], out var from) || !int.TryParse(range[1], out var to) || from < 1 || to > 65535 || from > to)
+            {
+                throw new UsageException($"--port-range '{parse.GetValue(ports)}' is not a range like 20000-29999");
+            }
+
+            var labelMap = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var label in parse.GetValue(labels) ?? [])
+            {
+                var eq = label.IndexOf('=');
+                if (eq <= 0)
+                {
+                    throw new UsageException($"--label '{label}' is not key=value");
+                }
+
+                labelMap[label[..eq]] = label[(eq + 1)..];
+            }
+
+            var options = new AgentOptions
+            {
+                ControllerAgentUrl = new Uri(parse.GetValue(agentUrl)!),
+                ControllerApiUrl = new Uri(parse.GetValue(apiUrl)!),
+                JoinToken = join,
+                NodeName = parse.GetValue(name)!,
+                Address = parse.GetValue(address)!,
+                FaultDomain = parse.GetValue(faultDomain)!,
+                Labels = labelMap,
+                StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
+                ClaimCores = parse.GetValue(cores),
+                ClaimThreadsPerCore = parse.GetValue(threads),
+                ClaimMemoryMiB = parse.GetValue(memory),
+                PortRangeStart = from,
+                PortRangeEnd = to,
+                HeartbeatInterval = parse.GetValue(heartbeat),
+                UseCgroups = !parse.GetValue(noCgroups),
+            };
+            using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
+            await using var agent = await AgentHost.StartAsync(options, loggers, ct);
+            agent.StopInstancesOnExit = parse.GetValue(stopOnExit);
+            var cpus = agent.Topology.Cores.Sum(c => c.Count);
+            var mapping = agent.Topology.IsClaimed ? $" (claimed; pinned onto the machine's {Environment.ProcessorCount} CPUs)" : string.Empty;
+            var isolation = agent.Driver.CgroupVersion is { } v ? $"cgroups {v}" : $"affinity only: {agent.Driver.CgroupsUnavailable}";
+            console.Out.WriteLine($"agent {Environment.ProcessId}: node {options.NodeName} at {options.Address}, fault domain {options.FaultDomain}, {cpus} CPUs{mapping}, {isolation}, logs at {agent.LogUrl}");
+            if (agent.Supervisor.UnclaimedCount > 0)
+            {
+                console.Out.WriteLine($"found {agent.Supervisor.UnclaimedCount} instance(s) still running from the previous agent; they are adopted when the goal state still holds them");
+            }
+
+            await ControllerCommand.WaitForStop(ct);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,168 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Heddle.Cli.Client;
+using Heddle.Contracts.Api;
+using Heddle.Model.Diagnostics;
+using Heddle.Model.Packages;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary><c>heddle deploy</c> and <c>heddle delete</c>.</summary>
+internal static class DeployCommands
+{
+    public static IEnumerable<Command> Create(CliConsole console)
+    {
+        yield return Deploy(console);
+        yield return Delete(console);
+    }
+
+    private static Command Deploy(CliConsole console)
+    {
+        var package = new Argument<string>("package") { Description = "The service package (.hpkg)" };
+        var config = new Option<string>("--config", "-c") { Description = "The model configuration (<service>.config.yaml)", Required = true };
+        var wait = new Option<bool>("--wait") { Description = "Show progress until every instance is Ready (exit 0) or one faults (exit 1)" };
+        var timeout = Durations.Option("--timeout", "How long --wait waits", TimeSpan.FromMinutes(5));
+        var format = CommonOptions.Format();
+        var command = new Command("deploy", "Deploy a service package with its model configuration") { package, config, wait, timeout, format };
+        command.SetAction(async (parse, ct) =>
+        {
+            var packagePath = CommonOptions.RequireExistingFile(parse.GetValue(package)!, "package");
+            var configPath = CommonOptions.RequireExistingFile(parse.GetValue(config)!, "configuration");
+            CheckLocally(packagePath);
+            using var api = ClientConfig.Load().Connect();
+            var upload = await api.UploadPackageAsync(packagePath, ct);
+            var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, await File.ReadAllTextAsync(configPath, ct), Path.GetFileName(configPath)), ct);
+            var json = parse.GetValue(format) == "json";
+            if (!json)
+            {
+                console.Out.WriteLine($"deployment accepted: service {accepted.Service}, revision {accepted.Revision}, package {accepted.PackageSha256[..12]}");
+            }
+
+            if (!parse.GetValue(wait))
+            {
+                if (json)
+                {
+                    console.WriteJson(accepted);
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            var (ok, status) = await WaitForReadyAsync(console, api, accepted.Service, parse.GetValue(timeout), quiet: json, ct);
+            if (json)
+            {
+                console.WriteJson(status);
+            }
+
+            return ok ? ExitCodes.Ok : ExitCodes.Invalid;
+        });
+        return command;
+    }
+
+    private static Command Delete(CliConsole console)
+    {
+        var service = new Argument<string>("service") { Description = "The service to delete" };
+        var wait = new Option<bool>("--wait") { Description = "Wait until every instance has stopped and the service is gone" };
+        var timeout = Durations.Option("--timeout", "How long --wait waits", TimeSpan.FromMinutes(2));
+        var command = new Command("delete", "Delete a service: stop its instances and forget it") { service, wait, timeout };
+        command.SetAction(async (parse, ct) =>
+        {
+            var name = parse.GetValue(service)!;
+            using var api = ClientConfig.Load().Connect();
+            await api.DeleteServiceAsync(name, ct);
+            console.Out.WriteLine($"deleting {name}");
+            if (!parse.GetValue(wait))
+            {
+                return ExitCodes.Ok;
+            }
+
+            var clock = Stopwatch.StartNew();
+            var last = -1;
+            while (clock.Elapsed < parse.GetValue(timeout))
+            {
+                try
+                {
+                    var status = await api.GetServiceAsync(name, ct);
+                    if (status.Instances.Count != last)
+                    {
+                        last = status.Instances.Count;
+                        console.Out.WriteLine($"  {clock.Elapsed.TotalSeconds,5:0.0}s  {last} instance(s) still stopping");
+                    }
+                }
+                catch (HeddleApiException e) when (e.Status == System.Net.HttpStatusCode.NotFound)
+                {
+                    console.Out.WriteLine($"deleted {name}");
+                    return ExitCodes.Ok;
+                }
+
+                await Task.Delay(250, ct);
+            }
+
+            throw new CliException($"{name} was not gone after {Durations.Format(parse.GetValue(timeout))}; see 'heddle status {name}' and 'heddle events'");
+        });
+        return command;
+    }
+
+    /// <summary>A package that is invalid here is refused before anything is uploaded.</summary>
+    private static void CheckLocally(string path)
+    {
+        var diagnostics = new DiagnosticBag();
+        using var stream = File.OpenRead(path);
+        using var package = PackageArchive.Open(stream, Path.GetFileName(path), PackageLimits.Default, diagnostics);
+        if (package is null || !package.VerifyContent(diagnostics))
+        {
+            throw new CliException($"{path} is not a valid package", ExitCodes.Invalid, [.. diagnostics.Sorted().Select(d => d.ToString())]);
+        }
+    }
+
+    /// <summary>Live progress: one line whenever the picture changes; true when all are Ready, false when one faults.</summary>
+    internal static async Task<(bool Ok, ServiceStatus Status)> WaitForReadyAsync(CliConsole console, HeddleApiClient api, string service, TimeSpan timeout, bool quiet, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var last = string.Empty;
+        while (true)
+        {
+            var status = await api.GetServiceAsync(service, ct);
+            var byState = status.Instances.GroupBy(i => i.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
+            var line = $"  {clock.Elapsed.TotalSeconds,5:0.0}s  {status.ReadyInstances}/{status.DesiredInstances} Ready  ({string.Join(", ", byState)})";
+            if (!quiet && line[10..] != last)
+            {
+                console.Out.WriteLine(line);
+                last = line[10..];
+            }
+
+            var faulted = status.Instances.FirstOrDefault(i => i.State == InstanceStates.Faulted);
+            if (faulted is not null)
+            {
+                if (!quiet)
+                {
+                    console.Error.WriteLine($"heddle: {faulted.Id} faulted on node {faulted.Node}: {faulted.Reason}; see 'heddle logs {faulted.Id} --stderr'");
+                }
+
+                return (false, status);
+            }
+
+            if (status.DesiredInstances > 0 && status.ReadyInstances == status.DesiredInstances && status.Instances.Count == status.DesiredInstances)
+            {
+                if (!quiet)
+                {
+                    console.Out.WriteLine($"{service}: all {status.ReadyInstances} instances Ready in {clock.Elapsed.TotalSeconds:0.0}s");
+                }
+
+                return (true, status);
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                if (!quiet)
+                {
+                    console.Error.WriteLine($"heddle: {service} was not Ready after {Durations.Format(timeout)}; see 'heddle events'");
+                }
+
+                return (false, status);
+            }
+
+            await Task.Delay(100, ct);
+        }
+    }
+}

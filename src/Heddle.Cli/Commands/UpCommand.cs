@@ -1,0 +1,249 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Heddle.Agent.Drivers;
+using Heddle.Cli.Client;
+using Heddle.Contracts.Api;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary>
+/// <c>heddle up</c>: a whole cluster on this machine. The controller and each agent are separate child processes,
+/// so one node can be killed like a failing machine. Runs until Ctrl-C or SIGTERM, then stops every instance and
+/// process it started.
+/// </summary>
+internal static class UpCommand
+{
+    public const string UpFile = "up.json";
+
+    public static Command Create(CliConsole console)
+    {
+        var nodes = new Option<int>("--nodes") { Description = "How many nodes (agents) to start (default 3)", DefaultValueFactory = _ => 3 };
+        var state = new Option<string?>("--state") { Description = "State directory (default $HEDDLE_HOME/cluster)" };
+        var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
+        var cores = new Option<int>("--cores-per-node") { Description = "Physical cores each node claims (default 2)", DefaultValueFactory = _ => 2 };
+        var threads = new Option<int>("--threads-per-core") { Description = "Threads per claimed core (default 1)", DefaultValueFactory = _ => 1 };
+        var command = new Command("up", "Start a local cluster (controller + agents) and keep it running until Ctrl-C") { nodes, state, timeout, cores, threads };
+        command.SetAction(async (parse, ct) =>
+        {
+            var count = parse.GetValue(nodes);
+            if (count is < 1 or > 200)
+            {
+                throw new UsageException($"--nodes {count} is outside 1..200");
+            }
+
+            var root = Path.GetFullPath(parse.GetValue(state) ?? Path.Combine(ClientConfig.Home, "cluster"));
+            return await RunAsync(console, root, count, parse.GetValue(timeout), parse.GetValue(cores), parse.GetValue(threads), ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, CancellationToken ct)
+    {
+        var upFile = Path.Combine(ClientConfig.Home, UpFile);
+        if (File.Exists(upFile) && JsonDocument.Parse(File.ReadAllText(upFile)).RootElement.GetProperty("pid").GetInt32() is var pid && pid != Environment.ProcessId && IsRunning(pid))
+        {
+            throw new CliException($"a cluster is already running from 'heddle up' (pid {pid}); stop it first (Ctrl-C there, or kill {pid})");
+        }
+
+        var logs = Path.Combine(root, "logs");
+        Directory.CreateDirectory(logs);
+        var controllerState = Path.Combine(root, "controller");
+        var children = new List<Child>();
+        try
+        {
+            if (File.Exists(Path.Combine(controllerState, ControllerCommand.EndpointsFile)))
+            {
+                File.Delete(Path.Combine(controllerState, ControllerCommand.EndpointsFile));
+            }
+            var controller = Start("controller", Path.Combine(logs, "controller.log"),
+                ["controller", "--state", controllerState, "--node-timeout", Durations.Format(nodeTimeout)]);
+            children.Add(controller);
+            var endpoints = await WaitForEndpointsAsync(controller, Path.Combine(controllerState, ControllerCommand.EndpointsFile), ct);
+            var apiUrl = new Uri(endpoints.GetProperty("apiUrl").GetString()!);
+            var agentUrl = endpoints.GetProperty("agentUrl").GetString()!;
+            ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim());
+
+            var memory = Math.Max(1024, Heddle.Agent.Node.NodeMemoryInfo.TotalMiB() / count);
+            for (var i = 1; i <= count; i++)
+            {
+                var name = $"n{i}";
+                children.Add(Start(name, Path.Combine(logs, $"{name}.log"),
+                [
+                    "agent", "--controller", agentUrl, "--controller-api", apiUrl.ToString(), "--join-token-file", Path.Combine(controllerState, "join-token"),
+                    "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(root, "agents", name),
+                    "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
+                ]));
+            }
+
+            using var api = ClientConfig.Load().Connect();
+            await WaitForNodesAsync(api, children, count, ct);
+            WriteUpFile(upFile, root, apiUrl, agentUrl, children);
+            Report(console, root, apiUrl, children, count, cores, threads, memory);
+            await ControllerCommand.WaitForStop(ct);
+            console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
+            return ExitCodes.Ok;
+        }
+        finally
+        {
+            await StopAsync(children);
+            foreach (var agent in children.Where(c => c.Name != "controller"))
+            {
+                var killed = Heddle.Agent.Instances.LeftoverInstances.Stop(Path.Combine(root, "agents", agent.Name), agent.Name);
+                if (killed > 0)
+                {
+                    console.Out.WriteLine($"{agent.Name}: stopped {killed} instance(s) its agent had left running (the agent was gone)");
+                }
+            }
+
+            File.Delete(upFile);
+            console.Out.WriteLine("cluster stopped; nothing it started is running");
+        }
+    }
+
+    private sealed record Child(string Name, Process Process, string Log, string? Address = null, string? FaultDomain = null);
+
+    private static Child Start(string name, string log, string[] args)
+    {
+        // Through sh so the child's output goes straight to its log file: the child does not depend on `up` to read it.
+        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add("exec \"$@\" >>\"$HEDDLE_UP_LOG\" 2>&1 </dev/null");
+        start.ArgumentList.Add("heddle");
+        foreach (var part in SelfCommand().Concat(args))
+        {
+            start.ArgumentList.Add(part);
+        }
+
+        start.Environment["HEDDLE_UP_LOG"] = log;
+        var process = Process.Start(start) ?? throw new CliException($"could not start {name}");
+        var address = args.SkipWhile(a => a != "--address").Skip(1).FirstOrDefault();
+        var faultDomain = args.SkipWhile(a => a != "--fault-domain").Skip(1).FirstOrDefault();
+        return new Child(name, process, log, address, faultDomain);
+    }
+
+    /// <summary>This same heddle: the apphost, or `dotnet heddle.dll` when run that way.</summary>
+    private static IEnumerable<string> SelfCommand()
+    {
+        var self = Environment.ProcessPath!;
+        return Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, typeof(UpCommand).Assembly.Location] : [self];
+    }
+
+    private static async Task<JsonElement> WaitForEndpointsAsync(Child controller, string file, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (controller.Process.HasExited)
+            {
+                throw new CliException($"the controller exited with code {controller.Process.ExitCode}; its log {controller.Log} ends with:\n{Tail(controller.Log)}");
+            }
+
+            if (File.Exists(file))
+            {
+                var json = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
+                if (json.GetProperty("pid").GetInt32() == controller.Process.Id)
+                {
+                    return json;
+                }
+            }
+
+            await Task.Delay(50, ct);
+        }
+
+        throw new CliException($"the controller did not start within 60 s; see {controller.Log}");
+    }
+
+    private static async Task WaitForNodesAsync(HeddleApiClient api, List<Child> children, int count, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (children.FirstOrDefault(c => c.Process.HasExited) is { } dead)
+            {
+                throw new CliException($"{dead.Name} exited with code {dead.Process.ExitCode}; its log {dead.Log} ends with:\n{Tail(dead.Log)}");
+            }
+
+            if ((await api.ListNodesAsync(ct)).Count(n => n.Condition == "Ready") == count)
+            {
+                return;
+            }
+
+            await Task.Delay(100, ct);
+        }
+
+        throw new CliException($"not every node joined within 60 s; see the logs in {Path.GetDirectoryName(children[0].Log)}");
+    }
+
+    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, List<Child> children)
+    {
+        var content = new
+        {
+            pid = Environment.ProcessId,
+            state = root,
+            apiUrl,
+            agentUrl,
+            processes = children.Select(c => new { name = c.Name, pid = c.Process.Id, address = c.Address, faultDomain = c.FaultDomain, log = c.Log }),
+        };
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    private static void Report(CliConsole console, string root, Uri apiUrl, List<Child> children, int count, int cores, int threads, int memory)
+    {
+        console.Out.WriteLine($"heddle up {Environment.ProcessId}: a cluster of {count} node(s), API {apiUrl}, state {root}");
+        var table = new Table("PROCESS", "PID", "ADDRESS", "FAULT DOMAIN", "LOG");
+        children.ForEach(c => table.Add(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log));
+        table.Write(console.Out);
+        var claimed = count * cores * threads;
+        if (claimed > Environment.ProcessorCount)
+        {
+            console.Out.WriteLine($"note: the nodes claim {claimed} CPUs ({count} × {cores} cores × {threads} threads) but this machine has {Environment.ProcessorCount}; instances are pinned to node CPUs mapped onto the real ones round-robin, so instances of different nodes share real CPUs");
+        }
+
+        console.Out.WriteLine($"each node claims {memory} MiB of this machine's memory");
+        console.Out.WriteLine($"client configuration: {ClientConfig.FilePath}; processes: {Path.Combine(ClientConfig.Home, UpFile)}");
+        console.Out.WriteLine("try: heddle deploy artifacts/hello.hpkg --config samples/hello/hello.config.yaml --wait; heddle status hello");
+        console.Out.WriteLine("Ctrl-C stops the cluster and everything it runs.");
+    }
+
+    private static async Task StopAsync(List<Child> children)
+    {
+        // Agents first, so they stop their instances while the controller still listens; then the controller.
+        foreach (var group in new[] { children.Where(c => c.Name != "controller").ToList(), children.Where(c => c.Name == "controller").ToList() })
+        {
+            foreach (var child in group.Where(c => !c.Process.HasExited))
+            {
+                Posix.Signal(child.Process.Id, Posix.SIGTERM);
+            }
+
+            foreach (var child in group)
+            {
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                try
+                {
+                    await child.Process.WaitForExitAsync(wait.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    child.Process.Kill(entireProcessTree: true);
+                    await child.Process.WaitForExitAsync();
+                }
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            return !Process.GetProcessById(pid).HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static string Tail(string log) => File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(15)) : "(no log)";
+}

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Heddle.Agent.Drivers;
+using Heddle.Testing;
+
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>README's main job, end to end: `heddle up`, deploy the sample, reach it with curl, delete it, stop.</summary>
+public sealed class UpTests : IDisposable
+{
+    private readonly TempDirectory _home = new("heddle-up-");
+
+    public void Dispose() => _home.Dispose();
+
+    [Fact]
+    public async Task Up_DeployStatusLogsCurlDelete_ThenCtrlCLeavesNothingRunning()
+    {
+        var env = new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path };
+        var upFile = Path.Combine(_home.Path, "up.json");
+        var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "up", "--nodes", "3", "--node-timeout", "3s", "--state", _home.Combine("cluster") })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HEDDLE_HOME"] = _home.Path;
+        using var up = Process.Start(start)!;
+        var output = up.StandardOutput.ReadToEndAsync();
+        var errors = up.StandardError.ReadToEndAsync();
+        List<int> pids = [];
+        try
+        {
+            await Poll.UntilAsync(() => File.Exists(upFile) || up.HasExited, TimeSpan.FromSeconds(90), "heddle up to write up.json");
+            if (up.HasExited)
+            {
+                Assert.Fail($"heddle up exited with {up.ExitCode}: {await output} {await errors}");
+            }
+
+            using (var upJson = JsonDocument.Parse(File.ReadAllText(upFile)))
+            {
+                pids = [.. upJson.RootElement.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("pid").GetInt32())];
+                Assert.Equal(["controller", "n1", "n2", "n3"], upJson.RootElement.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+            }
+
+            var deploy = Heddle.Run(env, "deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
+            Assert.True(deploy.ExitCode == 0, deploy.ToString());
+            Assert.Contains("all 4 instances Ready", deploy.Stdout);
+
+            var status = Heddle.Run(env, "status", "hello", "-o", "json");
+            Assert.True(status.ExitCode == 0, status.ToString());
+            using var json = JsonDocument.Parse(status.Stdout);
+            var web = json.RootElement.GetProperty("instances").EnumerateArray().Where(i => i.GetProperty("role").GetString() == "web").ToList();
+            Assert.Equal(3, web.Count);
+            foreach (var instance in web)
+            {
+                var url = $"http://{instance.GetProperty("nodeAddress").GetString()}:{instance.GetProperty("ports").GetProperty("http").GetInt32()}/";
+                var curl = ProcessRunner.Run("curl", ["-sS", "--max-time", "5", url], TimeSpan.FromSeconds(10));
+                Assert.Equal($"hi from {instance.GetProperty("id").GetString()}\n", curl.Stdout);
+            }
+
+            var logs = Heddle.Run(env, "logs", "hello/web/0");
+            Assert.True(logs.ExitCode == 0, logs.ToString());
+            Assert.Contains("hello/web/0 listening on", logs.Stdout);
+
+            var unknown = Heddle.Run(env, "status", "hellp");
+            Assert.Equal(1, unknown.ExitCode);
+            Assert.Equal("heddle: no service 'hellp'; did you mean 'hello'?\n", unknown.Stderr);
+
+            var delete = Heddle.Run(env, "delete", "hello", "--wait");
+            Assert.True(delete.ExitCode == 0, delete.ToString());
+            Assert.Contains("deleted hello", delete.Stdout);
+        }
+        finally
+        {
+            if (!up.HasExited)
+            {
+                Posix.Signal(up.Id, Posix.SIGTERM);
+                if (!up.WaitForExit(TimeSpan.FromSeconds(60)))
+                {
+                    up.Kill(entireProcessTree: true);
+                }
+            }
+        }
+
+        Assert.Equal(0, up.ExitCode);
+        Assert.Contains("cluster stopped", await output);
+        Assert.All(pids, pid => Assert.False(File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "), $"process {pid} still runs"));
+        Assert.False(File.Exists(upFile));
+    }
+
+    [Fact]
+    public void Status_WithNoCluster_SaysHowToStartOne()
+    {
+        var result = Heddle.Run(new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path }, "status");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("no cluster is configured", result.Stderr);
+        Assert.Contains("heddle up", result.Stderr);
+    }
+
+    [Fact]
+    public void Status_WithADeadController_SaysItCannotBeReached()
+    {
+        File.WriteAllText(Path.Combine(_home.Path, "config.json"), "{\"apiUrl\":\"http://127.0.0.1:9/\",\"token\":\"x\"}");
+
+        var result = Heddle.Run(new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path }, "nodes");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("heddle: the controller at http://127.0.0.1:9/ cannot be reached", result.Stderr);
+    }
+}
