@@ -1,9 +1,11 @@
+using Heddle.Benchmarks.Deploy;
 using Heddle.Benchmarks.Placement;
 
 // Whole-system harnesses: each prints its own figures and the reference's figures from the same run.
 var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
     ["placement"] = PlacementHarness.Run,
+    ["deploy"] = DeployHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

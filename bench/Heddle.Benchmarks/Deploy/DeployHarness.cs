@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+
+namespace Heddle.Benchmarks.Deploy;
+
+/// <summary>
+/// Time from "deployment accepted" to "every instance Ready", for the hello sample on a fresh `heddle up` cluster
+/// of 3 nodes each trial (so the package is never already on a node), median of 5 trials, for 3 and for 30
+/// instances. Ready is taken from the controller's live event stream, not from polling.
+/// Options: --heddle PATH --package PATH --trials N
+/// </summary>
+internal static class DeployHarness
+{
+    public static int Run(string[] args)
+    {
+        var heddle = Option(args, "--heddle") ?? "artifacts/heddle/heddle";
+        var package = Option(args, "--package") ?? "artifacts/hello.hpkg";
+        var trials = int.Parse(Option(args, "--trials") ?? "5", CultureInfo.InvariantCulture);
+        Console.WriteLine($"deploy benchmark: hello sample, fresh 3-node `heddle up` cluster per trial (package not on the nodes), median of {trials}");
+        Console.WriteLine($"machine: {Environment.ProcessorCount} CPUs; instances run as real processes (the web role is ASP.NET Core, the worker a .NET console app)");
+        Console.WriteLine();
+        Console.WriteLine($"{"instances",9}  {"median s",9}  {"min s",7}  {"max s",7}  trials");
+        foreach (var instances in new[] { 3, 30 })
+        {
+            var times = new List<double>();
+            for (var t = 0; t < trials; t++)
+            {
+                times.Add(TrialAsync(heddle, package, instances).GetAwaiter().GetResult());
+            }
+
+            times.Sort();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{instances,9}  {times[times.Count / 2],9:0.000}  {times[0],7:0.000}  {times[^1],7:0.000}  {string.Join(' ', times.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))}"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("target: under 1 s for 3 instances. References: Kubernetes' SLO is 5 s p99 pod startup with the image already pulled;");
+        Console.WriteLine("the cloud fabric Heddle imitates took 20-30 minutes to deploy a service.");
+        return 0;
+    }
+
+    private static async Task<double> TrialAsync(string heddle, string package, int instances)
+    {
+        var home = Directory.CreateTempSubdirectory("heddle-bench-").FullName;
+        var start = new ProcessStartInfo(heddle) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "up", "--nodes", "3", "--cores-per-node", "12", "--state", Path.Combine(home, "cluster") })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HEDDLE_HOME"] = home;
+        using var up = Process.Start(start)!;
+        _ = up.StandardOutput.ReadToEndAsync();
+        _ = up.StandardError.ReadToEndAsync();
+        try
+        {
+            var upFile = Path.Combine(home, "up.json");
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(upFile))
+            {
+                if (up.HasExited || clock.Elapsed > TimeSpan.FromSeconds(90))
+                {
+                    throw new InvalidOperationException("heddle up did not start");
+                }
+
+                await Task.Delay(50);
+            }
+
+            using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
+            using var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!);
+            var upload = await api.UploadPackageAsync(package);
+            var last = (await api.ListEventsAsync()).Select(e => e.Id).DefaultIfEmpty(0).Max();
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            var ready = new HashSet<string>(StringComparer.Ordinal);
+            var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
+            var watch = Task.Run(async () =>
+            {
+                await foreach (var e in api.FollowEventsAsync(last, cancel.Token))
+                {
+                    if (e.Kind == "InstanceState" && e.Message.StartsWith("Ready", StringComparison.Ordinal) && ready.Add(e.Subject) && ready.Count == instances)
+                    {
+                        return Stopwatch.GetTimestamp();
+                    }
+                }
+
+                throw new InvalidOperationException("the event stream ended");
+            });
+            await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration));
+            var accepted = Stopwatch.GetTimestamp();
+            var done = await watch;
+            await cancel.CancelAsync();
+            return (done - accepted) / (double)Stopwatch.Frequency;
+        }
+        finally
+        {
+            if (!up.HasExited)
+            {
+                Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
+                if (!up.WaitForExit(TimeSpan.FromSeconds(90)))
+                {
+                    up.Kill(entireProcessTree: true);
+                }
+            }
+
+            Directory.Delete(home, recursive: true);
+        }
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}
