@@ -136,6 +136,10 @@ public sealed class AgentHost : IAsyncDisposable
         {
             await Supervisor.StopAllAsync();
         }
+        else
+        {
+            await Supervisor.DetachAllAsync();
+        }
 
         await _logs.DisposeAsync();
         _downloads.Dispose();

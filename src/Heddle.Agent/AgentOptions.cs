@@ -46,6 +46,9 @@ public sealed record AgentOptions
 
     public int LogFilesKept { get; init; } = 3;
 
+    /// <summary>The first restart delay after a crash; it doubles with each crash in a row up to 5 minutes. Default 1 s.</summary>
+    public TimeSpan RestartBackoff { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Place instances in cpuset and memory cgroups when the host allows (root). Default on.</summary>
     public bool UseCgroups { get; init; } = true;
 }

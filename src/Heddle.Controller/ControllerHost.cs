@@ -103,7 +103,7 @@ public sealed class ControllerHost : IAsyncDisposable
         {
             if (context.Request.Path.StartsWithSegments("/v1") && !Authorized(context, secrets))
             {
-                await Problems.Unauthorized().ExecuteAsync(context);
+                await Problems.Unauthorized(context.Request.Headers.Authorization.Count > 0).ExecuteAsync(context);
                 return;
             }
 

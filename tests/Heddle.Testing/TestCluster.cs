@@ -68,6 +68,7 @@ public sealed class TestCluster : IAsyncDisposable
         ClaimMemoryMiB = 8192,
         HeartbeatInterval = TimeSpan.FromMilliseconds(250),
         StopGracePeriod = TimeSpan.FromSeconds(3),
+        RestartBackoff = TimeSpan.FromMilliseconds(100),
     };
 
     public async Task StartAgentAsync(int i)
@@ -113,6 +114,12 @@ public sealed class TestCluster : IAsyncDisposable
         {
             agent.StopInstancesOnExit = true;
             await agent.DisposeAsync();
+        }
+
+        // Instances deliberately outlive an agent stopped without stopping them: sweep what every node's journal names.
+        for (var i = 0; i < Agents.Count; i++)
+        {
+            Heddle.Agent.Instances.LeftoverInstances.Stop(AgentOptions(i).StateDirectory, NodeName(i));
         }
 
         Api?.Dispose();

@@ -26,6 +26,7 @@ public sealed class InstanceRunner
     private readonly Lock _lock = new();
     private JournalEntry? _adopted;
     private Task? _loop;
+    private volatile bool _detached;
     private string _state = InstanceStates.Pending;
     private string? _reason;
     private int _restarts;
@@ -53,6 +54,13 @@ public sealed class InstanceRunner
     public string? Directory => _directory;
 
     public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>Ends the runner but leaves the process running, for the next agent to adopt (an agent exiting).</summary>
+    public async Task DetachAsync()
+    {
+        _detached = true;
+        await StopAsync();
+    }
 
     /// <summary>Stops the instance (SIGTERM, grace, SIGKILL) and waits until it is gone.</summary>
     public async Task StopAsync()
@@ -106,14 +114,25 @@ public sealed class InstanceRunner
             while (!stop.IsCancellationRequested)
             {
                 var startedAt = _context.Time.GetUtcNow();
-                var reason = await RunOnceAsync(launch, stop);
+                string? reason;
+                try
+                {
+                    reason = await RunOnceAsync(launch, stop);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+                {
+                    // A fault of the runner itself (a probe, the file system): reported, and retried like a crash.
+                    reason = $"the agent could not supervise it ({e.GetType().Name}: {e.Message})";
+                    await StopProcessAsync(TimeSpan.FromSeconds(1));
+                }
+
                 if (reason is null)
                 {
                     return;
                 }
 
                 failures = _context.Time.GetUtcNow() - startedAt >= StableAfter ? 1 : failures + 1;
-                var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, failures - 1)));
+                var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, _context.Options.RestartBackoff.TotalSeconds * Math.Pow(2, failures - 1)));
                 lock (_lock)
                 {
                     _restarts++;
@@ -298,27 +317,36 @@ public sealed class InstanceRunner
 
     private async Task ShutDownAsync()
     {
+        if (_detached)
+        {
+            return; // the process runs on; the journal still names it for the next agent
+        }
+
+        Report(InstanceStates.Stopping, null);
+        await StopProcessAsync(_context.Options.StopGracePeriod);
+        _context.Driver.Cleanup(Id);
+        _context.Ports.Release(_ports.Values);
+        Report(InstanceStates.Stopped, null);
+        _journalChanged();
+    }
+
+    private async Task StopProcessAsync(TimeSpan grace)
+    {
         RunningProcess? running;
         lock (_lock)
         {
             running = _running;
         }
 
-        Report(InstanceStates.Stopping, null);
         if (running is not null)
         {
-            await _context.Driver.StopAsync(running, _context.Options.StopGracePeriod, CancellationToken.None);
+            await _context.Driver.StopAsync(running, grace, CancellationToken.None);
         }
 
-        _context.Driver.Cleanup(Id);
-        _context.Ports.Release(_ports.Values);
         lock (_lock)
         {
             _running = null;
         }
-
-        Report(InstanceStates.Stopped, null);
-        _journalChanged();
     }
 
     private Dictionary<string, string> Environment(RoleDefinition role)

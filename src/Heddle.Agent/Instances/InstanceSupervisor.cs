@@ -107,6 +107,19 @@ public sealed class InstanceSupervisor
         _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ => _context.Packages.Evict(needed), TaskScheduler.Default);
     }
 
+    /// <summary>Ends supervision but leaves every instance running and journaled, for the next agent to adopt.</summary>
+    public async Task DetachAllAsync()
+    {
+        List<InstanceRunner> runners;
+        lock (_lock)
+        {
+            runners = [.. _runners.Values];
+        }
+
+        SaveJournal();
+        await Task.WhenAll(runners.Select(r => r.DetachAsync()));
+    }
+
     /// <summary>Stops every instance (for `heddle up`'s teardown and tests; a plain agent exit leaves them running).</summary>
     public async Task StopAllAsync()
     {

@@ -23,11 +23,12 @@ internal static class AgentCommand
         var memory = new Option<int?>("--memory-mib") { Description = "Claim this much memory (default: the machine's)" };
         var ports = new Option<string>("--port-range") { Description = "Ports for instance endpoints (default 20000-29999)", DefaultValueFactory = _ => "20000-29999" };
         var heartbeat = Durations.Option("--heartbeat", "How often the agent tells the controller it is alive", TimeSpan.FromSeconds(1));
+        var backoff = Durations.Option("--restart-backoff", "First delay before restarting a crashed instance; doubles per crash in a row, up to 5 min", TimeSpan.FromSeconds(1));
         var stopOnExit = new Option<bool>("--stop-instances-on-exit") { Description = "Stop this node's instances when the agent exits (default: leave them running for the next agent)" };
         var noCgroups = new Option<bool>("--no-cgroups") { Description = "Do not place instances in cpuset/memory cgroups (affinity only)" };
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, stopOnExit, noCgroups,
+            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -67,6 +68,7 @@ internal static class AgentCommand
                 PortRangeStart = from,
                 PortRangeEnd = to,
                 HeartbeatInterval = parse.GetValue(heartbeat),
+                RestartBackoff = parse.GetValue(backoff),
                 UseCgroups = !parse.GetValue(noCgroups),
             };
             using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));

@@ -147,7 +147,8 @@ internal static class ClusterCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines" };
         var stderr = new Option<bool>("--stderr") { Description = "Show stderr instead of stdout" };
         var tail = new Option<int>("--tail") { Description = "Lines from the end to start with (default 100)", DefaultValueFactory = _ => 100 };
-        var command = new Command("logs", "Show an instance's output") { target, follow, stderr, tail };
+        var format = CommonOptions.Format();
+        var command = new Command("logs", "Show an instance's output (-o json: one object per line)") { target, follow, stderr, tail, format };
         command.SetAction(async (parse, ct) =>
         {
             var parts = parse.GetValue(target)!.Split('/');
@@ -159,9 +160,22 @@ internal static class ClusterCommands
             using var api = ClientConfig.Load().Connect();
             try
             {
-                await using var stream = await api.LogsAsync(parts[0], parts[1], index, parse.GetValue(stderr) ? "stderr" : "stdout", parse.GetValue(tail), parse.GetValue(follow), ct);
-                await using var stdout = Console.OpenStandardOutput();
-                await stream.CopyToAsync(stdout, ct);
+                var name = parse.GetValue(stderr) ? "stderr" : "stdout";
+                await using var stream = await api.LogsAsync(parts[0], parts[1], index, name, parse.GetValue(tail), parse.GetValue(follow), ct);
+                if (parse.GetValue(format) == "json")
+                {
+                    using var reader = new StreamReader(stream);
+                    while (await reader.ReadLineAsync(ct) is { } line)
+                    {
+                        console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { instance = parse.GetValue(target), stream = name, line }));
+                        console.Out.Flush();
+                    }
+                }
+                else
+                {
+                    await using var stdout = Console.OpenStandardOutput();
+                    await stream.CopyToAsync(stdout, ct);
+                }
             }
             catch (OperationCanceledException)
             {

@@ -64,12 +64,21 @@ internal static class DeployCommands
         var service = new Argument<string>("service") { Description = "The service to delete" };
         var wait = new Option<bool>("--wait") { Description = "Wait until every instance has stopped and the service is gone" };
         var timeout = Durations.Option("--timeout", "How long --wait waits", TimeSpan.FromMinutes(2));
-        var command = new Command("delete", "Delete a service: stop its instances and forget it") { service, wait, timeout };
+        var format = CommonOptions.Format();
+        var command = new Command("delete", "Delete a service: stop its instances and forget it") { service, wait, timeout, format };
         command.SetAction(async (parse, ct) =>
         {
             var name = parse.GetValue(service)!;
             using var api = ClientConfig.Load().Connect();
             await api.DeleteServiceAsync(name, ct);
+            if (parse.GetValue(format) == "json")
+            {
+                // Quiet progress; one object at the end.
+                var gone = !parse.GetValue(wait) || await WaitUntilGoneAsync(api, name, parse.GetValue(timeout), ct);
+                console.WriteJson(new { service = name, deleted = parse.GetValue(wait) && gone, deleting = !parse.GetValue(wait) });
+                return gone ? ExitCodes.Ok : ExitCodes.Invalid;
+            }
+
             console.Out.WriteLine($"deleting {name}");
             if (!parse.GetValue(wait))
             {
@@ -101,6 +110,26 @@ internal static class DeployCommands
             throw new CliException($"{name} was not gone after {Durations.Format(parse.GetValue(timeout))}; see 'heddle status {name}' and 'heddle events'");
         });
         return command;
+    }
+
+    private static async Task<bool> WaitUntilGoneAsync(HeddleApiClient api, string name, TimeSpan timeout, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                await api.GetServiceAsync(name, ct);
+            }
+            catch (HeddleApiException e) when (e.Status == System.Net.HttpStatusCode.NotFound)
+            {
+                return true;
+            }
+
+            await Task.Delay(250, ct);
+        }
+
+        return false;
     }
 
     /// <summary>A package that is invalid here is refused before anything is uploaded.</summary>

@@ -117,3 +117,61 @@ public sealed class HealingTests
             })
             .Select(p => int.Parse(p!))];
 }
+
+/// <summary>Healing cases that need a package of their own.</summary>
+[Collection(nameof(ClusterCollection))]
+public sealed class FaultingTests
+{
+    [Fact]
+    public async Task InstanceThatKeepsFaultingOnItsNode_IsMovedToAnother()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 3);
+        using var work = new TempDirectory("heddle-flaky-");
+        var mark = work.Combine("first-node");
+        // Fails on whichever node it lands on first, and runs anywhere else.
+        var script = $"first=$(cat {mark} 2>/dev/null); if [ -z \"$first\" ]; then echo \"$HEDDLE_NODE\" > {mark}; first=$HEDDLE_NODE; fi; " +
+                     "if [ \"$first\" = \"$HEDDLE_NODE\" ]; then echo \"cannot run on $HEDDLE_NODE\" >&2; exit 3; fi; exec sleep 600";
+        var package = TestPackages.Build(work, "flaky", $$"""
+            name: flaky
+            roles:
+              job:
+                entryPoint: { command: /bin/sh, args: ["-c", {{System.Text.Json.JsonSerializer.Serialize(script)}}] }
+                size: { cores: 1, memoryMiB: 64 }
+            """);
+        var upload = await cluster.Api.UploadPackageAsync(package);
+        await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, "service: flaky\nroles:\n  job: { instances: 1 }\n"));
+
+        var moved = await Poll.UntilAsync(async () => (await cluster.Api.GetServiceAsync("flaky")).Instances.Single(),
+            i => i.State == InstanceStates.Ready && File.Exists(mark) && i.Node != File.ReadAllText(mark).Trim(), TimeSpan.FromSeconds(60), "the instance Ready on another node");
+
+        var events = await cluster.Api.ListEventsAsync();
+        Assert.Contains(events, e => e.Kind == "InstanceMoved" && e.Subject == "flaky/job/0" && e.Message.Contains("restarted 5 times on node"));
+        Assert.Contains(events, e => e.Subject == "flaky/job/0" && e.Message.StartsWith("Faulted", StringComparison.Ordinal) && e.Message.Contains("exited with code 3"));
+        Assert.NotEqual(File.ReadAllText(mark).Trim(), moved.Node);
+    }
+
+    [Fact]
+    public async Task NodeThatReturnsAfterItsInstancesMoved_StopsWhatItNoLongerOwns()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, nodeTimeout: TimeSpan.FromSeconds(2));
+        await cluster.DeploySampleAsync();
+        var before = await cluster.WaitUntilReadyAsync("hello", 4, TimeSpan.FromSeconds(60));
+        var web = before.Instances.First(i => i.Role == "web");
+        var index = int.Parse(web.Node[1..]) - 1;
+        var orphans = before.Instances.Where(i => i.Node == web.Node).Select(i => i.Pid).ToList();
+
+        await cluster.StopAgentAsync(index, stopInstances: false);
+        await Poll.UntilAsync(() => cluster.Api.GetServiceAsync("hello"),
+            s => s.Instances.All(i => i.Node != web.Node && i.State == InstanceStates.Ready), TimeSpan.FromSeconds(30), "instances moved off the silent node");
+        Assert.All(orphans, pid => Assert.True(File.Exists($"/proc/{pid}/stat"), "the silent node's instances still run, as on a partitioned machine"));
+
+        await cluster.StartAgentAsync(index);
+
+        await Poll.UntilAsync(() => orphans.All(pid => !Running(pid)), TimeSpan.FromSeconds(30), "the returning node to stop its old instances");
+        var nodes = await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Single(x => x.Name == web.Node).Condition == "Ready", TimeSpan.FromSeconds(10), "node Ready again");
+        Assert.Equal(0, nodes.Single(x => x.Name == web.Node).Instances);
+        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == "NodeUp" && e.Subject == web.Node);
+    }
+
+    private static bool Running(int pid) => File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ");
+}

@@ -1,0 +1,82 @@
+using System.Security.Cryptography;
+using Heddle.Agent.Packages;
+using Heddle.Contracts.Api;
+using Heddle.Controller;
+using Heddle.Testing;
+
+namespace Heddle.Agent.Tests.Packages;
+
+public sealed class PackageCacheTests
+{
+    /// <summary>Records the Range header of each request.</summary>
+    private sealed class RangeRecorder : DelegatingHandler
+    {
+        public List<string?> Ranges { get; } = [];
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Ranges.Add(request.Headers.Range?.ToString());
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task Get_InterruptedDownload_ResumesWithARangeRequestAndVerifiesTheWhole()
+    {
+        using var state = new TempDirectory("heddle-cache-");
+        await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
+        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
+        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        var bytes = await File.ReadAllBytesAsync(SamplePackage.File);
+        Directory.CreateDirectory(state.Combine("cache", "downloads"));
+        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", upload.Sha256 + ".partial"), bytes[..(bytes.Length / 2)]);
+        var recorder = new RangeRecorder { InnerHandler = new HttpClientHandler() };
+        using var http = new HttpClient(recorder) { BaseAddress = controller.ApiUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        var cache = new PackageCache(state.Combine("cache"), http);
+
+        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+
+        Assert.Equal([$"bytes={bytes.Length / 2}-"], recorder.Ranges);
+        Assert.True(File.Exists(Path.Combine(package.RoleDirectory("web"), "HelloWeb.dll")));
+        Assert.Equal("hello", package.Definition.Name);
+        Assert.False(File.Exists(state.Combine("cache", "downloads", upload.Sha256 + ".partial")));
+    }
+
+    [Fact]
+    public async Task Get_CorruptPartialDownload_IsDiscardedAndFetchedAgain()
+    {
+        using var state = new TempDirectory("heddle-cache-");
+        await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
+        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
+        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        Directory.CreateDirectory(state.Combine("cache", "downloads"));
+        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", upload.Sha256 + ".partial"), RandomNumberGenerator.GetBytes(1000));
+        using var http = new HttpClient { BaseAddress = controller.ApiUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        var cache = new PackageCache(state.Combine("cache"), http);
+
+        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+
+        Assert.True(File.Exists(Path.Combine(package.RoleDirectory("worker"), "HelloWorker.dll")));
+    }
+
+    [Fact]
+    public async Task Evict_RemovesPackagesNoGoalNeeds()
+    {
+        using var state = new TempDirectory("heddle-cache-");
+        await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
+        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
+        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        using var http = new HttpClient { BaseAddress = controller.ApiUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        var cache = new PackageCache(state.Combine("cache"), http);
+        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+
+        cache.Evict(new HashSet<string> { upload.Sha256 });
+        Assert.True(Directory.Exists(package.Directory));
+        cache.Evict(new HashSet<string>());
+
+        Assert.False(Directory.Exists(package.Directory));
+    }
+}
