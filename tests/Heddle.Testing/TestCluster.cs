@@ -6,13 +6,16 @@ namespace Heddle.Testing;
 
 /// <summary>
 /// A controller and N agents in this process, on loopback, with real sockets and a real SQLite file. Agent i runs
-/// as node n{i+1} at address 127.0.1.{i+1} in fault domain fd{i+1}. Disposing stops every instance it started.
+/// as node n{i+1} at address 127.0.K.{i+1} in fault domain fd{i+1}, K chosen per cluster (never 1, which `heddle up`
+/// uses) so that clusters of test processes running at once never compete for a port. Disposing stops every
+/// instance it started.
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
     private readonly TempDirectory _directory;
     private readonly ControllerOptions _controllerOptions;
     private readonly int _coresPerNode;
+    private readonly int _subnet = 2 + Random.Shared.Next(250);
 
     private TestCluster(TempDirectory directory, ControllerOptions options, int coresPerNode)
     {
@@ -53,7 +56,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static string NodeName(int i) => $"n{i + 1}";
 
-    public static string NodeAddress(int i) => $"127.0.1.{i + 1}";
+    public string NodeAddress(int i) => $"127.0.{_subnet}.{i + 1}";
 
     public AgentOptions AgentOptions(int i) => new()
     {
@@ -107,6 +110,33 @@ public sealed class TestCluster : IAsyncDisposable
             s => s.Instances.Count == instances && s.Instances.All(i => i.State == InstanceStates.Ready),
             deadline, $"{instances} instances of {service} Ready",
             TimeSpan.FromMilliseconds(100));
+
+    /// <summary>The pids of this cluster's instance processes: those whose working directory is under its state.</summary>
+    public List<int> InstanceProcesses()
+    {
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var cwd = new DirectoryInfo(Path.Combine(dir, "cwd")).LinkTarget;
+                if (cwd is not null && cwd.StartsWith(StateDirectory + "/", StringComparison.Ordinal) && !File.ReadAllText(Path.Combine(dir, "stat")).Contains(") Z "))
+                {
+                    result.Add(pid);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return result;
+    }
 
     public async ValueTask DisposeAsync()
     {

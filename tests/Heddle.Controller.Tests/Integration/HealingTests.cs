@@ -92,30 +92,9 @@ public sealed class HealingTests
         var service = await cluster.WaitUntilReadyAsync("hello", 6, Deadline);
 
         Assert.Equal(6, service.Instances.Select(i => i.Id).Distinct().Count());
-        await Poll.UntilAsync(() => Task.FromResult(RunningInstanceProcesses()), n => n == 6, TimeSpan.FromSeconds(20), "exactly 6 instance processes on the machine");
-        Assert.Equal(service.Instances.Select(i => i.Pid).Order(), RunningInstancePids().Order());
+        var pids = await Poll.UntilAsync(() => Task.FromResult(cluster.InstanceProcesses()), p => p.Count == 6, TimeSpan.FromSeconds(20), "exactly 6 instance processes of this cluster");
+        Assert.Equal(service.Instances.Select(i => i.Pid).Order(), pids.Order());
     }
-
-    private static int RunningInstanceProcesses() => RunningInstancePids().Count;
-
-    /// <summary>Sample processes on this machine (tests in this collection run one at a time).</summary>
-    private static List<int> RunningInstancePids() =>
-        [.. Directory.EnumerateDirectories("/proc")
-            .Select(Path.GetFileName)
-            .Where(p => int.TryParse(p, out _))
-            .Where(p =>
-            {
-                try
-                {
-                    var cmdline = File.ReadAllText($"/proc/{p}/cmdline");
-                    return cmdline.Contains("HelloWeb.dll") || cmdline.Contains("HelloWorker.dll");
-                }
-                catch (IOException)
-                {
-                    return false;
-                }
-            })
-            .Select(p => int.Parse(p!))];
 }
 
 /// <summary>Healing cases that need a package of their own.</summary>
