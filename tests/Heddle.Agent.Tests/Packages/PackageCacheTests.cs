@@ -20,27 +20,40 @@ public sealed class PackageCacheTests
         }
     }
 
+    private static async Task<string> UploadSampleAsync(ControllerHost controller)
+    {
+        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
+        return (await api.UploadPackageAsync(SamplePackage.File)).Sha256;
+    }
+
+    /// <summary>An HTTP client as an agent has it: the controller's API with the join token.</summary>
+    private static HttpClient AgentClient(ControllerHost controller, HttpMessageHandler? handler = null)
+    {
+        var http = handler is null ? new HttpClient() : new HttpClient(handler);
+        http.BaseAddress = controller.ApiUrl;
+        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        return http;
+    }
+
     [Fact]
     public async Task Get_InterruptedDownload_ResumesWithARangeRequestAndVerifiesTheWhole()
     {
         using var state = new TempDirectory("heddle-cache-");
         await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
-        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
-        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        var sha256 = await UploadSampleAsync(controller);
         var bytes = await File.ReadAllBytesAsync(SamplePackage.File);
         Directory.CreateDirectory(state.Combine("cache", "downloads"));
-        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", upload.Sha256 + ".partial"), bytes[..(bytes.Length / 2)]);
+        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", sha256 + ".partial"), bytes[..(bytes.Length / 2)]);
         var recorder = new RangeRecorder { InnerHandler = new HttpClientHandler() };
-        using var http = new HttpClient(recorder) { BaseAddress = controller.ApiUrl };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        using var http = AgentClient(controller, recorder);
         var cache = new PackageCache(state.Combine("cache"), http);
 
-        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+        var package = await cache.GetAsync(sha256, $"/v1/packages/{sha256}/content", CancellationToken.None);
 
         Assert.Equal([$"bytes={bytes.Length / 2}-"], recorder.Ranges);
         Assert.True(File.Exists(Path.Combine(package.RoleDirectory("web"), "HelloWeb.dll")));
         Assert.Equal("hello", package.Definition.Name);
-        Assert.False(File.Exists(state.Combine("cache", "downloads", upload.Sha256 + ".partial")));
+        Assert.False(File.Exists(state.Combine("cache", "downloads", sha256 + ".partial")));
     }
 
     [Fact]
@@ -48,15 +61,13 @@ public sealed class PackageCacheTests
     {
         using var state = new TempDirectory("heddle-cache-");
         await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
-        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
-        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        var sha256 = await UploadSampleAsync(controller);
         Directory.CreateDirectory(state.Combine("cache", "downloads"));
-        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", upload.Sha256 + ".partial"), RandomNumberGenerator.GetBytes(1000));
-        using var http = new HttpClient { BaseAddress = controller.ApiUrl };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        await File.WriteAllBytesAsync(state.Combine("cache", "downloads", sha256 + ".partial"), RandomNumberGenerator.GetBytes(1000));
+        using var http = AgentClient(controller);
         var cache = new PackageCache(state.Combine("cache"), http);
 
-        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+        var package = await cache.GetAsync(sha256, $"/v1/packages/{sha256}/content", CancellationToken.None);
 
         Assert.True(File.Exists(Path.Combine(package.RoleDirectory("worker"), "HelloWorker.dll")));
     }
@@ -66,14 +77,12 @@ public sealed class PackageCacheTests
     {
         using var state = new TempDirectory("heddle-cache-");
         await using var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = state.Combine("controller") });
-        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
-        var upload = await api.UploadPackageAsync(SamplePackage.File);
-        using var http = new HttpClient { BaseAddress = controller.ApiUrl };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        var sha256 = await UploadSampleAsync(controller);
+        using var http = AgentClient(controller);
         var cache = new PackageCache(state.Combine("cache"), http);
-        var package = await cache.GetAsync(upload.Sha256, $"/v1/packages/{upload.Sha256}/content", CancellationToken.None);
+        var package = await cache.GetAsync(sha256, $"/v1/packages/{sha256}/content", CancellationToken.None);
 
-        cache.Evict(new HashSet<string> { upload.Sha256 });
+        cache.Evict(new HashSet<string> { sha256 });
         Assert.True(Directory.Exists(package.Directory));
         cache.Evict(new HashSet<string>());
 
