@@ -1,0 +1,157 @@
+using System.Net;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+using Heddle.Testing;
+
+namespace Heddle.Controller.Tests.Api;
+
+/// <summary>The user API's answers to bad requests: one clear problem each, and nothing changed.</summary>
+public sealed class ApiTests : IAsyncLifetime
+{
+    private readonly TempDirectory _state = new("heddle-api-");
+    private ControllerHost _controller = null!;
+    private HeddleApiClient _api = null!;
+
+    public async Task InitializeAsync()
+    {
+        _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
+        _api = new HeddleApiClient(_controller.ApiUrl, _controller.ApiToken);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _api.Dispose();
+        await _controller.DisposeAsync();
+        _state.Dispose();
+    }
+
+    [Fact]
+    public async Task AnyCall_WithoutAToken_Is401WithAProblemThatSaysWhatIsNeeded()
+    {
+        using var http = new HttpClient { BaseAddress = _controller.ApiUrl };
+
+        using var response = await http.GetAsync("v1/services");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(ProblemTypes.Unauthorized, problem.RootElement.GetProperty("type").GetString());
+        Assert.Contains("Authorization: Bearer", problem.RootElement.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task AnyCall_WithAWrongToken_IsRefusedWithOneSentence()
+    {
+        using var wrong = new HeddleApiClient(_controller.ApiUrl, "not-the-token");
+
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => wrong.ListNodesAsync());
+
+        Assert.Equal(HttpStatusCode.Unauthorized, e.Status);
+        Assert.StartsWith("the API token was not accepted", e.Message);
+    }
+
+    [Fact]
+    public async Task JoinToken_OpensPackageDownloadsButNotTheUserApi()
+    {
+        using var agent = new HeddleApiClient(_controller.ApiUrl, _controller.JoinToken);
+
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => agent.ListServicesAsync());
+
+        Assert.Equal(HttpStatusCode.Unauthorized, e.Status);
+    }
+
+    [Fact]
+    public async Task UnknownService_Is404WithASuggestion()
+    {
+        await DeploySampleAsync();
+
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => _api.GetServiceAsync("helo"));
+
+        Assert.Equal(HttpStatusCode.NotFound, e.Status);
+        Assert.Equal("no service 'helo'; did you mean 'hello'?", e.Message);
+    }
+
+    [Fact]
+    public async Task Deploy_InvalidConfiguration_Is400WithEveryErrorAndChangesNothing()
+    {
+        var upload = await _api.UploadPackageAsync(SamplePackage.File);
+
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => _api.DeployAsync(new DeploymentRequest(upload.Sha256,
+            "service: hello\nroles:\n  web: { instances: 0, settings: { Greeting: hi } }\n  worker: { instances: 1, settings: { IntervalSecond: \"5\" } }\n", "hello.config.yaml")));
+
+        Assert.Equal(HttpStatusCode.BadRequest, e.Status);
+        Assert.Equal(ProblemTypes.InvalidModel, e.Type);
+        Assert.Contains("hello.config.yaml:3:21: HD2006: role 'web' instances 0 is outside 1..1000", e.Errors);
+        Assert.Contains(e.Errors, x => x.Contains("HD2004") && x.Contains("did you mean 'IntervalSeconds'?"));
+        Assert.Empty(await _api.ListServicesAsync());
+    }
+
+    [Fact]
+    public async Task Deploy_PackageNeverUploaded_Is400()
+    {
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => _api.DeployAsync(new DeploymentRequest(new string('a', 64), "service: x\n")));
+
+        Assert.Equal(ProblemTypes.PackageMissing, e.Type);
+    }
+
+    [Fact]
+    public async Task Upload_ContentThatDoesNotMatchItsHash_IsRefusedAndNotKept()
+    {
+        using var http = new HttpClient { BaseAddress = _controller.ApiUrl };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", _controller.ApiToken);
+
+        using var response = await http.PutAsync($"v1/packages/{new string('b', 64)}", new ByteArrayContent("not the package"u8.ToArray()));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(ProblemTypes.HashMismatch, await response.Content.ReadAsStringAsync());
+        Assert.Empty(Directory.EnumerateFiles(_state.Combine("controller", "blobs")));
+    }
+
+    [Fact]
+    public async Task Upload_HostilePackage_IsRefusedWithItsCodes()
+    {
+        var hostile = _state.Combine("hostile.hpkg");
+        using (var zip = new System.IO.Compression.ZipArchive(File.Create(hostile), System.IO.Compression.ZipArchiveMode.Create))
+        {
+            using var entry = zip.CreateEntry("../escape").Open();
+            entry.Write("x"u8);
+        }
+
+        var e = await Assert.ThrowsAsync<HeddleApiException>(() => _api.UploadPackageAsync(hostile));
+
+        Assert.Equal(ProblemTypes.InvalidPackage, e.Type);
+        Assert.Contains(e.Errors, x => x.Contains("HD3002"));
+        Assert.Empty(Directory.EnumerateFiles(_state.Combine("controller", "blobs")));
+    }
+
+    [Fact]
+    public async Task Deploy_IsDurableBeforeItIsAnswered()
+    {
+        var accepted = await DeploySampleAsync();
+
+        await _controller.DisposeAsync();
+        _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
+        using var api = new HeddleApiClient(_controller.ApiUrl, _controller.ApiToken);
+
+        var service = await api.GetServiceAsync("hello");
+        Assert.Equal((accepted.Revision, accepted.PackageSha256), (service.Revision, service.PackageSha256));
+        Assert.Equal(4, service.DesiredInstances);
+    }
+
+    [Fact]
+    public void Tokens_AreStoredForTheOwnerOnly()
+    {
+        foreach (var name in new[] { "api-token", "join-token" })
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_state.Combine("controller", name)));
+        }
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_state.Combine("controller")));
+    }
+
+    private async Task<DeploymentAccepted> DeploySampleAsync()
+    {
+        var upload = await _api.UploadPackageAsync(SamplePackage.File);
+        return await _api.DeployAsync(new DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath)));
+    }
+}
