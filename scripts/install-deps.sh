@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux)
+packages=(ca-certificates curl util-linux dnsutils)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2

@@ -1,0 +1,35 @@
+namespace Heddle.Dns;
+
+/// <summary>How the DNS server runs. Defaults in the initialisers; `heddle controller`, `up` and `dns` expose them.</summary>
+public sealed record DnsOptions
+{
+    /// <summary>The zone served. Default heddle.internal.</summary>
+    public string Zone { get; init; } = "heddle.internal";
+
+    /// <summary>TTL of every answer and of negative caching (SOA minimum), 0–3600 s. Default 5 s.</summary>
+    public int Ttl { get; init; } = 5;
+
+    public string ListenAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>UDP and TCP port; 0 lets the OS choose a free one (the UDP one, which TCP then shares).</summary>
+    public int Port { get; init; }
+
+    /// <summary>Threads receiving UDP queries. Default: one per CPU, at most 4.</summary>
+    public int UdpWorkers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>At most this many TCP connections at once; more are refused. Default 256.</summary>
+    public int MaxTcpConnections { get; init; } = 256;
+
+    /// <summary>A TCP connection idle this long is closed. Default 10 s.</summary>
+    public TimeSpan TcpIdleTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public void Validate()
+    {
+        if (Ttl is < 0 or > 3600)
+        {
+            throw new ArgumentException($"the DNS TTL {Ttl} is outside 0..3600 seconds");
+        }
+
+        Wire.DnsNames.Encode(Zone);
+    }
+}

@@ -1,0 +1,189 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Heddle.Contracts.Api;
+using Heddle.Dns.Zone;
+
+namespace Heddle.Dns.Server;
+
+/// <summary>
+/// The authoritative DNS server for the cluster zone, on UDP and TCP. UDP queries are read by dedicated threads
+/// with the allocation-free socket calls; TCP queries are length-prefixed, several per connection. The zone is an
+/// immutable compiled snapshot swapped whole by <see cref="Update"/>, so answers never see half a change, and a
+/// server that loses its source of records keeps answering the last ones it had.
+/// </summary>
+public sealed class DnsServer : IAsyncDisposable
+{
+    private readonly DnsOptions _options;
+    private readonly Socket _udp;
+    private readonly TcpListener _tcp;
+    private readonly List<Thread> _workers = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _acceptLoop;
+    private readonly SemaphoreSlim _tcpSlots;
+    private readonly IReadOnlyList<IPAddress> _nameServers;
+    private volatile CompiledZone _zone;
+
+    private DnsServer(DnsOptions options, Socket udp, TcpListener tcp)
+    {
+        _options = options;
+        _udp = udp;
+        _tcp = tcp;
+        _tcpSlots = new SemaphoreSlim(options.MaxTcpConnections);
+        Endpoint = (IPEndPoint)udp.LocalEndPoint!;
+        _nameServers = [Endpoint.Address];
+        _zone = CompiledZone.Build(new DnsRecordSet { Serial = 1, Services = [] }, options, _nameServers);
+        for (var i = 0; i < options.UdpWorkers; i++)
+        {
+            var worker = new Thread(ServeUdp) { IsBackground = true, Name = $"heddle-dns-udp-{i}" };
+            _workers.Add(worker);
+            worker.Start();
+        }
+
+        _acceptLoop = AcceptTcpAsync();
+    }
+
+    /// <summary>The address and port the server answers on (UDP and TCP).</summary>
+    public IPEndPoint Endpoint { get; }
+
+    public string Zone => _zone.Zone;
+
+    public long Serial => _zone.Serial;
+
+    public static DnsServer Start(DnsOptions options)
+    {
+        options.Validate();
+        var address = IPAddress.Parse(options.ListenAddress);
+        var udp = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(address, options.Port));
+        var port = ((IPEndPoint)udp.LocalEndPoint!).Port;
+        var tcp = new TcpListener(address, port);
+        try
+        {
+            tcp.Start(backlog: 512);
+        }
+        catch
+        {
+            udp.Dispose();
+            throw;
+        }
+
+        return new DnsServer(options, udp, tcp);
+    }
+
+    /// <summary>Replaces the records served. Cheap for readers: one reference swap after compiling.</summary>
+    public void Update(DnsRecordSet records) => _zone = CompiledZone.Build(records, _options, _nameServers);
+
+    private void ServeUdp()
+    {
+        var query = new byte[DnsResponder.MaxUdpPayload];
+        var response = new byte[DnsResponder.ResponseBufferSize];
+        var peer = new SocketAddress(_udp.AddressFamily);
+        while (!_stop.IsCancellationRequested)
+        {
+            int received;
+            try
+            {
+                received = _udp.ReceiveFrom(query, SocketFlags.None, peer);
+            }
+            catch (SocketException) when (!_stop.IsCancellationRequested)
+            {
+                continue; // e.g. a peer's ICMP error reported on this socket: nothing to answer
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            var length = DnsResponder.Respond(query.AsSpan(0, received), response, _zone, overTcp: false);
+            if (length > 0)
+            {
+                try
+                {
+                    _udp.SendTo(response.AsSpan(0, length), SocketFlags.None, peer);
+                }
+                catch (SocketException)
+                {
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private async Task AcceptTcpAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _tcp.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            if (!_tcpSlots.Wait(0))
+            {
+                client.Dispose(); // over the connection limit: refuse rather than queue without bound
+                continue;
+            }
+
+            _ = ServeTcpAsync(client);
+        }
+    }
+
+    private async Task ServeTcpAsync(TcpClient client)
+    {
+        try
+        {
+            using (client)
+            {
+                client.NoDelay = true;
+                var stream = client.GetStream();
+                var prefix = new byte[2];
+                var query = new byte[ushort.MaxValue];
+                var response = new byte[DnsResponder.ResponseBufferSize + 2];
+                while (!_stop.IsCancellationRequested)
+                {
+                    using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    idle.CancelAfter(_options.TcpIdleTimeout);
+                    await stream.ReadExactlyAsync(prefix, idle.Token);
+                    var length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
+                    await stream.ReadExactlyAsync(query.AsMemory(0, length), idle.Token);
+                    var answer = DnsResponder.Respond(query.AsSpan(0, length), response.AsSpan(2, DnsResponder.ResponseBufferSize), _zone, overTcp: true);
+                    if (answer == 0)
+                    {
+                        return; // not a query we answer: close rather than leave the client waiting
+                    }
+
+                    BinaryPrimitives.WriteUInt16BigEndian(response, (ushort)answer);
+                    await stream.WriteAsync(response.AsMemory(0, answer + 2), idle.Token);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or EndOfStreamException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            _tcpSlots.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _udp.Dispose();
+        _tcp.Stop();
+        await _acceptLoop;
+        foreach (var worker in _workers)
+        {
+            worker.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+}
