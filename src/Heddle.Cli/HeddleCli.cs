@@ -20,6 +20,7 @@ public static class HeddleCli
             ControllerCommand.Create(console),
             AgentCommand.Create(console),
             UpCommand.Create(console),
+            DnsCommand.Create(console),
         };
         foreach (var command in DeployCommands.Create(console).Concat(ClusterCommands.Create(console)))
         {

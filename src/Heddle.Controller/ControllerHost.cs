@@ -20,7 +20,12 @@ public sealed class ControllerInfo(string stateDirectory)
 
     public Uri? AgentUrl { get; set; }
 
-    public ClusterInfo Describe() => new(ApiUrl?.ToString() ?? string.Empty, AgentUrl?.ToString() ?? string.Empty, typeof(ControllerInfo).Assembly.GetName().Version?.ToString() ?? "0", null, null, stateDirectory);
+    /// <summary>Where this cluster's DNS server answers (address:port), when one is hosted with the controller.</summary>
+    public string? DnsAddress { get; set; }
+
+    public string? Zone { get; set; }
+
+    public ClusterInfo Describe() => new(ApiUrl?.ToString() ?? string.Empty, AgentUrl?.ToString() ?? string.Empty, typeof(ControllerInfo).Assembly.GetName().Version?.ToString() ?? "0", DnsAddress, Zone, stateDirectory);
 }
 
 /// <summary>
@@ -84,6 +89,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
         services.AddSingleton(new ControllerInfo(options.StateDirectory));
         services.AddSingleton<EventLog>();
+        services.AddSingleton<Dns.DnsRecordSource>();
         services.AddSingleton<ServiceModels>();
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();
@@ -110,6 +116,7 @@ public sealed class ControllerHost : IAsyncDisposable
             await next(context);
         });
         ApiEndpoints.Map(app);
+        _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         app.MapGrpcService<AgentService>();
         await app.StartAsync(cancellationToken);
 

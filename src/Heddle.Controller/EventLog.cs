@@ -10,6 +10,9 @@ public sealed class EventLog(IClusterStore store)
     private readonly List<Channel<EventRecord>> _followers = [];
     private readonly Lock _lock = new();
 
+    /// <summary>Raised after each event is stored (the DNS record source rebuilds on it).</summary>
+    public event Action<EventRecord>? Added;
+
     public EventRecord Add(string kind, string subject, string message)
     {
         var record = store.AddEvent(kind, subject, message);
@@ -21,6 +24,7 @@ public sealed class EventLog(IClusterStore store)
             }
         }
 
+        Added?.Invoke(record);
         return record;
     }
 

@@ -58,6 +58,19 @@ public sealed class UpTests : IDisposable
                 Assert.Equal($"hi from {instance.GetProperty("id").GetString()}\n", curl.Stdout);
             }
 
+            var info = Heddle.Run(env, "info", "-o", "json");
+            using var infoJson = JsonDocument.Parse(info.Stdout);
+            var dnsAddress = System.Net.IPEndPoint.Parse(infoJson.RootElement.GetProperty("dnsAddress").GetString()!);
+            Assert.Equal("heddle.internal", infoJson.RootElement.GetProperty("zone").GetString());
+            string[] Dig(params string[] query) =>
+                ProcessRunner.Run("dig", ["@" + dnsAddress.Address, "-p", dnsAddress.Port.ToString(), .. query], TimeSpan.FromSeconds(10)).Stdout
+                    .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var webAddresses = web.Select(i => i.GetProperty("nodeAddress").GetString()!).Distinct().Order().ToArray();
+            Assert.Equal(webAddresses, Dig("hello.heddle.internal", "+short").Order());
+            Assert.Equal(webAddresses, Dig("web.hello.heddle.internal", "+short").Order());
+            var srv = Dig("_http._tcp.web.hello.heddle.internal", "SRV", "+short");
+            Assert.Equal(web.Select(i => $"0 1 {i.GetProperty("ports").GetProperty("http").GetInt32()} {i.GetProperty("index").GetInt32()}.web.hello.heddle.internal.").Order(), srv.Order());
+
             var logs = Heddle.Run(env, "logs", "hello/web/0");
             Assert.True(logs.ExitCode == 0, logs.ToString());
             Assert.Contains("hello/web/0 listening on", logs.Stdout);
@@ -69,6 +82,7 @@ public sealed class UpTests : IDisposable
             var delete = Heddle.Run(env, "delete", "hello", "--wait");
             Assert.True(delete.ExitCode == 0, delete.ToString());
             Assert.Contains("deleted hello", delete.Stdout);
+            await Poll.UntilAsync(() => Task.FromResult(string.Join('\n', Dig("hello.heddle.internal"))), d => d.Contains("status: NXDOMAIN"), TimeSpan.FromSeconds(5), "NXDOMAIN after delete");
         }
         finally
         {

@@ -198,7 +198,7 @@ internal static class ClusterCommands
             {
                 console.Out.WriteLine($"API        {info.ApiUrl}");
                 console.Out.WriteLine($"agents     {info.AgentUrl}");
-                console.Out.WriteLine($"DNS        {info.DnsAddress ?? "not served yet (the DNS server is a later issue)"}");
+                console.Out.WriteLine($"DNS        {info.DnsAddress ?? "not served by the controller (started with --no-dns)"}");
                 console.Out.WriteLine($"zone       {info.Zone ?? "-"}");
                 console.Out.WriteLine($"state      {info.StateDirectory}");
                 console.Out.WriteLine($"config     {ClientConfig.FilePath}");

@@ -16,7 +16,9 @@ internal static class ControllerCommand
         var apiPort = new Option<int>("--api-port") { Description = "REST API port; 0 lets the OS choose (default 0)" };
         var agentPort = new Option<int>("--agent-port") { Description = "Agent gRPC port; 0 lets the OS choose (default 0)" };
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
-        var command = new Command("controller", "Run the fabric controller") { state, listen, apiPort, agentPort, timeout };
+        var dns = DnsOptionsBinder.Create();
+        var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout };
+        dns.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new ControllerOptions
@@ -28,11 +30,17 @@ internal static class ControllerCommand
                 NodeTimeout = parse.GetValue(timeout),
             };
             await using var host = await ControllerHost.StartAsync(options, cancellationToken: cancellationToken);
-            var endpoints = new { apiUrl = host.ApiUrl, agentUrl = host.AgentUrl, pid = Environment.ProcessId };
+            await using var dnsServer = dns.StartHosted(parse, options.ListenAddress, host);
+            var endpoints = new { apiUrl = host.ApiUrl, agentUrl = host.AgentUrl, dnsAddress = dnsServer is null ? null : $"{dnsServer.Endpoint}", pid = Environment.ProcessId };
             var file = Path.Combine(options.StateDirectory, EndpointsFile);
             await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(endpoints, CliConsole.Json), cancellationToken);
             File.Move(file + ".tmp", file, overwrite: true);
             console.Out.WriteLine($"controller {Environment.ProcessId}: API {host.ApiUrl}, agents {host.AgentUrl}, state {options.StateDirectory}");
+            if (dnsServer is not null)
+            {
+                console.Out.WriteLine($"DNS for zone {dnsServer.Zone} on {dnsServer.Endpoint} (udp and tcp)");
+            }
+
             console.Out.WriteLine($"API token in {Path.Combine(options.StateDirectory, "api-token")}, join token in {Path.Combine(options.StateDirectory, "join-token")} (mode 0600)");
             await WaitForStop(cancellationToken);
             return ExitCodes.Ok;

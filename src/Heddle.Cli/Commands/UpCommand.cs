@@ -78,8 +78,9 @@ internal static class UpCommand
 
             using var api = ClientConfig.Load().Connect();
             await WaitForNodesAsync(api, children, count, ct);
-            WriteUpFile(upFile, root, apiUrl, agentUrl, children);
-            Report(console, root, apiUrl, children, count, cores, threads, memory);
+            var dnsAddress = endpoints.TryGetProperty("dnsAddress", out var dns) && dns.ValueKind == JsonValueKind.String ? dns.GetString() : null;
+            WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children);
+            Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
             await ControllerCommand.WaitForStop(ct);
             console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
             return ExitCodes.Ok;
@@ -175,7 +176,7 @@ internal static class UpCommand
         throw new CliException($"not every node joined within 60 s; see the logs in {Path.GetDirectoryName(children[0].Log)}");
     }
 
-    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, List<Child> children)
+    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children)
     {
         var content = new
         {
@@ -183,15 +184,22 @@ internal static class UpCommand
             state = root,
             apiUrl,
             agentUrl,
+            dnsAddress,
             processes = children.Select(c => new { name = c.Name, pid = c.Process.Id, address = c.Address, faultDomain = c.FaultDomain, log = c.Log }),
         };
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
         File.Move(path + ".tmp", path, overwrite: true);
     }
 
-    private static void Report(CliConsole console, string root, Uri apiUrl, List<Child> children, int count, int cores, int threads, int memory)
+    private static void Report(CliConsole console, string root, Uri apiUrl, string? dnsAddress, List<Child> children, int count, int cores, int threads, int memory)
     {
         console.Out.WriteLine($"heddle up {Environment.ProcessId}: a cluster of {count} node(s), API {apiUrl}, state {root}");
+        if (dnsAddress is not null)
+        {
+            var endpoint = System.Net.IPEndPoint.Parse(dnsAddress);
+            console.Out.WriteLine($"DNS: zone heddle.internal on {dnsAddress}; try: dig @{endpoint.Address} -p {endpoint.Port} hello.heddle.internal");
+        }
+
         var table = new Table("PROCESS", "PID", "ADDRESS", "FAULT DOMAIN", "LOG");
         children.ForEach(c => table.Add(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log));
         table.Write(console.Out);

@@ -84,6 +84,22 @@ public sealed class HeddleApiClient : IDisposable
         }
     }
 
+    public Task<DnsRecordSet> GetDnsRecordsAsync(CancellationToken ct = default) => GetAsync<DnsRecordSet>("v1/dns/records", ct);
+
+    /// <summary>The DNS record set now, then a whole new one at each change (server-sent events).</summary>
+    public async IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync([EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, "v1/dns/records?follow=true"), ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<DnsRecordSet>(line[6..], Json) is { } set)
+            {
+                yield return set;
+            }
+        }
+    }
+
     /// <summary>An instance's stdout or stderr: the last <paramref name="tail"/> lines, then (when following) what follows.</summary>
     public async Task<Stream> LogsAsync(string service, string role, int index, string stream = "stdout", int tail = 100, bool follow = false, CancellationToken ct = default)
     {

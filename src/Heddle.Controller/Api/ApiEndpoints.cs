@@ -35,6 +35,7 @@ internal static class ApiEndpoints
             service is not null && store.GetService(service) is null ? UnknownService(service, store) : Results.Ok(Instances(store, service)));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapGet("/events", Events.GetAsync);
+        v1.MapGet("/dns/records", DnsRecords.GetAsync);
         v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
     }
 

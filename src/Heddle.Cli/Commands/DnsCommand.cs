@@ -1,0 +1,127 @@
+using System.CommandLine;
+using Heddle.Cli.Client;
+using Heddle.Contracts.Api;
+using Heddle.Controller;
+using Heddle.Controller.Dns;
+using Heddle.Dns;
+using Heddle.Dns.Server;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary>The DNS options shared by `heddle controller` (which hosts the server) and `heddle dns`.</summary>
+internal sealed class DnsOptionsBinder
+{
+    private readonly Option<string> _zone = new("--zone") { Description = "The cluster's DNS zone (default heddle.internal)", DefaultValueFactory = _ => "heddle.internal" };
+    private readonly Option<int> _port = new("--dns-port") { Description = "DNS port, udp and tcp; 0 lets the OS choose (default 0)" };
+    private readonly Option<int> _ttl = new("--dns-ttl") { Description = "TTL of answers, 0-3600 s (default 5)", DefaultValueFactory = _ => 5 };
+    private readonly Option<bool> _off = new("--no-dns") { Description = "Do not host a DNS server" };
+
+    public static DnsOptionsBinder Create() => new();
+
+    public void AddTo(Command command, bool withOff = true)
+    {
+        command.Options.Add(_zone);
+        command.Options.Add(_port);
+        command.Options.Add(_ttl);
+        if (withOff)
+        {
+            command.Options.Add(_off);
+        }
+    }
+
+    public DnsOptions Options(ParseResult parse, string address)
+    {
+        var options = new DnsOptions { Zone = parse.GetValue(_zone)!, Port = parse.GetValue(_port), Ttl = parse.GetValue(_ttl), ListenAddress = address };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+
+        return options;
+    }
+
+    /// <summary>Starts a DNS server fed by the controller in this process (null with --no-dns).</summary>
+    public DnsServer? StartHosted(ParseResult parse, string address, ControllerHost host)
+    {
+        if (parse.GetValue(_off))
+        {
+            return null;
+        }
+
+        var server = DnsServer.Start(Options(parse, address));
+        var source = host.Services.GetRequiredService<DnsRecordSource>();
+        source.Changed += server.Update;
+        server.Update(source.Current);
+        var info = host.Services.GetRequiredService<ControllerInfo>();
+        info.DnsAddress = server.Endpoint.ToString();
+        info.Zone = server.Zone;
+        return server;
+    }
+}
+
+/// <summary><c>heddle dns --controller URL</c>: the cluster's DNS server on a host of its own, fed by the controller's API.</summary>
+internal static class DnsCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var controller = new Option<string?>("--controller") { Description = "The controller's API URL (default: from $HEDDLE_HOME/config.json)" };
+        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding the API token (default: from $HEDDLE_HOME/config.json)" };
+        var listen = new Option<string>("--listen") { Description = "Address to answer on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
+        var dns = DnsOptionsBinder.Create();
+        var command = new Command("dns", "Run the cluster's DNS server on its own, fed by a controller") { controller, tokenFile, listen };
+        dns.AddTo(command, withOff: false);
+        command.SetAction(async (parse, ct) =>
+        {
+            var configured = parse.GetValue(controller) is null || parse.GetValue(tokenFile) is null ? ClientConfig.Load() : null;
+            var url = parse.GetValue(controller) is { } u ? new Uri(u) : configured!.ApiUrl;
+            var token = parse.GetValue(tokenFile) is { } f ? File.ReadAllText(CommonOptions.RequireExistingFile(f, "token file")).Trim() : configured!.Token;
+            await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!));
+            console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
+            using var api = new HeddleApiClient(url, token);
+            var backoff = TimeSpan.FromMilliseconds(200);
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await foreach (var records in api.FollowDnsRecordsAsync(ct))
+                    {
+                        server.Update(records);
+                        backoff = TimeSpan.FromMilliseconds(200);
+                    }
+                }
+                catch (HeddleApiException e)
+                {
+                    // Keep answering the last records while the controller is away.
+                    console.Error.WriteLine($"heddle dns: {e.Message}; keeping the last {server.Serial} records, retrying in {backoff.TotalSeconds:0.#} s");
+                }
+                catch (Exception e) when (e is IOException or HttpRequestException && !ct.IsCancellationRequested)
+                {
+                    console.Error.WriteLine($"heddle dns: lost the controller ({e.Message}); keeping the last records, retrying in {backoff.TotalSeconds:0.#} s");
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                try
+                {
+                    await Task.Delay(backoff, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}
