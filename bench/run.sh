@@ -2,6 +2,7 @@
 # Runs one benchmark harness in Release:
 #   bench/run.sh placement [--nodes N --instances N ...]   pinned to one core
 #   bench/run.sh deploy [--trials N]                       builds heddle and the sample first; uses every core
+#   bench/run.sh dns [--seconds N --clients N]             installs dnsperf, knot, dnsmasq if missing
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -10,6 +11,12 @@ pin=()
 case "${1:-}" in
   placement)
     if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then pin=(taskset -c 1); fi ;;
+  dns)
+    missing=()
+    for tool in dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base dig:dnsutils; do
+      command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
   deploy)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;

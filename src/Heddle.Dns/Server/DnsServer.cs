@@ -54,7 +54,13 @@ public sealed class DnsServer : IAsyncDisposable
     {
         options.Validate();
         var address = IPAddress.Parse(options.ListenAddress);
-        var udp = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        var udp = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp)
+        {
+            Blocking = true,
+            ReceiveTimeout = 250, // so the workers notice a stop
+            ReceiveBufferSize = 4 << 20,
+            SendBufferSize = 4 << 20,
+        };
         udp.Bind(new IPEndPoint(address, options.Port));
         var port = ((IPEndPoint)udp.LocalEndPoint!).Port;
         var tcp = new TcpListener(address, port);
@@ -76,6 +82,12 @@ public sealed class DnsServer : IAsyncDisposable
 
     private void ServeUdp()
     {
+        if (BatchedUdp.IsSupported)
+        {
+            BatchedUdp.Serve(_udp, () => _zone, _stop.Token);
+            return;
+        }
+
         var query = new byte[DnsResponder.MaxUdpPayload];
         var response = new byte[DnsResponder.ResponseBufferSize];
         var peer = new SocketAddress(_udp.AddressFamily);
@@ -178,12 +190,13 @@ public sealed class DnsServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        _udp.Dispose();
         _tcp.Stop();
         await _acceptLoop;
         foreach (var worker in _workers)
         {
             worker.Join(TimeSpan.FromSeconds(5));
         }
+
+        _udp.Dispose();
     }
 }

@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Heddle.Contracts.Api;
+using Heddle.Dns;
+using Heddle.Dns.Server;
+
+namespace Heddle.Benchmarks.Dns;
+
+/// <summary>
+/// Heddle's DNS server against Knot DNS (one UDP worker) and dnsmasq, in one run, serving the same names, each
+/// measured with dnsperf and the same query mix: A (service, role, instance), AAAA (NODATA), SRV, NXDOMAIN.
+/// Options: --seconds N (default 5) --clients N (default 4) --outstanding N (default 100).
+/// </summary>
+internal static class DnsHarness
+{
+    private const string Zone = "heddle.internal";
+
+    public static int Run(string[] args)
+    {
+        var seconds = Int(args, "--seconds", 5);
+        var clients = Int(args, "--clients", 4);
+        var outstanding = Int(args, "--outstanding", 100);
+        using var work = new TemporaryFolder();
+        var records = Records(services: 50, instancesPerRole: 4);
+        var queries = Path.Combine(work.Path, "queries.txt");
+        File.WriteAllLines(queries, Queries(records));
+        Console.WriteLine($"dns benchmark: {records.Services.Count} services, {Names(records)} names; dnsperf -c {clients} -q {outstanding} -l {seconds}, same query mix for every server");
+        Console.WriteLine("query mix: 40% A (service, role, instance), 20% AAAA (NODATA), 20% SRV, 20% NXDOMAIN; every server answers on 127.0.0.1 over UDP");
+        Console.WriteLine();
+        Console.WriteLine($"{"server",-30} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8} {"answers",10}");
+
+        var results = new List<(string Name, Figures Figures)>();
+        using (var server = Start(records))
+        {
+            results.Add(("heddle (1 UDP worker)", Measure(server.Port, queries, seconds, clients, outstanding)));
+        }
+
+        using (var knot = Knot.Start(work.Path, records))
+        {
+            results.Add(("knot 3 (1 UDP worker)", Measure(knot.Port, queries, seconds, clients, outstanding)));
+        }
+
+        using (var dnsmasq = Dnsmasq.Start(work.Path, records))
+        {
+            results.Add(("dnsmasq", Measure(dnsmasq.Port, queries, seconds, clients, outstanding)));
+        }
+
+        foreach (var (name, f) in results)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-30} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}% {f.Answered,10:N0}"));
+        }
+
+        var knotQps = results[1].Figures.Qps;
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / knot: {results[0].Figures.Qps / knotQps:0.00}x queries/s (target >= 1.0x at 0% loss)"));
+        return 0;
+    }
+
+    internal sealed record Figures(double Qps, double AverageMs, double P99Ms, double LostPercent, long Answered);
+
+    private static Figures Measure(int port, string queries, int seconds, int clients, int outstanding)
+    {
+        var start = new ProcessStartInfo("dnsperf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-s", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-d", queries, "-l", seconds.ToString(CultureInfo.InvariantCulture),
+                     "-c", clients.ToString(CultureInfo.InvariantCulture), "-q", outstanding.ToString(CultureInfo.InvariantCulture), "-v" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var errors = process.StandardError.ReadToEndAsync();
+        var latencies = new List<double>(1 << 20);
+        double qps = 0, average = 0, lostPercent = 0;
+        long completed = 0;
+        while (process.StandardOutput.ReadLine() is { } line)
+        {
+            if (line.StartsWith("> ", StringComparison.Ordinal))
+            {
+                // "> NOERROR name TYPE 0.000123": the last field is the latency in seconds
+                var last = line.LastIndexOf(' ');
+                if (double.TryParse(line.AsSpan(last + 1), NumberStyles.Float, CultureInfo.InvariantCulture, out var latency))
+                {
+                    latencies.Add(latency);
+                }
+            }
+            else if (line.Contains("Queries per second:", StringComparison.Ordinal))
+            {
+                qps = Number(line);
+            }
+            else if (line.Contains("Average Latency (s):", StringComparison.Ordinal))
+            {
+                average = Number(line) * 1000;
+            }
+            else if (line.Contains("Queries completed:", StringComparison.Ordinal))
+            {
+                completed = (long)Number(line);
+            }
+            else if (line.Contains("Queries lost:", StringComparison.Ordinal))
+            {
+                var open = line.IndexOf('(');
+                lostPercent = open > 0 ? Number(line[(open + 1)..]) : 0;
+            }
+        }
+
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dnsperf failed: {errors.Result}");
+        }
+
+        latencies.Sort();
+        var p99 = latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(latencies.Count * 0.99))] * 1000;
+        return new Figures(qps, average, p99, lostPercent, completed);
+    }
+
+    private static double Number(string line)
+    {
+        var text = line[(line.IndexOf(':') is var c && c >= 0 ? c + 1 : 0)..].Trim();
+        var end = 0;
+        while (end < text.Length && (char.IsDigit(text[end]) || text[end] is '.' or ','))
+        {
+            end++;
+        }
+
+        return double.Parse(text[..end].Replace(",", string.Empty), CultureInfo.InvariantCulture);
+    }
+
+    internal static DnsRecordSet Records(int services, int instancesPerRole)
+    {
+        var list = new List<DnsService>();
+        for (var s = 0; s < services; s++)
+        {
+            var roles = new[] { "web", "api" }.Select((role, r) => new DnsRole(role,
+                [.. Enumerable.Range(0, instancesPerRole).Select(i => new DnsInstance(i, $"127.{1 + r}.{s}.{i + 1}", [new DnsEndpoint("http", "tcp", 20000 + i)]))])).ToList();
+            list.Add(new DnsService($"svc{s}", [], roles));
+        }
+
+        return new DnsRecordSet { Serial = 1, Services = list };
+    }
+
+    private static int Names(DnsRecordSet records) => records.Services.Sum(s => 1 + s.Roles.Sum(r => 2 + r.Instances.Count));
+
+    private static IEnumerable<string> Queries(DnsRecordSet records)
+    {
+        var random = new Random(1);
+        for (var i = 0; i < 100_000; i++)
+        {
+            var service = records.Services[random.Next(records.Services.Count)];
+            var role = service.Roles[random.Next(service.Roles.Count)];
+            var kind = random.Next(10);
+            yield return kind switch
+            {
+                0 or 1 => $"{service.Name}.{Zone} A",
+                2 => $"{role.Name}.{service.Name}.{Zone} A",
+                3 => $"{random.Next(role.Instances.Count)}.{role.Name}.{service.Name}.{Zone} A",
+                4 or 5 => $"{role.Name}.{service.Name}.{Zone} AAAA",
+                6 or 7 => $"_http._tcp.{role.Name}.{service.Name}.{Zone} SRV",
+                _ => $"missing{random.Next(1000)}.{service.Name}.{Zone} A",
+            };
+        }
+    }
+
+    private static HeddleDns Start(DnsRecordSet records)
+    {
+        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = 1 });
+        server.Update(records);
+        return new HeddleDns(server);
+    }
+
+    private sealed class HeddleDns(DnsServer server) : IDisposable
+    {
+        public int Port => server.Endpoint.Port;
+
+        public void Dispose() => server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>A reference server run as a child process, stopped by its id.</summary>
+    internal sealed class ReferenceServer(Process process, int port) : IDisposable
+    {
+        public int Port { get; } = port;
+
+        public void Dispose()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
+
+            process.Dispose();
+        }
+
+        public static ReferenceServer Launch(string file, IEnumerable<string> args, int port)
+        {
+            var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in args)
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            var process = Process.Start(start)!;
+            _ = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            var server = new ReferenceServer(process, port);
+            var clock = Stopwatch.StartNew();
+            while (!Answers(port))
+            {
+                if (process.HasExited || clock.Elapsed > TimeSpan.FromSeconds(20))
+                {
+                    server.Dispose();
+                    throw new InvalidOperationException($"{file} did not start: {errors.Result}");
+                }
+
+                Thread.Sleep(50); // waiting for a server to come up, bounded by the deadline above
+            }
+
+            return server;
+        }
+
+        private static bool Answers(int port)
+        {
+            using var udp = new UdpClient();
+            udp.Client.ReceiveTimeout = 200;
+            byte[] query = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 6, .. "heddle"u8, 8, .. "internal"u8, 0, 0, 6, 0, 1];
+            try
+            {
+                udp.Send(query, new IPEndPoint(IPAddress.Loopback, port));
+                IPEndPoint? from = null;
+                return udp.Receive(ref from).Length > 12;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+    }
+
+    internal static int FreePort()
+    {
+        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)udp.LocalEndPoint!).Port;
+    }
+
+    private static int Int(string[] args, string name, int fallback)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    private sealed class TemporaryFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("heddle-dns-bench-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+}

@@ -1,0 +1,107 @@
+using System.Text;
+using Heddle.Contracts.Api;
+
+namespace Heddle.Benchmarks.Dns;
+
+/// <summary>Knot DNS serving the same names from a zone file, with one UDP worker.</summary>
+internal static class Knot
+{
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records)
+    {
+        var dir = Path.Combine(work, "knot");
+        Directory.CreateDirectory(dir);
+        var port = DnsHarness.FreePort();
+        File.WriteAllText(Path.Combine(dir, "heddle.internal.zone"), ZoneFile(records));
+        var config = Path.Combine(dir, "knot.conf");
+        File.WriteAllText(config, $"""
+            server:
+                listen: 127.0.0.1@{port}
+                udp-workers: 1
+                tcp-workers: 1
+                background-workers: 1
+                rundir: "{dir}"
+            database:
+                storage: "{dir}"
+            template:
+              - id: default
+                storage: "{dir}"
+                semantic-checks: off
+            zone:
+              - domain: heddle.internal
+                file: heddle.internal.zone
+            log:
+              - target: stderr
+                any: error
+            """);
+        return DnsHarness.ReferenceServer.Launch("knotd", ["-c", config], port);
+    }
+
+    private static string ZoneFile(DnsRecordSet records)
+    {
+        var zone = new StringBuilder();
+        zone.AppendLine("$ORIGIN heddle.internal.").AppendLine("$TTL 5");
+        zone.AppendLine("@ SOA ns hostmaster 1 3600 600 86400 5").AppendLine("@ NS ns").AppendLine("ns A 127.0.0.1");
+        zone.AppendLine("dns-version TXT \"heddle-dns 1\"");
+        foreach (var service in records.Services)
+        {
+            foreach (var address in service.Roles.SelectMany(r => r.Instances).Select(i => i.Address).Distinct())
+            {
+                zone.AppendLine($"{service.Name} A {address}");
+            }
+
+            foreach (var role in service.Roles)
+            {
+                foreach (var instance in role.Instances)
+                {
+                    zone.AppendLine($"{role.Name}.{service.Name} A {instance.Address}");
+                    zone.AppendLine($"{instance.Index}.{role.Name}.{service.Name} A {instance.Address}");
+                    foreach (var endpoint in instance.Endpoints)
+                    {
+                        zone.AppendLine($"_{endpoint.Name}._{endpoint.Transport}.{role.Name}.{service.Name} SRV 0 1 {endpoint.Port} {instance.Index}.{role.Name}.{service.Name}");
+                    }
+                }
+            }
+        }
+
+        return zone.ToString();
+    }
+}
+
+/// <summary>dnsmasq answering the same names locally (no upstream), names outside them in the zone NXDOMAIN.</summary>
+internal static class Dnsmasq
+{
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records)
+    {
+        var dir = Path.Combine(work, "dnsmasq");
+        Directory.CreateDirectory(dir);
+        var port = DnsHarness.FreePort();
+        var config = new StringBuilder();
+        config.AppendLine($"port={port}").AppendLine("listen-address=127.0.0.1").AppendLine("bind-interfaces").AppendLine("no-resolv").AppendLine("no-hosts")
+            .AppendLine("no-poll").AppendLine("local=/heddle.internal/").AppendLine("cache-size=10000").AppendLine("user=root")
+            .AppendLine($"pid-file={Path.Combine(dir, "pid")}").AppendLine("txt-record=dns-version.heddle.internal,\"heddle-dns 1\"");
+        foreach (var service in records.Services)
+        {
+            foreach (var address in service.Roles.SelectMany(r => r.Instances).Select(i => i.Address).Distinct())
+            {
+                config.AppendLine($"host-record={service.Name}.heddle.internal,{address}");
+            }
+
+            foreach (var role in service.Roles)
+            {
+                foreach (var instance in role.Instances)
+                {
+                    config.AppendLine($"host-record={role.Name}.{service.Name}.heddle.internal,{instance.Address}");
+                    config.AppendLine($"host-record={instance.Index}.{role.Name}.{service.Name}.heddle.internal,{instance.Address}");
+                    foreach (var endpoint in instance.Endpoints)
+                    {
+                        config.AppendLine($"srv-host=_{endpoint.Name}._{endpoint.Transport}.{role.Name}.{service.Name}.heddle.internal,{instance.Index}.{role.Name}.{service.Name}.heddle.internal,{endpoint.Port},0,1");
+                    }
+                }
+            }
+        }
+
+        var file = Path.Combine(dir, "dnsmasq.conf");
+        File.WriteAllText(file, config.ToString());
+        return DnsHarness.ReferenceServer.Launch("dnsmasq", ["--keep-in-foreground", $"--conf-file={file}"], port);
+    }
+}
