@@ -1,0 +1,59 @@
+using System.Diagnostics;
+using Heddle.Agent.Drivers;
+using Heddle.Contracts.Api;
+using Heddle.Controller;
+using Heddle.Testing;
+
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>`heddle dns --controller URL`: the zone served from another process, fed by the controller's API.</summary>
+public sealed class DnsCommandTests : IDisposable
+{
+    private readonly TempDirectory _state = new("heddle-dns-e2e-");
+
+    public void Dispose() => _state.Dispose();
+
+    [Fact]
+    public async Task Dns_FollowsTheController_AndKeepsAnsweringWhenItIsGone()
+    {
+        var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
+        using (var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken))
+        {
+            var upload = await api.UploadPackageAsync(SamplePackage.File);
+            await api.DeployAsync(new DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath)));
+        }
+
+        var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--token-file", _state.Combine("controller", "api-token"), "--dns-port", "0" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var dns = Process.Start(start)!;
+        try
+        {
+            var banner = await dns.StandardOutput.ReadLineAsync() ?? string.Empty;
+            Assert.StartsWith("dns ", banner);
+            var endpoint = System.Net.IPEndPoint.Parse(banner.Split(" on ")[1].Split(' ')[0]);
+            string Dig(string name) =>
+                ProcessRunner.Run("dig", ["@" + endpoint.Address, "-p", endpoint.Port.ToString(), name], TimeSpan.FromSeconds(10)).Stdout;
+
+            // No agents: the service exists with no Ready instance (NODATA); other names do not exist.
+            await Poll.UntilAsync(() => Task.FromResult(Dig("hello.heddle.internal")), d => d.Contains("status: NOERROR") && d.Contains("ANSWER: 0"), TimeSpan.FromSeconds(10), "hello known to heddle dns");
+            Assert.Contains("status: NXDOMAIN", Dig("other.heddle.internal"));
+
+            await controller.DisposeAsync();
+
+            Assert.Contains("status: NOERROR", Dig("hello.heddle.internal"));
+            Assert.Contains("status: NXDOMAIN", Dig("other.heddle.internal"));
+        }
+        finally
+        {
+            Posix.Signal(dns.Id, Posix.SIGTERM);
+            if (!dns.WaitForExit(TimeSpan.FromSeconds(20)))
+            {
+                dns.Kill(entireProcessTree: true);
+            }
+        }
+    }
+}
