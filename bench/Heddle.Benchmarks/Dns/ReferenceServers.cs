@@ -42,25 +42,12 @@ internal static class Knot
         zone.AppendLine("$ORIGIN heddle.internal.").AppendLine("$TTL 5");
         zone.AppendLine("@ SOA ns hostmaster 1 3600 600 86400 5").AppendLine("@ NS ns").AppendLine("ns A 127.0.0.1");
         zone.AppendLine("dns-version TXT \"heddle-dns 1\"");
-        foreach (var service in records.Services)
+        foreach (var record in FlatRecords.Of(records))
         {
-            foreach (var address in service.Roles.SelectMany(r => r.Instances).Select(i => i.Address).Distinct())
-            {
-                zone.AppendLine($"{service.Name} A {address}");
-            }
-
-            foreach (var role in service.Roles)
-            {
-                foreach (var instance in role.Instances)
-                {
-                    zone.AppendLine($"{role.Name}.{service.Name} A {instance.Address}");
-                    zone.AppendLine($"{instance.Index}.{role.Name}.{service.Name} A {instance.Address}");
-                    foreach (var endpoint in instance.Endpoints)
-                    {
-                        zone.AppendLine($"_{endpoint.Name}._{endpoint.Transport}.{role.Name}.{service.Name} SRV 0 1 {endpoint.Port} {instance.Index}.{role.Name}.{service.Name}");
-                    }
-                }
-            }
+            var relative = record.Name[..^".heddle.internal".Length];
+            zone.AppendLine(record.Type == "SRV"
+                ? $"{relative} SRV 0 1 {record.Port} {record.Value[..^".heddle.internal".Length]}"
+                : $"{relative} A {record.Value}");
         }
 
         return zone.ToString();
@@ -79,29 +66,45 @@ internal static class Dnsmasq
         config.AppendLine($"port={port}").AppendLine("listen-address=127.0.0.1").AppendLine("bind-interfaces").AppendLine("no-resolv").AppendLine("no-hosts")
             .AppendLine("no-poll").AppendLine("local=/heddle.internal/").AppendLine("cache-size=10000").AppendLine("user=root")
             .AppendLine($"pid-file={Path.Combine(dir, "pid")}").AppendLine("txt-record=dns-version.heddle.internal,\"heddle-dns 1\"");
-        foreach (var service in records.Services)
+        foreach (var record in FlatRecords.Of(records))
         {
-            foreach (var address in service.Roles.SelectMany(r => r.Instances).Select(i => i.Address).Distinct())
-            {
-                config.AppendLine($"host-record={service.Name}.heddle.internal,{address}");
-            }
-
-            foreach (var role in service.Roles)
-            {
-                foreach (var instance in role.Instances)
-                {
-                    config.AppendLine($"host-record={role.Name}.{service.Name}.heddle.internal,{instance.Address}");
-                    config.AppendLine($"host-record={instance.Index}.{role.Name}.{service.Name}.heddle.internal,{instance.Address}");
-                    foreach (var endpoint in instance.Endpoints)
-                    {
-                        config.AppendLine($"srv-host=_{endpoint.Name}._{endpoint.Transport}.{role.Name}.{service.Name}.heddle.internal,{instance.Index}.{role.Name}.{service.Name}.heddle.internal,{endpoint.Port},0,1");
-                    }
-                }
-            }
+            config.AppendLine(record.Type == "SRV" ? $"srv-host={record.Name},{record.Value},{record.Port},0,1" : $"host-record={record.Name},{record.Value}");
         }
 
         var file = Path.Combine(dir, "dnsmasq.conf");
         File.WriteAllText(file, config.ToString());
         return DnsHarness.ReferenceServer.Launch("dnsmasq", ["--keep-in-foreground", $"--conf-file={file}"], port);
+    }
+}
+
+/// <summary>The names a record set defines, one A or SRV record at a time, for the reference servers' own formats.</summary>
+internal static class FlatRecords
+{
+    public sealed record Record(string Name, string Type, string Value, int Port = 0);
+
+    public static IEnumerable<Record> Of(DnsRecordSet records)
+    {
+        foreach (var service in records.Services)
+        {
+            var serviceName = $"{service.Name}.heddle.internal";
+            foreach (var address in service.Roles.SelectMany(r => r.Instances).Select(i => i.Address).Distinct())
+            {
+                yield return new Record(serviceName, "A", address);
+            }
+
+            foreach (var role in service.Roles)
+            {
+                var roleName = $"{role.Name}.{serviceName}";
+                foreach (var instance in role.Instances)
+                {
+                    yield return new Record(roleName, "A", instance.Address);
+                    yield return new Record($"{instance.Index}.{roleName}", "A", instance.Address);
+                    foreach (var endpoint in instance.Endpoints)
+                    {
+                        yield return new Record($"_{endpoint.Name}._{endpoint.Transport}.{roleName}", "SRV", $"{instance.Index}.{roleName}", endpoint.Port);
+                    }
+                }
+            }
+        }
     }
 }
