@@ -1,0 +1,14 @@
+namespace Heddle.LoadBalancer;
+
+/// <summary>How the load balancer runs; defaults in the initialisers.</summary>
+public sealed record LoadBalancerOptions
+{
+    /// <summary>How long connections to a backend that left the pool may go on before they are closed. Default 30 s.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A backend that does not accept within this is given up for the connection. Default 3 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Relay buffer per direction per connection, from a shared pool. Default 32 KiB.</summary>
+    public int BufferSize { get; init; } = 32 * 1024;
+}

@@ -1,0 +1,72 @@
+namespace Heddle.LoadBalancer.LoadBalancing;
+
+/// <summary>
+/// Maglev consistent hashing (Eisenbud et al., NSDI 2016): a lookup table of prime size in which every backend
+/// owns an almost equal share of slots, filled from per-backend permutations so that removing one of N backends
+/// moves only about 1/N of the slots. A flow's hash picks a slot; the slot names the backend.
+/// </summary>
+internal sealed class MaglevTable
+{
+    /// <summary>Prime, and over 100 × the backends a listener has, so shares differ by well under 1%.</summary>
+    public const int DefaultSize = 65_537;
+
+    private readonly int[] _slots;
+
+    public MaglevTable(IReadOnlyList<string> backends, int size = DefaultSize)
+    {
+        Backends = backends;
+        _slots = new int[size];
+        if (backends.Count == 0)
+        {
+            return;
+        }
+
+        var offsets = new long[backends.Count];
+        var skips = new long[backends.Count];
+        var next = new long[backends.Count];
+        for (var i = 0; i < backends.Count; i++)
+        {
+            offsets[i] = (long)(Hash(backends[i], 0xA5A5A5A5) % (ulong)size);
+            skips[i] = (long)(Hash(backends[i], 0x5A5A5A5A) % (ulong)(size - 1)) + 1;
+        }
+
+        Array.Fill(_slots, -1);
+        var filled = 0;
+        while (true)
+        {
+            for (var i = 0; i < backends.Count; i++)
+            {
+                var slot = (offsets[i] + (next[i] * skips[i])) % size;
+                while (_slots[slot] >= 0)
+                {
+                    next[i]++;
+                    slot = (offsets[i] + (next[i] * skips[i])) % size;
+                }
+
+                _slots[slot] = i;
+                next[i]++;
+                if (++filled == size)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    public IReadOnlyList<string> Backends { get; }
+
+    /// <summary>The backend index for a flow hash, or -1 when there are no backends.</summary>
+    public int Lookup(ulong flowHash) => Backends.Count == 0 ? -1 : _slots[(int)(flowHash % (ulong)_slots.Length)];
+
+    /// <summary>FNV-1a 64 of a backend's id, seeded: the two seeds give each backend its offset and skip.</summary>
+    internal static ulong Hash(string value, ulong seed)
+    {
+        var hash = 14695981039346656037UL ^ seed;
+        foreach (var c in value)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        return hash ^ (hash >> 29);
+    }
+}
