@@ -21,6 +21,7 @@ public static class HeddleCli
             AgentCommand.Create(console),
             UpCommand.Create(console),
             DnsCommand.Create(console),
+            LbCommand.Create(console),
         };
         foreach (var command in DeployCommands.Create(console).Concat(ClusterCommands.Create(console)))
         {

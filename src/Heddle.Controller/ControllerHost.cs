@@ -90,6 +90,8 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton(new ControllerInfo(options.StateDirectory));
         services.AddSingleton<EventLog>();
         services.AddSingleton<Dns.DnsRecordSource>();
+        services.AddSingleton<LoadBalancing.LoadBalancerConfigSource>();
+        services.AddSingleton(new LoadBalancing.VipPool(options.VipPool ?? "127.77.0.0/24"));
         services.AddSingleton<ServiceModels>();
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();
@@ -117,6 +119,7 @@ public sealed class ControllerHost : IAsyncDisposable
         });
         ApiEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
+        _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
         app.MapGrpcService<AgentService>();
         await app.StartAsync(cancellationToken);
 

@@ -24,6 +24,9 @@ public sealed record ControllerOptions
     /// <summary>An instance restarted this many times on one node is moved to another. Default 5.</summary>
     public int RestartsBeforeMove { get; init; } = 5;
 
+    /// <summary>Where service VIPs come from (IPv4 CIDR). Default 127.77.0.0/24 on loopback; null gives services no VIP.</summary>
+    public string? VipPool { get; init; } = "127.77.0.0/24";
+
     /// <summary>Fixes the order equally good nodes are tried in, so placements repeat.</summary>
     public int PlacementSeed { get; init; } = 1;
 }

@@ -66,10 +66,22 @@ public sealed class UpTests : IDisposable
                 ProcessRunner.Run("dig", ["@" + dnsAddress.Address, "-p", dnsAddress.Port.ToString(), .. query], TimeSpan.FromSeconds(10)).Stdout
                     .Split('\n', StringSplitOptions.RemoveEmptyEntries);
             var webAddresses = web.Select(i => i.GetProperty("nodeAddress").GetString()!).Distinct().Order().ToArray();
-            Assert.Equal(webAddresses, Dig("hello.heddle.internal", "+short").Order());
+            var vip = json.RootElement.GetProperty("vip").GetString()!;
+            Assert.StartsWith("127.77.0.", vip);
+            Assert.Equal([vip], Dig("hello.heddle.internal", "+short"));
             Assert.Equal(webAddresses, Dig("web.hello.heddle.internal", "+short").Order());
             var srv = Dig("_http._tcp.web.hello.heddle.internal", "SRV", "+short");
             Assert.Equal(web.Select(i => $"0 1 {i.GetProperty("ports").GetProperty("http").GetInt32()} {i.GetProperty("index").GetInt32()}.web.hello.heddle.internal.").Order(), srv.Order());
+
+            // Through the VIP: repeated requests reach every web instance, and keep working while one is killed.
+            string Curl(string url) => ProcessRunner.Run("curl", ["-sS", "--max-time", "5", url], TimeSpan.FromSeconds(10)).Stdout;
+            var seen = await Poll.UntilAsync(() => Task.FromResult(Enumerable.Range(0, 60).Select(_ => Curl($"http://{vip}:8080/")).ToHashSet()),
+                s => s.Count == 3, TimeSpan.FromSeconds(10), "all three web instances through the VIP");
+            Assert.Equal(web.Select(i => $"hi from {i.GetProperty("id").GetString()}\n").Order(), seen.Order());
+            var victim = web[0].GetProperty("pid").GetInt32();
+            System.Diagnostics.Process.GetProcessById(victim).Kill();
+            var answers = Enumerable.Range(0, 40).Select(_ => Curl($"http://{vip}:8080/")).ToList();
+            Assert.All(answers, a => Assert.StartsWith("hi from hello/web/", a));
 
             var logs = Heddle.Run(env, "logs", "hello/web/0");
             Assert.True(logs.ExitCode == 0, logs.ToString());

@@ -31,8 +31,8 @@ internal static class ClusterCommands
                 var all = await api.ListServicesAsync(ct);
                 if (!Json(console, parse.GetValue(format), all))
                 {
-                    var table = new Table("SERVICE", "STATE", "REVISION", "READY", "PACKAGE");
-                    all.ForEach(s => table.Add(s.Name, s.State, s.Revision, $"{s.ReadyInstances}/{s.DesiredInstances}", s.PackageSha256[..12]));
+                    var table = new Table("SERVICE", "STATE", "REVISION", "READY", "VIP", "PACKAGE");
+                    all.ForEach(s => table.Add(s.Name, s.State, s.Revision, $"{s.ReadyInstances}/{s.DesiredInstances}", s.Vip, s.PackageSha256[..12]));
                     table.Write(console.Out);
                 }
 
@@ -42,7 +42,8 @@ internal static class ClusterCommands
             var status = await api.GetServiceAsync(name, ct);
             if (!Json(console, parse.GetValue(format), status))
             {
-                console.Out.WriteLine($"service {status.Name}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready, package {status.PackageSha256[..12]}");
+                var vip = status.Vip is null ? string.Empty : $", VIP {status.Vip}";
+                console.Out.WriteLine($"service {status.Name}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}");
                 WriteInstances(console, status.Instances);
             }
 

@@ -17,8 +17,12 @@ internal static class ControllerCommand
         var agentPort = new Option<int>("--agent-port") { Description = "Agent gRPC port; 0 lets the OS choose (default 0)" };
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
         var dns = DnsOptionsBinder.Create();
+        var lb = new LbOptionsBinder();
+        var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout };
         dns.AddTo(command);
+        lb.AddTo(command);
+        command.Options.Add(vipPool);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new ControllerOptions
@@ -28,9 +32,20 @@ internal static class ControllerCommand
                 ApiPort = parse.GetValue(apiPort),
                 AgentPort = parse.GetValue(agentPort),
                 NodeTimeout = parse.GetValue(timeout),
+                VipPool = parse.GetValue(vipPool),
             };
+            try
+            {
+                _ = new Heddle.Controller.LoadBalancing.VipPool(options.VipPool!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message);
+            }
+
             await using var host = await ControllerHost.StartAsync(options, cancellationToken: cancellationToken);
             await using var dnsServer = dns.StartHosted(parse, options.ListenAddress, host);
+            await using var balancer = lb.StartHosted(parse, host, console);
             var endpoints = new { apiUrl = host.ApiUrl, agentUrl = host.AgentUrl, dnsAddress = dnsServer is null ? null : $"{dnsServer.Endpoint}", pid = Environment.ProcessId };
             var file = Path.Combine(options.StateDirectory, EndpointsFile);
             await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(endpoints, CliConsole.Json), cancellationToken);
@@ -39,6 +54,11 @@ internal static class ControllerCommand
             if (dnsServer is not null)
             {
                 console.Out.WriteLine($"DNS for zone {dnsServer.Zone} on {dnsServer.Endpoint} (udp and tcp)");
+            }
+
+            if (balancer is not null)
+            {
+                console.Out.WriteLine($"load balancer: service VIPs from {options.VipPool}");
             }
 
             console.Out.WriteLine($"API token in {Path.Combine(options.StateDirectory, "api-token")}, join token in {Path.Combine(options.StateDirectory, "join-token")} (mode 0600)");

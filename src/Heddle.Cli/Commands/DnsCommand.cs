@@ -77,49 +77,15 @@ internal static class DnsCommand
         dns.AddTo(command, withOff: false);
         command.SetAction(async (parse, ct) =>
         {
-            var configured = parse.GetValue(controller) is null || parse.GetValue(tokenFile) is null ? ClientConfig.Load() : null;
-            var url = parse.GetValue(controller) is { } u ? new Uri(u) : configured!.ApiUrl;
-            var token = parse.GetValue(tokenFile) is { } f ? File.ReadAllText(CommonOptions.RequireExistingFile(f, "token file")).Trim() : configured!.Token;
+            var (url, token) = ControllerFollower.Resolve(parse.GetValue(controller), parse.GetValue(tokenFile));
             await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!));
             console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
             using var api = new HeddleApiClient(url, token);
-            var backoff = TimeSpan.FromMilliseconds(200);
-            while (!ct.IsCancellationRequested)
+            await ControllerFollower.RunAsync("dns", api.FollowDnsRecordsAsync, records =>
             {
-                try
-                {
-                    await foreach (var records in api.FollowDnsRecordsAsync(ct))
-                    {
-                        server.Update(records);
-                        backoff = TimeSpan.FromMilliseconds(200);
-                    }
-                }
-                catch (HeddleApiException e)
-                {
-                    // Keep answering the last records while the controller is away.
-                    console.Error.WriteLine($"heddle dns: {e.Message}; keeping the last {server.Serial} records, retrying in {backoff.TotalSeconds:0.#} s");
-                }
-                catch (Exception e) when (e is IOException or HttpRequestException && !ct.IsCancellationRequested)
-                {
-                    console.Error.WriteLine($"heddle dns: lost the controller ({e.Message}); keeping the last records, retrying in {backoff.TotalSeconds:0.#} s");
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                try
-                {
-                    await Task.Delay(backoff, ct);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
-            }
-
+                server.Update(records);
+                return Task.CompletedTask;
+            }, console, ct);
             return ExitCodes.Ok;
         });
         return command;

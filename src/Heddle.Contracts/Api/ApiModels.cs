@@ -17,6 +17,9 @@ public sealed record ServiceStatus
 
     public required string PackageSha256 { get; init; }
 
+    /// <summary>The service's load-balancer address; its input endpoints' public ports listen there.</summary>
+    public string? Vip { get; init; }
+
     /// <summary>Active, or Deleting while its instances stop.</summary>
     public required string State { get; init; }
 

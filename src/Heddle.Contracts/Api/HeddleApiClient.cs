@@ -87,15 +87,20 @@ public sealed class HeddleApiClient : IDisposable
     public Task<DnsRecordSet> GetDnsRecordsAsync(CancellationToken ct = default) => GetAsync<DnsRecordSet>("v1/dns/records", ct);
 
     /// <summary>The DNS record set now, then a whole new one at each change (server-sent events).</summary>
-    public async IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync([EnumeratorCancellation] CancellationToken ct = default)
+    public IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync(CancellationToken ct = default) => FollowAsync<DnsRecordSet>("v1/dns/records?follow=true", ct);
+
+    /// <summary>The load-balancer configuration now, then a whole new one at each change (server-sent events).</summary>
+    public IAsyncEnumerable<LoadBalancerConfig> FollowLoadBalancerConfigAsync(CancellationToken ct = default) => FollowAsync<LoadBalancerConfig>("v1/lb/config?follow=true", ct);
+
+    private async IAsyncEnumerable<T> FollowAsync<T>(string url, [EnumeratorCancellation] CancellationToken ct)
     {
-        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, "v1/dns/records?follow=true"), ct);
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, url), ct);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
         while (await reader.ReadLineAsync(ct) is { } line)
         {
-            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<DnsRecordSet>(line[6..], Json) is { } set)
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<T>(line[6..], Json) is { } view)
             {
-                yield return set;
+                yield return view;
             }
         }
     }

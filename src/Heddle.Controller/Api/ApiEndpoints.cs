@@ -35,7 +35,8 @@ internal static class ApiEndpoints
             service is not null && store.GetService(service) is null ? UnknownService(service, store) : Results.Ok(Instances(store, service)));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapGet("/events", Events.GetAsync);
-        v1.MapGet("/dns/records", DnsRecords.GetAsync);
+        v1.MapGet("/dns/records", (HttpContext c, Dns.DnsRecordSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
+        v1.MapGet("/lb/config", (HttpContext c, LoadBalancing.LoadBalancerConfigSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
         v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
     }
 
@@ -86,7 +87,7 @@ internal static class ApiEndpoints
         return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
     }
 
-    private static IResult Deploy(DeploymentRequest request, IClusterStore store, WorkQueue queue, EventLog events)
+    private static IResult Deploy(DeploymentRequest request, IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipPool pool)
     {
         var package = store.GetPackage(request.PackageSha256);
         if (package is null)
@@ -110,7 +111,17 @@ internal static class ApiEndpoints
         }
 
         var tenant = string.IsNullOrWhiteSpace(request.Tenant) ? DefaultTenant : request.Tenant;
-        var revision = store.PutDeployment(definition.Name, tenant, request.PackageSha256, request.Configuration!);
+        var needsVip = options.VipPool is not null && definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
+        long revision;
+        try
+        {
+            revision = store.PutDeployment(definition.Name, tenant, request.PackageSha256, request.Configuration!, needsVip ? pool.Candidates : []);
+        }
+        catch (InvalidOperationException e)
+        {
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{e.Message}; delete a service or widen --vip-pool");
+        }
+
         var count = configuration!.Roles.Sum(r => r.Instances);
         events.Add(EventKinds.DeploymentAccepted, definition.Name, $"revision {revision}: package {request.PackageSha256[..12]}, {count} instance(s) of {definition.Roles.Count} role(s)");
         queue.Add(definition.Name);
@@ -146,6 +157,7 @@ internal static class ApiEndpoints
             Tenant = service.Tenant,
             Revision = service.Revision,
             PackageSha256 = service.PackageSha256,
+            Vip = service.Vip,
             State = service.Deleting ? "Deleting" : "Active",
             DesiredInstances = service.Deleting ? 0 : models.For(service)?.Configuration.Roles.Sum(r => r.Instances) ?? 0,
             ReadyInstances = instances.Count(i => i.State == InstanceStates.Ready),

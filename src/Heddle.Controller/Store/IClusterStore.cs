@@ -15,8 +15,11 @@ public interface IClusterStore : IDisposable
 
     PackageRecord? GetPackage(string sha256);
 
-    /// <summary>Records a new revision of a service's deployment and returns it; clears a pending deletion.</summary>
-    long PutDeployment(string service, string tenant, string packageSha256, string configuration);
+    /// <summary>
+    /// Records a new revision of a service's deployment and returns it; clears a pending deletion. A service without
+    /// a VIP gets the first of <paramref name="vipCandidates"/> no other service holds (none when the list is empty).
+    /// </summary>
+    long PutDeployment(string service, string tenant, string packageSha256, string configuration, IReadOnlyList<string> vipCandidates);
 
     ServiceRecord? GetService(string name);
 

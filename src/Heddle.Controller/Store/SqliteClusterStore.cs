@@ -28,7 +28,7 @@ public sealed class SqliteClusterStore : IClusterStore
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS packages(sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, service TEXT NOT NULL, service_yaml TEXT NOT NULL, added TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, tenant TEXT NOT NULL, revision INTEGER NOT NULL, package_sha256 TEXT NOT NULL,
-                configuration TEXT NOT NULL, deleting INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL);
+                configuration TEXT NOT NULL, deleting INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL, vip TEXT);
             CREATE TABLE IF NOT EXISTS instances(service TEXT NOT NULL, role TEXT NOT NULL, idx INTEGER NOT NULL, upgrade_domain INTEGER NOT NULL,
                 node TEXT NOT NULL, cpus TEXT NOT NULL, memory_mib INTEGER NOT NULL, generation INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT,
                 ports TEXT NOT NULL DEFAULT '{}', restarts INTEGER NOT NULL DEFAULT 0, pid INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL,
@@ -39,6 +39,12 @@ public sealed class SqliteClusterStore : IClusterStore
             CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL);
             """);
         Execute($"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '{SchemaVersion}'), ('generation', '0');");
+        if (Query("PRAGMA table_info(services)", r => r.GetString(1)).All(c => c != "vip"))
+        {
+            Execute("ALTER TABLE services ADD COLUMN vip TEXT"); // stores made before VIPs existed
+        }
+
+        Execute("CREATE UNIQUE INDEX IF NOT EXISTS services_by_vip ON services(vip) WHERE vip IS NOT NULL;");
     }
 
     public string GetOrCreateSecret(string name, Func<string> create)
@@ -75,16 +81,24 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    public long PutDeployment(string service, string tenant, string packageSha256, string configuration)
+    public long PutDeployment(string service, string tenant, string packageSha256, string configuration, IReadOnlyList<string> vipCandidates)
     {
         lock (_lock)
         {
             using var tx = _db.BeginTransaction();
             var revision = (Scalar<long?>("SELECT revision FROM services WHERE name = $n", ("$n", service)) ?? 0) + 1;
+            var vip = Scalar<string>("SELECT vip FROM services WHERE name = $n", ("$n", service));
+            if (vip is null && vipCandidates.Count > 0)
+            {
+                var taken = Query("SELECT vip FROM services WHERE vip IS NOT NULL", r => r.GetString(0)).ToHashSet(StringComparer.Ordinal);
+                vip = vipCandidates.FirstOrDefault(c => !taken.Contains(c))
+                    ?? throw new InvalidOperationException($"the VIP pool is exhausted: all {vipCandidates.Count} addresses are in use");
+            }
+
             Execute("""
-                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated) VALUES($n, $t, $r, $p, $c, 0, $u)
-                ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u
-                """, ("$n", service), ("$t", tenant), ("$r", revision), ("$p", packageSha256), ("$c", configuration), ("$u", Now()));
+                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated, vip) VALUES($n, $t, $r, $p, $c, 0, $u, $v)
+                ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u, vip = $v
+                """, ("$n", service), ("$t", tenant), ("$r", revision), ("$p", packageSha256), ("$c", configuration), ("$u", Now()), ("$v", (object?)vip ?? DBNull.Value));
             tx.Commit();
             return revision;
         }
@@ -258,12 +272,12 @@ public sealed class SqliteClusterStore : IClusterStore
 
     public void Dispose() => _db.Dispose();
 
-    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated FROM services";
+    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip FROM services";
     private const string InstanceSelect = "SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated FROM instances";
     private const string NodeSelect = "SELECT name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen FROM nodes";
 
     private static ServiceRecord ReadService(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)));
+        new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)), r.IsDBNull(7) ? null : r.GetString(7));
 
     private static InstanceRecord ReadInstance(SqliteDataReader r) => new()
     {

@@ -4,7 +4,7 @@ namespace Heddle.Controller.Store;
 public sealed record PackageRecord(string Sha256, long Bytes, string Service, string ServiceYaml, DateTimeOffset Added);
 
 /// <summary>A service's current deployment. <see cref="Revision"/> grows with every accepted change.</summary>
-public sealed record ServiceRecord(string Name, string Tenant, long Revision, string PackageSha256, string Configuration, bool Deleting, DateTimeOffset Updated);
+public sealed record ServiceRecord(string Name, string Tenant, long Revision, string PackageSha256, string Configuration, bool Deleting, DateTimeOffset Updated, string? Vip = null);
 
 /// <summary>One placed instance and what its node last reported of it.</summary>
 public sealed record InstanceRecord

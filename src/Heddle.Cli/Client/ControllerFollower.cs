@@ -1,0 +1,54 @@
+using Heddle.Contracts.Api;
+
+namespace Heddle.Cli.Client;
+
+/// <summary>
+/// Feeds a data plane on its own host from a controller stream: every whole view is applied as it comes; a lost
+/// controller is retried with backoff (0.2 s doubling to 10 s) while the data plane keeps serving its last view.
+/// </summary>
+internal static class ControllerFollower
+{
+    public static async Task RunAsync<T>(string what, Func<CancellationToken, IAsyncEnumerable<T>> follow, Func<T, Task> apply, CliConsole console, CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (var view in follow(ct))
+                {
+                    await apply(view);
+                    backoff = TimeSpan.FromMilliseconds(200);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is HeddleApiException or IOException or HttpRequestException)
+            {
+                console.Error.WriteLine($"heddle {what}: lost the controller ({e.Message}); serving the last configuration, retrying in {backoff.TotalSeconds:0.#} s");
+            }
+
+            try
+            {
+                await Task.Delay(backoff, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
+        }
+    }
+
+    /// <summary>The controller URL and API token from options, or else from the client configuration.</summary>
+    public static (Uri Url, string Token) Resolve(string? controller, string? tokenFile)
+    {
+        var configured = controller is null || tokenFile is null ? ClientConfig.Load() : null;
+        var url = controller is not null ? new Uri(controller) : configured!.ApiUrl;
+        var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : configured!.Token;
+        return (url, token);
+    }
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using Heddle.Cli.Client;
+using Heddle.Contracts.Api;
+using Heddle.Controller;
+using Heddle.Controller.LoadBalancing;
+using Heddle.LoadBalancer;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Heddle.Cli.Commands;
+
+/// <summary>The load-balancer options shared by `heddle controller` (which hosts it) and `heddle lb`.</summary>
+internal sealed class LbOptionsBinder
+{
+    private readonly Option<TimeSpan> _drain = Durations.Option("--drain-timeout", "How long connections to a removed instance may go on", TimeSpan.FromSeconds(30));
+    private readonly Option<bool> _off = new("--no-lb") { Description = "Do not host the load balancer" };
+
+    public void AddTo(Command command, bool withOff = true)
+    {
+        command.Options.Add(_drain);
+        if (withOff)
+        {
+            command.Options.Add(_off);
+        }
+    }
+
+    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain) };
+
+    /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb).</summary>
+    public LoadBalancerHost? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)
+    {
+        if (parse.GetValue(_off))
+        {
+            return null;
+        }
+
+        var balancer = new LoadBalancerHost(Options(parse));
+        var source = host.Services.GetRequiredService<LoadBalancerConfigSource>();
+        source.Changed += config => _ = ApplyAsync(balancer, config, console);
+        _ = ApplyAsync(balancer, source.Current, console);
+        return balancer;
+    }
+
+    internal static async Task ApplyAsync(LoadBalancerHost balancer, LoadBalancerConfig config, CliConsole console)
+    {
+        foreach (var problem in await balancer.ApplyAsync(config))
+        {
+            console.Error.WriteLine($"heddle lb: {problem}");
+        }
+    }
+}
+
+/// <summary><c>heddle lb --controller URL</c>: the load balancer on a host of its own, fed by the controller's API.</summary>
+internal static class LbCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var controller = new Option<string?>("--controller") { Description = "The controller's API URL (default: from $HEDDLE_HOME/config.json)" };
+        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding the API token (default: from $HEDDLE_HOME/config.json)" };
+        var lb = new LbOptionsBinder();
+        var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile };
+        lb.AddTo(command, withOff: false);
+        command.SetAction(async (parse, ct) =>
+        {
+            var (url, token) = ControllerFollower.Resolve(parse.GetValue(controller), parse.GetValue(tokenFile));
+            await using var balancer = new LoadBalancerHost(lb.Options(parse));
+            console.Out.WriteLine($"lb {Environment.ProcessId}: listeners from {url}");
+            using var api = new HeddleApiClient(url, token);
+            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync, config => LbOptionsBinder.ApplyAsync(balancer, config, console), console, ct);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

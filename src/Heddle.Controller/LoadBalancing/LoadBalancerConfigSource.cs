@@ -1,0 +1,45 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Publishing;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Model.Definition;
+
+namespace Heddle.Controller.LoadBalancing;
+
+/// <summary>What the load balancer should serve: for each input endpoint of each active service, its VIP and port, with the
+/// Ready instances of the role that owns the endpoint as backends.</summary>
+public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models, EventLog events) : StoreProjection<LoadBalancerConfig>(events)
+{
+    protected override LoadBalancerConfig Build()
+    {
+        var addresses = store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+        var listeners = new List<VipListener>();
+        foreach (var service in store.ListServices().Where(s => !s.Deleting && s.Vip is not null))
+        {
+            if (models.For(service) is not { } model)
+            {
+                continue;
+            }
+
+            var instances = store.ListInstances(service.Name);
+            foreach (var role in model.Definition.Roles)
+            {
+                foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
+                {
+                    var backends = instances
+                        .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
+                        .OrderBy(i => i.Index)
+                        .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
+                        .ToList();
+                    listeners.Add(new VipListener(service.Name, service.Vip!, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends));
+                }
+            }
+        }
+
+        return new LoadBalancerConfig { Version = 0, Listeners = listeners };
+    }
+
+    protected override LoadBalancerConfig Stamp(LoadBalancerConfig view, long version) => view with { Version = version };
+
+    protected override string Fingerprint(LoadBalancerConfig view) => System.Text.Json.JsonSerializer.Serialize(view.Listeners);
+}

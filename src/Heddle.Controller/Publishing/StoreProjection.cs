@@ -1,0 +1,73 @@
+namespace Heddle.Controller.Publishing;
+
+/// <summary>
+/// A view of the store that data planes (DNS, the load balancer) are fed from: rebuilt after each event (a burst of
+/// events costs one rebuild), published only when it changed, with a growing version. In-process data planes
+/// subscribe to <see cref="Changed"/>; remote ones follow the API stream built on it.
+/// </summary>
+public abstract class StoreProjection<T>
+    where T : class
+{
+    private readonly Lock _lock = new();
+    private int _pending;
+    private T? _current;
+    private string _fingerprint = "\0";
+    private long _version;
+
+    protected StoreProjection(EventLog events)
+    {
+        events.Added += _ => Schedule();
+    }
+
+    public event Action<T>? Changed;
+
+    public T Current
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _current ??= Build();
+            }
+        }
+    }
+
+    public void Schedule()
+    {
+        if (Interlocked.Exchange(ref _pending, 1) == 0)
+        {
+            _ = Task.Run(() =>
+            {
+                Interlocked.Exchange(ref _pending, 0);
+                Rebuild();
+            });
+        }
+    }
+
+    public void Rebuild()
+    {
+        var next = Build();
+        var fingerprint = Fingerprint(next);
+        lock (_lock)
+        {
+            if (fingerprint == _fingerprint)
+            {
+                return;
+            }
+
+            _fingerprint = fingerprint;
+            _current = next = Stamp(next, ++_version);
+        }
+
+        Changed?.Invoke(next);
+    }
+
+    /// <summary>Builds the view from the store.</summary>
+    protected abstract T Build();
+
+    /// <summary>The view with its version set (the DNS serial, the load-balancer configuration version).</summary>
+    protected abstract T Stamp(T view, long version);
+
+    /// <summary>What decides whether the view changed (everything but the version).</summary>
+    protected abstract string Fingerprint(T view);
+}
