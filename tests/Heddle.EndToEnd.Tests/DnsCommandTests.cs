@@ -38,13 +38,14 @@ public sealed class DnsCommandTests : IDisposable
             string Dig(string name) =>
                 ProcessRunner.Run("dig", ["@" + endpoint.Address, "-p", endpoint.Port.ToString(), name], TimeSpan.FromSeconds(10)).Stdout;
 
-            // No agents: the service exists with no Ready instance (NODATA); other names do not exist.
-            await Poll.UntilAsync(() => Task.FromResult(Dig("hello.heddle.internal")), d => d.Contains("status: NOERROR") && d.Contains("ANSWER: 0"), TimeSpan.FromSeconds(10), "hello known to heddle dns");
+            // No agents: the service answers its VIP, its role has no Ready instance (NODATA), other names do not exist.
+            await Poll.UntilAsync(() => Task.FromResult(Dig("hello.heddle.internal")), d => d.Contains("status: NOERROR") && d.Contains("127.77.0.1"), TimeSpan.FromSeconds(10), "hello known to heddle dns");
+            Assert.Contains("ANSWER: 0", Dig("web.hello.heddle.internal"));
             Assert.Contains("status: NXDOMAIN", Dig("other.heddle.internal"));
 
             await controller.DisposeAsync();
 
-            Assert.Contains("status: NOERROR", Dig("hello.heddle.internal"));
+            Assert.Contains("127.77.0.1", Dig("hello.heddle.internal"));
             Assert.Contains("status: NXDOMAIN", Dig("other.heddle.internal"));
         }
         finally
