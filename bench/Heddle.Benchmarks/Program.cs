@@ -1,5 +1,6 @@
 using Heddle.Benchmarks.Deploy;
 using Heddle.Benchmarks.Dns;
+using Heddle.Benchmarks.LoadBalancer;
 using Heddle.Benchmarks.Placement;
 
 // Whole-system harnesses: each prints its own figures and the reference's figures from the same run.
@@ -8,6 +9,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["placement"] = PlacementHarness.Run,
     ["deploy"] = DeployHarness.Run,
     ["dns"] = DnsHarness.Run,
+    ["lb"] = LbHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

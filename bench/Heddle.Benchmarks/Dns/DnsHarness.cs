@@ -193,7 +193,12 @@ internal static class DnsHarness
             process.Dispose();
         }
 
-        public static ReferenceServer Launch(string file, IEnumerable<string> args, int port)
+        /// <summary>Starts a server and waits until it accepts TCP connections on the port.</summary>
+        public static ReferenceServer LaunchTcp(string file, IEnumerable<string> args, int port) => Launch(file, args, port, AcceptsTcp);
+
+        public static ReferenceServer Launch(string file, IEnumerable<string> args, int port) => Launch(file, args, port, Answers);
+
+        private static ReferenceServer Launch(string file, IEnumerable<string> args, int port, Func<int, bool> ready)
         {
             var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in args)
@@ -206,7 +211,7 @@ internal static class DnsHarness
             var errors = process.StandardError.ReadToEndAsync();
             var server = new ReferenceServer(process, port);
             var clock = Stopwatch.StartNew();
-            while (!Answers(port))
+            while (!ready(port))
             {
                 if (process.HasExited || clock.Elapsed > TimeSpan.FromSeconds(20))
                 {
@@ -218,6 +223,20 @@ internal static class DnsHarness
             }
 
             return server;
+        }
+
+        private static bool AcceptsTcp(int port)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                client.Connect(IPAddress.Loopback, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
         }
 
         private static bool Answers(int port)
@@ -236,6 +255,13 @@ internal static class DnsHarness
                 return false;
             }
         }
+    }
+
+    internal static int FreeTcpPort()
+    {
+        using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        tcp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)tcp.LocalEndPoint!).Port;
     }
 
     internal static int FreePort()

@@ -21,12 +21,12 @@ internal sealed class TcpVipListener : IAsyncDisposable
     private readonly Task _accepting;
     private volatile Pool _pool;
 
-    private sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends);
+    private sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, IPEndPoint[] Endpoints);
 
     public TcpVipListener(VipListener config, LoadBalancerOptions options)
     {
         _options = options;
-        _pool = new Pool(new MaglevTable([]), []);
+        _pool = new Pool(new MaglevTable([]), [], []);
         var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
         _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -46,7 +46,7 @@ internal sealed class TcpVipListener : IAsyncDisposable
     {
         var ordered = backends.OrderBy(b => b.Id, StringComparer.Ordinal).ToList();
         var previous = _pool;
-        _pool = new Pool(new MaglevTable([.. ordered.Select(b => b.Id)]), ordered);
+        _pool = new Pool(new MaglevTable([.. ordered.Select(b => b.Id)]), ordered, [.. ordered.Select(b => new IPEndPoint(IPAddress.Parse(b.Address), b.Port))]);
         var gone = previous.Backends.Select(b => b.Id).Except(ordered.Select(b => b.Id)).ToHashSet(StringComparer.Ordinal);
         if (gone.Count > 0)
         {
@@ -107,14 +107,16 @@ internal sealed class TcpVipListener : IAsyncDisposable
         }
 
         // The chosen backend first; if it does not accept, one other (the pool may not know yet that it died).
-        foreach (var backend in new[] { pool.Backends[choice], pool.Backends[(choice + 1) % pool.Backends.Count] }.Distinct())
+        for (var attempt = 0; attempt < Math.Min(2, pool.Backends.Count); attempt++)
         {
+            var index = (choice + attempt) % pool.Backends.Count;
+            var backend = pool.Backends[index];
             var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 timeout.CancelAfter(_options.ConnectTimeout);
-                await upstream.ConnectAsync(IPAddress.Parse(backend.Address), backend.Port, timeout.Token);
+                await upstream.ConnectAsync(pool.Endpoints[index], timeout.Token);
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException)
             {

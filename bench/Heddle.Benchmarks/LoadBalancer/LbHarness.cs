@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Globalization;
+using Heddle.Benchmarks.Dns;
+using Heddle.Contracts.Api;
+using Heddle.LoadBalancer;
+
+namespace Heddle.Benchmarks.LoadBalancer;
+
+/// <summary>
+/// L4 load balancing: nginx (one worker) as the backend; wrk -t1 -c32 --latency against it directly, through HAProxy
+/// (nbthread 1, mode tcp) and through Heddle's L4 listener, in one run; then the same with `Connection: close` for
+/// the connection rate. Options: --seconds N (default 5).
+/// </summary>
+internal static class LbHarness
+{
+    public static int Run(string[] args)
+    {
+        var seconds = args.Length > 1 && args[0] == "--seconds" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        var work = Directory.CreateTempSubdirectory("heddle-lb-bench-").FullName;
+        try
+        {
+            var backendPort = DnsHarness.FreeTcpPort();
+            using var nginx = Nginx(work, backendPort);
+            var haproxyPort = DnsHarness.FreeTcpPort();
+            using var haproxy = HaProxy(work, haproxyPort, backendPort);
+            var heddlePort = DnsHarness.FreeTcpPort();
+            var balancer = new LoadBalancerHost(new LoadBalancerOptions());
+            var problems = balancer.ApplyAsync(new LoadBalancerConfig
+            {
+                Version = 1,
+                Listeners = [new VipListener("bench", "127.0.0.1", heddlePort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
+            }).GetAwaiter().GetResult();
+            if (problems.Count > 0)
+            {
+                throw new InvalidOperationException(string.Join("; ", problems));
+            }
+
+            Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
+            foreach (var (title, close) in new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
+            {
+                Console.WriteLine();
+                Console.WriteLine(title);
+                Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8}");
+                var direct = Wrk(backendPort, seconds, close);
+                var viaHaproxy = Wrk(haproxyPort, seconds, close);
+                var viaHeddle = Wrk(heddlePort, seconds, close);
+                Print("nginx direct", direct);
+                Print("haproxy 1 thread, mode tcp", viaHaproxy);
+                Print("heddle L4", viaHeddle);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
+            }
+
+            balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            Console.WriteLine();
+            Console.WriteLine("not measured here yet: L7 (HAProxy mode http vs Heddle's YARP path, which is not built yet)");
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private sealed record Result(double Rps, double P50, double P99, long Errors);
+
+    private static void Print(string name, Result r) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {r.Rps,11:N0} {r.P50,8:0.00} {r.P99,8:0.00} {r.Errors,8}"));
+
+    private static Result Wrk(int port, int seconds, bool close)
+    {
+        var args = new List<string> { "-t1", "-c32", $"-d{seconds}s", "--latency" };
+        if (close)
+        {
+            args.AddRange(["-H", "Connection: close"]);
+        }
+
+        args.Add($"http://127.0.0.1:{port}/");
+        var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        args.ForEach(start.ArgumentList.Add);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        double rps = 0, p50 = 0, p99 = 0;
+        long errors = 0;
+        foreach (var raw in output.Split('\n'))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("Requests/sec:", StringComparison.Ordinal))
+            {
+                rps = double.Parse(line["Requests/sec:".Length..].Trim(), CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("50%", StringComparison.Ordinal))
+            {
+                p50 = Milliseconds(line[3..].Trim());
+            }
+            else if (line.StartsWith("99%", StringComparison.Ordinal))
+            {
+                p99 = Milliseconds(line[3..].Trim());
+            }
+            else if (line.StartsWith("Socket errors:", StringComparison.Ordinal) || line.StartsWith("Non-2xx", StringComparison.Ordinal))
+            {
+                errors += line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => w.TrimEnd(',')).Where(w => long.TryParse(w, out _)).Sum(long.Parse);
+            }
+        }
+
+        return new Result(rps, p50, p99, errors);
+    }
+
+    private static double Milliseconds(string text)
+    {
+        var unit = text.EndsWith("us", StringComparison.Ordinal) ? 0.001 : text.EndsWith("ms", StringComparison.Ordinal) ? 1 : 1000;
+        var number = text.TrimEnd('u', 'm', 's');
+        return double.Parse(number, CultureInfo.InvariantCulture) * unit;
+    }
+
+    private static DnsHarness.ReferenceServer Nginx(string work, int port)
+    {
+        var config = Path.Combine(work, "nginx.conf");
+        File.WriteAllText(config, $$"""
+            worker_processes 1;
+            daemon off;
+            pid {{Path.Combine(work, "nginx.pid")}};
+            error_log stderr error;
+            events { worker_connections 4096; }
+            http {
+                access_log off;
+                server {
+                    listen 127.0.0.1:{{port}} reuseport;
+                    location / { return 200 "hello from nginx\n"; }
+                }
+            }
+            """);
+        return DnsHarness.ReferenceServer.LaunchTcp("nginx", ["-c", config, "-p", work], port);
+    }
+
+    private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend)
+    {
+        var config = Path.Combine(work, "haproxy.cfg");
+        File.WriteAllText(config, $"""
+            global
+                nbthread 1
+                maxconn 4096
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 30s
+                timeout server 30s
+            frontend bench
+                bind 127.0.0.1:{port}
+                default_backend nginx
+            backend nginx
+                server s1 127.0.0.1:{backend}
+            """ + "\n"); // haproxy wants the last line ended
+        return DnsHarness.ReferenceServer.LaunchTcp("haproxy", ["-f", config, "-db"], port);
+    }
+}
