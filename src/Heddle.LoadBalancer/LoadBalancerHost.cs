@@ -1,16 +1,17 @@
 using Heddle.Contracts.Api;
 using Heddle.LoadBalancer.L4;
+using Heddle.LoadBalancer.L7;
 
 namespace Heddle.LoadBalancer;
 
 /// <summary>
-/// The data plane: one listener per VIP and input port, reconfigured from whole configurations. A listener that
-/// stays keeps its established connections across every change; one that goes stops accepting and closes.
-/// HTTP endpoints are relayed at L4 too for now (the YARP L7 path is the rest of issue 6).
+/// The data plane: one listener per VIP and input port, reconfigured from whole configurations: `tcp` endpoints
+/// through the L4 proxy, `http` endpoints through YARP. A listener that stays keeps its established connections
+/// across every change; one that goes stops accepting and closes.
 /// </summary>
 public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDisposable
 {
-    private readonly Dictionary<string, TcpVipListener> _listeners = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Protocol, IVipListener Listener)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     public IReadOnlyCollection<string> Listening
@@ -32,14 +33,12 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
         try
         {
             var wanted = config.Listeners.ToDictionary(l => l.Key, StringComparer.Ordinal);
-            List<TcpVipListener> removed;
+            List<IVipListener> removed;
             lock (_listeners)
             {
-                removed = [.. _listeners.Where(l => !wanted.ContainsKey(l.Key)).Select(l => l.Value)];
-                foreach (var key in _listeners.Keys.Where(k => !wanted.ContainsKey(k)).ToList())
-                {
-                    _listeners.Remove(key);
-                }
+                var gone = _listeners.Where(l => !wanted.TryGetValue(l.Key, out var w) || w.Protocol != l.Value.Protocol).Select(l => l.Key).ToList();
+                removed = [.. gone.Select(k => _listeners[k].Listener)];
+                gone.ForEach(k => _listeners.Remove(k));
             }
 
             foreach (var listener in removed)
@@ -49,10 +48,10 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
             foreach (var (key, listener) in wanted)
             {
-                TcpVipListener? existing;
+                IVipListener? existing;
                 lock (_listeners)
                 {
-                    _listeners.TryGetValue(key, out existing);
+                    existing = _listeners.TryGetValue(key, out var entry) ? entry.Listener : null;
                 }
 
                 if (existing is not null)
@@ -63,13 +62,15 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
                 try
                 {
-                    var started = new TcpVipListener(listener, options);
+                    IVipListener started = listener.Protocol == "http"
+                        ? await HttpVipListener.StartAsync(listener, options)
+                        : new TcpVipListener(listener, options);
                     lock (_listeners)
                     {
-                        _listeners[key] = started;
+                        _listeners[key] = (listener.Protocol, started);
                     }
                 }
-                catch (System.Net.Sockets.SocketException e)
+                catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
                 {
                     problems.Add($"{listener.Service} {key}: cannot listen ({e.Message})");
                 }
@@ -85,10 +86,10 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
     public async ValueTask DisposeAsync()
     {
-        List<TcpVipListener> all;
+        List<IVipListener> all;
         lock (_listeners)
         {
-            all = [.. _listeners.Values];
+            all = [.. _listeners.Values.Select(v => v.Listener)];
             _listeners.Clear();
         }
 

@@ -9,6 +9,9 @@ public sealed record LoadBalancerOptions
     /// <summary>A backend that does not accept within this is given up for the connection. Default 3 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>How http endpoints pick an instance: RoundRobin (default) or PowerOfTwoChoices (YARP's policy names).</summary>
+    public string HttpPolicy { get; init; } = Yarp.ReverseProxy.LoadBalancing.LoadBalancingPolicies.RoundRobin;
+
     /// <summary>Relay buffer per direction per connection, from a shared pool. Default 32 KiB.</summary>
     public int BufferSize { get; init; } = 32 * 1024;
 }

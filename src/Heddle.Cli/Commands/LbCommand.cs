@@ -13,17 +13,26 @@ internal sealed class LbOptionsBinder
 {
     private readonly Option<TimeSpan> _drain = Durations.Option("--drain-timeout", "How long connections to a removed instance may go on", TimeSpan.FromSeconds(30));
     private readonly Option<bool> _off = new("--no-lb") { Description = "Do not host the load balancer" };
+    private readonly Option<string> _policy = CreatePolicy();
+
+    private static Option<string> CreatePolicy()
+    {
+        var option = new Option<string>("--http-policy") { Description = "How http endpoints pick an instance: RoundRobin (default) or PowerOfTwoChoices", DefaultValueFactory = _ => "RoundRobin" };
+        option.AcceptOnlyFromAmong("RoundRobin", "PowerOfTwoChoices");
+        return option;
+    }
 
     public void AddTo(Command command, bool withOff = true)
     {
         command.Options.Add(_drain);
+        command.Options.Add(_policy);
         if (withOff)
         {
             command.Options.Add(_off);
         }
     }
 
-    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain) };
+    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)! };
 
     /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb).</summary>
     public LoadBalancerHost? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)

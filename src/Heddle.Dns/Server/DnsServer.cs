@@ -54,27 +54,36 @@ public sealed class DnsServer : IAsyncDisposable
     {
         options.Validate();
         var address = IPAddress.Parse(options.ListenAddress);
-        var udp = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp)
+        // UDP and TCP share one port number. When the OS picks it (port 0) for UDP, the same number can be taken for
+        // TCP; then another pair is tried.
+        for (var attempt = 1; ; attempt++)
         {
-            Blocking = true,
-            ReceiveTimeout = 250, // so the workers notice a stop
-            ReceiveBufferSize = 4 << 20,
-            SendBufferSize = 4 << 20,
-        };
-        udp.Bind(new IPEndPoint(address, options.Port));
-        var port = ((IPEndPoint)udp.LocalEndPoint!).Port;
-        var tcp = new TcpListener(address, port);
-        try
-        {
-            tcp.Start(backlog: 512);
+            var udp = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp)
+            {
+                Blocking = true,
+                ReceiveTimeout = 250, // so the workers notice a stop
+                ReceiveBufferSize = 4 << 20,
+                SendBufferSize = 4 << 20,
+            };
+            udp.Bind(new IPEndPoint(address, options.Port));
+            var port = ((IPEndPoint)udp.LocalEndPoint!).Port;
+            var tcp = new TcpListener(address, port);
+            tcp.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            try
+            {
+                tcp.Start(backlog: 512);
+                return new DnsServer(options, udp, tcp);
+            }
+            catch (SocketException) when (options.Port == 0 && attempt < 20)
+            {
+                udp.Dispose();
+            }
+            catch
+            {
+                udp.Dispose();
+                throw;
+            }
         }
-        catch
-        {
-            udp.Dispose();
-            throw;
-        }
-
-        return new DnsServer(options, udp, tcp);
     }
 
     /// <summary>Replaces the records served. Cheap for readers: one reference swap after compiling.</summary>

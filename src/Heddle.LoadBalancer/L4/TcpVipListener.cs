@@ -12,7 +12,7 @@ namespace Heddle.LoadBalancer.L4;
 /// stays on its backend. With no backend the client is reset at once. A backend that leaves the pool is drained:
 /// no new connections, and its existing ones are closed after the drain timeout.
 /// </summary>
-internal sealed class TcpVipListener : IAsyncDisposable
+internal sealed class TcpVipListener : IVipListener
 {
     private readonly Socket _listener;
     private readonly LoadBalancerOptions _options;

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+using Heddle.LoadBalancer.L7;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Heddle.LoadBalancer.Tests;
+
+/// <summary>An HTTP backend that answers with its name.</summary>
+internal sealed class NamedWebBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private NamedWebBackend(WebApplication app, string name, int port)
+    {
+        _app = app;
+        Backend = new Backend(name, "127.0.0.1", port);
+    }
+
+    public Backend Backend { get; }
+
+    public static async Task<NamedWebBackend> StartAsync(string name)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        app.MapGet("/", () => Results.Text(name));
+        await app.StartAsync();
+        var port = new Uri(app.Urls.Single()).Port;
+        return new NamedWebBackend(app, name, port);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+public sealed class HttpProxyTests
+{
+    private static async Task<List<string>> GetAsync(HttpVipListener proxy, int count)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{proxy.Endpoint}/") };
+        var names = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            names.Add(await http.GetStringAsync("/"));
+        }
+
+        return names;
+    }
+
+    [Fact]
+    public async Task RoundRobin_SpreadsRequestsEvenly()
+    {
+        await using var a = await NamedWebBackend.StartAsync("a");
+        await using var b = await NamedWebBackend.StartAsync("b");
+        await using var c = await NamedWebBackend.StartAsync("c");
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [a.Backend, b.Backend, c.Backend]), new LoadBalancerOptions());
+
+        var counts = (await GetAsync(proxy, 30)).GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
+
+        Assert.Equal(new Dictionary<string, int> { ["a"] = 10, ["b"] = 10, ["c"] = 10 }, counts);
+    }
+
+    [Fact]
+    public async Task NoBackend_Is503WithAProblemBody()
+    {
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", []), new LoadBalancerOptions());
+        using var http = new HttpClient();
+
+        using var response = await http.GetAsync($"http://{proxy.Endpoint}/");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("service 'svc' has no Ready instance for port 0", problem.RootElement.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task RemovedBackend_GetsNoMoreRequests()
+    {
+        await using var a = await NamedWebBackend.StartAsync("a");
+        await using var b = await NamedWebBackend.StartAsync("b");
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [a.Backend, b.Backend]), new LoadBalancerOptions());
+        Assert.Contains("a", await GetAsync(proxy, 4));
+
+        proxy.Update([b.Backend]);
+
+        Assert.All(await GetAsync(proxy, 10), n => Assert.Equal("b", n));
+    }
+
+    [Fact]
+    public async Task Host_ServesHttpListenersThroughL7AndTcpListenersThroughL4()
+    {
+        await using var web = await NamedWebBackend.StartAsync("web");
+        using var echo = new EchoBackend("echo");
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions());
+        var httpPort = FreePort();
+        var tcpPort = FreePort();
+
+        var problems = await host.ApplyAsync(new LoadBalancerConfig
+        {
+            Version = 1,
+            Listeners =
+            [
+                new VipListener("svc", "127.0.0.1", httpPort, "http", [web.Backend]),
+                new VipListener("svc", "127.0.0.1", tcpPort, "tcp", [echo.Backend]),
+            ],
+        });
+
+        Assert.Empty(problems);
+        using var http = new HttpClient();
+        Assert.Equal("web", await http.GetStringAsync($"http://127.0.0.1:{httpPort}/"));
+        using var tcp = new System.Net.Sockets.TcpClient();
+        tcp.Connect(IPAddress.Loopback, tcpPort);
+        Assert.Equal("echo", new StreamReader(tcp.GetStream()).ReadLine());
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
