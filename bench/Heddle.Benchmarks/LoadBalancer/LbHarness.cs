@@ -23,12 +23,19 @@ internal static class LbHarness
             using var nginx = Nginx(work, backendPort);
             var haproxyPort = DnsHarness.FreeTcpPort();
             using var haproxy = HaProxy(work, haproxyPort, backendPort);
+            var haproxyHttpPort = DnsHarness.FreeTcpPort();
+            using var haproxyHttp = HaProxy(work, haproxyHttpPort, backendPort, mode: "http");
             var heddlePort = DnsHarness.FreeTcpPort();
+            var heddleHttpPort = DnsHarness.FreeTcpPort();
             var balancer = new LoadBalancerHost(new LoadBalancerOptions());
             var problems = balancer.ApplyAsync(new LoadBalancerConfig
             {
                 Version = 1,
-                Listeners = [new VipListener("bench", "127.0.0.1", heddlePort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
+                Listeners =
+                [
+                    new VipListener("bench", "127.0.0.1", heddlePort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)]),
+                    new VipListener("bench", "127.0.0.1", heddleHttpPort, "http", [new Backend("nginx", "127.0.0.1", backendPort)]),
+                ],
             }).GetAwaiter().GetResult();
             if (problems.Count > 0)
             {
@@ -50,9 +57,15 @@ internal static class LbHarness
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
             }
 
-            balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
             Console.WriteLine();
-            Console.WriteLine("not measured here yet: L7 (HAProxy mode http vs Heddle's YARP path, which is not built yet)");
+            Console.WriteLine("L7, keep-alive requests");
+            Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8}");
+            var l7Haproxy = Wrk(haproxyHttpPort, seconds, close: false);
+            var l7Heddle = Wrk(heddleHttpPort, seconds, close: false);
+            Print("haproxy 1 thread, mode http", l7Haproxy);
+            Print("heddle L7 (YARP)", l7Heddle);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms"));
+            balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
         }
         finally
@@ -133,15 +146,15 @@ internal static class LbHarness
         return DnsHarness.ReferenceServer.LaunchTcp("nginx", ["-c", config, "-p", work], port);
     }
 
-    private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend)
+    private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode = "tcp")
     {
-        var config = Path.Combine(work, "haproxy.cfg");
+        var config = Path.Combine(work, $"haproxy-{mode}.cfg");
         File.WriteAllText(config, $"""
             global
                 nbthread 1
                 maxconn 4096
             defaults
-                mode tcp
+                mode {mode}
                 timeout connect 5s
                 timeout client 30s
                 timeout server 30s
