@@ -1,4 +1,5 @@
 using Heddle.Contracts.Api;
+using Heddle.LoadBalancer.Health;
 using Heddle.LoadBalancer.L4;
 using Heddle.LoadBalancer.L7;
 
@@ -6,12 +7,12 @@ namespace Heddle.LoadBalancer;
 
 /// <summary>
 /// The data plane: one listener per VIP and input port, reconfigured from whole configurations: `tcp` endpoints
-/// through the L4 proxy, `http` endpoints through YARP. A listener that stays keeps its established connections
-/// across every change; one that goes stops accepting and closes.
+/// through the L4 proxy, `http` endpoints through YARP, each behind its own health checks of the backends. A listener
+/// that stays keeps its established connections across every change; one that goes stops accepting and closes.
 /// </summary>
 public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDisposable
 {
-    private readonly Dictionary<string, (string Protocol, IVipListener Listener)> _listeners = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Protocol, BackendHealth Listener)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     public IReadOnlyCollection<string> Listening
@@ -33,7 +34,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
         try
         {
             var wanted = config.Listeners.ToDictionary(l => l.Key, StringComparer.Ordinal);
-            List<IVipListener> removed;
+            List<BackendHealth> removed;
             lock (_listeners)
             {
                 var gone = _listeners.Where(l => !wanted.TryGetValue(l.Key, out var w) || w.Protocol != l.Value.Protocol).Select(l => l.Key).ToList();
@@ -48,7 +49,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
             foreach (var (key, listener) in wanted)
             {
-                IVipListener? existing;
+                BackendHealth? existing;
                 lock (_listeners)
                 {
                     existing = _listeners.TryGetValue(key, out var entry) ? entry.Listener : null;
@@ -56,15 +57,17 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
                 if (existing is not null)
                 {
-                    existing.Update(listener.Backends);
+                    existing.Update(listener.Backends, listener.Probe);
                     continue;
                 }
 
                 try
                 {
-                    IVipListener started = listener.Protocol == "http"
-                        ? await HttpVipListener.StartAsync(listener, options)
-                        : new TcpVipListener(listener, options);
+                    IVipListener proxy = listener.Protocol == "http"
+                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, options)
+                        : new TcpVipListener(listener with { Backends = [] }, options);
+                    var started = new BackendHealth(proxy);
+                    started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
                     {
                         _listeners[key] = (listener.Protocol, started);
@@ -86,7 +89,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 
     public async ValueTask DisposeAsync()
     {
-        List<IVipListener> all;
+        List<BackendHealth> all;
         lock (_listeners)
         {
             all = [.. _listeners.Values.Select(v => v.Listener)];

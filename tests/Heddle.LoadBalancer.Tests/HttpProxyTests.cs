@@ -22,16 +22,15 @@ internal sealed class NamedWebBackend : IAsyncDisposable
 
     public Backend Backend { get; }
 
-    public static async Task<NamedWebBackend> StartAsync(string name)
+    public static async Task<NamedWebBackend> StartAsync(string name, int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         var app = builder.Build();
         app.MapGet("/", () => Results.Text(name));
         await app.StartAsync();
-        var port = new Uri(app.Urls.Single()).Port;
-        return new NamedWebBackend(app, name, port);
+        return new NamedWebBackend(app, name, new Uri(app.Urls.Single()).Port);
     }
 
     public async ValueTask DisposeAsync()
@@ -126,5 +125,43 @@ public sealed class HttpProxyTests
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    [Fact]
+    public async Task BackendKilledUnderLoad_ErrorsStopWithinProbeIntervalTimesThresholdPlusOneSecond_AndItComesBackAfterPassing()
+    {
+        var a = await NamedWebBackend.StartAsync("a");
+        await using var b = await NamedWebBackend.StartAsync("b");
+        await using var c = await NamedWebBackend.StartAsync("c");
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions());
+        var port = FreePort();
+        var probe = new BackendProbe("http", "/", IntervalMilliseconds: 200, TimeoutMilliseconds: 200, UnhealthyThreshold: 2);
+        await host.ApplyAsync(new LoadBalancerConfig
+        {
+            Version = 1,
+            Listeners = [new VipListener("svc", "127.0.0.1", port, "http", [a.Backend, b.Backend, c.Backend], probe)],
+        });
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var url = $"http://127.0.0.1:{port}/";
+        Assert.Equal(3, (await Task.WhenAll(Enumerable.Range(0, 9).Select(_ => http.GetStringAsync(url)))).Distinct().Count());
+
+        var killedAt = System.Diagnostics.Stopwatch.StartNew();
+        var aPort = a.Backend.Port;
+        await a.DisposeAsync();
+        TimeSpan? lastError = null;
+        while (killedAt.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            using var response = await http.GetAsync(url);
+            if (!response.IsSuccessStatusCode)
+            {
+                lastError = killedAt.Elapsed;
+            }
+        }
+
+        var bound = TimeSpan.FromMilliseconds(probe.IntervalMilliseconds * probe.UnhealthyThreshold) + TimeSpan.FromSeconds(1);
+        Assert.True(lastError is null || lastError < bound, $"errors went on until {lastError}, past {bound}");
+
+        await using var back = await NamedWebBackend.StartAsync("a", aPort);
+        await Heddle.Testing.Poll.UntilAsync(() => http.GetStringAsync(url), n => n == "a", TimeSpan.FromSeconds(10), "the returned backend back in the pool");
     }
 }

@@ -10,10 +10,15 @@ public sealed record LoadBalancerConfig
 
 /// <param name="Protocol">tcp or http.</param>
 /// <param name="Backends">The Ready instances of the role that owns the endpoint.</param>
-public sealed record VipListener(string Service, string Vip, int Port, string Protocol, IReadOnlyList<Backend> Backends)
+/// <param name="Probe">The balancer's own check of each backend (the role's probe); null: none beyond the controller's Ready.</param>
+public sealed record VipListener(string Service, string Vip, int Port, string Protocol, IReadOnlyList<Backend> Backends, BackendProbe? Probe = null)
 {
     public string Key => $"{Vip}:{Port}";
 }
+
+/// <summary>How the balancer checks a backend: an HTTP GET of <see cref="Path"/> (2xx/3xx) or a TCP connect, on the backend's port.</summary>
+/// <param name="Kind">http or tcp.</param>
+public sealed record BackendProbe(string Kind, string? Path, int IntervalMilliseconds, int TimeoutMilliseconds, int UnhealthyThreshold);
 
 /// <param name="Id">Stable across changes (the instance id), so the consistent hash keeps flows where they were.</param>
 public sealed record Backend(string Id, string Address, int Port);

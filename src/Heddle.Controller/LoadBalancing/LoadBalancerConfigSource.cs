@@ -31,13 +31,18 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
                         .OrderBy(i => i.Index)
                         .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
                         .ToList();
-                    listeners.Add(new VipListener(service.Name, service.Vip!, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends));
+                    listeners.Add(new VipListener(service.Name, service.Vip!, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends, Probe(role, endpoint)));
                 }
             }
         }
 
         return new LoadBalancerConfig { Version = 0, Listeners = listeners };
     }
+
+    /// <summary>The role's probe when it checks this endpoint; otherwise a TCP connect with the probe defaults.</summary>
+    private static BackendProbe Probe(RoleDefinition role, EndpointDefinition endpoint) => role.Probe is { } p && p.Endpoint == endpoint.Name
+        ? new BackendProbe(p.Kind == ProbeKind.Http ? "http" : "tcp", p.Path, p.IntervalSeconds * 1000, p.TimeoutSeconds * 1000, p.UnhealthyThreshold)
+        : new BackendProbe("tcp", null, ProbeDefinition.DefaultIntervalSeconds * 1000, ProbeDefinition.DefaultTimeoutSeconds * 1000, ProbeDefinition.DefaultUnhealthyThreshold);
 
     protected override LoadBalancerConfig Stamp(LoadBalancerConfig view, long version) => view with { Version = version };
 

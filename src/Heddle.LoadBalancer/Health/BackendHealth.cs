@@ -1,0 +1,146 @@
+using System.Net.Sockets;
+using Heddle.Contracts.Api;
+
+namespace Heddle.LoadBalancer.Health;
+
+/// <summary>
+/// The balancer's own view of a listener's backends: each is probed on its own timer; one that fails the probe
+/// <c>UnhealthyThreshold</c> times in a row leaves the pool, and comes back after one success. The listener is
+/// given the healthy subset whenever it changes (and whenever the controller's list changes).
+/// </summary>
+internal sealed class BackendHealth : IAsyncDisposable
+{
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(1) }) { Timeout = Timeout.InfiniteTimeSpan };
+
+    private readonly IVipListener _listener;
+    private readonly Dictionary<string, Probe> _probes = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private IReadOnlyList<Backend> _backends = [];
+    private BackendProbe? _settings;
+
+    public BackendHealth(IVipListener listener)
+    {
+        _listener = listener;
+    }
+
+    /// <summary>Takes the controller's list (its Ready instances) and keeps probing them.</summary>
+    public void Update(IReadOnlyList<Backend> backends, BackendProbe? settings)
+    {
+        List<Probe> stopped;
+        lock (_lock)
+        {
+            _backends = backends;
+            _settings = settings;
+            var wanted = backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
+            stopped = [.. _probes.Where(p => !wanted.Contains(p.Key) || p.Value.Backend != backends.First(b => b.Id == p.Key)).Select(p => p.Value)];
+            foreach (var probe in stopped)
+            {
+                _probes.Remove(probe.Backend.Id);
+            }
+
+            if (settings is not null)
+            {
+                foreach (var backend in backends.Where(b => !_probes.ContainsKey(b.Id)))
+                {
+                    _probes[backend.Id] = new Probe(backend, settings, Publish);
+                }
+            }
+        }
+
+        stopped.ForEach(p => p.Stop());
+        Publish();
+    }
+
+    private void Publish()
+    {
+        IReadOnlyList<Backend> healthy;
+        lock (_lock)
+        {
+            healthy = [.. _backends.Where(b => !_probes.TryGetValue(b.Id, out var p) || p.Healthy)];
+        }
+
+        _listener.Update(healthy);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        lock (_lock)
+        {
+            foreach (var probe in _probes.Values)
+            {
+                probe.Stop();
+            }
+
+            _probes.Clear();
+        }
+
+        await _listener.DisposeAsync();
+    }
+
+    private sealed class Probe
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly BackendProbe _settings;
+        private readonly Action _changed;
+        private int _failures;
+
+        public Probe(Backend backend, BackendProbe settings, Action changed)
+        {
+            Backend = backend;
+            _settings = settings;
+            _changed = changed;
+            _ = RunAsync();
+        }
+
+        public Backend Backend { get; }
+
+        /// <summary>A new backend counts as healthy: the controller has just seen it Ready.</summary>
+        public bool Healthy { get; private set; } = true;
+
+        public void Stop() => _stop.Cancel();
+
+        private async Task RunAsync()
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(50, _settings.IntervalMilliseconds)));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stop.Token))
+                {
+                    var ok = await CheckAsync();
+                    var was = Healthy;
+                    _failures = ok ? 0 : _failures + 1;
+                    Healthy = ok || (Healthy && _failures < _settings.UnhealthyThreshold);
+                    if (Healthy != was)
+                    {
+                        _changed();
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        private async Task<bool> CheckAsync()
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(Math.Max(50, _settings.TimeoutMilliseconds));
+            try
+            {
+                if (_settings.Kind == "http")
+                {
+                    using var response = await Http.GetAsync($"http://{Backend.Address}:{Backend.Port}{_settings.Path ?? "/"}", HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                    return (int)response.StatusCode is >= 200 and < 400;
+                }
+
+                using var client = new TcpClient();
+                await client.ConnectAsync(Backend.Address, Backend.Port, timeout.Token);
+                return true;
+            }
+            catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException && !_stop.IsCancellationRequested)
+            {
+                return false;
+            }
+        }
+    }
+}
