@@ -15,17 +15,6 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
     private readonly Dictionary<string, (string Protocol, BackendHealth Listener)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
 
-    public IReadOnlyCollection<string> Listening
-    {
-        get
-        {
-            lock (_listeners)
-            {
-                return [.. _listeners.Keys];
-            }
-        }
-    }
-
     /// <summary>Applies a whole configuration. A listener that cannot bind is reported and the others still apply.</summary>
     public async Task<IReadOnlyList<string>> ApplyAsync(LoadBalancerConfig config)
     {
