@@ -81,7 +81,7 @@ public sealed class UpTests : IDisposable
             var victim = web[0].GetProperty("pid").GetInt32();
             System.Diagnostics.Process.GetProcessById(victim).Kill();
             var answers = Enumerable.Range(0, 40).Select(_ => Curl($"http://{vip}:8080/")).ToList();
-            Assert.All(answers, a => Assert.StartsWith("hi from hello/web/", a));
+            Assert.All(answers, a => Assert.StartsWith("hi from hello/web/", a)); // a refused forward is retried on another instance
 
             var logs = Heddle.Run(env, "logs", "hello/web/0");
             Assert.True(logs.ExitCode == 0, logs.ToString());

@@ -164,4 +164,24 @@ public sealed class HttpProxyTests
         await using var back = await NamedWebBackend.StartAsync("a", aPort);
         await Heddle.Testing.Poll.UntilAsync(() => http.GetStringAsync(url), n => n == "a", TimeSpan.FromSeconds(10), "the returned backend back in the pool");
     }
+
+    [Fact]
+    public async Task DeadBackendNotYetOutOfThePool_RequestsWithoutBodyAreRetriedOnAnotherInstance()
+    {
+        var a = await NamedWebBackend.StartAsync("a");
+        await using var b = await NamedWebBackend.StartAsync("b");
+        await using var c = await NamedWebBackend.StartAsync("c");
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [a.Backend, b.Backend, c.Backend]), new LoadBalancerOptions());
+        await a.DisposeAsync();
+
+        using var http = new HttpClient();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 30; i++)
+        {
+            using var response = await http.GetAsync($"http://{proxy.Endpoint}/");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+    }
 }

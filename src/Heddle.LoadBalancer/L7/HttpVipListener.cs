@@ -63,12 +63,41 @@ internal sealed class HttpVipListener : IVipListener
                     return;
                 }
 
-                await next();
+                await ForwardWithOneRetryAsync(context, next);
             });
             pipeline.UseLoadBalancing();
         });
         await app.StartAsync();
         return new HttpVipListener(app, config, policy, bound!.IPEndPoint!);
+    }
+
+    /// <summary>
+    /// A request without a body whose forward failed before any response started (the instance refused or reset the
+    /// connection: it died, and the health checks have not caught up yet) is sent once more to another instance.
+    /// </summary>
+    private static async Task ForwardWithOneRetryAsync(HttpContext context, Func<Task> next)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var destinations = proxy.AvailableDestinations;
+        await next();
+        var failure = context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>();
+        var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+        if (failure is null || hasBody || context.Response.HasStarted || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
+        {
+            return;
+        }
+
+        var others = destinations.Where(d => d != proxy.ProxiedDestination).ToList();
+        if (others.Count == 0)
+        {
+            return;
+        }
+
+        proxy.AvailableDestinations = others;
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(null);
+        context.Response.Clear();
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        await next();
     }
 
     public void Update(IReadOnlyList<Backend> backends) => _config.Update(Routes(), Clusters(backends, _policy));
