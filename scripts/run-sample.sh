@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Heddle's main job on one machine: build heddle and the hello sample, start a local cluster of 3 nodes
-# (`heddle up`), deploy the sample and wait until every instance is Ready, show it and reach it with curl,
+# (`heddle up`), deploy the sample and wait until every instance is Ready, show it and reach it with curl
+# (each instance, then the service VIP through the load balancer),
 # then keep the cluster running until Ctrl-C, which stops everything it started.
 #   scripts/run-sample.sh            run until Ctrl-C
 #   scripts/run-sample.sh --check    deploy, check with curl, then stop the cluster and exit (for CI and smoke tests)
@@ -30,6 +31,11 @@ echo
   | sed -E 's/.*"nodeAddress":"([0-9.]+)".*"http":([0-9]+).*/\1:\2/' | while read -r endpoint; do
     echo "curl http://$endpoint/  ->  $(curl -sS --max-time 5 "http://$endpoint/")"
   done
+
+vip=$("$heddle" status hello -o json | tr -d ' \n' | grep -o '"vip":"[0-9.]*"' | cut -d'"' -f4)
+if [ -n "$vip" ]; then
+  for _ in 1 2 3; do echo "curl http://$vip:8080/ (the service VIP)  ->  $(curl -sS --max-time 5 "http://$vip:8080/")"; done
+fi
 
 if [ "${1:-}" = "--check" ]; then
   stop
