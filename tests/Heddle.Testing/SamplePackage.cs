@@ -21,21 +21,32 @@ public static class SamplePackage
     public static string File => Built.Value;
 
     /// <summary>Holds the lock that guards `dotnet publish` of the sample projects for as long as it is held.</summary>
+    /// <remarks>A named mutex is shared by every process on the machine; the wait blocks with a deadline.</remarks>
     public static IDisposable BuildLock()
     {
-        var directory = Path.Combine(RepositoryRootAttribute.Value, "artifacts", "test-sample");
-        Directory.CreateDirectory(directory);
-        var deadline = DateTime.UtcNow.AddMinutes(10);
-        while (true)
+        var mutex = new Mutex(initiallyOwned: false, "heddle-test-sample-build");
+        try
         {
-            try
+            if (!mutex.WaitOne(TimeSpan.FromMinutes(10)))
             {
-                return new FileStream(Path.Combine(directory, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                throw new TimeoutException("another test process held the sample build lock for 10 minutes");
             }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(100); // another test process holds the build lock; this is a lock wait, not a timing guess
-            }
+        }
+        catch (AbandonedMutexException)
+        {
+            // The holder died while building: the lock is ours now, and the build below starts from a clean staging folder.
+        }
+
+        return new Held(mutex);
+    }
+
+    /// <summary>Releases the mutex on the thread that took it, which is where `using` disposes it.</summary>
+    private sealed class Held(Mutex mutex) : IDisposable
+    {
+        public void Dispose()
+        {
+            mutex.ReleaseMutex();
+            mutex.Dispose();
         }
     }
 

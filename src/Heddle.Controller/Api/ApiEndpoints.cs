@@ -76,10 +76,7 @@ internal static class ApiEndpoints
                         diagnostics.Sorted().Select(d => d.ToString()));
                 }
 
-                stream.Position = 0;
-                using var archive = new System.IO.Compression.ZipArchive(stream, System.IO.Compression.ZipArchiveMode.Read);
-                using var reader = new StreamReader(archive.GetEntry(PackageLayout.ServiceFile)!.Open());
-                store.PutPackage(new PackageRecord(sha256, size.Value, package.Definition.Name, await reader.ReadToEndAsync(cancellationToken), time.GetUtcNow()));
+                store.PutPackage(new PackageRecord(sha256, size.Value, package.Definition.Name, package.ServiceYaml, time.GetUtcNow()));
             }
         }
 

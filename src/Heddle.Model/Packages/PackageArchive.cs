@@ -22,8 +22,9 @@ public sealed class PackageArchive : IDisposable
     private readonly Dictionary<string, ZipArchiveEntry> _entries;
     private readonly string _source;
 
-    private PackageArchive(ZipArchive zip, Dictionary<string, ZipArchiveEntry> entries, PackageManifest manifest, ServiceDefinition definition, string source)
+    private PackageArchive(ZipArchive zip, Dictionary<string, ZipArchiveEntry> entries, PackageManifest manifest, ServiceDefinition definition, string serviceYaml, string source)
     {
+        ServiceYaml = serviceYaml;
         _zip = zip;
         _entries = entries;
         _source = source;
@@ -34,6 +35,9 @@ public sealed class PackageArchive : IDisposable
     public PackageManifest Manifest { get; }
 
     public ServiceDefinition Definition { get; }
+
+    /// <summary>The text of service.yaml, as read (and parsed into <see cref="Definition"/>) when the package was opened.</summary>
+    public string ServiceYaml { get; }
 
     /// <summary>Opens and checks a package. Returns null, with every problem in <paramref name="diagnostics"/>, if it is unsafe or invalid.</summary>
     /// <param name="source">The package's name for error messages (its file name).</param>
@@ -56,10 +60,11 @@ public sealed class PackageArchive : IDisposable
         var entries = CheckEntries(zip, source, limits, diagnostics);
         PackageManifest? manifest = null;
         ServiceDefinition? definition = null;
+        var serviceYaml = string.Empty;
         if (diagnostics.Items.Count == before)
         {
             manifest = ReadManifest(entries, source, limits, diagnostics);
-            definition = ReadDefinition(entries, source, limits, diagnostics);
+            definition = ReadDefinition(entries, source, limits, diagnostics, out serviceYaml);
         }
 
         if (manifest is not null && definition is not null)
@@ -73,7 +78,7 @@ public sealed class PackageArchive : IDisposable
             return null;
         }
 
-        return new PackageArchive(zip, entries, manifest, definition, source);
+        return new PackageArchive(zip, entries, manifest, definition, serviceYaml, source);
     }
 
     /// <summary>Copies one file's content to <paramref name="destination"/>, checking it against the manifest as it goes.</summary>
@@ -246,8 +251,9 @@ public sealed class PackageArchive : IDisposable
         return manifest;
     }
 
-    private static ServiceDefinition? ReadDefinition(Dictionary<string, ZipArchiveEntry> entries, string source, PackageLimits limits, DiagnosticBag diagnostics)
+    private static ServiceDefinition? ReadDefinition(Dictionary<string, ZipArchiveEntry> entries, string source, PackageLimits limits, DiagnosticBag diagnostics, out string text)
     {
+        text = string.Empty;
         if (!entries.TryGetValue(PackageLayout.ServiceFile, out var entry))
         {
             diagnostics.Add(SourceLocation.WholeFile(source), DiagnosticCodes.MissingPackageFile, $"the package has no {PackageLayout.ServiceFile} at its root");
@@ -255,7 +261,7 @@ public sealed class PackageArchive : IDisposable
         }
 
         using var stream = entry.Open();
-        var text = Encoding.UTF8.GetString(ReadSmall(stream, limits));
+        text = Encoding.UTF8.GetString(ReadSmall(stream, limits));
         return ServiceDefinitionParser.Parse(text, diagnostics, $"{source}!{PackageLayout.ServiceFile}") is { } definition && !diagnostics.HasErrors
             ? definition
             : null;
