@@ -3,7 +3,7 @@
 #   bench/run.sh placement [--nodes N --instances N ...]   pinned to one core
 #   bench/run.sh deploy [--trials N]                       builds heddle and the sample first; uses every core
 #   bench/run.sh dns [--seconds N --clients N]             installs dnsperf, knot, dnsmasq if missing
-#   bench/run.sh lb [--seconds N]                          installs haproxy, nginx-light, wrk if missing
+#   bench/run.sh lb [--seconds N --rounds N]               installs haproxy, nginx-light, wrk if missing
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -23,9 +23,7 @@ case "${1:-}" in
     for tool in haproxy:haproxy nginx:nginx-light wrk:wrk; do
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
-    if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-    # Socket continuations on the epoll thread, as a dedicated data-plane process would run (set LB_INLINE=0 to compare).
-    if [ "${LB_INLINE:-1}" = "1" ]; then export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1; fi ;;
+    if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
   deploy)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;

@@ -1,6 +1,7 @@
 using Heddle.Contracts.Api;
 using Heddle.LoadBalancer.Health;
 using Heddle.LoadBalancer.L4;
+using Heddle.LoadBalancer.L4.Linux;
 using Heddle.LoadBalancer.L7;
 
 namespace Heddle.LoadBalancer;
@@ -14,6 +15,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 {
     private readonly Dictionary<string, (string Protocol, BackendHealth Listener)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private EventLoop? _tcpLoop; // one thread for every L4 listener, made with the first
 
     /// <summary>Applies a whole configuration. A listener that cannot bind is reported and the others still apply.</summary>
     public async Task<IReadOnlyList<string>> ApplyAsync(LoadBalancerConfig config)
@@ -54,7 +56,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
                 {
                     IVipListener proxy = listener.Protocol == "http"
                         ? await HttpVipListener.StartAsync(listener with { Backends = [] }, options)
-                        : new TcpVipListener(listener with { Backends = [] }, options);
+                        : new TcpVipListener(listener with { Backends = [] }, options, _tcpLoop ??= new EventLoop("heddle-l4"));
                     var started = new BackendHealth(proxy);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
@@ -89,5 +91,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
         {
             await listener.DisposeAsync();
         }
+
+        _tcpLoop?.Dispose();
     }
 }

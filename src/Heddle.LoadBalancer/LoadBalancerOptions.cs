@@ -11,7 +11,4 @@ public sealed record LoadBalancerOptions
 
     /// <summary>How http endpoints pick an instance: RoundRobin (default) or PowerOfTwoChoices (YARP's policy names).</summary>
     public string HttpPolicy { get; init; } = Yarp.ReverseProxy.LoadBalancing.LoadBalancingPolicies.RoundRobin;
-
-    /// <summary>Relay buffer per direction per connection, from a shared pool. Default 32 KiB.</summary>
-    public int BufferSize { get; init; } = 32 * 1024;
 }

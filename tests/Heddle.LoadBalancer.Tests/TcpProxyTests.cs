@@ -220,4 +220,122 @@ public sealed class TcpProxyTests
 
         open.ForEach(o => o.Client.Dispose());
     }
+
+    [Fact]
+    public async Task LargeTransfer_ArrivesIntact_WhileTheClientReadsSlowly()
+    {
+        using var a = new EchoBackend("a");
+        await using var proxy = new TcpVipListener(Listener(a), new LoadBalancerOptions());
+        using var client = new TcpClient();
+        client.Connect(proxy.Endpoint);
+        client.ReceiveTimeout = 10_000;
+        var stream = client.GetStream();
+        Assert.Equal("a\n", ReadExactly(stream, 2));
+
+        // 8 MiB out while the echo comes back in small, late reads: the proxy must hold back, not drop or reorder.
+        var payload = new byte[8 << 20];
+        new Random(7).NextBytes(payload);
+        var sending = Task.Run(() => stream.Write(payload));
+        var echoed = new byte[payload.Length];
+        var received = 0;
+        while (received < echoed.Length)
+        {
+            var read = stream.Read(echoed, received, Math.Min(4096, echoed.Length - received));
+            Assert.True(read > 0, $"the connection ended after {received} bytes");
+            received += read;
+            if (received % (1 << 20) < 4096)
+            {
+                await Task.Yield();
+            }
+        }
+
+        await sending;
+        Assert.True(payload.AsSpan().SequenceEqual(echoed), "the echoed bytes differ from the sent ones");
+    }
+
+    [Fact]
+    public async Task HalfClose_TheBackendSeesTheEnd_AndItsLastBytesStillReachTheClient()
+    {
+        using var a = new EchoBackend("a");
+        await using var proxy = new TcpVipListener(Listener(a), new LoadBalancerOptions());
+        using var client = new TcpClient();
+        client.Connect(proxy.Endpoint);
+        client.ReceiveTimeout = 5000;
+        var stream = client.GetStream();
+        stream.Write("last words\n"u8);
+        client.Client.Shutdown(SocketShutdown.Send);
+
+        // The echo backend answers, then sees end of stream and closes; the client reads everything, then the end.
+        Assert.Equal("a\nlast words\n", Encoding.ASCII.GetString(ReadToEnd(stream)));
+    }
+
+    [Fact]
+    public async Task ABackendThatRefuses_IsSkipped_ForAnother()
+    {
+        using var a = new EchoBackend("a");
+        var dead = new Backend("dead", "127.0.0.1", ClosedPort());
+        await using var proxy = new TcpVipListener(new VipListener("svc", "127.0.0.1", 0, "tcp", [a.Backend, dead]), new LoadBalancerOptions());
+
+        Assert.All(Enumerable.Range(0, 40), _ => Assert.Equal("a", Greeting(proxy)));
+    }
+
+    [Fact]
+    public async Task ABackendThatNeverAnswers_TheConnectTimesOut_AndTheClientIsReset()
+    {
+        // A listener whose accept queue is full drops new SYNs, so a connection to it neither succeeds nor fails.
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        silent.Listen(0);
+        var port = ((IPEndPoint)silent.LocalEndPoint!).Port;
+        var fillers = new List<Socket>();
+        for (var i = 0; i < 8; i++)
+        {
+            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            fillers.Add(filler);
+            using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+            try
+            {
+                await filler.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break; // the queue is full
+            }
+        }
+
+        var timeout = TimeSpan.FromMilliseconds(300);
+        await using var proxy = new TcpVipListener(
+            new VipListener("svc", "127.0.0.1", 0, "tcp", [new Backend("silent", "127.0.0.1", port)]),
+            new LoadBalancerOptions { ConnectTimeout = timeout });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var client = new TcpClient();
+        client.Connect(proxy.Endpoint);
+        client.ReceiveTimeout = 10_000;
+        var outcome = Record.Exception(() => client.GetStream().Read(new byte[16]));
+
+        Assert.True(outcome is IOException { InnerException: SocketException { SocketErrorCode: SocketError.ConnectionReset } }, $"expected a reset, got {outcome?.ToString() ?? "an orderly end"}");
+        Assert.True(clock.Elapsed >= timeout * 0.9, $"reset after {clock.Elapsed}, before the connect timeout");
+        fillers.ForEach(f => f.Dispose());
+    }
+
+    private static int ClosedPort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    private static string ReadExactly(NetworkStream stream, int count)
+    {
+        var buffer = new byte[count];
+        stream.ReadExactly(buffer);
+        return Encoding.ASCII.GetString(buffer);
+    }
+
+    private static byte[] ReadToEnd(NetworkStream stream)
+    {
+        using var all = new MemoryStream();
+        stream.CopyTo(all);
+        return all.ToArray();
+    }
 }

@@ -182,6 +182,8 @@ internal static class DnsHarness
     {
         public int Port { get; } = port;
 
+        public int ProcessId => process.Id;
+
         public void Dispose()
         {
             if (!process.HasExited)

@@ -9,13 +9,17 @@ namespace Heddle.Benchmarks.LoadBalancer;
 /// <summary>
 /// L4 load balancing: nginx (one worker) as the backend; wrk -t1 -c32 --latency against it directly, through HAProxy
 /// (nbthread 1, mode tcp) and through Heddle's L4 listener, in one run; then the same with `Connection: close` for
-/// the connection rate. Options: --seconds N (default 5).
+/// the connection rate. Each path gets a one-second warm-up run first (the JIT and the connection pools settle; the
+/// same for every path), and the paths are measured in turns for --rounds rounds, each figure being the median of its
+/// rounds, so that a noisy moment on a shared machine does not fall on one path only. Options: --seconds N (default 5),
+/// --rounds N (default 3).
 /// </summary>
 internal static class LbHarness
 {
     public static int Run(string[] args)
     {
-        var seconds = args.Length > 1 && args[0] == "--seconds" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        var seconds = Option(args, "--seconds", 5);
+        var rounds = Option(args, "--rounds", 3);
         var work = Directory.CreateTempSubdirectory("heddle-lb-bench-").FullName;
         try
         {
@@ -42,15 +46,14 @@ internal static class LbHarness
                 throw new InvalidOperationException(string.Join("; ", problems));
             }
 
-            Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
+            Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency after a 1 s warm-up; median of {rounds} rounds taken in turns; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
             foreach (var (title, close) in new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
             {
                 Console.WriteLine();
                 Console.WriteLine(title);
-                Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8}");
-                var direct = Wrk(backendPort, seconds, close);
-                var viaHaproxy = Wrk(haproxyPort, seconds, close);
-                var viaHeddle = Wrk(heddlePort, seconds, close);
+                Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
+                var results = Rounds(rounds, [(backendPort, nginx.ProcessId), (haproxyPort, haproxy.ProcessId), (heddlePort, Environment.ProcessId)], seconds, close);
+                var (direct, viaHaproxy, viaHeddle) = (results[0], results[1], results[2]);
                 Print("nginx direct", direct);
                 Print("haproxy 1 thread, mode tcp", viaHaproxy);
                 Print("heddle L4", viaHeddle);
@@ -59,9 +62,9 @@ internal static class LbHarness
 
             Console.WriteLine();
             Console.WriteLine("L7, keep-alive requests");
-            Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8}");
-            var l7Haproxy = Wrk(haproxyHttpPort, seconds, close: false);
-            var l7Heddle = Wrk(heddleHttpPort, seconds, close: false);
+            Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
+            var l7 = Rounds(rounds, [(haproxyHttpPort, haproxyHttp.ProcessId), (heddleHttpPort, Environment.ProcessId)], seconds, close: false);
+            var (l7Haproxy, l7Heddle) = (l7[0], l7[1]);
             Print("haproxy 1 thread, mode http", l7Haproxy);
             Print("heddle L7 (YARP)", l7Heddle);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms"));
@@ -74,10 +77,53 @@ internal static class LbHarness
         }
     }
 
-    private sealed record Result(double Rps, double P50, double P99, long Errors);
+    private sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0);
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        var at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    /// <summary>Warms each port up once, then measures them in turns; each figure is the median over the rounds.</summary>
+    private static Result[] Rounds(int rounds, (int Port, int Pid)[] paths, int seconds, bool close)
+    {
+        foreach (var (port, _) in paths)
+        {
+            Wrk(port, 1, close);
+        }
+
+        var all = paths.Select(_ => new List<Result>()).ToArray();
+        for (var round = 0; round < rounds; round++)
+        {
+            for (var i = 0; i < paths.Length; i++)
+            {
+                var cpu = CpuTicks(paths[i].Pid);
+                var result = Wrk(paths[i].Port, seconds, close);
+                var used = (CpuTicks(paths[i].Pid) - cpu) * 1e6 / 100; // clock ticks are 1/100 s
+                all[i].Add(result with { CpuMicroseconds = used / (result.Rps * seconds) });
+            }
+        }
+
+        static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+
+        return [.. all.Select(r => new Result(Median(r.Select(x => x.Rps)), Median(r.Select(x => x.P50)), Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Median(r.Select(x => x.CpuMicroseconds))))];
+    }
+
+    /// <summary>User + system CPU of a process so far, in clock ticks (/proc/PID/stat fields 14 and 15).</summary>
+    private static long CpuTicks(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
 
     private static void Print(string name, Result r) =>
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {r.Rps,11:N0} {r.P50,8:0.00} {r.P99,8:0.00} {r.Errors,8}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {r.Rps,11:N0} {r.P50,8:0.00} {r.P99,8:0.00} {r.Errors,8} {r.CpuMicroseconds,18:0.0}"));
 
     private static Result Wrk(int port, int seconds, bool close)
     {

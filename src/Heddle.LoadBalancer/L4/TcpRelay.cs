@@ -1,82 +1,358 @@
 using System.Buffers;
-using System.Net.Sockets;
+using Heddle.LoadBalancer.L4.Linux;
 
 namespace Heddle.LoadBalancer.L4;
 
 /// <summary>
-/// One client connection relayed to one backend: bytes copied both ways with pooled buffers; when one side ends
-/// its sending, the other side's sending is shut down too (half-close); when either fails, both are closed, so a
-/// backend that dies never leaves its client hanging.
+/// One client connection relayed to one backend, driven by the event loop (edge-triggered): bytes are read into the
+/// loop's scratch buffer and written straight to the other side; only what the other side cannot take yet is copied
+/// into a pooled buffer, and reading that way pauses until it has gone (so a slow reader pushes back on its sender
+/// through TCP). An idle connection holds no buffer at all. When one side ends its sending, the other side's sending
+/// is shut down too (half-close); when either fails, both are closed with a reset towards the client, so a backend
+/// that dies never leaves its client hanging. Connecting tries the chosen backend, then one other.
 /// </summary>
-internal sealed class TcpRelay(Socket client, Socket backend, string backendId, int bufferSize)
+internal sealed unsafe class TcpRelay : IEventHandler
 {
-    private int _closed;
+    private const int ClientSide = 0;
+    private const int BackendSide = 1;
+    private const uint Readiness = Libc.EpollIn | Libc.EpollOut | Libc.EpollRdHup | Libc.EpollEt;
+    private const uint Hangup = Libc.EpollRdHup | Libc.EpollHup | Libc.EpollErr;
 
-    public string BackendId { get; } = backendId;
+    private readonly EventLoop _loop;
+    private readonly TcpVipListener.Pool _pool;
+    private readonly int _choice;
+    private readonly Action<TcpRelay> _ended;
+    private readonly TimeSpan _connectTimeout;
+    private ulong _token;
+    private int _attempt;
+    private bool _connected;
+    private bool _closed;
+    private Half _up;   // client → backend
+    private Half _down; // backend → client
 
-    public async Task RunAsync()
+    /// <summary>One direction: where it reads, where it writes, and what it could not write yet.</summary>
+    private struct Half
     {
-        try
+        public int From;
+        public int To;
+        public bool Readable;
+        public bool HangupSeen;
+        public bool Ended;
+        public byte[]? Pending;
+        public int PendingOffset;
+        public int PendingCount;
+    }
+
+    public TcpRelay(EventLoop loop, int client, TcpVipListener.Pool pool, int choice, TimeSpan connectTimeout, Action<TcpRelay> ended)
+    {
+        _loop = loop;
+        _pool = pool;
+        _choice = choice;
+        _connectTimeout = connectTimeout;
+        _ended = ended;
+        _up.From = _down.To = client;
+        _up.To = _down.From = -1;
+    }
+
+    /// <summary>The backend this connection is on (or being connected to).</summary>
+    public string BackendId => _pool.Backends[(_choice + _attempt) % _pool.Backends.Count].Id;
+
+    /// <summary>Starts watching the client and connecting to the chosen backend. Returns false if the client could not be watched.</summary>
+    public bool Start()
+    {
+        _token = _loop.Register(this);
+        if (!_loop.Add(_up.From, _token, ClientSide, Readiness))
         {
-            await Task.WhenAll(PumpAsync(client, backend), PumpAsync(backend, client));
+            _loop.Unregister(_token);
+            return false;
         }
-        finally
+
+        Connect();
+        return true;
+    }
+
+    public void OnEvent(int side, uint events)
+    {
+        if (_closed)
         {
-            Close();
+            return;
+        }
+
+        ref var reading = ref side == ClientSide ? ref _up : ref _down;
+        ref var writing = ref side == ClientSide ? ref _down : ref _up;
+        if ((events & (Libc.EpollIn | Hangup)) != 0)
+        {
+            reading.Readable = true;
+            reading.HangupSeen |= (events & Hangup) != 0;
+        }
+
+        if (!_connected)
+        {
+            if (side == BackendSide && (events & (Libc.EpollOut | Hangup)) != 0)
+            {
+                Connected(Libc.SocketError(_up.To));
+            }
+
+            return;
+        }
+
+        if (writing.Pending is not null && (events & (Libc.EpollOut | Hangup)) != 0)
+        {
+            Pump(ref writing);
+        }
+
+        if (reading.Readable && !_closed)
+        {
+            Pump(ref reading);
         }
     }
 
-    /// <summary>Ends the relay now (drain timeout, shutdown): both sockets are closed.</summary>
+    public void OnTimer(int cookie)
+    {
+        if (!_closed && !_connected && cookie == _attempt)
+        {
+            NextBackend();
+        }
+    }
+
+    public void OnFault(Exception error) => Abort();
+
+    /// <summary>Ends the relay now (drain timeout, shutdown): both sides are closed.</summary>
     public void Close()
     {
-        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        if (_closed)
         {
-            client.Dispose();
-            backend.Dispose();
+            return;
+        }
+
+        Libc.close(_up.From);
+        if (_up.To >= 0)
+        {
+            Libc.close(_up.To);
+        }
+
+        Ended();
+    }
+
+    /// <summary>Fails the relay: the client gets a reset, the backend is closed.</summary>
+    private void Abort()
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        Libc.CloseWithReset(_up.From);
+        if (_up.To >= 0)
+        {
+            Libc.close(_up.To);
+        }
+
+        Ended();
+    }
+
+    private void Ended()
+    {
+        _closed = true;
+        Release(ref _up);
+        Release(ref _down);
+        _loop.Unregister(_token);
+        _ended(this);
+    }
+
+    private void Connect()
+    {
+        var address = _pool.Addresses[(_choice + _attempt) % _pool.Backends.Count];
+        var fd = Libc.socket(address[0], Libc.SockStream | Libc.SockNonBlock | Libc.SockCloexec, 0);
+        if (fd < 0)
+        {
+            Abort();
+            return;
+        }
+
+        Libc.SetNoDelay(fd);
+        int result;
+        fixed (byte* sockaddr = address)
+        {
+            result = Libc.connect(fd, sockaddr, address.Length);
+        }
+
+        if (result < 0 && Libc.Errno != Libc.EInProgress)
+        {
+            Libc.close(fd);
+            _up.To = _down.From = -1;
+            NextBackend();
+            return;
+        }
+
+        _up.To = _down.From = fd;
+        if (!_loop.Add(fd, _token, BackendSide, Readiness))
+        {
+            Abort();
+            return;
+        }
+
+        if (result == 0)
+        {
+            Connected(0);
+        }
+        else
+        {
+            _loop.Schedule(_token, _connectTimeout, _attempt);
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to)
+    private void Connected(int error)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
-        try
+        if (error != 0)
         {
-            while (true)
+            NextBackend();
+            return;
+        }
+
+        _connected = true;
+        Pump(ref _up);
+        if (!_closed)
+        {
+            Pump(ref _down);
+        }
+    }
+
+    /// <summary>The backend did not take the connection: one other is tried (the pool may not know yet that it died), then the client is reset.</summary>
+    private void NextBackend()
+    {
+        if (_up.To >= 0)
+        {
+            Libc.close(_up.To);
+            _up.To = _down.From = -1;
+        }
+
+        _down.Readable = _down.HangupSeen = false;
+        _attempt++;
+        if (_attempt < Math.Min(2, _pool.Backends.Count))
+        {
+            Connect();
+        }
+        else
+        {
+            Abort();
+        }
+    }
+
+    /// <summary>Moves bytes one way until the reader has no more or the writer is full.</summary>
+    private void Pump(ref Half half)
+    {
+        if (half.Pending is not null && !Flush(ref half))
+        {
+            return;
+        }
+
+        var scratch = _loop.Scratch;
+        while (half.Readable && !half.Ended)
+        {
+            var read = Libc.recv(half.From, scratch, EventLoop.ScratchSize, 0);
+            if (read > 0)
             {
-                var read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
-                if (read == 0)
+                var written = Libc.send(half.To, scratch, read, Libc.MsgNoSignal);
+                if (written < 0)
                 {
-                    to.Shutdown(SocketShutdown.Send);
+                    if (Libc.Errno != Libc.EAgain)
+                    {
+                        Abort();
+                        return;
+                    }
+
+                    written = 0;
+                }
+
+                if (written < read)
+                {
+                    Keep(ref half, scratch + written, (int)(read - written));
                     return;
                 }
 
-                var sent = 0;
-                while (sent < read)
+                // A short read emptied the socket: the next arrival raises a new edge (unless a hang-up is pending).
+                if (read < EventLoop.ScratchSize && !half.HangupSeen)
                 {
-                    sent += await to.SendAsync(buffer.AsMemory(sent, read - sent), SocketFlags.None);
+                    half.Readable = false;
+                }
+            }
+            else if (read == 0)
+            {
+                half.Ended = true;
+                half.Readable = false;
+                Libc.shutdown(half.To, Libc.ShutWrite);
+                if (_up.Ended && _down.Ended)
+                {
+                    Close();
+                }
+
+                return;
+            }
+            else
+            {
+                var error = Libc.Errno;
+                if (error == Libc.EAgain)
+                {
+                    half.Readable = false;
+                }
+                else if (error != Libc.EIntr)
+                {
+                    Abort();
+                }
+
+                if (error != Libc.EIntr)
+                {
+                    return;
                 }
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // One side failed: the whole connection ends, with a reset towards the client when it can be sent.
-            Abort(client);
-            Close();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
     }
 
-    private static void Abort(Socket socket)
+    /// <summary>Writes what was kept; true when all of it has gone.</summary>
+    private bool Flush(ref Half half)
     {
-        try
+        nint written;
+        fixed (byte* pending = half.Pending)
         {
-            socket.LingerState = new LingerOption(true, 0);
+            written = Libc.send(half.To, pending + half.PendingOffset, half.PendingCount, Libc.MsgNoSignal);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+
+        if (written < 0)
         {
+            if (Libc.Errno != Libc.EAgain)
+            {
+                Abort();
+            }
+
+            return false;
+        }
+
+        half.PendingOffset += (int)written;
+        half.PendingCount -= (int)written;
+        if (half.PendingCount > 0)
+        {
+            return false;
+        }
+
+        Release(ref half);
+        return true;
+    }
+
+    private static void Keep(ref Half half, byte* data, int count)
+    {
+        half.Pending = ArrayPool<byte>.Shared.Rent(count);
+        new ReadOnlySpan<byte>(data, count).CopyTo(half.Pending);
+        half.PendingOffset = 0;
+        half.PendingCount = count;
+    }
+
+    private static void Release(ref Half half)
+    {
+        if (half.Pending is not null)
+        {
+            ArrayPool<byte>.Shared.Return(half.Pending);
+            half.Pending = null;
         }
     }
 }

@@ -1,52 +1,109 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Heddle.Contracts.Api;
+using Heddle.LoadBalancer.L4.Linux;
 using Heddle.LoadBalancer.LoadBalancing;
 
 namespace Heddle.LoadBalancer.L4;
 
 /// <summary>
-/// The L4 proxy for one VIP:port. Each new connection picks a backend by the Maglev lookup of its flow hash, so
-/// flows spread evenly and removing one of N backends moves only about 1/N of new flows; an established connection
-/// stays on its backend. With no backend the client is reset at once. A backend that leaves the pool is drained:
-/// no new connections, and its existing ones are closed after the drain timeout.
+/// The L4 proxy for one VIP:port, run on an <see cref="EventLoop"/> (shared by every L4 listener of a host). Each new
+/// connection picks a backend by the Maglev lookup of its flow hash, so flows spread evenly and removing one of N
+/// backends moves only about 1/N of new flows; an established connection stays on its backend. With no backend the
+/// client is reset at once. A backend that leaves the pool is drained: no new connections, and its existing ones are
+/// closed after the drain timeout. The flow hash uses the listener's own address as the destination.
 /// </summary>
-internal sealed class TcpVipListener : IVipListener
+internal sealed class TcpVipListener : IVipListener, IEventHandler
 {
+    private const int AcceptsPerEvent = 64;
+
     private readonly Socket _listener;
+    private readonly int _fd;
+    private readonly byte[] _localAddress;
     private readonly LoadBalancerOptions _options;
+    private readonly EventLoop _loop;
+    private readonly bool _ownsLoop;
     private readonly CancellationTokenSource _stop = new();
-    private readonly ConcurrentDictionary<TcpRelay, byte> _relays = new();
-    private readonly Task _accepting;
+    private readonly HashSet<TcpRelay> _relays = []; // touched on the loop only
+    private readonly Action<TcpRelay> _ended;
+    private readonly ulong _token;
+    private int _open;
     private volatile Pool _pool;
 
-    private sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, IPEndPoint[] Endpoints);
+    /// <summary>The backends as the loop sees them: lookup table, list, and each one's socket address.</summary>
+    internal sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, byte[][] Addresses);
 
+    /// <summary>A listener on a loop of its own (tests, single listeners).</summary>
     public TcpVipListener(VipListener config, LoadBalancerOptions options)
+        : this(config, options, new EventLoop("heddle-l4"), ownsLoop: true)
+    {
+    }
+
+    public TcpVipListener(VipListener config, LoadBalancerOptions options, EventLoop loop)
+        : this(config, options, loop, ownsLoop: false)
+    {
+    }
+
+    private TcpVipListener(VipListener config, LoadBalancerOptions options, EventLoop loop, bool ownsLoop)
     {
         _options = options;
+        _loop = loop;
+        _ownsLoop = ownsLoop;
+        _ended = relay =>
+        {
+            _relays.Remove(relay);
+            Interlocked.Decrement(ref _open);
+        };
         _pool = new Pool(new MaglevTable([]), [], []);
         var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
         _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
-        _listener.Listen(1024);
-        Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
-        Update(config.Backends);
-        _accepting = AcceptAsync();
+        try
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _listener.Bind(endpoint);
+            _listener.Listen(4096);
+            _listener.Blocking = false;
+            Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
+            _localAddress = Endpoint.Address.GetAddressBytes();
+            _fd = (int)_listener.SafeHandle.DangerousGetHandle();
+            Update(config.Backends);
+            ulong token = 0;
+            _loop.InvokeAsync(() =>
+            {
+                token = _loop.Register(this);
+                if (!_loop.Add(_fd, token, 0, Libc.EpollIn))
+                {
+                    _loop.Unregister(token);
+                    throw new SocketException(Libc.Errno);
+                }
+            }).GetAwaiter().GetResult();
+            _token = token;
+        }
+        catch
+        {
+            _listener.Dispose();
+            if (ownsLoop)
+            {
+                loop.Dispose();
+            }
+
+            throw;
+        }
     }
 
     public IPEndPoint Endpoint { get; }
 
-    public int OpenConnections => _relays.Count;
+    public int OpenConnections => Volatile.Read(ref _open);
 
-    /// <summary>Swaps the pool; connections to backends that left it drain.</summary>
+    /// <summary>Swaps the pool (from any thread); connections to backends that left it drain.</summary>
     public void Update(IReadOnlyList<Backend> backends)
     {
         var ordered = backends.OrderBy(b => b.Id, StringComparer.Ordinal).ToList();
         var previous = _pool;
-        _pool = new Pool(new MaglevTable([.. ordered.Select(b => b.Id)]), ordered, [.. ordered.Select(b => new IPEndPoint(IPAddress.Parse(b.Address), b.Port))]);
+        _pool = new Pool(
+            new MaglevTable([.. ordered.Select(b => b.Id)]),
+            ordered,
+            [.. ordered.Select(b => Libc.SocketAddress(new IPEndPoint(IPAddress.Parse(b.Address), b.Port)))]);
         var gone = previous.Backends.Select(b => b.Id).Except(ordered.Select(b => b.Id)).ToHashSet(StringComparer.Ordinal);
         if (gone.Count > 0)
         {
@@ -65,104 +122,89 @@ internal sealed class TcpVipListener : IVipListener
             return;
         }
 
-        var current = _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
-        foreach (var relay in _relays.Keys.Where(r => backends.Contains(r.BackendId) && !current.Contains(r.BackendId)))
+        _loop.Post(() =>
         {
-            relay.Close();
+            var current = _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var relay in _relays.Where(r => backends.Contains(r.BackendId) && !current.Contains(r.BackendId)).ToList())
+            {
+                relay.Close();
+            }
+        });
+    }
+
+    public unsafe void OnEvent(int side, uint events)
+    {
+        var peer = stackalloc byte[128];
+        for (var i = 0; i < AcceptsPerEvent; i++)
+        {
+            var length = 128;
+            var client = Libc.accept4(_fd, peer, &length, Libc.SockNonBlock | Libc.SockCloexec);
+            if (client < 0)
+            {
+                // EAGAIN: none left. Anything else (a connection aborted while queued, out of descriptors): the
+                // listener is level-triggered, so what remains is offered again on the next wait.
+                return;
+            }
+
+            Accepted(client, peer);
         }
     }
 
-    private async Task AcceptAsync()
+    private unsafe void Accepted(int client, byte* peer)
     {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                if (_stop.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            _ = HandleAsync(client);
-        }
-    }
-
-    private async Task HandleAsync(Socket client)
-    {
-        client.NoDelay = true;
+        Libc.SetNoDelay(client);
         var pool = _pool;
-        var choice = pool.Table.Lookup(FlowHash.Of((IPEndPoint)client.RemoteEndPoint!, (IPEndPoint)client.LocalEndPoint!));
+        var family = *(ushort*)peer;
+        var port = (peer[2] << 8) | peer[3];
+        var address = family == Libc.AfInet6 ? new ReadOnlySpan<byte>(peer + 8, 16) : new ReadOnlySpan<byte>(peer + 4, 4);
+        var choice = pool.Table.Lookup(FlowHash.Of(address, port, _localAddress, Endpoint.Port));
         if (choice < 0)
         {
-            Reset(client);
+            Libc.CloseWithReset(client);
             return;
         }
 
-        // The chosen backend first; if it does not accept, one other (the pool may not know yet that it died).
-        for (var attempt = 0; attempt < Math.Min(2, pool.Backends.Count); attempt++)
+        var relay = new TcpRelay(_loop, client, pool, choice, _options.ConnectTimeout, _ended);
+        _relays.Add(relay);
+        Interlocked.Increment(ref _open);
+        if (!relay.Start())
         {
-            var index = (choice + attempt) % pool.Backends.Count;
-            var backend = pool.Backends[index];
-            var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                timeout.CancelAfter(_options.ConnectTimeout);
-                await upstream.ConnectAsync(pool.Endpoints[index], timeout.Token);
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException)
-            {
-                upstream.Dispose();
-                continue;
-            }
-
-            var relay = new TcpRelay(client, upstream, backend.Id, _options.BufferSize);
-            _relays[relay] = 0;
-            try
-            {
-                await relay.RunAsync();
-            }
-            finally
-            {
-                _relays.TryRemove(relay, out _);
-            }
-
-            return;
+            _relays.Remove(relay);
+            Interlocked.Decrement(ref _open);
+            Libc.CloseWithReset(client);
         }
-
-        Reset(client);
     }
 
-    /// <summary>Refuses a connection at once: the client sees a reset, not a hang.</summary>
-    private static void Reset(Socket client)
+    public void OnTimer(int cookie)
     {
-        try
-        {
-            client.LingerState = new LingerOption(true, 0);
-        }
-        catch (SocketException)
-        {
-        }
+    }
 
-        client.Dispose();
+    public void OnFault(Exception error)
+    {
+        // Accepting failed unexpectedly for one connection; the listener goes on.
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        _listener.Dispose();
-        await _accepting;
-        foreach (var relay in _relays.Keys)
+        if (_stop.IsCancellationRequested)
         {
-            relay.Close();
+            return;
+        }
+
+        await _stop.CancelAsync();
+        await _loop.InvokeAsync(() =>
+        {
+            _loop.Remove(_fd);
+            _loop.Unregister(_token);
+            foreach (var relay in _relays.ToList())
+            {
+                relay.Close();
+            }
+        });
+        _listener.Dispose();
+        if (_ownsLoop)
+        {
+            _loop.Dispose();
         }
     }
 }
