@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Heddle.Contracts.Api;
 using Heddle.LoadBalancer.L7;
+using Heddle.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -29,6 +30,11 @@ internal sealed class NamedWebBackend : IAsyncDisposable
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         var app = builder.Build();
         app.MapGet("/", () => Results.Text(name));
+        app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
+        {
+            await Task.Delay(ms, aborted);
+            return Results.Text(name);
+        });
         await app.StartAsync();
         return new NamedWebBackend(app, name, new Uri(app.Urls.Single()).Port);
     }
@@ -91,6 +97,28 @@ public sealed class HttpProxyTests
         proxy.Update([b.Backend]);
 
         Assert.All(await GetAsync(proxy, 10), n => Assert.Equal("b", n));
+    }
+
+    [Fact]
+    public async Task RemovedBackend_RequestsInFlightMayFinishWithinTheDrainTimeout_ThenAreAborted()
+    {
+        await using var a = await NamedWebBackend.StartAsync("a");
+        await using var b = await NamedWebBackend.StartAsync("b");
+        var drain = TimeSpan.FromMilliseconds(1500);
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [a.Backend]), new LoadBalancerOptions { DrainTimeout = drain });
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{proxy.Endpoint}/") };
+        var quick = http.GetStringAsync("/slow?ms=300");
+        var endless = http.GetStringAsync("/slow?ms=60000");
+        await Poll.UntilAsync(() => proxy.InFlight == 2, TimeSpan.FromSeconds(10), "both requests forwarded to a");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        proxy.Update([b.Backend]);
+
+        Assert.Equal("b", await http.GetStringAsync("/"));
+        Assert.Equal("a", await quick);
+        var cut = await Record.ExceptionAsync(() => endless.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.IsType<HttpRequestException>(cut);
+        Assert.True(clock.Elapsed >= drain * 0.9, $"aborted after {clock.Elapsed}, before the drain timeout");
     }
 
     [Fact]

@@ -13,25 +13,34 @@ namespace Heddle.LoadBalancer.L7;
 
 /// <summary>
 /// The L7 proxy for one http VIP:port: a Kestrel listener with YARP, one catch-all route to one cluster whose
-/// destinations are the Ready instances, configured in memory and swapped whole on change (requests in flight to a
-/// removed instance finish). No available destination: 503 with a short problem body.
+/// destinations are the Ready instances, configured in memory and swapped whole on change. Requests in flight to a
+/// removed instance may finish for the drain timeout; then they are aborted. No available destination: 503 with a
+/// short problem body.
 /// </summary>
 internal sealed class HttpVipListener : IVipListener
 {
     private const string ClusterId = "instances";
     private readonly WebApplication _app;
     private readonly InMemoryConfigProvider _config;
-    private readonly string _policy;
+    private readonly LoadBalancerOptions _options;
+    private readonly InFlightRequests _inFlight;
+    private readonly CancellationTokenSource _stop = new();
+    private volatile HashSet<string> _current;
 
-    private HttpVipListener(WebApplication app, InMemoryConfigProvider config, string policy, IPEndPoint endpoint)
+    private HttpVipListener(WebApplication app, InMemoryConfigProvider config, LoadBalancerOptions options, InFlightRequests inFlight, IReadOnlyList<Backend> backends, IPEndPoint endpoint)
     {
         _app = app;
         _config = config;
-        _policy = policy;
+        _options = options;
+        _inFlight = inFlight;
+        _current = Ids(backends);
         Endpoint = endpoint;
     }
 
     public IPEndPoint Endpoint { get; }
+
+    /// <summary>Requests being forwarded now.</summary>
+    public int InFlight => _inFlight.Count;
 
     public static async Task<HttpVipListener> StartAsync(VipListener listener, LoadBalancerOptions options)
     {
@@ -48,8 +57,9 @@ internal sealed class HttpVipListener : IVipListener
         builder.Services.AddSingleton<IProxyConfigProvider>(config);
         builder.Services.AddReverseProxy();
         var app = builder.Build();
-        // A custom pipeline replaces YARP's default one, so its load balancing is added back after the 503 check.
-        // A custom pipeline replaces YARP's default one, so its load balancing is added back after the 503 check.
+        var inFlight = new InFlightRequests();
+        // A custom pipeline replaces YARP's default one, so its load balancing is added back after the 503 check;
+        // after it, the one destination left is the request's instance, which draining needs to know.
         app.MapReverseProxy(pipeline =>
         {
             pipeline.Use(async (context, next) =>
@@ -66,9 +76,14 @@ internal sealed class HttpVipListener : IVipListener
                 await ForwardWithOneRetryAsync(context, next);
             });
             pipeline.UseLoadBalancing();
+            pipeline.Use((context, next) =>
+            {
+                var chosen = context.GetReverseProxyFeature().AvailableDestinations;
+                return chosen.Count == 1 ? inFlight.TrackAsync(context, chosen[0].DestinationId, next) : next();
+            });
         });
         await app.StartAsync();
-        return new HttpVipListener(app, config, policy, bound!.IPEndPoint!);
+        return new HttpVipListener(app, config, options, inFlight, listener.Backends, bound!.IPEndPoint!);
     }
 
     /// <summary>
@@ -100,7 +115,35 @@ internal sealed class HttpVipListener : IVipListener
         await next();
     }
 
-    public void Update(IReadOnlyList<Backend> backends) => _config.Update(Routes(), Clusters(backends, _policy));
+    /// <summary>Swaps the destinations; requests still running on removed ones after the drain timeout are aborted.</summary>
+    public void Update(IReadOnlyList<Backend> backends)
+    {
+        var previous = _current;
+        _current = Ids(backends);
+        _config.Update(Routes(), Clusters(backends, _options.HttpPolicy));
+        var gone = previous.Except(_current).ToHashSet(StringComparer.Ordinal);
+        if (gone.Count > 0)
+        {
+            _ = DrainAsync(gone);
+        }
+    }
+
+    private async Task DrainAsync(HashSet<string> destinations)
+    {
+        try
+        {
+            await Task.Delay(_options.DrainTimeout, _stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        destinations.ExceptWith(_current); // back in the pool meanwhile: nothing to end
+        _inFlight.Abort(destinations);
+    }
+
+    private static HashSet<string> Ids(IReadOnlyList<Backend> backends) => backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
 
     private static IReadOnlyList<RouteConfig> Routes() =>
         [new RouteConfig { RouteId = "all", ClusterId = ClusterId, Match = new RouteMatch { Path = "{**catch-all}" } }];
@@ -117,6 +160,7 @@ internal sealed class HttpVipListener : IVipListener
 
     public async ValueTask DisposeAsync()
     {
+        await _stop.CancelAsync();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
