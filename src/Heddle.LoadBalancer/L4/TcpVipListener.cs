@@ -16,6 +16,7 @@ namespace Heddle.LoadBalancer.L4;
 internal sealed class TcpVipListener : IVipListener, IEventHandler
 {
     private const int AcceptsPerEvent = 64;
+    private static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
 
     private readonly Socket _listener;
     private readonly int _fd;
@@ -139,14 +140,28 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
         {
             var length = 128;
             var client = Libc.accept4(_fd, peer, &length, Libc.SockNonBlock | Libc.SockCloexec);
-            if (client < 0)
+            if (client >= 0)
             {
-                // EAGAIN: none left. Anything else (a connection aborted while queued, out of descriptors): the
-                // listener is level-triggered, so what remains is offered again on the next wait.
+                Accepted(client, peer);
+                continue;
+            }
+
+            var error = Libc.Errno;
+            if (error is Libc.EMFile or Libc.ENFile or Libc.ENoBufs or Libc.ENoMem)
+            {
+                // Out of descriptors or memory: the listener is level-triggered and would be offered again at once,
+                // so it stops being watched for a moment (connections wait in the backlog), as HAProxy pauses it.
+                _loop.Remove(_fd);
+                _loop.Schedule(_token, AcceptPause, 0);
                 return;
             }
 
-            Accepted(client, peer);
+            if (error == Libc.EAgain)
+            {
+                return; // none left
+            }
+
+            // Anything else (a connection aborted while queued, a signal): the next one is tried.
         }
     }
 
@@ -175,8 +190,13 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
         }
     }
 
+    /// <summary>The pause after running out of descriptors is over: accepting resumes.</summary>
     public void OnTimer(int cookie)
     {
+        if (!_stop.IsCancellationRequested)
+        {
+            _loop.Add(_fd, _token, 0, Libc.EpollIn);
+        }
     }
 
     public void OnFault(Exception error)

@@ -184,12 +184,24 @@ internal sealed unsafe class EventLoop : IDisposable
                 }
             }
 
-            while (_posted.TryDequeue(out var action))
+            RunPosted();
+            RunTimers();
+        }
+    }
+
+    private void RunPosted()
+    {
+        while (_posted.TryDequeue(out var action))
+        {
+            try
             {
                 action();
             }
-
-            RunTimers();
+            catch (Exception e)
+            {
+                // Posted work is the listeners' own (drains, swaps); one that fails must not stop every connection.
+                Console.Error.WriteLine($"heddle-l4: {e.GetType().Name}: {e.Message}");
+            }
         }
     }
 
@@ -241,10 +253,7 @@ internal sealed unsafe class EventLoop : IDisposable
 
         Post(() => _stopping = true);
         _thread.Join();
-        while (_posted.TryDequeue(out var action))
-        {
-            action();
-        }
+        RunPosted();
 
         Libc.close(_wake);
         Libc.close(_epoll);

@@ -37,6 +37,10 @@ internal static unsafe partial class Libc
     public const int EIntr = 4;
     public const int EAgain = 11;
     public const int EInProgress = 115;
+    public const int ENoMem = 12;
+    public const int ENFile = 23;
+    public const int EMFile = 24;
+    public const int ENoBufs = 105;
 
     public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
     public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
