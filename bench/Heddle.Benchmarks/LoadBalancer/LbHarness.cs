@@ -114,12 +114,33 @@ internal static class LbHarness
         return [.. all.Select(r => new Result(Median(r.Select(x => x.Rps)), Median(r.Select(x => x.P50)), Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Median(r.Select(x => x.CpuMicroseconds))))];
     }
 
-    /// <summary>User + system CPU of a process so far, in clock ticks (/proc/PID/stat fields 14 and 15).</summary>
+    /// <summary>User + system CPU so far of a process and its children (nginx's worker), in clock ticks (/proc/PID/stat).</summary>
     private static long CpuTicks(int pid)
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        long total = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var candidate))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields[1] is the parent, [11] and [12] utime and stime
+                if (candidate == pid || fields[1] == pid.ToString(CultureInfo.InvariantCulture))
+                {
+                    total += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // the process ended meanwhile
+            }
+        }
+
+        return total;
     }
 
     private static void Print(string name, Result r) =>

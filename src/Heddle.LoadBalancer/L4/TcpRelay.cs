@@ -90,7 +90,8 @@ internal sealed unsafe class TcpRelay : IEventHandler
         {
             if (side == BackendSide && (events & (Libc.EpollOut | Hangup)) != 0)
             {
-                Connected(Libc.SocketError(_up.To));
+                // Writable without error or hang-up means connected; otherwise the socket's error says why not.
+                Connected((events & (Libc.EpollErr | Libc.EpollHup)) == 0 ? 0 : Libc.SocketError(_up.To));
             }
 
             return;
@@ -281,10 +282,13 @@ internal sealed unsafe class TcpRelay : IEventHandler
             {
                 half.Ended = true;
                 half.Readable = false;
-                Libc.shutdown(half.To, Libc.ShutWrite);
                 if (_up.Ended && _down.Ended)
                 {
-                    Close();
+                    Close(); // both sides have ended: closing is the last word, no shutdown needed
+                }
+                else
+                {
+                    Libc.shutdown(half.To, Libc.ShutWrite);
                 }
 
                 return;

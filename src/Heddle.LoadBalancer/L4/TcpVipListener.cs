@@ -61,6 +61,7 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
         try
         {
             _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _listener.NoDelay = true; // inherited by every accepted socket on Linux: no setsockopt per connection
             _listener.Bind(endpoint);
             _listener.Listen(4096);
             _listener.Blocking = false;
@@ -167,7 +168,6 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
 
     private unsafe void Accepted(int client, byte* peer)
     {
-        Libc.SetNoDelay(client);
         var pool = _pool;
         var family = *(ushort*)peer;
         var port = (peer[2] << 8) | peer[3];
