@@ -119,41 +119,32 @@ internal sealed unsafe class TcpRelay : IEventHandler
     public void OnFault(Exception error) => Abort();
 
     /// <summary>Ends the relay now (drain timeout, shutdown): both sides are closed.</summary>
-    public void Close()
-    {
-        if (_closed)
-        {
-            return;
-        }
-
-        Libc.close(_up.From);
-        if (_up.To >= 0)
-        {
-            Libc.close(_up.To);
-        }
-
-        Ended();
-    }
+    public void Close() => End(reset: false);
 
     /// <summary>Fails the relay: the client gets a reset, the backend is closed.</summary>
-    private void Abort()
+    private void Abort() => End(reset: true);
+
+    private void End(bool reset)
     {
         if (_closed)
         {
             return;
         }
 
-        Libc.CloseWithReset(_up.From);
+        if (reset)
+        {
+            Libc.CloseWithReset(_up.From);
+        }
+        else
+        {
+            Libc.close(_up.From);
+        }
+
         if (_up.To >= 0)
         {
             Libc.close(_up.To);
         }
 
-        Ended();
-    }
-
-    private void Ended()
-    {
         _closed = true;
         Release(ref _up);
         Release(ref _down);

@@ -28,6 +28,7 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
     private readonly HashSet<TcpRelay> _relays = []; // touched on the loop only
     private readonly Action<TcpRelay> _ended;
     private readonly ulong _token;
+    private readonly DrainSchedule _drain;
     private int _open;
     private volatile Pool _pool;
 
@@ -56,6 +57,7 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
             Interlocked.Decrement(ref _open);
         };
         _pool = new Pool(new MaglevTable([]), [], []);
+        _drain = new DrainSchedule(options.DrainTimeout, () => _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal), EndDrained, _stop.Token);
         var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
         _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -106,33 +108,17 @@ internal sealed class TcpVipListener : IVipListener, IEventHandler
             new MaglevTable([.. ordered.Select(b => b.Id)]),
             ordered,
             [.. ordered.Select(b => Libc.SocketAddress(new IPEndPoint(IPAddress.Parse(b.Address), b.Port)))]);
-        var gone = previous.Backends.Select(b => b.Id).Except(ordered.Select(b => b.Id)).ToHashSet(StringComparer.Ordinal);
-        if (gone.Count > 0)
-        {
-            _ = DrainAsync(gone);
-        }
+        _drain.Changed(previous.Backends.Select(b => b.Id), ordered.Select(b => b.Id));
     }
 
-    private async Task DrainAsync(HashSet<string> backends)
+    /// <summary>The drain timeout has passed for <paramref name="backends"/>: their connections are closed.</summary>
+    private void EndDrained(HashSet<string> backends) => _loop.Post(() =>
     {
-        try
+        foreach (var relay in _relays.Where(r => backends.Contains(r.BackendId)).ToList())
         {
-            await Task.Delay(_options.DrainTimeout, _stop.Token);
+            relay.Close();
         }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-
-        _loop.Post(() =>
-        {
-            var current = _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
-            foreach (var relay in _relays.Where(r => backends.Contains(r.BackendId) && !current.Contains(r.BackendId)).ToList())
-            {
-                relay.Close();
-            }
-        });
-    }
+    });
 
     public unsafe void OnEvent(int side, uint events)
     {

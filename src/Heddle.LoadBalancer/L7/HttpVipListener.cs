@@ -1,5 +1,6 @@
 using System.Net;
 using Heddle.Contracts.Api;
+using Heddle.LoadBalancer.LoadBalancing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -24,6 +25,7 @@ internal sealed class HttpVipListener : IVipListener
     private readonly InMemoryConfigProvider _config;
     private readonly LoadBalancerOptions _options;
     private readonly InFlightRequests _inFlight;
+    private readonly DrainSchedule _drain;
     private readonly CancellationTokenSource _stop = new();
     private volatile HashSet<string> _current;
 
@@ -34,6 +36,7 @@ internal sealed class HttpVipListener : IVipListener
         _options = options;
         _inFlight = inFlight;
         _current = Ids(backends);
+        _drain = new DrainSchedule(options.DrainTimeout, () => _current, gone => inFlight.Abort(gone), _stop.Token);
         Endpoint = endpoint;
     }
 
@@ -121,26 +124,7 @@ internal sealed class HttpVipListener : IVipListener
         var previous = _current;
         _current = Ids(backends);
         _config.Update(Routes(), Clusters(backends, _options.HttpPolicy));
-        var gone = previous.Except(_current).ToHashSet(StringComparer.Ordinal);
-        if (gone.Count > 0)
-        {
-            _ = DrainAsync(gone);
-        }
-    }
-
-    private async Task DrainAsync(HashSet<string> destinations)
-    {
-        try
-        {
-            await Task.Delay(_options.DrainTimeout, _stop.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-
-        destinations.ExceptWith(_current); // back in the pool meanwhile: nothing to end
-        _inFlight.Abort(destinations);
+        _drain.Changed(previous, _current);
     }
 
     private static HashSet<string> Ids(IReadOnlyList<Backend> backends) => backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
