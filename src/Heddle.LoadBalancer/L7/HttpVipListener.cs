@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Model;
@@ -57,6 +58,7 @@ internal sealed class HttpVipListener : IVipListener
             k.AddServerHeader = false;
         });
         var config = new InMemoryConfigProvider(Routes(), Clusters(listener.Backends, policy));
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedHostLifetime>();
         builder.Services.AddSingleton<IProxyConfigProvider>(config);
         builder.Services.AddReverseProxy();
         var app = builder.Build();
