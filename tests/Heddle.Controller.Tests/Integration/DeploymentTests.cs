@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Heddle.Contracts.Api;
 using Heddle.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Heddle.Controller.Tests.Integration;
 
@@ -50,40 +51,84 @@ public sealed class DeploymentTests
 [CollectionDefinition(nameof(ClusterCollection), DisableParallelization = true)]
 public sealed class ClusterCollection;
 
-/// <summary>The DNS record source follows instance readiness in a live cluster.</summary>
+/// <summary>The data planes' views (DNS records, load balancer configuration) follow instance readiness in a live cluster.</summary>
 [Collection(nameof(ClusterCollection))]
-public sealed class DnsRecordTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class DataPlaneProjectionTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
-    public async Task RecordSet_HoldsOnlyReadyInstances_AndFollowsAKilledInstance()
+    public async Task DnsRecordSet_HoldsOnlyReadyInstances_AndFollowsAKilledInstance()
     {
         await using var cluster = await TestCluster.StartAsync();
-        var source = (Heddle.Controller.Dns.DnsRecordSource)cluster.Controller.Services.GetService(typeof(Heddle.Controller.Dns.DnsRecordSource))!;
-        var published = new List<(DateTimeOffset At, DnsRecordSet Set)>();
-        source.Changed += set => { lock (published) { published.Add((DateTimeOffset.UtcNow, set)); } };
+        var source = cluster.Controller.Services.GetRequiredService<Heddle.Controller.Dns.DnsRecordSource>();
+        var published = Record(source);
         await cluster.DeploySampleAsync();
         var service = await cluster.WaitUntilReadyAsync("hello", 4, TimeSpan.FromSeconds(60));
+        static DnsRole Web(DnsRecordSet set) => set.Services.Single().Roles.Single(r => r.Name == "web");
 
-        var web = await Poll.UntilAsync(() => Task.FromResult(source.Current.Services.Single().Roles.Single(r => r.Name == "web")),
-            r => r.Instances.Count == 3, TimeSpan.FromSeconds(5), "3 web instances in DNS");
+        var web = await Poll.UntilAsync(() => Task.FromResult(Web(source.Current)), r => r.Instances.Count == 3, TimeSpan.FromSeconds(5), "3 web instances in DNS");
         Assert.All(web.Instances, i => Assert.Equal("tcp", Assert.Single(i.Endpoints).Transport));
         var victim = service.Instances.First(i => i.Role == "web");
         Assert.Contains(web.Instances, i => i.Index == victim.Index && i.Address == victim.NodeAddress && i.Endpoints[0].Port == victim.Ports["http"]);
 
+        await KillAndFollowAsync(cluster, source, victim, set => Web(set).Instances.Count, published, "DNS record set");
+        lock (published)
+        {
+            Assert.True(published.Select(p => p.View.Serial).SequenceEqual(published.Select(p => p.View.Serial).Order()), "serials only grow");
+        }
+    }
+
+    [Fact]
+    public async Task LoadBalancerConfig_HasTheServiceVip_WithOnlyReadyInstances_AndFollowsAKilledInstance()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var source = cluster.Controller.Services.GetRequiredService<Heddle.Controller.LoadBalancing.LoadBalancerConfigSource>();
+        var published = Record(source);
+        await cluster.DeploySampleAsync();
+        var service = await cluster.WaitUntilReadyAsync("hello", 4, TimeSpan.FromSeconds(60));
+        static VipListener Web(LoadBalancerConfig config) => config.Listeners.Single(l => l.Port == 8080);
+
+        var web = await Poll.UntilAsync(() => Task.FromResult(Web(source.Current)), l => l.Backends.Count == 3, TimeSpan.FromSeconds(5), "3 web instances behind the VIP");
+        Assert.Equal(("hello", "http", service.Vip), (web.Service, web.Protocol, web.Vip));
+        Assert.Equal(("http", "/health"), (web.Probe?.Kind, web.Probe?.Path));
+        var victim = service.Instances.First(i => i.Role == "web");
+        Assert.Contains(web.Backends, b => b.Id == victim.Id && b.Address == victim.NodeAddress && b.Port == victim.Ports["http"]);
+
+        await KillAndFollowAsync(cluster, source, victim, config => Web(config).Backends.Count, published, "load balancer configuration");
+        lock (published)
+        {
+            Assert.True(published.Select(p => p.View.Version).SequenceEqual(published.Select(p => p.View.Version).Order()), "versions only grow");
+        }
+    }
+
+    private static List<(DateTimeOffset At, T View)> Record<T>(Heddle.Controller.Publishing.StoreProjection<T> source)
+        where T : class
+    {
+        var published = new List<(DateTimeOffset At, T View)>();
+        source.Changed += view =>
+        {
+            lock (published)
+            {
+                published.Add((DateTimeOffset.UtcNow, view));
+            }
+        };
+        return published;
+    }
+
+    /// <summary>Kills one web instance: the view drops it, then takes the restarted one back; prints how long the drop took to publish.</summary>
+    private async Task KillAndFollowAsync<T>(TestCluster cluster, Heddle.Controller.Publishing.StoreProjection<T> source, InstanceStatus victim, Func<T, int> webCount, List<(DateTimeOffset At, T View)> published, string what)
+        where T : class
+    {
         System.Diagnostics.Process.GetProcessById(victim.Pid).Kill();
 
-        await Poll.UntilAsync(() => Task.FromResult(source.Current.Services.Single().Roles.Single(r => r.Name == "web").Instances.Count), n => n == 2,
-            TimeSpan.FromSeconds(10), "the killed instance out of DNS");
-        await Poll.UntilAsync(() => Task.FromResult(source.Current.Services.Single().Roles.Single(r => r.Name == "web").Instances.Count), n => n == 3,
-            TimeSpan.FromSeconds(30), "the restarted instance back in DNS");
+        await Poll.UntilAsync(() => Task.FromResult(webCount(source.Current)), n => n == 2, TimeSpan.FromSeconds(10), $"the killed instance out of the {what}");
+        await Poll.UntilAsync(() => Task.FromResult(webCount(source.Current)), n => n == 3, TimeSpan.FromSeconds(30), $"the restarted instance back in the {what}");
         var faulted = (await cluster.Api.ListEventsAsync()).First(e => e.Subject == victim.Id && e.Message.StartsWith("Faulted", StringComparison.Ordinal));
         lock (published)
         {
-            Assert.True(published.Select(p => p.Set.Serial).SequenceEqual(published.Select(p => p.Set.Serial).Order()), "serials only grow");
             // Reported, not asserted (timing belongs to benchmarks): from the controller learning the instance is no
-            // longer Ready to the record set without it being published to DNS servers.
-            var removed = published.First(p => p.At >= faulted.Time && p.Set.Services.Single().Roles.Single(r => r.Name == "web").Instances.Count == 2);
-            output.WriteLine($"DNS publish latency after the instance faulted: {(removed.At - faulted.Time).TotalMilliseconds:0.0} ms");
+            // longer Ready to the view without it being published to the data plane.
+            var removed = published.First(p => p.At >= faulted.Time && webCount(p.View) == 2);
+            output.WriteLine($"{what} publish latency after the instance faulted: {(removed.At - faulted.Time).TotalMilliseconds:0.0} ms");
         }
     }
 }
