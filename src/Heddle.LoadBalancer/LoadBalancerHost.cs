@@ -15,7 +15,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
 {
     private readonly Dictionary<string, (string Protocol, BackendHealth Listener)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private EventLoop? _tcpLoop; // one thread for every L4 listener, made with the first
+    private EventLoop[]? _tcpLoops; // shared by every L4 listener, made with the first
 
     /// <summary>Applies a whole configuration. A listener that cannot bind is reported and the others still apply.</summary>
     public async Task<IReadOnlyList<string>> ApplyAsync(LoadBalancerConfig config)
@@ -56,7 +56,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
                 {
                     IVipListener proxy = listener.Protocol == "http"
                         ? await HttpVipListener.StartAsync(listener with { Backends = [] }, options)
-                        : new TcpVipListener(listener with { Backends = [] }, options, _tcpLoop ??= new EventLoop("heddle-l4"));
+                        : new TcpVipListener(listener with { Backends = [] }, options, _tcpLoops ??= [.. Enumerable.Range(0, options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))]);
                     var started = new BackendHealth(proxy);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
@@ -92,6 +92,9 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
             await listener.DisposeAsync();
         }
 
-        _tcpLoop?.Dispose();
+        foreach (var loop in _tcpLoops ?? [])
+        {
+            loop.Dispose();
+        }
     }
 }

@@ -11,4 +11,11 @@ public sealed record LoadBalancerOptions
 
     /// <summary>How http endpoints pick an instance: RoundRobin (default) or PowerOfTwoChoices (YARP's policy names).</summary>
     public string HttpPolicy { get; init; } = Yarp.ReverseProxy.LoadBalancing.LoadBalancingPolicies.RoundRobin;
+
+    /// <summary>
+    /// Event-loop threads for the L4 (tcp) listeners, each accepting on every VIP:port through SO_REUSEPORT. Default 1,
+    /// which serves tens of thousands of requests per second and leaves the other cores to the controller and the
+    /// instances; raise it on a host that does nothing but balance.
+    /// </summary>
+    public int L4Threads { get; init; } = 1;
 }

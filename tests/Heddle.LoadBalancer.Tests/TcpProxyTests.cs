@@ -222,6 +222,23 @@ public sealed class TcpProxyTests
     }
 
     [Fact]
+    public async Task TwoLoopThreads_ShareThePort_AndBothServe()
+    {
+        using var a = new EchoBackend("a");
+        using var b = new EchoBackend("b");
+        await using var proxy = new TcpVipListener(Listener(a, b), new LoadBalancerOptions { L4Threads = 2 });
+
+        var open = Enumerable.Range(0, 200).Select(_ => Connect(proxy)).ToList();
+        var names = open.Select(o => o.Reader.ReadLine()).ToList();
+
+        Assert.Equal(200, names.Count(n => n is "a" or "b"));
+        Assert.Equal(200, proxy.OpenConnections);
+        Assert.All(proxy.OpenConnectionsByLoop, n => Assert.InRange(n, 1, 199)); // the kernel spreads over both sockets
+        open.ForEach(o => o.Client.Dispose());
+        await Poll.UntilAsync(() => proxy.OpenConnections == 0, TimeSpan.FromSeconds(10), "every relay ended when its client closed");
+    }
+
+    [Fact]
     public async Task LargeTransfer_ArrivesIntact_WhileTheClientReadsSlowly()
     {
         using var a = new EchoBackend("a");

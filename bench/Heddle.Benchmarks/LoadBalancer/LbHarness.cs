@@ -8,7 +8,8 @@ namespace Heddle.Benchmarks.LoadBalancer;
 
 /// <summary>
 /// L4 load balancing: nginx (one worker) as the backend; wrk -t1 -c32 --latency against it directly, through HAProxy
-/// (nbthread 1, mode tcp) and through Heddle's L4 listener, in one run; then the same with `Connection: close` for
+/// (nbthread 1, mode tcp) and through Heddle's L4 listener (one loop thread, the default, for the ratio; two loop threads
+/// for information), in one run; then the same with `Connection: close` for
 /// the connection rate. Each path gets a one-second warm-up run first (the JIT and the connection pools settle; the
 /// same for every path), and the paths are measured in turns for --rounds rounds, each figure being the median of its
 /// rounds, so that a noisy moment on a shared machine does not fall on one path only. Options: --seconds N (default 5),
@@ -31,6 +32,13 @@ internal static class LbHarness
             using var haproxyHttp = HaProxy(work, haproxyHttpPort, backendPort, mode: "http");
             var heddlePort = DnsHarness.FreeTcpPort();
             var heddleHttpPort = DnsHarness.FreeTcpPort();
+            var heddleTwoLoopsPort = DnsHarness.FreeTcpPort();
+            var twoLoops = new LoadBalancerHost(new LoadBalancerOptions { L4Threads = 2 });
+            twoLoops.ApplyAsync(new LoadBalancerConfig
+            {
+                Version = 1,
+                Listeners = [new VipListener("bench", "127.0.0.1", heddleTwoLoopsPort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
+            }).GetAwaiter().GetResult();
             var balancer = new LoadBalancerHost(new LoadBalancerOptions());
             var problems = balancer.ApplyAsync(new LoadBalancerConfig
             {
@@ -52,11 +60,12 @@ internal static class LbHarness
                 Console.WriteLine();
                 Console.WriteLine(title);
                 Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
-                var results = Rounds(rounds, [(backendPort, nginx.ProcessId), (haproxyPort, haproxy.ProcessId), (heddlePort, Environment.ProcessId)], seconds, close);
-                var (direct, viaHaproxy, viaHeddle) = (results[0], results[1], results[2]);
+                var results = Rounds(rounds, [(backendPort, nginx.ProcessId), (haproxyPort, haproxy.ProcessId), (heddlePort, Environment.ProcessId), (heddleTwoLoopsPort, Environment.ProcessId)], seconds, close);
+                var (direct, viaHaproxy, viaHeddle, viaTwoLoops) = (results[0], results[1], results[2], results[3]);
                 Print("nginx direct", direct);
                 Print("haproxy 1 thread, mode tcp", viaHaproxy);
                 Print("heddle L4", viaHeddle);
+                Print("heddle L4, 2 loop threads", viaTwoLoops);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
             }
 
@@ -69,6 +78,7 @@ internal static class LbHarness
             Print("heddle L7 (YARP)", l7Heddle);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms"));
             balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            twoLoops.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
         }
         finally

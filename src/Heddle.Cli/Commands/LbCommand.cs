@@ -13,6 +13,7 @@ internal sealed class LbOptionsBinder
 {
     private readonly Option<TimeSpan> _drain = Durations.Option("--drain-timeout", "How long connections to a removed instance may go on", TimeSpan.FromSeconds(30));
     private readonly Option<bool> _off = new("--no-lb") { Description = "Do not host the load balancer" };
+    private readonly Option<int> _threads = CreateThreads();
     private readonly Option<string> _policy = CreatePolicy();
 
     private static Option<string> CreatePolicy()
@@ -22,9 +23,24 @@ internal sealed class LbOptionsBinder
         return option;
     }
 
+    private static Option<int> CreateThreads()
+    {
+        var option = new Option<int>("--lb-threads") { Description = "Event-loop threads for tcp (L4) endpoints", DefaultValueFactory = _ => 1 };
+        option.Validators.Add(r =>
+        {
+            var value = r.GetValueOrDefault<int>();
+            if (value < 1 || value > 256)
+            {
+                r.AddError($"--lb-threads must be between 1 and 256, not {value}");
+            }
+        });
+        return option;
+    }
+
     public void AddTo(Command command, bool withOff = true)
     {
         command.Options.Add(_drain);
+        command.Options.Add(_threads);
         command.Options.Add(_policy);
         if (withOff)
         {
@@ -32,7 +48,7 @@ internal sealed class LbOptionsBinder
         }
     }
 
-    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)! };
+    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)!, L4Threads = parse.GetValue(_threads) };
 
     /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb).</summary>
     public LoadBalancerHost? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)

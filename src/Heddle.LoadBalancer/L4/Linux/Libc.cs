@@ -27,6 +27,7 @@ internal static unsafe partial class Libc
     public const int SolSocket = 1;
     public const int SoError = 4;
     public const int SoLinger = 13;
+    public const int SoReusePort = 15;
     public const int IpProtoTcp = 6;
     public const int TcpNoDelay = 1;
     public const int MsgNoSignal = 0x4000;

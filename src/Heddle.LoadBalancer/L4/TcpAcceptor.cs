@@ -1,0 +1,172 @@
+using System.Net;
+using System.Net.Sockets;
+using Heddle.LoadBalancer.L4.Linux;
+using Heddle.LoadBalancer.LoadBalancing;
+
+namespace Heddle.LoadBalancer.L4;
+
+/// <summary>
+/// One listening socket of a VIP:port on one event loop, and the connections it accepted. With several loops each has
+/// an acceptor of its own bound with SO_REUSEPORT, and the kernel spreads new connections over them; the backend is
+/// still chosen by the Maglev lookup of the flow's hash, so it does not depend on which loop took the connection.
+/// </summary>
+internal sealed class TcpAcceptor : IEventHandler
+{
+    private const int AcceptsPerEvent = 64;
+    private static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
+
+    private readonly Socket _socket;
+    private readonly int _fd;
+    private readonly byte[] _localAddress;
+    private readonly EventLoop _loop;
+    private readonly Func<TcpVipListener.Pool> _pool;
+    private readonly TimeSpan _connectTimeout;
+    private readonly HashSet<TcpRelay> _relays = []; // touched on the loop only
+    private readonly Action<TcpRelay> _ended;
+    private ulong _token;
+    private bool _stopped;
+    private int _open;
+
+    /// <summary>Binds and listens on <paramref name="endpoint"/> (sharing the port when <paramref name="shared"/>), and starts accepting on <paramref name="loop"/>.</summary>
+    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout)
+    {
+        _loop = loop;
+        _pool = pool;
+        _connectTimeout = connectTimeout;
+        _ended = relay =>
+        {
+            _relays.Remove(relay);
+            Interlocked.Decrement(ref _open);
+        };
+        _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (shared)
+            {
+                _socket.SetRawSocketOption(Libc.SolSocket, Libc.SoReusePort, BitConverter.GetBytes(1));
+            }
+
+            _socket.NoDelay = true; // inherited by every accepted socket on Linux: no setsockopt per connection
+            _socket.Bind(endpoint);
+            _socket.Listen(4096);
+            _socket.Blocking = false;
+            Endpoint = (IPEndPoint)_socket.LocalEndPoint!;
+            _localAddress = Endpoint.Address.GetAddressBytes();
+            _fd = (int)_socket.SafeHandle.DangerousGetHandle();
+            _loop.InvokeAsync(() =>
+            {
+                _token = _loop.Register(this);
+                if (!_loop.Add(_fd, _token, 0, Libc.EpollIn))
+                {
+                    _loop.Unregister(_token);
+                    throw new SocketException(Libc.Errno);
+                }
+            }).GetAwaiter().GetResult();
+        }
+        catch
+        {
+            _socket.Dispose();
+            throw;
+        }
+    }
+
+    public IPEndPoint Endpoint { get; }
+
+    public int OpenConnections => Volatile.Read(ref _open);
+
+    public unsafe void OnEvent(int side, uint events)
+    {
+        var peer = stackalloc byte[128];
+        for (var i = 0; i < AcceptsPerEvent; i++)
+        {
+            var length = 128;
+            var client = Libc.accept4(_fd, peer, &length, Libc.SockNonBlock | Libc.SockCloexec);
+            if (client >= 0)
+            {
+                Accepted(client, peer);
+                continue;
+            }
+
+            var error = Libc.Errno;
+            if (error is Libc.EMFile or Libc.ENFile or Libc.ENoBufs or Libc.ENoMem)
+            {
+                // Out of descriptors or memory: the socket is level-triggered and would be offered again at once, so
+                // it stops being watched for a moment (connections wait in the backlog), as HAProxy pauses it.
+                _loop.Remove(_fd);
+                _loop.Schedule(_token, AcceptPause, 0);
+                return;
+            }
+
+            if (error == Libc.EAgain)
+            {
+                return; // none left
+            }
+
+            // Anything else (a connection aborted while queued, a signal): the next one is tried.
+        }
+    }
+
+    private unsafe void Accepted(int client, byte* peer)
+    {
+        var pool = _pool();
+        var family = *(ushort*)peer;
+        var port = (peer[2] << 8) | peer[3];
+        var address = family == Libc.AfInet6 ? new ReadOnlySpan<byte>(peer + 8, 16) : new ReadOnlySpan<byte>(peer + 4, 4);
+        var choice = pool.Table.Lookup(FlowHash.Of(address, port, _localAddress, Endpoint.Port));
+        if (choice < 0)
+        {
+            Libc.CloseWithReset(client);
+            return;
+        }
+
+        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended);
+        _relays.Add(relay);
+        Interlocked.Increment(ref _open);
+        if (!relay.Start())
+        {
+            _relays.Remove(relay);
+            Interlocked.Decrement(ref _open);
+            Libc.CloseWithReset(client);
+        }
+    }
+
+    /// <summary>The pause after running out of descriptors is over: accepting resumes.</summary>
+    public void OnTimer(int cookie)
+    {
+        if (!_stopped)
+        {
+            _loop.Add(_fd, _token, 0, Libc.EpollIn);
+        }
+    }
+
+    public void OnFault(Exception error)
+    {
+        // Accepting failed unexpectedly for one connection; the acceptor goes on.
+    }
+
+    /// <summary>Closes the connections to <paramref name="backends"/> (their drain time is over).</summary>
+    public void Close(IReadOnlySet<string> backends) => _loop.Post(() =>
+    {
+        foreach (var relay in _relays.Where(r => backends.Contains(r.BackendId)).ToList())
+        {
+            relay.Close();
+        }
+    });
+
+    /// <summary>Stops accepting and closes every connection.</summary>
+    public async Task StopAsync()
+    {
+        await _loop.InvokeAsync(() =>
+        {
+            _stopped = true;
+            _loop.Remove(_fd);
+            _loop.Unregister(_token);
+            foreach (var relay in _relays.ToList())
+            {
+                relay.Close();
+            }
+        });
+        _socket.Dispose();
+    }
+}
