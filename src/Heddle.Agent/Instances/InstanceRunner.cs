@@ -18,6 +18,7 @@ public sealed class InstanceRunner
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan StableAfter = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan StartingProbeInterval = TimeSpan.FromMilliseconds(50);
+    private static readonly JsonSerializerOptions DescriptionFormat = new() { WriteIndented = true };
 
     private readonly AgentContext _context;
     private readonly Action<InstanceReport> _report;
@@ -33,6 +34,9 @@ public sealed class InstanceRunner
     private RunningProcess? _running;
     private Dictionary<string, int> _ports = [];
     private string? _directory;
+    private IReadOnlyList<Peer> _peers;
+    private InstanceLaunch? _described;
+    private readonly Lock _descriptionFile = new();
 
     public InstanceRunner(InstanceGoal goal, string specKey, AgentContext context, JournalEntry? adopted, Action<InstanceReport> report, Action journalChanged)
     {
@@ -43,6 +47,7 @@ public sealed class InstanceRunner
         _report = report;
         _journalChanged = journalChanged;
         _restarts = adopted?.Restarts ?? 0;
+        _peers = [.. goal.Peers];
     }
 
     public InstanceGoal Goal { get; }
@@ -54,6 +59,30 @@ public sealed class InstanceRunner
     public string? Directory => _directory;
 
     public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>
+    /// Takes the role's other instances from a newer goal state. The instance keeps running; if they changed, its
+    /// heddle-instance.json is rewritten (whole, by rename) so that it can re-read them.
+    /// </summary>
+    public void UpdatePeers(IReadOnlyList<Peer> peers)
+    {
+        InstanceLaunch? launch;
+        lock (_lock)
+        {
+            if (_peers.SequenceEqual(peers))
+            {
+                return;
+            }
+
+            _peers = peers;
+            launch = _described;
+        }
+
+        if (launch is not null)
+        {
+            WriteDescription(launch);
+        }
+    }
 
     /// <summary>Ends the runner but leaves the process running, for the next agent to adopt (an agent exiting).</summary>
     public async Task DetachAsync()
@@ -218,6 +247,7 @@ public sealed class InstanceRunner
             PrepareDirectory(launch, package.RoleDirectory(Goal.Role));
         }
 
+        WriteDescription(launch);
         return launch;
     }
 
@@ -391,23 +421,51 @@ public sealed class InstanceRunner
             CopyTree(roleDirectory, staging);
             System.IO.Directory.Move(staging, launch.WorkingDirectory);
         }
+    }
 
-        var description = new
+    /// <summary>heddle-instance.json in the working directory: what the environment says, plus the role's peers.</summary>
+    private void WriteDescription(InstanceLaunch launch)
+    {
+        lock (_descriptionFile)
         {
-            service = Goal.Service,
-            role = Goal.Role,
-            instance = Id,
-            index = Goal.Index,
-            upgradeDomain = Goal.UpgradeDomain,
-            node = _context.Options.NodeName,
-            address = _context.Options.Address,
-            ports = _ports,
-            settings = Goal.Settings,
-            cpus = Goal.Cpus,
-            memoryMiB = Goal.MemoryMib,
-            environment = launch.Environment,
-        };
-        File.WriteAllText(Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), JsonSerializer.Serialize(description, new JsonSerializerOptions { WriteIndented = true }));
+            IReadOnlyList<Peer> peers;
+            Dictionary<string, int> ports;
+            lock (_lock)
+            {
+                _described = launch;
+                peers = _peers;
+                ports = _ports;
+            }
+
+            var description = new
+            {
+                service = Goal.Service,
+                role = Goal.Role,
+                instance = Id,
+                index = Goal.Index,
+                upgradeDomain = Goal.UpgradeDomain,
+                node = _context.Options.NodeName,
+                address = _context.Options.Address,
+                ports,
+                settings = Goal.Settings,
+                cpus = Goal.Cpus,
+                memoryMiB = Goal.MemoryMib,
+                environment = launch.Environment,
+                peers = peers.Select(p => new
+                {
+                    instance = p.InstanceId,
+                    index = p.Index,
+                    upgradeDomain = p.UpgradeDomain,
+                    node = p.Node,
+                    address = p.Address,
+                    ports = p.Ports.ToDictionary(),
+                    ready = p.Ready,
+                }),
+            };
+            var path = Path.Combine(launch.WorkingDirectory, "heddle-instance.json");
+            File.WriteAllText(path + ".partial", JsonSerializer.Serialize(description, DescriptionFormat));
+            File.Move(path + ".partial", path, overwrite: true);
+        }
     }
 
     private static void CopyTree(string source, string target)

@@ -74,6 +74,10 @@ public sealed class InstanceSupervisor
                     _runners.Remove(runner.Id);
                     _stopping[runner.Id] = StopAndForgetAsync(runner);
                 }
+                else
+                {
+                    runner.UpdatePeers([.. wanted.Peers]);
+                }
             }
 
             foreach (var (id, wanted) in desired)

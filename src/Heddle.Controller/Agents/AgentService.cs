@@ -118,6 +118,14 @@ public sealed class AgentService(
         {
             queue.Add(parts[0]);
         }
+
+        // The role's other instances see this one in their peers: its readiness and ports.
+        var ports = report.Ports.ToDictionary();
+        if (before is null || (before.State == InstanceStates.Ready) != (report.State == InstanceStates.Ready)
+            || !before.Ports.OrderBy(p => p.Key, StringComparer.Ordinal).SequenceEqual(ports.OrderBy(p => p.Key, StringComparer.Ordinal)))
+        {
+            sessions.Notify(store.ListInstances(parts[0]).Where(i => i.Role == parts[1] && i.Index != index).Select(i => i.Node));
+        }
     }
 
     private static async Task WriteGoalsAsync(AgentSession session, IServerStreamWriter<ControllerMessage> stream, CancellationToken cancellationToken)

@@ -4,7 +4,10 @@ using Heddle.Controller.Store;
 
 namespace Heddle.Controller.Agents;
 
-/// <summary>Derives a node's goal state from the store: every instance placed there of a service not being deleted.</summary>
+/// <summary>
+/// Derives a node's goal state from the store: every instance placed there of a service not being deleted, each with
+/// its role's other instances (peers: node address, ports, readiness).
+/// </summary>
 public sealed class GoalStates(IClusterStore store, ServiceModels models)
 {
     private long _version;
@@ -13,6 +16,8 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
     {
         var goal = new GoalState { Version = Interlocked.Increment(ref _version) };
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
+        var members = new Dictionary<string, IReadOnlyList<InstanceRecord>>(StringComparer.Ordinal);
+        Dictionary<string, string>? addresses = null;
         foreach (var instance in store.ListInstancesOnNode(node))
         {
             if (!services.TryGetValue(instance.Service, out var service))
@@ -38,6 +43,13 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 Generation = instance.Generation,
             };
             item.Cpus.AddRange(instance.Cpus);
+            if (!members.TryGetValue(instance.Service, out var all))
+            {
+                all = members[instance.Service] = store.ListInstances(instance.Service);
+            }
+
+            addresses ??= store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+            item.Peers.AddRange(all.Where(p => p.Role == instance.Role && p.Index != instance.Index).OrderBy(p => p.Index).Select(p => Peer(p, addresses)));
             foreach (var (name, value) in model.SettingsOf(instance.Role))
             {
                 item.Settings[name] = value;
@@ -46,5 +58,24 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
         }
 
         return goal;
+    }
+
+    private static Peer Peer(InstanceRecord instance, Dictionary<string, string> addresses)
+    {
+        var peer = new Peer
+        {
+            InstanceId = instance.Id,
+            Index = instance.Index,
+            UpgradeDomain = instance.UpgradeDomain,
+            Node = instance.Node,
+            Address = addresses.GetValueOrDefault(instance.Node, string.Empty),
+            Ready = instance.State == Contracts.Api.InstanceStates.Ready,
+        };
+        foreach (var (name, port) in instance.Ports)
+        {
+            peer.Ports[name] = port;
+        }
+
+        return peer;
     }
 }

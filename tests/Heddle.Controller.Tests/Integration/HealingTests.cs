@@ -35,6 +35,43 @@ public sealed class HealingTests
     }
 
     [Fact]
+    public async Task EachInstanceKnowsItsPeers_AndLearnsWhereAMovedPeerWent_WithoutARestart()
+    {
+        var timeout = TimeSpan.FromSeconds(2);
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, nodeTimeout: timeout);
+        await cluster.DeploySampleAsync();
+        var before = (await cluster.WaitUntilReadyAsync("hello", 4, Deadline)).Instances.Where(i => i.Role == "web").ToList();
+        foreach (var instance in before)
+        {
+            await Poll.UntilAsync(() => Task.FromResult(Peers(cluster, instance)), peers => peers == Expected(before, instance), Deadline, $"{instance.Id} lists its two peers, Ready");
+        }
+
+        var moved = before[0];
+        await cluster.StopAgentAsync(int.Parse(moved.Node[1..]) - 1, stopInstances: true);
+        var after = await Poll.UntilAsync(async () => (await cluster.Api.GetServiceAsync("hello")).Instances.Where(i => i.Role == "web").ToList(),
+            web => web.All(i => i.State == InstanceStates.Ready && i.Node != moved.Node), timeout + TimeSpan.FromSeconds(15), "the moved instance Ready elsewhere");
+
+        foreach (var stayed in before.Skip(1))
+        {
+            await Poll.UntilAsync(() => Task.FromResult(Peers(cluster, stayed)), peers => peers == Expected(after, stayed), TimeSpan.FromSeconds(10), $"{stayed.Id} sees where {moved.Id} went");
+            Assert.Equal(stayed.Pid, after.Single(i => i.Id == stayed.Id).Pid); // a peer change is no reason to restart
+        }
+    }
+
+    /// <summary>The peers in an instance's heddle-instance.json, as "id@address:port ready" lines in index order.</summary>
+    private static string Peers(TestCluster cluster, InstanceStatus instance)
+    {
+        var agent = cluster.Agents.Single(a => a?.Options.NodeName == instance.Node)!;
+        var file = Path.Combine(agent.Supervisor.DirectoryOf(instance.Id)!, "app", "heddle-instance.json");
+        using var description = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+        return string.Join('\n', description.RootElement.GetProperty("peers").EnumerateArray().Select(p =>
+            $"{p.GetProperty("instance").GetString()}@{p.GetProperty("address").GetString()}:{(p.GetProperty("ports").TryGetProperty("http", out var port) ? port.GetInt32() : 0)} {(p.GetProperty("ready").GetBoolean() ? "ready" : "not ready")}"));
+    }
+
+    private static string Expected(IReadOnlyList<InstanceStatus> web, InstanceStatus self) =>
+        string.Join('\n', web.Where(i => i.Id != self.Id).OrderBy(i => i.Index).Select(i => $"{i.Id}@{i.NodeAddress}:{i.Ports["http"]} ready"));
+
+    [Fact]
     public async Task InstanceKilled_IsRestartedOnItsNode()
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 3);
