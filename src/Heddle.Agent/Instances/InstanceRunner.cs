@@ -78,9 +78,16 @@ public sealed class InstanceRunner
             launch = _described;
         }
 
-        if (launch is not null)
+        try
         {
-            WriteDescription(launch);
+            if (launch is not null)
+            {
+                WriteDescription(launch);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The instance is going away (its directory with it); the next start writes the file afresh.
         }
     }
 

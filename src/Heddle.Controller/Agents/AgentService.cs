@@ -59,7 +59,7 @@ public sealed class AgentService(
     {
         var info = hello.Node;
         var previous = store.GetNode(info.Name);
-        store.PutNode(new NodeRecord
+        health.Join(info.Name, () => store.PutNode(new NodeRecord
         {
             Name = info.Name,
             Address = info.Address,
@@ -70,8 +70,7 @@ public sealed class AgentService(
             LogUrl = info.LogUrl,
             Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
             LastSeen = time.GetUtcNow(),
-        });
-        health.Seen(info.Name);
+        }));
         if (previous is null)
         {
             events.Add(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {info.FaultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");

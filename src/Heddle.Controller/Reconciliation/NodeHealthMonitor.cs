@@ -13,8 +13,23 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     private readonly DateTimeOffset _started = time.GetUtcNow();
+    private readonly Lock _judging = new();
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
+
+    /// <summary>
+    /// A node (re)joins: it is seen now and <paramref name="markReady"/> records it Ready, both while no Down verdict
+    /// is being reached, so a verdict from a heartbeat older than the join cannot land after it and leave a
+    /// connected node Down.
+    /// </summary>
+    public void Join(string node, Action markReady)
+    {
+        lock (_judging)
+        {
+            Seen(node);
+            markReady();
+        }
+    }
 
     /// <summary>When the node was last heard from by this controller process, if it has been.</summary>
     public DateTimeOffset? LastSeen(string node) => _lastSeen.TryGetValue(node, out var at) ? at : null;
@@ -30,6 +45,14 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     }
 
     public void Check()
+    {
+        lock (_judging)
+        {
+            CheckNodes();
+        }
+    }
+
+    private void CheckNodes()
     {
         var now = time.GetUtcNow();
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))

@@ -270,7 +270,14 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    public void Dispose() => _db.Dispose();
+    /// <summary>Closes the database once no call is using it (agent streams may still be ending on other threads).</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _db.Dispose();
+        }
+    }
 
     private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip FROM services";
     private const string InstanceSelect = "SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated FROM instances";
