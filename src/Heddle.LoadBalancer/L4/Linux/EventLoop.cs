@@ -39,6 +39,8 @@ internal sealed unsafe class EventLoop : IDisposable
     private uint[] _generations = new uint[64];
     private int _used;
     private volatile bool _stopping;
+    private readonly Lock _wakeLock = new();
+    private bool _closed;
     private int _disposed;
 
     public EventLoop(string name)
@@ -111,9 +113,19 @@ internal sealed unsafe class EventLoop : IDisposable
     /// <summary>Runs <paramref name="action"/> on the loop (from any thread).</summary>
     public void Post(Action action)
     {
-        _posted.Enqueue(action);
-        ulong one = 1;
-        Libc.write(_wake, (byte*)&one, sizeof(ulong));
+        // Under the lock Dispose closes the eventfd with: a descriptor number, once closed, may already belong to
+        // someone else's socket or file in this process, and eight bytes written there would corrupt it.
+        lock (_wakeLock)
+        {
+            if (_closed)
+            {
+                return; // the loop is gone; so is everything its work was about
+            }
+
+            _posted.Enqueue(action);
+            ulong one = 1;
+            Libc.write(_wake, (byte*)&one, sizeof(ulong));
+        }
     }
 
     /// <summary>Runs <paramref name="action"/> on the loop and waits for it; inline when already on the loop.</summary>
@@ -253,8 +265,12 @@ internal sealed unsafe class EventLoop : IDisposable
 
         Post(() => _stopping = true);
         _thread.Join();
-        RunPosted();
+        lock (_wakeLock)
+        {
+            _closed = true; // no more posts
+        }
 
+        RunPosted(); // what was queued still runs, with the epoll descriptor still this loop's
         Libc.close(_wake);
         Libc.close(_epoll);
         NativeMemory.Free(_events);
