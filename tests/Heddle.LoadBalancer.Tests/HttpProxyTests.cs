@@ -10,18 +10,26 @@ using Microsoft.Extensions.Logging;
 
 namespace Heddle.LoadBalancer.Tests;
 
-/// <summary>An HTTP backend that answers with its name.</summary>
+/// <summary>
+/// An HTTP backend that answers with its name: at once on /, on /held when the test releases held requests, and
+/// never on /forever (until the request is aborted).
+/// </summary>
 internal sealed class NamedWebBackend : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly TaskCompletionSource _released;
 
-    private NamedWebBackend(WebApplication app, string name, int port)
+    private NamedWebBackend(WebApplication app, TaskCompletionSource released, string name, int port)
     {
         _app = app;
+        _released = released;
         Backend = new Backend(name, "127.0.0.1", port);
     }
 
     public Backend Backend { get; }
+
+    /// <summary>Lets every request to /held answer.</summary>
+    public void Release() => _released.TrySetResult();
 
     public static async Task<NamedWebBackend> StartAsync(string name, int port = 0)
     {
@@ -30,13 +38,20 @@ internal sealed class NamedWebBackend : IAsyncDisposable
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         var app = builder.Build();
         app.MapGet("/", () => Results.Text(name));
-        app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
+        var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var never = new TaskCompletionSource();
+        app.MapGet("/held", async (CancellationToken aborted) =>
         {
-            await Task.Delay(ms, aborted);
+            await released.Task.WaitAsync(aborted);
+            return Results.Text(name);
+        });
+        app.MapGet("/forever", async (CancellationToken aborted) =>
+        {
+            await never.Task.WaitAsync(aborted);
             return Results.Text(name);
         });
         await app.StartAsync();
-        return new NamedWebBackend(app, name, new Uri(app.Urls.Single()).Port);
+        return new NamedWebBackend(app, released, name, new Uri(app.Urls.Single()).Port);
     }
 
     public async ValueTask DisposeAsync()
@@ -107,14 +122,15 @@ public sealed class HttpProxyTests
         var drain = TimeSpan.FromMilliseconds(1500);
         await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [a.Backend]), new LoadBalancerOptions { DrainTimeout = drain });
         using var http = new HttpClient { BaseAddress = new Uri($"http://{proxy.Endpoint}/") };
-        var quick = http.GetStringAsync("/slow?ms=300");
-        var endless = http.GetStringAsync("/slow?ms=60000");
+        var quick = http.GetStringAsync("/held");
+        var endless = http.GetStringAsync("/forever");
         await Poll.UntilAsync(() => proxy.InFlight == 2, TimeSpan.FromSeconds(10), "both requests forwarded to a");
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
         proxy.Update([b.Backend]);
 
         Assert.Equal("b", await http.GetStringAsync("/"));
+        a.Release(); // finishes within the drain timeout
         Assert.Equal("a", await quick);
         var cut = await Record.ExceptionAsync(() => endless.WaitAsync(TimeSpan.FromSeconds(20)));
         Assert.IsType<HttpRequestException>(cut);
