@@ -23,7 +23,7 @@ public static class HeddleCli
             DnsCommand.Create(console),
             LbCommand.Create(console),
         };
-        foreach (var command in DeployCommands.Create(console).Concat(ClusterCommands.Create(console)))
+        foreach (var command in DeployCommands.Create(console).Concat(RevisionCommands.Create(console)).Concat(ClusterCommands.Create(console)))
         {
             root.Subcommands.Add(command);
         }

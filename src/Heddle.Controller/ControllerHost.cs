@@ -96,7 +96,10 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();
         services.AddSingleton<WorkQueue>();
+        services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();
+        services.AddSingleton<Api.Deployments>();
+        services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<NodeHealthMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());
         services.AddHostedService<ReconcileLoop>();

@@ -27,6 +27,9 @@ public sealed record ControllerOptions
     /// <summary>Where service VIPs come from (IPv4 CIDR). Default 127.77.0.0/24 on loopback; null gives services no VIP.</summary>
     public string? VipPool { get; init; } = "127.77.0.0/24";
 
+    /// <summary>How many revisions of each service are kept for `heddle history` and rollback (`--history`). Default 10.</summary>
+    public int HistoryLimit { get; init; } = 10;
+
     /// <summary>Fixes the order equally good nodes are tried in, so placements repeat.</summary>
     public int PlacementSeed { get; init; } = 1;
 }

@@ -78,4 +78,15 @@ public static class EventKinds
     public const string NodeUp = "NodeUp";
     public const string ServiceDeleting = "ServiceDeleting";
     public const string ServiceDeleted = "ServiceDeleted";
+    public const string InstanceDraining = "InstanceDraining";
+    public const string UpgradeStarted = "UpgradeStarted";
+    public const string UpgradeDomainStarted = "UpgradeDomainStarted";
+    public const string UpgradeDomainUpdating = "UpgradeDomainUpdating";
+    public const string UpgradeDomainHealthy = "UpgradeDomainHealthy";
+    public const string UpgradeDomainFailed = "UpgradeDomainFailed";
+    public const string UpgradeRollingBack = "UpgradeRollingBack";
+    public const string UpgradeRolledBack = "UpgradeRolledBack";
+    public const string UpgradeCompleted = "UpgradeCompleted";
+    public const string UpgradePaused = "UpgradePaused";
+    public const string UpgradeResumed = "UpgradeResumed";
 }

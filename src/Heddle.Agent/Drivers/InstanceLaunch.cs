@@ -48,6 +48,9 @@ public interface IInstanceDriver
     /// <summary>SIGTERM to the whole group, the grace period, then SIGKILL to the whole group.</summary>
     Task StopAsync(RunningProcess process, TimeSpan grace, CancellationToken cancellationToken);
 
+    /// <summary>Sends a signal to the entry point's process (SIGHUP: reload heddle-instance.json); false when it is gone.</summary>
+    bool Signal(RunningProcess process, int signal);
+
     /// <summary>Releases what the instance held on the host (its cgroups).</summary>
     void Cleanup(string instanceId);
 }

@@ -6,6 +6,7 @@ namespace Heddle.Agent.Drivers;
 /// <summary>The few POSIX calls the process driver needs that .NET does not expose.</summary>
 public static partial class Posix
 {
+    public const int SIGHUP = 1;
     public const int SIGTERM = 15;
     public const int SIGKILL = 9;
 

@@ -92,6 +92,8 @@ public sealed class ProcessDriver : IInstanceDriver
         }
     }
 
+    public bool Signal(RunningProcess process, int signal) => Posix.IsAlive(process.Pid, process.StartTime) && Posix.Signal(process.Pid, signal);
+
     public void Cleanup(string instanceId) => _cgroups?.Remove(instanceId);
 
     private Process Spawn(InstanceLaunch launch, string script)

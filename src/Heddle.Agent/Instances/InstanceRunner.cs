@@ -37,10 +37,13 @@ public sealed class InstanceRunner
     private IReadOnlyList<Peer> _peers;
     private InstanceLaunch? _described;
     private readonly Lock _descriptionFile = new();
+    private InstanceGoal _goal;
+    private string? _failure;
+    private string? _lastStderr;
 
     public InstanceRunner(InstanceGoal goal, string specKey, AgentContext context, JournalEntry? adopted, Action<InstanceReport> report, Action journalChanged)
     {
-        Goal = goal;
+        _goal = goal;
         SpecKey = specKey;
         _context = context;
         _adopted = adopted;
@@ -50,7 +53,17 @@ public sealed class InstanceRunner
         _peers = [.. goal.Peers];
     }
 
-    public InstanceGoal Goal { get; }
+    /// <summary>The goal it runs: replaced (same spec key) when only its peers, settings or revision label change.</summary>
+    public InstanceGoal Goal
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _goal;
+            }
+        }
+    }
 
     public string Id => Goal.InstanceId;
 
@@ -61,21 +74,34 @@ public sealed class InstanceRunner
     public void Start() => _loop = Task.Run(RunAsync);
 
     /// <summary>
-    /// Takes the role's other instances from a newer goal state. The instance keeps running; if they changed, its
-    /// heddle-instance.json is rewritten (whole, by rename) so that it can re-read them.
+    /// Takes a newer goal with the same spec key: the instance keeps running. New peers or new settings rewrite its
+    /// heddle-instance.json (whole, by rename) so it can re-read them; new settings are also signalled with SIGHUP
+    /// (its role asked for `onSettingsChange: signal`). The new revision is reported once the file is written and the
+    /// signal sent, so the controller's health gate sees it only after the instance could have reloaded.
     /// </summary>
-    public void UpdatePeers(IReadOnlyList<Peer> peers)
+    public void Update(InstanceGoal goal)
     {
         InstanceLaunch? launch;
+        RunningProcess? running;
+        bool settingsChanged, changed;
         lock (_lock)
         {
-            if (_peers.SequenceEqual(peers))
+            settingsChanged = !SameSettings(_goal, goal);
+            changed = settingsChanged || _goal.Revision != goal.Revision || !_peers.SequenceEqual(goal.Peers);
+            if (!changed)
             {
                 return;
             }
 
-            _peers = peers;
+            _goal = goal;
+            _peers = [.. goal.Peers];
+            if (settingsChanged && _described is not null)
+            {
+                _described = _described with { Environment = Environment(_described.Role) };
+            }
+
             launch = _described;
+            running = _running;
         }
 
         try
@@ -89,7 +115,17 @@ public sealed class InstanceRunner
         {
             // The instance is going away (its directory with it); the next start writes the file afresh.
         }
+
+        if (settingsChanged && running is not null)
+        {
+            _context.Driver.Signal(running, Posix.SIGHUP);
+        }
+
+        _report(Snapshot());
     }
+
+    private static bool SameSettings(InstanceGoal a, InstanceGoal b) =>
+        a.Settings.Count == b.Settings.Count && a.Settings.All(s => b.Settings.TryGetValue(s.Key, out var v) && v == s.Value);
 
     /// <summary>Ends the runner but leaves the process running, for the next agent to adopt (an agent exiting).</summary>
     public async Task DetachAsync()
@@ -114,7 +150,8 @@ public sealed class InstanceRunner
         {
             var report = new InstanceReport
             {
-                InstanceId = Id, State = _state, Reason = _reason ?? string.Empty, Pid = _running?.Pid ?? 0, Restarts = _restarts, Generation = Goal.Generation,
+                InstanceId = _goal.InstanceId, State = _state, Reason = _reason ?? string.Empty, Pid = _running?.Pid ?? 0, Restarts = _restarts, Generation = _goal.Generation,
+                Revision = _goal.Revision, Failure = _failure ?? string.Empty, LastStderr = _lastStderr ?? string.Empty,
             };
             foreach (var (name, port) in _ports)
             {
@@ -130,7 +167,7 @@ public sealed class InstanceRunner
     {
         lock (_lock)
         {
-            return _running is { } r && _directory is not null ? new JournalEntry(Id, SpecKey, Goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts) : null;
+            return _running is { } r && _directory is not null ? new JournalEntry(_goal.InstanceId, SpecKey, _goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts) : null;
         }
     }
 
@@ -151,6 +188,11 @@ public sealed class InstanceRunner
             {
                 var startedAt = _context.Time.GetUtcNow();
                 string? reason;
+                lock (_lock)
+                {
+                    launch = _described ?? launch; // settings reloaded meanwhile start the next run with their environment
+                }
+
                 try
                 {
                     reason = await RunOnceAsync(launch, stop);
@@ -169,9 +211,12 @@ public sealed class InstanceRunner
 
                 failures = _context.Time.GetUtcNow() - startedAt >= StableAfter ? 1 : failures + 1;
                 var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, _context.Options.RestartBackoff.TotalSeconds * Math.Pow(2, failures - 1)));
+                var stderr = LastLine(launch.StderrPath);
                 lock (_lock)
                 {
                     _restarts++;
+                    _failure = reason;
+                    _lastStderr = stderr;
                 }
 
                 Report(InstanceStates.Faulted, $"{reason}; restarting in {delay.TotalSeconds:0.#} s (restart {_restarts})");
@@ -386,23 +431,43 @@ public sealed class InstanceRunner
         }
     }
 
+    /// <summary>The last non-empty line of a log file (at most 200 characters), read from its last 4 KiB; null when there is none.</summary>
+    internal static string? LastLine(string path)
+    {
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var length = (int)Math.Min(4096, file.Length);
+            file.Seek(-length, SeekOrigin.End);
+            var buffer = new byte[length];
+            file.ReadExactly(buffer);
+            var line = System.Text.Encoding.UTF8.GetString(buffer).Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.Length > 0);
+            return line is null ? null : line.Length > 200 ? line[..200] + "…" : line;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     private Dictionary<string, string> Environment(RoleDefinition role)
     {
+        var goal = Goal;
         var env = new Dictionary<string, string>(role.Environment, StringComparer.Ordinal);
-        env["HEDDLE_SERVICE"] = Goal.Service;
-        env["HEDDLE_ROLE"] = Goal.Role;
+        env["HEDDLE_SERVICE"] = goal.Service;
+        env["HEDDLE_ROLE"] = goal.Role;
         env["HEDDLE_INSTANCE"] = Id;
-        env["HEDDLE_INDEX"] = Goal.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        env["HEDDLE_UPGRADE_DOMAIN"] = Goal.UpgradeDomain.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env["HEDDLE_INDEX"] = goal.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env["HEDDLE_UPGRADE_DOMAIN"] = goal.UpgradeDomain.ToString(System.Globalization.CultureInfo.InvariantCulture);
         env["HEDDLE_ADDRESS"] = _context.Options.Address;
         env["HEDDLE_NODE"] = _context.Options.NodeName;
-        env["HEDDLE_CPUS"] = string.Join(',', Goal.Cpus);
+        env["HEDDLE_CPUS"] = string.Join(',', goal.Cpus);
         foreach (var (name, port) in _ports)
         {
             env[$"HEDDLE_PORT_{Names.ToEnvironmentSuffix(name)}"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        foreach (var (name, value) in Goal.Settings)
+        foreach (var (name, value) in goal.Settings)
         {
             env[$"HEDDLE_SETTING_{Names.ToEnvironmentSuffix(name)}"] = value;
         }

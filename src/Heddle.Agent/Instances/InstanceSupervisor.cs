@@ -76,7 +76,7 @@ public sealed class InstanceSupervisor
                 }
                 else
                 {
-                    runner.UpdatePeers([.. wanted.Peers]);
+                    runner.Update(wanted);
                 }
             }
 
@@ -177,7 +177,11 @@ public sealed class InstanceSupervisor
         }
     }
 
-    /// <summary>What makes two goals for one instance the same run: a change in any of it restarts the instance.</summary>
+    /// <summary>
+    /// What makes two goals for one instance the same run: a change in any of it restarts the instance. Settings are
+    /// not part of it: the controller gives a new generation when a settings change must restart the instance, and
+    /// keeps the generation when the role reloads its settings on SIGHUP.
+    /// </summary>
     internal static string SpecKey(InstanceGoal goal) =>
-        $"{goal.Generation}|{goal.PackageSha256}|{string.Join(',', goal.Cpus)}|{goal.MemoryMib}|{string.Join(';', goal.Settings.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"))}";
+        $"{goal.Generation}|{goal.PackageSha256}|{string.Join(',', goal.Cpus)}|{goal.MemoryMib}";
 }

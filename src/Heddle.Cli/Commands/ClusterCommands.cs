@@ -43,7 +43,8 @@ internal static class ClusterCommands
             if (!Json(console, parse.GetValue(format), status))
             {
                 var vip = status.Vip is null ? string.Empty : $", VIP {status.Vip}";
-                console.Out.WriteLine($"service {status.Name}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}");
+                var upgrade = status.Upgrade is null or UpgradeStates.Completed ? string.Empty : $", upgrade {status.Upgrade}{(status.UpgradeReason is { } why ? $" ({why})" : string.Empty)}";
+                console.Out.WriteLine($"service {status.Name}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}{upgrade}");
                 WriteInstances(console, status.Instances);
             }
 
@@ -212,10 +213,13 @@ internal static class ClusterCommands
 
     internal static void WriteInstances(CliConsole console, IEnumerable<InstanceStatus> instances)
     {
-        var table = new Table("INSTANCE", "STATE", "NODE", "ADDRESS", "PORTS", "CPUS", "MEMORY", "RESTARTS", "REASON");
+        var table = new Table("INSTANCE", "STATE", "REVISION", "UD", "NODE", "ADDRESS", "PORTS", "CPUS", "MEMORY", "RESTARTS", "REASON");
         foreach (var i in instances)
         {
-            table.Add(i.Id, i.State, i.Node, i.NodeAddress, string.Join(',', i.Ports.Select(p => $"{p.Key}={p.Value}")), string.Join(',', i.Cpus), $"{i.MemoryMiB} MiB", i.Restarts, i.Reason);
+            // The revision it runs; "3→4" while it is being brought to another one.
+            var revision = i.RunningRevision == i.Revision || i.RunningRevision == 0 ? $"{i.Revision}" : $"{i.RunningRevision}→{i.Revision}";
+            table.Add(i.Id, i.Draining ? "Draining" : i.State, revision, i.UpgradeDomain, i.Node, i.NodeAddress, string.Join(',', i.Ports.Select(p => $"{p.Key}={p.Value}")),
+                string.Join(',', i.Cpus), $"{i.MemoryMiB} MiB", i.Restarts, i.Reason);
         }
 
         table.Write(console.Out);

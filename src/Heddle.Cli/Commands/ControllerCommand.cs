@@ -18,11 +18,13 @@ internal static class ControllerCommand
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
         var dns = DnsOptionsBinder.Create();
         var lb = new LbOptionsBinder();
+        var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout };
         dns.AddTo(command);
         lb.AddTo(command);
         command.Options.Add(vipPool);
+        command.Options.Add(history);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new ControllerOptions
@@ -33,7 +35,13 @@ internal static class ControllerCommand
                 AgentPort = parse.GetValue(agentPort),
                 NodeTimeout = parse.GetValue(timeout),
                 VipPool = parse.GetValue(vipPool),
+                HistoryLimit = parse.GetValue(history),
             };
+            if (options.HistoryLimit < 1)
+            {
+                throw new UsageException($"--history {options.HistoryLimit}: keep at least 1 revision");
+            }
+
             try
             {
                 _ = new Heddle.Controller.LoadBalancing.VipPool(options.VipPool!);

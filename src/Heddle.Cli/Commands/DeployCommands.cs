@@ -32,29 +32,7 @@ internal static class DeployCommands
             using var api = ClientConfig.Load().Connect();
             var upload = await api.UploadPackageAsync(packagePath, ct);
             var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, await File.ReadAllTextAsync(configPath, ct), Path.GetFileName(configPath)), ct);
-            var json = parse.GetValue(format) == "json";
-            if (!json)
-            {
-                console.Out.WriteLine($"deployment accepted: service {accepted.Service}, revision {accepted.Revision}, package {accepted.PackageSha256[..12]}");
-            }
-
-            if (!parse.GetValue(wait))
-            {
-                if (json)
-                {
-                    console.WriteJson(accepted);
-                }
-
-                return ExitCodes.Ok;
-            }
-
-            var (ok, status) = await WaitForReadyAsync(console, api, accepted.Service, parse.GetValue(timeout), quiet: json, ct);
-            if (json)
-            {
-                console.WriteJson(status);
-            }
-
-            return ok ? ExitCodes.Ok : ExitCodes.Invalid;
+            return await ReportAcceptedAsync(console, api, accepted, parse.GetValue(wait), parse.GetValue(timeout), parse.GetValue(format) == "json", ct);
         });
         return command;
     }
@@ -112,6 +90,51 @@ internal static class DeployCommands
         return command;
     }
 
+    /// <summary>
+    /// Says what was accepted and, with --wait, follows it: an upgrade walk until it ends (exit 0 when it completes,
+    /// 1 when it rolled back or paused), otherwise until every instance is Ready at the new revision.
+    /// </summary>
+    internal static async Task<int> ReportAcceptedAsync(CliConsole console, HeddleApiClient api, DeploymentAccepted accepted, bool wait, TimeSpan timeout, bool json, CancellationToken ct)
+    {
+        if (!json)
+        {
+            console.Out.WriteLine($"deployment accepted: service {accepted.Service}, revision {accepted.Revision}, package {accepted.PackageSha256[..12]}");
+            if (accepted.Changes.Length > 0)
+            {
+                console.Out.WriteLine($"  changes: {accepted.Changes}{(accepted.Upgrade ? "; upgrading one upgrade domain at a time" : string.Empty)}");
+            }
+        }
+
+        if (!wait)
+        {
+            if (json)
+            {
+                console.WriteJson(accepted);
+            }
+
+            return ExitCodes.Ok;
+        }
+
+        if (accepted.Upgrade)
+        {
+            var (exit, upgrade) = await UpgradeWatcher.FollowAsync(console, api, accepted.Service, accepted.Revision, timeout, quiet: json, stopWhenWaiting: false, ct);
+            if (json)
+            {
+                console.WriteJson(upgrade);
+            }
+
+            return exit;
+        }
+
+        var (ok, status) = await WaitForReadyAsync(console, api, accepted.Service, accepted.Revision, timeout, quiet: json, ct);
+        if (json)
+        {
+            console.WriteJson(status);
+        }
+
+        return ok ? ExitCodes.Ok : ExitCodes.Invalid;
+    }
+
     private static async Task<bool> WaitUntilGoneAsync(HeddleApiClient api, string name, TimeSpan timeout, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
@@ -145,7 +168,7 @@ internal static class DeployCommands
     }
 
     /// <summary>Live progress: one line whenever the picture changes; true when all are Ready, false when one faults.</summary>
-    internal static async Task<(bool Ok, ServiceStatus Status)> WaitForReadyAsync(CliConsole console, HeddleApiClient api, string service, TimeSpan timeout, bool quiet, CancellationToken ct)
+    internal static async Task<(bool Ok, ServiceStatus Status)> WaitForReadyAsync(CliConsole console, HeddleApiClient api, string service, long revision, TimeSpan timeout, bool quiet, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var last = string.Empty;
@@ -160,7 +183,7 @@ internal static class DeployCommands
                 last = line[10..];
             }
 
-            var faulted = status.Instances.FirstOrDefault(i => i.State == InstanceStates.Faulted);
+            var faulted = status.Instances.FirstOrDefault(i => i.State == InstanceStates.Faulted && i.Revision >= revision);
             if (faulted is not null)
             {
                 if (!quiet)
@@ -171,7 +194,8 @@ internal static class DeployCommands
                 return (false, status);
             }
 
-            if (status.DesiredInstances > 0 && status.ReadyInstances == status.DesiredInstances && status.Instances.Count == status.DesiredInstances)
+            if (status.DesiredInstances > 0 && status.ReadyInstances == status.DesiredInstances && status.Instances.Count == status.DesiredInstances
+                && status.Instances.All(i => i.RunningRevision >= revision))
             {
                 if (!quiet)
                 {

@@ -3,7 +3,72 @@ namespace Heddle.Contracts.Api;
 /// <summary>POST /v1/deployments: deploy (or re-deploy) a service from an uploaded package and a model configuration.</summary>
 public sealed record DeploymentRequest(string PackageSha256, string Configuration, string? ConfigurationFileName = null, string? Tenant = null);
 
-public sealed record DeploymentAccepted(string Service, long Revision, string PackageSha256);
+/// <summary>A new revision was recorded. <see cref="Upgrade"/> says whether running instances are walked to it one upgrade domain at a time.</summary>
+public sealed record DeploymentAccepted(string Service, long Revision, string PackageSha256, string Changes = "", bool Upgrade = false);
+
+/// <summary>POST /v1/services/{name}/scale: a new revision with one role's instance count changed; nothing else restarts.</summary>
+public sealed record ScaleRequest(string Role, int Instances);
+
+/// <summary>POST /v1/services/{name}/rollback: walk back to revision <see cref="To"/> (default: the one before the current).</summary>
+public sealed record RollbackRequest(long? To = null);
+
+/// <summary>One kept revision of a service, as `heddle history` shows it.</summary>
+public sealed record RevisionStatus(long Number, DateTimeOffset Created, string PackageSha256, string Changes, string Outcome, bool Current);
+
+/// <summary>An upgrade walk: where it is, what each upgrade domain is doing, and how it ended.</summary>
+public sealed record UpgradeStatus
+{
+    public required string Service { get; init; }
+
+    /// <summary>The revision the upgrade is for, and the one before it.</summary>
+    public required long Revision { get; init; }
+
+    public required long Previous { get; init; }
+
+    /// <summary>InProgress, RollingBack, Paused, WaitingForResume, Completed or RolledBack.</summary>
+    public required string State { get; init; }
+
+    public string? Reason { get; init; }
+
+    public required string Mode { get; init; }
+
+    public required string FailureAction { get; init; }
+
+    public required double HealthCheckStableSeconds { get; init; }
+
+    public required double UpgradeDomainTimeoutSeconds { get; init; }
+
+    public int? CurrentDomain { get; init; }
+
+    /// <summary>Draining or Updating while a domain is walked.</summary>
+    public string? Phase { get; init; }
+
+    /// <summary>Seconds until the current domain's health gate opens, once all its instances are Ready.</summary>
+    public double? GateRemainingSeconds { get; init; }
+
+    public required DateTimeOffset Started { get; init; }
+
+    public DateTimeOffset? Finished { get; init; }
+
+    public required IReadOnlyList<UpgradeDomainStatus> Domains { get; init; }
+
+    public bool IsFinished => State is UpgradeStates.Completed or UpgradeStates.RolledBack;
+}
+
+/// <summary>One upgrade domain in a walk: Pending, Draining, Updating, Done, or Skipped (not walked by a rollback).</summary>
+public sealed record UpgradeDomainStatus(int Domain, string State, IReadOnlyList<UpgradeInstanceStatus> Instances);
+
+public sealed record UpgradeInstanceStatus(string Id, string State, long Revision, long RunningRevision, bool Draining);
+
+public static class UpgradeStates
+{
+    public const string InProgress = "InProgress";
+    public const string RollingBack = "RollingBack";
+    public const string Paused = "Paused";
+    public const string WaitingForResume = "WaitingForResume";
+    public const string Completed = "Completed";
+    public const string RolledBack = "RolledBack";
+}
 
 public sealed record PackageUploaded(string Sha256, string Service, long Bytes, bool AlreadyPresent);
 
@@ -30,6 +95,11 @@ public sealed record ServiceStatus
     public required IReadOnlyList<InstanceStatus> Instances { get; init; }
 
     public required DateTimeOffset Updated { get; init; }
+
+    /// <summary>The state of the current or last upgrade (see <see cref="UpgradeStates"/>); null when there has been none.</summary>
+    public string? Upgrade { get; init; }
+
+    public string? UpgradeReason { get; init; }
 }
 
 public sealed record InstanceStatus
@@ -63,6 +133,14 @@ public sealed record InstanceStatus
     public int Pid { get; init; }
 
     public long Generation { get; init; }
+
+    /// <summary>The revision it should run, and the one its agent says it runs.</summary>
+    public long Revision { get; init; }
+
+    public long RunningRevision { get; init; }
+
+    /// <summary>Out of the load balancer and DNS, about to stop.</summary>
+    public bool Draining { get; init; }
 
     public DateTimeOffset Updated { get; init; }
 }
@@ -118,4 +196,5 @@ public static class ProblemTypes
     public const string HashMismatch = "https://heddle.dev/problems/hash-mismatch";
     public const string PackageMissing = "https://heddle.dev/problems/package-missing";
     public const string Conflict = "https://heddle.dev/problems/conflict";
+    public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
 }

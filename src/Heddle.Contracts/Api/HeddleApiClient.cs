@@ -58,6 +58,29 @@ public sealed class HeddleApiClient : IDisposable
 
     public Task<ServiceStatus> GetServiceAsync(string name, CancellationToken ct = default) => GetAsync<ServiceStatus>($"v1/services/{Uri.EscapeDataString(name)}", ct);
 
+    public Task<DeploymentAccepted> ScaleAsync(string service, string role, int instances, CancellationToken ct = default) =>
+        SendAsync<DeploymentAccepted>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/scale")
+        {
+            Content = JsonContent.Create(new ScaleRequest(role, instances), options: Json),
+        }, ct);
+
+    /// <summary>Walks back to revision <paramref name="to"/> (default: the one before); during an upgrade, rolls it back.</summary>
+    public async Task<JsonElement> RollbackAsync(string service, long? to = null, CancellationToken ct = default) =>
+        await SendAsync<JsonElement>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/rollback")
+        {
+            Content = JsonContent.Create(new RollbackRequest(to), options: Json),
+        }, ct);
+
+    public Task<List<RevisionStatus>> ListRevisionsAsync(string service, CancellationToken ct = default) =>
+        GetAsync<List<RevisionStatus>>($"v1/services/{Uri.EscapeDataString(service)}/revisions", ct);
+
+    public Task<UpgradeStatus> GetUpgradeAsync(string service, CancellationToken ct = default) =>
+        GetAsync<UpgradeStatus>($"v1/services/{Uri.EscapeDataString(service)}/upgrade", ct);
+
+    /// <summary>pause, resume or rollback the service's upgrade in progress.</summary>
+    public Task<UpgradeStatus> UpgradeActionAsync(string service, string action, CancellationToken ct = default) =>
+        SendAsync<UpgradeStatus>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/upgrade/{Uri.EscapeDataString(action)}"), ct);
+
     public Task<List<ServiceStatus>> ListServicesAsync(CancellationToken ct = default) => GetAsync<List<ServiceStatus>>("v1/services", ct);
 
     public async Task DeleteServiceAsync(string name, CancellationToken ct = default) =>

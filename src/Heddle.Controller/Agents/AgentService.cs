@@ -100,8 +100,16 @@ public sealed class AgentService(
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
-        var updated = store.UpdateInstanceStatus(node, parts[0], parts[1], index, report.Generation, report.State,
-            string.IsNullOrEmpty(report.Reason) ? null : report.Reason, report.Ports.ToDictionary(), report.Restarts, report.Pid);
+        var updated = store.UpdateInstanceStatus(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+            string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
+        {
+            Ports = report.Ports.ToDictionary(),
+            Restarts = report.Restarts,
+            Pid = report.Pid,
+            Revision = report.Revision,
+            Failure = string.IsNullOrEmpty(report.Failure) ? null : report.Failure,
+            LastStderr = string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr,
+        });
         if (!updated)
         {
             return;
@@ -113,7 +121,8 @@ public sealed class AgentService(
             events.Add(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}");
         }
 
-        if (before is not null && (report.State == InstanceStates.Stopped || before.Restarts != report.Restarts))
+        // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.
+        if (before is not null && (before.State != report.State || before.Restarts != report.Restarts || before.RunningRevision != report.Revision))
         {
             queue.Add(parts[0]);
         }

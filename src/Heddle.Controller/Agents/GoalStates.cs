@@ -16,6 +16,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
     {
         var goal = new GoalState { Version = Interlocked.Increment(ref _version) };
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
+        var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
         var members = new Dictionary<string, IReadOnlyList<InstanceRecord>>(StringComparer.Ordinal);
         Dictionary<string, string>? addresses = null;
         foreach (var instance in store.ListInstancesOnNode(node))
@@ -25,11 +26,24 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 service = services[instance.Service] = store.GetService(instance.Service);
             }
 
-            if (service is null || service.Deleting || models.For(service) is not { } model)
+            if (service is null || service.Deleting)
             {
                 continue;
             }
 
+            if (!revisions.TryGetValue((instance.Service, instance.Revision), out var revision))
+            {
+                var record = store.GetRevision(instance.Service, instance.Revision);
+                revision = revisions[(instance.Service, instance.Revision)] =
+                    record is not null && models.For(record.PackageSha256, record.Configuration) is { } parsed ? (record, parsed) : null;
+            }
+
+            if (revision is not { } known)
+            {
+                continue;
+            }
+
+            var model = known.Model;
             var item = new InstanceGoal
             {
                 InstanceId = instance.Id,
@@ -37,10 +51,11 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 Role = instance.Role,
                 Index = instance.Index,
                 UpgradeDomain = instance.UpgradeDomain,
-                PackageSha256 = service.PackageSha256,
-                PackagePath = $"/v1/packages/{service.PackageSha256}/content",
+                PackageSha256 = known.Record.PackageSha256,
+                PackagePath = $"/v1/packages/{known.Record.PackageSha256}/content",
                 MemoryMib = instance.MemoryMiB,
                 Generation = instance.Generation,
+                Revision = instance.Revision,
             };
             item.Cpus.AddRange(instance.Cpus);
             if (!members.TryGetValue(instance.Service, out var all))

@@ -26,7 +26,18 @@ internal static class ApiEndpoints
         v1.MapPut("/packages/{sha256}", PutPackageAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
-        v1.MapPost("/deployments", Deploy);
+        v1.MapPost("/deployments", (DeploymentRequest request, Deployments deployments) => deployments.Deploy(request));
+        v1.MapPost("/services/{name}/scale", (string name, ScaleRequest request, Deployments deployments) => deployments.Scale(name, request));
+        v1.MapPost("/services/{name}/rollback", (string name, RollbackRequest? request, Deployments deployments, UpgradeControl control) =>
+            deployments.Rollback(name, request ?? new RollbackRequest(), control));
+        v1.MapGet("/services/{name}/revisions", (string name, IClusterStore store) => store.GetService(name) is { } s
+            ? Results.Ok(store.ListRevisions(name).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == s.Revision)).ToList())
+            : UnknownService(name, store));
+        v1.MapGet("/services/{name}/upgrade", (string name, UpgradeControl control) => control.Status(name));
+        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, UpgradeControl control) =>
+            Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed) && action.All(char.IsLetter)
+                ? control.Act(name, parsed)
+                : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
         v1.MapGet("/services", (IClusterStore store, ServiceModels models) => Results.Ok(store.ListServices().Select(s => Describe(s, store, models)).ToList()));
         v1.MapGet("/services/{name}", (string name, IClusterStore store, ServiceModels models) =>
             store.GetService(name) is { } s ? Results.Ok(Describe(s, store, models)) : UnknownService(name, store));
@@ -84,47 +95,6 @@ internal static class ApiEndpoints
         return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
     }
 
-    private static IResult Deploy(DeploymentRequest request, IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipPool pool)
-    {
-        var package = store.GetPackage(request.PackageSha256);
-        if (package is null)
-        {
-            return Problems.Invalid(ProblemTypes.PackageMissing, "Package not uploaded", $"no package {request.PackageSha256}; upload it first with PUT /v1/packages/{{sha256}}");
-        }
-
-        var diagnostics = new DiagnosticBag();
-        var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics)!;
-        var file = string.IsNullOrWhiteSpace(request.ConfigurationFileName) ? ModelConfigurationParser.FileNameFor(definition.Name) : Path.GetFileName(request.ConfigurationFileName);
-        var configuration = ModelConfigurationParser.Parse(request.Configuration ?? string.Empty, diagnostics, file);
-        if (configuration is not null)
-        {
-            ModelValidator.CheckConfiguration(definition, configuration, file, diagnostics);
-        }
-
-        if (diagnostics.HasErrors)
-        {
-            return Problems.Invalid(ProblemTypes.InvalidModel, "Invalid model configuration", $"the configuration has {diagnostics.Items.Count} error(s); nothing was changed",
-                diagnostics.Sorted().Select(d => d.ToString()));
-        }
-
-        var tenant = string.IsNullOrWhiteSpace(request.Tenant) ? DefaultTenant : request.Tenant;
-        var needsVip = options.VipPool is not null && definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
-        long revision;
-        try
-        {
-            revision = store.PutDeployment(definition.Name, tenant, request.PackageSha256, request.Configuration!, needsVip ? pool.Candidates : []);
-        }
-        catch (InvalidOperationException e)
-        {
-            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{e.Message}; delete a service or widen --vip-pool");
-        }
-
-        var count = configuration!.Roles.Sum(r => r.Instances);
-        events.Add(EventKinds.DeploymentAccepted, definition.Name, $"revision {revision}: package {request.PackageSha256[..12]}, {count} instance(s) of {definition.Roles.Count} role(s)");
-        queue.Add(definition.Name);
-        return Results.Accepted($"/v1/services/{definition.Name}", new DeploymentAccepted(definition.Name, revision, request.PackageSha256));
-    }
-
     private static IResult Delete(string name, IClusterStore store, WorkQueue queue, EventLog events)
     {
         if (!store.MarkDeleting(name))
@@ -137,7 +107,7 @@ internal static class ApiEndpoints
         return Results.Accepted($"/v1/services/{name}");
     }
 
-    private static IResult UnknownService(string name, IClusterStore store)
+    internal static IResult UnknownService(string name, IClusterStore store)
     {
         var names = store.ListServices().Select(s => s.Name).ToList();
         var nearest = Suggestions.Nearest(name, names);
@@ -160,6 +130,8 @@ internal static class ApiEndpoints
             ReadyInstances = instances.Count(i => i.State == InstanceStates.Ready),
             Instances = instances,
             Updated = service.Updated,
+            Upgrade = service.Walk is { } walk ? UpgradeControl.StateOf(walk) : null,
+            UpgradeReason = service.Walk?.Reason,
         };
     }
 
@@ -183,6 +155,9 @@ internal static class ApiEndpoints
             Restarts = i.Restarts,
             Pid = i.Pid,
             Generation = i.Generation,
+            Revision = i.Revision,
+            RunningRevision = i.RunningRevision,
+            Draining = i.Draining,
             Updated = i.Updated,
         })];
     }

@@ -23,6 +23,7 @@ internal static class ProjectionStream
         var changes = Channel.CreateBounded<T>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
         void OnChange(T view) => changes.Writer.TryWrite(view);
         source.Changed += OnChange;
+        var follower = source.AddFollower();
         // A stream ends when the controller stops, so shutdown does not wait for its clients.
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         try
@@ -35,6 +36,7 @@ internal static class ProjectionStream
             {
                 await response.WriteAsync($"data: {JsonSerializer.Serialize(view, ApiEndpoints.Json)}\n\n", ended.Token);
                 await response.Body.FlushAsync(ended.Token);
+                source.Delivered(follower, source.VersionOf(view));
             }
         }
         catch (OperationCanceledException)
@@ -43,6 +45,7 @@ internal static class ProjectionStream
         finally
         {
             source.Changed -= OnChange;
+            source.RemoveFollower(follower);
         }
 
         return Results.Empty;

@@ -24,7 +24,7 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models, E
             var roles = model.Definition.Roles.Select(role => new DnsRole(role.Name,
             [
                 .. instances
-                    .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && addresses.ContainsKey(i.Node))
+                    .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node))
                     .OrderBy(i => i.Index)
                     .Select(i => new DnsInstance(i.Index, addresses[i.Node], Endpoints(role, i))),
             ])).ToList();
@@ -33,6 +33,8 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models, E
 
         return new DnsRecordSet { Serial = 1, Services = services };
     }
+
+    public override long VersionOf(DnsRecordSet view) => view.Serial - 1;
 
     protected override DnsRecordSet Stamp(DnsRecordSet view, long version) => view with { Serial = version + 1 };
 

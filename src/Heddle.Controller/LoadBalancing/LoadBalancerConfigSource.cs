@@ -27,7 +27,7 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
                 foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
                 {
                     var backends = instances
-                        .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
+                        .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
                         .OrderBy(i => i.Index)
                         .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
                         .ToList();
@@ -43,6 +43,8 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
     private static BackendProbe Probe(RoleDefinition role, EndpointDefinition endpoint) => role.Probe is { } p && p.Endpoint == endpoint.Name
         ? new BackendProbe(p.Kind == ProbeKind.Http ? "http" : "tcp", p.Path, p.IntervalSeconds * 1000, p.TimeoutSeconds * 1000, p.UnhealthyThreshold)
         : new BackendProbe("tcp", null, ProbeDefinition.DefaultIntervalSeconds * 1000, ProbeDefinition.DefaultTimeoutSeconds * 1000, ProbeDefinition.DefaultUnhealthyThreshold);
+
+    public override long VersionOf(LoadBalancerConfig view) => view.Version;
 
     protected override LoadBalancerConfig Stamp(LoadBalancerConfig view, long version) => view with { Version = version };
 

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Heddle.Controller.Publishing;
 
 /// <summary>
@@ -13,6 +15,7 @@ public abstract class StoreProjection<T>
     private T? _current;
     private string _fingerprint = "\0";
     private long _version;
+    private readonly ConcurrentDictionary<object, long> _followers = new();
 
     protected StoreProjection(EventLog events)
     {
@@ -61,6 +64,44 @@ public abstract class StoreProjection<T>
 
         Changed?.Invoke(next);
     }
+
+    /// <summary>A remote follower (an API stream) starts; it reports each view it has sent with <see cref="Delivered"/>.</summary>
+    public object AddFollower()
+    {
+        var follower = new object();
+        _followers[follower] = 0;
+        return follower;
+    }
+
+    public void RemoveFollower(object follower) => _followers.TryRemove(follower, out _);
+
+    public void Delivered(object follower, long version)
+    {
+        if (_followers.ContainsKey(follower))
+        {
+            _followers[follower] = version;
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds the view from the store now and says whether every follower has been sent it: in-process subscribers
+    /// are told during the rebuild; remote ones once their stream has flushed it. An upgrade waits for this before it
+    /// stops instances it has taken out of rotation.
+    /// </summary>
+    public bool RebuildAndCheckDelivered()
+    {
+        Rebuild();
+        long version;
+        lock (_lock)
+        {
+            version = _version;
+        }
+
+        return _followers.Values.All(v => v >= version);
+    }
+
+    /// <summary>The version stamped on a view.</summary>
+    public abstract long VersionOf(T view);
 
     /// <summary>Builds the view from the store.</summary>
     protected abstract T Build();

@@ -1,29 +1,32 @@
+using Heddle.Contracts.Api;
 using Heddle.Controller.Agents;
+using Heddle.Controller.Publishing;
 using Heddle.Controller.Store;
-using Heddle.Placement;
-using Heddle.Placement.Cluster;
+using Heddle.Controller.Upgrades;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller.Reconciliation;
 
 /// <summary>
 /// Drives one service toward its deployment, level-based: it reads the service, every node and every instance
-/// fresh, works out what is missing or misplaced, and commits the difference in one transaction guarded by the
-/// service's revision (a pass computed from a stale revision is dropped and retried, never half-applied).
-/// Running it twice changes nothing.
+/// fresh and, in one pass, relabels instances whose revision changed in nothing they run, takes the upgrade walk one
+/// step, plans placements, and commits all of it in one transaction guarded by the service's version (a pass from a
+/// stale read is dropped and retried, never half-applied). Then it writes the events and tells the agents. Running
+/// it twice changes nothing.
 /// </summary>
 public sealed partial class DeploymentReconciler(
-    IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, ILogger<DeploymentReconciler> logger)
+    IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
+    TimeProvider time, ILogger<DeploymentReconciler> logger)
 {
     private readonly Dictionary<string, string> _lastFailure = [];
+    private readonly PlacementPlanner _planner = new(store, options);
 
-    /// <returns>True when done; false when the pass met a conflict and should be retried.</returns>
-    public bool Reconcile(string serviceName)
+    public ReconcileResult Reconcile(string serviceName)
     {
         var service = store.GetService(serviceName);
         if (service is null)
         {
-            return true;
+            return ReconcileResult.Done;
         }
 
         var nodes = store.ListNodes();
@@ -34,140 +37,116 @@ public sealed partial class DeploymentReconciler(
             return ReconcileDeletion(service, mine, ready);
         }
 
-        var model = models.For(service);
-        if (model is null)
+        var revisions = new RevisionModels(store, models, serviceName);
+        var pass = new ServicePass(service, mine);
+        bool? published = null;
+        bool Published() => published ??= publication.Published();
+        var desired = service.Revision;
+        foreach (var instance in pass.Instances.Where(i => i.Revision != desired && revisions.ChangeOf(i, desired) == InstanceChange.None))
         {
-            LogUnreadable(logger, serviceName);
-            return true;
+            pass.Mark(instance, desired, instance.Draining);
         }
 
-        var state = BuildState(nodes, ready, serviceName);
-        var removals = new List<(string Role, int Index)>();
-        var moving = new Dictionary<(string, int), string>();
-        var keep = new List<InstanceRecord>();
-        foreach (var instance in mine)
+        if (service.Walk is { IsFinished: false } walk)
         {
-            var role = model.Definition.FindRole(instance.Role);
-            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0);
-            if (!wanted)
-            {
-                removals.Add((instance.Role, instance.Index));
-            }
-            else if (!ready.Contains(instance.Node))
-            {
-                moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition ?? "gone"}";
-            }
-            else if (instance.Restarts >= options.RestartsBeforeMove)
-            {
-                moving[(instance.Role, instance.Index)] = $"it restarted {instance.Restarts} times on node {instance.Node}";
-            }
-            else
-            {
-                keep.Add(instance);
-            }
+            desired = StepWalk(pass, walk, revisions, Published);
         }
 
-        var tenant = service.Tenant;
-        foreach (var instance in keep)
+        if (revisions.Get(desired)?.Model is not { } model)
         {
-            state.Restore(ToPlacement(tenant, instance));
+            LogUnreadable(logger, serviceName, desired);
+            return ReconcileResult.Done;
         }
 
-        var upserts = new List<InstanceRecord>();
-        var failures = new List<string>();
-        foreach (var role in model.Definition.Roles)
+        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published);
+        if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcomes.InProgress && AllReady(pass, model, desired))
         {
-            var count = model.Configuration.FindRole(role.Name)?.Instances ?? 0;
-            var present = keep.Where(i => i.Role == role.Name).Select(i => i.Index).ToHashSet();
-            var missing = Enumerable.Range(0, count).Where(i => !present.Contains(i)).ToList();
-            if (missing.Count == 0)
-            {
-                continue;
-            }
-
-            // An instance that keeps faulting on a node goes elsewhere: its node takes nothing in this pass.
-            var avoided = mine.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node)).Select(i => i.Node).Distinct().ToList();
-            foreach (var node in avoided)
-            {
-                state.SetCondition(node, NodeCondition.Draining);
-            }
-
-            var result = new IndexedAllocator(state).Place(new PlacementRequest
-            {
-                Role = new RoleKey(tenant, service.Name, role.Name),
-                Cpus = role.Size.Cores,
-                MemoryMiB = role.Size.MemoryMiB,
-                Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
-                Constraints = role.Constraints,
-            });
-            foreach (var node in avoided)
-            {
-                state.SetCondition(node, NodeCondition.Ready);
-            }
-
-            foreach (var placement in result.Placed)
-            {
-                upserts.Add(new InstanceRecord
-                {
-                    Service = service.Name,
-                    Role = role.Name,
-                    Index = placement.Index,
-                    UpgradeDomain = placement.UpgradeDomain,
-                    Node = placement.Node,
-                    Cpus = placement.Cpus,
-                    MemoryMiB = placement.MemoryMiB,
-                    Generation = store.NextGeneration(),
-                });
-            }
-
-            failures.AddRange(result.Unplaced.Select(u => $"{service.Name}/{role.Name}/{u.Index}: {u.Why}"));
+            pass.Outcome(desired, RevisionOutcomes.Completed);
         }
 
-        // Instances being moved that could not be placed again are removed all the same: their node is gone.
-        removals.AddRange(moving.Keys.Where(k => upserts.All(u => (u.Role, u.Index) != k)));
-        if (upserts.Count == 0 && removals.Count == 0)
+        var commit = pass.Commit();
+        if (commit.IsEmpty)
         {
             ReportFailures(service.Name, failures);
-            return true;
+            return pass.Result;
         }
 
-        if (!store.CommitPlacement(new PlacementCommit(service.Name, service.Revision, upserts, removals)))
+        if (!store.CommitPlacement(commit))
         {
-            return false;
+            return ReconcileResult.Retry;
         }
 
-        foreach (var placed in upserts)
+        foreach (var (kind, subject, message) in pass.Events)
         {
-            var key = (placed.Role, placed.Index);
-            var before = mine.FirstOrDefault(i => (i.Role, i.Index) == key);
-            if (moving.TryGetValue(key, out var why))
-            {
-                events.Add(EventKinds.InstanceMoved, placed.Id, $"moved from node {before?.Node} to node {placed.Node} because {why}");
-            }
-            else
-            {
-                events.Add(EventKinds.InstancePlaced, placed.Id, $"placed on node {placed.Node}, CPUs {string.Join(',', placed.Cpus)}, {placed.MemoryMiB} MiB");
-            }
-        }
-
-        foreach (var (role, index) in removals.Where(r => !moving.ContainsKey(r)))
-        {
-            events.Add(EventKinds.InstanceRemoved, $"{service.Name}/{role}/{index}", "removed: no longer in the configuration");
+            events.Add(kind, subject, message);
         }
 
         ReportFailures(service.Name, failures);
-        agents.Notify(mine.Select(i => i.Node).Concat(upserts.Select(u => u.Node)));
-        return true;
+        agents.Notify(mine.Select(i => i.Node).Concat(pass.Placed.Select(u => u.Node)));
+        return pass.Result;
     }
 
-    private bool ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)
+    /// <summary>Takes the walk one step; returns the desired revision after it (a rollback changes it).</summary>
+    private long StepWalk(ServicePass pass, UpgradeWalk walk, RevisionModels revisions, Func<bool> published)
+    {
+        var step = UpgradeWalker.Step(new WalkInput(pass.Service.Name, walk, pass.Instances, revisions.ChangeOf, time.GetUtcNow())
+        {
+            Published = published,
+        });
+        foreach (var mark in step.Marks)
+        {
+            pass.Mark(pass.Instances.Single(i => (i.Role, i.Index) == (mark.Role, mark.Index)), mark.Revision, mark.Draining);
+        }
+
+        foreach (var instance in step.Restarts)
+        {
+            pass.Place(instance with
+            {
+                Generation = store.NextGeneration(), Revision = step.Walk.Destination, State = InstanceStates.Pending, Reason = null, Ports = new Dictionary<string, int>(),
+                Restarts = 0, Pid = 0, Draining = false, RunningRevision = 0, ReadySince = null, LastFailure = null, LastStderr = null,
+            });
+        }
+
+        foreach (var instance in step.Replacements)
+        {
+            pass.Remove(instance.Role, instance.Index);
+        }
+
+        foreach (var (revision, outcome) in step.Outcomes)
+        {
+            pass.Outcome(revision, outcome);
+        }
+
+        if (step.Changed)
+        {
+            pass.SetWalk(step.Walk);
+        }
+
+        if (step.DesiredRevision is { } rollback)
+        {
+            pass.SetDesired(rollback);
+        }
+
+        pass.Events.AddRange(step.Events);
+        pass.Requeue(step.RequeueAfter);
+        return step.DesiredRevision ?? pass.Service.Revision;
+    }
+
+    private static bool AllReady(ServicePass pass, ServiceModel model, long revision)
+    {
+        var instances = pass.Instances;
+        return instances.Count == model.Configuration.Roles.Sum(r => r.Instances)
+            && instances.All(i => i.Revision == revision && i.RunningRevision == revision && i.State == InstanceStates.Ready && !i.Draining);
+    }
+
+    private ReconcileResult ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)
     {
         // Stopped instances are gone. Instances on nodes that cannot answer are forgotten: a node that returns is
         // told to stop what it no longer owns.
-        var gone = instances.Where(i => i.State == Contracts.Api.InstanceStates.Stopped || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
-        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Revision, [], gone)))
+        var gone = instances.Where(i => i.State == InstanceStates.Stopped || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
+        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Version, [], gone)))
         {
-            return false;
+            return ReconcileResult.Retry;
         }
 
         if (instances.Count == gone.Count)
@@ -177,31 +156,8 @@ public sealed partial class DeploymentReconciler(
         }
 
         agents.Notify(instances.Select(i => i.Node));
-        return true;
+        return ReconcileResult.Done;
     }
-
-    private ClusterState BuildState(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except)
-    {
-        var state = new ClusterState(nodes.Select(n => new NodeSpec
-        {
-            Name = n.Name,
-            FaultDomain = n.FaultDomain,
-            MemoryMiB = n.MemoryMiB,
-            Cores = n.Cores,
-            Labels = n.Labels,
-            Condition = n.Condition switch { NodeConditions.Ready => NodeCondition.Ready, NodeConditions.Draining => NodeCondition.Draining, _ => NodeCondition.Down },
-        }), options.PlacementSeed);
-        var tenants = store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
-        foreach (var other in store.ListInstances().Where(i => i.Service != except && ready.Contains(i.Node)))
-        {
-            state.Restore(ToPlacement(tenants.GetValueOrDefault(other.Service, "default"), other));
-        }
-
-        return state;
-    }
-
-    private static Heddle.Placement.Placement ToPlacement(string tenant, InstanceRecord i) =>
-        new(new RoleKey(tenant, i.Service, i.Role), i.Index, i.UpgradeDomain, i.Node, string.Empty, i.Cpus, i.MemoryMiB);
 
     private void ReportFailures(string service, List<string> failures)
     {
@@ -218,8 +174,8 @@ public sealed partial class DeploymentReconciler(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Service {Service} has a package or configuration that cannot be read; it is left as it is")]
-    private static partial void LogUnreadable(ILogger logger, string service);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Service {Service} has a revision ({Revision}) whose package or configuration cannot be read; it is left as it is")]
+    private static partial void LogUnreadable(ILogger logger, string service, long revision);
 }
 
 public static class NodeConditions

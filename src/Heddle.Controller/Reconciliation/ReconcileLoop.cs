@@ -13,6 +13,8 @@ public sealed partial class ReconcileLoop(
     : BackgroundService
 {
     private readonly Dictionary<string, int> _failures = [];
+    private readonly Dictionary<string, DateTimeOffset> _scheduled = [];
+    private readonly Lock _lock = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -29,27 +31,48 @@ public sealed partial class ReconcileLoop(
                 return;
             }
 
-            bool done;
+            ReconcileResult result;
             try
             {
-                done = reconciler.Reconcile(key);
+                result = reconciler.Reconcile(key);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 LogFailed(logger, key, e);
-                done = false;
+                result = ReconcileResult.Retry;
             }
 
-            if (done)
+            if (!result.Conflict)
             {
                 _failures.Remove(key);
+                if (result.RequeueAfter is { } after)
+                {
+                    Schedule(key, after, stoppingToken);
+                }
+
                 continue;
             }
 
             var attempt = _failures[key] = _failures.GetValueOrDefault(key) + 1;
-            var delay = TimeSpan.FromMilliseconds(Math.Min(10_000, 50 * Math.Pow(2, Math.Min(attempt, 10))));
-            _ = RequeueAfterAsync(key, delay, stoppingToken);
+            Schedule(key, TimeSpan.FromMilliseconds(Math.Min(10_000, 50 * Math.Pow(2, Math.Min(attempt, 10)))), stoppingToken);
         }
+    }
+
+    /// <summary>Queues the key again after a delay; one timer per key, the soonest asked for (later requests are covered by it).</summary>
+    private void Schedule(string key, TimeSpan delay, CancellationToken stoppingToken)
+    {
+        var due = time.GetUtcNow() + delay;
+        lock (_lock)
+        {
+            if (_scheduled.TryGetValue(key, out var existing) && existing <= due)
+            {
+                return;
+            }
+
+            _scheduled[key] = due;
+        }
+
+        _ = RequeueAfterAsync(key, due, delay, stoppingToken);
     }
 
     private async Task ResyncAsync(CancellationToken stoppingToken)
@@ -65,11 +88,19 @@ public sealed partial class ReconcileLoop(
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    private async Task RequeueAfterAsync(string key, TimeSpan delay, CancellationToken stoppingToken)
+    private async Task RequeueAfterAsync(string key, DateTimeOffset due, TimeSpan delay, CancellationToken stoppingToken)
     {
         try
         {
             await Task.Delay(delay, time, stoppingToken);
+            lock (_lock)
+            {
+                if (_scheduled.TryGetValue(key, out var current) && current == due)
+                {
+                    _scheduled.Remove(key);
+                }
+            }
+
             queue.Add(key);
         }
         catch (OperationCanceledException)

@@ -20,8 +20,10 @@ public sealed class ServiceModels(IClusterStore store)
 {
     private readonly ConcurrentDictionary<(string Package, string Configuration), ServiceModel?> _cache = new();
 
-    public ServiceModel? For(ServiceRecord service) =>
-        _cache.GetOrAdd((service.PackageSha256, service.Configuration), key =>
+    public ServiceModel? For(ServiceRecord service) => For(service.PackageSha256, service.Configuration);
+
+    public ServiceModel? For(string packageSha256, string configuration) =>
+        _cache.GetOrAdd((packageSha256, configuration), key =>
         {
             var package = store.GetPackage(key.Package);
             if (package is null)

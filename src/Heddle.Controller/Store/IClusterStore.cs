@@ -16,10 +16,18 @@ public interface IClusterStore : IDisposable
     PackageRecord? GetPackage(string sha256);
 
     /// <summary>
-    /// Records a new revision of a service's deployment and returns it; clears a pending deletion. A service without
-    /// a VIP gets the first of <paramref name="vipCandidates"/> no other service holds (none when the list is empty).
+    /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
+    /// pending deletion; marks a previous revision still in progress without a walk Superseded; forgets revisions
+    /// beyond the history limit that no instance runs. A service without a VIP gets the first of the candidates no
+    /// other service holds. False when the service is no longer at the expected version.
     /// </summary>
-    long PutDeployment(string service, string tenant, string packageSha256, string configuration, IReadOnlyList<string> vipCandidates);
+    /// <exception cref="InvalidOperationException">The VIP pool is exhausted.</exception>
+    bool PutDeployment(DeploymentWrite write);
+
+    RevisionRecord? GetRevision(string service, long number);
+
+    /// <summary>The kept revisions of a service, newest first.</summary>
+    IReadOnlyList<RevisionRecord> ListRevisions(string service);
 
     ServiceRecord? GetService(string name);
 
@@ -34,11 +42,11 @@ public interface IClusterStore : IDisposable
 
     IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node);
 
-    /// <summary>Applies a placement pass if the service is still at <see cref="PlacementCommit.ExpectedRevision"/>; false on conflict.</summary>
+    /// <summary>Applies a pass if the service is still at <see cref="PlacementCommit.ExpectedVersion"/> (and bumps it); false on conflict.</summary>
     bool CommitPlacement(PlacementCommit commit);
 
     /// <summary>Stores what an agent reported. False when the instance is not (or no longer) placed there with that generation.</summary>
-    bool UpdateInstanceStatus(string node, string service, string role, int index, long generation, string state, string? reason, IReadOnlyDictionary<string, int> ports, int restarts, int pid);
+    bool UpdateInstanceStatus(InstanceReportRecord report);
 
     long NextGeneration();
 

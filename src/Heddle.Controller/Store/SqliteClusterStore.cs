@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Heddle.Contracts.Api;
+using Heddle.Controller.Upgrades;
 using Microsoft.Data.Sqlite;
 
 namespace Heddle.Controller.Store;
@@ -12,7 +14,8 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public sealed class SqliteClusterStore : IClusterStore
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
+    private static readonly JsonSerializerOptions WalkFormat = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
 
     private readonly SqliteConnection _db;
     private readonly TimeProvider _time;
@@ -45,6 +48,41 @@ public sealed class SqliteClusterStore : IClusterStore
         }
 
         Execute("CREATE UNIQUE INDEX IF NOT EXISTS services_by_vip ON services(vip) WHERE vip IS NOT NULL;");
+        MigrateToRevisions();
+    }
+
+    /// <summary>
+    /// Schema 2: numbered revisions kept per service, the walk and a row version on services, and on instances the
+    /// revision they should run and run, draining, Ready-since and the last failure. A store from before gets a
+    /// revision row for each service's current deployment, and its instances are labelled with it.
+    /// </summary>
+    private void MigrateToRevisions()
+    {
+        Execute("""
+            CREATE TABLE IF NOT EXISTS revisions(service TEXT NOT NULL, number INTEGER NOT NULL, package_sha256 TEXT NOT NULL, configuration TEXT NOT NULL,
+                created TEXT NOT NULL, changes TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY(service, number));
+            """);
+        AddColumns("services", ("version", "INTEGER NOT NULL DEFAULT 1"), ("last_revision", "INTEGER NOT NULL DEFAULT 0"), ("walk", "TEXT"));
+        AddColumns("instances", ("revision", "INTEGER NOT NULL DEFAULT 0"), ("running_revision", "INTEGER NOT NULL DEFAULT 0"), ("draining", "INTEGER NOT NULL DEFAULT 0"),
+            ("ready_since", "TEXT"), ("last_failure", "TEXT"), ("last_stderr", "TEXT"));
+        using var tx = _db.BeginTransaction();
+        Execute("UPDATE services SET last_revision = revision WHERE last_revision < revision");
+        Execute("""
+            INSERT OR IGNORE INTO revisions(service, number, package_sha256, configuration, created, changes, outcome)
+            SELECT name, revision, package_sha256, configuration, updated, 'deployed before revisions were kept', 'Completed' FROM services
+            """);
+        Execute("UPDATE instances SET revision = (SELECT revision FROM services WHERE name = instances.service) WHERE revision = 0");
+        Execute("UPDATE meta SET value = $v WHERE key = 'schema'", ("$v", SchemaVersion.ToString(CultureInfo.InvariantCulture)));
+        tx.Commit();
+    }
+
+    private void AddColumns(string table, params (string Name, string Type)[] columns)
+    {
+        var existing = Query($"PRAGMA table_info({table})", r => r.GetString(1)).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, type) in columns.Where(c => !existing.Contains(c.Name)))
+        {
+            Execute($"ALTER TABLE {table} ADD COLUMN {name} {type}");
+        }
     }
 
     public string GetOrCreateSecret(string name, Func<string> create)
@@ -81,26 +119,63 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    public long PutDeployment(string service, string tenant, string packageSha256, string configuration, IReadOnlyList<string> vipCandidates)
+    public bool PutDeployment(DeploymentWrite write)
     {
         lock (_lock)
         {
             using var tx = _db.BeginTransaction();
-            var revision = (Scalar<long?>("SELECT revision FROM services WHERE name = $n", ("$n", service)) ?? 0) + 1;
-            var vip = Scalar<string>("SELECT vip FROM services WHERE name = $n", ("$n", service));
-            if (vip is null && vipCandidates.Count > 0)
+            var current = Query("SELECT version, vip FROM services WHERE name = $n", r => (Version: r.GetInt64(0), Vip: r.IsDBNull(1) ? null : r.GetString(1)), ("$n", write.Service))
+                .Cast<(long Version, string? Vip)?>().FirstOrDefault();
+            if ((current?.Version ?? 0) != write.ExpectedVersion)
             {
-                var taken = Query("SELECT vip FROM services WHERE vip IS NOT NULL", r => r.GetString(0)).ToHashSet(StringComparer.Ordinal);
-                vip = vipCandidates.FirstOrDefault(c => !taken.Contains(c))
-                    ?? throw new InvalidOperationException($"the VIP pool is exhausted: all {vipCandidates.Count} addresses are in use");
+                return false;
             }
 
+            var vip = current?.Vip;
+            if (vip is null && write.VipCandidates.Count > 0)
+            {
+                var taken = Query("SELECT vip FROM services WHERE vip IS NOT NULL", r => r.GetString(0)).ToHashSet(StringComparer.Ordinal);
+                vip = write.VipCandidates.FirstOrDefault(c => !taken.Contains(c))
+                    ?? throw new InvalidOperationException($"the VIP pool is exhausted: all {write.VipCandidates.Count} addresses are in use");
+            }
+
+            var walk = write.Walk is null ? null : JsonSerializer.Serialize(write.Walk, WalkFormat);
             Execute("""
-                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated, vip) VALUES($n, $t, $r, $p, $c, 0, $u, $v)
-                ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u, vip = $v
-                """, ("$n", service), ("$t", tenant), ("$r", revision), ("$p", packageSha256), ("$c", configuration), ("$u", Now()), ("$v", (object?)vip ?? DBNull.Value));
+                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk)
+                VALUES($n, $t, $r, $p, $c, 0, $u, $v, 1, $r, $w)
+                ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u, vip = $v,
+                    version = version + 1, last_revision = $r, walk = COALESCE($w, walk)
+                """, ("$n", write.Service), ("$t", write.Tenant), ("$r", write.Number), ("$p", write.PackageSha256), ("$c", write.Configuration), ("$u", Now()),
+                ("$v", (object?)vip ?? DBNull.Value), ("$w", (object?)walk ?? DBNull.Value));
+            Execute("UPDATE revisions SET outcome = $o WHERE service = $n AND outcome = $p", ("$n", write.Service), ("$o", RevisionOutcomes.Superseded), ("$p", RevisionOutcomes.InProgress));
+            Execute("""
+                INSERT OR REPLACE INTO revisions(service, number, package_sha256, configuration, created, changes, outcome) VALUES($n, $r, $p, $c, $u, $ch, $o)
+                """, ("$n", write.Service), ("$r", write.Number), ("$p", write.PackageSha256), ("$c", write.Configuration), ("$u", Now()), ("$ch", write.Changes),
+                ("$o", RevisionOutcomes.InProgress));
+
+            // History beyond the limit goes, except what an instance still runs or is to run (a rollback needs it).
+            Execute("""
+                DELETE FROM revisions WHERE service = $n AND number <= $r - $l
+                    AND number NOT IN (SELECT revision FROM instances WHERE service = $n) AND number NOT IN (SELECT running_revision FROM instances WHERE service = $n)
+                """, ("$n", write.Service), ("$r", write.Number), ("$l", Math.Max(1, write.HistoryLimit)));
             tx.Commit();
-            return revision;
+            return true;
+        }
+    }
+
+    public RevisionRecord? GetRevision(string service, long number)
+    {
+        lock (_lock)
+        {
+            return Query(RevisionSelect + " WHERE service = $n AND number = $r", ReadRevision, ("$n", service), ("$r", number)).FirstOrDefault();
+        }
+    }
+
+    public IReadOnlyList<RevisionRecord> ListRevisions(string service)
+    {
+        lock (_lock)
+        {
+            return Query(RevisionSelect + " WHERE service = $n ORDER BY number DESC", ReadRevision, ("$n", service));
         }
     }
 
@@ -124,7 +199,7 @@ public sealed class SqliteClusterStore : IClusterStore
     {
         lock (_lock)
         {
-            return Execute("UPDATE services SET deleting = 1, revision = revision + 1, updated = $u WHERE name = $n", ("$n", name), ("$u", Now())) > 0;
+            return Execute("UPDATE services SET deleting = 1, version = version + 1, updated = $u WHERE name = $n", ("$n", name), ("$u", Now())) > 0;
         }
     }
 
@@ -135,6 +210,7 @@ public sealed class SqliteClusterStore : IClusterStore
             using var tx = _db.BeginTransaction();
             Execute("DELETE FROM instances WHERE service = $n", ("$n", name));
             Execute("DELETE FROM services WHERE name = $n", ("$n", name));
+            Execute("DELETE FROM revisions WHERE service = $n", ("$n", name));
             tx.Commit();
         }
     }
@@ -162,8 +238,8 @@ public sealed class SqliteClusterStore : IClusterStore
         lock (_lock)
         {
             using var tx = _db.BeginTransaction();
-            var revision = Scalar<long?>("SELECT revision FROM services WHERE name = $n", ("$n", commit.Service));
-            if (revision != commit.ExpectedRevision)
+            var version = Scalar<long?>("SELECT version FROM services WHERE name = $n", ("$n", commit.Service));
+            if (version != commit.ExpectedVersion)
             {
                 return false;
             }
@@ -176,32 +252,66 @@ public sealed class SqliteClusterStore : IClusterStore
             foreach (var i in commit.Upserts)
             {
                 Execute("""
-                    INSERT INTO instances(service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated)
-                    VALUES($s, $r, $i, $ud, $node, $cpus, $mem, $gen, $state, $reason, $ports, 0, 0, $u)
+                    INSERT INTO instances(service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated,
+                        revision, running_revision, draining, ready_since, last_failure, last_stderr)
+                    VALUES($s, $r, $i, $ud, $node, $cpus, $mem, $gen, $state, $reason, $ports, 0, 0, $u, $rev, 0, 0, NULL, NULL, NULL)
                     ON CONFLICT(service, role, idx) DO UPDATE SET upgrade_domain = $ud, node = $node, cpus = $cpus, memory_mib = $mem, generation = $gen,
-                        state = $state, reason = $reason, ports = $ports, restarts = 0, pid = 0, updated = $u
+                        state = $state, reason = $reason, ports = $ports, restarts = 0, pid = 0, updated = $u,
+                        revision = $rev, running_revision = 0, draining = 0, ready_since = NULL, last_failure = NULL, last_stderr = NULL
                     """,
                     ("$s", i.Service), ("$r", i.Role), ("$i", i.Index), ("$ud", i.UpgradeDomain), ("$node", i.Node), ("$cpus", string.Join(',', i.Cpus)),
                     ("$mem", i.MemoryMiB), ("$gen", i.Generation), ("$state", i.State), ("$reason", (object?)i.Reason ?? DBNull.Value),
-                    ("$ports", JsonSerializer.Serialize(i.Ports)), ("$u", Now()));
+                    ("$ports", JsonSerializer.Serialize(i.Ports)), ("$u", Now()), ("$rev", i.Revision));
             }
 
+            foreach (var mark in commit.Marks)
+            {
+                Execute("UPDATE instances SET revision = $rev, draining = $d WHERE service = $s AND role = $r AND idx = $i",
+                    ("$rev", mark.Revision), ("$d", mark.Draining ? 1 : 0), ("$s", commit.Service), ("$r", mark.Role), ("$i", mark.Index));
+            }
+
+            if (commit.DesiredRevision is { } desired)
+            {
+                var revision = Query(RevisionSelect + " WHERE service = $n AND number = $r", ReadRevision, ("$n", commit.Service), ("$r", desired)).FirstOrDefault()
+                    ?? throw new InvalidOperationException($"revision {desired} of {commit.Service} is not kept");
+                Execute("UPDATE services SET revision = $r, package_sha256 = $p, configuration = $c, updated = $u WHERE name = $n",
+                    ("$n", commit.Service), ("$r", desired), ("$p", revision.PackageSha256), ("$c", revision.Configuration), ("$u", Now()));
+            }
+
+            if (commit.Walk is { } walk)
+            {
+                Execute("UPDATE services SET walk = $w WHERE name = $n",
+                    ("$n", commit.Service), ("$w", walk.Walk is null ? DBNull.Value : JsonSerializer.Serialize(walk.Walk, WalkFormat)));
+            }
+
+            foreach (var (number, outcome) in commit.Outcomes)
+            {
+                Execute("UPDATE revisions SET outcome = $o WHERE service = $n AND number = $r", ("$n", commit.Service), ("$r", number), ("$o", outcome));
+            }
+
+            Execute("UPDATE services SET version = version + 1 WHERE name = $n", ("$n", commit.Service));
             tx.Commit();
             return true;
         }
     }
 
-    public bool UpdateInstanceStatus(string node, string service, string role, int index, long generation, string state, string? reason,
-        IReadOnlyDictionary<string, int> ports, int restarts, int pid)
+    public bool UpdateInstanceStatus(InstanceReportRecord report)
     {
         lock (_lock)
         {
+            // Ready since: kept while it stays Ready at the same revision, set when it becomes Ready (or Ready at a new one).
             return Execute("""
-                UPDATE instances SET state = $state, reason = $reason, ports = $ports, restarts = $restarts, pid = $pid, updated = $u
+                UPDATE instances SET
+                    ready_since = CASE WHEN $state <> 'Ready' THEN NULL
+                                       WHEN state = 'Ready' AND running_revision = $rev AND ready_since IS NOT NULL THEN ready_since ELSE $u END,
+                    state = $state, reason = $reason, ports = $ports, restarts = $restarts, pid = $pid, updated = $u, running_revision = $rev,
+                    last_failure = COALESCE($failure, last_failure), last_stderr = CASE WHEN $failure IS NULL THEN last_stderr ELSE $stderr END
                 WHERE service = $s AND role = $r AND idx = $i AND node = $node AND generation = $gen
                 """,
-                ("$state", state), ("$reason", (object?)reason ?? DBNull.Value), ("$ports", JsonSerializer.Serialize(ports)), ("$restarts", restarts),
-                ("$pid", pid), ("$u", Now()), ("$s", service), ("$r", role), ("$i", index), ("$node", node), ("$gen", generation)) > 0;
+                ("$state", report.State), ("$reason", (object?)report.Reason ?? DBNull.Value), ("$ports", JsonSerializer.Serialize(report.Ports)),
+                ("$restarts", report.Restarts), ("$pid", report.Pid), ("$u", Now()), ("$rev", report.Revision),
+                ("$failure", (object?)report.Failure ?? DBNull.Value), ("$stderr", (object?)report.LastStderr ?? DBNull.Value),
+                ("$s", report.Service), ("$r", report.Role), ("$i", report.Index), ("$node", report.Node), ("$gen", report.Generation)) > 0;
         }
     }
 
@@ -279,12 +389,24 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip FROM services";
-    private const string InstanceSelect = "SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated FROM instances";
+    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk FROM services";
+    private const string InstanceSelect = """
+        SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated,
+            revision, running_revision, draining, ready_since, last_failure, last_stderr FROM instances
+        """;
+    private const string RevisionSelect = "SELECT service, number, package_sha256, configuration, created, changes, outcome FROM revisions";
     private const string NodeSelect = "SELECT name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen FROM nodes";
 
     private static ServiceRecord ReadService(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)), r.IsDBNull(7) ? null : r.GetString(7));
+        new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)), r.IsDBNull(7) ? null : r.GetString(7))
+        {
+            Version = r.GetInt64(8),
+            LastRevision = r.GetInt64(9),
+            Walk = r.IsDBNull(10) ? null : JsonSerializer.Deserialize<UpgradeWalk>(r.GetString(10), WalkFormat),
+        };
+
+    private static RevisionRecord ReadRevision(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), Parse(r.GetString(4)), r.GetString(5), r.GetString(6));
 
     private static InstanceRecord ReadInstance(SqliteDataReader r) => new()
     {
@@ -302,6 +424,12 @@ public sealed class SqliteClusterStore : IClusterStore
         Restarts = r.GetInt32(11),
         Pid = r.GetInt32(12),
         Updated = Parse(r.GetString(13)),
+        Revision = r.GetInt64(14),
+        RunningRevision = r.GetInt64(15),
+        Draining = r.GetInt64(16) != 0,
+        ReadySince = r.IsDBNull(17) ? null : Parse(r.GetString(17)),
+        LastFailure = r.IsDBNull(18) ? null : r.GetString(18),
+        LastStderr = r.IsDBNull(19) ? null : r.GetString(19),
     };
 
     private static NodeRecord ReadNode(SqliteDataReader r) => new()

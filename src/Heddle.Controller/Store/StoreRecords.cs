@@ -1,10 +1,40 @@
+using Heddle.Controller.Upgrades;
+
 namespace Heddle.Controller.Store;
 
 /// <summary>A package the controller holds: its blob is in the blob store under <see cref="Sha256"/>.</summary>
 public sealed record PackageRecord(string Sha256, long Bytes, string Service, string ServiceYaml, DateTimeOffset Added);
 
-/// <summary>A service's current deployment. <see cref="Revision"/> grows with every accepted change.</summary>
-public sealed record ServiceRecord(string Name, string Tenant, long Revision, string PackageSha256, string Configuration, bool Deleting, DateTimeOffset Updated, string? Vip = null);
+/// <summary>
+/// A service's deployment: <see cref="Revision"/> is the revision it should run (its package and configuration are
+/// copied here); <see cref="Version"/> grows with every change of the row and guards every write against a stale read.
+/// </summary>
+public sealed record ServiceRecord(string Name, string Tenant, long Revision, string PackageSha256, string Configuration, bool Deleting, DateTimeOffset Updated, string? Vip = null)
+{
+    public long Version { get; init; }
+
+    /// <summary>The highest revision number given so far (a rollback makes <see cref="Revision"/> lower than it).</summary>
+    public long LastRevision { get; init; }
+
+    /// <summary>The current upgrade, or the last one with how it ended; null when there has been none.</summary>
+    public UpgradeWalk? Walk { get; init; }
+
+    public bool UpgradeInProgress => Walk is { IsFinished: false };
+}
+
+/// <summary>One numbered (package, configuration) of a service, kept for history and rollback.</summary>
+public sealed record RevisionRecord(string Service, long Number, string PackageSha256, string Configuration, DateTimeOffset Created, string Changes, string Outcome);
+
+/// <summary>A new revision to record: written only if the service is still at <see cref="ExpectedVersion"/> (0: the service must not exist).</summary>
+public sealed record DeploymentWrite(string Service, string Tenant, long Number, string PackageSha256, string Configuration, string Changes, long ExpectedVersion)
+{
+    public IReadOnlyList<string> VipCandidates { get; init; } = [];
+
+    public int HistoryLimit { get; init; } = 10;
+
+    /// <summary>The upgrade that brings running instances to the new revision; null when none of them needs to change.</summary>
+    public UpgradeWalk? Walk { get; init; }
+}
 
 /// <summary>One placed instance and what its node last reported of it.</summary>
 public sealed record InstanceRecord
@@ -25,6 +55,23 @@ public sealed record InstanceRecord
 
     /// <summary>Changes whenever the instance must be (re)started from scratch: placement, package or settings.</summary>
     public required long Generation { get; init; }
+
+    /// <summary>The revision whose package and settings the instance should run.</summary>
+    public required long Revision { get; init; }
+
+    /// <summary>The revision its agent last reported it running (0 until it has).</summary>
+    public long RunningRevision { get; init; }
+
+    /// <summary>Out of the load balancer and DNS, about to be stopped (removed, or restarted by an upgrade).</summary>
+    public bool Draining { get; init; }
+
+    /// <summary>Since when it has been Ready at <see cref="RunningRevision"/> without a break; null when it is not Ready.</summary>
+    public DateTimeOffset? ReadySince { get; init; }
+
+    /// <summary>Why it last ended on its own ("exited with code 1"), and the last line it wrote to stderr then.</summary>
+    public string? LastFailure { get; init; }
+
+    public string? LastStderr { get; init; }
 
     public string State { get; init; } = "Pending";
 
@@ -63,5 +110,43 @@ public sealed record NodeRecord
     public required DateTimeOffset LastSeen { get; init; }
 }
 
-/// <summary>What a placement pass writes: new or re-placed instances, and instances to remove.</summary>
-public sealed record PlacementCommit(string Service, long ExpectedRevision, IReadOnlyList<InstanceRecord> Upserts, IReadOnlyList<(string Role, int Index)> Removals);
+/// <summary>
+/// What a reconcile pass (or a user's upgrade command) writes in one transaction, if the service is still at
+/// <see cref="ExpectedVersion"/>: new or re-placed instances (started afresh), instances to remove, marks on running
+/// instances (revision, draining; no restart), the upgrade walk, the service's desired revision and revision outcomes.
+/// </summary>
+public sealed record PlacementCommit(string Service, long ExpectedVersion, IReadOnlyList<InstanceRecord> Upserts, IReadOnlyList<(string Role, int Index)> Removals)
+{
+    public IReadOnlyList<InstanceMark> Marks { get; init; } = [];
+
+    /// <summary>When set, the walk is replaced by this one (whose value may be null).</summary>
+    public WalkChange? Walk { get; init; }
+
+    /// <summary>When set, the service's desired revision becomes this one (a rollback).</summary>
+    public long? DesiredRevision { get; init; }
+
+    public IReadOnlyList<(long Revision, string Outcome)> Outcomes { get; init; } = [];
+
+    public bool IsEmpty => Upserts.Count == 0 && Removals.Count == 0 && Marks.Count == 0 && Walk is null && DesiredRevision is null && Outcomes.Count == 0;
+}
+
+public sealed record WalkChange(UpgradeWalk? Walk);
+
+/// <summary>A running instance relabelled (its spec is the same under the new revision, or it reloads its settings) or drained.</summary>
+public sealed record InstanceMark(string Role, int Index, long Revision, bool Draining);
+
+/// <summary>What an agent reported of one instance.</summary>
+public sealed record InstanceReportRecord(string Node, string Service, string Role, int Index, long Generation, string State, string? Reason)
+{
+    public IReadOnlyDictionary<string, int> Ports { get; init; } = new Dictionary<string, int>();
+
+    public int Restarts { get; init; }
+
+    public int Pid { get; init; }
+
+    public long Revision { get; init; }
+
+    public string? Failure { get; init; }
+
+    public string? LastStderr { get; init; }
+}

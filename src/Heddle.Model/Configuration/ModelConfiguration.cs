@@ -15,6 +15,9 @@ public sealed record ModelConfiguration
 
     public required IReadOnlyList<RoleConfiguration> Roles { get; init; }
 
+    /// <summary>How changes are walked through the upgrade domains (the <c>upgrade:</c> block, or its defaults).</summary>
+    public UpgradePolicy Upgrade { get; init; } = UpgradePolicy.Default;
+
     public RoleConfiguration? FindRole(string name) => Roles.FirstOrDefault(r => r.Name == name);
 }
 

@@ -26,7 +26,7 @@ public static class ModelConfigurationParser
         }
 
         var reader = new SchemaReader(file, diagnostics);
-        var fields = reader.Object(root, "the configuration", "service", "upgradeDomains", "roles");
+        var fields = reader.Object(root, "the configuration", "service", "upgradeDomains", "roles", "upgrade");
         if (fields is null)
         {
             return null;
@@ -43,7 +43,29 @@ public static class ModelConfigurationParser
             }
         }
 
-        return new ModelConfiguration { Service = service ?? string.Empty, UpgradeDomains = upgradeDomains, Roles = roles };
+        var upgrade = ReadUpgrade(reader, fields["upgrade"]);
+        return new ModelConfiguration { Service = service ?? string.Empty, UpgradeDomains = upgradeDomains, Roles = roles, Upgrade = upgrade };
+    }
+
+    private static readonly Dictionary<string, UpgradeMode> Modes = new() { ["auto"] = UpgradeMode.Auto, ["manual"] = UpgradeMode.Manual };
+    private static readonly Dictionary<string, UpgradeFailureAction> FailureActions = new() { ["rollback"] = UpgradeFailureAction.Rollback, ["pause"] = UpgradeFailureAction.Pause };
+
+    private static UpgradePolicy ReadUpgrade(SchemaReader reader, YNode? node)
+    {
+        var fields = reader.Object(node, "upgrade", "mode", "healthCheckStable", "upgradeDomainTimeout", "failureAction");
+        if (fields is null)
+        {
+            return UpgradePolicy.Default;
+        }
+
+        var defaults = UpgradePolicy.Default;
+        return new UpgradePolicy
+        {
+            Mode = reader.Choice(fields["mode"], "upgrade mode", Modes) ?? defaults.Mode,
+            HealthCheckStable = reader.Duration(fields["healthCheckStable"], "upgrade healthCheckStable", TimeSpan.Zero, TimeSpan.FromHours(1)) ?? defaults.HealthCheckStable,
+            UpgradeDomainTimeout = reader.Duration(fields["upgradeDomainTimeout"], "upgrade upgradeDomainTimeout", TimeSpan.FromSeconds(1), TimeSpan.FromHours(24)) ?? defaults.UpgradeDomainTimeout,
+            FailureAction = reader.Choice(fields["failureAction"], "upgrade failureAction", FailureActions) ?? defaults.FailureAction,
+        };
     }
 
     private static RoleConfiguration? ReadRole(SchemaReader reader, YEntry entry)

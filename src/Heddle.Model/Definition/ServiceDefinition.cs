@@ -49,7 +49,16 @@ public sealed record RoleDefinition
     /// <summary>Node labels every instance's node must carry (<c>constraints: { ssd: "true" }</c>).</summary>
     public IReadOnlyDictionary<string, string> Constraints { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>What a settings-only change does to a running instance: restart it (default), or rewrite heddle-instance.json and send SIGHUP.</summary>
+    public SettingsChangeAction OnSettingsChange { get; init; } = SettingsChangeAction.Restart;
+
     public SourceLocation Location { get; init; }
+}
+
+public enum SettingsChangeAction
+{
+    Restart,
+    Signal,
 }
 
 public sealed record EntryPoint(string Command, IReadOnlyList<string> Args);

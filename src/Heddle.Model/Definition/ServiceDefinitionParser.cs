@@ -14,6 +14,7 @@ public static class ServiceDefinitionParser
     public const string FileName = "service.yaml";
 
     private static readonly Dictionary<string, RoleDriver> Drivers = new() { ["process"] = RoleDriver.Process, ["container"] = RoleDriver.Container };
+    private static readonly Dictionary<string, SettingsChangeAction> SettingsChangeActions = new() { ["restart"] = SettingsChangeAction.Restart, ["signal"] = SettingsChangeAction.Signal };
     private static readonly Dictionary<string, EndpointKind> Kinds = new() { ["input"] = EndpointKind.Input, ["internal"] = EndpointKind.Internal };
     private static readonly Dictionary<string, EndpointProtocol> Protocols = new()
     {
@@ -87,7 +88,7 @@ public static class ServiceDefinitionParser
         var subject = $"role '{roleName}'";
         reader.CheckName(entry.Key, "role name", Names.IsDnsLabel, Names.DnsLabelRule);
         var fields = reader.Object(entry.Value, subject,
-            "driver", "image", "entryPoint", "size", "endpoints", "probe", "settings", "environment", "startup", "constraints");
+            "driver", "image", "entryPoint", "size", "endpoints", "probe", "settings", "environment", "startup", "constraints", "onSettingsChange");
         if (fields is null)
         {
             return null;
@@ -114,6 +115,7 @@ public static class ServiceDefinitionParser
         var environment = ReadStringMap(reader, fields["environment"], $"{subject} environment", "environment variable", Names.IsEnvironmentName, Names.EnvironmentNameRule);
         var constraints = ReadStringMap(reader, fields["constraints"], $"{subject} constraints", "label", Names.IsLabelKey, Names.LabelKeyRule);
         var startup = ReadStartup(reader, fields["startup"], subject);
+        var onSettingsChange = reader.Choice(fields["onSettingsChange"], $"{subject} onSettingsChange", SettingsChangeActions) ?? SettingsChangeAction.Restart;
 
         // A role with errors is still returned (the caller sees the diagnostics and will not use it) so that
         // the configuration's reference to it is not reported as a second, false problem.
@@ -130,6 +132,7 @@ public static class ServiceDefinitionParser
             Environment = environment,
             Constraints = constraints,
             Startup = startup,
+            OnSettingsChange = onSettingsChange,
             Location = reader.At(entry.Key),
         };
     }

@@ -138,6 +138,30 @@ public sealed class SchemaReader(string file, DiagnosticBag diagnostics)
         return (int)value;
     }
 
+    /// <summary>A duration (500ms, 10s, 2m, 1h; a bare number is seconds) within [min, max].</summary>
+    public TimeSpan? Duration(YNode? node, string subject, TimeSpan min, TimeSpan max)
+    {
+        var text = String(node, subject);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!DurationText.TryParse(text, out var value))
+        {
+            Report(node!, DiagnosticCodes.WrongType, $"{subject} '{text}' is not a duration; {DurationText.Rule}");
+            return null;
+        }
+
+        if (value < min || value > max)
+        {
+            Report(node!, DiagnosticCodes.OutOfRange, $"{subject} {text} is outside {DurationText.Format(min)}..{DurationText.Format(max)}");
+            return null;
+        }
+
+        return value;
+    }
+
     /// <summary>A value from a closed set of words (driver, kind, protocol): case-sensitive, with a suggestion.</summary>
     public T? Choice<T>(YNode? node, string subject, IReadOnlyDictionary<string, T> allowed)
         where T : struct

@@ -1,0 +1,176 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Upgrades;
+using Heddle.Model.Configuration;
+using Heddle.Model.Definition;
+using Heddle.Model.Diagnostics;
+using Heddle.Model.Validation;
+using Microsoft.AspNetCore.Http;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>
+/// Accepting a change of a service: a deploy, a scale or a rollback each become a new numbered revision, committed
+/// (with the upgrade walk it needs, if any) before the answer. Counts alone change nothing that runs; a new package
+/// or new settings start an upgrade walk. One upgrade at a time: a change while one is in progress is refused.
+/// </summary>
+public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipPool pool, TimeProvider time)
+{
+    private const int Attempts = 5;
+
+    internal IResult Deploy(DeploymentRequest request)
+    {
+        var package = store.GetPackage(request.PackageSha256);
+        if (package is null)
+        {
+            return Problems.Invalid(ProblemTypes.PackageMissing, "Package not uploaded", $"no package {request.PackageSha256}; upload it first with PUT /v1/packages/{{sha256}}");
+        }
+
+        var diagnostics = new DiagnosticBag();
+        var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics)!;
+        var file = string.IsNullOrWhiteSpace(request.ConfigurationFileName) ? ModelConfigurationParser.FileNameFor(definition.Name) : Path.GetFileName(request.ConfigurationFileName);
+        var configuration = ModelConfigurationParser.Parse(request.Configuration ?? string.Empty, diagnostics, file);
+        if (configuration is not null)
+        {
+            ModelValidator.CheckConfiguration(definition, configuration, file, diagnostics);
+        }
+
+        if (diagnostics.HasErrors)
+        {
+            return Problems.Invalid(ProblemTypes.InvalidModel, "Invalid model configuration", $"the configuration has {diagnostics.Items.Count} error(s); nothing was changed",
+                diagnostics.Sorted().Select(d => d.ToString()));
+        }
+
+        return Accept(definition.Name, request.Tenant, request.PackageSha256, request.Configuration!, prefix: null);
+    }
+
+    internal IResult Scale(string name, ScaleRequest request)
+    {
+        var service = store.GetService(name);
+        if (service is null || service.Deleting)
+        {
+            return ApiEndpoints.UnknownService(name, store);
+        }
+
+        var model = models.For(service);
+        if (model?.Definition.FindRole(request.Role) is null)
+        {
+            var roles = model?.Definition.Roles.Select(r => r.Name).ToList() ?? [];
+            var nearest = Suggestions.Nearest(request.Role, roles);
+            return Problems.NotFound($"service {name} has no role '{request.Role}'{(nearest is null ? $"; its roles are {string.Join(", ", roles)}" : $"; did you mean '{nearest}'?")}");
+        }
+
+        if (request.Instances is < ModelConfiguration.MinInstances or > ModelConfiguration.MaxInstances)
+        {
+            return Problems.Invalid(ProblemTypes.InvalidModel, "Invalid instance count",
+                $"{request.Instances} instances is outside {ModelConfiguration.MinInstances}..{ModelConfiguration.MaxInstances}; nothing was changed");
+        }
+
+        var edited = ModelConfigurationEditor.SetInstances(service.Configuration, request.Role, request.Instances, out var error);
+        if (edited is null)
+        {
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Cannot scale", $"{error}; deploy a configuration with the count instead");
+        }
+
+        return Accept(name, service.Tenant, service.PackageSha256, edited, prefix: null);
+    }
+
+    internal IResult Rollback(string name, RollbackRequest request, UpgradeControl control)
+    {
+        var service = store.GetService(name);
+        if (service is null || service.Deleting)
+        {
+            return ApiEndpoints.UnknownService(name, store);
+        }
+
+        if (service.Walk is { IsFinished: false } walk)
+        {
+            return request.To is null || request.To == walk.Previous
+                ? control.Act(name, UpgradeAction.Rollback)
+                : Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress",
+                    $"{InProgressSentence(service)}; an upgrade in progress can only be rolled back to revision {walk.Previous}");
+        }
+
+        var kept = store.ListRevisions(name);
+        var target = request.To is { } to ? kept.FirstOrDefault(r => r.Number == to) : kept.FirstOrDefault(r => r.Number < service.Revision);
+        if (target is null)
+        {
+            var numbers = string.Join(", ", kept.Select(r => r.Number).Order());
+            return request.To is null
+                ? Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Nothing to roll back to", $"service {name} has no revision before {service.Revision} (kept: {numbers})")
+                : Problems.NotFound($"service {name} has no revision {request.To} (kept: {numbers}; see 'heddle history {name}')");
+        }
+
+        return Accept(name, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
+    }
+
+    internal static string InProgressSentence(ServiceRecord service)
+    {
+        var walk = service.Walk!;
+        var where = walk.CurrentDomain is { } d ? $", upgrade domain {d} ({walk.Position + 1} of {walk.Order.Count})" : string.Empty;
+        return $"service {service.Name} has an upgrade in progress: revision {walk.Previous} → {walk.Revision}, {walk.Outcome}{where}; "
+            + $"wait for it to end, or use 'heddle upgrade pause|resume|rollback {service.Name}' (see 'heddle upgrade status {service.Name}')";
+    }
+
+    private IResult Accept(string name, string? tenantAsked, string packageSha256, string configuration, string? prefix)
+    {
+        var next = models.For(packageSha256, configuration)!;
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            var service = store.GetService(name);
+            if (service is { UpgradeInProgress: true })
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress", $"{InProgressSentence(service)}; nothing was changed");
+            }
+
+            var old = service is null ? null : models.For(service);
+            var change = DeploymentChanges.Describe(service, old, packageSha256, next, service is null ? [] : store.ListInstances(name));
+            if (change.Refusal is not null)
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Change not possible in place", $"{change.Refusal}; nothing was changed");
+            }
+
+            var number = (service?.LastRevision ?? 0) + 1;
+            var now = time.GetUtcNow();
+            var walk = change.NeedsWalk
+                ? new UpgradeWalk
+                {
+                    Revision = number, Previous = service!.Revision, Policy = next.Configuration.Upgrade, Order = [.. Enumerable.Range(0, next.UpgradeDomains)],
+                    Started = now, PhaseStarted = now,
+                }
+                : null;
+            var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
+            var tenant = string.IsNullOrWhiteSpace(tenantAsked) ? service?.Tenant ?? ApiEndpoints.DefaultTenant : tenantAsked;
+            var needsVip = options.VipPool is not null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
+            try
+            {
+                var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
+                {
+                    VipCandidates = needsVip ? pool.Candidates : [], HistoryLimit = options.HistoryLimit, Walk = walk,
+                };
+                if (!store.PutDeployment(write))
+                {
+                    continue;
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{e.Message}; delete a service or widen --vip-pool");
+            }
+
+            var count = next.Configuration.Roles.Sum(r => r.Instances);
+            events.Add(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");
+            if (walk is not null)
+            {
+                events.Add(EventKinds.UpgradeStarted, name,
+                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}");
+            }
+
+            queue.Add(name);
+            return Results.Accepted($"/v1/services/{name}", new DeploymentAccepted(name, number, packageSha256, changes, walk is not null));
+        }
+
+        return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Changed meanwhile", $"service {name} kept changing while this change was being accepted; try again");
+    }
+}

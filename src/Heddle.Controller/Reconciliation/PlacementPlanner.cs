@@ -1,0 +1,166 @@
+using Heddle.Controller.Store;
+using Heddle.Controller.Upgrades;
+using Heddle.Placement;
+using Heddle.Placement.Cluster;
+
+namespace Heddle.Controller.Reconciliation;
+
+/// <summary>
+/// The placement part of a pass: releases instances that are no longer wanted (out of the load balancer and DNS
+/// first, removed once every data plane has been told), moves instances off nodes that are not Ready or where they
+/// keep faulting, and places what is missing through the allocator, at the service's desired revision.
+/// </summary>
+internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions options)
+{
+    /// <returns>The instances that could not be placed, each with why.</returns>
+    public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published)
+    {
+        var service = pass.Service;
+        var state = BuildState(nodes, ready, service.Name);
+        var moving = new Dictionary<(string, int), string>();
+        var keep = new List<InstanceRecord>();
+        foreach (var instance in pass.Instances)
+        {
+            var role = model.Definition.FindRole(instance.Role);
+            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0);
+            if (!wanted)
+            {
+                if (Release(pass, instance, ready, published))
+                {
+                    keep.Add(instance); // still running while it drains: its cores are not free yet
+                }
+            }
+            else if (!ready.Contains(instance.Node))
+            {
+                moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition ?? "gone"}";
+            }
+            else if (instance.Restarts >= options.RestartsBeforeMove)
+            {
+                moving[(instance.Role, instance.Index)] = $"it restarted {instance.Restarts} times on node {instance.Node}";
+            }
+            else
+            {
+                keep.Add(instance);
+            }
+        }
+
+        var tenant = service.Tenant;
+        foreach (var instance in keep)
+        {
+            state.Restore(ToPlacement(tenant, instance));
+        }
+
+        var failures = new List<string>();
+        var placed = new HashSet<(string, int)>();
+        foreach (var role in model.Definition.Roles)
+        {
+            var count = model.Configuration.FindRole(role.Name)?.Instances ?? 0;
+            var present = keep.Where(i => i.Role == role.Name).Select(i => i.Index).ToHashSet();
+            var missing = Enumerable.Range(0, count).Where(i => !present.Contains(i)).ToList();
+            if (missing.Count == 0)
+            {
+                continue;
+            }
+
+            // An instance that keeps faulting on a node goes elsewhere: its node takes nothing in this pass.
+            var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node)).Select(i => i.Node).Distinct().ToList();
+            foreach (var node in avoided)
+            {
+                state.SetCondition(node, NodeCondition.Draining);
+            }
+
+            var result = new IndexedAllocator(state).Place(new PlacementRequest
+            {
+                Role = new RoleKey(tenant, service.Name, role.Name),
+                Cpus = role.Size.Cores,
+                MemoryMiB = role.Size.MemoryMiB,
+                Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
+                Constraints = role.Constraints,
+            });
+            foreach (var node in avoided)
+            {
+                state.SetCondition(node, NodeCondition.Ready);
+            }
+
+            foreach (var placement in result.Placed)
+            {
+                var before = pass.Before.FirstOrDefault(i => (i.Role, i.Index) == (role.Name, placement.Index));
+                var record = new InstanceRecord
+                {
+                    Service = service.Name,
+                    Role = role.Name,
+                    Index = placement.Index,
+                    UpgradeDomain = placement.UpgradeDomain,
+                    Node = placement.Node,
+                    Cpus = placement.Cpus,
+                    MemoryMiB = placement.MemoryMiB,
+                    Generation = store.NextGeneration(),
+                    Revision = revision,
+                };
+                pass.Place(record);
+                placed.Add((role.Name, placement.Index));
+                pass.Events.Add(moving.TryGetValue((role.Name, placement.Index), out var why)
+                    ? (EventKinds.InstanceMoved, record.Id, $"moved from node {before?.Node} to node {record.Node} because {why}")
+                    : (EventKinds.InstancePlaced, record.Id, $"placed on node {record.Node}, CPUs {string.Join(',', record.Cpus)}, {record.MemoryMiB} MiB, revision {revision}"));
+            }
+
+            failures.AddRange(result.Unplaced.Select(u => $"{service.Name}/{role.Name}/{u.Index}: {u.Why}"));
+        }
+
+        // Instances being moved that could not be placed again are removed all the same: their node is gone.
+        foreach (var (role, index) in moving.Keys.Where(k => !placed.Contains(k)))
+        {
+            pass.Remove(role, index);
+        }
+
+        return failures;
+    }
+
+    /// <summary>
+    /// An unwanted instance leaves the load balancer and DNS first and is removed (its agent stops it) once every
+    /// data plane has been told; on a node that is not Ready there is nothing to drain. True while it still runs.
+    /// </summary>
+    private static bool Release(ServicePass pass, InstanceRecord instance, HashSet<string> ready, Func<bool> published)
+    {
+        if (ready.Contains(instance.Node) && !instance.Draining)
+        {
+            pass.Mark(instance, instance.Revision, draining: true);
+            pass.Events.Add((EventKinds.InstanceDraining, instance.Id, "no longer in the configuration: out of the load balancer and DNS, stopping once they have been told"));
+            pass.Requeue(UpgradeWalker.PublishPoll);
+            return true;
+        }
+
+        if (ready.Contains(instance.Node) && !published())
+        {
+            pass.Requeue(UpgradeWalker.PublishPoll);
+            return true;
+        }
+
+        pass.Remove(instance.Role, instance.Index);
+        pass.Events.Add((EventKinds.InstanceRemoved, instance.Id, "removed: no longer in the configuration"));
+        return false;
+    }
+
+    private ClusterState BuildState(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except)
+    {
+        var state = new ClusterState(nodes.Select(n => new NodeSpec
+        {
+            Name = n.Name,
+            FaultDomain = n.FaultDomain,
+            MemoryMiB = n.MemoryMiB,
+            Cores = n.Cores,
+            Labels = n.Labels,
+            Condition = n.Condition switch { NodeConditions.Ready => NodeCondition.Ready, NodeConditions.Draining => NodeCondition.Draining, _ => NodeCondition.Down },
+        }), options.PlacementSeed);
+        var tenants = store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
+        foreach (var other in store.ListInstances().Where(i => i.Service != except && ready.Contains(i.Node)))
+        {
+            state.Restore(ToPlacement(tenants.GetValueOrDefault(other.Service, "default"), other));
+        }
+
+        return state;
+    }
+
+    private static Heddle.Placement.Placement ToPlacement(string tenant, InstanceRecord i) =>
+        new(new RoleKey(tenant, i.Service, i.Role), i.Index, i.UpgradeDomain, i.Node, string.Empty, i.Cpus, i.MemoryMiB);
+}

@@ -1,0 +1,82 @@
+using Heddle.Controller.Store;
+using Heddle.Controller.Upgrades;
+
+namespace Heddle.Controller.Reconciliation;
+
+/// <summary>
+/// One reconcile pass over one service: the instances as the pass has changed them so far, and everything it will
+/// commit in one transaction (placements, removals, marks, the walk, outcomes) with the events to write afterwards.
+/// </summary>
+internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceRecord> instances)
+{
+    private readonly Dictionary<(string Role, int Index), InstanceRecord> _working = instances.ToDictionary(i => (i.Role, i.Index));
+    private readonly Dictionary<(string Role, int Index), InstanceRecord> _upserts = [];
+    private readonly HashSet<(string Role, int Index)> _removals = [];
+    private readonly Dictionary<(string Role, int Index), InstanceMark> _marks = [];
+    private readonly List<(long Revision, string Outcome)> _outcomes = [];
+    private WalkChange? _walk;
+
+    public ServiceRecord Service { get; } = service;
+
+    public IReadOnlyList<InstanceRecord> Before { get; } = instances;
+
+    /// <summary>The instances as this pass leaves them.</summary>
+    public IReadOnlyList<InstanceRecord> Instances => [.. _working.Values.OrderBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+
+    public long? DesiredRevision { get; private set; }
+
+    public List<(string Kind, string Subject, string Message)> Events { get; } = [];
+
+    /// <summary>When the service should be looked at again even if nothing happens (a gate's countdown, a drain).</summary>
+    public ReconcileResult Result { get; private set; } = ReconcileResult.Done;
+
+    public IEnumerable<InstanceRecord> Placed => _upserts.Values;
+
+    public IEnumerable<(string Role, int Index)> Removed => _removals;
+
+    public void Mark(InstanceRecord instance, long revision, bool draining)
+    {
+        var key = (instance.Role, instance.Index);
+        _marks[key] = new InstanceMark(instance.Role, instance.Index, revision, draining);
+        _working[key] = instance with { Revision = revision, Draining = draining };
+    }
+
+    public void Place(InstanceRecord instance)
+    {
+        var key = (instance.Role, instance.Index);
+        _marks.Remove(key);
+        _upserts[key] = instance;
+        _working[key] = instance;
+    }
+
+    public void Remove(string role, int index)
+    {
+        var key = (role, index);
+        _marks.Remove(key);
+        _upserts.Remove(key);
+        _removals.Add(key);
+        _working.Remove(key);
+    }
+
+    public void Requeue(TimeSpan? after)
+    {
+        if (after is { } delay)
+        {
+            Result = ReconcileResult.Sooner(Result, ReconcileResult.After(delay));
+        }
+    }
+
+    public void SetWalk(UpgradeWalk walk) => _walk = new WalkChange(walk);
+
+    public void SetDesired(long revision) => DesiredRevision = revision;
+
+    public void Outcome(long revision, string outcome) => _outcomes.Add((revision, outcome));
+
+    public PlacementCommit Commit() => new(Service.Name, Service.Version, [.. _upserts.Values], [.. _removals])
+    {
+        Marks = [.. _marks.Values],
+        Walk = _walk,
+        DesiredRevision = DesiredRevision,
+        Outcomes = _outcomes,
+    };
+}
