@@ -20,6 +20,34 @@ public static class SamplePackage
     /// <summary>The path of hello.hpkg, built if needed.</summary>
     public static string File => Built.Value;
 
+    /// <summary>
+    /// The sample with its service.yaml changed by <paramref name="edit"/> (say, a web role that exits at start, or one
+    /// that reloads its settings on SIGHUP), packed into <paramref name="work"/>; the roles are the sample's own.
+    /// </summary>
+    public static string Variant(TempDirectory work, string name, Func<string, string> edit)
+    {
+        var source = Path.Combine(Path.GetDirectoryName(File)!, "src");
+        var target = work.Combine($"{name}-src");
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var copy = Path.Combine(target, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            System.IO.File.Copy(file, copy);
+        }
+
+        var yaml = Path.Combine(target, "service.yaml");
+        var edited = edit(System.IO.File.ReadAllText(yaml));
+        if (edited == System.IO.File.ReadAllText(yaml))
+        {
+            throw new InvalidOperationException($"the edit for variant '{name}' changed nothing in service.yaml");
+        }
+
+        System.IO.File.WriteAllText(yaml, edited);
+        var output = work.Combine($"{name}.hpkg");
+        var diagnostics = new DiagnosticBag();
+        return PackageBuilder.Pack(target, output, diagnostics) is null ? throw new InvalidOperationException(string.Join("; ", diagnostics.Items)) : output;
+    }
+
     /// <summary>Holds the lock that guards `dotnet publish` of the sample projects for as long as it is held.</summary>
     /// <remarks>A named mutex is shared by every process on the machine; the wait blocks with a deadline.</remarks>
     public static IDisposable BuildLock()

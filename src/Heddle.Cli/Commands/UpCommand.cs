@@ -81,7 +81,12 @@ internal static class UpCommand
             var dnsAddress = endpoints.TryGetProperty("dnsAddress", out var dns) && dns.ValueKind == JsonValueKind.String ? dns.GetString() : null;
             WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children);
             Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
-            await ControllerCommand.WaitForStop(ct);
+
+            // A controller that comes back must listen where the agents and clients already look.
+            var controllerArgs = controller.Args.Concat(["--api-port", apiUrl.Port.ToString(), "--agent-port", new Uri(agentUrl).Port.ToString()])
+                .Concat(dnsAddress is null ? [] : ["--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()]).ToArray();
+            children[0] = controller with { Args = controllerArgs };
+            await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children), ct);
             console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
             return ExitCodes.Ok;
         }
@@ -102,7 +107,52 @@ internal static class UpCommand
         }
     }
 
-    private sealed record Child(string Name, Process Process, string Log, string? Address = null, string? FaultDomain = null);
+    private sealed record Child(string Name, Process Process, string Log, string[] Args, string? Address = null, string? FaultDomain = null);
+
+    /// <summary>
+    /// Until Ctrl-C or SIGTERM: any process of the cluster that dies (the controller killed with -9, an agent that
+    /// crashed) is started again the same way, with a backoff that grows while it keeps dying (1 s doubling to 30 s).
+    /// </summary>
+    private static async Task SuperviseAsync(CliConsole console, List<Child> children, Action processesChanged, CancellationToken ct)
+    {
+        var deaths = new Dictionary<string, (int Count, DateTimeOffset Last, DateTimeOffset NextStart)>();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(200, ct);
+                var now = DateTimeOffset.UtcNow;
+                for (var i = 0; i < children.Count; i++)
+                {
+                    var child = children[i];
+                    if (!child.Process.HasExited)
+                    {
+                        continue;
+                    }
+
+                    if (!deaths.TryGetValue(child.Name, out var death) || death.Last < child.Process.ExitTime.ToUniversalTime())
+                    {
+                        var count = death.Count > 0 && now - death.Last < TimeSpan.FromMinutes(1) ? death.Count + 1 : 1;
+                        var delay = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, count - 1)));
+                        death = deaths[child.Name] = (count, now, count == 1 ? now : now + delay);
+                        console.Out.WriteLine($"{child.Name} (pid {child.Process.Id}) exited with code {child.Process.ExitCode}; starting it again{(count == 1 ? string.Empty : $" in {delay.TotalSeconds:0} s")} (see {child.Log})");
+                    }
+
+                    if (now < death.NextStart)
+                    {
+                        continue;
+                    }
+
+                    children[i] = Start(child.Name, child.Log, child.Args) with { Args = child.Args };
+                    deaths[child.Name] = death with { Last = now, NextStart = DateTimeOffset.MaxValue };
+                    processesChanged();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
 
     private static Child Start(string name, string log, string[] args)
     {
@@ -120,7 +170,7 @@ internal static class UpCommand
         var process = Process.Start(start) ?? throw new CliException($"could not start {name}");
         var address = args.SkipWhile(a => a != "--address").Skip(1).FirstOrDefault();
         var faultDomain = args.SkipWhile(a => a != "--fault-domain").Skip(1).FirstOrDefault();
-        return new Child(name, process, log, address, faultDomain);
+        return new Child(name, process, log, args, address, faultDomain);
     }
 
     /// <summary>This same heddle: the apphost, or `dotnet heddle.dll` when run that way.</summary>
