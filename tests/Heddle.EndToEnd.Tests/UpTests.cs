@@ -6,6 +6,7 @@ using Heddle.Testing;
 namespace Heddle.EndToEnd.Tests;
 
 /// <summary>README's main job, end to end: `heddle up`, deploy the sample, reach it with curl, delete it, stop.</summary>
+[Collection(UpCollection.Name)]
 public sealed class UpTests : IDisposable
 {
     private readonly TempDirectory _home = new("heddle-up-");
@@ -15,32 +16,14 @@ public sealed class UpTests : IDisposable
     [Fact]
     public async Task Up_DeployStatusLogsCurlDelete_ThenCtrlCLeavesNothingRunning()
     {
-        var env = new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path };
-        var upFile = Path.Combine(_home.Path, "up.json");
-        var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "up", "--nodes", "3", "--node-timeout", "3s", "--state", _home.Combine("cluster") })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["HEDDLE_HOME"] = _home.Path;
-        using var up = Process.Start(start)!;
-        var output = up.StandardOutput.ReadToEndAsync();
-        var errors = up.StandardError.ReadToEndAsync();
-        List<int> pids = [];
+        var up = await UpCluster.StartAsync();
+        var env = up.Environment;
+        var pids = up.Processes().Values.ToList();
+        (int ExitCode, string Output) stopped;
+        bool upFileLeft;
         try
         {
-            await Poll.UntilAsync(() => File.Exists(upFile) || up.HasExited, TimeSpan.FromSeconds(90), "heddle up to write up.json");
-            if (up.HasExited)
-            {
-                Assert.Fail($"heddle up exited with {up.ExitCode}: {await output} {await errors}");
-            }
-
-            using (var upJson = JsonDocument.Parse(File.ReadAllText(upFile)))
-            {
-                pids = [.. upJson.RootElement.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("pid").GetInt32())];
-                Assert.Equal(["controller", "n1", "n2", "n3"], upJson.RootElement.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("name").GetString()));
-            }
+            Assert.Equal(["controller", "n1", "n2", "n3"], up.Processes().Keys);
 
             var deploy = Heddle.Run(env, "deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
             Assert.True(deploy.ExitCode == 0, deploy.ToString());
@@ -98,22 +81,16 @@ public sealed class UpTests : IDisposable
         }
         finally
         {
-            if (!up.HasExited)
-            {
-                Posix.Signal(up.Id, Posix.SIGTERM);
-                if (!up.WaitForExit(TimeSpan.FromSeconds(60)))
-                {
-                    up.Kill(entireProcessTree: true);
-                }
-            }
+            stopped = await up.StopAsync();
+            upFileLeft = File.Exists(up.UpFile);
+            await up.DisposeAsync();
         }
 
-        Assert.Equal(0, up.ExitCode);
-        Assert.Contains("cluster stopped", await output);
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.Contains("cluster stopped", stopped.Output);
         Assert.All(pids, pid => Assert.False(File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "), $"process {pid} still runs"));
-        Assert.False(File.Exists(upFile));
+        Assert.False(upFileLeft);
     }
-
     [Fact]
     public void Status_WithNoCluster_SaysHowToStartOne()
     {

@@ -99,8 +99,15 @@ internal static class RevisionCommands
         status.SetAction(async (parse, ct) =>
         {
             using var api = ClientConfig.Load().Connect();
-            var current = await api.GetUpgradeAsync(parse.GetValue(statusService)!, ct);
-            return await FollowOrPrintAsync(console, api, current, parse.GetValue(follow), parse.GetValue(timeout), parse.GetValue(format) == "json", ct);
+            var name = parse.GetValue(statusService)!;
+            var json = parse.GetValue(format) == "json";
+            if (parse.GetValue(follow))
+            {
+                // Whatever walk is current, riding out a controller restart from the first call on.
+                return await FollowAsync(console, api, name, revision: null, parse.GetValue(timeout), json, ct);
+            }
+
+            return await FollowOrPrintAsync(console, api, await api.GetUpgradeAsync(name, ct), follow: false, parse.GetValue(timeout), json, ct);
         });
         command.Subcommands.Add(status);
         foreach (var (name, description) in new[]
@@ -134,17 +141,22 @@ internal static class RevisionCommands
         return command;
     }
 
+    private static async Task<int> FollowAsync(CliConsole console, HeddleApiClient api, string service, long? revision, TimeSpan timeout, bool json, CancellationToken ct)
+    {
+        var (exit, last) = await UpgradeWatcher.FollowAsync(console, api, service, revision, timeout, quiet: json, stopWhenWaiting: false, ct);
+        if (json)
+        {
+            console.WriteJson(last);
+        }
+
+        return exit;
+    }
+
     private static async Task<int> FollowOrPrintAsync(CliConsole console, HeddleApiClient api, UpgradeStatus status, bool follow, TimeSpan timeout, bool json, CancellationToken ct)
     {
         if (follow)
         {
-            var (exit, last) = await UpgradeWatcher.FollowAsync(console, api, status.Service, status.Revision, timeout, quiet: json, stopWhenWaiting: false, ct);
-            if (json)
-            {
-                console.WriteJson(last);
-            }
-
-            return exit;
+            return await FollowAsync(console, api, status.Service, status.Revision, timeout, json, ct);
         }
 
         if (json)

@@ -10,7 +10,10 @@ namespace Heddle.Cli.Commands;
 /// </summary>
 internal static class UpgradeWatcher
 {
-    public static async Task<(int Exit, UpgradeStatus? Status)> FollowAsync(CliConsole console, HeddleApiClient api, string service, long revision, TimeSpan timeout,
+    /// <summary>How long following rides out a controller that cannot be reached (one being restarted).</summary>
+    private static readonly TimeSpan UnreachableLimit = TimeSpan.FromSeconds(30);
+
+    public static async Task<(int Exit, UpgradeStatus? Status)> FollowAsync(CliConsole console, HeddleApiClient api, string service, long? revision, TimeSpan timeout,
         bool quiet, bool stopWhenWaiting, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
@@ -18,10 +21,22 @@ internal static class UpgradeWatcher
         var drawn = 0;
         var last = string.Empty;
         UpgradeStatus? status = null;
+        var unreachableSince = (TimeSpan?)null;
         while (clock.Elapsed < timeout)
         {
-            status = await api.GetUpgradeAsync(service, ct);
-            if (status.Revision != revision)
+            try
+            {
+                status = await api.GetUpgradeAsync(service, ct);
+                unreachableSince = null;
+            }
+            catch (HeddleApiException e) when (e.Status is null && clock.Elapsed - (unreachableSince ??= clock.Elapsed) < UnreachableLimit)
+            {
+                // The controller is restarting (its walk is stored and carries on): keep following for a while.
+                await Task.Delay(250, ct);
+                continue;
+            }
+
+            if (revision is not null && status.Revision != revision)
             {
                 await Task.Delay(100, ct); // the walk for this revision has not been read back yet
                 continue;
@@ -52,7 +67,7 @@ internal static class UpgradeWatcher
 
         if (!quiet)
         {
-            console.Error.WriteLine($"heddle: the upgrade of {service} to revision {revision} had not ended after {Durations.Format(timeout)}; it goes on: see 'heddle upgrade status {service}'");
+            console.Error.WriteLine($"heddle: the upgrade of {service}{(status is null ? string.Empty : $" to revision {status.Revision}")} had not ended after {Durations.Format(timeout)}; it goes on: see 'heddle upgrade status {service}'");
         }
 
         return (ExitCodes.Invalid, status);

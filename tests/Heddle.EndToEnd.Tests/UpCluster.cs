@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Heddle.Agent.Drivers;
+using Heddle.Testing;
+
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>
+/// `heddle up` started as a user starts it, with its own HEDDLE_HOME; disposing stops it with SIGTERM (which stops
+/// everything it started) and removes the home.
+/// </summary>
+public sealed class UpCluster : IAsyncDisposable
+{
+    private readonly TempDirectory _home;
+    private readonly Task<string> _output;
+    private readonly Task<string> _errors;
+
+    private UpCluster(TempDirectory home, Process process)
+    {
+        _home = home;
+        Process = process;
+        _output = process.StandardOutput.ReadToEndAsync();
+        _errors = process.StandardError.ReadToEndAsync();
+    }
+
+    public Process Process { get; }
+
+    public string Home => _home.Path;
+
+    public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path };
+
+    public string UpFile => Path.Combine(_home.Path, "up.json");
+
+    public static async Task<UpCluster> StartAsync(params string[] extra)
+    {
+        var home = new TempDirectory("heddle-up-");
+        var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { "up", "--nodes", "3", "--node-timeout", "3s", "--state", home.Combine("cluster") }.Concat(extra))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HEDDLE_HOME"] = home.Path;
+        var cluster = new UpCluster(home, Process.Start(start)!);
+        await Poll.UntilAsync(() => File.Exists(cluster.UpFile) || cluster.Process.HasExited, TimeSpan.FromSeconds(90), "heddle up to write up.json");
+        if (cluster.Process.HasExited)
+        {
+            var output = $"heddle up exited with {cluster.Process.ExitCode}: {await cluster._output} {await cluster._errors}";
+            await cluster.DisposeAsync();
+            throw new InvalidOperationException(output);
+        }
+
+        return cluster;
+    }
+
+    public ProcessResult Run(params string[] args) => Heddle.Run(Environment, args);
+
+    /// <summary>The pids `heddle up` names in up.json, by process name (controller, n1, ...).</summary>
+    public Dictionary<string, int> Processes()
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(UpFile));
+        return json.RootElement.GetProperty("processes").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("pid").GetInt32());
+    }
+
+    /// <summary>Stops the cluster as Ctrl-C would; returns its exit code and what it printed.</summary>
+    public async Task<(int ExitCode, string Output)> StopAsync()
+    {
+        if (!Process.HasExited)
+        {
+            Posix.Signal(Process.Id, Posix.SIGTERM);
+            if (!Process.WaitForExit(TimeSpan.FromSeconds(60)))
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+        }
+
+        await Process.WaitForExitAsync();
+        return (Process.ExitCode, await _output);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        Process.Dispose();
+        _home.Dispose();
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class UpCollection
+{
+    /// <summary>Clusters from `heddle up` share loopback addresses and the VIP pool: one at a time.</summary>
+    public const string Name = "heddle up";
+}
