@@ -4,6 +4,7 @@
 #   bench/run.sh deploy [--trials N]                       builds heddle and the sample first; uses every core
 #   bench/run.sh dns [--seconds N --clients N]             installs dnsperf, knot, dnsmasq if missing
 #   bench/run.sh lb [--seconds N --rounds N]               installs haproxy, nginx-light, wrk if missing
+#   bench/run.sh upgrade [--trials N]                      builds heddle and the sample first; a settings change walked over 3 UDs
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -24,7 +25,7 @@ case "${1:-}" in
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
-  deploy)
+  deploy|upgrade)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;
 esac

@@ -2,6 +2,7 @@ using Heddle.Benchmarks.Deploy;
 using Heddle.Benchmarks.Dns;
 using Heddle.Benchmarks.LoadBalancer;
 using Heddle.Benchmarks.Placement;
+using Heddle.Benchmarks.Upgrade;
 
 // Whole-system harnesses: each prints its own figures and the reference's figures from the same run.
 var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
@@ -10,6 +11,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["deploy"] = DeployHarness.Run,
     ["dns"] = DnsHarness.Run,
     ["lb"] = LbHarness.Run,
+    ["upgrade"] = UpgradeHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

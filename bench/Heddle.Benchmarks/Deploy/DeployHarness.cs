@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using Heddle.Contracts.Api;
 
 namespace Heddle.Benchmarks.Deploy;
@@ -43,69 +42,30 @@ internal static class DeployHarness
 
     private static async Task<double> TrialAsync(string heddle, string package, int instances)
     {
-        var home = Directory.CreateTempSubdirectory("heddle-bench-").FullName;
-        var start = new ProcessStartInfo(heddle) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "up", "--nodes", "3", "--cores-per-node", "12", "--state", Path.Combine(home, "cluster") })
+        await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 12);
+        var api = cluster.Api;
+        var upload = await api.UploadPackageAsync(package);
+        var last = await cluster.LastEventIdAsync();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var ready = new HashSet<string>(StringComparer.Ordinal);
+        var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
+        var watch = Task.Run(async () =>
         {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["HEDDLE_HOME"] = home;
-        using var up = Process.Start(start)!;
-        _ = up.StandardOutput.ReadToEndAsync();
-        _ = up.StandardError.ReadToEndAsync();
-        try
-        {
-            var upFile = Path.Combine(home, "up.json");
-            var clock = Stopwatch.StartNew();
-            while (!File.Exists(upFile))
+            await foreach (var e in api.FollowEventsAsync(last, cancel.Token))
             {
-                if (up.HasExited || clock.Elapsed > TimeSpan.FromSeconds(90))
+                if (e.Kind == "InstanceState" && e.Message.StartsWith("Ready", StringComparison.Ordinal) && ready.Add(e.Subject) && ready.Count == instances)
                 {
-                    throw new InvalidOperationException("heddle up did not start");
-                }
-
-                await Task.Delay(50);
-            }
-
-            using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
-            using var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!);
-            var upload = await api.UploadPackageAsync(package);
-            var last = (await api.ListEventsAsync()).Select(e => e.Id).DefaultIfEmpty(0).Max();
-            using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-            var ready = new HashSet<string>(StringComparer.Ordinal);
-            var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
-            var watch = Task.Run(async () =>
-            {
-                await foreach (var e in api.FollowEventsAsync(last, cancel.Token))
-                {
-                    if (e.Kind == "InstanceState" && e.Message.StartsWith("Ready", StringComparison.Ordinal) && ready.Add(e.Subject) && ready.Count == instances)
-                    {
-                        return Stopwatch.GetTimestamp();
-                    }
-                }
-
-                throw new InvalidOperationException("the event stream ended");
-            });
-            await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration));
-            var accepted = Stopwatch.GetTimestamp();
-            var done = await watch;
-            await cancel.CancelAsync();
-            return (done - accepted) / (double)Stopwatch.Frequency;
-        }
-        finally
-        {
-            if (!up.HasExited)
-            {
-                Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
-                if (!up.WaitForExit(TimeSpan.FromSeconds(90)))
-                {
-                    up.Kill(entireProcessTree: true);
+                    return Stopwatch.GetTimestamp();
                 }
             }
 
-            Directory.Delete(home, recursive: true);
-        }
+            throw new InvalidOperationException("the event stream ended");
+        });
+        await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration));
+        var accepted = Stopwatch.GetTimestamp();
+        var done = await watch;
+        await cancel.CancelAsync();
+        return (done - accepted) / (double)Stopwatch.Frequency;
     }
 
     private static string? Option(string[] args, string name)

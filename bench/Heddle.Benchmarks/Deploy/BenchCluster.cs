@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+
+namespace Heddle.Benchmarks.Deploy;
+
+/// <summary>A `heddle up` cluster of 3 nodes in a temporary HEDDLE_HOME, with an API client; disposing stops it and removes the home.</summary>
+internal sealed class BenchCluster : IAsyncDisposable
+{
+    private readonly Process _up;
+    private readonly string _home;
+
+    private BenchCluster(Process up, string home, HeddleApiClient api)
+    {
+        _up = up;
+        _home = home;
+        Api = api;
+    }
+
+    public HeddleApiClient Api { get; }
+
+    public static async Task<BenchCluster> StartAsync(string heddle, int coresPerNode)
+    {
+        var home = Directory.CreateTempSubdirectory("heddle-bench-").FullName;
+        var start = new ProcessStartInfo(heddle) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "up", "--nodes", "3", "--cores-per-node", coresPerNode.ToString(CultureInfo.InvariantCulture), "--state", Path.Combine(home, "cluster") })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HEDDLE_HOME"] = home;
+        var up = Process.Start(start)!;
+        _ = up.StandardOutput.ReadToEndAsync();
+        _ = up.StandardError.ReadToEndAsync();
+        var upFile = Path.Combine(home, "up.json");
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(upFile))
+        {
+            if (up.HasExited || clock.Elapsed > TimeSpan.FromSeconds(90))
+            {
+                await StopAsync(up, home);
+                throw new InvalidOperationException("heddle up did not start");
+            }
+
+            await Task.Delay(50);
+        }
+
+        using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
+        var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!);
+        return new BenchCluster(up, home, api);
+    }
+
+    public async Task<long> LastEventIdAsync() => (await Api.ListEventsAsync()).Select(e => e.Id).DefaultIfEmpty(0).Max();
+
+    public async ValueTask DisposeAsync()
+    {
+        Api.Dispose();
+        await StopAsync(_up, _home);
+        _up.Dispose();
+    }
+
+    private static async Task StopAsync(Process up, string home)
+    {
+        if (!up.HasExited)
+        {
+            Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            try
+            {
+                await up.WaitForExitAsync(wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                up.Kill(entireProcessTree: true);
+            }
+        }
+
+        Directory.Delete(home, recursive: true);
+    }
+}
