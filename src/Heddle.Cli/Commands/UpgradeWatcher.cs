@@ -45,7 +45,9 @@ internal static class UpgradeWatcher
             var picture = Render(status);
             if (!quiet && live)
             {
-                var lines = picture.Split('\n');
+                // Each line cut to the terminal's width, so that wrapping never throws the count of lines to redraw.
+                var width = Math.Max(20, SafeWidth() - 1);
+                var lines = picture.Split('\n').Select(l => l.Length > width ? l[..(width - 1)] + "…" : l).ToArray();
                 console.Out.Write(drawn > 0 ? $"\u001b[{drawn}F\u001b[J" : string.Empty);
                 console.Out.Write($"{string.Join('\n', lines)}\n");
                 drawn = lines.Length;
@@ -107,6 +109,18 @@ internal static class UpgradeWatcher
                 }
 
                 return ExitCodes.Invalid;
+        }
+    }
+
+    private static int SafeWidth()
+    {
+        try
+        {
+            return Console.WindowWidth > 0 ? Console.WindowWidth : 120;
+        }
+        catch (IOException)
+        {
+            return 120;
         }
     }
 

@@ -54,6 +54,11 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
         }
 
         var model = models.For(service);
+        if (string.IsNullOrEmpty(request.Role))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidModel, "No role", "the request names no role; send {\"role\": \"web\", \"instances\": 5}");
+        }
+
         if (model?.Definition.FindRole(request.Role) is null)
         {
             var roles = model?.Definition.Roles.Select(r => r.Name).ToList() ?? [];
@@ -119,6 +124,12 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
             var service = store.GetService(name);
+            if (service is { Deleting: true })
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service being deleted",
+                    $"service {name} is being deleted (its instances are stopping); deploy it again once 'heddle delete {name} --wait' has finished; nothing was changed");
+            }
+
             if (service is { UpgradeInProgress: true })
             {
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress", $"{InProgressSentence(service)}; nothing was changed");

@@ -1,3 +1,4 @@
+using Heddle.Contracts.Api;
 using Heddle.Model.Configuration;
 
 namespace Heddle.Controller.Upgrades;
@@ -83,13 +84,15 @@ public enum WalkPhase
     RolledBack,
 }
 
-/// <summary>How a revision ended, as `heddle history` shows it.</summary>
+/// <summary>How a revision ended, as `heddle history` shows it: the words of its upgrade's state, and Superseded.</summary>
 public static class RevisionOutcomes
 {
-    public const string InProgress = "InProgress";
-    public const string Completed = "Completed";
-    public const string Paused = "Paused";
-    public const string RollingBack = "RollingBack";
-    public const string RolledBack = "RolledBack";
+    public const string InProgress = UpgradeStates.InProgress;
+    public const string Completed = UpgradeStates.Completed;
+    public const string Paused = UpgradeStates.Paused;
+    public const string RollingBack = UpgradeStates.RollingBack;
+    public const string RolledBack = UpgradeStates.RolledBack;
+
+    /// <summary>A newer revision was accepted before this one (which needed no walk) had all its instances Ready.</summary>
     public const string Superseded = "Superseded";
 }

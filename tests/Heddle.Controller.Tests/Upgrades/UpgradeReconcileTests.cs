@@ -195,4 +195,32 @@ public sealed class UpgradeReconcileTests : IDisposable
         Assert.All(_store.ListInstances("hello"), i => Assert.Equal((1L, 1L), (i.Revision, i.RunningRevision)));
         Assert.StartsWith("RolledBack: upgrade domain 0: hello/web/0 exited with code 1 three times", _store.GetRevision("hello", 2)!.Outcome);
     }
+
+    [Fact]
+    public void Walk_AnInstanceMovedOffADownNode_StartsAtTheNewRevision_AndItsDomainHasNothingLeftToDo()
+    {
+        Deploy(1, "hi", walk: false);
+        var controller = NewController();
+        Settle(controller);
+        Deploy(2, "hey", walk: true);
+        Settle(controller); // domain 0 restarted, waiting for its gate
+        var web2 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
+        Assert.Equal(1, web2.Revision);
+
+        _store.SetNodeCondition(web2.Node, NodeConditions.Down, _time.GetUtcNow());
+        Settle(controller);
+        var moved = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
+
+        Assert.NotEqual(web2.Node, moved.Node);
+        Assert.Equal((2L, 2L), (moved.Revision, moved.RunningRevision));
+        for (var i = 0; i < 4; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(10));
+            Settle(controller);
+        }
+
+        Assert.Equal(WalkPhase.Completed, _store.GetService("hello")!.Walk!.Phase);
+        Assert.Contains(_events, e => e.StartsWith("UpgradeDomainHealthy", StringComparison.Ordinal) && e.Contains("upgrade domain 2: nothing to change"));
+        Assert.Equal(4, _store.ListInstances("hello").Count);
+    }
 }
