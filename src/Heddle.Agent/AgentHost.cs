@@ -60,7 +60,7 @@ public sealed class AgentHost : IAsyncDisposable
         Directory.CreateDirectory(options.StateDirectory);
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
-        var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, out unavailable) : null;
+        var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
 
         var driver = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
         var downloads = new HttpClient { BaseAddress = options.ControllerApiUrl, Timeout = TimeSpan.FromMinutes(30) };
@@ -135,6 +135,7 @@ public sealed class AgentHost : IAsyncDisposable
         if (StopInstancesOnExit)
         {
             await Supervisor.StopAllAsync();
+            Driver.ReleaseHost();
         }
         else
         {

@@ -3,14 +3,17 @@ using System.Globalization;
 namespace Heddle.Agent.Drivers;
 
 /// <summary>
-/// A cpuset and memory cgroup per instance, under heddle/&lt;node&gt;/ — v1 (separate cpuset and memory hierarchies) or
-/// v2 (one unified hierarchy), whichever the host mounts. Only as root; elsewhere the driver relies on affinity.
+/// The cgroups of each instance, under heddle/&lt;node&gt;/: cpuset (its CPUs), memory (its cap), pids (its task limit)
+/// and, on v1, freezer (so every task can be killed at once) — v1 (one hierarchy per controller) or v2 (one unified
+/// hierarchy), whichever the host mounts. Created by root and left owned by root, so an instance running as its own
+/// uid cannot move itself or its children out. Only as root; elsewhere the driver relies on affinity.
 /// </summary>
 internal sealed class Cgroups
 {
     private const string Root = "/sys/fs/cgroup";
+    private static readonly string[] V1Controllers = ["cpuset", "memory", "pids", "freezer"];
 
-    private Cgroups(string version, IReadOnlyList<string> parents)
+    private Cgroups(string version, IReadOnlyDictionary<string, string> parents)
     {
         Version = version;
         Parents = parents;
@@ -18,12 +21,17 @@ internal sealed class Cgroups
 
     public string Version { get; }
 
-    /// <summary>v1: [cpuset parent, memory parent]; v2: [parent].</summary>
-    private IReadOnlyList<string> Parents { get; }
+    /// <summary>v1: controller → its heddle/&lt;node&gt; folder; v2: "unified" → heddle/&lt;node&gt;.</summary>
+    private IReadOnlyDictionary<string, string> Parents { get; }
 
-    /// <summary>Prepares heddle/&lt;node&gt;/ in each hierarchy; null (with the reason) when cgroups cannot be used here.</summary>
-    public static Cgroups? Open(string node, out string? unavailable)
+    /// <summary>
+    /// Prepares heddle/&lt;node&gt;-&lt;hash of the agent's state folder&gt;/ in each hierarchy (so two agents of the same
+    /// node name on one machine, as test clusters are, never share an instance's cgroup); null (with the reason) when
+    /// cgroups cannot be used here.
+    /// </summary>
+    public static Cgroups? Open(string nodeName, string stateDirectory, out string? unavailable)
     {
+        var node = $"{nodeName}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(stateDirectory))))[..8]}";
         unavailable = null;
         if (!Posix.IsRoot)
         {
@@ -37,27 +45,31 @@ internal sealed class Cgroups
             {
                 var heddle = Path.Combine(Root, "heddle");
                 Directory.CreateDirectory(heddle);
-                File.WriteAllText(Path.Combine(Root, "cgroup.subtree_control"), "+cpuset +memory");
-                File.WriteAllText(Path.Combine(heddle, "cgroup.subtree_control"), "+cpuset +memory");
+                File.WriteAllText(Path.Combine(Root, "cgroup.subtree_control"), "+cpuset +memory +pids");
+                File.WriteAllText(Path.Combine(heddle, "cgroup.subtree_control"), "+cpuset +memory +pids");
                 var parent = Path.Combine(heddle, Safe(node));
                 Directory.CreateDirectory(parent);
-                File.WriteAllText(Path.Combine(parent, "cgroup.subtree_control"), "+cpuset +memory");
-                return new Cgroups("v2", [parent]);
+                File.WriteAllText(Path.Combine(parent, "cgroup.subtree_control"), "+cpuset +memory +pids");
+                return new Cgroups("v2", new Dictionary<string, string> { ["unified"] = parent });
             }
 
-            var cpuset = Path.Combine(Root, "cpuset");
-            var memory = Path.Combine(Root, "memory");
-            if (!Directory.Exists(cpuset) || !Directory.Exists(memory))
+            var missing = V1Controllers.Where(c => !Directory.Exists(Path.Combine(Root, c))).ToList();
+            if (missing.Count > 0)
             {
-                unavailable = "no cpuset and memory cgroup hierarchies are mounted";
+                unavailable = $"no {string.Join(", ", missing)} cgroup hierarchy is mounted";
                 return null;
             }
 
-            // A v1 cpuset child must have cpus and mems before a task can join it: inherit them down the path.
-            var cpusetParent = MakeCpusetPath(cpuset, ["heddle", Safe(node)]);
-            var memoryParent = Path.Combine(memory, "heddle", Safe(node));
-            Directory.CreateDirectory(memoryParent);
-            return new Cgroups("v1", [cpusetParent, memoryParent]);
+            var parents = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var controller in V1Controllers)
+            {
+                // A v1 cpuset child must have cpus and mems before a task can join it: inherit them down the path.
+                parents[controller] = controller == "cpuset"
+                    ? MakeCpusetPath(Path.Combine(Root, controller), ["heddle", Safe(node)])
+                    : Directory.CreateDirectory(Path.Combine(Root, controller, "heddle", Safe(node))).FullName;
+            }
+
+            return new Cgroups("v1", parents);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -66,38 +78,117 @@ internal sealed class Cgroups
         }
     }
 
-    /// <summary>Creates the instance's cgroups; returns the cgroup.procs files its process must join.</summary>
-    public IReadOnlyList<string> Create(string instance, IReadOnlyList<int> realCpus, long memoryBytes)
+    /// <summary>What the instance is confined by, for `heddle nodes` and the agent's log.</summary>
+    public string Describe() => Version == "v2" ? "cgroup v2 (cpuset, memory, pids, cgroup.kill)" : "cgroup v1 (cpuset, memory, pids, freezer)";
+
+    /// <summary>Creates the instance's cgroups with its limits; returns the cgroup.procs files its first process must join.</summary>
+    public IReadOnlyList<string> Create(string instance, IReadOnlyList<int> realCpus, long memoryBytes, int maxProcesses)
     {
-        var name = Safe(instance);
         var cpus = string.Join(',', realCpus.Distinct().Order());
+        var memory = memoryBytes.ToString(CultureInfo.InvariantCulture);
+        var pids = maxProcesses.ToString(CultureInfo.InvariantCulture);
         if (Version == "v2")
         {
-            var dir = Path.Combine(Parents[0], name);
+            var dir = Folder("unified", instance);
             Directory.CreateDirectory(dir);
             File.WriteAllText(Path.Combine(dir, "cpuset.cpus"), cpus);
-            File.WriteAllText(Path.Combine(dir, "memory.max"), memoryBytes.ToString(CultureInfo.InvariantCulture));
+            File.WriteAllText(Path.Combine(dir, "memory.max"), memory);
+            File.WriteAllText(Path.Combine(dir, "memory.swap.max"), "0");
+            File.WriteAllText(Path.Combine(dir, "pids.max"), pids);
             return [Path.Combine(dir, "cgroup.procs")];
         }
 
-        var cpuset = Path.Combine(Parents[0], name);
-        Directory.CreateDirectory(cpuset);
-        File.WriteAllText(Path.Combine(cpuset, "cpuset.cpus"), cpus);
-        File.WriteAllText(Path.Combine(cpuset, "cpuset.mems"), File.ReadAllText(Path.Combine(Parents[0], "cpuset.mems")).Trim());
-        var memory = Path.Combine(Parents[1], name);
-        Directory.CreateDirectory(memory);
-        File.WriteAllText(Path.Combine(memory, "memory.limit_in_bytes"), memoryBytes.ToString(CultureInfo.InvariantCulture));
-        return [Path.Combine(cpuset, "cgroup.procs"), Path.Combine(memory, "cgroup.procs")];
+        foreach (var controller in V1Controllers)
+        {
+            Directory.CreateDirectory(Folder(controller, instance));
+        }
+
+        File.WriteAllText(Path.Combine(Folder("cpuset", instance), "cpuset.cpus"), cpus);
+        File.WriteAllText(Path.Combine(Folder("cpuset", instance), "cpuset.mems"), File.ReadAllText(Path.Combine(Parents["cpuset"], "cpuset.mems")).Trim());
+        File.WriteAllText(Path.Combine(Folder("memory", instance), "memory.limit_in_bytes"), memory);
+        TryWrite(Path.Combine(Folder("memory", instance), "memory.memsw.limit_in_bytes"), memory); // only with swap accounting
+        File.WriteAllText(Path.Combine(Folder("pids", instance), "pids.max"), pids);
+        return [.. V1Controllers.Select(c => Path.Combine(Folder(c, instance), "cgroup.procs"))];
     }
 
-    /// <summary>Removes the instance's cgroups once its processes are gone (a cgroup with tasks cannot be removed).</summary>
+    /// <summary>The tasks in the instance's cgroup, whatever session or process group they have made for themselves.</summary>
+    public IReadOnlyList<int> Tasks(string instance)
+    {
+        try
+        {
+            return [.. File.ReadAllLines(Path.Combine(Folder(Version == "v2" ? "unified" : "pids", instance), "cgroup.procs"))
+                .Where(l => l.Length > 0).Select(l => int.Parse(l, CultureInfo.InvariantCulture))];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to every task of the instance (SIGTERM at stop: descendants that left the process group hear it too).</summary>
+    public void SignalAll(string instance, int signal)
+    {
+        foreach (var pid in Tasks(instance))
+        {
+            Posix.Signal(pid, signal);
+        }
+    }
+
+    /// <summary>
+    /// Kills every task of the instance so that none can fork a survivor meanwhile: cgroup.kill on v2; on v1 the
+    /// freezer stops them all, each is sent SIGKILL, and the thaw lets the kills land.
+    /// </summary>
+    public void KillAll(string instance)
+    {
+        if (Version == "v2")
+        {
+            var kill = Path.Combine(Folder("unified", instance), "cgroup.kill");
+            if (File.Exists(kill))
+            {
+                TryWrite(kill, "1");
+                return;
+            }
+
+            SignalAll(instance, Posix.SIGKILL);
+            return;
+        }
+
+        var state = Path.Combine(Folder("freezer", instance), "freezer.state");
+        if (!TryWrite(state, "FROZEN"))
+        {
+            SignalAll(instance, Posix.SIGKILL);
+            return;
+        }
+
+        for (var i = 0; i < 100 && Read(state) == "FREEZING"; i++)
+        {
+            Thread.Sleep(10);
+        }
+
+        foreach (var pid in File.ReadAllLines(Path.Combine(Folder("freezer", instance), "cgroup.procs")).Where(l => l.Length > 0))
+        {
+            Posix.Signal(int.Parse(pid, CultureInfo.InvariantCulture), Posix.SIGKILL);
+        }
+
+        TryWrite(state, "THAWED");
+    }
+
+    /// <summary>How many times the kernel has killed a task of the instance for memory (from memory.oom_control or memory.events).</summary>
+    public long OomKills(string instance)
+    {
+        var file = Version == "v2" ? Path.Combine(Folder("unified", instance), "memory.events") : Path.Combine(Folder("memory", instance), "memory.oom_control");
+        var line = ReadLines(file).FirstOrDefault(l => l.StartsWith("oom_kill ", StringComparison.Ordinal));
+        return line is not null && long.TryParse(line[9..], CultureInfo.InvariantCulture, out var count) ? count : 0;
+    }
+
+    /// <summary>Removes the instance's cgroups once its tasks are gone (a cgroup with tasks cannot be removed).</summary>
     public void Remove(string instance)
     {
-        foreach (var parent in Parents)
+        foreach (var controller in Parents.Keys)
         {
             try
             {
-                var dir = Path.Combine(parent, Safe(instance));
+                var dir = Folder(controller, instance);
                 if (Directory.Exists(dir))
                 {
                     Directory.Delete(dir);
@@ -106,6 +197,68 @@ internal sealed class Cgroups
             catch (IOException)
             {
             }
+        }
+    }
+
+    /// <summary>Removes this agent's own cgroup folders, with any empty instance cgroups left in them (a cluster's teardown).</summary>
+    public void RemoveAll()
+    {
+        foreach (var parent in Parents.Values)
+        {
+            try
+            {
+                foreach (var child in Directory.EnumerateDirectories(parent))
+                {
+                    Directory.Delete(child);
+                }
+
+                Directory.Delete(parent);
+            }
+            catch (IOException)
+            {
+                // A cgroup with tasks stays: something still runs in it.
+            }
+        }
+    }
+
+    public static string Safe(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
+
+    private string Folder(string controller, string instance) => Path.Combine(Parents[controller], Safe(instance));
+
+    private static bool TryWrite(string file, string value)
+    {
+        try
+        {
+            File.WriteAllText(file, value);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static string Read(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (IOException)
+        {
+            return string.Empty;
+        }
+    }
+
+    private static IEnumerable<string> ReadLines(string file)
+    {
+        try
+        {
+            return File.ReadAllLines(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
         }
     }
 
@@ -131,6 +284,4 @@ internal sealed class Cgroups
 
         return current;
     }
-
-    private static string Safe(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
 }

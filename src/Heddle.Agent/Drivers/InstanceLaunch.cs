@@ -25,8 +25,8 @@ public sealed record InstanceLaunch
     public string StderrPath => Path.Combine(Directory, "logs", "stderr.log");
 }
 
-/// <summary>A started (or adopted) instance process: the leader of its own process group.</summary>
-public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child);
+/// <summary>A started (or adopted) instance process: the leader of its own process group; <see cref="Instance"/> names its cgroups.</summary>
+public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child, string Instance);
 
 /// <summary>
 /// How instances are started: a small interface with one implementation per `driver:` of the model (process now,
@@ -47,6 +47,9 @@ public interface IInstanceDriver
 
     /// <summary>SIGTERM to the whole group, the grace period, then SIGKILL to the whole group.</summary>
     Task StopAsync(RunningProcess process, TimeSpan grace, CancellationToken cancellationToken);
+
+    /// <summary>Why the instance's process ended when the driver knows better than its exit code ("out of memory (limit 64 MiB)"); else null.</summary>
+    string? WhyEnded(RunningProcess process, InstanceLaunch launch);
 
     /// <summary>Sends a signal to the entry point's process (SIGHUP: reload heddle-instance.json); false when it is gone.</summary>
     bool Signal(RunningProcess process, int signal);

@@ -6,14 +6,18 @@ namespace Heddle.Agent.Drivers;
 
 /// <summary>
 /// The `process` driver. Each instance runs from a generated launch script started under setsid, so it leads its own
-/// session and process group and outlives the agent. The script joins the instance's cgroups (when there are any),
-/// sends stdout and stderr to files (appending, so rotation can copy and truncate), starts the background startup
-/// tasks, then execs taskset (sched_setaffinity to the instance's CPUs) into the entry point. The pid the agent
-/// sees is therefore the entry point's own.
+/// session and process group and outlives the agent. The script joins the instance's cgroups (when there are any)
+/// before anything of the instance runs, sends stdout and stderr to files (appending, so rotation can copy and
+/// truncate), starts the background startup tasks, then execs taskset (sched_setaffinity to the instance's CPUs) into
+/// the entry point. The pid the agent sees is therefore the entry point's own. Its environment is built from nothing:
+/// PATH, HOME, LANG and what the launch gives, never the agent's own.
 /// </summary>
 public sealed class ProcessDriver : IInstanceDriver
 {
+    private const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
     private readonly Cgroups? _cgroups;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _oomKillsAtStart = new(StringComparer.Ordinal);
 
     internal ProcessDriver(Cgroups? cgroups, string? cgroupsUnavailable)
     {
@@ -27,6 +31,9 @@ public sealed class ProcessDriver : IInstanceDriver
     public string? CgroupsUnavailable { get; }
 
     public string? CgroupVersion => _cgroups?.Version;
+
+    /// <summary>What confines an instance here, in words for `heddle nodes`.</summary>
+    public string Isolation => _cgroups is null ? $"none: {CgroupsUnavailable}; instances are pinned by affinity only" : _cgroups.Describe();
 
     public async Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken)
     {
@@ -48,9 +55,23 @@ public sealed class ProcessDriver : IInstanceDriver
     {
         var background = launch.Role.Startup.Where(t => t.Type == StartupTaskType.Background).ToList();
         var script = WriteScript(launch, "launch.sh", background, launch.Role.EntryPoint.Command, launch.Role.EntryPoint.Args);
+        _oomKillsAtStart[launch.Id] = _cgroups?.OomKills(launch.Id) ?? 0;
         var process = Spawn(launch, script);
         var startTime = Posix.StartTime(process.Id) ?? 0;
-        return new RunningProcess(process.Id, startTime, process);
+        return new RunningProcess(process.Id, startTime, process, launch.Id);
+    }
+
+    public string? WhyEnded(RunningProcess process, InstanceLaunch launch)
+    {
+        if (_cgroups is null)
+        {
+            return null;
+        }
+
+        var now = _cgroups.OomKills(launch.Id);
+        var before = _oomKillsAtStart.GetValueOrDefault(launch.Id, now);
+        _oomKillsAtStart[launch.Id] = now;
+        return now > before ? $"out of memory (limit {launch.MemoryMiB} MiB)" : null;
     }
 
     public async Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken)
@@ -70,18 +91,24 @@ public sealed class ProcessDriver : IInstanceDriver
         return null;
     }
 
+    /// <summary>
+    /// SIGTERM to the process group and every task in the instance's cgroups (descendants that made a session of their
+    /// own hear it too), the grace period while any of them runs, then every task of the cgroup is killed at once
+    /// (freezer or cgroup.kill), so no descendant outlives its instance.
+    /// </summary>
     public async Task StopAsync(RunningProcess running, TimeSpan grace, CancellationToken cancellationToken)
     {
         Posix.SignalGroup(running.Pid, Posix.SIGTERM);
+        _cgroups?.SignalAll(running.Instance, Posix.SIGTERM);
         var deadline = Stopwatch.StartNew();
-        while (Posix.IsAlive(running.Pid, running.StartTime) && deadline.Elapsed < grace)
+        while (Running(running) && deadline.Elapsed < grace)
         {
             await Task.Delay(50, cancellationToken);
         }
 
-        // Whatever is left of the group (the leader past its grace, background tasks) is killed.
         Posix.SignalGroup(running.Pid, Posix.SIGKILL);
-        while (Posix.IsAlive(running.Pid, running.StartTime) && deadline.Elapsed < grace + TimeSpan.FromSeconds(5))
+        _cgroups?.KillAll(running.Instance);
+        while (Running(running) && deadline.Elapsed < grace + TimeSpan.FromSeconds(5))
         {
             await Task.Delay(20, cancellationToken);
         }
@@ -91,6 +118,12 @@ public sealed class ProcessDriver : IInstanceDriver
             await child.WaitForExitAsync(cancellationToken);
         }
     }
+
+    /// <summary>Removes this agent's cgroup folders (a cluster's teardown, once every instance has stopped).</summary>
+    public void ReleaseHost() => _cgroups?.RemoveAll();
+
+    private bool Running(RunningProcess running) =>
+        Posix.IsAlive(running.Pid, running.StartTime) || (_cgroups is not null && _cgroups.Tasks(running.Instance).Count > 0);
 
     public bool Signal(RunningProcess process, int signal) => Posix.IsAlive(process.Pid, process.StartTime) && Posix.Signal(process.Pid, signal);
 
@@ -105,6 +138,10 @@ public sealed class ProcessDriver : IInstanceDriver
         };
         start.ArgumentList.Add("/bin/sh");
         start.ArgumentList.Add(script);
+        start.Environment.Clear();
+        start.Environment["PATH"] = SafePath;
+        start.Environment["HOME"] = launch.Directory;
+        start.Environment["LANG"] = "C.UTF-8";
         foreach (var (name, value) in launch.Environment)
         {
             start.Environment[name] = value;
@@ -115,7 +152,7 @@ public sealed class ProcessDriver : IInstanceDriver
 
     private string WriteScript(InstanceLaunch launch, string name, IReadOnlyList<StartupTask> background, string main, IReadOnlyList<string> args)
     {
-        var cgroupFiles = _cgroups?.Create(launch.Id, launch.RealCpus, (long)launch.MemoryMiB << 20) ?? [];
+        var cgroupFiles = _cgroups?.Create(launch.Id, launch.RealCpus, (long)launch.MemoryMiB << 20, launch.Role.Size.MaxProcesses) ?? [];
         var cpus = string.Join(',', launch.RealCpus.Distinct().Order());
         var script = new StringBuilder();
         script.Append("#!/bin/sh\n# Written by the heddle agent for ").Append(launch.Id).Append(".\n");

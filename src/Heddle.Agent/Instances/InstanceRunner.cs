@@ -269,7 +269,7 @@ public sealed class InstanceRunner
             {
                 _ports = adopted.Ports;
                 _directory = adopted.Directory;
-                _running = new RunningProcess(adopted.Pid, adopted.StartTime, null);
+                _running = new RunningProcess(adopted.Pid, adopted.StartTime, null, adopted.Id);
             }
 
             _context.Ports.Reserve(adopted.Ports.Values);
@@ -379,7 +379,8 @@ public sealed class InstanceRunner
         if (reason is null)
         {
             var code = await exit;
-            reason = code is null ? "exited (its exit code is unknown: it was adopted after an agent restart)" : $"exited with code {code}";
+            reason = _context.Driver.WhyEnded(process, launch)
+                ?? (code is null ? "exited (its exit code is unknown: it was adopted after an agent restart)" : $"exited with code {code}");
         }
         else
         {

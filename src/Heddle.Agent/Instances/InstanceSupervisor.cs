@@ -163,7 +163,7 @@ public sealed class InstanceSupervisor
 
     private async Task StopOrphanAsync(JournalEntry entry)
     {
-        await _context.Driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null), _context.Options.StopGracePeriod, CancellationToken.None);
+        await _context.Driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null, entry.Id), _context.Options.StopGracePeriod, CancellationToken.None);
         _context.Driver.Cleanup(entry.Id);
         _report(new InstanceReport { InstanceId = entry.Id, State = Contracts.Api.InstanceStates.Stopped, Generation = entry.Generation });
         SaveJournal();

@@ -12,7 +12,7 @@ public static class LeftoverInstances
     public static int Stop(string agentStateDirectory, string nodeName)
     {
         var journal = new InstanceJournal(Path.Combine(agentStateDirectory, "instances.json"));
-        var cgroups = Cgroups.Open(nodeName, out _);
+        var cgroups = Cgroups.Open(nodeName, agentStateDirectory, out _);
         var killed = 0;
         foreach (var entry in journal.Load())
         {
@@ -22,10 +22,21 @@ public static class LeftoverInstances
                 killed++;
             }
 
+            cgroups?.KillAll(entry.Id);
+            WaitUntilEmpty(cgroups, entry.Id);
             cgroups?.Remove(entry.Id);
         }
 
         journal.Save([]);
+        cgroups?.RemoveAll();
         return killed;
+    }
+
+    private static void WaitUntilEmpty(Cgroups? cgroups, string instance)
+    {
+        for (var i = 0; cgroups is not null && i < 200 && cgroups.Tasks(instance).Count > 0; i++)
+        {
+            Thread.Sleep(10);
+        }
     }
 }

@@ -6,6 +6,12 @@ public sealed record RoleSize(int Cores, int MemoryMiB, string? Name = null)
     public const int MaxCores = 256;
     public const int MinMemoryMiB = 16;
     public const int MaxMemoryMiB = 4 * 1024 * 1024;
+    public const int DefaultMaxProcesses = 4096;
+    public const int MinMaxProcesses = 16;
+    public const int MaxMaxProcesses = 1 << 20;
+
+    /// <summary>How many tasks (processes and threads) the instance may have at once: its pids cgroup limit, so a fork bomb stays inside it.</summary>
+    public int MaxProcesses { get; init; } = DefaultMaxProcesses;
 
     /// <summary>The sizes of the cloud fabric Heddle imitates, by the names it gave them.</summary>
     public static IReadOnlyDictionary<string, RoleSize> Named { get; } = new Dictionary<string, RoleSize>(StringComparer.Ordinal)

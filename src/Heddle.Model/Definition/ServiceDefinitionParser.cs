@@ -169,7 +169,7 @@ public static class ServiceDefinitionParser
                 return RoleSize.Default;
         }
 
-        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB");
+        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB", "maxProcesses");
         if (fields is null)
         {
             return RoleSize.Default;
@@ -177,7 +177,8 @@ public static class ServiceDefinitionParser
 
         var cores = reader.Int(fields.Required("cores"), $"{subject} size cores", 1, RoleSize.MaxCores);
         var memory = reader.Int(fields.Required("memoryMiB"), $"{subject} size memoryMiB", RoleSize.MinMemoryMiB, RoleSize.MaxMemoryMiB);
-        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value);
+        var processes = reader.Int(fields["maxProcesses"], $"{subject} size maxProcesses", RoleSize.MinMaxProcesses, RoleSize.MaxMaxProcesses) ?? RoleSize.DefaultMaxProcesses;
+        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value) { MaxProcesses = processes };
     }
 
     private static IReadOnlyList<EndpointDefinition> ReadEndpoints(SchemaReader reader, YNode? node, string subject)
