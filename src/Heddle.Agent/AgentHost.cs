@@ -1,6 +1,7 @@
 using Heddle.Agent.Connection;
 using Heddle.Agent.Drivers;
 using Heddle.Agent.Instances;
+using Heddle.Agent.Isolation;
 using Heddle.Agent.Logs;
 using Heddle.Agent.Node;
 using Heddle.Agent.Packages;
@@ -49,6 +50,9 @@ public sealed class AgentHost : IAsyncDisposable
 
     public ProcessDriver Driver { get; }
 
+    /// <summary>How this node's instances are isolated, in words: `heddle nodes` and the agent's log say it plainly.</summary>
+    public string Isolation { get; private init; } = string.Empty;
+
     public Uri LogUrl => _logs.Url;
 
     /// <summary>When set, disposing the agent stops its instances too (`heddle up` teardown, tests).</summary>
@@ -57,7 +61,12 @@ public sealed class AgentHost : IAsyncDisposable
     public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
-        Directory.CreateDirectory(options.StateDirectory);
+        var identities = Posix.IsRoot ? PrepareIsolatedState(options) : null;
+        if (identities is null)
+        {
+            Directory.CreateDirectory(options.StateDirectory);
+        }
+
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
@@ -75,6 +84,7 @@ public sealed class AgentHost : IAsyncDisposable
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
             Time = TimeProvider.System,
+            Identities = identities,
         };
 
         var node = new NodeInfo
@@ -97,16 +107,47 @@ public sealed class AgentHost : IAsyncDisposable
         connection.Supervisor = supervisor;
         var logs = await LogServer.StartAsync(options.Address, options.JoinToken, supervisor, cancellationToken);
         node.LogUrl = logs.Url.ToString();
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, driver);
+        var isolation = identities is null
+            ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
+            : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, {driver.Isolation}";
+        node.Isolation = isolation;
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, driver) { Isolation = isolation };
+    }
+
+    /// <summary>
+    /// As root: the state folder can be passed through (instances, as their own uids, must reach their folders below it)
+    /// but not listed; the package cache is the agent's alone. Refuses a state folder under one that other users cannot
+    /// pass through, since its instances could not even start there.
+    /// </summary>
+    private static ServiceIdentities PrepareIsolatedState(AgentOptions options)
+    {
+        if (StateFolders.Blocking(options.StateDirectory) is { } blocking)
+        {
+            throw new InvalidOperationException(
+                $"instances run as uids of their own and must reach their folders in {options.StateDirectory}, but {blocking} lets no other user through "
+                + $"(mode {Convert.ToString((int)File.GetUnixFileMode(blocking), 8)}); choose a --state under a folder every user can pass through (such as /var/lib/heddle), or run 'chmod o+x {blocking}'");
+        }
+
+        StateFolders.Create(options.StateDirectory, StateFolders.PassThrough);
+        StateFolders.Create(Path.Combine(options.StateDirectory, "instances"), StateFolders.PassThrough);
+        StateFolders.Create(Path.Combine(options.StateDirectory, "cache"), StateFolders.Private);
+        return new ServiceIdentities(Path.Combine(options.StateDirectory, "identities.json"), options.UidRangeStart, options.UidRangeEnd);
     }
 
     private async Task RotateLogsAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        var lastSweep = DateTimeOffset.MinValue;
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
+                if (DateTimeOffset.UtcNow - lastSweep >= TimeSpan.FromMinutes(1))
+                {
+                    lastSweep = DateTimeOffset.UtcNow;
+                    InstanceFolders.Sweep(Path.Combine(Options.StateDirectory, "instances"), Supervisor.KnownDirectories(), Options.LogRetention, lastSweep);
+                }
+
                 foreach (var directory in Supervisor.RunningDirectories())
                 {
                     foreach (var name in new[] { "stdout.log", "stderr.log" })

@@ -49,6 +49,14 @@ public sealed record AgentOptions
     /// <summary>The first restart delay after a crash; it doubles with each crash in a row up to 5 minutes. Default 1 s.</summary>
     public TimeSpan RestartBackoff { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Place instances in cpuset and memory cgroups when the host allows (root). Default on.</summary>
+    /// <summary>Place instances in cpuset, memory and pids cgroups when the host allows (root). Default on.</summary>
     public bool UseCgroups { get; init; } = true;
+
+    /// <summary>As root, run each service's instances as a uid of its own from this range (`--uid-range`). Default 200000–265535.</summary>
+    public int UidRangeStart { get; init; } = 200000;
+
+    public int UidRangeEnd { get; init; } = 265535;
+
+    /// <summary>How long the logs of an instance that no longer exists are kept (`--log-retention`). Default 24 h.</summary>
+    public TimeSpan LogRetention { get; init; } = TimeSpan.FromHours(24);
 }

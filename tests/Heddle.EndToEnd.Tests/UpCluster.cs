@@ -34,6 +34,7 @@ public sealed class UpCluster : IAsyncDisposable
     public static async Task<UpCluster> StartAsync(params string[] extra)
     {
         var home = new TempDirectory("heddle-up-");
+        File.SetUnixFileMode(home.Path, global::Heddle.Agent.Isolation.StateFolders.PassThrough); // instances, as their own uids, pass through to their folders
         var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in new[] { "up", "--nodes", "3", "--node-timeout", "3s", "--state", home.Combine("cluster") }.Concat(extra))
         {

@@ -35,6 +35,8 @@ public sealed class TestCluster : IAsyncDisposable
     public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2)
     {
         var directory = new TempDirectory("heddle-cluster-");
+        // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
+        File.SetUnixFileMode(directory.Path, Heddle.Agent.Isolation.StateFolders.PassThrough);
         var options = new ControllerOptions
         {
             StateDirectory = Path.Combine(directory.Path, "controller"),

@@ -18,6 +18,9 @@ public sealed record InstanceLaunch
 
     public required IReadOnlyDictionary<string, string> Environment { get; init; }
 
+    /// <summary>The service's own uid and gid; null when the agent is not root (the instance runs as the agent's user).</summary>
+    public Isolation.Identity? RunAs { get; init; }
+
     public string WorkingDirectory => Path.Combine(Directory, "app");
 
     public string StdoutPath => Path.Combine(Directory, "logs", "stdout.log");

@@ -16,6 +16,12 @@ public static partial class Posix
     [LibraryImport("libc")]
     private static partial uint geteuid();
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int lchown(string path, int owner, int group);
+
+    /// <summary>Changes a file's owner without following a symbolic link.</summary>
+    public static bool LChown(string path, int uid, int gid) => lchown(path, uid, gid) == 0;
+
     public static bool IsRoot => geteuid() == 0;
 
     public static bool Signal(int pid, int signal) => pid > 1 && kill(pid, signal) == 0;

@@ -140,7 +140,7 @@ public sealed class ProcessDriver : IInstanceDriver
         start.ArgumentList.Add(script);
         start.Environment.Clear();
         start.Environment["PATH"] = SafePath;
-        start.Environment["HOME"] = launch.Directory;
+        start.Environment["HOME"] = launch.WorkingDirectory;
         start.Environment["LANG"] = "C.UTF-8";
         foreach (var (name, value) in launch.Environment)
         {
@@ -162,12 +162,17 @@ public sealed class ProcessDriver : IInstanceDriver
         }
 
         script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
+        // Everything of the instance runs as its service's uid, with no supplementary groups, no capabilities left and no
+        // way to gain privileges (setuid files included); the cgroups above were joined as root, before this.
+        var runAs = launch.RunAs is { } id
+            ? $"setpriv --reuid={id.Uid} --regid={id.Gid} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "
+            : string.Empty;
         foreach (var task in background)
         {
-            script.Append("taskset -c ").Append(cpus).Append(' ').Append(Command(task.Command, task.Args)).Append(" &\n");
+            script.Append("taskset -c ").Append(cpus).Append(' ').Append(runAs).Append(Command(task.Command, task.Args)).Append(" &\n");
         }
 
-        script.Append("exec taskset -c ").Append(cpus).Append(' ').Append(Command(main, args)).Append('\n');
+        script.Append("exec taskset -c ").Append(cpus).Append(' ').Append(runAs).Append(Command(main, args)).Append('\n');
         var path = Path.Combine(launch.Directory, name);
         File.WriteAllText(path, script.ToString());
         return path;

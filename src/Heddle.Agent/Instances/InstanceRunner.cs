@@ -293,6 +293,7 @@ public sealed class InstanceRunner
             RealCpus = [.. Goal.Cpus.Select(_context.Topology.RealCpu)],
             MemoryMiB = Goal.MemoryMib,
             Environment = Environment(role),
+            RunAs = _context.Identities?.For(Goal.Service),
         };
         if (_running is null)
         {
@@ -409,8 +410,25 @@ public sealed class InstanceRunner
         await StopProcessAsync(_context.Options.StopGracePeriod);
         _context.Driver.Cleanup(Id);
         _context.Ports.Release(_ports.Values);
+        RemoveDisk();
         Report(InstanceStates.Stopped, null);
         _journalChanged();
+    }
+
+    /// <summary>The instance's writable folder goes with it; its logs stay for the log retention (the agent sweeps them).</summary>
+    private void RemoveDisk()
+    {
+        try
+        {
+            if (_directory is not null && System.IO.Directory.Exists(Path.Combine(_directory, "app")))
+            {
+                System.IO.Directory.Delete(Path.Combine(_directory, "app"), recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The sweep removes what is left with the logs.
+        }
     }
 
     private async Task StopProcessAsync(TimeSpan grace)
@@ -478,10 +496,24 @@ public sealed class InstanceRunner
 
     /// <summary>
     /// A per-instance copy of the role folder: instances may write to their working directory without touching the
-    /// shared cache or each other, and a copy of a role folder costs little next to starting the runtime in it.
+    /// shared cache or each other, and a copy of a role folder costs little next to starting the runtime in it. When
+    /// instances run as their service's uid, the instance folder and its logs stay the agent's (the instance can
+    /// neither replace its launch scripts nor plant a link where the agent writes its logs) and only app/ is given to
+    /// the service, mode 0700, before anything of the instance runs.
     /// </summary>
     private void PrepareDirectory(InstanceLaunch launch, string roleDirectory)
     {
+        if (launch.RunAs is not null)
+        {
+            for (var dir = Path.GetDirectoryName(launch.Directory)!; dir.Length > _context.InstancesDirectory.Length; dir = Path.GetDirectoryName(dir)!)
+            {
+                Isolation.StateFolders.Create(dir, Isolation.StateFolders.PassThrough);
+            }
+
+            Isolation.StateFolders.Create(launch.Directory, Isolation.StateFolders.PassThrough);
+            Isolation.StateFolders.Create(Path.Combine(launch.Directory, "logs"), Isolation.StateFolders.Private);
+        }
+
         System.IO.Directory.CreateDirectory(Path.Combine(launch.Directory, "logs"));
         if (!System.IO.Directory.Exists(launch.WorkingDirectory))
         {
@@ -492,6 +524,12 @@ public sealed class InstanceRunner
             }
 
             CopyTree(roleDirectory, staging);
+            if (launch.RunAs is { } owner)
+            {
+                Isolation.StateFolders.Chown(staging, owner);
+                File.SetUnixFileMode(staging, Isolation.StateFolders.Private);
+            }
+
             System.IO.Directory.Move(staging, launch.WorkingDirectory);
         }
     }
@@ -535,9 +573,11 @@ public sealed class InstanceRunner
                     ready = p.Ready,
                 }),
             };
-            var path = Path.Combine(launch.WorkingDirectory, "heddle-instance.json");
-            File.WriteAllText(path + ".partial", JsonSerializer.Serialize(description, DescriptionFormat));
-            File.Move(path + ".partial", path, overwrite: true);
+            // Written beside app/, in the agent's own folder, then renamed in: rename replaces whatever the instance put
+            // at that name (a link included) and never writes through it.
+            var partial = Path.Combine(launch.Directory, "heddle-instance.json.partial");
+            File.WriteAllText(partial, JsonSerializer.Serialize(description, DescriptionFormat));
+            File.Move(partial, Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), overwrite: true);
         }
     }
 

@@ -54,6 +54,15 @@ public sealed class InstanceSupervisor
         }
     }
 
+    /// <summary>The folders of every instance this agent runs or has adopted (the sweep leaves them alone).</summary>
+    public IReadOnlySet<string> KnownDirectories()
+    {
+        lock (_lock)
+        {
+            return _runners.Values.Select(r => r.Directory).OfType<string>().Concat(_unclaimed.Values.Select(e => e.Directory)).ToHashSet(StringComparer.Ordinal);
+        }
+    }
+
     public IReadOnlyList<string> RunningDirectories()
     {
         lock (_lock)
@@ -105,6 +114,12 @@ public sealed class InstanceSupervisor
                 _unclaimed.Remove(orphan.Id);
                 _stopping[orphan.Id + "#orphan"] = StopOrphanAsync(orphan);
             }
+
+            // A service with nothing left on this node (no instance wanted, running or stopping) gives its uid back.
+            _context.Identities?.ReleaseAllBut(desired.Values.Select(g => g.Service)
+                .Concat(_runners.Values.Select(r => r.Goal.Service))
+                .Concat(_stopping.Keys.Concat(_unclaimed.Keys).Select(k => k.Split('/')[0]))
+                .ToHashSet(StringComparer.Ordinal));
         }
 
         var needed = goal.Instances.Select(i => i.PackageSha256).ToHashSet(StringComparer.Ordinal);

@@ -7,11 +7,13 @@ namespace Heddle.Cli.Commands;
 /// <summary><c>heddle agent</c>: the host agent of one node, until SIGTERM.</summary>
 internal static class AgentCommand
 {
+    public const string JoinTokenVariable = "HEDDLE_JOIN_TOKEN";
+
     public static Command Create(CliConsole console)
     {
         var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. http://127.0.0.1:7001", Required = true };
         var apiUrl = new Option<string>("--controller-api") { Description = "The controller's API, from which packages are downloaded", Required = true };
-        var token = new Option<string?>("--join-token") { Description = "The cluster's join token" };
+        var token = new Option<string?>("--join-token") { Description = "The cluster's join token (visible to every process on the host: prefer $HEDDLE_JOIN_TOKEN or --join-token-file)" };
         var tokenFile = new Option<string?>("--join-token-file") { Description = "A file holding the join token (the controller writes <state>/join-token)" };
         var name = new Option<string>("--name") { Description = "Node name (default: the host name)", DefaultValueFactory = _ => Environment.MachineName };
         var address = new Option<string>("--address") { Description = "The address instances listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
@@ -32,8 +34,10 @@ internal static class AgentCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            // The environment is readable only by the agent's own user and root; a command line, by everyone on the host.
             var join = parse.GetValue(token) ?? (parse.GetValue(tokenFile) is { } file ? File.ReadAllText(CommonOptions.RequireExistingFile(file, "join token file")).Trim() : null)
-                ?? throw new UsageException("give the join token with --join-token or --join-token-file");
+                ?? Environment.GetEnvironmentVariable(JoinTokenVariable)
+                ?? throw new UsageException($"give the join token in ${JoinTokenVariable}, with --join-token-file or with --join-token");
             var range = parse.GetValue(ports)!.Split('-');
             if (range.Length != 2 || !int.TryParse(range[0], out var from) || !int.TryParse(range[1], out var to) || from < 1 || to > 65535 || from > to)
             {
@@ -76,7 +80,7 @@ internal static class AgentCommand
             agent.StopInstancesOnExit = parse.GetValue(stopOnExit);
             var cpus = agent.Topology.Cores.Sum(c => c.Count);
             var mapping = agent.Topology.IsClaimed ? $" (claimed; pinned onto the machine's {Environment.ProcessorCount} CPUs)" : string.Empty;
-            var isolation = agent.Driver.CgroupVersion is { } v ? $"cgroups {v}" : $"affinity only: {agent.Driver.CgroupsUnavailable}";
+            var isolation = agent.Isolation;
             console.Out.WriteLine($"agent {Environment.ProcessId}: node {options.NodeName} at {options.Address}, fault domain {options.FaultDomain}, {cpus} CPUs{mapping}, {isolation}, logs at {agent.LogUrl}");
             if (agent.Supervisor.UnclaimedCount > 0)
             {

@@ -38,6 +38,9 @@ internal static class UpCommand
         return command;
     }
 
+    /// <summary>The cluster's join token, handed to the agents this process starts (and restarts) in their environment.</summary>
+    private static string? JoinToken { get; set; }
+
     private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, CancellationToken ct)
     {
         var upFile = Path.Combine(ClientConfig.Home, UpFile);
@@ -47,7 +50,9 @@ internal static class UpCommand
         }
 
         var logs = Path.Combine(root, "logs");
-        Directory.CreateDirectory(logs);
+        Directory.CreateDirectory(root);
+        Directory.CreateDirectory(logs, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var agentsRoot = AgentsRoot(console, root);
         var controllerState = Path.Combine(root, "controller");
         var children = new List<Child>();
         try
@@ -61,6 +66,7 @@ internal static class UpCommand
             children.Add(controller);
             var endpoints = await WaitForEndpointsAsync(controller, Path.Combine(controllerState, ControllerCommand.EndpointsFile), ct);
             var apiUrl = new Uri(endpoints.GetProperty("apiUrl").GetString()!);
+            JoinToken = File.ReadAllText(Path.Combine(controllerState, "join-token")).Trim();
             var agentUrl = endpoints.GetProperty("agentUrl").GetString()!;
             ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim());
 
@@ -70,8 +76,8 @@ internal static class UpCommand
                 var name = $"n{i}";
                 children.Add(Start(name, Path.Combine(logs, $"{name}.log"),
                 [
-                    "agent", "--controller", agentUrl, "--controller-api", apiUrl.ToString(), "--join-token-file", Path.Combine(controllerState, "join-token"),
-                    "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(root, "agents", name),
+                    "agent", "--controller", agentUrl, "--controller-api", apiUrl.ToString(),
+                    "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
                 ]));
             }
@@ -95,16 +101,40 @@ internal static class UpCommand
             await StopAsync(children);
             foreach (var agent in children.Where(c => c.Name != "controller"))
             {
-                var killed = Heddle.Agent.Instances.LeftoverInstances.Stop(Path.Combine(root, "agents", agent.Name), agent.Name);
+                var killed = Heddle.Agent.Instances.LeftoverInstances.Stop(Path.Combine(agentsRoot, agent.Name), agent.Name);
                 if (killed > 0)
                 {
                     console.Out.WriteLine($"{agent.Name}: stopped {killed} instance(s) its agent had left running (the agent was gone)");
                 }
             }
 
+            if (!agentsRoot.StartsWith(root + "/", StringComparison.Ordinal) && Directory.Exists(Path.GetDirectoryName(agentsRoot)))
+            {
+                Directory.Delete(Path.GetDirectoryName(agentsRoot)!, recursive: true);
+            }
+
             File.Delete(upFile);
             console.Out.WriteLine("cluster stopped; nothing it started is running");
         }
+    }
+
+    /// <summary>
+    /// Where the nodes keep their state. Instances run as uids of their own and must pass through every folder above
+    /// theirs; when the cluster's folder is somewhere they cannot (under /root, say), the nodes keep their state in
+    /// /var/lib/heddle/up-&lt;hash&gt;/ instead, and it is removed when the cluster stops.
+    /// </summary>
+    private static string AgentsRoot(CliConsole console, string root)
+    {
+        var agents = Path.Combine(root, "agents");
+        if (!Posix.IsRoot || Heddle.Agent.Isolation.StateFolders.Blocking(agents) is not { } blocking)
+        {
+            return agents;
+        }
+
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(root)))[..12];
+        var elsewhere = Path.Combine("/var/lib/heddle", $"up-{hash}", "agents");
+        console.Out.WriteLine($"note: {blocking} lets no other user through, and instances run as uids of their own; the nodes keep their state in {elsewhere} (removed when the cluster stops)");
+        return elsewhere;
     }
 
     private sealed record Child(string Name, Process Process, string Log, string[] Args, string? Address = null, string? FaultDomain = null);
@@ -167,6 +197,10 @@ internal static class UpCommand
         }
 
         start.Environment["HEDDLE_UP_LOG"] = log;
+        if (name != "controller" && JoinToken is { } token)
+        {
+            start.Environment[AgentCommand.JoinTokenVariable] = token; // never on a command line, where every process could read it
+        }
         var process = Process.Start(start) ?? throw new CliException($"could not start {name}");
         var address = args.SkipWhile(a => a != "--address").Skip(1).FirstOrDefault();
         var faultDomain = args.SkipWhile(a => a != "--fault-domain").Skip(1).FirstOrDefault();

@@ -167,6 +167,9 @@ public sealed record NodeStatus
     public int Instances { get; init; }
 
     public int AllocatedCpus { get; init; }
+
+    /// <summary>How the node isolates its instances, as its agent says (or that it does not).</summary>
+    public string? Isolation { get; init; }
 }
 
 public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);

@@ -68,6 +68,7 @@ public sealed class AgentService(
             MemoryMiB = info.MemoryMib,
             Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
             LogUrl = info.LogUrl,
+            Isolation = string.IsNullOrEmpty(info.Isolation) ? null : info.Isolation,
             Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
             LastSeen = time.GetUtcNow(),
         }));

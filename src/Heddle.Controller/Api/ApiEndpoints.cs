@@ -177,6 +177,7 @@ internal static class ApiEndpoints
             LastSeen = n.Condition == NodeConditions.Ready ? health.LastSeen(n.Name) ?? n.LastSeen : n.LastSeen,
             Instances = instances.Count(i => i.Node == n.Name),
             AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
+            Isolation = n.Isolation,
         })];
     }
 

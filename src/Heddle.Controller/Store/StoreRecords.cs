@@ -104,6 +104,9 @@ public sealed record NodeRecord
 
     public string? LogUrl { get; init; }
 
+    /// <summary>How the node isolates its instances, as its agent says.</summary>
+    public string? Isolation { get; init; }
+
     /// <summary>Ready, Down or Draining.</summary>
     public required string Condition { get; init; }
 
