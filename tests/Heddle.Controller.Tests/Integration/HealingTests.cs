@@ -143,6 +143,7 @@ public sealed class FaultingTests
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 3);
         using var work = new TempDirectory("heddle-flaky-");
+        File.SetUnixFileMode(work.Path, (UnixFileMode)0b111_111_111); // the instance runs as a uid of its own and keeps its mark here
         var mark = work.Combine("first-node");
         // Fails on whichever node it lands on first, and runs anywhere else.
         var script = $"first=$(cat {mark} 2>/dev/null); if [ -z \"$first\" ]; then echo \"$HEDDLE_NODE\" > {mark}; first=$HEDDLE_NODE; fi; " +

@@ -1,0 +1,83 @@
+# A hostile tenant: tries every escape the isolation issue lists and writes what it managed, one JSON line per try,
+# to results.jsonl in its working folder. Each line: {"attempt": ..., "managed": true|false, "detail": ...}.
+import json, os, signal, subprocess, sys, glob, time
+
+state = os.environ["HEDDLE_SETTING_STATEDIR"]
+victim_dir = os.environ["HEDDLE_SETTING_VICTIMDIR"]
+victim_pid = int(os.environ["HEDDLE_SETTING_VICTIMPID"])
+out = open("results.jsonl", "w")
+
+def report(attempt, managed, detail=""):
+    out.write(json.dumps({"attempt": attempt, "managed": bool(managed), "detail": str(detail)[:300]}) + "\n")
+    out.flush()
+
+def attempt(name, action):
+    try:
+        result = action()
+        report(name, True, result)
+    except Exception as e:  # a refusal is what we hope for
+        report(name, False, f"{type(e).__name__}: {e}")
+
+# Secrets: token files, the client configuration, and anything token-like on command lines or in environments.
+for path in [f"{state}/controller/api-token", f"{state}/controller/join-token", f"{state}/controller/cluster.db", f"{state}/../config.json"]:
+    attempt(f"read {os.path.basename(path)}", lambda p=path: open(p).read()[:10])
+found = []
+for proc in glob.glob("/proc/[0-9]*"):
+    for name in ("cmdline", "environ"):
+        try:
+            text = open(f"{proc}/{name}", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except Exception:
+            continue
+        if "join-token" in text or "HEDDLE_JOIN_TOKEN=" in text or "api-token" in text:
+            found.append(f"{proc}/{name}")
+report("find a token or token path in another process", len(found) > 0, found[:5])
+
+# Cgroups: move itself out of its own.
+for controller in ("cpuset", "memory", "pids", "freezer"):
+    attempt(f"leave its {controller} cgroup", lambda c=controller: open(f"/sys/fs/cgroup/{c}/cgroup.procs", "w").write(str(os.getpid())))
+
+# CPUs: widen its affinity to every CPU of the machine.
+mine = os.sched_getaffinity(0)
+try:
+    os.sched_setaffinity(0, set(range(os.cpu_count())))
+except OSError:
+    pass
+report("widen its CPUs", os.sched_getaffinity(0) != mine and len(os.sched_getaffinity(0)) > len(mine), sorted(os.sched_getaffinity(0)))
+
+# Memory: a child that wants four times the cap.
+hog = subprocess.run([sys.executable, "-c", "x = bytearray(256 * 1024 * 1024); print('allocated', len(x))"], capture_output=True, text=True)
+report("use more memory than its cap", hog.returncode == 0, f"exit {hog.returncode} {hog.stdout.strip()}")
+
+# Tasks: start more processes than its pids limit.
+children = []
+try:
+    for i in range(300):
+        children.append(subprocess.Popen(["sleep", "60"]))
+except OSError as e:
+    pass
+report("start more processes than its limit", len(children) >= 300, f"started {len(children)}")
+for child in children:
+    child.kill()
+    child.wait()
+
+# Another service: signal its process, read and write its files.
+attempt("signal another service's process", lambda: os.kill(victim_pid, signal.SIGKILL))
+attempt("list another service's folder", lambda: os.listdir(victim_dir))
+attempt("write into another service's folder", lambda: open(f"{victim_dir}/app/server.txt", "w").write("owned"))
+
+# The node's package cache and the agent's state.
+for cache in glob.glob(f"{state}/agents/*/cache"):
+    attempt(f"list the package cache {cache}", lambda c=cache: os.listdir(c))
+    attempt(f"write into the package cache {cache}", lambda c=cache: open(f"{c}/planted", "w").write("owned"))
+attempt("list the agents' instance folders", lambda: os.listdir(f"{state}/agents/n1/instances"))
+
+# Privilege: become root again.
+attempt("become root", lambda: os.setuid(0))
+
+# A child that leaves the session and the process group, hoping to outlive the instance.
+survivor = subprocess.Popen(["sleep", "3600"], start_new_session=True)  # setsid() in the child
+open("survivor.pid", "w").write(str(survivor.pid))
+report("done", False, os.getuid())
+out.close()
+while True:
+    time.sleep(60)
