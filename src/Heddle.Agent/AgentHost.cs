@@ -111,6 +111,7 @@ public sealed class AgentHost : IAsyncDisposable
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
             : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, {driver.Isolation}";
         node.Isolation = isolation;
+        node.Drivers.Add(driver.Name); // the container driver is not built yet: a container role is never placed here
         return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, driver) { Isolation = isolation };
     }
 

@@ -46,7 +46,7 @@ public sealed class IndexedAllocator(ClusterState state) : IAllocator
     public PlacementResult Place(PlacementRequest request)
     {
         PlacementValidation.Check(request);
-        var ask = new Ask(state.TenantId(request.Role.Tenant), request.Cpus, request.MemoryMiB, request.Constraints);
+        var ask = new Ask(state.TenantId(request.Role.Tenant), request.Cpus, request.MemoryMiB, request.Constraints, request.Driver);
         var role = state.Role(request.Role);
 
         // Capacity only shrinks while one request is placed, so a fault domain that cannot take one instance
@@ -99,7 +99,7 @@ public sealed class ExhaustiveAllocator(ClusterState state) : IAllocator
     public PlacementResult Place(PlacementRequest request)
     {
         PlacementValidation.Check(request);
-        var ask = new Ask(state.TenantId(request.Role.Tenant), request.Cpus, request.MemoryMiB, request.Constraints);
+        var ask = new Ask(state.TenantId(request.Role.Tenant), request.Cpus, request.MemoryMiB, request.Constraints, request.Driver);
         var spread = new FaultDomainSpread(state, state.Role(request.Role), request.Instances);
         var placed = new List<Placement>(request.Instances.Count);
         var best = new NodeState?[state.FaultDomainCount];

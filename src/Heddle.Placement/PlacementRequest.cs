@@ -23,6 +23,9 @@ public sealed record PlacementRequest
     /// <summary>Node labels the node must carry, with these values.</summary>
     public IReadOnlyDictionary<string, string> Constraints { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>The driver the role runs with: only nodes whose agent can run it take the instance (never a silent fallback).</summary>
+    public string Driver { get; init; } = "process";
+
     /// <summary>Slots 0..count-1 with upgrade domain i mod <paramref name="upgradeDomains"/>, as DESIGN.md defines them.</summary>
     public static IReadOnlyList<InstanceSlot> Slots(int from, int to, int upgradeDomains) =>
         [.. Enumerable.Range(from, Math.Max(0, to - from)).Select(i => new InstanceSlot(i, i % upgradeDomains))];

@@ -16,6 +16,33 @@ public sealed class AllocatorTests
 
     [Theory]
     [MemberData(nameof(Allocators))]
+    public void Place_ContainerRole_GoesOnlyWhereTheDriverIsAvailable_AndSaysSoWhenNowhere(string name)
+    {
+        var containers = new HashSet<string>(StringComparer.Ordinal) { "process", "container" };
+        var (_, allocator) = Cluster([Node("n1", "fd0"), Node("n2", "fd1") with { Drivers = containers }, Node("n3", "fd2")], name);
+        var (_, nowhere) = Cluster([Node("n1", "fd0"), Node("n2", "fd1"), Node("n3", "fd2")], name);
+
+        var placed = allocator.Place(Request("t", "box", 2, cpus: 1) with { Driver = "container" });
+        var refused = nowhere.Place(Request("t", "box", 1, cpus: 1) with { Driver = "container" });
+
+        Assert.All(placed.Placed, p => Assert.Equal("n2", p.Node));
+        Assert.Equal(2, placed.Placed.Count);
+        Assert.Equal("3 nodes: 3 container driver unavailable", Assert.Single(refused.Unplaced).Why.ToString());
+    }
+
+    [Fact]
+    public void Check_AContainerOnANodeWithoutTheDriver_IsAViolation()
+    {
+        var node = Node("n1", "fd0");
+        var placement = new Placement(new RoleKey("t", "svc", "box"), 0, 0, "n1", "fd0", [0], 64);
+
+        var violations = HardRuleChecker.Check([node], [placement], driverOf: _ => "container");
+
+        Assert.Equal("t/svc/box/0 runs with driver 'container' but node 'n1' can run only process", Assert.Single(violations));
+    }
+
+    [Theory]
+    [MemberData(nameof(Allocators))]
     public void Place_TwoCpusOnAFreshNode_TakesBothThreadsOfOnePhysicalCore(string name)
     {
         var (_, allocator) = Cluster([Node("n1", "fd0", cores: 4, threads: 2)], name);

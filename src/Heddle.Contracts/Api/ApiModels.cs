@@ -170,6 +170,9 @@ public sealed record NodeStatus
 
     /// <summary>How the node isolates its instances, as its agent says (or that it does not).</summary>
     public string? Isolation { get; init; }
+
+    /// <summary>The instance drivers its agent can run.</summary>
+    public IReadOnlyList<string> Drivers { get; init; } = [];
 }
 
 public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);

@@ -69,6 +69,7 @@ public sealed class AgentService(
             Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
             LogUrl = info.LogUrl,
             Isolation = string.IsNullOrEmpty(info.Isolation) ? null : info.Isolation,
+            Drivers = info.Drivers.Count == 0 ? ["process"] : [.. info.Drivers],
             Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
             LastSeen = time.GetUtcNow(),
         }));

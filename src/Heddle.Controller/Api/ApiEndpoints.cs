@@ -178,6 +178,7 @@ internal static class ApiEndpoints
             Instances = instances.Count(i => i.Node == n.Name),
             AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
             Isolation = n.Isolation,
+            Drivers = n.Drivers,
         })];
     }
 

@@ -76,6 +76,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                 MemoryMiB = role.Size.MemoryMiB,
                 Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
                 Constraints = role.Constraints,
+                Driver = role.Driver == Model.Definition.RoleDriver.Container ? "container" : "process",
             });
             foreach (var node in avoided)
             {
@@ -151,6 +152,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             Cores = n.Cores,
             Labels = n.Labels,
             Condition = n.Condition switch { NodeConditions.Ready => NodeCondition.Ready, NodeConditions.Draining => NodeCondition.Draining, _ => NodeCondition.Down },
+            Drivers = n.Drivers.ToHashSet(StringComparer.Ordinal),
         }), options.PlacementSeed);
         var tenants = store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
         foreach (var other in store.ListInstances().Where(i => i.Service != except && ready.Contains(i.Node)))

@@ -65,7 +65,7 @@ public sealed class SqliteClusterStore : IClusterStore
         AddColumns("services", ("version", "INTEGER NOT NULL DEFAULT 1"), ("last_revision", "INTEGER NOT NULL DEFAULT 0"), ("walk", "TEXT"));
         AddColumns("instances", ("revision", "INTEGER NOT NULL DEFAULT 0"), ("running_revision", "INTEGER NOT NULL DEFAULT 0"), ("draining", "INTEGER NOT NULL DEFAULT 0"),
             ("ready_since", "TEXT"), ("last_failure", "TEXT"), ("last_stderr", "TEXT"));
-        AddColumns("nodes", ("isolation", "TEXT"));
+        AddColumns("nodes", ("isolation", "TEXT"), ("drivers", "TEXT NOT NULL DEFAULT '[\"process\"]'"));
         using var tx = _db.BeginTransaction();
         Execute("UPDATE services SET last_revision = revision WHERE last_revision < revision");
         Execute("""
@@ -330,9 +330,11 @@ public sealed class SqliteClusterStore : IClusterStore
         lock (_lock)
         {
             Execute("""
-                INSERT INTO nodes(name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen, isolation) VALUES($n, $a, $f, $l, $m, $c, $g, $cond, $seen, $iso)
-                ON CONFLICT(name) DO UPDATE SET address = $a, fault_domain = $f, labels = $l, memory_mib = $m, cores = $c, log_url = $g, condition = $cond, last_seen = $seen, isolation = $iso
-                """, ("$iso", (object?)node.Isolation ?? DBNull.Value),
+                INSERT INTO nodes(name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen, isolation, drivers)
+                VALUES($n, $a, $f, $l, $m, $c, $g, $cond, $seen, $iso, $drv)
+                ON CONFLICT(name) DO UPDATE SET address = $a, fault_domain = $f, labels = $l, memory_mib = $m, cores = $c, log_url = $g, condition = $cond, last_seen = $seen,
+                    isolation = $iso, drivers = $drv
+                """, ("$iso", (object?)node.Isolation ?? DBNull.Value), ("$drv", JsonSerializer.Serialize(node.Drivers)),
                 ("$n", node.Name), ("$a", node.Address), ("$f", node.FaultDomain), ("$l", JsonSerializer.Serialize(node.Labels)), ("$m", node.MemoryMiB),
                 ("$c", JsonSerializer.Serialize(node.Cores)), ("$g", (object?)node.LogUrl ?? DBNull.Value), ("$cond", node.Condition), ("$seen", Format(node.LastSeen)));
         }
@@ -396,7 +398,7 @@ public sealed class SqliteClusterStore : IClusterStore
             revision, running_revision, draining, ready_since, last_failure, last_stderr FROM instances
         """;
     private const string RevisionSelect = "SELECT service, number, package_sha256, configuration, created, changes, outcome FROM revisions";
-    private const string NodeSelect = "SELECT name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen, isolation FROM nodes";
+    private const string NodeSelect = "SELECT name, address, fault_domain, labels, memory_mib, cores, log_url, condition, last_seen, isolation, drivers FROM nodes";
 
     private static ServiceRecord ReadService(SqliteDataReader r) =>
         new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetString(4), r.GetInt64(5) != 0, Parse(r.GetString(6)), r.IsDBNull(7) ? null : r.GetString(7))
@@ -445,6 +447,7 @@ public sealed class SqliteClusterStore : IClusterStore
         Condition = r.GetString(7),
         LastSeen = Parse(r.GetString(8)),
         Isolation = r.IsDBNull(9) ? null : r.GetString(9),
+        Drivers = JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? ["process"],
     };
 
     private string Now() => Format(_time.GetUtcNow());

@@ -107,6 +107,9 @@ public sealed record NodeRecord
     /// <summary>How the node isolates its instances, as its agent says.</summary>
     public string? Isolation { get; init; }
 
+    /// <summary>The instance drivers its agent can run; an agent from before drivers were reported runs processes.</summary>
+    public IReadOnlyList<string> Drivers { get; init; } = ["process"];
+
     /// <summary>Ready, Down or Draining.</summary>
     public required string Condition { get; init; }
 

@@ -9,8 +9,10 @@ namespace Heddle.Placement.Checking;
 public static class HardRuleChecker
 {
     /// <param name="constraintsOf">The label constraints of each role (none when it returns null).</param>
+    /// <param name="driverOf">The driver of each role (process when it returns null).</param>
     public static IReadOnlyList<string> Check(
-        IEnumerable<NodeSpec> nodes, IEnumerable<Placement> placements, Func<RoleKey, IReadOnlyDictionary<string, string>?>? constraintsOf = null)
+        IEnumerable<NodeSpec> nodes, IEnumerable<Placement> placements, Func<RoleKey, IReadOnlyDictionary<string, string>?>? constraintsOf = null,
+        Func<RoleKey, string?>? driverOf = null)
     {
         var violations = new List<string>();
         var byName = nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
@@ -51,6 +53,12 @@ public static class HardRuleChecker
                         violations.Add($"{name} needs label {key}={value} but node '{p.Node}' has {(actual is null ? "no such label" : $"{key}={actual}")}");
                     }
                 }
+            }
+
+            var driver = driverOf?.Invoke(p.Role) ?? "process";
+            if (!node.Drivers.Contains(driver))
+            {
+                violations.Add($"{name} runs with driver '{driver}' but node '{p.Node}' can run only {string.Join(", ", node.Drivers.Order())}");
             }
 
             memory[p.Node] = memory.GetValueOrDefault(p.Node) + p.MemoryMiB;

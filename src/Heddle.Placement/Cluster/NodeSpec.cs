@@ -29,6 +29,11 @@ public sealed record NodeSpec
 
     public NodeCondition Condition { get; init; } = NodeCondition.Ready;
 
+    /// <summary>The instance drivers the node's agent can run (process; container where runc, root and overlay work).</summary>
+    public IReadOnlySet<string> Drivers { get; init; } = ProcessOnly;
+
+    public static readonly IReadOnlySet<string> ProcessOnly = new HashSet<string>(StringComparer.Ordinal) { "process" };
+
     public int LogicalCpuCount => Cores.Sum(c => c.Count);
 
     /// <summary>

@@ -1,4 +1,4 @@
 namespace Heddle.Placement.Feasibility;
 
 /// <summary>What one instance needs from a node, with the tenant interned to an id.</summary>
-internal readonly record struct Ask(int Tenant, int Cpus, int MemoryMiB, IReadOnlyDictionary<string, string> Constraints);
+internal readonly record struct Ask(int Tenant, int Cpus, int MemoryMiB, IReadOnlyDictionary<string, string> Constraints, string Driver = "process");

@@ -19,6 +19,14 @@ internal sealed class ConditionCheck : IFeasibilityCheck
     public bool Fits(NodeState node, in Ask ask) => node.Condition == NodeCondition.Ready;
 }
 
+/// <summary>The node's agent can run the role's driver (a container role never lands where only processes can run).</summary>
+internal sealed class DriverCheck : IFeasibilityCheck
+{
+    public string Reason => "driver unavailable";
+
+    public bool Fits(NodeState node, in Ask ask) => node.Spec.Drivers.Contains(ask.Driver);
+}
+
 /// <summary>Every constraint of the role names a label the node carries with that value.</summary>
 internal sealed class LabelCheck : IFeasibilityCheck
 {
@@ -76,11 +84,12 @@ internal static class FeasibilityChecks
 {
     /// <summary>In the order a node is tested and explained: the first rule a node fails is the one it is counted under.</summary>
     public static IReadOnlyList<IFeasibilityCheck> All { get; } =
-        [new ConditionCheck(), new LabelCheck(), new MemoryCheck(), new CpuCheck(), new IsolationCheck()];
+        [new ConditionCheck(), new DriverCheck(), new LabelCheck(), new MemoryCheck(), new CpuCheck(), new IsolationCheck()];
 
     /// <summary>The checks for a node already known to be Ready (the indexes hold only Ready nodes).</summary>
     public static bool FitsReady(NodeState node, in Ask ask) =>
-        node.FreeMemoryMiB >= ask.MemoryMiB && node.UsableCpusFor(ask.Tenant) >= ask.Cpus && LabelCheck.Matches(node.Spec.Labels, ask.Constraints);
+        node.FreeMemoryMiB >= ask.MemoryMiB && node.UsableCpusFor(ask.Tenant) >= ask.Cpus && node.Spec.Drivers.Contains(ask.Driver)
+        && LabelCheck.Matches(node.Spec.Labels, ask.Constraints);
 
     public static bool Fits(NodeState node, in Ask ask) => node.Condition == NodeCondition.Ready && FitsReady(node, ask);
 
@@ -100,6 +109,7 @@ internal static class FeasibilityChecks
             }
         }
 
-        return new Explanation(nodes.Count, [.. All.Select((check, i) => new KeyValuePair<string, int>(check.Reason, counts[i]))]);
+        var driver = ask.Driver;
+        return new Explanation(nodes.Count, [.. All.Select((check, i) => new KeyValuePair<string, int>(check is DriverCheck ? $"{driver} driver unavailable" : check.Reason, counts[i]))]);
     }
 }

@@ -76,4 +76,29 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         await Poll.UntilAsync(() => cluster.Api.ListServicesAsync(), s => s.All(x => x.Name != "hostile"), Deadline, "hostile deleted");
         await Poll.UntilAsync(() => !Heddle.Agent.Drivers.Posix.IsAlive(survivor, survivorStart!.Value), TimeSpan.FromSeconds(10), "the setsid child gone");
     }
+
+    [Fact]
+    public async Task ContainerRole_OnNodesWithoutTheContainerDriver_IsNotPlaced_AndNeverRunsAsAProcess()
+    {
+        using var work = new TempDirectory();
+        await using var cluster = await TestCluster.StartAsync(nodes: 2);
+        var package = TestPackages.Build(work, "boxed", """
+            name: boxed
+            roles:
+              box:
+                driver: container
+                image: debian-12
+                entryPoint: { command: /bin/sleep, args: ["600"] }
+                size: { cores: 1, memoryMiB: 64 }
+            """);
+        var upload = await cluster.Api.UploadPackageAsync(package);
+        await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, "service: boxed\nroles:\n  box: { instances: 1 }\n"));
+
+        var failed = await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == "PlacementFailed" && x.Subject == "boxed"), Deadline, "the placement failure");
+
+        Assert.Contains("2 nodes: 2 container driver unavailable", failed.First(x => x.Kind == "PlacementFailed").Message);
+        Assert.Empty((await cluster.Api.GetServiceAsync("boxed")).Instances);
+        Assert.All(await cluster.Api.ListNodesAsync(), n => Assert.Equal(["process"], n.Drivers));
+        Assert.Empty(cluster.InstanceProcesses());
+    }
 }
