@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux dnsutils)
+packages=(ca-certificates curl util-linux dnsutils python3)  # python3: the hostile-tenant test; util-linux: setpriv, setsid
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2

@@ -27,10 +27,12 @@ internal static class AgentCommand
         var heartbeat = Durations.Option("--heartbeat", "How often the agent tells the controller it is alive", TimeSpan.FromSeconds(1));
         var backoff = Durations.Option("--restart-backoff", "First delay before restarting a crashed instance; doubles per crash in a row, up to 5 min", TimeSpan.FromSeconds(1));
         var stopOnExit = new Option<bool>("--stop-instances-on-exit") { Description = "Stop this node's instances when the agent exits (default: leave them running for the next agent)" };
-        var noCgroups = new Option<bool>("--no-cgroups") { Description = "Do not place instances in cpuset/memory cgroups (affinity only)" };
+        var noCgroups = new Option<bool>("--no-cgroups") { Description = "Do not place instances in cpuset/memory/pids cgroups (affinity only)" };
+        var uids = new Option<string>("--uid-range") { Description = "As root, each service's instances run as a uid of their own from this range (default 200000-265535)", DefaultValueFactory = _ => "200000-265535" };
+        var retention = Durations.Option("--log-retention", "How long the logs of an instance that no longer exists are kept", TimeSpan.FromHours(24));
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups,
+            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, uids, retention,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -42,6 +44,12 @@ internal static class AgentCommand
             if (range.Length != 2 || !int.TryParse(range[0], out var from) || !int.TryParse(range[1], out var to) || from < 1 || to > 65535 || from > to)
             {
                 throw new UsageException($"--port-range '{parse.GetValue(ports)}' is not a range like 20000-29999");
+            }
+
+            var uidRange = parse.GetValue(uids)!.Split('-');
+            if (uidRange.Length != 2 || !int.TryParse(uidRange[0], out var firstUid) || !int.TryParse(uidRange[1], out var lastUid) || firstUid < 1000 || lastUid < firstUid)
+            {
+                throw new UsageException($"--uid-range '{parse.GetValue(uids)}' is not a range like 200000-265535 above the system's own uids (1000 or more)");
             }
 
             var labelMap = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -74,9 +82,22 @@ internal static class AgentCommand
                 HeartbeatInterval = parse.GetValue(heartbeat),
                 RestartBackoff = parse.GetValue(backoff),
                 UseCgroups = !parse.GetValue(noCgroups),
+                UidRangeStart = firstUid,
+                UidRangeEnd = lastUid,
+                LogRetention = parse.GetValue(retention),
             };
             using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
-            await using var agent = await AgentHost.StartAsync(options, loggers, ct);
+            AgentHost agentHost;
+            try
+            {
+                agentHost = await AgentHost.StartAsync(options, loggers, ct);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new Client.CliException(e.Message);
+            }
+
+            await using var agent = agentHost;
             agent.StopInstancesOnExit = parse.GetValue(stopOnExit);
             var cpus = agent.Topology.Cores.Sum(c => c.Count);
             var mapping = agent.Topology.IsClaimed ? $" (claimed; pinned onto the machine's {Environment.ProcessorCount} CPUs)" : string.Empty;
