@@ -67,9 +67,15 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Cannot " + action.ToString().ToLowerInvariant(), refusal);
             }
 
+            // A pause while a domain drains puts its instances back into rotation: they are not stopped until the walk resumes
+            // (which drains them again).
+            var undrain = action == UpgradeAction.Pause && walk.Phase == WalkPhase.Draining
+                ? store.ListInstances(name).Where(i => i.Draining && i.UpgradeDomain == walk.CurrentDomain && i.Revision == walk.Source)
+                    .Select(i => new InstanceMark(i.Role, i.Index, i.Revision, Draining: false)).ToList()
+                : [];
             var commit = new PlacementCommit(name, service.Version, [], [])
             {
-                Walk = new WalkChange(next), DesiredRevision = desired, Outcomes = [(walk.Revision, next.Outcome)],
+                Walk = new WalkChange(next), DesiredRevision = desired, Outcomes = [(walk.Revision, next.Outcome)], Marks = undrain,
             };
             if (!store.CommitPlacement(commit))
             {
@@ -90,7 +96,7 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
     {
         { Phase: WalkPhase.WaitingForResume } => walk with { Phase = WalkPhase.Draining, PhaseStarted = now, PausedByUser = false },
         { Phase: WalkPhase.Paused } => walk with { Phase = WalkPhase.Updating, PhaseStarted = now, PausedByUser = false },
-        { PausedByUser: true } => walk with { PausedByUser = false, PhaseStarted = walk.Phase == WalkPhase.Updating ? now : walk.PhaseStarted },
+        { PausedByUser: true } => walk with { PausedByUser = false, PhaseStarted = now },
         _ => null,
     };
 

@@ -223,4 +223,31 @@ public sealed class UpgradeReconcileTests : IDisposable
         Assert.Contains(_events, e => e.StartsWith("UpgradeDomainHealthy", StringComparison.Ordinal) && e.Contains("upgrade domain 2: nothing to change"));
         Assert.Equal(4, _store.ListInstances("hello").Count);
     }
+
+    [Fact]
+    public void Pause_WhileADomainDrains_PutsItsInstancesBackIntoRotation_AndResumeCarriesOn()
+    {
+        Deploy(1, "hi", walk: false);
+        var controller = NewController();
+        Settle(controller);
+        Deploy(2, "hey", walk: true);
+        controller.Reconcile("hello"); // domain 0 drains
+        Assert.True(_store.ListInstances("hello").Single(i => i.Id == "hello/web/0").Draining);
+        var control = new Heddle.Controller.Api.UpgradeControl(_store, new WorkQueue(), new EventLog(_store), _time);
+
+        control.Act("hello", Heddle.Controller.Api.UpgradeAction.Pause);
+        var paused = _store.ListInstances("hello").Single(i => i.Id == "hello/web/0");
+        Settle(controller);
+
+        Assert.False(paused.Draining);
+        Assert.Equal(1, _store.ListInstances("hello").Single(i => i.Id == "hello/web/0").Revision); // nothing moves while paused
+        control.Act("hello", Heddle.Controller.Api.UpgradeAction.Resume);
+        for (var i = 0; i < 4; i++)
+        {
+            Settle(controller);
+            _time.Advance(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(WalkPhase.Completed, _store.GetService("hello")!.Walk!.Phase);
+    }
 }
