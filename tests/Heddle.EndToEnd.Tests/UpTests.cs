@@ -41,6 +41,16 @@ public sealed class UpTests : IDisposable
                 Assert.Equal($"hi from {instance.GetProperty("id").GetString()}\n", curl.Stdout);
             }
 
+            // As root (as CI runs), each node isolates its instances, and the web instances run as their service's own uid.
+            using (var nodes = JsonDocument.Parse(Heddle.Run(env, "nodes", "-o", "json").Stdout))
+            {
+                Assert.All(nodes.RootElement.EnumerateArray(), n => Assert.StartsWith("a uid per service", n.GetProperty("isolation").GetString()));
+            }
+
+            var uids = web.Select(i => File.ReadLines($"/proc/{i.GetProperty("pid").GetInt32()}/status").First(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t')[1]).Distinct().ToList();
+            Assert.Single(uids);
+            Assert.InRange(int.Parse(uids[0]), 200000, 265535);
+
             var info = Heddle.Run(env, "info", "-o", "json");
             using var infoJson = JsonDocument.Parse(info.Stdout);
             var dnsAddress = System.Net.IPEndPoint.Parse(infoJson.RootElement.GetProperty("dnsAddress").GetString()!);

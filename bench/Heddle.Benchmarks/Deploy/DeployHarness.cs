@@ -68,7 +68,8 @@ internal static class DeployHarness
         return (done - accepted) / (double)Stopwatch.Frequency;
     }
 
-    private static string? Option(string[] args, string name)
+    /// <summary>The value after <paramref name="name"/> on the command line, if given.</summary>
+    internal static string? Option(string[] args, string name)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;

@@ -16,9 +16,9 @@ internal static class UpgradeHarness
 {
     public static int Run(string[] args)
     {
-        var heddle = Option(args, "--heddle") ?? "artifacts/heddle/heddle";
-        var package = Option(args, "--package") ?? "artifacts/hello.hpkg";
-        var trials = int.Parse(Option(args, "--trials") ?? "5", CultureInfo.InvariantCulture);
+        var heddle = DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle";
+        var package = DeployHarness.Option(args, "--package") ?? "artifacts/hello.hpkg";
+        var trials = int.Parse(DeployHarness.Option(args, "--trials") ?? "5", CultureInfo.InvariantCulture);
         return RunAsync(heddle, package, trials).GetAwaiter().GetResult();
     }
 
@@ -93,12 +93,6 @@ internal static class UpgradeHarness
         var end = await watch;
         await cancel.CancelAsync();
         return (end - accepted) / (double)Stopwatch.Frequency;
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
     /// <summary>Requests one after another, each on a new connection, until stopped.</summary>
