@@ -119,6 +119,7 @@ public sealed class InstanceRunner
         if (settingsChanged && running is not null)
         {
             _context.Driver.Signal(running, Posix.SIGHUP);
+            _journalChanged(); // the journal remembers the settings the process now has
         }
 
         _report(Snapshot());
@@ -167,7 +168,7 @@ public sealed class InstanceRunner
     {
         lock (_lock)
         {
-            return _running is { } r && _directory is not null ? new JournalEntry(_goal.InstanceId, SpecKey, _goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts) : null;
+            return _running is { } r && _directory is not null ? new JournalEntry(_goal.InstanceId, SpecKey, _goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts, SettingsKey(_goal)) : null;
         }
     }
 
@@ -263,6 +264,7 @@ public sealed class InstanceRunner
         }
 
         var adopted = _adopted;
+        var reload = false;
         if (adopted is not null && Posix.IsAlive(adopted.Pid, adopted.StartTime))
         {
             lock (_lock)
@@ -273,6 +275,8 @@ public sealed class InstanceRunner
             }
 
             _context.Ports.Reserve(adopted.Ports.Values);
+            // Settings changed (by a signalled reload) while no agent ran: the process gets the file and SIGHUP now.
+            reload = adopted.SettingsKey is not null && adopted.SettingsKey != SettingsKey(Goal);
         }
         else
         {
@@ -301,8 +305,17 @@ public sealed class InstanceRunner
         }
 
         WriteDescription(launch);
+        if (reload && _running is { } running)
+        {
+            _context.Driver.Signal(running, Posix.SIGHUP);
+            _journalChanged();
+        }
+
         return launch;
     }
+
+    private static string SettingsKey(InstanceGoal goal) =>
+        string.Join(';', goal.Settings.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"));
 
     /// <summary>Runs the instance until it ends; returns why it ended, or null when it was asked to stop.</summary>
     private async Task<string?> RunOnceAsync(InstanceLaunch launch, CancellationToken stop)

@@ -164,4 +164,27 @@ public sealed class UpgradeTests
             Assert.Equal($"hey from {web.Id}\n", await http.GetStringAsync($"http://{web.NodeAddress}:{web.Ports["http"]}/"));
         }
     }
+
+    [Fact]
+    public async Task SettingsChange_OnASignalRole_WhileItsAgentIsDown_IsSignalledWhenTheAgentAdoptsIt()
+    {
+        using var work = new TempDirectory();
+        var package = SamplePackage.Variant(work, "hello-signal", yaml => yaml.Replace("    settings: [Greeting]", "    settings: [Greeting]\n    onSettingsChange: signal"));
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, nodeTimeout: TimeSpan.FromSeconds(60), coresPerNode: 4);
+        var upload = await cluster.Api.UploadPackageAsync(package);
+        await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, Configuration("hi")));
+        var web = (await cluster.WaitUntilReadyAsync("hello", 4, Deadline)).Instances.First(i => i.Role == "web");
+        var stdout = Path.Combine(cluster.Agents[0]!.Supervisor.DirectoryOf(web.Id)!, "logs", "stdout.log");
+
+        await cluster.StopAgentAsync(0, stopInstances: false);
+        var accepted = await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, Configuration("hey")));
+        await cluster.StartAgentAsync(0);
+        await WaitForUpgradeAsync(cluster, accepted.Revision, UpgradeStates.Completed);
+
+        await Poll.UntilAsync(() => File.ReadAllText(stdout).Contains("reloaded its settings on SIGHUP: Greeting=hey"), TimeSpan.FromSeconds(10), "the adopted instance's reload");
+        var after = (await cluster.Api.GetServiceAsync("hello")).Instances.Single(i => i.Id == web.Id);
+        Assert.Equal(web.Pid, after.Pid);
+        using var http = new HttpClient();
+        Assert.Equal($"hey from {web.Id}\n", await http.GetStringAsync($"http://{after.NodeAddress}:{after.Ports["http"]}/"));
+    }
 }
