@@ -23,6 +23,7 @@ public static class DiagnosticCodes
     public const string InputEndpointInvalid = "HD1014";
     public const string NoRoles = "HD1015";
     public const string DuplicateSetting = "HD1016";
+    public const string YamlTooDeep = "HD1017";
 
     public const string ServiceMismatch = "HD2001";
     public const string UnknownConfigRole = "HD2002";

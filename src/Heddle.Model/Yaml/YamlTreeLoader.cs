@@ -10,6 +10,9 @@ public static class YamlTreeLoader
     /// <summary>Aliases may not expand beyond this many nodes, so "billion laughs" documents stay small.</summary>
     private const int MaxNodes = 100_000;
 
+    /// <summary>Lists and mappings may nest this deep: no model needs more, and deeper input would exhaust the stack.</summary>
+    public const int MaxDepth = 64;
+
     /// <returns>The root node, or null when the document is empty or has a syntax error (then reported).</returns>
     public static YNode? Load(TextReader text, string file, DiagnosticBag diagnostics)
     {
@@ -34,6 +37,12 @@ public static class YamlTreeLoader
             }
 
             return root;
+        }
+        catch (TooDeepException e)
+        {
+            diagnostics.Add(new SourceLocation(file, (int)e.Start.Line, (int)e.Start.Column), DiagnosticCodes.YamlTooDeep,
+                $"lists and mappings are nested more than {MaxDepth} deep here; no Heddle file needs that many levels");
+            return null;
         }
         catch (YamlException e)
         {
@@ -61,7 +70,11 @@ public static class YamlTreeLoader
         public Dictionary<string, YNode> Anchors { get; } = new(StringComparer.Ordinal);
 
         public int NodeCount { get; set; }
+
+        public int Depth { get; set; }
     }
+
+    private sealed class TooDeepException(Mark start, Mark end) : YamlException(start, end, "nested too deep");
 
     private static YNode ReadNode(LoaderState state)
     {
@@ -90,6 +103,7 @@ public static class YamlTreeLoader
 
             case SequenceStart start:
             {
+                using var level = Enter(state, start);
                 parser.MoveNext();
                 var items = new List<YNode>();
                 while (!parser.TryConsume<SequenceEnd>(out _))
@@ -104,6 +118,7 @@ public static class YamlTreeLoader
 
             case MappingStart start:
             {
+                using var level = Enter(state, start);
                 parser.MoveNext();
                 var entries = new List<YEntry>();
                 while (!parser.TryConsume<MappingEnd>(out _))
@@ -127,6 +142,22 @@ public static class YamlTreeLoader
                 var current = parser.Current!;
                 throw new YamlException(current.Start, current.End, $"unexpected {current.GetType().Name}");
         }
+    }
+
+    /// <summary>One level deeper for as long as the returned scope lives; beyond <see cref="MaxDepth"/> the document is refused.</summary>
+    private static Level Enter(LoaderState state, ParsingEvent start)
+    {
+        if (++state.Depth > MaxDepth)
+        {
+            throw new TooDeepException(start.Start, start.End);
+        }
+
+        return new Level(state);
+    }
+
+    private readonly struct Level(LoaderState state) : IDisposable
+    {
+        public void Dispose() => state.Depth--;
     }
 
     private static void Remember(LoaderState state, AnchorName anchor, YNode node)
