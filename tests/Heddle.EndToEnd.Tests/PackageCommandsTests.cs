@@ -17,6 +17,15 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
     }
 
     [Fact]
+    public void Validate_EndlessConfiguration_IsRefusedAfterOneMiB()
+    {
+        var result = Heddle.Run("validate", sample.SampleDirectory, "--config", "/dev/zero");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("heddle: configuration '/dev/zero' is larger than 1.0 MiB; a configuration is a few lines\n", result.Stderr);
+    }
+
+    [Fact]
     public void Validate_SamplePackage_ExitsZero()
     {
         var result = Heddle.Run("validate", sample.Package, "--config", sample.Config);

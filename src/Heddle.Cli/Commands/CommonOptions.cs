@@ -12,6 +12,9 @@ internal static class CommonOptions
         return option;
     }
 
+    /// <summary>A text file the CLI reads whole (a configuration, a cluster file) may be at most this large.</summary>
+    public const long MaxTextFileBytes = 1 << 20;
+
     public static string RequireExistingFile(string path, string what)
     {
         if (!File.Exists(path))
@@ -20,6 +23,26 @@ internal static class CommonOptions
         }
 
         return path;
+    }
+
+    /// <summary>Reads a text file that must be small (a configuration): refused past <see cref="MaxTextFileBytes"/>, whatever it claims.</summary>
+    public static string ReadSmallText(string path, string what)
+    {
+        using var stream = File.OpenRead(RequireExistingFile(path, what));
+        var buffer = new byte[MaxTextFileBytes + 1];
+        var read = 0;
+        int n;
+        while (read < buffer.Length && (n = stream.Read(buffer, read, buffer.Length - read)) > 0)
+        {
+            read += n;
+        }
+
+        if (read > MaxTextFileBytes)
+        {
+            throw new UsageException($"{what} '{path}' is larger than {FormatBytes(MaxTextFileBytes)}; a {what} is a few lines");
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, read);
     }
 
     public static string FormatBytes(long bytes) => bytes switch

@@ -28,10 +28,11 @@ internal static class DeployCommands
         {
             var packagePath = CommonOptions.RequireExistingFile(parse.GetValue(package)!, "package");
             var configPath = CommonOptions.RequireExistingFile(parse.GetValue(config)!, "configuration");
+            var configuration = CommonOptions.ReadSmallText(configPath, "configuration");
             CheckLocally(packagePath);
             using var api = ClientConfig.Load().Connect();
             var upload = await api.UploadPackageAsync(packagePath, ct);
-            var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, await File.ReadAllTextAsync(configPath, ct), Path.GetFileName(configPath)), ct);
+            var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration, Path.GetFileName(configPath)), ct);
             return await ReportAcceptedAsync(console, api, accepted, parse.GetValue(wait), parse.GetValue(timeout), parse.GetValue(format) == "json", ct);
         });
         return command;

@@ -27,7 +27,7 @@ internal static class ValidateCommand
     {
         if (configPath is not null)
         {
-            CommonOptions.RequireExistingFile(configPath, "configuration");
+            CommonOptions.ReadSmallText(configPath, "configuration"); // refused past 1 MiB (or endless, as /dev/zero) before the parser reads it
         }
 
         var diagnostics = new DiagnosticBag();

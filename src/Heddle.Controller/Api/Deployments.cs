@@ -136,7 +136,10 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             }
 
             var old = service is null ? null : models.For(service);
-            var change = DeploymentChanges.Describe(service, old, packageSha256, next, service is null ? [] : store.ListInstances(name));
+            var instances = service is null ? [] : store.ListInstances(name);
+            var change = DeploymentChanges.Describe(service, old, packageSha256, next, instances);
+            var previousCompleted = service is not null && old is not null && instances.Count == old.Configuration.Roles.Sum(r => r.Instances)
+                && instances.All(i => i.Revision == service.Revision && i.RunningRevision == service.Revision && i.State == InstanceStates.Ready && !i.Draining);
             if (change.Refusal is not null)
             {
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Change not possible in place", $"{change.Refusal}; nothing was changed");
@@ -158,7 +161,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             {
                 var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
                 {
-                    VipCandidates = needsVip ? pool.Candidates : [], HistoryLimit = options.HistoryLimit, Walk = walk,
+                    VipCandidates = needsVip ? pool.Candidates : [], HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted,
                 };
                 if (!store.PutDeployment(write))
                 {

@@ -148,7 +148,8 @@ public sealed class SqliteClusterStore : IClusterStore
                     version = version + 1, last_revision = $r, walk = COALESCE($w, walk)
                 """, ("$n", write.Service), ("$t", write.Tenant), ("$r", write.Number), ("$p", write.PackageSha256), ("$c", write.Configuration), ("$u", Now()),
                 ("$v", (object?)vip ?? DBNull.Value), ("$w", (object?)walk ?? DBNull.Value));
-            Execute("UPDATE revisions SET outcome = $o WHERE service = $n AND outcome = $p", ("$n", write.Service), ("$o", RevisionOutcomes.Superseded), ("$p", RevisionOutcomes.InProgress));
+            Execute("UPDATE revisions SET outcome = $o WHERE service = $n AND outcome = $p", ("$n", write.Service),
+                ("$o", write.PreviousCompleted ? RevisionOutcomes.Completed : RevisionOutcomes.Superseded), ("$p", RevisionOutcomes.InProgress));
             Execute("""
                 INSERT OR REPLACE INTO revisions(service, number, package_sha256, configuration, created, changes, outcome) VALUES($n, $r, $p, $c, $u, $ch, $o)
                 """, ("$n", write.Service), ("$r", write.Number), ("$p", write.PackageSha256), ("$c", write.Configuration), ("$u", Now()), ("$ch", write.Changes),

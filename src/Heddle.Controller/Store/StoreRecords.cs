@@ -34,6 +34,9 @@ public sealed record DeploymentWrite(string Service, string Tenant, long Number,
 
     /// <summary>The upgrade that brings running instances to the new revision; null when none of them needs to change.</summary>
     public UpgradeWalk? Walk { get; init; }
+
+    /// <summary>The revision this one follows had every instance Ready when it was accepted: it is Completed, not Superseded.</summary>
+    public bool PreviousCompleted { get; init; }
 }
 
 /// <summary>One placed instance and what its node last reported of it.</summary>
