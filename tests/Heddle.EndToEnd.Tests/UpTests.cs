@@ -69,7 +69,7 @@ public sealed class UpTests : IDisposable
             // Through the VIP: repeated requests reach every web instance, and keep working while one is killed.
             string Curl(string url) => ProcessRunner.Run("curl", ["-sS", "--max-time", "5", url], TimeSpan.FromSeconds(10)).Stdout;
             var seen = await Poll.UntilAsync(() => Task.FromResult(Enumerable.Range(0, 60).Select(_ => Curl($"http://{vip}:8080/")).ToHashSet()),
-                s => s.Count == 3, TimeSpan.FromSeconds(10), "all three web instances through the VIP");
+                s => s.Count == 3, TimeSpan.FromSeconds(30), "all three web instances through the VIP");
             Assert.Equal(web.Select(i => $"hi from {i.GetProperty("id").GetString()}\n").Order(), seen.Order());
             var victim = web[0].GetProperty("pid").GetInt32();
             System.Diagnostics.Process.GetProcessById(victim).Kill();
