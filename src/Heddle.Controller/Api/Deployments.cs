@@ -138,8 +138,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             var old = service is null ? null : models.For(service);
             var instances = service is null ? [] : store.ListInstances(name);
             var change = DeploymentChanges.Describe(service, old, packageSha256, next, instances);
-            var previousCompleted = service is not null && old is not null && instances.Count == old.Configuration.Roles.Sum(r => r.Instances)
-                && instances.All(i => i.Revision == service.Revision && i.RunningRevision == service.Revision && i.State == InstanceStates.Ready && !i.Draining);
+            var previousCompleted = service is not null && old is not null && old.AllReadyAt(instances, service.Revision);
             if (change.Refusal is not null)
             {
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Change not possible in place", $"{change.Refusal}; nothing was changed");

@@ -59,7 +59,7 @@ public sealed partial class DeploymentReconciler(
         }
 
         var failures = _planner.Plan(pass, model, desired, nodes, ready, Published);
-        if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcomes.InProgress && AllReady(pass, model, desired))
+        if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcomes.InProgress && model.AllReadyAt(pass.Instances, desired))
         {
             pass.Outcome(desired, RevisionOutcomes.Completed);
         }
@@ -95,7 +95,7 @@ public sealed partial class DeploymentReconciler(
         });
         foreach (var mark in step.Marks)
         {
-            pass.Mark(pass.Instances.Single(i => (i.Role, i.Index) == (mark.Role, mark.Index)), mark.Revision, mark.Draining);
+            pass.Mark(pass.Find(mark.Role, mark.Index), mark.Revision, mark.Draining);
         }
 
         foreach (var instance in step.Restarts)
@@ -130,13 +130,6 @@ public sealed partial class DeploymentReconciler(
         pass.Events.AddRange(step.Events);
         pass.Requeue(step.RequeueAfter);
         return step.DesiredRevision ?? pass.Service.Revision;
-    }
-
-    private static bool AllReady(ServicePass pass, ServiceModel model, long revision)
-    {
-        var instances = pass.Instances;
-        return instances.Count == model.Configuration.Roles.Sum(r => r.Instances)
-            && instances.All(i => i.Revision == revision && i.RunningRevision == revision && i.State == InstanceStates.Ready && !i.Draining);
     }
 
     private ReconcileResult ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)

@@ -23,6 +23,8 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
     /// <summary>The instances as this pass leaves them.</summary>
     public IReadOnlyList<InstanceRecord> Instances => [.. _working.Values.OrderBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
 
+    public InstanceRecord Find(string role, int index) => _working[(role, index)];
+
     public long? DesiredRevision { get; private set; }
 
     public List<(string Kind, string Subject, string Message)> Events { get; } = [];
