@@ -26,7 +26,7 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly HttpClient _probes;
 
     private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
-        NodeTopology topology, ProcessDriver driver)
+        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers)
     {
         Options = options;
         Supervisor = supervisor;
@@ -35,7 +35,7 @@ public sealed class AgentHost : IAsyncDisposable
         _downloads = downloads;
         _probes = probes;
         Topology = topology;
-        Driver = driver;
+        Drivers = drivers;
         _connection = connection.RunAsync(_stop.Token);
         _rotation = RotateLogsAsync(_stop.Token);
     }
@@ -48,10 +48,13 @@ public sealed class AgentHost : IAsyncDisposable
 
     public NodeTopology Topology { get; }
 
-    public ProcessDriver Driver { get; }
+    public IReadOnlyList<IInstanceDriver> Drivers { get; }
 
     /// <summary>How this node's instances are isolated, in words: `heddle nodes` and the agent's log say it plainly.</summary>
     public string Isolation { get; private init; } = string.Empty;
+
+    /// <summary>Why this node cannot run containers, or null when it can.</summary>
+    public string? ContainerUnavailable { get; private init; }
 
     public Uri LogUrl => _logs.Url;
 
@@ -72,6 +75,12 @@ public sealed class AgentHost : IAsyncDisposable
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
 
         var driver = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
+        var container = Heddle.Agent.Drivers.Containers.ContainerDriver.Open(options.StateDirectory, cgroups, out var containerUnavailable);
+        var drivers = new Dictionary<string, IInstanceDriver>(StringComparer.Ordinal) { [driver.Name] = driver };
+        if (container is not null)
+        {
+            drivers[container.Name] = container;
+        }
         var downloads = new HttpClient { BaseAddress = options.ControllerApiUrl, Timeout = TimeSpan.FromMinutes(30) };
         downloads.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", options.JoinToken);
         var probes = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
@@ -80,7 +89,9 @@ public sealed class AgentHost : IAsyncDisposable
             Options = options,
             Topology = topology,
             Packages = new PackageCache(Path.Combine(options.StateDirectory, "cache"), downloads),
-            Driver = driver,
+            Drivers = drivers,
+            DriverUnavailable = containerUnavailable is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["container"] = containerUnavailable },
+            Images = new ImageCache(Path.Combine(options.StateDirectory, "images"), downloads),
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
             Time = TimeProvider.System,
@@ -111,8 +122,13 @@ public sealed class AgentHost : IAsyncDisposable
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
             : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, {driver.Isolation}";
         node.Isolation = isolation;
-        node.Drivers.Add(driver.Name); // the container driver is not built yet: a container role is never placed here
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, driver) { Isolation = isolation };
+        node.Drivers.AddRange(drivers.Keys.Order(StringComparer.Ordinal));
+        if (containerUnavailable is not null)
+        {
+            loggers.CreateLogger<AgentHost>().LogWarning("The container driver is unavailable on this node: {Reason}; container roles are not placed here", containerUnavailable);
+        }
+
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values]) { Isolation = isolation, ContainerUnavailable = containerUnavailable };
     }
 
     /// <summary>
@@ -177,7 +193,10 @@ public sealed class AgentHost : IAsyncDisposable
         if (StopInstancesOnExit)
         {
             await Supervisor.StopAllAsync();
-            Driver.ReleaseHost();
+            foreach (var driver in Drivers)
+            {
+                driver.ReleaseHost();
+            }
         }
         else
         {

@@ -22,6 +22,7 @@ public static class HeddleCli
             UpCommand.Create(console),
             DnsCommand.Create(console),
             LbCommand.Create(console),
+            ImageCommands.Create(console),
         };
         foreach (var command in DeployCommands.Create(console).Concat(RevisionCommands.Create(console)).Concat(ClusterCommands.Create(console)))
         {

@@ -99,6 +99,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();
         services.AddSingleton<Api.Deployments>();
+        services.AddSingleton<Api.Images>();
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<NodeHealthMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());
@@ -136,7 +137,7 @@ public sealed class ControllerHost : IAsyncDisposable
         return new ControllerHost(app, api, agent, secrets);
     }
 
-    /// <summary>The user API needs the API token; package downloads also accept the join token (agents fetch them).</summary>
+    /// <summary>The user API needs the API token; package and image downloads also accept the join token (agents fetch them).</summary>
     private static bool Authorized(HttpContext context, Secrets secrets)
     {
         var header = context.Request.Headers.Authorization.ToString();
@@ -145,7 +146,8 @@ public sealed class ControllerHost : IAsyncDisposable
             return true;
         }
 
-        return context.Request.Path.StartsWithSegments("/v1/packages") && HttpMethods.IsGet(context.Request.Method) && secrets.IsJoinToken(header);
+        return (context.Request.Path.StartsWithSegments("/v1/packages") || context.Request.Path.StartsWithSegments("/v1/images/blobs"))
+            && HttpMethods.IsGet(context.Request.Method) && secrets.IsJoinToken(header);
     }
 
     private static string Host(System.Net.IPAddress address) => address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();

@@ -68,6 +68,8 @@ public sealed class EventLog(IClusterStore store)
 public static class EventKinds
 {
     public const string DeploymentAccepted = "DeploymentAccepted";
+    public const string ImageImported = "ImageImported";
+    public const string ImageDeleted = "ImageDeleted";
     public const string InstancePlaced = "InstancePlaced";
     public const string InstanceMoved = "InstanceMoved";
     public const string InstanceRemoved = "InstanceRemoved";

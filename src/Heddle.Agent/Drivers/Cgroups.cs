@@ -21,6 +21,15 @@ internal sealed class Cgroups
 
     public string Version { get; }
 
+    /// <summary>Whether memory + swap can be capped (v1 with swap accounting, or v2).</summary>
+    public bool AccountsSwap => Version == "v2" || File.Exists(Path.Combine(Parents["memory"], "memory.memsw.limit_in_bytes"));
+
+    /// <summary>The instance's cgroup relative to each hierarchy's root (heddle/&lt;node&gt;/&lt;instance&gt;): runc's cgroupsPath.</summary>
+    public string RelativePath(string instance) => Path.GetRelativePath(Version == "v2" ? Root : Path.Combine(Root, "memory"), Folder(Version == "v2" ? "unified" : "memory", instance));
+
+    /// <summary>The memory nodes instances may use (those of Heddle's own cpuset).</summary>
+    public string Mems() => Read(Path.Combine(Parents[Version == "v2" ? "unified" : "cpuset"], Version == "v2" ? "cpuset.mems.effective" : "cpuset.mems"));
+
     /// <summary>v1: controller → its heddle/&lt;node&gt; folder; v2: "unified" → heddle/&lt;node&gt;.</summary>
     private IReadOnlyDictionary<string, string> Parents { get; }
 

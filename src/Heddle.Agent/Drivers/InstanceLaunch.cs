@@ -18,6 +18,12 @@ public sealed record InstanceLaunch
 
     public required IReadOnlyDictionary<string, string> Environment { get; init; }
 
+    /// <summary>The role's folder in the unpacked package (shared, never written).</summary>
+    public required string RoleDirectory { get; init; }
+
+    /// <summary>The unpacked base image, for a container role; null for a process role.</summary>
+    public string? ImageRootfs { get; init; }
+
     /// <summary>The service's own uid and gid; null when the agent is not root (the instance runs as the agent's user).</summary>
     public Isolation.Identity? RunAs { get; init; }
 
@@ -32,18 +38,27 @@ public sealed record InstanceLaunch
 public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child, string Instance);
 
 /// <summary>
-/// How instances are started: a small interface with one implementation per `driver:` of the model (process now,
-/// container later), chosen by name.
+/// How instances are started: a small interface with one implementation per `driver:` of the model (process and
+/// container), chosen by name.
 /// </summary>
 public interface IInstanceDriver
 {
     string Name { get; }
 
+    /// <summary>Makes the instance's disk (the process driver's copy of the role folder, the container's overlay); kept across restarts.</summary>
+    void PrepareDisk(InstanceLaunch launch);
+
+    /// <summary>Renames a freshly written heddle-instance.json (beside the instance folder) to where the instance reads it.</summary>
+    void PlaceDescription(InstanceLaunch launch, string partialFile);
+
     /// <summary>Runs one `simple` startup task to completion and returns its exit code.</summary>
     Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken);
 
     /// <summary>Starts the entry point (with the `background` startup tasks beside it).</summary>
-    RunningProcess Start(InstanceLaunch launch);
+    Task<RunningProcess> StartAsync(InstanceLaunch launch, CancellationToken cancellationToken);
+
+    /// <summary>Whether an instance an earlier agent started still runs (to adopt it).</summary>
+    bool IsRunning(string instanceId, int pid, long startTime);
 
     /// <summary>Waits for the process to end; returns its exit code when known.</summary>
     Task<int?> WaitForExitAsync(RunningProcess process, CancellationToken cancellationToken);
@@ -57,6 +72,9 @@ public interface IInstanceDriver
     /// <summary>Sends a signal to the entry point's process (SIGHUP: reload heddle-instance.json); false when it is gone.</summary>
     bool Signal(RunningProcess process, int signal);
 
-    /// <summary>Releases what the instance held on the host (its cgroups).</summary>
-    void Cleanup(string instanceId);
+    /// <summary>Releases what the instance held on the host (its cgroups, its disk; not its logs).</summary>
+    void Cleanup(string instanceId, string? directory);
+
+    /// <summary>Removes this agent's own host resources (a cluster's teardown, once every instance has stopped).</summary>
+    void ReleaseHost();
 }

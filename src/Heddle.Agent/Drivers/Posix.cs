@@ -19,6 +19,43 @@ public static partial class Posix
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, int owner, int group);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mount(string source, string target, string type, ulong flags, string? data);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int umount2(string target, int flags);
+
+    private const int MNT_DETACH = 2;
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int link(string oldPath, string newPath);
+
+    /// <summary>link(2): a second name for the same file (same file system only).</summary>
+    public static bool HardLink(string existing, string newPath) => link(existing, newPath) == 0;
+
+    /// <summary>mount(2); returns null on success, else the error in words.</summary>
+    public static string? Mount(string source, string target, string type, string? data) =>
+        mount(source, target, type, 0, data) == 0 ? null : Marshal.GetLastPInvokeErrorMessage();
+
+    /// <summary>Detaches a mount (lazily: it goes once nothing uses it); false when nothing was mounted there.</summary>
+    public static bool Unmount(string target) => umount2(target, MNT_DETACH) == 0;
+
+    /// <summary>Whether something is mounted exactly at <paramref name="path"/> (from /proc/self/mountinfo).</summary>
+    public static bool IsMountPoint(string path)
+    {
+        var full = Path.GetFullPath(path).TrimEnd('/');
+        try
+        {
+            return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && Unescape(f[4]) == full);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static string Unescape(string mountPath) => mountPath.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
+
     /// <summary>Changes a file's owner without following a symbolic link.</summary>
     public static bool LChown(string path, int uid, int gid) => lchown(path, uid, gid) == 0;
 

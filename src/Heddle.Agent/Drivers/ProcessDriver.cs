@@ -51,7 +51,59 @@ public sealed class ProcessDriver : IInstanceDriver
         }
     }
 
-    public RunningProcess Start(InstanceLaunch launch)
+    public Task<RunningProcess> StartAsync(InstanceLaunch launch, CancellationToken cancellationToken) => Task.FromResult(Start(launch));
+
+    public bool IsRunning(string instanceId, int pid, long startTime) => Posix.IsAlive(pid, startTime);
+
+    /// <summary>
+    /// A per-instance copy of the role folder as app/: instances may write to their working directory without touching
+    /// the shared cache or each other, and a copy of a role folder costs little next to starting the runtime in it.
+    /// When instances run as their service's uid, only app/ is given to the service, mode 0700.
+    /// </summary>
+    public void PrepareDisk(InstanceLaunch launch)
+    {
+        if (Directory.Exists(launch.WorkingDirectory))
+        {
+            return;
+        }
+
+        var staging = launch.WorkingDirectory + ".partial";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+
+        CopyTree(launch.RoleDirectory, staging);
+        if (launch.RunAs is { } owner)
+        {
+            Heddle.Agent.Isolation.StateFolders.Chown(staging, owner);
+            File.SetUnixFileMode(staging, Heddle.Agent.Isolation.StateFolders.Private);
+        }
+
+        Directory.Move(staging, launch.WorkingDirectory);
+    }
+
+    /// <summary>Renamed into app/: rename replaces whatever the instance put at that name (a link included) and never writes through it.</summary>
+    public void PlaceDescription(InstanceLaunch launch, string partialFile) =>
+        File.Move(partialFile, Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), overwrite: true);
+
+    private static void CopyTree(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.EnumerateFiles(source))
+        {
+            var destination = Path.Combine(target, Path.GetFileName(file));
+            File.Copy(file, destination);
+            File.SetUnixFileMode(destination, File.GetUnixFileMode(file) | UnixFileMode.UserWrite);
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(source))
+        {
+            CopyTree(dir, Path.Combine(target, Path.GetFileName(dir)));
+        }
+    }
+
+    internal RunningProcess Start(InstanceLaunch launch)
     {
         var background = launch.Role.Startup.Where(t => t.Type == StartupTaskType.Background).ToList();
         var script = WriteScript(launch, "launch.sh", background, launch.Role.EntryPoint.Command, launch.Role.EntryPoint.Args);
@@ -127,7 +179,22 @@ public sealed class ProcessDriver : IInstanceDriver
 
     public bool Signal(RunningProcess process, int signal) => Posix.IsAlive(process.Pid, process.StartTime) && Posix.Signal(process.Pid, signal);
 
-    public void Cleanup(string instanceId) => _cgroups?.Remove(instanceId);
+    /// <summary>The cgroups go, and the instance's writable folder (app/) with it; its logs stay for the log retention (the agent sweeps them).</summary>
+    public void Cleanup(string instanceId, string? directory)
+    {
+        _cgroups?.Remove(instanceId);
+        try
+        {
+            if (directory is not null && Directory.Exists(Path.Combine(directory, "app")))
+            {
+                Directory.Delete(Path.Combine(directory, "app"), recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The sweep removes what is left with the logs.
+        }
+    }
 
     private Process Spawn(InstanceLaunch launch, string script)
     {

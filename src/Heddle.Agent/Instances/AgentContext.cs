@@ -13,7 +13,14 @@ public sealed class AgentContext
 
     public required PackageCache Packages { get; init; }
 
-    public required IInstanceDriver Driver { get; init; }
+    /// <summary>The drivers this node can run, by the model's `driver:` name.</summary>
+    public required IReadOnlyDictionary<string, IInstanceDriver> Drivers { get; init; }
+
+    /// <summary>Why a driver this node lacks is unavailable (for the instance's Faulted reason).</summary>
+    public IReadOnlyDictionary<string, string> DriverUnavailable { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Base images for container roles.</summary>
+    public required ImageCache Images { get; init; }
 
     public required PortAllocator Ports { get; init; }
 

@@ -4,7 +4,8 @@ namespace Heddle.Agent.Instances;
 
 /// <summary>What the agent must remember about a running instance to adopt it after its own restart.</summary>
 /// <param name="SettingsKey">The settings the process last had (started with, or reloaded on SIGHUP): an adopted instance whose goal has others is signalled.</param>
-public sealed record JournalEntry(string Id, string SpecKey, long Generation, int Pid, long StartTime, Dictionary<string, int> Ports, string Directory, int Restarts, string? SettingsKey = null);
+/// <param name="Driver">The driver that started it (a journal written before the container driver existed names none: process).</param>
+public sealed record JournalEntry(string Id, string SpecKey, long Generation, int Pid, long StartTime, Dictionary<string, int> Ports, string Directory, int Restarts, string? SettingsKey = null, string? Driver = null);
 
 /// <summary>The instances this agent runs, on disk (written whole and renamed into place), so a new agent process can adopt them.</summary>
 public sealed class InstanceJournal(string path)

@@ -40,6 +40,7 @@ public sealed class InstanceRunner
     private InstanceGoal _goal;
     private string? _failure;
     private string? _lastStderr;
+    private IInstanceDriver _driver;
 
     public InstanceRunner(InstanceGoal goal, string specKey, AgentContext context, JournalEntry? adopted, Action<InstanceReport> report, Action journalChanged)
     {
@@ -51,6 +52,7 @@ public sealed class InstanceRunner
         _journalChanged = journalChanged;
         _restarts = adopted?.Restarts ?? 0;
         _peers = [.. goal.Peers];
+        _driver = context.Drivers.GetValueOrDefault(adopted?.Driver ?? "process") ?? context.Drivers["process"];
     }
 
     /// <summary>The goal it runs: replaced (same spec key) when only its peers, settings or revision label change.</summary>
@@ -118,7 +120,7 @@ public sealed class InstanceRunner
 
         if (settingsChanged && running is not null)
         {
-            _context.Driver.Signal(running, Posix.SIGHUP);
+            _driver.Signal(running, Posix.SIGHUP);
             _journalChanged(); // the journal remembers the settings the process now has
         }
 
@@ -168,7 +170,7 @@ public sealed class InstanceRunner
     {
         lock (_lock)
         {
-            return _running is { } r && _directory is not null ? new JournalEntry(_goal.InstanceId, SpecKey, _goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts, SettingsKey(_goal)) : null;
+            return _running is { } r && _directory is not null ? new JournalEntry(_goal.InstanceId, SpecKey, _goal.Generation, r.Pid, r.StartTime, new(_ports), _directory, _restarts, SettingsKey(_goal), _driver.Name) : null;
         }
     }
 
@@ -263,9 +265,34 @@ public sealed class InstanceRunner
             return null;
         }
 
+        var driverName = role.Driver == RoleDriver.Container ? "container" : "process";
+        if (!_context.Drivers.TryGetValue(driverName, out var driver))
+        {
+            Report(InstanceStates.Faulted, $"this node cannot run the {driverName} driver ({_context.DriverUnavailable.GetValueOrDefault(driverName, "unknown driver")})");
+            return null;
+        }
+
+        _driver = driver;
+        string? imageRootfs = null;
+        if (role.Driver == RoleDriver.Container)
+        {
+            for (var attempt = 1; imageRootfs is null; attempt++)
+            {
+                try
+                {
+                    imageRootfs = await _context.Images.GetAsync(Goal.ImageSha256, Goal.ImagePath, stop);
+                }
+                catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
+                {
+                    Report(InstanceStates.Faulted, $"image {role.Image} ({Goal.ImageSha256[..Math.Min(12, Goal.ImageSha256.Length)]}) could not be fetched: {e.Message}");
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
+                }
+            }
+        }
+
         var adopted = _adopted;
         var reload = false;
-        if (adopted is not null && Posix.IsAlive(adopted.Pid, adopted.StartTime))
+        if (adopted is not null && _driver.IsRunning(adopted.Id, adopted.Pid, adopted.StartTime))
         {
             lock (_lock)
             {
@@ -294,6 +321,8 @@ public sealed class InstanceRunner
             Id = Id,
             Role = role,
             Directory = _directory!,
+            RoleDirectory = package.RoleDirectory(Goal.Role),
+            ImageRootfs = imageRootfs,
             RealCpus = [.. Goal.Cpus.Select(_context.Topology.RealCpu)],
             MemoryMiB = Goal.MemoryMib,
             Environment = Environment(role),
@@ -301,13 +330,13 @@ public sealed class InstanceRunner
         };
         if (_running is null)
         {
-            PrepareDirectory(launch, package.RoleDirectory(Goal.Role));
+            PrepareDirectory(launch);
         }
 
         WriteDescription(launch);
         if (reload && _running is { } running)
         {
-            _context.Driver.Signal(running, Posix.SIGHUP);
+            _driver.Signal(running, Posix.SIGHUP);
             _journalChanged();
         }
 
@@ -331,14 +360,14 @@ public sealed class InstanceRunner
                     continue;
                 }
 
-                var code = await _context.Driver.RunStartupTaskAsync(launch, task, i + 1, stop);
+                var code = await _driver.RunStartupTaskAsync(launch, task, i + 1, stop);
                 if (code != 0)
                 {
                     return $"startup task {i + 1} ({task.Command}) exited with code {code}";
                 }
             }
 
-            var running = _context.Driver.Start(launch);
+            var running = await _driver.StartAsync(launch, stop);
             lock (_lock)
             {
                 _running = running;
@@ -350,7 +379,7 @@ public sealed class InstanceRunner
         var process = _running!;
         var (probe, interval, threshold) = ProbeFactory.For(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
         using var probing = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var exit = _context.Driver.WaitForExitAsync(process, probing.Token);
+        var exit = _driver.WaitForExitAsync(process, probing.Token);
         var failures = 0;
         var everReady = _state == InstanceStates.Ready;
         string? reason = null;
@@ -393,7 +422,7 @@ public sealed class InstanceRunner
         if (reason is null)
         {
             var code = await exit;
-            reason = _context.Driver.WhyEnded(process, launch)
+            reason = _driver.WhyEnded(process, launch)
                 ?? (code is null ? "exited (its exit code is unknown: it was adopted after an agent restart)" : $"exited with code {code}");
         }
         else
@@ -402,7 +431,7 @@ public sealed class InstanceRunner
         }
 
         // Whatever is left of its process group goes before the restart.
-        await _context.Driver.StopAsync(process, TimeSpan.FromSeconds(1), CancellationToken.None);
+        await _driver.StopAsync(process, TimeSpan.FromSeconds(1), CancellationToken.None);
         lock (_lock)
         {
             _running = null;
@@ -421,27 +450,10 @@ public sealed class InstanceRunner
 
         Report(InstanceStates.Stopping, null);
         await StopProcessAsync(_context.Options.StopGracePeriod);
-        _context.Driver.Cleanup(Id);
+        _driver.Cleanup(Id, _directory);
         _context.Ports.Release(_ports.Values);
-        RemoveDisk();
         Report(InstanceStates.Stopped, null);
         _journalChanged();
-    }
-
-    /// <summary>The instance's writable folder goes with it; its logs stay for the log retention (the agent sweeps them).</summary>
-    private void RemoveDisk()
-    {
-        try
-        {
-            if (_directory is not null && System.IO.Directory.Exists(Path.Combine(_directory, "app")))
-            {
-                System.IO.Directory.Delete(Path.Combine(_directory, "app"), recursive: true);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // The sweep removes what is left with the logs.
-        }
     }
 
     private async Task StopProcessAsync(TimeSpan grace)
@@ -454,7 +466,7 @@ public sealed class InstanceRunner
 
         if (running is not null)
         {
-            await _context.Driver.StopAsync(running, grace, CancellationToken.None);
+            await _driver.StopAsync(running, grace, CancellationToken.None);
         }
 
         lock (_lock)
@@ -508,13 +520,10 @@ public sealed class InstanceRunner
     }
 
     /// <summary>
-    /// A per-instance copy of the role folder: instances may write to their working directory without touching the
-    /// shared cache or each other, and a copy of a role folder costs little next to starting the runtime in it. When
-    /// instances run as their service's uid, the instance folder and its logs stay the agent's (the instance can
-    /// neither replace its launch scripts nor plant a link where the agent writes its logs) and only app/ is given to
-    /// the service, mode 0700, before anything of the instance runs.
+    /// The instance folder and its logs (the agent's: the instance can neither replace its launch files nor plant a
+    /// link where the agent writes its logs), then the driver's disk, before anything of the instance runs.
     /// </summary>
-    private void PrepareDirectory(InstanceLaunch launch, string roleDirectory)
+    private void PrepareDirectory(InstanceLaunch launch)
     {
         if (launch.RunAs is not null)
         {
@@ -528,23 +537,7 @@ public sealed class InstanceRunner
         }
 
         System.IO.Directory.CreateDirectory(Path.Combine(launch.Directory, "logs"));
-        if (!System.IO.Directory.Exists(launch.WorkingDirectory))
-        {
-            var staging = launch.WorkingDirectory + ".partial";
-            if (System.IO.Directory.Exists(staging))
-            {
-                System.IO.Directory.Delete(staging, recursive: true);
-            }
-
-            CopyTree(roleDirectory, staging);
-            if (launch.RunAs is { } owner)
-            {
-                Isolation.StateFolders.Chown(staging, owner);
-                File.SetUnixFileMode(staging, Isolation.StateFolders.Private);
-            }
-
-            System.IO.Directory.Move(staging, launch.WorkingDirectory);
-        }
+        _driver.PrepareDisk(launch);
     }
 
     /// <summary>heddle-instance.json in the working directory: what the environment says, plus the role's peers.</summary>
@@ -586,27 +579,10 @@ public sealed class InstanceRunner
                     ready = p.Ready,
                 }),
             };
-            // Written beside app/, in the agent's own folder, then renamed in: rename replaces whatever the instance put
-            // at that name (a link included) and never writes through it.
+            // Written in the agent's own folder, then renamed to where the driver lets the instance read it.
             var partial = Path.Combine(launch.Directory, "heddle-instance.json.partial");
             File.WriteAllText(partial, JsonSerializer.Serialize(description, DescriptionFormat));
-            File.Move(partial, Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), overwrite: true);
-        }
-    }
-
-    private static void CopyTree(string source, string target)
-    {
-        System.IO.Directory.CreateDirectory(target);
-        foreach (var file in System.IO.Directory.EnumerateFiles(source))
-        {
-            var destination = Path.Combine(target, Path.GetFileName(file));
-            File.Copy(file, destination);
-            File.SetUnixFileMode(destination, File.GetUnixFileMode(file) | UnixFileMode.UserWrite);
-        }
-
-        foreach (var dir in System.IO.Directory.EnumerateDirectories(source))
-        {
-            CopyTree(dir, Path.Combine(target, Path.GetFileName(dir)));
+            _driver.PlaceDescription(launch, partial);
         }
     }
 

@@ -123,7 +123,12 @@ public sealed class InstanceSupervisor
         }
 
         var needed = goal.Instances.Select(i => i.PackageSha256).ToHashSet(StringComparer.Ordinal);
-        _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ => _context.Packages.Evict(needed), TaskScheduler.Default);
+        var images = goal.Instances.Select(i => i.ImageSha256).Where(s => s.Length > 0).ToHashSet(StringComparer.Ordinal);
+        _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ =>
+        {
+            _context.Packages.Evict(needed);
+            _context.Images.Evict(images);
+        }, TaskScheduler.Default);
     }
 
     /// <summary>Ends supervision but leaves every instance running and journaled, for the next agent to adopt.</summary>
@@ -178,8 +183,9 @@ public sealed class InstanceSupervisor
 
     private async Task StopOrphanAsync(JournalEntry entry)
     {
-        await _context.Driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null, entry.Id), _context.Options.StopGracePeriod, CancellationToken.None);
-        _context.Driver.Cleanup(entry.Id);
+        var driver = _context.Drivers.GetValueOrDefault(entry.Driver ?? "process") ?? _context.Drivers["process"];
+        await driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null, entry.Id), _context.Options.StopGracePeriod, CancellationToken.None);
+        driver.Cleanup(entry.Id, entry.Directory);
         _report(new InstanceReport { InstanceId = entry.Id, State = Contracts.Api.InstanceStates.Stopped, Generation = entry.Generation });
         SaveJournal();
     }
@@ -198,5 +204,5 @@ public sealed class InstanceSupervisor
     /// keeps the generation when the role reloads its settings on SIGHUP.
     /// </summary>
     internal static string SpecKey(InstanceGoal goal) =>
-        $"{goal.Generation}|{goal.PackageSha256}|{string.Join(',', goal.Cpus)}|{goal.MemoryMib}";
+        $"{goal.Generation}|{goal.PackageSha256}|{string.Join(',', goal.Cpus)}|{goal.MemoryMib}{(goal.ImageSha256.Length > 0 ? "|" + goal.ImageSha256 : string.Empty)}";
 }

@@ -27,6 +27,14 @@ public static class LeftoverInstances
             cgroups?.Remove(entry.Id);
         }
 
+        // Containers: runc's state names them whether or not the journal still did; delete them and their disks.
+        killed += Drivers.Containers.ContainerDriver.StopLeftovers(agentStateDirectory,
+            journal.Load().Where(e => e.Driver == "container").Select(e => (e.Id, e.Directory)));
+        foreach (var entry in journal.Load())
+        {
+            cgroups?.Remove(entry.Id);
+        }
+
         journal.Save([]);
         cgroups?.RemoveAll();
         return killed;

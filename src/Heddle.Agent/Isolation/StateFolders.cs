@@ -8,6 +8,9 @@ namespace Heddle.Agent.Isolation;
 public static class StateFolders
 {
     public const UnixFileMode PassThrough = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+    /// <summary>0755: readable and passable by every user (a container's root, the layers of its file system).</summary>
+    public const UnixFileMode Shared = PassThrough | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
     public const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
     public static void Create(string path, UnixFileMode mode)

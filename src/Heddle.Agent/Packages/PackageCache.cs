@@ -1,6 +1,3 @@
-using System.Net;
-using System.Net.Http.Headers;
-using System.Security.Cryptography;
 using Heddle.Model.Definition;
 using Heddle.Model.Diagnostics;
 using Heddle.Model.Packages;
@@ -54,7 +51,7 @@ public sealed class PackageCache(string directory, HttpClient http)
             var target = Path.Combine(_unpacked, sha256);
             if (!System.IO.Directory.Exists(target))
             {
-                var blob = await DownloadAsync(sha256, relativeUrl, cancellationToken);
+                var blob = await BlobDownload.GetAsync(http, _downloads, sha256, relativeUrl, "package", cancellationToken);
                 Unpack(blob, target);
                 File.Delete(blob);
             }
@@ -100,54 +97,6 @@ public sealed class PackageCache(string directory, HttpClient http)
             }
             catch (IOException)
             {
-            }
-        }
-    }
-
-    private async Task<string> DownloadAsync(string sha256, string relativeUrl, CancellationToken cancellationToken)
-    {
-        System.IO.Directory.CreateDirectory(_downloads);
-        var partial = Path.Combine(_downloads, sha256 + ".partial");
-        for (var attempt = 1; ; attempt++)
-        {
-            var have = File.Exists(partial) ? new FileInfo(partial).Length : 0;
-            using var request = new HttpRequestMessage(HttpMethod.Get, relativeUrl);
-            if (have > 0)
-            {
-                request.Headers.Range = new RangeHeaderValue(have, null);
-            }
-
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
-            {
-                File.Delete(partial);
-                continue;
-            }
-
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new PackageCacheException($"downloading package {sha256[..12]} failed: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
-            }
-
-            // A server that ignores the range sends the whole blob: start over rather than append it.
-            var append = have > 0 && response.StatusCode == HttpStatusCode.PartialContent;
-            await using (var file = new FileStream(partial, append ? FileMode.Append : FileMode.Create, FileAccess.Write))
-            {
-                await response.Content.CopyToAsync(file, cancellationToken);
-            }
-
-            await using (var check = File.OpenRead(partial))
-            {
-                if (Convert.ToHexStringLower(await SHA256.HashDataAsync(check, cancellationToken)) == sha256)
-                {
-                    return partial;
-                }
-            }
-
-            File.Delete(partial);
-            if (attempt >= 3)
-            {
-                throw new PackageCacheException($"package {sha256[..12]} downloaded {attempt} times and never matched its hash ({DiagnosticCodes.HashMismatch})");
             }
         }
     }

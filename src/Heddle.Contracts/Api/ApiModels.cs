@@ -70,6 +70,12 @@ public static class UpgradeStates
     public const string RolledBack = "RolledBack";
 }
 
+/// <summary>A base image the controller holds (`heddle image list`).</summary>
+public sealed record ImageStatus(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, IReadOnlyList<string> UsedBy);
+
+/// <summary>The answer to an image upload: what it holds, and how many device files were left out (a container gets its own /dev).</summary>
+public sealed record ImageImported(string Name, string Sha256, long Bytes, int Files, int Directories, int Links, int DevicesSkipped, bool AlreadyPresent);
+
 public sealed record PackageUploaded(string Sha256, string Service, long Bytes, bool AlreadyPresent);
 
 public sealed record ServiceStatus
@@ -199,6 +205,8 @@ public static class ProblemTypes
     public const string NotFound = "https://heddle.dev/problems/not-found";
     public const string InvalidModel = "https://heddle.dev/problems/invalid-model";
     public const string InvalidPackage = "https://heddle.dev/problems/invalid-package";
+    public const string InvalidImage = "https://heddle.dev/problems/invalid-image";
+    public const string ImageMissing = "https://heddle.dev/problems/image-missing";
     public const string HashMismatch = "https://heddle.dev/problems/hash-mismatch";
     public const string PackageMissing = "https://heddle.dev/problems/package-missing";
     public const string Conflict = "https://heddle.dev/problems/conflict";

@@ -53,6 +53,26 @@ public sealed class HeddleApiClient : IDisposable
         return await SendAsync<PackageUploaded>(new HttpRequestMessage(HttpMethod.Put, $"v1/packages/{sha256}") { Content = body }, ct);
     }
 
+    /// <summary>Uploads an uncompressed root file system tarball as the base image <paramref name="name"/>.</summary>
+    public async Task<ImageImported> UploadImageAsync(string name, string tarPath, CancellationToken ct = default)
+    {
+        string sha256;
+        await using (var file = File.OpenRead(tarPath))
+        {
+            sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+        }
+
+        await using var content = File.OpenRead(tarPath);
+        using var body = new StreamContent(content);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        return await SendAsync<ImageImported>(new HttpRequestMessage(HttpMethod.Put, $"v1/images/{Uri.EscapeDataString(name)}?sha256={sha256}") { Content = body }, ct);
+    }
+
+    public Task<List<ImageStatus>> ListImagesAsync(CancellationToken ct = default) => GetAsync<List<ImageStatus>>("v1/images", ct);
+
+    public async Task DeleteImageAsync(string name, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/images/{Uri.EscapeDataString(name)}"), ct);
+
     public Task<DeploymentAccepted> DeployAsync(DeploymentRequest request, CancellationToken ct = default) =>
         SendAsync<DeploymentAccepted>(new HttpRequestMessage(HttpMethod.Post, "v1/deployments") { Content = JsonContent.Create(request, options: Json) }, ct);
 

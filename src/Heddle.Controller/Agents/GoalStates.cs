@@ -57,6 +57,12 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 Generation = instance.Generation,
                 Revision = instance.Revision,
             };
+            if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetImage(imageName) is { } image)
+            {
+                item.ImageSha256 = image.Sha256;
+                item.ImagePath = $"/v1/images/blobs/{image.Sha256}/content";
+            }
+
             item.Cpus.AddRange(instance.Cpus);
             if (!members.TryGetValue(instance.Service, out var all))
             {

@@ -26,6 +26,10 @@ internal static class ApiEndpoints
         v1.MapPut("/packages/{sha256}", PutPackageAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
+        v1.MapPut("/images/{name}", (string name, string? sha256, HttpRequest request, Images images, CancellationToken ct) => images.PutAsync(name, sha256, request, ct));
+        v1.MapGet("/images", (Images images) => images.List());
+        v1.MapDelete("/images/{name}", (string name, Images images) => images.Delete(name));
+        v1.MapGet("/images/blobs/{sha256}/content", (string sha256, Images images) => images.Content(sha256));
         v1.MapPost("/deployments", (DeploymentRequest request, Deployments deployments) => deployments.Deploy(request));
         v1.MapPost("/services/{name}/scale", (string name, ScaleRequest request, Deployments deployments) => deployments.Scale(name, request));
         v1.MapPost("/services/{name}/rollback", (string name, RollbackRequest? request, Deployments deployments, UpgradeControl control) =>

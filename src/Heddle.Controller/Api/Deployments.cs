@@ -42,6 +42,13 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 diagnostics.Sorted().Select(d => d.ToString()));
         }
 
+        var missing = definition.Roles.Where(r => r.Image is not null && store.GetImage(r.Image) is null).ToList();
+        if (missing.Count > 0)
+        {
+            return Problems.Invalid(ProblemTypes.ImageMissing, "Image missing", $"the cluster has no image for {missing.Count} container role(s); nothing was changed",
+                missing.Select(r => $"role {r.Name} runs in image '{r.Image}', which the cluster does not have: add it with 'heddle image build {r.Image}' (a Debian root file system) or 'heddle image import {r.Image} FILE.tar'"));
+        }
+
         return Accept(definition.Name, request.Tenant, request.PackageSha256, request.Configuration!, prefix: null);
     }
 

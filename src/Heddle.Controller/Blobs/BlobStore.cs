@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 
 namespace Heddle.Controller.Blobs;
 
-/// <summary>Package blobs on disk, named by their SHA-256. A blob appears only whole and verified.</summary>
+/// <summary>Package and image blobs on disk, named by their SHA-256. A blob appears only whole and verified.</summary>
 public sealed class BlobStore
 {
     private readonly string _directory;
@@ -19,7 +19,7 @@ public sealed class BlobStore
 
     /// <summary>Streams a blob to a temporary file, then keeps it only if its hash is the one claimed.</summary>
     /// <returns>The size, or null when the content's hash differs from <paramref name="sha256"/>.</returns>
-    public async Task<long?> PutAsync(string sha256, Stream content, long maxBytes, CancellationToken cancellationToken)
+    public async Task<long?> PutAsync(string sha256, Stream content, long maxBytes, CancellationToken cancellationToken, string what = "package")
     {
         var temporary = Path.Combine(_directory, $".{sha256}.{Guid.NewGuid():N}.upload");
         try
@@ -35,7 +35,7 @@ public sealed class BlobStore
                     size += read;
                     if (size > maxBytes)
                     {
-                        throw new InvalidDataException($"the package is larger than {maxBytes} bytes");
+                        throw new InvalidDataException($"the {what} is larger than {maxBytes} bytes");
                     }
 
                     hash.AppendData(buffer, 0, read);

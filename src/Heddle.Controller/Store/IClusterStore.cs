@@ -15,6 +15,16 @@ public interface IClusterStore : IDisposable
 
     PackageRecord? GetPackage(string sha256);
 
+    /// <summary>Records an image under its name; false (and nothing changed) when the name already means other content.</summary>
+    bool PutImage(ImageRecord image);
+
+    ImageRecord? GetImage(string name);
+
+    IReadOnlyList<ImageRecord> ListImages();
+
+    /// <summary>Forgets an image's name; false when there was none.</summary>
+    bool DeleteImage(string name);
+
     /// <summary>
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
     /// pending deletion; marks a previous revision still in progress without a walk Superseded; forgets revisions

@@ -39,6 +39,7 @@ public sealed class SqliteClusterStore : IClusterStore
             CREATE INDEX IF NOT EXISTS instances_by_node ON instances(node);
             CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL, fault_domain TEXT NOT NULL, labels TEXT NOT NULL,
                 memory_mib INTEGER NOT NULL, cores TEXT NOT NULL, log_url TEXT, condition TEXT NOT NULL, last_seen TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS images(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, files INTEGER NOT NULL, added TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL);
             """);
         Execute($"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '{SchemaVersion}'), ('generation', '0');");
@@ -119,6 +120,44 @@ public sealed class SqliteClusterStore : IClusterStore
                 r => new PackageRecord(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), Parse(r.GetString(4))), ("$s", sha256)).FirstOrDefault();
         }
     }
+
+    public bool PutImage(ImageRecord image)
+    {
+        lock (_lock)
+        {
+            Execute("INSERT OR IGNORE INTO images(name, sha256, bytes, files, added) VALUES($n, $s, $b, $f, $a)",
+                ("$n", image.Name), ("$s", image.Sha256), ("$b", image.Bytes), ("$f", image.Files), ("$a", Format(image.Added)));
+            return Scalar<string>("SELECT sha256 FROM images WHERE name = $n", ("$n", image.Name)) == image.Sha256;
+        }
+    }
+
+    public ImageRecord? GetImage(string name)
+    {
+        lock (_lock)
+        {
+            return Query("SELECT name, sha256, bytes, files, added FROM images WHERE name = $n", ReadImage, ("$n", name)).FirstOrDefault();
+        }
+    }
+
+    public IReadOnlyList<ImageRecord> ListImages()
+    {
+        lock (_lock)
+        {
+            return Query("SELECT name, sha256, bytes, files, added FROM images ORDER BY name", ReadImage);
+        }
+    }
+
+    public bool DeleteImage(string name)
+    {
+        lock (_lock)
+        {
+            var known = Scalar<string>("SELECT sha256 FROM images WHERE name = $n", ("$n", name)) is not null;
+            Execute("DELETE FROM images WHERE name = $n", ("$n", name));
+            return known;
+        }
+    }
+
+    private static ImageRecord ReadImage(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt32(3), Parse(r.GetString(4)));
 
     public bool PutDeployment(DeploymentWrite write)
     {

@@ -3,6 +3,9 @@ using Heddle.Controller.Upgrades;
 namespace Heddle.Controller.Store;
 
 /// <summary>A package the controller holds: its blob is in the blob store under <see cref="Sha256"/>.</summary>
+/// <summary>A base image: a name that always means the same content (names are never re-pointed), its blob and what it holds.</summary>
+public sealed record ImageRecord(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added);
+
 public sealed record PackageRecord(string Sha256, long Bytes, string Service, string ServiceYaml, DateTimeOffset Added);
 
 /// <summary>

@@ -33,6 +33,7 @@ public sealed class ContainmentTests : IDisposable
         var launch = new InstanceLaunch
         {
             Id = id,
+            RoleDirectory = "/nonexistent",
             Role = new RoleDefinition { Name = "contain", EntryPoint = new EntryPoint("/bin/sh", ["-c", script]), Size = new RoleSize(1, memoryMiB) { MaxProcesses = maxProcesses } },
             Directory = _directory.Combine(Guid.NewGuid().ToString("N")),
             RealCpus = [0],
@@ -47,7 +48,7 @@ public sealed class ContainmentTests : IDisposable
     private async Task StopAndCleanAsync(RunningProcess running)
     {
         await _driver.StopAsync(running, TimeSpan.FromSeconds(2), CancellationToken.None);
-        _driver.Cleanup(running.Instance);
+        _driver.Cleanup(running.Instance, null);
     }
 
     [Fact]

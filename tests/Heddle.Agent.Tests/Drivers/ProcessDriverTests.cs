@@ -15,6 +15,7 @@ public sealed class ProcessDriverTests : IDisposable
         var launch = new InstanceLaunch
         {
             Id = $"test/role/{Guid.NewGuid():N}",
+            RoleDirectory = "/nonexistent",
             Role = new RoleDefinition { Name = "role", EntryPoint = new EntryPoint(command, args), Startup = startup },
             Directory = _directory.Path,
             RealCpus = [0],

@@ -1,0 +1,130 @@
+using System.Text.RegularExpressions;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Blobs;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Model.Packages;
+using Heddle.Packaging;
+using Microsoft.AspNetCore.Http;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>
+/// Base images for container roles: root file system tarballs kept as content-addressed blobs (like packages), each
+/// under a name that always means the same content. A name is never re-pointed (a new build takes a new name, and
+/// a new package names it), so a revision's image cannot change under it; an image that a kept revision of any
+/// service names cannot be deleted.
+/// </summary>
+public sealed partial class Images(IClusterStore store, BlobStore blobs, ServiceModels models, EventLog events, TimeProvider time)
+{
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex NamePattern();
+
+    internal static string? NameError(string name) => NamePattern().IsMatch(name)
+        ? null
+        : $"'{name}' is not an image name: use 1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (for example debian-12)";
+
+    internal async Task<IResult> PutAsync(string name, string? sha256, HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (NameError(name) is { } error)
+        {
+            return Problems.Invalid(ProblemTypes.InvalidImage, "Bad image name", error);
+        }
+
+        if (sha256 is null || !Sha256Hex.IsValid(sha256))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidImage, "Bad image id", $"'{sha256}' is not a lower-case hex SHA-256; send ?sha256=<the tarball's SHA-256>");
+        }
+
+        if (store.GetImage(name) is { } existing)
+        {
+            return existing.Sha256 == sha256
+                ? Results.Ok(new ImageImported(name, sha256, existing.Bytes, existing.Files, 0, 0, 0, AlreadyPresent: true))
+                : Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
+                    $"image {name} already holds other content ({existing.Sha256[..12]}); names are never re-pointed, so running services keep their image: import it under a new name (such as {name}-2) and name that in the package, or 'heddle image delete {name}' first if no service uses it");
+        }
+
+        long? size;
+        try
+        {
+            size = await blobs.PutAsync(sha256, request.Body, RootfsLimits.Default.MaxArchiveBytes, cancellationToken, "image");
+        }
+        catch (InvalidDataException e)
+        {
+            return Problems.Invalid(ProblemTypes.InvalidImage, "Image too large", e.Message);
+        }
+
+        if (size is null)
+        {
+            return Problems.Invalid(ProblemTypes.HashMismatch, "Hash mismatch", $"the uploaded content does not have SHA-256 {sha256}; upload it again");
+        }
+
+        RootfsSummary summary;
+        try
+        {
+            await using var tar = File.OpenRead(blobs.PathOf(sha256));
+            summary = RootfsArchive.Check(tar, RootfsLimits.Default);
+        }
+        catch (RootfsArchiveException e)
+        {
+            if (!store.ListImages().Any(i => i.Sha256 == sha256))
+            {
+                File.Delete(blobs.PathOf(sha256));
+            }
+
+            return Problems.Invalid(ProblemTypes.InvalidImage, "Invalid image", $"the image is refused: {e.Message}; nothing was changed");
+        }
+
+        if (!store.PutImage(new ImageRecord(name, sha256, size.Value, summary.Files, time.GetUtcNow())))
+        {
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
+        }
+
+        events.Add(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}");
+        return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
+    }
+
+    internal IResult List() => Results.Ok(store.ListImages().Select(i => new ImageStatus(i.Name, i.Sha256, i.Bytes, i.Files, i.Added, UsedBy(i.Name))).ToList());
+
+    internal IResult Delete(string name)
+    {
+        var image = store.GetImage(name);
+        if (image is null)
+        {
+            return Unknown(name);
+        }
+
+        var users = UsedBy(name);
+        if (users.Count > 0)
+        {
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image in use",
+                $"image {name} is named by kept revisions of {string.Join(", ", users)}; delete those services (or let newer revisions push the old ones out of their history) first; nothing was changed");
+        }
+
+        store.DeleteImage(name);
+        if (!store.ListImages().Any(i => i.Sha256 == image.Sha256) && store.GetPackage(image.Sha256) is null)
+        {
+            File.Delete(blobs.PathOf(image.Sha256));
+        }
+
+        events.Add(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted");
+        return Results.NoContent();
+    }
+
+    internal IResult Content(string sha256) =>
+        Sha256Hex.IsValid(sha256) && blobs.Exists(sha256) && store.ListImages().Any(i => i.Sha256 == sha256)
+            ? Results.File(blobs.PathOf(sha256), "application/x-tar", enableRangeProcessing: true)
+            : Problems.NotFound($"no image {sha256}");
+
+    /// <summary>The services with a kept revision whose package names the image.</summary>
+    private List<string> UsedBy(string name) =>
+        [.. store.ListServices().Where(s => store.ListRevisions(s.Name).Any(r => models.For(r.PackageSha256, r.Configuration)?.Definition.Roles.Any(role => role.Image == name) == true))
+            .Select(s => s.Name).Order(StringComparer.Ordinal)];
+
+    internal IResult Unknown(string name)
+    {
+        var names = store.ListImages().Select(i => i.Name).ToList();
+        var nearest = Heddle.Model.Validation.Suggestions.Nearest(name, names);
+        return Problems.NotFound($"no image '{name}'{(nearest is not null ? $"; did you mean '{nearest}'?" : names.Count == 0 ? "; the cluster has no images: add one with 'heddle image build' or 'heddle image import'" : $"; images: {string.Join(", ", names)}")}");
+    }
+}
