@@ -75,7 +75,8 @@ public sealed class AgentHost : IAsyncDisposable
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
 
         var driver = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
-        var container = Heddle.Agent.Drivers.Containers.ContainerDriver.Open(options.StateDirectory, cgroups, out var containerUnavailable);
+        string? containerUnavailable = "disabled by --no-containers";
+        var container = options.UseContainers ? Heddle.Agent.Drivers.Containers.ContainerDriver.Open(options.StateDirectory, cgroups, out containerUnavailable) : null;
         var drivers = new Dictionary<string, IInstanceDriver>(StringComparer.Ordinal) { [driver.Name] = driver };
         if (container is not null)
         {

@@ -52,6 +52,9 @@ public sealed record AgentOptions
     /// <summary>Place instances in cpuset, memory and pids cgroups when the host allows (root). Default on.</summary>
     public bool UseCgroups { get; init; } = true;
 
+    /// <summary>Offer the container driver when this node can run it (root, cgroups, runc, overlay). Default on (`--no-containers`).</summary>
+    public bool UseContainers { get; init; } = true;
+
     /// <summary>As root, run each service's instances as a uid of its own from this range (`--uid-range`). Default 200000–265535.</summary>
     public int UidRangeStart { get; init; } = 200000;
 

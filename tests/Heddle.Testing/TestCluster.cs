@@ -32,7 +32,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     public string StateDirectory => _directory.Path;
 
-    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2)
+    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true)
     {
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
@@ -43,7 +43,7 @@ public sealed class TestCluster : IAsyncDisposable
             NodeTimeout = nodeTimeout ?? TimeSpan.FromSeconds(3),
             ResyncInterval = TimeSpan.FromSeconds(2),
         };
-        var cluster = new TestCluster(directory, options, coresPerNode);
+        var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers };
         cluster.Controller = await ControllerHost.StartAsync(options);
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken);
         for (var i = 0; i < nodes; i++)
@@ -74,7 +74,10 @@ public sealed class TestCluster : IAsyncDisposable
         HeartbeatInterval = TimeSpan.FromMilliseconds(250),
         StopGracePeriod = TimeSpan.FromSeconds(3),
         RestartBackoff = TimeSpan.FromMilliseconds(100),
+        UseContainers = _containers,
     };
+
+    private bool _containers = true;
 
     public async Task StartAgentAsync(int i)
     {

@@ -28,11 +28,12 @@ internal static class AgentCommand
         var backoff = Durations.Option("--restart-backoff", "First delay before restarting a crashed instance; doubles per crash in a row, up to 5 min", TimeSpan.FromSeconds(1));
         var stopOnExit = new Option<bool>("--stop-instances-on-exit") { Description = "Stop this node's instances when the agent exits (default: leave them running for the next agent)" };
         var noCgroups = new Option<bool>("--no-cgroups") { Description = "Do not place instances in cpuset/memory/pids cgroups (affinity only)" };
+        var noContainers = new Option<bool>("--no-containers") { Description = "Do not offer the container driver (roles with driver: container are then placed elsewhere)" };
         var uids = new Option<string>("--uid-range") { Description = "As root, each service's instances run as a uid of their own from this range (default 200000-265535)", DefaultValueFactory = _ => "200000-265535" };
         var retention = Durations.Option("--log-retention", "How long the logs of an instance that no longer exists are kept", TimeSpan.FromHours(24));
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, uids, retention,
+            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -82,6 +83,7 @@ internal static class AgentCommand
                 HeartbeatInterval = parse.GetValue(heartbeat),
                 RestartBackoff = parse.GetValue(backoff),
                 UseCgroups = !parse.GetValue(noCgroups),
+                UseContainers = !parse.GetValue(noContainers),
                 UidRangeStart = firstUid,
                 UidRangeEnd = lastUid,
                 LogRetention = parse.GetValue(retention),
