@@ -15,31 +15,35 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
 
-    private const string ServiceYaml = """
+    private static string ServiceYaml(bool container) => $$"""
         name: hostile
         upgradeDomains: 1
         roles:
           attacker:
+            {{(container ? "driver: container\n    image: python-test" : "driver: process")}}
             entryPoint: { command: python3, args: [-u, hostile.py] }
             size: { cores: 1, memoryMiB: 64, maxProcesses: 64 }
             settings: [StateDir, VictimDir, VictimPid]
         """;
 
-    private static string Package(TempDirectory work)
+    private static string Package(TempDirectory work, bool container)
     {
         var source = work.Combine("hostile-src");
         Directory.CreateDirectory(Path.Combine(source, "roles", "attacker"));
-        File.WriteAllText(Path.Combine(source, "service.yaml"), ServiceYaml);
+        File.WriteAllText(Path.Combine(source, "service.yaml"), ServiceYaml(container));
         File.Copy(Path.Combine(AppContext.BaseDirectory, "Hostile", "hostile.py"), Path.Combine(source, "roles", "attacker", "hostile.py"));
         var diagnostics = new DiagnosticBag();
         var output = work.Combine("hostile.hpkg");
         return PackageBuilder.Pack(source, output, diagnostics) is null ? throw new InvalidOperationException(string.Join("; ", diagnostics.Items)) : output;
     }
 
-    [Fact]
-    public async Task HostileTenant_EveryEscapeFails_AndTheOtherServiceKeepsServing()
+    [Theory]
+    [InlineData("process")]
+    [InlineData("container")]
+    public async Task HostileTenant_EveryEscapeFails_AndTheOtherServiceKeepsServing(string driver)
     {
         Assert.True(Heddle.Agent.Drivers.Posix.IsRoot, "the isolation tests run as root, as CI does");
+        var container = driver == "container";
         using var work = new TempDirectory();
         await using var cluster = await TestCluster.StartAsync(nodes: 1, coresPerNode: 6);
         await cluster.DeploySampleAsync();
@@ -49,39 +53,81 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         var url = $"http://{victim.NodeAddress}:{victim.Ports["http"]}/";
         Assert.Equal($"hi from {victim.Id}\n", await http.GetStringAsync(url));
 
-        var upload = await cluster.Api.UploadPackageAsync(Package(work));
+        if (container)
+        {
+            await cluster.Api.UploadImageAsync("python-test", TestImages.Tar(python: true));
+        }
+
+        var upload = await cluster.Api.UploadPackageAsync(Package(work, container));
         await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256,
             $"service: hostile\nroles:\n  attacker: {{ instances: 1, settings: {{ StateDir: \"{cluster.StateDirectory}\", VictimDir: \"{victimDir}\", VictimPid: \"{victim.Pid}\" }} }}\n"));
         var attacker = (await cluster.WaitUntilReadyAsync("hostile", 1, Deadline)).Instances.Single();
         var attackerDir = cluster.Agents[0]!.Supervisor.DirectoryOf(attacker.Id)!;
-        var results = Path.Combine(attackerDir, "app", "results.jsonl");
+        // The container's working folder is /app in its own upper layer; the process driver's is app/.
+        var app = container ? Path.Combine(attackerDir, "disk", "upper", "app") : Path.Combine(attackerDir, "app");
+        var results = Path.Combine(app, "results.jsonl");
         await Poll.UntilAsync(() => File.Exists(results) && File.ReadAllText(results).Contains("\"attempt\": \"done\""), Deadline, "the attacker to finish");
 
         var lines = File.ReadAllLines(results).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         lines.ForEach(l => output.WriteLine(l.ToString()));
         var managed = lines.Where(l => l.GetProperty("managed").GetBoolean()).Select(l => $"{l.GetProperty("attempt").GetString()}: {l.GetProperty("detail").GetString()}").ToList();
         Assert.True(managed.Count == 0, "the hostile tenant managed: " + string.Join(" | ", managed));
-        Assert.True(lines.Count >= 20, $"only {lines.Count} attempts were made: {string.Join(" | ", lines)}");
+        // In a container the node's package cache is not even there to be tried.
+        Assert.True(lines.Count >= (container ? 19 : 21), $"only {lines.Count} attempts were made: {string.Join(" | ", lines)}");
         Assert.NotEqual("0", lines.Single(l => l.GetProperty("attempt").GetString() == "done").GetProperty("detail").GetString());
 
         // The other service kept serving, from the same process.
         Assert.Equal($"hi from {victim.Id}\n", await http.GetStringAsync(url));
         Assert.Equal(victim.Pid, (await cluster.Api.GetServiceAsync("hello")).Instances.Single(i => i.Id == victim.Id).Pid);
 
-        // A child that made a session of its own does not outlive its service.
-        var survivor = int.Parse(File.ReadAllText(Path.Combine(attackerDir, "app", "survivor.pid")).Trim());
-        var survivorStart = Heddle.Agent.Drivers.Posix.StartTime(survivor);
-        Assert.NotNull(survivorStart);
+        // A child that made a session of its own does not outlive its service: every task of the attacker (on the
+        // host, whatever pid namespace it sees) is gone after the delete.
+        var tasks = HostPidsOf(attacker.Id);
+        Assert.True(tasks.Count >= 2, $"the attacker and its setsid child should be running; found {tasks.Count}");
         await cluster.Api.DeleteServiceAsync("hostile");
         await Poll.UntilAsync(() => cluster.Api.ListServicesAsync(), s => s.All(x => x.Name != "hostile"), Deadline, "hostile deleted");
-        await Poll.UntilAsync(() => !Heddle.Agent.Drivers.Posix.IsAlive(survivor, survivorStart!.Value), TimeSpan.FromSeconds(10), "the setsid child gone");
+        await Poll.UntilAsync(() => tasks.All(t => !Heddle.Agent.Drivers.Posix.IsAlive(t.Pid, t.Start)), TimeSpan.FromSeconds(10), "every task of the attacker gone");
+        if (container)
+        {
+            Assert.DoesNotContain(File.ReadAllLines("/proc/mounts"), l => l.Contains(attackerDir, StringComparison.Ordinal));
+            Assert.False(Directory.Exists(Path.Combine(attackerDir, "disk")), "the container's upper layer is left");
+        }
+    }
+
+    /// <summary>Host processes whose cgroups name the instance (the pids hierarchy: both drivers place every task there).</summary>
+    private static List<(int Pid, long Start)> HostPidsOf(string instanceId)
+    {
+        var name = "/" + string.Concat(instanceId.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
+        var found = new List<(int, long)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (File.ReadAllLines(Path.Combine(dir, "cgroup")).Any(l => l.Contains(":pids:", StringComparison.Ordinal) && l.EndsWith(name, StringComparison.Ordinal))
+                    && Heddle.Agent.Drivers.Posix.StartTime(pid) is { } start)
+                {
+                    found.Add((pid, start));
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return found;
     }
 
     [Fact]
     public async Task ContainerRole_OnNodesWithoutTheContainerDriver_IsNotPlaced_AndNeverRunsAsAProcess()
     {
         using var work = new TempDirectory();
-        await using var cluster = await TestCluster.StartAsync(nodes: 2);
+        await using var cluster = await TestCluster.StartAsync(nodes: 2, containers: false);
+        await cluster.Api.UploadImageAsync("debian-12", TestImages.Tar());
         var package = TestPackages.Build(work, "boxed", """
             name: boxed
             roles:
@@ -100,5 +146,27 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Empty((await cluster.Api.GetServiceAsync("boxed")).Instances);
         Assert.All(await cluster.Api.ListNodesAsync(), n => Assert.Equal(["process"], n.Drivers));
         Assert.Empty(cluster.InstanceProcesses());
+    }
+
+    [Fact]
+    public async Task AContainerRole_NamingAnImageTheClusterLacks_IsRefused_WithTheCommandThatAddsIt()
+    {
+        using var work = new TempDirectory();
+        await using var cluster = await TestCluster.StartAsync(nodes: 1);
+        var package = TestPackages.Build(work, "boxed", """
+            name: boxed
+            roles:
+              box:
+                driver: container
+                image: debian-13
+                entryPoint: { command: /bin/sleep, args: ["600"] }
+                size: { cores: 1, memoryMiB: 64 }
+            """);
+        var upload = await cluster.Api.UploadPackageAsync(package);
+
+        var refused = await Assert.ThrowsAsync<HeddleApiException>(() => cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, "service: boxed\nroles:\n  box: { instances: 1 }\n")));
+
+        Assert.Contains("role box runs in image 'debian-13', which the cluster does not have: add it with 'heddle image build debian-13'", string.Join(" ", refused.Errors));
+        Assert.Empty(await cluster.Api.ListServicesAsync());
     }
 }

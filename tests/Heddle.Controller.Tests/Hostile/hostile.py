@@ -71,6 +71,9 @@ for cache in glob.glob(f"{state}/agents/*/cache"):
     attempt(f"write into the package cache {cache}", lambda c=cache: open(f"{c}/planted", "w").write("owned"))
 attempt("list the agents' instance folders", lambda: os.listdir(f"{state}/agents/n1/instances"))
 
+# The system's programs (the host's, or the image's in a container).
+attempt("rewrite /bin/sh", lambda: open("/bin/sh", "ab").write(b"owned"))
+
 # Privilege: become root again.
 attempt("become root", lambda: os.setuid(0))
 
