@@ -37,18 +37,26 @@ internal static class DeployHarness
         Console.WriteLine();
         Console.WriteLine("target: under 1 s for 3 instances. References: Kubernetes' SLO is 5 s p99 pod startup with the image already pulled;");
         Console.WriteLine("the cloud fabric Heddle imitates took 20-30 minutes to deploy a service.");
+        Console.WriteLine();
+        DriverComparison.Run(heddle, trials);
         return 0;
     }
 
     private static async Task<double> TrialAsync(string heddle, string package, int instances)
     {
         await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 12);
+        var upload = await cluster.Api.UploadPackageAsync(package);
+        var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
+        return await AcceptedToReadyAsync(cluster, new DeploymentRequest(upload.Sha256, configuration), instances);
+    }
+
+    /// <summary>Seconds from the deploy's acceptance to the last of <paramref name="instances"/> Ready events on the live stream.</summary>
+    internal static async Task<double> AcceptedToReadyAsync(BenchCluster cluster, DeploymentRequest request, int instances)
+    {
         var api = cluster.Api;
-        var upload = await api.UploadPackageAsync(package);
         var last = await cluster.LastEventIdAsync();
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var ready = new HashSet<string>(StringComparer.Ordinal);
-        var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
         var watch = Task.Run(async () =>
         {
             await foreach (var e in api.FollowEventsAsync(last, cancel.Token))
@@ -61,7 +69,7 @@ internal static class DeployHarness
 
             throw new InvalidOperationException("the event stream ended");
         });
-        await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration));
+        await api.DeployAsync(request);
         var accepted = Stopwatch.GetTimestamp();
         var done = await watch;
         await cancel.CancelAsync();

@@ -34,8 +34,30 @@ public sealed record InstanceLaunch
     public string StderrPath => Path.Combine(Directory, "logs", "stderr.log");
 }
 
-/// <summary>A started (or adopted) instance process: the leader of its own process group; <see cref="Instance"/> names its cgroups.</summary>
-public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child, string Instance);
+/// <summary>
+/// A started (or adopted) instance: the entry point's pid (the leader of its own process group, or a container's
+/// PID 1 as the host sees it); <see cref="Child"/> is what the agent started and can wait for (the launch script,
+/// or runc); <see cref="Instance"/> names its cgroups.
+/// </summary>
+public sealed record RunningProcess(int Pid, long StartTime, System.Diagnostics.Process? Child, string Instance)
+{
+    /// <summary>The exit code of what the agent started; null for an adopted instance, whose end can only be seen (an earlier agent started it).</summary>
+    public async Task<int?> WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        if (Child is { } child)
+        {
+            await child.WaitForExitAsync(cancellationToken);
+            return child.ExitCode;
+        }
+
+        while (Posix.IsAlive(Pid, StartTime))
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+
+        return null;
+    }
+}
 
 /// <summary>
 /// How instances are started: a small interface with one implementation per `driver:` of the model (process and

@@ -17,11 +17,12 @@ public sealed class ProcessDriver : IInstanceDriver
     private const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     private readonly Cgroups? _cgroups;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _oomKillsAtStart = new(StringComparer.Ordinal);
+    private readonly OomWatch? _oom;
 
     internal ProcessDriver(Cgroups? cgroups, string? cgroupsUnavailable)
     {
         _cgroups = cgroups;
+        _oom = cgroups is null ? null : new OomWatch(cgroups);
         CgroupsUnavailable = cgroupsUnavailable;
     }
 
@@ -107,41 +108,15 @@ public sealed class ProcessDriver : IInstanceDriver
     {
         var background = launch.Role.Startup.Where(t => t.Type == StartupTaskType.Background).ToList();
         var script = WriteScript(launch, "launch.sh", background, launch.Role.EntryPoint.Command, launch.Role.EntryPoint.Args);
-        _oomKillsAtStart[launch.Id] = _cgroups?.OomKills(launch.Id) ?? 0;
+        _oom?.Started(launch.Id);
         var process = Spawn(launch, script);
         var startTime = Posix.StartTime(process.Id) ?? 0;
         return new RunningProcess(process.Id, startTime, process, launch.Id);
     }
 
-    public string? WhyEnded(RunningProcess process, InstanceLaunch launch)
-    {
-        if (_cgroups is null)
-        {
-            return null;
-        }
+    public string? WhyEnded(RunningProcess process, InstanceLaunch launch) => _oom?.WhyEnded(launch.Id, launch.MemoryMiB);
 
-        var now = _cgroups.OomKills(launch.Id);
-        var before = _oomKillsAtStart.GetValueOrDefault(launch.Id, now);
-        _oomKillsAtStart[launch.Id] = now;
-        return now > before ? $"out of memory (limit {launch.MemoryMiB} MiB)" : null;
-    }
-
-    public async Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken)
-    {
-        if (running.Child is { } child)
-        {
-            await child.WaitForExitAsync(cancellationToken);
-            return child.ExitCode;
-        }
-
-        // An adopted process is not our child: its exit can only be seen, not waited for.
-        while (Posix.IsAlive(running.Pid, running.StartTime))
-        {
-            await Task.Delay(200, cancellationToken);
-        }
-
-        return null;
-    }
+    public Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken) => running.WaitForExitAsync(cancellationToken);
 
     /// <summary>
     /// SIGTERM to the process group and every task in the instance's cgroups (descendants that made a session of their
@@ -183,6 +158,7 @@ public sealed class ProcessDriver : IInstanceDriver
     public void Cleanup(string instanceId, string? directory)
     {
         _cgroups?.Remove(instanceId);
+        _oom?.Forget(instanceId);
         try
         {
             if (directory is not null && Directory.Exists(Path.Combine(directory, "app")))

@@ -19,12 +19,13 @@ public sealed class ContainerDriver : IInstanceDriver
 
     private readonly Runc _runc;
     private readonly Cgroups _cgroups;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _oomKillsAtStart = new(StringComparer.Ordinal);
+    private readonly OomWatch _oom;
 
     private ContainerDriver(Runc runc, Cgroups cgroups)
     {
         _runc = runc;
         _cgroups = cgroups;
+        _oom = new OomWatch(cgroups);
     }
 
     public string Name => "container";
@@ -191,7 +192,7 @@ public sealed class ContainerDriver : IInstanceDriver
             ? [launch.Role.EntryPoint.Command, .. launch.Role.EntryPoint.Args]
             : ["/bin/sh", "-c", string.Concat(background.Select(t => string.Join(' ', new[] { t.Command }.Concat(t.Args).Select(ProcessDriver.Quote)) + " & ")) + "exec \"$0\" \"$@\"",
                 launch.Role.EntryPoint.Command, .. launch.Role.EntryPoint.Args];
-        _oomKillsAtStart[launch.Id] = _cgroups.OomKills(launch.Id);
+        _oom.Started(launch.Id);
         return Task.FromResult(Launch(launch, ContainerId(launch.Id), args, "main"));
     }
 
@@ -252,22 +253,7 @@ public sealed class ContainerDriver : IInstanceDriver
     public bool IsRunning(string instanceId, int pid, long startTime) =>
         Posix.IsAlive(pid, startTime) && _runc.State(ContainerId(instanceId)) is { Status: "running" } state && state.Pid == pid;
 
-    public async Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken)
-    {
-        if (running.Child is { } child)
-        {
-            await child.WaitForExitAsync(cancellationToken);
-            return child.ExitCode;
-        }
-
-        // An adopted container's runc belongs to the agent that started it: its end can only be seen.
-        while (Posix.IsAlive(running.Pid, running.StartTime))
-        {
-            await Task.Delay(100, cancellationToken);
-        }
-
-        return null;
-    }
+    public Task<int?> WaitForExitAsync(RunningProcess running, CancellationToken cancellationToken) => running.WaitForExitAsync(cancellationToken);
 
     /// <summary>
     /// `runc kill TERM`, the grace period, `runc kill KILL` (PID 1's end takes every process of its pid namespace with
@@ -304,13 +290,7 @@ public sealed class ContainerDriver : IInstanceDriver
 
     private bool Running(RunningProcess running) => Posix.IsAlive(running.Pid, running.StartTime) || _cgroups.Tasks(running.Instance).Count > 0;
 
-    public string? WhyEnded(RunningProcess process, InstanceLaunch launch)
-    {
-        var now = _cgroups.OomKills(launch.Id);
-        var before = _oomKillsAtStart.GetValueOrDefault(launch.Id, now);
-        _oomKillsAtStart[launch.Id] = now;
-        return now > before ? $"out of memory (limit {launch.MemoryMiB} MiB)" : null;
-    }
+    public string? WhyEnded(RunningProcess process, InstanceLaunch launch) => _oom.WhyEnded(launch.Id, launch.MemoryMiB);
 
     public bool Signal(RunningProcess process, int signal) => Posix.IsAlive(process.Pid, process.StartTime) && Posix.Signal(process.Pid, signal);
 
@@ -319,7 +299,7 @@ public sealed class ContainerDriver : IInstanceDriver
     {
         _runc.Delete(ContainerId(instanceId));
         _cgroups.Remove(instanceId);
-        _oomKillsAtStart.TryRemove(instanceId, out _);
+        _oom.Forget(instanceId);
         if (directory is not null)
         {
             RemoveDisk(directory);
