@@ -72,6 +72,10 @@ public static class ServiceDefinitionParser
         return definition;
     }
 
+    /// <summary>How base images are named (`heddle image build NAME`): lower-case letters, digits, '.', '_', '-'.</summary>
+    public static bool IsImageName(string name) =>
+        name.Length is > 0 and <= 63 && char.IsAsciiLetterLower(name[0]) | char.IsAsciiDigit(name[0]) && name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-');
+
     private static string? ReadServiceName(SchemaReader reader, Fields fields)
     {
         if (fields.Required("name") is not { } node || reader.String(node, "name") is not { } name)
@@ -88,7 +92,7 @@ public static class ServiceDefinitionParser
         var subject = $"role '{roleName}'";
         reader.CheckName(entry.Key, "role name", Names.IsDnsLabel, Names.DnsLabelRule);
         var fields = reader.Object(entry.Value, subject,
-            "driver", "image", "entryPoint", "size", "endpoints", "probe", "settings", "environment", "startup", "constraints", "onSettingsChange");
+            "driver", "image", "entryPoint", "size", "endpoints", "probe", "settings", "environment", "startup", "constraints", "onSettingsChange", "network");
         if (fields is null)
         {
             return null;
@@ -105,6 +109,17 @@ public static class ServiceDefinitionParser
         {
             reader.Report(fields.KeyOf("image")!, DiagnosticCodes.ImageOnProcessRole,
                 $"{subject} names an image but runs with driver 'process'; remove 'image' or set driver: container");
+        }
+
+        if (image is not null && fields["image"] is YScalar imageNode)
+        {
+            reader.CheckName(imageNode, "image name", IsImageName, "1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit");
+        }
+
+        if (reader.String(fields["network"], $"{subject} network") is { } network && network != "host")
+        {
+            reader.Report(fields["network"]!, DiagnosticCodes.NetworkNotSupported,
+                $"{subject} asks for network '{network}', which Heddle does not offer yet: instances of both drivers use the node's network, with ports the agent assigns (network: host)");
         }
 
         var entryPoint = ReadEntryPoint(reader, fields.Required("entryPoint", " (command and args to start the role)"), $"{subject} entryPoint");

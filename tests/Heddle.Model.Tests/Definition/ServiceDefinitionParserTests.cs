@@ -265,6 +265,24 @@ public sealed class ServiceDefinitionParserTests
     }
 
     [Fact]
+    public void Parse_ANetworkOtherThanHost_IsRefused_SayingWhatInstancesGet()
+    {
+        var (_, accepted) = ModelText.Definition("name: a\nroles:\n  web:\n    driver: container\n    image: debian-12\n    network: host\n    entryPoint: { command: x }\n");
+        var (_, refused) = ModelText.Definition("name: a\nroles:\n  web:\n    driver: container\n    image: debian-12\n    network: bridge\n    entryPoint: { command: x }\n");
+
+        Assert.Empty(accepted);
+        Assert.Contains("asks for network 'bridge'", ModelText.Single(refused, DiagnosticCodes.NetworkNotSupported, 6, 14).Message);
+    }
+
+    [Fact]
+    public void Parse_AnImageNameHeddleCannotStore_IsRefused()
+    {
+        var (_, diagnostics) = ModelText.Definition("name: a\nroles:\n  web:\n    driver: container\n    image: Debian:12\n    entryPoint: { command: x }\n");
+
+        Assert.Contains("image name", ModelText.Single(diagnostics, DiagnosticCodes.BadName, 5, 12).Message);
+    }
+
+    [Fact]
     public void Parse_ImageOnProcessRole_IsReported()
     {
         var (_, diagnostics) = ModelText.Definition("name: a\nroles:\n  web:\n    image: debian-12\n    entryPoint: { command: x }\n");
