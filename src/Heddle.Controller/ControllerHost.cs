@@ -100,6 +100,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<DeploymentReconciler>();
         services.AddSingleton<Api.Deployments>();
         services.AddSingleton<Api.Images>();
+        services.AddSingleton<Api.Swaps>();
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<NodeHealthMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());

@@ -69,6 +69,7 @@ public static class EventKinds
 {
     public const string DeploymentAccepted = "DeploymentAccepted";
     public const string ImageImported = "ImageImported";
+    public const string SlotsSwapped = "SlotsSwapped";
     public const string ImageDeleted = "ImageDeleted";
     public const string InstancePlaced = "InstancePlaced";
     public const string InstanceMoved = "InstanceMoved";

@@ -20,8 +20,9 @@ internal static class ClusterCommands
     private static Command Status(CliConsole console)
     {
         var service = new Argument<string?>("service") { Description = "A service (default: all)", Arity = ArgumentArity.ZeroOrOne };
+        var slot = DeployCommands.SlotOption("Only this slot (with -o json: production unless given)");
         var format = CommonOptions.Format();
-        var command = new Command("status", "Show services, or one service with its instances") { service, format };
+        var command = new Command("status", "Show services, or one service with its instances (both slots)") { service, slot, format };
         command.SetAction(async (parse, ct) =>
         {
             using var api = ClientConfig.Load().Connect();
@@ -31,20 +32,33 @@ internal static class ClusterCommands
                 var all = await api.ListServicesAsync(ct);
                 if (!Json(console, parse.GetValue(format), all))
                 {
-                    var table = new Table("SERVICE", "STATE", "REVISION", "READY", "VIP", "PACKAGE");
-                    all.ForEach(s => table.Add(s.Name, s.State, s.Revision, $"{s.ReadyInstances}/{s.DesiredInstances}", s.Vip, s.PackageSha256[..12]));
+                    var table = new Table("SERVICE", "SLOT", "STATE", "REVISION", "READY", "VIP", "PACKAGE");
+                    all.ForEach(s => table.Add(s.Name, s.Slot, s.State, s.Revision, $"{s.ReadyInstances}/{s.DesiredInstances}", s.Vip, s.PackageSha256[..12]));
                     table.Write(console.Out);
                 }
 
                 return ExitCodes.Ok;
             }
 
-            var status = await api.GetServiceAsync(name, ct);
-            if (!Json(console, parse.GetValue(format), status))
+            if (parse.GetValue(format) == "json")
+            {
+                console.WriteJson(await api.GetServiceAsync(name, parse.GetValue(slot), ct));
+                return ExitCodes.Ok;
+            }
+
+            // Text: every slot the service has (or the one asked for).
+            var slots = (await api.ListServicesAsync(ct)).Where(s => s.Name == name && (parse.GetValue(slot) is not { } only || s.Slot == only)).OrderBy(s => s.Slot == "staging").ToList();
+            if (slots.Count == 0)
+            {
+                slots.Add(await api.GetServiceAsync(name, parse.GetValue(slot), ct)); // says why there is none
+            }
+
+            foreach (var status in slots)
             {
                 var vip = status.Vip is null ? string.Empty : $", VIP {status.Vip}";
                 var upgrade = status.Upgrade is null or UpgradeStates.Completed ? string.Empty : $", upgrade {status.Upgrade}{(status.UpgradeReason is { } why ? $" ({why})" : string.Empty)}";
-                console.Out.WriteLine($"service {status.Name}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}{upgrade}");
+                var slotText = slots.Count > 1 || status.Slot != "production" ? $" [{status.Slot}: {status.DnsName}, deployment {status.Deployment}]" : string.Empty;
+                console.Out.WriteLine($"service {status.Name}{slotText}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}{upgrade}");
                 WriteInstances(console, status.Instances);
             }
 

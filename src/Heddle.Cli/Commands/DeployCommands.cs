@@ -14,6 +14,31 @@ internal static class DeployCommands
     {
         yield return Deploy(console);
         yield return Delete(console);
+        yield return Swap(console);
+    }
+
+    private static Command Swap(CliConsole console)
+    {
+        var service = new Argument<string>("service") { Description = "The service whose production and staging slots to exchange" };
+        var format = CommonOptions.Format();
+        var command = new Command("swap", "Make staging production and production staging: the VIPs and DNS names stay, the instances behind them change") { service, format };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = ClientConfig.Load().Connect();
+            var done = await api.SwapAsync(parse.GetValue(service)!, ct);
+            if (parse.GetValue(format) == "json")
+            {
+                console.WriteJson(done);
+            }
+            else
+            {
+                console.Out.WriteLine($"swapped {done.Service}: production is revision {done.ProductionRevision} ({done.Production}) on {done.ProductionVip ?? "no VIP"}; "
+                    + $"staging is revision {done.StagingRevision} ({done.Staging}) on {done.StagingVip ?? "no VIP"}; 'heddle swap {done.Service}' again goes back");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
     }
 
     private static Command Deploy(CliConsole console)
@@ -22,8 +47,9 @@ internal static class DeployCommands
         var config = new Option<string>("--config", "-c") { Description = "The model configuration (<service>.config.yaml)", Required = true };
         var wait = new Option<bool>("--wait") { Description = "Show progress until every instance is Ready (exit 0) or one faults (exit 1)" };
         var timeout = Durations.Option("--timeout", "How long --wait waits", TimeSpan.FromMinutes(5));
+        var slot = SlotOption("The slot to deploy into: production (default) or staging, which runs beside production on a VIP and DNS name of its own");
         var format = CommonOptions.Format();
-        var command = new Command("deploy", "Deploy a service package with its model configuration") { package, config, wait, timeout, format };
+        var command = new Command("deploy", "Deploy a service package with its model configuration") { package, config, slot, wait, timeout, format };
         command.SetAction(async (parse, ct) =>
         {
             var packagePath = CommonOptions.RequireExistingFile(parse.GetValue(package)!, "package");
@@ -32,7 +58,7 @@ internal static class DeployCommands
             CheckLocally(packagePath);
             using var api = ClientConfig.Load().Connect();
             var upload = await api.UploadPackageAsync(packagePath, ct);
-            var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration, Path.GetFileName(configPath)), ct);
+            var accepted = await api.DeployAsync(new DeploymentRequest(upload.Sha256, configuration, Path.GetFileName(configPath), Slot: parse.GetValue(slot)), ct);
             return await ReportAcceptedAsync(console, api, accepted, parse.GetValue(wait), parse.GetValue(timeout), parse.GetValue(format) == "json", ct);
         });
         return command;
@@ -43,13 +69,19 @@ internal static class DeployCommands
         var service = new Argument<string>("service") { Description = "The service to delete" };
         var wait = new Option<bool>("--wait") { Description = "Wait until every instance has stopped and the service is gone" };
         var timeout = Durations.Option("--timeout", "How long --wait waits", TimeSpan.FromMinutes(2));
+        var slot = SlotOption("Delete only this slot (staging); without it, every slot of the service goes");
         var format = CommonOptions.Format();
-        var command = new Command("delete", "Delete a service: stop its instances and forget it") { service, wait, timeout, format };
+        var command = new Command("delete", "Delete a service: stop its instances and forget it") { service, slot, wait, timeout, format };
         command.SetAction(async (parse, ct) =>
         {
             var name = parse.GetValue(service)!;
             using var api = ClientConfig.Load().Connect();
-            await api.DeleteServiceAsync(name, ct);
+            await api.DeleteServiceAsync(name, parse.GetValue(slot), ct);
+            if (parse.GetValue(slot) is { } only)
+            {
+                name = (await api.ListServicesAsync(ct)).FirstOrDefault(s => s.Name == name && s.Slot == only)?.Deployment ?? name;
+            }
+
             if (parse.GetValue(format) == "json")
             {
                 // Quiet progress; one object at the end.
@@ -95,11 +127,22 @@ internal static class DeployCommands
     /// Says what was accepted and, with --wait, follows it: an upgrade walk until it ends (exit 0 when it completes,
     /// 1 when it rolled back or paused), otherwise until every instance is Ready at the new revision.
     /// </summary>
+    /// <summary>What to follow a deployment by: its slot's own key (the API takes it where a service name goes).</summary>
+    private static string Followed(DeploymentAccepted accepted) => accepted.Deployment.Length > 0 ? accepted.Deployment : accepted.Service;
+
+    internal static Option<string?> SlotOption(string description)
+    {
+        var option = new Option<string?>("--slot") { Description = description };
+        option.AcceptOnlyFromAmong("production", "staging");
+        return option;
+    }
+
     internal static async Task<int> ReportAcceptedAsync(CliConsole console, HeddleApiClient api, DeploymentAccepted accepted, bool wait, TimeSpan timeout, bool json, CancellationToken ct)
     {
         if (!json)
         {
-            console.Out.WriteLine($"deployment accepted: service {accepted.Service}, revision {accepted.Revision}, package {accepted.PackageSha256[..12]}");
+            var inSlot = accepted.Slot == "production" ? string.Empty : $" ({accepted.Slot} slot)";
+            console.Out.WriteLine($"deployment accepted: service {accepted.Service}{inSlot}, revision {accepted.Revision}, package {accepted.PackageSha256[..12]}");
             if (accepted.Changes.Length > 0)
             {
                 console.Out.WriteLine($"  changes: {accepted.Changes}{(accepted.Upgrade ? "; upgrading one upgrade domain at a time" : string.Empty)}");
@@ -118,7 +161,7 @@ internal static class DeployCommands
 
         if (accepted.Upgrade)
         {
-            var (exit, upgrade) = await UpgradeWatcher.FollowAsync(console, api, accepted.Service, accepted.Revision, timeout, quiet: json, stopWhenWaiting: false, ct);
+            var (exit, upgrade) = await UpgradeWatcher.FollowAsync(console, api, Followed(accepted), accepted.Revision, timeout, quiet: json, stopWhenWaiting: false, ct);
             if (json)
             {
                 console.WriteJson(upgrade);
@@ -127,7 +170,7 @@ internal static class DeployCommands
             return exit;
         }
 
-        var (ok, status) = await WaitForReadyAsync(console, api, accepted.Service, accepted.Revision, timeout, quiet: json, ct);
+        var (ok, status) = await WaitForReadyAsync(console, api, Followed(accepted), accepted.Revision, timeout, quiet: json, ct);
         if (json)
         {
             console.WriteJson(status);

@@ -1,10 +1,15 @@
 namespace Heddle.Contracts.Api;
 
 /// <summary>POST /v1/deployments: deploy (or re-deploy) a service from an uploaded package and a model configuration.</summary>
-public sealed record DeploymentRequest(string PackageSha256, string Configuration, string? ConfigurationFileName = null, string? Tenant = null);
+/// <param name="Slot">production (default) or staging: each slot of a service is a deployment of its own, with its own VIP.</param>
+public sealed record DeploymentRequest(string PackageSha256, string Configuration, string? ConfigurationFileName = null, string? Tenant = null, string? Slot = null);
 
 /// <summary>A new revision was recorded. <see cref="Upgrade"/> says whether running instances are walked to it one upgrade domain at a time.</summary>
-public sealed record DeploymentAccepted(string Service, long Revision, string PackageSha256, string Changes = "", bool Upgrade = false);
+/// <param name="Deployment">The slot's deployment key (hello, hello@2): what to follow the deployment by.</param>
+public sealed record DeploymentAccepted(string Service, long Revision, string PackageSha256, string Changes = "", bool Upgrade = false, string Slot = "production", string Deployment = "");
+
+/// <summary>POST /v1/services/{name}/swap: what each slot holds now.</summary>
+public sealed record SwapDone(string Service, string Production, long ProductionRevision, string? ProductionVip, string Staging, long StagingRevision, string? StagingVip);
 
 /// <summary>POST /v1/services/{name}/scale: a new revision with one role's instance count changed; nothing else restarts.</summary>
 public sealed record ScaleRequest(string Role, int Instances);
@@ -80,7 +85,17 @@ public sealed record PackageUploaded(string Sha256, string Service, long Bytes, 
 
 public sealed record ServiceStatus
 {
+    /// <summary>The service's name, as users give it.</summary>
     public required string Name { get; init; }
+
+    /// <summary>production or staging.</summary>
+    public string Slot { get; init; } = "production";
+
+    /// <summary>This deployment's own key: its instance ids start with it (hello, or hello@2 for a second deployment).</summary>
+    public string Deployment { get; init; } = string.Empty;
+
+    /// <summary>Its name in the cluster zone: the service's name, or &lt;service&gt;.staging.</summary>
+    public string DnsName { get; init; } = string.Empty;
 
     public required string Tenant { get; init; }
 

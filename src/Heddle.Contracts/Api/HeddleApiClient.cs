@@ -78,6 +78,20 @@ public sealed class HeddleApiClient : IDisposable
 
     public Task<ServiceStatus> GetServiceAsync(string name, CancellationToken ct = default) => GetAsync<ServiceStatus>($"v1/services/{Uri.EscapeDataString(name)}", ct);
 
+    /// <summary>One slot of a service (production when <paramref name="slot"/> is null).</summary>
+    public Task<ServiceStatus> GetServiceAsync(string name, string? slot, CancellationToken ct = default) =>
+        GetAsync<ServiceStatus>($"v1/services/{Uri.EscapeDataString(name)}{SlotQuery(slot)}", ct);
+
+    /// <summary>Exchanges the service's production and staging slots (their VIPs follow the slot names).</summary>
+    public Task<SwapDone> SwapAsync(string name, CancellationToken ct = default) =>
+        SendAsync<SwapDone>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(name)}/swap"), ct);
+
+    /// <summary>Deletes one slot of a service, or (slot null) the whole service.</summary>
+    public async Task DeleteServiceAsync(string name, string? slot, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/services/{Uri.EscapeDataString(name)}{SlotQuery(slot)}"), ct);
+
+    private static string SlotQuery(string? slot) => slot is null ? string.Empty : $"?slot={Uri.EscapeDataString(slot)}";
+
     public Task<DeploymentAccepted> ScaleAsync(string service, string role, int instances, CancellationToken ct = default) =>
         SendAsync<DeploymentAccepted>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/scale")
         {
@@ -128,6 +142,8 @@ public sealed class HeddleApiClient : IDisposable
     }
 
     public Task<DnsRecordSet> GetDnsRecordsAsync(CancellationToken ct = default) => GetAsync<DnsRecordSet>("v1/dns/records", ct);
+
+    public Task<LoadBalancerConfig> GetLoadBalancerConfigAsync(CancellationToken ct = default) => GetAsync<LoadBalancerConfig>("v1/lb/config", ct);
 
     /// <summary>The DNS record set now, then a whole new one at each change (server-sent events).</summary>
     public IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync(CancellationToken ct = default) => FollowAsync<DnsRecordSet>("v1/dns/records?follow=true", ct);

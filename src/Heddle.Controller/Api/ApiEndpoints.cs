@@ -31,23 +31,24 @@ internal static class ApiEndpoints
         v1.MapDelete("/images/{name}", (string name, Images images) => images.Delete(name));
         v1.MapGet("/images/blobs/{sha256}/content", (string sha256, Images images) => images.Content(sha256));
         v1.MapPost("/deployments", (DeploymentRequest request, Deployments deployments) => deployments.Deploy(request));
-        v1.MapPost("/services/{name}/scale", (string name, ScaleRequest request, Deployments deployments) => deployments.Scale(name, request));
-        v1.MapPost("/services/{name}/rollback", (string name, RollbackRequest? request, Deployments deployments, UpgradeControl control) =>
-            deployments.Rollback(name, request ?? new RollbackRequest(), control));
-        v1.MapGet("/services/{name}/revisions", (string name, IClusterStore store) => store.GetService(name) is { } s
-            ? Results.Ok(store.ListRevisions(name).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == s.Revision)).ToList())
-            : UnknownService(name, store));
-        v1.MapGet("/services/{name}/upgrade", (string name, UpgradeControl control) => control.Status(name));
-        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, UpgradeControl control) =>
+        v1.MapPost("/services/{name}/scale", (string name, string? slot, ScaleRequest request, Deployments deployments, IClusterStore store) =>
+            Slotted(store, name, slot, key => deployments.Scale(key, request)));
+        v1.MapPost("/services/{name}/rollback", (string name, string? slot, RollbackRequest? request, Deployments deployments, UpgradeControl control, IClusterStore store) =>
+            Slotted(store, name, slot, key => deployments.Rollback(key, request ?? new RollbackRequest(), control)));
+        v1.MapGet("/services/{name}/revisions", (string name, string? slot, IClusterStore store) => Slotted(store, name, slot, key =>
+            Results.Ok(store.ListRevisions(key).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == store.GetService(key)?.Revision)).ToList())));
+        v1.MapGet("/services/{name}/upgrade", (string name, string? slot, UpgradeControl control, IClusterStore store) => Slotted(store, name, slot, control.Status));
+        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, string? slot, UpgradeControl control, IClusterStore store) =>
             Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed) && action.All(char.IsLetter)
-                ? control.Act(name, parsed)
+                ? Slotted(store, name, slot, key => control.Act(key, parsed))
                 : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
+        v1.MapPost("/services/{name}/swap", (string name, Swaps swaps, CancellationToken ct) => swaps.SwapAsync(name, ct));
         v1.MapGet("/services", (IClusterStore store, ServiceModels models) => Results.Ok(store.ListServices().Select(s => Describe(s, store, models)).ToList()));
-        v1.MapGet("/services/{name}", (string name, IClusterStore store, ServiceModels models) =>
-            store.GetService(name) is { } s ? Results.Ok(Describe(s, store, models)) : UnknownService(name, store));
+        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models) =>
+            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models))));
         v1.MapDelete("/services/{name}", Delete);
-        v1.MapGet("/instances", (string? service, IClusterStore store) =>
-            service is not null && store.GetService(service) is null ? UnknownService(service, store) : Results.Ok(Instances(store, service)));
+        v1.MapGet("/instances", (string? service, string? slot, IClusterStore store) =>
+            service is null ? Results.Ok(Instances(store, null)) : Slotted(store, service, slot, key => Results.Ok(Instances(store, key))));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapGet("/events", Events.GetAsync);
         v1.MapGet("/dns/records", (HttpContext c, Dns.DnsRecordSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
@@ -99,21 +100,47 @@ internal static class ApiEndpoints
         return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
     }
 
-    private static IResult Delete(string name, IClusterStore store, WorkQueue queue, EventLog events)
+    /// <summary>Runs <paramref name="act"/> on the deployment the name and slot mean, or answers why there is none.</summary>
+    private static IResult Slotted(IClusterStore store, string name, string? slot, Func<string, IResult> act)
     {
-        if (!store.MarkDeleting(name))
+        var (service, problem) = ServiceSlots.Find(store, name, slot);
+        return service is null ? problem! : act(service.Name);
+    }
+
+    /// <summary>Deletes one slot (`?slot=staging`), or, without a slot, the service: every slot of it.</summary>
+    private static IResult Delete(string name, string? slot, IClusterStore store, WorkQueue queue, EventLog events)
+    {
+        List<ServiceRecord> targets;
+        if (slot is null && store.ListServices().Where(s => s.Family == name).ToList() is { Count: > 0 } all)
         {
-            return UnknownService(name, store);
+            targets = all;
+        }
+        else
+        {
+            var (service, problem) = ServiceSlots.Find(store, name, slot);
+            if (service is null)
+            {
+                return problem!;
+            }
+
+            targets = [service];
         }
 
-        events.Add(EventKinds.ServiceDeleting, name, "deleting: its instances are being stopped");
-        queue.Add(name);
+        foreach (var target in targets)
+        {
+            if (store.MarkDeleting(target.Name))
+            {
+                events.Add(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped");
+                queue.Add(target.Name);
+            }
+        }
+
         return Results.Accepted($"/v1/services/{name}");
     }
 
     internal static IResult UnknownService(string name, IClusterStore store)
     {
-        var names = store.ListServices().Select(s => s.Name).ToList();
+        var names = store.ListServices().Select(s => s.Family).Distinct().ToList();
         var nearest = Suggestions.Nearest(name, names);
         var hint = nearest is not null ? $"; did you mean '{nearest}'?" : names.Count == 0 ? "; no service is deployed" : $"; deployed services: {string.Join(", ", names)}";
         return Problems.NotFound($"no service '{name}'{hint}");
@@ -124,7 +151,10 @@ internal static class ApiEndpoints
         var instances = Instances(store, service.Name);
         return new ServiceStatus
         {
-            Name = service.Name,
+            Name = service.Family,
+            Slot = service.Slot,
+            Deployment = service.Name,
+            DnsName = service.DnsName,
             Tenant = service.Tenant,
             Revision = service.Revision,
             PackageSha256 = service.PackageSha256,

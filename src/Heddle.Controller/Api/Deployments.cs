@@ -49,7 +49,13 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 missing.Select(r => $"role {r.Name} runs in image '{r.Image}', which the cluster does not have: add it with 'heddle image build {r.Image}' (a Debian root file system) or 'heddle image import {r.Image} FILE.tar'"));
         }
 
-        return Accept(definition.Name, request.Tenant, request.PackageSha256, request.Configuration!, prefix: null);
+        var slot = string.IsNullOrEmpty(request.Slot) ? Slots.Production : request.Slot;
+        if (!Slots.IsKnown(slot))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidModel, "Unknown slot", $"'{slot}' is not a slot; deploy to '{Slots.Production}' (the default) or '{Slots.Staging}'; nothing was changed");
+        }
+
+        return Accept(definition.Name, slot, request.Tenant, request.PackageSha256, request.Configuration!, prefix: null);
     }
 
     internal IResult Scale(string name, ScaleRequest request)
@@ -85,7 +91,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Cannot scale", $"{error}; deploy a configuration with the count instead");
         }
 
-        return Accept(name, service.Tenant, service.PackageSha256, edited, prefix: null);
+        return Accept(service.Family, service.Slot, service.Tenant, service.PackageSha256, edited, prefix: null);
     }
 
     internal IResult Rollback(string name, RollbackRequest request, UpgradeControl control)
@@ -114,7 +120,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 : Problems.NotFound($"service {name} has no revision {request.To} (kept: {numbers}; see 'heddle history {name}')");
         }
 
-        return Accept(name, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
+        return Accept(service.Family, service.Slot, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
     }
 
     internal static string InProgressSentence(ServiceRecord service)
@@ -125,12 +131,15 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             + $"wait for it to end, or use 'heddle upgrade pause|resume|rollback {service.Name}' (see 'heddle upgrade status {service.Name}')";
     }
 
-    private IResult Accept(string name, string? tenantAsked, string packageSha256, string configuration, string? prefix)
+    private IResult Accept(string family, string slot, string? tenantAsked, string packageSha256, string configuration, string? prefix)
     {
         var next = models.For(packageSha256, configuration)!;
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
-            var service = store.GetService(name);
+            var all = store.ListServices();
+            var service = all.FirstOrDefault(s => s.Family == family && s.Slot == slot);
+            var name = service?.Name ?? ServiceSlots.FreeKey(store, family);
+            var sibling = all.FirstOrDefault(s => s.Family == family && s.Slot != slot);
             if (service is { Deleting: true })
             {
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service being deleted",
@@ -161,13 +170,15 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 }
                 : null;
             var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
-            var tenant = string.IsNullOrWhiteSpace(tenantAsked) ? service?.Tenant ?? ApiEndpoints.DefaultTenant : tenantAsked;
+            // The slots of a service are one tenant's: a new slot takes the other's tenant unless the request names one.
+            var tenant = string.IsNullOrWhiteSpace(tenantAsked) ? service?.Tenant ?? sibling?.Tenant ?? ApiEndpoints.DefaultTenant : tenantAsked;
             var needsVip = options.VipPool is not null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
             try
             {
                 var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
                 {
                     VipCandidates = needsVip ? pool.Candidates : [], HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted,
+                    Family = family, Slot = slot,
                 };
                 if (!store.PutDeployment(write))
                 {
@@ -179,6 +190,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{e.Message}; delete a service or widen --vip-pool");
             }
 
+
             var count = next.Configuration.Roles.Sum(r => r.Instances);
             events.Add(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");
             if (walk is not null)
@@ -188,9 +200,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             }
 
             queue.Add(name);
-            return Results.Accepted($"/v1/services/{name}", new DeploymentAccepted(name, number, packageSha256, changes, walk is not null));
+            return Results.Accepted($"/v1/services/{family}{(slot == Slots.Production ? string.Empty : $"?slot={slot}")}", new DeploymentAccepted(family, number, packageSha256, changes, walk is not null, slot, name));
         }
 
-        return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Changed meanwhile", $"service {name} kept changing while this change was being accepted; try again");
+        return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Changed meanwhile", $"service {family} kept changing while this change was being accepted; try again");
     }
 }

@@ -28,7 +28,7 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models, E
                     .OrderBy(i => i.Index)
                     .Select(i => new DnsInstance(i.Index, addresses[i.Node], Endpoints(role, i))),
             ])).ToList();
-            services.Add(new DnsService(service.Name, service.Vip is null ? [] : [service.Vip], roles));
+            services.Add(new DnsService(service.DnsName, service.Vip is null ? [] : [service.Vip], roles));
         }
 
         return new DnsRecordSet { Serial = 1, Services = services };

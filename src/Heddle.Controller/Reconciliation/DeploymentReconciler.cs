@@ -134,9 +134,11 @@ public sealed partial class DeploymentReconciler(
 
     private ReconcileResult ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)
     {
-        // Stopped instances are gone. Instances on nodes that cannot answer are forgotten: a node that returns is
-        // told to stop what it no longer owns.
-        var gone = instances.Where(i => i.State == InstanceStates.Stopped || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
+        // Stopped instances are gone, and so are Pending ones no agent has reported on: a service deleted right after
+        // it was placed may never reach an agent's goal state, and then nothing would ever report them Stopped (an
+        // agent that did start one stops it all the same: its goal no longer has it). Instances on nodes that cannot
+        // answer are forgotten: a node that returns is told to stop what it no longer owns.
+        var gone = instances.Where(i => i.State is InstanceStates.Stopped or InstanceStates.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
         if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Version, [], gone)))
         {
             return ReconcileResult.Retry;

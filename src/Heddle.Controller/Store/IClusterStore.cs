@@ -46,6 +46,12 @@ public interface IClusterStore : IDisposable
     /// <summary>Marks the service for deletion (its instances are stopped, then it is removed). False if unknown.</summary>
     bool MarkDeleting(string name);
 
+    /// <summary>
+    /// Exchanges the slots and VIPs of two deployments of one service, in one transaction; false (nothing changed)
+    /// when either is no longer at the version given.
+    /// </summary>
+    bool SwapSlots(string first, long firstVersion, string second, long secondVersion);
+
     void RemoveService(string name);
 
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);

@@ -14,7 +14,7 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public sealed class SqliteClusterStore : IClusterStore
 {
-    private const int SchemaVersion = 2;
+    private const int SchemaVersion = 3;
     private static readonly JsonSerializerOptions WalkFormat = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
 
     private readonly SqliteConnection _db;
@@ -67,6 +67,10 @@ public sealed class SqliteClusterStore : IClusterStore
         AddColumns("instances", ("revision", "INTEGER NOT NULL DEFAULT 0"), ("running_revision", "INTEGER NOT NULL DEFAULT 0"), ("draining", "INTEGER NOT NULL DEFAULT 0"),
             ("ready_since", "TEXT"), ("last_failure", "TEXT"), ("last_stderr", "TEXT"));
         AddColumns("nodes", ("isolation", "TEXT"), ("drivers", "TEXT NOT NULL DEFAULT '[\"process\"]'"));
+        // Schema 3: slots. A deployment made before belongs to the service of its own name, in production.
+        AddColumns("services", ("family", "TEXT"), ("slot", "TEXT NOT NULL DEFAULT 'production'"));
+        Execute("UPDATE services SET family = name WHERE family IS NULL");
+        Execute("CREATE UNIQUE INDEX IF NOT EXISTS services_by_slot ON services(family, slot);");
         using var tx = _db.BeginTransaction();
         Execute("UPDATE services SET last_revision = revision WHERE last_revision < revision");
         Execute("""
@@ -180,13 +184,18 @@ public sealed class SqliteClusterStore : IClusterStore
             }
 
             var walk = write.Walk is null ? null : JsonSerializer.Serialize(write.Walk, WalkFormat);
+            if (current is null && Scalar<string>("SELECT name FROM services WHERE family = $f AND slot = $s", ("$f", write.Family ?? write.Service), ("$s", write.Slot)) is not null)
+            {
+                return false; // another deployment took this slot meanwhile
+            }
+
             Execute("""
-                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk)
-                VALUES($n, $t, $r, $p, $c, 0, $u, $v, 1, $r, $w)
+                INSERT INTO services(name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk, family, slot)
+                VALUES($n, $t, $r, $p, $c, 0, $u, $v, 1, $r, $w, $f, $s)
                 ON CONFLICT(name) DO UPDATE SET tenant = $t, revision = $r, package_sha256 = $p, configuration = $c, deleting = 0, updated = $u, vip = $v,
                     version = version + 1, last_revision = $r, walk = COALESCE($w, walk)
                 """, ("$n", write.Service), ("$t", write.Tenant), ("$r", write.Number), ("$p", write.PackageSha256), ("$c", write.Configuration), ("$u", Now()),
-                ("$v", (object?)vip ?? DBNull.Value), ("$w", (object?)walk ?? DBNull.Value));
+                ("$v", (object?)vip ?? DBNull.Value), ("$w", (object?)walk ?? DBNull.Value), ("$f", write.Family ?? write.Service), ("$s", write.Slot));
             Execute("UPDATE revisions SET outcome = $o WHERE service = $n AND outcome = $p", ("$n", write.Service),
                 ("$o", write.PreviousCompleted ? RevisionOutcomes.Completed : RevisionOutcomes.Superseded), ("$p", RevisionOutcomes.InProgress));
             Execute("""
@@ -233,6 +242,30 @@ public sealed class SqliteClusterStore : IClusterStore
         lock (_lock)
         {
             return Query(ServiceSelect + " ORDER BY name", ReadService);
+        }
+    }
+
+    public bool SwapSlots(string first, long firstVersion, string second, long secondVersion)
+    {
+        lock (_lock)
+        {
+            using var tx = _db.BeginTransaction();
+            var rows = Query("SELECT name, version, vip, slot FROM services WHERE name IN ($a, $b)",
+                r => (Name: r.GetString(0), Version: r.GetInt64(1), Vip: r.IsDBNull(2) ? null : r.GetString(2), Slot: r.GetString(3)), ("$a", first), ("$b", second))
+                .ToDictionary(r => r.Name, StringComparer.Ordinal);
+            if (!rows.TryGetValue(first, out var a) || !rows.TryGetValue(second, out var b) || a.Version != firstVersion || b.Version != secondVersion)
+            {
+                return false;
+            }
+
+            // Through a moment with neither: (family, slot) and the VIP are each unique.
+            Execute("UPDATE services SET slot = '', vip = NULL WHERE name = $a", ("$a", first));
+            Execute("UPDATE services SET slot = $s, vip = $v, version = version + 1, updated = $u WHERE name = $b",
+                ("$b", second), ("$s", a.Slot), ("$v", (object?)a.Vip ?? DBNull.Value), ("$u", Now()));
+            Execute("UPDATE services SET slot = $s, vip = $v, version = version + 1, updated = $u WHERE name = $a",
+                ("$a", first), ("$s", b.Slot), ("$v", (object?)b.Vip ?? DBNull.Value), ("$u", Now()));
+            tx.Commit();
+            return true;
         }
     }
 
@@ -432,7 +465,7 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk FROM services";
+    private const string ServiceSelect = "SELECT name, tenant, revision, package_sha256, configuration, deleting, updated, vip, version, last_revision, walk, family, slot FROM services";
     private const string InstanceSelect = """
         SELECT service, role, idx, upgrade_domain, node, cpus, memory_mib, generation, state, reason, ports, restarts, pid, updated,
             revision, running_revision, draining, ready_since, last_failure, last_stderr FROM instances
@@ -446,6 +479,8 @@ public sealed class SqliteClusterStore : IClusterStore
             Version = r.GetInt64(8),
             LastRevision = r.GetInt64(9),
             Walk = r.IsDBNull(10) ? null : JsonSerializer.Deserialize<UpgradeWalk>(r.GetString(10), WalkFormat),
+            Family = r.IsDBNull(11) ? r.GetString(0) : r.GetString(11),
+            Slot = r.GetString(12),
         };
 
     private static RevisionRecord ReadRevision(SqliteDataReader r) =>

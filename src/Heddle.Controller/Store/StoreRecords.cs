@@ -12,8 +12,22 @@ public sealed record PackageRecord(string Sha256, long Bytes, string Service, st
 /// A service's deployment: <see cref="Revision"/> is the revision it should run (its package and configuration are
 /// copied here); <see cref="Version"/> grows with every change of the row and guards every write against a stale read.
 /// </summary>
+/// <summary>
+/// One deployment of a service in one slot. <see cref="Name"/> is its key (the instances' ids start with it) and never
+/// changes; <see cref="Family"/> is the service's name as users give it and <see cref="Slot"/> which of its slots the
+/// deployment is in now (a swap exchanges the slots and VIPs of the two deployments of a family, nothing else).
+/// </summary>
 public sealed record ServiceRecord(string Name, string Tenant, long Revision, string PackageSha256, string Configuration, bool Deleting, DateTimeOffset Updated, string? Vip = null)
 {
+    private readonly string? _family;
+
+    public string Family { get => _family ?? Name; init => _family = value; }
+
+    public string Slot { get; init; } = Slots.Production;
+
+    /// <summary>The DNS name of the deployment's slot below the zone: the service's name, or &lt;service&gt;.staging.</summary>
+    public string DnsName => Slot == Slots.Production ? Family : $"{Family}.{Slot}";
+
     public long Version { get; init; }
 
     /// <summary>The highest revision number given so far (a rollback makes <see cref="Revision"/> lower than it).</summary>
@@ -29,8 +43,22 @@ public sealed record ServiceRecord(string Name, string Tenant, long Revision, st
 public sealed record RevisionRecord(string Service, long Number, string PackageSha256, string Configuration, DateTimeOffset Created, string Changes, string Outcome);
 
 /// <summary>A new revision to record: written only if the service is still at <see cref="ExpectedVersion"/> (0: the service must not exist).</summary>
+/// <summary>A service's two slots: production (the default) and staging, each a deployment of its own with its own VIP.</summary>
+public static class Slots
+{
+    public const string Production = "production";
+    public const string Staging = "staging";
+
+    public static bool IsKnown(string slot) => slot is Production or Staging;
+}
+
 public sealed record DeploymentWrite(string Service, string Tenant, long Number, string PackageSha256, string Configuration, string Changes, long ExpectedVersion)
 {
+    /// <summary>For a new deployment: the service it belongs to and its slot (an existing one keeps both).</summary>
+    public string? Family { get; init; }
+
+    public string Slot { get; init; } = Slots.Production;
+
     public IReadOnlyList<string> VipCandidates { get; init; } = [];
 
     public int HistoryLimit { get; init; } = 10;

@@ -83,7 +83,19 @@ public static class ServiceDefinitionParser
             return null;
         }
 
-        return reader.CheckName((YScalar)node, "service name", Names.IsDnsLabel, Names.DnsLabelRule) ? name : null;
+        if (!reader.CheckName((YScalar)node, "service name", Names.IsDnsLabel, Names.DnsLabelRule))
+        {
+            return null;
+        }
+
+        if (name == "staging")
+        {
+            // <service>.staging.<zone> names every service's staging slot: a service of that name would collide with them.
+            reader.Report(node, DiagnosticCodes.ReservedServiceName, "'staging' is reserved (a service's staging slot is named <service>.staging in DNS); choose another service name");
+            return null;
+        }
+
+        return name;
     }
 
     private static RoleDefinition? ReadRole(SchemaReader reader, YEntry entry)

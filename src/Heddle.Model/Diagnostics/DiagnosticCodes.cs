@@ -25,6 +25,7 @@ public static class DiagnosticCodes
     public const string DuplicateSetting = "HD1016";
     public const string YamlTooDeep = "HD1017";
     public const string NetworkNotSupported = "HD1018";
+    public const string ReservedServiceName = "HD1019";
 
     public const string ServiceMismatch = "HD2001";
     public const string UnknownConfigRole = "HD2002";

@@ -1,0 +1,151 @@
+using System.Text.Json;
+using Heddle.Testing;
+
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>
+/// Staging and production slots on `heddle up`, checked with dig and a client loop: production at v1 and staging at
+/// v2 each answer their own DNS name with their own VIP; during `heddle swap` a client loop through the production
+/// VIP sees no failed request and its answers change from v1 to v2 once and never back; a second swap brings v1 back
+/// the same way.
+/// </summary>
+[Collection(UpCollection.Name)]
+public sealed class SwapEndToEndTests
+{
+    [Fact]
+    public async Task Swap_MovesTheProductionVipToStaging_WithNoFailedRequest_AndBackAgain()
+    {
+        await using var up = await UpCluster.StartAsync("--cores-per-node", "4");
+        using var work = new TempDirectory();
+        var v1 = work.Combine("v1.config.yaml");
+        var v2 = work.Combine("v2.config.yaml");
+        var configuration = File.ReadAllText(SamplePackage.ConfigurationPath);
+        File.WriteAllText(v1, configuration.Replace("Greeting: \"hi\"", "Greeting: \"v1\""));
+        File.WriteAllText(v2, configuration.Replace("Greeting: \"hi\"", "Greeting: \"v2\""));
+        Assert.NotEqual(configuration, File.ReadAllText(v1));
+
+        var production = up.Run("deploy", SamplePackage.File, "--config", v1, "--wait");
+        Assert.True(production.ExitCode == 0, production.ToString());
+        var staging = up.Run("deploy", SamplePackage.File, "--config", v2, "--slot", "staging", "--wait");
+        Assert.True(staging.ExitCode == 0, staging.ToString());
+        Assert.Contains("service hello (staging slot)", staging.Stdout);
+
+        var status = up.Run("status", "hello");
+        Assert.Contains("[production: hello, deployment hello]", status.Stdout);
+        Assert.Contains("[staging: hello.staging, deployment hello@2]", status.Stdout);
+
+        using var info = JsonDocument.Parse(up.Run("info", "-o", "json").Stdout);
+        var dns = System.Net.IPEndPoint.Parse(info.RootElement.GetProperty("dnsAddress").GetString()!);
+        var zone = info.RootElement.GetProperty("zone").GetString();
+        string Dig(string name) => ProcessRunner.Run("dig", ["@" + dns.Address, "-p", dns.Port.ToString(), "+short", name], TimeSpan.FromSeconds(10)).Stdout.Trim();
+        var productionVip = VipOf(up, null);
+        var stagingVip = VipOf(up, "staging");
+        Assert.NotEqual(productionVip, stagingVip);
+        Assert.Equal(productionVip, Dig($"hello.{zone}"));
+        Assert.Equal(stagingVip, Dig($"hello.staging.{zone}"));
+        Assert.NotEmpty(Dig($"web.hello.staging.{zone}"));
+
+        await using (var loop = ClientLoop.Start($"http://{productionVip}:8080/"))
+        {
+            await loop.WaitForAnswerAsync("v1");
+            var swap = up.Run("swap", "hello");
+            Assert.True(swap.ExitCode == 0, swap.ToString());
+            await loop.WaitForAnswerAsync("v2");
+            var seen = await loop.StopAsync();
+            Assert.Equal(0, seen.Failed);
+            Assert.Equal(["v1", "v2"], seen.Changes);
+        }
+
+        // DNS names and VIPs did not change; what they lead to did.
+        Assert.Equal(productionVip, Dig($"hello.{zone}"));
+        Assert.Equal((productionVip, stagingVip), (VipOf(up, null), VipOf(up, "staging")));
+
+        await using (var loop = ClientLoop.Start($"http://{productionVip}:8080/"))
+        {
+            await loop.WaitForAnswerAsync("v2");
+            Assert.Equal(0, up.Run("swap", "hello").ExitCode);
+            await loop.WaitForAnswerAsync("v1");
+            var seen = await loop.StopAsync();
+            Assert.Equal(0, seen.Failed);
+            Assert.Equal(["v2", "v1"], seen.Changes);
+        }
+
+        Assert.Equal(0, up.Run("delete", "hello", "--wait").ExitCode);
+        Assert.Contains("no service is deployed", up.Run("status", "hello").Stderr);
+    }
+
+    private static string VipOf(UpCluster up, string? slot)
+    {
+        using var json = JsonDocument.Parse(up.Run(slot is null ? ["status", "hello", "-o", "json"] : ["status", "hello", "--slot", slot, "-o", "json"]).Stdout);
+        return json.RootElement.GetProperty("vip").GetString()!;
+    }
+
+    /// <summary>Requests one after another through a VIP (a new connection each), recording each answer's greeting.</summary>
+    private sealed class ClientLoop : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<string> _changes = [];
+        private readonly Lock _lock = new();
+        private Task _loop = Task.CompletedTask;
+        private int _failed;
+
+        public static ClientLoop Start(string url)
+        {
+            var loop = new ClientLoop();
+            loop._loop = Task.Run(() => loop.RunAsync(url));
+            return loop;
+        }
+
+        private async Task RunAsync(string url)
+        {
+            using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero, UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var greeting = (await http.GetStringAsync(url, _stop.Token)).Split(' ')[0];
+                    lock (_lock)
+                    {
+                        if (_changes.Count == 0 || _changes[^1] != greeting)
+                        {
+                            _changes.Add(greeting);
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    Interlocked.Increment(ref _failed);
+                }
+            }
+        }
+
+        public Task WaitForAnswerAsync(string greeting) =>
+            Poll.UntilAsync(() =>
+            {
+                lock (_lock)
+                {
+                    return _changes.Count > 0 && _changes[^1] == greeting;
+                }
+            }, TimeSpan.FromSeconds(30), $"the VIP to answer {greeting}");
+
+        public async Task<(int Failed, List<string> Changes)> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop;
+            lock (_lock)
+            {
+                return (_failed, [.. _changes]);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            _stop.Dispose();
+        }
+    }
+}
