@@ -5,6 +5,7 @@
 #   bench/run.sh dns [--seconds N --clients N]             installs dnsperf, knot, dnsmasq if missing
 #   bench/run.sh lb [--seconds N --rounds N]               installs haproxy, nginx-light, wrk if missing
 #   bench/run.sh upgrade [--trials N]                      builds heddle and the sample first; a settings change walked over 3 UDs
+#   bench/run.sh swap [--trials N]                         builds heddle and the sample first; production/staging swaps under a client loop
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -25,7 +26,7 @@ case "${1:-}" in
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
-  deploy|upgrade)
+  deploy|upgrade|swap)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;
 esac

@@ -12,6 +12,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["dns"] = DnsHarness.Run,
     ["lb"] = LbHarness.Run,
     ["upgrade"] = UpgradeHarness.Run,
+    ["swap"] = SwapHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

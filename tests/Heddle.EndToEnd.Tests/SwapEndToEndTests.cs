@@ -74,6 +74,60 @@ public sealed class SwapEndToEndTests
         Assert.Contains("no service is deployed", up.Run("status", "hello").Stderr);
     }
 
+    [Fact]
+    public async Task SwapsRacingControllerCrashes_NeverLeaveBothVipsOnTheSameInstances()
+    {
+        await using var up = await UpCluster.StartAsync("--cores-per-node", "2");
+        using var work = new TempDirectory();
+        var small = work.Combine("small.config.yaml");
+        File.WriteAllText(small, "service: hello\nroles:\n  web:    { instances: 1, settings: { Greeting: \"v1\" } }\n  worker: { instances: 1, settings: { IntervalSeconds: \"5\" } }\n");
+        Assert.Equal(0, up.Run("deploy", SamplePackage.File, "--config", small, "--wait").ExitCode);
+        Assert.Equal(0, up.Run("deploy", SamplePackage.File, "--config", small, "--slot", "staging", "--wait").ExitCode);
+        var random = new Random(7);
+        for (var round = 0; round < 4; round++)
+        {
+            // `heddle swap` and a kill -9 of the controller a moment later: the swap lands whole or not at all.
+            var controller = up.Processes()["controller"];
+            var swap = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Heddle.Executable, ["swap", "hello"])
+            {
+                Environment = { ["HEDDLE_HOME"] = up.Home }, RedirectStandardOutput = true, RedirectStandardError = true,
+            })!;
+            await Task.Delay(random.Next(0, 120));
+            System.Diagnostics.Process.GetProcessById(controller).Kill();
+            await swap.WaitForExitAsync();
+            await Poll.UntilAsync(() => up.Processes()["controller"] != controller, TimeSpan.FromSeconds(30), "heddle up to start the controller again");
+            await Poll.UntilAsync(() => up.Run("info").ExitCode == 0, TimeSpan.FromSeconds(30), "the controller to answer");
+
+            using var services = JsonDocument.Parse(up.Run("status", "-o", "json").Stdout);
+            var slots = services.RootElement.EnumerateArray().ToList();
+            Assert.Equal(["production", "staging"], slots.Select(s => s.GetProperty("slot").GetString()).Order());
+            var vips = slots.Select(s => s.GetProperty("vip").GetString()).ToList();
+            Assert.Equal(2, vips.Distinct().Count());
+            Assert.Equal(2, slots.Select(s => s.GetProperty("deployment").GetString()).Distinct().Count());
+
+            // Each VIP leads to the instances of one deployment only, never to the other's.
+            var config = await Poll.UntilAsync(() => LoadBalancerConfigAsync(up),
+                c => c.GetProperty("listeners").GetArrayLength() == 2 && c.GetProperty("listeners").EnumerateArray().All(l => l.GetProperty("backends").GetArrayLength() == 1),
+                TimeSpan.FromSeconds(30), "both VIPs with their backends");
+            var owners = config.GetProperty("listeners").EnumerateArray()
+                .ToDictionary(l => l.GetProperty("vip").GetString()!, l => l.GetProperty("backends").EnumerateArray().Single().GetProperty("id").GetString()!.Split('/')[0]);
+            foreach (var slot in slots)
+            {
+                Assert.Equal(slot.GetProperty("deployment").GetString(), owners[slot.GetProperty("vip").GetString()!]);
+            }
+        }
+    }
+
+    /// <summary>What the controller tells the load balancer now (GET /v1/lb/config with the client's token).</summary>
+    private static async Task<JsonElement> LoadBalancerConfigAsync(UpCluster up)
+    {
+        using var client = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
+        using var http = new HttpClient { BaseAddress = new Uri(client.RootElement.GetProperty("apiUrl").GetString()!) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", client.RootElement.GetProperty("token").GetString());
+        using var json = JsonDocument.Parse(await http.GetStringAsync("v1/lb/config"));
+        return json.RootElement.Clone();
+    }
+
     private static string VipOf(UpCluster up, string? slot)
     {
         using var json = JsonDocument.Parse(up.Run(slot is null ? ["status", "hello", "-o", "json"] : ["status", "hello", "--slot", slot, "-o", "json"]).Stdout);

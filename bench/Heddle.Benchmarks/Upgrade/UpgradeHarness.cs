@@ -71,7 +71,7 @@ internal static class UpgradeHarness
         $"service: hello\nroles:\n  web: {{ instances: 3, settings: {{ Greeting: {greeting} }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\nupgrade: {{ healthCheckStable: 0s }}\n";
 
     /// <summary>Seconds from the deploy's answer to the <paramref name="count"/>-th event matching <paramref name="done"/>.</summary>
-    private static async Task<double> TimeAsync(BenchCluster cluster, string sha256, string configuration, Func<EventRecord, bool> done, int count)
+    internal static async Task<double> TimeAsync(BenchCluster cluster, string sha256, string configuration, Func<EventRecord, bool> done, int count)
     {
         var last = await cluster.LastEventIdAsync();
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(5));
