@@ -122,6 +122,18 @@ public sealed class ControllerHost : IAsyncDisposable
 
             await next(context);
         });
+        app.Use(async (context, next) =>
+        {
+            // Package and image uploads stream to disk under their own limits; every other API body is a small JSON
+            // document (a configuration is at most 1 MiB), so a huge one is cut off at the door, not buffered.
+            if (context.Request.Path.StartsWithSegments("/v1") && !IsUpload(context.Request)
+                && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                limit.MaxRequestBodySize = MaxJsonBodyBytes;
+            }
+
+            await next(context);
+        });
         ApiEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
@@ -137,6 +149,12 @@ public sealed class ControllerHost : IAsyncDisposable
         info.AgentUrl = agent;
         return new ControllerHost(app, api, agent, secrets);
     }
+
+    /// <summary>The largest JSON body the API reads: a 1 MiB configuration, escaped, with room to spare.</summary>
+    internal const long MaxJsonBodyBytes = 4L << 20;
+
+    private static bool IsUpload(HttpRequest request) => HttpMethods.IsPut(request.Method)
+        && (request.Path.StartsWithSegments("/v1/packages") || request.Path.StartsWithSegments("/v1/images"));
 
     /// <summary>The user API needs the API token; package and image downloads also accept the join token (agents fetch them).</summary>
     private static bool Authorized(HttpContext context, Secrets secrets)

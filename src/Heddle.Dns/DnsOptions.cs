@@ -20,6 +20,9 @@ public sealed record DnsOptions
     /// <summary>At most this many TCP connections at once; more are refused. Default 256.</summary>
     public int MaxTcpConnections { get; init; } = 256;
 
+    /// <summary>TCP connections one client address may hold at once (RFC 7766 §6.2.2), so one client cannot take every slot. Default 16.</summary>
+    public int MaxTcpConnectionsPerClient { get; init; } = 16;
+
     /// <summary>A TCP connection idle this long is closed. Default 10 s.</summary>
     public TimeSpan TcpIdleTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -25,6 +25,17 @@ public sealed class PackageCommandsTests(SampleFixture sample) : IClassFixture<S
         Assert.Equal("heddle: configuration '/dev/zero' is larger than 1.0 MiB; a configuration is a few lines\n", result.Stderr);
     }
 
+    [Theory]
+    [InlineData("inspect", "/dev/zero")]
+    [InlineData("deploy", "/dev/zero", "--config", "{config}")]
+    public void AnEndlessPackageFile_IsRefusedAtOnce_NotHashedForever(params string[] args)
+    {
+        var result = Heddle.Run([.. args.Select(a => a.Replace("{config}", sample.Config))]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("HD3001: not a package", result.Stdout + result.Stderr);
+    }
+
     [Fact]
     public void Validate_SamplePackage_ExitsZero()
     {

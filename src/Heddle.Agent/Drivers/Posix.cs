@@ -54,6 +54,19 @@ public static partial class Posix
         }
     }
 
+    /// <summary>Whether any mount of this machine names <paramref name="path"/> (an overlay's lower layer, say) in its source, target or options.</summary>
+    public static bool InUseByAMount(string path)
+    {
+        try
+        {
+            return File.ReadLines("/proc/mounts").Any(l => l.Contains(path, StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static string Unescape(string mountPath) => mountPath.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\");
 
     /// <summary>Changes a file's owner without following a symbolic link.</summary>

@@ -179,7 +179,7 @@ public sealed class InstanceRunner
         var stop = _stop.Token;
         try
         {
-            var launch = await PrepareAsync(stop);
+            var launch = await PrepareWithRetriesAsync(stop);
             if (launch is null)
             {
                 await Task.Delay(Timeout.Infinite, stop);
@@ -232,6 +232,27 @@ public sealed class InstanceRunner
         finally
         {
             await ShutDownAsync();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="PrepareAsync"/>, retried with the restart backoff when it fails (a full disk, a package evicted
+    /// under it): the instance is reported Faulted with the reason meanwhile, never left Stopped for good.
+    /// </summary>
+    private async Task<InstanceLaunch?> PrepareWithRetriesAsync(CancellationToken stop)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await PrepareAsync(stop);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+            {
+                var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, _context.Options.RestartBackoff.TotalSeconds * Math.Pow(2, attempt - 1)));
+                Report(InstanceStates.Faulted, $"preparing the instance failed ({e.GetType().Name}: {e.Message}); retrying in {delay.TotalSeconds:0.#} s");
+                await Task.Delay(delay, _context.Time, stop);
+            }
         }
     }
 

@@ -122,13 +122,22 @@ public sealed class InstanceSupervisor
                 .ToHashSet(StringComparer.Ordinal));
         }
 
-        var needed = goal.Instances.Select(i => i.PackageSha256).ToHashSet(StringComparer.Ordinal);
-        var images = goal.Instances.Select(i => i.ImageSha256).Where(s => s.Length > 0).ToHashSet(StringComparer.Ordinal);
-        _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ =>
+        _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ => Evict(), TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Removes the packages and images no instance of this agent wants any more. What is needed is read at eviction
+    /// time, under the lock that creates runners, so an eviction scheduled for an older goal never removes what a
+    /// newer one is starting from.
+    /// </summary>
+    private void Evict()
+    {
+        lock (_lock)
         {
-            _context.Packages.Evict(needed);
-            _context.Images.Evict(images);
-        }, TaskScheduler.Default);
+            var goals = _runners.Values.Select(r => r.Goal).ToList();
+            _context.Packages.Evict(goals.Select(g => g.PackageSha256).ToHashSet(StringComparer.Ordinal));
+            _context.Images.Evict(goals.Select(g => g.ImageSha256).Where(s => s.Length > 0).ToHashSet(StringComparer.Ordinal));
+        }
     }
 
     /// <summary>Ends supervision but leaves every instance running and journaled, for the next agent to adopt.</summary>

@@ -79,9 +79,9 @@ public sealed class ImageCache(string directory, HttpClient http)
         foreach (var dir in Directory.EnumerateDirectories(directory))
         {
             var sha = Path.GetFileName(dir);
-            if (needed.Contains(sha) || !Sha256Hex.IsValid(sha))
+            if (needed.Contains(sha) || !Sha256Hex.IsValid(sha) || Drivers.Posix.InUseByAMount(dir))
             {
-                continue;
+                continue; // a mounted overlay still has it as a lower layer
             }
 
             try

@@ -81,9 +81,9 @@ public sealed class PackageCache(string directory, HttpClient http)
         foreach (var dir in System.IO.Directory.EnumerateDirectories(_unpacked))
         {
             var sha = Path.GetFileName(dir);
-            if (needed.Contains(sha) || !Sha256Hex.IsValid(sha))
+            if (needed.Contains(sha) || !Sha256Hex.IsValid(sha) || Drivers.Posix.InUseByAMount(dir))
             {
-                continue;
+                continue; // a container's root file system may still have its role layer below it
             }
 
             lock (_lock)

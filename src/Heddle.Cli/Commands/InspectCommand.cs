@@ -22,8 +22,8 @@ internal static class InspectCommand
         CommonOptions.RequireExistingFile(path, "package");
         var diagnostics = new DiagnosticBag();
         using var stream = File.OpenRead(path);
-        var hash = Sha256Hex.Of(stream);
-        stream.Position = 0;
+        // Read as a package (bounded by its limits) before hashing: a device such as /dev/zero is refused at once
+        // instead of being hashed forever.
         using var package = PackageArchive.Open(stream, Path.GetFileName(path), PackageLimits.Default, diagnostics);
         if (package is null || !package.VerifyContent(diagnostics))
         {
@@ -31,6 +31,9 @@ internal static class InspectCommand
             console.Error.WriteLine($"{path}: not a valid package, {diagnostics.Items.Count} error(s)");
             return ExitCodes.Invalid;
         }
+
+        stream.Position = 0;
+        var hash = Sha256Hex.Of(stream);
 
         var definition = package.Definition;
         var manifest = package.Manifest;

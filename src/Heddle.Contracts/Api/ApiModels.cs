@@ -211,6 +211,9 @@ public static class InstanceStates
     public const string Stopping = "Stopping";
     public const string Stopped = "Stopped";
     public const string Faulted = "Faulted";
+
+    /// <summary>Asked for by the configuration, but no node can take it now (the reason says why); not in the store.</summary>
+    public const string Unplaced = "Unplaced";
 }
 
 /// <summary>The stable <c>type</c> of each RFC 7807 problem the API returns.</summary>

@@ -43,9 +43,10 @@ internal static class ApiEndpoints
                 ? Slotted(store, name, slot, key => control.Act(key, parsed))
                 : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
         v1.MapPost("/services/{name}/swap", (string name, Swaps swaps, CancellationToken ct) => swaps.SwapAsync(name, ct));
-        v1.MapGet("/services", (IClusterStore store, ServiceModels models) => Results.Ok(store.ListServices().Select(s => Describe(s, store, models)).ToList()));
-        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models) =>
-            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models))));
+        v1.MapGet("/services", (IClusterStore store, ServiceModels models, DeploymentReconciler reconciler) =>
+            Results.Ok(store.ListServices().Select(s => Describe(s, store, models, reconciler)).ToList()));
+        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler) =>
+            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler))));
         v1.MapDelete("/services/{name}", Delete);
         v1.MapGet("/instances", (string? service, string? slot, IClusterStore store) =>
             service is null ? Results.Ok(Instances(store, null)) : Slotted(store, service, slot, key => Results.Ok(Instances(store, key))));
@@ -146,9 +147,27 @@ internal static class ApiEndpoints
         return Problems.NotFound($"no service '{name}'{hint}");
     }
 
-    internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models)
+    internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models, DeploymentReconciler? reconciler = null)
     {
         var instances = Instances(store, service.Name);
+        if (!service.Deleting && reconciler is not null)
+        {
+            // What the configuration asks for and no node could take is listed too, with the allocator's reason.
+            foreach (var why in reconciler.Unplaced(service.Name))
+            {
+                var id = why.Split(": ", 2)[0];
+                var parts = id.Split('/');
+                if (parts.Length == 3 && int.TryParse(parts[2], out var index) && instances.All(i => i.Id != id))
+                {
+                    instances.Add(new InstanceStatus
+                    {
+                        Id = id, Service = service.Name, Role = parts[1], Index = index, UpgradeDomain = -1, State = InstanceStates.Unplaced, Reason = why.Split(": ", 2)[1],
+                        Node = string.Empty, Cpus = [], MemoryMiB = 0, Ports = new Dictionary<string, int>(), Updated = service.Updated,
+                    });
+                }
+            }
+        }
+
         return new ServiceStatus
         {
             Name = service.Family,

@@ -18,7 +18,14 @@ public sealed partial class DeploymentReconciler(
     IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
     TimeProvider time, ILogger<DeploymentReconciler> logger)
 {
-    private readonly Dictionary<string, string> _lastFailure = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _lastFailure = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> _unplaced = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Why each instance the last pass could not place stays unplaced ("hello/web/3: 3 nodes: 3 too few free CPUs"),
+    /// for `heddle status`; empty when everything is placed.
+    /// </summary>
+    public IReadOnlyList<string> Unplaced(string service) => _unplaced.GetValueOrDefault(service) ?? [];
     private readonly PlacementPlanner _planner = new(store, options);
 
     public ReconcileResult Reconcile(string serviceName)
@@ -157,6 +164,7 @@ public sealed partial class DeploymentReconciler(
     private void ReportFailures(string service, List<string> failures)
     {
         var text = string.Join("; ", failures);
+        _unplaced[service] = [.. failures];
         if (_lastFailure.GetValueOrDefault(service, string.Empty) == text)
         {
             return;

@@ -17,6 +17,7 @@ public sealed class DnsServer : IAsyncDisposable
     private readonly DnsOptions _options;
     private readonly Socket _udp;
     private readonly TcpListener _tcp;
+    private readonly Dictionary<System.Net.IPAddress, int> _perClient = [];
     private readonly List<Thread> _workers = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
@@ -148,17 +149,55 @@ public sealed class DnsServer : IAsyncDisposable
                 return;
             }
 
+            var address = (client.Client.RemoteEndPoint as System.Net.IPEndPoint)?.Address ?? System.Net.IPAddress.None;
+            if (!TakeClientSlot(address))
+            {
+                client.Dispose(); // this client already holds its share of the connections
+                continue;
+            }
+
             if (!_tcpSlots.Wait(0))
             {
+                ReleaseClientSlot(address);
                 client.Dispose(); // over the connection limit: refuse rather than queue without bound
                 continue;
             }
 
-            _ = ServeTcpAsync(client);
+            _ = ServeTcpAsync(client, address);
         }
     }
 
-    private async Task ServeTcpAsync(TcpClient client)
+    private bool TakeClientSlot(System.Net.IPAddress address)
+    {
+        lock (_perClient)
+        {
+            var held = _perClient.GetValueOrDefault(address);
+            if (held >= _options.MaxTcpConnectionsPerClient)
+            {
+                return false;
+            }
+
+            _perClient[address] = held + 1;
+            return true;
+        }
+    }
+
+    private void ReleaseClientSlot(System.Net.IPAddress address)
+    {
+        lock (_perClient)
+        {
+            if (_perClient.TryGetValue(address, out var held) && held > 1)
+            {
+                _perClient[address] = held - 1;
+            }
+            else
+            {
+                _perClient.Remove(address);
+            }
+        }
+    }
+
+    private async Task ServeTcpAsync(TcpClient client, System.Net.IPAddress address)
     {
         try
         {
@@ -193,6 +232,7 @@ public sealed class DnsServer : IAsyncDisposable
         finally
         {
             _tcpSlots.Release();
+            ReleaseClientSlot(address);
         }
     }
 

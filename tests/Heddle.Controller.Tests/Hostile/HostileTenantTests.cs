@@ -143,7 +143,10 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         var failed = await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == "PlacementFailed" && x.Subject == "boxed"), Deadline, "the placement failure");
 
         Assert.Contains("2 nodes: 2 container driver unavailable", failed.First(x => x.Kind == "PlacementFailed").Message);
-        Assert.Empty((await cluster.Api.GetServiceAsync("boxed")).Instances);
+        // `heddle status` lists the instance the configuration asks for as Unplaced, with the allocator's reason.
+        var unplaced = Assert.Single((await cluster.Api.GetServiceAsync("boxed")).Instances);
+        Assert.Equal(("boxed/box/0", InstanceStates.Unplaced), (unplaced.Id, unplaced.State));
+        Assert.Contains("2 container driver unavailable", unplaced.Reason);
         Assert.All(await cluster.Api.ListNodesAsync(), n => Assert.Equal(["process"], n.Drivers));
         Assert.Empty(cluster.InstanceProcesses());
     }
