@@ -106,7 +106,7 @@ public sealed class PackageArchive : IDisposable
                 destination.Write(buffer, 0, read);
             }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
         {
             diagnostics.Add(at, DiagnosticCodes.NotAZip, $"'{file.Path}' is damaged in the archive ({e.Message.TrimEnd('.')})");
             return false;
@@ -260,8 +260,17 @@ public sealed class PackageArchive : IDisposable
             return null;
         }
 
-        using var stream = entry.Open();
-        text = Encoding.UTF8.GetString(ReadSmall(stream, limits));
+        try
+        {
+            using var stream = entry.Open();
+            text = Encoding.UTF8.GetString(ReadSmall(stream, limits));
+        }
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
+        {
+            diagnostics.Add(SourceLocation.WholeFile(source), DiagnosticCodes.NotAZip, $"{PackageLayout.ServiceFile} is damaged in the archive ({e.Message.TrimEnd('.')})");
+            return null;
+        }
+
         return ServiceDefinitionParser.Parse(text, diagnostics, $"{source}!{PackageLayout.ServiceFile}") is { } definition && !diagnostics.HasErrors
             ? definition
             : null;

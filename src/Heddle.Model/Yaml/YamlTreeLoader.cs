@@ -50,6 +50,15 @@ public static class YamlTreeLoader
                 $"YAML syntax error: {Describe(e)}");
             return null;
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up this way on some malformed input (found by the fuzz tests): still the
+            // file's fault, reported where the parser last stood.
+            var at = parser.Current?.Start;
+            diagnostics.Add(new SourceLocation(file, (int)(at?.Line ?? 1), (int)(at?.Column ?? 1)), DiagnosticCodes.YamlSyntax,
+                "YAML syntax error: the text after this point cannot be read as YAML (check quotes, brackets and indentation)");
+            return null;
+        }
     }
 
     private static string Describe(YamlException e)
