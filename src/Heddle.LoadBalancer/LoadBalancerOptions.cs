@@ -18,4 +18,13 @@ public sealed record LoadBalancerOptions
     /// instances; raise it on a host that does nothing but balance.
     /// </summary>
     public int L4Threads { get; init; } = 1;
+
+    /// <summary>A tcp (L4) connection with no byte in either direction for this long is closed (HAProxy's `timeout client`). Default 5 min.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Open tcp connections one VIP:port holds at most; more are reset at once. Default 20,000.</summary>
+    public int MaxConnectionsPerVip { get; init; } = 20_000;
+
+    /// <summary>Open tcp connections one client address may hold on one VIP:port; more are reset at once. Default 1,000.</summary>
+    public int MaxConnectionsPerClient { get; init; } = 1_000;
 }

@@ -134,6 +134,68 @@ public sealed class TcpProxyTests
     }
 
     [Fact]
+    public async Task AnIdleConnection_IsClosedAfterTheIdleTimeout_WhileABusyOneStays()
+    {
+        using var a = new EchoBackend("a");
+        await using var proxy = new TcpVipListener(Listener(a), new LoadBalancerOptions { IdleTimeout = TimeSpan.FromMilliseconds(600) });
+        var (idle, idleReader) = Connect(proxy);
+        var (busy, busyReader) = Connect(proxy);
+        using (idle)
+        using (busy)
+        {
+            Assert.Equal("a", idleReader.ReadLine());
+            Assert.Equal("a", busyReader.ReadLine());
+            var closed = Task.Run(() => idle.GetStream().Read(new byte[16]) == 0 || true);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!closed.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                // Talk on the busy one while the idle one waits for its end.
+                busy.GetStream().Write("ping\n"u8);
+                Assert.Equal("ping", busyReader.ReadLine());
+                await Task.Delay(100);
+            }
+
+            Assert.True(closed.IsCompleted, "the idle connection is still open after 10 s");
+            busy.GetStream().Write("still\n"u8);
+            Assert.Equal("still", busyReader.ReadLine());
+        }
+    }
+
+    [Fact]
+    public async Task OneClientAddress_CannotTakeEveryConnection()
+    {
+        using var a = new EchoBackend("a");
+        await using var proxy = new TcpVipListener(Listener(a), new LoadBalancerOptions { MaxConnectionsPerClient = 5 });
+        var greedy = new List<TcpClient>();
+        try
+        {
+            var greeted = 0;
+            for (var i = 0; i < 12; i++)
+            {
+                var client = new TcpClient(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+                greedy.Add(client);
+                client.Connect(proxy.Endpoint);
+                client.ReceiveTimeout = 5000;
+                try
+                {
+                    greeted += new StreamReader(client.GetStream(), Encoding.ASCII).ReadLine() == "a" ? 1 : 0;
+                }
+                catch (IOException)
+                {
+                    // reset: over this client's share
+                }
+            }
+
+            Assert.Equal(5, greeted);
+            Assert.Equal("a", Greeting(proxy)); // another address still gets through
+        }
+        finally
+        {
+            greedy.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task NoBackend_TheClientIsResetAtOnce()
     {
         await using var proxy = new TcpVipListener(Listener(), new LoadBalancerOptions());

@@ -15,6 +15,22 @@ internal sealed class LbOptionsBinder
     private readonly Option<bool> _off = new("--no-lb") { Description = "Do not host the load balancer" };
     private readonly Option<int> _threads = CreateThreads();
     private readonly Option<string> _policy = CreatePolicy();
+    private readonly Option<TimeSpan> _idle = Durations.Option("--lb-idle-timeout", "A tcp connection silent both ways this long is closed", TimeSpan.FromMinutes(5));
+    private readonly Option<int> _perVip = Positive("--lb-max-connections", "Open tcp connections one VIP:port may hold; more are reset", 20_000);
+    private readonly Option<int> _perClient = Positive("--lb-max-connections-per-client", "Open tcp connections one client address may hold on one VIP:port", 1_000);
+
+    private static Option<int> Positive(string name, string description, int defaultValue)
+    {
+        var option = new Option<int>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError($"{name} must be at least 1, not {r.GetValueOrDefault<int>()}");
+            }
+        });
+        return option;
+    }
 
     private static Option<string> CreatePolicy()
     {
@@ -42,13 +58,20 @@ internal sealed class LbOptionsBinder
         command.Options.Add(_drain);
         command.Options.Add(_threads);
         command.Options.Add(_policy);
+        command.Options.Add(_idle);
+        command.Options.Add(_perVip);
+        command.Options.Add(_perClient);
         if (withOff)
         {
             command.Options.Add(_off);
         }
     }
 
-    public LoadBalancerOptions Options(ParseResult parse) => new() { DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)!, L4Threads = parse.GetValue(_threads) };
+    public LoadBalancerOptions Options(ParseResult parse) => new()
+    {
+        DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)!, L4Threads = parse.GetValue(_threads),
+        IdleTimeout = parse.GetValue(_idle), MaxConnectionsPerVip = parse.GetValue(_perVip), MaxConnectionsPerClient = parse.GetValue(_perClient),
+    };
 
     /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb).</summary>
     public LoadBalancerHost? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)

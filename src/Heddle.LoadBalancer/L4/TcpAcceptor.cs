@@ -13,6 +13,14 @@ namespace Heddle.LoadBalancer.L4;
 internal sealed class TcpAcceptor : IEventHandler
 {
     private const int AcceptsPerEvent = 64;
+    private const int ResumeAccepting = 0;
+    private const int SweepIdle = 1;
+
+    /// <summary>Idle timeout, and how many connections the acceptor and one client address may hold.</summary>
+    public sealed record Limits(TimeSpan IdleTimeout, int MaxConnections, int MaxPerClient);
+
+    private readonly Limits _limits;
+    private readonly Dictionary<UInt128, int> _perClient = []; // touched on the loop only
     private static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
 
     private readonly Socket _socket;
@@ -28,15 +36,17 @@ internal sealed class TcpAcceptor : IEventHandler
     private int _open;
 
     /// <summary>Binds and listens on <paramref name="endpoint"/> (sharing the port when <paramref name="shared"/>), and starts accepting on <paramref name="loop"/>.</summary>
-    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout)
+    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout, Limits? limits = null)
     {
         _loop = loop;
         _pool = pool;
         _connectTimeout = connectTimeout;
+        _limits = limits ?? new Limits(TimeSpan.FromMinutes(5), 20_000, 1_000);
         _ended = relay =>
         {
             _relays.Remove(relay);
             Interlocked.Decrement(ref _open);
+            Release(relay.Client);
         };
         _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -62,6 +72,8 @@ internal sealed class TcpAcceptor : IEventHandler
                     _loop.Unregister(_token);
                     throw new SocketException(Libc.Errno);
                 }
+
+                _loop.Schedule(_token, SweepInterval, SweepIdle);
             }).GetAwaiter().GetResult();
         }
         catch
@@ -94,7 +106,7 @@ internal sealed class TcpAcceptor : IEventHandler
                 // Out of descriptors or memory: the socket is level-triggered and would be offered again at once, so
                 // it stops being watched for a moment (connections wait in the backlog), as HAProxy pauses it.
                 _loop.Remove(_fd);
-                _loop.Schedule(_token, AcceptPause, 0);
+                _loop.Schedule(_token, AcceptPause, ResumeAccepting);
                 return;
             }
 
@@ -114,30 +126,69 @@ internal sealed class TcpAcceptor : IEventHandler
         var port = (peer[2] << 8) | peer[3];
         var address = family == Libc.AfInet6 ? new ReadOnlySpan<byte>(peer + 8, 16) : new ReadOnlySpan<byte>(peer + 4, 4);
         var choice = pool.Table.Lookup(FlowHash.Of(address, port, _localAddress, Endpoint.Port));
-        if (choice < 0)
+        var key = Key(address);
+        if (choice < 0 || _relays.Count >= _limits.MaxConnections || _perClient.GetValueOrDefault(key) >= _limits.MaxPerClient)
         {
+            // No backend, or the VIP or this client holds all it may: refused at once, never queued.
             Libc.CloseWithReset(client);
             return;
         }
 
-        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended);
+        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended) { Client = key };
         _relays.Add(relay);
+        _perClient[key] = _perClient.GetValueOrDefault(key) + 1;
         Interlocked.Increment(ref _open);
         if (!relay.Start())
         {
             _relays.Remove(relay);
             Interlocked.Decrement(ref _open);
+            Release(key);
             Libc.CloseWithReset(client);
         }
     }
 
-    /// <summary>The pause after running out of descriptors is over: accepting resumes.</summary>
+    private TimeSpan SweepInterval => TimeSpan.FromMilliseconds(Math.Clamp(_limits.IdleTimeout.TotalMilliseconds / 4, 50, 5000));
+
+    private static UInt128 Key(ReadOnlySpan<byte> address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.CopyTo(bytes[(16 - address.Length)..]);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+
+    private void Release(UInt128 client)
+    {
+        if (_perClient.TryGetValue(client, out var held) && held > 1)
+        {
+            _perClient[client] = held - 1;
+        }
+        else
+        {
+            _perClient.Remove(client);
+        }
+    }
+
+    /// <summary>The pause after running out of descriptors is over: accepting resumes; or it is time to close idle connections.</summary>
     public void OnTimer(int cookie)
     {
-        if (!_stopped)
+        if (_stopped)
         {
-            _loop.Add(_fd, _token, 0, Libc.EpollIn);
+            return;
         }
+
+        if (cookie == SweepIdle)
+        {
+            var cutoff = Environment.TickCount64 - (long)_limits.IdleTimeout.TotalMilliseconds;
+            foreach (var relay in _relays.Where(r => r.LastActivity < cutoff).ToList())
+            {
+                relay.Close();
+            }
+
+            _loop.Schedule(_token, SweepInterval, SweepIdle);
+            return;
+        }
+
+        _loop.Add(_fd, _token, 0, Libc.EpollIn);
     }
 
     public void OnFault(Exception error)

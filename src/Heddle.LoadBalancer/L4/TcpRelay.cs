@@ -71,12 +71,20 @@ internal sealed unsafe class TcpRelay : IEventHandler
         return true;
     }
 
+    /// <summary>When either side last had something to say (Environment.TickCount64): the acceptor closes relays idle too long.</summary>
+    public long LastActivity { get; private set; } = Environment.TickCount64;
+
+    /// <summary>The client's address, as the acceptor counts connections per client.</summary>
+    public UInt128 Client { get; init; }
+
     public void OnEvent(int side, uint events)
     {
         if (_closed)
         {
             return;
         }
+
+        LastActivity = Environment.TickCount64;
 
         ref var reading = ref side == ClientSide ? ref _up : ref _down;
         ref var writing = ref side == ClientSide ? ref _down : ref _up;

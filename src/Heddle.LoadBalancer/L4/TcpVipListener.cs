@@ -46,7 +46,8 @@ internal sealed class TcpVipListener : IVipListener
             var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
             foreach (var loop in loops)
             {
-                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loop, () => _pool, options.ConnectTimeout);
+                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loop, () => _pool, options.ConnectTimeout,
+                    new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient));
                 _acceptors.Add(acceptor);
                 endpoint = acceptor.Endpoint;
             }
