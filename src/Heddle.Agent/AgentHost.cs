@@ -21,6 +21,8 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _connection;
     private readonly Task _rotation;
+    private readonly Task _fencing;
+    private ILogger _log = NullLogger.Instance;
     private readonly LogServer _logs;
     private readonly HttpClient _downloads;
     private readonly HttpClient _probes;
@@ -38,6 +40,45 @@ public sealed class AgentHost : IAsyncDisposable
         Drivers = drivers;
         _connection = connection.RunAsync(_stop.Token);
         _rotation = RotateLogsAsync(_stop.Token);
+        _fencing = FenceAsync(_stop.Token);
+    }
+
+    /// <summary>True while this agent has stopped its instances for want of the controller (until it hears from it again).</summary>
+    public bool Fenced { get; private set; }
+
+    private async Task FenceAsync(CancellationToken cancellationToken)
+    {
+        if (Options.FenceAfter <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - Connection.LastHeard);
+                if (silent < Options.FenceAfter)
+                {
+                    Fenced = false;
+                    continue;
+                }
+
+                if (!Fenced && Supervisor.Count > 0)
+                {
+                    Fenced = true;
+                    _log.LogWarning("Fenced: no word from the controller for {Seconds:0.#} s (--fence-after {Limit}); stopping this node's {Count} instance(s), "
+                        + "which the controller has given to other nodes; they start again when it sends this node's goal state",
+                        silent.TotalSeconds, Options.FenceAfter, Supervisor.Count);
+                    await Supervisor.FenceAsync(TimeSpan.FromSeconds(1));
+                    Connection.Reconnect(); // when the controller answers again, a new stream brings the goal state afresh
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     public AgentOptions Options { get; }
@@ -129,7 +170,7 @@ public sealed class AgentHost : IAsyncDisposable
             loggers.CreateLogger<AgentHost>().LogWarning("The container driver is unavailable on this node: {Reason}; container roles are not placed here", containerUnavailable);
         }
 
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values]) { Isolation = isolation, ContainerUnavailable = containerUnavailable };
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values]) { Isolation = isolation, ContainerUnavailable = containerUnavailable, _log = loggers.CreateLogger<AgentHost>() };
     }
 
     /// <summary>
@@ -191,6 +232,7 @@ public sealed class AgentHost : IAsyncDisposable
         await _stop.CancelAsync();
         await _connection;
         await _rotation;
+        await _fencing;
         if (StopInstancesOnExit)
         {
             await Supervisor.StopAllAsync();

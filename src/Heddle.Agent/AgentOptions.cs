@@ -60,6 +60,13 @@ public sealed record AgentOptions
 
     public int UidRangeEnd { get; init; } = 265535;
 
+    /// <summary>
+    /// Fencing: an agent that has heard nothing from the controller (not even its keepalive) for this long stops its
+    /// instances, since the controller will have moved them elsewhere (`--fence-after`; set it to the controller's
+    /// node timeout; zero turns fencing off). Default 10 s, the controller's default node timeout.
+    /// </summary>
+    public TimeSpan FenceAfter { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long the logs of an instance that no longer exists are kept (`--log-retention`). Default 24 h.</summary>
     public TimeSpan LogRetention { get; init; } = TimeSpan.FromHours(24);
 }

@@ -32,7 +32,8 @@ public sealed class TestCluster : IAsyncDisposable
 
     public string StateDirectory => _directory.Path;
 
-    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true)
+    /// <summary>With <paramref name="cuttable"/>, each agent reaches the controller through a <see cref="LinkCutter"/> of its own (<see cref="Links"/>).</summary>
+    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true, bool cuttable = false)
     {
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
@@ -46,6 +47,11 @@ public sealed class TestCluster : IAsyncDisposable
         var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers };
         cluster.Controller = await ControllerHost.StartAsync(options);
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken);
+        if (cuttable)
+        {
+            cluster.Links.AddRange(Enumerable.Range(0, nodes).Select(_ => new LinkCutter(cluster.Controller.AgentUrl)));
+        }
+
         for (var i = 0; i < nodes; i++)
         {
             cluster.Agents.Add(null);
@@ -60,9 +66,12 @@ public sealed class TestCluster : IAsyncDisposable
 
     public string NodeAddress(int i) => $"127.0.{_subnet}.{i + 1}";
 
+    /// <summary>The link of each agent to the controller, when the cluster was started cuttable.</summary>
+    public List<LinkCutter> Links { get; } = [];
+
     public AgentOptions AgentOptions(int i) => new()
     {
-        ControllerAgentUrl = Controller.AgentUrl,
+        ControllerAgentUrl = i < Links.Count ? Links[i].Url : Controller.AgentUrl,
         ControllerApiUrl = Controller.ApiUrl,
         JoinToken = Controller.JoinToken,
         NodeName = NodeName(i),
@@ -75,6 +84,7 @@ public sealed class TestCluster : IAsyncDisposable
         StopGracePeriod = TimeSpan.FromSeconds(3),
         RestartBackoff = TimeSpan.FromMilliseconds(100),
         UseContainers = _containers,
+        FenceAfter = _controllerOptions.NodeTimeout,
     };
 
     private bool _containers = true;
@@ -155,6 +165,11 @@ public sealed class TestCluster : IAsyncDisposable
         for (var i = 0; i < Agents.Count; i++)
         {
             Heddle.Agent.Instances.LeftoverInstances.Stop(AgentOptions(i).StateDirectory, NodeName(i));
+        }
+
+        foreach (var link in Links)
+        {
+            await link.DisposeAsync();
         }
 
         Api?.Dispose();

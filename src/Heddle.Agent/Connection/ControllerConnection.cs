@@ -23,6 +23,23 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
     public void Report(InstanceReport report) => _reports.Writer.TryWrite(report);
 
+    private volatile CancellationTokenSource? _session;
+
+    /// <summary>Ends the current stream so that a new one starts, with a Hello and the whole goal state again (after fencing).</summary>
+    public void Reconnect()
+    {
+        try
+        {
+            _session?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>When the controller last said anything (a goal state or its keepalive), as Environment.TickCount64; the agent's start before that.</summary>
+    public long LastHeard { get; private set; } = Environment.TickCount64;
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
@@ -61,6 +78,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     {
         var headers = new Metadata { { "authorization", $"Bearer {options.JoinToken}" } };
         using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _session = session;
         using var call = client.Connect(headers, cancellationToken: session.Token);
 
         // Reports queued while disconnected are covered by the snapshot in Hello.
@@ -76,6 +94,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         {
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
             {
+                LastHeard = Environment.TickCount64;
                 if (!Connected)
                 {
                     Connected = true;

@@ -41,6 +41,7 @@ public sealed class InstanceRunner
     private string? _failure;
     private string? _lastStderr;
     private IInstanceDriver _driver;
+    private TimeSpan? _grace;
 
     public InstanceRunner(InstanceGoal goal, string specKey, AgentContext context, JournalEntry? adopted, Action<InstanceReport> report, Action journalChanged)
     {
@@ -138,8 +139,9 @@ public sealed class InstanceRunner
     }
 
     /// <summary>Stops the instance (SIGTERM, grace, SIGKILL) and waits until it is gone.</summary>
-    public async Task StopAsync()
+    public async Task StopAsync(TimeSpan? grace = null)
     {
+        _grace = grace;
         await _stop.CancelAsync();
         if (_loop is not null)
         {
@@ -470,7 +472,7 @@ public sealed class InstanceRunner
         }
 
         Report(InstanceStates.Stopping, null);
-        await StopProcessAsync(_context.Options.StopGracePeriod);
+        await StopProcessAsync(_grace ?? _context.Options.StopGracePeriod);
         _driver.Cleanup(Id, _directory);
         _context.Ports.Release(_ports.Values);
         Report(InstanceStates.Stopped, null);

@@ -154,7 +154,28 @@ public sealed class InstanceSupervisor
     }
 
     /// <summary>Stops every instance (for `heddle up`'s teardown and tests; a plain agent exit leaves them running).</summary>
-    public async Task StopAllAsync()
+    public Task StopAllAsync() => StopAllAsync(grace: null);
+
+    /// <summary>How many instances this agent runs or has adopted.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _runners.Count + _unclaimed.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops every instance at once (a short grace): the agent has lost the controller for longer than the node timeout,
+    /// so the controller has given its instances to other nodes and the copies here must not serve beside them. A goal
+    /// state that comes later starts what it asks for again.
+    /// </summary>
+    public Task FenceAsync(TimeSpan grace) => StopAllAsync(grace);
+
+    private async Task StopAllAsync(TimeSpan? grace)
     {
         List<InstanceRunner> runners;
         List<JournalEntry> orphans;
@@ -166,7 +187,7 @@ public sealed class InstanceSupervisor
             _unclaimed.Clear();
         }
 
-        await Task.WhenAll(runners.Select(r => r.StopAsync()).Concat(orphans.Select(StopOrphanAsync)).Concat(SnapshotStopping()));
+        await Task.WhenAll(runners.Select(r => r.StopAsync(grace)).Concat(orphans.Select(StopOrphanAsync)).Concat(SnapshotStopping()));
         SaveJournal();
     }
 

@@ -31,9 +31,10 @@ internal static class AgentCommand
         var noContainers = new Option<bool>("--no-containers") { Description = "Do not offer the container driver (roles with driver: container are then placed elsewhere)" };
         var uids = new Option<string>("--uid-range") { Description = "As root, each service's instances run as a uid of their own from this range (default 200000-265535)", DefaultValueFactory = _ => "200000-265535" };
         var retention = Durations.Option("--log-retention", "How long the logs of an instance that no longer exists are kept", TimeSpan.FromHours(24));
+        var fence = Durations.Option("--fence-after", "Stop this node's instances after hearing nothing from the controller this long (its node timeout; 0s: never)", TimeSpan.FromSeconds(10));
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention,
+            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -84,6 +85,7 @@ internal static class AgentCommand
                 RestartBackoff = parse.GetValue(backoff),
                 UseCgroups = !parse.GetValue(noCgroups),
                 UseContainers = !parse.GetValue(noContainers),
+                FenceAfter = parse.GetValue(fence),
                 UidRangeStart = firstUid,
                 UidRangeEnd = lastUid,
                 LogRetention = parse.GetValue(retention),

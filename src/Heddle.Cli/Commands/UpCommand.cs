@@ -79,6 +79,7 @@ internal static class UpCommand
                     "agent", "--controller", agentUrl, "--controller-api", apiUrl.ToString(),
                     "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
+                    "--fence-after", Durations.Format(nodeTimeout),
                 ]));
             }
 

@@ -138,13 +138,36 @@ public sealed class AgentService(
         }
     }
 
+    /// <summary>Goal states as they come, and a keepalive every second between them (the agent fences itself without them).</summary>
     private static async Task WriteGoalsAsync(AgentSession session, IServerStreamWriter<ControllerMessage> stream, CancellationToken cancellationToken)
     {
         try
         {
-            await foreach (var goal in session.Goals.ReadAllAsync(cancellationToken))
+            using var keepalive = new PeriodicTimer(TimeSpan.FromSeconds(1));
+            var tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
+            var sequence = 0L;
+            var goal = session.Goals.WaitToReadAsync(cancellationToken).AsTask();
+            while (true)
             {
-                await stream.WriteAsync(new ControllerMessage { Goal = goal }, cancellationToken);
+                if (await Task.WhenAny(goal, tick) == tick)
+                {
+                    await tick;
+                    await stream.WriteAsync(new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence } }, cancellationToken);
+                    tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
+                    continue;
+                }
+
+                if (!await goal)
+                {
+                    return;
+                }
+
+                while (session.Goals.TryRead(out var next))
+                {
+                    await stream.WriteAsync(new ControllerMessage { Goal = next }, cancellationToken);
+                }
+
+                goal = session.Goals.WaitToReadAsync(cancellationToken).AsTask();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)

@@ -275,6 +275,15 @@ public sealed class ServiceDefinitionParserTests
     }
 
     [Fact]
+    public void Parse_AServiceNamedStaging_IsRefused_BecauseEveryStagingSlotIsNamedSo()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: staging\nroles:\n  web:\n    entryPoint: { command: x }\n");
+
+        Assert.NotEqual("staging", definition?.Name);
+        Assert.Contains("'staging' is reserved", ModelText.Single(diagnostics, DiagnosticCodes.ReservedServiceName, 1, 7).Message);
+    }
+
+    [Fact]
     public void Parse_AnImageNameHeddleCannotStore_IsRefused()
     {
         var (_, diagnostics) = ModelText.Definition("name: a\nroles:\n  web:\n    driver: container\n    image: Debian:12\n    entryPoint: { command: x }\n");
