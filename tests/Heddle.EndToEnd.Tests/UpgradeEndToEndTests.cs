@@ -13,6 +13,28 @@ public sealed class UpgradeEndToEndTests
         File.ReadAllText(SamplePackage.ConfigurationPath).Replace("Greeting: \"hi\"", $"Greeting: \"{greeting}\"") + $"upgrade: {upgrade}\n";
 
     [Fact]
+    public async Task DeployWait_KeepsWaitingAcrossAControllerKilledDuringIt()
+    {
+        await using var up = await UpCluster.StartAsync();
+        var start = new ProcessStartInfo(Heddle.Executable, ["deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait"])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, Environment = { ["HEDDLE_HOME"] = up.Home },
+        };
+        using var deploy = Process.Start(start)!;
+        var errors = deploy.StandardError.ReadToEndAsync();
+        var accepted = await deploy.StandardOutput.ReadLineAsync();
+        Assert.StartsWith("deployment accepted", accepted);
+        var controller = up.Processes()["controller"];
+        Process.GetProcessById(controller).Kill(); // while `deploy --wait` waits
+
+        var rest = await deploy.StandardOutput.ReadToEndAsync();
+        await deploy.WaitForExitAsync();
+        Assert.True(deploy.ExitCode == 0, $"exit {deploy.ExitCode}: {rest} {await errors}");
+        Assert.Contains("hello: all 4 instances Ready", rest);
+        Assert.NotEqual(controller, up.Processes()["controller"]);
+    }
+
+    [Fact]
     public async Task Upgrade_SettingsChangeThenAFailingPackage_NoRequestFails_DomainsInOrder_FailureRolledBack()
     {
         await using var up = await UpCluster.StartAsync();

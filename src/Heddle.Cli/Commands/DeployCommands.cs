@@ -216,9 +216,22 @@ internal static class DeployCommands
     {
         var clock = Stopwatch.StartNew();
         var last = string.Empty;
+        var unreachableSince = (TimeSpan?)null;
         while (true)
         {
-            var status = await api.GetServiceAsync(service, ct);
+            ServiceStatus status;
+            try
+            {
+                status = await api.GetServiceAsync(service, ct);
+                unreachableSince = null;
+            }
+            catch (HeddleApiException e) when (e.Status is null && clock.Elapsed < timeout && clock.Elapsed - (unreachableSince ??= clock.Elapsed) < UpgradeWatcher.UnreachableLimit)
+            {
+                // The controller is restarting (what it accepted is stored and carries on): keep waiting for a while.
+                await Task.Delay(250, ct);
+                continue;
+            }
+
             var byState = status.Instances.GroupBy(i => i.State).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}");
             var line = $"  {clock.Elapsed.TotalSeconds,5:0.0}s  {status.ReadyInstances}/{status.DesiredInstances} Ready  ({string.Join(", ", byState)})";
             if (!quiet && line[10..] != last)

@@ -11,7 +11,7 @@ namespace Heddle.Cli.Commands;
 internal static class UpgradeWatcher
 {
     /// <summary>How long following rides out a controller that cannot be reached (one being restarted).</summary>
-    private static readonly TimeSpan UnreachableLimit = TimeSpan.FromSeconds(30);
+    internal static readonly TimeSpan UnreachableLimit = TimeSpan.FromSeconds(30);
 
     public static async Task<(int Exit, UpgradeStatus? Status)> FollowAsync(CliConsole console, HeddleApiClient api, string service, long? revision, TimeSpan timeout,
         bool quiet, bool stopWhenWaiting, CancellationToken ct)
