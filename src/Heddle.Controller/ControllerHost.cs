@@ -13,9 +13,14 @@ using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller;
 
-/// <summary>What `heddle info` shows; the DNS fields are filled in once the DNS server is hosted here.</summary>
+/// <summary>
+/// What `heddle info` shows. The DNS fields come from a DNS server hosted here, or else from the `heddle dns` processes
+/// that follow this controller's records and said where they answer (the most recent one while it follows).
+/// </summary>
 public sealed class ControllerInfo(string stateDirectory)
 {
+    private readonly List<(string Address, string Zone)> _dnsFollowers = [];
+
     public Uri? ApiUrl { get; set; }
 
     public Uri? AgentUrl { get; set; }
@@ -25,7 +30,48 @@ public sealed class ControllerInfo(string stateDirectory)
 
     public string? Zone { get; set; }
 
-    public ClusterInfo Describe() => new(ApiUrl?.ToString() ?? string.Empty, AgentUrl?.ToString() ?? string.Empty, typeof(ControllerInfo).Assembly.GetName().Version?.ToString() ?? "0", DnsAddress, Zone, stateDirectory);
+    /// <summary>Records a separate DNS server following this controller, until the returned handle is disposed.</summary>
+    public IDisposable AddDnsFollower(string address, string zone)
+    {
+        var entry = (address, zone);
+        lock (_dnsFollowers)
+        {
+            _dnsFollowers.Add(entry);
+        }
+
+        return new Release(() =>
+        {
+            lock (_dnsFollowers)
+            {
+                _dnsFollowers.Remove(entry);
+            }
+        });
+    }
+
+    public ClusterInfo Describe()
+    {
+        (string Address, string Zone)? follower;
+        lock (_dnsFollowers)
+        {
+            follower = _dnsFollowers.Count > 0 ? _dnsFollowers[^1] : null;
+        }
+
+        return new(ApiUrl?.ToString() ?? string.Empty, AgentUrl?.ToString() ?? string.Empty, typeof(ControllerInfo).Assembly.GetName().Version?.ToString() ?? "0",
+            DnsAddress ?? follower?.Address, Zone ?? follower?.Zone, stateDirectory);
+    }
+
+    private sealed class Release(Action release) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                release();
+            }
+        }
+    }
 }
 
 /// <summary>
@@ -92,6 +138,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<Dns.DnsRecordSource>();
         services.AddSingleton<LoadBalancing.LoadBalancerConfigSource>();
         services.AddSingleton(new LoadBalancing.VipPool(options.VipPool ?? "127.77.0.0/24"));
+        services.AddSingleton<LoadBalancing.VipConflicts>();
         services.AddSingleton<ServiceModels>();
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();

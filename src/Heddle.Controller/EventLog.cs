@@ -70,6 +70,8 @@ public static class EventKinds
     public const string DeploymentAccepted = "DeploymentAccepted";
     public const string ImageImported = "ImageImported";
     public const string SlotsSwapped = "SlotsSwapped";
+    public const string VipMoved = "VipMoved";
+    public const string VipUnusable = "VipUnusable";
     public const string ImageDeleted = "ImageDeleted";
     public const string InstancePlaced = "InstancePlaced";
     public const string InstanceMoved = "InstanceMoved";

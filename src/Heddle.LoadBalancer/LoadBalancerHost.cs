@@ -18,9 +18,9 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
     private EventLoop[]? _tcpLoops; // shared by every L4 listener, made with the first
 
     /// <summary>Applies a whole configuration. A listener that cannot bind is reported and the others still apply.</summary>
-    public async Task<IReadOnlyList<string>> ApplyAsync(LoadBalancerConfig config)
+    public async Task<IReadOnlyList<ListenerProblem>> ApplyAsync(LoadBalancerConfig config)
     {
-        var problems = new List<string>();
+        var problems = new List<ListenerProblem>();
         await _lock.WaitAsync();
         try
         {
@@ -66,7 +66,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
                 }
                 catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
                 {
-                    problems.Add($"{listener.Service} {key}: cannot listen ({e.Message})");
+                    problems.Add(new ListenerProblem(listener.Service, listener.Vip, listener.Port, e.Message));
                 }
             }
         }

@@ -36,7 +36,9 @@ public sealed class UpCluster : IAsyncDisposable
         var home = new TempDirectory("heddle-up-");
         File.SetUnixFileMode(home.Path, global::Heddle.Agent.Isolation.StateFolders.PassThrough); // instances, as their own uids, pass through to their folders
         var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "up", "--nodes", "3", "--node-timeout", "3s", "--state", home.Combine("cluster") }.Concat(extra))
+        string[] timeout = extra.Contains("--node-timeout") ? [] : ["--node-timeout", "3s"];
+        string[] args = ["up", "--nodes", "3", .. timeout, "--state", home.Combine("cluster"), .. extra];
+        foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
         }

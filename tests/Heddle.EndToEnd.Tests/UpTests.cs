@@ -23,7 +23,7 @@ public sealed class UpTests : IDisposable
         bool upFileLeft;
         try
         {
-            Assert.Equal(["controller", "n1", "n2", "n3"], up.Processes().Keys);
+            Assert.Equal(["controller", "dns", "lb", "n1", "n2", "n3"], up.Processes().Keys);
 
             var deploy = Heddle.Run(env, "deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
             Assert.True(deploy.ExitCode == 0, deploy.ToString());

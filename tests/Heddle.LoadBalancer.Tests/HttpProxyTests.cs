@@ -164,6 +164,28 @@ public sealed class HttpProxyTests
         Assert.Equal("echo", new StreamReader(tcp.GetStream()).ReadLine());
     }
 
+    [Fact]
+    public async Task Host_AListenerItCannotBind_IsReportedWithItsVipAndPort_AndOpensOnALaterApplyOnceFree()
+    {
+        await using var web = await NamedWebBackend.StartAsync("web");
+        var squatter = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions());
+        LoadBalancerConfig Config(long version) => new() { Version = version, Listeners = [new VipListener("svc", "127.0.0.1", port, "http", [web.Backend])] };
+
+        var problems = await host.ApplyAsync(Config(1));
+        squatter.Stop();
+        var later = await host.ApplyAsync(Config(2));
+
+        var problem = Assert.Single(problems);
+        Assert.Equal(("svc", "127.0.0.1", port), (problem.Service, problem.Vip, problem.Port));
+        Assert.Contains("in use", problem.Reason);
+        Assert.Empty(later);
+        using var http = new HttpClient();
+        Assert.Equal("web", await http.GetStringAsync($"http://127.0.0.1:{port}/"));
+    }
+
     private static int FreePort()
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);

@@ -4,7 +4,7 @@ namespace Heddle.Cli.Client;
 
 /// <summary>
 /// Feeds a data plane on its own host from a controller stream: every whole view is applied as it comes; a lost
-/// controller is retried with backoff (0.2 s doubling to 10 s) while the data plane keeps serving its last view.
+/// controller is retried with backoff (0.2 s doubling to 3 s) while the data plane keeps serving its last view.
 /// </summary>
 internal static class ControllerFollower
 {
@@ -39,7 +39,7 @@ internal static class ControllerFollower
                 return;
             }
 
-            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
+            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(3).Ticks, backoff.Ticks * 2));
         }
     }
 

@@ -59,6 +59,11 @@ internal static class ClusterCommands
                 var upgrade = status.Upgrade is null or UpgradeStates.Completed ? string.Empty : $", upgrade {status.Upgrade}{(status.UpgradeReason is { } why ? $" ({why})" : string.Empty)}";
                 var slotText = slots.Count > 1 || status.Slot != "production" ? $" [{status.Slot}: {status.DnsName}, deployment {status.Deployment}]" : string.Empty;
                 console.Out.WriteLine($"service {status.Name}{slotText}: {status.State}, revision {status.Revision}, {status.ReadyInstances}/{status.DesiredInstances} Ready{vip}, package {status.PackageSha256[..12]}{upgrade}");
+                if (status.VipProblem is { } problem)
+                {
+                    console.Out.WriteLine($"  VIP problem: {problem}");
+                }
+
                 WriteInstances(console, status.Instances);
             }
 

@@ -81,7 +81,7 @@ internal static class DnsCommand
             await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!));
             console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
             using var api = new HeddleApiClient(url, token);
-            await ControllerFollower.RunAsync("dns", api.FollowDnsRecordsAsync, records =>
+            await ControllerFollower.RunAsync("dns", c => api.FollowDnsRecordsAsync(server.Endpoint.ToString(), server.Zone, c), records =>
             {
                 server.Update(records);
                 return Task.CompletedTask;

@@ -83,18 +83,32 @@ internal sealed class LbOptionsBinder
 
         var balancer = new LoadBalancerHost(Options(parse));
         var source = host.Services.GetRequiredService<LoadBalancerConfigSource>();
-        source.Changed += config => _ = ApplyAsync(balancer, config, console);
-        _ = ApplyAsync(balancer, source.Current, console);
+        var conflicts = host.Services.GetRequiredService<VipConflicts>();
+        Task Report(LoadBalancerReport report)
+        {
+            conflicts.Report(report);
+            return Task.CompletedTask;
+        }
+
+        source.Changed += config => _ = ApplyAsync(balancer, config, Report, console);
+        _ = ApplyAsync(balancer, source.Current, Report, console);
         return balancer;
     }
 
-    internal static async Task ApplyAsync(LoadBalancerHost balancer, LoadBalancerConfig config, CliConsole console)
+    /// <summary>Applies a configuration, then reports to the controller what could not be opened (every time, so it also learns when all is well).</summary>
+    internal static async Task ApplyAsync(LoadBalancerHost balancer, LoadBalancerConfig config, Func<LoadBalancerReport, Task> report, CliConsole console)
     {
-        foreach (var problem in await balancer.ApplyAsync(config))
+        var problems = await balancer.ApplyAsync(config);
+        foreach (var problem in problems)
         {
-            console.Error.WriteLine($"heddle lb: {problem}");
+            console.Error.WriteLine($"heddle lb: {problem.Service} {problem.Vip}:{problem.Port}: cannot listen ({problem.Reason})");
         }
+
+        await report(new LoadBalancerReport(Reporter, config.Version, problems));
     }
+
+    /// <summary>This balancer, as its reports name it.</summary>
+    internal static string Reporter { get; } = $"{Environment.MachineName}/{Environment.ProcessId}";
 }
 
 /// <summary><c>heddle lb --controller URL</c>: the load balancer on a host of its own, fed by the controller's API.</summary>
@@ -113,7 +127,8 @@ internal static class LbCommand
             await using var balancer = new LoadBalancerHost(lb.Options(parse));
             console.Out.WriteLine($"lb {Environment.ProcessId}: listeners from {url}");
             using var api = new HeddleApiClient(url, token);
-            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync, config => LbOptionsBinder.ApplyAsync(balancer, config, console), console, ct);
+            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync,
+                config => LbOptionsBinder.ApplyAsync(balancer, config, report => api.ReportLoadBalancerAsync(report, ct), console), console, ct);
             return ExitCodes.Ok;
         });
         return command;

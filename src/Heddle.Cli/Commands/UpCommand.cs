@@ -61,14 +61,23 @@ internal static class UpCommand
             {
                 File.Delete(Path.Combine(controllerState, ControllerCommand.EndpointsFile));
             }
+            // The data plane (DNS, load balancer) runs in processes of its own, fed by the controller's API: a flood on a
+            // VIP cannot take the controller down, and a controller restart does not interrupt traffic.
             var controller = Start("controller", Path.Combine(logs, "controller.log"),
-                ["controller", "--state", controllerState, "--node-timeout", Durations.Format(nodeTimeout)]);
+                ["controller", "--state", controllerState, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb"]);
             children.Add(controller);
             var endpoints = await WaitForEndpointsAsync(controller, Path.Combine(controllerState, ControllerCommand.EndpointsFile), ct);
             var apiUrl = new Uri(endpoints.GetProperty("apiUrl").GetString()!);
             JoinToken = File.ReadAllText(Path.Combine(controllerState, "join-token")).Trim();
             var agentUrl = endpoints.GetProperty("agentUrl").GetString()!;
             ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim());
+            using var api = ClientConfig.Load().Connect();
+            var follow = new[] { "--controller", apiUrl.ToString(), "--token-file", Path.Combine(controllerState, "api-token") };
+            children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0"]));
+            children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow]));
+            var dnsAddress = await WaitForDnsAsync(api, children, ct);
+            // A DNS server that comes back must answer where clients already ask.
+            children[1] = children[1] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()] };
 
             var memory = Math.Max(1024, Heddle.Agent.Node.NodeMemoryInfo.TotalMiB() / count);
             for (var i = 1; i <= count; i++)
@@ -83,15 +92,12 @@ internal static class UpCommand
                 ]));
             }
 
-            using var api = ClientConfig.Load().Connect();
             await WaitForNodesAsync(api, children, count, ct);
-            var dnsAddress = endpoints.TryGetProperty("dnsAddress", out var dns) && dns.ValueKind == JsonValueKind.String ? dns.GetString() : null;
             WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children);
             Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
 
             // A controller that comes back must listen where the agents and clients already look.
-            var controllerArgs = controller.Args.Concat(["--api-port", apiUrl.Port.ToString(), "--agent-port", new Uri(agentUrl).Port.ToString()])
-                .Concat(dnsAddress is null ? [] : ["--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()]).ToArray();
+            var controllerArgs = controller.Args.Concat(["--api-port", apiUrl.Port.ToString(), "--agent-port", new Uri(agentUrl).Port.ToString()]).ToArray();
             children[0] = controller with { Args = controllerArgs };
             await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children), ct);
             console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
@@ -100,7 +106,7 @@ internal static class UpCommand
         finally
         {
             await StopAsync(children);
-            foreach (var agent in children.Where(c => c.Name != "controller"))
+            foreach (var agent in children.Where(c => c.IsAgent))
             {
                 var killed = Heddle.Agent.Instances.LeftoverInstances.Stop(Path.Combine(agentsRoot, agent.Name), agent.Name);
                 if (killed > 0)
@@ -138,7 +144,10 @@ internal static class UpCommand
         return elsewhere;
     }
 
-    private sealed record Child(string Name, Process Process, string Log, string[] Args, string? Address = null, string? FaultDomain = null);
+    private sealed record Child(string Name, Process Process, string Log, string[] Args, string? Address = null, string? FaultDomain = null)
+    {
+        public bool IsAgent => Args[0] == "agent";
+    }
 
     /// <summary>
     /// Until Ctrl-C or SIGTERM: any process of the cluster that dies (the controller killed with -9, an agent that
@@ -198,7 +207,7 @@ internal static class UpCommand
         }
 
         start.Environment["HEDDLE_UP_LOG"] = log;
-        if (name != "controller" && JoinToken is { } token)
+        if (args[0] == "agent" && JoinToken is { } token)
         {
             start.Environment[AgentCommand.JoinTokenVariable] = token; // never on a command line, where every process could read it
         }
@@ -238,6 +247,28 @@ internal static class UpCommand
         }
 
         throw new CliException($"the controller did not start within 60 s; see {controller.Log}");
+    }
+
+    /// <summary>Where the DNS server answers, once it follows the controller (the controller's info says).</summary>
+    private static async Task<string> WaitForDnsAsync(HeddleApiClient api, List<Child> children, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (children.FirstOrDefault(c => c.Process.HasExited) is { } dead)
+            {
+                throw new CliException($"{dead.Name} exited with code {dead.Process.ExitCode}; its log {dead.Log} ends with:\n{Tail(dead.Log)}");
+            }
+
+            if ((await api.InfoAsync(ct)).DnsAddress is { } address)
+            {
+                return address;
+            }
+
+            await Task.Delay(50, ct);
+        }
+
+        throw new CliException($"the DNS server did not start within 60 s; see {children.First(c => c.Name == "dns").Log}");
     }
 
     private static async Task WaitForNodesAsync(HeddleApiClient api, List<Child> children, int count, CancellationToken ct)
@@ -302,8 +333,9 @@ internal static class UpCommand
 
     private static async Task StopAsync(List<Child> children)
     {
-        // Agents first, so they stop their instances while the controller still listens; then the controller.
-        foreach (var group in new[] { children.Where(c => c.Name != "controller").ToList(), children.Where(c => c.Name == "controller").ToList() })
+        // Agents first, so they stop their instances while the controller still listens; then the controller; then DNS and
+        // the load balancer, which serve until the end.
+        foreach (var group in new[] { children.Where(c => c.IsAgent).ToList(), children.Where(c => c.Name == "controller").ToList(), children.Where(c => !c.IsAgent && c.Name != "controller").ToList() })
         {
             foreach (var child in group.Where(c => !c.Process.HasExited))
             {

@@ -106,6 +106,9 @@ public sealed record ServiceStatus
     /// <summary>The service's load-balancer address; its input endpoints' public ports listen there.</summary>
     public string? Vip { get; init; }
 
+    /// <summary>Why the VIP does not serve now, when a load balancer reports it cannot listen there (null when it does).</summary>
+    public string? VipProblem { get; init; }
+
     /// <summary>Active, or Deleting while its instances stop.</summary>
     public required string State { get; init; }
 
@@ -228,5 +231,6 @@ public static class ProblemTypes
     public const string HashMismatch = "https://heddle.dev/problems/hash-mismatch";
     public const string PackageMissing = "https://heddle.dev/problems/package-missing";
     public const string Conflict = "https://heddle.dev/problems/conflict";
+    public const string InvalidRequest = "https://heddle.dev/problems/invalid-request";
     public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
 }

@@ -148,8 +148,16 @@ public sealed class HeddleApiClient : IDisposable
     /// <summary>The DNS record set now, then a whole new one at each change (server-sent events).</summary>
     public IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync(CancellationToken ct = default) => FollowAsync<DnsRecordSet>("v1/dns/records?follow=true", ct);
 
+    /// <summary>As <see cref="FollowDnsRecordsAsync(CancellationToken)"/>, telling the controller where this DNS server answers (shown by `heddle info`).</summary>
+    public IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync(string server, string zone, CancellationToken ct = default) =>
+        FollowAsync<DnsRecordSet>($"v1/dns/records?follow=true&server={Uri.EscapeDataString(server)}&zone={Uri.EscapeDataString(zone)}", ct);
+
     /// <summary>The load-balancer configuration now, then a whole new one at each change (server-sent events).</summary>
     public IAsyncEnumerable<LoadBalancerConfig> FollowLoadBalancerConfigAsync(CancellationToken ct = default) => FollowAsync<LoadBalancerConfig>("v1/lb/config?follow=true", ct);
+
+    /// <summary>Tells the controller which listeners this load balancer could not open.</summary>
+    public async Task ReportLoadBalancerAsync(LoadBalancerReport report, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Post, "v1/lb/report") { Content = JsonContent.Create(report, options: Json) }, ct);
 
     private async IAsyncEnumerable<T> FollowAsync<T>(string url, [EnumeratorCancellation] CancellationToken ct)
     {

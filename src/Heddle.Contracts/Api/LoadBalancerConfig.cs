@@ -22,3 +22,16 @@ public sealed record BackendProbe(string Kind, string? Path, int IntervalMillise
 
 /// <param name="Id">Stable across changes (the instance id), so the consistent hash keeps flows where they were.</param>
 public sealed record Backend(string Id, string Address, int Port);
+
+/// <summary>A listener the balancer could not open, as it reports it to the controller.</summary>
+/// <param name="Service">The deployment key the listener serves (as in <see cref="VipListener.Service"/>).</param>
+/// <param name="Reason">What the operating system said (Address already in use, ...).</param>
+public sealed record ListenerProblem(string Service, string Vip, int Port, string Reason);
+
+/// <summary>
+/// What one load balancer reports after applying a configuration: every listener it could not open (empty when all
+/// are open). Each report replaces the same reporter's previous one.
+/// </summary>
+/// <param name="Reporter">Names the balancer process (host and pid), so reports of several balancers do not mix.</param>
+/// <param name="Version">The configuration version applied.</param>
+public sealed record LoadBalancerReport(string Reporter, long Version, IReadOnlyList<ListenerProblem> Problems);

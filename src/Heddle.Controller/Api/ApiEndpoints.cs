@@ -43,19 +43,50 @@ internal static class ApiEndpoints
                 ? Slotted(store, name, slot, key => control.Act(key, parsed))
                 : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
         v1.MapPost("/services/{name}/swap", (string name, Swaps swaps, CancellationToken ct) => swaps.SwapAsync(name, ct));
-        v1.MapGet("/services", (IClusterStore store, ServiceModels models, DeploymentReconciler reconciler) =>
-            Results.Ok(store.ListServices().Select(s => Describe(s, store, models, reconciler)).ToList()));
-        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler) =>
-            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler))));
+        v1.MapGet("/services", (IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
+            Results.Ok(store.ListServices().Select(s => Describe(s, store, models, reconciler, conflicts)).ToList()));
+        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
+            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler, conflicts))));
         v1.MapDelete("/services/{name}", Delete);
         v1.MapGet("/instances", (string? service, string? slot, IClusterStore store) =>
             service is null ? Results.Ok(Instances(store, null)) : Slotted(store, service, slot, key => Results.Ok(Instances(store, key))));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapGet("/events", Events.GetAsync);
-        v1.MapGet("/dns/records", (HttpContext c, Dns.DnsRecordSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
+        v1.MapGet("/dns/records", FollowDnsAsync);
+        v1.MapPost("/lb/report", (LoadBalancerReport report, LoadBalancing.VipConflicts conflicts) =>
+        {
+            if (string.IsNullOrWhiteSpace(report.Reporter) || report.Reporter.Length > 200 || report.Problems is null || report.Problems.Count > 100_000)
+            {
+                return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad load-balancer report", "a report names its reporter (up to 200 characters) and lists its problems (up to 100,000)");
+            }
+
+            conflicts.Report(report);
+            return Results.NoContent();
+        });
         v1.MapGet("/lb/config", (HttpContext c, LoadBalancing.LoadBalancerConfigSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
         v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
     }
+
+    /// <summary>The DNS records; a `heddle dns` following them may say where it answers (?server=address:port&amp;zone=z) for `heddle info`.</summary>
+    private static async Task<IResult> FollowDnsAsync(HttpContext context, Dns.DnsRecordSource source, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime, ControllerInfo info,
+        bool? follow, string? server, string? zone)
+    {
+        if (server is null)
+        {
+            return await ProjectionStream.GetAsync(context, source, lifetime, follow);
+        }
+
+        if (follow != true || !System.Net.IPEndPoint.TryParse(server, out var endpoint) || endpoint.Port == 0 || zone is null || !IsDnsName(zone))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad DNS follower", "server= needs follow=true, an address:port with a port, and zone= a DNS name");
+        }
+
+        using var registered = info.AddDnsFollower(endpoint.ToString(), zone);
+        return await ProjectionStream.GetAsync(context, source, lifetime, follow);
+    }
+
+    private static bool IsDnsName(string name) => name.Length is > 0 and <= 253
+        && name.Split('.').All(l => l.Length is > 0 and <= 63 && l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
 
     private static async Task<IResult> PutPackageAsync(string sha256, HttpRequest request, BlobStore blobs, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
     {
@@ -147,7 +178,7 @@ internal static class ApiEndpoints
         return Problems.NotFound($"no service '{name}'{hint}");
     }
 
-    internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models, DeploymentReconciler? reconciler = null)
+    internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models, DeploymentReconciler? reconciler = null, LoadBalancing.VipConflicts? conflicts = null)
     {
         var instances = Instances(store, service.Name);
         if (!service.Deleting && reconciler is not null)
@@ -178,6 +209,7 @@ internal static class ApiEndpoints
             Revision = service.Revision,
             PackageSha256 = service.PackageSha256,
             Vip = service.Vip,
+            VipProblem = conflicts?.ProblemFor(service),
             State = service.Deleting ? "Deleting" : "Active",
             DesiredInstances = service.Deleting ? 0 : models.For(service)?.Configuration.Roles.Sum(r => r.Instances) ?? 0,
             ReadyInstances = instances.Count(i => i.State == InstanceStates.Ready),

@@ -52,6 +52,12 @@ public interface IClusterStore : IDisposable
     /// </summary>
     bool SwapSlots(string first, long firstVersion, string second, long secondVersion);
 
+    /// <summary>
+    /// Gives a service another VIP: false (nothing changed) when its VIP is no longer <paramref name="from"/> or another
+    /// service holds <paramref name="to"/>.
+    /// </summary>
+    bool ChangeVip(string service, string from, string to);
+
     void RemoveService(string name);
 
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);

@@ -269,6 +269,23 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
+    public bool ChangeVip(string service, string from, string to)
+    {
+        lock (_lock)
+        {
+            using var tx = _db.BeginTransaction();
+            if (Scalar<string>("SELECT name FROM services WHERE vip = $to", ("$to", to)) is not null)
+            {
+                return false;
+            }
+
+            var changed = Execute("UPDATE services SET vip = $to, version = version + 1, updated = $u WHERE name = $n AND vip = $from",
+                ("$n", service), ("$from", from), ("$to", to), ("$u", Now())) > 0;
+            tx.Commit();
+            return changed;
+        }
+    }
+
     public bool MarkDeleting(string name)
     {
         lock (_lock)
