@@ -87,7 +87,7 @@ internal static class LbHarness
         }
     }
 
-    private sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0);
+    private sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0, string ErrorLines = "");
 
     private static int Option(string[] args, string name, int fallback)
     {
@@ -121,7 +121,8 @@ internal static class LbHarness
             return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         }
 
-        return [.. all.Select(r => new Result(Median(r.Select(x => x.Rps)), Median(r.Select(x => x.P50)), Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Median(r.Select(x => x.CpuMicroseconds))))];
+        return [.. all.Select(r => new Result(Median(r.Select(x => x.Rps)), Median(r.Select(x => x.P50)), Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Median(r.Select(x => x.CpuMicroseconds)),
+            string.Join(" | ", r.Where(x => x.Errors > 0).Select(x => x.ErrorLines))))];
     }
 
     /// <summary>User + system CPU so far of a process and its children (nginx's worker), in clock ticks (/proc/PID/stat).</summary>
@@ -153,8 +154,14 @@ internal static class LbHarness
         return total;
     }
 
-    private static void Print(string name, Result r) =>
+    private static void Print(string name, Result r)
+    {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {r.Rps,11:N0} {r.P50,8:0.00} {r.P99,8:0.00} {r.Errors,8} {r.CpuMicroseconds,18:0.0}"));
+        if (r.Errors > 0)
+        {
+            Console.WriteLine($"  wrk said: {r.ErrorLines}"); // which kind (timeouts, resets, non-2xx) tells where to look
+        }
+    }
 
     private static Result Wrk(int port, int seconds, bool close)
     {
@@ -172,6 +179,7 @@ internal static class LbHarness
         process.WaitForExit();
         double rps = 0, p50 = 0, p99 = 0;
         long errors = 0;
+        var errorLines = new List<string>();
         foreach (var raw in output.Split('\n'))
         {
             var line = raw.Trim();
@@ -190,10 +198,11 @@ internal static class LbHarness
             else if (line.StartsWith("Socket errors:", StringComparison.Ordinal) || line.StartsWith("Non-2xx", StringComparison.Ordinal))
             {
                 errors += line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => w.TrimEnd(',')).Where(w => long.TryParse(w, out _)).Sum(long.Parse);
+                errorLines.Add(line);
             }
         }
 
-        return new Result(rps, p50, p99, errors);
+        return new Result(rps, p50, p99, errors, ErrorLines: string.Join("; ", errorLines));
     }
 
     private static double Milliseconds(string text)

@@ -92,8 +92,11 @@ internal sealed class HttpVipListener : IVipListener
     }
 
     /// <summary>
-    /// A request without a body whose forward failed before any response started (the instance refused or reset the
-    /// connection: it died, and the health checks have not caught up yet) is sent once more to another instance.
+    /// An idempotent request without a body whose forward failed before any response started is sent once more: to
+    /// another instance when there is one (the instance refused or reset the connection: it died, and the health checks
+    /// have not caught up yet), else to the same one on a new connection (it closed a kept-alive connection just as
+    /// the request went out on it, as a server at its keep-alive limit does). Like nginx's proxy_next_upstream, a POST
+    /// or PATCH is never sent twice.
     /// </summary>
     private static async Task ForwardWithOneRetryAsync(HttpContext context, Func<Task> next)
     {
@@ -102,23 +105,28 @@ internal sealed class HttpVipListener : IVipListener
         await next();
         var failure = context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>();
         var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
-        if (failure is null || hasBody || context.Response.HasStarted || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
+        if (failure is null || hasBody || !Idempotent(context.Request.Method) || context.Response.HasStarted
+            || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
         {
             return;
         }
 
         var others = destinations.Where(d => d != proxy.ProxiedDestination).ToList();
-        if (others.Count == 0)
+        if (others.Count == 0 && failure.Error != Yarp.ReverseProxy.Forwarder.ForwarderError.Request)
         {
-            return;
+            return; // a timed-out instance is not asked again
         }
 
-        proxy.AvailableDestinations = others;
+        proxy.AvailableDestinations = others.Count > 0 ? others : destinations;
         context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(null);
         context.Response.Clear();
         context.Response.StatusCode = StatusCodes.Status200OK;
         await next();
     }
+
+    private static bool Idempotent(string method) =>
+        HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
+        || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method);
 
     /// <summary>Swaps the destinations; requests still running on removed ones after the drain timeout are aborted.</summary>
     public void Update(IReadOnlyList<Backend> backends)

@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Heddle.Contracts.Api;
+using Heddle.Model.Packages;
+using Heddle.Testing;
+
+namespace Heddle.EndToEnd.Tests;
+
+/// <summary>
+/// The attacks of issue 13 against a cluster started with `heddle up`, one after another: after each, `dig` and `curl`
+/// through the service's VIP still answer, the API still answers, and the controller is the same process.
+/// </summary>
+[Collection(UpCollection.Name)]
+public sealed class HostileClientsEndToEndTests
+{
+    private static readonly IPAddress Attacker = IPAddress.Parse("127.0.0.2");
+
+    [Fact]
+    public async Task AfterEachAttack_DigCurlAndTheApiAnswer_AndTheControllerIsTheSameProcess()
+    {
+        await using var up = await UpCluster.StartAsync("--node-timeout", "10s");
+        var deploy = up.Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
+        Assert.True(deploy.ExitCode == 0, deploy.ToString());
+        using var info = JsonDocument.Parse(up.Run("info", "-o", "json").Stdout);
+        var dns = IPEndPoint.Parse(info.RootElement.GetProperty("dnsAddress").GetString()!);
+        using var status = JsonDocument.Parse(up.Run("status", "hello", "-o", "json").Stdout);
+        var vip = status.RootElement.GetProperty("vip").GetString()!;
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
+        var apiUrl = new Uri(config.RootElement.GetProperty("apiUrl").GetString()!);
+        var token = config.RootElement.GetProperty("token").GetString()!;
+        using var api = new HeddleApiClient(apiUrl, token);
+        var controller = up.Processes()["controller"];
+        var sample = await api.UploadPackageAsync(SamplePackage.File);
+        var checks = new List<string>();
+
+        async Task StillStandingAsync(string attack)
+        {
+            foreach (var transport in new[] { "+notcp", "+tcp" })
+            {
+                var dig = ProcessRunner.Run("dig", ["@" + dns.Address, "-p", dns.Port.ToString(), "+short", "+tries=1", "+time=3", transport, "hello.heddle.internal"], TimeSpan.FromSeconds(10));
+                Assert.True(dig.Stdout.Trim() == vip, $"after {attack}: dig {transport} answered '{dig.Stdout.Trim()}' {dig.Stderr}");
+            }
+
+            var curl = ProcessRunner.Run("curl", ["-sS", "--max-time", "5", $"http://{vip}:8080/"], TimeSpan.FromSeconds(10));
+            Assert.True(curl.ExitCode == 0 && curl.Stdout.StartsWith("hi from hello/web/", StringComparison.Ordinal), $"after {attack}: curl through the VIP: {curl}");
+            var cli = up.Run("status", "hello");
+            Assert.True(cli.ExitCode == 0, $"after {attack}: heddle status: {cli}");
+            Assert.True(up.Processes()["controller"] == controller && !Process.GetProcessById(controller).HasExited, $"after {attack}: the controller is not the same process");
+            checks.Add(attack);
+        }
+
+        await StillStandingAsync("deploy");
+
+        // A configuration with an unclosed flow mapping, and one nested 50,000 deep: 400 with a diagnostic each.
+        foreach (var (name, text, code) in new[]
+        {
+            ("unclosed flow mapping", "service: hello\nroles:\n  web: { instances: 1, settings: { Greeting: hi }\n", "HD1000"),
+            ("YAML nested 50,000 deep", "service: " + new string('[', 50_000) + new string(']', 50_000) + "\n", "HD1017"),
+        })
+        {
+            var refused = await Assert.ThrowsAsync<HeddleApiException>(() => api.DeployAsync(new DeploymentRequest(sample.Sha256, text, "evil.config.yaml")));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+            Assert.Contains(code, string.Join("\n", refused.Errors));
+            await StillStandingAsync(name);
+        }
+
+        // A package whose service.yaml is nested 50,000 deep: refused, and its blob not kept.
+        using (var work = new TempDirectory("heddle-hostile-"))
+        {
+            var deep = Encoding.UTF8.GetBytes("name: " + new string('{', 50_000) + new string('}', 50_000) + "\n");
+            var package = work.Combine("deep.hpkg");
+            using (var output = File.Create(package))
+            {
+                PackageWriter.Write("hello", [new PackageSourceFile("service.yaml", false, () => new MemoryStream(deep))], output);
+            }
+
+            var refused = await Assert.ThrowsAsync<HeddleApiException>(() => api.UploadPackageAsync(package));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+            Assert.Contains("HD1017", string.Join("\n", refused.Errors));
+            await StillStandingAsync("a package nested 50,000 deep");
+        }
+
+        // An endless JSON body (64 MiB sent, more promised) to POST /v1/deployments: 413, and the controller keeps its memory.
+        using (var http = new HttpClient { BaseAddress = apiUrl, Timeout = TimeSpan.FromSeconds(60) })
+        {
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var body = new StreamContent(new EndlessJson(64L << 20));
+            body.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            HttpStatusCode answer;
+            try
+            {
+                using var response = await http.PostAsync("v1/deployments", body);
+                answer = response.StatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                answer = HttpStatusCode.RequestEntityTooLarge; // the server answered 413 and closed while we were still sending
+            }
+
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer);
+            Assert.True(RssMiB(controller) < 1024, $"the controller's RSS is {RssMiB(controller)} MiB after the endless body");
+            await StillStandingAsync("an endless JSON body");
+        }
+
+        // Idle TCP connections held open from one address: 300 to the DNS port, 3,000 to the VIP, 1,000 to the API port.
+        foreach (var (name, target, count) in new[]
+        {
+            ("300 idle TCP connections to the DNS port", dns, 300),
+            ("3,000 idle TCP connections to the VIP", new IPEndPoint(IPAddress.Parse(vip), 8080), 3_000),
+            ("1,000 idle TCP connections to the API port", new IPEndPoint(IPAddress.Parse(apiUrl.Host), apiUrl.Port), 1_000),
+        })
+        {
+            var held = await HoldIdleAsync(target, count);
+            try
+            {
+                await StillStandingAsync(name);
+            }
+            finally
+            {
+                held.ForEach(s => s.Dispose());
+            }
+        }
+
+        Assert.Equal(8, checks.Count);
+    }
+
+    /// <summary>Opens <paramref name="count"/> connections from <see cref="Attacker"/> and sends nothing on them.</summary>
+    private static async Task<List<Socket>> HoldIdleAsync(IPEndPoint target, int count)
+    {
+        var sockets = new List<Socket>(count);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                sockets.Add(socket);
+                socket.Bind(new IPEndPoint(Attacker, 0));
+                await socket.ConnectAsync(target);
+            }
+        }
+        catch
+        {
+            sockets.ForEach(s => s.Dispose());
+            throw;
+        }
+
+        return sockets;
+    }
+
+    private static long RssMiB(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+    }
+}
