@@ -167,6 +167,37 @@ public sealed class FaultingTests
         Assert.NotEqual(File.ReadAllText(mark).Trim(), moved.Node);
     }
 
+    /// <summary>
+    /// Preparing an instance fails (here its folder cannot be made: a file stands where it goes; after an agent restart
+    /// it was a package evicted under it): the instance is reported Faulted with the reason and prepared again with
+    /// backoff until it runs, never left Stopped for good.
+    /// </summary>
+    [Fact]
+    public async Task APreparationThatFails_IsReportedWithItsReason_AndRetriedUntilTheInstanceRuns()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 1);
+        using var work = new TempDirectory("heddle-prepare-");
+        var package = TestPackages.Build(work, "blocked", """
+            name: blocked
+            roles:
+              job:
+                entryPoint: { command: /bin/sh, args: ["-c", "exec sleep 600"] }
+                size: { cores: 1, memoryMiB: 64 }
+            """);
+        var obstacle = Path.Combine(cluster.AgentOptions(0).StateDirectory, "instances", "blocked");
+        await File.WriteAllTextAsync(obstacle, "a file where the service's folder goes");
+        var upload = await cluster.Api.UploadPackageAsync(package);
+        await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, "service: blocked\nroles:\n  job: { instances: 1 }\n"));
+
+        var faulted = await Poll.UntilAsync(async () => (await cluster.Api.GetServiceAsync("blocked")).Instances.SingleOrDefault(),
+            i => i is { State: InstanceStates.Faulted } && i.Reason?.Contains("preparing the instance failed") == true, TimeSpan.FromSeconds(30), "the instance Faulted with the reason");
+        Assert.Contains("retrying in", faulted!.Reason);
+        await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Subject == "blocked/job/0" && x.Message.Contains("preparing the instance failed")), TimeSpan.FromSeconds(10), "an event with the reason");
+
+        File.Delete(obstacle);
+        await cluster.WaitUntilReadyAsync("blocked", 1, TimeSpan.FromSeconds(60));
+    }
+
     [Fact]
     public async Task NodeThatReturnsAfterItsInstancesMoved_StopsWhatItNoLongerOwns()
     {
