@@ -17,15 +17,10 @@ public sealed class DataPlaneEndToEndTests
     {
         // The default node timeout (10 s): a controller restart (about 1.3 s here) is well within it, so no node fences itself.
         await using var up = await UpCluster.StartAsync("--node-timeout", "10s");
-        var deploy = up.Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
-        Assert.True(deploy.ExitCode == 0, deploy.ToString());
-        using var info = JsonDocument.Parse(up.Run("info", "-o", "json").Stdout);
-        var dns = System.Net.IPEndPoint.Parse(info.RootElement.GetProperty("dnsAddress").GetString()!);
+        var (dns, vip) = up.DeploySample();
         var processes = up.Processes();
         Assert.True(processes.ContainsKey("dns") && processes.ContainsKey("lb"), string.Join(", ", processes.Keys));
         Assert.NotEqual(processes["controller"], processes["dns"]);
-        using var status = JsonDocument.Parse(up.Run("status", "hello", "-o", "json").Stdout);
-        var vip = status.RootElement.GetProperty("vip").GetString()!;
         string Dig() => ProcessRunner.Run("dig", ["@" + dns.Address, "-p", dns.Port.ToString(), "+short", "+tries=1", "+time=2", "hello.heddle.internal"], TimeSpan.FromSeconds(10)).Stdout.Trim();
         Assert.Equal(vip, Dig());
 

@@ -23,12 +23,7 @@ public sealed class HostileClientsEndToEndTests
     public async Task AfterEachAttack_DigCurlAndTheApiAnswer_AndTheControllerIsTheSameProcess()
     {
         await using var up = await UpCluster.StartAsync("--node-timeout", "10s");
-        var deploy = up.Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
-        Assert.True(deploy.ExitCode == 0, deploy.ToString());
-        using var info = JsonDocument.Parse(up.Run("info", "-o", "json").Stdout);
-        var dns = IPEndPoint.Parse(info.RootElement.GetProperty("dnsAddress").GetString()!);
-        using var status = JsonDocument.Parse(up.Run("status", "hello", "-o", "json").Stdout);
-        var vip = status.RootElement.GetProperty("vip").GetString()!;
+        var (dns, vip) = up.DeploySample();
         using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
         var apiUrl = new Uri(config.RootElement.GetProperty("apiUrl").GetString()!);
         var token = config.RootElement.GetProperty("token").GetString()!;
@@ -88,19 +83,7 @@ public sealed class HostileClientsEndToEndTests
         using (var http = new HttpClient { BaseAddress = apiUrl, Timeout = TimeSpan.FromSeconds(60) })
         {
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            using var body = new StreamContent(new EndlessJson(64L << 20));
-            body.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            HttpStatusCode answer;
-            try
-            {
-                using var response = await http.PostAsync("v1/deployments", body);
-                answer = response.StatusCode;
-            }
-            catch (HttpRequestException)
-            {
-                answer = HttpStatusCode.RequestEntityTooLarge; // the server answered 413 and closed while we were still sending
-            }
-
+            var answer = await new EndlessJson(64L << 20).PostAsync(http, "v1/deployments");
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer);
             Assert.True(RssMiB(controller) < 1024, $"the controller's RSS is {RssMiB(controller)} MiB after the endless body");
             await StillStandingAsync("an endless JSON body");

@@ -58,6 +58,16 @@ public sealed class UpCluster : IAsyncDisposable
 
     public ProcessResult Run(params string[] args) => Heddle.Run(Environment, args);
 
+    /// <summary>Deploys the hello sample with `--wait`; the cluster's DNS server address (from `heddle info`) and hello's VIP.</summary>
+    public (System.Net.IPEndPoint Dns, string Vip) DeploySample()
+    {
+        var deploy = Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
+        Assert.True(deploy.ExitCode == 0, deploy.ToString());
+        using var info = JsonDocument.Parse(Run("info", "-o", "json").Stdout);
+        using var status = JsonDocument.Parse(Run("status", "hello", "-o", "json").Stdout);
+        return (System.Net.IPEndPoint.Parse(info.RootElement.GetProperty("dnsAddress").GetString()!), status.RootElement.GetProperty("vip").GetString()!);
+    }
+
     /// <summary>The pids `heddle up` names in up.json, by process name (controller, n1, ...).</summary>
     public Dictionary<string, int> Processes()
     {

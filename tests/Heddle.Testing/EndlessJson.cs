@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Http.Headers;
+
 namespace Heddle.Testing;
 
 /// <summary>{"packageSha256":"aaaa... for as long as asked; counts what was read from it.</summary>
@@ -6,6 +9,25 @@ public sealed class EndlessJson(long length) : Stream
     private static readonly byte[] Start = "{\"packageSha256\":\""u8.ToArray();
 
     public long Sent { get; private set; }
+
+    /// <summary>
+    /// POSTs this body as JSON; the status the server answered. A server that answers 413 may close the connection
+    /// while the client still sends, which the client sees as an HttpRequestException: that is read as 413.
+    /// </summary>
+    public async Task<HttpStatusCode> PostAsync(HttpClient http, string path)
+    {
+        using var content = new StreamContent(this);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        try
+        {
+            using var response = await http.PostAsync(path, content);
+            return response.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return HttpStatusCode.RequestEntityTooLarge;
+        }
+    }
 
     public override int Read(byte[] buffer, int offset, int count)
     {

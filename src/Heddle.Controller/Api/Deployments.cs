@@ -15,7 +15,7 @@ namespace Heddle.Controller.Api;
 /// (with the upgrade walk it needs, if any) before the answer. Counts alone change nothing that runs; a new package
 /// or new settings start an upgrade walk. One upgrade at a time: a change while one is in progress is refused.
 /// </summary>
-public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipPool pool, LoadBalancing.VipConflicts conflicts, TimeProvider time)
+public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipConflicts conflicts, TimeProvider time)
 {
     private const int Attempts = 5;
 
@@ -177,7 +177,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             {
                 var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
                 {
-                    VipCandidates = needsVip ? [.. pool.Candidates.Where(c => !conflicts.IsUnusable(c))] : [], HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted,
+                    VipCandidates = needsVip ? [.. conflicts.UsableCandidates] : [], HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted,
                     Family = family, Slot = slot,
                 };
                 if (!store.PutDeployment(write))

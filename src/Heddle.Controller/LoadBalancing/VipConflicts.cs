@@ -35,6 +35,9 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         }
     }
 
+    /// <summary>The pool's addresses in order, without those found squatted: what a service may be given.</summary>
+    public IEnumerable<string> UsableCandidates => pool.Candidates.Where(c => !IsUnusable(c));
+
     /// <summary>Takes a balancer's whole report (replacing its previous one) and moves the services it names.</summary>
     public void Report(LoadBalancerReport report)
     {
@@ -95,7 +98,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         }
 
         var taken = store.ListServices().Select(s => s.Vip).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        var next = pool.Candidates.FirstOrDefault(c => !taken.Contains(c) && !IsUnusable(c));
+        var next = UsableCandidates.FirstOrDefault(c => !taken.Contains(c));
         if (next is null || !store.ChangeVip(service.Name, problem.Vip, next))
         {
             events.Add(EventKinds.VipUnusable, service.Name,

@@ -17,18 +17,7 @@ public sealed class RequestLimitTests
 
         // 64 MiB of JSON: a string that never ends before the limit.
         var body = new EndlessJson(64L << 20);
-        using var content = new StreamContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        HttpStatusCode status;
-        try
-        {
-            using var response = await http.PostAsync("v1/deployments", content);
-            status = response.StatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            status = HttpStatusCode.RequestEntityTooLarge; // the server may close the connection while the client still sends
-        }
+        var status = await body.PostAsync(http, "v1/deployments");
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.True(body.Sent < 32L << 20, $"the server read {body.Sent >> 20} MiB before refusing");
