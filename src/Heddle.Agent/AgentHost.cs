@@ -22,14 +22,17 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly Task _connection;
     private readonly Task _rotation;
     private readonly Task _fencing;
-    private ILogger _log = NullLogger.Instance;
+    private readonly Task _renewal;
+    private readonly ILogger _log;
     private readonly LogServer _logs;
     private readonly HttpClient _downloads;
     private readonly HttpClient _probes;
 
     private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
-        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers)
+        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log)
     {
+        _log = log;
+        Identity = identity;
         Options = options;
         Supervisor = supervisor;
         Connection = connection;
@@ -39,6 +42,7 @@ public sealed class AgentHost : IAsyncDisposable
         Topology = topology;
         Drivers = drivers;
         _connection = connection.RunAsync(_stop.Token);
+        _renewal = Task.Run(() => identity.RenewAsync(() => connection.Client, _log, _stop.Token));
         _rotation = RotateLogsAsync(_stop.Token);
         _fencing = FenceAsync(_stop.Token);
     }
@@ -83,6 +87,9 @@ public sealed class AgentHost : IAsyncDisposable
 
     public AgentOptions Options { get; }
 
+    /// <summary>This node's certificate and the cluster CA.</summary>
+    public NodeIdentity Identity { get; }
+
     public InstanceSupervisor Supervisor { get; }
 
     public ControllerConnection Connection { get; }
@@ -111,6 +118,7 @@ public sealed class AgentHost : IAsyncDisposable
             Directory.CreateDirectory(options.StateDirectory);
         }
 
+        var identity = await NodeIdentity.LoadOrEnrolAsync(options, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
@@ -123,8 +131,12 @@ public sealed class AgentHost : IAsyncDisposable
         {
             drivers[container.Name] = container;
         }
-        var downloads = new HttpClient { BaseAddress = options.ControllerApiUrl, Timeout = TimeSpan.FromMinutes(30) };
-        downloads.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", options.JoinToken);
+        // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state names.
+        var downloads = new HttpClient(Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate))
+        {
+            BaseAddress = options.ControllerAgentUrl, Timeout = TimeSpan.FromMinutes(30),
+            DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
         var probes = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         var context = new AgentContext
         {
@@ -155,10 +167,10 @@ public sealed class AgentHost : IAsyncDisposable
             node.Cores.Add(message);
         }
 
-        var connection = new ControllerConnection(options, node, loggers.CreateLogger<ControllerConnection>());
+        var connection = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
         connection.Supervisor = supervisor;
-        var logs = await LogServer.StartAsync(options.Address, options.JoinToken, supervisor, cancellationToken);
+        var logs = await LogServer.StartAsync(options.Address, identity, supervisor, cancellationToken);
         node.LogUrl = logs.Url.ToString();
         var isolation = identities is null
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
@@ -170,7 +182,10 @@ public sealed class AgentHost : IAsyncDisposable
             loggers.CreateLogger<AgentHost>().LogWarning("The container driver is unavailable on this node: {Reason}; container roles are not placed here", containerUnavailable);
         }
 
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values]) { Isolation = isolation, ContainerUnavailable = containerUnavailable, _log = loggers.CreateLogger<AgentHost>() };
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values], identity, loggers.CreateLogger<AgentHost>())
+        {
+            Isolation = isolation, ContainerUnavailable = containerUnavailable,
+        };
     }
 
     /// <summary>
@@ -233,6 +248,7 @@ public sealed class AgentHost : IAsyncDisposable
         await _connection;
         await _rotation;
         await _fencing;
+        await _renewal;
         if (StopInstancesOnExit)
         {
             await Supervisor.StopAllAsync();

@@ -3,13 +3,14 @@ namespace Heddle.Agent;
 /// <summary>How an agent runs. Each is a command-line option of `heddle agent`; defaults in the initialisers.</summary>
 public sealed record AgentOptions
 {
-    /// <summary>The controller's agent endpoint (gRPC).</summary>
+    /// <summary>The controller's agent endpoint (https: gRPC, and the packages and images this node's goal state names).</summary>
     public required Uri ControllerAgentUrl { get; init; }
 
-    /// <summary>The controller's API, from which packages are downloaded.</summary>
-    public required Uri ControllerApiUrl { get; init; }
-
-    public required string JoinToken { get; init; }
+    /// <summary>
+    /// The join string (`heddle token create --join`), needed only while the node has no valid certificate in its state
+    /// folder; with one, the agent connects with it and the string is not used.
+    /// </summary>
+    public string? Join { get; init; }
 
     public required string NodeName { get; init; }
 

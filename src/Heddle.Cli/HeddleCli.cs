@@ -23,7 +23,10 @@ public static class HeddleCli
             DnsCommand.Create(console),
             LbCommand.Create(console),
             ImageCommands.Create(console),
+            TokenCommands.Create(console),
         };
+        var token = new Option<string?>("--token") { Description = $"The API token to use (else ${ClientConfig.TokenVariable}, else the client configuration's)", Recursive = true };
+        root.Options.Add(token);
         foreach (var command in DeployCommands.Create(console).Concat(RevisionCommands.Create(console)).Concat(ClusterCommands.Create(console)))
         {
             root.Subcommands.Add(command);
@@ -41,6 +44,7 @@ public static class HeddleCli
             return ExitCodes.Usage;
         }
 
+        ClientConfig.TokenOption = parse.GetValue(token);
         try
         {
             // Teardown (`up` stopping its agents and their instances) may take a while after Ctrl-C or SIGTERM.

@@ -4,6 +4,8 @@ using Heddle.Controller.Api;
 using Heddle.Controller.Blobs;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -75,37 +77,54 @@ public sealed class ControllerInfo(string stateDirectory)
 }
 
 /// <summary>
-/// A running controller: the REST API (HTTP/1.1, so curl and browsers work) and the agents' gRPC endpoint
-/// (HTTP/2 without TLS) on two ports, the store, the reconcilers and the node health monitor.
+/// A running controller: the REST API (HTTPS, HTTP/1.1, so curl and browsers work) and the agents' port (HTTP/2 over
+/// TLS: gRPC and blob downloads, node certificates required past enrolment) on two ports, the store, the
+/// certificate authority, the reconcilers and the node health monitor.
 /// </summary>
 public sealed class ControllerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ControllerHost(WebApplication app, Uri apiUrl, Uri agentUrl, Secrets secrets)
+    private ControllerHost(WebApplication app, Uri apiUrl, Uri agentUrl, string? apiToken, CertificateAuthority ca)
     {
         _app = app;
         ApiUrl = apiUrl;
         AgentUrl = agentUrl;
-        ApiToken = secrets.ApiToken;
-        JoinToken = secrets.JoinToken;
+        ApiToken = apiToken ?? string.Empty;
+        CaCertificatePem = ca.CertificatePem;
+        CaCertificate = Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem);
+        _ca = ca;
     }
+
+    private readonly CertificateAuthority _ca;
 
     public Uri ApiUrl { get; }
 
     public Uri AgentUrl { get; }
 
+    /// <summary>The admin token made at cluster init, read back from the state folder (empty if that file was removed).</summary>
     public string ApiToken { get; }
 
-    public string JoinToken { get; }
+    /// <summary>The cluster CA certificate (PEM, and loaded without its key): what clients check this controller against.</summary>
+    public string CaCertificatePem { get; }
+
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 CaCertificate { get; }
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>A new join string (as `heddle token create --join` prints), valid for <paramref name="ttl"/> (default 1 h) and any number of agents unless <paramref name="uses"/>.</summary>
+    public string CreateJoinString(TimeSpan? ttl = null, int? uses = null)
+    {
+        var (token, _) = Services.GetRequiredService<Tokens>().Create(TokenKinds.Join, null, ttl ?? TimeSpan.FromHours(1), uses, "made by the host");
+        return Heddle.Contracts.Trust.JoinString.Format(token, _ca.PublicKeyHash);
+    }
+
     public static async Task<ControllerHost> StartAsync(ControllerOptions options, TimeProvider? time = null, Action<ILoggingBuilder>? logging = null, CancellationToken cancellationToken = default)
     {
-        // The store holds the tokens, so the state directory is the owner's alone.
+        // The store holds the tokens' hashes and the folder the CA key, so the state directory is the owner's alone.
         Directory.CreateDirectory(options.StateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(options.StateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        time ??= TimeProvider.System;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (logging is null)
@@ -118,20 +137,46 @@ public sealed class ControllerHost : IAsyncDisposable
         }
 
         var address = System.Net.IPAddress.Parse(options.ListenAddress);
+        var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
+        var serverCertificate = ca.IssueController(address, time);
         ListenOptions? apiListener = null;
         ListenOptions? agentListener = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(address, options.ApiPort, listen => (apiListener = listen).Protocols = HttpProtocols.Http1);
-            kestrel.Listen(address, options.AgentPort, listen => (agentListener = listen).Protocols = HttpProtocols.Http2);
+            kestrel.Listen(address, options.ApiPort, listen =>
+            {
+                (apiListener = listen).Protocols = HttpProtocols.Http1;
+                if (!options.InsecureHttp)
+                {
+                    listen.UseHttps(serverCertificate);
+                }
+            });
+            kestrel.Listen(address, options.AgentPort, listen =>
+            {
+                (agentListener = listen).Protocols = HttpProtocols.Http1AndHttp2; // gRPC gets HTTP/2 by ALPN; downloads may use either
+                listen.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = serverCertificate,
+                    // Enrolment comes without a certificate; everything else on this port is refused without a node's.
+                    ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                    // Each connection proves the node afresh (a resumed session would carry an old certificate).
+                    OnAuthenticate = (_, ssl) => ssl.AllowTlsResume = false,
+                    ClientCertificateValidation = (certificate, _, _) =>
+                        Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit),
+                });
+            });
             kestrel.Limits.MaxRequestBodySize = null;
         });
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddSingleton(time ?? TimeProvider.System);
-        services.AddSingleton<IClusterStore>(sp => new SqliteClusterStore(Path.Combine(options.StateDirectory, "cluster.db"), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton(sp => new Secrets(sp.GetRequiredService<IClusterStore>(), options.StateDirectory));
+        services.AddSingleton(time);
+        services.AddSingleton(ca);
+        services.AddSingleton(sp => new SqliteClusterStore(Path.Combine(options.StateDirectory, "cluster.db"), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IClusterStore>(sp => sp.GetRequiredService<SqliteClusterStore>());
+        services.AddSingleton<ITrustStore>(sp => sp.GetRequiredService<SqliteClusterStore>());
+        services.AddSingleton<Tokens>();
+        services.AddSingleton<NodeCertificates>();
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
         services.AddSingleton(new ControllerInfo(options.StateDirectory));
         services.AddSingleton<EventLog>();
@@ -149,24 +194,46 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<Api.Images>();
         services.AddSingleton<Api.Swaps>();
         services.AddSingleton<Api.UpgradeControl>();
+        services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());
         services.AddHostedService<ReconcileLoop>();
-        services.AddHttpClient("logs", c => c.Timeout = Timeout.InfiniteTimeSpan);
-        services.AddGrpc();
+        services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => Api.Logs.Handler(ca.Certificate, serverCertificate));
+        services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = 16 << 20);
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 
         var app = builder.Build();
-        var secrets = app.Services.GetRequiredService<Secrets>();
+        Tokens.Bootstrap(app.Services.GetRequiredService<ITrustStore>(), app.Services.GetRequiredService<IClusterStore>(), options.StateDirectory, time);
+        if (File.Exists(Path.Combine(options.StateDirectory, "join-token")))
+        {
+            File.Delete(Path.Combine(options.StateDirectory, "join-token")); // the shared join token of older versions proves nothing any more
+        }
+
+        var tokens = app.Services.GetRequiredService<Tokens>();
+        app.Use((context, next) => Ports.Separate(context, next, apiListener!, agentListener!));
         app.Use(async (context, next) =>
         {
-            if (context.Request.Path.StartsWithSegments("/v1") && !Authorized(context, secrets))
+            if (!context.Request.Path.StartsWithSegments("/v1"))
+            {
+                await next(context);
+                return;
+            }
+
+            if (tokens.Authenticate(context.Request.Headers.Authorization.ToString()) is not { } caller)
             {
                 await Problems.Unauthorized(context.Request.Headers.Authorization.Count > 0).ExecuteAsync(context);
                 return;
             }
 
+            if (!caller.IsAdmin && Scopes.AdminOnly(context.Request))
+            {
+                await Problems.Forbidden($"this is a cluster-wide operation; a token of {caller} cannot use it (ask an admin)").ExecuteAsync(context);
+                return;
+            }
+
+            context.Items[typeof(Caller)] = caller;
             await next(context);
         });
         app.Use(async (context, next) =>
@@ -182,19 +249,22 @@ public sealed class ControllerHost : IAsyncDisposable
             await next(context);
         });
         ApiEndpoints.Map(app);
+        TokenEndpoints.Map(app);
+        AgentEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
         app.MapGrpcService<AgentService>();
         await app.StartAsync(cancellationToken);
 
         // Kestrel writes the port the OS chose back into each listener's endpoint.
-        var api = new Uri($"http://{Host(address)}:{apiListener!.IPEndPoint!.Port}/");
-        var agent = new Uri($"http://{Host(address)}:{agentListener!.IPEndPoint!.Port}/");
+        var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{apiListener!.IPEndPoint!.Port}/");
+        var agent = new Uri($"https://{Host(address)}:{agentListener!.IPEndPoint!.Port}/");
 
         var info = app.Services.GetRequiredService<ControllerInfo>();
         info.ApiUrl = api;
         info.AgentUrl = agent;
-        return new ControllerHost(app, api, agent, secrets);
+        var bootstrap = Path.Combine(options.StateDirectory, Tokens.BootstrapFile);
+        return new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
     }
 
     /// <summary>The largest JSON body the API reads: a 1 MiB configuration, escaped, with room to spare.</summary>
@@ -203,24 +273,12 @@ public sealed class ControllerHost : IAsyncDisposable
     private static bool IsUpload(HttpRequest request) => HttpMethods.IsPut(request.Method)
         && (request.Path.StartsWithSegments("/v1/packages") || request.Path.StartsWithSegments("/v1/images"));
 
-    /// <summary>The user API needs the API token; package and image downloads also accept the join token (agents fetch them).</summary>
-    private static bool Authorized(HttpContext context, Secrets secrets)
-    {
-        var header = context.Request.Headers.Authorization.ToString();
-        if (secrets.IsApiToken(header))
-        {
-            return true;
-        }
-
-        return (context.Request.Path.StartsWithSegments("/v1/packages") || context.Request.Path.StartsWithSegments("/v1/images/blobs"))
-            && HttpMethods.IsGet(context.Request.Method) && secrets.IsJoinToken(header);
-    }
-
     private static string Host(System.Net.IPAddress address) => address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
 
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        _ca.Dispose();
     }
 }

@@ -9,10 +9,10 @@ public sealed record ControllerOptions
     /// <summary>The address the REST API and the agent gRPC endpoint listen on.</summary>
     public string ListenAddress { get; init; } = "127.0.0.1";
 
-    /// <summary>REST API port (HTTP/1.1); 0 picks a free one.</summary>
+    /// <summary>REST API port (HTTPS, HTTP/1.1); 0 picks a free one.</summary>
     public int ApiPort { get; init; }
 
-    /// <summary>Agent gRPC port (HTTP/2 without TLS); 0 picks a free one.</summary>
+    /// <summary>Agent port (gRPC and blob downloads, HTTP/2 over mutual TLS); 0 picks a free one.</summary>
     public int AgentPort { get; init; }
 
     /// <summary>A node not heard from for this long is Down and its instances are placed elsewhere. Default 10 s.</summary>
@@ -29,6 +29,15 @@ public sealed record ControllerOptions
 
     /// <summary>How many revisions of each service are kept for `heddle history` and rollback (`--history`). Default 10.</summary>
     public int HistoryLimit { get; init; } = 10;
+
+    /// <summary>How long a node certificate is valid (`--node-cert-lifetime`); agents renew at two thirds of it. Default 90 days.</summary>
+    public TimeSpan NodeCertificateLifetime { get; init; } = TimeSpan.FromDays(90);
+
+    /// <summary>
+    /// Serve the REST API over plain HTTP (`--insecure-http`), for a controller behind a proxy that terminates TLS.
+    /// Tokens then cross the wire in clear between the proxy and the controller. The agent port is always TLS.
+    /// </summary>
+    public bool InsecureHttp { get; init; }
 
     /// <summary>Fixes the order equally good nodes are tried in, so placements repeat.</summary>
     public int PlacementSeed { get; init; } = 1;

@@ -79,6 +79,11 @@ public static class EventKinds
     public const string PlacementFailed = "PlacementFailed";
     public const string InstanceState = "InstanceState";
     public const string NodeJoined = "NodeJoined";
+    public const string NodeRemoved = "NodeRemoved";
+    public const string NodeRefused = "NodeRefused";
+    public const string NodeEnrolled = "NodeEnrolled";
+    public const string TokenCreated = "TokenCreated";
+    public const string TokenRevoked = "TokenRevoked";
     public const string NodeDown = "NodeDown";
     public const string NodeUp = "NodeUp";
     public const string ServiceDeleting = "ServiceDeleting";

@@ -17,14 +17,14 @@ public sealed class DnsCommandTests : IDisposable
     public async Task Dns_FollowsTheController_AndKeepsAnsweringWhenItIsGone()
     {
         var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
-        using (var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken))
+        using (var api = controller.Client())
         {
             var upload = await api.UploadPackageAsync(SamplePackage.File);
             await api.DeployAsync(new DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath)));
         }
 
         var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--token-file", _state.Combine("controller", "api-token"), "--dns-port", "0" })
+        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--token-file", _state.Combine("controller", "api-token"), "--ca-file", _state.Combine("controller", "ca.crt"), "--dns-port", "0" })
         {
             start.ArgumentList.Add(arg);
         }

@@ -24,10 +24,9 @@ public sealed class HostileClientsEndToEndTests
     {
         await using var up = await UpCluster.StartAsync("--node-timeout", "10s");
         var (dns, vip) = up.DeploySample();
-        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
-        var apiUrl = new Uri(config.RootElement.GetProperty("apiUrl").GetString()!);
-        var token = config.RootElement.GetProperty("token").GetString()!;
-        using var api = new HeddleApiClient(apiUrl, token);
+        var config = ClientConfigFile.Read(up.Home);
+        var apiUrl = config.ApiUrl;
+        using var api = config.Connect();
         var controller = up.Processes()["controller"];
         var sample = await api.UploadPackageAsync(SamplePackage.File);
         var checks = new List<string>();
@@ -80,9 +79,8 @@ public sealed class HostileClientsEndToEndTests
         }
 
         // An endless JSON body (64 MiB sent, more promised) to POST /v1/deployments: 413, and the controller keeps its memory.
-        using (var http = new HttpClient { BaseAddress = apiUrl, Timeout = TimeSpan.FromSeconds(60) })
+        using (var http = config.Http(TimeSpan.FromSeconds(60)))
         {
-            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             var answer = await new EndlessJson(64L << 20).PostAsync(http, "v1/deployments");
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, answer);
             Assert.True(RssMiB(controller) < 1024, $"the controller's RSS is {RssMiB(controller)} MiB after the endless body");

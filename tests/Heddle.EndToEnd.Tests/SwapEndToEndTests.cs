@@ -121,9 +121,7 @@ public sealed class SwapEndToEndTests
     /// <summary>What the controller tells the load balancer now (GET /v1/lb/config with the client's token).</summary>
     private static async Task<JsonElement> LoadBalancerConfigAsync(UpCluster up)
     {
-        using var client = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
-        using var http = new HttpClient { BaseAddress = new Uri(client.RootElement.GetProperty("apiUrl").GetString()!) };
-        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", client.RootElement.GetProperty("token").GetString());
+        using var http = ClientConfigFile.Read(up.Home).Http();
         using var json = JsonDocument.Parse(await http.GetStringAsync("v1/lb/config"));
         return json.RootElement.Clone();
     }

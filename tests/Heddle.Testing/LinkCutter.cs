@@ -15,9 +15,11 @@ public sealed class LinkCutter : IAsyncDisposable
     private TcpListener _listener;
     private Task _accepting;
     private int _port;
+    private readonly string _scheme;
 
     public LinkCutter(Uri target)
     {
+        _scheme = target.Scheme;
         _target = new IPEndPoint(IPAddress.Parse(target.Host), target.Port);
         _listener = new TcpListener(IPAddress.Loopback, 0);
         _listener.Start();
@@ -26,7 +28,7 @@ public sealed class LinkCutter : IAsyncDisposable
     }
 
     /// <summary>Where the agent connects instead of the controller.</summary>
-    public Uri Url => new($"http://127.0.0.1:{_port}/");
+    public Uri Url => new($"{_scheme}://127.0.0.1:{_port}/");
 
     public bool IsCut { get; private set; }
 

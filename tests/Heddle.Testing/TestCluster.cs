@@ -33,7 +33,8 @@ public sealed class TestCluster : IAsyncDisposable
     public string StateDirectory => _directory.Path;
 
     /// <summary>With <paramref name="cuttable"/>, each agent reaches the controller through a <see cref="LinkCutter"/> of its own (<see cref="Links"/>).</summary>
-    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true, bool cuttable = false)
+    public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true, bool cuttable = false,
+        Func<ControllerOptions, ControllerOptions>? configure = null)
     {
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
@@ -44,9 +45,11 @@ public sealed class TestCluster : IAsyncDisposable
             NodeTimeout = nodeTimeout ?? TimeSpan.FromSeconds(3),
             ResyncInterval = TimeSpan.FromSeconds(2),
         };
+        options = configure?.Invoke(options) ?? options;
         var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers };
         cluster.Controller = await ControllerHost.StartAsync(options);
-        cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken);
+        cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken, cluster.Controller.CaCertificate);
+        cluster.JoinString = cluster.Controller.CreateJoinString(TimeSpan.FromHours(2));
         if (cuttable)
         {
             cluster.Links.AddRange(Enumerable.Range(0, nodes).Select(_ => new LinkCutter(cluster.Controller.AgentUrl)));
@@ -64,6 +67,9 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static string NodeName(int i) => $"n{i + 1}";
 
+    /// <summary>The join string the cluster's agents enrol with (any number of them, for two hours).</summary>
+    public string JoinString { get; private set; } = string.Empty;
+
     public string NodeAddress(int i) => $"127.0.{_subnet}.{i + 1}";
 
     /// <summary>The link of each agent to the controller, when the cluster was started cuttable.</summary>
@@ -72,8 +78,7 @@ public sealed class TestCluster : IAsyncDisposable
     public AgentOptions AgentOptions(int i) => new()
     {
         ControllerAgentUrl = i < Links.Count ? Links[i].Url : Controller.AgentUrl,
-        ControllerApiUrl = Controller.ApiUrl,
-        JoinToken = Controller.JoinToken,
+        Join = JoinString,
         NodeName = NodeName(i),
         Address = NodeAddress(i),
         FaultDomain = $"fd{i + 1}",
@@ -120,11 +125,21 @@ public sealed class TestCluster : IAsyncDisposable
         return await Api.GetServiceAsync("hello");
     }
 
-    public Task<ServiceStatus> WaitUntilReadyAsync(string service, int instances, TimeSpan deadline) =>
-        Poll.UntilAsync(() => Api.GetServiceAsync(service),
-            s => s.Instances.Count == instances && s.Instances.All(i => i.State == InstanceStates.Ready),
-            deadline, $"{instances} instances of {service} Ready",
-            TimeSpan.FromMilliseconds(100));
+    public async Task<ServiceStatus> WaitUntilReadyAsync(string service, int instances, TimeSpan deadline)
+    {
+        ServiceStatus? last = null;
+        try
+        {
+            return await Poll.UntilAsync(async () => last = await Api.GetServiceAsync(service),
+                s => s.Instances.Count == instances && s.Instances.All(i => i.State == InstanceStates.Ready),
+                deadline, $"{instances} instances of {service} Ready",
+                TimeSpan.FromMilliseconds(100));
+        }
+        catch (TimeoutException e) when (last is not null)
+        {
+            throw new TimeoutException($"{e.Message}; instances: {string.Join("; ", last.Instances.Select(i => $"{i.Id} {i.State} on {i.Node}: {i.Reason}"))}", e);
+        }
+    }
 
     /// <summary>The pids of this cluster's instance processes: those whose working directory is under its state.</summary>
     public List<int> InstanceProcesses()

@@ -47,7 +47,8 @@ internal sealed class BenchCluster : IAsyncDisposable
         }
 
         using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
-        var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!);
+        var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!,
+            Heddle.Contracts.Trust.ClusterTrust.Load(config.RootElement.GetProperty("ca").GetString()!));
         return new BenchCluster(up, home, api);
     }
 

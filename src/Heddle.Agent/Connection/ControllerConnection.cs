@@ -12,8 +12,13 @@ namespace Heddle.Agent.Connection;
 /// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to 10 s); the instances keep running
 /// meanwhile, and the controller resends the whole goal state on reconnect.
 /// </summary>
-public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, ILogger logger)
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger)
 {
+    private AgentService.AgentServiceClient? _client;
+
+    /// <summary>The client of the current channel (mutual TLS with this node's certificate), for renewals.</summary>
+    public AgentService.AgentServiceClient Client => _client ?? throw new InvalidOperationException("not running");
+
     private readonly Channel<InstanceReport> _reports = Channel.CreateUnbounded<InstanceReport>();
 
     public InstanceSupervisor? Supervisor { get; set; }
@@ -43,10 +48,14 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
-        using var channel = GrpcChannel.ForAddress(options.ControllerAgentUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
-        var client = new AgentService.AgentServiceClient(channel);
         while (!cancellationToken.IsCancellationRequested)
         {
+            // A channel (so a TLS connection) per session: each presents the certificate in force then, so a renewed one is taken up.
+            using var channel = GrpcChannel.ForAddress(options.ControllerAgentUrl, new GrpcChannelOptions
+            {
+                MaxReceiveMessageSize = 64 << 20, HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
+            });
+            var client = _client = new AgentService.AgentServiceClient(channel);
             try
             {
                 await SessionAsync(client, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
@@ -76,10 +85,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
     private async Task SessionAsync(AgentService.AgentServiceClient client, CancellationToken cancellationToken, Action connected)
     {
-        var headers = new Metadata { { "authorization", $"Bearer {options.JoinToken}" } };
         using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _session = session;
-        using var call = client.Connect(headers, cancellationToken: session.Token);
+        using var call = client.Connect(cancellationToken: session.Token);
 
         // Reports queued while disconnected are covered by the snapshot in Hello.
         while (_reports.Reader.TryRead(out _))

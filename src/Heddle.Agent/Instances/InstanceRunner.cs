@@ -276,7 +276,7 @@ public sealed class InstanceRunner
             }
             catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
             {
-                Report(InstanceStates.Faulted, $"package {Goal.PackageSha256[..12]} could not be fetched: {e.Message}");
+                Report(InstanceStates.Faulted, $"package {Goal.PackageSha256[..12]} could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}");
                 await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
             }
         }
@@ -307,7 +307,7 @@ public sealed class InstanceRunner
                 }
                 catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
                 {
-                    Report(InstanceStates.Faulted, $"image {role.Image} ({Goal.ImageSha256[..Math.Min(12, Goal.ImageSha256.Length)]}) could not be fetched: {e.Message}");
+                    Report(InstanceStates.Faulted, $"image {role.Image} ({Goal.ImageSha256[..Math.Min(12, Goal.ImageSha256.Length)]}) could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}");
                     await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
                 }
             }

@@ -1,5 +1,4 @@
-using System.Security.Cryptography;
-using System.Text;
+using Heddle.Contracts.Trust;
 using Heddle.Agent.Instances;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -11,7 +10,8 @@ namespace Heddle.Agent.Logs;
 
 /// <summary>
 /// Serves this node's instance logs to the controller (which proxies them to users):
-/// GET /logs/{service}/{role}/{index}?stream=stdout|stderr&amp;tail=N&amp;follow=true, with the join token.
+/// GET /logs/{service}/{role}/{index}?stream=stdout|stderr&amp;tail=N&amp;follow=true, over TLS with this node's
+/// certificate, to the controller's client certificate only.
 /// </summary>
 public sealed class LogServer : IAsyncDisposable
 {
@@ -25,23 +25,25 @@ public sealed class LogServer : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public static async Task<LogServer> StartAsync(string address, string joinToken, InstanceSupervisor supervisor, CancellationToken cancellationToken)
+    public static async Task<LogServer> StartAsync(string address, Connection.NodeIdentity identity, InstanceSupervisor supervisor, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         ListenOptions? listener = null;
         var ip = System.Net.IPAddress.Parse(address);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(ip, 0, l => (listener = l).Protocols = HttpProtocols.Http1));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(ip, 0, l =>
+        {
+            (listener = l).Protocols = HttpProtocols.Http1;
+            l.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+            {
+                ServerCertificateSelector = (_, _) => identity.Certificate,
+                ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.RequireCertificate,
+                ClientCertificateValidation = (certificate, _, _) => ClusterTrust.Is(certificate, identity.Ca, ClusterTrust.ClientAuth, ClusterTrust.ControllerUnit),
+            });
+        }));
         var app = builder.Build();
-        var expected = Encoding.UTF8.GetBytes($"Bearer {joinToken}");
         app.MapGet("/logs/{service}/{role}/{index:int}", async (HttpContext context, string service, string role, int index, string? stream, int? tail, bool? follow) =>
         {
-            if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString()), expected))
-            {
-                context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-                return;
-            }
-
             var directory = supervisor.DirectoryOf($"{service}/{role}/{index}");
             var name = stream == "stderr" ? "stderr.log" : "stdout.log";
             if (directory is null || !File.Exists(Path.Combine(directory, "logs", name)))
@@ -55,7 +57,7 @@ public sealed class LogServer : IAsyncDisposable
             await LogReader.WriteAsync(Path.Combine(directory, "logs", name), tail ?? 100, follow == true, context.Response.Body, context.RequestAborted);
         });
         await app.StartAsync(cancellationToken);
-        return new LogServer(app, new Uri($"http://{address}:{listener!.IPEndPoint!.Port}/"));
+        return new LogServer(app, new Uri($"https://{address}:{listener!.IPEndPoint!.Port}/"));
     }
 
     public async ValueTask DisposeAsync()

@@ -3,9 +3,21 @@ using Heddle.Contracts.Api;
 
 namespace Heddle.Cli.Client;
 
-/// <summary>Where the CLI finds its cluster: $HEDDLE_HOME/config.json (default ~/.heddle), written by `heddle up`.</summary>
-internal sealed record ClientConfig(Uri ApiUrl, string Token)
+/// <summary>
+/// Where the CLI finds its cluster: $HEDDLE_HOME/config.json (default ~/.heddle), written by `heddle up`: the API's
+/// URL, a token, and the cluster CA certificate the controller is checked against. The token given with --token, else
+/// $HEDDLE_TOKEN, takes the place of the file's.
+/// </summary>
+internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertificatePem)
 {
+    public const string TokenVariable = "HEDDLE_TOKEN";
+
+    /// <summary>The --token option, when given (set once the command line is parsed).</summary>
+    public static string? TokenOption { get; set; }
+
+    private static string? TokenOverride => TokenOption is { Length: > 0 } option ? option
+        : Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } variable ? variable.Trim() : null;
+
     public static string Home => Environment.GetEnvironmentVariable("HEDDLE_HOME") is { Length: > 0 } home
         ? home
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".heddle");
@@ -22,7 +34,9 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token)
         try
         {
             using var json = JsonDocument.Parse(File.ReadAllText(FilePath));
-            return new ClientConfig(new Uri(json.RootElement.GetProperty("apiUrl").GetString()!), json.RootElement.GetProperty("token").GetString()!);
+            var root = json.RootElement;
+            var ca = root.TryGetProperty("ca", out var pem) && pem.ValueKind == JsonValueKind.String ? pem.GetString() : null;
+            return new ClientConfig(new Uri(root.GetProperty("apiUrl").GetString()!), TokenOverride ?? root.GetProperty("token").GetString()!, ca);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or UriFormatException or InvalidOperationException)
         {
@@ -30,7 +44,7 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token)
         }
     }
 
-    public static void Save(Uri apiUrl, string token)
+    public static void Save(Uri apiUrl, string token, string? caCertificatePem)
     {
         Directory.CreateDirectory(Home);
         var temporary = FilePath + ".tmp";
@@ -39,14 +53,22 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token)
             Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))
         {
-            JsonSerializer.Serialize(file, new { apiUrl, token }, CliConsole.Json);
+            JsonSerializer.Serialize(file, new { apiUrl, token, ca = caCertificatePem }, CliConsole.Json);
         }
 
         File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.Move(temporary, FilePath, overwrite: true);
     }
 
-    public HeddleApiClient Connect() => new(ApiUrl, Token);
+    public HeddleApiClient Connect()
+    {
+        if (ApiUrl.Scheme == Uri.UriSchemeHttps && CaCertificatePem is null)
+        {
+            throw new CliException($"{FilePath} has no 'ca' (the cluster CA certificate, PEM) to check the controller at {ApiUrl} with; run 'heddle up' again or add it");
+        }
+
+        return CaCertificatePem is null ? new(ApiUrl, Token) : new(ApiUrl, Token, Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem));
+    }
 }
 
 /// <summary>A failure to report as one sentence with a non-zero exit code.</summary>

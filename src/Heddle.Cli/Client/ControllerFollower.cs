@@ -43,12 +43,13 @@ internal static class ControllerFollower
         }
     }
 
-    /// <summary>The controller URL and API token from options, or else from the client configuration.</summary>
-    public static (Uri Url, string Token) Resolve(string? controller, string? tokenFile)
+    /// <summary>A client of the controller from options (URL, token file, CA file), each missing one from the client configuration.</summary>
+    public static HeddleApiClient Connect(string? controller, string? tokenFile, string? caFile)
     {
-        var configured = controller is null || tokenFile is null ? ClientConfig.Load() : null;
+        var configured = controller is null || tokenFile is null || caFile is null ? ClientConfig.Load() : null;
         var url = controller is not null ? new Uri(controller) : configured!.ApiUrl;
         var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : configured!.Token;
-        return (url, token);
+        var ca = caFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(caFile, "CA certificate file")) : configured!.CaCertificatePem;
+        return new ClientConfig(url, token, ca).Connect();
     }
 }

@@ -7,15 +7,14 @@ namespace Heddle.Cli.Commands;
 /// <summary><c>heddle agent</c>: the host agent of one node, until SIGTERM.</summary>
 internal static class AgentCommand
 {
-    public const string JoinTokenVariable = "HEDDLE_JOIN_TOKEN";
+    public const string JoinVariable = "HEDDLE_JOIN";
 
     public static Command Create(CliConsole console)
     {
-        var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. http://127.0.0.1:7001", Required = true };
-        var apiUrl = new Option<string>("--controller-api") { Description = "The controller's API, from which packages are downloaded", Required = true };
-        var token = new Option<string?>("--join-token") { Description = "The cluster's join token (visible to every process on the host: prefer $HEDDLE_JOIN_TOKEN or --join-token-file)" };
-        var tokenFile = new Option<string?>("--join-token-file") { Description = "A file holding the join token (the controller writes <state>/join-token)" };
-        var name = new Option<string>("--name") { Description = "Node name (default: the host name)", DefaultValueFactory = _ => Environment.MachineName };
+        var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. https://10.0.0.1:7001", Required = true };
+        var token = new Option<string?>("--join") { Description = "A join string from 'heddle token create --join', needed until the node has its certificate (visible to every process on the host: prefer $HEDDLE_JOIN or --join-file)" };
+        var tokenFile = new Option<string?>("--join-file") { Description = "A file holding the join string" };
+        var name = new Option<string>("--name") { Description = "Node name (default: the host name, lower-cased)", DefaultValueFactory = _ => Environment.MachineName.ToLowerInvariant() };
         var address = new Option<string>("--address") { Description = "The address instances listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
         var faultDomain = new Option<string>("--fault-domain") { Description = "The node's fault domain (default fd1)", DefaultValueFactory = _ => "fd1" };
         var labels = new Option<string[]>("--label") { Description = "A node label, key=value (repeatable)", AllowMultipleArgumentsPerToken = false };
@@ -34,14 +33,24 @@ internal static class AgentCommand
         var fence = Durations.Option("--fence-after", "Stop this node's instances after hearing nothing from the controller this long (its node timeout; 0s: never)", TimeSpan.FromSeconds(10));
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, apiUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
+            agentUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
         };
         command.SetAction(async (parse, ct) =>
         {
             // The environment is readable only by the agent's own user and root; a command line, by everyone on the host.
-            var join = parse.GetValue(token) ?? (parse.GetValue(tokenFile) is { } file ? File.ReadAllText(CommonOptions.RequireExistingFile(file, "join token file")).Trim() : null)
-                ?? Environment.GetEnvironmentVariable(JoinTokenVariable)
-                ?? throw new UsageException($"give the join token in ${JoinTokenVariable}, with --join-token-file or with --join-token");
+            var join = parse.GetValue(token) ?? (parse.GetValue(tokenFile) is { } file ? File.ReadAllText(CommonOptions.RequireExistingFile(file, "join file")).Trim() : null)
+                ?? (Environment.GetEnvironmentVariable(JoinVariable) is { Length: > 0 } variable ? variable : null);
+            if (join is not null)
+            {
+                try
+                {
+                    Heddle.Contracts.Trust.JoinString.Parse(join);
+                }
+                catch (FormatException e)
+                {
+                    throw new UsageException($"the join string is not valid: {e.Message}");
+                }
+            }
             var range = parse.GetValue(ports)!.Split('-');
             if (range.Length != 2 || !int.TryParse(range[0], out var from) || !int.TryParse(range[1], out var to) || from < 1 || to > 65535 || from > to)
             {
@@ -69,8 +78,7 @@ internal static class AgentCommand
             var options = new AgentOptions
             {
                 ControllerAgentUrl = new Uri(parse.GetValue(agentUrl)!),
-                ControllerApiUrl = new Uri(parse.GetValue(apiUrl)!),
-                JoinToken = join,
+                Join = join,
                 NodeName = parse.GetValue(name)!,
                 Address = parse.GetValue(address)!,
                 FaultDomain = parse.GetValue(faultDomain)!,
@@ -99,6 +107,10 @@ internal static class AgentCommand
             catch (InvalidOperationException e)
             {
                 throw new Client.CliException(e.Message);
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                throw new Client.CliException($"the controller refused to enrol node {options.NodeName}: {e.Status.Detail}");
             }
 
             await using var agent = agentHost;

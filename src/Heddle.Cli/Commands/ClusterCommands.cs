@@ -75,7 +75,7 @@ internal static class ClusterCommands
     private static Command Nodes(CliConsole console)
     {
         var format = CommonOptions.Format();
-        var command = new Command("nodes", "List the cluster's nodes") { format };
+        var command = new Command("nodes", "List the cluster's nodes (and 'heddle nodes remove NODE')") { format, TokenCommands.RemoveNode(console) };
         command.SetAction(async (parse, ct) =>
         {
             using var api = ClientConfig.Load().Connect();
@@ -246,7 +246,7 @@ internal static class ClusterCommands
 
     private static void WriteEvent(CliConsole console, EventRecord e) => console.Out.WriteLine($"{e.Time:HH:mm:ss.fff}  {e.Kind,-18} {e.Subject,-20} {e.Message}");
 
-    private static bool Json<T>(CliConsole console, string? format, T value)
+    internal static bool Json<T>(CliConsole console, string? format, T value)
     {
         if (format != "json")
         {

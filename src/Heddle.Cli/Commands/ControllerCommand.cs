@@ -14,13 +14,15 @@ internal static class ControllerCommand
         var state = new Option<string>("--state") { Description = "State directory: store, package blobs, tokens", Required = true };
         var listen = new Option<string>("--listen") { Description = "Address to listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
         var apiPort = new Option<int>("--api-port") { Description = "REST API port; 0 lets the OS choose (default 0)" };
-        var agentPort = new Option<int>("--agent-port") { Description = "Agent gRPC port; 0 lets the OS choose (default 0)" };
+        var agentPort = new Option<int>("--agent-port") { Description = "Agent port (gRPC and downloads over mutual TLS); 0 lets the OS choose (default 0)" };
+        var insecure = new Option<bool>("--insecure-http") { Description = "Serve the REST API over plain HTTP, for a controller behind a proxy that terminates TLS (tokens then cross the wire in clear)" };
+        var certLifetime = Durations.Option("--node-cert-lifetime", "How long a node certificate is valid; agents renew at two thirds of it", TimeSpan.FromDays(90));
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
         var dns = DnsOptionsBinder.Create();
         var lb = new LbOptionsBinder();
         var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
-        var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout };
+        var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, insecure, certLifetime };
         dns.AddTo(command);
         lb.AddTo(command);
         command.Options.Add(vipPool);
@@ -36,7 +38,13 @@ internal static class ControllerCommand
                 NodeTimeout = parse.GetValue(timeout),
                 VipPool = parse.GetValue(vipPool),
                 HistoryLimit = parse.GetValue(history),
+                InsecureHttp = parse.GetValue(insecure),
+                NodeCertificateLifetime = parse.GetValue(certLifetime),
             };
+            if (options.NodeCertificateLifetime < TimeSpan.FromSeconds(3))
+            {
+                throw new UsageException($"--node-cert-lifetime {Durations.Format(options.NodeCertificateLifetime)}: give nodes at least 3 s");
+            }
             if (options.HistoryLimit < 1)
             {
                 throw new UsageException($"--history {options.HistoryLimit}: keep at least 1 revision");
@@ -69,7 +77,13 @@ internal static class ControllerCommand
                 console.Out.WriteLine($"load balancer: service VIPs from {options.VipPool}");
             }
 
-            console.Out.WriteLine($"API token in {Path.Combine(options.StateDirectory, "api-token")}, join token in {Path.Combine(options.StateDirectory, "join-token")} (mode 0600)");
+            console.Out.WriteLine($"admin token in {Path.Combine(options.StateDirectory, "api-token")} (mode 0600), cluster CA certificate in {Path.Combine(options.StateDirectory, "ca.crt")}; "
+                + "agents join with a string from 'heddle token create --join'");
+            if (options.InsecureHttp)
+            {
+                console.Error.WriteLine($"WARNING: --insecure-http: the REST API at {host.ApiUrl} is plain HTTP. Tokens and everything else cross the network in clear; "
+                    + "use it only behind a proxy on this host that terminates TLS. The agent port stays TLS.");
+            }
             await WaitForStop(cancellationToken);
             return ExitCodes.Ok;
         });

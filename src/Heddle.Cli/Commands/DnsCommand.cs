@@ -70,17 +70,18 @@ internal static class DnsCommand
     public static Command Create(CliConsole console)
     {
         var controller = new Option<string?>("--controller") { Description = "The controller's API URL (default: from $HEDDLE_HOME/config.json)" };
-        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding the API token (default: from $HEDDLE_HOME/config.json)" };
+        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding an admin API token (default: from $HEDDLE_HOME/config.json)" };
+        var caFile = new Option<string?>("--ca-file") { Description = "The cluster CA certificate, PEM, to check the controller with (default: from $HEDDLE_HOME/config.json; the controller writes <state>/ca.crt)" };
         var listen = new Option<string>("--listen") { Description = "Address to answer on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
         var dns = DnsOptionsBinder.Create();
-        var command = new Command("dns", "Run the cluster's DNS server on its own, fed by a controller") { controller, tokenFile, listen };
+        var command = new Command("dns", "Run the cluster's DNS server on its own, fed by a controller") { controller, tokenFile, caFile, listen };
         dns.AddTo(command, withOff: false);
         command.SetAction(async (parse, ct) =>
         {
-            var (url, token) = ControllerFollower.Resolve(parse.GetValue(controller), parse.GetValue(tokenFile));
+            using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
+            var url = api.ApiUrl;
             await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!));
             console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
-            using var api = new HeddleApiClient(url, token);
             await ControllerFollower.RunAsync("dns", c => api.FollowDnsRecordsAsync(server.Endpoint.ToString(), server.Zone, c), records =>
             {
                 server.Update(records);

@@ -117,16 +117,17 @@ internal static class LbCommand
     public static Command Create(CliConsole console)
     {
         var controller = new Option<string?>("--controller") { Description = "The controller's API URL (default: from $HEDDLE_HOME/config.json)" };
-        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding the API token (default: from $HEDDLE_HOME/config.json)" };
+        var tokenFile = new Option<string?>("--token-file") { Description = "A file holding an admin API token (default: from $HEDDLE_HOME/config.json)" };
+        var caFile = new Option<string?>("--ca-file") { Description = "The cluster CA certificate, PEM, to check the controller with (default: from $HEDDLE_HOME/config.json; the controller writes <state>/ca.crt)" };
         var lb = new LbOptionsBinder();
-        var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile };
+        var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile, caFile };
         lb.AddTo(command, withOff: false);
         command.SetAction(async (parse, ct) =>
         {
-            var (url, token) = ControllerFollower.Resolve(parse.GetValue(controller), parse.GetValue(tokenFile));
+            using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
+            var url = api.ApiUrl;
             await using var balancer = new LoadBalancerHost(lb.Options(parse));
             console.Out.WriteLine($"lb {Environment.ProcessId}: listeners from {url}");
-            using var api = new HeddleApiClient(url, token);
             await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync,
                 config => LbOptionsBinder.ApplyAsync(balancer, config, report => api.ReportLoadBalancerAsync(report, ct), console), console, ct);
             return ExitCodes.Ok;

@@ -38,8 +38,8 @@ internal static class UpCommand
         return command;
     }
 
-    /// <summary>The cluster's join token, handed to the agents this process starts (and restarts) in their environment.</summary>
-    private static string? JoinToken { get; set; }
+    /// <summary>The join string handed to the agents this process starts (and restarts) in their environment; used only by a node without its certificate.</summary>
+    private static string? JoinString { get; set; }
 
     private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, CancellationToken ct)
     {
@@ -68,11 +68,12 @@ internal static class UpCommand
             children.Add(controller);
             var endpoints = await WaitForEndpointsAsync(controller, Path.Combine(controllerState, ControllerCommand.EndpointsFile), ct);
             var apiUrl = new Uri(endpoints.GetProperty("apiUrl").GetString()!);
-            JoinToken = File.ReadAllText(Path.Combine(controllerState, "join-token")).Trim();
             var agentUrl = endpoints.GetProperty("agentUrl").GetString()!;
-            ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim());
+            var caFile = Path.Combine(controllerState, "ca.crt");
+            ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim(), File.ReadAllText(caFile));
             using var api = ClientConfig.Load().Connect();
-            var follow = new[] { "--controller", apiUrl.ToString(), "--token-file", Path.Combine(controllerState, "api-token") };
+            JoinString = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true, TtlSeconds: 86400, Description: $"heddle up {Environment.ProcessId}"), ct)).JoinString;
+            var follow = new[] { "--controller", apiUrl.ToString(), "--token-file", Path.Combine(controllerState, "api-token"), "--ca-file", caFile };
             children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0"]));
             children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow]));
             var dnsAddress = await WaitForDnsAsync(api, children, ct);
@@ -80,12 +81,19 @@ internal static class UpCommand
             children[1] = children[1] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()] };
 
             var memory = Math.Max(1024, Heddle.Agent.Node.NodeMemoryInfo.TotalMiB() / count);
+            var known = (await api.ListNodesAsync(ct)).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
             for (var i = 1; i <= count; i++)
             {
                 var name = $"n{i}";
+                if (known.Contains(name) && !File.Exists(Path.Combine(agentsRoot, name, "node.crt")))
+                {
+                    // This cluster's node, started afresh without its certificate: its old one is revoked so that it can enrol again.
+                    await api.RemoveNodeAsync(name, ct);
+                }
+
                 children.Add(Start(name, Path.Combine(logs, $"{name}.log"),
                 [
-                    "agent", "--controller", agentUrl, "--controller-api", apiUrl.ToString(),
+                    "agent", "--controller", agentUrl,
                     "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
                     "--fence-after", Durations.Format(nodeTimeout),
@@ -207,9 +215,9 @@ internal static class UpCommand
         }
 
         start.Environment["HEDDLE_UP_LOG"] = log;
-        if (args[0] == "agent" && JoinToken is { } token)
+        if (args[0] == "agent" && JoinString is { } join)
         {
-            start.Environment[AgentCommand.JoinTokenVariable] = token; // never on a command line, where every process could read it
+            start.Environment[AgentCommand.JoinVariable] = join; // never on a command line, where every process could read it
         }
         var process = Process.Start(start) ?? throw new CliException($"could not start {name}");
         var address = args.SkipWhile(a => a != "--address").Skip(1).FirstOrDefault();

@@ -223,6 +223,7 @@ public static class InstanceStates
 public static class ProblemTypes
 {
     public const string Unauthorized = "https://heddle.dev/problems/unauthorized";
+    public const string Forbidden = "https://heddle.dev/problems/forbidden";
     public const string NotFound = "https://heddle.dev/problems/not-found";
     public const string InvalidModel = "https://heddle.dev/problems/invalid-model";
     public const string InvalidPackage = "https://heddle.dev/problems/invalid-package";
@@ -234,3 +235,11 @@ public static class ProblemTypes
     public const string InvalidRequest = "https://heddle.dev/problems/invalid-request";
     public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
 }
+
+/// <summary>POST /v1/tokens: an API token (admin, or a tenant's when Tenant is set) or, with Join, a join token for agents.</summary>
+public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null, long? TtlSeconds = null, int? Uses = null, string? Description = null);
+
+/// <summary>The token, shown this once; for a join token, the join string agents take.</summary>
+public sealed record TokenCreated(string Id, string Token, string Kind, string? Tenant, DateTimeOffset? Expires, int? Uses, string? JoinString);
+
+public sealed record TokenStatus(string Id, string Kind, string Scope, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description);

@@ -25,6 +25,12 @@ public sealed class HeddleApiClient : IDisposable
 
     private readonly HttpClient _http;
 
+    /// <summary>A client that trusts only controllers whose certificate the cluster CA signed (the CA that `heddle up` writes into the client configuration).</summary>
+    public HeddleApiClient(Uri apiUrl, string token, System.Security.Cryptography.X509Certificates.X509Certificate2 ca)
+        : this(apiUrl, token, Trust.ClusterTrust.Handler(ca))
+    {
+    }
+
     public HeddleApiClient(Uri apiUrl, string token, HttpMessageHandler? handler = null)
     {
         _http = handler is null ? new HttpClient() : new HttpClient(handler);
@@ -180,6 +186,18 @@ public sealed class HeddleApiClient : IDisposable
         return await response.Content.ReadAsStreamAsync(ct);
     }
 
+    public Task<TokenCreated> CreateTokenAsync(TokenCreateRequest request, CancellationToken ct = default) =>
+        SendAsync<TokenCreated>(new HttpRequestMessage(HttpMethod.Post, "v1/tokens") { Content = JsonContent.Create(request, options: Json) }, ct);
+
+    public Task<List<TokenStatus>> ListTokensAsync(CancellationToken ct = default) => GetAsync<List<TokenStatus>>("v1/tokens", ct);
+
+    public Task<TokenStatus> RevokeTokenAsync(string id, CancellationToken ct = default) =>
+        SendAsync<TokenStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/tokens/{Uri.EscapeDataString(id)}"), ct);
+
+    /// <summary>Revokes a node's certificate, forgets the node and has its instances placed elsewhere.</summary>
+    public async Task RemoveNodeAsync(string name, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/nodes/{Uri.EscapeDataString(name)}"), ct);
+
     public void Dispose() => _http.Dispose();
 
     private Task<T> GetAsync<T>(string url, CancellationToken ct) => SendAsync<T>(new HttpRequestMessage(HttpMethod.Get, url), ct);
@@ -205,9 +223,15 @@ public sealed class HeddleApiClient : IDisposable
                 response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
             }
         }
+        catch (HttpRequestException e) when (e.InnerException is System.Security.Authentication.AuthenticationException)
+        {
+            throw new HeddleApiException(null, "untrusted", $"the controller at {ApiUrl} was not trusted: its certificate is not signed by this cluster's CA "
+                + "(the 'ca' of the client configuration); is this the right cluster? ('heddle up' writes the configuration with its CA)", []);
+        }
         catch (HttpRequestException e)
         {
-            throw new HeddleApiException(null, "unreachable", $"the controller at {ApiUrl} cannot be reached ({e.Message}); is it running? ('heddle up' starts one)", []);
+            var hint = ApiUrl.Scheme == Uri.UriSchemeHttp ? "; the API serves HTTPS unless the controller runs with --insecure-http: use an https:// URL" : "; is it running? ('heddle up' starts one)";
+            throw new HeddleApiException(null, "unreachable", $"the controller at {ApiUrl} cannot be reached ({e.Message}){hint}", []);
         }
 
         if (response.IsSuccessStatusCode)

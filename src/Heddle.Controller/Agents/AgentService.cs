@@ -3,35 +3,89 @@ using Heddle.Contracts.Agents;
 using Heddle.Contracts.Api;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
 
 namespace Heddle.Controller.Agents;
 
 /// <summary>
-/// The agents' gRPC endpoint. An agent opens one Connect stream with its join token, says who it is and what it
-/// runs (Hello), then sends heartbeats and instance reports while goal states come down.
+/// The agents' gRPC endpoint. An agent enrols once (a join token and a signing request buy a node certificate), then
+/// opens one Connect stream over mutual TLS, says what it runs (Hello, for the node its certificate names and no
+/// other), and sends heartbeats and instance reports while goal states come down.
 /// </summary>
 public sealed class AgentService(
-    IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Secrets secrets, TimeProvider time)
+    IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
+    CertificateAuthority ca, TimeProvider time)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
-    public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<ControllerMessage> responseStream, ServerCallContext context)
+    public override Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
     {
-        var token = context.RequestHeaders.GetValue("authorization");
-        if (!secrets.IsJoinToken(token))
+        if (tokens.UseJoinToken(request.JoinToken) is null)
         {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "a valid join token is required (authorization: Bearer <join token>)"));
+            events.Add(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "the join token is unknown, expired, used up or revoked; make one with 'heddle token create --join'"));
         }
 
+        var (certificate, refusal) = certificates.Enrol(request.NodeName, request.SigningRequest);
+        if (certificate is null)
+        {
+            events.Add(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, refusal!));
+        }
+
+        events.Add(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}");
+        return Task.FromResult(Reply(certificate));
+    }
+
+    public override Task<CertificateReply> Renew(RenewRequest request, ServerCallContext context)
+    {
+        var node = Authenticate(context);
+        var (certificate, refusal) = certificates.Renew(node, request.SigningRequest);
+        if (certificate is null)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, refusal!));
+        }
+
+        return Task.FromResult(Reply(certificate));
+    }
+
+    private CertificateReply Reply(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        using (certificate)
+        {
+            return new CertificateReply { Certificate = certificate.ExportCertificatePem(), CaCertificate = ca.CertificatePem };
+        }
+    }
+
+    /// <summary>The node the caller's certificate proves, or an Unauthenticated error.</summary>
+    private string Authenticate(ServerCallContext context) =>
+        certificates.NodeOf(context.GetHttpContext().Connection.ClientCertificate)
+        ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a node certificate in force is required: enrol with 'heddle agent --join <join string>' (a removed node must enrol again)"));
+
+
+    public override async Task Connect(IAsyncStreamReader<AgentMessage> requestStream, IServerStreamWriter<ControllerMessage> responseStream, ServerCallContext context)
+    {
+        var node = Authenticate(context);
         if (!await requestStream.MoveNext(context.CancellationToken) || requestStream.Current.BodyCase != AgentMessage.BodyOneofCase.Hello)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "the first message on the stream must be Hello"));
         }
 
         var hello = requestStream.Current.Hello;
-        var node = hello.Node.Name;
+        if (hello.Node.Name != node)
+        {
+            events.Add(EventKinds.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"this certificate is node {node}'s; it cannot speak for node {Printable.Of(hello.Node.Name)}"));
+        }
+
         Join(hello);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
+        // The stream lasts no longer than the certificate that opened it: the agent comes back with its renewed one.
+        var expires = context.GetHttpContext().Connection.ClientCertificate!.NotAfter.ToUniversalTime() - time.GetUtcNow().UtcDateTime;
+        if (expires < TimeSpan.FromDays(1))
+        {
+            linked.CancelAfter(expires > TimeSpan.Zero ? expires : TimeSpan.Zero); // longer waits are beyond a timer's range and a stream's life
+        }
         var writer = WriteGoalsAsync(session, responseStream, linked.Token);
         try
         {

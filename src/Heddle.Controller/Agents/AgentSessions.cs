@@ -33,6 +33,15 @@ public sealed class AgentSessions(GoalStates goals)
 
     public bool IsConnected(string node) => _sessions.ContainsKey(node);
 
+    /// <summary>Ends the node's stream now (its certificate was revoked).</summary>
+    public void Disconnect(string node)
+    {
+        if (_sessions.TryRemove(node, out var session))
+        {
+            session.Close();
+        }
+    }
+
     /// <summary>Sends each named node its current goal state.</summary>
     public void Notify(IEnumerable<string> nodes)
     {

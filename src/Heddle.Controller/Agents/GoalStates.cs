@@ -12,6 +12,9 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
 {
     private long _version;
 
+    /// <summary>Whether the node's goal state names the blob (as a package or an image): what a node may download.</summary>
+    public bool Names(string node, string sha256) => For(node).Instances.Any(i => i.PackageSha256 == sha256 || i.ImageSha256 == sha256);
+
     public GoalState For(string node)
     {
         var goal = new GoalState { Version = Interlocked.Increment(ref _version) };
@@ -52,7 +55,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 Index = instance.Index,
                 UpgradeDomain = instance.UpgradeDomain,
                 PackageSha256 = known.Record.PackageSha256,
-                PackagePath = $"/v1/packages/{known.Record.PackageSha256}/content",
+                PackagePath = AgentEndpoints.BlobPrefix + known.Record.PackageSha256,
                 MemoryMib = instance.MemoryMiB,
                 Generation = instance.Generation,
                 Revision = instance.Revision,
@@ -60,7 +63,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
             if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetImage(imageName) is { } image)
             {
                 item.ImageSha256 = image.Sha256;
-                item.ImagePath = $"/v1/images/blobs/{image.Sha256}/content";
+                item.ImagePath = AgentEndpoints.BlobPrefix + image.Sha256;
             }
 
             item.Cpus.AddRange(instance.Cpus);

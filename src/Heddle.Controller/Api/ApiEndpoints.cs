@@ -3,6 +3,7 @@ using Heddle.Contracts.Api;
 using Heddle.Controller.Blobs;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
 using Heddle.Model.Configuration;
 using Heddle.Model.Definition;
 using Heddle.Model.Diagnostics;
@@ -26,31 +27,34 @@ internal static class ApiEndpoints
         v1.MapPut("/packages/{sha256}", PutPackageAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
-        v1.MapPut("/images/{name}", (string name, string? sha256, HttpRequest request, Images images, CancellationToken ct) => images.PutAsync(name, sha256, request, ct));
-        v1.MapGet("/images", (Images images) => images.List());
-        v1.MapDelete("/images/{name}", (string name, Images images) => images.Delete(name));
-        v1.MapGet("/images/blobs/{sha256}/content", (string sha256, Images images) => images.Content(sha256));
-        v1.MapPost("/deployments", (DeploymentRequest request, Deployments deployments) => deployments.Deploy(request));
-        v1.MapPost("/services/{name}/scale", (string name, string? slot, ScaleRequest request, Deployments deployments, IClusterStore store) =>
-            Slotted(store, name, slot, key => deployments.Scale(key, request)));
-        v1.MapPost("/services/{name}/rollback", (string name, string? slot, RollbackRequest? request, Deployments deployments, UpgradeControl control, IClusterStore store) =>
-            Slotted(store, name, slot, key => deployments.Rollback(key, request ?? new RollbackRequest(), control)));
-        v1.MapGet("/services/{name}/revisions", (string name, string? slot, IClusterStore store) => Slotted(store, name, slot, key =>
+        v1.MapPut("/images/{name}", (string name, string? sha256, HttpRequest request, Caller caller, Images images, CancellationToken ct) => images.PutAsync(name, sha256, request, caller, ct));
+        v1.MapGet("/images", (Caller caller, Images images) => images.List(caller));
+        v1.MapDelete("/images/{name}", (string name, Caller caller, Images images) => images.Delete(name, caller));
+        v1.MapPost("/deployments", (DeploymentRequest request, Caller caller, Deployments deployments) => deployments.Deploy(request, caller));
+        v1.MapPost("/services/{name}/scale", (string name, string? slot, ScaleRequest request, Caller caller, Deployments deployments, IClusterStore store) =>
+            Slotted(store, caller, name, slot, key => deployments.Scale(key, request)));
+        v1.MapPost("/services/{name}/rollback", (string name, string? slot, RollbackRequest? request, Caller caller, Deployments deployments, UpgradeControl control, IClusterStore store) =>
+            Slotted(store, caller, name, slot, key => deployments.Rollback(key, request ?? new RollbackRequest(), control)));
+        v1.MapGet("/services/{name}/revisions", (string name, string? slot, Caller caller, IClusterStore store) => Slotted(store, caller, name, slot, key =>
             Results.Ok(store.ListRevisions(key).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == store.GetService(key)?.Revision)).ToList())));
-        v1.MapGet("/services/{name}/upgrade", (string name, string? slot, UpgradeControl control, IClusterStore store) => Slotted(store, name, slot, control.Status));
-        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, string? slot, UpgradeControl control, IClusterStore store) =>
+        v1.MapGet("/services/{name}/upgrade", (string name, string? slot, Caller caller, UpgradeControl control, IClusterStore store) => Slotted(store, caller, name, slot, control.Status));
+        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, string? slot, Caller caller, UpgradeControl control, IClusterStore store) =>
             Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed) && action.All(char.IsLetter)
-                ? Slotted(store, name, slot, key => control.Act(key, parsed))
+                ? Slotted(store, caller, name, slot, key => control.Act(key, parsed))
                 : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
-        v1.MapPost("/services/{name}/swap", (string name, Swaps swaps, CancellationToken ct) => swaps.SwapAsync(name, ct));
-        v1.MapGet("/services", (IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
-            Results.Ok(store.ListServices().Select(s => Describe(s, store, models, reconciler, conflicts)).ToList()));
-        v1.MapGet("/services/{name}", (string name, string? slot, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
-            Slotted(store, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler, conflicts))));
+        v1.MapPost("/services/{name}/swap", async (string name, Caller caller, Swaps swaps, IClusterStore store, CancellationToken ct) =>
+            Visible(store, caller).Any(s => s.Family == name) ? await swaps.SwapAsync(name, ct) : UnknownService(name, store, caller));
+        v1.MapGet("/services", (Caller caller, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
+            Results.Ok(Visible(store, caller).Select(s => Describe(s, store, models, reconciler, conflicts)).ToList()));
+        v1.MapGet("/services/{name}", (string name, string? slot, Caller caller, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
+            Slotted(store, caller, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler, conflicts))));
         v1.MapDelete("/services/{name}", Delete);
-        v1.MapGet("/instances", (string? service, string? slot, IClusterStore store) =>
-            service is null ? Results.Ok(Instances(store, null)) : Slotted(store, service, slot, key => Results.Ok(Instances(store, key))));
+        v1.MapGet("/instances", (string? service, string? slot, Caller caller, IClusterStore store) =>
+            service is null
+                ? Results.Ok(caller.IsAdmin ? Instances(store, null) : Visible(store, caller).SelectMany(s => Instances(store, s.Name)).ToList())
+                : Slotted(store, caller, service, slot, key => Results.Ok(Instances(store, key))));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
+        v1.MapDelete("/nodes/{name}", (string name, NodeRemoval removal) => removal.Remove(name));
         v1.MapGet("/events", Events.GetAsync);
         v1.MapGet("/dns/records", FollowDnsAsync);
         v1.MapPost("/lb/report", (LoadBalancerReport report, LoadBalancing.VipConflicts conflicts) =>
@@ -132,24 +136,27 @@ internal static class ApiEndpoints
         return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
     }
 
-    /// <summary>Runs <paramref name="act"/> on the deployment the name and slot mean, or answers why there is none.</summary>
-    private static IResult Slotted(IClusterStore store, string name, string? slot, Func<string, IResult> act)
+    /// <summary>The services a caller may see: all for an admin, its own for a tenant.</summary>
+    internal static IEnumerable<ServiceRecord> Visible(IClusterStore store, Caller caller) => store.ListServices().Where(s => caller.Owns(s.Tenant));
+
+    /// <summary>Runs <paramref name="act"/> on the deployment the name and slot mean, or answers why there is none (another tenant's service is none).</summary>
+    private static IResult Slotted(IClusterStore store, Caller caller, string name, string? slot, Func<string, IResult> act)
     {
-        var (service, problem) = ServiceSlots.Find(store, name, slot);
+        var (service, problem) = ServiceSlots.Find(store, caller, name, slot);
         return service is null ? problem! : act(service.Name);
     }
 
     /// <summary>Deletes one slot (`?slot=staging`), or, without a slot, the service: every slot of it.</summary>
-    private static IResult Delete(string name, string? slot, IClusterStore store, WorkQueue queue, EventLog events)
+    private static IResult Delete(string name, string? slot, Caller caller, IClusterStore store, WorkQueue queue, EventLog events)
     {
         List<ServiceRecord> targets;
-        if (slot is null && store.ListServices().Where(s => s.Family == name).ToList() is { Count: > 0 } all)
+        if (slot is null && Visible(store, caller).Where(s => s.Family == name).ToList() is { Count: > 0 } all)
         {
             targets = all;
         }
         else
         {
-            var (service, problem) = ServiceSlots.Find(store, name, slot);
+            var (service, problem) = ServiceSlots.Find(store, caller, name, slot);
             if (service is null)
             {
                 return problem!;
@@ -170,9 +177,15 @@ internal static class ApiEndpoints
         return Results.Accepted($"/v1/services/{name}");
     }
 
-    internal static IResult UnknownService(string name, IClusterStore store)
+    /// <summary>No such service (for this caller): with hints from the names it may see; without a caller, none.</summary>
+    internal static IResult UnknownService(string name, IClusterStore store, Caller? caller = null)
     {
-        var names = store.ListServices().Select(s => s.Family).Distinct().ToList();
+        if (caller is null)
+        {
+            return Problems.NotFound($"no service '{name}'");
+        }
+
+        var names = Visible(store, caller).Select(s => s.Family).Distinct().ToList();
         var nearest = Suggestions.Nearest(name, names);
         var hint = nearest is not null ? $"; did you mean '{nearest}'?" : names.Count == 0 ? "; no service is deployed" : $"; deployed services: {string.Join(", ", names)}";
         return Problems.NotFound($"no service '{name}'{hint}");

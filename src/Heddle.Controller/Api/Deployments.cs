@@ -19,8 +19,19 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
 {
     private const int Attempts = 5;
 
-    internal IResult Deploy(DeploymentRequest request)
+    internal IResult Deploy(DeploymentRequest request, Trust.Caller caller)
     {
+        // Who owns what is deployed comes from the token. Only an admin may deploy for a tenant it names.
+        if (!caller.IsAdmin && request.Tenant is { Length: > 0 } asked && asked != caller.Tenant)
+        {
+            return Problems.Forbidden($"a token of {caller} deploys only for tenant {caller.Tenant}, not for '{Printable.Of(asked)}'; leave the tenant out; nothing was changed");
+        }
+
+        if (request.Tenant is { Length: > 0 } named && !Names.IsDnsLabel(named))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", $"'{Printable.Of(named)}' is not a tenant name: tenant names follow the service-name rule: {Names.DnsLabelRule}; nothing was changed");
+        }
+
         var package = store.GetPackage(request.PackageSha256);
         if (package is null)
         {
@@ -42,7 +53,16 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 diagnostics.Sorted().Select(d => d.ToString()));
         }
 
-        var missing = definition.Roles.Where(r => r.Image is not null && store.GetImage(r.Image) is null).ToList();
+        var owner = caller.Tenant ?? (string.IsNullOrEmpty(request.Tenant) ? null : request.Tenant);
+        var taken = store.ListServices().FirstOrDefault(s => s.Family == definition.Name);
+        var tenant = owner ?? taken?.Tenant ?? ApiEndpoints.DefaultTenant;
+        if (taken is not null && taken.Tenant != tenant)
+        {
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken",
+                $"the service name {definition.Name} is taken by another tenant; rename the service in service.yaml (names are one namespace for DNS); nothing was changed");
+        }
+
+        var missing = definition.Roles.Where(r => r.Image is not null && (store.GetImage(r.Image) is not { } image || (image.Tenant is not null && image.Tenant != tenant))).ToList();
         if (missing.Count > 0)
         {
             return Problems.Invalid(ProblemTypes.ImageMissing, "Image missing", $"the cluster has no image for {missing.Count} container role(s); nothing was changed",
@@ -55,8 +75,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Invalid(ProblemTypes.InvalidModel, "Unknown slot", $"'{slot}' is not a slot; deploy to '{Slots.Production}' (the default) or '{Slots.Staging}'; nothing was changed");
         }
 
-        return Accept(definition.Name, slot, request.Tenant, request.PackageSha256, request.Configuration!, prefix: null);
+        return Accept(definition.Name, slot, tenant, request.PackageSha256, request.Configuration!, prefix: null);
     }
+
 
     internal IResult Scale(string name, ScaleRequest request)
     {
@@ -131,7 +152,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             + $"wait for it to end, or use 'heddle upgrade pause|resume|rollback {service.Name}' (see 'heddle upgrade status {service.Name}')";
     }
 
-    private IResult Accept(string family, string slot, string? tenantAsked, string packageSha256, string configuration, string? prefix)
+    private IResult Accept(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix)
     {
         var next = models.For(packageSha256, configuration)!;
         for (var attempt = 0; attempt < Attempts; attempt++)
@@ -170,8 +191,11 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 }
                 : null;
             var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
-            // The slots of a service are one tenant's: a new slot takes the other's tenant unless the request names one.
-            var tenant = string.IsNullOrWhiteSpace(tenantAsked) ? service?.Tenant ?? sibling?.Tenant ?? ApiEndpoints.DefaultTenant : tenantAsked;
+            if ((service ?? sibling) is { } owned && owned.Tenant != tenant)
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken", $"the service name {family} is taken by another tenant; nothing was changed");
+            }
+
             var needsVip = options.VipPool is not null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
             try
             {

@@ -1,18 +1,24 @@
 using System.Text.Json;
+using Heddle.Contracts.Api;
 using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 
 namespace Heddle.Controller.Api;
 
-/// <summary>GET /v1/events?after=N[&amp;follow=true]: the event log as JSON, or followed live as server-sent events.</summary>
+/// <summary>
+/// GET /v1/events?after=N[&amp;follow=true]: the event log as JSON, or followed live as server-sent events. A tenant
+/// sees the events of its own services and images only; nodes, tokens and other tenants are an admin's to see.
+/// </summary>
 internal static class Events
 {
-    public static async Task<IResult> GetAsync(HttpContext context, IClusterStore store, EventLog log, IHostApplicationLifetime lifetime, long? after, bool? follow, int? limit)
+    public static async Task<IResult> GetAsync(HttpContext context, Caller caller, IClusterStore store, EventLog log, IHostApplicationLifetime lifetime, long? after, bool? follow, int? limit)
     {
         if (follow != true)
         {
-            return Results.Ok(store.ListEvents(after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000)));
+            var records = store.ListEvents(after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000));
+            return Results.Ok(caller.IsAdmin ? records : records.Where(Visibility(store, caller)).ToList());
         }
 
         var response = context.Response;
@@ -25,6 +31,11 @@ internal static class Events
         {
             await foreach (var record in log.FollowAsync(after ?? 0, ended.Token))
             {
+                if (!caller.IsAdmin && !Visibility(store, caller)(record))
+                {
+                    continue;
+                }
+
                 await response.WriteAsync($"id: {record.Id}\ndata: {JsonSerializer.Serialize(record, ApiEndpoints.Json)}\n\n", ended.Token);
                 await response.Body.FlushAsync(ended.Token);
             }
@@ -34,5 +45,13 @@ internal static class Events
         }
 
         return Results.Empty;
+    }
+
+    /// <summary>Whether an event is about something the tenant owns: its subject (a service, a deployment key, an instance id or an image) is one of its own.</summary>
+    private static Func<EventRecord, bool> Visibility(IClusterStore store, Caller caller)
+    {
+        var own = ApiEndpoints.Visible(store, caller).SelectMany(s => new[] { s.Name, s.Family }).ToHashSet(StringComparer.Ordinal);
+        var images = store.ListImages().Where(i => i.Tenant == caller.Tenant).Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        return e => own.Contains(e.Subject.Split('/')[0]) || images.Contains(e.Subject);
     }
 }

@@ -24,7 +24,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
         ? null
         : $"'{name}' is not an image name: use 1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (for example debian-12)";
 
-    internal async Task<IResult> PutAsync(string name, string? sha256, HttpRequest request, CancellationToken cancellationToken)
+    internal async Task<IResult> PutAsync(string name, string? sha256, HttpRequest request, Trust.Caller caller, CancellationToken cancellationToken)
     {
         if (NameError(name) is { } error)
         {
@@ -38,6 +38,12 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
 
         if (store.GetImage(name) is { } existing)
         {
+            if (existing.Tenant != caller.Tenant && !caller.IsAdmin)
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
+                    $"the image name {name} is taken{(existing.Tenant is null ? " by a shared image (use it as it is)" : " by another tenant")}; import yours under another name; nothing was changed");
+            }
+
             return existing.Sha256 == sha256
                 ? Results.Ok(new ImageImported(name, sha256, existing.Bytes, existing.Files, 0, 0, 0, AlreadyPresent: true))
                 : Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
@@ -75,7 +81,8 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
             return Problems.Invalid(ProblemTypes.InvalidImage, "Invalid image", $"the image is refused: {e.Message}; nothing was changed");
         }
 
-        if (!store.PutImage(new ImageRecord(name, sha256, size.Value, summary.Files, time.GetUtcNow())))
+        // An admin's image is shared: every tenant's services may run in it. A tenant's is its own.
+        if (!store.PutImage(new ImageRecord(name, sha256, size.Value, summary.Files, time.GetUtcNow(), caller.Tenant)))
         {
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
         }
@@ -84,17 +91,26 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
         return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
     }
 
-    internal IResult List() => Results.Ok(store.ListImages().Select(i => new ImageStatus(i.Name, i.Sha256, i.Bytes, i.Files, i.Added, UsedBy(i.Name))).ToList());
+    internal IResult List(Trust.Caller caller) =>
+        Results.Ok(Usable(caller).Select(i => new ImageStatus(i.Name, i.Sha256, i.Bytes, i.Files, i.Added, UsedBy(i.Name, caller))).ToList());
 
-    internal IResult Delete(string name)
+    /// <summary>The images a caller may use: every one for an admin; the shared ones and its own for a tenant.</summary>
+    internal IEnumerable<ImageRecord> Usable(Trust.Caller caller) => store.ListImages().Where(i => i.Tenant is null || caller.Owns(i.Tenant));
+
+    internal IResult Delete(string name, Trust.Caller caller)
     {
         var image = store.GetImage(name);
-        if (image is null)
+        if (image is null || !Usable(caller).Any(i => i.Name == name))
         {
-            return Unknown(name);
+            return Unknown(name, caller);
         }
 
-        var users = UsedBy(name);
+        if (!caller.Owns(image.Tenant))
+        {
+            return Problems.Forbidden($"image {name} is shared by every tenant; only an admin can delete it");
+        }
+
+        var users = UsedBy(name, Trust.Caller.Admin);
         if (users.Count > 0)
         {
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image in use",
@@ -111,19 +127,14 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
         return Results.NoContent();
     }
 
-    internal IResult Content(string sha256) =>
-        Sha256Hex.IsValid(sha256) && blobs.Exists(sha256) && store.ListImages().Any(i => i.Sha256 == sha256)
-            ? Results.File(blobs.PathOf(sha256), "application/x-tar", enableRangeProcessing: true)
-            : Problems.NotFound($"no image {sha256}");
-
-    /// <summary>The services with a kept revision whose package names the image.</summary>
-    private List<string> UsedBy(string name) =>
-        [.. store.ListServices().Where(s => store.ListRevisions(s.Name).Any(r => models.For(r.PackageSha256, r.Configuration)?.Definition.Roles.Any(role => role.Image == name) == true))
+    /// <summary>The services (of those the caller sees) with a kept revision whose package names the image.</summary>
+    private List<string> UsedBy(string name, Trust.Caller caller) =>
+        [.. ApiEndpoints.Visible(store, caller).Where(s => store.ListRevisions(s.Name).Any(r => models.For(r.PackageSha256, r.Configuration)?.Definition.Roles.Any(role => role.Image == name) == true))
             .Select(s => s.Name).Order(StringComparer.Ordinal)];
 
-    internal IResult Unknown(string name)
+    internal IResult Unknown(string name, Trust.Caller caller)
     {
-        var names = store.ListImages().Select(i => i.Name).ToList();
+        var names = Usable(caller).Select(i => i.Name).ToList();
         var nearest = Heddle.Model.Validation.Suggestions.Nearest(name, names);
         return Problems.NotFound($"no image '{name}'{(nearest is not null ? $"; did you mean '{nearest}'?" : names.Count == 0 ? "; the cluster has no images: add one with 'heddle image build' or 'heddle image import'" : $"; images: {string.Join(", ", names)}")}");
     }

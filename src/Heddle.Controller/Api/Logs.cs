@@ -1,14 +1,32 @@
+using System.Security.Cryptography.X509Certificates;
+using Heddle.Contracts.Trust;
 using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
 using Microsoft.AspNetCore.Http;
 
 namespace Heddle.Controller.Api;
 
-/// <summary>Instance logs live on their node; the controller proxies them so users need one address and one token.</summary>
+/// <summary>
+/// Instance logs live on their node; the controller proxies them so users need one address and one token. The node's
+/// log server takes only the controller's client certificate, and the controller checks the node's.
+/// </summary>
 internal static class Logs
 {
-    public static async Task ProxyAsync(HttpContext context, string service, string role, int index, IClusterStore store, Secrets secrets, IHttpClientFactory clients)
+    public const string ClientName = "logs";
+
+    public static SocketsHttpHandler Handler(X509Certificate2 ca, X509Certificate2 controller)
     {
-        var instance = store.ListInstances(service).FirstOrDefault(i => i.Role == role && i.Index == index);
+        var handler = new SocketsHttpHandler { UseProxy = false };
+        handler.SslOptions.ClientCertificates = [controller];
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is not null && ClusterTrust.Is(certificate, ca, ClusterTrust.ServerAuth, ClusterTrust.NodeUnit);
+        return handler;
+    }
+
+    public static async Task ProxyAsync(HttpContext context, string service, string role, int index, Caller caller, IClusterStore store, IHttpClientFactory clients)
+    {
+        var owner = store.GetService(service)?.Tenant;
+        var instance = owner is not null && caller.Owns(owner) ? store.ListInstances(service).FirstOrDefault(i => i.Role == role && i.Index == index) : null;
         var node = instance is null ? null : store.GetNode(instance.Node);
         if (instance is null || node?.LogUrl is null)
         {
@@ -18,10 +36,9 @@ internal static class Logs
 
         var url = $"{node.LogUrl.TrimEnd('/')}/logs/{service}/{role}/{index}{context.Request.QueryString}";
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", secrets.JoinToken);
         try
         {
-            using var response = await clients.CreateClient("logs").SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+            using var response = await clients.CreateClient(ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
             context.Response.StatusCode = (int)response.StatusCode;
             context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "text/plain";
             await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);

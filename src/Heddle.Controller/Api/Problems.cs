@@ -10,8 +10,10 @@ internal static class Problems
 
     public static IResult Unauthorized(bool tokenGiven) => Problem(StatusCodes.Status401Unauthorized, ProblemTypes.Unauthorized, "Unauthorized",
         tokenGiven
-            ? "the API token was not accepted; use the token of this cluster (written by 'heddle up' to $HEDDLE_HOME/config.json, and by the controller to <state>/api-token)"
-            : "this call needs 'Authorization: Bearer <token>' with the cluster's API token (see $HEDDLE_HOME/config.json or <state>/api-token)");
+            ? "the token was not accepted (unknown, revoked or expired, or a join token); use an API token of this cluster: 'heddle up' writes one to $HEDDLE_HOME/config.json, the controller to <state>/api-token, and an admin makes more with 'heddle token create'"
+            : "this call needs 'Authorization: Bearer <token>' with an API token of this cluster (see $HEDDLE_HOME/config.json or <state>/api-token)");
+
+    public static IResult Forbidden(string detail) => Problem(StatusCodes.Status403Forbidden, ProblemTypes.Forbidden, "Forbidden", detail);
 
     public static IResult Invalid(string type, string title, string detail, IEnumerable<string>? errors = null) =>
         Problem(StatusCodes.Status400BadRequest, type, title, detail, errors);

@@ -10,14 +10,14 @@ namespace Heddle.Controller.Api;
 internal static class ServiceSlots
 {
     /// <summary>The deployment, or the answer to give when there is none (an unknown slot, service or slot).</summary>
-    public static (ServiceRecord? Service, IResult? Problem) Find(IClusterStore store, string name, string? slot)
+    public static (ServiceRecord? Service, IResult? Problem) Find(IClusterStore store, Trust.Caller caller, string name, string? slot)
     {
         if (slot is not null && !Slots.IsKnown(slot))
         {
             return (null, Problems.Invalid(Contracts.Api.ProblemTypes.InvalidModel, "Unknown slot", $"'{slot}' is not a slot; a service has '{Slots.Production}' (the default) and '{Slots.Staging}'"));
         }
 
-        var services = store.ListServices();
+        var services = ApiEndpoints.Visible(store, caller).ToList();
         var wanted = slot ?? Slots.Production;
         var found = services.FirstOrDefault(s => s.Family == name && s.Slot == wanted)
             ?? (slot is null ? services.FirstOrDefault(s => s.Name == name) : null);
@@ -28,7 +28,7 @@ internal static class ServiceSlots
 
         return services.Any(s => s.Family == name)
             ? (null, Problems.NotFound($"service {name} has no {wanted} slot; deploy one with 'heddle deploy PACKAGE --config CONFIG --slot {wanted}'"))
-            : (null, ApiEndpoints.UnknownService(name, store));
+            : (null, ApiEndpoints.UnknownService(name, store, caller));
     }
 
     /// <summary>The key for a new deployment of <paramref name="family"/>: its own name while free, then family@2, family@3, ...</summary>

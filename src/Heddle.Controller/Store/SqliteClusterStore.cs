@@ -12,7 +12,7 @@ namespace Heddle.Controller.Store;
 /// crash of the process or the machine. One connection, used under a lock: the store is small and SQLite
 /// serialises writers anyway.
 /// </summary>
-public sealed class SqliteClusterStore : IClusterStore
+public sealed partial class SqliteClusterStore : IClusterStore, ITrustStore
 {
     private const int SchemaVersion = 3;
     private static readonly JsonSerializerOptions WalkFormat = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
@@ -50,6 +50,7 @@ public sealed class SqliteClusterStore : IClusterStore
 
         Execute("CREATE UNIQUE INDEX IF NOT EXISTS services_by_vip ON services(vip) WHERE vip IS NOT NULL;");
         MigrateToRevisions();
+        CreateTrustTables();
     }
 
     /// <summary>
@@ -129,8 +130,8 @@ public sealed class SqliteClusterStore : IClusterStore
     {
         lock (_lock)
         {
-            Execute("INSERT OR IGNORE INTO images(name, sha256, bytes, files, added) VALUES($n, $s, $b, $f, $a)",
-                ("$n", image.Name), ("$s", image.Sha256), ("$b", image.Bytes), ("$f", image.Files), ("$a", Format(image.Added)));
+            Execute("INSERT OR IGNORE INTO images(name, sha256, bytes, files, added, tenant) VALUES($n, $s, $b, $f, $a, $t)",
+                ("$n", image.Name), ("$s", image.Sha256), ("$b", image.Bytes), ("$f", image.Files), ("$a", Format(image.Added)), ("$t", image.Tenant));
             return Scalar<string>("SELECT sha256 FROM images WHERE name = $n", ("$n", image.Name)) == image.Sha256;
         }
     }
@@ -139,7 +140,7 @@ public sealed class SqliteClusterStore : IClusterStore
     {
         lock (_lock)
         {
-            return Query("SELECT name, sha256, bytes, files, added FROM images WHERE name = $n", ReadImage, ("$n", name)).FirstOrDefault();
+            return Query("SELECT name, sha256, bytes, files, added, tenant FROM images WHERE name = $n", ReadImage, ("$n", name)).FirstOrDefault();
         }
     }
 
@@ -147,7 +148,7 @@ public sealed class SqliteClusterStore : IClusterStore
     {
         lock (_lock)
         {
-            return Query("SELECT name, sha256, bytes, files, added FROM images ORDER BY name", ReadImage);
+            return Query("SELECT name, sha256, bytes, files, added, tenant FROM images ORDER BY name", ReadImage);
         }
     }
 
@@ -161,7 +162,7 @@ public sealed class SqliteClusterStore : IClusterStore
         }
     }
 
-    private static ImageRecord ReadImage(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt32(3), Parse(r.GetString(4)));
+    private static ImageRecord ReadImage(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt32(3), Parse(r.GetString(4)), r.IsDBNull(5) ? null : r.GetString(5));
 
     public bool PutDeployment(DeploymentWrite write)
     {

@@ -4,7 +4,8 @@ namespace Heddle.Controller.Store;
 
 /// <summary>A package the controller holds: its blob is in the blob store under <see cref="Sha256"/>.</summary>
 /// <summary>A base image: a name that always means the same content (names are never re-pointed), its blob and what it holds.</summary>
-public sealed record ImageRecord(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added);
+/// <summary>A named base image; <paramref name="Tenant"/> null when an admin imported it for every tenant to use.</summary>
+public sealed record ImageRecord(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, string? Tenant = null);
 
 public sealed record PackageRecord(string Sha256, long Bytes, string Service, string ServiceYaml, DateTimeOffset Added);
 

@@ -22,16 +22,15 @@ public sealed class PackageCacheTests
 
     private static async Task<string> UploadSampleAsync(ControllerHost controller)
     {
-        using var api = new HeddleApiClient(controller.ApiUrl, controller.ApiToken);
+        using var api = controller.Client();
         return (await api.UploadPackageAsync(SamplePackage.File)).Sha256;
     }
 
-    /// <summary>An HTTP client as an agent has it: the controller's API with the join token.</summary>
+    /// <summary>An HTTP client of the controller's API with the admin token (the package content route; agents use their own port, tested elsewhere).</summary>
     private static HttpClient AgentClient(ControllerHost controller, HttpMessageHandler? handler = null)
     {
-        var http = handler is null ? new HttpClient() : new HttpClient(handler);
-        http.BaseAddress = controller.ApiUrl;
-        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.JoinToken);
+        var http = controller.Http(handler);
+        http.DefaultRequestHeaders.Authorization = new("Bearer", controller.ApiToken);
         return http;
     }
 
@@ -44,7 +43,7 @@ public sealed class PackageCacheTests
         var bytes = await File.ReadAllBytesAsync(SamplePackage.File);
         Directory.CreateDirectory(state.Combine("cache", "downloads"));
         await File.WriteAllBytesAsync(state.Combine("cache", "downloads", sha256 + ".partial"), bytes[..(bytes.Length / 2)]);
-        var recorder = new RangeRecorder { InnerHandler = new HttpClientHandler() };
+        var recorder = new RangeRecorder { InnerHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(controller.CaCertificate) };
         using var http = AgentClient(controller, recorder);
         var cache = new PackageCache(state.Combine("cache"), http);
 

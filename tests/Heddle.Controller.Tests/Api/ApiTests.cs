@@ -15,7 +15,7 @@ public sealed class ApiTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
-        _api = new HeddleApiClient(_controller.ApiUrl, _controller.ApiToken);
+        _api = _controller.Client();
     }
 
     public async Task DisposeAsync()
@@ -28,7 +28,7 @@ public sealed class ApiTests : IAsyncLifetime
     [Fact]
     public async Task AnyCall_WithoutAToken_Is401WithAProblemThatSaysWhatIsNeeded()
     {
-        using var http = new HttpClient { BaseAddress = _controller.ApiUrl };
+        using var http = _controller.Http();
 
         using var response = await http.GetAsync("v1/services");
 
@@ -42,18 +42,19 @@ public sealed class ApiTests : IAsyncLifetime
     [Fact]
     public async Task AnyCall_WithAWrongToken_IsRefusedWithOneSentence()
     {
-        using var wrong = new HeddleApiClient(_controller.ApiUrl, "not-the-token");
+        using var wrong = _controller.Client("not-the-token-but-long-enough-to-be-looked-up-0000");
 
         var e = await Assert.ThrowsAsync<HeddleApiException>(() => wrong.ListNodesAsync());
 
         Assert.Equal(HttpStatusCode.Unauthorized, e.Status);
-        Assert.StartsWith("the API token was not accepted", e.Message);
+        Assert.StartsWith("the token was not accepted", e.Message);
     }
 
     [Fact]
-    public async Task JoinToken_OpensPackageDownloadsButNotTheUserApi()
+    public async Task JoinToken_DoesNotOpenTheUserApi()
     {
-        using var agent = new HeddleApiClient(_controller.ApiUrl, _controller.JoinToken);
+        var join = Heddle.Contracts.Trust.JoinString.Parse(_controller.CreateJoinString()).Token;
+        using var agent = _controller.Client(join);
 
         var e = await Assert.ThrowsAsync<HeddleApiException>(() => agent.ListServicesAsync());
 
@@ -97,7 +98,7 @@ public sealed class ApiTests : IAsyncLifetime
     [Fact]
     public async Task Upload_ContentThatDoesNotMatchItsHash_IsRefusedAndNotKept()
     {
-        using var http = new HttpClient { BaseAddress = _controller.ApiUrl };
+        using var http = _controller.Http();
         http.DefaultRequestHeaders.Authorization = new("Bearer", _controller.ApiToken);
 
         using var response = await http.PutAsync($"v1/packages/{new string('b', 64)}", new ByteArrayContent("not the package"u8.ToArray()));
@@ -131,7 +132,7 @@ public sealed class ApiTests : IAsyncLifetime
 
         await _controller.DisposeAsync();
         _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
-        using var api = new HeddleApiClient(_controller.ApiUrl, _controller.ApiToken);
+        using var api = _controller.Client();
 
         var service = await api.GetServiceAsync("hello");
         Assert.Equal((accepted.Revision, accepted.PackageSha256), (service.Revision, service.PackageSha256));
@@ -139,9 +140,10 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public void Tokens_AreStoredForTheOwnerOnly()
+    public void TheAdminTokenAndTheCaKey_AreForTheOwnerOnly_AndTheStoreKeepsNoTokenInClear()
     {
-        foreach (var name in new[] { "api-token", "join-token" })
+        Assert.DoesNotContain(_controller.ApiToken, System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(_state.Combine("controller", "cluster.db"))));
+        foreach (var name in new[] { "api-token", "ca.key" })
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_state.Combine("controller", name)));
         }

@@ -25,7 +25,8 @@ public sealed class ApiFuzzTests
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1);
         await cluster.DeploySampleAsync();
-        using var http = new HttpClient { BaseAddress = cluster.Controller.ApiUrl, Timeout = TimeSpan.FromSeconds(10) };
+        using var http = cluster.Controller.Http();
+        http.Timeout = TimeSpan.FromSeconds(10);
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", cluster.Controller.ApiToken);
         var sample = await File.ReadAllBytesAsync(SamplePackage.File);
         var sha = Convert.ToHexStringLower(SHA256.HashData(sample));

@@ -1,0 +1,84 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Heddle.Contracts.Trust;
+
+/// <summary>
+/// The rules every Heddle process checks certificates by. One cluster CA signs two kinds of certificate, told apart by
+/// their organisational unit: the controller's (server and client) and each node's (CN = node name). A peer is
+/// trusted when its certificate chains to the cluster CA alone (never the system's roots) for the purpose at hand and
+/// is of the expected kind.
+/// </summary>
+public static class ClusterTrust
+{
+    public const string ControllerUnit = "heddle-controller";
+    public const string NodeUnit = "heddle-node";
+
+    public static readonly Oid ServerAuth = new("1.3.6.1.5.5.7.3.1");
+    public static readonly Oid ClientAuth = new("1.3.6.1.5.5.7.3.2");
+
+    /// <summary>The SHA-256 of a certificate's public key (SubjectPublicKeyInfo), lower-case hex: what a join string pins.</summary>
+    public static string PublicKeyHash(X509Certificate2 certificate) => Convert.ToHexStringLower(SHA256.HashData(certificate.PublicKey.ExportSubjectPublicKeyInfo()));
+
+    /// <summary>Whether <paramref name="certificate"/> was signed by <paramref name="ca"/>, is in its validity period and allows <paramref name="purpose"/>.</summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca, Oid purpose)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(purpose);
+        chain.ChainPolicy.VerificationTimeIgnored = false;
+        return chain.Build(certificate) && chain.ChainElements.Count == 2 && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(ca.RawDataMemory.Span);
+    }
+
+    /// <summary>The organisational unit of a certificate's subject: <see cref="ControllerUnit"/>, <see cref="NodeUnit"/> or something else.</summary>
+    public static string? UnitOf(X509Certificate2 certificate) => Attribute(certificate.SubjectName, "2.5.4.11");
+
+    /// <summary>The common name of a certificate's subject (a node's name).</summary>
+    public static string? NameOf(X509Certificate2 certificate) => Attribute(certificate.SubjectName, "2.5.4.3");
+
+    private static string? Attribute(X500DistinguishedName name, string oid)
+    {
+        foreach (var part in name.EnumerateRelativeDistinguishedNames())
+        {
+            if (part.GetSingleElementType().Value == oid)
+            {
+                return part.GetSingleElementValue();
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A check for a server's certificate: it must be a controller's, from this cluster's CA. Host names are not compared: the CA signs for no one else.</summary>
+    public static RemoteCertificateValidationCallback ControllerServer(X509Certificate2 ca) => (_, certificate, _, _) =>
+        certificate is not null && Is(certificate, ca, ServerAuth, ControllerUnit);
+
+    /// <summary>Whether a peer's certificate chains to the cluster CA for the purpose and is of the kind expected.</summary>
+    public static bool Is(X509Certificate certificate, X509Certificate2 ca, Oid purpose, string unit)
+    {
+        var full = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        return UnitOf(full) == unit && ChainsTo(full, ca, purpose);
+    }
+
+    /// <summary>A handler that trusts only controllers of this cluster and, when given one, presents a client certificate (asked for afresh on each connection, so a renewed one is used).</summary>
+    public static SocketsHttpHandler Handler(X509Certificate2 ca, Func<X509Certificate2?>? clientCertificate = null)
+    {
+        // Pooled connections are replaced now and then, so that one made with a certificate since renewed does not outlive it.
+        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+        handler.SslOptions.RemoteCertificateValidationCallback = ControllerServer(ca);
+        if (clientCertificate is not null)
+        {
+            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate()!;
+            // A resumed session would present the certificate of the first handshake, which may since have been renewed and expired.
+            handler.SslOptions.AllowTlsResume = false;
+        }
+
+        return handler;
+    }
+
+    /// <summary>Reads a PEM certificate (the first in the text).</summary>
+    public static X509Certificate2 Load(string pem) => X509Certificate2.CreateFromPem(pem);
+}

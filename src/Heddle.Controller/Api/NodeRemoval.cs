@@ -1,0 +1,38 @@
+using Heddle.Controller.Agents;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Trust;
+using Microsoft.AspNetCore.Http;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>
+/// `heddle nodes remove NODE`: revokes the node's certificate (its stream is cut at once and every later call
+/// refused), forgets the node, and lets the reconcilers place its instances elsewhere. The machine must enrol again,
+/// with a new join token, to come back.
+/// </summary>
+public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates, AgentSessions sessions, WorkQueue queue, EventLog events)
+{
+    internal IResult Remove(string name)
+    {
+        var node = store.GetNode(name);
+        var revoked = certificates.Revoke(name);
+        if (node is null && !revoked)
+        {
+            var names = store.ListNodes().Select(n => n.Name).ToList();
+            var nearest = Heddle.Model.Validation.Suggestions.Nearest(name, names);
+            return Problems.NotFound($"no node '{Printable.Of(name)}'{(nearest is not null ? $"; did you mean '{nearest}'?" : string.Empty)}");
+        }
+
+        sessions.Disconnect(name);
+        trust.RemoveNode(name);
+        var instances = store.ListInstancesOnNode(name);
+        events.Add(EventKinds.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
+        foreach (var service in store.ListServices())
+        {
+            queue.Add(service.Name);
+        }
+
+        return Results.NoContent();
+    }
+}

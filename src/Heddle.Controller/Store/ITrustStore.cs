@@ -1,0 +1,44 @@
+namespace Heddle.Controller.Store;
+
+/// <summary>A token as kept: its SHA-256 only, never the token itself. Kind is <see cref="TokenKinds"/>; an API token without a tenant is an admin's.</summary>
+public sealed record TokenRecord(string Id, string Hash, string Kind, string? Tenant, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description);
+
+public static class TokenKinds
+{
+    /// <summary>A user's token for the REST API (admin, or one tenant).</summary>
+    public const string Api = "api";
+
+    /// <summary>Enrols an agent once: exchanged for a node certificate.</summary>
+    public const string Join = "join";
+}
+
+/// <summary>A node certificate the controller signed. Refused from the moment it is revoked (the node was removed).</summary>
+public sealed record CertificateRecord(string Serial, string Node, DateTimeOffset NotAfter, bool Revoked);
+
+/// <summary>Tokens and node certificates: what proves who is calling. Every method commits before it returns.</summary>
+public interface ITrustStore
+{
+    /// <summary>Stores a new token; false when one with that hash exists.</summary>
+    bool PutToken(TokenRecord token);
+
+    TokenRecord? GetTokenByHash(string hash);
+
+    IReadOnlyList<TokenRecord> ListTokens();
+
+    /// <summary>Takes one use of a token limited in uses; false (nothing changed) when none is left.</summary>
+    bool UseToken(string hash);
+
+    /// <summary>Revokes the tokens whose id starts with <paramref name="idPrefix"/> when exactly one does; the one revoked, or null.</summary>
+    TokenRecord? RevokeToken(string idPrefix);
+
+    /// <summary>Records a certificate signed for a node.</summary>
+    void PutCertificate(CertificateRecord certificate);
+
+    IReadOnlyList<CertificateRecord> ListCertificates();
+
+    /// <summary>Revokes every certificate of a node; how many were in force.</summary>
+    int RevokeCertificates(string node);
+
+    /// <summary>Forgets a node (its record; its instances are placed elsewhere by the reconcilers).</summary>
+    bool RemoveNode(string node);
+}

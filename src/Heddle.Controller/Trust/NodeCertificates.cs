@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Heddle.Contracts.Trust;
+using Heddle.Controller.Store;
+
+namespace Heddle.Controller.Trust;
+
+/// <summary>
+/// Node certificates: signed once for a join token (enrolment), renewed over mutual TLS, revoked when the node is
+/// removed. A certificate in force is known by its serial; anything else is refused. A renewed certificate stays valid
+/// until it expires (connections made with it keep working while the agent moves to the new one), as kubelets' do.
+/// </summary>
+public sealed class NodeCertificates
+{
+    private readonly ITrustStore _store;
+    private readonly CertificateAuthority _ca;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _lifetime;
+    private readonly ConcurrentDictionary<string, CertificateRecord> _bySerial;
+    private readonly Lock _enrolling = new();
+
+    public NodeCertificates(ITrustStore store, CertificateAuthority ca, TimeProvider time, ControllerOptions options)
+    {
+        _store = store;
+        _ca = ca;
+        _time = time;
+        _lifetime = options.NodeCertificateLifetime;
+        _bySerial = new(store.ListCertificates().ToDictionary(c => c.Serial, StringComparer.Ordinal), StringComparer.Ordinal);
+    }
+
+    /// <summary>Signs a first certificate for <paramref name="node"/>; refused (with the reason) when a certificate of that name is in force.</summary>
+    public (X509Certificate2? Certificate, string? Refusal) Enrol(string node, string signingRequestPem)
+    {
+        if (NameError(node) is { } error)
+        {
+            return (null, error);
+        }
+
+        lock (_enrolling)
+        {
+            if (_bySerial.Values.Any(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()))
+            {
+                return (null, $"node {node} is already enrolled and its certificate is in force; a second agent cannot take its name "
+                    + $"(if the node was rebuilt and lost its certificate, run 'heddle nodes remove {node}' first)");
+            }
+
+            return Issue(node, signingRequestPem);
+        }
+    }
+
+    /// <summary>A new certificate for a node that proved itself with one in force.</summary>
+    public (X509Certificate2? Certificate, string? Refusal) Renew(string node, string signingRequestPem)
+    {
+        lock (_enrolling)
+        {
+            return Issue(node, signingRequestPem);
+        }
+    }
+
+    private (X509Certificate2? Certificate, string? Refusal) Issue(string node, string signingRequestPem)
+    {
+        X509Certificate2 certificate;
+        try
+        {
+            certificate = _ca.IssueNode(node, signingRequestPem, _lifetime, _time);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            return (null, $"the certificate signing request is not valid: {e.Message}");
+        }
+
+        var record = new CertificateRecord(certificate.SerialNumber, node, certificate.NotAfter.ToUniversalTime(), false);
+        _store.PutCertificate(record);
+        _bySerial[record.Serial] = record;
+        return (certificate, null);
+    }
+
+    /// <summary>
+    /// The node a client certificate proves, or null: it must chain to the cluster CA (checked in the handshake too),
+    /// be a node certificate, and be the one in force for its node.
+    /// </summary>
+    public string? NodeOf(X509Certificate2? certificate)
+    {
+        if (certificate is null || !ClusterTrust.Is(certificate, _ca.Certificate, ClusterTrust.ClientAuth, ClusterTrust.NodeUnit))
+        {
+            return null;
+        }
+
+        return _bySerial.TryGetValue(certificate.SerialNumber, out var record) && !record.Revoked && record.Node == ClusterTrust.NameOf(certificate) ? record.Node : null;
+    }
+
+    /// <summary>Revokes every certificate of a node; true when one was in force.</summary>
+    public bool Revoke(string node)
+    {
+        var revoked = _store.RevokeCertificates(node) > 0;
+        foreach (var (serial, record) in _bySerial.Where(c => c.Value.Node == node))
+        {
+            _bySerial[serial] = record with { Revoked = true };
+        }
+
+        return revoked;
+    }
+
+    /// <summary>Node names follow the rule of DNS labels, so they can stand in a certificate's name.</summary>
+    public static string? NameError(string node) =>
+        node.Length is > 0 and <= 63 && node.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-') && node[0] != '-' && node[^1] != '-'
+            ? null
+            : $"'{Printable.Of(node)}' is not a node name: use 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'";
+}

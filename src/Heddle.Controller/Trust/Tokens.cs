@@ -1,0 +1,130 @@
+using System.Security.Cryptography;
+using System.Text;
+using Heddle.Controller.Store;
+
+namespace Heddle.Controller.Trust;
+
+/// <summary>Who a request comes from: an admin (everything) or one tenant (its own services and images).</summary>
+public sealed record Caller(string? Tenant, string TokenId)
+{
+    /// <summary>The controller acting for itself.</summary>
+    public static readonly Caller Admin = new(null, "controller");
+
+    public bool IsAdmin => Tenant is null;
+
+    /// <summary>Whether this caller may see and change what belongs to <paramref name="owner"/> (null: shared by every tenant, read-only for them).</summary>
+    public bool Owns(string? owner) => IsAdmin || owner == Tenant;
+
+    public override string ToString() => IsAdmin ? "admin" : $"tenant {Tenant}";
+
+    /// <summary>Lets endpoints take the caller as a parameter: the authentication middleware has put it on the request.</summary>
+    public static ValueTask<Caller?> BindAsync(Microsoft.AspNetCore.Http.HttpContext context) =>
+        ValueTask.FromResult(context.Items.TryGetValue(typeof(Caller), out var caller) ? caller as Caller : null);
+}
+
+/// <summary>
+/// Tokens: 40 random hex characters, kept only as their SHA-256 (the first 12 hex digits of which are the id that
+/// lists and revokes them). An API token is an admin's or one tenant's; a join token enrols agents, limited in time
+/// and, optionally, in uses. The first admin token is made at cluster init and written to the state folder (0600),
+/// the one place it can be read again.
+/// </summary>
+public sealed class Tokens(ITrustStore store, TimeProvider time)
+{
+    public const string BootstrapFile = "api-token";
+
+    /// <summary>Makes the first admin token when the cluster has none and writes it to the state folder; moves a token kept in clear by older versions into the hashed list.</summary>
+    public static void Bootstrap(ITrustStore trust, IClusterStore store, string stateDirectory, TimeProvider time)
+    {
+        var file = Path.Combine(stateDirectory, BootstrapFile);
+        if (trust.ListTokens().Any(t => t.Kind == TokenKinds.Api && t.Tenant is null))
+        {
+            return;
+        }
+
+        // A store made before tokens were hashed kept the API token in clear: it stays valid, hashed from now on.
+        var token = File.Exists(file) ? File.ReadAllText(file).Trim() : null;
+        if (token is null || token.Length < 32)
+        {
+            token = NewSecret();
+        }
+
+        var hash = Hash(token);
+        trust.PutToken(new TokenRecord(hash[..12], hash, TokenKinds.Api, null, time.GetUtcNow(), null, null, false, "created at cluster init"));
+        PrivateFile.Write(file, token);
+    }
+
+    public (string Token, TokenRecord Record) Create(string kind, string? tenant, TimeSpan? ttl, int? uses, string? description)
+    {
+        var token = NewSecret();
+        var hash = Hash(token);
+        var now = time.GetUtcNow();
+        var record = new TokenRecord(hash[..12], hash, kind, tenant, now, ttl is { } t ? now + t : null, uses, false, description);
+        store.PutToken(record);
+        return (token, record);
+    }
+
+    /// <summary>The caller an Authorization header proves, or null (no header, unknown, revoked or expired token, or a join token).</summary>
+    public Caller? Authenticate(string? header)
+    {
+        const string Bearer = "Bearer ";
+        if (header is null || !header.StartsWith(Bearer, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var record = Find(header[Bearer.Length..].Trim(), TokenKinds.Api);
+        return record is null ? null : new Caller(record.Tenant, record.Id);
+    }
+
+    /// <summary>The join token's record when it is valid now, taking one of its uses; null otherwise.</summary>
+    public TokenRecord? UseJoinToken(string token)
+    {
+        var record = Find(token, TokenKinds.Join);
+        return record is not null && store.UseToken(record.Hash) ? record : null;
+    }
+
+    public IReadOnlyList<TokenRecord> List() => store.ListTokens();
+
+    public TokenRecord? Revoke(string idPrefix) => idPrefix.Length < 4 ? null : store.RevokeToken(idPrefix);
+
+    private TokenRecord? Find(string token, string kind)
+    {
+        if (token.Length is < 32 or > 128)
+        {
+            return null;
+        }
+
+        var hash = Hash(token);
+        var record = store.GetTokenByHash(hash);
+        // The lookup is by hash, so a near miss tells an attacker nothing; compare in fixed time all the same.
+        if (record is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(record.Hash), Encoding.ASCII.GetBytes(hash)))
+        {
+            return null;
+        }
+
+        return record.Kind == kind && !record.Revoked && (record.Expires is null || record.Expires > time.GetUtcNow()) && record.UsesLeft is null or > 0 ? record : null;
+    }
+
+    public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    private static string NewSecret() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+}
+
+/// <summary>Writes a file only its owner can read (mode 0600), atomically.</summary>
+internal static class PrivateFile
+{
+    public static void Write(string path, string content)
+    {
+        var temporary = path + ".tmp";
+        using (var file = new FileStream(temporary, new FileStreamOptions
+        {
+            Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }))
+        {
+            file.Write(Encoding.UTF8.GetBytes(content.EndsWith('\n') ? content : content + "\n"));
+        }
+
+        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temporary, path, overwrite: true);
+    }
+}
