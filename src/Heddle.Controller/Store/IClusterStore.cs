@@ -8,9 +8,6 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public interface IClusterStore : IDisposable
 {
-    /// <summary>A secret created at first start and kept for good (the API token, the join token).</summary>
-    string GetOrCreateSecret(string name, Func<string> create);
-
     void PutPackage(PackageRecord package);
 
     PackageRecord? GetPackage(string sha256);

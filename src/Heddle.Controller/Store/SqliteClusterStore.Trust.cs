@@ -16,6 +16,9 @@ public sealed partial class SqliteClusterStore
             CREATE INDEX IF NOT EXISTS certificates_by_node ON certificates(node);
             """);
         AddColumns("images", ("tenant", "TEXT"));
+        // Older stores kept the API and join tokens in clear; the API token is hashed into the token list at start
+        // (from <state>/api-token), and the shared join token proves nothing any more.
+        Execute("DELETE FROM meta WHERE key LIKE 'secret:%'");
     }
 
     public bool PutToken(TokenRecord token)

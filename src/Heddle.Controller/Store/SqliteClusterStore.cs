@@ -92,22 +92,6 @@ public sealed partial class SqliteClusterStore : IClusterStore, ITrustStore
         }
     }
 
-    public string GetOrCreateSecret(string name, Func<string> create)
-    {
-        lock (_lock)
-        {
-            var key = $"secret:{name}";
-            if (Scalar<string>("SELECT value FROM meta WHERE key = $k", ("$k", key)) is { } existing)
-            {
-                return existing;
-            }
-
-            var value = create();
-            Execute("INSERT INTO meta(key, value) VALUES($k, $v)", ("$k", key), ("$v", value));
-            return value;
-        }
-    }
-
     public void PutPackage(PackageRecord package)
     {
         lock (_lock)

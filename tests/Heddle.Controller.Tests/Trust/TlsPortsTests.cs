@@ -56,5 +56,17 @@ public sealed class TlsPortsTests : IAsyncLifetime
         Assert.EndsWith("\n200", info.Stdout);
     }
 
+    [Fact]
+    public async Task AClientOfOneCluster_DoesNotTrustAnotherClustersController_AndSaysSo()
+    {
+        await using var other = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("other") });
+        using var confused = new Heddle.Contracts.Api.HeddleApiClient(other.ApiUrl, other.ApiToken, _controller.CaCertificate);
+
+        var e = await Assert.ThrowsAsync<Heddle.Contracts.Api.HeddleApiException>(() => confused.ListServicesAsync());
+
+        Assert.Equal("untrusted", e.Type);
+        Assert.Contains("not signed by this cluster's CA", e.Message);
+    }
+
     private static ProcessResult Curl(params string[] args) => ProcessRunner.Run("curl", ["-sS", "--max-time", "10", .. args], TimeSpan.FromSeconds(20));
 }
