@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux dnsutils python3 runc busybox-static mmdebstrap zstd)
+packages=(ca-certificates curl util-linux dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client)
 # python3: the hostile-tenant test; util-linux: setpriv, setsid; runc: the container driver; busybox-static: the tests' tiny
-# base images; mmdebstrap: `heddle image build`; zstd: `heddle image import` of .tar.zst files
+# base images; mmdebstrap: `heddle image build`; zstd: `heddle image import` of .tar.zst files; etcd-server, etcd-client:
+# the etcd store's contract tests (etcd 3.4, started by the tests on loopback ports they pick)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2

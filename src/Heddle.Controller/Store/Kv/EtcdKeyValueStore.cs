@@ -1,0 +1,210 @@
+using System.Runtime.CompilerServices;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Heddle.Controller.Store.Kv;
+
+/// <summary>
+/// The key-value store on an etcd cluster (3.4 or later; the generated clients of dotnet-etcd): reads, multi-key
+/// compare-and-swap transactions on mod revisions, and watches from a revision. A member that does not answer is
+/// left for the next; when none answers the call fails with "store unavailable: ..." and the caller decides.
+/// Keys live under <see cref="Root"/> so that a cluster can share etcd with others.
+/// </summary>
+public sealed class EtcdKeyValueStore : IKeyValueStore
+{
+    private readonly GrpcChannel[] _members;
+    private readonly string[] _names;
+    private int _current;
+
+    public EtcdKeyValueStore(IReadOnlyList<Uri> members, string root = "/heddle/")
+    {
+        if (members.Count == 0)
+        {
+            throw new ArgumentException("name at least one etcd member (http://host:port)");
+        }
+
+        Root = root;
+        _names = [.. members.Select(m => m.Authority)];
+        _members = [.. members.Select(m => GrpcChannel.ForAddress(m, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 }))];
+    }
+
+    /// <summary>Parses etcd://h1:2379,h2:2379 (the form `--store` takes) into member URLs.</summary>
+    public static IReadOnlyList<Uri> ParseMembers(string store)
+    {
+        const string Scheme = "etcd://";
+        if (!store.StartsWith(Scheme, StringComparison.Ordinal) || store.Length == Scheme.Length)
+        {
+            throw new FormatException($"'{store}' is not an etcd store: write etcd://host:port[,host:port...]");
+        }
+
+        return [.. store[Scheme.Length..].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(m =>
+            Uri.TryCreate($"http://{m.Trim()}", UriKind.Absolute, out var url) && url.Port > 0 && url.AbsolutePath == "/"
+                ? url
+                : throw new FormatException($"'{m}' in '{store}' is not host:port"))];
+    }
+
+    public string Root { get; }
+
+    public async Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var response = await CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        return response.Kvs.Count == 0 ? null : Entry(response.Kvs[0]);
+    }
+
+    public async Task<KvRange> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        var request = new RangeRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), SortOrder = RangeRequest.Types.SortOrder.Ascend, SortTarget = RangeRequest.Types.SortTarget.Key };
+        var response = await CallAsync(c => new KV.KVClient(c).RangeAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        return new KvRange([.. response.Kvs.Select(Entry)], response.Header.Revision);
+    }
+
+    public async Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
+    {
+        KvRules.CheckWrites(writes);
+        var request = new TxnRequest();
+        request.Compare.AddRange(conditions.Select(c => new Compare
+        {
+            Key = Bytes(c.Key), Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = c.ModRevision,
+        }));
+        request.Success.AddRange(writes.Select(w => w.Value is null
+            ? new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(w.Key) } }
+            : new RequestOp { RequestPut = new PutRequest { Key = Bytes(w.Key), Value = ByteString.CopyFrom(w.Value) } }));
+        // A commit is sent once: were it retried after a member failed mid-call, it could apply twice; the caller reads and decides.
+        var response = await CallAsync(c => new KV.KVClient(c).TxnAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken, retry: false);
+        return new KvCommit(response.Succeeded, response.Header.Revision);
+    }
+
+    public async IAsyncEnumerable<KvEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var next = fromRevision;
+        var failures = 0;
+        while (true)
+        {
+            var channel = _members[Volatile.Read(ref _current) % _members.Length];
+            using var call = new Watch.WatchClient(channel).Watch(cancellationToken: cancellationToken);
+            var events = new List<KvEvent>();
+            var failed = false;
+            await call.RequestStream.WriteAsync(new WatchRequest
+            {
+                CreateRequest = new WatchCreateRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), StartRevision = next > 0 ? next : 0 },
+            }, cancellationToken);
+            var stream = call.ResponseStream;
+            while (true)
+            {
+                try
+                {
+                    if (!await stream.MoveNext(cancellationToken))
+                    {
+                        failed = true;
+                        break;
+                    }
+                }
+                catch (RpcException e) when (!cancellationToken.IsCancellationRequested && Unreachable(e.StatusCode))
+                {
+                    failed = true;
+                    break;
+                }
+
+                var response = stream.Current;
+                if (response.CompactRevision != 0)
+                {
+                    throw new KvCompactedException(next, response.CompactRevision);
+                }
+
+                if (response.Canceled)
+                {
+                    throw new KvUnavailableException($"store unavailable: etcd cancelled the watch ({response.CancelReason})");
+                }
+
+                failures = 0;
+                events.Clear();
+                events.AddRange(response.Events.Select(e => new KvEvent(
+                    e.Type == Mvccpb.Event.Types.EventType.Put ? KvEventKind.Put : KvEventKind.Delete,
+                    Key(e.Kv.Key), e.Type == Mvccpb.Event.Types.EventType.Put ? e.Kv.Value.ToByteArray() : null, e.Kv.ModRevision)));
+                foreach (var change in events)
+                {
+                    next = change.Revision + 1;
+                    yield return change;
+                }
+            }
+
+            if (failed)
+            {
+                // Resume on the next member from the revision after the last one delivered: nothing is lost or repeated.
+                Interlocked.Increment(ref _current);
+                if (++failures > _members.Length * 3)
+                {
+                    throw new KvUnavailableException($"store unavailable: 0 of {_members.Length} etcd members would keep a watch ({string.Join(", ", _names)})");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(100 * failures), cancellationToken);
+                if (next <= 0)
+                {
+                    next = (await ListAsync(prefix, cancellationToken)).Revision + 1;
+                }
+            }
+        }
+    }
+
+    private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, bool retry = true)
+    {
+        var tried = 0;
+        RpcException? last = null;
+        while (tried < _members.Length)
+        {
+            var index = Volatile.Read(ref _current) % _members.Length;
+            try
+            {
+                return await call(_members[index]);
+            }
+            catch (RpcException e) when (Unreachable(e.StatusCode) && !cancellationToken.IsCancellationRequested)
+            {
+                last = e;
+                tried++;
+                Interlocked.CompareExchange(ref _current, index + 1, index);
+                if (!retry)
+                {
+                    break;
+                }
+            }
+        }
+
+        throw new KvUnavailableException($"store unavailable: {(retry ? 0 : _members.Length - 1)} of {_members.Length} etcd members answered ({last?.Status.Detail})", last);
+    }
+
+    private static bool Unreachable(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown;
+
+    private ByteString Bytes(string key) => ByteString.CopyFromUtf8(Root + key);
+
+    private string Key(ByteString key) => key.ToStringUtf8()[Root.Length..];
+
+    private KvEntry Entry(Mvccpb.KeyValue kv) => new(Key(kv.Key), kv.Value.ToByteArray(), kv.CreateRevision, kv.ModRevision);
+
+    /// <summary>The smallest key after every key with this prefix (etcd's range end for a prefix).</summary>
+    private static ByteString PrefixEnd(string prefix)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(prefix);
+        for (var i = bytes.Length - 1; i >= 0; i--)
+        {
+            if (bytes[i] < 0xff)
+            {
+                bytes[i]++;
+                return ByteString.CopyFrom(bytes, 0, i + 1);
+            }
+        }
+
+        return ByteString.CopyFrom(0); // every key
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var channel in _members)
+        {
+            channel.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}

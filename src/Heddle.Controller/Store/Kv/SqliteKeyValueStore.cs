@@ -1,0 +1,123 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace Heddle.Controller.Store.Kv;
+
+/// <summary>
+/// The key-value store in one SQLite file (WAL, synchronous=FULL: a commit survives a crash once answered): the
+/// current entries, and a log of the last <see cref="KeptRevisions"/> revisions' changes for watches to replay.
+/// One process only; a cluster of controllers uses etcd.
+/// </summary>
+public sealed class SqliteKeyValueStore : LocalKeyValueStore
+{
+    /// <summary>How many revisions of changes the log keeps for watches that fall behind.</summary>
+    public const long KeptRevisions = 10_000;
+
+    private readonly SqliteConnection _db;
+
+    public SqliteKeyValueStore(string path)
+    {
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db.Open();
+        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+        Execute("""
+            CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value BLOB NOT NULL, create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS kv_log(revision INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, value BLOB, PRIMARY KEY(revision, seq));
+            CREATE TABLE IF NOT EXISTS kv_meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT OR IGNORE INTO kv_meta(name, value) VALUES('revision', 0), ('oldest', 1);
+            """);
+    }
+
+    protected override long Revision => Meta("revision");
+
+    protected override long OldestKept => Meta("oldest");
+
+    protected override KvEntry? Read(string key) =>
+        Query("SELECT key, value, create_revision, mod_revision FROM kv WHERE key = $k", ReadEntry, ("$k", key)).FirstOrDefault();
+
+    protected override List<KvEntry> ReadPrefix(string prefix) =>
+        Query("SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= $p AND key < $p || char(1114111) ORDER BY key", ReadEntry, ("$p", prefix));
+
+    protected override List<KvEvent> ReadLog(string prefix, long fromRevision) =>
+        Query("SELECT key, value, revision FROM kv_log WHERE revision >= $r AND key >= $p AND key < $p || char(1114111) ORDER BY revision, seq",
+            r => new KvEvent(r.IsDBNull(1) ? KvEventKind.Delete : KvEventKind.Put, r.GetString(0), r.IsDBNull(1) ? null : (byte[])r[1], r.GetInt64(2)),
+            ("$r", fromRevision), ("$p", prefix));
+
+    protected override List<KvEvent> Apply(long revision, IReadOnlyList<KvWrite> writes)
+    {
+        var changes = new List<KvEvent>();
+        using var tx = _db.BeginTransaction();
+        foreach (var write in writes)
+        {
+            if (write.Value is null)
+            {
+                if (Execute("DELETE FROM kv WHERE key = $k", ("$k", write.Key)) == 0)
+                {
+                    continue;
+                }
+            }
+            else
+            {
+                Execute("""
+                    INSERT INTO kv(key, value, create_revision, mod_revision) VALUES($k, $v, $r, $r)
+                    ON CONFLICT(key) DO UPDATE SET value = $v, mod_revision = $r
+                    """, ("$k", write.Key), ("$v", write.Value), ("$r", revision));
+            }
+
+            Execute("INSERT INTO kv_log(revision, seq, key, value) VALUES($r, $s, $k, $v)", ("$r", revision), ("$s", changes.Count), ("$k", write.Key), ("$v", write.Value));
+            changes.Add(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, revision));
+        }
+
+        Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision));
+        if (revision % 1000 == 0 && revision > KeptRevisions)
+        {
+            Execute("DELETE FROM kv_log WHERE revision < $o", ("$o", revision - KeptRevisions));
+            Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", revision - KeptRevisions));
+        }
+
+        tx.Commit();
+        return changes;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _db.DisposeAsync();
+    }
+
+    private long Meta(string name) =>
+        Convert.ToInt64(Command("SELECT value FROM kv_meta WHERE name = $n", [("$n", name)]).ExecuteScalar(), CultureInfo.InvariantCulture);
+
+    private static KvEntry ReadEntry(SqliteDataReader r) => new(r.GetString(0), (byte[])r[1], r.GetInt64(2), r.GetInt64(3));
+
+    private int Execute(string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(sql, parameters);
+        return command.ExecuteNonQuery();
+    }
+
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(sql, parameters);
+        using var reader = command.ExecuteReader();
+        var result = new List<T>();
+        while (reader.Read())
+        {
+            result.Add(read(reader));
+        }
+
+        return result;
+    }
+
+    private SqliteCommand Command(string sql, (string Name, object? Value)[] parameters)
+    {
+        var command = _db.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+}

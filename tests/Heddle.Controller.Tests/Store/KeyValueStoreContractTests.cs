@@ -1,0 +1,235 @@
+using System.Text;
+using Heddle.Controller.Store.Kv;
+using Heddle.Testing;
+using Xunit;
+
+namespace Heddle.Controller.Tests.Store;
+
+/// <summary>
+/// One contract, three stores: what the controller relies on of its store holds alike for SQLite (one machine), etcd
+/// (a cluster; started by the test from Debian's etcd-server) and the in-memory fake the reconciler tests use.
+/// </summary>
+public abstract class KeyValueStoreContractTests : IAsyncLifetime
+{
+    protected IKeyValueStore Store { get; set; } = null!;
+
+    protected abstract Task<IKeyValueStore> OpenAsync();
+
+    public async Task InitializeAsync() => Store = await OpenAsync();
+
+    public virtual async Task DisposeAsync() => await Store.DisposeAsync();
+
+    protected static byte[] B(string text) => Encoding.UTF8.GetBytes(text);
+
+    protected static string S(byte[]? bytes) => bytes is null ? "<deleted>" : Encoding.UTF8.GetString(bytes);
+
+    [Fact]
+    public async Task Create_OnlyWhenAbsent_ThenUpdates_KeepTheirCreateRevisionAndMoveTheModRevision()
+    {
+        var created = await Store.CommitAsync([new("services/a", 0)], [KvWrite.Put("services/a", B("1"))]);
+        var again = await Store.CommitAsync([new("services/a", 0)], [KvWrite.Put("services/a", B("2"))]);
+
+        Assert.True(created.Succeeded);
+        Assert.False(again.Succeeded);
+        var entry = (await Store.GetAsync("services/a"))!;
+        Assert.Equal("1", S(entry.Value));
+        Assert.Equal(created.Revision, entry.CreateRevision);
+        Assert.Equal(created.Revision, entry.ModRevision);
+
+        var updated = await Store.CommitAsync([new("services/a", entry.ModRevision)], [KvWrite.Put("services/a", B("3"))]);
+        Assert.True(updated.Succeeded);
+        Assert.True(updated.Revision > created.Revision);
+        var after = (await Store.GetAsync("services/a"))!;
+        Assert.Equal(("3", created.Revision, updated.Revision), (S(after.Value), after.CreateRevision, after.ModRevision));
+        Assert.Null(await Store.GetAsync("services/none"));
+    }
+
+    [Fact]
+    public async Task ACommitWithOneStaleCondition_ChangesNothing_AndAFreshOneChangesEveryKeyAtOneRevision()
+    {
+        var first = await Store.CommitAsync([], [KvWrite.Put("a", B("1")), KvWrite.Put("b", B("1"))]);
+        await Store.CommitAsync([], [KvWrite.Put("b", B("2"))]);
+
+        var stale = await Store.CommitAsync([new("a", first.Revision), new("b", first.Revision)], [KvWrite.Put("a", B("x")), KvWrite.Delete("b"), KvWrite.Put("c", B("x"))]);
+        Assert.False(stale.Succeeded);
+        Assert.Equal(["a=1", "b=2"], (await Store.ListAsync("")).Entries.Select(e => $"{e.Key}={S(e.Value)}"));
+
+        var b = (await Store.GetAsync("b"))!.ModRevision;
+        var fresh = await Store.CommitAsync([new("a", first.Revision), new("b", b)], [KvWrite.Put("a", B("x")), KvWrite.Delete("b"), KvWrite.Put("c", B("x"))]);
+        Assert.True(fresh.Succeeded);
+        var range = await Store.ListAsync("");
+        Assert.Equal(["a=x", "c=x"], range.Entries.Select(e => $"{e.Key}={S(e.Value)}"));
+        Assert.All(range.Entries, e => Assert.Equal(fresh.Revision, e.ModRevision));
+        Assert.Equal(fresh.Revision, range.Revision);
+    }
+
+    [Fact]
+    public async Task List_ReturnsThePrefixOnly_InKeyOrder()
+    {
+        await Store.CommitAsync([], [KvWrite.Put("nodes/n2", B("2")), KvWrite.Put("nodes/n1", B("1")), KvWrite.Put("nodesx", B("x")), KvWrite.Put("services/a", B("a"))]);
+
+        var nodes = await Store.ListAsync("nodes/");
+
+        Assert.Equal(["nodes/n1", "nodes/n2"], nodes.Entries.Select(e => e.Key));
+    }
+
+    [Fact]
+    public async Task AWatchFromARevision_ReplaysTheHistoryThenFollowsLive_InOrder_ForItsPrefixOnly()
+    {
+        var first = await Store.CommitAsync([], [KvWrite.Put("w/a", B("1"))]);
+        await Store.CommitAsync([], [KvWrite.Put("w/b", B("1")), KvWrite.Put("other/x", B("1"))]);
+        await Store.CommitAsync([], [KvWrite.Delete("w/a")]);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var seen = new List<string>();
+
+        await using var watch = Store.WatchAsync("w/", first.Revision, stop.Token).GetAsyncEnumerator(stop.Token);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(await watch.MoveNextAsync());
+            seen.Add($"{watch.Current.Kind} {watch.Current.Key}={S(watch.Current.Value)}");
+        }
+
+        var live = await Store.CommitAsync([], [KvWrite.Put("w/c", B("2"))]);
+        Assert.True(await watch.MoveNextAsync());
+        seen.Add($"{watch.Current.Kind} {watch.Current.Key}={S(watch.Current.Value)}@{watch.Current.Revision == live.Revision}");
+
+        Assert.Equal(["Put w/a=1", "Put w/b=1", "Delete w/a=<deleted>", "Put w/c=2@True"], seen);
+    }
+
+    [Fact]
+    public async Task AWatchFromNow_SeesOnlyLaterChanges_AndListThenWatchMissesNothing()
+    {
+        await Store.CommitAsync([], [KvWrite.Put("q/old", B("1"))]);
+        var listed = await Store.ListAsync("q/");
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var fromNow = Store.WatchAsync("q/", 0, stop.Token).GetAsyncEnumerator(stop.Token);
+        await using var fromList = Store.WatchAsync("q/", listed.Revision + 1, stop.Token).GetAsyncEnumerator(stop.Token);
+        // A live-only watch sees what is committed once it is registered: write until it has seen a write, never the old key.
+        var pending = fromNow.MoveNextAsync().AsTask();
+        for (var i = 0; !pending.IsCompleted; i++)
+        {
+            Assert.True(i < 200, "the live watch saw none of 200 writes");
+            await Store.CommitAsync([], [KvWrite.Put($"q/new{i}", B("2"))]);
+            await Task.WhenAny(pending, Task.Delay(TimeSpan.FromMilliseconds(50)));
+        }
+
+        Assert.True(await pending);
+        Assert.StartsWith("q/new", fromNow.Current.Key);
+        Assert.True(await fromList.MoveNextAsync());
+        Assert.Equal("q/new0", fromList.Current.Key);
+    }
+
+    [Fact]
+    public async Task RacingCompareAndSwaps_OnOneKey_EachRoundHasOneWinner()
+    {
+        await Store.CommitAsync([], [KvWrite.Put("counter", B("0"))]);
+        var wins = 0;
+        for (var round = 0; round < 20; round++)
+        {
+            var read = (await Store.GetAsync("counter"))!;
+            var next = B((int.Parse(S(read.Value)) + 1).ToString());
+            var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Store.CommitAsync([new("counter", read.ModRevision)], [KvWrite.Put("counter", next)])));
+            Assert.Equal(1, results.Count(r => r.Succeeded));
+            wins++;
+        }
+
+        Assert.Equal(wins.ToString(), S((await Store.GetAsync("counter"))!.Value));
+    }
+
+    [Fact]
+    public async Task AKeyWrittenTwiceInOneCommit_IsRefused_AndNothingChanges()
+    {
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitAsync([], [KvWrite.Put("k", B("1")), KvWrite.Delete("k")]));
+
+        Assert.Null(await Store.GetAsync("k"));
+    }
+}
+
+public sealed class SqliteKeyValueStoreTests : KeyValueStoreContractTests
+{
+    private readonly TempDirectory _directory = new("heddle-kv-");
+
+    protected override Task<IKeyValueStore> OpenAsync() => Task.FromResult<IKeyValueStore>(new SqliteKeyValueStore(_directory.Combine("kv.db")));
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _directory.Dispose();
+    }
+
+    [Fact]
+    public async Task AReopenedFile_HasEveryCommittedChange_AndWatchesResumeFromItsRevisions()
+    {
+        var committed = await Store.CommitAsync([], [KvWrite.Put("services/a", B("1"))]);
+        await Store.DisposeAsync();
+
+        await using var reopened = new SqliteKeyValueStore(_directory.Combine("kv.db"));
+        Assert.Equal("1", S((await reopened.GetAsync("services/a"))!.Value));
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await foreach (var change in reopened.WatchAsync("services/", committed.Revision, stop.Token))
+        {
+            Assert.Equal(("services/a", committed.Revision), (change.Key, change.Revision));
+            break;
+        }
+
+        Assert.True((await reopened.CommitAsync([], [KvWrite.Put("services/b", B("2"))])).Revision > committed.Revision);
+        Store = reopened;
+    }
+}
+
+public sealed class InMemoryKeyValueStoreTests : KeyValueStoreContractTests
+{
+    protected override Task<IKeyValueStore> OpenAsync() => Task.FromResult<IKeyValueStore>(new InMemoryKeyValueStore(keptRevisions: 100));
+
+    [Fact]
+    public async Task AWatchFromACompactedRevision_SaysSo()
+    {
+        for (var i = 0; i < 150; i++)
+        {
+            await Store.CommitAsync([], [KvWrite.Put("k", B(i.ToString()))]);
+        }
+
+        var e = await Assert.ThrowsAsync<KvCompactedException>(async () =>
+        {
+            await foreach (var _ in Store.WatchAsync("", 1))
+            {
+            }
+        });
+        Assert.Contains("compacted", e.Message);
+    }
+}
+
+public sealed class EtcdKeyValueStoreTests : KeyValueStoreContractTests
+{
+    private EtcdProcess? _etcd;
+
+    protected override async Task<IKeyValueStore> OpenAsync()
+    {
+        _etcd = await EtcdProcess.StartAsync();
+        return new EtcdKeyValueStore([_etcd.ClientUrl]);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_etcd is not null)
+        {
+            await _etcd.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task WithEtcdGone_ACallFailsWithASentence_AndAStoreRootKeepsClustersApart()
+    {
+        await Store.CommitAsync([], [KvWrite.Put("services/a", B("1"))]);
+        await using (var other = new EtcdKeyValueStore([_etcd!.ClientUrl], root: "/other/"))
+        {
+            Assert.Empty((await other.ListAsync("")).Entries);
+        }
+
+        await _etcd.DisposeAsync();
+        _etcd = null;
+        var e = await Assert.ThrowsAsync<KvUnavailableException>(() => Store.GetAsync("services/a"));
+        Assert.StartsWith("store unavailable: 0 of 1 etcd members answered", e.Message);
+    }
+}
