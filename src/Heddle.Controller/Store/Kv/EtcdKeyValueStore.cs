@@ -14,20 +14,12 @@ namespace Heddle.Controller.Store.Kv;
 /// </summary>
 public sealed class EtcdKeyValueStore : IKeyValueStore
 {
-    private readonly GrpcChannel[] _members;
-    private readonly string[] _names;
-    private int _current;
+    private readonly EtcdMembers _members;
 
     public EtcdKeyValueStore(IReadOnlyList<Uri> members, string root = "/heddle/")
     {
-        if (members.Count == 0)
-        {
-            throw new ArgumentException("name at least one etcd member (http://host:port)");
-        }
-
         Root = root;
-        _names = [.. members.Select(m => m.Authority)];
-        _members = [.. members.Select(m => GrpcChannel.ForAddress(m, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 }))];
+        _members = new EtcdMembers(members);
     }
 
     /// <summary>Parses etcd://h1:2379,h2:2379 (the form `--store` takes) into member URLs.</summary>
@@ -49,14 +41,14 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public async Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
-        var response = await CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return response.Kvs.Count == 0 ? null : Entry(response.Kvs[0]);
     }
 
     public async Task<KvRange> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
         var request = new RangeRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), SortOrder = RangeRequest.Types.SortOrder.Ascend, SortTarget = RangeRequest.Types.SortTarget.Key };
-        var response = await CallAsync(c => new KV.KVClient(c).RangeAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return new KvRange([.. response.Kvs.Select(Entry)], response.Header.Revision);
     }
 
@@ -72,7 +64,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             ? new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(w.Key) } }
             : new RequestOp { RequestPut = new PutRequest { Key = Bytes(w.Key), Value = ByteString.CopyFrom(w.Value) } }));
         // A commit is sent once: were it retried after a member failed mid-call, it could apply twice; the caller reads and decides.
-        var response = await CallAsync(c => new KV.KVClient(c).TxnAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken, retry: false);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).TxnAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken, retry: false);
         return new KvCommit(response.Succeeded, response.Header.Revision);
     }
 
@@ -82,7 +74,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         var failures = 0;
         while (true)
         {
-            var channel = _members[Volatile.Read(ref _current) % _members.Length];
+            var channel = _members.Current;
             using var call = new Watch.WatchClient(channel).Watch(cancellationToken: cancellationToken);
             var events = new List<KvEvent>();
             var failed = false;
@@ -101,7 +93,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                         break;
                     }
                 }
-                catch (RpcException e) when (!cancellationToken.IsCancellationRequested && Unreachable(e.StatusCode))
+                catch (RpcException e) when (!cancellationToken.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
                 {
                     failed = true;
                     break;
@@ -133,10 +125,10 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             if (failed)
             {
                 // Resume on the next member from the revision after the last one delivered: nothing is lost or repeated.
-                Interlocked.Increment(ref _current);
-                if (++failures > _members.Length * 3)
+                _members.Failed(channel);
+                if (++failures > _members.Count * 3)
                 {
-                    throw new KvUnavailableException($"store unavailable: 0 of {_members.Length} etcd members would keep a watch ({string.Join(", ", _names)})");
+                    throw new KvUnavailableException($"store unavailable: 0 of {_members.Count} etcd members would keep a watch ({_members.Names})");
                 }
 
                 await Task.Delay(TimeSpan.FromMilliseconds(100 * failures), cancellationToken);
@@ -147,34 +139,6 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             }
         }
     }
-
-    private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, bool retry = true)
-    {
-        var tried = 0;
-        RpcException? last = null;
-        while (tried < _members.Length)
-        {
-            var index = Volatile.Read(ref _current) % _members.Length;
-            try
-            {
-                return await call(_members[index]);
-            }
-            catch (RpcException e) when (Unreachable(e.StatusCode) && !cancellationToken.IsCancellationRequested)
-            {
-                last = e;
-                tried++;
-                Interlocked.CompareExchange(ref _current, index + 1, index);
-                if (!retry)
-                {
-                    break;
-                }
-            }
-        }
-
-        throw new KvUnavailableException($"store unavailable: {(retry ? 0 : _members.Length - 1)} of {_members.Length} etcd members answered ({last?.Status.Detail})", last);
-    }
-
-    private static bool Unreachable(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown;
 
     private ByteString Bytes(string key) => ByteString.CopyFromUtf8(Root + key);
 
@@ -200,11 +164,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public ValueTask DisposeAsync()
     {
-        foreach (var channel in _members)
-        {
-            channel.Dispose();
-        }
-
+        _members.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -1,0 +1,25 @@
+namespace Heddle.Controller.Leadership;
+
+/// <summary>A term of leadership: who leads, and a number that grows with each new term (a fencing token for writes).</summary>
+public sealed record Leadership(string Holder, long Term);
+
+/// <summary>
+/// Who among the controllers runs the reconcilers, node health and upgrade walks. <see cref="RunAsync"/> campaigns,
+/// runs <c>lead</c> while this controller leads, and campaigns again when it stops leading; the token given to
+/// <c>lead</c> is cancelled as soon as leadership may be lost, before another controller can have been elected.
+/// </summary>
+public interface ILeaderElection
+{
+    Task RunAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken);
+
+    /// <summary>The holder of the current term, or null while there is none.</summary>
+    Task<string?> LeaderAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>One controller on its own (the SQLite store): it leads from the start, for as long as it runs.</summary>
+public sealed class SoleLeader(string holder) : ILeaderElection
+{
+    public Task RunAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken) => lead(new Leadership(holder, 1), cancellationToken);
+
+    public Task<string?> LeaderAsync(CancellationToken cancellationToken = default) => Task.FromResult<string?>(holder);
+}

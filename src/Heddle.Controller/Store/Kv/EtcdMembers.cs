@@ -1,0 +1,75 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Heddle.Controller.Store.Kv;
+
+/// <summary>
+/// The members of an etcd cluster, one gRPC channel each, and which one calls go to now: a member that does not answer
+/// is left for the next. Shared by the store and the leader election of one controller.
+/// </summary>
+public sealed class EtcdMembers : IDisposable
+{
+    private readonly GrpcChannel[] _channels;
+    private readonly string[] _names;
+    private int _current;
+
+    public EtcdMembers(IReadOnlyList<Uri> members)
+    {
+        if (members.Count == 0)
+        {
+            throw new ArgumentException("name at least one etcd member (http://host:port)");
+        }
+
+        _names = [.. members.Select(m => m.Authority)];
+        _channels = [.. members.Select(m => GrpcChannel.ForAddress(m, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 }))];
+    }
+
+    public int Count => _channels.Length;
+
+    public string Names => string.Join(", ", _names);
+
+    /// <summary>The member calls go to now.</summary>
+    public GrpcChannel Current => _channels[(int)((uint)Volatile.Read(ref _current) % (uint)_channels.Length)];
+
+    /// <summary>Moves on from a member that failed (unless another caller already has).</summary>
+    public void Failed(GrpcChannel member)
+    {
+        var index = Array.IndexOf(_channels, member);
+        Interlocked.CompareExchange(ref _current, index + 1, index);
+    }
+
+    /// <summary>Calls the current member, and the others in turn while they do not answer (only once when <paramref name="retry"/> is false).</summary>
+    public async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, bool retry = true)
+    {
+        RpcException? last = null;
+        for (var tried = 0; tried < _channels.Length; tried++)
+        {
+            var member = Current;
+            try
+            {
+                return await call(member);
+            }
+            catch (RpcException e) when (Unreachable(e.StatusCode) && !cancellationToken.IsCancellationRequested)
+            {
+                last = e;
+                Failed(member);
+                if (!retry)
+                {
+                    throw new KvUnavailableException($"store unavailable: the etcd member did not answer and the write was not retried, so it may or may not have been applied ({e.Status.Detail})", e);
+                }
+            }
+        }
+
+        throw new KvUnavailableException($"store unavailable: 0 of {_channels.Length} etcd members answered ({last?.Status.Detail})", last);
+    }
+
+    public static bool Unreachable(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown;
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+    }
+}
