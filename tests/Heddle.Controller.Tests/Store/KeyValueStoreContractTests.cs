@@ -230,6 +230,63 @@ public sealed class EtcdKeyValueStoreTests : KeyValueStoreContractTests
         await _etcd.DisposeAsync();
         _etcd = null;
         var e = await Assert.ThrowsAsync<KvUnavailableException>(() => Store.GetAsync("services/a"));
-        Assert.StartsWith("store unavailable: 0 of 1 etcd members answered", e.Message);
+        Assert.StartsWith("store unavailable: 0 of 1 etcd members reachable", e.Message);
+    }
+}
+
+/// <summary>The etcd store on a three-member etcd cluster: one member lost changes nothing; two lost, writes fail with a sentence; back, all works.</summary>
+public sealed class EtcdClusterKeyValueStoreTests : IAsyncLifetime
+{
+    private EtcdProcess _etcd = null!;
+
+    public async Task InitializeAsync() => _etcd = await EtcdProcess.StartAsync(members: 3);
+
+    public async Task DisposeAsync() => await _etcd.DisposeAsync();
+
+    [Fact]
+    public async Task LosingOneMemberChangesNothing_LosingTwoFailsWritesWithASentence_AndTheyComeBack()
+    {
+        await using var store = new EtcdKeyValueStore(_etcd.ClientUrls);
+        await store.CommitAsync([], [KvWrite.Put("services/a", "1"u8.ToArray())]);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var watched = new List<string>();
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var change in store.WatchAsync("services/", 1, stop.Token))
+            {
+                lock (watched)
+                {
+                    watched.Add(change.Key);
+                }
+            }
+        }, stop.Token);
+
+        _etcd.Kill(0); // the member the store talks to first
+        var read = await store.GetAsync("services/a");
+        Assert.NotNull(read);
+        Assert.True((await store.CommitAsync([new("services/a", read.ModRevision)], [KvWrite.Put("services/a", "2"u8.ToArray()), KvWrite.Put("services/b", "1"u8.ToArray())])).Succeeded);
+        await Poll.UntilAsync(() => { lock (watched) { return watched.Contains("services/b"); } }, TimeSpan.FromSeconds(20), "the watch resumed on another member");
+
+        _etcd.Kill(1);
+        var e = await Assert.ThrowsAsync<KvUnavailableException>(() => store.CommitAsync([], [KvWrite.Put("services/c", "1"u8.ToArray())]));
+        Assert.StartsWith("store unavailable: 1 of 3 etcd members reachable", e.Message);
+
+        await Task.WhenAll(_etcd.RestartAsync(0), _etcd.RestartAsync(1));
+        var after = await Poll.UntilAsync(async () =>
+        {
+            try
+            {
+                return (await store.CommitAsync([], [KvWrite.Put("services/d", "1"u8.ToArray())])).Succeeded;
+            }
+            catch (KvUnavailableException)
+            {
+                return false;
+            }
+        }, ok => ok, TimeSpan.FromSeconds(30), "writes work again");
+        Assert.True(after);
+        Assert.Equal(["services/a", "services/b", "services/d"], (await store.ListAsync("services/")).Entries.Where(x => x.Key != "services/c").Select(x => x.Key));
+        await Poll.UntilAsync(() => { lock (watched) { return watched.Contains("services/d"); } }, TimeSpan.FromSeconds(30), "the watch saw the write after the members came back");
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watching);
     }
 }

@@ -41,14 +41,14 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public async Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
-        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return response.Kvs.Count == 0 ? null : Entry(response.Kvs[0]);
     }
 
     public async Task<KvRange> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
         var request = new RangeRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), SortOrder = RangeRequest.Types.SortOrder.Ascend, SortTarget = RangeRequest.Types.SortTarget.Key };
-        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(request, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return new KvRange([.. response.Kvs.Select(Entry)], response.Header.Revision);
     }
 
@@ -63,8 +63,9 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         request.Success.AddRange(writes.Select(w => w.Value is null
             ? new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes(w.Key) } }
             : new RequestOp { RequestPut = new PutRequest { Key = Bytes(w.Key), Value = ByteString.CopyFrom(w.Value) } }));
-        // A commit is sent once: were it retried after a member failed mid-call, it could apply twice; the caller reads and decides.
-        var response = await _members.CallAsync(c => new KV.KVClient(c).TxnAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken, retry: false);
+        // Retrying on another member is safe: puts and deletes are idempotent, and a commit with conditions that did apply the
+        // first time fails them the second time, which the caller takes as any conflict (it reads again).
+        var response = await _members.CallAsync(c => new KV.KVClient(c).TxnAsync(request, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return new KvCommit(response.Succeeded, response.Header.Revision);
     }
 
@@ -78,12 +79,20 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             using var call = new Watch.WatchClient(channel).Watch(cancellationToken: cancellationToken);
             var events = new List<KvEvent>();
             var failed = false;
-            await call.RequestStream.WriteAsync(new WatchRequest
+            try
             {
-                CreateRequest = new WatchCreateRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), StartRevision = next > 0 ? next : 0 },
-            }, cancellationToken);
+                await call.RequestStream.WriteAsync(new WatchRequest
+                {
+                    CreateRequest = new WatchCreateRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), StartRevision = next > 0 ? next : 0 },
+                }, cancellationToken);
+            }
+            catch (RpcException e) when (!cancellationToken.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
+            {
+                failed = true;
+            }
+
             var stream = call.ResponseStream;
-            while (true)
+            while (!failed)
             {
                 try
                 {
@@ -97,6 +106,10 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                 {
                     failed = true;
                     break;
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException(cancellationToken); // as every store's watch ends when cancelled
                 }
 
                 var response = stream.Current;

@@ -38,8 +38,8 @@ public sealed class EtcdMembers : IDisposable
         Interlocked.CompareExchange(ref _current, index + 1, index);
     }
 
-    /// <summary>Calls the current member, and the others in turn while they do not answer (only once when <paramref name="retry"/> is false).</summary>
-    public async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, bool retry = true)
+    /// <summary>Calls the current member, and the others in turn while they do not answer.</summary>
+    public async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
     {
         RpcException? last = null;
         for (var tried = 0; tried < _channels.Length; tried++)
@@ -53,14 +53,35 @@ public sealed class EtcdMembers : IDisposable
             {
                 last = e;
                 Failed(member);
-                if (!retry)
-                {
-                    throw new KvUnavailableException($"store unavailable: the etcd member did not answer and the write was not retried, so it may or may not have been applied ({e.Status.Detail})", e);
-                }
             }
         }
 
-        throw new KvUnavailableException($"store unavailable: 0 of {_channels.Length} etcd members answered ({last?.Status.Detail})", last);
+        var reachable = await ReachableAsync(cancellationToken);
+        throw new KvUnavailableException($"store unavailable: {reachable} of {_channels.Length} etcd members reachable ({last?.Status.Detail})", last);
+    }
+
+    /// <summary>How long one call may take before the next member is tried (etcd without a quorum holds a write until its own timeout).</summary>
+    public static TimeSpan CallTimeout { get; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A deadline for a call made now.</summary>
+    public static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+
+    /// <summary>How many members answer a status request within a second: what an error says when the cluster cannot serve.</summary>
+    public async Task<int> ReachableAsync(CancellationToken cancellationToken)
+    {
+        var answers = await Task.WhenAll(_channels.Select(async channel =>
+        {
+            try
+            {
+                await new Etcdserverpb.Maintenance.MaintenanceClient(channel).StatusAsync(new Etcdserverpb.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: cancellationToken);
+                return 1;
+            }
+            catch (RpcException)
+            {
+                return 0;
+            }
+        }));
+        return answers.Sum();
     }
 
     public static bool Unreachable(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown;
