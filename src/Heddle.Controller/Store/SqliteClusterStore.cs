@@ -533,47 +533,9 @@ public sealed partial class SqliteClusterStore : IClusterStore, ITrustStore
 
     private static DateTimeOffset Parse(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);
 
-    private int Execute(string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(sql, parameters);
-        return command.ExecuteNonQuery();
-    }
+    private int Execute(string sql, params (string Name, object? Value)[] parameters) => _db.Execute(sql, parameters);
 
-    private T? Scalar<T>(string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(sql, parameters);
-        var value = command.ExecuteScalar();
-        if (value is null or DBNull)
-        {
-            return default;
-        }
+    private T? Scalar<T>(string sql, params (string Name, object? Value)[] parameters) => _db.Scalar<T>(sql, parameters);
 
-        var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
-        return (T)Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
-    }
-
-    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(sql, parameters);
-        using var reader = command.ExecuteReader();
-        var result = new List<T>();
-        while (reader.Read())
-        {
-            result.Add(read(reader));
-        }
-
-        return result;
-    }
-
-    private SqliteCommand Command(string sql, (string Name, object? Value)[] parameters)
-    {
-        var command = _db.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-
-        return command;
-    }
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters) => _db.Query(sql, read, parameters);
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Data.Sqlite;
 
 namespace Heddle.Controller.Store.Kv;
@@ -85,39 +84,11 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
         await _db.DisposeAsync();
     }
 
-    private long Meta(string name) =>
-        Convert.ToInt64(Command("SELECT value FROM kv_meta WHERE name = $n", [("$n", name)]).ExecuteScalar(), CultureInfo.InvariantCulture);
+    private long Meta(string name) => _db.Scalar<long>("SELECT value FROM kv_meta WHERE name = $n", ("$n", name));
 
     private static KvEntry ReadEntry(SqliteDataReader r) => new(r.GetString(0), (byte[])r[1], r.GetInt64(2), r.GetInt64(3));
 
-    private int Execute(string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(sql, parameters);
-        return command.ExecuteNonQuery();
-    }
+    private int Execute(string sql, params (string Name, object? Value)[] parameters) => _db.Execute(sql, parameters);
 
-    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(sql, parameters);
-        using var reader = command.ExecuteReader();
-        var result = new List<T>();
-        while (reader.Read())
-        {
-            result.Add(read(reader));
-        }
-
-        return result;
-    }
-
-    private SqliteCommand Command(string sql, (string Name, object? Value)[] parameters)
-    {
-        var command = _db.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-
-        return command;
-    }
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters) => _db.Query(sql, read, parameters);
 }
