@@ -131,8 +131,13 @@ public sealed class AgentHost : IAsyncDisposable
         {
             drivers[container.Name] = container;
         }
-        // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state names.
-        var downloads = new HttpClient(Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate))
+        // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state
+        // names. They are fetched from the controller the agent talks to now.
+        ControllerConnection? current = null;
+        var downloads = new HttpClient(new CurrentController(() => current?.Current ?? options.ControllerAgentUrl)
+        {
+            InnerHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
+        })
         {
             BaseAddress = options.ControllerAgentUrl, Timeout = TimeSpan.FromMinutes(30),
             DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -167,7 +172,7 @@ public sealed class AgentHost : IAsyncDisposable
             node.Cores.Add(message);
         }
 
-        var connection = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
+        var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
         connection.Supervisor = supervisor;
         var logs = await LogServer.StartAsync(options.Address, identity, supervisor, cancellationToken);

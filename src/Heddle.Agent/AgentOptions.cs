@@ -6,6 +6,12 @@ public sealed record AgentOptions
     /// <summary>The controller's agent endpoint (https: gRPC, and the packages and images this node's goal state names).</summary>
     public required Uri ControllerAgentUrl { get; init; }
 
+    /// <summary>More controllers of the same cluster: the agent moves to the next when the one it talks to does not answer.</summary>
+    public IReadOnlyList<Uri> OtherControllerUrls { get; init; } = [];
+
+    /// <summary>Every controller address, the first one first.</summary>
+    public IReadOnlyList<Uri> Controllers => [ControllerAgentUrl, .. OtherControllerUrls];
+
     /// <summary>
     /// The join string (`heddle token create --join`), needed only while the node has no valid certificate in its state
     /// folder; with one, the agent connects with it and the string is not used.

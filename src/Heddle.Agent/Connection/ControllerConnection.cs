@@ -15,6 +15,10 @@ namespace Heddle.Agent.Connection;
 public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger)
 {
     private AgentService.AgentServiceClient? _client;
+    private int _controller;
+
+    /// <summary>The controller this agent talks to now (downloads go there too); the next one is tried when it does not answer.</summary>
+    public Uri Current => options.Controllers[_controller % options.Controllers.Count];
 
     /// <summary>The client of the current channel (mutual TLS with this node's certificate), for renewals.</summary>
     public AgentService.AgentServiceClient Client => _client ?? throw new InvalidOperationException("not running");
@@ -51,7 +55,8 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         while (!cancellationToken.IsCancellationRequested)
         {
             // A channel (so a TLS connection) per session: each presents the certificate in force then, so a renewed one is taken up.
-            using var channel = GrpcChannel.ForAddress(options.ControllerAgentUrl, new GrpcChannelOptions
+            var url = Current;
+            using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
             {
                 MaxReceiveMessageSize = 64 << 20, HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
             });
@@ -62,7 +67,16 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             }
             catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
             {
-                LogDisconnected(logger, options.ControllerAgentUrl, e.Message, backoff.TotalSeconds);
+                LogDisconnected(logger, url, e.Message, backoff.TotalSeconds);
+                Connected = false;
+                if (options.Controllers.Count > 1)
+                {
+                    _controller++; // the next controller; each is tried in turn, with the backoff growing between rounds
+                    if (_controller % options.Controllers.Count != 0)
+                    {
+                        continue;
+                    }
+                }
             }
             catch (Exception e) when (e is OperationCanceledException or RpcException && cancellationToken.IsCancellationRequested)
             {
@@ -107,7 +121,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                 {
                     Connected = true;
                     connected();
-                    LogConnected(logger, options.ControllerAgentUrl);
+                    LogConnected(logger, Current);
                 }
 
                 if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)

@@ -63,13 +63,15 @@ public sealed partial class NodeIdentity
         var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
+            // Each controller in turn, until one answers.
+            var controller = options.Controllers[(attempt - 1) % options.Controllers.Count];
             try
             {
-                return await EnrolAsync(options, directory, token, pinned, cancellationToken);
+                return await EnrolAsync(options, controller, directory, token, pinned, cancellationToken);
             }
             catch (Exception e) when (Unreachable(e) && attempt < 30 && !cancellationToken.IsCancellationRequested)
             {
-                LogEnrolRetry(logger, options.ControllerAgentUrl, e.Message, delay.TotalSeconds);
+                LogEnrolRetry(logger, controller, e.Message, delay.TotalSeconds);
                 await Task.Delay(delay, cancellationToken);
                 delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(3).Ticks, delay.Ticks * 2));
             }
@@ -78,7 +80,7 @@ public sealed partial class NodeIdentity
 
     private static bool Unreachable(Exception e) => e is HttpRequestException or IOException || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal };
 
-    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, string directory, string token, string pinned, CancellationToken cancellationToken)
+    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, Uri controller, string directory, string token, string pinned, CancellationToken cancellationToken)
     {
         // The CA certificate is public; it is read without checking the connection, and trusted only if its key is the one the join string pins.
         X509Certificate2 ca;
@@ -87,19 +89,19 @@ public sealed partial class NodeIdentity
             DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = TimeSpan.FromSeconds(10),
         })
         {
-            ca = ClusterTrust.Load(await open.GetStringAsync(new Uri(options.ControllerAgentUrl, "agent/v1/ca"), cancellationToken));
+            ca = ClusterTrust.Load(await open.GetStringAsync(new Uri(controller, "agent/v1/ca"), cancellationToken));
         }
 
         var hash = ClusterTrust.PublicKeyHash(ca);
         if (hash != pinned)
         {
-            throw new InvalidOperationException($"the controller at {options.ControllerAgentUrl} has a CA whose key hash is {hash[..16]}…, not the {pinned[..16]}… the join string names: "
+            throw new InvalidOperationException($"the controller at {controller} has a CA whose key hash is {hash[..16]}…, not the {pinned[..16]}… the join string names: "
                 + "a different cluster, or something in between; nothing was sent to it");
         }
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
-        using var channel = GrpcChannel.ForAddress(options.ControllerAgentUrl, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
+        using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
         var reply = await new AgentService.AgentServiceClient(channel).EnrollAsync(
             new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request }, cancellationToken: cancellationToken);
         var identity = new NodeIdentity(directory, ca, Accept(reply, key, ca, options.NodeName));

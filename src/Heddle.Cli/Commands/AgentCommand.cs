@@ -11,7 +11,7 @@ internal static class AgentCommand
 
     public static Command Create(CliConsole console)
     {
-        var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. https://10.0.0.1:7001", Required = true };
+        var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. https://10.0.0.1:7001; several, comma-separated, for a replicated controller (the next is tried when one does not answer)", Required = true };
         var token = new Option<string?>("--join") { Description = "A join string from 'heddle token create --join', needed until the node has its certificate (visible to every process on the host: prefer $HEDDLE_JOIN or --join-file)" };
         var tokenFile = new Option<string?>("--join-file") { Description = "A file holding the join string" };
         var name = new Option<string>("--name") { Description = "Node name (default: the host name, lower-cased)", DefaultValueFactory = _ => Environment.MachineName.ToLowerInvariant() };
@@ -51,6 +51,14 @@ internal static class AgentCommand
                     throw new UsageException($"the join string is not valid: {e.Message}");
                 }
             }
+            var controllers = parse.GetValue(agentUrl)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(c => Uri.TryCreate(c, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttps ? url : throw new UsageException($"--controller '{c}' is not an https:// URL of a controller's agent port"))
+                .ToArray();
+            if (controllers.Length == 0)
+            {
+                throw new UsageException("--controller names no controller");
+            }
+
             var range = parse.GetValue(ports)!.Split('-');
             if (range.Length != 2 || !int.TryParse(range[0], out var from) || !int.TryParse(range[1], out var to) || from < 1 || to > 65535 || from > to)
             {
@@ -77,7 +85,8 @@ internal static class AgentCommand
 
             var options = new AgentOptions
             {
-                ControllerAgentUrl = new Uri(parse.GetValue(agentUrl)!),
+                ControllerAgentUrl = controllers[0],
+                OtherControllerUrls = controllers[1..],
                 Join = join,
                 NodeName = parse.GetValue(name)!,
                 Address = parse.GetValue(address)!,

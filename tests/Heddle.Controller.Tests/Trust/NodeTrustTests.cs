@@ -257,3 +257,33 @@ public sealed class NodeTrustTests(ITestOutputHelper output)
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
 }
+
+/// <summary>An agent given several controller addresses enrols through one that answers and moves to the next when the one it talks to goes.</summary>
+[Collection(nameof(Integration.ClusterCollection))]
+public sealed class ControllerAddressesTests
+{
+    [Fact]
+    public async Task AnAgentWithSeveralControllerAddresses_EnrolsThroughOneThatAnswers_AndMovesOnWhenItsOneGoes()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, containers: false);
+        await using var dead = new LinkCutter(cluster.Controller.AgentUrl);
+        await dead.CutAsync();
+        await using var first = new LinkCutter(cluster.Controller.AgentUrl);
+        await using var second = new LinkCutter(cluster.Controller.AgentUrl);
+        using var state = new TempDirectory("heddle-addresses-");
+        var options = cluster.AgentOptions(0) with
+        {
+            NodeName = "n9", Address = "127.0.1.9", StateDirectory = state.Path, UseCgroups = false,
+            ControllerAgentUrl = dead.Url, OtherControllerUrls = [first.Url, second.Url],
+        };
+
+        await using var agent = await AgentHost.StartAsync(options);
+        agent.StopInstancesOnExit = true;
+        await Poll.UntilAsync(() => agent.Connection.Connected, TimeSpan.FromSeconds(20), "n9 connected");
+        Assert.Equal(first.Url, agent.Connection.Current);
+
+        await first.CutAsync();
+        await Poll.UntilAsync(() => agent.Connection.Connected && agent.Connection.Current == second.Url, TimeSpan.FromSeconds(30), "n9 connected through the second address");
+        await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Single(x => x.Name == "n9").Condition == "Ready", TimeSpan.FromSeconds(10), "n9 Ready");
+    }
+}
