@@ -24,10 +24,12 @@ public sealed class DnsCommandTests : IDisposable
         }
 
         var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--token-file", _state.Combine("controller", "api-token"), "--ca-file", _state.Combine("controller", "ca.crt"), "--dns-port", "0" })
+        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--ca-file", _state.Combine("controller", "ca.crt"), "--dns-port", "0" })
         {
             start.ArgumentList.Add(arg);
         }
+
+        start.Environment["HEDDLE_TOKEN"] = controller.ApiToken; // as `heddle up` hands it over: not on a command line
 
         using var dns = Process.Start(start)!;
         try

@@ -131,10 +131,12 @@ public sealed class UpgradeEndToEndTests
             Assert.Equal($"hey from {i.GetProperty("id").GetString()}\n", curl.Stdout);
         }
 
-        // No second copy of any instance runs: every hello process on the machine is one the controller knows.
-        var running = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => int.TryParse(p, out _)).Select(int.Parse!)
-            .Where(pid => ReadCmdline(pid).Contains("Hello", StringComparison.Ordinal) && IsUnder(pid, up.Home)).ToHashSet();
-        Assert.Equal(pids.Order(), running.Order());
+        // No second copy of any instance runs: every hello process on the machine is one the controller knows (a replaced
+        // one may still be in its stop grace period for a moment; a copy would stay).
+        var running = await Poll.UntilAsync(() => Task.FromResult(Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => int.TryParse(p, out _)).Select(int.Parse!)
+            .Where(pid => ReadCmdline(pid).Contains("Hello", StringComparison.Ordinal) && IsUnder(pid, up.Home)).Order().ToList()),
+            r => r.SequenceEqual(pids.Order()), TimeSpan.FromSeconds(20), "only the controller's instances running");
+        Assert.Equal(pids.Order(), running);
     }
 
     private static string ReadCmdline(int pid)

@@ -43,12 +43,16 @@ internal static class ControllerFollower
         }
     }
 
-    /// <summary>A client of the controller from options (URL, token file, CA file), each missing one from the client configuration.</summary>
+    /// <summary>
+    /// A client of the controller from options (URL, token file, CA file), the token else from $HEDDLE_TOKEN, and each one
+    /// still missing from the client configuration.
+    /// </summary>
     public static HeddleApiClient Connect(string? controller, string? tokenFile, string? caFile)
     {
-        var configured = controller is null || tokenFile is null || caFile is null ? ClientConfig.Load() : null;
+        var variable = Environment.GetEnvironmentVariable(ClientConfig.TokenVariable) is { Length: > 0 } set ? set.Trim() : null;
+        var configured = controller is null || (tokenFile is null && variable is null) || caFile is null ? ClientConfig.Load() : null;
         var url = controller is not null ? new Uri(controller) : configured!.ApiUrl;
-        var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : configured!.Token;
+        var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : variable ?? configured!.Token;
         var ca = caFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(caFile, "CA certificate file")) : configured!.CaCertificatePem;
         return new ClientConfig(url, token, ca).Connect();
     }

@@ -41,6 +41,9 @@ internal static class UpCommand
     /// <summary>The join string handed to the agents this process starts (and restarts) in their environment; used only by a node without its certificate.</summary>
     private static string? JoinString { get; set; }
 
+    /// <summary>The token the DNS and load-balancer processes follow the controller with, handed in their environment.</summary>
+    private static string? DataPlaneToken { get; set; }
+
     private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, CancellationToken ct)
     {
         var upFile = Path.Combine(ClientConfig.Home, UpFile);
@@ -73,7 +76,9 @@ internal static class UpCommand
             ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim(), File.ReadAllText(caFile));
             using var api = ClientConfig.Load().Connect();
             JoinString = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true, TtlSeconds: 86400, Description: $"heddle up {Environment.ProcessId}"), ct)).JoinString;
-            var follow = new[] { "--controller", apiUrl.ToString(), "--token-file", Path.Combine(controllerState, "api-token"), "--ca-file", caFile };
+            // The data plane gets the admin token in its environment ($HEDDLE_TOKEN), never its path or value on a command line.
+            DataPlaneToken = File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim();
+            var follow = new[] { "--controller", apiUrl.ToString(), "--ca-file", caFile };
             children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0"]));
             children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow]));
             var dnsAddress = await WaitForDnsAsync(api, children, ct);
@@ -218,6 +223,11 @@ internal static class UpCommand
         if (args[0] == "agent" && JoinString is { } join)
         {
             start.Environment[AgentCommand.JoinVariable] = join; // never on a command line, where every process could read it
+        }
+
+        if (args[0] is "dns" or "lb" && DataPlaneToken is { } token)
+        {
+            start.Environment[ClientConfig.TokenVariable] = token;
         }
         var process = Process.Start(start) ?? throw new CliException($"could not start {name}");
         var address = args.SkipWhile(a => a != "--address").Skip(1).FirstOrDefault();

@@ -19,8 +19,9 @@ def attempt(name, action):
         report(name, False, f"{type(e).__name__}: {e}")
 
 # Secrets: token files, the client configuration, and anything token-like on command lines or in environments.
-for path in [f"{state}/controller/api-token", f"{state}/controller/join-token", f"{state}/controller/cluster.db", f"{state}/../config.json"]:
-    attempt(f"read {os.path.basename(path)}", lambda p=path: open(p).read()[:10])
+# Keys: the cluster CA's and every node's (with one, an instance could pass for the controller or a node).
+for path in [f"{state}/controller/api-token", f"{state}/controller/ca.key", f"{state}/controller/cluster.db", f"{state}/../config.json"] + [f"{state}/agents/n{i}/node.key" for i in (1, 2, 3)]:
+    attempt(f"read {path[len(state) + 1:]}", lambda p=path: open(p).read()[:10])
 found = []
 for proc in glob.glob("/proc/[0-9]*"):
     for name in ("cmdline", "environ"):
@@ -28,8 +29,8 @@ for proc in glob.glob("/proc/[0-9]*"):
             text = open(f"{proc}/{name}", "rb").read().replace(b"\0", b" ").decode(errors="replace")
         except Exception:
             continue
-        if "join-token" in text or "HEDDLE_JOIN_TOKEN=" in text or "api-token" in text:
-            found.append(f"{proc}/{name}")
+        if "join-token" in text or "HEDDLE_JOIN" in text or "hjoin." in text or "api-token" in text or "HEDDLE_TOKEN=" in text or "node.key" in text or "ca.key" in text:
+            found.append(f"{proc}/{name}: {text[:150]}")
 report("find a token or token path in another process", len(found) > 0, found[:5])
 
 # Cgroups: move itself out of its own.
