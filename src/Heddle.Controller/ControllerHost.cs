@@ -199,13 +199,13 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());
         services.AddHostedService<ReconcileLoop>();
         services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => Api.Logs.Handler(ca.Certificate, serverCertificate));
+            .ConfigurePrimaryHttpMessageHandler(() => Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate, Heddle.Contracts.Trust.ClusterTrust.NodeUnit));
         services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = 16 << 20);
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 
         var app = builder.Build();
-        Tokens.Bootstrap(app.Services.GetRequiredService<ITrustStore>(), app.Services.GetRequiredService<IClusterStore>(), options.StateDirectory, time);
+        Tokens.Bootstrap(app.Services.GetRequiredService<ITrustStore>(), options.StateDirectory, time);
         if (File.Exists(Path.Combine(options.StateDirectory, "join-token")))
         {
             File.Delete(Path.Combine(options.StateDirectory, "join-token")); // the shared join token of older versions proves nothing any more

@@ -40,7 +40,7 @@ public sealed partial class NodeIdentity
         if (File.Exists(certificatePath) && File.Exists(keyPath) && File.Exists(caPath))
         {
             var ca = ClusterTrust.Load(File.ReadAllText(caPath));
-            var certificate = Usable(X509Certificate2.CreateFromPemFile(certificatePath, keyPath));
+            var certificate = ClusterTrust.WithUsableKey(X509Certificate2.CreateFromPemFile(certificatePath, keyPath));
             // A join string given again (as `heddle up` does on every restart) is not used while the certificate is good.
             if (ClusterTrust.NameOf(certificate) == options.NodeName && certificate.NotAfter.ToUniversalTime() > DateTime.UtcNow)
             {
@@ -169,14 +169,14 @@ public sealed partial class NodeIdentity
             throw new InvalidOperationException("the controller answered with a certificate that is not a node certificate for this node from its CA");
         }
 
-        return Usable(signed.CopyWithPrivateKey(key));
+        return ClusterTrust.WithUsableKey(signed.CopyWithPrivateKey(key));
     }
 
     private void Save(ECDsa key, CertificateReply reply)
     {
         var (certificatePath, keyPath, caPath) = Paths(_directory);
         Directory.CreateDirectory(_directory);
-        WritePrivate(keyPath, key.ExportPkcs8PrivateKeyPem());
+        PrivateFile.Write(keyPath, key.ExportPkcs8PrivateKeyPem());
         File.WriteAllText(certificatePath + ".tmp", reply.Certificate);
         File.Move(certificatePath + ".tmp", certificatePath, overwrite: true);
         File.WriteAllText(caPath, Ca.ExportCertificatePem());
@@ -184,24 +184,6 @@ public sealed partial class NodeIdentity
 
     private static (string Certificate, string Key, string Ca) Paths(string directory) =>
         (Path.Combine(directory, "node.crt"), Path.Combine(directory, "node.key"), Path.Combine(directory, "ca.crt"));
-
-    private static void WritePrivate(string path, string content)
-    {
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, string.Empty);
-        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.WriteAllText(temporary, content);
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    /// <summary>A certificate whose key TLS can use (a PKCS#12 round trip gives it a key the platform can load).</summary>
-    private static X509Certificate2 Usable(X509Certificate2 certificate)
-    {
-        using (certificate)
-        {
-            return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach the controller at {Url} to enrol ({Reason}); retrying in {Seconds} s")]
     private static partial void LogEnrolRetry(ILogger logger, Uri url, string reason, double seconds);

@@ -15,7 +15,8 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertific
     /// <summary>The --token option, when given (set once the command line is parsed).</summary>
     public static string? TokenOption { get; set; }
 
-    private static string? TokenOverride => TokenOption is { Length: > 0 } option ? option
+    /// <summary>The token given with --token, else in $HEDDLE_TOKEN, else null.</summary>
+    public static string? TokenOverride => TokenOption is { Length: > 0 } option ? option
         : Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } variable ? variable.Trim() : null;
 
     public static string Home => Environment.GetEnvironmentVariable("HEDDLE_HOME") is { Length: > 0 } home
@@ -47,17 +48,7 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertific
     public static void Save(Uri apiUrl, string token, string? caCertificatePem)
     {
         Directory.CreateDirectory(Home);
-        var temporary = FilePath + ".tmp";
-        using (var file = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            JsonSerializer.Serialize(file, new { apiUrl, token, ca = caCertificatePem }, CliConsole.Json);
-        }
-
-        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temporary, FilePath, overwrite: true);
+        Heddle.Contracts.Trust.PrivateFile.Write(FilePath, JsonSerializer.Serialize(new { apiUrl, token, ca = caCertificatePem }, CliConsole.Json));
     }
 
     public HeddleApiClient Connect()

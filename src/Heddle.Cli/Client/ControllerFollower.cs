@@ -44,12 +44,12 @@ internal static class ControllerFollower
     }
 
     /// <summary>
-    /// A client of the controller from options (URL, token file, CA file), the token else from $HEDDLE_TOKEN, and each one
+    /// A client of the controller from options (URL, token file, CA file), the token else from --token or $HEDDLE_TOKEN, and each one
     /// still missing from the client configuration.
     /// </summary>
     public static HeddleApiClient Connect(string? controller, string? tokenFile, string? caFile)
     {
-        var variable = Environment.GetEnvironmentVariable(ClientConfig.TokenVariable) is { Length: > 0 } set ? set.Trim() : null;
+        var variable = ClientConfig.TokenOverride;
         var configured = controller is null || (tokenFile is null && variable is null) || caFile is null ? ClientConfig.Load() : null;
         var url = controller is not null ? new Uri(controller) : configured!.ApiUrl;
         var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : variable ?? configured!.Token;

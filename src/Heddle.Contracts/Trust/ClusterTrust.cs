@@ -1,4 +1,3 @@
-using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -52,9 +51,6 @@ public static class ClusterTrust
         return null;
     }
 
-    /// <summary>A check for a server's certificate: it must be a controller's, from this cluster's CA. Host names are not compared: the CA signs for no one else.</summary>
-    public static RemoteCertificateValidationCallback ControllerServer(X509Certificate2 ca) => (_, certificate, _, _) =>
-        certificate is not null && Is(certificate, ca, ServerAuth, ControllerUnit);
 
     /// <summary>Whether a peer's certificate chains to the cluster CA for the purpose and is of the kind expected.</summary>
     public static bool Is(X509Certificate certificate, X509Certificate2 ca, Oid purpose, string unit)
@@ -63,12 +59,16 @@ public static class ClusterTrust
         return UnitOf(full) == unit && ChainsTo(full, ca, purpose);
     }
 
-    /// <summary>A handler that trusts only controllers of this cluster and, when given one, presents a client certificate (asked for afresh on each connection, so a renewed one is used).</summary>
-    public static SocketsHttpHandler Handler(X509Certificate2 ca, Func<X509Certificate2?>? clientCertificate = null)
+    /// <summary>
+    /// A handler that trusts only servers of this cluster of the given kind (controllers by default; host names are not
+    /// compared, the CA signs for no one else) and, when given one, presents a client certificate (asked for afresh on
+    /// each connection, so a renewed one is used).
+    /// </summary>
+    public static SocketsHttpHandler Handler(X509Certificate2 ca, Func<X509Certificate2?>? clientCertificate = null, string serverUnit = ControllerUnit)
     {
         // Pooled connections are replaced now and then, so that one made with a certificate since renewed does not outlive it.
         var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
-        handler.SslOptions.RemoteCertificateValidationCallback = ControllerServer(ca);
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null && Is(certificate, ca, ServerAuth, serverUnit);
         if (clientCertificate is not null)
         {
             handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate()!;
@@ -77,6 +77,15 @@ public static class ClusterTrust
         }
 
         return handler;
+    }
+
+    /// <summary>The certificate with a key TLS can use on every platform (a PKCS#12 round trip); the one given is disposed.</summary>
+    public static X509Certificate2 WithUsableKey(X509Certificate2 certificate)
+    {
+        using (certificate)
+        {
+            return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
+        }
     }
 
     /// <summary>Reads a PEM certificate (the first in the text).</summary>

@@ -27,9 +27,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Forbidden($"a token of {caller} deploys only for tenant {caller.Tenant}, not for '{Printable.Of(asked)}'; leave the tenant out; nothing was changed");
         }
 
-        if (request.Tenant is { Length: > 0 } named && !Names.IsDnsLabel(named))
+        if (request.Tenant is { Length: > 0 } named && Trust.Caller.TenantNameError(named) is { } error)
         {
-            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", $"'{Printable.Of(named)}' is not a tenant name: tenant names follow the service-name rule: {Names.DnsLabelRule}; nothing was changed");
+            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", $"{error}; nothing was changed");
         }
 
         var package = store.GetPackage(request.PackageSha256);
@@ -53,14 +53,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 diagnostics.Sorted().Select(d => d.ToString()));
         }
 
+        // An admin deploying without naming a tenant keeps the service's; a name another tenant holds is refused in Accept.
         var owner = caller.Tenant ?? (string.IsNullOrEmpty(request.Tenant) ? null : request.Tenant);
-        var taken = store.ListServices().FirstOrDefault(s => s.Family == definition.Name);
-        var tenant = owner ?? taken?.Tenant ?? ApiEndpoints.DefaultTenant;
-        if (taken is not null && taken.Tenant != tenant)
-        {
-            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken",
-                $"the service name {definition.Name} is taken by another tenant; rename the service in service.yaml (names are one namespace for DNS); nothing was changed");
-        }
+        var tenant = owner ?? store.ListServices().FirstOrDefault(s => s.Family == definition.Name)?.Tenant ?? ApiEndpoints.DefaultTenant;
 
         var missing = definition.Roles.Where(r => r.Image is not null && (store.GetImage(r.Image) is not { } image || (image.Tenant is not null && image.Tenant != tenant))).ToList();
         if (missing.Count > 0)
@@ -161,6 +156,13 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             var service = all.FirstOrDefault(s => s.Family == family && s.Slot == slot);
             var name = service?.Name ?? ServiceSlots.FreeKey(store, family);
             var sibling = all.FirstOrDefault(s => s.Family == family && s.Slot != slot);
+            if ((service ?? sibling) is { } owned && owned.Tenant != tenant)
+            {
+                // First, so that nothing else about another tenant's service is told.
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken",
+                    $"the service name {family} is taken by another tenant; rename the service in service.yaml (names are one namespace for DNS); nothing was changed");
+            }
+
             if (service is { Deleting: true })
             {
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service being deleted",
@@ -191,11 +193,6 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 }
                 : null;
             var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
-            if ((service ?? sibling) is { } owned && owned.Tenant != tenant)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken", $"the service name {family} is taken by another tenant; nothing was changed");
-            }
-
             var needsVip = options.VipPool is not null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
             try
             {

@@ -14,14 +14,6 @@ internal static class Logs
 {
     public const string ClientName = "logs";
 
-    public static SocketsHttpHandler Handler(X509Certificate2 ca, X509Certificate2 controller)
-    {
-        var handler = new SocketsHttpHandler { UseProxy = false };
-        handler.SslOptions.ClientCertificates = [controller];
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            certificate is not null && ClusterTrust.Is(certificate, ca, ClusterTrust.ServerAuth, ClusterTrust.NodeUnit);
-        return handler;
-    }
 
     public static async Task ProxyAsync(HttpContext context, string service, string role, int index, Caller caller, IClusterStore store, IHttpClientFactory clients)
     {

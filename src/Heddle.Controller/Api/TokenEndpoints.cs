@@ -2,7 +2,6 @@ using Heddle.Contracts.Api;
 using Heddle.Contracts.Trust;
 using Heddle.Controller.Store;
 using Heddle.Controller.Trust;
-using Heddle.Model.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -30,9 +29,9 @@ internal static class TokenEndpoints
 
     private static IResult Create(TokenCreateRequest request, Tokens tokens, CertificateAuthority ca, EventLog events)
     {
-        if (request.Tenant is { } tenant && !Names.IsDnsLabel(tenant))
+        if (request.Tenant is { } tenant && Caller.TenantNameError(tenant) is { } error)
         {
-            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", $"'{Printable.Of(tenant)}' is not a tenant name: tenant names follow the service-name rule: {Names.DnsLabelRule}");
+            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", error);
         }
 
         if (request.Join && request.Tenant is not null)

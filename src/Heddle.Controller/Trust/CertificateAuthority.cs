@@ -63,7 +63,7 @@ public sealed class CertificateAuthority : IDisposable
         AddLeafExtensions(request, serverAuth: true);
         var now = time.GetUtcNow();
         using var signed = request.Create(Certificate, now.AddMinutes(-5), now.AddYears(1), NewSerial());
-        return Exportable(signed.CopyWithPrivateKey(key));
+        return ClusterTrust.WithUsableKey(signed.CopyWithPrivateKey(key));
     }
 
     /// <summary>Signs a node's certificate from its PEM signing request (whose own signature is checked): CN = the node, client and server use, <paramref name="lifetime"/>.</summary>
@@ -120,15 +120,6 @@ public sealed class CertificateAuthority : IDisposable
         }
 
         return set;
-    }
-
-    /// <summary>A certificate whose ephemeral key TLS can use on every platform (round trip through PKCS#12).</summary>
-    private static X509Certificate2 Exportable(X509Certificate2 certificate)
-    {
-        using (certificate)
-        {
-            return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
-        }
     }
 
     public void Dispose() => Certificate.Dispose();

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Heddle.Contracts.Trust;
 using Heddle.Controller.Store;
 
 namespace Heddle.Controller.Trust;
@@ -17,6 +18,11 @@ public sealed record Caller(string? Tenant, string TokenId)
 
     public override string ToString() => IsAdmin ? "admin" : $"tenant {Tenant}";
 
+    /// <summary>Why a name cannot be a tenant's, or null: tenant names follow the service-name rule.</summary>
+    public static string? TenantNameError(string name) => Heddle.Model.Validation.Names.IsDnsLabel(name)
+        ? null
+        : $"'{Printable.Of(name)}' is not a tenant name: tenant names follow the service-name rule: {Heddle.Model.Validation.Names.DnsLabelRule}";
+
     /// <summary>Lets endpoints take the caller as a parameter: the authentication middleware has put it on the request.</summary>
     public static ValueTask<Caller?> BindAsync(Microsoft.AspNetCore.Http.HttpContext context) =>
         ValueTask.FromResult(context.Items.TryGetValue(typeof(Caller), out var caller) ? caller as Caller : null);
@@ -33,7 +39,7 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
     public const string BootstrapFile = "api-token";
 
     /// <summary>Makes the first admin token when the cluster has none and writes it to the state folder; moves a token kept in clear by older versions into the hashed list.</summary>
-    public static void Bootstrap(ITrustStore trust, IClusterStore store, string stateDirectory, TimeProvider time)
+    public static void Bootstrap(ITrustStore trust, string stateDirectory, TimeProvider time)
     {
         var file = Path.Combine(stateDirectory, BootstrapFile);
         if (trust.ListTokens().Any(t => t.Kind == TokenKinds.Api && t.Tenant is null))
@@ -108,23 +114,4 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
     public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
     private static string NewSecret() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
-}
-
-/// <summary>Writes a file only its owner can read (mode 0600), atomically.</summary>
-internal static class PrivateFile
-{
-    public static void Write(string path, string content)
-    {
-        var temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            file.Write(Encoding.UTF8.GetBytes(content.EndsWith('\n') ? content : content + "\n"));
-        }
-
-        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temporary, path, overwrite: true);
-    }
 }

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Heddle.Controller.Store.Kv;
 
