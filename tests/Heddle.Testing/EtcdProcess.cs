@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 
 namespace Heddle.Testing;
 
@@ -113,27 +112,19 @@ public sealed class EtcdProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the member answers healthy within 30 s (false at once if it exits, as when its port is taken).</summary>
     private static async Task<bool> HealthyAsync(Uri url, Process process)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30) && !process.HasExited)
+        try
         {
-            try
-            {
-                if ((await http.GetStringAsync(new Uri(url, "health"))).Contains("\"true\"", StringComparison.Ordinal))
-                {
-                    return true;
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or SocketException)
-            {
-            }
-
-            await Task.Delay(50);
+            return await Poll.UntilAsync(async () => !process.HasExited && (await http.GetStringAsync(new Uri(url, "health"))).Contains("\"true\"", StringComparison.Ordinal),
+                healthy => healthy || process.HasExited, TimeSpan.FromSeconds(30), $"etcd at {url} healthy");
         }
-
-        return false;
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     private static void Stop(Process? process)

@@ -79,12 +79,10 @@ public sealed class EtcdLeaderElectionTests(ITestOutputHelper output) : IAsyncLi
     private Func<Heddle.Controller.Leadership.Leadership, CancellationToken, Task> Lead(string who) => async (term, token) =>
     {
         _log.Enqueue((who, "start", term.Term, Stopwatch.GetTimestamp()));
-        try
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (token.Register(() => ended.TrySetResult()))
         {
-            await Task.Delay(Timeout.Infinite, token);
-        }
-        catch (OperationCanceledException)
-        {
+            await ended.Task; // leads until the election takes the term back
         }
 
         _log.Enqueue((who, "stop", term.Term, Stopwatch.GetTimestamp()));

@@ -203,6 +203,35 @@ public sealed class NodeTrustTests(ITestOutputHelper output)
         Assert.True(received == 0 && status != StatusCode.OK, "an expired certificate was accepted");
     }
 
+    [Fact]
+    public async Task MalformedEnrolments_AreRefusedWithASentence_EnrolNothing_AndTheControllerKeepsServing()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, containers: false);
+        var token = JoinString.Parse(cluster.JoinString).Token;
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var otherKeyRequest = new CertificateRequest("CN=x", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        using var channel = GrpcChannel.ForAddress(cluster.Controller.AgentUrl, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(cluster.Controller.CaCertificate) });
+        var client = new AgentService.AgentServiceClient(channel);
+        var cases = new (string What, EnrollRequest Request, StatusCode Expected, string Says)[]
+        {
+            ("garbage for a signing request", new() { JoinToken = token, NodeName = "n7", SigningRequest = "not a CSR" }, StatusCode.PermissionDenied, "not valid"),
+            ("a 10 MiB signing request", new() { JoinToken = token, NodeName = "n7", SigningRequest = new string('A', 10 << 20) }, StatusCode.PermissionDenied, "not valid"),
+            ("a name with control characters", new() { JoinToken = token, NodeName = "n7\u0007\n", SigningRequest = otherKeyRequest }, StatusCode.PermissionDenied, "is not a node name"),
+            ("a 100,000-character name", new() { JoinToken = token, NodeName = new string('n', 100_000), SigningRequest = otherKeyRequest }, StatusCode.PermissionDenied, "is not a node name"),
+            ("a wrong join token", new() { JoinToken = new string('0', 40), NodeName = "n7", SigningRequest = otherKeyRequest }, StatusCode.Unauthenticated, "join token"),
+        };
+
+        foreach (var (what, request, expected, says) in cases)
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await client.EnrollAsync(request));
+            Assert.True(e.StatusCode == expected && e.Status.Detail.Contains(says, StringComparison.Ordinal), $"{what}: {e.StatusCode} {e.Status.Detail}");
+            Assert.DoesNotContain("\u0007", e.Status.Detail);
+        }
+
+        Assert.Equal(["n1"], (await cluster.Api.ListNodesAsync()).Select(n => n.Name));
+        Assert.Equal("Ready", (await cluster.Api.ListNodesAsync()).Single().Condition);
+    }
+
     private static string SampleWithWeb(int web) => File.ReadAllText(SamplePackage.ConfigurationPath).Replace("instances: 3", $"instances: {web}");
 
     /// <summary>Opens Connect with a certificate and says hello as a node: how many messages came back, and how the call ended.</summary>
@@ -244,8 +273,7 @@ public sealed class NodeTrustTests(ITestOutputHelper output)
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([ClusterTrust.ClientAuth, ClusterTrust.ServerAuth], false));
-        using var made = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1));
-        return X509CertificateLoader.LoadPkcs12(made.Export(X509ContentType.Pkcs12), null);
+        return ClusterTrust.WithUsableKey(request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1)));
     }
 
     private static X509Certificate2 FromCa(CertificateAuthority ca, string node)
@@ -253,8 +281,7 @@ public sealed class NodeTrustTests(ITestOutputHelper output)
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var csr = new CertificateRequest($"CN={node}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
         using var signed = ca.IssueNode(node, csr, TimeSpan.FromDays(1), TimeProvider.System);
-        using var withKey = signed.CopyWithPrivateKey(key);
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        return ClusterTrust.WithUsableKey(signed.CopyWithPrivateKey(key));
     }
 }
 
