@@ -74,7 +74,17 @@ public sealed class InstanceRunner
 
     public string? Directory => _directory;
 
-    public void Start() => _loop = Task.Run(RunAsync);
+    /// <summary>Starts supervising; a runner stopped before it was started (replaced while it waited for its predecessor) never starts.</summary>
+    public void Start()
+    {
+        lock (_lock)
+        {
+            if (!_stop.IsCancellationRequested)
+            {
+                _loop = Task.Run(RunAsync);
+            }
+        }
+    }
 
     /// <summary>
     /// Takes a newer goal with the same spec key: the instance keeps running. New peers or new settings rewrite its
@@ -143,9 +153,15 @@ public sealed class InstanceRunner
     {
         _grace = grace;
         await _stop.CancelAsync();
-        if (_loop is not null)
+        Task? loop;
+        lock (_lock)
         {
-            await _loop;
+            loop = _loop;
+        }
+
+        if (loop is not null)
+        {
+            await loop;
         }
     }
 

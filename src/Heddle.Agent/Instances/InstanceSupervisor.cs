@@ -81,7 +81,7 @@ public sealed class InstanceSupervisor
                 if (!desired.TryGetValue(runner.Id, out var wanted) || SpecKey(wanted) != runner.SpecKey)
                 {
                     _runners.Remove(runner.Id);
-                    _stopping[runner.Id] = StopAndForgetAsync(runner);
+                    Stopping(runner.Id, StopAndForgetAsync(runner));
                 }
                 else
                 {
@@ -100,7 +100,7 @@ public sealed class InstanceSupervisor
                 var adopted = _unclaimed.Remove(id, out var entry) && entry.SpecKey == key ? entry : null;
                 if (entry is not null && adopted is null)
                 {
-                    _stopping[id + "#orphan"] = StopOrphanAsync(entry);
+                    Stopping(id + "#orphan", StopOrphanAsync(entry));
                 }
 
                 var runner = new InstanceRunner(wanted, key, _context, adopted, _report, SaveJournal);
@@ -112,7 +112,7 @@ public sealed class InstanceSupervisor
             foreach (var orphan in _unclaimed.Values.Where(e => !desired.ContainsKey(e.Id)).ToList())
             {
                 _unclaimed.Remove(orphan.Id);
-                _stopping[orphan.Id + "#orphan"] = StopOrphanAsync(orphan);
+                Stopping(orphan.Id + "#orphan", StopOrphanAsync(orphan));
             }
 
             // A service with nothing left on this node (no instance wanted, running or stopping) gives its uid back.
@@ -190,6 +190,17 @@ public sealed class InstanceSupervisor
         await Task.WhenAll(runners.Select(r => r.StopAsync(grace)).Concat(orphans.Select(StopOrphanAsync)).Concat(SnapshotStopping()));
         SaveJournal();
     }
+
+    /// <summary>
+    /// Records a stop under its instance's key, joined to any stop of the same instance still under way: a goal that
+    /// changes an instance twice in quick succession leaves two runs stopping, and the next run (which shares their
+    /// folder when the generation is the same) must wait for both, or an older run's cleanup removes its app/.
+    /// </summary>
+    private void Stopping(string key, Task stop) =>
+        _stopping[key] = _stopping.TryGetValue(key, out var earlier) && !earlier.IsCompleted ? Task.WhenAll(earlier, stop) : stop;
+
+    /// <summary>Completes when every stop under way now has finished (tests).</summary>
+    internal Task Quiet() => Task.WhenAll(SnapshotStopping());
 
     private Task[] SnapshotStopping()
     {
