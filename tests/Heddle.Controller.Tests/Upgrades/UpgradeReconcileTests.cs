@@ -16,7 +16,7 @@ namespace Heddle.Controller.Tests.Upgrades;
 /// the test (each instance reports Ready at the revision it was given). A 10 s gate costs no real time, and a new
 /// reconciler on the same store (a controller restarted after kill -9) carries on where the last one stopped.
 /// </summary>
-public sealed class UpgradeReconcileTests : IDisposable
+public abstract class UpgradeReconcileTests : IDisposable
 {
     private const string ServiceYaml = """
         name: hello
@@ -35,12 +35,12 @@ public sealed class UpgradeReconcileTests : IDisposable
 
     private readonly TempDirectory _directory = new();
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 1, 8, 0, 0, TimeSpan.Zero));
-    private readonly SqliteClusterStore _store;
+    private readonly IClusterStore _store;
     private readonly List<string> _events = [];
 
-    public UpgradeReconcileTests()
+    protected UpgradeReconcileTests(Func<TempDirectory, TimeProvider, IClusterStore> open)
     {
-        _store = new SqliteClusterStore(_directory.Combine("cluster.db"), _time);
+        _store = open(_directory, _time);
         _store.PutPackage(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow()));
         for (var i = 1; i <= 3; i++)
         {
@@ -251,3 +251,9 @@ public sealed class UpgradeReconcileTests : IDisposable
         Assert.Equal(WalkPhase.Completed, _store.GetService("hello")!.Walk!.Phase);
     }
 }
+
+/// <summary>On the embedded SQLite store.</summary>
+public sealed class SqliteUpgradeReconcileTests() : UpgradeReconcileTests((directory, time) => new SqliteClusterStore(directory.Combine("cluster.db"), time));
+
+/// <summary>On the key-value cluster store (as on etcd), over the in-memory key-value store.</summary>
+public sealed class KvUpgradeReconcileTests() : UpgradeReconcileTests((_, time) => KvStores.InMemory(time));

@@ -1,0 +1,267 @@
+namespace Heddle.Controller.Store.Kv;
+
+/// <summary>
+/// This controller's copy of every key of the store, kept current by a watch (list, then watch from the list's
+/// revision, as an informer does): reads are answered from memory, so they keep working while the store cannot be
+/// reached (the last known state), and a commit made here is applied to the copy as soon as the store accepts it, so
+/// a write is visible to the next read of the same controller. A change that comes from another writer is applied
+/// when the watch delivers it and reported through <see cref="Changed"/>.
+/// </summary>
+public sealed class KvMirror : IAsyncDisposable
+{
+    private readonly IKeyValueStore _store;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, KvEntry> _entries = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _keys = new(StringComparer.Ordinal);
+
+    /// <summary>Keys deleted here, with the revision of the delete, until the watch has passed it (a late put is not resurrected).</summary>
+    private readonly Dictionary<string, long> _deleted = new(StringComparer.Ordinal);
+
+    private readonly CancellationTokenSource _stop = new();
+    private long _watched;
+    private Task _watch = Task.CompletedTask;
+
+    private readonly bool _ownsStore;
+
+    private KvMirror(IKeyValueStore store, bool ownsStore)
+    {
+        _store = store;
+        _ownsStore = ownsStore;
+    }
+
+    /// <summary>Raised (outside the lock) with each change another writer made, once it is in the copy.</summary>
+    public event Action<KvEvent>? Changed;
+
+    /// <summary>Why the watch is not following the store now, or null while it is.</summary>
+    public string? Lagging { get; private set; }
+
+    public IKeyValueStore Store => _store;
+
+    /// <param name="ownsStore">Whether disposing the mirror disposes the store (false when several mirrors share one, as tests of several controllers do).</param>
+    public static async Task<KvMirror> StartAsync(IKeyValueStore store, bool ownsStore = true, CancellationToken cancellationToken = default)
+    {
+        var mirror = new KvMirror(store, ownsStore);
+        var range = await store.ListAsync(string.Empty, cancellationToken);
+        mirror.Load(range);
+        mirror._watch = Task.Run(mirror.FollowAsync, CancellationToken.None);
+        return mirror;
+    }
+
+    public KvEntry? Get(string key)
+    {
+        lock (_lock)
+        {
+            return _entries.GetValueOrDefault(key);
+        }
+    }
+
+    /// <summary>The entries under a prefix, in key order.</summary>
+    public List<KvEntry> List(string prefix)
+    {
+        lock (_lock)
+        {
+            if (prefix.Length == 0)
+            {
+                return [.. _keys.Select(k => _entries[k])];
+            }
+
+            return [.. _keys.GetViewBetween(prefix, prefix + char.MaxValue).Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => _entries[k])];
+        }
+    }
+
+    /// <summary>
+    /// Commits; on success the writes are in the copy before this returns. On a failed condition the keys it named are
+    /// read again from the store, so a caller that reads and retries sees what beat it.
+    /// </summary>
+    public async Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
+    {
+        var result = await _store.CommitAsync(conditions, writes, cancellationToken).ConfigureAwait(false);
+        if (result.Succeeded)
+        {
+            lock (_lock)
+            {
+                foreach (var write in writes)
+                {
+                    ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, result.Revision), out _);
+                }
+            }
+
+            return result;
+        }
+
+        foreach (var condition in conditions)
+        {
+            await RefreshAsync(condition.Key, cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    /// <summary>Reads one key from the store into the copy (when the store's answer is newer than the copy's).</summary>
+    public async Task RefreshAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var range = await _store.ListAsync(key, cancellationToken).ConfigureAwait(false);
+        var entry = range.Entries.FirstOrDefault(e => e.Key == key);
+        lock (_lock)
+        {
+            ApplyLocked(entry is null ? new KvEvent(KvEventKind.Delete, key, null, range.Revision) : new KvEvent(KvEventKind.Put, key, entry.Value, entry.ModRevision), out _, entry);
+        }
+    }
+
+    private void Load(KvRange range)
+    {
+        var changes = new List<KvEvent>();
+        lock (_lock)
+        {
+            var present = range.Entries.Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
+            foreach (var gone in _keys.Where(k => !present.Contains(k)).ToList())
+            {
+                if (ApplyLocked(new KvEvent(KvEventKind.Delete, gone, null, range.Revision), out var change))
+                {
+                    changes.Add(change);
+                }
+            }
+
+            foreach (var entry in range.Entries)
+            {
+                if (ApplyLocked(new KvEvent(KvEventKind.Put, entry.Key, entry.Value, entry.ModRevision), out var change, entry))
+                {
+                    changes.Add(change);
+                }
+            }
+
+            _watched = range.Revision;
+            _deleted.Clear();
+        }
+
+        Raise(changes);
+    }
+
+    /// <summary>Applies a change newer than what the copy holds of its key; false when the copy already has it (or newer).</summary>
+    private bool ApplyLocked(KvEvent change, out KvEvent applied, KvEntry? entry = null)
+    {
+        applied = change;
+        var held = _entries.TryGetValue(change.Key, out var current) ? current.ModRevision : _deleted.GetValueOrDefault(change.Key);
+        if (change.Revision <= held)
+        {
+            return false;
+        }
+
+        if (change.Kind == KvEventKind.Delete)
+        {
+            if (current is null)
+            {
+                _deleted[change.Key] = change.Revision;
+                return false;
+            }
+
+            _entries.Remove(change.Key);
+            _keys.Remove(change.Key);
+            _deleted[change.Key] = change.Revision;
+            return true;
+        }
+
+        _entries[change.Key] = entry ?? new KvEntry(change.Key, change.Value!, current?.CreateRevision ?? change.Revision, change.Revision);
+        _keys.Add(change.Key);
+        _deleted.Remove(change.Key);
+        return true;
+    }
+
+    private async Task FollowAsync()
+    {
+        var stop = _stop.Token;
+        var failures = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (var change in _store.WatchAsync(string.Empty, Interlocked.Read(ref _watched) + 1, stop).ConfigureAwait(false))
+                {
+                    failures = 0;
+                    Lagging = null;
+                    bool applied;
+                    lock (_lock)
+                    {
+                        applied = ApplyLocked(change, out _);
+                        _watched = change.Revision;
+                        foreach (var passed in _deleted.Where(d => d.Value <= _watched).Select(d => d.Key).ToList())
+                        {
+                            _deleted.Remove(passed);
+                        }
+                    }
+
+                    if (applied)
+                    {
+                        Raise([change]);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (KvCompactedException e)
+            {
+                // The history is gone: take the whole state again and follow on from there.
+                Lagging = e.Message;
+                await ReloadAsync(stop).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is KvUnavailableException or IOException or Grpc.Core.RpcException)
+            {
+                Lagging = e.Message;
+                failures++;
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * failures)), stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private async Task ReloadAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                Load(await _store.ListAsync(string.Empty, stop).ConfigureAwait(false));
+                return;
+            }
+            catch (Exception e) when (e is KvUnavailableException or IOException or Grpc.Core.RpcException)
+            {
+                Lagging = e.Message;
+                await Task.Delay(500, stop).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Raise(List<KvEvent> changes)
+    {
+        foreach (var change in changes)
+        {
+            Changed?.Invoke(change);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _watch;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stop.Dispose();
+        if (_ownsStore)
+        {
+            await _store.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,195 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Store.Kv;
+using Heddle.Controller.Upgrades;
+
+namespace Heddle.Controller.Store;
+
+/// <summary>Deployments, placement passes and what agents report: the writes that must hold together.</summary>
+public sealed partial class KvClusterStore
+{
+    public bool PutDeployment(DeploymentWrite write)
+    {
+        var serviceKey = Keys.Service(write.Service);
+        var entry = _mirror.Get(serviceKey);
+        var current = entry is null ? null : Decode<ServiceRecord>(entry);
+        if ((current?.Version ?? 0) != write.ExpectedVersion)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        var conditions = new List<KvCondition> { new(serviceKey, entry?.ModRevision ?? 0) };
+        var writes = new Writes();
+        var vip = current?.Vip;
+        if (vip is null && write.VipCandidates.Count > 0)
+        {
+            var taken = _mirror.List("vips/").Select(e => e.Key["vips/".Length..]).ToHashSet(StringComparer.Ordinal);
+            vip = write.VipCandidates.FirstOrDefault(c => !taken.Contains(c))
+                ?? throw new InvalidOperationException($"the VIP pool is exhausted: all {write.VipCandidates.Count} addresses are in use");
+            conditions.Add(new(Keys.Vip(vip), 0));
+            writes.Put(Keys.Vip(vip), write.Service);
+        }
+
+        var family = current?.Family ?? write.Family ?? write.Service;
+        if (current is null)
+        {
+            var slot = Keys.Slot(family, write.Slot);
+            if (_mirror.Get(slot) is not null)
+            {
+                return false; // another deployment took this slot meanwhile
+            }
+
+            conditions.Add(new(slot, 0));
+            writes.Put(slot, write.Service);
+        }
+
+        var service = current is null
+            ? new ServiceRecord(write.Service, write.Tenant, write.Number, write.PackageSha256, write.Configuration, false, now, vip)
+            {
+                Version = 1, LastRevision = write.Number, Walk = write.Walk, Family = family, Slot = write.Slot,
+            }
+            : current with
+            {
+                Tenant = write.Tenant, Revision = write.Number, PackageSha256 = write.PackageSha256, Configuration = write.Configuration, Deleting = false,
+                Updated = now, Vip = vip, Version = current.Version + 1, LastRevision = write.Number, Walk = write.Walk ?? current.Walk,
+            };
+        writes.Put(serviceKey, service);
+        var revisions = ReadAll<RevisionRecord>(Keys.Revisions(write.Service));
+        foreach (var open in revisions.Where(r => r.Outcome == RevisionOutcomes.InProgress))
+        {
+            writes.Put(Keys.Revision(write.Service, open.Number), open with { Outcome = write.PreviousCompleted ? RevisionOutcomes.Completed : RevisionOutcomes.Superseded });
+        }
+
+        writes.Put(Keys.Revision(write.Service, write.Number),
+            new RevisionRecord(write.Service, write.Number, write.PackageSha256, write.Configuration, now, write.Changes, RevisionOutcomes.InProgress));
+
+        // History beyond the limit goes, except what an instance still runs or is to run (a rollback needs it).
+        var instances = ListInstances(write.Service);
+        var inUse = instances.Select(i => i.Revision).Concat(instances.Select(i => i.RunningRevision)).ToHashSet();
+        foreach (var old in revisions.Where(r => r.Number <= write.Number - Math.Max(1, write.HistoryLimit) && !inUse.Contains(r.Number)))
+        {
+            writes.Delete(Keys.Revision(write.Service, old.Number));
+        }
+
+        return Commit(conditions, writes.List);
+    }
+
+    public IReadOnlyList<InstanceRecord> ListInstances(string? service = null) =>
+        [.. Merge(service is null ? "instances/" : Keys.Instances(service), service is null ? "status/" : Keys.Statuses(service))
+            .OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+
+    public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node) => [.. ListInstances().Where(i => i.Node == node)];
+
+    /// <summary>Each placed instance with what its agent last reported of its generation (a report of an older generation is not its).</summary>
+    private IEnumerable<InstanceRecord> Merge(string placements, string statuses)
+    {
+        var reported = _mirror.List(statuses).ToDictionary(e => e.Key["status/".Length..], Decode<InstanceStatus>, StringComparer.Ordinal);
+        foreach (var entry in _mirror.List(placements))
+        {
+            var placed = Decode<InstanceRecord>(entry);
+            yield return reported.TryGetValue(entry.Key["instances/".Length..], out var status) && status.Generation == placed.Generation ? status.On(placed) : placed;
+        }
+    }
+
+    public bool CommitPlacement(PlacementCommit commit)
+    {
+        var serviceKey = Keys.Service(commit.Service);
+        var entry = _mirror.Get(serviceKey);
+        if (entry is null || Decode<ServiceRecord>(entry) is not { } service || service.Version != commit.ExpectedVersion)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        var conditions = new List<KvCondition> { new(serviceKey, entry.ModRevision) };
+        var writes = new Writes();
+        foreach (var (role, index) in commit.Removals)
+        {
+            writes.Delete(Keys.Instance(commit.Service, role, index));
+            writes.Delete(Keys.Status(commit.Service, role, index));
+        }
+
+        foreach (var i in commit.Upserts)
+        {
+            // Started afresh: what an agent said of an earlier run is not this run's.
+            writes.Put(Keys.Instance(i.Service, i.Role, i.Index), i with
+            {
+                Restarts = 0, Pid = 0, Updated = now, RunningRevision = 0, Draining = false, ReadySince = null, LastFailure = null, LastStderr = null,
+            });
+            writes.Delete(Keys.Status(i.Service, i.Role, i.Index));
+        }
+
+        foreach (var mark in commit.Marks)
+        {
+            var key = Keys.Instance(commit.Service, mark.Role, mark.Index);
+            if (_mirror.Get(key) is { } placed)
+            {
+                // Placement keys are written by placement passes only, each under the service key's condition: no other writer to race.
+                writes.Put(key, Decode<InstanceRecord>(placed) with { Revision = mark.Revision, Draining = mark.Draining });
+            }
+        }
+
+        if (commit.DesiredRevision is { } desired)
+        {
+            var revision = GetRevision(commit.Service, desired) ?? throw new InvalidOperationException($"revision {desired} of {commit.Service} is not kept");
+            service = service with { Revision = desired, PackageSha256 = revision.PackageSha256, Configuration = revision.Configuration, Updated = now };
+        }
+
+        if (commit.Walk is { } walk)
+        {
+            service = service with { Walk = walk.Walk };
+        }
+
+        foreach (var (number, outcome) in commit.Outcomes)
+        {
+            if (GetRevision(commit.Service, number) is { } revision)
+            {
+                writes.Put(Keys.Revision(commit.Service, number), revision with { Outcome = outcome });
+            }
+        }
+
+        writes.Put(serviceKey, service with { Version = service.Version + 1 });
+        return Commit(conditions, writes.List);
+    }
+
+    public bool UpdateInstanceStatus(InstanceReportRecord report)
+    {
+        var placementKey = Keys.Instance(report.Service, report.Role, report.Index);
+        var statusKey = Keys.Status(report.Service, report.Role, report.Index);
+        for (var attempt = 0; attempt < Retries; attempt++)
+        {
+            var placement = _mirror.Get(placementKey);
+            if (placement is null || Decode<InstanceRecord>(placement) is not { } placed || placed.Node != report.Node || placed.Generation != report.Generation)
+            {
+                return false;
+            }
+
+            var statusEntry = _mirror.Get(statusKey);
+            var previous = statusEntry is not null && Decode<InstanceStatus>(statusEntry) is { } s && s.Generation == placed.Generation ? s.On(placed) : placed;
+            var now = _time.GetUtcNow();
+            // Ready since: kept while it stays Ready at the same revision, set when it becomes Ready (or Ready at a new one).
+            var readySince = report.State != InstanceStates.Ready ? null
+                : previous.State == InstanceStates.Ready && previous.RunningRevision == report.Revision && previous.ReadySince is not null ? previous.ReadySince : now;
+            var status = new InstanceStatus(report.Generation, report.State, report.Reason, new Dictionary<string, int>(report.Ports), report.Restarts, report.Pid, now,
+                report.Revision, readySince, report.Failure ?? previous.LastFailure, report.Failure is null ? previous.LastStderr : report.LastStderr);
+            if (Commit([new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)], [Put(statusKey, status)]))
+            {
+                return true;
+            }
+        }
+
+        throw new KvUnavailableException($"store busy: {statusKey} changed under {Retries} writes in a row");
+    }
+
+    /// <summary>What an agent last reported of one generation of an instance.</summary>
+    private sealed record InstanceStatus(
+        long Generation, string State, string? Reason, Dictionary<string, int> Ports, int Restarts, int Pid, DateTimeOffset Updated,
+        long RunningRevision, DateTimeOffset? ReadySince, string? LastFailure, string? LastStderr)
+    {
+        public InstanceRecord On(InstanceRecord placed) => placed with
+        {
+            State = State, Reason = Reason, Ports = Ports, Restarts = Restarts, Pid = Pid, Updated = Updated, RunningRevision = RunningRevision,
+            ReadySince = ReadySince, LastFailure = LastFailure, LastStderr = LastStderr,
+        };
+    }
+}

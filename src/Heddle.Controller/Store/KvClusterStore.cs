@@ -1,0 +1,312 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Store.Kv;
+
+namespace Heddle.Controller.Store;
+
+/// <summary>
+/// The cluster store on a key-value store (etcd for a replicated controller): each record is a JSON value under a key
+/// of its own, and every change that must hold together (a deployment and its revision, a placement pass) is one
+/// commit with conditions on the mod revisions of the keys it was computed from, so a controller that read a stale
+/// copy fails its commit instead of overwriting a newer one. Reads come from <see cref="KvMirror"/>, this controller's
+/// watch-fed copy. Uniqueness that SQLite keeps with indexes is kept with keys created on condition of absence: a
+/// VIP (<c>vips/</c>) and a slot of a family (<c>slots/</c>). What an agent reports of an instance is a key of its
+/// own (<c>status/</c>), so reports and placement passes never fight over one key; a report is applied only while
+/// the instance's placement key is still the one it was read at.
+/// </summary>
+/// <remarks>
+/// The <see cref="IClusterStore"/> methods are synchronous: a write waits for the store's answer on the calling
+/// thread. Making the interface asynchronous end to end is the next step of the replicated controller.
+/// </remarks>
+public sealed partial class KvClusterStore : IClusterStore, ITrustStore
+{
+    internal static readonly JsonSerializerOptions Format = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    /// <summary>How many events are kept; older ones are deleted in batches.</summary>
+    public const int KeptEvents = 10_000;
+
+    private const int Retries = 50;
+
+    private readonly KvMirror _mirror;
+    private readonly TimeProvider _time;
+    private int _eventsSinceTrim;
+
+    public KvClusterStore(KvMirror mirror, TimeProvider time)
+    {
+        _mirror = mirror;
+        _time = time;
+    }
+
+    public KvMirror Mirror => _mirror;
+
+    public void PutPackage(PackageRecord package)
+    {
+        if (_mirror.Get(Keys.Package(package.Sha256)) is null)
+        {
+            Commit([new KvCondition(Keys.Package(package.Sha256), 0)], [Put(Keys.Package(package.Sha256), package)]);
+        }
+    }
+
+    public PackageRecord? GetPackage(string sha256) => Read<PackageRecord>(Keys.Package(sha256));
+
+    public bool PutImage(ImageRecord image)
+    {
+        var key = Keys.Image(image.Name);
+        if (_mirror.Get(key) is null)
+        {
+            Commit([new KvCondition(key, 0)], [Put(key, image)]);
+        }
+
+        return Read<ImageRecord>(key)?.Sha256 == image.Sha256;
+    }
+
+    public ImageRecord? GetImage(string name) => Read<ImageRecord>(Keys.Image(name));
+
+    public IReadOnlyList<ImageRecord> ListImages() => ReadAll<ImageRecord>("images/");
+
+    public bool DeleteImage(string name)
+    {
+        var entry = _mirror.Get(Keys.Image(name));
+        if (entry is null)
+        {
+            return false;
+        }
+
+        Commit([], [KvWrite.Delete(entry.Key)]);
+        return true;
+    }
+
+    public RevisionRecord? GetRevision(string service, long number) => Read<RevisionRecord>(Keys.Revision(service, number));
+
+    public IReadOnlyList<RevisionRecord> ListRevisions(string service) => [.. ReadAll<RevisionRecord>(Keys.Revisions(service)).OrderByDescending(r => r.Number)];
+
+    public ServiceRecord? GetService(string name) => Read<ServiceRecord>(Keys.Service(name));
+
+    public IReadOnlyList<ServiceRecord> ListServices() => ReadAll<ServiceRecord>("services/");
+
+    public bool MarkDeleting(string name) =>
+        Change<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() });
+
+    public bool SwapSlots(string first, long firstVersion, string second, long secondVersion)
+    {
+        var (aEntry, bEntry) = (_mirror.Get(Keys.Service(first)), _mirror.Get(Keys.Service(second)));
+        if (aEntry is null || bEntry is null)
+        {
+            return false;
+        }
+
+        var (a, b) = (Decode<ServiceRecord>(aEntry), Decode<ServiceRecord>(bEntry));
+        if (a.Version != firstVersion || b.Version != secondVersion)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        var writes = new Writes();
+        writes.Put(aEntry.Key, a with { Slot = b.Slot, Vip = b.Vip, Version = a.Version + 1, Updated = now });
+        writes.Put(bEntry.Key, b with { Slot = a.Slot, Vip = a.Vip, Version = b.Version + 1, Updated = now });
+        writes.Put(Keys.Slot(a.Family, b.Slot), first);
+        writes.Put(Keys.Slot(b.Family, a.Slot), second);
+        if (a.Vip is not null)
+        {
+            writes.Put(Keys.Vip(a.Vip), second);
+        }
+
+        if (b.Vip is not null)
+        {
+            writes.Put(Keys.Vip(b.Vip), first);
+        }
+
+        return Commit([new(aEntry.Key, aEntry.ModRevision), new(bEntry.Key, bEntry.ModRevision)], writes.List);
+    }
+
+    public bool ChangeVip(string service, string from, string to)
+    {
+        var entry = _mirror.Get(Keys.Service(service));
+        if (entry is null || Decode<ServiceRecord>(entry) is not { } record || record.Vip != from || _mirror.Get(Keys.Vip(to)) is not null)
+        {
+            return false;
+        }
+
+        var writes = new Writes();
+        writes.Put(entry.Key, record with { Vip = to, Version = record.Version + 1, Updated = _time.GetUtcNow() });
+        writes.Delete(Keys.Vip(from));
+        writes.Put(Keys.Vip(to), service);
+        return Commit([new(entry.Key, entry.ModRevision), new(Keys.Vip(to), 0)], writes.List);
+    }
+
+    public void RemoveService(string name)
+    {
+        var writes = new Writes();
+        if (GetService(name) is { } service)
+        {
+            writes.Delete(Keys.Slot(service.Family, service.Slot));
+            if (service.Vip is not null && Read<string>(Keys.Vip(service.Vip)) == name)
+            {
+                writes.Delete(Keys.Vip(service.Vip));
+            }
+        }
+
+        writes.Delete(Keys.Service(name));
+        foreach (var prefix in new[] { Keys.Instances(name), Keys.Statuses(name), Keys.Revisions(name) })
+        {
+            foreach (var entry in _mirror.List(prefix))
+            {
+                writes.Delete(entry.Key);
+            }
+        }
+
+        Commit([], writes.List);
+    }
+
+    public long NextGeneration() => Commit([], [KvWrite.Put(Keys.Generation, "{}"u8.ToArray())], out var revision) ? revision : throw new InvalidOperationException("unreachable");
+
+    public void PutNode(NodeRecord node) => Commit([], [Put(Keys.Node(node.Name), node)]);
+
+    public NodeRecord? GetNode(string name) => Read<NodeRecord>(Keys.Node(name));
+
+    public IReadOnlyList<NodeRecord> ListNodes() => ReadAll<NodeRecord>("nodes/");
+
+    public void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen) =>
+        Change<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen });
+
+    /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
+    public EventRecord AddEvent(string kind, string subject, string message)
+    {
+        var time = _time.GetUtcNow();
+        var key = Keys.Event(time);
+        var stored = new StoredEvent(time, kind, subject, message);
+        Commit([new(key, 0)], [Put(key, stored)], out var revision);
+        if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
+        {
+            TrimEvents();
+        }
+
+        return new EventRecord(revision, time, kind, subject, message);
+    }
+
+    public IReadOnlyList<EventRecord> ListEvents(long afterId, int limit) =>
+        [.. _mirror.List("events/").Where(e => e.CreateRevision > afterId).OrderBy(e => e.CreateRevision).Take(limit).Select(ToEvent)];
+
+    private void TrimEvents()
+    {
+        var events = _mirror.List("events/");
+        if (events.Count > KeptEvents)
+        {
+            var writes = new Writes();
+            foreach (var old in events.OrderBy(e => e.CreateRevision).Take(events.Count - KeptEvents))
+            {
+                writes.Delete(old.Key);
+            }
+
+            Commit([], writes.List);
+        }
+    }
+
+    private static EventRecord ToEvent(KvEntry entry)
+    {
+        var stored = Decode<StoredEvent>(entry);
+        return new EventRecord(entry.CreateRevision, stored.Time, stored.Kind, stored.Subject, stored.Message);
+    }
+
+    private sealed record StoredEvent(DateTimeOffset Time, string Kind, string Subject, string Message);
+
+    /// <summary>Stops following the store (and closes it when the mirror owns it).</summary>
+    public void Dispose() => _mirror.DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    // ---- the plumbing shared by every record ----
+
+    private T? Read<T>(string key)
+        where T : class => _mirror.Get(key) is { } entry ? Decode<T>(entry) : null;
+
+    private List<T> ReadAll<T>(string prefix) => [.. _mirror.List(prefix).Select(Decode<T>)];
+
+    internal static T Decode<T>(KvEntry entry) => JsonSerializer.Deserialize<T>(entry.Value, Format)
+        ?? throw new InvalidDataException($"the store holds null at {entry.Key}");
+
+    internal static KvWrite Put<T>(string key, T value) => KvWrite.Put(key, JsonSerializer.SerializeToUtf8Bytes(value, Format));
+
+    /// <summary>Read, change, write on condition that nothing changed the key meanwhile; read again and retry when something did. False when the key is absent.</summary>
+    private bool Change<T>(string key, Func<T, T?> change)
+        where T : class
+    {
+        for (var attempt = 0; attempt < Retries; attempt++)
+        {
+            if (_mirror.Get(key) is not { } entry)
+            {
+                return false;
+            }
+
+            if (change(Decode<T>(entry)) is not { } next)
+            {
+                return false;
+            }
+
+            if (Commit([new(key, entry.ModRevision)], [Put(key, next)]))
+            {
+                return true;
+            }
+        }
+
+        throw new KvUnavailableException($"store busy: {key} changed under {Retries} writes in a row");
+    }
+
+    private bool Commit(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes) => Commit(conditions, writes, out _);
+
+    private bool Commit(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, out long revision)
+    {
+        var result = _mirror.CommitAsync(conditions, writes).GetAwaiter().GetResult();
+        revision = result.Revision;
+        return result.Succeeded;
+    }
+
+    /// <summary>The writes of one commit, each key at most once (the last write of a key wins).</summary>
+    private sealed class Writes
+    {
+        private readonly Dictionary<string, KvWrite> _writes = new(StringComparer.Ordinal);
+
+        public List<KvWrite> List => [.. _writes.Values];
+
+        public void Put<T>(string key, T value) => _writes[key] = KvClusterStore.Put(key, value);
+
+        public void Delete(string key) => _writes[key] = KvWrite.Delete(key);
+    }
+
+    /// <summary>Where each record lives. Numbers are zero-padded so key order is numeric order.</summary>
+    internal static class Keys
+    {
+        public const string Generation = "meta/generation";
+
+        public static string Package(string sha256) => $"packages/{sha256}";
+
+        public static string Image(string name) => $"images/{name}";
+
+        public static string Service(string name) => $"services/{name}";
+
+        public static string Vip(string vip) => $"vips/{vip}";
+
+        public static string Slot(string family, string slot) => $"slots/{family}/{slot}";
+
+        public static string Revisions(string service) => $"revisions/{service}/";
+
+        public static string Revision(string service, long number) => $"revisions/{service}/{number.ToString("D19", CultureInfo.InvariantCulture)}";
+
+        public static string Instances(string service) => $"instances/{service}/";
+
+        public static string Instance(string service, string role, int index) => $"instances/{service}/{role}/{index.ToString("D9", CultureInfo.InvariantCulture)}";
+
+        public static string Statuses(string service) => $"status/{service}/";
+
+        public static string Status(string service, string role, int index) => $"status/{service}/{role}/{index.ToString("D9", CultureInfo.InvariantCulture)}";
+
+        public static string Node(string name) => $"nodes/{name}";
+
+        public static string Token(string hash) => $"tokens/{hash}";
+
+        public static string Certificate(string serial) => $"certificates/{serial}";
+
+        public static string Event(DateTimeOffset time) => $"events/{time.UtcTicks.ToString("D19", CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}";
+    }
+}

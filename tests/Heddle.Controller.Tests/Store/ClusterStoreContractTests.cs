@@ -1,0 +1,271 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Store;
+using Heddle.Controller.Store.Kv;
+using Heddle.Testing;
+using Microsoft.Extensions.Time.Testing;
+using Xunit;
+
+namespace Heddle.Controller.Tests.Store;
+
+/// <summary>
+/// What the controller relies on of its cluster store, alike on SQLite and on the key-value store (in memory, and on a
+/// real etcd): VIPs and slots unique, writes from a stale read refused, reports only for the generation placed,
+/// events in order, tokens used up once, and everything there again when the store is opened afresh.
+/// </summary>
+public abstract class ClusterStoreContractTests : IAsyncLifetime
+{
+    protected FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 12, 2, 8, 0, 0, TimeSpan.Zero));
+
+    protected IClusterStore Store { get; private set; } = null!;
+
+    protected ITrustStore Trust => (ITrustStore)Store;
+
+    /// <summary>Opens the store; a second call opens the same data afresh (a controller restarted).</summary>
+    protected abstract Task<IClusterStore> OpenAsync();
+
+    public async Task InitializeAsync() => Store = await OpenAsync();
+
+    public virtual Task DisposeAsync()
+    {
+        Store.Dispose();
+        return Task.CompletedTask;
+    }
+
+    protected static DeploymentWrite Write(string service, long expectedVersion, long number = 1, string slot = Slots.Production, string? family = null, params string[] vips) =>
+        new(service, "default", number, new string('a', 64), $"service: {service}", "test", expectedVersion) { VipCandidates = vips, Slot = slot, Family = family };
+
+    protected static InstanceRecord Instance(string service, int index, long generation, string node = "n1") => new()
+    {
+        Service = service, Role = "web", Index = index, UpgradeDomain = 0, Node = node, Cpus = [index], MemoryMiB = 64, Generation = generation, Revision = 1,
+    };
+
+    [Fact]
+    public void Vips_AreUnique_ExhaustionIsASentence_AndARemovedServiceGivesItsVipBack()
+    {
+        string[] pool = ["127.77.0.1", "127.77.0.2"];
+        Assert.True(Store.PutDeployment(Write("a", 0, vips: pool)));
+        Assert.True(Store.PutDeployment(Write("b", 0, vips: pool)));
+        var e = Assert.Throws<InvalidOperationException>(() => Store.PutDeployment(Write("c", 0, vips: pool)));
+        Assert.Contains("VIP pool is exhausted", e.Message);
+
+        Assert.Equal(["127.77.0.1", "127.77.0.2"], Store.ListServices().Select(s => s.Vip).Order());
+        Assert.False(Store.ChangeVip("a", "127.77.0.1", "127.77.0.2"));
+        Store.RemoveService("b");
+        Assert.True(Store.PutDeployment(Write("c", 0, vips: pool)));
+        Assert.Equal("127.77.0.2", Store.GetService("c")!.Vip);
+        Assert.True(Store.ChangeVip("a", "127.77.0.1", "127.77.0.9"));
+        Assert.True(Store.PutDeployment(Write("d", 0, vips: pool)));
+        Assert.Equal("127.77.0.1", Store.GetService("d")!.Vip);
+    }
+
+    [Fact]
+    public void Slots_OneDeploymentPerSlot_AndASwapExchangesSlotsAndVips_OnlyFromAFreshRead()
+    {
+        Assert.True(Store.PutDeployment(Write("web", 0, vips: ["127.77.0.1"])));
+        Assert.True(Store.PutDeployment(Write("web-staging", 0, slot: Slots.Staging, family: "web", vips: ["127.77.0.1", "127.77.0.2"])));
+        Assert.False(Store.PutDeployment(Write("web-other", 0, slot: Slots.Staging, family: "web", vips: ["127.77.0.3"])));
+        var (production, staging) = (Store.GetService("web")!, Store.GetService("web-staging")!);
+
+        Assert.False(Store.SwapSlots("web", production.Version - 1, "web-staging", staging.Version));
+        Assert.True(Store.SwapSlots("web", production.Version, "web-staging", staging.Version));
+
+        Assert.Equal((Slots.Staging, "127.77.0.2"), (Store.GetService("web")!.Slot, Store.GetService("web")!.Vip));
+        Assert.Equal((Slots.Production, "127.77.0.1"), (Store.GetService("web-staging")!.Slot, Store.GetService("web-staging")!.Vip));
+        Assert.False(Store.PutDeployment(Write("web-third", 0, slot: Slots.Production, family: "web")));
+    }
+
+    [Fact]
+    public void Writes_FromAStaleRead_ChangeNothing()
+    {
+        Assert.True(Store.PutDeployment(Write("hello", 0)));
+        var read = Store.GetService("hello")!;
+        Assert.True(Store.PutDeployment(Write("hello", read.Version, number: 2)));
+
+        Assert.False(Store.PutDeployment(Write("hello", read.Version, number: 3)));
+        Assert.False(Store.CommitPlacement(new PlacementCommit("hello", read.Version, [Instance("hello", 0, 1)], [])));
+        Assert.False(Store.PutDeployment(Write("hello", 0)));
+        Assert.Empty(Store.ListInstances("hello"));
+        Assert.Equal([2L, 1L], Store.ListRevisions("hello").Select(r => r.Number));
+    }
+
+    [Fact]
+    public void Reports_CountOnlyForTheGenerationAndNodePlaced_ReadySinceHolds_AndAReplacementStartsAfresh()
+    {
+        Assert.True(Store.PutDeployment(Write("hello", 0)));
+        var generation = Store.NextGeneration();
+        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.True(Store.NextGeneration() > generation);
+
+        Assert.False(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation - 1, InstanceStates.Ready, null) { Revision = 1 }));
+        Assert.False(Store.UpdateInstanceStatus(new InstanceReportRecord("n2", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
+        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        {
+            Revision = 1, Pid = 42, Ports = new Dictionary<string, int> { ["http"] = 20001 }, Failure = "exited with code 1", LastStderr = "boom",
+        }));
+        var since = Time.GetUtcNow();
+        Time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        {
+            Revision = 1, Pid = 42, Restarts = 1, Ports = new Dictionary<string, int> { ["http"] = 20001 },
+        }));
+
+        var ready = Store.ListInstances("hello").Single();
+        Assert.Equal((InstanceStates.Ready, 42, 1, since, "exited with code 1", "boom", 20001), (ready.State, ready.Pid, ready.Restarts, ready.ReadySince, ready.LastFailure, ready.LastStderr, ready.Ports["http"]));
+        Assert.Equal(Describe(ready), Describe(Store.ListInstancesOnNode("n1").Single()));
+
+        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [], []) { Marks = [new InstanceMark("web", 0, 2, Draining: true)] }));
+        var marked = Store.ListInstances("hello").Single();
+        Assert.Equal((2L, true, InstanceStates.Ready, 42), (marked.Revision, marked.Draining, marked.State, marked.Pid));
+
+        var moved = Store.NextGeneration();
+        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, moved, node: "n2")], [])));
+        var fresh = Store.ListInstances("hello").Single();
+        Assert.Equal(("n2", "Pending", 0, 0, (DateTimeOffset?)null, (string?)null, false), (fresh.Node, fresh.State, fresh.Pid, fresh.Restarts, fresh.ReadySince, fresh.LastFailure, fresh.Draining));
+        Assert.Empty(Store.ListInstancesOnNode("n1"));
+    }
+
+    [Fact]
+    public void Events_ComeBackInOrder_AfterAnId()
+    {
+        var first = Store.AddEvent("A", "s", "one");
+        var second = Store.AddEvent("B", "s", "two");
+        var third = Store.AddEvent("C", "s", "three");
+
+        Assert.True(first.Id < second.Id && second.Id < third.Id);
+        Assert.Equal(["two", "three"], Store.ListEvents(first.Id, 10).Select(e => e.Message));
+        Assert.Equal(["two"], Store.ListEvents(first.Id, 1).Select(e => e.Message));
+        Assert.Equal(second, Store.ListEvents(first.Id, 1).Single());
+    }
+
+    [Fact]
+    public void Tokens_UsedUpOnce_RevokedByUniquePrefix_AndCertificatesRevokedPerNode()
+    {
+        var now = Time.GetUtcNow();
+        Assert.True(Trust.PutToken(new TokenRecord("abc1", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
+        Assert.False(Trust.PutToken(new TokenRecord("abc9", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
+        Assert.True(Trust.PutToken(new TokenRecord("abc2", "hash2", TokenKinds.Api, "contoso", now, null, null, false, null)));
+
+        Assert.True(Trust.UseToken("hash1"));
+        Assert.False(Trust.UseToken("hash1"));
+        Assert.True(Trust.UseToken("hash2"));
+        Assert.Null(Trust.RevokeToken("abc"));
+        Assert.Equal("abc2", Trust.RevokeToken("abc2")!.Id);
+        Assert.True(Trust.GetTokenByHash("hash2")!.Revoked);
+        Assert.Equal(["abc1", "abc2"], Trust.ListTokens().Select(t => t.Id));
+
+        Trust.PutCertificate(new CertificateRecord("01", "n1", now.AddDays(90), false));
+        Trust.PutCertificate(new CertificateRecord("02", "n1", now.AddDays(90), false));
+        Trust.PutCertificate(new CertificateRecord("03", "n2", now.AddDays(90), false));
+        Assert.Equal(2, Trust.RevokeCertificates("n1"));
+        Assert.Equal(0, Trust.RevokeCertificates("n1"));
+        Assert.Equal(["01", "02"], Trust.ListCertificates().Where(c => c.Revoked).Select(c => c.Serial).Order());
+    }
+
+    [Fact]
+    public async Task EverythingAccepted_IsThereWhenTheStoreIsOpenedAfresh()
+    {
+        Assert.True(Store.PutDeployment(Write("hello", 0, vips: ["127.77.0.1"])));
+        var generation = Store.NextGeneration();
+        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
+        Store.PutNode(new NodeRecord
+        {
+            Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string> { ["disk"] = "ssd" }, MemoryMiB = 1024,
+            Cores = [[0, 1], [2, 3]], Condition = "Ready", LastSeen = Time.GetUtcNow(),
+        });
+        Store.SetNodeCondition("n1", "Down", Time.GetUtcNow());
+        var added = Store.AddEvent("Kind", "hello", "accepted");
+        Store.PutImage(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
+        Store.PutPackage(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));
+        var before = (Store.GetService("hello"), Store.ListInstances(), Store.ListNodes(), Store.ListImages(), Store.GetPackage(new string('a', 64)));
+
+        Store.Dispose();
+        Store = await OpenAsync();
+
+        var after = (Store.GetService("hello"), Store.ListInstances(), Store.ListNodes(), Store.ListImages(), Store.GetPackage(new string('a', 64)));
+        Assert.Equal(before.Item1, after.Item1);
+        Assert.Equal(before.Item2.Select(Describe), after.Item2.Select(Describe));
+        Assert.Equal(before.Item3.Select(n => $"{n.Name} {n.Condition} {string.Join(';', n.Cores.Select(c => string.Join(',', c)))} {n.Labels["disk"]}"),
+            after.Item3.Select(n => $"{n.Name} {n.Condition} {string.Join(';', n.Cores.Select(c => string.Join(',', c)))} {n.Labels["disk"]}"));
+        Assert.Equal(before.Item4, after.Item4);
+        Assert.Equal(before.Item5, after.Item5);
+        Assert.Equal(added, Store.ListEvents(added.Id - 1, 10).Single());
+        Assert.True(Store.NextGeneration() > generation);
+    }
+
+    private static string Describe(InstanceRecord i) => $"{i.Id} {i.Node} {i.Generation} {i.State} {i.RunningRevision} {i.ReadySince:O} {string.Join(',', i.Cpus)}";
+}
+
+public sealed class SqliteClusterStoreContractTests : ClusterStoreContractTests
+{
+    private readonly TempDirectory _directory = new("heddle-store-");
+
+    protected override Task<IClusterStore> OpenAsync() => Task.FromResult<IClusterStore>(new SqliteClusterStore(_directory.Combine("cluster.db"), Time));
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _directory.Dispose();
+    }
+}
+
+public sealed class InMemoryKvClusterStoreContractTests : ClusterStoreContractTests
+{
+    private readonly InMemoryKeyValueStore _kv = new();
+
+    protected override Task<IClusterStore> OpenAsync() => Task.FromResult<IClusterStore>(KvStores.Over(_kv, Time));
+
+    [Fact]
+    public async Task TwoControllers_SeeEachOthersWrites_AndAWriteFromTheStaleOneIsRefusedThenSucceedsOnARetry()
+    {
+        using var other = KvStores.Over(_kv, Time);
+        Assert.True(Store.PutDeployment(Write("hello", 0)));
+        await Poll.UntilAsync(() => other.GetService("hello") is not null, TimeSpan.FromSeconds(10), "the other controller to see the deployment");
+        var stale = other.GetService("hello")!;
+        Assert.True(Store.PutDeployment(Write("hello", stale.Version, number: 2)));
+
+        // The other controller's copy may not have the second write yet: its commit is refused, and it reads the key again.
+        var refused = other.PutDeployment(Write("hello", stale.Version, number: 3));
+        Assert.False(refused);
+        var fresh = other.GetService("hello")!;
+        Assert.Equal(2, fresh.Revision);
+        Assert.True(other.PutDeployment(Write("hello", fresh.Version, number: 3)));
+        await Poll.UntilAsync(() => Store.GetService("hello")!.Revision == 3, TimeSpan.FromSeconds(10), "the first controller to see revision 3");
+        Assert.Equal([3L, 2L, 1L], Store.ListRevisions("hello").Select(r => r.Number));
+    }
+}
+
+public sealed class EtcdClusterStoreContractTests : ClusterStoreContractTests
+{
+    private EtcdProcess? _etcd;
+
+    protected override async Task<IClusterStore> OpenAsync()
+    {
+        _etcd ??= await EtcdProcess.StartAsync();
+        return new KvClusterStore(await KvMirror.StartAsync(new EtcdKeyValueStore([_etcd.ClientUrl])), Time);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_etcd is not null)
+        {
+            await _etcd.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task EtcdDown_ReadsKeepTheLastKnownState_WritesSaySo_AndWhenItIsBackSoAreWrites()
+    {
+        Assert.True(Store.PutDeployment(Write("hello", 0, vips: ["127.77.0.1"])));
+        _etcd!.Kill(0);
+
+        Assert.Equal("127.77.0.1", Store.GetService("hello")!.Vip);
+        var e = Assert.Throws<KvUnavailableException>(() => Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+        Assert.Contains("store unavailable: 0 of 1 etcd members reachable", e.Message);
+
+        await _etcd.RestartAsync(0);
+        Assert.True(Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+        Assert.Equal(2, Store.GetService("hello")!.Revision);
+    }
+}
