@@ -139,6 +139,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var address = System.Net.IPAddress.Parse(options.ListenAddress);
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
         var serverCertificate = ca.IssueController(address, time);
+        var store = await ClusterStores.OpenAsync(options, time, cancellationToken);
         ListenOptions? apiListener = null;
         ListenOptions? agentListener = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -172,9 +173,11 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton(options);
         services.AddSingleton(time);
         services.AddSingleton(ca);
-        services.AddSingleton(sp => new SqliteClusterStore(Path.Combine(options.StateDirectory, "cluster.db"), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<IClusterStore>(sp => sp.GetRequiredService<SqliteClusterStore>());
-        services.AddSingleton<ITrustStore>(sp => sp.GetRequiredService<SqliteClusterStore>());
+        services.AddSingleton(_ => store);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Cluster);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
+        services.AddSingleton<Leadership.LeaderTerm>();
+        services.AddSingleton<ReconcileLoop>();
         services.AddSingleton<Tokens>();
         services.AddSingleton<NodeCertificates>();
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
@@ -196,8 +199,6 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
-        services.AddHostedService(sp => sp.GetRequiredService<NodeHealthMonitor>());
-        services.AddHostedService<ReconcileLoop>();
         services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate, Heddle.Contracts.Trust.ClusterTrust.NodeUnit));
         services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = 16 << 20);
@@ -264,7 +265,53 @@ public sealed class ControllerHost : IAsyncDisposable
         info.ApiUrl = api;
         info.AgentUrl = agent;
         var bootstrap = Path.Combine(options.StateDirectory, Tokens.BootstrapFile);
-        return new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
+        var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
+        host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>())));
+        return host;
+    }
+
+    private readonly CancellationTokenSource _stop = new();
+    private Task _leading = Task.CompletedTask;
+
+    /// <summary>
+    /// Campaigns for leadership for as long as the controller runs; while it leads, it runs the reconcilers (upgrade
+    /// walks included) and judges node health, and stops both as soon as its term may have ended. Every controller
+    /// serves the API and the agents whether it leads or not.
+    /// </summary>
+    private async Task LeadAsync(Leadership.ILeaderElection election)
+    {
+        var term = Services.GetRequiredService<Leadership.LeaderTerm>();
+        var loop = Services.GetRequiredService<ReconcileLoop>();
+        var health = Services.GetRequiredService<NodeHealthMonitor>();
+        try
+        {
+            await election.RunAsync(async (leadership, leading) =>
+            {
+                term.Current = leadership;
+                try
+                {
+                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading));
+                }
+                finally
+                {
+                    term.Current = null;
+                }
+            }, _stop.Token);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static async Task Until(Func<CancellationToken, Task> run, CancellationToken token)
+    {
+        try
+        {
+            await run(token);
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
     }
 
     /// <summary>The largest JSON body the API reads: a 1 MiB configuration, escaped, with room to spare.</summary>
@@ -277,6 +324,8 @@ public sealed class ControllerHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stop.CancelAsync();
+        await _leading;
         await _app.StopAsync();
         await _app.DisposeAsync();
         _ca.Dispose();

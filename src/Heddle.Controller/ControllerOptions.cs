@@ -6,6 +6,12 @@ public sealed record ControllerOptions
     /// <summary>Where the store (cluster.db), package blobs and secrets live.</summary>
     public required string StateDirectory { get; init; }
 
+    /// <summary>
+    /// The cluster store (`--store`): null or <c>sqlite:PATH</c> for the embedded store (default cluster.db in the state
+    /// folder), or <c>etcd://host:port[,host:port...]</c> for etcd, which several controllers can share.
+    /// </summary>
+    public string? Store { get; init; }
+
     /// <summary>The address the REST API and the agent gRPC endpoint listen on.</summary>
     public string ListenAddress { get; init; } = "127.0.0.1";
 

@@ -20,6 +20,10 @@ internal static class ControllerCommand
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
         var dns = DnsOptionsBinder.Create();
         var lb = new LbOptionsBinder();
+        var store = new Option<string?>("--store")
+        {
+            Description = "The cluster store: sqlite:PATH (default: cluster.db in the state directory) or etcd://host:port[,host:port...], which several controllers can share",
+        };
         var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, insecure, certLifetime };
@@ -27,11 +31,13 @@ internal static class ControllerCommand
         lb.AddTo(command);
         command.Options.Add(vipPool);
         command.Options.Add(history);
+        command.Options.Add(store);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new ControllerOptions
             {
                 StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
+                Store = parse.GetValue(store),
                 ListenAddress = parse.GetValue(listen)!,
                 ApiPort = parse.GetValue(apiPort),
                 AgentPort = parse.GetValue(agentPort),
@@ -45,6 +51,11 @@ internal static class ControllerCommand
             {
                 throw new UsageException($"--node-cert-lifetime {Durations.Format(options.NodeCertificateLifetime)}: give nodes at least 3 s");
             }
+            if (Heddle.Controller.Store.ClusterStores.Check(options.Store) is { } storeProblem)
+            {
+                throw new UsageException(storeProblem);
+            }
+
             if (options.HistoryLimit < 1)
             {
                 throw new UsageException($"--history {options.HistoryLimit}: keep at least 1 revision");

@@ -14,7 +14,8 @@ namespace Heddle.Controller.Leadership;
 /// acting when no renewal has been confirmed for <c>LeaseTtl - RenewEvery</c>, which is before its lease can have
 /// expired on the server, so that two leaders never act at once; a follower is elected when the lease expires.
 /// </summary>
-public sealed partial class EtcdLeaderElection(EtcdMembers members, string name, string holder, ILogger logger) : ILeaderElection
+/// <param name="storeRoot">The key-value store's root (/heddle/) when the election's name is under it: the term's key then fences the store's writes.</param>
+public sealed partial class EtcdLeaderElection(EtcdMembers members, string name, string holder, ILogger logger, string? storeRoot = null) : ILeaderElection
 {
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(3);
 
@@ -57,7 +58,8 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         {
             var won = await new Election.ElectionClient(member).CampaignAsync(
                 new CampaignRequest { Name = ByteString.CopyFromUtf8(name), Lease = grant.ID, Value = ByteString.CopyFromUtf8(holder) }, cancellationToken: held.Token);
-            var term = new Leadership(holder, won.Leader.Rev);
+            var key = won.Leader.Key.ToStringUtf8();
+            var term = new Leadership(holder, won.Leader.Rev, storeRoot is not null && key.StartsWith(storeRoot, StringComparison.Ordinal) ? key[storeRoot.Length..] : null);
             LogElected(logger, holder, term.Term);
             using var leading = CancellationTokenSource.CreateLinkedTokenSource(held.Token);
             var guard = GuardAsync(() => Interlocked.Read(ref confirmed), leading);

@@ -1,7 +1,23 @@
 namespace Heddle.Controller.Leadership;
 
-/// <summary>A term of leadership: who leads, and a number that grows with each new term (a fencing token for writes).</summary>
-public sealed record Leadership(string Holder, long Term);
+/// <summary>
+/// A term of leadership: who leads, and a number that grows with each new term. <paramref name="FenceKey"/> is the
+/// store key that exists exactly while the term holds (etcd's election key, made at revision <paramref name="Term"/>):
+/// the leader's writes are conditional on it, so a write from a term that has ended is refused by the store itself.
+/// </summary>
+public sealed record Leadership(string Holder, long Term, string? FenceKey = null);
+
+/// <summary>The term this controller leads in now, or null while it follows.</summary>
+public sealed class LeaderTerm
+{
+    private volatile Leadership? _current;
+
+    public Leadership? Current
+    {
+        get => _current;
+        set => _current = value;
+    }
+}
 
 /// <summary>
 /// Who among the controllers runs the reconcilers, node health and upgrade walks. <see cref="RunAsync"/> campaigns,

@@ -16,8 +16,11 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 public sealed partial class DeploymentReconciler(
     IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
-    TimeProvider time, ILogger<DeploymentReconciler> logger)
+    TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null)
 {
+    /// <summary>This controller's term, as a condition of its commits (no term: the embedded store's one controller).</summary>
+    private (string Key, long Revision)? Fence => term?.Current is { FenceKey: { } key } leading ? (key, leading.Term) : null;
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _lastFailure = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> _unplaced = new(StringComparer.Ordinal);
 
@@ -78,7 +81,7 @@ public sealed partial class DeploymentReconciler(
             return pass.Result;
         }
 
-        if (!store.CommitPlacement(commit))
+        if (!store.CommitPlacement(commit with { Fence = Fence }))
         {
             return ReconcileResult.Retry;
         }
@@ -146,7 +149,7 @@ public sealed partial class DeploymentReconciler(
         // agent that did start one stops it all the same: its goal no longer has it). Instances on nodes that cannot
         // answer are forgotten: a node that returns is told to stop what it no longer owns.
         var gone = instances.Where(i => i.State is InstanceStates.Stopped or InstanceStates.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
-        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Version, [], gone)))
+        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence }))
         {
             return ReconcileResult.Retry;
         }

@@ -7,12 +7,13 @@ namespace Heddle.Controller.Reconciliation;
 /// <summary>
 /// Declares a node Down when it has not been heard from for the node timeout, and queues the services it ran so
 /// their instances are placed elsewhere (service healing). Heartbeats are tracked in memory; a controller that
-/// has just started gives every node a full timeout to reconnect before judging it.
+/// has just started (or has just become the leader) gives every node a full timeout to reconnect before judging it.
+/// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
 /// </summary>
-public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time) : BackgroundService
+public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
-    private readonly DateTimeOffset _started = time.GetUtcNow();
+    private DateTimeOffset _started = time.GetUtcNow();
     private readonly Lock _judging = new();
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
@@ -34,8 +35,10 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     /// <summary>When the node was last heard from by this controller process, if it has been.</summary>
     public DateTimeOffset? LastSeen(string node) => _lastSeen.TryGetValue(node, out var at) ? at : null;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Judges nodes until the token is cancelled (this controller stops leading, or stops).</summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
     {
+        _started = time.GetUtcNow();
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
         using var timer = new PeriodicTimer(period, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))

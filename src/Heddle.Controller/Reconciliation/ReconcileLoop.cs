@@ -1,5 +1,4 @@
 using Heddle.Controller.Store;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller.Reconciliation;
@@ -10,13 +9,13 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 public sealed partial class ReconcileLoop(
     WorkQueue queue, DeploymentReconciler reconciler, IClusterStore store, ControllerOptions options, TimeProvider time, ILogger<ReconcileLoop> logger)
-    : BackgroundService
 {
     private readonly Dictionary<string, int> _failures = [];
     private readonly Dictionary<string, DateTimeOffset> _scheduled = [];
     private readonly Lock _lock = new();
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Reconciles until the token is cancelled (this controller stops leading, or stops).</summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
     {
         _ = ResyncAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)

@@ -102,6 +102,11 @@ public sealed partial class KvClusterStore
 
         var now = _time.GetUtcNow();
         var conditions = new List<KvCondition> { new(serviceKey, entry.ModRevision) };
+        if (commit.Fence is { } fence)
+        {
+            conditions.Add(new(fence.Key, fence.Revision));
+        }
+
         var writes = new Writes();
         foreach (var (role, index) in commit.Removals)
         {

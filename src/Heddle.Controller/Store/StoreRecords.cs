@@ -168,6 +168,12 @@ public sealed record PlacementCommit(string Service, long ExpectedVersion, IRead
 
     public IReadOnlyList<(long Revision, string Outcome)> Outcomes { get; init; } = [];
 
+    /// <summary>
+    /// The leader's term key and its revision: the commit applies only while that term holds (a store shared by several
+    /// controllers checks it; the embedded store has one controller and no terms to check).
+    /// </summary>
+    public (string Key, long Revision)? Fence { get; init; }
+
     public bool IsEmpty => Upserts.Count == 0 && Removals.Count == 0 && Marks.Count == 0 && Walk is null && DesiredRevision is null && Outcomes.Count == 0;
 }
 

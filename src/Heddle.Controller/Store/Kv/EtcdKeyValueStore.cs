@@ -38,6 +38,9 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public string Root { get; }
 
+    /// <summary>The members and which of them is used now (leader election shares them).</summary>
+    public EtcdMembers Members => _members;
+
     public async Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
