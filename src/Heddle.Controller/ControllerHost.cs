@@ -254,6 +254,11 @@ public sealed class ControllerHost : IAsyncDisposable
         AgentEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
+        if (store.Cluster is KvClusterStore shared)
+        {
+            _ = new Publishing.RemoteChanges(shared.Mirror, shared, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
+                app.Services.GetRequiredService<EventLog>());
+        }
         app.MapGrpcService<AgentService>();
         await app.StartAsync(cancellationToken);
 
@@ -322,8 +327,15 @@ public sealed class ControllerHost : IAsyncDisposable
 
     private static string Host(System.Net.IPAddress address) => address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync();
         await _leading;
         await _app.StopAsync();

@@ -16,6 +16,13 @@ public sealed class EventLog(IClusterStore store)
     public EventRecord Add(string kind, string subject, string message)
     {
         var record = store.AddEvent(kind, subject, message);
+        Publish(record);
+        return record;
+    }
+
+    /// <summary>Tells followers and subscribers of an event already stored (by another controller sharing the store).</summary>
+    public void Publish(EventRecord record)
+    {
         lock (_lock)
         {
             foreach (var follower in _followers)
@@ -25,7 +32,6 @@ public sealed class EventLog(IClusterStore store)
         }
 
         Added?.Invoke(record);
-        return record;
     }
 
     /// <summary>Events after <paramref name="afterId"/>: those stored, then each new one as it happens.</summary>

@@ -42,6 +42,9 @@ public sealed class AgentSessions(GoalStates goals)
         }
     }
 
+    /// <summary>Sends every node connected here its current goal state (another controller changed placements, and which nodes they touch is not known here).</summary>
+    public void NotifyAll() => Notify([.. _sessions.Keys]);
+
     /// <summary>Sends each named node its current goal state.</summary>
     public void Notify(IEnumerable<string> nodes)
     {

@@ -205,6 +205,18 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         }
     }
 
+    /// <summary>The event a watched change stored (its id is the change's revision), or null when the change is not one.</summary>
+    public static EventRecord? EventOf(KvEvent change)
+    {
+        if (change.Kind != KvEventKind.Put || !change.Key.StartsWith("events/", StringComparison.Ordinal) || change.Value is null)
+        {
+            return null;
+        }
+
+        var stored = JsonSerializer.Deserialize<StoredEvent>(change.Value, Format)!;
+        return new EventRecord(change.Revision, stored.Time, stored.Kind, stored.Subject, stored.Message);
+    }
+
     private static EventRecord ToEvent(KvEntry entry)
     {
         var stored = Decode<StoredEvent>(entry);

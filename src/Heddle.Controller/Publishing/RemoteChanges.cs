@@ -1,0 +1,68 @@
+using Heddle.Controller.Agents;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Store.Kv;
+
+namespace Heddle.Controller.Publishing;
+
+/// <summary>
+/// What another controller sharing the store changed, turned into what this controller does about a change of its
+/// own: the service queued (the leader reconciles what a follower accepted or an agent reported there), the agents
+/// connected here sent their goal states (the leader placed instances on them), and events published to DNS, the
+/// load balancer and `heddle events -f` (whichever controller they follow). A burst of placement changes costs one
+/// round of goal states.
+/// </summary>
+public sealed class RemoteChanges
+{
+    private readonly IClusterStore _store;
+    private readonly WorkQueue _queue;
+    private readonly AgentSessions _agents;
+    private readonly EventLog _events;
+    private int _goalsPending;
+
+    public RemoteChanges(KvMirror mirror, IClusterStore store, WorkQueue queue, AgentSessions agents, EventLog events)
+    {
+        _store = store;
+        _queue = queue;
+        _agents = agents;
+        _events = events;
+        mirror.Changed += OnChanged;
+    }
+
+    private void OnChanged(KvEvent change)
+    {
+        var parts = change.Key.Split('/');
+        switch (parts[0])
+        {
+            case "services" or "status" when parts.Length > 1:
+                _queue.Add(parts[1]);
+                break;
+            case "instances" when parts.Length > 1:
+                _queue.Add(parts[1]);
+                SendGoals();
+                break;
+            case "nodes":
+                foreach (var service in _store.ListServices())
+                {
+                    _queue.Add(service.Name);
+                }
+
+                break;
+            case "events" when KvClusterStore.EventOf(change) is { } stored:
+                _events.Publish(stored);
+                break;
+        }
+    }
+
+    private void SendGoals()
+    {
+        if (Interlocked.Exchange(ref _goalsPending, 1) == 0)
+        {
+            _ = Task.Run(() =>
+            {
+                Interlocked.Exchange(ref _goalsPending, 0);
+                _agents.NotifyAll();
+            });
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using Heddle.Controller.Leadership;
+using Term = Heddle.Controller.Leadership.Leadership;
+using Heddle.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Heddle.Controller.Tests.Integration;
+
+/// <summary>The controller on etcd (`--store etcd://...`): what works on SQLite works the same, and of several controllers one leads.</summary>
+[Collection(nameof(ClusterCollection))]
+public sealed class EtcdControllerTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task OnEtcd_DeployScaleRestartAndDelete_WorkAsOnSqlite()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, configure: o => o with { Store = $"etcd://{etcd.ClientUrl.Authority}" });
+        await cluster.DeploySampleAsync();
+        var first = await cluster.WaitUntilReadyAsync("hello", 4, Deadline);
+        Assert.NotNull(first.Vip);
+        using var http = new HttpClient();
+        foreach (var web in first.Instances.Where(i => i.Role == "web"))
+        {
+            Assert.Equal($"hi from {web.Id}\n", await http.GetStringAsync($"http://{web.NodeAddress}:{web.Ports["http"]}/"));
+        }
+
+        await cluster.DeploySampleAsync(File.ReadAllText(SamplePackage.ConfigurationPath).Replace("instances: 3", "instances: 5"));
+        var scaled = await cluster.WaitUntilReadyAsync("hello", 6, Deadline);
+        Assert.All(first.Instances, i => Assert.Equal(i.Pid, scaled.Instances.Single(s => s.Id == i.Id).Pid)); // a scale-out leaves the others alone
+
+        await cluster.RestartControllerAsync();
+        var restarted = await cluster.WaitUntilReadyAsync("hello", 6, Deadline);
+        Assert.Equal(scaled.Instances.Select(i => (i.Id, i.Pid)).Order(), restarted.Instances.Select(i => (i.Id, i.Pid)).Order());
+        Assert.Equal(first.Vip, restarted.Vip);
+        var pids = await Poll.UntilAsync(() => Task.FromResult(cluster.InstanceProcesses()), p => p.Count == 6, TimeSpan.FromSeconds(20), "exactly 6 instance processes");
+        Assert.Equal(restarted.Instances.Select(i => i.Pid).Order(), pids.Order());
+
+        await cluster.Api.DeleteServiceAsync("hello");
+        await Poll.UntilAsync(() => cluster.Api.ListServicesAsync(), s => s.Count == 0, Deadline, "the service gone");
+        await Poll.UntilAsync(() => Task.FromResult(cluster.InstanceProcesses()), p => p.Count == 0, Deadline, "no instance process left");
+    }
+
+    [Fact]
+    public async Task TwoControllersOnOneEtcd_OneLeads_TheOtherServesTheApi_AndTakesOverWhenTheLeaderStops()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        using var directory = new TempDirectory("heddle-two-");
+        var store = $"etcd://{etcd.ClientUrl.Authority}";
+        var a = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = directory.Combine("a"), Store = store });
+        var b = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = directory.Combine("b"), Store = store });
+        try
+        {
+            var leader = await Poll.UntilAsync(() => Task.FromResult(Leaders(a, b)), l => l.Count == 1, TimeSpan.FromSeconds(20), "one leader");
+            var (first, second) = leader[0] == a ? (a, b) : (b, a);
+            Assert.Equal(first.ApiUrl.ToString(), TermOf(first)!.Holder);
+
+            // A deployment accepted by the follower is the leader's to place (there are no nodes: it says it cannot). The admin
+            // token is the cluster's (made by the controller that started first); each controller still has a CA of its own.
+            var token = a.ApiToken.Length > 0 ? a.ApiToken : b.ApiToken;
+            using (var api = new Contracts.Api.HeddleApiClient(second.ApiUrl, token, second.CaCertificate))
+            {
+                var upload = await api.UploadPackageAsync(SamplePackage.File);
+                await api.DeployAsync(new Contracts.Api.DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath), "hello.config.yaml"));
+            }
+
+            using (var api = new Contracts.Api.HeddleApiClient(first.ApiUrl, token, first.CaCertificate))
+            {
+                await Poll.UntilAsync(() => api.ListEventsAsync(), e => e.Any(x => x.Kind == EventKinds.PlacementFailed && x.Subject == "hello"), Deadline, "the leader to try placing hello");
+            }
+
+            var stopped = Stopwatch.StartNew();
+            await first.DisposeAsync();
+            await Poll.UntilAsync(() => Task.FromResult(TermOf(second)), t => t is not null, TimeSpan.FromSeconds(20), "the other controller to lead");
+            output.WriteLine($"the leader stopped; the other led {stopped.ElapsedMilliseconds} ms later");
+        }
+        finally
+        {
+            await a.DisposeAsync(); // disposing twice is harmless
+            await b.DisposeAsync();
+        }
+    }
+
+    private static Term? TermOf(ControllerHost host) => host.Services.GetRequiredService<LeaderTerm>().Current;
+
+    private static List<ControllerHost> Leaders(params ControllerHost[] hosts) => [.. hosts.Where(h => TermOf(h) is not null)];
+}
