@@ -137,9 +137,14 @@ public sealed class ControllerHost : IAsyncDisposable
         }
 
         var address = System.Net.IPAddress.Parse(options.ListenAddress);
+        var store = await ClusterStores.OpenAsync(options, time, cancellationToken);
+        if (store.Cluster is KvClusterStore sharing)
+        {
+            await SharedAuthority.ShareAsync(sharing.Mirror, options.StateDirectory, cancellationToken);
+        }
+
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
         var serverCertificate = ca.IssueController(address, time);
-        var store = await ClusterStores.OpenAsync(options, time, cancellationToken);
         ListenOptions? apiListener = null;
         ListenOptions? agentListener = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -158,12 +163,14 @@ public sealed class ControllerHost : IAsyncDisposable
                 listen.UseHttps(new HttpsConnectionAdapterOptions
                 {
                     ServerCertificate = serverCertificate,
-                    // Enrolment comes without a certificate; everything else on this port is refused without a node's.
+                    // Enrolment comes without a certificate; everything else on this port is refused without a node's (or, for
+                    // blob copies between controllers sharing a store, a controller's).
                     ClientCertificateMode = ClientCertificateMode.AllowCertificate,
                     // Each connection proves the node afresh (a resumed session would carry an old certificate).
                     OnAuthenticate = (_, ssl) => ssl.AllowTlsResume = false,
                     ClientCertificateValidation = (certificate, _, _) =>
-                        Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit),
+                        Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
+                        || Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.ControllerUnit),
                 });
             });
             kestrel.Limits.MaxRequestBodySize = null;
@@ -181,6 +188,14 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<Tokens>();
         services.AddSingleton<NodeCertificates>();
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
+        services.AddSingleton<BlobPeers>();
+        services.AddHttpClient(BlobPeers.ClientName, c => c.Timeout = TimeSpan.FromMinutes(30))
+            .ConfigurePrimaryHttpMessageHandler(() =>
+            {
+                var handler = Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate);
+                handler.ConnectTimeout = TimeSpan.FromSeconds(2);
+                return handler;
+            });
         services.AddSingleton(new ControllerInfo(options.StateDirectory));
         services.AddSingleton<EventLog>();
         services.AddSingleton<Dns.DnsRecordSource>();
@@ -259,6 +274,7 @@ public sealed class ControllerHost : IAsyncDisposable
             _ = new Publishing.RemoteChanges(shared.Mirror, shared, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
                 app.Services.GetRequiredService<EventLog>());
         }
+
         app.MapGrpcService<AgentService>();
         await app.StartAsync(cancellationToken);
 
@@ -271,12 +287,20 @@ public sealed class ControllerHost : IAsyncDisposable
         info.AgentUrl = agent;
         var bootstrap = Path.Combine(options.StateDirectory, Tokens.BootstrapFile);
         var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
+        await app.Services.GetRequiredService<BlobPeers>().RegisterAsync(api, agent, cancellationToken);
         host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>())));
+        if (store.Etcd is not null)
+        {
+            var sessions = app.Services.GetRequiredService<AgentSessions>();
+            host._sharing = app.Services.GetRequiredService<NodeHealthMonitor>().ShareAsync(() => sessions.Connected, host._stop.Token);
+        }
+
         return host;
     }
 
     private readonly CancellationTokenSource _stop = new();
     private Task _leading = Task.CompletedTask;
+    private Task _sharing = Task.CompletedTask;
 
     /// <summary>
     /// Campaigns for leadership for as long as the controller runs; while it leads, it runs the reconcilers (upgrade
@@ -338,7 +362,15 @@ public sealed class ControllerHost : IAsyncDisposable
 
         await _stop.CancelAsync();
         await _leading;
-        await _app.StopAsync();
+        await _sharing;
+        await Services.GetRequiredService<BlobPeers>().DeregisterAsync();
+        Services.GetRequiredService<AgentSessions>().CloseAll();
+        using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            // Long streams (event and projection followers, an agent that reconnected meanwhile) are cut after the grace.
+            await _app.StopAsync(grace.Token);
+        }
+
         await _app.DisposeAsync();
         _ca.Dispose();
     }

@@ -33,8 +33,10 @@ public sealed class TestCluster : IAsyncDisposable
     public string StateDirectory => _directory.Path;
 
     /// <summary>With <paramref name="cuttable"/>, each agent reaches the controller through a <see cref="LinkCutter"/> of its own (<see cref="Links"/>).</summary>
+    /// <param name="controllers">More than one needs a store they share (configure one, as etcd://...): controller k keeps its state in controller-k,
+    /// and agent i talks to controller i mod N first and knows every other.</param>
     public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true, bool cuttable = false,
-        Func<ControllerOptions, ControllerOptions>? configure = null)
+        Func<ControllerOptions, ControllerOptions>? configure = null, int controllers = 1)
     {
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
@@ -48,6 +50,14 @@ public sealed class TestCluster : IAsyncDisposable
         options = configure?.Invoke(options) ?? options;
         var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers };
         cluster.Controller = await ControllerHost.StartAsync(options);
+        cluster.Controllers.Add(cluster.Controller);
+        for (var k = 1; k < controllers; k++)
+        {
+            cluster.Controllers.Add(await ControllerHost.StartAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
+        }
+
+        cluster._agentUrls.AddRange(controllers > 1 ? cluster.Controllers.Select(c => c!.AgentUrl) : []);
+
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken, cluster.Controller.CaCertificate);
         cluster.JoinString = cluster.Controller.CreateJoinString(TimeSpan.FromHours(2));
         if (cuttable)
@@ -75,9 +85,25 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>The link of each agent to the controller, when the cluster was started cuttable.</summary>
     public List<LinkCutter> Links { get; } = [];
 
+    private readonly List<Uri> _agentUrls = [];
+
+    /// <summary>Every controller started, the first being <see cref="Controller"/>; a stopped one is null.</summary>
+    public List<ControllerHost?> Controllers { get; } = [];
+
+    /// <summary>Stops controller k (gracefully: it gives up leadership at once) and leaves the others running.</summary>
+    public async Task StopControllerAsync(int k)
+    {
+        if (Controllers[k] is { } controller)
+        {
+            Controllers[k] = null;
+            await controller.DisposeAsync();
+        }
+    }
+
     public AgentOptions AgentOptions(int i) => new()
     {
-        ControllerAgentUrl = i < Links.Count ? Links[i].Url : Controller.AgentUrl,
+        ControllerAgentUrl = i < Links.Count ? Links[i].Url : _agentUrls.Count > 1 ? _agentUrls[i % _agentUrls.Count] : Controller.AgentUrl,
+        OtherControllerUrls = _agentUrls.Count > 1 ? [.. _agentUrls.Where((_, k) => k != i % _agentUrls.Count)] : [],
         Join = JoinString,
         NodeName = NodeName(i),
         Address = NodeAddress(i),
@@ -116,6 +142,7 @@ public sealed class TestCluster : IAsyncDisposable
         var options = _controllerOptions with { ApiPort = Controller.ApiUrl.Port, AgentPort = Controller.AgentUrl.Port };
         await Controller.DisposeAsync();
         Controller = await ControllerHost.StartAsync(options);
+        Controllers[0] = Controller;
     }
 
     public async Task<ServiceStatus> DeploySampleAsync(string? configuration = null)
@@ -188,9 +215,9 @@ public sealed class TestCluster : IAsyncDisposable
         }
 
         Api?.Dispose();
-        if (Controller is not null)
+        foreach (var controller in Controllers.OfType<ControllerHost>().Append(Controller).Distinct())
         {
-            await Controller.DisposeAsync();
+            await controller.DisposeAsync();
         }
 
         _directory.Dispose();

@@ -232,6 +232,7 @@ public static class ProblemTypes
     public const string HashMismatch = "https://heddle.dev/problems/hash-mismatch";
     public const string PackageMissing = "https://heddle.dev/problems/package-missing";
     public const string Conflict = "https://heddle.dev/problems/conflict";
+    public const string NotReplicated = "https://heddle.dev/problems/not-replicated";
     public const string InvalidRequest = "https://heddle.dev/problems/invalid-request";
     public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
 }

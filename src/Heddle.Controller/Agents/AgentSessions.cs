@@ -33,6 +33,18 @@ public sealed class AgentSessions(GoalStates goals)
 
     public bool IsConnected(string node) => _sessions.ContainsKey(node);
 
+    /// <summary>Ends every stream (this controller is stopping: its agents move to another controller at once).</summary>
+    public void CloseAll()
+    {
+        foreach (var node in _sessions.Keys)
+        {
+            Disconnect(node);
+        }
+    }
+
+    /// <summary>The nodes connected to this controller now.</summary>
+    public IReadOnlyList<string> Connected => [.. _sessions.Keys];
+
     /// <summary>Ends the node's stream now (its certificate was revoked).</summary>
     public void Disconnect(string node)
     {

@@ -92,7 +92,7 @@ internal static class ApiEndpoints
     private static bool IsDnsName(string name) => name.Length is > 0 and <= 253
         && name.Split('.').All(l => l.Length is > 0 and <= 63 && l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
 
-    private static async Task<IResult> PutPackageAsync(string sha256, HttpRequest request, BlobStore blobs, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> PutPackageAsync(string sha256, HttpRequest request, BlobStore blobs, BlobPeers peers, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
     {
         if (!Sha256Hex.IsValid(sha256))
         {
@@ -126,6 +126,12 @@ internal static class ApiEndpoints
                     File.Delete(blobs.PathOf(sha256));
                     return Problems.Invalid(ProblemTypes.InvalidPackage, "Invalid package", $"the package is refused: {diagnostics.Items.Count} error(s)",
                         diagnostics.Sorted().Select(d => d.ToString()));
+                }
+
+                // Known to the cluster (and deployable) only once another controller holds a copy too.
+                if (await peers.ReplicateAsync(sha256, cancellationToken) is { } unreplicated)
+                {
+                    return Problems.Problem(StatusCodes.Status503ServiceUnavailable, ProblemTypes.NotReplicated, "Package not replicated", unreplicated);
                 }
 
                 store.PutPackage(new PackageRecord(sha256, size.Value, package.Definition.Name, package.ServiceYaml, time.GetUtcNow()));

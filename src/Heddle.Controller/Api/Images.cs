@@ -15,7 +15,7 @@ namespace Heddle.Controller.Api;
 /// a new package names it), so a revision's image cannot change under it; an image that a kept revision of any
 /// service names cannot be deleted.
 /// </summary>
-public sealed partial class Images(IClusterStore store, BlobStore blobs, ServiceModels models, EventLog events, TimeProvider time)
+public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPeers peers, ServiceModels models, EventLog events, TimeProvider time)
 {
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
     private static partial Regex NamePattern();
@@ -79,6 +79,11 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, Service
             }
 
             return Problems.Invalid(ProblemTypes.InvalidImage, "Invalid image", $"the image is refused: {e.Message}; nothing was changed");
+        }
+
+        if (await peers.ReplicateAsync(sha256, cancellationToken) is { } unreplicated)
+        {
+            return Problems.Problem(StatusCodes.Status503ServiceUnavailable, ProblemTypes.NotReplicated, "Image not replicated", unreplicated.Replace("its package", "its package or image"));
         }
 
         // An admin's image is shared: every tenant's services may run in it. A tenant's is its own.

@@ -48,6 +48,9 @@ public sealed class RemoteChanges
                 }
 
                 break;
+            case "certificates" when change.Value is not null && System.Text.Json.JsonSerializer.Deserialize<CertificateRecord>(change.Value, KvClusterStore.Format) is { Revoked: true } revoked:
+                _agents.Disconnect(revoked.Node); // removed through another controller: its stream here ends too
+                break;
             case "events" when KvClusterStore.EventOf(change) is { } stored:
                 _events.Publish(stored);
                 break;

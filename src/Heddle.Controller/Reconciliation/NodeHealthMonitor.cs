@@ -47,6 +47,33 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         }
     }
 
+    /// <summary>
+    /// Every controller sharing a store says in it, every quarter of the node timeout, which nodes it has heard from
+    /// lately, so the leader does not judge Down a node that is connected to another controller.
+    /// </summary>
+    public async Task ShareAsync(Func<IEnumerable<string>> connected, CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(100, options.NodeTimeout.TotalMilliseconds / 4)), time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                var heard = connected().Where(_lastSeen.ContainsKey).ToDictionary(n => n, n => _lastSeen[n], StringComparer.Ordinal);
+                try
+                {
+                    store.PutNodesSeen(heard);
+                }
+                catch (Store.Kv.KvUnavailableException)
+                {
+                    // The store is away: the leader cannot act on anything either; the next tick says it again.
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
     public void Check()
     {
         lock (_judging)
@@ -60,7 +87,8 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         var now = time.GetUtcNow();
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
         {
-            var seen = _lastSeen.TryGetValue(node.Name, out var at) ? at : _started;
+            // Heard here, or by another controller the node is connected to (it says so in the store).
+            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : _started, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
             if (now - seen <= options.NodeTimeout)
             {
                 continue;

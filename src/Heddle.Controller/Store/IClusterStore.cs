@@ -77,6 +77,15 @@ public interface IClusterStore : IDisposable
 
     void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen);
 
+    /// <summary>
+    /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another
+    /// controller) to judge them by. The embedded store has one controller, which hears every node itself: it keeps nothing.
+    /// </summary>
+    void PutNodesSeen(IReadOnlyDictionary<string, DateTimeOffset> seen);
+
+    /// <summary>When a controller sharing the store last said it heard from the node; null when none did.</summary>
+    DateTimeOffset? NodeSeen(string node);
+
     EventRecord AddEvent(string kind, string subject, string message);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);

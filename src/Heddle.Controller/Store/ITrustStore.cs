@@ -36,6 +36,8 @@ public interface ITrustStore
 
     IReadOnlyList<CertificateRecord> ListCertificates();
 
+    CertificateRecord? GetCertificate(string serial);
+
     /// <summary>Revokes every certificate of a node; how many were in force.</summary>
     int RevokeCertificates(string node);
 

@@ -31,6 +31,8 @@ public sealed partial class KvClusterStore
 
     public IReadOnlyList<CertificateRecord> ListCertificates() => ReadAll<CertificateRecord>("certificates/");
 
+    public CertificateRecord? GetCertificate(string serial) => Read<CertificateRecord>(Keys.Certificate(serial));
+
     public int RevokeCertificates(string node)
     {
         for (var attempt = 0; attempt < Retries; attempt++)

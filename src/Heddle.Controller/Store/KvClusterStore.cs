@@ -172,6 +172,18 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     public void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen) =>
         Change<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen });
 
+    public void PutNodesSeen(IReadOnlyDictionary<string, DateTimeOffset> seen)
+    {
+        if (seen.Count > 0)
+        {
+            Commit([], [.. seen.Select(s => Put(Keys.Seen(s.Key), new NodeHeard(s.Value)))]);
+        }
+    }
+
+    public DateTimeOffset? NodeSeen(string node) => Read<NodeHeard>(Keys.Seen(node))?.At;
+
+    private sealed record NodeHeard(DateTimeOffset At);
+
     /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
     public EventRecord AddEvent(string kind, string subject, string message)
     {
@@ -314,6 +326,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         public static string Status(string service, string role, int index) => $"status/{service}/{role}/{index.ToString("D9", CultureInfo.InvariantCulture)}";
 
         public static string Node(string name) => $"nodes/{name}";
+
+        public static string Seen(string node) => $"seen/{node}";
 
         public static string Token(string hash) => $"tokens/{hash}";
 

@@ -87,6 +87,15 @@ public sealed partial class SqliteClusterStore
         }
     }
 
+    public CertificateRecord? GetCertificate(string serial)
+    {
+        lock (_lock)
+        {
+            return Query("SELECT serial, node, not_after, revoked FROM certificates WHERE serial = $s",
+                r => new CertificateRecord(r.GetString(0), r.GetString(1), Parse(r.GetString(2)), r.GetInt64(3) != 0), ("$s", serial)).FirstOrDefault();
+        }
+    }
+
     public int RevokeCertificates(string node)
     {
         lock (_lock)

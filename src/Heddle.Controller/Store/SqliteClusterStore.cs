@@ -439,6 +439,12 @@ public sealed partial class SqliteClusterStore : IClusterStore, ITrustStore
         }
     }
 
+    public void PutNodesSeen(IReadOnlyDictionary<string, DateTimeOffset> seen)
+    {
+    }
+
+    public DateTimeOffset? NodeSeen(string node) => null;
+
     public EventRecord AddEvent(string kind, string subject, string message)
     {
         lock (_lock)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Heddle.Contracts.Trust;
@@ -10,6 +9,7 @@ namespace Heddle.Controller.Trust;
 /// Node certificates: signed once for a join token (enrolment), renewed over mutual TLS, revoked when the node is
 /// removed. A certificate in force is known by its serial; anything else is refused. A renewed certificate stays valid
 /// until it expires (connections made with it keep working while the agent moves to the new one), as kubelets' do.
+/// Every check reads the store, so a certificate signed or revoked by another controller sharing it counts here too.
 /// </summary>
 public sealed class NodeCertificates
 {
@@ -17,7 +17,6 @@ public sealed class NodeCertificates
     private readonly CertificateAuthority _ca;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
-    private readonly ConcurrentDictionary<string, CertificateRecord> _bySerial;
     private readonly Lock _enrolling = new();
 
     public NodeCertificates(ITrustStore store, CertificateAuthority ca, TimeProvider time, ControllerOptions options)
@@ -26,7 +25,6 @@ public sealed class NodeCertificates
         _ca = ca;
         _time = time;
         _lifetime = options.NodeCertificateLifetime;
-        _bySerial = new(store.ListCertificates().ToDictionary(c => c.Serial, StringComparer.Ordinal), StringComparer.Ordinal);
     }
 
     /// <summary>Signs a first certificate for <paramref name="node"/>; refused (with the reason) when a certificate of that name is in force.</summary>
@@ -39,7 +37,7 @@ public sealed class NodeCertificates
 
         lock (_enrolling)
         {
-            if (_bySerial.Values.Any(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()))
+            if (_store.ListCertificates().Any(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()))
             {
                 return (null, $"node {node} is already enrolled and its certificate is in force; a second agent cannot take its name "
                     + $"(if the node was rebuilt and lost its certificate, run 'heddle nodes remove {node}' first)");
@@ -72,7 +70,6 @@ public sealed class NodeCertificates
 
         var record = new CertificateRecord(certificate.SerialNumber, node, certificate.NotAfter.ToUniversalTime(), false);
         _store.PutCertificate(record);
-        _bySerial[record.Serial] = record;
         return (certificate, null);
     }
 
@@ -87,19 +84,13 @@ public sealed class NodeCertificates
             return null;
         }
 
-        return _bySerial.TryGetValue(certificate.SerialNumber, out var record) && !record.Revoked && record.Node == ClusterTrust.NameOf(certificate) ? record.Node : null;
+        return _store.GetCertificate(certificate.SerialNumber) is { Revoked: false } record && record.Node == ClusterTrust.NameOf(certificate) ? record.Node : null;
     }
 
     /// <summary>Revokes every certificate of a node; true when one was in force.</summary>
     public bool Revoke(string node)
     {
-        var revoked = _store.RevokeCertificates(node) > 0;
-        foreach (var (serial, record) in _bySerial.Where(c => c.Value.Node == node))
-        {
-            _bySerial[serial] = record with { Revoked = true };
-        }
-
-        return revoked;
+        return _store.RevokeCertificates(node) > 0;
     }
 
     /// <summary>Node names follow the rule of DNS labels, so they can stand in a certificate's name.</summary>

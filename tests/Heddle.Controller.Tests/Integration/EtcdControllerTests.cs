@@ -83,6 +83,48 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task TwoControllersWithAgentsOnBoth_DeployThroughTheFollower_ThenTheLeaderStops_AndNothingIsLostOrDuplicated()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, controllers: 2, configure: o => o with { Store = $"etcd://{etcd.ClientUrl.Authority}" });
+        var leaders = await Poll.UntilAsync(() => Task.FromResult(Leaders([.. cluster.Controllers.OfType<ControllerHost>()])), l => l.Count == 1, TimeSpan.FromSeconds(20), "one leader");
+        var leader = cluster.Controllers.IndexOf(leaders[0]);
+        var follower = cluster.Controllers[1 - leader]!;
+        using var api = new Contracts.Api.HeddleApiClient(follower.ApiUrl, cluster.Controller.ApiToken, follower.CaCertificate);
+        var upload = await api.UploadPackageAsync(SamplePackage.File);
+        await api.DeployAsync(new Contracts.Api.DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath), "hello.config.yaml"));
+        var ready = await ReadyAsync(api, 4);
+        Assert.Equal(3, (await api.ListNodesAsync()).Count(n => n.Condition == "Ready")); // nodes on either controller stay Ready
+
+        var stopped = Stopwatch.StartNew();
+        var stopping = cluster.StopControllerAsync(leader);
+        await Poll.UntilAsync(() => Task.FromResult(TermOf(follower)), t => t is not null, TimeSpan.FromSeconds(20), "the follower to lead");
+        output.WriteLine($"the leader was told to stop; the follower led {stopped.ElapsedMilliseconds} ms later");
+        await stopping;
+        output.WriteLine($"the leader had stopped {stopped.ElapsedMilliseconds} ms after it was told");
+        await api.DeployAsync(new Contracts.Api.DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath).Replace("instances: 3", "instances: 4"), "hello.config.yaml"));
+        var scaled = await ReadyAsync(api, 5);
+
+        Assert.All(ready.Instances, i => Assert.Equal(i.Pid, scaled.Instances.Single(s => s.Id == i.Id).Pid));
+        Assert.Equal(3, (await api.ListNodesAsync()).Count(n => n.Condition == "Ready"));
+        var pids = await Poll.UntilAsync(() => Task.FromResult(cluster.InstanceProcesses()), p => p.Count == 5, TimeSpan.FromSeconds(20), "exactly 5 instance processes");
+        Assert.Equal(scaled.Instances.Select(i => i.Pid).Order(), pids.Order());
+    }
+
+    private static async Task<Contracts.Api.ServiceStatus> ReadyAsync(Contracts.Api.HeddleApiClient api, int count)
+    {
+        Contracts.Api.ServiceStatus? last = null;
+        try
+        {
+            return await Poll.UntilAsync(async () => last = await api.GetServiceAsync("hello"), s => s.Instances.Count == count && s.Instances.All(i => i.State == "Ready"), Deadline, $"{count} instances Ready");
+        }
+        catch (TimeoutException e) when (last is not null)
+        {
+            throw new TimeoutException($"{e.Message}; instances: {string.Join("; ", last.Instances.Select(i => $"{i.Id} {i.State} on {i.Node}: {i.Reason}"))}", e);
+        }
+    }
+
     private static Term? TermOf(ControllerHost host) => host.Services.GetRequiredService<LeaderTerm>().Current;
 
     private static List<ControllerHost> Leaders(params ControllerHost[] hosts) => [.. hosts.Where(h => TermOf(h) is not null)];
