@@ -310,13 +310,28 @@ public sealed class ControllerHost : IAsyncDisposable
     private async Task LeadAsync(Leadership.ILeaderElection election)
     {
         var term = Services.GetRequiredService<Leadership.LeaderTerm>();
+        term.Election = election;
         var loop = Services.GetRequiredService<ReconcileLoop>();
         var health = Services.GetRequiredService<NodeHealthMonitor>();
         try
         {
+            var shared = Services.GetRequiredService<OpenedStore>().Etcd is not null;
+            var events = Services.GetRequiredService<EventLog>();
             await election.RunAsync(async (leadership, leading) =>
             {
                 term.Current = leadership;
+                if (shared)
+                {
+                    try
+                    {
+                        events.Add(EventKinds.LeaderElected, leadership.Holder, $"controller {leadership.Holder} leads (term {leadership.Term}); it runs the reconcilers, node health and upgrade walks");
+                    }
+                    catch (Store.Kv.KvUnavailableException)
+                    {
+                        // The store is away: the term cannot write anything either, and ends soon.
+                    }
+                }
+
                 try
                 {
                     await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading));

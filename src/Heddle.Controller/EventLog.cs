@@ -105,4 +105,5 @@ public static class EventKinds
     public const string UpgradeCompleted = "UpgradeCompleted";
     public const string UpgradePaused = "UpgradePaused";
     public const string UpgradeResumed = "UpgradeResumed";
+    public const string LeaderElected = "LeaderElected";
 }

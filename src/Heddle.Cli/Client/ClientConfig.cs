@@ -10,6 +10,9 @@ namespace Heddle.Cli.Client;
 /// </summary>
 internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertificatePem)
 {
+    /// <summary>Every controller's API URL when there are several (`apiUrls`, the first being <see cref="ApiUrl"/>); the CLI uses the next when one cannot be reached.</summary>
+    public IReadOnlyList<Uri> ApiUrls { get; init; } = [ApiUrl];
+
     public const string TokenVariable = "HEDDLE_TOKEN";
 
     /// <summary>The --token option, when given (set once the command line is parsed).</summary>
@@ -37,7 +40,9 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertific
             using var json = JsonDocument.Parse(File.ReadAllText(FilePath));
             var root = json.RootElement;
             var ca = root.TryGetProperty("ca", out var pem) && pem.ValueKind == JsonValueKind.String ? pem.GetString() : null;
-            return new ClientConfig(new Uri(root.GetProperty("apiUrl").GetString()!), TokenOverride ?? root.GetProperty("token").GetString()!, ca);
+            var apiUrl = new Uri(root.GetProperty("apiUrl").GetString()!);
+            var all = root.TryGetProperty("apiUrls", out var urls) && urls.ValueKind == JsonValueKind.Array ? urls.EnumerateArray().Select(u => new Uri(u.GetString()!)).ToList() : [apiUrl];
+            return new ClientConfig(apiUrl, TokenOverride ?? root.GetProperty("token").GetString()!, ca) { ApiUrls = all.Count > 0 ? all : [apiUrl] };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or UriFormatException or InvalidOperationException)
         {
@@ -45,10 +50,10 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertific
         }
     }
 
-    public static void Save(Uri apiUrl, string token, string? caCertificatePem)
+    public static void Save(Uri apiUrl, string token, string? caCertificatePem, IReadOnlyList<Uri>? apiUrls = null)
     {
         Directory.CreateDirectory(Home);
-        Heddle.Contracts.Trust.PrivateFile.Write(FilePath, JsonSerializer.Serialize(new { apiUrl, token, ca = caCertificatePem }, CliConsole.Json));
+        Heddle.Contracts.Trust.PrivateFile.Write(FilePath, JsonSerializer.Serialize(new { apiUrl, apiUrls = apiUrls ?? [apiUrl], token, ca = caCertificatePem }, CliConsole.Json));
     }
 
     public HeddleApiClient Connect()
@@ -58,7 +63,7 @@ internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertific
             throw new CliException($"{FilePath} has no 'ca' (the cluster CA certificate, PEM) to check the controller at {ApiUrl} with; run 'heddle up' again or add it");
         }
 
-        return CaCertificatePem is null ? new(ApiUrl, Token) : new(ApiUrl, Token, Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem));
+        return new(ApiUrls, Token, CaCertificatePem is null ? null : Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem));
     }
 }
 

@@ -51,9 +51,9 @@ internal static class ControllerFollower
     {
         var variable = ClientConfig.TokenOverride;
         var configured = controller is null || (tokenFile is null && variable is null) || caFile is null ? ClientConfig.Load() : null;
-        var url = controller is not null ? new Uri(controller) : configured!.ApiUrl;
+        var urls = controller is not null ? controller.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => new Uri(u)).ToList() : configured!.ApiUrls;
         var token = tokenFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(tokenFile, "token file")).Trim() : variable ?? configured!.Token;
         var ca = caFile is not null ? File.ReadAllText(Commands.CommonOptions.RequireExistingFile(caFile, "CA certificate file")) : configured!.CaCertificatePem;
-        return new ClientConfig(url, token, ca).Connect();
+        return new ClientConfig(urls[0], token, ca) { ApiUrls = urls }.Connect();
     }
 }

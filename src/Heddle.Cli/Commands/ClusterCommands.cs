@@ -218,6 +218,9 @@ internal static class ClusterCommands
             if (!Json(console, parse.GetValue(format), info))
             {
                 console.Out.WriteLine($"API        {info.ApiUrl}");
+                console.Out.WriteLine($"leader     {info.Leader ?? "-"}");
+                console.Out.WriteLine($"controllers {string.Join(", ", info.Controllers)}");
+                console.Out.WriteLine($"store      {info.Store ?? "-"}");
                 console.Out.WriteLine($"agents     {info.AgentUrl}");
                 console.Out.WriteLine($"DNS        {info.DnsAddress ?? "not served by the controller (started with --no-dns)"}");
                 console.Out.WriteLine($"zone       {info.Zone ?? "-"}");

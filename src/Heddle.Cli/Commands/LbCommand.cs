@@ -116,7 +116,7 @@ internal static class LbCommand
 {
     public static Command Create(CliConsole console)
     {
-        var controller = new Option<string?>("--controller") { Description = "The controller's API URL (default: from $HEDDLE_HOME/config.json)" };
+        var controller = new Option<string?>("--controller") { Description = "The controller's API URL, or several comma-separated (the next is followed when one is lost; default: from $HEDDLE_HOME/config.json)" };
         var tokenFile = new Option<string?>("--token-file") { Description = "A file holding an admin API token (default: from $HEDDLE_HOME/config.json)" };
         var caFile = new Option<string?>("--ca-file") { Description = "The cluster CA certificate, PEM, to check the controller with (default: from $HEDDLE_HOME/config.json; the controller writes <state>/ca.crt)" };
         var lb = new LbOptionsBinder();

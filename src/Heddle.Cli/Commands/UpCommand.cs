@@ -4,6 +4,7 @@ using System.Text.Json;
 using Heddle.Agent.Drivers;
 using Heddle.Cli.Client;
 using Heddle.Contracts.Api;
+using Heddle.Controller.Store.Kv;
 
 namespace Heddle.Cli.Commands;
 
@@ -23,7 +24,12 @@ internal static class UpCommand
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
         var cores = new Option<int>("--cores-per-node") { Description = "Physical cores each node claims (default 2)", DefaultValueFactory = _ => 2 };
         var threads = new Option<int>("--threads-per-core") { Description = "Threads per claimed core (default 1)", DefaultValueFactory = _ => 1 };
-        var command = new Command("up", "Start a local cluster (controller + agents) and keep it running until Ctrl-C") { nodes, state, timeout, cores, threads };
+        var controllers = new Option<int>("--controllers")
+        {
+            Description = "How many controllers (default 1, on SQLite); more share a local etcd cluster of as many members, one of them leads and another takes over when it goes",
+            DefaultValueFactory = _ => 1,
+        };
+        var command = new Command("up", "Start a local cluster (controller + agents) and keep it running until Ctrl-C") { nodes, state, timeout, cores, threads, controllers };
         command.SetAction(async (parse, ct) =>
         {
             var count = parse.GetValue(nodes);
@@ -32,8 +38,14 @@ internal static class UpCommand
                 throw new UsageException($"--nodes {count} is outside 1..200");
             }
 
+            var controllerCount = parse.GetValue(controllers);
+            if (controllerCount is < 1 or > 7)
+            {
+                throw new UsageException($"--controllers {controllerCount} is outside 1..7 (3 or 5 survive the loss of 1 or 2)");
+            }
+
             var root = Path.GetFullPath(parse.GetValue(state) ?? Path.Combine(ClientConfig.Home, "cluster"));
-            return await RunAsync(console, root, count, parse.GetValue(timeout), parse.GetValue(cores), parse.GetValue(threads), ct);
+            return await RunAsync(console, root, count, parse.GetValue(timeout), parse.GetValue(cores), parse.GetValue(threads), controllerCount, ct);
         });
         return command;
     }
@@ -44,7 +56,7 @@ internal static class UpCommand
     /// <summary>The token the DNS and load-balancer processes follow the controller with, handed in their environment.</summary>
     private static string? DataPlaneToken { get; set; }
 
-    private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, CancellationToken ct)
+    private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, int controllerCount, CancellationToken ct)
     {
         var upFile = Path.Combine(ClientConfig.Home, UpFile);
         if (File.Exists(upFile) && JsonDocument.Parse(File.ReadAllText(upFile)).RootElement.GetProperty("pid").GetInt32() is var pid && pid != Environment.ProcessId && IsRunning(pid))
@@ -58,32 +70,52 @@ internal static class UpCommand
         var agentsRoot = AgentsRoot(console, root);
         var controllerState = Path.Combine(root, "controller");
         var children = new List<Child>();
+        LocalEtcd? etcd = null;
         try
         {
-            if (File.Exists(Path.Combine(controllerState, ControllerCommand.EndpointsFile)))
+            // Several controllers share an etcd cluster of as many members on loopback, its data under the cluster's folder.
+            string[] store = [];
+            if (controllerCount > 1)
             {
-                File.Delete(Path.Combine(controllerState, ControllerCommand.EndpointsFile));
+                try
+                {
+                    etcd = await LocalEtcd.StartAsync(Path.Combine(root, "etcd"), controllerCount, ct);
+                }
+                catch (InvalidOperationException e)
+                {
+                    throw new CliException($"the etcd cluster for {controllerCount} controllers did not start: {e.Message}");
+                }
+
+                store = ["--store", etcd.StoreOption];
             }
+
             // The data plane (DNS, load balancer) runs in processes of its own, fed by the controller's API: a flood on a
-            // VIP cannot take the controller down, and a controller restart does not interrupt traffic.
-            var controller = Start("controller", Path.Combine(logs, "controller.log"),
-                ["controller", "--state", controllerState, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb"]);
-            children.Add(controller);
-            var endpoints = await WaitForEndpointsAsync(controller, Path.Combine(controllerState, ControllerCommand.EndpointsFile), ct);
-            var apiUrl = new Uri(endpoints.GetProperty("apiUrl").GetString()!);
-            var agentUrl = endpoints.GetProperty("agentUrl").GetString()!;
+            // VIP cannot take the controller down, and a controller restart does not interrupt traffic. The first
+            // controller starts alone (on a fresh store it makes the cluster's CA and admin token); the others join it.
+            var controller = await StartControllerAsync("controller", controllerState, logs, nodeTimeout, store, children, ct);
+            var apiUrl = new Uri(controller.Address!);
+            var agentUrl = controller.AgentUrl!;
+            var others = new List<Child>();
+            for (var k = 2; k <= controllerCount; k++)
+            {
+                others.Add(await StartControllerAsync($"controller-{k}", Path.Combine(root, $"controller-{k}"), logs, nodeTimeout, store, children, ct));
+            }
+
+            var apiUrls = new[] { apiUrl }.Concat(others.Select(o => new Uri(o.Address!))).ToList();
+            var agentUrls = new[] { agentUrl }.Concat(others.Select(o => o.AgentUrl!)).ToList();
             var caFile = Path.Combine(controllerState, "ca.crt");
-            ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim(), File.ReadAllText(caFile));
+            ClientConfig.Save(apiUrl, File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim(), File.ReadAllText(caFile), apiUrls);
             using var api = ClientConfig.Load().Connect();
             JoinString = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true, TtlSeconds: 86400, Description: $"heddle up {Environment.ProcessId}"), ct)).JoinString;
             // The data plane gets the admin token in its environment ($HEDDLE_TOKEN), never its path or value on a command line.
             DataPlaneToken = File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim();
-            var follow = new[] { "--controller", apiUrl.ToString(), "--ca-file", caFile };
+            var follow = new[] { "--controller", string.Join(',', apiUrls), "--ca-file", caFile };
             children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0"]));
             children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow]));
             var dnsAddress = await WaitForDnsAsync(api, children, ct);
             // A DNS server that comes back must answer where clients already ask.
-            children[1] = children[1] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()] };
+            var dns = children.FindIndex(c => c.Name == "dns");
+            children[dns] = children[dns] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()] };
 
             var memory = Math.Max(1024, Heddle.Agent.Node.NodeMemoryInfo.TotalMiB() / count);
             var known = (await api.ListNodesAsync(ct)).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
@@ -98,7 +130,8 @@ internal static class UpCommand
 
                 children.Add(Start(name, Path.Combine(logs, $"{name}.log"),
                 [
-                    "agent", "--controller", agentUrl,
+                    // Each node talks to one controller first (spread round the controllers) and knows every other.
+                    "agent", "--controller", string.Join(',', agentUrls.Skip((i - 1) % agentUrls.Count).Concat(agentUrls.Take((i - 1) % agentUrls.Count))),
                     "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
                     "--fence-after", Durations.Format(nodeTimeout),
@@ -106,19 +139,30 @@ internal static class UpCommand
             }
 
             await WaitForNodesAsync(api, children, count, ct);
-            WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children);
+            WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd);
             Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
 
             // A controller that comes back must listen where the agents and clients already look.
-            var controllerArgs = controller.Args.Concat(["--api-port", apiUrl.Port.ToString(), "--agent-port", new Uri(agentUrl).Port.ToString()]).ToArray();
-            children[0] = controller with { Args = controllerArgs };
-            await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children), ct);
+            for (var i = 0; i < children.Count; i++)
+            {
+                if (children[i].IsController && children[i].AgentUrl is { } agent)
+                {
+                    children[i] = children[i] with { Args = [.. children[i].Args, "--api-port", new Uri(children[i].Address!).Port.ToString(), "--agent-port", new Uri(agent).Port.ToString()] };
+                }
+            }
+
+            await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd), ct);
             console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
             return ExitCodes.Ok;
         }
         finally
         {
             await StopAsync(children);
+            if (etcd is not null)
+            {
+                await etcd.DisposeAsync(); // last: the controllers kept their state in it to the end
+            }
+
             foreach (var agent in children.Where(c => c.IsAgent))
             {
                 var killed = Heddle.Agent.Instances.LeftoverInstances.Stop(Path.Combine(agentsRoot, agent.Name), agent.Name);
@@ -157,9 +201,30 @@ internal static class UpCommand
         return elsewhere;
     }
 
+    /// <summary>A process of the cluster; a controller's <see cref="Address"/> is its API URL.</summary>
     private sealed record Child(string Name, Process Process, string Log, string[] Args, string? Address = null, string? FaultDomain = null)
     {
         public bool IsAgent => Args[0] == "agent";
+
+        public bool IsController => Args[0] == "controller";
+
+        public string? AgentUrl { get; init; }
+    }
+
+    /// <summary>Starts a controller and waits until it says where it listens.</summary>
+    private static async Task<Child> StartControllerAsync(string name, string state, string logs, TimeSpan nodeTimeout, string[] store, List<Child> children, CancellationToken ct)
+    {
+        if (File.Exists(Path.Combine(state, ControllerCommand.EndpointsFile)))
+        {
+            File.Delete(Path.Combine(state, ControllerCommand.EndpointsFile));
+        }
+
+        var child = Start(name, Path.Combine(logs, $"{name}.log"), ["controller", "--state", state, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb", .. store]);
+        children.Add(child);
+        var endpoints = await WaitForEndpointsAsync(child, Path.Combine(state, ControllerCommand.EndpointsFile), ct);
+        child = child with { Address = endpoints.GetProperty("apiUrl").GetString()!, AgentUrl = endpoints.GetProperty("agentUrl").GetString()! };
+        children[children.IndexOf(children.First(c => c.Name == name))] = child;
+        return child;
     }
 
     /// <summary>
@@ -196,7 +261,7 @@ internal static class UpCommand
                         continue;
                     }
 
-                    children[i] = Start(child.Name, child.Log, child.Args) with { Args = child.Args };
+                    children[i] = Start(child.Name, child.Log, child.Args) with { Args = child.Args, Address = child.Address, AgentUrl = child.AgentUrl };
                     deaths[child.Name] = death with { Last = now, NextStart = DateTimeOffset.MaxValue };
                     processesChanged();
                 }
@@ -310,7 +375,7 @@ internal static class UpCommand
         throw new CliException($"not every node joined within 60 s; see the logs in {Path.GetDirectoryName(children[0].Log)}");
     }
 
-    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children)
+    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd)
     {
         var content = new
         {
@@ -320,6 +385,7 @@ internal static class UpCommand
             agentUrl,
             dnsAddress,
             processes = children.Select(c => new { name = c.Name, pid = c.Process.Id, address = c.Address, faultDomain = c.FaultDomain, log = c.Log }),
+            etcd = etcd is null ? null : new { store = etcd.StoreOption, pids = etcd.Pids, data = etcd.DataDirectory },
         };
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
         File.Move(path + ".tmp", path, overwrite: true);
@@ -353,7 +419,7 @@ internal static class UpCommand
     {
         // Agents first, so they stop their instances while the controller still listens; then the controller; then DNS and
         // the load balancer, which serve until the end.
-        foreach (var group in new[] { children.Where(c => c.IsAgent).ToList(), children.Where(c => c.Name == "controller").ToList(), children.Where(c => !c.IsAgent && c.Name != "controller").ToList() })
+        foreach (var group in new[] { children.Where(c => c.IsAgent).ToList(), children.Where(c => c.IsController).ToList(), children.Where(c => !c.IsAgent && !c.IsController).ToList() })
         {
             foreach (var child in group.Where(c => !c.Process.HasExited))
             {

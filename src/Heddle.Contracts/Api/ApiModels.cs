@@ -201,7 +201,17 @@ public sealed record NodeStatus
 
 public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);
 
-public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version, string? DnsAddress, string? Zone, string StateDirectory);
+public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version, string? DnsAddress, string? Zone, string StateDirectory)
+{
+    /// <summary>The store this controller keeps the cluster in ("sqlite PATH" or "etcd host:port, ...").</summary>
+    public string? Store { get; init; }
+
+    /// <summary>The API URL of the controller that leads now (runs the reconcilers), or a sentence when it cannot be told.</summary>
+    public string? Leader { get; init; }
+
+    /// <summary>Every controller of the cluster, by API URL (one, on the embedded store).</summary>
+    public IReadOnlyList<string> Controllers { get; init; } = [];
+}
 
 /// <summary>States an instance goes through, as DESIGN.md lists them.</summary>
 public static class InstanceStates

@@ -31,6 +31,13 @@ public sealed class HeddleApiClient : IDisposable
     {
     }
 
+    /// <summary>A client of a cluster with several controllers: requests go to one, and to the next when it cannot be reached.</summary>
+    public HeddleApiClient(IReadOnlyList<Uri> apiUrls, string token, System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
+        : this(apiUrls[0], token, apiUrls.Count == 1 ? (ca is null ? null : Trust.ClusterTrust.Handler(ca))
+            : new ControllerFailover(apiUrls) { InnerHandler = ca is null ? new SocketsHttpHandler() : Trust.ClusterTrust.Handler(ca) })
+    {
+    }
+
     public HeddleApiClient(Uri apiUrl, string token, HttpMessageHandler? handler = null)
     {
         _http = handler is null ? new HttpClient() : new HttpClient(handler);

@@ -23,7 +23,21 @@ internal static class ApiEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("/info", (ControllerInfo info) => Results.Ok(info.Describe()));
+        v1.MapGet("/info", async (ControllerInfo info, Leadership.LeaderTerm term, BlobPeers peers, OpenedStore store, CancellationToken cancellationToken) =>
+        {
+            string? leader;
+            try
+            {
+                leader = term.Election is { } election ? await election.LeaderAsync(cancellationToken) ?? "none elected now" : null;
+            }
+            catch (Exception e) when (e is Grpc.Core.RpcException or Store.Kv.KvUnavailableException)
+            {
+                leader = $"unknown: {e.Message}";
+            }
+
+            var controllers = peers.All().Select(p => p.ApiUrl.ToString()).Order(StringComparer.Ordinal).ToList();
+            return Results.Ok(info.Describe() with { Store = store.Description, Leader = leader, Controllers = controllers.Count > 0 ? controllers : [info.ApiUrl?.ToString() ?? string.Empty] });
+        });
         v1.MapPut("/packages/{sha256}", PutPackageAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));

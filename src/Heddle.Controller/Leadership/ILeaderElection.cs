@@ -10,6 +10,9 @@ public sealed record Leadership(string Holder, long Term, string? FenceKey = nul
 /// <summary>The term this controller leads in now, or null while it follows.</summary>
 public sealed class LeaderTerm
 {
+    /// <summary>How this controller's cluster chooses its leader (set when the controller starts campaigning).</summary>
+    public ILeaderElection? Election { get; set; }
+
     private volatile Leadership? _current;
 
     public Leadership? Current
