@@ -231,6 +231,21 @@ public sealed class ControllerHost : IAsyncDisposable
         app.Use((context, next) => Ports.Separate(context, next, apiListener!, agentListener!));
         app.Use(async (context, next) =>
         {
+            // A store that cannot take a write (etcd without a quorum) is the one thing every write can meet: a sentence
+            // and 503, nothing half done (each write is one commit). Reads answer from this controller's copy meanwhile.
+            try
+            {
+                await next(context);
+            }
+            catch (Store.Kv.KvUnavailableException e) when (!context.Response.HasStarted)
+            {
+                context.Response.Clear();
+                await Problems.Problem(StatusCodes.Status503ServiceUnavailable, Heddle.Contracts.Api.ProblemTypes.StoreUnavailable, "Store unavailable",
+                    $"{e.Message}; nothing was changed: try again when the store is back").ExecuteAsync(context);
+            }
+        });
+        app.Use(async (context, next) =>
+        {
             if (!context.Request.Path.StartsWithSegments("/v1"))
             {
                 await next(context);

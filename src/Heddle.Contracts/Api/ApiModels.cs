@@ -243,6 +243,7 @@ public static class ProblemTypes
     public const string PackageMissing = "https://heddle.dev/problems/package-missing";
     public const string Conflict = "https://heddle.dev/problems/conflict";
     public const string NotReplicated = "https://heddle.dev/problems/not-replicated";
+    public const string StoreUnavailable = "https://heddle.dev/problems/store-unavailable";
     public const string InvalidRequest = "https://heddle.dev/problems/invalid-request";
     public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
 }

@@ -77,7 +77,10 @@ public sealed class AgentService(
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"this certificate is node {node}'s; it cannot speak for node {Printable.Of(hello.Node.Name)}"));
         }
 
-        Join(hello);
+        // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it does
+        // not fence itself and its instances run on), and what it says is written once the store takes it again.
+        var pendingHello = Try(() => Join(hello)) ? null : hello;
+        var unsent = new Dictionary<string, InstanceReport>(StringComparer.Ordinal);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
         // The stream lasts no longer than the certificate that opened it: the agent comes back with its renewed one.
@@ -95,7 +98,22 @@ public sealed class AgentService(
                 var message = requestStream.Current;
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
                 {
-                    Report(node, message.Report);
+                    unsent[message.Report.InstanceId] = message.Report;
+                }
+
+                if (pendingHello is not null && Try(() => Join(pendingHello)))
+                {
+                    pendingHello = null;
+                }
+
+                foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
+                {
+                    if (!Try(() => Report(node, report)))
+                    {
+                        break;
+                    }
+
+                    unsent.Remove(report.InstanceId);
                 }
             }
         }
@@ -106,6 +124,20 @@ public sealed class AgentService(
         {
             sessions.Close(session);
             await writer;
+        }
+    }
+
+    /// <summary>Runs a write; false when the store cannot take it now (it is tried again with the node's next message).</summary>
+    private static bool Try(Action write)
+    {
+        try
+        {
+            write();
+            return true;
+        }
+        catch (Store.Kv.KvUnavailableException)
+        {
+            return false;
         }
     }
 

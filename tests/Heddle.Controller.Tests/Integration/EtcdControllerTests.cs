@@ -112,6 +112,45 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         Assert.Equal(scaled.Instances.Select(i => i.Pid).Order(), pids.Order());
     }
 
+    [Fact]
+    public async Task EtcdLosesOneMemberOfThree_NothingVisibleChanges_LosesTwo_WritesSaySoAndReadsAnswer_BothBack_AllWorks()
+    {
+        await using var etcd = await EtcdProcess.StartAsync(members: 3);
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, configure: o => o with { Store = "etcd://" + string.Join(',', etcd.ClientUrls.Select(u => u.Authority)) });
+        string Config(int web) => File.ReadAllText(SamplePackage.ConfigurationPath).Replace("instances: 3", $"instances: {web}");
+        await cluster.DeploySampleAsync();
+        await cluster.WaitUntilReadyAsync("hello", 4, Deadline);
+
+        etcd.Kill(0);
+        await cluster.DeploySampleAsync(Config(4));
+        await cluster.WaitUntilReadyAsync("hello", 5, Deadline);
+
+        etcd.Kill(1);
+        var refused = await Assert.ThrowsAsync<Contracts.Api.HeddleApiException>(() => cluster.DeploySampleAsync(Config(5)));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, refused.Status);
+        Assert.Contains("store unavailable: 1 of 3 etcd members reachable", refused.Message);
+        var lastKnown = await cluster.Api.GetServiceAsync("hello");
+        Assert.Equal(5, lastKnown.Instances.Count);
+        Assert.Equal(3, (await cluster.Api.ListNodesAsync()).Count);
+
+        await etcd.RestartAsync(0);
+        await etcd.RestartAsync(1);
+        await Poll.UntilAsync(async () =>
+        {
+            try
+            {
+                await cluster.DeploySampleAsync(Config(5));
+                return true;
+            }
+            catch (Contracts.Api.HeddleApiException e) when (e.Status == System.Net.HttpStatusCode.ServiceUnavailable)
+            {
+                return false; // etcd is electing its leader again
+            }
+        }, ok => ok, Deadline, "a deployment accepted again");
+        var after = await cluster.WaitUntilReadyAsync("hello", 6, Deadline);
+        Assert.All(lastKnown.Instances, i => Assert.Equal(i.Pid, after.Instances.Single(a => a.Id == i.Id).Pid)); // nothing restarted through it all
+    }
+
     private static async Task<Contracts.Api.ServiceStatus> ReadyAsync(Contracts.Api.HeddleApiClient api, int count)
     {
         Contracts.Api.ServiceStatus? last = null;
