@@ -57,6 +57,7 @@ public sealed class TestCluster : IAsyncDisposable
         }
 
         cluster._agentUrls.AddRange(controllers > 1 ? cluster.Controllers.Select(c => c!.AgentUrl) : []);
+        cluster._apiPorts.AddRange(cluster.Controllers.Select(c => c!.ApiUrl.Port));
 
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken, cluster.Controller.CaCertificate);
         cluster.JoinString = cluster.Controller.CreateJoinString(TimeSpan.FromHours(2));
@@ -99,6 +100,30 @@ public sealed class TestCluster : IAsyncDisposable
             await controller.DisposeAsync();
         }
     }
+
+    /// <summary>Starts controller k again (after <see cref="StopControllerAsync"/>) on its state folder and the ports the agents know.</summary>
+    public async Task StartControllerAsync(int k)
+    {
+        if (Controllers[k] is not null)
+        {
+            return;
+        }
+
+        var agent = _agentUrls[k];
+        var api = _apiPorts[k];
+        Controllers[k] = await ControllerHost.StartAsync(_controllerOptions with
+        {
+            StateDirectory = k == 0 ? _controllerOptions.StateDirectory : Path.Combine(_directory.Path, $"controller-{k}"),
+            ApiPort = api,
+            AgentPort = agent.Port,
+        });
+        if (k == 0)
+        {
+            Controller = Controllers[0]!;
+        }
+    }
+
+    private readonly List<int> _apiPorts = [];
 
     public AgentOptions AgentOptions(int i) => new()
     {

@@ -151,6 +151,107 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         Assert.All(lastKnown.Instances, i => Assert.Equal(i.Pid, after.Instances.Single(a => a.Id == i.Id).Pid)); // nothing restarted through it all
     }
 
+    /// <summary>
+    /// Deploys, scales and deletes through random controllers while the leader is stopped and started again (seeded, so a
+    /// failure repeats): at the end the service is as the last acknowledged request left it (or as an unacknowledged one
+    /// after it would, whole), and no instance runs twice.
+    /// </summary>
+    [Fact]
+    public async Task RequestsToRandomControllers_WhileLeadersStopAndStart_EndAsTheLastAcknowledgedOne_AndNoInstanceRunsTwice()
+    {
+        const int Seed = 15;
+        var random = new Random(Seed);
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, controllers: 3, configure: o => o with { Store = $"etcd://{etcd.ClientUrl.Authority}" });
+        var token = cluster.Controller.ApiToken;
+        var ca = cluster.Controller.CaCertificate;
+        string Config(int web) => File.ReadAllText(SamplePackage.ConfigurationPath).Replace("instances: 3", $"instances: {web}");
+        var upload = await cluster.Api.UploadPackageAsync(SamplePackage.File);
+
+        // What the service may end as: the state the last acknowledged request left, and any unacknowledged one after it.
+        var acceptable = new List<int?> { null }; // null: no service; n: n web instances and the worker
+        var stopped = new List<int>();
+        for (var step = 0; step < 24; step++)
+        {
+            if (step % 6 == 3 && Leaders([.. cluster.Controllers.OfType<ControllerHost>()]) is [var leading])
+            {
+                var k = cluster.Controllers.IndexOf(leading);
+                output.WriteLine($"step {step}: the leader (controller {k}) stops");
+                _ = cluster.StopControllerAsync(k); // not awaited: requests go on while it stops
+                stopped.Add(k);
+            }
+            else if (step % 6 == 5 && stopped.Count > 0)
+            {
+                output.WriteLine($"step {step}: controller {stopped[0]} starts again");
+                await Poll.UntilAsync(() => Task.FromResult(cluster.Controllers[stopped[0]] is null), s => s, Deadline, "the stop to finish");
+                await cluster.StartControllerAsync(stopped[0]);
+                stopped.RemoveAt(0);
+            }
+
+            var alive = cluster.Controllers.OfType<ControllerHost>().ToList();
+            var target = alive[random.Next(alive.Count)];
+            int? wanted = random.Next(5) == 0 ? null : random.Next(1, 4);
+            using var api = new Contracts.Api.HeddleApiClient(target.ApiUrl, token, ca);
+            try
+            {
+                if (wanted is { } web)
+                {
+                    await api.DeployAsync(new Contracts.Api.DeploymentRequest(upload.Sha256, Config(web), "hello.config.yaml"));
+                }
+                else
+                {
+                    await api.DeleteServiceAsync("hello");
+                }
+
+                acceptable = [wanted];
+                output.WriteLine($"step {step}: {(wanted is null ? "delete" : $"{wanted} web")} through {target.ApiUrl}: acknowledged");
+            }
+            catch (Exception e) when (e is Contracts.Api.HeddleApiException or HttpRequestException or IOException or TaskCanceledException)
+            {
+                if (e is Contracts.Api.HeddleApiException { Status: < System.Net.HttpStatusCode.InternalServerError } refused)
+                {
+                    // Refused with a reason (nothing to delete, a deletion under way): nothing changed.
+                    output.WriteLine($"step {step}: {(wanted is null ? "delete" : $"{wanted} web")} through {target.ApiUrl}: refused ({refused.Message})");
+                    continue;
+                }
+
+                acceptable.Add(wanted); // no answer: it may have been applied (whole) or not at all
+                output.WriteLine($"step {step}: {(wanted is null ? "delete" : $"{wanted} web")} through {target.ApiUrl}: not acknowledged ({e.Message})");
+            }
+        }
+
+        foreach (var k in stopped)
+        {
+            await Poll.UntilAsync(() => Task.FromResult(cluster.Controllers[k] is null), s => s, Deadline, "the stop to finish");
+            await cluster.StartControllerAsync(k);
+        }
+
+        using var check = new Contracts.Api.HeddleApiClient(cluster.Controller.ApiUrl, token, ca);
+        var final = await Poll.UntilAsync(async () => await Settled(check), s => s.Settled && acceptable.Contains(s.Web), TimeSpan.FromSeconds(120),
+            $"the service as one of: {string.Join(", ", acceptable.Select(a => a is null ? "deleted" : $"{a} web"))}");
+        output.WriteLine($"ended as {(final.Web is null ? "deleted" : $"{final.Web} web")}; acceptable: {string.Join(", ", acceptable.Select(a => a is null ? "deleted" : $"{a} web"))}");
+
+        // Counted from the processes: each instance runs once, and only what the service has.
+        var expected = final.Web is { } n ? n + 1 : 0;
+        var processes = await Poll.UntilAsync(() => Task.FromResult(cluster.InstanceProcesses()), p => p.Count == expected, TimeSpan.FromSeconds(30), $"{expected} instance processes");
+        var names = processes.Select(pid => File.ReadAllText($"/proc/{pid}/environ").Split('\0').FirstOrDefault(v => v.StartsWith("HEDDLE_INSTANCE=", StringComparison.Ordinal))).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+    }
+
+    private static async Task<(bool Settled, int? Web)> Settled(Contracts.Api.HeddleApiClient api)
+    {
+        try
+        {
+            var service = await api.GetServiceAsync("hello");
+            var web = service.Instances.Count(i => i.Role == "web");
+            return (service.State == "Active" && service.Instances.Count == service.DesiredInstances && service.Instances.All(i => i.State == "Ready"), web);
+        }
+        catch (Contracts.Api.HeddleApiException e) when (e.Status == System.Net.HttpStatusCode.NotFound)
+        {
+            return (true, null);
+        }
+    }
+
     private static async Task<Contracts.Api.ServiceStatus> ReadyAsync(Contracts.Api.HeddleApiClient api, int count)
     {
         Contracts.Api.ServiceStatus? last = null;
