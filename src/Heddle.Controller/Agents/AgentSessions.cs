@@ -21,7 +21,7 @@ public sealed class AgentSessions(GoalStates goals)
         }
 
         _sessions[node] = session;
-        session.Push(goals.For(node));
+        Send(session);
         return session;
     }
 
@@ -64,8 +64,21 @@ public sealed class AgentSessions(GoalStates goals)
         {
             if (_sessions.TryGetValue(node, out var session))
             {
-                session.Push(goals.For(node));
+                Send(session);
             }
+        }
+    }
+
+    /// <summary>
+    /// Computes and queues a node's goal state as one step per session: of two sends racing (a reconcile here, a change
+    /// another controller made), the one queued last was computed last, from a store view at least as new, so an agent
+    /// is never left with a goal older than one it was already given.
+    /// </summary>
+    private void Send(AgentSession session)
+    {
+        lock (session)
+        {
+            session.Push(goals.For(session.Node));
         }
     }
 }

@@ -9,8 +9,8 @@ namespace Heddle.Controller.Publishing;
 /// What another controller sharing the store changed, turned into what this controller does about a change of its
 /// own: the service queued (the leader reconciles what a follower accepted or an agent reported there), the agents
 /// connected here sent their goal states (the leader placed instances on them), and events published to DNS, the
-/// load balancer and `heddle events -f` (whichever controller they follow). A burst of placement changes costs one
-/// round of goal states.
+/// load balancer and `heddle events -f` (whichever controller they follow). A burst of changes costs one round of
+/// goal states.
 /// </summary>
 public sealed class RemoteChanges
 {
@@ -34,10 +34,9 @@ public sealed class RemoteChanges
         var parts = change.Key.Split('/');
         switch (parts[0])
         {
-            case "services" or "status" when parts.Length > 1:
-                _queue.Add(parts[1]);
-                break;
-            case "instances" when parts.Length > 1:
+            // Goal states hold the service's revision and whether it is being deleted, the instances placed, their
+            // peers' readiness and ports, and the nodes' addresses: any of these changed elsewhere is sent on.
+            case "services" or "status" or "instances" when parts.Length > 1:
                 _queue.Add(parts[1]);
                 SendGoals();
                 break;
@@ -47,6 +46,10 @@ public sealed class RemoteChanges
                     _queue.Add(service.Name);
                 }
 
+                SendGoals();
+                break;
+            case "images":
+                SendGoals();
                 break;
             case "certificates" when change.Value is not null && System.Text.Json.JsonSerializer.Deserialize<CertificateRecord>(change.Value, KvClusterStore.Format) is { Revoked: true } revoked:
                 _agents.Disconnect(revoked.Node); // removed through another controller: its stream here ends too

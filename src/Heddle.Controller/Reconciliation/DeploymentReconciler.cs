@@ -158,10 +158,13 @@ public sealed partial class DeploymentReconciler(
         {
             store.RemoveService(service.Name);
             events.Add(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped");
+            return ReconcileResult.Done;
         }
 
+        // The agents say when the rest have stopped; looked at again soon all the same (a report may have gone to a
+        // controller that lost its term, or to none while the store was away).
         agents.Notify(instances.Select(i => i.Node));
-        return ReconcileResult.Done;
+        return ReconcileResult.After(TimeSpan.FromSeconds(1));
     }
 
     private void ReportFailures(string service, List<string> failures)

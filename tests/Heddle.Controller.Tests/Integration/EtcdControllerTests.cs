@@ -227,8 +227,26 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         }
 
         using var check = new Contracts.Api.HeddleApiClient(cluster.Controller.ApiUrl, token, ca);
-        var final = await Poll.UntilAsync(async () => await Settled(check), s => s.Settled && acceptable.Contains(s.Web), TimeSpan.FromSeconds(120),
-            $"the service as one of: {string.Join(", ", acceptable.Select(a => a is null ? "deleted" : $"{a} web"))}");
+        (bool Settled, int? Web) final;
+        try
+        {
+            final = await Poll.UntilAsync(async () => await Settled(check), s => s.Settled && acceptable.Contains(s.Web), TimeSpan.FromSeconds(120),
+                $"the service as one of: {string.Join(", ", acceptable.Select(a => a is null ? "deleted" : $"{a} web"))}");
+        }
+        catch (TimeoutException)
+        {
+            // What it is stuck on, for whoever reads the failure.
+            var service = await check.GetServiceAsync("hello");
+            output.WriteLine($"{service.State}; {string.Join("; ", service.Instances.Select(i => $"{i.Id} {i.State} on {i.Node} gen {i.Generation}: {i.Reason}"))}");
+            output.WriteLine($"nodes: {string.Join("; ", (await check.ListNodesAsync()).Select(n => $"{n.Name} {n.Condition}"))}");
+            foreach (var e in (await check.ListEventsAsync()).TakeLast(20))
+            {
+                output.WriteLine($"  {e.Time:HH:mm:ss.fff} {e.Kind} {e.Subject} {e.Message}");
+            }
+
+            throw;
+        }
+
         output.WriteLine($"ended as {(final.Web is null ? "deleted" : $"{final.Web} web")}; acceptable: {string.Join(", ", acceptable.Select(a => a is null ? "deleted" : $"{a} web"))}");
 
         // Counted from the processes: each instance runs once, and only what the service has.

@@ -57,7 +57,10 @@ public sealed class EtcdMembers : IDisposable
         }
 
         var reachable = await ReachableAsync(cancellationToken);
-        throw new KvUnavailableException($"store unavailable: {reachable} of {_channels.Length} etcd members reachable ({last?.Status.Detail})", last);
+        var why = last is null ? string.Empty : string.IsNullOrEmpty(last.Status.Detail) ? $" ({last.StatusCode})" : $" ({last.StatusCode}: {last.Status.Detail})";
+        throw new KvUnavailableException(reachable > _channels.Length / 2
+            ? $"store busy: etcd did not answer within {CallTimeout.TotalSeconds:0} s though {reachable} of {_channels.Length} members are reachable{why}"
+            : $"store unavailable: {reachable} of {_channels.Length} etcd members reachable{why}", last);
     }
 
     /// <summary>How long one call may take before the next member is tried (etcd without a quorum holds a write until its own timeout).</summary>
