@@ -6,6 +6,8 @@
 #   bench/run.sh lb [--seconds N --rounds N]               installs haproxy, nginx-light, wrk if missing
 #   bench/run.sh upgrade [--trials N]                      builds heddle and the sample first; a settings change walked over 3 UDs
 #   bench/run.sh swap [--trials N]                         builds heddle and the sample first; production/staging swaps under a client loop
+#   bench/run.sh failover [--trials N]                     builds heddle and the sample first; the leader of 3 controllers killed with -9
+#   (deploy runs on SQLite with 1 controller and on etcd with 3, in the same run; --stores sqlite|etcd for one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -26,7 +28,7 @@ case "${1:-}" in
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
-  deploy|upgrade|swap)
+  deploy|upgrade|swap|failover)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;
 esac

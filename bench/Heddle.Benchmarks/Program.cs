@@ -13,6 +13,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["lb"] = LbHarness.Run,
     ["upgrade"] = UpgradeHarness.Run,
     ["swap"] = SwapHarness.Run,
+    ["failover"] = FailoverHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

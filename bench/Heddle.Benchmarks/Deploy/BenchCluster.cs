@@ -5,7 +5,7 @@ using Heddle.Contracts.Api;
 
 namespace Heddle.Benchmarks.Deploy;
 
-/// <summary>A `heddle up` cluster of 3 nodes in a temporary HEDDLE_HOME, with an API client; disposing stops it and removes the home.</summary>
+/// <summary>A `heddle up` cluster of 3 nodes (and 1 or more controllers) in a temporary HEDDLE_HOME, with an API client that follows every controller; disposing stops it and removes the home.</summary>
 internal sealed class BenchCluster : IAsyncDisposable
 {
     private readonly Process _up;
@@ -20,11 +20,21 @@ internal sealed class BenchCluster : IAsyncDisposable
 
     public HeddleApiClient Api { get; }
 
-    public static async Task<BenchCluster> StartAsync(string heddle, int coresPerNode)
+    /// <summary>The pids of the cluster's processes by name, and each controller's API URL, from up.json.</summary>
+    public (Dictionary<string, int> Pids, Dictionary<string, int> Controllers) Processes()
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_home, "up.json")));
+        var processes = json.RootElement.GetProperty("processes").EnumerateArray().ToList();
+        return (processes.ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("pid").GetInt32()),
+            processes.Where(p => p.GetProperty("name").GetString()!.StartsWith("controller", StringComparison.Ordinal) && p.TryGetProperty("address", out _))
+                .ToDictionary(p => p.GetProperty("address").GetString()!, p => p.GetProperty("pid").GetInt32()));
+    }
+
+    public static async Task<BenchCluster> StartAsync(string heddle, int coresPerNode, int controllers = 1)
     {
         var home = Directory.CreateTempSubdirectory("heddle-bench-").FullName;
         var start = new ProcessStartInfo(heddle) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "up", "--nodes", "3", "--cores-per-node", coresPerNode.ToString(CultureInfo.InvariantCulture), "--state", Path.Combine(home, "cluster") })
+        foreach (var arg in new[] { "up", "--nodes", "3", "--cores-per-node", coresPerNode.ToString(CultureInfo.InvariantCulture), "--controllers", controllers.ToString(CultureInfo.InvariantCulture), "--state", Path.Combine(home, "cluster") })
         {
             start.ArgumentList.Add(arg);
         }
@@ -47,7 +57,7 @@ internal sealed class BenchCluster : IAsyncDisposable
         }
 
         using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
-        var api = new HeddleApiClient(new Uri(config.RootElement.GetProperty("apiUrl").GetString()!), config.RootElement.GetProperty("token").GetString()!,
+        var api = new HeddleApiClient([.. config.RootElement.GetProperty("apiUrls").EnumerateArray().Select(u => new Uri(u.GetString()!))], config.RootElement.GetProperty("token").GetString()!,
             Heddle.Contracts.Trust.ClusterTrust.Load(config.RootElement.GetProperty("ca").GetString()!));
         return new BenchCluster(up, home, api);
     }

@@ -20,18 +20,25 @@ internal static class DeployHarness
         Console.WriteLine($"deploy benchmark: hello sample, fresh 3-node `heddle up` cluster per trial (package not on the nodes), median of {trials}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} CPUs; instances run as real processes (the web role is ASP.NET Core, the worker a .NET console app)");
         Console.WriteLine();
-        Console.WriteLine($"{"instances",9}  {"median s",9}  {"min s",7}  {"max s",7}  trials");
-        foreach (var instances in new[] { 3, 30 })
+        // The embedded store (one controller, SQLite) and the replicated one (three controllers on a three-member etcd), in the same run.
+        var stores = (Option(args, "--stores") ?? "sqlite,etcd").Split(',');
+        Console.WriteLine($"{"store",-22}  {"instances",9}  {"median s",9}  {"min s",7}  {"max s",7}  trials");
+        foreach (var store in stores)
         {
-            var times = new List<double>();
-            for (var t = 0; t < trials; t++)
+            var controllers = store == "etcd" ? 3 : 1;
+            foreach (var instances in new[] { 3, 30 })
             {
-                times.Add(TrialAsync(heddle, package, instances).GetAwaiter().GetResult());
-            }
+                var times = new List<double>();
+                for (var t = 0; t < trials; t++)
+                {
+                    times.Add(TrialAsync(heddle, package, instances, controllers).GetAwaiter().GetResult());
+                }
 
-            times.Sort();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{instances,9}  {times[times.Count / 2],9:0.000}  {times[0],7:0.000}  {times[^1],7:0.000}  {string.Join(' ', times.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))}"));
+                times.Sort();
+                var label = controllers == 1 ? "sqlite, 1 controller" : "etcd, 3 controllers";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{label,-22}  {instances,9}  {times[times.Count / 2],9:0.000}  {times[0],7:0.000}  {times[^1],7:0.000}  {string.Join(' ', times.Select(x => x.ToString("0.000", CultureInfo.InvariantCulture)))}"));
+            }
         }
 
         Console.WriteLine();
@@ -42,9 +49,9 @@ internal static class DeployHarness
         return 0;
     }
 
-    private static async Task<double> TrialAsync(string heddle, string package, int instances)
+    private static async Task<double> TrialAsync(string heddle, string package, int instances, int controllers)
     {
-        await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 12);
+        await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 12, controllers);
         var upload = await cluster.Api.UploadPackageAsync(package);
         var configuration = $"service: hello\nroles:\n  web: {{ instances: {instances - 1}, settings: {{ Greeting: hi }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
         return await AcceptedToReadyAsync(cluster, new DeploymentRequest(upload.Sha256, configuration), instances);
