@@ -44,7 +44,8 @@ internal static class FailoverHarness
     {
         await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 2, controllers);
         var upload = await cluster.Api.UploadPackageAsync(package);
-        string Configuration(int n) => $"service: hello\nroles:\n  web: {{ instances: 3, settings: {{ Greeting: hi{n} }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\n";
+        // A settings change walked over the upgrade domains; a short health gate, so that the walk is done before the next trial.
+        string Configuration(int n) => $"service: hello\nroles:\n  web: {{ instances: 3, settings: {{ Greeting: hi{n} }} }}\n  worker: {{ instances: 1, settings: {{ IntervalSeconds: \"5\" }} }}\nupgrade: {{ healthCheckStable: 1s }}\n";
         await DeployHarness.AcceptedToReadyAsync(cluster, new DeploymentRequest(upload.Sha256, Configuration(0)), 4);
         var results = new List<(double, double)>();
         for (var trial = 1; trial <= trials; trial++)
@@ -91,13 +92,14 @@ internal static class FailoverHarness
             }
 
             results.Add((elected, deployed));
-            // Before the next trial: the killed controller is back (heddle up starts it again) and the change is Ready.
+            // Before the next trial: the killed controller is back (heddle up starts it again) and the change has been walked.
             while (cluster.Processes().Pids.ContainsValue(pid))
             {
                 await Task.Delay(50);
             }
 
-            while ((await cluster.Api.GetServiceAsync("hello")) is var s && !(s.Instances.Count == 4 && s.Instances.All(i => i.State == "Ready" && i.RunningRevision == s.Revision)))
+            while ((await cluster.Api.GetServiceAsync("hello")) is var s && !(s.Instances.Count == 4 && s.Instances.All(i => i.State == "Ready" && i.RunningRevision == s.Revision)
+                && s.Upgrade is null or UpgradeStates.Completed or UpgradeStates.RolledBack))
             {
                 await Task.Delay(100);
             }
