@@ -62,6 +62,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
                 try
                 {
                     store.PutNodesSeen(heard);
+                    Revive(heard);
                 }
                 catch (Store.Kv.KvUnavailableException)
                 {
@@ -71,6 +72,27 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// A node the leader judged Down (it had not yet seen this controller's word for it) while its stream here stays up
+    /// never reconnects to be found again: this controller, hearing it, says it is back.
+    /// </summary>
+    private void Revive(Dictionary<string, DateTimeOffset> heard)
+    {
+        var now = time.GetUtcNow();
+        foreach (var (node, at) in heard.Where(h => now - h.Value <= options.NodeTimeout))
+        {
+            if (store.GetNode(node) is { Condition: NodeConditions.Down })
+            {
+                store.SetNodeCondition(node, NodeConditions.Ready, at);
+                events.Add(EventKinds.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
+                foreach (var service in store.ListServices())
+                {
+                    queue.Add(service.Name);
+                }
+            }
         }
     }
 
