@@ -78,7 +78,7 @@ internal sealed class HttpVipListener : IVipListener
                     return;
                 }
 
-                await ForwardWithOneRetryAsync(context, next);
+                await ForwardWithRetriesAsync(context, next);
             });
             pipeline.UseLoadBalancing();
             pipeline.Use((context, next) =>
@@ -91,37 +91,45 @@ internal sealed class HttpVipListener : IVipListener
         return new HttpVipListener(app, config, options, inFlight, listener.Backends, bound!.IPEndPoint!);
     }
 
+    /// <summary>How many times in all an idempotent request may be sent when its connections fail before any answer.</summary>
+    private const int MaxSends = 10;
+
     /// <summary>
-    /// An idempotent request without a body whose forward failed before any response started is sent once more: to
-    /// another instance when there is one (the instance refused or reset the connection: it died, and the health checks
-    /// have not caught up yet), else to the same one on a new connection (it closed a kept-alive connection just as
-    /// the request went out on it, as a server at its keep-alive limit does). Like nginx's proxy_next_upstream, a POST
-    /// or PATCH is never sent twice.
+    /// An idempotent request without a body whose forward failed before any response started is sent again: to
+    /// another instance while there is one it has not been sent to (the instance refused or reset the connection: it
+    /// died, and the health checks have not caught up yet), else to the same one (it closed a kept-alive connection
+    /// just as the request went out on it, as a server at its keep-alive limit does: the next pooled connection may be
+    /// about to close as well, so up to <see cref="MaxSends"/> sends in all; a refused connection fails at once). An
+    /// instance that timed out is not asked again. Like nginx's proxy_next_upstream, a POST or PATCH is never sent twice.
     /// </summary>
-    private static async Task ForwardWithOneRetryAsync(HttpContext context, Func<Task> next)
+    private static async Task ForwardWithRetriesAsync(HttpContext context, Func<Task> next)
     {
         var proxy = context.GetReverseProxyFeature();
         var destinations = proxy.AvailableDestinations;
+        var untried = destinations.ToList();
         await next();
-        var failure = context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>();
         var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
-        if (failure is null || hasBody || !Idempotent(context.Request.Method) || context.Response.HasStarted
-            || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
+        for (var sends = 1; sends < MaxSends; sends++)
         {
-            return;
-        }
+            var failure = context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>();
+            if (failure is null || hasBody || !Idempotent(context.Request.Method) || context.Response.HasStarted
+                || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
+            {
+                return;
+            }
 
-        var others = destinations.Where(d => d != proxy.ProxiedDestination).ToList();
-        if (others.Count == 0 && failure.Error != Yarp.ReverseProxy.Forwarder.ForwarderError.Request)
-        {
-            return; // a timed-out instance is not asked again
-        }
+            untried.Remove(proxy.ProxiedDestination!);
+            if (untried.Count == 0 && failure.Error != Yarp.ReverseProxy.Forwarder.ForwarderError.Request)
+            {
+                return; // a timed-out instance is not asked again
+            }
 
-        proxy.AvailableDestinations = others.Count > 0 ? others : destinations;
-        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(null);
-        context.Response.Clear();
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        await next();
+            proxy.AvailableDestinations = untried.Count > 0 ? [.. untried] : destinations;
+            context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(null);
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            await next();
+        }
     }
 
     private static bool Idempotent(string method) =>
