@@ -292,7 +292,8 @@ public sealed class InstanceRunner
             }
             catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
             {
-                Report(InstanceStates.Faulted, $"package {Goal.PackageSha256[..12]} could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}");
+                Report(Unreachable(e) ? InstanceStates.Downloading : InstanceStates.Faulted,
+                    $"package {Goal.PackageSha256[..12]} could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}; retrying");
                 await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
             }
         }
@@ -323,7 +324,8 @@ public sealed class InstanceRunner
                 }
                 catch (Exception e) when (e is Packages.PackageCacheException or HttpRequestException or IOException && !stop.IsCancellationRequested)
                 {
-                    Report(InstanceStates.Faulted, $"image {role.Image} ({Goal.ImageSha256[..Math.Min(12, Goal.ImageSha256.Length)]}) could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}");
+                    Report(Unreachable(e) ? InstanceStates.Downloading : InstanceStates.Faulted,
+                        $"image {role.Image} ({Goal.ImageSha256[..Math.Min(12, Goal.ImageSha256.Length)]}) could not be fetched: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : string.Empty)}; retrying");
                     await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), _context.Time, stop);
                 }
             }
@@ -381,6 +383,12 @@ public sealed class InstanceRunner
 
         return launch;
     }
+
+    /// <summary>
+    /// A download that got no answer at all (the controller restarting, or another one being chosen): the instance is
+    /// still Downloading, with the reason, not Faulted; a wrong or refused blob is a fault.
+    /// </summary>
+    private static bool Unreachable(Exception e) => e is HttpRequestException { StatusCode: null } || e.InnerException is HttpRequestException { StatusCode: null };
 
     private static string SettingsKey(InstanceGoal goal) =>
         string.Join(';', goal.Settings.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"));
