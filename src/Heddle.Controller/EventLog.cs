@@ -45,18 +45,24 @@ public sealed class EventLog(IClusterStore store)
 
         try
         {
-            var last = afterId;
+            // Live events may come out of id order when controllers share a store (this one's own at once, another's
+            // when the watch brings it), so what was already sent is remembered by id (the last 10,000), not by the highest one.
+            var sent = new SortedSet<long>();
             foreach (var stored in store.ListEvents(afterId, int.MaxValue))
             {
-                last = stored.Id;
+                sent.Add(stored.Id);
                 yield return stored;
             }
 
             await foreach (var live in channel.Reader.ReadAllAsync(cancellationToken))
             {
-                if (live.Id > last)
+                if (live.Id > afterId && sent.Add(live.Id))
                 {
-                    last = live.Id;
+                    if (sent.Count > 10_000)
+                    {
+                        sent.Remove(sent.Min);
+                    }
+
                     yield return live;
                 }
             }
