@@ -173,10 +173,10 @@ public sealed class AgentService(
             Report(info.Name, report);
         }
 
-        // What the node was stopping and no longer runs: its Stopped report may have gone to a controller that is gone.
+        // An instance of a service being deleted that the node no longer runs: its Stopped report may have gone to a
+        // controller that is gone, and the deletion waits on it.
         var running = hello.Instances.Select(r => r.InstanceId).ToHashSet(StringComparer.Ordinal);
-        foreach (var gone in store.ListInstancesOnNode(info.Name).Where(i => !running.Contains(i.Id)
-            && (i.State == InstanceStates.Stopping || store.GetService(i.Service) is { Deleting: true })))
+        foreach (var gone in store.ListInstancesOnNode(info.Name).Where(i => !running.Contains(i.Id) && store.GetService(i.Service) is { Deleting: true }))
         {
             Report(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
         }

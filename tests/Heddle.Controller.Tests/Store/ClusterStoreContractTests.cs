@@ -265,7 +265,18 @@ public sealed class EtcdClusterStoreContractTests : ClusterStoreContractTests
         Assert.Contains("store unavailable: 0 of 1 etcd members reachable", e.Message);
 
         await _etcd.RestartAsync(0);
-        Assert.True(Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+        // The client reconnects with a backoff of its own: writes work again within seconds.
+        await Poll.UntilAsync(() =>
+        {
+            try
+            {
+                return Task.FromResult(Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+            }
+            catch (KvUnavailableException)
+            {
+                return Task.FromResult(false);
+            }
+        }, ok => ok, TimeSpan.FromSeconds(30), "a write accepted again");
         Assert.Equal(2, Store.GetService("hello")!.Revision);
     }
 }
