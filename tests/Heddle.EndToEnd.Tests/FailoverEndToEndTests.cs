@@ -65,7 +65,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output)
         Assert.Equal(30, instances.Select(i => i.GetProperty("id").GetString()).Distinct().Count());
         var pids = instances.Select(i => i.GetProperty("pid").GetInt32()).Order().ToList();
         // Counted from the processes themselves: every hello process of this cluster is one the controllers know, once.
-        var running = await Poll.UntilAsync(() => Task.FromResult(HelloProcesses(up.Home)), r => r.SequenceEqual(pids), TimeSpan.FromSeconds(20), "only the known instances running");
+        var running = await Poll.UntilAsync(() => Task.FromResult(HelloProcesses.Under(up.Home)), r => r.SequenceEqual(pids), TimeSpan.FromSeconds(20), "only the known instances running");
         Assert.Equal(pids, running);
         Assert.True(seen.Failed == 0, string.Join('\n', loop.Failures));
         Assert.All(answers, a => Assert.Equal(vip, a));
@@ -110,33 +110,5 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output)
         using var events = JsonDocument.Parse(run.Stdout);
         return [.. events.RootElement.EnumerateArray().Where(e => e.GetProperty("kind").GetString() == "LeaderElected")
             .Select(e => (e.GetProperty("time").GetDateTimeOffset(), e.GetProperty("subject").GetString()!))];
-    }
-
-    private static List<int> HelloProcesses(string home) =>
-        [.. Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => int.TryParse(p, out _)).Select(int.Parse!)
-            .Where(pid => Cmdline(pid).Contains("Hello", StringComparison.Ordinal) && Under(pid, home)).Order()];
-
-    private static string Cmdline(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/cmdline");
-        }
-        catch (IOException)
-        {
-            return string.Empty;
-        }
-    }
-
-    private static bool Under(int pid, string directory)
-    {
-        try
-        {
-            return new DirectoryInfo($"/proc/{pid}/cwd").LinkTarget?.StartsWith(directory + "/", StringComparison.Ordinal) == true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
     }
 }

@@ -133,33 +133,8 @@ public sealed class UpgradeEndToEndTests
 
         // No second copy of any instance runs: every hello process on the machine is one the controller knows (a replaced
         // one may still be in its stop grace period for a moment; a copy would stay).
-        var running = await Poll.UntilAsync(() => Task.FromResult(Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => int.TryParse(p, out _)).Select(int.Parse!)
-            .Where(pid => ReadCmdline(pid).Contains("Hello", StringComparison.Ordinal) && IsUnder(pid, up.Home)).Order().ToList()),
+        var running = await Poll.UntilAsync(() => Task.FromResult(HelloProcesses.Under(up.Home)),
             r => r.SequenceEqual(pids.Order()), TimeSpan.FromSeconds(20), "only the controller's instances running");
         Assert.Equal(pids.Order(), running);
-    }
-
-    private static string ReadCmdline(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/cmdline");
-        }
-        catch (IOException)
-        {
-            return string.Empty;
-        }
-    }
-
-    private static bool IsUnder(int pid, string directory)
-    {
-        try
-        {
-            return new DirectoryInfo($"/proc/{pid}/cwd").LinkTarget?.StartsWith(directory + "/", StringComparison.Ordinal) == true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
     }
 }
