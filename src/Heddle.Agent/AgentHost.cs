@@ -62,7 +62,7 @@ public sealed class AgentHost : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - Connection.LastHeard);
+                var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - Connection.SilentSince);
                 if (silent < Options.FenceAfter)
                 {
                     Fenced = false;

@@ -5,16 +5,17 @@ namespace Heddle.Testing;
 
 /// <summary>
 /// A TCP forwarder on loopback between an agent and the controller, which a test can cut (every forwarded connection
-/// reset, new ones refused) and restore: a network partition of one node without touching the others.
+/// reset, new ones accepted and never answered) and restore: a network partition of one node without touching the
+/// others; or close for good, as the controller's process going away (connections refused).
 /// </summary>
 public sealed class LinkCutter : IAsyncDisposable
 {
     private readonly IPEndPoint _target;
-    private readonly List<(TcpClient A, TcpClient B)> _pairs = [];
+    private readonly List<(TcpClient A, TcpClient? B)> _pairs = [];
     private readonly CancellationTokenSource _stop = new();
-    private TcpListener _listener;
-    private Task _accepting;
-    private int _port;
+    private readonly TcpListener _listener;
+    private readonly Task _accepting;
+    private readonly int _port;
     private readonly string _scheme;
 
     public LinkCutter(Uri target)
@@ -32,32 +33,52 @@ public sealed class LinkCutter : IAsyncDisposable
 
     public bool IsCut { get; private set; }
 
-    /// <summary>Resets every connection through the link and refuses new ones until <see cref="RestoreAsync"/>.</summary>
-    public async Task CutAsync()
+    /// <summary>
+    /// Resets every connection through the link, and until <see cref="Restore"/> accepts new ones but passes nothing
+    /// (as a partition does: connects hang; nothing refuses, which would say the controller is not running).
+    /// </summary>
+    public Task CutAsync()
     {
-        IsCut = true;
-        _listener.Stop();
-        await _accepting;
         lock (_pairs)
         {
+            IsCut = true;
             foreach (var (a, b) in _pairs)
             {
                 a.Client.LingerState = new LingerOption(true, 0);
                 a.Dispose();
-                b.Dispose();
+                b?.Dispose();
             }
 
             _pairs.Clear();
         }
+
+        return Task.CompletedTask;
     }
 
-    /// <summary>Listens again on the same port.</summary>
+    /// <summary>As the controller's process going away: every connection reset, new ones refused, for good.</summary>
+    public async Task CloseAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        await _accepting;
+        await CutAsync();
+    }
+
+    /// <summary>Passes traffic again; connections held while cut are reset.</summary>
     public void Restore()
     {
-        _listener = new TcpListener(IPAddress.Loopback, _port);
-        _listener.Start();
-        IsCut = false;
-        _accepting = AcceptAsync(_listener);
+        lock (_pairs)
+        {
+            IsCut = false;
+            foreach (var (a, b) in _pairs)
+            {
+                a.Client.LingerState = new LingerOption(true, 0);
+                a.Dispose();
+                b?.Dispose();
+            }
+
+            _pairs.Clear();
+        }
     }
 
     private async Task AcceptAsync(TcpListener listener)
@@ -72,6 +93,15 @@ public sealed class LinkCutter : IAsyncDisposable
             catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
             {
                 return;
+            }
+
+            lock (_pairs)
+            {
+                if (IsCut)
+                {
+                    _pairs.Add((client, null)); // held, never answered, until the link is restored
+                    continue;
+                }
             }
 
             var upstream = new TcpClient();
@@ -108,12 +138,5 @@ public sealed class LinkCutter : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        if (!IsCut)
-        {
-            await CutAsync();
-        }
-    }
+    public async ValueTask DisposeAsync() => await CloseAsync();
 }

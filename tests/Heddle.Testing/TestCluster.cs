@@ -56,7 +56,7 @@ public sealed class TestCluster : IAsyncDisposable
             cluster.Controllers.Add(await ControllerHost.StartAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
         }
 
-        cluster._agentUrls.AddRange(controllers > 1 ? cluster.Controllers.Select(c => c!.AgentUrl) : []);
+        cluster._agentUrls.AddRange(cluster.Controllers.Select(c => c!.AgentUrl));
         cluster._apiPorts.AddRange(cluster.Controllers.Select(c => c!.ApiUrl.Port));
 
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken, cluster.Controller.CaCertificate);

@@ -9,8 +9,8 @@ namespace Heddle.Agent.Connection;
 
 /// <summary>
 /// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats and reports
-/// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to 10 s); the instances keep running
-/// meanwhile, and the controller resends the whole goal state on reconnect.
+/// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to a quarter of the fence time, at most
+/// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect.
 /// </summary>
 public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger)
 {
@@ -49,6 +49,49 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     /// <summary>When the controller last said anything (a goal state or its keepalive), as Environment.TickCount64; the agent's start before that.</summary>
     public long LastHeard { get; private set; } = Environment.TickCount64;
 
+    /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there), as Environment.TickCount64.</summary>
+    private readonly long[] _refused = new long[options.Controllers.Count];
+
+    /// <summary>
+    /// Since when a running controller could have been judging this node without hearing from it, as
+    /// Environment.TickCount64: the fence clock. A controller that refused a connection was not running then, and one
+    /// that starts afterwards gives every node a full node timeout from its start; so while every controller has
+    /// refused since the agent last heard from one (the controller crashed or is restarting), nothing can have given
+    /// this node's instances to another, and the clock runs from the latest refusal instead of from the last word.
+    /// A controller that does not answer at all (a partition) gives no such proof.
+    /// </summary>
+    public long SilentSince
+    {
+        get
+        {
+            var since = long.MaxValue;
+            foreach (var refused in _refused)
+            {
+                since = Math.Min(since, Math.Max(LastHeard, refused));
+            }
+
+            return since;
+        }
+    }
+
+    /// <summary>Whether the connection failed because nothing listens there (a TCP reset to the connect), not a timeout or TLS or protocol failure.</summary>
+    private static bool IsRefused(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private TimeSpan MaxBackoff => options.FenceAfter <= TimeSpan.Zero
+        ? TimeSpan.FromSeconds(5)
+        : TimeSpan.FromTicks(Math.Clamp(options.FenceAfter.Ticks / 4, TimeSpan.FromMilliseconds(200).Ticks, TimeSpan.FromSeconds(5).Ticks));
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
@@ -65,10 +108,15 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             {
                 await SessionAsync(client, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
             }
-            catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 LogDisconnected(logger, url, e.Message, backoff.TotalSeconds);
                 Connected = false;
+                if (IsRefused(e))
+                {
+                    _refused[_controller % _refused.Length] = Environment.TickCount64;
+                }
+
                 if (options.Controllers.Count > 1)
                 {
                     _controller++; // the next controller; each is tried in turn, with the backoff growing between rounds
@@ -93,7 +141,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                 return;
             }
 
-            backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, backoff.Ticks * 2));
+            // Capped well below the fence time: after a controller restart the agent is back before the controller
+            // judges it (a node timeout after its start) and before the fence clock, run from the last refusal, ends.
+            backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
         }
     }
 
@@ -112,11 +162,13 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         hello.Instances.AddRange(Supervisor?.Reports() ?? []);
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
         var writer = WriteAsync(call.RequestStream, session.Token);
+        var heard = Environment.TickCount64;
+        var watchdog = WatchAsync(() => heard, session);
         try
         {
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
             {
-                LastHeard = Environment.TickCount64;
+                LastHeard = heard = Environment.TickCount64;
                 if (!Connected)
                 {
                     Connected = true;
@@ -140,8 +192,35 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException)
             {
             }
+
+            await watchdog;
         }
     }
+
+    /// <summary>
+    /// A controller says something every second; one silent for <see cref="SilenceLimit"/> (its host gone without a
+    /// reset, a partition, a connect or handshake that hangs) ends the session, so the next controller is tried.
+    /// </summary>
+    private static async Task WatchAsync(Func<long> heard, CancellationTokenSource session)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(session.Token))
+            {
+                if (Environment.TickCount64 - heard() > SilenceLimit.TotalMilliseconds)
+                {
+                    await session.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static readonly TimeSpan SilenceLimit = TimeSpan.FromSeconds(5);
 
     private async Task WriteAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken cancellationToken)
     {

@@ -78,7 +78,8 @@ public sealed partial class NodeIdentity
         }
     }
 
-    private static bool Unreachable(Exception e) => e is HttpRequestException or IOException || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal };
+    private static bool Unreachable(Exception e) => e is HttpRequestException or IOException or TaskCanceledException { InnerException: TimeoutException }
+        || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.DeadlineExceeded };
 
     private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, Uri controller, string directory, string token, string pinned, CancellationToken cancellationToken)
     {
@@ -86,7 +87,7 @@ public sealed partial class NodeIdentity
         X509Certificate2 ca;
         using (var open = new HttpClient(new SocketsHttpHandler { UseProxy = false, SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true } })
         {
-            DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = TimeSpan.FromSeconds(10),
+            DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact, Timeout = TimeSpan.FromSeconds(5),
         })
         {
             ca = ClusterTrust.Load(await open.GetStringAsync(new Uri(controller, "agent/v1/ca"), cancellationToken));
@@ -103,7 +104,7 @@ public sealed partial class NodeIdentity
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
         using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
         var reply = await new AgentService.AgentServiceClient(channel).EnrollAsync(
-            new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request }, cancellationToken: cancellationToken);
+            new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);
         var identity = new NodeIdentity(directory, ca, Accept(reply, key, ca, options.NodeName));
         identity.Save(key, reply);
         return identity;

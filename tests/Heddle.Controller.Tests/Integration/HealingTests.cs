@@ -119,6 +119,37 @@ public sealed class HealingTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ControllerDownLongerThanTheNodeTimeout_NoInstanceIsStoppedMovedOrRestarted()
+    {
+        // The agents fence after the node timeout without a word from the controller, but a controller that refuses
+        // connections is not running and cannot have given their instances to anyone: the data plane stays up.
+        var timeout = TimeSpan.FromSeconds(2);
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, nodeTimeout: timeout);
+        await cluster.DeploySampleAsync();
+        var before = (await cluster.WaitUntilReadyAsync("hello", 4, Deadline)).Instances.ToDictionary(i => i.Id);
+        var last = (await cluster.Api.ListEventsAsync()).Max(e => e.Id);
+        var started = before.Values.ToDictionary(i => i.Id, i => Agent.Drivers.Posix.StartTime(i.Pid)!.Value);
+
+        await cluster.StopControllerAsync(0);
+        var agents = cluster.Agents.Select(a => a!).ToList();
+        await Poll.UntilAsync(() => agents.All(a => Environment.TickCount64 - a.Connection.LastHeard > 3 * timeout.TotalMilliseconds),
+            TimeSpan.FromSeconds(30), "three node timeouts without the controller");
+        Assert.All(agents, a => Assert.False(a.Fenced, $"{a.Options.NodeName} fenced itself though no controller was running"));
+        Assert.All(before.Values, i => Assert.True(Agent.Drivers.Posix.IsAlive(i.Pid, started[i.Id]), $"{i.Id} (pid {i.Pid}) was stopped while the controller was down"));
+
+        await cluster.StartControllerAsync(0);
+        await Poll.UntilAsync(() => agents.All(a => a.Connection.Connected), Deadline, "every agent connected again");
+        var after = await cluster.WaitUntilReadyAsync("hello", 4, Deadline);
+        foreach (var instance in after.Instances)
+        {
+            Assert.Equal((before[instance.Id].Node, before[instance.Id].Pid), (instance.Node, instance.Pid));
+        }
+
+        var since = await cluster.Api.ListEventsAsync(last);
+        Assert.DoesNotContain(since, e => e.Kind is "NodeDown" or "InstanceMoved" or "InstancePlaced");
+    }
+
+    [Fact]
     public async Task ControllerRestartedMidDeployment_CompletesWithNoDuplicateAndNoOrphan()
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 3);

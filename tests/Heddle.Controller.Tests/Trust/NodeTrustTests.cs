@@ -294,7 +294,7 @@ public sealed class ControllerAddressesTests
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1, containers: false);
         await using var dead = new LinkCutter(cluster.Controller.AgentUrl);
-        await dead.CutAsync();
+        await dead.CloseAsync(); // a controller that is not running: refused
         await using var first = new LinkCutter(cluster.Controller.AgentUrl);
         await using var second = new LinkCutter(cluster.Controller.AgentUrl);
         using var state = new TempDirectory("heddle-addresses-");
@@ -309,7 +309,7 @@ public sealed class ControllerAddressesTests
         await Poll.UntilAsync(() => agent.Connection.Connected, TimeSpan.FromSeconds(20), "n9 connected");
         Assert.Equal(first.Url, agent.Connection.Current);
 
-        await first.CutAsync();
+        await first.CloseAsync();
         await Poll.UntilAsync(() => agent.Connection.Connected && agent.Connection.Current == second.Url, TimeSpan.FromSeconds(30), "n9 connected through the second address");
         await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Single(x => x.Name == "n9").Condition == "Ready", TimeSpan.FromSeconds(10), "n9 Ready");
     }

@@ -57,6 +57,7 @@ public sealed class LocalEtcd : IAsyncDisposable
             throw new InvalidOperationException($"the etcd cluster in {dataDirectory} did not come back on its ports {string.Join(", ", kept)}: {string.Join(" | ", errors.Where(e => e is not null))}");
         }
 
+        var failures = new List<string>();
         for (var attempt = 1; ; attempt++)
         {
             foreach (var old in Directory.EnumerateDirectories(dataDirectory, "m*"))
@@ -64,7 +65,7 @@ public sealed class LocalEtcd : IAsyncDisposable
                 Directory.Delete(old, recursive: true);
             }
 
-            var basePort = Random.Shared.Next(30000, 60000 - (2 * members));
+            var basePort = Random.Shared.Next(FirstPort, LastPort - (2 * members));
             var cluster = new LocalEtcd(dataDirectory, [.. Enumerable.Range(0, members).Select(i => basePort + (2 * i))]);
             var errors = await Task.WhenAll(Enumerable.Range(0, members).Select(i => cluster.StartMemberAsync(i, fresh: true, cancellationToken)));
             if (errors.All(e => e is null))
@@ -74,12 +75,20 @@ public sealed class LocalEtcd : IAsyncDisposable
             }
 
             cluster.StopAll();
+            failures.Add($"attempt {attempt}: {string.Join(" | ", errors.Where(e => e is not null))}");
             if (!errors.Any(e => e?.Contains("address already in use", StringComparison.Ordinal) == true) || attempt >= 5)
             {
-                throw new InvalidOperationException($"etcd did not become healthy: {string.Join(" | ", errors.Where(e => e is not null))}");
+                throw new InvalidOperationException($"etcd did not become healthy: {string.Join(" / ", failures)}");
             }
         }
     }
+
+    /// <summary>
+    /// Members listen between these ports: below Linux's default ephemeral range (32768–60999), where outgoing connections
+    /// and listeners on port 0 take theirs (a test run that opens thousands of connections left no free pair there), and
+    /// below the agents' instance ports (20000–29999).
+    /// </summary>
+    private const int FirstPort = 12000, LastPort = 19990;
 
     /// <summary>Kills member <paramref name="index"/> (as a crash would).</summary>
     public void Kill(int index)
@@ -118,6 +127,11 @@ public sealed class LocalEtcd : IAsyncDisposable
         var errors = new System.Text.StringBuilder();
         process.ErrorDataReceived += (_, e) =>
         {
+            if (e.Data is null || e.Data.StartsWith("[WARNING] Deprecated", StringComparison.Ordinal))
+            {
+                return; // etcd 3.4 warns on every start that its default logger is deprecated
+            }
+
             lock (errors)
             {
                 errors.AppendLine(e.Data);
