@@ -138,9 +138,9 @@ public sealed class ControllerHost : IAsyncDisposable
 
         var address = System.Net.IPAddress.Parse(options.ListenAddress);
         var store = await ClusterStores.OpenAsync(options, time, cancellationToken);
-        if (store.Cluster is KvClusterStore sharing)
+        if (store.Shared)
         {
-            await SharedAuthority.ShareAsync(sharing.Mirror, options.StateDirectory, cancellationToken);
+            await SharedAuthority.ShareAsync(store.Mirror, options.StateDirectory, cancellationToken);
         }
 
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
@@ -284,9 +284,9 @@ public sealed class ControllerHost : IAsyncDisposable
         AgentEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
-        if (store.Cluster is KvClusterStore shared)
+        if (store.Shared)
         {
-            _ = new Publishing.RemoteChanges(shared.Mirror, shared, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
+            _ = new Publishing.RemoteChanges(store.Mirror, store.Cluster, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
                 app.Services.GetRequiredService<EventLog>());
         }
 
@@ -304,7 +304,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
         await app.Services.GetRequiredService<BlobPeers>().RegisterAsync(api, agent, cancellationToken);
         host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>())));
-        if (store.Etcd is not null)
+        if (store.Shared)
         {
             var sessions = app.Services.GetRequiredService<AgentSessions>();
             host._sharing = app.Services.GetRequiredService<NodeHealthMonitor>().ShareAsync(() => sessions.Connected, host._stop.Token);
@@ -330,7 +330,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var health = Services.GetRequiredService<NodeHealthMonitor>();
         try
         {
-            var shared = Services.GetRequiredService<OpenedStore>().Etcd is not null;
+            var shared = Services.GetRequiredService<OpenedStore>().Shared;
             var events = Services.GetRequiredService<EventLog>();
             await election.RunAsync(async (leadership, leading) =>
             {

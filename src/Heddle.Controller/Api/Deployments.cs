@@ -193,24 +193,21 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 }
                 : null;
             var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
-            var needsVip = options.VipPool is not null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
-            try
+            var needsVip = options.VipPool is not null && service?.Vip is null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
+            var vip = needsVip ? conflicts.FreeVip() : null;
+            if (needsVip && vip is null)
             {
-                var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
-                {
-                    VipCandidates = needsVip ? [.. conflicts.UsableCandidates] : [], HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted,
-                    Family = family, Slot = slot,
-                };
-                if (!store.PutDeployment(write))
-                {
-                    continue;
-                }
-            }
-            catch (InvalidOperationException e)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{e.Message}; delete a service or widen --vip-pool");
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{conflicts.Exhausted}; delete a service or widen --vip-pool; nothing was changed");
             }
 
+            var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
+            {
+                Vip = vip, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot,
+            };
+            if (!store.PutDeployment(write))
+            {
+                continue; // changed meanwhile (the service, its slot or the VIP chosen): read again
+            }
 
             var count = next.Configuration.Roles.Sum(r => r.Instances);
             events.Add(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");

@@ -22,7 +22,7 @@ public sealed class BlobPeers(BlobStore blobs, OpenedStore store, IHttpClientFac
     /// <summary>The largest blob a peer takes: as large as a package or an image may be.</summary>
     public static long MaxBytes => Math.Max(Heddle.Model.Packages.PackageLimits.Default.MaxUnpackedBytes, Heddle.Packaging.RootfsLimits.Default.MaxArchiveBytes);
 
-    private KvMirror? Mirror => (store.Cluster as KvClusterStore)?.Mirror;
+    private KvMirror? Mirror => store.Shared ? store.Mirror : null;
 
     /// <summary>This controller's name among its peers (set once it listens).</summary>
     public string? Self { get; private set; }

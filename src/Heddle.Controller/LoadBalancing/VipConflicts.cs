@@ -38,6 +38,16 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
     /// <summary>The pool's addresses in order, without those found squatted: what a service may be given.</summary>
     public IEnumerable<string> UsableCandidates => pool.Candidates.Where(c => !IsUnusable(c));
 
+    /// <summary>The lowest usable address no deployment holds; null when the pool is exhausted.</summary>
+    public string? FreeVip()
+    {
+        var taken = store.ListVips();
+        return UsableCandidates.FirstOrDefault(c => !taken.ContainsKey(c));
+    }
+
+    /// <summary>Why no VIP could be given, for people to read.</summary>
+    public string Exhausted => $"the VIP pool {pool.Cidr} is exhausted: all {pool.Candidates.Count} addresses are in use";
+
     /// <summary>Takes a balancer's whole report (replacing its previous one) and moves the services it names.</summary>
     public void Report(LoadBalancerReport report)
     {
@@ -97,8 +107,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             moves.Add(now);
         }
 
-        var taken = store.ListServices().Select(s => s.Vip).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        var next = UsableCandidates.FirstOrDefault(c => !taken.Contains(c));
+        var next = FreeVip();
         if (next is null || !store.ChangeVip(service.Name, problem.Vip, next))
         {
             events.Add(EventKinds.VipUnusable, service.Name,

@@ -5,11 +5,17 @@ using Microsoft.Extensions.Logging;
 namespace Heddle.Controller.Store;
 
 /// <summary>The store a controller opened (`--store`) and how its controllers choose a leader.</summary>
-public sealed class OpenedStore(IClusterStore cluster, ITrustStore trust, EtcdMembers? etcd, string description) : IDisposable
+public sealed class OpenedStore(KvClusterStore store, EtcdMembers? etcd, string description) : IDisposable
 {
-    public IClusterStore Cluster { get; } = cluster;
+    public IClusterStore Cluster => store;
 
-    public ITrustStore Trust { get; } = trust;
+    public ITrustStore Trust => store;
+
+    /// <summary>This controller's watch-fed copy of the store.</summary>
+    public KvMirror Mirror => store.Mirror;
+
+    /// <summary>Whether other controllers may share the store (etcd): then they follow each other's changes through the watch.</summary>
+    public bool Shared => Etcd is not null;
 
     /// <summary>The etcd members, when the store is etcd; null for the embedded SQLite store.</summary>
     public EtcdMembers? Etcd { get; } = etcd;
@@ -24,7 +30,11 @@ public sealed class OpenedStore(IClusterStore cluster, ITrustStore trust, EtcdMe
     public void Dispose() => Cluster.Dispose();
 }
 
-/// <summary>Opens the store `--store` names: <c>sqlite:PATH</c> (the default, PATH defaulting to cluster.db in the state folder) or <c>etcd://host:port[,host:port...]</c>.</summary>
+/// <summary>
+/// Opens the store `--store` names: <c>sqlite:PATH</c> (the default, PATH defaulting to cluster.db in the state folder) or
+/// <c>etcd://host:port[,host:port...]</c>. Both are the same cluster store on the key-value contract; a cluster.db of the
+/// earlier table layout is brought over the first time.
+/// </summary>
 public static class ClusterStores
 {
     /// <summary>Every key Heddle keeps in etcd is under this prefix.</summary>
@@ -64,12 +74,32 @@ public static class ClusterStores
         if (options.Store is null || options.Store.StartsWith("sqlite:", StringComparison.Ordinal))
         {
             var path = options.Store is null ? Path.Combine(options.StateDirectory, "cluster.db") : Path.GetFullPath(options.Store["sqlite:".Length..]);
-            var sqlite = new SqliteClusterStore(path, time);
-            return new OpenedStore(sqlite, sqlite, null, $"sqlite {path}");
+            return await OpenSqliteAsync(path, time, cancellationToken);
         }
 
-        var members = EtcdKeyValueStore.ParseMembers(options.Store);
-        var kv = new EtcdKeyValueStore(members, EtcdRoot);
+        var kv = new EtcdKeyValueStore(EtcdKeyValueStore.ParseMembers(options.Store), EtcdRoot);
+        return await OverAsync(kv, kv.Members, $"etcd {kv.Members.Names}", time, cancellationToken);
+    }
+
+    /// <summary>The embedded store: the key-value contract in one SQLite file (a file of the earlier table layout is brought over first).</summary>
+    public static async Task<OpenedStore> OpenSqliteAsync(string path, TimeProvider time, CancellationToken cancellationToken = default)
+    {
+        var sqlite = new SqliteKeyValueStore(path);
+        try
+        {
+            LegacySqliteImport.Run(path, sqlite);
+        }
+        catch
+        {
+            await sqlite.DisposeAsync();
+            throw;
+        }
+
+        return await OverAsync(sqlite, null, $"sqlite {path}", time, cancellationToken);
+    }
+
+    private static async Task<OpenedStore> OverAsync(IKeyValueStore kv, EtcdMembers? etcd, string description, TimeProvider time, CancellationToken cancellationToken)
+    {
         KvMirror mirror;
         try
         {
@@ -82,6 +112,6 @@ public static class ClusterStores
         }
 
         var store = new KvClusterStore(mirror, time);
-        return new OpenedStore(store, store, kv.Members, $"etcd {kv.Members.Names}");
+        return new OpenedStore(store, etcd, description);
     }
 }

@@ -25,11 +25,13 @@ public interface IClusterStore : IDisposable
     /// <summary>
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
     /// pending deletion; marks a previous revision still in progress without a walk Superseded; forgets revisions
-    /// beyond the history limit that no instance runs. A service without a VIP gets the first of the candidates no
-    /// other service holds. False when the service is no longer at the expected version.
+    /// beyond the history limit that no instance runs. A service without a VIP gets <see cref="DeploymentWrite.Vip"/>.
+    /// False (nothing changed) when the service is no longer at the expected version, its slot or that VIP was taken.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The VIP pool is exhausted.</exception>
     bool PutDeployment(DeploymentWrite write);
+
+    /// <summary>Every VIP held, with the deployment holding it.</summary>
+    IReadOnlyDictionary<string, string> ListVips();
 
     RevisionRecord? GetRevision(string service, long number);
 

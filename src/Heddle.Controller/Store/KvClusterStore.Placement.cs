@@ -21,11 +21,14 @@ public sealed partial class KvClusterStore
         var conditions = new List<KvCondition> { new(serviceKey, entry?.ModRevision ?? 0) };
         var writes = new Writes();
         var vip = current?.Vip;
-        if (vip is null && write.VipCandidates.Count > 0)
+        if (vip is null && write.Vip is not null)
         {
-            var taken = _mirror.List("vips/").Select(e => e.Key["vips/".Length..]).ToHashSet(StringComparer.Ordinal);
-            vip = write.VipCandidates.FirstOrDefault(c => !taken.Contains(c))
-                ?? throw new InvalidOperationException($"the VIP pool is exhausted: all {write.VipCandidates.Count} addresses are in use");
+            if (_mirror.Get(Keys.Vip(write.Vip)) is not null)
+            {
+                return false; // another deployment took this VIP meanwhile
+            }
+
+            vip = write.Vip;
             conditions.Add(new(Keys.Vip(vip), 0));
             writes.Put(Keys.Vip(vip), write.Service);
         }
@@ -73,6 +76,9 @@ public sealed partial class KvClusterStore
 
         return Commit(conditions, writes.List);
     }
+
+    public IReadOnlyDictionary<string, string> ListVips() =>
+        _mirror.List("vips/").ToDictionary(e => e.Key["vips/".Length..], Decode<string>, StringComparer.Ordinal);
 
     public IReadOnlyList<InstanceRecord> ListInstances(string? service = null) =>
         [.. Merge(service is null ? "instances/" : Keys.Instances(service), service is null ? "status/" : Keys.Statuses(service))

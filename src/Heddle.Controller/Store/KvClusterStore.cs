@@ -188,9 +188,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     public EventRecord AddEvent(string kind, string subject, string message)
     {
         var time = _time.GetUtcNow();
-        var key = Keys.Event(time);
-        var stored = new StoredEvent(time, kind, subject, message);
-        Commit([new(key, 0)], [Put(key, stored)], out var revision);
+        var write = EventWrite(time, kind, subject, message);
+        Commit([new(write.Key, 0)], [write], out var revision);
         if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
         {
             TrimEvents();
@@ -198,6 +197,10 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
         return new EventRecord(revision, time, kind, subject, message);
     }
+
+    /// <summary>The write that records an event (under a key of its own, in time order).</summary>
+    internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message) =>
+        Put(Keys.Event(time), new StoredEvent(time, kind, subject, message));
 
     public IReadOnlyList<EventRecord> ListEvents(long afterId, int limit) =>
         [.. _mirror.List("events/").Where(e => e.CreateRevision > afterId).OrderBy(e => e.CreateRevision).Take(limit).Select(ToEvent)];

@@ -60,7 +60,11 @@ public sealed record DeploymentWrite(string Service, string Tenant, long Number,
 
     public string Slot { get; init; } = Slots.Production;
 
-    public IReadOnlyList<string> VipCandidates { get; init; } = [];
+    /// <summary>
+    /// The VIP a service without one is given (the controller chooses it from its pool); the write is refused when
+    /// another service holds it meanwhile. A service that has a VIP keeps it.
+    /// </summary>
+    public string? Vip { get; init; }
 
     public int HistoryLimit { get; init; } = 10;
 

@@ -31,8 +31,8 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    protected static DeploymentWrite Write(string service, long expectedVersion, long number = 1, string slot = Slots.Production, string? family = null, params string[] vips) =>
-        new(service, "default", number, new string('a', 64), $"service: {service}", "test", expectedVersion) { VipCandidates = vips, Slot = slot, Family = family };
+    protected static DeploymentWrite Write(string service, long expectedVersion, long number = 1, string slot = Slots.Production, string? family = null, string? vip = null) =>
+        new(service, "default", number, new string('a', 64), $"service: {service}", "test", expectedVersion) { Vip = vip, Slot = slot, Family = family };
 
     protected static InstanceRecord Instance(string service, int index, long generation, string node = "n1") => new()
     {
@@ -40,30 +40,29 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     };
 
     [Fact]
-    public void Vips_AreUnique_ExhaustionIsASentence_AndARemovedServiceGivesItsVipBack()
+    public void Vips_AreUnique_KeptByTheirService_AndARemovedServiceGivesItsVipBack()
     {
-        string[] pool = ["127.77.0.1", "127.77.0.2"];
-        Assert.True(Store.PutDeployment(Write("a", 0, vips: pool)));
-        Assert.True(Store.PutDeployment(Write("b", 0, vips: pool)));
-        var e = Assert.Throws<InvalidOperationException>(() => Store.PutDeployment(Write("c", 0, vips: pool)));
-        Assert.Contains("VIP pool is exhausted", e.Message);
+        Assert.True(Store.PutDeployment(Write("a", 0, vip: "127.77.0.1")));
+        Assert.False(Store.PutDeployment(Write("b", 0, vip: "127.77.0.1")));
+        Assert.Null(Store.GetService("b"));
+        Assert.True(Store.PutDeployment(Write("b", 0, vip: "127.77.0.2")));
+        Assert.True(Store.PutDeployment(Write("a", Store.GetService("a")!.Version, number: 2, vip: "127.77.0.3")));
+        Assert.Equal("127.77.0.1", Store.GetService("a")!.Vip);
 
-        Assert.Equal(["127.77.0.1", "127.77.0.2"], Store.ListServices().Select(s => s.Vip).Order());
         Assert.False(Store.ChangeVip("a", "127.77.0.1", "127.77.0.2"));
         Store.RemoveService("b");
-        Assert.True(Store.PutDeployment(Write("c", 0, vips: pool)));
-        Assert.Equal("127.77.0.2", Store.GetService("c")!.Vip);
+        Assert.True(Store.PutDeployment(Write("c", 0, vip: "127.77.0.2")));
         Assert.True(Store.ChangeVip("a", "127.77.0.1", "127.77.0.9"));
-        Assert.True(Store.PutDeployment(Write("d", 0, vips: pool)));
-        Assert.Equal("127.77.0.1", Store.GetService("d")!.Vip);
+        Assert.True(Store.PutDeployment(Write("d", 0, vip: "127.77.0.1")));
+        Assert.Equal(["127.77.0.1=d", "127.77.0.2=c", "127.77.0.9=a"], Store.ListVips().Select(v => $"{v.Key}={v.Value}").Order());
     }
 
     [Fact]
     public void Slots_OneDeploymentPerSlot_AndASwapExchangesSlotsAndVips_OnlyFromAFreshRead()
     {
-        Assert.True(Store.PutDeployment(Write("web", 0, vips: ["127.77.0.1"])));
-        Assert.True(Store.PutDeployment(Write("web-staging", 0, slot: Slots.Staging, family: "web", vips: ["127.77.0.1", "127.77.0.2"])));
-        Assert.False(Store.PutDeployment(Write("web-other", 0, slot: Slots.Staging, family: "web", vips: ["127.77.0.3"])));
+        Assert.True(Store.PutDeployment(Write("web", 0, vip: "127.77.0.1")));
+        Assert.True(Store.PutDeployment(Write("web-staging", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.2")));
+        Assert.False(Store.PutDeployment(Write("web-other", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.3")));
         var (production, staging) = (Store.GetService("web")!, Store.GetService("web-staging")!);
 
         Assert.False(Store.SwapSlots("web", production.Version - 1, "web-staging", staging.Version));
@@ -164,7 +163,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     [Fact]
     public async Task EverythingAccepted_IsThereWhenTheStoreIsOpenedAfresh()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0, vips: ["127.77.0.1"])));
+        Assert.True(Store.PutDeployment(Write("hello", 0, vip: "127.77.0.1")));
         var generation = Store.NextGeneration();
         Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
         Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
@@ -200,7 +199,7 @@ public sealed class SqliteClusterStoreContractTests : ClusterStoreContractTests
 {
     private readonly TempDirectory _directory = new("heddle-store-");
 
-    protected override Task<IClusterStore> OpenAsync() => Task.FromResult<IClusterStore>(new SqliteClusterStore(_directory.Combine("cluster.db"), Time));
+    protected override async Task<IClusterStore> OpenAsync() => (await ClusterStores.OpenSqliteAsync(_directory.Combine("cluster.db"), Time)).Cluster;
 
     public override async Task DisposeAsync()
     {
@@ -257,7 +256,7 @@ public sealed class EtcdClusterStoreContractTests : ClusterStoreContractTests
     [Fact]
     public async Task EtcdDown_ReadsKeepTheLastKnownState_WritesSaySo_AndWhenItIsBackSoAreWrites()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0, vips: ["127.77.0.1"])));
+        Assert.True(Store.PutDeployment(Write("hello", 0, vip: "127.77.0.1")));
         _etcd!.Kill(0);
 
         Assert.Equal("127.77.0.1", Store.GetService("hello")!.Vip);

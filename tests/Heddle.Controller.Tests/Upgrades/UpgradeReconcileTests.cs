@@ -253,7 +253,7 @@ public abstract class UpgradeReconcileTests : IDisposable
 }
 
 /// <summary>On the embedded SQLite store.</summary>
-public sealed class SqliteUpgradeReconcileTests() : UpgradeReconcileTests((directory, time) => new SqliteClusterStore(directory.Combine("cluster.db"), time));
+public sealed class SqliteUpgradeReconcileTests() : UpgradeReconcileTests((directory, time) => ClusterStores.OpenSqliteAsync(directory.Combine("cluster.db"), time).GetAwaiter().GetResult().Cluster);
 
 /// <summary>On the key-value cluster store (as on etcd), over the in-memory key-value store.</summary>
 public sealed class KvUpgradeReconcileTests() : UpgradeReconcileTests((_, time) => KvStores.InMemory(time));

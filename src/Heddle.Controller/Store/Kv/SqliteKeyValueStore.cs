@@ -44,8 +44,51 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
 
     protected override List<KvEvent> Apply(long revision, IReadOnlyList<KvWrite> writes)
     {
-        var changes = new List<KvEvent>();
         using var tx = _db.BeginTransaction();
+        var changes = WriteRows(revision, writes);
+        Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision));
+        if (revision % 1000 == 0 && revision > KeptRevisions)
+        {
+            Execute("DELETE FROM kv_log WHERE revision < $o", ("$o", revision - KeptRevisions));
+            Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", revision - KeptRevisions));
+        }
+
+        tx.Commit();
+        return changes;
+    }
+
+    /// <summary>
+    /// Fills an empty store in one transaction: each commit of <paramref name="commits"/> is a revision of its own,
+    /// the first at <paramref name="firstRevision"/> (so revisions can start above numbers handed out before, such as
+    /// generations). Used to bring a store of another layout over before anything reads or watches this one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The store is not empty.</exception>
+    public void Load(IReadOnlyList<IReadOnlyList<KvWrite>> commits, long firstRevision)
+    {
+        if (Revision != 0)
+        {
+            throw new InvalidOperationException($"the store already holds revision {Revision}; only an empty store is loaded");
+        }
+
+        using var tx = _db.BeginTransaction();
+        var revision = Math.Max(1, firstRevision);
+        foreach (var writes in commits.Where(c => c.Count > 0))
+        {
+            KvRules.CheckWrites(writes);
+            WriteRows(revision++, writes);
+        }
+
+        Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision - 1));
+        Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", Math.Max(1, firstRevision)));
+        tx.Commit();
+    }
+
+    /// <summary>The store's revision (0 while it is empty).</summary>
+    public long CurrentRevision => Revision;
+
+    private List<KvEvent> WriteRows(long revision, IReadOnlyList<KvWrite> writes)
+    {
+        var changes = new List<KvEvent>();
         foreach (var write in writes)
         {
             if (write.Value is null)
@@ -67,14 +110,6 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
             changes.Add(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, revision));
         }
 
-        Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision));
-        if (revision % 1000 == 0 && revision > KeptRevisions)
-        {
-            Execute("DELETE FROM kv_log WHERE revision < $o", ("$o", revision - KeptRevisions));
-            Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", revision - KeptRevisions));
-        }
-
-        tx.Commit();
         return changes;
     }
 
