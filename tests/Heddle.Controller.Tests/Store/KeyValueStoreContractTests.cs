@@ -265,11 +265,25 @@ public sealed class EtcdClusterKeyValueStoreTests : IAsyncLifetime
             }
         }, stop.Token);
 
+        // What the watch delivered so far; why it ended, if it did.
+        List<string> Seen()
+        {
+            if (watching.IsFaulted)
+            {
+                throw new InvalidOperationException($"the watch ended: {watching.Exception!.InnerException}");
+            }
+
+            lock (watched)
+            {
+                return [.. watched];
+            }
+        }
+
         _etcd.Kill(0); // the member the store talks to first
         var read = await store.GetAsync("services/a");
         Assert.NotNull(read);
         Assert.True((await store.CommitAsync([new("services/a", read.ModRevision)], [KvWrite.Put("services/a", "2"u8.ToArray()), KvWrite.Put("services/b", "1"u8.ToArray())])).Succeeded);
-        await Poll.UntilAsync(() => { lock (watched) { return watched.Contains("services/b"); } }, TimeSpan.FromSeconds(20), "the watch resumed on another member");
+        await Poll.UntilAsync(() => Task.FromResult(Seen()), seen => seen.Contains("services/b"), TimeSpan.FromSeconds(20), "the watch resumed on another member");
 
         _etcd.Kill(1);
         var e = await Assert.ThrowsAsync<KvUnavailableException>(() => store.CommitAsync([], [KvWrite.Put("services/c", "1"u8.ToArray())]));
@@ -289,7 +303,7 @@ public sealed class EtcdClusterKeyValueStoreTests : IAsyncLifetime
         }, ok => ok, TimeSpan.FromSeconds(30), "writes work again");
         Assert.True(after);
         Assert.Equal(["services/a", "services/b", "services/d"], (await store.ListAsync("services/")).Entries.Where(x => x.Key != "services/c").Select(x => x.Key));
-        await Poll.UntilAsync(() => { lock (watched) { return watched.Contains("services/d"); } }, TimeSpan.FromSeconds(30), "the watch saw the write after the members came back");
+        await Poll.UntilAsync(() => Task.FromResult(Seen()), seen => seen.Contains("services/d"), TimeSpan.FromSeconds(30), "the watch saw the write after the members came back");
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watching);
     }
