@@ -113,9 +113,9 @@ public sealed class ControllerHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <summary>A new join string (as `heddle token create --join` prints), valid for <paramref name="ttl"/> (default 1 h) and any number of agents unless <paramref name="uses"/>.</summary>
-    public string CreateJoinString(TimeSpan? ttl = null, int? uses = null)
+    public async Task<string> CreateJoinStringAsync(TimeSpan? ttl = null, int? uses = null)
     {
-        var (token, _) = Services.GetRequiredService<Tokens>().Create(TokenKinds.Join, null, ttl ?? TimeSpan.FromHours(1), uses, "made by the host");
+        var (token, _) = await Services.GetRequiredService<Tokens>().CreateAsync(TokenKinds.Join, null, ttl ?? TimeSpan.FromHours(1), uses, "made by the host");
         return Heddle.Contracts.Trust.JoinString.Format(token, _ca.PublicKeyHash);
     }
 
@@ -221,7 +221,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 
         var app = builder.Build();
-        Tokens.Bootstrap(app.Services.GetRequiredService<ITrustStore>(), options.StateDirectory, time);
+        await Tokens.BootstrapAsync(app.Services.GetRequiredService<ITrustStore>(), options.StateDirectory, time, cancellationToken);
         if (File.Exists(Path.Combine(options.StateDirectory, "join-token")))
         {
             File.Delete(Path.Combine(options.StateDirectory, "join-token")); // the shared join token of older versions proves nothing any more
@@ -339,7 +339,7 @@ public sealed class ControllerHost : IAsyncDisposable
                 {
                     try
                     {
-                        events.Add(EventKinds.LeaderElected, leadership.Holder, $"controller {leadership.Holder} leads (term {leadership.Term}); it runs the reconcilers, node health and upgrade walks");
+                        await events.AddAsync(EventKinds.LeaderElected, leadership.Holder, $"controller {leadership.Holder} leads (term {leadership.Term}); it runs the reconcilers, node health and upgrade walks");
                     }
                     catch (Store.Kv.KvUnavailableException)
                     {

@@ -13,9 +13,10 @@ public sealed class EventLog(IClusterStore store)
     /// <summary>Raised after each event is stored (the DNS record source rebuilds on it).</summary>
     public event Action<EventRecord>? Added;
 
-    public EventRecord Add(string kind, string subject, string message)
+    /// <summary>Stores an event, then tells followers and subscribers.</summary>
+    public async Task<EventRecord> AddAsync(string kind, string subject, string message, CancellationToken cancellationToken = default)
     {
-        var record = store.AddEvent(kind, subject, message);
+        var record = await store.AddEventAsync(kind, subject, message, cancellationToken);
         Publish(record);
         return record;
     }

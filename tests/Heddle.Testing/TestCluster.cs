@@ -60,7 +60,7 @@ public sealed class TestCluster : IAsyncDisposable
         cluster._apiPorts.AddRange(cluster.Controllers.Select(c => c!.ApiUrl.Port));
 
         cluster.Api = new HeddleApiClient(cluster.Controller.ApiUrl, cluster.Controller.ApiToken, cluster.Controller.CaCertificate);
-        cluster.JoinString = cluster.Controller.CreateJoinString(TimeSpan.FromHours(2));
+        cluster.JoinString = await cluster.Controller.CreateJoinStringAsync(TimeSpan.FromHours(2));
         if (cuttable)
         {
             cluster.Links.AddRange(Enumerable.Range(0, nodes).Select(_ => new LinkCutter(cluster.Controller.AgentUrl)));

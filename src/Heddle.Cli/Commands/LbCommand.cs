@@ -84,11 +84,7 @@ internal sealed class LbOptionsBinder
         var balancer = new LoadBalancerHost(Options(parse));
         var source = host.Services.GetRequiredService<LoadBalancerConfigSource>();
         var conflicts = host.Services.GetRequiredService<VipConflicts>();
-        Task Report(LoadBalancerReport report)
-        {
-            conflicts.Report(report);
-            return Task.CompletedTask;
-        }
+        Task Report(LoadBalancerReport report) => conflicts.ReportAsync(report);
 
         source.Changed += config => _ = ApplyAsync(balancer, config, Report, console);
         _ = ApplyAsync(balancer, source.Current, Report, console);

@@ -17,35 +17,35 @@ public sealed class AgentService(
     CertificateAuthority ca, TimeProvider time)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
-    public override Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
+    public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
     {
-        if (tokens.UseJoinToken(request.JoinToken) is null)
+        if (await tokens.UseJoinTokenAsync(request.JoinToken, context.CancellationToken) is null)
         {
-            events.Add(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
+            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
             throw new RpcException(new Status(StatusCode.Unauthenticated, "the join token is unknown, expired, used up or revoked; make one with 'heddle token create --join'"));
         }
 
-        var (certificate, refusal) = certificates.Enrol(request.NodeName, request.SigningRequest);
+        var (certificate, refusal) = await certificates.EnrolAsync(request.NodeName, request.SigningRequest, context.CancellationToken);
         if (certificate is null)
         {
-            events.Add(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
+            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
             throw new RpcException(new Status(StatusCode.PermissionDenied, refusal!));
         }
 
-        events.Add(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}");
-        return Task.FromResult(Reply(certificate));
+        await events.AddAsync(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}");
+        return Reply(certificate);
     }
 
-    public override Task<CertificateReply> Renew(RenewRequest request, ServerCallContext context)
+    public override async Task<CertificateReply> Renew(RenewRequest request, ServerCallContext context)
     {
         var node = Authenticate(context);
-        var (certificate, refusal) = certificates.Renew(node, request.SigningRequest);
+        var (certificate, refusal) = await certificates.RenewAsync(node, request.SigningRequest, context.CancellationToken);
         if (certificate is null)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, refusal!));
         }
 
-        return Task.FromResult(Reply(certificate));
+        return Reply(certificate);
     }
 
     private CertificateReply Reply(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
@@ -73,13 +73,13 @@ public sealed class AgentService(
         var hello = requestStream.Current.Hello;
         if (hello.Node.Name != node)
         {
-            events.Add(EventKinds.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
+            await events.AddAsync(EventKinds.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"this certificate is node {node}'s; it cannot speak for node {Printable.Of(hello.Node.Name)}"));
         }
 
         // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it does
         // not fence itself and its instances run on), and what it says is written once the store takes it again.
-        var pendingHello = Try(() => Join(hello)) ? null : hello;
+        var pendingHello = await TryAsync(() => JoinAsync(hello)) ? null : hello;
         var unsent = new Dictionary<string, InstanceReport>(StringComparer.Ordinal);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
@@ -101,14 +101,14 @@ public sealed class AgentService(
                     unsent[message.Report.InstanceId] = message.Report;
                 }
 
-                if (pendingHello is not null && Try(() => Join(pendingHello)))
+                if (pendingHello is not null && await TryAsync(() => JoinAsync(pendingHello)))
                 {
                     pendingHello = null;
                 }
 
                 foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
                 {
-                    if (!Try(() => Report(node, report)))
+                    if (!await TryAsync(() => ReportAsync(node, report)))
                     {
                         break;
                     }
@@ -128,11 +128,11 @@ public sealed class AgentService(
     }
 
     /// <summary>Runs a write; false when the store cannot take it now (it is tried again with the node's next message).</summary>
-    private static bool Try(Action write)
+    private static async Task<bool> TryAsync(Func<Task> write)
     {
         try
         {
-            write();
+            await write();
             return true;
         }
         catch (Store.Kv.KvUnavailableException)
@@ -141,11 +141,11 @@ public sealed class AgentService(
         }
     }
 
-    private void Join(Hello hello)
+    private async Task JoinAsync(Hello hello)
     {
         var info = hello.Node;
         var previous = store.GetNode(info.Name);
-        health.Join(info.Name, () => store.PutNode(new NodeRecord
+        await health.JoinAsync(info.Name, () => store.PutNodeAsync(new NodeRecord
         {
             Name = info.Name,
             Address = info.Address,
@@ -161,16 +161,16 @@ public sealed class AgentService(
         }));
         if (previous is null)
         {
-            events.Add(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {info.FaultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
+            await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {info.FaultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
         }
         else if (previous.Condition == NodeConditions.Down)
         {
-            events.Add(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
+            await events.AddAsync(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
         }
 
         foreach (var report in hello.Instances)
         {
-            Report(info.Name, report);
+            await ReportAsync(info.Name, report);
         }
 
         // An instance of a service being deleted that the node no longer runs: its Stopped report may have gone to a
@@ -178,7 +178,7 @@ public sealed class AgentService(
         var running = hello.Instances.Select(r => r.InstanceId).ToHashSet(StringComparer.Ordinal);
         foreach (var gone in store.ListInstancesOnNode(info.Name).Where(i => !running.Contains(i.Id) && store.GetService(i.Service) is { Deleting: true }))
         {
-            Report(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
+            await ReportAsync(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
         }
 
         foreach (var service in store.ListServices())
@@ -187,7 +187,7 @@ public sealed class AgentService(
         }
     }
 
-    private void Report(string node, InstanceReport report)
+    private async Task ReportAsync(string node, InstanceReport report)
     {
         var parts = report.InstanceId.Split('/');
         if (parts.Length != 3 || !int.TryParse(parts[2], out var index))
@@ -196,7 +196,7 @@ public sealed class AgentService(
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
-        var updated = store.UpdateInstanceStatus(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        var updated = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),
@@ -214,7 +214,7 @@ public sealed class AgentService(
         if (before is null || before.State != report.State || before.Restarts != report.Restarts)
         {
             var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
-            events.Add(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}");
+            await events.AddAsync(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}");
         }
 
         // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.

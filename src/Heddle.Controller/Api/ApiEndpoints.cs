@@ -43,18 +43,18 @@ internal static class ApiEndpoints
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
         v1.MapPut("/images/{name}", (string name, string? sha256, HttpRequest request, Caller caller, Images images, CancellationToken ct) => images.PutAsync(name, sha256, request, caller, ct));
         v1.MapGet("/images", (Caller caller, Images images) => images.List(caller));
-        v1.MapDelete("/images/{name}", (string name, Caller caller, Images images) => images.Delete(name, caller));
-        v1.MapPost("/deployments", (DeploymentRequest request, Caller caller, Deployments deployments) => deployments.Deploy(request, caller));
+        v1.MapDelete("/images/{name}", (string name, Caller caller, Images images) => images.DeleteAsync(name, caller));
+        v1.MapPost("/deployments", (DeploymentRequest request, Caller caller, Deployments deployments) => deployments.DeployAsync(request, caller));
         v1.MapPost("/services/{name}/scale", (string name, string? slot, ScaleRequest request, Caller caller, Deployments deployments, IClusterStore store) =>
-            Slotted(store, caller, name, slot, key => deployments.Scale(key, request)));
+            SlottedAsync(store, caller, name, slot, key => deployments.ScaleAsync(key, request)));
         v1.MapPost("/services/{name}/rollback", (string name, string? slot, RollbackRequest? request, Caller caller, Deployments deployments, UpgradeControl control, IClusterStore store) =>
-            Slotted(store, caller, name, slot, key => deployments.Rollback(key, request ?? new RollbackRequest(), control)));
+            SlottedAsync(store, caller, name, slot, key => deployments.RollbackAsync(key, request ?? new RollbackRequest(), control)));
         v1.MapGet("/services/{name}/revisions", (string name, string? slot, Caller caller, IClusterStore store) => Slotted(store, caller, name, slot, key =>
             Results.Ok(store.ListRevisions(key).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == store.GetService(key)?.Revision)).ToList())));
         v1.MapGet("/services/{name}/upgrade", (string name, string? slot, Caller caller, UpgradeControl control, IClusterStore store) => Slotted(store, caller, name, slot, control.Status));
-        v1.MapPost("/services/{name}/upgrade/{action}", (string name, string action, string? slot, Caller caller, UpgradeControl control, IClusterStore store) =>
+        v1.MapPost("/services/{name}/upgrade/{action}", async (string name, string action, string? slot, Caller caller, UpgradeControl control, IClusterStore store) =>
             Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed) && action.All(char.IsLetter)
-                ? Slotted(store, caller, name, slot, key => control.Act(key, parsed))
+                ? await SlottedAsync(store, caller, name, slot, key => control.ActAsync(key, parsed))
                 : Problems.NotFound($"no upgrade action '{action}'; use pause, resume or rollback"));
         v1.MapPost("/services/{name}/swap", async (string name, Caller caller, Swaps swaps, IClusterStore store, CancellationToken ct) =>
             Visible(store, caller).Any(s => s.Family == name) ? await swaps.SwapAsync(name, ct) : UnknownService(name, store, caller));
@@ -68,17 +68,17 @@ internal static class ApiEndpoints
                 ? Results.Ok(caller.IsAdmin ? Instances(store, null) : Visible(store, caller).SelectMany(s => Instances(store, s.Name)).ToList())
                 : Slotted(store, caller, service, slot, key => Results.Ok(Instances(store, key))));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
-        v1.MapDelete("/nodes/{name}", (string name, NodeRemoval removal) => removal.Remove(name));
+        v1.MapDelete("/nodes/{name}", (string name, NodeRemoval removal) => removal.RemoveAsync(name));
         v1.MapGet("/events", Events.GetAsync);
         v1.MapGet("/dns/records", FollowDnsAsync);
-        v1.MapPost("/lb/report", (LoadBalancerReport report, LoadBalancing.VipConflicts conflicts) =>
+        v1.MapPost("/lb/report", async (LoadBalancerReport report, LoadBalancing.VipConflicts conflicts) =>
         {
             if (string.IsNullOrWhiteSpace(report.Reporter) || report.Reporter.Length > 200 || report.Problems is null || report.Problems.Count > 100_000)
             {
                 return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad load-balancer report", "a report names its reporter (up to 200 characters) and lists its problems (up to 100,000)");
             }
 
-            conflicts.Report(report);
+            await conflicts.ReportAsync(report);
             return Results.NoContent();
         });
         v1.MapGet("/lb/config", (HttpContext c, LoadBalancing.LoadBalancerConfigSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
@@ -148,7 +148,7 @@ internal static class ApiEndpoints
                     return Problems.Problem(StatusCodes.Status503ServiceUnavailable, ProblemTypes.NotReplicated, "Package not replicated", unreplicated);
                 }
 
-                store.PutPackage(new PackageRecord(sha256, size.Value, package.Definition.Name, package.ServiceYaml, time.GetUtcNow()));
+                await store.PutPackageAsync(new PackageRecord(sha256, size.Value, package.Definition.Name, package.ServiceYaml, time.GetUtcNow()), cancellationToken);
             }
         }
 
@@ -166,8 +166,14 @@ internal static class ApiEndpoints
         return service is null ? problem! : act(service.Name);
     }
 
+    private static async Task<IResult> SlottedAsync(IClusterStore store, Caller caller, string name, string? slot, Func<string, Task<IResult>> act)
+    {
+        var (service, problem) = ServiceSlots.Find(store, caller, name, slot);
+        return service is null ? problem! : await act(service.Name);
+    }
+
     /// <summary>Deletes one slot (`?slot=staging`), or, without a slot, the service: every slot of it.</summary>
-    private static IResult Delete(string name, string? slot, Caller caller, IClusterStore store, WorkQueue queue, EventLog events)
+    private static async Task<IResult> Delete(string name, string? slot, Caller caller, IClusterStore store, WorkQueue queue, EventLog events)
     {
         List<ServiceRecord> targets;
         if (slot is null && Visible(store, caller).Where(s => s.Family == name).ToList() is { Count: > 0 } all)
@@ -187,9 +193,9 @@ internal static class ApiEndpoints
 
         foreach (var target in targets)
         {
-            if (store.MarkDeleting(target.Name))
+            if (await store.MarkDeletingAsync(target.Name))
             {
-                events.Add(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped");
+                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped");
                 queue.Add(target.Name);
             }
         }

@@ -19,7 +19,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
 {
     private const int Attempts = 5;
 
-    internal IResult Deploy(DeploymentRequest request, Trust.Caller caller)
+    internal async Task<IResult> DeployAsync(DeploymentRequest request, Trust.Caller caller)
     {
         // Who owns what is deployed comes from the token. Only an admin may deploy for a tenant it names.
         if (!caller.IsAdmin && request.Tenant is { Length: > 0 } asked && asked != caller.Tenant)
@@ -70,11 +70,11 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Invalid(ProblemTypes.InvalidModel, "Unknown slot", $"'{slot}' is not a slot; deploy to '{Slots.Production}' (the default) or '{Slots.Staging}'; nothing was changed");
         }
 
-        return Accept(definition.Name, slot, tenant, request.PackageSha256, request.Configuration!, prefix: null);
+        return await AcceptAsync(definition.Name, slot, tenant, request.PackageSha256, request.Configuration!, prefix: null);
     }
 
 
-    internal IResult Scale(string name, ScaleRequest request)
+    internal async Task<IResult> ScaleAsync(string name, ScaleRequest request)
     {
         var service = store.GetService(name);
         if (service is null || service.Deleting)
@@ -107,10 +107,10 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Cannot scale", $"{error}; deploy a configuration with the count instead");
         }
 
-        return Accept(service.Family, service.Slot, service.Tenant, service.PackageSha256, edited, prefix: null);
+        return await AcceptAsync(service.Family, service.Slot, service.Tenant, service.PackageSha256, edited, prefix: null);
     }
 
-    internal IResult Rollback(string name, RollbackRequest request, UpgradeControl control)
+    internal async Task<IResult> RollbackAsync(string name, RollbackRequest request, UpgradeControl control)
     {
         var service = store.GetService(name);
         if (service is null || service.Deleting)
@@ -121,7 +121,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
         if (service.Walk is { IsFinished: false } walk)
         {
             return request.To is null || request.To == walk.Previous
-                ? control.Act(name, UpgradeAction.Rollback)
+                ? await control.ActAsync(name, UpgradeAction.Rollback)
                 : Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress",
                     $"{InProgressSentence(service)}; an upgrade in progress can only be rolled back to revision {walk.Previous}");
         }
@@ -136,7 +136,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 : Problems.NotFound($"service {name} has no revision {request.To} (kept: {numbers}; see 'heddle history {name}')");
         }
 
-        return Accept(service.Family, service.Slot, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
+        return await AcceptAsync(service.Family, service.Slot, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
     }
 
     internal static string InProgressSentence(ServiceRecord service)
@@ -147,7 +147,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             + $"wait for it to end, or use 'heddle upgrade pause|resume|rollback {service.Name}' (see 'heddle upgrade status {service.Name}')";
     }
 
-    private IResult Accept(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix)
+    private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix)
     {
         var next = models.For(packageSha256, configuration)!;
         for (var attempt = 0; attempt < Attempts; attempt++)
@@ -204,16 +204,16 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             {
                 Vip = vip, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot,
             };
-            if (!store.PutDeployment(write))
+            if (!await store.PutDeploymentAsync(write))
             {
                 continue; // changed meanwhile (the service, its slot or the VIP chosen): read again
             }
 
             var count = next.Configuration.Roles.Sum(r => r.Instances);
-            events.Add(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");
+            await events.AddAsync(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");
             if (walk is not null)
             {
-                events.Add(EventKinds.UpgradeStarted, name,
+                await events.AddAsync(EventKinds.UpgradeStarted, name,
                     $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}");
             }
 

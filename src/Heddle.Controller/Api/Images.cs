@@ -87,12 +87,12 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
         }
 
         // An admin's image is shared: every tenant's services may run in it. A tenant's is its own.
-        if (!store.PutImage(new ImageRecord(name, sha256, size.Value, summary.Files, time.GetUtcNow(), caller.Tenant)))
+        if (!await store.PutImageAsync(new ImageRecord(name, sha256, size.Value, summary.Files, time.GetUtcNow(), caller.Tenant), cancellationToken))
         {
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
         }
 
-        events.Add(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}");
+        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}");
         return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
     }
 
@@ -102,7 +102,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
     /// <summary>The images a caller may use: every one for an admin; the shared ones and its own for a tenant.</summary>
     internal IEnumerable<ImageRecord> Usable(Trust.Caller caller) => store.ListImages().Where(i => i.Tenant is null || caller.Owns(i.Tenant));
 
-    internal IResult Delete(string name, Trust.Caller caller)
+    internal async Task<IResult> DeleteAsync(string name, Trust.Caller caller)
     {
         var image = store.GetImage(name);
         if (image is null || !Usable(caller).Any(i => i.Name == name))
@@ -122,13 +122,13 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
                 $"image {name} is named by kept revisions of {string.Join(", ", users)}; delete those services (or let newer revisions push the old ones out of their history) first; nothing was changed");
         }
 
-        store.DeleteImage(name);
+        await store.DeleteImageAsync(name);
         if (!store.ListImages().Any(i => i.Sha256 == image.Sha256) && store.GetPackage(image.Sha256) is null)
         {
             File.Delete(blobs.PathOf(image.Sha256));
         }
 
-        events.Add(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted");
+        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted");
         return Results.NoContent();
     }
 

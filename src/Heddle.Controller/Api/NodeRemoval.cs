@@ -13,10 +13,10 @@ namespace Heddle.Controller.Api;
 /// </summary>
 public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates, AgentSessions sessions, WorkQueue queue, EventLog events)
 {
-    internal IResult Remove(string name)
+    internal async Task<IResult> RemoveAsync(string name)
     {
         var node = store.GetNode(name);
-        var revoked = certificates.Revoke(name);
+        var revoked = await certificates.RevokeAsync(name);
         if (node is null && !revoked)
         {
             var names = store.ListNodes().Select(n => n.Name).ToList();
@@ -25,9 +25,9 @@ public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCert
         }
 
         sessions.Disconnect(name);
-        trust.RemoveNode(name);
+        await trust.RemoveNodeAsync(name);
         var instances = store.ListInstancesOnNode(name);
-        events.Add(EventKinds.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
+        await events.AddAsync(EventKinds.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
         foreach (var service in store.ListServices())
         {
             queue.Add(service.Name);

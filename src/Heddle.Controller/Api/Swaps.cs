@@ -34,12 +34,12 @@ public sealed class Swaps(IClusterStore store, ServiceModels models, EventLog ev
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Swap not possible", $"{refusal}; nothing was changed");
             }
 
-            if (!store.SwapSlots(production!.Name, production.Version, staging!.Name, staging.Version))
+            if (!await store.SwapSlotsAsync(production!.Name, production.Version, staging!.Name, staging.Version, cancellationToken))
             {
                 continue;
             }
 
-            events.Add(EventKinds.SlotsSwapped, name,
+            await events.AddAsync(EventKinds.SlotsSwapped, name,
                 $"swapped: production is now revision {staging.Revision} ({staging.Name}, VIP {production.Vip ?? "none"}), staging revision {production.Revision} ({production.Name}, VIP {staging.Vip ?? "none"})");
             var started = time.GetUtcNow();
             while (!barrier.Published() && time.GetUtcNow() - started < PublishWaitLimit)

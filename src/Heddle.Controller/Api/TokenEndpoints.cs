@@ -15,19 +15,19 @@ internal static class TokenEndpoints
     {
         app.MapPost("/v1/tokens", Create);
         app.MapGet("/v1/tokens", (Tokens tokens) => Results.Ok(tokens.List().Select(Status).ToList()));
-        app.MapDelete("/v1/tokens/{id}", (string id, Tokens tokens, EventLog events) =>
+        app.MapDelete("/v1/tokens/{id}", async (string id, Tokens tokens, EventLog events) =>
         {
-            if (tokens.Revoke(id) is not { } revoked)
+            if (await tokens.RevokeAsync(id) is not { } revoked)
             {
                 return Problems.NotFound($"no single token has an id starting with '{Printable.Of(id)}' (give at least 4 characters of an id from 'heddle token list')");
             }
 
-            events.Add(EventKinds.TokenRevoked, revoked.Id, $"{revoked.Kind} token {revoked.Id} ({Scope(revoked)}) revoked");
+            await events.AddAsync(EventKinds.TokenRevoked, revoked.Id, $"{revoked.Kind} token {revoked.Id} ({Scope(revoked)}) revoked");
             return Results.Ok(Status(revoked));
         });
     }
 
-    private static IResult Create(TokenCreateRequest request, Tokens tokens, CertificateAuthority ca, EventLog events)
+    private static async Task<IResult> Create(TokenCreateRequest request, Tokens tokens, CertificateAuthority ca, EventLog events)
     {
         if (request.Tenant is { } tenant && Caller.TenantNameError(tenant) is { } error)
         {
@@ -46,8 +46,8 @@ internal static class TokenEndpoints
 
         // A join token is a key to the cluster: it lives a day at most unless asked otherwise.
         var ttl = request.TtlSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : request.Join ? TimeSpan.FromHours(24) : (TimeSpan?)null;
-        var (token, record) = tokens.Create(request.Join ? TokenKinds.Join : TokenKinds.Api, request.Tenant, ttl, request.Uses, request.Description);
-        events.Add(EventKinds.TokenCreated, record.Id, $"{record.Kind} token {record.Id} created ({Scope(record)}{(record.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(record.UsesLeft is { } u ? $", {u} use(s)" : string.Empty)})");
+        var (token, record) = await tokens.CreateAsync(request.Join ? TokenKinds.Join : TokenKinds.Api, request.Tenant, ttl, request.Uses, request.Description);
+        await events.AddAsync(EventKinds.TokenCreated, record.Id, $"{record.Kind} token {record.Id} created ({Scope(record)}{(record.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(record.UsesLeft is { } u ? $", {u} use(s)" : string.Empty)})");
         return Results.Ok(new TokenCreated(record.Id, token, record.Kind, record.Tenant, record.Expires, record.UsesLeft,
             request.Join ? JoinString.Format(token, ca.PublicKeyHash) : null));
     }

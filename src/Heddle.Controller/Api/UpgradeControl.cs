@@ -31,7 +31,7 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
             : Problems.NotFound($"service {name} has had no upgrade: a deploy that changes its package or settings starts one");
     }
 
-    internal IResult Act(string name, UpgradeAction action)
+    internal async Task<IResult> ActAsync(string name, UpgradeAction action)
     {
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
@@ -77,12 +77,12 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
             {
                 Walk = new WalkChange(next), DesiredRevision = desired, Outcomes = [(walk.Revision, next.Outcome)], Marks = undrain,
             };
-            if (!store.CommitPlacement(commit))
+            if (!await store.CommitPlacementAsync(commit))
             {
                 continue;
             }
 
-            events.Add(action switch { UpgradeAction.Pause => EventKinds.UpgradePaused, UpgradeAction.Resume => EventKinds.UpgradeResumed, _ => EventKinds.UpgradeRollingBack }, name, message);
+            await events.AddAsync(action switch { UpgradeAction.Pause => EventKinds.UpgradePaused, UpgradeAction.Resume => EventKinds.UpgradeResumed, _ => EventKinds.UpgradeRollingBack }, name, message);
             queue.Add(name);
             var after = store.GetService(name)!;
             return Results.Ok(Describe(after, after.Walk!, store.ListInstances(name), now));

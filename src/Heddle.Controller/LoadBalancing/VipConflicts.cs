@@ -49,7 +49,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
     public string Exhausted => $"the VIP pool {pool.Cidr} is exhausted: all {pool.Candidates.Count} addresses are in use";
 
     /// <summary>Takes a balancer's whole report (replacing its previous one) and moves the services it names.</summary>
-    public void Report(LoadBalancerReport report)
+    public async Task ReportAsync(LoadBalancerReport report)
     {
         List<ListenerProblem> fresh;
         lock (_lock)
@@ -65,7 +65,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
 
         foreach (var problem in fresh.DistinctBy(p => (p.Service, p.Vip)))
         {
-            Resolve(problem);
+            await ResolveAsync(problem);
         }
     }
 
@@ -79,7 +79,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         }
     }
 
-    private void Resolve(ListenerProblem problem)
+    private async Task ResolveAsync(ListenerProblem problem)
     {
         var service = store.GetService(problem.Service);
         if (service is null || service.Vip != problem.Vip || service.Deleting)
@@ -88,6 +88,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         }
 
         var now = time.GetUtcNow();
+        string? giveUp = null;
         lock (_lock)
         {
             _unusable.Add(problem.Vip);
@@ -95,27 +96,35 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             moves.RemoveAll(m => now - m > MoveWindow);
             if (moves.Count >= MaxMoves)
             {
-                if (_told.Add((service.Name, problem.Vip, problem.Port)))
-                {
-                    events.Add(EventKinds.VipUnusable, service.Name,
-                        $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); not moving {service.Name} again: it moved {moves.Count} times in {MoveWindow.TotalMinutes:0} min (does something listen on port {problem.Port} of every address?)");
-                }
+                giveUp = _told.Add((service.Name, problem.Vip, problem.Port))
+                    ? $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); not moving {service.Name} again: it moved {moves.Count} times in {MoveWindow.TotalMinutes:0} min (does something listen on port {problem.Port} of every address?)"
+                    : string.Empty;
+            }
+            else
+            {
+                moves.Add(now);
+            }
+        }
 
-                return;
+        if (giveUp is not null)
+        {
+            if (giveUp.Length > 0)
+            {
+                await events.AddAsync(EventKinds.VipUnusable, service.Name, giveUp);
             }
 
-            moves.Add(now);
+            return;
         }
 
         var next = FreeVip();
-        if (next is null || !store.ChangeVip(service.Name, problem.Vip, next))
+        if (next is null || !await store.ChangeVipAsync(service.Name, problem.Vip, next))
         {
-            events.Add(EventKinds.VipUnusable, service.Name,
+            await events.AddAsync(EventKinds.VipUnusable, service.Name,
                 $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); {(next is null ? "no free VIP is left to move the service to; widen --vip-pool" : "the service changed meanwhile; the balancer's next report decides")}");
             return;
         }
 
-        events.Add(EventKinds.VipMoved, service.Name,
+        await events.AddAsync(EventKinds.VipMoved, service.Name,
             $"{service.Name} moved from VIP {problem.Vip} to {next}: the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); something else bound it first, and that address is no longer handed out");
     }
 }

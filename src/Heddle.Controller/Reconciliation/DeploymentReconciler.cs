@@ -31,7 +31,7 @@ public sealed partial class DeploymentReconciler(
     public IReadOnlyList<string> Unplaced(string service) => _unplaced.GetValueOrDefault(service) ?? [];
     private readonly PlacementPlanner _planner = new(store, options);
 
-    public ReconcileResult Reconcile(string serviceName)
+    public async Task<ReconcileResult> ReconcileAsync(string serviceName, CancellationToken cancellationToken = default)
     {
         var service = store.GetService(serviceName);
         if (service is null)
@@ -44,7 +44,7 @@ public sealed partial class DeploymentReconciler(
         var mine = store.ListInstances(serviceName);
         if (service.Deleting)
         {
-            return ReconcileDeletion(service, mine, ready);
+            return await ReconcileDeletionAsync(service, mine, ready, cancellationToken);
         }
 
         var revisions = new RevisionModels(store, models, serviceName);
@@ -77,23 +77,38 @@ public sealed partial class DeploymentReconciler(
         var commit = pass.Commit();
         if (commit.IsEmpty)
         {
-            ReportFailures(service.Name, failures);
+            await ReportFailuresAsync(service.Name, failures);
             return pass.Result;
         }
 
-        if (!store.CommitPlacement(commit with { Fence = Fence }))
+        if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence }, cancellationToken))
         {
             return ReconcileResult.Retry;
         }
 
         foreach (var (kind, subject, message) in pass.Events)
         {
-            events.Add(kind, subject, message);
+            await events.AddAsync(kind, subject, message);
         }
 
-        ReportFailures(service.Name, failures);
+        await ReportFailuresAsync(service.Name, failures);
         agents.Notify(mine.Select(i => i.Node).Concat(pass.Placed.Select(u => u.Node)));
         return pass.Result;
+    }
+
+    /// <summary>
+    /// Gives the instances this pass starts afresh one new generation (a number no run of them had, from the store):
+    /// one store round trip per pass however many instances it places.
+    /// </summary>
+    private async Task<PlacementCommit> WithGenerationAsync(PlacementCommit commit, CancellationToken cancellationToken)
+    {
+        if (!commit.Upserts.Any(u => u.Generation == ServicePass.NewRun))
+        {
+            return commit;
+        }
+
+        var generation = await store.NextGenerationAsync(cancellationToken);
+        return commit with { Upserts = [.. commit.Upserts.Select(u => u.Generation == ServicePass.NewRun ? u with { Generation = generation } : u)] };
     }
 
     /// <summary>Takes the walk one step; returns the desired revision after it (a rollback changes it).</summary>
@@ -112,7 +127,7 @@ public sealed partial class DeploymentReconciler(
         {
             pass.Place(instance with
             {
-                Generation = store.NextGeneration(), Revision = step.Walk.Destination, State = InstanceStates.Pending, Reason = null, Ports = new Dictionary<string, int>(),
+                Generation = ServicePass.NewRun, Revision = step.Walk.Destination, State = InstanceStates.Pending, Reason = null, Ports = new Dictionary<string, int>(),
                 Restarts = 0, Pid = 0, Draining = false, RunningRevision = 0, ReadySince = null, LastFailure = null, LastStderr = null,
             });
         }
@@ -142,22 +157,22 @@ public sealed partial class DeploymentReconciler(
         return step.DesiredRevision ?? pass.Service.Revision;
     }
 
-    private ReconcileResult ReconcileDeletion(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready)
+    private async Task<ReconcileResult> ReconcileDeletionAsync(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready, CancellationToken cancellationToken)
     {
         // Stopped instances are gone, and so are Pending ones no agent has reported on: a service deleted right after
         // it was placed may never reach an agent's goal state, and then nothing would ever report them Stopped (an
         // agent that did start one stops it all the same: its goal no longer has it). Instances on nodes that cannot
         // answer are forgotten: a node that returns is told to stop what it no longer owns.
         var gone = instances.Where(i => i.State is InstanceStates.Stopped or InstanceStates.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
-        if (gone.Count > 0 && !store.CommitPlacement(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence }))
+        if (gone.Count > 0 && !await store.CommitPlacementAsync(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence }, cancellationToken))
         {
             return ReconcileResult.Retry;
         }
 
         if (instances.Count == gone.Count)
         {
-            store.RemoveService(service.Name);
-            events.Add(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped");
+            await store.RemoveServiceAsync(service.Name, cancellationToken);
+            await events.AddAsync(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped");
             return ReconcileResult.Done;
         }
 
@@ -167,7 +182,7 @@ public sealed partial class DeploymentReconciler(
         return ReconcileResult.After(TimeSpan.FromSeconds(1));
     }
 
-    private void ReportFailures(string service, List<string> failures)
+    private async Task ReportFailuresAsync(string service, List<string> failures)
     {
         var text = string.Join("; ", failures);
         _unplaced[service] = [.. failures];
@@ -179,7 +194,7 @@ public sealed partial class DeploymentReconciler(
         _lastFailure[service] = text;
         if (failures.Count > 0)
         {
-            events.Add(EventKinds.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}");
+            await events.AddAsync(EventKinds.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}");
         }
     }
 

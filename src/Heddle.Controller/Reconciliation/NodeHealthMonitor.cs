@@ -14,7 +14,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     private DateTimeOffset _started = time.GetUtcNow();
-    private readonly Lock _judging = new();
+    private readonly SemaphoreSlim _judging = new(1, 1);
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
 
@@ -23,12 +23,17 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     /// is being reached, so a verdict from a heartbeat older than the join cannot land after it and leave a
     /// connected node Down.
     /// </summary>
-    public void Join(string node, Action markReady)
+    public async Task JoinAsync(string node, Func<Task> markReady)
     {
-        lock (_judging)
+        await _judging.WaitAsync();
+        try
         {
             Seen(node);
-            markReady();
+            await markReady();
+        }
+        finally
+        {
+            _judging.Release();
         }
     }
 
@@ -43,7 +48,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         using var timer = new PeriodicTimer(period, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            Check();
+            await CheckAsync();
         }
     }
 
@@ -61,8 +66,8 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
                 var heard = connected().Where(_lastSeen.ContainsKey).ToDictionary(n => n, n => _lastSeen[n], StringComparer.Ordinal);
                 try
                 {
-                    store.PutNodesSeen(heard);
-                    Revive(heard);
+                    await store.PutNodesSeenAsync(heard, stoppingToken);
+                    await ReviveAsync(heard);
                 }
                 catch (Store.Kv.KvUnavailableException)
                 {
@@ -79,15 +84,15 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     /// A node the leader judged Down (it had not yet seen this controller's word for it) while its stream here stays up
     /// never reconnects to be found again: this controller, hearing it, says it is back.
     /// </summary>
-    private void Revive(Dictionary<string, DateTimeOffset> heard)
+    private async Task ReviveAsync(Dictionary<string, DateTimeOffset> heard)
     {
         var now = time.GetUtcNow();
         foreach (var (node, at) in heard.Where(h => now - h.Value <= options.NodeTimeout))
         {
             if (store.GetNode(node) is { Condition: NodeConditions.Down })
             {
-                store.SetNodeCondition(node, NodeConditions.Ready, at);
-                events.Add(EventKinds.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
+                await store.SetNodeConditionAsync(node, NodeConditions.Ready, at);
+                await events.AddAsync(EventKinds.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
                 foreach (var service in store.ListServices())
                 {
                     queue.Add(service.Name);
@@ -96,15 +101,20 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         }
     }
 
-    public void Check()
+    public async Task CheckAsync()
     {
-        lock (_judging)
+        await _judging.WaitAsync();
+        try
         {
-            CheckNodes();
+            await CheckNodesAsync();
+        }
+        finally
+        {
+            _judging.Release();
         }
     }
 
-    private void CheckNodes()
+    private async Task CheckNodesAsync()
     {
         var now = time.GetUtcNow();
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
@@ -116,8 +126,8 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
                 continue;
             }
 
-            store.SetNodeCondition(node.Name, NodeConditions.Down, seen);
-            events.Add(EventKinds.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
+            await store.SetNodeConditionAsync(node.Name, NodeConditions.Down, seen);
+            await events.AddAsync(EventKinds.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
             foreach (var service in store.ListInstancesOnNode(node.Name).Select(i => i.Service).Distinct())
             {
                 queue.Add(service);

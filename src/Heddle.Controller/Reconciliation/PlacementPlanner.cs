@@ -95,7 +95,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                     Node = placement.Node,
                     Cpus = placement.Cpus,
                     MemoryMiB = placement.MemoryMiB,
-                    Generation = store.NextGeneration(),
+                    Generation = ServicePass.NewRun,
                     Revision = revision,
                 };
                 pass.Place(record);

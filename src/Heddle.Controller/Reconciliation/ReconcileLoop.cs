@@ -33,7 +33,7 @@ public sealed partial class ReconcileLoop(
             ReconcileResult result;
             try
             {
-                result = reconciler.Reconcile(key);
+                result = await reconciler.ReconcileAsync(key, stoppingToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

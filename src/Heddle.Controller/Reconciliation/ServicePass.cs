@@ -9,6 +9,9 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceRecord> instances)
 {
+    /// <summary>The generation of an instance placed or restarted in this pass until the commit gives the pass its own.</summary>
+    public const long NewRun = -1;
+
     private readonly Dictionary<(string Role, int Index), InstanceRecord> _working = instances.ToDictionary(i => (i.Role, i.Index));
     private readonly Dictionary<(string Role, int Index), InstanceRecord> _upserts = [];
     private readonly HashSet<(string Role, int Index)> _removals = [];

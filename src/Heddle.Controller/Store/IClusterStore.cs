@@ -3,24 +3,27 @@ using Heddle.Contracts.Api;
 namespace Heddle.Controller.Store;
 
 /// <summary>
-/// Everything the controller must not lose. Every method commits before it returns, so an answer given to a user
-/// or an agent is durable. SQLite is the embedded implementation; an etcd-backed one can take its place.
+/// Everything the controller must not lose. Reads answer from this controller's copy of the store, kept current by a
+/// watch: they never wait on I/O, and they keep answering the last known state while the store cannot be reached.
+/// Writes are asynchronous and commit before their task completes, so an answer given to a user or an agent is
+/// durable; when the store cannot take a write it fails with <see cref="Kv.KvUnavailableException"/> and nothing
+/// changed. One implementation (<see cref="KvClusterStore"/>) over SQLite or etcd.
 /// </summary>
 public interface IClusterStore : IDisposable
 {
-    void PutPackage(PackageRecord package);
+    Task PutPackageAsync(PackageRecord package, CancellationToken cancellationToken = default);
 
     PackageRecord? GetPackage(string sha256);
 
     /// <summary>Records an image under its name; false (and nothing changed) when the name already means other content.</summary>
-    bool PutImage(ImageRecord image);
+    Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default);
 
     ImageRecord? GetImage(string name);
 
     IReadOnlyList<ImageRecord> ListImages();
 
     /// <summary>Forgets an image's name; false when there was none.</summary>
-    bool DeleteImage(string name);
+    Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
@@ -28,7 +31,7 @@ public interface IClusterStore : IDisposable
     /// beyond the history limit that no instance runs. A service without a VIP gets <see cref="DeploymentWrite.Vip"/>.
     /// False (nothing changed) when the service is no longer at the expected version, its slot or that VIP was taken.
     /// </summary>
-    bool PutDeployment(DeploymentWrite write);
+    Task<bool> PutDeploymentAsync(DeploymentWrite write, CancellationToken cancellationToken = default);
 
     /// <summary>Every VIP held, with the deployment holding it.</summary>
     IReadOnlyDictionary<string, string> ListVips();
@@ -43,52 +46,53 @@ public interface IClusterStore : IDisposable
     IReadOnlyList<ServiceRecord> ListServices();
 
     /// <summary>Marks the service for deletion (its instances are stopped, then it is removed). False if unknown.</summary>
-    bool MarkDeleting(string name);
+    Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Exchanges the slots and VIPs of two deployments of one service, in one transaction; false (nothing changed)
     /// when either is no longer at the version given.
     /// </summary>
-    bool SwapSlots(string first, long firstVersion, string second, long secondVersion);
+    Task<bool> SwapSlotsAsync(string first, long firstVersion, string second, long secondVersion, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Gives a service another VIP: false (nothing changed) when its VIP is no longer <paramref name="from"/> or another
     /// service holds <paramref name="to"/>.
     /// </summary>
-    bool ChangeVip(string service, string from, string to);
+    Task<bool> ChangeVipAsync(string service, string from, string to, CancellationToken cancellationToken = default);
 
-    void RemoveService(string name);
+    Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default);
 
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);
 
     IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node);
 
     /// <summary>Applies a pass if the service is still at <see cref="PlacementCommit.ExpectedVersion"/> (and bumps it); false on conflict.</summary>
-    bool CommitPlacement(PlacementCommit commit);
+    Task<bool> CommitPlacementAsync(PlacementCommit commit, CancellationToken cancellationToken = default);
 
     /// <summary>Stores what an agent reported. False when the instance is not (or no longer) placed there with that generation.</summary>
-    bool UpdateInstanceStatus(InstanceReportRecord report);
+    Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default);
 
-    long NextGeneration();
+    /// <summary>A number no instance run was given before, growing.</summary>
+    Task<long> NextGenerationAsync(CancellationToken cancellationToken = default);
 
-    void PutNode(NodeRecord node);
+    Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default);
 
     NodeRecord? GetNode(string name);
 
     IReadOnlyList<NodeRecord> ListNodes();
 
-    void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen);
+    Task SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another
     /// controller) to judge them by. The embedded store has one controller, which hears every node itself: it keeps nothing.
     /// </summary>
-    void PutNodesSeen(IReadOnlyDictionary<string, DateTimeOffset> seen);
+    Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default);
 
     /// <summary>When a controller sharing the store last said it heard from the node; null when none did.</summary>
     DateTimeOffset? NodeSeen(string node);
 
-    EventRecord AddEvent(string kind, string subject, string message);
+    Task<EventRecord> AddEventAsync(string kind, string subject, string message, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 }

@@ -15,32 +15,32 @@ public static class TokenKinds
 /// <summary>A node certificate the controller signed. Refused from the moment it is revoked (the node was removed).</summary>
 public sealed record CertificateRecord(string Serial, string Node, DateTimeOffset NotAfter, bool Revoked);
 
-/// <summary>Tokens and node certificates: what proves who is calling. Every method commits before it returns.</summary>
+/// <summary>Tokens and node certificates: what proves who is calling. Reads from this controller's copy; writes commit before their task completes.</summary>
 public interface ITrustStore
 {
     /// <summary>Stores a new token; false when one with that hash exists.</summary>
-    bool PutToken(TokenRecord token);
+    Task<bool> PutTokenAsync(TokenRecord token, CancellationToken cancellationToken = default);
 
     TokenRecord? GetTokenByHash(string hash);
 
     IReadOnlyList<TokenRecord> ListTokens();
 
     /// <summary>Takes one use of a token limited in uses; false (nothing changed) when none is left.</summary>
-    bool UseToken(string hash);
+    Task<bool> UseTokenAsync(string hash, CancellationToken cancellationToken = default);
 
     /// <summary>Revokes the tokens whose id starts with <paramref name="idPrefix"/> when exactly one does; the one revoked, or null.</summary>
-    TokenRecord? RevokeToken(string idPrefix);
+    Task<TokenRecord?> RevokeTokenAsync(string idPrefix, CancellationToken cancellationToken = default);
 
     /// <summary>Records a certificate signed for a node.</summary>
-    void PutCertificate(CertificateRecord certificate);
+    Task PutCertificateAsync(CertificateRecord certificate, CancellationToken cancellationToken = default);
 
     IReadOnlyList<CertificateRecord> ListCertificates();
 
     CertificateRecord? GetCertificate(string serial);
 
     /// <summary>Revokes every certificate of a node; how many were in force.</summary>
-    int RevokeCertificates(string node);
+    Task<int> RevokeCertificatesAsync(string node, CancellationToken cancellationToken = default);
 
     /// <summary>Forgets a node (its record; its instances are placed elsewhere by the reconcilers).</summary>
-    bool RemoveNode(string node);
+    Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default);
 }

@@ -7,7 +7,7 @@ namespace Heddle.Controller.Store;
 /// <summary>Deployments, placement passes and what agents report: the writes that must hold together.</summary>
 public sealed partial class KvClusterStore
 {
-    public bool PutDeployment(DeploymentWrite write)
+    public async Task<bool> PutDeploymentAsync(DeploymentWrite write, CancellationToken cancellationToken = default)
     {
         var serviceKey = Keys.Service(write.Service);
         var entry = _mirror.Get(serviceKey);
@@ -74,7 +74,7 @@ public sealed partial class KvClusterStore
             writes.Delete(Keys.Revision(write.Service, old.Number));
         }
 
-        return Commit(conditions, writes.List);
+        return await CommitAsync(conditions, writes.List, cancellationToken);
     }
 
     public IReadOnlyDictionary<string, string> ListVips() =>
@@ -97,7 +97,7 @@ public sealed partial class KvClusterStore
         }
     }
 
-    public bool CommitPlacement(PlacementCommit commit)
+    public async Task<bool> CommitPlacementAsync(PlacementCommit commit, CancellationToken cancellationToken = default)
     {
         var serviceKey = Keys.Service(commit.Service);
         var entry = _mirror.Get(serviceKey);
@@ -160,10 +160,10 @@ public sealed partial class KvClusterStore
         }
 
         writes.Put(serviceKey, service with { Version = service.Version + 1 });
-        return Commit(conditions, writes.List);
+        return await CommitAsync(conditions, writes.List, cancellationToken);
     }
 
-    public bool UpdateInstanceStatus(InstanceReportRecord report)
+    public async Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default)
     {
         var placementKey = Keys.Instance(report.Service, report.Role, report.Index);
         var statusKey = Keys.Status(report.Service, report.Role, report.Index);
@@ -183,7 +183,7 @@ public sealed partial class KvClusterStore
                 : previous.State == InstanceStates.Ready && previous.RunningRevision == report.Revision && previous.ReadySince is not null ? previous.ReadySince : now;
             var status = new InstanceStatus(report.Generation, report.State, report.Reason, new Dictionary<string, int>(report.Ports), report.Restarts, report.Pid, now,
                 report.Revision, readySince, report.Failure ?? previous.LastFailure, report.Failure is null ? previous.LastStderr : report.LastStderr);
-            if (Commit([new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)], [Put(statusKey, status)]))
+            if (await CommitAsync([new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)], [Put(statusKey, status)], cancellationToken))
             {
                 return true;
             }

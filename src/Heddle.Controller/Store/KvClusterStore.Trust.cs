@@ -5,17 +5,18 @@ namespace Heddle.Controller.Store;
 /// <summary>Tokens (under their hash) and node certificates (under their serial).</summary>
 public sealed partial class KvClusterStore
 {
-    public bool PutToken(TokenRecord token) => Commit([new(Keys.Token(token.Hash), 0)], [Put(Keys.Token(token.Hash), token)]);
+    public Task<bool> PutTokenAsync(TokenRecord token, CancellationToken cancellationToken = default) =>
+        CommitAsync([new(Keys.Token(token.Hash), 0)], [Put(Keys.Token(token.Hash), token)], cancellationToken);
 
     public TokenRecord? GetTokenByHash(string hash) => Read<TokenRecord>(Keys.Token(hash));
 
     public IReadOnlyList<TokenRecord> ListTokens() =>
         [.. ReadAll<TokenRecord>("tokens/").OrderBy(t => t.Created).ThenBy(t => t.Id, StringComparer.Ordinal)];
 
-    public bool UseToken(string hash) =>
-        Change<TokenRecord>(Keys.Token(hash), t => t.UsesLeft is not { } left ? t : left > 0 ? t with { UsesLeft = left - 1 } : null);
+    public Task<bool> UseTokenAsync(string hash, CancellationToken cancellationToken = default) =>
+        ChangeAsync<TokenRecord>(Keys.Token(hash), t => t.UsesLeft is not { } left ? t : left > 0 ? t with { UsesLeft = left - 1 } : null, cancellationToken);
 
-    public TokenRecord? RevokeToken(string idPrefix)
+    public async Task<TokenRecord?> RevokeTokenAsync(string idPrefix, CancellationToken cancellationToken = default)
     {
         var matches = ListTokens().Where(t => t.Id.StartsWith(idPrefix, StringComparison.Ordinal)).ToList();
         if (matches.Count != 1)
@@ -23,22 +24,23 @@ public sealed partial class KvClusterStore
             return null;
         }
 
-        return Change<TokenRecord>(Keys.Token(matches[0].Hash), t => t with { Revoked = true }) ? matches[0] with { Revoked = true } : null;
+        return await ChangeAsync<TokenRecord>(Keys.Token(matches[0].Hash), t => t with { Revoked = true }, cancellationToken) ? matches[0] with { Revoked = true } : null;
     }
 
-    public void PutCertificate(CertificateRecord certificate) =>
-        Commit([new(Keys.Certificate(certificate.Serial), 0)], [Put(Keys.Certificate(certificate.Serial), certificate)]);
+    public Task PutCertificateAsync(CertificateRecord certificate, CancellationToken cancellationToken = default) =>
+        CommitAsync([new(Keys.Certificate(certificate.Serial), 0)], [Put(Keys.Certificate(certificate.Serial), certificate)], cancellationToken);
 
     public IReadOnlyList<CertificateRecord> ListCertificates() => ReadAll<CertificateRecord>("certificates/");
 
     public CertificateRecord? GetCertificate(string serial) => Read<CertificateRecord>(Keys.Certificate(serial));
 
-    public int RevokeCertificates(string node)
+    public async Task<int> RevokeCertificatesAsync(string node, CancellationToken cancellationToken = default)
     {
         for (var attempt = 0; attempt < Retries; attempt++)
         {
             var inForce = _mirror.List("certificates/").Select(e => (Entry: e, Record: Decode<CertificateRecord>(e))).Where(c => c.Record.Node == node && !c.Record.Revoked).ToList();
-            if (inForce.Count == 0 || Commit([.. inForce.Select(c => new KvCondition(c.Entry.Key, c.Entry.ModRevision))], [.. inForce.Select(c => Put(c.Entry.Key, c.Record with { Revoked = true }))]))
+            if (inForce.Count == 0 || await CommitAsync(
+                [.. inForce.Select(c => new KvCondition(c.Entry.Key, c.Entry.ModRevision))], [.. inForce.Select(c => Put(c.Entry.Key, c.Record with { Revoked = true }))], cancellationToken))
             {
                 return inForce.Count;
             }
@@ -47,14 +49,14 @@ public sealed partial class KvClusterStore
         throw new KvUnavailableException($"store busy: the certificates of {node} changed under {Retries} writes in a row");
     }
 
-    public bool RemoveNode(string node)
+    public async Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default)
     {
         if (_mirror.Get(Keys.Node(node)) is null)
         {
             return false;
         }
 
-        Commit([], [KvWrite.Delete(Keys.Node(node))]);
+        await CommitAsync([], [KvWrite.Delete(Keys.Node(node))], cancellationToken);
         return true;
     }
 }

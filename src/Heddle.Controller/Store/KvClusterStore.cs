@@ -16,10 +16,6 @@ namespace Heddle.Controller.Store;
 /// own (<c>status/</c>), so reports and placement passes never fight over one key; a report is applied only while
 /// the instance's placement key is still the one it was read at.
 /// </summary>
-/// <remarks>
-/// The <see cref="IClusterStore"/> methods are synchronous: a write waits for the store's answer on the calling
-/// thread. Making the interface asynchronous end to end is the next step of the replicated controller.
-/// </remarks>
 public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 {
     internal static readonly JsonSerializerOptions Format = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
@@ -41,22 +37,22 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public KvMirror Mirror => _mirror;
 
-    public void PutPackage(PackageRecord package)
+    public async Task PutPackageAsync(PackageRecord package, CancellationToken cancellationToken = default)
     {
         if (_mirror.Get(Keys.Package(package.Sha256)) is null)
         {
-            Commit([new KvCondition(Keys.Package(package.Sha256), 0)], [Put(Keys.Package(package.Sha256), package)]);
+            await CommitAsync([new KvCondition(Keys.Package(package.Sha256), 0)], [Put(Keys.Package(package.Sha256), package)], cancellationToken);
         }
     }
 
     public PackageRecord? GetPackage(string sha256) => Read<PackageRecord>(Keys.Package(sha256));
 
-    public bool PutImage(ImageRecord image)
+    public async Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default)
     {
         var key = Keys.Image(image.Name);
         if (_mirror.Get(key) is null)
         {
-            Commit([new KvCondition(key, 0)], [Put(key, image)]);
+            await CommitAsync([new KvCondition(key, 0)], [Put(key, image)], cancellationToken);
         }
 
         return Read<ImageRecord>(key)?.Sha256 == image.Sha256;
@@ -66,7 +62,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public IReadOnlyList<ImageRecord> ListImages() => ReadAll<ImageRecord>("images/");
 
-    public bool DeleteImage(string name)
+    public async Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default)
     {
         var entry = _mirror.Get(Keys.Image(name));
         if (entry is null)
@@ -74,7 +70,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             return false;
         }
 
-        Commit([], [KvWrite.Delete(entry.Key)]);
+        await CommitAsync([], [KvWrite.Delete(entry.Key)], cancellationToken);
         return true;
     }
 
@@ -86,10 +82,10 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public IReadOnlyList<ServiceRecord> ListServices() => ReadAll<ServiceRecord>("services/");
 
-    public bool MarkDeleting(string name) =>
-        Change<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() });
+    public Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default) =>
+        ChangeAsync<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() }, cancellationToken);
 
-    public bool SwapSlots(string first, long firstVersion, string second, long secondVersion)
+    public async Task<bool> SwapSlotsAsync(string first, long firstVersion, string second, long secondVersion, CancellationToken cancellationToken = default)
     {
         var (aEntry, bEntry) = (_mirror.Get(Keys.Service(first)), _mirror.Get(Keys.Service(second)));
         if (aEntry is null || bEntry is null)
@@ -119,10 +115,10 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             writes.Put(Keys.Vip(b.Vip), first);
         }
 
-        return Commit([new(aEntry.Key, aEntry.ModRevision), new(bEntry.Key, bEntry.ModRevision)], writes.List);
+        return await CommitAsync([new(aEntry.Key, aEntry.ModRevision), new(bEntry.Key, bEntry.ModRevision)], writes.List, cancellationToken);
     }
 
-    public bool ChangeVip(string service, string from, string to)
+    public async Task<bool> ChangeVipAsync(string service, string from, string to, CancellationToken cancellationToken = default)
     {
         var entry = _mirror.Get(Keys.Service(service));
         if (entry is null || Decode<ServiceRecord>(entry) is not { } record || record.Vip != from || _mirror.Get(Keys.Vip(to)) is not null)
@@ -134,10 +130,10 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         writes.Put(entry.Key, record with { Vip = to, Version = record.Version + 1, Updated = _time.GetUtcNow() });
         writes.Delete(Keys.Vip(from));
         writes.Put(Keys.Vip(to), service);
-        return Commit([new(entry.Key, entry.ModRevision), new(Keys.Vip(to), 0)], writes.List);
+        return await CommitAsync([new(entry.Key, entry.ModRevision), new(Keys.Vip(to), 0)], writes.List, cancellationToken);
     }
 
-    public void RemoveService(string name)
+    public async Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default)
     {
         var writes = new Writes();
         if (GetService(name) is { } service)
@@ -158,25 +154,27 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             }
         }
 
-        Commit([], writes.List);
+        await CommitAsync([], writes.List, cancellationToken);
     }
 
-    public long NextGeneration() => Commit([], [KvWrite.Put(Keys.Generation, "{}"u8.ToArray())], out var revision) ? revision : throw new InvalidOperationException("unreachable");
+    /// <summary>The revision of a commit made for it: unique and growing across every controller, with no counter to contend for.</summary>
+    public async Task<long> NextGenerationAsync(CancellationToken cancellationToken = default) =>
+        (await _mirror.CommitAsync([], [KvWrite.Put(Keys.Generation, "{}"u8.ToArray())], cancellationToken)).Revision;
 
-    public void PutNode(NodeRecord node) => Commit([], [Put(Keys.Node(node.Name), node)]);
+    public Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default) => CommitAsync([], [Put(Keys.Node(node.Name), node)], cancellationToken);
 
     public NodeRecord? GetNode(string name) => Read<NodeRecord>(Keys.Node(name));
 
     public IReadOnlyList<NodeRecord> ListNodes() => ReadAll<NodeRecord>("nodes/");
 
-    public void SetNodeCondition(string name, string condition, DateTimeOffset lastSeen) =>
-        Change<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen });
+    public Task SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, CancellationToken cancellationToken = default) =>
+        ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken);
 
-    public void PutNodesSeen(IReadOnlyDictionary<string, DateTimeOffset> seen)
+    public async Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default)
     {
         if (seen.Count > 0)
         {
-            Commit([], [.. seen.Select(s => Put(Keys.Seen(s.Key), new NodeHeard(s.Value)))]);
+            await CommitAsync([], [.. seen.Select(s => Put(Keys.Seen(s.Key), new NodeHeard(s.Value)))], cancellationToken);
         }
     }
 
@@ -185,17 +183,17 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     private sealed record NodeHeard(DateTimeOffset At);
 
     /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
-    public EventRecord AddEvent(string kind, string subject, string message)
+    public async Task<EventRecord> AddEventAsync(string kind, string subject, string message, CancellationToken cancellationToken = default)
     {
         var time = _time.GetUtcNow();
         var write = EventWrite(time, kind, subject, message);
-        Commit([new(write.Key, 0)], [write], out var revision);
+        var result = await _mirror.CommitAsync([new(write.Key, 0)], [write], cancellationToken);
         if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
         {
-            TrimEvents();
+            await TrimEventsAsync(cancellationToken);
         }
 
-        return new EventRecord(revision, time, kind, subject, message);
+        return new EventRecord(result.Revision, time, kind, subject, message);
     }
 
     /// <summary>The write that records an event (under a key of its own, in time order).</summary>
@@ -205,7 +203,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     public IReadOnlyList<EventRecord> ListEvents(long afterId, int limit) =>
         [.. _mirror.List("events/").Where(e => e.CreateRevision > afterId).OrderBy(e => e.CreateRevision).Take(limit).Select(ToEvent)];
 
-    private void TrimEvents()
+    private async Task TrimEventsAsync(CancellationToken cancellationToken)
     {
         var events = _mirror.List("events/");
         if (events.Count > KeptEvents)
@@ -216,7 +214,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
                 writes.Delete(old.Key);
             }
 
-            Commit([], writes.List);
+            await CommitAsync([], writes.List, cancellationToken);
         }
     }
 
@@ -256,7 +254,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     internal static KvWrite Put<T>(string key, T value) => KvWrite.Put(key, JsonSerializer.SerializeToUtf8Bytes(value, Format));
 
     /// <summary>Read, change, write on condition that nothing changed the key meanwhile; read again and retry when something did. False when the key is absent.</summary>
-    private bool Change<T>(string key, Func<T, T?> change)
+    private async Task<bool> ChangeAsync<T>(string key, Func<T, T?> change, CancellationToken cancellationToken)
         where T : class
     {
         for (var attempt = 0; attempt < Retries; attempt++)
@@ -271,7 +269,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
                 return false;
             }
 
-            if (Commit([new(key, entry.ModRevision)], [Put(key, next)]))
+            if (await CommitAsync([new(key, entry.ModRevision)], [Put(key, next)], cancellationToken))
             {
                 return true;
             }
@@ -280,14 +278,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         throw new KvUnavailableException($"store busy: {key} changed under {Retries} writes in a row");
     }
 
-    private bool Commit(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes) => Commit(conditions, writes, out _);
-
-    private bool Commit(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, out long revision)
-    {
-        var result = _mirror.CommitAsync(conditions, writes).GetAwaiter().GetResult();
-        revision = result.Revision;
-        return result.Succeeded;
-    }
+    private async Task<bool> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken) =>
+        (await _mirror.CommitAsync(conditions, writes, cancellationToken)).Succeeded;
 
     /// <summary>The writes of one commit, each key at most once (the last write of a key wins).</summary>
     private sealed class Writes

@@ -17,7 +17,7 @@ public sealed class NodeCertificates
     private readonly CertificateAuthority _ca;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
-    private readonly Lock _enrolling = new();
+    private readonly SemaphoreSlim _enrolling = new(1, 1);
 
     public NodeCertificates(ITrustStore store, CertificateAuthority ca, TimeProvider time, ControllerOptions options)
     {
@@ -28,14 +28,15 @@ public sealed class NodeCertificates
     }
 
     /// <summary>Signs a first certificate for <paramref name="node"/>; refused (with the reason) when a certificate of that name is in force.</summary>
-    public (X509Certificate2? Certificate, string? Refusal) Enrol(string node, string signingRequestPem)
+    public async Task<(X509Certificate2? Certificate, string? Refusal)> EnrolAsync(string node, string signingRequestPem, CancellationToken cancellationToken = default)
     {
         if (NameError(node) is { } error)
         {
             return (null, error);
         }
 
-        lock (_enrolling)
+        await _enrolling.WaitAsync(cancellationToken);
+        try
         {
             if (_store.ListCertificates().Any(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()))
             {
@@ -43,20 +44,29 @@ public sealed class NodeCertificates
                     + $"(if the node was rebuilt and lost its certificate, run 'heddle nodes remove {node}' first)");
             }
 
-            return Issue(node, signingRequestPem);
+            return await IssueAsync(node, signingRequestPem, cancellationToken);
+        }
+        finally
+        {
+            _enrolling.Release();
         }
     }
 
     /// <summary>A new certificate for a node that proved itself with one in force.</summary>
-    public (X509Certificate2? Certificate, string? Refusal) Renew(string node, string signingRequestPem)
+    public async Task<(X509Certificate2? Certificate, string? Refusal)> RenewAsync(string node, string signingRequestPem, CancellationToken cancellationToken = default)
     {
-        lock (_enrolling)
+        await _enrolling.WaitAsync(cancellationToken);
+        try
         {
-            return Issue(node, signingRequestPem);
+            return await IssueAsync(node, signingRequestPem, cancellationToken);
+        }
+        finally
+        {
+            _enrolling.Release();
         }
     }
 
-    private (X509Certificate2? Certificate, string? Refusal) Issue(string node, string signingRequestPem)
+    private async Task<(X509Certificate2? Certificate, string? Refusal)> IssueAsync(string node, string signingRequestPem, CancellationToken cancellationToken)
     {
         X509Certificate2 certificate;
         try
@@ -69,7 +79,7 @@ public sealed class NodeCertificates
         }
 
         var record = new CertificateRecord(certificate.SerialNumber, node, certificate.NotAfter.ToUniversalTime(), false);
-        _store.PutCertificate(record);
+        await _store.PutCertificateAsync(record, cancellationToken);
         return (certificate, null);
     }
 
@@ -88,10 +98,7 @@ public sealed class NodeCertificates
     }
 
     /// <summary>Revokes every certificate of a node; true when one was in force.</summary>
-    public bool Revoke(string node)
-    {
-        return _store.RevokeCertificates(node) > 0;
-    }
+    public async Task<bool> RevokeAsync(string node, CancellationToken cancellationToken = default) => await _store.RevokeCertificatesAsync(node, cancellationToken) > 0;
 
     /// <summary>Node names follow the rule of DNS labels, so they can stand in a certificate's name.</summary>
     public static string? NameError(string node) =>

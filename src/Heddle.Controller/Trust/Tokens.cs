@@ -39,7 +39,7 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
     public const string BootstrapFile = "api-token";
 
     /// <summary>Makes the first admin token when the cluster has none and writes it to the state folder; moves a token kept in clear by older versions into the hashed list.</summary>
-    public static void Bootstrap(ITrustStore trust, string stateDirectory, TimeProvider time)
+    public static async Task BootstrapAsync(ITrustStore trust, string stateDirectory, TimeProvider time, CancellationToken cancellationToken = default)
     {
         var file = Path.Combine(stateDirectory, BootstrapFile);
         if (trust.ListTokens().Any(t => t.Kind == TokenKinds.Api && t.Tenant is null))
@@ -55,17 +55,17 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
         }
 
         var hash = Hash(token);
-        trust.PutToken(new TokenRecord(hash[..12], hash, TokenKinds.Api, null, time.GetUtcNow(), null, null, false, "created at cluster init"));
+        await trust.PutTokenAsync(new TokenRecord(hash[..12], hash, TokenKinds.Api, null, time.GetUtcNow(), null, null, false, "created at cluster init"), cancellationToken);
         PrivateFile.Write(file, token);
     }
 
-    public (string Token, TokenRecord Record) Create(string kind, string? tenant, TimeSpan? ttl, int? uses, string? description)
+    public async Task<(string Token, TokenRecord Record)> CreateAsync(string kind, string? tenant, TimeSpan? ttl, int? uses, string? description, CancellationToken cancellationToken = default)
     {
         var token = NewSecret();
         var hash = Hash(token);
         var now = time.GetUtcNow();
         var record = new TokenRecord(hash[..12], hash, kind, tenant, now, ttl is { } t ? now + t : null, uses, false, description);
-        store.PutToken(record);
+        await store.PutTokenAsync(record, cancellationToken);
         return (token, record);
     }
 
@@ -83,15 +83,16 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
     }
 
     /// <summary>The join token's record when it is valid now, taking one of its uses; null otherwise.</summary>
-    public TokenRecord? UseJoinToken(string token)
+    public async Task<TokenRecord?> UseJoinTokenAsync(string token, CancellationToken cancellationToken = default)
     {
         var record = Find(token, TokenKinds.Join);
-        return record is not null && store.UseToken(record.Hash) ? record : null;
+        return record is not null && await store.UseTokenAsync(record.Hash, cancellationToken) ? record : null;
     }
 
     public IReadOnlyList<TokenRecord> List() => store.ListTokens();
 
-    public TokenRecord? Revoke(string idPrefix) => idPrefix.Length < 4 ? null : store.RevokeToken(idPrefix);
+    public async Task<TokenRecord?> RevokeAsync(string idPrefix, CancellationToken cancellationToken = default) =>
+        idPrefix.Length < 4 ? null : await store.RevokeTokenAsync(idPrefix, cancellationToken);
 
     private TokenRecord? Find(string token, string kind)
     {

@@ -53,7 +53,7 @@ public sealed class ApiTests : IAsyncLifetime
     [Fact]
     public async Task JoinToken_DoesNotOpenTheUserApi()
     {
-        var join = Heddle.Contracts.Trust.JoinString.Parse(_controller.CreateJoinString()).Token;
+        var join = Heddle.Contracts.Trust.JoinString.Parse(await _controller.CreateJoinStringAsync()).Token;
         using var agent = _controller.Client(join);
 
         var e = await Assert.ThrowsAsync<HeddleApiException>(() => agent.ListServicesAsync());

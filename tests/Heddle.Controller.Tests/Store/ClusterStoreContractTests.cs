@@ -40,70 +40,70 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     };
 
     [Fact]
-    public void Vips_AreUnique_KeptByTheirService_AndARemovedServiceGivesItsVipBack()
+    public async Task Vips_AreUnique_KeptByTheirService_AndARemovedServiceGivesItsVipBack()
     {
-        Assert.True(Store.PutDeployment(Write("a", 0, vip: "127.77.0.1")));
-        Assert.False(Store.PutDeployment(Write("b", 0, vip: "127.77.0.1")));
+        Assert.True(await Store.PutDeploymentAsync(Write("a", 0, vip: "127.77.0.1")));
+        Assert.False(await Store.PutDeploymentAsync(Write("b", 0, vip: "127.77.0.1")));
         Assert.Null(Store.GetService("b"));
-        Assert.True(Store.PutDeployment(Write("b", 0, vip: "127.77.0.2")));
-        Assert.True(Store.PutDeployment(Write("a", Store.GetService("a")!.Version, number: 2, vip: "127.77.0.3")));
+        Assert.True(await Store.PutDeploymentAsync(Write("b", 0, vip: "127.77.0.2")));
+        Assert.True(await Store.PutDeploymentAsync(Write("a", Store.GetService("a")!.Version, number: 2, vip: "127.77.0.3")));
         Assert.Equal("127.77.0.1", Store.GetService("a")!.Vip);
 
-        Assert.False(Store.ChangeVip("a", "127.77.0.1", "127.77.0.2"));
-        Store.RemoveService("b");
-        Assert.True(Store.PutDeployment(Write("c", 0, vip: "127.77.0.2")));
-        Assert.True(Store.ChangeVip("a", "127.77.0.1", "127.77.0.9"));
-        Assert.True(Store.PutDeployment(Write("d", 0, vip: "127.77.0.1")));
+        Assert.False(await Store.ChangeVipAsync("a", "127.77.0.1", "127.77.0.2"));
+        await Store.RemoveServiceAsync("b");
+        Assert.True(await Store.PutDeploymentAsync(Write("c", 0, vip: "127.77.0.2")));
+        Assert.True(await Store.ChangeVipAsync("a", "127.77.0.1", "127.77.0.9"));
+        Assert.True(await Store.PutDeploymentAsync(Write("d", 0, vip: "127.77.0.1")));
         Assert.Equal(["127.77.0.1=d", "127.77.0.2=c", "127.77.0.9=a"], Store.ListVips().Select(v => $"{v.Key}={v.Value}").Order());
     }
 
     [Fact]
-    public void Slots_OneDeploymentPerSlot_AndASwapExchangesSlotsAndVips_OnlyFromAFreshRead()
+    public async Task Slots_OneDeploymentPerSlot_AndASwapExchangesSlotsAndVips_OnlyFromAFreshRead()
     {
-        Assert.True(Store.PutDeployment(Write("web", 0, vip: "127.77.0.1")));
-        Assert.True(Store.PutDeployment(Write("web-staging", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.2")));
-        Assert.False(Store.PutDeployment(Write("web-other", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.3")));
+        Assert.True(await Store.PutDeploymentAsync(Write("web", 0, vip: "127.77.0.1")));
+        Assert.True(await Store.PutDeploymentAsync(Write("web-staging", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.2")));
+        Assert.False(await Store.PutDeploymentAsync(Write("web-other", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.3")));
         var (production, staging) = (Store.GetService("web")!, Store.GetService("web-staging")!);
 
-        Assert.False(Store.SwapSlots("web", production.Version - 1, "web-staging", staging.Version));
-        Assert.True(Store.SwapSlots("web", production.Version, "web-staging", staging.Version));
+        Assert.False(await Store.SwapSlotsAsync("web", production.Version - 1, "web-staging", staging.Version));
+        Assert.True(await Store.SwapSlotsAsync("web", production.Version, "web-staging", staging.Version));
 
         Assert.Equal((Slots.Staging, "127.77.0.2"), (Store.GetService("web")!.Slot, Store.GetService("web")!.Vip));
         Assert.Equal((Slots.Production, "127.77.0.1"), (Store.GetService("web-staging")!.Slot, Store.GetService("web-staging")!.Vip));
-        Assert.False(Store.PutDeployment(Write("web-third", 0, slot: Slots.Production, family: "web")));
+        Assert.False(await Store.PutDeploymentAsync(Write("web-third", 0, slot: Slots.Production, family: "web")));
     }
 
     [Fact]
-    public void Writes_FromAStaleRead_ChangeNothing()
+    public async Task Writes_FromAStaleRead_ChangeNothing()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0)));
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
         var read = Store.GetService("hello")!;
-        Assert.True(Store.PutDeployment(Write("hello", read.Version, number: 2)));
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", read.Version, number: 2)));
 
-        Assert.False(Store.PutDeployment(Write("hello", read.Version, number: 3)));
-        Assert.False(Store.CommitPlacement(new PlacementCommit("hello", read.Version, [Instance("hello", 0, 1)], [])));
-        Assert.False(Store.PutDeployment(Write("hello", 0)));
+        Assert.False(await Store.PutDeploymentAsync(Write("hello", read.Version, number: 3)));
+        Assert.False(await Store.CommitPlacementAsync(new PlacementCommit("hello", read.Version, [Instance("hello", 0, 1)], [])));
+        Assert.False(await Store.PutDeploymentAsync(Write("hello", 0)));
         Assert.Empty(Store.ListInstances("hello"));
         Assert.Equal([2L, 1L], Store.ListRevisions("hello").Select(r => r.Number));
     }
 
     [Fact]
-    public void Reports_CountOnlyForTheGenerationAndNodePlaced_ReadySinceHolds_AndAReplacementStartsAfresh()
+    public async Task Reports_CountOnlyForTheGenerationAndNodePlaced_ReadySinceHolds_AndAReplacementStartsAfresh()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0)));
-        var generation = Store.NextGeneration();
-        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
-        Assert.True(Store.NextGeneration() > generation);
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
+        var generation = await Store.NextGenerationAsync();
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.True(await Store.NextGenerationAsync() > generation);
 
-        Assert.False(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation - 1, InstanceStates.Ready, null) { Revision = 1 }));
-        Assert.False(Store.UpdateInstanceStatus(new InstanceReportRecord("n2", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
-        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation - 1, InstanceStates.Ready, null) { Revision = 1 }));
+        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n2", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
         {
             Revision = 1, Pid = 42, Ports = new Dictionary<string, int> { ["http"] = 20001 }, Failure = "exited with code 1", LastStderr = "boom",
         }));
         var since = Time.GetUtcNow();
         Time.Advance(TimeSpan.FromSeconds(5));
-        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
         {
             Revision = 1, Pid = 42, Restarts = 1, Ports = new Dictionary<string, int> { ["http"] = 20001 },
         }));
@@ -112,23 +112,23 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.Equal((InstanceStates.Ready, 42, 1, since, "exited with code 1", "boom", 20001), (ready.State, ready.Pid, ready.Restarts, ready.ReadySince, ready.LastFailure, ready.LastStderr, ready.Ports["http"]));
         Assert.Equal(Describe(ready), Describe(Store.ListInstancesOnNode("n1").Single()));
 
-        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [], []) { Marks = [new InstanceMark("web", 0, 2, Draining: true)] }));
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [], []) { Marks = [new InstanceMark("web", 0, 2, Draining: true)] }));
         var marked = Store.ListInstances("hello").Single();
         Assert.Equal((2L, true, InstanceStates.Ready, 42), (marked.Revision, marked.Draining, marked.State, marked.Pid));
 
-        var moved = Store.NextGeneration();
-        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, moved, node: "n2")], [])));
+        var moved = await Store.NextGenerationAsync();
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, moved, node: "n2")], [])));
         var fresh = Store.ListInstances("hello").Single();
         Assert.Equal(("n2", "Pending", 0, 0, (DateTimeOffset?)null, (string?)null, false), (fresh.Node, fresh.State, fresh.Pid, fresh.Restarts, fresh.ReadySince, fresh.LastFailure, fresh.Draining));
         Assert.Empty(Store.ListInstancesOnNode("n1"));
     }
 
     [Fact]
-    public void Events_ComeBackInOrder_AfterAnId()
+    public async Task Events_ComeBackInOrder_AfterAnId()
     {
-        var first = Store.AddEvent("A", "s", "one");
-        var second = Store.AddEvent("B", "s", "two");
-        var third = Store.AddEvent("C", "s", "three");
+        var first = await Store.AddEventAsync("A", "s", "one");
+        var second = await Store.AddEventAsync("B", "s", "two");
+        var third = await Store.AddEventAsync("C", "s", "three");
 
         Assert.True(first.Id < second.Id && second.Id < third.Id);
         Assert.Equal(["two", "three"], Store.ListEvents(first.Id, 10).Select(e => e.Message));
@@ -137,45 +137,45 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
-    public void Tokens_UsedUpOnce_RevokedByUniquePrefix_AndCertificatesRevokedPerNode()
+    public async Task Tokens_UsedUpOnce_RevokedByUniquePrefix_AndCertificatesRevokedPerNode()
     {
         var now = Time.GetUtcNow();
-        Assert.True(Trust.PutToken(new TokenRecord("abc1", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
-        Assert.False(Trust.PutToken(new TokenRecord("abc9", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
-        Assert.True(Trust.PutToken(new TokenRecord("abc2", "hash2", TokenKinds.Api, "contoso", now, null, null, false, null)));
+        Assert.True(await Trust.PutTokenAsync(new TokenRecord("abc1", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
+        Assert.False(await Trust.PutTokenAsync(new TokenRecord("abc9", "hash1", TokenKinds.Join, null, now, null, 1, false, null)));
+        Assert.True(await Trust.PutTokenAsync(new TokenRecord("abc2", "hash2", TokenKinds.Api, "contoso", now, null, null, false, null)));
 
-        Assert.True(Trust.UseToken("hash1"));
-        Assert.False(Trust.UseToken("hash1"));
-        Assert.True(Trust.UseToken("hash2"));
-        Assert.Null(Trust.RevokeToken("abc"));
-        Assert.Equal("abc2", Trust.RevokeToken("abc2")!.Id);
+        Assert.True(await Trust.UseTokenAsync("hash1"));
+        Assert.False(await Trust.UseTokenAsync("hash1"));
+        Assert.True(await Trust.UseTokenAsync("hash2"));
+        Assert.Null(await Trust.RevokeTokenAsync("abc"));
+        Assert.Equal("abc2", (await Trust.RevokeTokenAsync("abc2"))!.Id);
         Assert.True(Trust.GetTokenByHash("hash2")!.Revoked);
         Assert.Equal(["abc1", "abc2"], Trust.ListTokens().Select(t => t.Id));
 
-        Trust.PutCertificate(new CertificateRecord("01", "n1", now.AddDays(90), false));
-        Trust.PutCertificate(new CertificateRecord("02", "n1", now.AddDays(90), false));
-        Trust.PutCertificate(new CertificateRecord("03", "n2", now.AddDays(90), false));
-        Assert.Equal(2, Trust.RevokeCertificates("n1"));
-        Assert.Equal(0, Trust.RevokeCertificates("n1"));
+        await Trust.PutCertificateAsync(new CertificateRecord("01", "n1", now.AddDays(90), false));
+        await Trust.PutCertificateAsync(new CertificateRecord("02", "n1", now.AddDays(90), false));
+        await Trust.PutCertificateAsync(new CertificateRecord("03", "n2", now.AddDays(90), false));
+        Assert.Equal(2, await Trust.RevokeCertificatesAsync("n1"));
+        Assert.Equal(0, await Trust.RevokeCertificatesAsync("n1"));
         Assert.Equal(["01", "02"], Trust.ListCertificates().Where(c => c.Revoked).Select(c => c.Serial).Order());
     }
 
     [Fact]
     public async Task EverythingAccepted_IsThereWhenTheStoreIsOpenedAfresh()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0, vip: "127.77.0.1")));
-        var generation = Store.NextGeneration();
-        Assert.True(Store.CommitPlacement(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
-        Assert.True(Store.UpdateInstanceStatus(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
-        Store.PutNode(new NodeRecord
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0, vip: "127.77.0.1")));
+        var generation = await Store.NextGenerationAsync();
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
+        await Store.PutNodeAsync(new NodeRecord
         {
             Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string> { ["disk"] = "ssd" }, MemoryMiB = 1024,
             Cores = [[0, 1], [2, 3]], Condition = "Ready", LastSeen = Time.GetUtcNow(),
         });
-        Store.SetNodeCondition("n1", "Down", Time.GetUtcNow());
-        var added = Store.AddEvent("Kind", "hello", "accepted");
-        Store.PutImage(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
-        Store.PutPackage(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));
+        await Store.SetNodeConditionAsync("n1", "Down", Time.GetUtcNow());
+        var added = await Store.AddEventAsync("Kind", "hello", "accepted");
+        await Store.PutImageAsync(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
+        await Store.PutPackageAsync(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));
         var before = (Store.GetService("hello"), Store.ListInstances(), Store.ListNodes(), Store.ListImages(), Store.GetPackage(new string('a', 64)));
 
         Store.Dispose();
@@ -189,7 +189,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.Equal(before.Item4, after.Item4);
         Assert.Equal(before.Item5, after.Item5);
         Assert.Equal(added, Store.ListEvents(added.Id - 1, 10).Single());
-        Assert.True(Store.NextGeneration() > generation);
+        Assert.True(await Store.NextGenerationAsync() > generation);
     }
 
     private static string Describe(InstanceRecord i) => $"{i.Id} {i.Node} {i.Generation} {i.State} {i.RunningRevision} {i.ReadySince:O} {string.Join(',', i.Cpus)}";
@@ -218,17 +218,17 @@ public sealed class InMemoryKvClusterStoreContractTests : ClusterStoreContractTe
     public async Task TwoControllers_SeeEachOthersWrites_AndAWriteFromTheStaleOneIsRefusedThenSucceedsOnARetry()
     {
         using var other = KvStores.Over(_kv, Time);
-        Assert.True(Store.PutDeployment(Write("hello", 0)));
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
         await Poll.UntilAsync(() => other.GetService("hello") is not null, TimeSpan.FromSeconds(10), "the other controller to see the deployment");
         var stale = other.GetService("hello")!;
-        Assert.True(Store.PutDeployment(Write("hello", stale.Version, number: 2)));
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", stale.Version, number: 2)));
 
         // The other controller's copy may not have the second write yet: its commit is refused, and it reads the key again.
-        var refused = other.PutDeployment(Write("hello", stale.Version, number: 3));
+        var refused = await other.PutDeploymentAsync(Write("hello", stale.Version, number: 3));
         Assert.False(refused);
         var fresh = other.GetService("hello")!;
         Assert.Equal(2, fresh.Revision);
-        Assert.True(other.PutDeployment(Write("hello", fresh.Version, number: 3)));
+        Assert.True(await other.PutDeploymentAsync(Write("hello", fresh.Version, number: 3)));
         await Poll.UntilAsync(() => Store.GetService("hello")!.Revision == 3, TimeSpan.FromSeconds(10), "the first controller to see revision 3");
         Assert.Equal([3L, 2L, 1L], Store.ListRevisions("hello").Select(r => r.Number));
     }
@@ -256,24 +256,24 @@ public sealed class EtcdClusterStoreContractTests : ClusterStoreContractTests
     [Fact]
     public async Task EtcdDown_ReadsKeepTheLastKnownState_WritesSaySo_AndWhenItIsBackSoAreWrites()
     {
-        Assert.True(Store.PutDeployment(Write("hello", 0, vip: "127.77.0.1")));
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0, vip: "127.77.0.1")));
         _etcd!.Kill(0);
 
         Assert.Equal("127.77.0.1", Store.GetService("hello")!.Vip);
-        var e = Assert.Throws<KvUnavailableException>(() => Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+        var e = await Assert.ThrowsAsync<KvUnavailableException>(() => Store.PutDeploymentAsync(Write("hello", Store.GetService("hello")!.Version, number: 2)));
         Assert.Contains("store unavailable: 0 of 1 etcd members reachable", e.Message);
 
         await _etcd.RestartAsync(0);
         // The client reconnects with a backoff of its own: writes work again within seconds.
-        await Poll.UntilAsync(() =>
+        await Poll.UntilAsync(async () =>
         {
             try
             {
-                return Task.FromResult(Store.PutDeployment(Write("hello", Store.GetService("hello")!.Version, number: 2)));
+                return await Store.PutDeploymentAsync(Write("hello", Store.GetService("hello")!.Version, number: 2));
             }
             catch (KvUnavailableException)
             {
-                return Task.FromResult(false);
+                return false;
             }
         }, ok => ok, TimeSpan.FromSeconds(30), "a write accepted again");
         Assert.Equal(2, Store.GetService("hello")!.Revision);

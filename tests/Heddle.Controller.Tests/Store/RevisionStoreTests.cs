@@ -25,14 +25,14 @@ public sealed class RevisionStoreTests : IDisposable
     };
 
     [Fact]
-    public void PutDeployment_BeyondTheLimit_ForgetsTheOldest_ButKeepsWhatAnInstanceRuns()
+    public async Task PutDeployment_BeyondTheLimit_ForgetsTheOldest_ButKeepsWhatAnInstanceRuns()
     {
         using var store = Open();
-        Assert.True(store.PutDeployment(Write(1, 0)));
-        Assert.True(store.CommitPlacement(new PlacementCommit("hello", store.GetService("hello")!.Version, [Instance(1)], [])));
+        Assert.True(await store.PutDeploymentAsync(Write(1, 0)));
+        Assert.True(await store.CommitPlacementAsync(new PlacementCommit("hello", store.GetService("hello")!.Version, [Instance(1)], [])));
         for (var n = 2; n <= 12; n++)
         {
-            Assert.True(store.PutDeployment(Write(n, store.GetService("hello")!.Version, limit: 5)));
+            Assert.True(await store.PutDeploymentAsync(Write(n, store.GetService("hello")!.Version, limit: 5)));
         }
 
         Assert.Equal([12L, 11, 10, 9, 8, 1], store.ListRevisions("hello").Select(r => r.Number));
@@ -42,20 +42,20 @@ public sealed class RevisionStoreTests : IDisposable
     }
 
     [Fact]
-    public void PutDeployment_FromAStaleRead_ChangesNothing()
+    public async Task PutDeployment_FromAStaleRead_ChangesNothing()
     {
         using var store = Open();
-        Assert.True(store.PutDeployment(Write(1, 0)));
+        Assert.True(await store.PutDeploymentAsync(Write(1, 0)));
         var read = store.GetService("hello")!;
-        Assert.True(store.PutDeployment(Write(2, read.Version)));
+        Assert.True(await store.PutDeploymentAsync(Write(2, read.Version)));
 
-        Assert.False(store.PutDeployment(Write(2, read.Version)));
-        Assert.False(store.PutDeployment(Write(1, 0)));
+        Assert.False(await store.PutDeploymentAsync(Write(2, read.Version)));
+        Assert.False(await store.PutDeploymentAsync(Write(1, 0)));
         Assert.Equal([2L, 1L], store.ListRevisions("hello").Select(r => r.Number));
     }
 
     [Fact]
-    public void CommitPlacement_WithAWalk_SurvivesAReopen()
+    public async Task CommitPlacement_WithAWalk_SurvivesAReopen()
     {
         var walk = new UpgradeWalk
         {
@@ -64,8 +64,8 @@ public sealed class RevisionStoreTests : IDisposable
         };
         using (var store = Open())
         {
-            Assert.True(store.PutDeployment(Write(1, 0)));
-            Assert.True(store.PutDeployment(Write(2, store.GetService("hello")!.Version) with { Walk = walk }));
+            Assert.True(await store.PutDeploymentAsync(Write(1, 0)));
+            Assert.True(await store.PutDeploymentAsync(Write(2, store.GetService("hello")!.Version) with { Walk = walk }));
         }
 
         using var reopened = Open();
@@ -166,12 +166,12 @@ public sealed class RevisionStoreTests : IDisposable
             Assert.Equal((3, "contoso"), (opened.Trust.GetTokenByHash("h1")!.UsesLeft, opened.Trust.GetTokenByHash("h1")!.Tenant));
             Assert.True(opened.Trust.GetCertificate("s1")!.Revoked);
             Assert.Equal(["one", "two"], store.ListEvents(0, 10).Select(e => e.Message));
-            Assert.True(store.NextGeneration() > 41, "generations keep growing past those handed out before");
+            Assert.True(await store.NextGenerationAsync() > 41, "generations keep growing past those handed out before");
 
             // The VIP stays taken: another service cannot be given it.
             Assert.Equal("hello", store.ListVips()["127.77.0.1"]);
-            Assert.False(store.PutDeployment(new DeploymentWrite("other", "contoso", 1, "abc", "service: other", "first", 0) { Vip = "127.77.0.1" }));
-            Assert.True(store.CommitPlacement(new PlacementCommit("hello", 5, [], [("web", 0)])));
+            Assert.False(await store.PutDeploymentAsync(new DeploymentWrite("other", "contoso", 1, "abc", "service: other", "first", 0) { Vip = "127.77.0.1" }));
+            Assert.True(await store.CommitPlacementAsync(new PlacementCommit("hello", 5, [], [("web", 0)])));
         }
 
         using (var db = new SqliteConnection($"Data Source={path};Pooling=False"))

@@ -41,14 +41,14 @@ public abstract class UpgradeReconcileTests : IDisposable
     protected UpgradeReconcileTests(Func<TempDirectory, TimeProvider, IClusterStore> open)
     {
         _store = open(_directory, _time);
-        _store.PutPackage(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow()));
+        _store.PutPackageAsync(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow())).GetAwaiter().GetResult();
         for (var i = 1; i <= 3; i++)
         {
-            _store.PutNode(new NodeRecord
+            _store.PutNodeAsync(new NodeRecord
             {
                 Name = $"n{i}", Address = $"127.0.9.{i}", FaultDomain = $"fd{i}", Labels = new Dictionary<string, string>(), MemoryMiB = 4096,
                 Cores = [[0], [1], [2], [3]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
-            });
+            }).GetAwaiter().GetResult();
         }
     }
 
@@ -76,11 +76,11 @@ public abstract class UpgradeReconcileTests : IDisposable
     }
 
     /// <summary>The agents: every instance not yet Ready at its revision becomes so now.</summary>
-    private void AgentsReport()
+    private async Task AgentsReport()
     {
         foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceStates.Ready || i.RunningRevision != i.Revision))
         {
-            Assert.True(_store.UpdateInstanceStatus(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceStates.Ready, null) { Revision = i.Revision }));
+            Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceStates.Ready, null) { Revision = i.Revision }));
         }
     }
 
@@ -88,14 +88,14 @@ public abstract class UpgradeReconcileTests : IDisposable
     /// Reconciles, with the agents reporting after each pass (as their reports queue the service), until a pass changes
     /// nothing and asks for no quick look again; returns the delay it asks for last.
     /// </summary>
-    private TimeSpan? Settle(DeploymentReconciler controller)
+    private async Task<TimeSpan?> Settle(DeploymentReconciler controller)
     {
         for (var pass = 0; pass < 50; pass++)
         {
             var version = _store.GetService("hello")!.Version;
-            var result = controller.Reconcile("hello");
+            var result = await controller.ReconcileAsync("hello");
             Assert.False(result.Conflict);
-            AgentsReport();
+            await AgentsReport();
             var quick = result.RequeueAfter is { } after && after <= UpgradeWalker.PublishPoll;
             if (!quick && _store.GetService("hello")!.Version == version)
             {
@@ -106,7 +106,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         throw new InvalidOperationException("the reconciler kept asking to look again at once");
     }
 
-    private void Deploy(long number, string greeting, bool walk)
+    private async Task Deploy(long number, string greeting, bool walk)
     {
         var service = _store.GetService("hello");
         var write = new DeploymentWrite("hello", "default", number, Package, Configuration(greeting), "test", service?.Version ?? 0)
@@ -115,23 +115,23 @@ public abstract class UpgradeReconcileTests : IDisposable
                 ? new UpgradeWalk { Revision = number, Previous = service!.Revision, Policy = UpgradePolicy.Default, Order = [0, 1, 2], Started = _time.GetUtcNow(), PhaseStarted = _time.GetUtcNow() }
                 : null,
         };
-        Assert.True(_store.PutDeployment(write));
+        Assert.True(await _store.PutDeploymentAsync(write));
     }
 
     private Dictionary<string, long> Generations() => _store.ListInstances("hello").ToDictionary(i => i.Id, i => i.Generation);
 
     [Fact]
-    public void Walk_RestartsOneDomainPerGate_AndANewControllerCarriesOn()
+    public async Task Walk_RestartsOneDomainPerGate_AndANewControllerCarriesOn()
     {
-        Deploy(1, "hi", walk: false);
+        await Deploy(1, "hi", walk: false);
         var controller = NewController();
-        Settle(controller);
+        await Settle(controller);
         var first = Generations();
         Assert.Equal(4, first.Count);
         Assert.Equal("Completed", _store.GetRevision("hello", 1)!.Outcome);
 
-        Deploy(2, "hey", walk: true);
-        var gate = Settle(controller);
+        await Deploy(2, "hey", walk: true);
+        var gate = await Settle(controller);
         var afterDomain0 = Generations();
 
         Assert.Equal(TimeSpan.FromSeconds(10), gate);
@@ -141,20 +141,20 @@ public abstract class UpgradeReconcileTests : IDisposable
         Assert.Equal(first["hello/web/2"], afterDomain0["hello/web/2"]);
 
         _time.Advance(TimeSpan.FromSeconds(9));
-        Settle(controller);
+        await Settle(controller);
         Assert.Equal(first["hello/web/1"], Generations()["hello/web/1"]); // not stable for 10 s yet
 
         _time.Advance(TimeSpan.FromSeconds(1));
-        Settle(controller);
+        await Settle(controller);
         var afterDomain1 = Generations();
         Assert.NotEqual(first["hello/web/1"], afterDomain1["hello/web/1"]);
         Assert.Equal(first["hello/web/2"], afterDomain1["hello/web/2"]);
 
         var restarted = NewController(); // the controller was killed: a new one reads the walk from the store
         _time.Advance(TimeSpan.FromSeconds(10));
-        Settle(restarted);
+        await Settle(restarted);
         _time.Advance(TimeSpan.FromSeconds(10));
-        Assert.Null(Settle(restarted));
+        Assert.Null(await Settle(restarted));
 
         var last = _store.ListInstances("hello");
         Assert.Equal(4, last.Count);
@@ -166,49 +166,49 @@ public abstract class UpgradeReconcileTests : IDisposable
     }
 
     [Fact]
-    public void Walk_AnInstanceThatKeepsFaulting_RollsBackAndMakesThePreviousRevisionDesired()
+    public async Task Walk_AnInstanceThatKeepsFaulting_RollsBackAndMakesThePreviousRevisionDesired()
     {
-        Deploy(1, "hi", walk: false);
+        await Deploy(1, "hi", walk: false);
         var controller = NewController();
-        Settle(controller);
-        Deploy(2, "hey", walk: true);
-        controller.Reconcile("hello"); // domain 0 drains
-        controller.Reconcile("hello"); // and restarts
+        await Settle(controller);
+        await Deploy(2, "hey", walk: true);
+        await controller.ReconcileAsync("hello"); // domain 0 drains
+        await controller.ReconcileAsync("hello"); // and restarts
         var web0 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/0");
         Assert.Equal(2, web0.Revision);
-        Assert.True(_store.UpdateInstanceStatus(new InstanceReportRecord(web0.Node, "hello", "web", 0, web0.Generation, InstanceStates.Faulted, "exited with code 1; restarting in 4 s (restart 3)")
+        Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(web0.Node, "hello", "web", 0, web0.Generation, InstanceStates.Faulted, "exited with code 1; restarting in 4 s (restart 3)")
         {
             Revision = 2, Restarts = 3, Failure = "exited with code 1", LastStderr = "KeyError: 'PORT'",
         }));
 
         _time.Advance(TimeSpan.FromSeconds(7));
-        controller.Reconcile("hello");
+        await controller.ReconcileAsync("hello");
         var service = _store.GetService("hello")!;
         Assert.True(service.Walk!.RollingBack);
         Assert.Equal(1, service.Revision);
         Assert.Equal("RollingBack: upgrade domain 0: hello/web/0 exited with code 1 three times in 7 s (last stderr line: \"KeyError: 'PORT'\")",
             _store.GetRevision("hello", 2)!.Outcome);
 
-        Settle(controller);
+        await Settle(controller);
         _time.Advance(TimeSpan.FromSeconds(10));
-        Assert.Null(Settle(controller));
+        Assert.Null(await Settle(controller));
         Assert.All(_store.ListInstances("hello"), i => Assert.Equal((1L, 1L), (i.Revision, i.RunningRevision)));
         Assert.StartsWith("RolledBack: upgrade domain 0: hello/web/0 exited with code 1 three times", _store.GetRevision("hello", 2)!.Outcome);
     }
 
     [Fact]
-    public void Walk_AnInstanceMovedOffADownNode_StartsAtTheNewRevision_AndItsDomainHasNothingLeftToDo()
+    public async Task Walk_AnInstanceMovedOffADownNode_StartsAtTheNewRevision_AndItsDomainHasNothingLeftToDo()
     {
-        Deploy(1, "hi", walk: false);
+        await Deploy(1, "hi", walk: false);
         var controller = NewController();
-        Settle(controller);
-        Deploy(2, "hey", walk: true);
-        Settle(controller); // domain 0 restarted, waiting for its gate
+        await Settle(controller);
+        await Deploy(2, "hey", walk: true);
+        await Settle(controller); // domain 0 restarted, waiting for its gate
         var web2 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
         Assert.Equal(1, web2.Revision);
 
-        _store.SetNodeCondition(web2.Node, NodeConditions.Down, _time.GetUtcNow());
-        Settle(controller);
+        await _store.SetNodeConditionAsync(web2.Node, NodeConditions.Down, _time.GetUtcNow());
+        await Settle(controller);
         var moved = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
 
         Assert.NotEqual(web2.Node, moved.Node);
@@ -216,7 +216,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         for (var i = 0; i < 4; i++)
         {
             _time.Advance(TimeSpan.FromSeconds(10));
-            Settle(controller);
+            await Settle(controller);
         }
 
         Assert.Equal(WalkPhase.Completed, _store.GetService("hello")!.Walk!.Phase);
@@ -225,26 +225,26 @@ public abstract class UpgradeReconcileTests : IDisposable
     }
 
     [Fact]
-    public void Pause_WhileADomainDrains_PutsItsInstancesBackIntoRotation_AndResumeCarriesOn()
+    public async Task Pause_WhileADomainDrains_PutsItsInstancesBackIntoRotation_AndResumeCarriesOn()
     {
-        Deploy(1, "hi", walk: false);
+        await Deploy(1, "hi", walk: false);
         var controller = NewController();
-        Settle(controller);
-        Deploy(2, "hey", walk: true);
-        controller.Reconcile("hello"); // domain 0 drains
+        await Settle(controller);
+        await Deploy(2, "hey", walk: true);
+        await controller.ReconcileAsync("hello"); // domain 0 drains
         Assert.True(_store.ListInstances("hello").Single(i => i.Id == "hello/web/0").Draining);
         var control = new Heddle.Controller.Api.UpgradeControl(_store, new WorkQueue(), new EventLog(_store), _time);
 
-        control.Act("hello", Heddle.Controller.Api.UpgradeAction.Pause);
+        await control.ActAsync("hello", Heddle.Controller.Api.UpgradeAction.Pause);
         var paused = _store.ListInstances("hello").Single(i => i.Id == "hello/web/0");
-        Settle(controller);
+        await Settle(controller);
 
         Assert.False(paused.Draining);
         Assert.Equal(1, _store.ListInstances("hello").Single(i => i.Id == "hello/web/0").Revision); // nothing moves while paused
-        control.Act("hello", Heddle.Controller.Api.UpgradeAction.Resume);
+        await control.ActAsync("hello", Heddle.Controller.Api.UpgradeAction.Resume);
         for (var i = 0; i < 4; i++)
         {
-            Settle(controller);
+            await Settle(controller);
             _time.Advance(TimeSpan.FromSeconds(10));
         }
 
