@@ -74,15 +74,22 @@ public sealed class RevisionStoreTests : IDisposable
         Assert.True(reopened.GetService("hello")!.UpgradeInProgress);
     }
 
+    /// <summary>A cluster.db as an earlier Heddle wrote it (a table per record kind), made by the SQL given.</summary>
+    private string WriteTables(string sql)
+    {
+        var path = _directory.Combine("cluster.db");
+        using var db = new SqliteConnection($"Data Source={path};Pooling=False");
+        db.Open();
+        using var create = db.CreateCommand();
+        create.CommandText = sql;
+        create.ExecuteNonQuery();
+        return path;
+    }
+
     [Fact]
     public void Open_AStoreFromBeforeRevisions_GivesEachServiceItsRevisionAndLabelsItsInstances()
     {
-        var path = _directory.Combine("cluster.db");
-        using (var db = new SqliteConnection($"Data Source={path};Pooling=False"))
-        {
-            db.Open();
-            using var create = db.CreateCommand();
-            create.CommandText = """
+        var path = WriteTables("""
                 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 INSERT INTO meta VALUES('schema', '1'), ('generation', '7');
                 CREATE TABLE services(name TEXT PRIMARY KEY, tenant TEXT NOT NULL, revision INTEGER NOT NULL, package_sha256 TEXT NOT NULL,
@@ -93,9 +100,7 @@ public sealed class RevisionStoreTests : IDisposable
                     PRIMARY KEY(service, role, idx));
                 INSERT INTO services VALUES('hello', 'default', 4, 'abc', 'service: hello', 0, '2026-11-01T00:00:00.0000000+00:00', '127.77.0.1');
                 INSERT INTO instances VALUES('hello', 'web', 0, 0, 'n1', '0', 64, 7, 'Ready', NULL, '{}', 0, 1234, '2026-11-01T00:00:00.0000000+00:00');
-                """;
-            create.ExecuteNonQuery();
-        }
+                """);
 
         using var store = Open();
 
@@ -108,12 +113,7 @@ public sealed class RevisionStoreTests : IDisposable
     [Fact]
     public async Task Open_AStoreOfTheTableLayout_BringsEverythingOver_Once()
     {
-        var path = _directory.Combine("cluster.db");
-        using (var db = new SqliteConnection($"Data Source={path};Pooling=False"))
-        {
-            db.Open();
-            using var create = db.CreateCommand();
-            create.CommandText = """
+        var path = WriteTables("""
                 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 INSERT INTO meta VALUES('schema', '3'), ('generation', '41'), ('secret:join', 'cleartext');
                 CREATE TABLE packages(sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, service TEXT NOT NULL, service_yaml TEXT NOT NULL, added TEXT NOT NULL);
@@ -147,9 +147,7 @@ public sealed class RevisionStoreTests : IDisposable
                 CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL);
                 INSERT INTO events(time, kind, subject, message) VALUES('2026-11-01T00:00:00.0000000+00:00', 'Deployed', 'hello', 'one'),
                     ('2026-11-01T00:00:01.0000000+00:00', 'Ready', 'hello/web/0', 'two');
-                """;
-            create.ExecuteNonQuery();
-        }
+                """);
 
         var opened = await ClusterStores.OpenSqliteAsync(path, _time);
         using (var store = opened.Cluster)
