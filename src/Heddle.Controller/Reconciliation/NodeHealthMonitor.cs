@@ -7,7 +7,9 @@ namespace Heddle.Controller.Reconciliation;
 /// <summary>
 /// Declares a node Down when it has not been heard from for the node timeout, and queues the services it ran so
 /// their instances are placed elsewhere (service healing). Heartbeats are tracked in memory; a controller that
-/// has just started (or has just become the leader) gives every node a full timeout to reconnect before judging it.
+/// has just started (or has just become the leader) gives every node it has not heard from two timeouts to
+/// reconnect before judging it (agents come back with a backoff, a TLS handshake and a Hello, all slower on a
+/// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
 /// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
 /// </summary>
 public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time)
@@ -43,7 +45,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     /// <summary>Judges nodes until the token is cancelled (this controller stops leading, or stops).</summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
-        _started = time.GetUtcNow();
+        _started = time.GetUtcNow() + options.NodeTimeout;
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
         using var timer = new PeriodicTimer(period, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
