@@ -15,7 +15,8 @@ namespace Heddle.Controller.Reconciliation;
 public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
-    private DateTimeOffset _started = time.GetUtcNow();
+    /// <summary>Since when a node this controller has not heard from counts as silent: two timeouts' grace from the start of judging.</summary>
+    private DateTimeOffset _silentSince = time.GetUtcNow() + options.NodeTimeout;
     private readonly SemaphoreSlim _judging = new(1, 1);
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
@@ -45,7 +46,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
     /// <summary>Judges nodes until the token is cancelled (this controller stops leading, or stops).</summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
-        _started = time.GetUtcNow() + options.NodeTimeout;
+        _silentSince = time.GetUtcNow() + options.NodeTimeout;
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
         using var timer = new PeriodicTimer(period, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
@@ -103,7 +104,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         }
     }
 
-    public async Task CheckAsync()
+    private async Task CheckAsync()
     {
         await _judging.WaitAsync();
         try
@@ -122,7 +123,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
         {
             // Heard here, or by another controller the node is connected to (it says so in the store).
-            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : _started, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
+            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : _silentSince, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
             if (now - seen <= options.NodeTimeout)
             {
                 continue;

@@ -16,8 +16,6 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public static class LegacySqliteImport
 {
-    private static readonly JsonSerializerOptions WalkFormat = KvClusterStore.Format;
-
     private static readonly string[] Tables = ["events", "certificates", "tokens", "images", "nodes", "instances", "revisions", "services", "packages", "meta"];
 
     /// <summary>Imports the old tables of <paramref name="path"/> into <paramref name="kv"/> (the same file); false when there were none.</summary>
@@ -170,7 +168,7 @@ public static class LegacySqliteImport
         {
             Version = r.GetInt64(8),
             LastRevision = r.GetInt64(9),
-            Walk = r.IsDBNull(10) ? null : JsonSerializer.Deserialize<UpgradeWalk>(r.GetString(10), WalkFormat),
+            Walk = r.IsDBNull(10) ? null : JsonSerializer.Deserialize<UpgradeWalk>(r.GetString(10), KvClusterStore.Format),
             Family = r.IsDBNull(11) ? r.GetString(0) : r.GetString(11),
             Slot = r.GetString(12),
         };
