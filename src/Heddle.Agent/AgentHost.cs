@@ -118,6 +118,16 @@ public sealed class AgentHost : IAsyncDisposable
             Directory.CreateDirectory(options.StateDirectory);
         }
 
+        if (HostPrograms.Missing(Posix.IsRoot) is { Count: > 0 } missing)
+        {
+            throw new InvalidOperationException($"this host lacks {string.Join(", ", missing)}, which the agent runs to start instances (apt-get install util-linux mount dash)");
+        }
+
+        if (identities is not null && InstanceDisk.Unavailable() is { } noDisks)
+        {
+            throw new InvalidOperationException($"instances cannot be given disks of their own here: {noDisks}");
+        }
+
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
@@ -179,7 +189,7 @@ public sealed class AgentHost : IAsyncDisposable
         node.LogUrl = logs.Url.ToString();
         var isolation = identities is null
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
-            : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, {driver.Isolation}";
+            : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driver.Isolation}";
         node.Isolation = isolation;
         node.Drivers.AddRange(drivers.Keys.Order(StringComparer.Ordinal));
         if (containerUnavailable is not null)
@@ -205,6 +215,14 @@ public sealed class AgentHost : IAsyncDisposable
             throw new InvalidOperationException(
                 $"instances run as uids of their own and must reach their folders in {options.StateDirectory}, but {blocking} lets no other user through "
                 + $"(mode {Convert.ToString((int)File.GetUnixFileMode(blocking), 8)}); choose a --state under a folder every user can pass through (such as /var/lib/heddle), or run 'chmod o+x {blocking}'");
+        }
+
+        var full = Path.GetFullPath(options.StateDirectory).TrimEnd('/') + "/";
+        if (new[] { "/tmp/", "/dev/shm/" }.FirstOrDefault(p => full.StartsWith(p, StringComparison.Ordinal)) is { } hidden)
+        {
+            throw new InvalidOperationException(
+                $"the state folder {options.StateDirectory} is below {hidden.TrimEnd('/')}, which every instance sees as a private one of its own, so its folder would be hidden from it; "
+                + "choose a --state elsewhere (such as /var/lib/heddle)");
         }
 
         StateFolders.Create(options.StateDirectory, StateFolders.PassThrough);
@@ -261,6 +279,8 @@ public sealed class AgentHost : IAsyncDisposable
             {
                 driver.ReleaseHost();
             }
+
+            InstanceDisk.RemoveAllUnder(Options.StateDirectory);
         }
         else
         {

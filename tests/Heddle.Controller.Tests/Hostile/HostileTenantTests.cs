@@ -64,7 +64,7 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         var attacker = (await cluster.WaitUntilReadyAsync("hostile", 1, Deadline)).Instances.Single();
         var attackerDir = cluster.Agents[0]!.Supervisor.DirectoryOf(attacker.Id)!;
         // The container's working folder is /app in its own upper layer; the process driver's is app/.
-        var app = container ? Path.Combine(attackerDir, "disk", "upper", "app") : Path.Combine(attackerDir, "app");
+        var app = container ? Path.Combine(attackerDir, "disk", "upper", "app") : Path.Combine(attackerDir, "disk", "app");
         var results = Path.Combine(app, "results.jsonl");
         await Poll.UntilAsync(() => File.Exists(results) && File.ReadAllText(results).Contains("\"attempt\": \"done\""), Deadline, "the attacker to finish");
 
