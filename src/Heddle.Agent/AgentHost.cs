@@ -112,8 +112,12 @@ public sealed class AgentHost : IAsyncDisposable
     public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
-        var identities = Posix.IsRoot ? PrepareIsolatedState(options) : null;
-        if (identities is null)
+        var isolated = Posix.IsRoot;
+        if (isolated)
+        {
+            PrepareIsolatedState(options);
+        }
+        else
         {
             Directory.CreateDirectory(options.StateDirectory);
         }
@@ -123,12 +127,14 @@ public sealed class AgentHost : IAsyncDisposable
             throw new InvalidOperationException($"this host lacks {string.Join(", ", missing)}, which the agent runs to start instances (apt-get install util-linux mount dash)");
         }
 
-        if (identities is not null && InstanceDisk.Unavailable() is { } noDisks)
+        if (isolated && InstanceDisk.Unavailable() is { } noDisks)
         {
             throw new InvalidOperationException($"instances cannot be given disks of their own here: {noDisks}");
         }
 
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
+        // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
+        var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
@@ -164,7 +170,7 @@ public sealed class AgentHost : IAsyncDisposable
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
             Time = TimeProvider.System,
-            Identities = identities,
+            Uids = uids,
         };
 
         var node = new NodeInfo
@@ -187,9 +193,9 @@ public sealed class AgentHost : IAsyncDisposable
         connection.Supervisor = supervisor;
         var logs = await LogServer.StartAsync(options.Address, identity, supervisor, cancellationToken);
         node.LogUrl = logs.Url.ToString();
-        var isolation = identities is null
+        var isolation = uids is null
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
-            : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driver.Isolation}";
+            : $"a uid per service ({options.UidRange}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driver.Isolation}";
         node.Isolation = isolation;
         node.Drivers.AddRange(drivers.Keys.Order(StringComparer.Ordinal));
         if (containerUnavailable is not null)
@@ -208,7 +214,7 @@ public sealed class AgentHost : IAsyncDisposable
     /// but not listed; the package cache is the agent's alone. Refuses a state folder under one that other users cannot
     /// pass through, since its instances could not even start there.
     /// </summary>
-    private static ServiceIdentities PrepareIsolatedState(AgentOptions options)
+    private static void PrepareIsolatedState(AgentOptions options)
     {
         if (StateFolders.Blocking(options.StateDirectory) is { } blocking)
         {
@@ -228,7 +234,6 @@ public sealed class AgentHost : IAsyncDisposable
         StateFolders.Create(options.StateDirectory, StateFolders.PassThrough);
         StateFolders.Create(Path.Combine(options.StateDirectory, "instances"), StateFolders.PassThrough);
         StateFolders.Create(Path.Combine(options.StateDirectory, "cache"), StateFolders.Private);
-        return new ServiceIdentities(Path.Combine(options.StateDirectory, "identities.json"), options.UidRangeStart, options.UidRangeEnd);
     }
 
     private async Task RotateLogsAsync(CancellationToken cancellationToken)
@@ -281,6 +286,7 @@ public sealed class AgentHost : IAsyncDisposable
             }
 
             InstanceDisk.RemoveAllUnder(Options.StateDirectory);
+            Supervisor.Context.Uids?.ReleaseUnused();
         }
         else
         {
