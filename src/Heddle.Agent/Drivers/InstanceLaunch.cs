@@ -33,6 +33,12 @@ public sealed record InstanceLaunch
     /// </summary>
     public string WorkingDirectory => System.IO.Directory.Exists(Path.Combine(Directory, "app")) ? Path.Combine(Directory, "app") : Path.Combine(Directory, "disk", "app");
 
+    /// <summary>
+    /// The size of the instance's own /dev/shm (both drivers): Docker's 64 MiB, or a quarter of the memory cap when that is
+    /// less, since its pages count against the cap and filling it must fail with ENOSPC before the instance runs out of memory.
+    /// </summary>
+    public int SharedMemoryMiB => Math.Clamp(MemoryMiB / 4, 1, 64);
+
     public string StdoutPath => Path.Combine(Directory, "logs", "stdout.log");
 
     public string StderrPath => Path.Combine(Directory, "logs", "stderr.log");

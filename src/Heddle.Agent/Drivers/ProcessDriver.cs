@@ -19,9 +19,6 @@ namespace Heddle.Agent.Drivers;
 /// </summary>
 public sealed class ProcessDriver : IInstanceDriver
 {
-    /// <summary>/dev/shm's size in an instance's mount namespace (Docker's default); its pages count against the memory cap too.</summary>
-    private const int SharedMemoryMiB = 64;
-
     /// <summary>What the instance's own shell runs, as its uid: read the role's variables, then become the command.</summary>
     private const string TenantShell = ". \"$0\" && exec \"$@\"";
 
@@ -243,20 +240,28 @@ public sealed class ProcessDriver : IInstanceDriver
         var script = new StringBuilder();
         script.Append("#!/bin/sh\n# Written by the heddle agent for ").Append(launch.Id).Append(
             ". Runs as root with the agent's environment only: every program by its absolute path.\n");
-        foreach (var file in cgroupFiles)
+        if (launch.RunAs is { } owner)
         {
-            script.Append("echo $$ > ").Append(Quote(file)).Append(" || { echo 'heddle: cannot join cgroup ").Append(file.Replace("'", string.Empty)).Append("' >&2; exit 97; }\n");
+            // Three steps, one pid: (1) as root of the host, in the instance's own mount namespace (unshare), it joins the
+            // cgroups and mounts /proc, /tmp and /dev/shm, then enters a user namespace of its own; (2) there it waits until
+            // a root helper left behind in the host's user namespace has mapped uid 0 and the service's uid into it, and
+            // execs itself again so that root's capabilities there are whole; (3) it forbids any user namespace below its
+            // own (max_user_namespaces 0: `unshare -U` fails with ENOSPC) and drops to the service's uid.
+            script.Append("case \"$1\" in\nconfined)\n");
+            script.Append("  i=0; m=; while [ -z \"$m\" ]; do i=$((i+1)); [ $i -gt 500000 ] && { echo 'heddle: the user namespace was never mapped' >&2; exit 97; }; read -r m < /proc/self/gid_map; done\n");
+            script.Append("  exec ").Append(HostPrograms.Shell).Append(" \"$0\" mapped ;;\nmapped) ;;\n*)\n");
+            AppendRootSteps(script, launch, cgroupFiles);
+            var map = $"0 0 1\\n{owner.Uid} {owner.Uid} 1\\n";
+            var gidMap = $"0 0 1\\n{owner.Gid} {owner.Gid} 1\\n";
+            script.Append("  me=$$; mine=$(").Append(HostPrograms.Readlink).Append(" /proc/self/ns/user)\n");
+            script.Append("  ( i=0; while [ \"$(").Append(HostPrograms.Readlink).Append(" /proc/$me/ns/user)\" = \"$mine\" ]; do i=$((i+1)); [ $i -gt 5000 ] && exit 1; done\n");
+            script.Append("    printf '").Append(map).Append("' > /proc/$me/uid_map && printf '").Append(gidMap).Append("' > /proc/$me/gid_map ) &\n");
+            script.Append("  exec ").Append(HostPrograms.Unshare).Append(" --user -- ").Append(HostPrograms.Shell).Append(" \"$0\" confined ;;\nesac\n");
+            script.Append("echo 0 > /proc/sys/user/max_user_namespaces || { echo 'heddle: cannot forbid user namespaces' >&2; exit 97; }\n");
         }
-
-        script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
-        if (launch.RunAs is not null)
+        else
         {
-            // In the instance's own mount namespace (unshare): nothing mounted here is seen by the host or another instance.
-            var disk = InstanceDisk.MountPoint(launch.Directory);
-            AppendMount(script, "-t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc");
-            AppendMount(script, $"--bind {Quote(Path.Combine(disk, "tmp"))} /tmp");
-            AppendMount(script, "-o remount,bind,nosuid,nodev /tmp");
-            AppendMount(script, $"-t tmpfs -o nosuid,nodev,size={SharedMemoryMiB}m,mode=1777 shm /dev/shm");
+            AppendRootSteps(script, launch, cgroupFiles);
         }
 
         // Everything of the instance runs as its service's uid, with no supplementary groups, no capabilities left and no
@@ -274,6 +279,26 @@ public sealed class ProcessDriver : IInstanceDriver
         var path = Path.Combine(launch.Directory, name);
         File.WriteAllText(path, script.ToString());
         return path;
+    }
+
+    /// <summary>Joins the cgroups, sends output to the log files and (as root) mounts the instance's /proc, /tmp and /dev/shm.</summary>
+    private static void AppendRootSteps(StringBuilder script, InstanceLaunch launch, IReadOnlyList<string> cgroupFiles)
+    {
+        foreach (var file in cgroupFiles)
+        {
+            script.Append("echo $$ > ").Append(Quote(file)).Append(" || { echo 'heddle: cannot join cgroup ").Append(file.Replace("'", string.Empty)).Append("' >&2; exit 97; }\n");
+        }
+
+        script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
+        if (launch.RunAs is not null)
+        {
+            // In the instance's own mount namespace (unshare): nothing mounted here is seen by the host or another instance.
+            var disk = InstanceDisk.MountPoint(launch.Directory);
+            AppendMount(script, "-t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc");
+            AppendMount(script, $"--bind {Quote(Path.Combine(disk, "tmp"))} /tmp");
+            AppendMount(script, "-o remount,bind,nosuid,nodev /tmp");
+            AppendMount(script, $"-t tmpfs -o nosuid,nodev,size={launch.SharedMemoryMiB}m,mode=1777 shm /dev/shm");
+        }
     }
 
     private static void AppendMount(StringBuilder script, string arguments) =>

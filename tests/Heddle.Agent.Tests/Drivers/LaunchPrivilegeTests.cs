@@ -159,7 +159,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
     }
 
     [Fact]
-    public async Task TwoServices_ShareNoTmpShmOrProc_AndTheEnvironmentFileIsTheirsAlone()
+    public async Task TwoServices_ShareNoTmpShmOrProc_NeitherCanMakeAUserNamespace_AndTheEnvironmentFileIsTheirsAlone()
     {
         Assert.True(Posix.IsRoot, "the isolation tests run as root, as CI does");
         var role = _directory.Combine("plain");
@@ -174,6 +174,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
             ls /proc | grep -c '^[0-9]' > processes.txt
             (test -e /proc/{{alicePid}} && echo visible || echo hidden) > alice-pid.txt
             (cat {{alice.Directory}}/environment > /dev/null 2>&1 && echo read || echo refused) > env.txt
+            (/usr/bin/unshare -Urm /bin/true 2>/dev/null && echo created || echo refused) > userns.txt
             exec /bin/sleep 300
             """, Bob);
         Start(bob);
@@ -182,6 +183,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
         Assert.Equal("end", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "shm.txt")));
         Assert.Equal("hidden", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "alice-pid.txt")));
         Assert.Equal("refused", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "env.txt")));
+        Assert.Equal("refused", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "userns.txt")));
         Assert.True(int.Parse(await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "processes.txt"))) <= 4, "bob sees other uids' processes");
         // Alice's /tmp is on her disk; nothing of it reached the host's /tmp or /dev/shm.
         Assert.Equal("alice", File.ReadAllText(Path.Combine(InstanceDisk.MountPoint(alice.Directory), "tmp", "secret")).Trim());

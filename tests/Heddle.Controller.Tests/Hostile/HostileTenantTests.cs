@@ -22,8 +22,8 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
           attacker:
             {{(container ? "driver: container\n    image: python-test" : "driver: process")}}
             entryPoint: { command: python3, args: [-u, hostile.py] }
-            size: { cores: 1, memoryMiB: 64, maxProcesses: 64 }
-            settings: [StateDir, VictimDir, VictimPid, Driver]
+            size: { cores: 1, memoryMiB: 64, maxProcesses: 64, diskMiB: 48 }
+            settings: [StateDir, VictimDir, VictimPid, Driver, DiskMiB]
         """;
 
     private static string Package(TempDirectory work, bool container)
@@ -60,7 +60,7 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
 
         var upload = await cluster.Api.UploadPackageAsync(Package(work, container));
         await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256,
-            $"service: hostile\nroles:\n  attacker: {{ instances: 1, settings: {{ StateDir: \"{cluster.StateDirectory}\", VictimDir: \"{victimDir}\", VictimPid: \"{victim.Pid}\", Driver: {driver} }} }}\n"));
+            $"service: hostile\nroles:\n  attacker: {{ instances: 1, settings: {{ StateDir: \"{cluster.StateDirectory}\", VictimDir: \"{victimDir}\", VictimPid: \"{victim.Pid}\", Driver: {driver}, DiskMiB: \"48\" }} }}\n"));
         var attacker = (await cluster.WaitUntilReadyAsync("hostile", 1, Deadline)).Instances.Single();
         var attackerDir = cluster.Agents[0]!.Supervisor.DirectoryOf(attacker.Id)!;
         // The container's working folder is /app in its own upper layer; the process driver's is app/.
@@ -72,17 +72,24 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         lines.ForEach(l => output.WriteLine(l.ToString()));
         var managed = lines.Where(l => l.GetProperty("managed").GetBoolean()).Select(l => $"{l.GetProperty("attempt").GetString()}: {l.GetProperty("detail").GetString()}").ToList();
         Assert.True(managed.Count == 0, "the hostile tenant managed: " + string.Join(" | ", managed));
-        // In a container the node's package cache is not even there to be tried, but its seccomp filter is (user
-        // namespaces, keyctl): refused by the filter itself, with EPERM (ENOSYS for clone3, so libc falls back to clone).
-        Assert.True(lines.Count >= (container ? 23 : 21), $"only {lines.Count} attempts were made: {string.Join(" | ", lines)}");
+        // In a container the node's package cache is not even there to be tried, but its seccomp filter is (keyctl).
+        // User namespaces: a container's filter refuses them with EPERM (ENOSYS for clone3, so libc falls back to clone);
+        // a process instance's own user namespace allows none below it (ENOSPC).
+        Assert.True(lines.Count >= (container ? 31 : 32), $"only {lines.Count} attempts were made: {string.Join(" | ", lines)}");
+        string Detail(string attempt) => lines.Single(l => l.GetProperty("attempt").GetString() == attempt).GetProperty("detail").GetString()!;
+        var noUserNamespace = container ? "Operation not permitted" : "No space left on device";
+        Assert.Contains(noUserNamespace, Detail("make a user namespace: unshare -Urm true"));
+        Assert.Contains(noUserNamespace, Detail("make a user namespace: clone(CLONE_NEWUSER)"));
+        Assert.Contains(container ? "Function not implemented" : noUserNamespace, Detail("make a user namespace: clone3(CLONE_NEWUSER)"));
         if (container)
         {
-            string Detail(string attempt) => lines.Single(l => l.GetProperty("attempt").GetString() == attempt).GetProperty("detail").GetString()!;
-            Assert.Contains("Operation not permitted", Detail("make a user namespace: unshare -Urm true"));
-            Assert.Contains("Operation not permitted", Detail("make a user namespace: clone(CLONE_NEWUSER)"));
-            Assert.Contains("Function not implemented", Detail("make a user namespace: clone3(CLONE_NEWUSER)"));
             Assert.Contains("Operation not permitted", Detail("use the kernel keyring: keyctl(JOIN_SESSION_KEYRING)"));
         }
+
+        // Writing past the disk and /dev/shm failed for lack of space (not for some other reason).
+        Assert.Contains("No space left on device", Detail("write past its disk in its working folder"));
+        Assert.Contains("No space left on device", Detail("write past its disk in /tmp"));
+        Assert.Contains("No space left on device", Detail("fill /dev/shm past its size"));
         Assert.NotEqual("0", lines.Single(l => l.GetProperty("attempt").GetString() == "done").GetProperty("detail").GetString());
 
         // The other service kept serving, from the same process.

@@ -15,7 +15,10 @@ public sealed class ServiceUidTests
     private static async Task<HashSet<int>> UidsOfAsync(TestCluster cluster, string service, int count)
     {
         var status = await cluster.WaitUntilReadyAsync(service, count, Deadline);
-        return status.Instances.Select(i => UidOf(i.Pid)).ToHashSet();
+        // An instance without a probe is Ready once started; its launch may still be in its root steps for a moment.
+        var pids = status.Instances.Select(i => i.Pid).ToList();
+        await Poll.UntilAsync(() => pids.All(p => UidOf(p) != 0), Deadline, $"every instance of {service} past its launch's root steps");
+        return pids.Select(UidOf).ToHashSet();
     }
 
     private static int UidOf(int pid) =>

@@ -108,13 +108,49 @@ def child_of(r):  # clone and clone3 return twice, like fork: the child leaves a
 """
 clone_args = "(ctypes.c_uint64 * 8)(CLONE_NEWUSER, 0, 0, 0, signal.SIGCHLD, 0, 0, 0)"  # struct clone_args: flags .. exit_signal ..
 
+# User namespaces, under both drivers (a container's seccomp filter refuses them; a process instance's own user
+# namespace allows none below it).
+attempt("make a user namespace: unshare -Urm true", lambda: program("unshare", "-Urm", "true"))
+if hasattr(os, "unshare"):  # Python 3.12+
+    attempt("make a user namespace: os.unshare(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", "import os; os.unshare(os.CLONE_NEWUSER)"))
+attempt("make a user namespace: clone(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + "child_of(call('clone', ctypes.c_ulong(CLONE_NEWUSER | signal.SIGCHLD), None, None, None, None))"))
+attempt("make a user namespace: clone3(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + f"a = {clone_args}; child_of(call('clone3', ctypes.byref(a), ctypes.c_size_t(64)))"))
 if os.environ.get("HEDDLE_SETTING_DRIVER") == "container":
-    attempt("make a user namespace: unshare -Urm true", lambda: program("unshare", "-Urm", "true"))
-    if hasattr(os, "unshare"):  # Python 3.12+
-        attempt("make a user namespace: os.unshare(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", "import os; os.unshare(os.CLONE_NEWUSER)"))
-    attempt("make a user namespace: clone(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + "child_of(call('clone', ctypes.c_ulong(CLONE_NEWUSER | signal.SIGCHLD), None, None, None, None))"))
-    attempt("make a user namespace: clone3(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + f"a = {clone_args}; child_of(call('clone3', ctypes.byref(a), ctypes.c_size_t(64)))"))
     attempt("use the kernel keyring: keyctl(JOIN_SESSION_KEYRING)", lambda: program(sys.executable, "-c", RAW + "print('keyring', call('keyctl', 1, None))"))
+
+# Another service's process: see it, read its environment (its settings), find its files in /tmp or /dev/shm.
+report("see another service's process in /proc", os.path.exists(f"/proc/{victim_pid}"), f"/proc/{victim_pid}")
+attempt("read another service's environment", lambda: open(f"/proc/{victim_pid}/environ", "rb").read()[:40])
+for shared in ("/tmp", "/dev/shm"):
+    def foreign(folder=shared):
+        others = [f"{e} (uid {os.lstat(os.path.join(folder, e)).st_uid})" for e in os.listdir(folder) if os.lstat(os.path.join(folder, e)).st_uid != os.getuid()]
+        if not others:
+            raise OSError(f"{folder} holds nothing of anyone else")
+        return others[:5]
+    attempt(f"find another's files in {shared}", foreign)
+attempt("list every process of the host", lambda: (lambda seen: seen if len(seen) > 20 else (_ for _ in ()).throw(OSError(f"sees {len(seen)} processes"))) ([p for p in os.listdir("/proc") if p.isdigit()]))
+
+# Space: write more than its disk (size.diskMiB) into its working folder and its /tmp, and more than its /dev/shm.
+def fill(path, mib):
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            chunk = b"\0" * (1 << 20)
+            for _ in range(mib):
+                f.write(chunk)
+                f.flush()
+                written += 1
+            os.fsync(f.fileno())
+        return f"wrote {written} MiB to {path}"
+    except OSError as e:
+        raise OSError(f"stopped after {written} MiB: {e}")
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+disk = int(os.environ.get("HEDDLE_SETTING_DISKMIB", "0") or 0)
+attempt("write past its disk in its working folder", lambda: fill("fill.bin", disk + 16))
+attempt("write past its disk in /tmp", lambda: fill("/tmp/fill.bin", disk + 16))
+attempt("fill /dev/shm past its size", lambda: fill("/dev/shm/fill.bin", 80))
 
 # A child that leaves the session and the process group, hoping to outlive the instance.
 survivor = subprocess.Popen(["sleep", "3600"], start_new_session=True)  # setsid() in the child

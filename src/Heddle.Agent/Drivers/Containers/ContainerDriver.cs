@@ -229,6 +229,7 @@ public sealed class ContainerDriver : IInstanceDriver
             MemoryBytes = (long)launch.MemoryMiB << 20,
             LimitSwap = _cgroups.AccountsSwap,
             MaxProcesses = launch.Role.Size.MaxProcesses,
+            SharedMemoryMiB = launch.SharedMemoryMiB,
             ReadOnlyBinds = [(Path.Combine(launch.Directory, "meta"), "/run/heddle")],
             OpenFiles = OpenFilesLimit.Value,
         };

@@ -34,6 +34,9 @@ internal sealed record ContainerSpec
 
     public required int MaxProcesses { get; init; }
 
+    /// <summary>The size of /dev/shm inside, in MiB.</summary>
+    public int SharedMemoryMiB { get; init; } = 64;
+
     /// <summary>RLIMIT_NOFILE inside (at most what the agent itself may raise it to).</summary>
     public int OpenFiles { get; init; } = 1024;
 
@@ -65,7 +68,7 @@ internal static class OciSpec
             Mount("/proc", "proc", "proc"),
             Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
             Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
-            Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+            Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", $"size={spec.SharedMemoryMiB}m"),
             Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
             Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
             Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
