@@ -64,7 +64,7 @@ for child in children:
 # Another service: signal its process, read and write its files.
 attempt("signal another service's process", lambda: os.kill(victim_pid, signal.SIGKILL))
 attempt("list another service's folder", lambda: os.listdir(victim_dir))
-attempt("write into another service's folder", lambda: open(f"{victim_dir}/app/server.txt", "w").write("owned"))
+attempt("write into another service's folder", lambda: open(f"{victim_dir}/disk/app/server.txt", "w").write("owned"))
 
 # The node's package cache and the agent's state.
 for cache in glob.glob(f"{state}/agents/*/cache"):
