@@ -196,7 +196,7 @@ public static class ServiceDefinitionParser
                 return RoleSize.Default;
         }
 
-        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB", "maxProcesses");
+        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB", "maxProcesses", "diskMiB");
         if (fields is null)
         {
             return RoleSize.Default;
@@ -205,7 +205,8 @@ public static class ServiceDefinitionParser
         var cores = reader.Int(fields.Required("cores"), $"{subject} size cores", 1, RoleSize.MaxCores);
         var memory = reader.Int(fields.Required("memoryMiB"), $"{subject} size memoryMiB", RoleSize.MinMemoryMiB, RoleSize.MaxMemoryMiB);
         var processes = reader.Int(fields["maxProcesses"], $"{subject} size maxProcesses", RoleSize.MinMaxProcesses, RoleSize.MaxMaxProcesses) ?? RoleSize.DefaultMaxProcesses;
-        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value) { MaxProcesses = processes };
+        var disk = reader.Int(fields["diskMiB"], $"{subject} size diskMiB", RoleSize.MinDiskMiB, RoleSize.MaxDiskMiB) ?? RoleSize.DefaultDiskMiB;
+        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value) { MaxProcesses = processes, DiskMiB = disk };
     }
 
     private static IReadOnlyList<EndpointDefinition> ReadEndpoints(SchemaReader reader, YNode? node, string subject)

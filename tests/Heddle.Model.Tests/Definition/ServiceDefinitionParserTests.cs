@@ -56,6 +56,36 @@ public sealed class ServiceDefinitionParserTests
     }
 
     [Fact]
+    public void Parse_SizeWithDiskMiB_ReadsIt()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 256, diskMiB: 4096 } }\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(4096, definition!.Roles[0].Size.DiskMiB);
+    }
+
+    [Theory]
+    [InlineData("size: small")]
+    [InlineData("size: { cores: 1, memoryMiB: 256 }")]
+    public void Parse_SizeWithoutDiskMiB_Gets1024(string size)
+    {
+        var (definition, diagnostics) = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, {size} }}\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(1024, definition!.Roles[0].Size.DiskMiB);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1048577)]
+    public void Parse_DiskMiBOutOfRange_IsOutOfRange(int disk)
+    {
+        var (_, diagnostics) = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, size: {{ cores: 1, memoryMiB: 256, diskMiB: {disk} }} }}\n");
+
+        Assert.Contains(diagnostics, d => d.Code == DiagnosticCodes.OutOfRange && d.Message.Contains("diskMiB"));
+    }
+
+    [Fact]
     public void Parse_MisspelledKey_SuggestsTheNearestKnownKey()
     {
         var (_, diagnostics) = ModelText.Definition("name: a\nupgradeDomain: 3\nroles:\n  r: { entryPoint: { command: x } }\n");
