@@ -41,7 +41,7 @@ internal static class ControllerCommand
         command.Options.Add(store);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            if (!Heddle.Contracts.Api.QuotaLimits.TryParse(parse.GetValue(defaultQuota)!, Heddle.Contracts.Api.QuotaLimits.NewTenantDefault, out var quota, out var quotaProblem))
+            if (!Heddle.Contracts.Api.QuotaLimits.TryRead(parse.GetValue(defaultQuota)!, Heddle.Contracts.Api.QuotaLimits.NewTenantDefault, out var quota, out var quotaProblem))
             {
                 throw new UsageException($"--default-quota: {quotaProblem}");
             }

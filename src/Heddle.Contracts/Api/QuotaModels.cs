@@ -44,10 +44,11 @@ public sealed record QuotaLimits(long? Cores = null, long? Instances = null, lon
         : null;
 
     /// <summary>
+    /// (Not named TryParse: ASP.NET would take it for the way to bind the record from a route or query string.)
     /// Reads <c>none</c> (no limit of any kind) or a comma-separated list such as <c>cores=64,vips=none</c>; a kind
     /// not named keeps its value in <paramref name="start"/>. False with a sentence when the text is not that.
     /// </summary>
-    public static bool TryParse(string text, QuotaLimits start, out QuotaLimits limits, out string? error)
+    public static bool TryRead(string text, QuotaLimits start, out QuotaLimits limits, out string? error)
     {
         limits = start;
         error = null;
@@ -96,7 +97,7 @@ public sealed record QuotaLimits(long? Cores = null, long? Instances = null, lon
         return false;
     }
 
-    /// <summary>"cores=64,instances=256,vips=16,disk-mib=262144" (none for no limit), the form <see cref="TryParse"/> reads.</summary>
+    /// <summary>"cores=64,instances=256,vips=16,disk-mib=262144" (none for no limit), the form <see cref="TryRead"/> reads.</summary>
     public override string ToString() => this == Unlimited
         ? "none"
         : string.Join(",", Names.Select(n => $"{n}={this[n]?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
