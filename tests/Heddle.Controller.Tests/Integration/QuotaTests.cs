@@ -95,7 +95,11 @@ public sealed class QuotaTests
 
         await Assert.ThrowsAsync<HeddleApiException>(() => alice.DeployAsync(new DeploymentRequest(packages[0], "service: s0\nroles:\n  web: { instances: 0 }\n")));
         await Assert.ThrowsAsync<HeddleApiException>(() => alice.DeployAsync(new DeploymentRequest(packages[0], "service: s0\nroles:\n  wbe: { instances: 1 }\n")));
+        var boxed = (await alice.UploadPackageAsync(TestPackages.Build(state, "boxed", Service("boxed").Replace("entryPoint:", "driver: container\n    image: nowhere\n    entryPoint:")))).Sha256;
+        var noImage = await Assert.ThrowsAsync<HeddleApiException>(() => alice.DeployAsync(new DeploymentRequest(boxed, Configuration("boxed", 1))));
+        Assert.Equal(ProblemTypes.ImageMissing, noImage.Type);
         Assert.Empty(store.ListVips());
+        Assert.Empty(store.ListServices());
 
         // No node can take any of them (there is none): each accepted one holds a VIP and its instances all the same, so the quota bounds them.
         await alice.DeployAsync(new DeploymentRequest(packages[0], Configuration("s0", 1)));
