@@ -31,11 +31,17 @@ internal static class ControllerCommand
                 + $"(N a number or none; a name not given keeps its default), or none for no limit (default {Heddle.Contracts.Api.QuotaLimits.NewTenantDefault}; the admin's own tenant has none)",
             DefaultValueFactory = _ => Heddle.Contracts.Api.QuotaLimits.NewTenantDefault.ToString(),
         };
+        var uidRange = new Option<string>("--uid-range")
+        {
+            Description = "The uids services' instances run as: each service gets one of its own for the whole cluster (default 200000-265535; agents need the same range)",
+            DefaultValueFactory = _ => Heddle.Contracts.UidRange.Default.ToString(),
+        };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, insecure, certLifetime };
         dns.AddTo(command);
         lb.AddTo(command);
         command.Options.Add(vipPool);
+        command.Options.Add(uidRange);
         command.Options.Add(history);
         command.Options.Add(defaultQuota);
         command.Options.Add(store);
@@ -55,6 +61,7 @@ internal static class ControllerCommand
                 AgentPort = parse.GetValue(agentPort),
                 NodeTimeout = parse.GetValue(timeout),
                 VipPool = parse.GetValue(vipPool),
+                UidRange = Heddle.Contracts.UidRange.Parse(parse.GetValue(uidRange)!, out var uidProblem) ?? throw new UsageException($"--uid-range {uidProblem}"),
                 HistoryLimit = parse.GetValue(history),
                 InsecureHttp = parse.GetValue(insecure),
                 NodeCertificateLifetime = parse.GetValue(certLifetime),

@@ -56,36 +56,6 @@ public sealed class ServiceDefinitionParserTests
     }
 
     [Fact]
-    public void Parse_SizeWithDiskMiB_ReadsIt()
-    {
-        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 256, diskMiB: 4096 } }\n");
-
-        Assert.Empty(diagnostics);
-        Assert.Equal(4096, definition!.Roles[0].Size.DiskMiB);
-    }
-
-    [Theory]
-    [InlineData("size: small")]
-    [InlineData("size: { cores: 1, memoryMiB: 256 }")]
-    public void Parse_SizeWithoutDiskMiB_Gets1024(string size)
-    {
-        var (definition, diagnostics) = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, {size} }}\n");
-
-        Assert.Empty(diagnostics);
-        Assert.Equal(1024, definition!.Roles[0].Size.DiskMiB);
-    }
-
-    [Theory]
-    [InlineData(0)]
-    [InlineData(1048577)]
-    public void Parse_DiskMiBOutOfRange_IsOutOfRange(int disk)
-    {
-        var (_, diagnostics) = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, size: {{ cores: 1, memoryMiB: 256, diskMiB: {disk} }} }}\n");
-
-        Assert.Contains(diagnostics, d => d.Code == DiagnosticCodes.OutOfRange && d.Message.Contains("diskMiB"));
-    }
-
-    [Fact]
     public void Parse_MisspelledKey_SuggestsTheNearestKnownKey()
     {
         var (_, diagnostics) = ModelText.Definition("name: a\nupgradeDomain: 3\nroles:\n  r: { entryPoint: { command: x } }\n");
@@ -446,6 +416,46 @@ public sealed class ServiceDefinitionParserTests
     public void Parse_BadEnvironmentVariableName_IsABadName()
     {
         ModelText.Single(ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, environment: { 1X: y } }\n").Diagnostics, DiagnosticCodes.BadName, 3, 51);
+    }
+
+    [Theory]
+    [InlineData("LD_PRELOAD")]
+    [InlineData("LD_LIBRARY_PATH")]
+    [InlineData("ld_audit")]
+    [InlineData("HEDDLE_INSTANCE")]
+    [InlineData("Heddle_Setting_X")]
+    public void Parse_ReservedEnvironmentVariable_IsRefusedWithItsOwnCode(string name)
+    {
+        var diagnostics = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, environment: {{ {name}: y }} }}\n").Diagnostics;
+
+        var diagnostic = ModelText.Single(diagnostics, DiagnosticCodes.ReservedEnvironmentName, 3, 51);
+        Assert.Contains($"'{name}'", diagnostic.Message);
+    }
+
+    [Fact]
+    public void Parse_RoleSetsItsOwnPath_IsAccepted()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, environment: { PATH: \".\", IFS: \"x\" } }\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(".", definition!.Roles[0].Environment["PATH"]);
+    }
+
+    [Fact]
+    public void Parse_DiskSize_IsReadWithADefault()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 64, diskMiB: 200 } }\n  s: { entryPoint: { command: x } }\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(200, definition!.Roles[0].Size.DiskMiB);
+        Assert.Equal(RoleSize.DefaultDiskMiB, definition.Roles[1].Size.DiskMiB);
+    }
+
+    [Fact]
+    public void Parse_DiskSizeTooSmall_IsOutOfRange()
+    {
+        var diagnostic = ModelText.Single(ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 64, diskMiB: 1 } }\n").Diagnostics, DiagnosticCodes.OutOfRange, 3, 78);
+        Assert.Contains("diskMiB", diagnostic.Message);
     }
 
     [Fact]
