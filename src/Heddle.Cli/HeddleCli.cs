@@ -24,6 +24,7 @@ public static class HeddleCli
             LbCommand.Create(console),
             ImageCommands.Create(console),
             TokenCommands.Create(console),
+            QuotaCommands.Create(console),
         };
         var token = new Option<string?>("--token") { Description = $"The API token to use (else ${ClientConfig.TokenVariable}, else the client configuration's)", Recursive = true };
         root.Options.Add(token);

@@ -183,6 +183,8 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton(_ => store);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Cluster);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Quotas);
+        services.AddSingleton<Quotas.TenantQuotas>();
         services.AddSingleton<Leadership.LeaderTerm>();
         services.AddSingleton<ReconcileLoop>();
         services.AddSingleton<Tokens>();
@@ -281,6 +283,7 @@ public sealed class ControllerHost : IAsyncDisposable
         });
         ApiEndpoints.Map(app);
         TokenEndpoints.Map(app);
+        QuotaEndpoints.Map(app);
         AgentEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();

@@ -51,6 +51,13 @@ public sealed record ControllerOptions
     /// </summary>
     public bool InsecureHttp { get; init; }
 
+    /// <summary>
+    /// The quota of every tenant an admin has not set one for (`--default-quota`): by default 64 cores, 256 instances,
+    /// 16 VIPs and 262144 MiB of disk; <see cref="Contracts.Api.QuotaLimits.Unlimited"/> for none. The admin's own
+    /// tenant has no quota unless one is set.
+    /// </summary>
+    public Contracts.Api.QuotaLimits DefaultQuota { get; init; } = Contracts.Api.QuotaLimits.NewTenantDefault;
+
     /// <summary>Fixes the order equally good nodes are tried in, so placements repeat.</summary>
     public int PlacementSeed { get; init; } = 1;
 }

@@ -97,6 +97,7 @@ public static class EventKinds
     public const string NodeEnrolled = "NodeEnrolled";
     public const string TokenCreated = "TokenCreated";
     public const string TokenRevoked = "TokenRevoked";
+    public const string QuotaChanged = "QuotaChanged";
     public const string NodeDown = "NodeDown";
     public const string NodeUp = "NodeUp";
     public const string ServiceDeleting = "ServiceDeleting";

@@ -6,7 +6,8 @@ namespace Heddle.EndToEnd.Tests;
 
 /// <summary>
 /// Trust as a user meets it on `heddle up`: tenant tokens made with `heddle token create`, used with --token and
-/// $HEDDLE_TOKEN; a second agent claiming a node's name refused; curl needs the cluster CA.
+/// $HEDDLE_TOKEN; a tenant's quota set with `heddle quota set` and a scale past it refused; a second agent claiming a
+/// node's name refused; curl needs the cluster CA.
 /// </summary>
 [Collection(UpCollection.Name)]
 public sealed class TrustEndToEndTests
@@ -35,6 +36,17 @@ public sealed class TrustEndToEndTests
         var taken = up.Run("--token", fabrikam, "deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath);
         Assert.Equal(1, taken.ExitCode);
         Assert.Contains("taken by another tenant", taken.Stderr);
+
+        // Quotas: an admin sets one, a scale past it is refused with the sentence, the tenant reads its own and cannot change it.
+        Assert.Equal(0, up.Run("quota", "set", "contoso", "--instances", "4").ExitCode);
+        var overQuota = up.Run("--token", contoso, "scale", "hello", "web", "4");
+        Assert.Equal(1, overQuota.ExitCode);
+        Assert.Contains("tenant contoso's quota allows 4 instances; 4 are in use and this scale needs 1 more; nothing was changed", overQuota.Stderr);
+        var ownQuota = up.Run("--token", contoso, "quota", "show");
+        Assert.True(ownQuota.ExitCode == 0 && ownQuota.Stdout.Contains("4/4") && !ownQuota.Stdout.Contains("default"), ownQuota.ToString());
+        var selfRaise = up.Run("--token", contoso, "quota", "set", "contoso", "--instances", "100");
+        Assert.Equal(1, selfRaise.ExitCode);
+        Assert.Contains("cluster-wide operation", selfRaise.Stderr);
 
         using (var list = JsonDocument.Parse(up.Run("token", "list", "-o", "json").Stdout))
         {

@@ -25,6 +25,12 @@ internal static class ControllerCommand
             Description = "The cluster store: sqlite:PATH (default: cluster.db in the state directory) or etcd://host:port[,host:port...], which several controllers can share",
         };
         var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
+        var defaultQuota = new Option<string>("--default-quota")
+        {
+            Description = $"The quota of every tenant without one set: NAME=N[,NAME=N...] with NAME one of {string.Join(", ", Heddle.Contracts.Api.QuotaLimits.Names)} "
+                + $"(N a number or none; a name not given keeps its default), or none for no limit (default {Heddle.Contracts.Api.QuotaLimits.NewTenantDefault}; the admin's own tenant has none)",
+            DefaultValueFactory = _ => Heddle.Contracts.Api.QuotaLimits.NewTenantDefault.ToString(),
+        };
         var uidRange = new Option<string>("--uid-range")
         {
             Description = "The uids services' instances run as: each service gets one of its own for the whole cluster (default 200000-265535; agents need the same range)",
@@ -37,9 +43,15 @@ internal static class ControllerCommand
         command.Options.Add(vipPool);
         command.Options.Add(uidRange);
         command.Options.Add(history);
+        command.Options.Add(defaultQuota);
         command.Options.Add(store);
         command.SetAction(async (parse, cancellationToken) =>
         {
+            if (!Heddle.Contracts.Api.QuotaLimits.TryRead(parse.GetValue(defaultQuota)!, Heddle.Contracts.Api.QuotaLimits.NewTenantDefault, out var quota, out var quotaProblem))
+            {
+                throw new UsageException($"--default-quota: {quotaProblem}");
+            }
+
             var options = new ControllerOptions
             {
                 StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
@@ -53,6 +65,7 @@ internal static class ControllerCommand
                 HistoryLimit = parse.GetValue(history),
                 InsecureHttp = parse.GetValue(insecure),
                 NodeCertificateLifetime = parse.GetValue(certLifetime),
+                DefaultQuota = quota,
             };
             if (options.NodeCertificateLifetime < TimeSpan.FromSeconds(3))
             {

@@ -246,6 +246,7 @@ public static class ProblemTypes
     public const string StoreUnavailable = "https://heddle.dev/problems/store-unavailable";
     public const string InvalidRequest = "https://heddle.dev/problems/invalid-request";
     public const string UpgradeInProgress = "https://heddle.dev/problems/upgrade-in-progress";
+    public const string QuotaExceeded = "https://heddle.dev/problems/quota-exceeded";
 }
 
 /// <summary>POST /v1/tokens: an API token (admin, or a tenant's when Tenant is set) or, with Join, a join token for agents.</summary>

@@ -201,6 +201,19 @@ public sealed class HeddleApiClient : IDisposable
     public Task<TokenStatus> RevokeTokenAsync(string id, CancellationToken ct = default) =>
         SendAsync<TokenStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/tokens/{Uri.EscapeDataString(id)}"), ct);
 
+    /// <summary>Every tenant's quota and use (an admin), or the caller's own (a tenant).</summary>
+    public Task<List<QuotaStatus>> ListQuotasAsync(CancellationToken ct = default) => GetAsync<List<QuotaStatus>>("v1/quotas", ct);
+
+    public Task<QuotaStatus> GetQuotaAsync(string tenant, CancellationToken ct = default) => GetAsync<QuotaStatus>($"v1/quotas/{Uri.EscapeDataString(tenant)}", ct);
+
+    /// <summary>Sets a tenant's whole quota (a null limit is none); admin only.</summary>
+    public Task<QuotaStatus> SetQuotaAsync(string tenant, QuotaLimits limits, CancellationToken ct = default) =>
+        SendAsync<QuotaStatus>(new HttpRequestMessage(HttpMethod.Put, $"v1/quotas/{Uri.EscapeDataString(tenant)}") { Content = JsonContent.Create(limits, options: Json) }, ct);
+
+    /// <summary>Forgets the quota set for a tenant: it has the controller's default again; admin only.</summary>
+    public Task<QuotaStatus> ResetQuotaAsync(string tenant, CancellationToken ct = default) =>
+        SendAsync<QuotaStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/quotas/{Uri.EscapeDataString(tenant)}"), ct);
+
     /// <summary>Revokes a node's certificate, forgets the node and has its instances placed elsewhere.</summary>
     public async Task RemoveNodeAsync(string name, CancellationToken ct = default) =>
         await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/nodes/{Uri.EscapeDataString(name)}"), ct);

@@ -13,9 +13,10 @@ namespace Heddle.Controller.Api;
 /// <summary>
 /// Accepting a change of a service: a deploy, a scale or a rollback each become a new numbered revision, committed
 /// (with the upgrade walk it needs, if any) before the answer. Counts alone change nothing that runs; a new package
-/// or new settings start an upgrade walk. One upgrade at a time: a change while one is in progress is refused.
+/// or new settings start an upgrade walk. One upgrade at a time: a change while one is in progress is refused. A change
+/// that would take the tenant past its quota (<see cref="Quotas.TenantQuotas"/>) is refused before anything is taken.
 /// </summary>
-public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipConflicts conflicts, TimeProvider time)
+public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipConflicts conflicts, Quotas.TenantQuotas quotas, TimeProvider time)
 {
     private const int Attempts = 5;
 
@@ -70,7 +71,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Invalid(ProblemTypes.InvalidModel, "Unknown slot", $"'{slot}' is not a slot; deploy to '{Slots.Production}' (the default) or '{Slots.Staging}'; nothing was changed");
         }
 
-        return await AcceptAsync(definition.Name, slot, tenant, request.PackageSha256, request.Configuration!, prefix: null);
+        return await AcceptAsync(definition.Name, slot, tenant, request.PackageSha256, request.Configuration!, prefix: null, action: "deploy");
     }
 
 
@@ -107,7 +108,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Cannot scale", $"{error}; deploy a configuration with the count instead");
         }
 
-        return await AcceptAsync(service.Family, service.Slot, service.Tenant, service.PackageSha256, edited, prefix: null);
+        return await AcceptAsync(service.Family, service.Slot, service.Tenant, service.PackageSha256, edited, prefix: null, action: "scale");
     }
 
     internal async Task<IResult> RollbackAsync(string name, RollbackRequest request, UpgradeControl control)
@@ -136,7 +137,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 : Problems.NotFound($"service {name} has no revision {request.To} (kept: {numbers}; see 'heddle history {name}')");
         }
 
-        return await AcceptAsync(service.Family, service.Slot, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}");
+        return await AcceptAsync(service.Family, service.Slot, service.Tenant, target.PackageSha256, target.Configuration, prefix: $"rollback to revision {target.Number}", action: "rollback");
     }
 
     internal static string InProgressSentence(ServiceRecord service)
@@ -147,11 +148,14 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             + $"wait for it to end, or use 'heddle upgrade pause|resume|rollback {service.Name}' (see 'heddle upgrade status {service.Name}')";
     }
 
-    private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix)
+    private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
     {
         var next = models.For(packageSha256, configuration)!;
+        var limited = quotas.IsLimited(tenant);
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
+            // Read before what the tenant holds: a deployment of the tenant accepted after this read fails the commit below.
+            long? tenantVersion = limited ? store.TenantVersion(tenant) : null;
             var all = store.ListServices();
             var service = all.FirstOrDefault(s => s.Family == family && s.Slot == slot);
             var name = service?.Name ?? ServiceSlots.FreeKey(store, family);
@@ -194,6 +198,12 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 : null;
             var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
             var needsVip = options.VipPool is not null && service?.Vip is null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
+            if (quotas.Check(tenant, service, next, needsVip, action) is { } overQuota)
+            {
+                return Problems.Problem(StatusCodes.Status403Forbidden, ProblemTypes.QuotaExceeded, "Quota exceeded", overQuota);
+            }
+
+            // Only chosen here: the commit below takes it with the deployment, or nothing is taken.
             var vip = needsVip ? conflicts.FreeVip() : null;
             if (needsVip && vip is null)
             {
@@ -208,11 +218,11 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
 
             var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
             {
-                Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot,
+                Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot, TenantVersion = tenantVersion,
             };
             if (!await store.PutDeploymentAsync(write))
             {
-                continue; // changed meanwhile (the service, its slot or the VIP chosen): read again
+                continue; // changed meanwhile (the service, its slot, the VIP chosen or what the tenant holds): read again
             }
 
             var count = next.Configuration.Roles.Sum(r => r.Instances);

@@ -11,6 +11,8 @@ public sealed class OpenedStore(KvClusterStore store, EtcdMembers? etcd, string 
 
     public ITrustStore Trust => store;
 
+    public IQuotaStore Quotas => store;
+
     /// <summary>This controller's watch-fed copy of the store.</summary>
     public KvMirror Mirror => store.Mirror;
 

@@ -29,9 +29,16 @@ public interface IClusterStore : IDisposable
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
     /// pending deletion; marks a previous revision still in progress without a walk Superseded; forgets revisions
     /// beyond the history limit that no instance runs. A service without a VIP gets <see cref="DeploymentWrite.Vip"/>.
-    /// False (nothing changed) when the service is no longer at the expected version, its slot or that VIP was taken.
+    /// False (nothing changed) when the service is no longer at the expected version, its slot or that VIP was taken, or
+    /// another deployment of the tenant was accepted since <see cref="DeploymentWrite.TenantVersion"/>.
     /// </summary>
     Task<bool> PutDeploymentAsync(DeploymentWrite write, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A number that changes whenever a deployment checked against the tenant's quota is accepted (0 before the first);
+    /// read it before the tenant's usage and hand it back in <see cref="DeploymentWrite.TenantVersion"/>.
+    /// </summary>
+    long TenantVersion(string tenant);
 
     /// <summary>Every VIP held, with the deployment holding it.</summary>
     IReadOnlyDictionary<string, string> ListVips();

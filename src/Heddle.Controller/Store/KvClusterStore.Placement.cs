@@ -33,6 +33,13 @@ public sealed partial class KvClusterStore
             writes.Put(Keys.Vip(vip), write.Service);
         }
 
+        if (write.TenantVersion is { } checkedAt)
+        {
+            // The tenant's quota was checked against what it held at that version: another deployment of the tenant accepted since fails this one.
+            conditions.Add(new(Keys.TenantAccepts(write.Tenant), checkedAt));
+            writes.Put(Keys.TenantAccepts(write.Tenant), write.Service);
+        }
+
         var uid = current?.Uid ?? 0;
         if (uid == 0 && write.Uid is { } chosen)
         {

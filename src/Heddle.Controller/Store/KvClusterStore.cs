@@ -350,6 +350,11 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
         public static string Certificate(string serial) => $"certificates/{serial}";
 
+        public static string Quota(string tenant) => $"quotas/{tenant}";
+
+        /// <summary>Rewritten by every deployment a tenant's quota is checked for, so two checked at once cannot both commit.</summary>
+        public static string TenantAccepts(string tenant) => $"tenant-accepts/{tenant}";
+
         public static string Event(DateTimeOffset time) => $"events/{time.UtcTicks.ToString("D19", CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}";
     }
 }

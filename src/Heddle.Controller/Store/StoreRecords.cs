@@ -79,6 +79,12 @@ public sealed record DeploymentWrite(string Service, string Tenant, long Number,
 
     /// <summary>The revision this one follows had every instance Ready when it was accepted: it is Completed, not Superseded.</summary>
     public bool PreviousCompleted { get; init; }
+
+    /// <summary>
+    /// <see cref="IClusterStore.TenantVersion"/> as read before the tenant's quota was checked: the write is refused
+    /// when another deployment of the tenant was accepted since. Null: not checked against a quota.
+    /// </summary>
+    public long? TenantVersion { get; init; }
 }
 
 /// <summary>One placed instance and what its node last reported of it.</summary>

@@ -3,14 +3,18 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Heddle.Controller.Trust;
 
-/// <summary>What a tenant token may not do: everything cluster-wide (nodes, tokens, the data plane's feeds, raw package content).</summary>
+/// <summary>
+/// What a tenant token may not do: everything cluster-wide (nodes, tokens, the data plane's feeds, raw package
+/// content) and changing quotas (a tenant reads its own; <c>Api/QuotaEndpoints</c> keeps it to that).
+/// </summary>
 internal static class Scopes
 {
     public static bool AdminOnly(HttpRequest request)
     {
         var path = request.Path;
+        var get = HttpMethods.IsGet(request.Method);
         return path.StartsWithSegments("/v1/nodes") || path.StartsWithSegments("/v1/tokens") || path.StartsWithSegments("/v1/dns")
-            || path.StartsWithSegments("/v1/lb") || (HttpMethods.IsGet(request.Method) && path.StartsWithSegments("/v1/packages"));
+            || path.StartsWithSegments("/v1/lb") || (get && path.StartsWithSegments("/v1/packages")) || (!get && path.StartsWithSegments("/v1/quotas"));
     }
 }
 

@@ -31,13 +31,14 @@ public sealed class ApiFuzzTests
         var sample = await File.ReadAllBytesAsync(SamplePackage.File);
         var sha = Convert.ToHexStringLower(SHA256.HashData(sample));
         var configuration = File.ReadAllText(SamplePackage.ConfigurationPath).Replace("\n", "\\n").Replace("\"", "\\\"");
-        var bodies = new (string Route, string Json)[]
+        var bodies = new (string Method, string Route, string Json)[]
         {
-            ("v1/deployments", $"{{\"packageSha256\":\"{sha}\",\"configuration\":\"{configuration}\",\"slot\":\"staging\"}}"),
-            ("v1/services/hello/scale", "{\"role\":\"web\",\"instances\":2}"),
-            ("v1/services/hello/rollback", "{\"to\":1}"),
-            ("v1/services/hello/upgrade/pause", "{}"),
-            ("v1/services/hello/swap", "{}"),
+            ("POST", "v1/deployments", $"{{\"packageSha256\":\"{sha}\",\"configuration\":\"{configuration}\",\"slot\":\"staging\"}}"),
+            ("POST", "v1/services/hello/scale", "{\"role\":\"web\",\"instances\":2}"),
+            ("POST", "v1/services/hello/rollback", "{\"to\":1}"),
+            ("POST", "v1/services/hello/upgrade/pause", "{}"),
+            ("POST", "v1/services/hello/swap", "{}"),
+            ("PUT", "v1/quotas/fuzz", "{\"cores\":8,\"instances\":null,\"vips\":2,\"diskMiB\":16384}"),
         };
         var tar = await File.ReadAllBytesAsync(TestImages.Tar());
         var random = new Random(Seed);
@@ -51,12 +52,13 @@ public sealed class ApiFuzzTests
             string what;
             if (kind < 2)
             {
-                var (route, json) = bodies[random.Next(bodies.Length)];
+                var (method, route, json) = bodies[random.Next(bodies.Length)];
                 var mutated = Mutate(random, Encoding.UTF8.GetBytes(json));
-                what = $"POST {route} {Encoding.UTF8.GetString(mutated)}";
+                what = $"{method} {route} {Encoding.UTF8.GetString(mutated)}";
                 using var content = new ByteArrayContent(mutated);
                 content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                response = await http.PostAsync(route, content);
+                using var request = new HttpRequestMessage(new HttpMethod(method), route) { Content = content };
+                response = await http.SendAsync(request);
             }
             else if (kind == 2)
             {

@@ -58,6 +58,40 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Quotas_SetReplacedAndForgotten_PerTenant()
+    {
+        var quotas = (IQuotaStore)Store;
+        await quotas.PutQuotaAsync(new QuotaRecord("alice", new QuotaLimits(Cores: 8, Vips: 0), Time.GetUtcNow()));
+        await quotas.PutQuotaAsync(new QuotaRecord("bob", QuotaLimits.Unlimited, Time.GetUtcNow()));
+        await quotas.PutQuotaAsync(new QuotaRecord("alice", new QuotaLimits(Cores: 16, Instances: 4), Time.GetUtcNow()));
+
+        Assert.Equal(new QuotaLimits(Cores: 16, Instances: 4), quotas.GetQuota("alice")!.Limits);
+        Assert.Equal(["alice", "bob"], quotas.ListQuotas().Select(q => q.Tenant));
+        Assert.True(await quotas.DeleteQuotaAsync("bob"));
+        Assert.False(await quotas.DeleteQuotaAsync("bob"));
+        Assert.Null(quotas.GetQuota("bob"));
+        Assert.Null(quotas.GetQuota("carol"));
+    }
+
+    [Fact]
+    public async Task TenantVersion_ADeploymentCheckedAgainstAnOlderOne_IsRefused()
+    {
+        var before = Store.TenantVersion("default");
+        Assert.True(await Store.PutDeploymentAsync(Write("a", 0) with { TenantVersion = before }));
+        var after = Store.TenantVersion("default");
+        Assert.NotEqual(before, after);
+
+        Assert.False(await Store.PutDeploymentAsync(Write("b", 0, vip: "127.77.0.1") with { TenantVersion = before }));
+        Assert.Null(Store.GetService("b"));
+        Assert.Empty(Store.ListVips());
+        Assert.True(await Store.PutDeploymentAsync(Write("b", 0) with { TenantVersion = after }));
+        var checkedLast = Store.TenantVersion("default");
+        Assert.True(await Store.PutDeploymentAsync(Write("c", 0)));
+        Assert.Equal(checkedLast, Store.TenantVersion("default"));
+        Assert.Equal(0, Store.TenantVersion("nobody"));
+    }
+
+    [Fact]
     public async Task Slots_OneDeploymentPerSlot_AndASwapExchangesSlotsAndVips_OnlyFromAFreshRead()
     {
         Assert.True(await Store.PutDeploymentAsync(Write("web", 0, vip: "127.77.0.1")));

@@ -11,7 +11,7 @@ namespace Heddle.Controller.Tests.Trust;
 /// <summary>
 /// Every REST route, called with no token, a wrong token, another tenant's token, the owning tenant's token and an
 /// admin token: another tenant's service is 404 (its name does not leak), cluster-wide operations are 403 to tenants,
-/// and the tenant of a deploy comes from the token.
+/// a tenant reads its own quota only and sets none, and the tenant of a deploy comes from the token.
 /// </summary>
 [Collection(nameof(Integration.ClusterCollection))]
 public sealed class TokenScopeTests(ITestOutputHelper output)
@@ -67,6 +67,10 @@ public sealed class TokenScopeTests(ITestOutputHelper output)
             ("GET", "v1/tokens", None, [401, 401, 403, 403, 200]),
             ("POST", "v1/tokens", () => Json(new TokenCreateRequest(Tenant: "someone"))(), [401, 401, 403, 403, 200]),
             ("DELETE", "v1/tokens/zzzzzz", None, [401, 401, 403, 403, 404]),
+            ("GET", "v1/quotas", None, [401, 401, 200, 200, 200]),
+            ("GET", "v1/quotas/contoso", None, [401, 401, 403, 200, 200]),
+            ("PUT", "v1/quotas/contoso", () => Json(QuotaLimits.NewTenantDefault)(), [401, 401, 403, 403, 200]),
+            ("DELETE", "v1/quotas/contoso", None, [401, 401, 403, 403, 200]),
             ("GET", "v1/dns/records", None, [401, 401, 403, 403, 200]),
             ("GET", "v1/lb/config", None, [401, 401, 403, 403, 200]),
             ("POST", "v1/lb/report", () => Json(new LoadBalancerReport("test", 0, []))(), [401, 401, 403, 403, 204]),
