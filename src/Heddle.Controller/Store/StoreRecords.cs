@@ -48,7 +48,7 @@ public sealed record RevisionRecord(string Service, long Number, string PackageS
 public static class Slots
 {
     public const string Production = "production";
-    public const string Staging = "staging";
+    public const string Staging = Heddle.Model.Validation.ZoneLabels.Staging;
 
     public static bool IsKnown(string slot) => slot is Production or Staging;
 }
