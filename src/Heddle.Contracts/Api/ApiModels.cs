@@ -199,7 +199,17 @@ public sealed record NodeStatus
     public IReadOnlyList<string> Drivers { get; init; } = [];
 }
 
-public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);
+/// <summary>
+/// One event. <see cref="Tenant"/> is whose it is (null: the cluster's, an admin's to see: nodes, tokens, shared images,
+/// and events written before events had owners); <see cref="Incarnation"/> tells apart the services that had the
+/// subject's name (a deleted and re-created name is a new incarnation); null for an event not about a service.
+/// </summary>
+public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message)
+{
+    public string? Tenant { get; init; }
+
+    public long? Incarnation { get; init; }
+}
 
 public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version, string? DnsAddress, string? Zone, string StateDirectory)
 {

@@ -195,7 +195,7 @@ internal static class ApiEndpoints
         {
             if (await store.MarkDeletingAsync(target.Name))
             {
-                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped");
+                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target));
                 queue.Add(target.Name);
             }
         }

@@ -92,7 +92,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
         }
 
-        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}");
+        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}", caller.Tenant is { } tenant ? new EventOwner(tenant, null) : null);
         return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
     }
 
@@ -128,7 +128,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
             File.Delete(blobs.PathOf(image.Sha256));
         }
 
-        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted");
+        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted", EventOwner.Of(image));
         return Results.NoContent();
     }
 

@@ -92,7 +92,8 @@ public interface IClusterStore : IDisposable
     /// <summary>When a controller sharing the store last said it heard from the node; null when none did.</summary>
     DateTimeOffset? NodeSeen(string node);
 
-    Task<EventRecord> AddEventAsync(string kind, string subject, string message, CancellationToken cancellationToken = default);
+    /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
+    Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 }

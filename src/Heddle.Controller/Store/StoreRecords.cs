@@ -31,6 +31,13 @@ public sealed record ServiceRecord(string Name, string Tenant, long Revision, st
 
     public long Version { get; init; }
 
+    /// <summary>
+    /// Which service of this name it is: the store revision that created it, set when it is read (never stored). A
+    /// deleted and re-created name is a new incarnation, so events written for the old one are not the new one's.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public long Incarnation { get; init; }
+
     /// <summary>The highest revision number given so far (a rollback makes <see cref="Revision"/> lower than it).</summary>
     public long LastRevision { get; init; }
 
