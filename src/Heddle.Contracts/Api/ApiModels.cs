@@ -76,7 +76,11 @@ public static class UpgradeStates
 }
 
 /// <summary>A base image the controller holds (`heddle image list`).</summary>
-public sealed record ImageStatus(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, IReadOnlyList<string> UsedBy);
+/// <summary>An image; <see cref="Tenant"/> is the tenant whose own it is, null for a shared image (an admin's, usable by every tenant).</summary>
+public sealed record ImageStatus(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, IReadOnlyList<string> UsedBy)
+{
+    public string? Tenant { get; init; }
+}
 
 /// <summary>The answer to an image upload: what it holds, and how many device files were left out (a container gets its own /dev).</summary>
 public sealed record ImageImported(string Name, string Sha256, long Bytes, int Files, int Directories, int Links, int DevicesSkipped, bool AlreadyPresent);

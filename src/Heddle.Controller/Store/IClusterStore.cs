@@ -15,15 +15,26 @@ public interface IClusterStore : IDisposable
 
     PackageRecord? GetPackage(string sha256);
 
-    /// <summary>Records an image under its name; false (and nothing changed) when the name already means other content.</summary>
+    /// <summary>Records that a tenant uploaded a package's bytes: the bytes are stored once, and owned by each tenant that uploaded them.</summary>
+    Task AddPackageOwnerAsync(string sha256, string tenant, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether the tenant uploaded the package (a package stored before owners were recorded is the admin's alone).</summary>
+    bool IsPackageOwner(string sha256, string tenant);
+
+    /// <summary>
+    /// Records an image under its name in its namespace (its tenant's, or the shared one when it has none); false (and
+    /// nothing changed) when the name already means other content there.
+    /// </summary>
     Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default);
 
-    ImageRecord? GetImage(string name);
+    /// <summary>The image of that name in one namespace: a tenant's own, or (null) the shared one. See <see cref="ImageNames.Resolve"/> for what a role's `image:` means.</summary>
+    ImageRecord? GetImage(string? tenant, string name);
 
+    /// <summary>Every image of every namespace.</summary>
     IReadOnlyList<ImageRecord> ListImages();
 
-    /// <summary>Forgets an image's name; false when there was none.</summary>
-    Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default);
+    /// <summary>Forgets an image's name in its namespace; false when there was none.</summary>
+    Task<bool> DeleteImageAsync(ImageRecord image, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a

@@ -47,33 +47,6 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public PackageRecord? GetPackage(string sha256) => Read<PackageRecord>(Keys.Package(sha256));
 
-    public async Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default)
-    {
-        var key = Keys.Image(image.Name);
-        if (_mirror.Get(key) is null)
-        {
-            await CommitAsync([new KvCondition(key, 0)], [Put(key, image)], cancellationToken);
-        }
-
-        return Read<ImageRecord>(key)?.Sha256 == image.Sha256;
-    }
-
-    public ImageRecord? GetImage(string name) => Read<ImageRecord>(Keys.Image(name));
-
-    public IReadOnlyList<ImageRecord> ListImages() => ReadAll<ImageRecord>("images/");
-
-    public async Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default)
-    {
-        var entry = _mirror.Get(Keys.Image(name));
-        if (entry is null)
-        {
-            return false;
-        }
-
-        await CommitAsync([], [KvWrite.Delete(entry.Key)], cancellationToken);
-        return true;
-    }
-
     public RevisionRecord? GetRevision(string service, long number) => Read<RevisionRecord>(Keys.Revision(service, number));
 
     public IReadOnlyList<RevisionRecord> ListRevisions(string service) => [.. ReadAll<RevisionRecord>(Keys.Revisions(service)).OrderByDescending(r => r.Number)];
