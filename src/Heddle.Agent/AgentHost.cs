@@ -112,13 +112,29 @@ public sealed class AgentHost : IAsyncDisposable
     public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
-        var identities = Posix.IsRoot ? PrepareIsolatedState(options) : null;
-        if (identities is null)
+        var isolated = Posix.IsRoot;
+        if (isolated)
+        {
+            PrepareIsolatedState(options);
+        }
+        else
         {
             Directory.CreateDirectory(options.StateDirectory);
         }
 
+        if (HostPrograms.Missing(Posix.IsRoot) is { Count: > 0 } missing)
+        {
+            throw new InvalidOperationException($"this host lacks {string.Join(", ", missing)}, which the agent runs to start instances (apt-get install util-linux mount dash)");
+        }
+
+        if (isolated && InstanceDisk.Unavailable() is { } noDisks)
+        {
+            throw new InvalidOperationException($"instances cannot be given disks of their own here: {noDisks}");
+        }
+
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
+        // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
+        var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
         string? unavailable = "disabled by --no-cgroups";
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
@@ -154,7 +170,7 @@ public sealed class AgentHost : IAsyncDisposable
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
             Time = TimeProvider.System,
-            Identities = identities,
+            Uids = uids,
         };
 
         var node = new NodeInfo
@@ -177,9 +193,9 @@ public sealed class AgentHost : IAsyncDisposable
         connection.Supervisor = supervisor;
         var logs = await LogServer.StartAsync(options.Address, identity, supervisor, cancellationToken);
         node.LogUrl = logs.Url.ToString();
-        var isolation = identities is null
+        var isolation = uids is null
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
-            : $"a uid per service ({options.UidRangeStart}-{options.UidRangeEnd}), no capabilities, environment from nothing, {driver.Isolation}";
+            : $"a uid per service ({options.UidRange}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driver.Isolation}";
         node.Isolation = isolation;
         node.Drivers.AddRange(drivers.Keys.Order(StringComparer.Ordinal));
         if (containerUnavailable is not null)
@@ -198,7 +214,7 @@ public sealed class AgentHost : IAsyncDisposable
     /// but not listed; the package cache is the agent's alone. Refuses a state folder under one that other users cannot
     /// pass through, since its instances could not even start there.
     /// </summary>
-    private static ServiceIdentities PrepareIsolatedState(AgentOptions options)
+    private static void PrepareIsolatedState(AgentOptions options)
     {
         if (StateFolders.Blocking(options.StateDirectory) is { } blocking)
         {
@@ -207,10 +223,17 @@ public sealed class AgentHost : IAsyncDisposable
                 + $"(mode {Convert.ToString((int)File.GetUnixFileMode(blocking), 8)}); choose a --state under a folder every user can pass through (such as /var/lib/heddle), or run 'chmod o+x {blocking}'");
         }
 
+        var full = Path.GetFullPath(options.StateDirectory).TrimEnd('/') + "/";
+        if (new[] { "/tmp/", "/dev/shm/" }.FirstOrDefault(p => full.StartsWith(p, StringComparison.Ordinal)) is { } hidden)
+        {
+            throw new InvalidOperationException(
+                $"the state folder {options.StateDirectory} is below {hidden.TrimEnd('/')}, which every instance sees as a private one of its own, so its folder would be hidden from it; "
+                + "choose a --state elsewhere (such as /var/lib/heddle)");
+        }
+
         StateFolders.Create(options.StateDirectory, StateFolders.PassThrough);
         StateFolders.Create(Path.Combine(options.StateDirectory, "instances"), StateFolders.PassThrough);
         StateFolders.Create(Path.Combine(options.StateDirectory, "cache"), StateFolders.Private);
-        return new ServiceIdentities(Path.Combine(options.StateDirectory, "identities.json"), options.UidRangeStart, options.UidRangeEnd);
     }
 
     private async Task RotateLogsAsync(CancellationToken cancellationToken)
@@ -261,6 +284,9 @@ public sealed class AgentHost : IAsyncDisposable
             {
                 driver.ReleaseHost();
             }
+
+            InstanceDisk.RemoveAllUnder(Options.StateDirectory);
+            Supervisor.Context.Uids?.ReleaseUnused();
         }
         else
         {

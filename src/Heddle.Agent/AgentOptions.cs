@@ -62,10 +62,11 @@ public sealed record AgentOptions
     /// <summary>Offer the container driver when this node can run it (root, cgroups, runc, overlay). Default on (`--no-containers`).</summary>
     public bool UseContainers { get; init; } = true;
 
-    /// <summary>As root, run each service's instances as a uid of its own from this range (`--uid-range`). Default 200000–265535.</summary>
-    public int UidRangeStart { get; init; } = 200000;
-
-    public int UidRangeEnd { get; init; } = 265535;
+    /// <summary>
+    /// As root, the uids this agent runs instances as (`--uid-range`): the controller gives each service one for the whole
+    /// cluster, and the agent refuses one outside this range. Default 200000–265535, the controller's default.
+    /// </summary>
+    public Heddle.Contracts.UidRange UidRange { get; init; } = Heddle.Contracts.UidRange.Default;
 
     /// <summary>
     /// Fencing: an agent that has heard nothing from the controller (not even its keepalive) for this long stops its

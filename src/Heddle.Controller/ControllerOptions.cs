@@ -33,6 +33,12 @@ public sealed record ControllerOptions
     /// <summary>Where service VIPs come from (IPv4 CIDR). Default 127.77.0.0/24 on loopback; null gives services no VIP.</summary>
     public string? VipPool { get; init; } = "127.77.0.0/24";
 
+    /// <summary>
+    /// The uids services' instances run as (`--uid-range`): each service gets one of its own for the whole cluster, so
+    /// no two services share a uid on any host. Default 200000-265535; give clusters sharing hosts ranges of their own.
+    /// </summary>
+    public Heddle.Contracts.UidRange UidRange { get; init; } = Heddle.Contracts.UidRange.Default;
+
     /// <summary>How many revisions of each service are kept for `heddle history` and rollback (`--history`). Default 10.</summary>
     public int HistoryLimit { get; init; } = 10;
 

@@ -14,6 +14,8 @@ public sealed class TestCluster : IAsyncDisposable
 {
     private readonly TempDirectory _directory;
     private readonly ControllerOptions _controllerOptions;
+
+    public ControllerOptions ControllerOptions => _controllerOptions;
     private readonly int _coresPerNode;
     private readonly int _subnet = 2 + Random.Shared.Next(250);
 
@@ -41,14 +43,17 @@ public sealed class TestCluster : IAsyncDisposable
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
         File.SetUnixFileMode(directory.Path, Heddle.Agent.Isolation.StateFolders.PassThrough);
+        // A block of uids of its own: test clusters running at once never give two services the same uid.
+        var uids = Heddle.Agent.Isolation.UidBlock.Lease();
         var options = new ControllerOptions
         {
+            UidRange = uids.Range,
             StateDirectory = Path.Combine(directory.Path, "controller"),
             NodeTimeout = nodeTimeout ?? TimeSpan.FromSeconds(3),
             ResyncInterval = TimeSpan.FromSeconds(2),
         };
         options = configure?.Invoke(options) ?? options;
-        var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers };
+        var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers, _uids = uids };
         cluster.Controller = await ControllerHost.StartAsync(options);
         cluster.Controllers.Add(cluster.Controller);
         for (var k = 1; k < controllers; k++)
@@ -141,9 +146,11 @@ public sealed class TestCluster : IAsyncDisposable
         RestartBackoff = TimeSpan.FromMilliseconds(100),
         UseContainers = _containers,
         FenceAfter = _controllerOptions.NodeTimeout,
+        UidRange = _controllerOptions.UidRange,
     };
 
     private bool _containers = true;
+    private Heddle.Agent.Isolation.UidBlock? _uids;
 
     public async Task StartAgentAsync(int i)
     {
@@ -246,5 +253,6 @@ public sealed class TestCluster : IAsyncDisposable
         }
 
         _directory.Dispose();
+        _uids?.Dispose();
     }
 }

@@ -13,13 +13,16 @@ public static class TestImages
     private static readonly Lock Gate = new();
     private static readonly string Cache = Path.Combine(Path.GetTempPath(), "heddle-test-images");
 
-    /// <summary>An uncompressed root file system tarball: /bin (busybox applets), /tmp (1777), /etc/passwd, and python3 when asked.</summary>
+    /// <summary>An uncompressed root file system tarball: /bin (busybox applets), /tmp (1777), /etc/passwd, and python3 (with ctypes) when asked.</summary>
     public static string Tar(bool python = false)
     {
         var inputs = new List<string> { "/bin/busybox" };
         if (python)
         {
-            inputs.Add(Path.GetFullPath(ResolveLinks("/usr/bin/python3")));
+            var binary = Path.GetFullPath(ResolveLinks("/usr/bin/python3"));
+            inputs.Add(binary);
+            // ctypes, with the libffi it loads: a test can make a raw syscall (what a seccomp filter must refuse).
+            inputs.AddRange(Directory.EnumerateFiles($"/usr/lib/{Path.GetFileName(binary)}/lib-dynload", "_ctypes.*.so"));
         }
 
         var key = string.Join('|', inputs.Select(i => $"{i}:{new FileInfo(i).Length}:{File.GetLastWriteTimeUtc(i).Ticks}"));
@@ -52,7 +55,7 @@ public static class TestImages
                 AddText(tar, "etc/group", "root:x:0:\nnogroup:x:65534:\n");
                 if (python)
                 {
-                    AddPython(tar, inputs[1]);
+                    AddPython(tar, inputs[1], inputs.Skip(2));
                 }
             }
 
@@ -61,12 +64,12 @@ public static class TestImages
         }
     }
 
-    private static void AddPython(TarWriter tar, string binary)
+    private static void AddPython(TarWriter tar, string binary, IEnumerable<string> extensions)
     {
         var added = new HashSet<string>(StringComparer.Ordinal);
         AddFileWithParents(tar, binary, added);
         tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "usr/bin/python3") { LinkName = Path.GetFileName(binary) });
-        foreach (var library in SharedLibraries(binary))
+        foreach (var library in new[] { binary }.Concat(extensions).SelectMany(SharedLibraries))
         {
             AddFileWithParents(tar, library, added);
         }

@@ -27,7 +27,11 @@ public sealed record InstanceLaunch
     /// <summary>The service's own uid and gid; null when the agent is not root (the instance runs as the agent's user).</summary>
     public Isolation.Identity? RunAs { get; init; }
 
-    public string WorkingDirectory => Path.Combine(Directory, "app");
+    /// <summary>
+    /// The process driver's working folder: app/ on the instance's disk (an instance an agent before disks started keeps
+    /// its app/ beside it until it is started again).
+    /// </summary>
+    public string WorkingDirectory => System.IO.Directory.Exists(Path.Combine(Directory, "app")) ? Path.Combine(Directory, "app") : Path.Combine(Directory, "disk", "app");
 
     public string StdoutPath => Path.Combine(Directory, "logs", "stdout.log");
 

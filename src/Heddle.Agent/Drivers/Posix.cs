@@ -54,6 +54,21 @@ public static partial class Posix
         }
     }
 
+    /// <summary>Every mount point at or below <paramref name="root"/>, deepest first (the order to unmount them in).</summary>
+    public static IReadOnlyList<string> MountPointsUnder(string root)
+    {
+        var full = Path.GetFullPath(root).TrimEnd('/');
+        try
+        {
+            return [.. File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Where(f => f.Length > 4).Select(f => Unescape(f[4]))
+                .Where(p => p == full || p.StartsWith(full + "/", StringComparison.Ordinal)).Distinct().OrderByDescending(p => p.Length)];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>Whether any mount of this machine names <paramref name="path"/> (an overlay's lower layer, say) in its source, target or options.</summary>
     public static bool InUseByAMount(string path)
     {

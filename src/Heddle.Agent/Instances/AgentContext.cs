@@ -29,8 +29,8 @@ public sealed class AgentContext
 
     public required TimeProvider Time { get; init; }
 
-    /// <summary>Each service's own uid on this node; null when the agent is not root and instances run as its own user.</summary>
-    public Isolation.ServiceIdentities? Identities { get; init; }
+    /// <summary>The uids instances may run as on this host (null when the agent is not root: instances run as its own user).</summary>
+    public Isolation.UidClaims? Uids { get; init; }
 
     public string InstancesDirectory => Path.Combine(Options.StateDirectory, "instances");
 }

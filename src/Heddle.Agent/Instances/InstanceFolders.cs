@@ -27,6 +27,8 @@ public static class InstanceFolders
                         : Directory.GetLastWriteTimeUtc(instance);
                     if (now - new DateTimeOffset(last, TimeSpan.Zero) >= retention)
                     {
+                        // A disk its instance's cleanup could not unmount goes first: the delete must never walk into a mount.
+                        Isolation.InstanceDisk.Remove(instance);
                         TryDelete(instance, recursive: true);
                         removed++;
                     }

@@ -367,7 +367,7 @@ public sealed class InstanceRunner
             RealCpus = [.. Goal.Cpus.Select(_context.Topology.RealCpu)],
             MemoryMiB = Goal.MemoryMib,
             Environment = Environment(role),
-            RunAs = _context.Identities?.For(Goal.Service),
+            RunAs = _context.Uids?.Claim(Goal.Uid, Goal.Service),
         };
         if (_running is null)
         {

@@ -18,6 +18,8 @@ public sealed class InstanceSupervisor
     private readonly Dictionary<string, JournalEntry> _unclaimed;
     private readonly Lock _lock = new();
 
+    public AgentContext Context => _context;
+
     public InstanceSupervisor(AgentContext context, InstanceJournal journal, Action<InstanceReport> report)
     {
         _context = context;
@@ -115,11 +117,6 @@ public sealed class InstanceSupervisor
                 Stopping(orphan.Id + "#orphan", StopOrphanAsync(orphan));
             }
 
-            // A service with nothing left on this node (no instance wanted, running or stopping) gives its uid back.
-            _context.Identities?.ReleaseAllBut(desired.Values.Select(g => g.Service)
-                .Concat(_runners.Values.Select(r => r.Goal.Service))
-                .Concat(_stopping.Keys.Concat(_unclaimed.Keys).Select(k => k.Split('/')[0]))
-                .ToHashSet(StringComparer.Ordinal));
         }
 
         _ = Task.WhenAll(SnapshotStopping()).ContinueWith(_ => Evict(), TaskScheduler.Default);

@@ -37,6 +37,7 @@ public static class LeftoverInstances
 
         journal.Save([]);
         cgroups?.RemoveAll();
+        Isolation.InstanceDisk.RemoveAllUnder(agentStateDirectory);
         return killed;
     }
 

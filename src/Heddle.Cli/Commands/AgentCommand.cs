@@ -65,11 +65,7 @@ internal static class AgentCommand
                 throw new UsageException($"--port-range '{parse.GetValue(ports)}' is not a range like 20000-29999");
             }
 
-            var uidRange = parse.GetValue(uids)!.Split('-');
-            if (uidRange.Length != 2 || !int.TryParse(uidRange[0], out var firstUid) || !int.TryParse(uidRange[1], out var lastUid) || firstUid < 1000 || lastUid < firstUid)
-            {
-                throw new UsageException($"--uid-range '{parse.GetValue(uids)}' is not a range like 200000-265535 above the system's own uids (1000 or more)");
-            }
+            var uidRange = Heddle.Contracts.UidRange.Parse(parse.GetValue(uids)!, out var uidProblem) ?? throw new UsageException($"--uid-range {uidProblem}");
 
             var labelMap = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var label in parse.GetValue(labels) ?? [])
@@ -103,8 +99,7 @@ internal static class AgentCommand
                 UseCgroups = !parse.GetValue(noCgroups),
                 UseContainers = !parse.GetValue(noContainers),
                 FenceAfter = parse.GetValue(fence),
-                UidRangeStart = firstUid,
-                UidRangeEnd = lastUid,
+                UidRange = uidRange,
                 LogRetention = parse.GetValue(retention),
             };
             using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));

@@ -25,11 +25,17 @@ internal static class ControllerCommand
             Description = "The cluster store: sqlite:PATH (default: cluster.db in the state directory) or etcd://host:port[,host:port...], which several controllers can share",
         };
         var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
+        var uidRange = new Option<string>("--uid-range")
+        {
+            Description = "The uids services' instances run as: each service gets one of its own for the whole cluster (default 200000-265535; agents need the same range)",
+            DefaultValueFactory = _ => Heddle.Contracts.UidRange.Default.ToString(),
+        };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, insecure, certLifetime };
         dns.AddTo(command);
         lb.AddTo(command);
         command.Options.Add(vipPool);
+        command.Options.Add(uidRange);
         command.Options.Add(history);
         command.Options.Add(store);
         command.SetAction(async (parse, cancellationToken) =>
@@ -43,6 +49,7 @@ internal static class ControllerCommand
                 AgentPort = parse.GetValue(agentPort),
                 NodeTimeout = parse.GetValue(timeout),
                 VipPool = parse.GetValue(vipPool),
+                UidRange = Heddle.Contracts.UidRange.Parse(parse.GetValue(uidRange)!, out var uidProblem) ?? throw new UsageException($"--uid-range {uidProblem}"),
                 HistoryLimit = parse.GetValue(history),
                 InsecureHttp = parse.GetValue(insecure),
                 NodeCertificateLifetime = parse.GetValue(certLifetime),

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Heddle.Agent.Drivers;
+using Heddle.Agent.Isolation;
 using Heddle.Cli.Client;
 using Heddle.Contracts.Api;
 using Heddle.Controller.Store.Kv;
@@ -56,6 +57,9 @@ internal static class UpCommand
     /// <summary>The token the DNS and load-balancer processes follow the controller with, handed in their environment.</summary>
     private static string? DataPlaneToken { get; set; }
 
+    /// <summary>--uid-range for the controllers and agents this cluster starts (restarted ones included).</summary>
+    private static string[] UidRangeArgs { get; set; } = [];
+
     private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, int controllerCount, CancellationToken ct)
     {
         var upFile = Path.Combine(ClientConfig.Home, UpFile);
@@ -69,6 +73,19 @@ internal static class UpCommand
         Directory.CreateDirectory(logs, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var agentsRoot = AgentsRoot(console, root);
         var controllerState = Path.Combine(root, "controller");
+        // A block of uids of this cluster's own (kept in uid-range across restarts): a second cluster on this machine gets another.
+        UidBlock uidBlock;
+        try
+        {
+            uidBlock = UidBlock.Lease(Path.Combine(root, "uid-range"));
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException(e.Message);
+        }
+
+        using var uidLease = uidBlock;
+        UidRangeArgs = ["--uid-range", uidBlock.Range.ToString()];
         var children = new List<Child>();
         LocalEtcd? etcd = null;
         try
@@ -134,7 +151,7 @@ internal static class UpCommand
                     "agent", "--controller", string.Join(',', agentUrls.Skip((i - 1) % agentUrls.Count).Concat(agentUrls.Take((i - 1) % agentUrls.Count))),
                     "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
-                    "--fence-after", Durations.Format(nodeTimeout),
+                    "--fence-after", Durations.Format(nodeTimeout), .. UidRangeArgs,
                 ]));
             }
 
@@ -219,7 +236,7 @@ internal static class UpCommand
             File.Delete(Path.Combine(state, ControllerCommand.EndpointsFile));
         }
 
-        var child = Start(name, Path.Combine(logs, $"{name}.log"), ["controller", "--state", state, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb", .. store]);
+        var child = Start(name, Path.Combine(logs, $"{name}.log"), ["controller", "--state", state, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb", .. UidRangeArgs, .. store]);
         children.Add(child);
         var endpoints = await WaitForEndpointsAsync(child, Path.Combine(state, ControllerCommand.EndpointsFile), ct);
         child = child with { Address = endpoints.GetProperty("apiUrl").GetString()!, AgentUrl = endpoints.GetProperty("agentUrl").GetString()! };

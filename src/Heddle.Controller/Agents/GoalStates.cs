@@ -59,6 +59,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 MemoryMib = instance.MemoryMiB,
                 Generation = instance.Generation,
                 Revision = instance.Revision,
+                Uid = service.Uid,
             };
             if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetService(instance.Service) is { } owner
                 && ImageNames.Resolve(store, owner.Tenant, imageName) is { } image)

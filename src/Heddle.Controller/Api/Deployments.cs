@@ -201,9 +201,15 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{conflicts.Exhausted}; delete a service or widen --vip-pool; nothing was changed");
             }
 
+            var uid = service is { Uid: > 0 } ? (int?)null : ServiceUids.Free(store, options.UidRange);
+            if (service is not { Uid: > 0 } && uid is null)
+            {
+                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No uid left", $"{ServiceUids.Exhausted(options.UidRange)}; nothing was changed");
+            }
+
             var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
             {
-                Vip = vip, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot,
+                Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot,
             };
             if (!await store.PutDeploymentAsync(write))
             {

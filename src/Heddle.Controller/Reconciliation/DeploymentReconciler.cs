@@ -39,6 +39,18 @@ public sealed partial class DeploymentReconciler(
             return ReconcileResult.Done;
         }
 
+        if (service is { Uid: 0, Deleting: false })
+        {
+            // Written by an earlier controller, when each agent chose uids: a uid of the cluster's own before anything is placed.
+            if (await Api.ServiceUids.EnsureAsync(store, service, options.UidRange, cancellationToken) is null)
+            {
+                await events.AddAsync(EventKinds.PlacementFailed, serviceName, Api.ServiceUids.Exhausted(options.UidRange));
+                return ReconcileResult.After(TimeSpan.FromSeconds(30));
+            }
+
+            service = store.GetService(serviceName) ?? service;
+        }
+
         var nodes = store.ListNodes();
         var ready = nodes.Where(n => n.Condition == NodeConditions.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var mine = store.ListInstances(serviceName);

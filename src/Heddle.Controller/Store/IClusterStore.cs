@@ -59,6 +59,9 @@ public interface IClusterStore : IDisposable
     /// <summary>Marks the service for deletion (its instances are stopped, then it is removed). False if unknown.</summary>
     Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default);
 
+    /// <summary>Gives a deployment that has no uid (written by an earlier controller) one; false when it has one already or another deployment holds it.</summary>
+    Task<bool> AssignUidAsync(string name, int uid, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Exchanges the slots and VIPs of two deployments of one service, in one transaction; false (nothing changed)
     /// when either is no longer at the version given.

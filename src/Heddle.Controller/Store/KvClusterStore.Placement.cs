@@ -33,6 +33,19 @@ public sealed partial class KvClusterStore
             writes.Put(Keys.Vip(vip), write.Service);
         }
 
+        var uid = current?.Uid ?? 0;
+        if (uid == 0 && write.Uid is { } chosen)
+        {
+            if (_mirror.Get(Keys.Uid(chosen)) is not null)
+            {
+                return false; // another deployment took this uid meanwhile
+            }
+
+            uid = chosen;
+            conditions.Add(new(Keys.Uid(uid), 0));
+            writes.Put(Keys.Uid(uid), write.Service);
+        }
+
         var family = current?.Family ?? write.Family ?? write.Service;
         if (current is null)
         {
@@ -49,12 +62,12 @@ public sealed partial class KvClusterStore
         var service = current is null
             ? new ServiceRecord(write.Service, write.Tenant, write.Number, write.PackageSha256, write.Configuration, false, now, vip)
             {
-                Version = 1, LastRevision = write.Number, Walk = write.Walk, Family = family, Slot = write.Slot,
+                Version = 1, LastRevision = write.Number, Walk = write.Walk, Family = family, Slot = write.Slot, Uid = uid,
             }
             : current with
             {
                 Tenant = write.Tenant, Revision = write.Number, PackageSha256 = write.PackageSha256, Configuration = write.Configuration, Deleting = false,
-                Updated = now, Vip = vip, Version = current.Version + 1, LastRevision = write.Number, Walk = write.Walk ?? current.Walk,
+                Updated = now, Vip = vip, Version = current.Version + 1, LastRevision = write.Number, Walk = write.Walk ?? current.Walk, Uid = uid,
             };
         writes.Put(serviceKey, service);
         var revisions = ReadAll<RevisionRecord>(Keys.Revisions(write.Service));

@@ -58,6 +58,21 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     /// <summary>A service as read, with its incarnation: the revision that created its key, new whenever a deleted name is deployed again.</summary>
     private static ServiceRecord ServiceOf(KvEntry entry) => Decode<ServiceRecord>(entry) with { Incarnation = entry.CreateRevision };
 
+    /// <summary>Gives a deployment written before uids were the controller's the uid <paramref name="uid"/>; false when it has one or another holds that uid.</summary>
+    public async Task<bool> AssignUidAsync(string name, int uid, CancellationToken cancellationToken = default)
+    {
+        var entry = _mirror.Get(Keys.Service(name));
+        if (entry is null || Decode<ServiceRecord>(entry) is not { Uid: 0 } record || _mirror.Get(Keys.Uid(uid)) is not null)
+        {
+            return false;
+        }
+
+        var writes = new Writes();
+        writes.Put(entry.Key, record with { Uid = uid, Version = record.Version + 1 });
+        writes.Put(Keys.Uid(uid), name);
+        return await CommitAsync([new(entry.Key, entry.ModRevision), new(Keys.Uid(uid), 0)], writes.List, cancellationToken);
+    }
+
     public Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default) =>
         ChangeAsync<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() }, cancellationToken);
 
@@ -118,6 +133,11 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             if (service.Vip is not null && Read<string>(Keys.Vip(service.Vip)) == name)
             {
                 writes.Delete(Keys.Vip(service.Vip));
+            }
+
+            if (service.Uid != 0 && Read<string>(Keys.Uid(service.Uid)) == name)
+            {
+                writes.Delete(Keys.Uid(service.Uid));
             }
         }
 
@@ -280,6 +300,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         public static string Service(string name) => $"services/{name}";
 
         public static string Vip(string vip) => $"vips/{vip}";
+
+        public static string Uid(int uid) => $"uids/{uid.ToString("D10", CultureInfo.InvariantCulture)}";
 
         public static string Slot(string family, string slot) => $"slots/{family}/{slot}";
 

@@ -38,6 +38,9 @@ public sealed record ServiceRecord(string Name, string Tenant, long Revision, st
     [System.Text.Json.Serialization.JsonIgnore]
     public long Incarnation { get; init; }
 
+    /// <summary>The uid (and gid) every instance of this deployment runs as on every node; 0 for a record written before uids were the controller's.</summary>
+    public int Uid { get; init; }
+
     /// <summary>The highest revision number given so far (a rollback makes <see cref="Revision"/> lower than it).</summary>
     public long LastRevision { get; init; }
 
@@ -72,6 +75,9 @@ public sealed record DeploymentWrite(string Service, string Tenant, long Number,
     /// another service holds it meanwhile. A service that has a VIP keeps it.
     /// </summary>
     public string? Vip { get; init; }
+
+    /// <summary>The uid a deployment without one is given (the controller chooses it from its range); refused when another deployment holds it meanwhile.</summary>
+    public int? Uid { get; init; }
 
     public int HistoryLimit { get; init; } = 10;
 

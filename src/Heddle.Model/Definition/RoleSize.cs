@@ -9,9 +9,18 @@ public sealed record RoleSize(int Cores, int MemoryMiB, string? Name = null)
     public const int DefaultMaxProcesses = 4096;
     public const int MinMaxProcesses = 16;
     public const int MaxMaxProcesses = 1 << 20;
+    public const int DefaultDiskMiB = 1024;
+    public const int MinDiskMiB = 16;
+    public const int MaxDiskMiB = 1 << 20;
 
     /// <summary>How many tasks (processes and threads) the instance may have at once: its pids cgroup limit, so a fork bomb stays inside it.</summary>
     public int MaxProcesses { get; init; } = DefaultMaxProcesses;
+
+    /// <summary>
+    /// The instance's own disk (Cloud Services' LocalStorage): its working folder, its /tmp and, for a container, every
+    /// write to its file system live on a file-backed ext4 image of this size, so writing past it fails for it alone.
+    /// </summary>
+    public int DiskMiB { get; init; } = DefaultDiskMiB;
 
     /// <summary>The sizes of the cloud fabric Heddle imitates, by the names it gave them.</summary>
     public static IReadOnlyDictionary<string, RoleSize> Named { get; } = new Dictionary<string, RoleSize>(StringComparer.Ordinal)

@@ -140,6 +140,7 @@ public static class ServiceDefinitionParser
         var probe = ReadProbe(reader, fields["probe"], subject, endpoints);
         var settings = ReadSettings(reader, fields["settings"], subject);
         var environment = ReadStringMap(reader, fields["environment"], $"{subject} environment", "environment variable", Names.IsEnvironmentName, Names.EnvironmentNameRule);
+        ReportReservedEnvironment(reader, fields["environment"], subject);
         var constraints = ReadStringMap(reader, fields["constraints"], $"{subject} constraints", "label", Names.IsLabelKey, Names.LabelKeyRule);
         var startup = ReadStartup(reader, fields["startup"], subject);
         var onSettingsChange = reader.Choice(fields["onSettingsChange"], $"{subject} onSettingsChange", SettingsChangeActions) ?? SettingsChangeAction.Restart;
@@ -196,7 +197,7 @@ public static class ServiceDefinitionParser
                 return RoleSize.Default;
         }
 
-        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB", "maxProcesses");
+        var fields = reader.Object(node, $"{subject} size", "cores", "memoryMiB", "maxProcesses", "diskMiB");
         if (fields is null)
         {
             return RoleSize.Default;
@@ -205,7 +206,8 @@ public static class ServiceDefinitionParser
         var cores = reader.Int(fields.Required("cores"), $"{subject} size cores", 1, RoleSize.MaxCores);
         var memory = reader.Int(fields.Required("memoryMiB"), $"{subject} size memoryMiB", RoleSize.MinMemoryMiB, RoleSize.MaxMemoryMiB);
         var processes = reader.Int(fields["maxProcesses"], $"{subject} size maxProcesses", RoleSize.MinMaxProcesses, RoleSize.MaxMaxProcesses) ?? RoleSize.DefaultMaxProcesses;
-        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value) { MaxProcesses = processes };
+        var disk = reader.Int(fields["diskMiB"], $"{subject} size diskMiB", RoleSize.MinDiskMiB, RoleSize.MaxDiskMiB) ?? RoleSize.DefaultDiskMiB;
+        return cores is null || memory is null ? RoleSize.Default : new RoleSize(cores.Value, memory.Value) { MaxProcesses = processes, DiskMiB = disk };
     }
 
     private static IReadOnlyList<EndpointDefinition> ReadEndpoints(SchemaReader reader, YNode? node, string subject)
@@ -346,6 +348,28 @@ public static class ServiceDefinitionParser
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// LD_* steers the dynamic linker of every program started with it, and HEDDLE_* is the agent's to set: a role may
+    /// not set either (its own PATH and the rest it may, for its own process).
+    /// </summary>
+    private static void ReportReservedEnvironment(SchemaReader reader, YNode? node, string subject)
+    {
+        if (node is not YMapping map)
+        {
+            return;
+        }
+
+        foreach (var entry in map.Entries)
+        {
+            if (Names.ReservedEnvironmentPrefix(entry.Key.Value) is { } prefix)
+            {
+                reader.Report(entry.Key, DiagnosticCodes.ReservedEnvironmentName,
+                    $"{subject} environment sets '{entry.Key.Value}', but variables starting with {prefix} are reserved " +
+                    (prefix == "LD_" ? "(they steer the dynamic linker); remove it" : "(Heddle sets them for every instance); remove it or use a setting"));
+            }
+        }
     }
 
     private static IReadOnlyDictionary<string, string> ReadStringMap(

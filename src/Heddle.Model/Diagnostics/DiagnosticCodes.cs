@@ -26,6 +26,7 @@ public static class DiagnosticCodes
     public const string YamlTooDeep = "HD1017";
     public const string NetworkNotSupported = "HD1018";
     public const string ReservedServiceName = "HD1019";
+    public const string ReservedEnvironmentName = "HD1020";
 
     public const string ServiceMismatch = "HD2001";
     public const string UnknownConfigRole = "HD2002";

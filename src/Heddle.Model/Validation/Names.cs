@@ -15,6 +15,12 @@ public static partial class Names
 
     public static bool IsEnvironmentName(string name) => name.Length is >= 1 and <= 256 && EnvironmentName().IsMatch(name);
 
+    /// <summary>The reserved prefix an environment variable's name starts with (LD_ or HEDDLE_, any case), or null.</summary>
+    public static string? ReservedEnvironmentPrefix(string name) =>
+        name.StartsWith("LD_", StringComparison.OrdinalIgnoreCase) ? "LD_"
+        : name.StartsWith("HEDDLE_", StringComparison.OrdinalIgnoreCase) ? "HEDDLE_"
+        : null;
+
     public static string EnvironmentNameRule => "use letters, digits and '_', not starting with a digit";
 
     public static bool IsLabelKey(string name) => name.Length is >= 1 and <= 128 && LabelKey().IsMatch(name);

@@ -146,6 +146,37 @@ public sealed class ContainerDriverTests : IDisposable
     }
 
     [Fact]
+    public async Task TheDefaultSeccompFilter_RefusesAUserNamespace_WithEperm_AndOrdinaryWorkRuns()
+    {
+        // unshare(CLONE_NEWUSER) needs no capability on this kernel: only the filter stops it. A mount namespace
+        // (unshare -Urm) and the ordinary syscalls of a shell (fork, pipes, files) are checked beside it.
+        var launch = Launch("""
+            grep '^Seccomp:' /proc/self/status | cut -f2 > /tmp/seccomp
+            unshare -U true 2> /tmp/unshare-error; echo $? > /tmp/unshare
+            unshare -Urm true 2> /dev/null; echo $? > /tmp/unshare-urm
+            (echo forked | cat > /tmp/forked-text) && echo $? > /tmp/forked
+            exec sleep 300
+            """);
+        var running = await StartAsync(launch);
+        try
+        {
+            Assert.Equal("2", await ReadWhenWrittenAsync(launch, "/tmp/seccomp")); // SECCOMP_MODE_FILTER
+            Assert.NotEqual("0", await ReadWhenWrittenAsync(launch, "/tmp/unshare"));
+            Assert.Contains("Operation not permitted", File.ReadAllText(Upper(launch, "/tmp/unshare-error")));
+            Assert.NotEqual("0", await ReadWhenWrittenAsync(launch, "/tmp/unshare-urm"));
+            Assert.Equal("0", await ReadWhenWrittenAsync(launch, "/tmp/forked"));
+            Assert.Equal("forked", File.ReadAllText(Upper(launch, "/tmp/forked-text")).Trim());
+        }
+        finally
+        {
+            await Driver.StopAsync(running, TimeSpan.FromSeconds(2), CancellationToken.None);
+            Driver.Cleanup(launch.Id, launch.Directory);
+        }
+
+        AssertNothingLeft(launch);
+    }
+
+    [Fact]
     public async Task MemoryCap_Holds_AndTheEndIsReportedAsOutOfMemory()
     {
         // The shell holds 200 MB of text in a variable: the kernel kills it at the 32 MiB cap.

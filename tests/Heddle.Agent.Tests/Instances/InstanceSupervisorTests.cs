@@ -62,7 +62,7 @@ public sealed class InstanceSupervisorTests
             var report = reports["hello/worker/0"];
             Assert.Equal(0, report.Restarts);
             Assert.True(Posix.IsAlive(report.Pid, Posix.StartTime(report.Pid) ?? 0), "the last run's process is alive");
-            Assert.True(File.Exists(Path.Combine(supervisor.DirectoryOf("hello/worker/0")!, "app", "heddle-instance.json")), "the last run's app/ is there");
+            Assert.True(File.Exists(Path.Combine(supervisor.DirectoryOf("hello/worker/0")!, "disk", "app", "heddle-instance.json")), "the last run's app/ is there");
             Assert.Equal("0", Posix.AllowedCpus(report.Pid));
         }
         finally

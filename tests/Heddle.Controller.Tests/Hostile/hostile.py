@@ -78,6 +78,44 @@ attempt("rewrite /bin/sh", lambda: open("/bin/sh", "ab").write(b"owned"))
 # Privilege: become root again.
 attempt("become root", lambda: os.setuid(0))
 
+# Namespaces and the kernel's less-travelled syscalls. A container's seccomp filter refuses them with EPERM; the
+# process driver does not refuse a user namespace yet (issue 23), so these are tried only when the test says the
+# attacker runs in a container (its Driver setting). Each runs in a child, so a success changes nothing here.
+def program(*args):
+    """Runs a program; a refusal is a non-zero exit, reported with the last line it wrote to stderr (the error)."""
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise OSError(f"exit {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
+    return f"exit 0 {r.stdout.strip()}"
+
+RAW = """
+import ctypes, os, platform, signal
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+NR = {"x86_64": {"keyctl": 250, "clone": 56, "clone3": 435}, "aarch64": {"keyctl": 219, "clone": 220, "clone3": 435}}[platform.machine()]
+CLONE_NEWUSER = 0x10000000
+def call(name, *args):
+    r = libc.syscall(NR[name], *args)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{name}: {os.strerror(e)}")
+    return r
+def child_of(r):  # clone and clone3 return twice, like fork: the child leaves at once
+    if r == 0:
+        os._exit(0)
+    os.waitpid(r, 0)
+    print(f"child {r} ran in a new user namespace")
+"""
+clone_args = "(ctypes.c_uint64 * 8)(CLONE_NEWUSER, 0, 0, 0, signal.SIGCHLD, 0, 0, 0)"  # struct clone_args: flags .. exit_signal ..
+
+if os.environ.get("HEDDLE_SETTING_DRIVER") == "container":
+    attempt("make a user namespace: unshare -Urm true", lambda: program("unshare", "-Urm", "true"))
+    if hasattr(os, "unshare"):  # Python 3.12+
+        attempt("make a user namespace: os.unshare(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", "import os; os.unshare(os.CLONE_NEWUSER)"))
+    attempt("make a user namespace: clone(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + "child_of(call('clone', ctypes.c_ulong(CLONE_NEWUSER | signal.SIGCHLD), None, None, None, None))"))
+    attempt("make a user namespace: clone3(CLONE_NEWUSER)", lambda: program(sys.executable, "-c", RAW + f"a = {clone_args}; child_of(call('clone3', ctypes.byref(a), ctypes.c_size_t(64)))"))
+    attempt("use the kernel keyring: keyctl(JOIN_SESSION_KEYRING)", lambda: program(sys.executable, "-c", RAW + "print('keyring', call('keyctl', 1, None))"))
+
 # A child that leaves the session and the process group, hoping to outlive the instance.
 survivor = subprocess.Popen(["sleep", "3600"], start_new_session=True)  # setsid() in the child
 open("survivor.pid", "w").write(str(survivor.pid))

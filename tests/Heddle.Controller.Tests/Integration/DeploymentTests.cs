@@ -29,7 +29,7 @@ public sealed class DeploymentTests
             var expected = string.Join(',', instance.Cpus.Select(agent.Topology.RealCpu).Distinct().Order());
             Assert.Equal(expected, CpuList(Heddle.Agent.Node.NodeTopology.ParseList(AllowedCpus(instance.Pid))));
 
-            var description = JsonDocument.Parse(File.ReadAllText(Path.Combine(agent.Supervisor.DirectoryOf(instance.Id)!, "app", "heddle-instance.json"))).RootElement;
+            var description = JsonDocument.Parse(File.ReadAllText(Path.Combine(agent.Supervisor.DirectoryOf(instance.Id)!, "disk", "app", "heddle-instance.json"))).RootElement;
             Assert.Equal(instance.Ports["http"], description.GetProperty("ports").GetProperty("http").GetInt32());
             Assert.Equal("hi", description.GetProperty("environment").GetProperty("HEDDLE_SETTING_GREETING").GetString());
             Assert.Equal(instance.Ports["http"].ToString(), description.GetProperty("environment").GetProperty("HEDDLE_PORT_HTTP").GetString());

@@ -62,7 +62,7 @@ public sealed class HealingTests(Xunit.Abstractions.ITestOutputHelper output)
     private static string Peers(TestCluster cluster, InstanceStatus instance)
     {
         var agent = cluster.Agents.Single(a => a?.Options.NodeName == instance.Node)!;
-        var file = Path.Combine(agent.Supervisor.DirectoryOf(instance.Id)!, "app", "heddle-instance.json");
+        var file = Path.Combine(agent.Supervisor.DirectoryOf(instance.Id)!, "disk", "app", "heddle-instance.json");
         using var description = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
         return string.Join('\n', description.RootElement.GetProperty("peers").EnumerateArray().Select(p =>
             $"{p.GetProperty("instance").GetString()}@{p.GetProperty("address").GetString()}:{(p.GetProperty("ports").TryGetProperty("http", out var port) ? port.GetInt32() : 0)} {(p.GetProperty("ready").GetBoolean() ? "ready" : "not ready")}"));

@@ -157,7 +157,7 @@ public sealed class UpgradeTests
         {
             var agent = cluster.Agents.Single(a => a!.Options.NodeName == web.Node)!;
             var directory = agent.Supervisor.DirectoryOf(web.Id)!;
-            using var description = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "app", "heddle-instance.json")));
+            using var description = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "disk", "app", "heddle-instance.json")));
             Assert.Equal("hey", description.RootElement.GetProperty("settings").GetProperty("Greeting").GetString());
             await Poll.UntilAsync(() => File.ReadAllText(Path.Combine(directory, "logs", "stdout.log")).Contains("reloaded its settings on SIGHUP: Greeting=hey"),
                 TimeSpan.FromSeconds(10), $"{web.Id} logging its reload");

@@ -418,6 +418,46 @@ public sealed class ServiceDefinitionParserTests
         ModelText.Single(ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, environment: { 1X: y } }\n").Diagnostics, DiagnosticCodes.BadName, 3, 51);
     }
 
+    [Theory]
+    [InlineData("LD_PRELOAD")]
+    [InlineData("LD_LIBRARY_PATH")]
+    [InlineData("ld_audit")]
+    [InlineData("HEDDLE_INSTANCE")]
+    [InlineData("Heddle_Setting_X")]
+    public void Parse_ReservedEnvironmentVariable_IsRefusedWithItsOwnCode(string name)
+    {
+        var diagnostics = ModelText.Definition($"name: a\nroles:\n  r: {{ entryPoint: {{ command: x }}, environment: {{ {name}: y }} }}\n").Diagnostics;
+
+        var diagnostic = ModelText.Single(diagnostics, DiagnosticCodes.ReservedEnvironmentName, 3, 51);
+        Assert.Contains($"'{name}'", diagnostic.Message);
+    }
+
+    [Fact]
+    public void Parse_RoleSetsItsOwnPath_IsAccepted()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, environment: { PATH: \".\", IFS: \"x\" } }\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(".", definition!.Roles[0].Environment["PATH"]);
+    }
+
+    [Fact]
+    public void Parse_DiskSize_IsReadWithADefault()
+    {
+        var (definition, diagnostics) = ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 64, diskMiB: 200 } }\n  s: { entryPoint: { command: x } }\n");
+
+        Assert.Empty(diagnostics);
+        Assert.Equal(200, definition!.Roles[0].Size.DiskMiB);
+        Assert.Equal(RoleSize.DefaultDiskMiB, definition.Roles[1].Size.DiskMiB);
+    }
+
+    [Fact]
+    public void Parse_DiskSizeTooSmall_IsOutOfRange()
+    {
+        var diagnostic = ModelText.Single(ModelText.Definition("name: a\nroles:\n  r: { entryPoint: { command: x }, size: { cores: 1, memoryMiB: 64, diskMiB: 1 } }\n").Diagnostics, DiagnosticCodes.OutOfRange, 3, 78);
+        Assert.Contains("diskMiB", diagnostic.Message);
+    }
+
     [Fact]
     public void Parse_Constraints_AreRead()
     {

@@ -14,7 +14,6 @@ namespace Heddle.Agent.Drivers.Containers;
 /// </summary>
 public sealed class ContainerDriver : IInstanceDriver
 {
-    private const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     private readonly Runc _runc;
@@ -115,7 +114,9 @@ public sealed class ContainerDriver : IInstanceDriver
 
         var upper = Path.Combine(disk, "upper");
         var work = Path.Combine(disk, "work");
-        StateFolders.Create(disk, StateFolders.Private);
+        // The upper layer lives on the instance's own disk: every write of the container (its /tmp included) counts there.
+        InstanceDisk.Ensure(launch.Directory, launch.Role.Size.DiskMiB);
+        File.SetUnixFileMode(disk, StateFolders.Private);
         Directory.CreateDirectory(work);
         if (!Directory.Exists(upper))
         {
@@ -208,7 +209,7 @@ public sealed class ContainerDriver : IInstanceDriver
         var bundle = Path.Combine(launch.Directory, "bundle", bundleName);
         StateFolders.Create(Path.Combine(launch.Directory, "bundle"), StateFolders.Private);
         Directory.CreateDirectory(bundle);
-        var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["PATH"] = SafePath, ["HOME"] = "/app", ["LANG"] = "C.UTF-8" };
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["PATH"] = HostPrograms.SafePath, ["HOME"] = "/app", ["LANG"] = "C.UTF-8" };
         foreach (var (name, value) in launch.Environment)
         {
             environment[name] = value;
@@ -312,12 +313,18 @@ public sealed class ContainerDriver : IInstanceDriver
 
     private static void RemoveDisk(string directory)
     {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+
         var rootfs = Path.Combine(directory, "rootfs");
         for (var i = 0; i < 50 && Posix.IsMountPoint(rootfs); i++)
         {
             Posix.Unmount(rootfs);
         }
 
+        InstanceDisk.Remove(directory);
         foreach (var name in new[] { "rootfs", "disk", "bundle", "meta" })
         {
             try

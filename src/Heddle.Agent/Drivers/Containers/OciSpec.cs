@@ -125,6 +125,7 @@ internal static class OciSpec
                 },
                 ["maskedPaths"] = Strings(MaskedPaths),
                 ["readonlyPaths"] = Strings(ReadonlyPaths),
+                ["seccomp"] = SeccompProfile.Default.ToJson(),
             },
         };
     }

@@ -20,8 +20,8 @@ internal sealed class Runc(string binary, string stateRoot)
     /// </summary>
     public Process Run(string id, string bundle, string pidFile, string stdout, string stderr)
     {
-        var start = new ProcessStartInfo("setsid") { UseShellExecute = false, WorkingDirectory = bundle };
-        start.ArgumentList.Add("/bin/sh");
+        var start = new ProcessStartInfo(HostPrograms.Setsid) { UseShellExecute = false, WorkingDirectory = bundle };
+        start.ArgumentList.Add(HostPrograms.Shell);
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("exec \"$0\" \"$@\" >>" + ProcessDriver.Quote(stdout) + " 2>>" + ProcessDriver.Quote(stderr) + " </dev/null");
         foreach (var arg in new[] { binary, "--root", stateRoot, "run", "--keep", "--bundle", bundle, "--pid-file", pidFile, id })
@@ -30,7 +30,7 @@ internal sealed class Runc(string binary, string stateRoot)
         }
 
         start.Environment.Clear();
-        start.Environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        start.Environment["PATH"] = HostPrograms.SafePath;
         return Process.Start(start) ?? throw new InvalidOperationException("runc did not start");
     }
 
