@@ -13,10 +13,10 @@ public sealed class EventLog(IClusterStore store)
     /// <summary>Raised after each event is stored (the DNS record source rebuilds on it).</summary>
     public event Action<EventRecord>? Added;
 
-    /// <summary>Stores an event, then tells followers and subscribers.</summary>
-    public async Task<EventRecord> AddAsync(string kind, string subject, string message, CancellationToken cancellationToken = default)
+    /// <summary>Stores an event, then tells followers and subscribers. Without an owner it is the cluster's: only admins see it.</summary>
+    public async Task<EventRecord> AddAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
-        var record = await store.AddEventAsync(kind, subject, message, cancellationToken);
+        var record = await store.AddEventAsync(kind, subject, message, owner, cancellationToken);
         Publish(record);
         return record;
     }
@@ -76,6 +76,19 @@ public sealed class EventLog(IClusterStore store)
             }
         }
     }
+}
+
+/// <summary>
+/// Whose an event is, fixed when it is written: the tenant and the incarnation of the service it is about, or a
+/// tenant alone for its own image. Reading it never looks names up again, so a name deleted and taken by someone
+/// else (another tenant's service, a node) does not hand its history over.
+/// </summary>
+public sealed record EventOwner(string Tenant, long? Incarnation)
+{
+    public static EventOwner Of(ServiceRecord service) => new(service.Tenant, service.Incarnation);
+
+    /// <summary>A tenant's own image; null for a shared one (an admin's event).</summary>
+    public static EventOwner? Of(ImageRecord image) => image.Tenant is { } tenant ? new(tenant, null) : null;
 }
 
 public static class EventKinds

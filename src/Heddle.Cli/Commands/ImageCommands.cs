@@ -116,10 +116,10 @@ internal static class ImageCommands
                 return ExitCodes.Ok;
             }
 
-            var table = new Table("IMAGE", "SHA256", "SIZE", "FILES", "ADDED", "USED BY");
+            var table = new Table("IMAGE", "OWNER", "SHA256", "SIZE", "FILES", "ADDED", "USED BY");
             foreach (var image in images)
             {
-                table.Add(image.Name, image.Sha256[..12], CommonOptions.FormatBytes(image.Bytes), image.Files, image.Added.ToString("u"), image.UsedBy.Count == 0 ? "-" : string.Join(",", image.UsedBy));
+                table.Add(image.Name, image.Tenant ?? "shared", image.Sha256[..12], CommonOptions.FormatBytes(image.Bytes), image.Files, image.Added.ToString("u"), image.UsedBy.Count == 0 ? "-" : string.Join(",", image.UsedBy));
             }
 
             table.Write(console.Out);
@@ -131,11 +131,12 @@ internal static class ImageCommands
     private static Command Delete(CliConsole console)
     {
         var name = new Argument<string>("name") { Description = "The image" };
-        var command = new Command("delete", "Delete a base image no kept revision of any service uses") { name };
+        var tenant = new Option<string?>("--tenant") { Description = "Admin only: delete that tenant's own image of the name, not the shared one" };
+        var command = new Command("delete", "Delete a base image no kept revision of any service uses") { name, tenant };
         command.SetAction(async (parse, ct) =>
         {
             using var api = ClientConfig.Load().Connect();
-            await api.DeleteImageAsync(parse.GetValue(name)!, ct);
+            await api.DeleteImageAsync(parse.GetValue(name)!, parse.GetValue(tenant), ct);
             console.Out.WriteLine($"image {parse.GetValue(name)} deleted");
             return ExitCodes.Ok;
         });

@@ -76,7 +76,11 @@ public static class UpgradeStates
 }
 
 /// <summary>A base image the controller holds (`heddle image list`).</summary>
-public sealed record ImageStatus(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, IReadOnlyList<string> UsedBy);
+/// <summary>An image; <see cref="Tenant"/> is the tenant whose own it is, null for a shared image (an admin's, usable by every tenant).</summary>
+public sealed record ImageStatus(string Name, string Sha256, long Bytes, int Files, DateTimeOffset Added, IReadOnlyList<string> UsedBy)
+{
+    public string? Tenant { get; init; }
+}
 
 /// <summary>The answer to an image upload: what it holds, and how many device files were left out (a container gets its own /dev).</summary>
 public sealed record ImageImported(string Name, string Sha256, long Bytes, int Files, int Directories, int Links, int DevicesSkipped, bool AlreadyPresent);
@@ -199,7 +203,17 @@ public sealed record NodeStatus
     public IReadOnlyList<string> Drivers { get; init; } = [];
 }
 
-public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message);
+/// <summary>
+/// One event. <see cref="Tenant"/> is whose it is (null: the cluster's, an admin's to see: nodes, tokens, shared images,
+/// and events written before events had owners); <see cref="Incarnation"/> tells apart the services that had the
+/// subject's name (a deleted and re-created name is a new incarnation); null for an event not about a service.
+/// </summary>
+public sealed record EventRecord(long Id, DateTimeOffset Time, string Kind, string Subject, string Message)
+{
+    public string? Tenant { get; init; }
+
+    public long? Incarnation { get; init; }
+}
 
 public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version, string? DnsAddress, string? Zone, string StateDirectory)
 {

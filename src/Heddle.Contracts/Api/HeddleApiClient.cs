@@ -83,8 +83,9 @@ public sealed class HeddleApiClient : IDisposable
 
     public Task<List<ImageStatus>> ListImagesAsync(CancellationToken ct = default) => GetAsync<List<ImageStatus>>("v1/images", ct);
 
-    public async Task DeleteImageAsync(string name, CancellationToken ct = default) =>
-        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/images/{Uri.EscapeDataString(name)}"), ct);
+    /// <summary>Deletes the caller's own image of that name (a tenant), or the shared one (an admin; with <paramref name="tenant"/>, that tenant's own).</summary>
+    public async Task DeleteImageAsync(string name, string? tenant = null, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/images/{Uri.EscapeDataString(name)}{(tenant is null ? string.Empty : $"?tenant={Uri.EscapeDataString(tenant)}")}"), ct);
 
     public Task<DeploymentAccepted> DeployAsync(DeploymentRequest request, CancellationToken ct = default) =>
         SendAsync<DeploymentAccepted>(new HttpRequestMessage(HttpMethod.Post, "v1/deployments") { Content = JsonContent.Create(request, options: Json) }, ct);

@@ -214,7 +214,7 @@ public sealed class AgentService(
         if (before is null || before.State != report.State || before.Restarts != report.Restarts)
         {
             var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
-            await events.AddAsync(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}");
+            await events.AddAsync(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
         // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.

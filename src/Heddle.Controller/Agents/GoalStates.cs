@@ -61,7 +61,8 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 Revision = instance.Revision,
                 Uid = service.Uid,
             };
-            if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetImage(imageName) is { } image)
+            if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetService(instance.Service) is { } owner
+                && ImageNames.Resolve(store, owner.Tenant, imageName) is { } image)
             {
                 item.ImageSha256 = image.Sha256;
                 item.ImagePath = AgentEndpoints.BlobPrefix + image.Sha256;

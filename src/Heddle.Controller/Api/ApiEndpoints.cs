@@ -38,12 +38,12 @@ internal static class ApiEndpoints
             var controllers = peers.All().Select(p => p.ApiUrl.ToString()).Order(StringComparer.Ordinal).ToList();
             return Results.Ok(info.Describe() with { Store = store.Description, Leader = leader, Controllers = controllers.Count > 0 ? controllers : [info.ApiUrl?.ToString() ?? string.Empty] });
         });
-        v1.MapPut("/packages/{sha256}", PutPackageAsync);
+        v1.MapPut("/packages/{sha256}", PackageUploads.PutAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>
             blobs.Exists(sha256) ? Results.File(blobs.PathOf(sha256), "application/octet-stream", enableRangeProcessing: true) : Problems.NotFound($"no package {sha256}"));
         v1.MapPut("/images/{name}", (string name, string? sha256, HttpRequest request, Caller caller, Images images, CancellationToken ct) => images.PutAsync(name, sha256, request, caller, ct));
         v1.MapGet("/images", (Caller caller, Images images) => images.List(caller));
-        v1.MapDelete("/images/{name}", (string name, Caller caller, Images images) => images.DeleteAsync(name, caller));
+        v1.MapDelete("/images/{name}", (string name, string? tenant, Caller caller, Images images) => images.DeleteAsync(name, tenant, caller));
         v1.MapPost("/deployments", (DeploymentRequest request, Caller caller, Deployments deployments) => deployments.DeployAsync(request, caller));
         v1.MapPost("/services/{name}/scale", (string name, string? slot, ScaleRequest request, Caller caller, Deployments deployments, IClusterStore store) =>
             SlottedAsync(store, caller, name, slot, key => deployments.ScaleAsync(key, request)));
@@ -106,56 +106,6 @@ internal static class ApiEndpoints
     private static bool IsDnsName(string name) => name.Length is > 0 and <= 253
         && name.Split('.').All(l => l.Length is > 0 and <= 63 && l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
 
-    private static async Task<IResult> PutPackageAsync(string sha256, HttpRequest request, BlobStore blobs, BlobPeers peers, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
-    {
-        if (!Sha256Hex.IsValid(sha256))
-        {
-            return Problems.Invalid(ProblemTypes.InvalidPackage, "Bad package id", $"'{sha256}' is not a lower-case hex SHA-256");
-        }
-
-        var present = store.GetPackage(sha256) is not null && blobs.Exists(sha256);
-        if (!present)
-        {
-            long? size;
-            try
-            {
-                size = await blobs.PutAsync(sha256, request.Body, PackageLimits.Default.MaxUnpackedBytes, cancellationToken);
-            }
-            catch (InvalidDataException e)
-            {
-                return Problems.Invalid(ProblemTypes.InvalidPackage, "Package too large", e.Message);
-            }
-
-            if (size is null)
-            {
-                return Problems.Invalid(ProblemTypes.HashMismatch, "Hash mismatch", $"the uploaded content does not have SHA-256 {sha256}; upload it again");
-            }
-
-            var diagnostics = new DiagnosticBag();
-            await using (var stream = File.OpenRead(blobs.PathOf(sha256)))
-            {
-                using var package = PackageArchive.Open(stream, $"{sha256[..12]}.hpkg", PackageLimits.Default, diagnostics);
-                if (package is null || !package.VerifyContent(diagnostics))
-                {
-                    File.Delete(blobs.PathOf(sha256));
-                    return Problems.Invalid(ProblemTypes.InvalidPackage, "Invalid package", $"the package is refused: {diagnostics.Items.Count} error(s)",
-                        diagnostics.Sorted().Select(d => d.ToString()));
-                }
-
-                // Known to the cluster (and deployable) only once another controller holds a copy too.
-                if (await peers.ReplicateAsync(sha256, cancellationToken) is { } unreplicated)
-                {
-                    return Problems.Problem(StatusCodes.Status503ServiceUnavailable, ProblemTypes.NotReplicated, "Package not replicated", unreplicated);
-                }
-
-                await store.PutPackageAsync(new PackageRecord(sha256, size.Value, package.Definition.Name, package.ServiceYaml, time.GetUtcNow()), cancellationToken);
-            }
-        }
-
-        var record = store.GetPackage(sha256)!;
-        return Results.Ok(new PackageUploaded(sha256, record.Service, record.Bytes, present));
-    }
-
     /// <summary>The services a caller may see: all for an admin, its own for a tenant.</summary>
     internal static IEnumerable<ServiceRecord> Visible(IClusterStore store, Caller caller) => store.ListServices().Where(s => caller.Owns(s.Tenant));
 
@@ -195,7 +145,7 @@ internal static class ApiEndpoints
         {
             if (await store.MarkDeletingAsync(target.Name))
             {
-                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped");
+                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target));
                 queue.Add(target.Name);
             }
         }

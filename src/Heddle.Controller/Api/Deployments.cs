@@ -33,8 +33,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad tenant name", $"{error}; nothing was changed");
         }
 
+        // A package the tenant did not upload itself is answered as one nobody uploaded: whether another tenant holds those bytes is not told.
         var package = store.GetPackage(request.PackageSha256);
-        if (package is null)
+        if (package is null || (!caller.IsAdmin && !store.IsPackageOwner(request.PackageSha256, caller.Tenant!)))
         {
             return Problems.Invalid(ProblemTypes.PackageMissing, "Package not uploaded", $"no package {request.PackageSha256}; upload it first with PUT /v1/packages/{{sha256}}");
         }
@@ -58,7 +59,7 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
         var owner = caller.Tenant ?? (string.IsNullOrEmpty(request.Tenant) ? null : request.Tenant);
         var tenant = owner ?? store.ListServices().FirstOrDefault(s => s.Family == definition.Name)?.Tenant ?? ApiEndpoints.DefaultTenant;
 
-        var missing = definition.Roles.Where(r => r.Image is not null && (store.GetImage(r.Image) is not { } image || (image.Tenant is not null && image.Tenant != tenant))).ToList();
+        var missing = definition.Roles.Where(r => r.Image is not null && ImageNames.Resolve(store, tenant, r.Image) is null).ToList();
         if (missing.Count > 0)
         {
             return Problems.Invalid(ProblemTypes.ImageMissing, "Image missing", $"the cluster has no image for {missing.Count} container role(s); nothing was changed",
@@ -226,11 +227,12 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
             }
 
             var count = next.Configuration.Roles.Sum(r => r.Instances);
-            await events.AddAsync(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}");
+            var owner = store.GetService(name) is { } written ? EventOwner.Of(written) : new EventOwner(tenant, null);
+            await events.AddAsync(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}", owner);
             if (walk is not null)
             {
                 await events.AddAsync(EventKinds.UpgradeStarted, name,
-                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}");
+                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}", owner);
             }
 
             queue.Add(name);

@@ -9,7 +9,10 @@ namespace Heddle.Controller.Api;
 
 /// <summary>
 /// GET /v1/events?after=N[&amp;follow=true]: the event log as JSON, or followed live as server-sent events. A tenant
-/// sees the events of its own services and images only; nodes, tokens and other tenants are an admin's to see.
+/// sees the events written for it: about its services (each incarnation of each) and its own images. Whose an event
+/// is was recorded when it was written, so nothing here looks a name up: another tenant's deleted service of the same
+/// name, a node named like a service, or an event another controller sharing the store wrote are judged alike.
+/// Nodes, tokens, shared images, leadership, and events written before events had owners, are an admin's to see.
 /// </summary>
 internal static class Events
 {
@@ -18,7 +21,7 @@ internal static class Events
         if (follow != true)
         {
             var records = store.ListEvents(after ?? 0, Math.Clamp(limit ?? 1000, 1, 10_000));
-            return Results.Ok(caller.IsAdmin ? records : records.Where(Visibility(store, caller)).ToList());
+            return Results.Ok(caller.IsAdmin ? records : records.Where(e => Sees(caller, e)).ToList());
         }
 
         var response = context.Response;
@@ -31,7 +34,7 @@ internal static class Events
         {
             await foreach (var record in log.FollowAsync(after ?? 0, ended.Token))
             {
-                if (!caller.IsAdmin && !Visibility(store, caller)(record))
+                if (!Sees(caller, record))
                 {
                     continue;
                 }
@@ -47,11 +50,6 @@ internal static class Events
         return Results.Empty;
     }
 
-    /// <summary>Whether an event is about something the tenant owns: its subject (a service, a deployment key, an instance id or an image) is one of its own.</summary>
-    private static Func<EventRecord, bool> Visibility(IClusterStore store, Caller caller)
-    {
-        var own = ApiEndpoints.Visible(store, caller).SelectMany(s => new[] { s.Name, s.Family }).ToHashSet(StringComparer.Ordinal);
-        var images = store.ListImages().Where(i => i.Tenant == caller.Tenant).Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        return e => own.Contains(e.Subject.Split('/')[0]) || images.Contains(e.Subject);
-    }
+    /// <summary>Whether the caller may see an event: an admin every one, a tenant those written for it.</summary>
+    internal static bool Sees(Caller caller, EventRecord record) => caller.IsAdmin || (record.Tenant is not null && record.Tenant == caller.Tenant);
 }

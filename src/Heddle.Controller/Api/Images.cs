@@ -13,7 +13,9 @@ namespace Heddle.Controller.Api;
 /// Base images for container roles: root file system tarballs kept as content-addressed blobs (like packages), each
 /// under a name that always means the same content. A name is never re-pointed (a new build takes a new name, and
 /// a new package names it), so a revision's image cannot change under it; an image that a kept revision of any
-/// service names cannot be deleted.
+/// service names cannot be deleted. Names are per tenant: an admin's images are shared (every tenant sees and uses
+/// them, none can write them), a tenant's are its own and seen by no other tenant. A tenant cannot take a shared
+/// image's name (see <see cref="ImageNames"/> for what a role's `image:` means).
 /// </summary>
 public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPeers peers, ServiceModels models, EventLog events, TimeProvider time)
 {
@@ -36,14 +38,14 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
             return Problems.Invalid(ProblemTypes.InvalidImage, "Bad image id", $"'{sha256}' is not a lower-case hex SHA-256; send ?sha256=<the tarball's SHA-256>");
         }
 
-        if (store.GetImage(name) is { } existing)
+        if (!caller.IsAdmin && store.GetImage(null, name) is not null)
         {
-            if (existing.Tenant != caller.Tenant && !caller.IsAdmin)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
-                    $"the image name {name} is taken{(existing.Tenant is null ? " by a shared image (use it as it is)" : " by another tenant")}; import yours under another name; nothing was changed");
-            }
+            return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
+                $"{name} is a shared image's name (an admin's, for every tenant): use it as it is with 'image: {name}', or import yours under another name; nothing was changed");
+        }
 
+        if (store.GetImage(caller.Tenant, name) is { } existing)
+        {
             return existing.Sha256 == sha256
                 ? Results.Ok(new ImageImported(name, sha256, existing.Bytes, existing.Files, 0, 0, 0, AlreadyPresent: true))
                 : Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken",
@@ -73,7 +75,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
         }
         catch (RootfsArchiveException e)
         {
-            if (!store.ListImages().Any(i => i.Sha256 == sha256))
+            if (!store.ListImages().Any(i => i.Sha256 == sha256) && store.GetPackage(sha256) is null)
             {
                 File.Delete(blobs.PathOf(sha256));
             }
@@ -92,49 +94,54 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
         }
 
-        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}");
+        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}", caller.Tenant is { } tenant ? new EventOwner(tenant, null) : null);
         return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
     }
 
     internal IResult List(Trust.Caller caller) =>
-        Results.Ok(Usable(caller).Select(i => new ImageStatus(i.Name, i.Sha256, i.Bytes, i.Files, i.Added, UsedBy(i.Name, caller))).ToList());
+        Results.Ok(Usable(caller).Select(i => new ImageStatus(i.Name, i.Sha256, i.Bytes, i.Files, i.Added, UsedBy(i, caller)) { Tenant = i.Tenant }).ToList());
 
-    /// <summary>The images a caller may use: every one for an admin; the shared ones and its own for a tenant.</summary>
+    /// <summary>The images a caller may see: every one for an admin; the shared ones and its own for a tenant.</summary>
     internal IEnumerable<ImageRecord> Usable(Trust.Caller caller) => store.ListImages().Where(i => i.Tenant is null || caller.Owns(i.Tenant));
 
-    internal async Task<IResult> DeleteAsync(string name, Trust.Caller caller)
+    /// <summary>Deletes a tenant's own image, or (an admin) a shared one, or with <paramref name="tenant"/> a tenant's.</summary>
+    internal async Task<IResult> DeleteAsync(string name, string? tenant, Trust.Caller caller)
     {
-        var image = store.GetImage(name);
-        if (image is null || !Usable(caller).Any(i => i.Name == name))
+        if (!caller.IsAdmin && tenant is not null && tenant != caller.Tenant)
         {
             return Unknown(name, caller);
         }
 
-        if (!caller.Owns(image.Tenant))
+        var image = store.GetImage(caller.Tenant ?? tenant, name);
+        if (image is null)
         {
-            return Problems.Forbidden($"image {name} is shared by every tenant; only an admin can delete it");
+            return !caller.IsAdmin && store.GetImage(null, name) is not null
+                ? Problems.Forbidden($"image {name} is shared by every tenant; only an admin can delete it")
+                : Unknown(name, caller);
         }
 
-        var users = UsedBy(name, Trust.Caller.Admin);
+        var users = UsedBy(image, Trust.Caller.Admin);
         if (users.Count > 0)
         {
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image in use",
                 $"image {name} is named by kept revisions of {string.Join(", ", users)}; delete those services (or let newer revisions push the old ones out of their history) first; nothing was changed");
         }
 
-        await store.DeleteImageAsync(name);
+        await store.DeleteImageAsync(image);
         if (!store.ListImages().Any(i => i.Sha256 == image.Sha256) && store.GetPackage(image.Sha256) is null)
         {
             File.Delete(blobs.PathOf(image.Sha256));
         }
 
-        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted");
+        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted", EventOwner.Of(image));
         return Results.NoContent();
     }
 
-    /// <summary>The services (of those the caller sees) with a kept revision whose package names the image.</summary>
-    private List<string> UsedBy(string name, Trust.Caller caller) =>
-        [.. ApiEndpoints.Visible(store, caller).Where(s => store.ListRevisions(s.Name).Any(r => models.For(r.PackageSha256, r.Configuration)?.Definition.Roles.Any(role => role.Image == name) == true))
+    /// <summary>The services (of those the caller sees) with a kept revision whose package names the image, as the service's tenant resolves the name.</summary>
+    private List<string> UsedBy(ImageRecord image, Trust.Caller caller) =>
+        [.. ApiEndpoints.Visible(store, caller)
+            .Where(s => ImageNames.Resolve(store, s.Tenant, image.Name)?.Tenant == image.Tenant
+                && store.ListRevisions(s.Name).Any(r => models.For(r.PackageSha256, r.Configuration)?.Definition.Roles.Any(role => role.Image == image.Name) == true))
             .Select(s => s.Name).Order(StringComparer.Ordinal)];
 
     internal IResult Unknown(string name, Trust.Caller caller)

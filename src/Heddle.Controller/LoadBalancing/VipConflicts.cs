@@ -110,7 +110,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         {
             if (giveUp.Length > 0)
             {
-                await events.AddAsync(EventKinds.VipUnusable, service.Name, giveUp);
+                await events.AddAsync(EventKinds.VipUnusable, service.Name, giveUp, EventOwner.Of(service));
             }
 
             return;
@@ -120,11 +120,11 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         if (next is null || !await store.ChangeVipAsync(service.Name, problem.Vip, next))
         {
             await events.AddAsync(EventKinds.VipUnusable, service.Name,
-                $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); {(next is null ? "no free VIP is left to move the service to; widen --vip-pool" : "the service changed meanwhile; the balancer's next report decides")}");
+                $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); {(next is null ? "no free VIP is left to move the service to; widen --vip-pool" : "the service changed meanwhile; the balancer's next report decides")}", EventOwner.Of(service));
             return;
         }
 
         await events.AddAsync(EventKinds.VipMoved, service.Name,
-            $"{service.Name} moved from VIP {problem.Vip} to {next}: the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); something else bound it first, and that address is no longer handed out");
+            $"{service.Name} moved from VIP {problem.Vip} to {next}: the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); something else bound it first, and that address is no longer handed out", EventOwner.Of(service));
     }
 }

@@ -89,7 +89,7 @@ public sealed partial class DeploymentReconciler(
         var commit = pass.Commit();
         if (commit.IsEmpty)
         {
-            await ReportFailuresAsync(service.Name, failures);
+            await ReportFailuresAsync(service, failures);
             return pass.Result;
         }
 
@@ -100,10 +100,10 @@ public sealed partial class DeploymentReconciler(
 
         foreach (var (kind, subject, message) in pass.Events)
         {
-            await events.AddAsync(kind, subject, message);
+            await events.AddAsync(kind, subject, message, EventOwner.Of(service));
         }
 
-        await ReportFailuresAsync(service.Name, failures);
+        await ReportFailuresAsync(service, failures);
         agents.Notify(mine.Select(i => i.Node).Concat(pass.Placed.Select(u => u.Node)));
         return pass.Result;
     }
@@ -184,7 +184,7 @@ public sealed partial class DeploymentReconciler(
         if (instances.Count == gone.Count)
         {
             await store.RemoveServiceAsync(service.Name, cancellationToken);
-            await events.AddAsync(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped");
+            await events.AddAsync(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped", EventOwner.Of(service));
             return ReconcileResult.Done;
         }
 
@@ -194,8 +194,9 @@ public sealed partial class DeploymentReconciler(
         return ReconcileResult.After(TimeSpan.FromSeconds(1));
     }
 
-    private async Task ReportFailuresAsync(string service, List<string> failures)
+    private async Task ReportFailuresAsync(ServiceRecord record, List<string> failures)
     {
+        var service = record.Name;
         var text = string.Join("; ", failures);
         _unplaced[service] = [.. failures];
         if (_lastFailure.GetValueOrDefault(service, string.Empty) == text)
@@ -206,7 +207,7 @@ public sealed partial class DeploymentReconciler(
         _lastFailure[service] = text;
         if (failures.Count > 0)
         {
-            await events.AddAsync(EventKinds.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}");
+            await events.AddAsync(EventKinds.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}", EventOwner.Of(record));
         }
     }
 

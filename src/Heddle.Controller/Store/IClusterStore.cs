@@ -15,15 +15,26 @@ public interface IClusterStore : IDisposable
 
     PackageRecord? GetPackage(string sha256);
 
-    /// <summary>Records an image under its name; false (and nothing changed) when the name already means other content.</summary>
+    /// <summary>Records that a tenant uploaded a package's bytes: the bytes are stored once, and owned by each tenant that uploaded them.</summary>
+    Task AddPackageOwnerAsync(string sha256, string tenant, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether the tenant uploaded the package (a package stored before owners were recorded is the admin's alone).</summary>
+    bool IsPackageOwner(string sha256, string tenant);
+
+    /// <summary>
+    /// Records an image under its name in its namespace (its tenant's, or the shared one when it has none); false (and
+    /// nothing changed) when the name already means other content there.
+    /// </summary>
     Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default);
 
-    ImageRecord? GetImage(string name);
+    /// <summary>The image of that name in one namespace: a tenant's own, or (null) the shared one. See <see cref="ImageNames.Resolve"/> for what a role's `image:` means.</summary>
+    ImageRecord? GetImage(string? tenant, string name);
 
+    /// <summary>Every image of every namespace.</summary>
     IReadOnlyList<ImageRecord> ListImages();
 
-    /// <summary>Forgets an image's name; false when there was none.</summary>
-    Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default);
+    /// <summary>Forgets an image's name in its namespace; false when there was none.</summary>
+    Task<bool> DeleteImageAsync(ImageRecord image, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records a new revision of a service's deployment (and its upgrade walk) and makes it the desired one; clears a
@@ -102,7 +113,8 @@ public interface IClusterStore : IDisposable
     /// <summary>When a controller sharing the store last said it heard from the node; null when none did.</summary>
     DateTimeOffset? NodeSeen(string node);
 
-    Task<EventRecord> AddEventAsync(string kind, string subject, string message, CancellationToken cancellationToken = default);
+    /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
+    Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 }

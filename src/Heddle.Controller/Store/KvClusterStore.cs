@@ -47,40 +47,16 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public PackageRecord? GetPackage(string sha256) => Read<PackageRecord>(Keys.Package(sha256));
 
-    public async Task<bool> PutImageAsync(ImageRecord image, CancellationToken cancellationToken = default)
-    {
-        var key = Keys.Image(image.Name);
-        if (_mirror.Get(key) is null)
-        {
-            await CommitAsync([new KvCondition(key, 0)], [Put(key, image)], cancellationToken);
-        }
-
-        return Read<ImageRecord>(key)?.Sha256 == image.Sha256;
-    }
-
-    public ImageRecord? GetImage(string name) => Read<ImageRecord>(Keys.Image(name));
-
-    public IReadOnlyList<ImageRecord> ListImages() => ReadAll<ImageRecord>("images/");
-
-    public async Task<bool> DeleteImageAsync(string name, CancellationToken cancellationToken = default)
-    {
-        var entry = _mirror.Get(Keys.Image(name));
-        if (entry is null)
-        {
-            return false;
-        }
-
-        await CommitAsync([], [KvWrite.Delete(entry.Key)], cancellationToken);
-        return true;
-    }
-
     public RevisionRecord? GetRevision(string service, long number) => Read<RevisionRecord>(Keys.Revision(service, number));
 
     public IReadOnlyList<RevisionRecord> ListRevisions(string service) => [.. ReadAll<RevisionRecord>(Keys.Revisions(service)).OrderByDescending(r => r.Number)];
 
-    public ServiceRecord? GetService(string name) => Read<ServiceRecord>(Keys.Service(name));
+    public ServiceRecord? GetService(string name) => _mirror.Get(Keys.Service(name)) is { } entry ? ServiceOf(entry) : null;
 
-    public IReadOnlyList<ServiceRecord> ListServices() => ReadAll<ServiceRecord>("services/");
+    public IReadOnlyList<ServiceRecord> ListServices() => [.. _mirror.List("services/").Select(ServiceOf)];
+
+    /// <summary>A service as read, with its incarnation: the revision that created its key, new whenever a deleted name is deployed again.</summary>
+    private static ServiceRecord ServiceOf(KvEntry entry) => Decode<ServiceRecord>(entry) with { Incarnation = entry.CreateRevision };
 
     /// <summary>Gives a deployment written before uids were the controller's the uid <paramref name="uid"/>; false when it has one or another holds that uid.</summary>
     public async Task<bool> AssignUidAsync(string name, int uid, CancellationToken cancellationToken = default)
@@ -203,22 +179,22 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     private sealed record NodeHeard(DateTimeOffset At);
 
     /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
-    public async Task<EventRecord> AddEventAsync(string kind, string subject, string message, CancellationToken cancellationToken = default)
+    public async Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
         var time = _time.GetUtcNow();
-        var write = EventWrite(time, kind, subject, message);
+        var write = EventWrite(time, kind, subject, message, owner);
         var result = await _mirror.CommitAsync([new(write.Key, 0)], [write], cancellationToken);
         if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
         {
             await TrimEventsAsync(cancellationToken);
         }
 
-        return new EventRecord(result.Revision, time, kind, subject, message);
+        return new EventRecord(result.Revision, time, kind, subject, message) { Tenant = owner?.Tenant, Incarnation = owner?.Incarnation };
     }
 
     /// <summary>The write that records an event (under a key of its own, in time order).</summary>
-    internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message) =>
-        Put(Keys.Event(time), new StoredEvent(time, kind, subject, message));
+    internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message, EventOwner? owner = null) =>
+        Put(Keys.Event(time), new StoredEvent(time, kind, subject, message, owner?.Tenant, owner?.Incarnation));
 
     public IReadOnlyList<EventRecord> ListEvents(long afterId, int limit) =>
         [.. _mirror.List("events/").Where(e => e.CreateRevision > afterId).OrderBy(e => e.CreateRevision).Take(limit).Select(ToEvent)];
@@ -246,17 +222,16 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             return null;
         }
 
-        var stored = JsonSerializer.Deserialize<StoredEvent>(change.Value, Format)!;
-        return new EventRecord(change.Revision, stored.Time, stored.Kind, stored.Subject, stored.Message);
+        return JsonSerializer.Deserialize<StoredEvent>(change.Value, Format)!.ToRecord(change.Revision);
     }
 
-    private static EventRecord ToEvent(KvEntry entry)
+    private static EventRecord ToEvent(KvEntry entry) => Decode<StoredEvent>(entry).ToRecord(entry.CreateRevision);
+
+    /// <summary>An event as stored; one written before events had owners has neither tenant nor incarnation (an admin's to see).</summary>
+    private sealed record StoredEvent(DateTimeOffset Time, string Kind, string Subject, string Message, string? Tenant = null, long? Incarnation = null)
     {
-        var stored = Decode<StoredEvent>(entry);
-        return new EventRecord(entry.CreateRevision, stored.Time, stored.Kind, stored.Subject, stored.Message);
+        public EventRecord ToRecord(long id) => new(id, Time, Kind, Subject, Message) { Tenant = Tenant, Incarnation = Incarnation };
     }
-
-    private sealed record StoredEvent(DateTimeOffset Time, string Kind, string Subject, string Message);
 
     /// <summary>Stops following the store (and closes it when the mirror owns it).</summary>
     public void Dispose() => _mirror.DisposeAsync().AsTask().GetAwaiter().GetResult();

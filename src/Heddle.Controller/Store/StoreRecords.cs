@@ -31,6 +31,13 @@ public sealed record ServiceRecord(string Name, string Tenant, long Revision, st
 
     public long Version { get; init; }
 
+    /// <summary>
+    /// Which service of this name it is: the store revision that created it, set when it is read (never stored). A
+    /// deleted and re-created name is a new incarnation, so events written for the old one are not the new one's.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public long Incarnation { get; init; }
+
     /// <summary>The uid (and gid) every instance of this deployment runs as on every node; 0 for a record written before uids were the controller's.</summary>
     public int Uid { get; init; }
 
@@ -51,7 +58,7 @@ public sealed record RevisionRecord(string Service, long Number, string PackageS
 public static class Slots
 {
     public const string Production = "production";
-    public const string Staging = "staging";
+    public const string Staging = Heddle.Model.Validation.ZoneLabels.Staging;
 
     public static bool IsKnown(string slot) => slot is Production or Staging;
 }

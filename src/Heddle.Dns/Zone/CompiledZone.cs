@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Heddle.Contracts.Api;
 using Heddle.Dns.Wire;
+using Heddle.Model.Validation;
 
 namespace Heddle.Dns.Zone;
 
@@ -77,13 +78,16 @@ internal sealed class CompiledZone
 
     public NameNode? Find(ReadOnlySpan<char> name) => _lookup.TryGetValue(name, out var node) ? node : null;
 
+    /// <summary>Every name the zone answers (lower-case, dotted, without the root's dot).</summary>
+    public IEnumerable<string> Names => _names.Keys;
+
     public static CompiledZone Build(DnsRecordSet records, DnsOptions options, IReadOnlyList<IPAddress> nameServers)
     {
         var zone = options.Zone.TrimEnd('.').ToLowerInvariant();
         var ttl = options.Ttl;
         var builder = new Builder(zone);
 
-        var nsName = $"ns.{zone}";
+        var nsName = $"{ZoneLabels.NameServer}.{zone}";
         var serial = (uint)(records.Serial & 0xFFFFFFFF);
         builder.Add(zone, DnsType.SOA, Soa(zone, nsName, serial, ttl), ttl);
         builder.Add(zone, DnsType.NS, DnsNames.Encode(nsName), ttl);
@@ -93,9 +97,15 @@ internal sealed class CompiledZone
             builder.AddAddress(nsName, address, ttl);
         }
 
-        builder.Add($"dns-version.{zone}", DnsType.TXT, Txt("heddle-dns 1"), ttl);
+        builder.Add($"{ZoneLabels.Version}.{zone}", DnsType.TXT, Txt("heddle-dns 1"), ttl);
         foreach (var service in records.Services)
         {
+            if (ZoneLabels.IsReserved(service.Name.Split('.')[0]))
+            {
+                // Refused at validation (HD1019); a service stored before its name was reserved must not add records to the zone's own names either.
+                continue;
+            }
+
             var serviceName = $"{service.Name}.{zone}";
             builder.Ensure(serviceName);
             var serviceAddresses = service.Vips.Count > 0 ? service.Vips : service.Roles.SelectMany(r => r.Instances).Select(i => i.Address);
@@ -135,7 +145,7 @@ internal sealed class CompiledZone
     private static byte[] Soa(string zone, string ns, uint serial, int ttl)
     {
         var mname = DnsNames.Encode(ns);
-        var rname = DnsNames.Encode($"hostmaster.{zone}");
+        var rname = DnsNames.Encode($"{ZoneLabels.Hostmaster}.{zone}");
         var rdata = new byte[mname.Length + rname.Length + 20];
         mname.CopyTo(rdata, 0);
         rname.CopyTo(rdata, mname.Length);

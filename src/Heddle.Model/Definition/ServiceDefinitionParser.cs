@@ -88,10 +88,10 @@ public static class ServiceDefinitionParser
             return null;
         }
 
-        if (name == "staging")
+        if (ZoneLabels.IsReserved(name))
         {
-            // <service>.staging.<zone> names every service's staging slot: a service of that name would collide with them.
-            reader.Report(node, DiagnosticCodes.ReservedServiceName, "'staging' is reserved (a service's staging slot is named <service>.staging in DNS); choose another service name");
+            // A service's records are <service>.<zone> and below: one named like a label the zone uses itself would add its records beside the zone's own.
+            reader.Report(node, DiagnosticCodes.ReservedServiceName, $"'{name}' is reserved ({ZoneLabels.UseOf(name)}); choose another service name");
             return null;
         }
 

@@ -171,6 +171,46 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AddEvent_WithAnOwner_KeepsItsTenantAndIncarnation_AndARecreatedServiceIsANewIncarnation()
+    {
+        Assert.True(await Store.PutDeploymentAsync(Write("leak", 0)));
+        var bobs = Store.GetService("leak")!;
+        await Store.AddEventAsync("DeploymentAccepted", "leak", "bob's", new EventOwner("bob", bobs.Incarnation));
+        await Store.AddEventAsync("NodeJoined", "n1", "the cluster's");
+        await Store.RemoveServiceAsync("leak");
+        Assert.True(await Store.PutDeploymentAsync(Write("leak", 0)));
+        var alices = Store.GetService("leak")!;
+        await Store.AddEventAsync("DeploymentAccepted", "leak", "alice's", new EventOwner("alice", alices.Incarnation));
+
+        Assert.True(bobs.Incarnation > 0);
+        Assert.NotEqual(bobs.Incarnation, alices.Incarnation);
+        Assert.Equal(alices.Incarnation, Store.ListServices().Single().Incarnation);
+        string Owners() => string.Join("; ", Store.ListEvents(0, 10).Select(e => $"{e.Message} {e.Tenant ?? "-"} {e.Incarnation?.ToString() ?? "-"}"));
+        var expected = $"bob's bob {bobs.Incarnation}; the cluster's - -; alice's alice {alices.Incarnation}";
+        Assert.Equal(expected, Owners());
+
+        Store.Dispose();
+        Store = await OpenAsync();
+
+        Assert.Equal(expected, Owners());
+        Assert.Equal(alices.Incarnation, Store.GetService("leak")!.Incarnation);
+    }
+
+    [Fact]
+    public void EventOf_AWatchedEventWrite_KeepsItsOwner_AndAnOldEventHasNone()
+    {
+        var time = Time.GetUtcNow();
+        var owned = KvClusterStore.EventWrite(time, "InstanceState", "leak/web/0", "Ready", new EventOwner("alice", 17));
+        var old = KvWrite.Put("events/0000000000000000001-old", System.Text.Encoding.UTF8.GetBytes("""{"time":"2026-01-01T00:00:00+00:00","kind":"NodeJoined","subject":"n1","message":"from an earlier version"}"""));
+
+        var seen = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40))!;
+        var earlier = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41))!;
+
+        Assert.Equal((40L, "alice", (long?)17), (seen.Id, seen.Tenant, seen.Incarnation));
+        Assert.Equal(("NodeJoined", (string?)null, (long?)null), (earlier.Kind, earlier.Tenant, earlier.Incarnation));
+    }
+
+    [Fact]
     public async Task Tokens_UsedUpOnce_RevokedByUniquePrefix_AndCertificatesRevokedPerNode()
     {
         var now = Time.GetUtcNow();

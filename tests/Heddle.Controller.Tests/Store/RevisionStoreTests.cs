@@ -160,7 +160,7 @@ public sealed class RevisionStoreTests : IDisposable
             Assert.Equal([0, 1], instance.Cpus);
             Assert.Equal(["process", "container"], store.GetNode("n1")!.Drivers);
             Assert.Equal("name: hello", store.GetPackage("abc")!.ServiceYaml);
-            Assert.Equal("def", store.GetImage("debian")!.Sha256);
+            Assert.Equal("def", store.GetImage(null, "debian")!.Sha256);
             Assert.Equal((3, "contoso"), (opened.Trust.GetTokenByHash("h1")!.UsesLeft, opened.Trust.GetTokenByHash("h1")!.Tenant));
             Assert.True(opened.Trust.GetCertificate("s1")!.Revoked);
             Assert.Equal(["one", "two"], store.ListEvents(0, 10).Select(e => e.Message));

@@ -125,6 +125,10 @@ public sealed class TokenScopeTests(ITestOutputHelper output)
         await contoso.DeployAsync(new DeploymentRequest(sha, configuration));
         Assert.Equal("contoso", (await cluster.Api.GetServiceAsync("hello")).Tenant);
 
+        // Deploying bytes it has not uploaded itself is refused as an unknown package; uploaded, the name is still contoso's.
+        var notUploaded = await Assert.ThrowsAsync<HeddleApiException>(() => fabrikam.DeployAsync(new DeploymentRequest(sha, configuration)));
+        Assert.Equal(HttpStatusCode.BadRequest, notUploaded.Status);
+        Assert.Equal(sha, (await fabrikam.UploadPackageAsync(SamplePackage.File)).Sha256);
         var taken = await Assert.ThrowsAsync<HeddleApiException>(() => fabrikam.DeployAsync(new DeploymentRequest(sha, configuration)));
         Assert.Equal(HttpStatusCode.Conflict, taken.Status);
         Assert.Contains("taken by another tenant", taken.Message);
