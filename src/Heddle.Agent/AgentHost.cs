@@ -250,6 +250,7 @@ public sealed class AgentHost : IAsyncDisposable
                     InstanceFolders.Sweep(Path.Combine(Options.StateDirectory, "instances"), Supervisor.KnownDirectories(), Options.LogRetention, lastSweep);
                 }
 
+                Supervisor.ReportDiskUse();
                 foreach (var directory in Supervisor.RunningDirectories())
                 {
                     foreach (var name in new[] { "stdout.log", "stderr.log" })

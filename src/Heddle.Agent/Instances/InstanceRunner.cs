@@ -174,6 +174,11 @@ public sealed class InstanceRunner
                 InstanceId = _goal.InstanceId, State = _state, Reason = _reason ?? string.Empty, Pid = _running?.Pid ?? 0, Restarts = _restarts, Generation = _goal.Generation,
                 Revision = _goal.Revision, Failure = _failure ?? string.Empty, LastStderr = _lastStderr ?? string.Empty,
             };
+            if (_directory is not null && Isolation.InstanceDisk.Usage(_directory) is { } disk)
+            {
+                (report.DiskUsedMib, report.DiskSizeMib) = ((int)(disk.Used >> 20), (int)(disk.Size >> 20));
+            }
+
             foreach (var (name, port) in _ports)
             {
                 report.Ports[name] = port;
@@ -641,6 +646,21 @@ public sealed class InstanceRunner
             _reason = reason;
         }
 
-        _report(Snapshot());
+        var snapshot = Snapshot();
+        _reportedDiskMiB = snapshot.DiskUsedMib;
+        _report(snapshot);
+    }
+
+    private int _reportedDiskMiB;
+
+    /// <summary>What the instance writes changes no state of it, so its disk use is reported again when it has moved enough to matter.</summary>
+    public void ReportIfDiskUseMoved()
+    {
+        var snapshot = Snapshot();
+        if (snapshot.DiskSizeMib > 0 && Math.Abs(snapshot.DiskUsedMib - _reportedDiskMiB) >= Math.Max(1, snapshot.DiskSizeMib / 100))
+        {
+            _reportedDiskMiB = snapshot.DiskUsedMib;
+            _report(snapshot);
+        }
     }
 }

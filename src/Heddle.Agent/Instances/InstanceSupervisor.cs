@@ -40,6 +40,18 @@ public sealed class InstanceSupervisor
         }
     }
 
+    /// <summary>Reports again each instance whose disk use moved since it was last reported (by 1% of the disk, at least 1 MiB).</summary>
+    public void ReportDiskUse()
+    {
+        List<InstanceRunner> runners;
+        lock (_lock)
+        {
+            runners = [.. _runners.Values];
+        }
+
+        runners.ForEach(r => r.ReportIfDiskUseMoved());
+    }
+
     public IReadOnlyList<InstanceReport> Reports()
     {
         lock (_lock)

@@ -235,13 +235,13 @@ internal static class ClusterCommands
 
     internal static void WriteInstances(CliConsole console, IEnumerable<InstanceStatus> instances)
     {
-        var table = new Table("INSTANCE", "STATE", "REVISION", "UD", "NODE", "ADDRESS", "PORTS", "CPUS", "MEMORY", "RESTARTS", "REASON");
+        var table = new Table("INSTANCE", "STATE", "REVISION", "UD", "NODE", "ADDRESS", "PORTS", "CPUS", "MEMORY", "DISK", "RESTARTS", "REASON");
         foreach (var i in instances)
         {
             // The revision it runs; "3→4" while it is being brought to another one.
             var revision = i.RunningRevision == i.Revision || i.RunningRevision == 0 ? $"{i.Revision}" : $"{i.RunningRevision}→{i.Revision}";
             table.Add(i.Id, i.Draining ? "Draining" : i.State, revision, i.UpgradeDomain, i.Node, i.NodeAddress, string.Join(',', i.Ports.Select(p => $"{p.Key}={p.Value}")),
-                string.Join(',', i.Cpus), $"{i.MemoryMiB} MiB", i.Restarts, i.Reason);
+                string.Join(',', i.Cpus), $"{i.MemoryMiB} MiB", i.DiskSizeMiB == 0 ? "-" : $"{i.DiskUsedMiB}/{i.DiskSizeMiB} MiB", i.Restarts, i.Reason);
         }
 
         table.Write(console.Out);

@@ -160,6 +160,11 @@ public sealed record InstanceStatus
 
     public int Pid { get; init; }
 
+    /// <summary>What the instance's own disk holds and its size, in MiB (0 and 0 when it has no disk of its own: an agent that is not root).</summary>
+    public int DiskUsedMiB { get; init; }
+
+    public int DiskSizeMiB { get; init; }
+
     public long Generation { get; init; }
 
     /// <summary>The revision it should run, and the one its agent says it runs.</summary>

@@ -205,6 +205,8 @@ public sealed class AgentService(
             Revision = report.Revision,
             Failure = string.IsNullOrEmpty(report.Failure) ? null : report.Failure,
             LastStderr = string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr,
+            DiskUsedMiB = report.DiskUsedMib,
+            DiskSizeMiB = report.DiskSizeMib,
         });
         if (!updated)
         {

@@ -227,6 +227,8 @@ internal static class ApiEndpoints
             Reason = i.Reason,
             Ports = i.Ports,
             Restarts = i.Restarts,
+            DiskUsedMiB = i.DiskUsedMiB,
+            DiskSizeMiB = i.DiskSizeMiB,
             Pid = i.Pid,
             Generation = i.Generation,
             Revision = i.Revision,

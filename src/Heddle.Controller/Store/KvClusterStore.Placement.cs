@@ -202,7 +202,10 @@ public sealed partial class KvClusterStore
             var readySince = report.State != InstanceStates.Ready ? null
                 : previous.State == InstanceStates.Ready && previous.RunningRevision == report.Revision && previous.ReadySince is not null ? previous.ReadySince : now;
             var status = new InstanceStatus(report.Generation, report.State, report.Reason, new Dictionary<string, int>(report.Ports), report.Restarts, report.Pid, now,
-                report.Revision, readySince, report.Failure ?? previous.LastFailure, report.Failure is null ? previous.LastStderr : report.LastStderr);
+                report.Revision, readySince, report.Failure ?? previous.LastFailure, report.Failure is null ? previous.LastStderr : report.LastStderr)
+            {
+                DiskUsedMiB = report.DiskUsedMiB, DiskSizeMiB = report.DiskSizeMiB,
+            };
             if (await CommitAsync([new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)], [Put(statusKey, status)], cancellationToken))
             {
                 return true;
@@ -217,10 +220,14 @@ public sealed partial class KvClusterStore
         long Generation, string State, string? Reason, Dictionary<string, int> Ports, int Restarts, int Pid, DateTimeOffset Updated,
         long RunningRevision, DateTimeOffset? ReadySince, string? LastFailure, string? LastStderr)
     {
+        public int DiskUsedMiB { get; init; }
+
+        public int DiskSizeMiB { get; init; }
+
         public InstanceRecord On(InstanceRecord placed) => placed with
         {
             State = State, Reason = Reason, Ports = Ports, Restarts = Restarts, Pid = Pid, Updated = Updated, RunningRevision = RunningRevision,
-            ReadySince = ReadySince, LastFailure = LastFailure, LastStderr = LastStderr,
+            ReadySince = ReadySince, LastFailure = LastFailure, LastStderr = LastStderr, DiskUsedMiB = DiskUsedMiB, DiskSizeMiB = DiskSizeMiB,
         };
     }
 }

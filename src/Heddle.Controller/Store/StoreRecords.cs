@@ -131,6 +131,11 @@ public sealed record InstanceRecord
 
     public string? LastStderr { get; init; }
 
+    /// <summary>What its own disk holds and its size, in MiB, as its agent last reported (0 when it has none).</summary>
+    public int DiskUsedMiB { get; init; }
+
+    public int DiskSizeMiB { get; init; }
+
     public string State { get; init; } = "Pending";
 
     public string? Reason { get; init; }
@@ -219,4 +224,8 @@ public sealed record InstanceReportRecord(string Node, string Service, string Ro
     public string? Failure { get; init; }
 
     public string? LastStderr { get; init; }
+
+    public int DiskUsedMiB { get; init; }
+
+    public int DiskSizeMiB { get; init; }
 }

@@ -92,6 +92,11 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Contains("No space left on device", Detail("fill /dev/shm past its size"));
         Assert.NotEqual("0", lines.Single(l => l.GetProperty("attempt").GetString() == "done").GetProperty("detail").GetString());
 
+        // `heddle instances` shows the attacker's disk: its size, and what it holds now that its big files are gone.
+        var disk = await Poll.UntilAsync(() => cluster.Api.GetServiceAsync("hostile"), s => s.Instances.Single().DiskSizeMiB > 0, Deadline, "the attacker's disk reported");
+        Assert.InRange(disk.Instances.Single().DiskSizeMiB, 40, 48);
+        Assert.InRange(disk.Instances.Single().DiskUsedMiB, 0, 8);
+
         // The other service kept serving, from the same process.
         Assert.Equal($"hi from {victim.Id}\n", await http.GetStringAsync(url));
         Assert.Equal(victim.Pid, (await cluster.Api.GetServiceAsync("hello")).Instances.Single(i => i.Id == victim.Id).Pid);
