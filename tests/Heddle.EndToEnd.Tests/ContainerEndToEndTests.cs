@@ -45,7 +45,7 @@ public sealed class ContainerEndToEndTests
             TimeSpan.FromSeconds(30), "the VIP to answer");
 
         var list = up.Run("image", "list");
-        Assert.Matches(@"static-base\s+[0-9a-f]{12}.*static", list.Stdout);
+        Assert.Matches(@"static-base\s+shared\s+[0-9a-f]{12}.*static", list.Stdout);
         var refused = up.Run("image", "delete", "static-base");
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("is named by kept revisions of static", refused.Stderr);

@@ -46,7 +46,11 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         var container = driver == "container";
         using var work = new TempDirectory();
         await using var cluster = await TestCluster.StartAsync(nodes: 1, coresPerNode: 6);
-        await cluster.DeploySampleAsync();
+        // Two tenants: bob runs the sample (the victim), alice the attacker.
+        using var bob = cluster.Controller.Client((await cluster.Api.CreateTokenAsync(new TokenCreateRequest(Tenant: "bob"))).Token);
+        using var alice = cluster.Controller.Client((await cluster.Api.CreateTokenAsync(new TokenCreateRequest(Tenant: "alice"))).Token);
+        var sample = await bob.UploadPackageAsync(SamplePackage.File);
+        await bob.DeployAsync(new DeploymentRequest(sample.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath), "hello.config.yaml"));
         var victim = (await cluster.WaitUntilReadyAsync("hello", 4, Deadline)).Instances.First(i => i.Role == "web");
         var victimDir = cluster.Agents[0]!.Supervisor.DirectoryOf(victim.Id)!;
         using var http = new HttpClient();
@@ -58,8 +62,8 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
             await cluster.Api.UploadImageAsync("python-test", TestImages.Tar(python: true));
         }
 
-        var upload = await cluster.Api.UploadPackageAsync(Package(work, container));
-        await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256,
+        var upload = await alice.UploadPackageAsync(Package(work, container));
+        await alice.DeployAsync(new DeploymentRequest(upload.Sha256,
             $"service: hostile\nroles:\n  attacker: {{ instances: 1, settings: {{ StateDir: \"{cluster.StateDirectory}\", VictimDir: \"{victimDir}\", VictimPid: \"{victim.Pid}\", Driver: {driver}, DiskMiB: \"48\" }} }}\n"));
         var attacker = (await cluster.WaitUntilReadyAsync("hostile", 1, Deadline)).Instances.Single();
         var attackerDir = cluster.Agents[0]!.Supervisor.DirectoryOf(attacker.Id)!;
@@ -96,6 +100,11 @@ public sealed class HostileTenantTests(Xunit.Abstractions.ITestOutputHelper outp
         var disk = await Poll.UntilAsync(() => cluster.Api.GetServiceAsync("hostile"), s => s.Instances.Single().DiskSizeMiB > 0, Deadline, "the attacker's disk reported");
         Assert.InRange(disk.Instances.Single().DiskSizeMiB, 40, 48);
         Assert.InRange(disk.Instances.Single().DiskUsedMiB, 0, 8);
+
+        // Through the API, alice learns nothing of bob's service or of the node, and cannot run bob's package.
+        Assert.DoesNotContain(await alice.ListEventsAsync(), e => e.Subject is "hello" or "n1" || e.Message.Contains(sample.Sha256[..12], StringComparison.Ordinal));
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await Assert.ThrowsAsync<HeddleApiException>(() => alice.GetServiceAsync("hello"))).Status);
+        await Assert.ThrowsAsync<HeddleApiException>(() => alice.DeployAsync(new DeploymentRequest(sample.Sha256, "service: hello\nroles:\n  web: { instances: 1 }\n  worker: { instances: 1 }\n")));
 
         // The other service kept serving, from the same process.
         Assert.Equal($"hi from {victim.Id}\n", await http.GetStringAsync(url));
