@@ -207,14 +207,20 @@ internal static class UpCommand
     private static string AgentsRoot(CliConsole console, string root)
     {
         var agents = Path.Combine(root, "agents");
-        if (!Posix.IsRoot || Heddle.Agent.Isolation.StateFolders.Blocking(agents) is not { } blocking)
+        var full = Path.GetFullPath(agents) + "/";
+        // Instances see a /tmp (and /dev/shm) of their own, which would hide their folders there.
+        var why = !Posix.IsRoot ? null
+            : Heddle.Agent.Isolation.StateFolders.Blocking(agents) is { } blocking ? $"{blocking} lets no other user through, and instances run as uids of their own"
+            : full.StartsWith("/tmp/", StringComparison.Ordinal) || full.StartsWith("/dev/shm/", StringComparison.Ordinal) ? $"{root} is below /tmp or /dev/shm, which each instance sees a private one of"
+            : null;
+        if (why is null)
         {
             return agents;
         }
 
         var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(root)))[..12];
         var elsewhere = Path.Combine("/var/lib/heddle", $"up-{hash}", "agents");
-        console.Out.WriteLine($"note: {blocking} lets no other user through, and instances run as uids of their own; the nodes keep their state in {elsewhere} (removed when the cluster stops)");
+        console.Out.WriteLine($"note: {why}; the nodes keep their state in {elsewhere} (removed when the cluster stops)");
         return elsewhere;
     }
 
