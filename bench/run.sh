@@ -7,6 +7,7 @@
 #   bench/run.sh upgrade [--trials N]                      builds heddle and the sample first; a settings change walked over 3 UDs
 #   bench/run.sh swap [--trials N]                         builds heddle and the sample first; production/staging swaps under a client loop
 #   bench/run.sh failover [--trials N]                     builds heddle and the sample first; the leader of 3 controllers killed with -9
+#   bench/run.sh isolation [--trials N]                    as root: an instance's launch with its own disk and namespaces vs without
 #   (deploy runs on SQLite with 1 controller and on etcd with 3, in the same run; --stores sqlite|etcd for one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -14,6 +14,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["upgrade"] = UpgradeHarness.Run,
     ["swap"] = SwapHarness.Run,
     ["failover"] = FailoverHarness.Run,
+    ["isolation"] = Heddle.Benchmarks.Isolation.LaunchCostHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

@@ -13,8 +13,8 @@ public static class HostPrograms
     public const string Taskset = "/usr/bin/taskset";
     public const string Setpriv = "/usr/bin/setpriv";
     public const string Unshare = "/usr/bin/unshare";
+    public const string Nsenter = "/usr/bin/nsenter";
     public const string Mount = "/usr/bin/mount";
-    public const string Readlink = "/usr/bin/readlink";
 
     public const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -27,5 +27,5 @@ public static class HostPrograms
 
     /// <summary>The programs the process driver needs that this host lacks (util-linux, a POSIX shell).</summary>
     public static IReadOnlyList<string> Missing(bool root) =>
-        [.. new[] { Shell, Setsid, Taskset }.Concat(root ? [Setpriv, Unshare, Mount, Readlink] : []).Where(p => !File.Exists(p))];
+        [.. new[] { Shell, Setsid, Taskset }.Concat(root ? [Setpriv, Unshare, Nsenter, Mount] : []).Where(p => !File.Exists(p))];
 }

@@ -30,6 +30,36 @@ public static partial class Posix
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int link(string oldPath, string newPath);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mkfifo(string path, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unshare(int flags);
+
+    [LibraryImport("libc")]
+    private static partial int gettid();
+
+    public const ulong MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
+
+    /// <summary>mount(2) with flags; null when it worked, else the error.</summary>
+    public static string? Mount(string? source, string target, string? type, ulong flags, string? data) =>
+        mount(source!, target, type!, flags, data) == 0 ? null : $"mount {target}: error {Marshal.GetLastPInvokeError()}";
+
+    /// <summary>Moves the calling thread (only it) into a new mount namespace, a copy of its current one.</summary>
+    public static string? UnshareMountNamespace() => unshare(0x00020000) == 0 ? null : $"unshare(CLONE_NEWNS): error {Marshal.GetLastPInvokeError()}";
+
+    public static int ThreadId() => gettid();
+
+    /// <summary>Makes a FIFO (replacing whatever is at <paramref name="path"/>), readable and writable by its owner only.</summary>
+    public static void MakeFifo(string path)
+    {
+        File.Delete(path);
+        if (mkfifo(path, 0b110_000_000) != 0)
+        {
+            throw new IOException($"cannot make the FIFO {path}: error {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
     /// <summary>link(2): a second name for the same file (same file system only).</summary>
     public static bool HardLink(string existing, string newPath) => link(existing, newPath) == 0;
 

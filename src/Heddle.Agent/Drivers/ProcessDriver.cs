@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Heddle.Agent.Isolation;
 using Heddle.Model.Definition;
 
@@ -13,15 +12,10 @@ namespace Heddle.Agent.Drivers;
 /// stdout and stderr to files (appending, so rotation can copy and truncate), starts the background startup tasks, then
 /// execs taskset (sched_setaffinity to the instance's CPUs) and setpriv (the service's uid, no capabilities) into the
 /// entry point. The pid the agent sees is therefore the entry point's own.
-/// Everything before setpriv runs as root, so it runs only programs named by absolute path (<see cref="HostPrograms"/>)
-/// with the agent's fixed environment: the role's variables are written to a file the instance's own shell reads after
-/// privileges are dropped, so no variable and no file of the role can choose what runs as root.
+/// Everything before setpriv runs as root with nothing of the role's: see <see cref="LaunchScript"/>.
 /// </summary>
 public sealed class ProcessDriver : IInstanceDriver
 {
-    /// <summary>What the instance's own shell runs, as its uid: read the role's variables, then become the command.</summary>
-    private const string TenantShell = ". \"$0\" && exec \"$@\"";
-
     private readonly Cgroups? _cgroups;
     private readonly OomWatch? _oom;
 
@@ -69,11 +63,13 @@ public sealed class ProcessDriver : IInstanceDriver
     /// </summary>
     public void PrepareDisk(InstanceLaunch launch)
     {
-        if (Directory.Exists(launch.WorkingDirectory))
+        if (Directory.Exists(Path.Combine(launch.Directory, "app")))
         {
-            return;
+            return; // started by an agent before disks, and kept as it was until it is placed again
         }
 
+        // Each step is idempotent: an instance restarted, or adopted by a new agent, or whose host restarted (the image
+        // is there but not mounted) gets its disk and namespace back with what they held.
         var disk = InstanceDisk.MountPoint(launch.Directory);
         if (launch.RunAs is not null)
         {
@@ -87,6 +83,16 @@ public sealed class ProcessDriver : IInstanceDriver
         var tmp = Path.Combine(disk, "tmp");
         Directory.CreateDirectory(tmp);
         File.SetUnixFileMode(tmp, (UnixFileMode)0b1_111_111_111); // 1777, as /tmp is: only this instance's processes see it
+        if (launch.RunAs is not null)
+        {
+            InstanceMounts.Ensure(launch.Directory, launch.SharedMemoryMiB);
+        }
+
+        if (Directory.Exists(launch.WorkingDirectory))
+        {
+            return;
+        }
+
         var staging = launch.WorkingDirectory + ".partial";
         if (Directory.Exists(staging))
         {
@@ -185,6 +191,7 @@ public sealed class ProcessDriver : IInstanceDriver
 
         try
         {
+            InstanceMounts.Remove(directory);
             InstanceDisk.Remove(directory);
             foreach (var folder in new[] { InstanceDisk.MountPoint(directory), Path.Combine(directory, "app") })
             {
@@ -215,7 +222,7 @@ public sealed class ProcessDriver : IInstanceDriver
         };
         if (launch.RunAs is not null)
         {
-            foreach (var arg in new[] { HostPrograms.Unshare, "--mount", "--propagation", "private" })
+            foreach (var arg in new[] { HostPrograms.Nsenter, $"--mount={InstanceMounts.File(launch.Directory)}", $"--wd={launch.WorkingDirectory}", "--" })
             {
                 start.ArgumentList.Add(arg);
             }
@@ -235,119 +242,8 @@ public sealed class ProcessDriver : IInstanceDriver
     private string WriteScript(InstanceLaunch launch, string name, IReadOnlyList<StartupTask> background, string main, IReadOnlyList<string> args)
     {
         var cgroupFiles = _cgroups?.Create(launch.Id, launch.RealCpus, (long)launch.MemoryMiB << 20, launch.Role.Size.MaxProcesses) ?? [];
-        var environment = WriteEnvironment(launch);
-        var cpus = string.Join(',', launch.RealCpus.Distinct().Order());
-        var script = new StringBuilder();
-        script.Append("#!/bin/sh\n# Written by the heddle agent for ").Append(launch.Id).Append(
-            ". Runs as root with the agent's environment only: every program by its absolute path.\n");
-        if (launch.RunAs is { } owner)
-        {
-            // Three steps, one pid: (1) as root of the host, in the instance's own mount namespace (unshare), it joins the
-            // cgroups and mounts /proc, /tmp and /dev/shm, then enters a user namespace of its own; (2) there it waits until
-            // a root helper left behind in the host's user namespace has mapped uid 0 and the service's uid into it, and
-            // execs itself again so that root's capabilities there are whole; (3) it forbids any user namespace below its
-            // own (max_user_namespaces 0: `unshare -U` fails with ENOSPC) and drops to the service's uid.
-            script.Append("case \"$1\" in\nconfined)\n");
-            script.Append("  i=0; m=; while [ -z \"$m\" ]; do i=$((i+1)); [ $i -gt 500000 ] && { echo 'heddle: the user namespace was never mapped' >&2; exit 97; }; read -r m < /proc/self/gid_map; done\n");
-            script.Append("  exec ").Append(HostPrograms.Shell).Append(" \"$0\" mapped ;;\nmapped) ;;\n*)\n");
-            AppendRootSteps(script, launch, cgroupFiles);
-            var map = $"0 0 1\\n{owner.Uid} {owner.Uid} 1\\n";
-            var gidMap = $"0 0 1\\n{owner.Gid} {owner.Gid} 1\\n";
-            script.Append("  me=$$; mine=$(").Append(HostPrograms.Readlink).Append(" /proc/self/ns/user)\n");
-            script.Append("  ( i=0; while [ \"$(").Append(HostPrograms.Readlink).Append(" /proc/$me/ns/user)\" = \"$mine\" ]; do i=$((i+1)); [ $i -gt 5000 ] && exit 1; done\n");
-            script.Append("    printf '").Append(map).Append("' > /proc/$me/uid_map && printf '").Append(gidMap).Append("' > /proc/$me/gid_map ) &\n");
-            script.Append("  exec ").Append(HostPrograms.Unshare).Append(" --user -- ").Append(HostPrograms.Shell).Append(" \"$0\" confined ;;\nesac\n");
-            script.Append("echo 0 > /proc/sys/user/max_user_namespaces || { echo 'heddle: cannot forbid user namespaces' >&2; exit 97; }\n");
-        }
-        else
-        {
-            AppendRootSteps(script, launch, cgroupFiles);
-        }
-
-        // Everything of the instance runs as its service's uid, with no supplementary groups, no capabilities left and no
-        // way to gain privileges (setuid files included); the cgroups and mounts above were made as root, before this.
-        var runAs = launch.RunAs is { } id
-            ? $"{HostPrograms.Setpriv} --reuid={id.Uid} --regid={id.Gid} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "
-            : string.Empty;
-        var tenant = $"{HostPrograms.Shell} -c {Quote(TenantShell)} {Quote(environment)} ";
-        foreach (var task in background)
-        {
-            script.Append(HostPrograms.Taskset).Append(" -c ").Append(cpus).Append(' ').Append(runAs).Append(tenant).Append(Command(task.Command, task.Args)).Append(" &\n");
-        }
-
-        script.Append("exec ").Append(HostPrograms.Taskset).Append(" -c ").Append(cpus).Append(' ').Append(runAs).Append(tenant).Append(Command(main, args)).Append('\n');
-        var path = Path.Combine(launch.Directory, name);
-        File.WriteAllText(path, script.ToString());
-        return path;
+        return LaunchScript.Write(launch, name, cgroupFiles, background, main, args);
     }
-
-    /// <summary>Joins the cgroups, sends output to the log files and (as root) mounts the instance's /proc, /tmp and /dev/shm.</summary>
-    private static void AppendRootSteps(StringBuilder script, InstanceLaunch launch, IReadOnlyList<string> cgroupFiles)
-    {
-        foreach (var file in cgroupFiles)
-        {
-            script.Append("echo $$ > ").Append(Quote(file)).Append(" || { echo 'heddle: cannot join cgroup ").Append(file.Replace("'", string.Empty)).Append("' >&2; exit 97; }\n");
-        }
-
-        script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
-        if (launch.RunAs is not null)
-        {
-            // In the instance's own mount namespace (unshare): nothing mounted here is seen by the host or another instance.
-            var disk = InstanceDisk.MountPoint(launch.Directory);
-            AppendMount(script, "-t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc");
-            AppendMount(script, $"--bind {Quote(Path.Combine(disk, "tmp"))} /tmp");
-            AppendMount(script, "-o remount,bind,nosuid,nodev /tmp");
-            AppendMount(script, $"-t tmpfs -o nosuid,nodev,size={launch.SharedMemoryMiB}m,mode=1777 shm /dev/shm");
-        }
-    }
-
-    private static void AppendMount(StringBuilder script, string arguments) =>
-        script.Append(HostPrograms.Mount).Append(' ').Append(arguments)
-            .Append(" || { echo 'heddle: cannot prepare the mounts of the instance (mount ").Append(arguments.Replace("'", string.Empty)).Append(")' >&2; exit 97; }\n");
-
-    /// <summary>
-    /// The instance's variables (HOME, the role's own, Heddle's) as a file of <c>export NAME='value'</c> lines that only the
-    /// instance's uid can read (it holds the settings), read by its own shell once privileges are dropped.
-    /// </summary>
-    private static string WriteEnvironment(InstanceLaunch launch)
-    {
-        var text = new StringBuilder("# Written by the heddle agent; read by the instance's shell as its own uid.\n");
-        var variables = new Dictionary<string, string>(StringComparer.Ordinal) { ["HOME"] = launch.WorkingDirectory };
-        foreach (var (name, value) in launch.Environment)
-        {
-            variables[name] = value;
-        }
-
-        foreach (var (name, value) in variables)
-        {
-            if (!Heddle.Model.Validation.Names.IsEnvironmentName(name))
-            {
-                throw new InvalidOperationException($"the environment variable name '{name}' is not valid ({Heddle.Model.Validation.Names.EnvironmentNameRule})");
-            }
-
-            text.Append("export ").Append(name).Append('=').Append(Quote(value)).Append('\n');
-        }
-
-        var path = Path.Combine(launch.Directory, "environment");
-        var partial = path + ".partial";
-        File.Delete(partial);
-        using (var file = new FileStream(partial, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
-        using (var writer = new StreamWriter(file))
-        {
-            writer.Write(text.ToString());
-        }
-
-        if (launch.RunAs is { } owner && !Posix.LChown(partial, owner.Uid, owner.Gid))
-        {
-            throw new IOException($"cannot give {partial} to uid {owner.Uid}");
-        }
-
-        File.SetUnixFileMode(partial, UnixFileMode.UserRead);
-        File.Move(partial, path, overwrite: true);
-        return path;
-    }
-
-    private static string Command(string command, IReadOnlyList<string> args) => string.Join(' ', new[] { command }.Concat(args).Select(Quote));
 
     /// <summary>POSIX shell single quoting: every character literal, a quote written as '\''.</summary>
     internal static string Quote(string value) => "'" + value.Replace("'", "'\\''") + "'";

@@ -28,6 +28,7 @@ public static class InstanceFolders
                     if (now - new DateTimeOffset(last, TimeSpan.Zero) >= retention)
                     {
                         // A disk its instance's cleanup could not unmount goes first: the delete must never walk into a mount.
+                        Isolation.InstanceMounts.Remove(instance);
                         Isolation.InstanceDisk.Remove(instance);
                         TryDelete(instance, recursive: true);
                         removed++;

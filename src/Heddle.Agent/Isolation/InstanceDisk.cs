@@ -80,12 +80,18 @@ public static class InstanceDisk
     }
 
     /// <summary>
-    /// Unmounts and deletes every instance disk below an agent's state folder (a cluster's teardown, once its instances
+    /// Unmounts and deletes every instance disk (and lets every instance's mount namespace go) below an agent's state folder (a cluster's teardown, once its instances
     /// are stopped; an instance the journal never recorded included); returns how many there were.
     /// </summary>
     public static int RemoveAllUnder(string stateDirectory)
     {
-        var disks = Posix.MountPointsUnder(stateDirectory).Where(p => Path.GetFileName(p) == "disk" && File.Exists(ImageFile(Path.GetDirectoryName(p)!))).ToList();
+        var mounts = Posix.MountPointsUnder(stateDirectory);
+        foreach (var namespaceFile in mounts.Where(p => Path.GetFileName(p) == "mnt.ns"))
+        {
+            InstanceMounts.Remove(Path.GetDirectoryName(namespaceFile)!);
+        }
+
+        var disks = mounts.Where(p => Path.GetFileName(p) == "disk" && File.Exists(ImageFile(Path.GetDirectoryName(p)!))).ToList();
         foreach (var disk in disks)
         {
             Remove(Path.GetDirectoryName(disk)!);

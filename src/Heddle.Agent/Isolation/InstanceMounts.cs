@@ -1,0 +1,79 @@
+using Heddle.Agent.Drivers;
+
+namespace Heddle.Agent.Isolation;
+
+/// <summary>
+/// A process instance's own mount namespace, made once with its disk and kept (bound at <c>mnt.ns</c> in its folder)
+/// for every run of it, its startup tasks included: <c>/tmp</c> is its disk's <c>tmp/</c>, <c>/dev/shm</c> a tmpfs
+/// of its own (<see cref="Drivers.InstanceLaunch.SharedMemoryMiB"/>), <c>/proc</c> shows no process of another uid
+/// (hidepid=invisible), and nothing mounted in it reaches the host (private). Made by the agent on a thread of its
+/// own (unshare(CLONE_NEWNS) moves only the calling thread) with mount(2), which costs no process per mount; the
+/// launch enters it with nsenter.
+/// </summary>
+public static class InstanceMounts
+{
+    public static string File(string instanceDirectory) => Path.Combine(instanceDirectory, "mnt.ns");
+
+    /// <summary>Makes the namespace unless it is there (an earlier run, an earlier agent); its disk must be mounted first.</summary>
+    public static void Ensure(string instanceDirectory, int sharedMemoryMiB)
+    {
+        var file = File(instanceDirectory);
+        if (Posix.IsMountPoint(file))
+        {
+            return;
+        }
+
+        var tmp = Path.Combine(InstanceDisk.MountPoint(instanceDirectory), "tmp");
+        System.IO.File.WriteAllBytes(file, []);
+        string? error = null;
+        var tid = 0;
+        using var made = new ManualResetEventSlim();
+        using var bound = new ManualResetEventSlim();
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                tid = Posix.ThreadId();
+                error = Posix.UnshareMountNamespace()
+                    ?? Posix.Mount(null, "/", null, Posix.MS_REC | Posix.MS_PRIVATE, null)
+                    ?? Posix.Mount("proc", "/proc", "proc", Posix.MS_NOSUID | Posix.MS_NODEV | Posix.MS_NOEXEC, "hidepid=invisible")
+                    ?? Posix.Mount(tmp, "/tmp", null, Posix.MS_BIND, null)
+                    ?? Posix.Mount(null, "/tmp", null, Posix.MS_REMOUNT | Posix.MS_BIND | Posix.MS_NOSUID | Posix.MS_NODEV, null)
+                    ?? Posix.Mount("shm", "/dev/shm", "tmpfs", Posix.MS_NOSUID | Posix.MS_NODEV, $"size={sharedMemoryMiB}m,mode=1777");
+            }
+            finally
+            {
+                made.Set();
+                // The namespace lives while this thread is in it: it waits until the namespace is bound to its file.
+                bound.Wait(TimeSpan.FromSeconds(30));
+            }
+        })
+        { IsBackground = true, Name = "heddle mount namespace" };
+        thread.Start();
+        made.Wait();
+        try
+        {
+            if ((error ?? Posix.Mount($"/proc/self/task/{tid}/ns/mnt", file, null, Posix.MS_BIND, null)) is { } failed)
+            {
+                throw new IOException($"making the instance's mount namespace failed: {failed}");
+            }
+        }
+        finally
+        {
+            bound.Set();
+            thread.Join();
+        }
+    }
+
+    /// <summary>Lets the namespace go (once no process is in it).</summary>
+    public static void Remove(string instanceDirectory)
+    {
+        var file = File(instanceDirectory);
+        for (var i = 0; i < 50 && Posix.IsMountPoint(file); i++)
+        {
+            Posix.Unmount(file);
+        }
+
+        System.IO.File.Delete(file);
+    }
+}
