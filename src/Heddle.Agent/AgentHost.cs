@@ -288,6 +288,10 @@ public sealed class AgentHost : IAsyncDisposable
 
             InstanceDisk.RemoveAllUnder(Options.StateDirectory);
             Supervisor.Context.Uids?.ReleaseUnused();
+            if (Supervisor.Context.Uids is not null)
+            {
+                UserNamespaces.ReleaseUnused();
+            }
         }
         else
         {

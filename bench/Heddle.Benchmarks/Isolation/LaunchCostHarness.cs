@@ -8,8 +8,8 @@ namespace Heddle.Benchmarks.Isolation;
 
 /// <summary>
 /// What an instance's own disk and namespaces cost at launch, as root: the process driver's launch as the agent runs
-/// it (disk image made and mounted, a copy of the role folder on it, mount and user namespaces, /proc, /tmp and
-/// /dev/shm mounted, cgroups, setpriv) against the reference, the launch as it was before them (a copy of the role
+/// it (disk image made and mounted, a copy of the role folder on it, its mount namespace made, its service's user
+/// namespace entered — made once per uid and host, so after the first trial it is there —, cgroups, setpriv) against the reference, the launch as it was before them (a copy of the role
 /// folder in a plain folder, the same cgroups, taskset and setpriv from a setsid shell), interleaved in the same run.
 /// Each is timed from the start of the launch to the moment the instance's own command has run (it writes a file).
 /// Options: --trials N (default 20).
@@ -56,6 +56,7 @@ internal static class LaunchCostHarness
         {
             cgroups.RemoveAll();
             InstanceDisk.RemoveAllUnder(root);
+            UserNamespaces.Release(Service.Uid);
             Directory.Delete(root, recursive: true);
         }
 

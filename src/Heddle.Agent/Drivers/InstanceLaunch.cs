@@ -28,8 +28,8 @@ public sealed record InstanceLaunch
     public Isolation.Identity? RunAs { get; init; }
 
     /// <summary>
-    /// The process driver's working folder: app/ on the instance's disk (an instance an agent before disks started keeps
-    /// its app/ beside it until it is started again).
+    /// The process driver's working folder: app/ on the instance's disk (an instance an agent before disks started, and
+    /// that still runs, keeps its app/ beside it until it is started again).
     /// </summary>
     public string WorkingDirectory => System.IO.Directory.Exists(Path.Combine(Directory, "app")) ? Path.Combine(Directory, "app") : Path.Combine(Directory, "disk", "app");
 

@@ -13,73 +13,43 @@ namespace Heddle.Agent.Drivers;
 /// </summary>
 internal static class LaunchScript
 {
-    /// <summary>What the instance's own shell runs, as its uid: read the role's variables, then become the command.</summary>
-    private const string TenantShell = ". \"$0\" && exec \"$@\"";
+    /// <summary>
+    /// What the instance's own shell runs, as its uid: go to its working folder (by path, inside its own mount namespace,
+    /// so the folder is the one that namespace sees), read the role's variables, then become the command.
+    /// </summary>
+    private const string TenantShell = "cd \"$0\" || exit 97; unset OLDPWD; . \"$1\" && shift && exec \"$@\"";
 
     public static string Write(InstanceLaunch launch, string name, IReadOnlyList<string> cgroupFiles, IReadOnlyList<StartupTask> background, string main, IReadOnlyList<string> args)
     {
         var environment = WriteEnvironment(launch);
-        var cpus = string.Join(',', launch.RealCpus.Distinct().Order());
         var script = new StringBuilder();
         script.Append("#!/bin/sh\n# Written by the heddle agent for ").Append(launch.Id).Append(
             ". Runs as root with the agent's environment only: every program by its absolute path.\n");
-        if (launch.RunAs is { } owner)
-        {
-            // Three steps, one pid: (1) as root of the host, in the instance's own mount namespace (InstanceMounts, entered
-            // by nsenter), it joins the cgroups, leaves a root helper behind in the host's user namespace and
-            // enters a user namespace of its own; (2) there it tells the helper (a FIFO), which maps uid 0 and the service's
-            // uid into it and answers (another FIFO), then execs itself again so that root's capabilities there are whole;
-            // (3) it forbids any user namespace below its own (max_user_namespaces 0: `unshare -U` fails with ENOSPC) and
-            // drops to the service's uid. FIFOs, not polling: the steps share the instance's own CPUs.
-            Posix.MakeFifo(Path.Combine(launch.Directory, name + ".entered"));
-            Posix.MakeFifo(Path.Combine(launch.Directory, name + ".mapped"));
-            var entered = Quote(Path.Combine(launch.Directory, name + ".entered"));
-            var mapped = Quote(Path.Combine(launch.Directory, name + ".mapped"));
-            script.Append("case \"$1\" in\nconfined)\n");
-            script.Append("  echo entered > ").Append(entered).Append("\n");
-            script.Append("  read -r answer < ").Append(mapped).Append("; [ \"$answer\" = mapped ] || { echo 'heddle: the user namespace was not mapped' >&2; exit 97; }\n");
-            script.Append("  exec ").Append(HostPrograms.Shell).Append(" \"$0\" mapped ;;\nmapped) ;;\n*)\n");
-            AppendRootSteps(script, launch, cgroupFiles);
-            var map = $"0 0 1\\n{owner.Uid} {owner.Uid} 1\\n";
-            var gidMap = $"0 0 1\\n{owner.Gid} {owner.Gid} 1\\n";
-            script.Append("  me=$$\n  ( read -r _ < ").Append(entered).Append("; printf '").Append(map).Append("' > /proc/$me/uid_map && printf '").Append(gidMap)
-                .Append("' > /proc/$me/gid_map && echo mapped > ").Append(mapped).Append(" || echo failed > ").Append(mapped).Append(" ) &\n");
-            script.Append("  exec ").Append(HostPrograms.Unshare).Append(" --user -- ").Append(HostPrograms.Shell).Append(" \"$0\" confined ;;\nesac\n");
-            script.Append("echo 0 > /proc/sys/user/max_user_namespaces || { echo 'heddle: cannot forbid user namespaces' >&2; exit 97; }\n");
-        }
-        else
-        {
-            AppendRootSteps(script, launch, cgroupFiles);
-        }
-
-        // Everything of the instance runs as its service's uid, with no supplementary groups, no capabilities left and no
-        // way to gain privileges (setuid files included); the cgroups and mounts above were made as root, before this.
-        // Its cpuset cgroup, once joined, already holds it to its CPUs; taskset pins it where there is none (not root).
-        var runAs = launch.RunAs is { } id
-            ? $"{HostPrograms.Setpriv} --reuid={id.Uid} --regid={id.Gid} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "
-            : string.Empty;
-        var pin = cgroupFiles.Count > 0 ? string.Empty : $"{HostPrograms.Taskset} -c {cpus} ";
-        var tenant = $"{HostPrograms.Shell} -c {Quote(TenantShell)} {Quote(environment)} ";
-        foreach (var task in background)
-        {
-            script.Append(pin).Append(runAs).Append(tenant).Append(Command(task.Command, task.Args)).Append(" &\n");
-        }
-
-        script.Append("exec ").Append(pin).Append(runAs).Append(tenant).Append(Command(main, args)).Append('\n');
-        var path = Path.Combine(launch.Directory, name);
-        File.WriteAllText(path, script.ToString());
-        return path;
-    }
-
-    /// <summary>Joins the cgroups and sends output to the log files.</summary>
-    private static void AppendRootSteps(StringBuilder script, InstanceLaunch launch, IReadOnlyList<string> cgroupFiles)
-    {
         foreach (var file in cgroupFiles)
         {
             script.Append("echo $$ > ").Append(Quote(file)).Append(" || { echo 'heddle: cannot join cgroup ").Append(file.Replace("'", string.Empty)).Append("' >&2; exit 97; }\n");
         }
 
         script.Append("exec >>").Append(Quote(launch.StdoutPath)).Append(" 2>>").Append(Quote(launch.StderrPath)).Append(" </dev/null\n");
+        // As root: into the instance's own mount namespace (its /tmp, /dev/shm, /proc) and its service's user namespace
+        // (no user namespace below it), then to the service's uid with no supplementary groups, no
+        // capabilities left and no way to gain privileges (setuid files included). Its cpuset cgroup, joined above, holds
+        // it to its CPUs; taskset pins it where there are no cgroups (an agent that is not root).
+        var enter = launch.RunAs is { } id
+            ? $"{HostPrograms.Nsenter} {Quote($"--mount={InstanceMounts.File(launch.Directory)}")} {Quote($"--user={UserNamespaces.Ensure(id)}")} -- "
+                + $"{HostPrograms.Setpriv} --reuid={id.Uid} --regid={id.Gid} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "
+            : string.Empty;
+        var pin = cgroupFiles.Count > 0 ? string.Empty : $"{HostPrograms.Taskset} -c {string.Join(',', launch.RealCpus.Distinct().Order())} ";
+        var tenant = $"{HostPrograms.Shell} -c {Quote(TenantShell)} {Quote(launch.WorkingDirectory)} {Quote(environment)} ";
+        foreach (var task in background)
+        {
+            script.Append(pin).Append(enter).Append(tenant).Append(Command(task.Command, task.Args)).Append(" &\n");
+        }
+
+        script.Append("exec ").Append(pin).Append(enter).Append(tenant).Append(Command(main, args)).Append('\n');
+        var path = Path.Combine(launch.Directory, name);
+        File.WriteAllText(path, script.ToString());
+        return path;
     }
 
     /// <summary>

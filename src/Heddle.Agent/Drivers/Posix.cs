@@ -30,9 +30,6 @@ public static partial class Posix
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int link(string oldPath, string newPath);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int mkfifo(string path, uint mode);
-
     [LibraryImport("libc", SetLastError = true)]
     private static partial int unshare(int flags);
 
@@ -49,16 +46,6 @@ public static partial class Posix
     public static string? UnshareMountNamespace() => unshare(0x00020000) == 0 ? null : $"unshare(CLONE_NEWNS): error {Marshal.GetLastPInvokeError()}";
 
     public static int ThreadId() => gettid();
-
-    /// <summary>Makes a FIFO (replacing whatever is at <paramref name="path"/>), readable and writable by its owner only.</summary>
-    public static void MakeFifo(string path)
-    {
-        File.Delete(path);
-        if (mkfifo(path, 0b110_000_000) != 0)
-        {
-            throw new IOException($"cannot make the FIFO {path}: error {Marshal.GetLastPInvokeError()}");
-        }
-    }
 
     /// <summary>link(2): a second name for the same file (same file system only).</summary>
     public static bool HardLink(string existing, string newPath) => link(existing, newPath) == 0;

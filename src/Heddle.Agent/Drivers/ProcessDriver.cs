@@ -65,7 +65,8 @@ public sealed class ProcessDriver : IInstanceDriver
     {
         if (Directory.Exists(Path.Combine(launch.Directory, "app")))
         {
-            return; // started by an agent before disks, and kept as it was until it is placed again
+            // Written by an agent before disks, for a run that has ended: this run starts on a disk from the role's files.
+            Directory.Delete(Path.Combine(launch.Directory, "app"), recursive: true);
         }
 
         // Each step is idempotent: an instance restarted, or adopted by a new agent, or whose host restarted (the image
@@ -80,8 +81,9 @@ public sealed class ProcessDriver : IInstanceDriver
             Directory.CreateDirectory(disk);
         }
 
-        var tmp = Path.Combine(disk, "tmp");
+        var tmp = InstanceMounts.Tmp(launch.Directory);
         Directory.CreateDirectory(tmp);
+        File.SetUnixFileMode(Path.GetDirectoryName(tmp)!, launch.RunAs is null ? StateFolders.Shared : StateFolders.Private);
         File.SetUnixFileMode(tmp, (UnixFileMode)0b1_111_111_111); // 1777, as /tmp is: only this instance's processes see it
         if (launch.RunAs is not null)
         {
@@ -210,8 +212,7 @@ public sealed class ProcessDriver : IInstanceDriver
     }
 
     /// <summary>
-    /// setsid → (as root: unshare, a mount namespace whose mounts never reach the host) → the shell running the script, with
-    /// the fixed environment of <see cref="HostPrograms"/> and nothing of the role's.
+    /// setsid → the shell running the script, with the fixed environment of <see cref="HostPrograms"/> and nothing of the role's.
     /// </summary>
     private static Process Spawn(InstanceLaunch launch, string script)
     {
@@ -220,14 +221,6 @@ public sealed class ProcessDriver : IInstanceDriver
             WorkingDirectory = launch.WorkingDirectory,
             UseShellExecute = false,
         };
-        if (launch.RunAs is not null)
-        {
-            foreach (var arg in new[] { HostPrograms.Nsenter, $"--mount={InstanceMounts.File(launch.Directory)}", $"--wd={launch.WorkingDirectory}", "--" })
-            {
-                start.ArgumentList.Add(arg);
-            }
-        }
-
         start.ArgumentList.Add(HostPrograms.Shell);
         start.ArgumentList.Add(script);
         start.Environment.Clear();

@@ -14,6 +14,12 @@ public static class InstanceMounts
 {
     public static string File(string instanceDirectory) => Path.Combine(instanceDirectory, "mnt.ns");
 
+    /// <summary>
+    /// The instance's /tmp on its disk: 1777 as /tmp is, under a folder only root may pass (<c>disk/.private/</c>), so no
+    /// other uid reaches it by its path on the host; the instance reaches it only through its bind mount at /tmp.
+    /// </summary>
+    public static string Tmp(string instanceDirectory) => Path.Combine(InstanceDisk.MountPoint(instanceDirectory), ".private", "tmp");
+
     /// <summary>Makes the namespace unless it is there (an earlier run, an earlier agent); its disk must be mounted first.</summary>
     public static void Ensure(string instanceDirectory, int sharedMemoryMiB)
     {
@@ -23,7 +29,7 @@ public static class InstanceMounts
             return;
         }
 
-        var tmp = Path.Combine(InstanceDisk.MountPoint(instanceDirectory), "tmp");
+        var tmp = Tmp(instanceDirectory);
         System.IO.File.WriteAllBytes(file, []);
         string? error = null;
         var tid = 0;

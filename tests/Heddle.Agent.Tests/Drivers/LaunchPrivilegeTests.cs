@@ -45,6 +45,8 @@ public sealed class LaunchPrivilegeTests : IDisposable
         }
 
         _driver.ReleaseHost();
+        UserNamespaces.Release(Alice.Uid);
+        UserNamespaces.Release(Bob.Uid);
         _directory.Dispose();
     }
 
@@ -175,6 +177,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
             (test -e /proc/{{alicePid}} && echo visible || echo hidden) > alice-pid.txt
             (cat {{alice.Directory}}/environment > /dev/null 2>&1 && echo read || echo refused) > env.txt
             (/usr/bin/unshare -Urm /bin/true 2>/dev/null && echo created || echo refused) > userns.txt
+            (ls {{InstanceMounts.Tmp(alice.Directory)}} > /dev/null 2>&1 && echo listed || echo refused) > alice-tmp.txt
             exec /bin/sleep 300
             """, Bob);
         Start(bob);
@@ -184,9 +187,10 @@ public sealed class LaunchPrivilegeTests : IDisposable
         Assert.Equal("hidden", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "alice-pid.txt")));
         Assert.Equal("refused", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "env.txt")));
         Assert.Equal("refused", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "userns.txt")));
+        Assert.Equal("refused", await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "alice-tmp.txt")));
         Assert.True(int.Parse(await ReadWhenWrittenAsync(Path.Combine(bob.WorkingDirectory, "processes.txt"))) <= 4, "bob sees other uids' processes");
         // Alice's /tmp is on her disk; nothing of it reached the host's /tmp or /dev/shm.
-        Assert.Equal("alice", File.ReadAllText(Path.Combine(InstanceDisk.MountPoint(alice.Directory), "tmp", "secret")).Trim());
+        Assert.Equal("alice", File.ReadAllText(Path.Combine(InstanceMounts.Tmp(alice.Directory), "secret")).Trim());
         Assert.False(File.Exists("/dev/shm/secret"));
     }
 

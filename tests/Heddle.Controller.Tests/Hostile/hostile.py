@@ -128,6 +128,8 @@ for shared in ("/tmp", "/dev/shm"):
             raise OSError(f"{folder} holds nothing of anyone else")
         return others[:5]
     attempt(f"find another's files in {shared}", foreign)
+for path in ("disk/tmp", "disk/.private/tmp"):
+    attempt(f"list another service's /tmp by its path on the host ({path})", lambda p=path: os.listdir(f"{victim_dir}/{p}"))
 attempt("list every process of the host", lambda: (lambda seen: seen if len(seen) > 20 else (_ for _ in ()).throw(OSError(f"sees {len(seen)} processes"))) ([p for p in os.listdir("/proc") if p.isdigit()]))
 
 # Space: write more than its disk (size.diskMiB) into its working folder and its /tmp, and more than its /dev/shm.

@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Globalization;
+using Heddle.Agent.Drivers;
+
+namespace Heddle.Agent.Isolation;
+
+/// <summary>
+/// One user namespace per service uid on a host, in which that service's process instances run: it maps uid 0 (the
+/// launch, until setpriv) and the service's uid to themselves, and allows no user namespace below it
+/// (max_user_namespaces 0), so an instance's `unshare -U` or clone(CLONE_NEWUSER) fails with ENOSPC. Made once, by a
+/// holder process whose maps the agent writes from the host's namespace, kept by a bind mount at
+/// <c>/run/heddle/userns/&lt;uid&gt;</c> (agents of one host share it: it says nothing but the uid) and entered by the
+/// launch with nsenter. Let go once no process runs as the uid.
+/// </summary>
+public static class UserNamespaces
+{
+    public const string Folder = "/run/heddle/userns";
+    private static readonly Lock Gate = new();
+
+    public static string File(int uid) => Path.Combine(Folder, uid.ToString(CultureInfo.InvariantCulture));
+
+    public static string Ensure(Identity identity)
+    {
+        var file = File(identity.Uid);
+        lock (Gate)
+        {
+            if (Posix.IsMountPoint(file))
+            {
+                return file;
+            }
+
+            using var hostWide = LockHostWide();
+            if (Posix.IsMountPoint(file))
+            {
+                return file; // another agent of this host made it meanwhile
+            }
+
+            Make(identity, file);
+            return file;
+        }
+    }
+
+    /// <summary>Lets go of every namespace whose uid no process runs as (an agent's teardown).</summary>
+    public static void ReleaseUnused()
+    {
+        lock (Gate)
+        {
+            if (!Directory.Exists(Folder))
+            {
+                return;
+            }
+
+            using var hostWide = LockHostWide();
+            foreach (var file in Directory.EnumerateFiles(Folder))
+            {
+                if (int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var uid) && UidClaims.ProcessesRunningAs(uid).Count == 0)
+                {
+                    Release(uid);
+                }
+            }
+        }
+    }
+
+    public static void Release(int uid)
+    {
+        var file = File(uid);
+        for (var i = 0; i < 10 && Posix.IsMountPoint(file); i++)
+        {
+            Posix.Unmount(file);
+        }
+
+        System.IO.File.Delete(file);
+    }
+
+    private static void Make(Identity identity, string file)
+    {
+        // The holder: a shell in a new user namespace that waits on its stdin; nothing of it runs once the namespace is bound.
+        var start = new ProcessStartInfo(HostPrograms.Unshare, ["--user", "--", HostPrograms.Shell, "-c", "read _"]) { UseShellExecute = false, RedirectStandardInput = true };
+        start.Environment.Clear();
+        foreach (var (name, value) in HostPrograms.Environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var holder = Process.Start(start) ?? throw new IOException("unshare did not start");
+        try
+        {
+            var ours = NamespaceOf("self");
+            var waited = Stopwatch.StartNew();
+            while (NamespaceOf(holder.Id.ToString(CultureInfo.InvariantCulture)) == ours)
+            {
+                if (holder.HasExited || waited.Elapsed > TimeSpan.FromSeconds(10))
+                {
+                    throw new IOException($"unshare --user did not make a user namespace (exit {(holder.HasExited ? holder.ExitCode : -1)})");
+                }
+
+                Thread.Sleep(1);
+            }
+
+            // Each map in one write, as the kernel requires; written from the host's namespace by root, so setgroups stays allowed.
+            System.IO.File.WriteAllText($"/proc/{holder.Id}/uid_map", $"0 0 1\n{identity.Uid} {identity.Uid} 1\n");
+            System.IO.File.WriteAllText($"/proc/{holder.Id}/gid_map", $"0 0 1\n{identity.Gid} {identity.Gid} 1\n");
+            ForbidNested(holder.Id);
+            Directory.CreateDirectory(Folder);
+            System.IO.File.WriteAllBytes(file, []);
+            if (Posix.Mount($"/proc/{holder.Id}/ns/user", file, null, Posix.MS_BIND, null) is { } error)
+            {
+                throw new IOException($"keeping the user namespace of uid {identity.Uid} failed: {error}");
+            }
+        }
+        finally
+        {
+            holder.StandardInput.Close();
+            if (!holder.WaitForExit(5000))
+            {
+                holder.Kill();
+            }
+        }
+    }
+
+    /// <summary>max_user_namespaces is per user namespace and written from inside it, by root there (nsenter gives root every capability in it).</summary>
+    private static void ForbidNested(int holder)
+    {
+        var start = new ProcessStartInfo(HostPrograms.Nsenter, [$"--user=/proc/{holder}/ns/user", "--", HostPrograms.Shell, "-c", "echo 0 > /proc/sys/user/max_user_namespaces"])
+        {
+            UseShellExecute = false, RedirectStandardError = true,
+        };
+        start.Environment.Clear();
+        foreach (var (name, value) in HostPrograms.Environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start) ?? throw new IOException("nsenter did not start");
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new IOException($"forbidding nested user namespaces failed: {error.Trim()}");
+        }
+    }
+
+    private static string? NamespaceOf(string process)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{process}/ns/user").LinkTarget;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static FileStream LockHostWide()
+    {
+        Directory.CreateDirectory(Folder);
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(Path.Combine(Folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (waited.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(5);
+            }
+        }
+    }
+}
