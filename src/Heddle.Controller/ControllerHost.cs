@@ -294,7 +294,17 @@ public sealed class ControllerHost : IAsyncDisposable
         }
 
         app.MapGrpcService<AgentService>();
-        await app.StartAsync(cancellationToken);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            // A port taken, say: nothing of this attempt is left open (the store among the app's services), so it can be tried again.
+            await app.DisposeAsync();
+            ca.Dispose();
+            throw;
+        }
 
         // Kestrel writes the port the OS chose back into each listener's endpoint.
         var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{apiListener!.IPEndPoint!.Port}/");

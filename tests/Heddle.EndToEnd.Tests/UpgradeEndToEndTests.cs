@@ -104,7 +104,8 @@ public sealed class UpgradeEndToEndTests
     {
         await using var up = await UpCluster.StartAsync();
         using var work = new TempDirectory();
-        Assert.Equal(0, up.Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait").ExitCode);
+        var deployed = up.Run("deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
+        Assert.True(deployed.ExitCode == 0, $"deploy --wait exited with {deployed.ExitCode}: {deployed.Stdout} {deployed.Stderr}");
         var v2 = work.Combine("hello.config.yaml");
         // Gates long enough that a poll through the CLI (a process start each, slow on a loaded machine) finds the walk past
         // its first domain and not yet finished.

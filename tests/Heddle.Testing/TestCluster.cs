@@ -116,7 +116,7 @@ public sealed class TestCluster : IAsyncDisposable
 
         var agent = _agentUrls[k];
         var api = _apiPorts[k];
-        Controllers[k] = await ControllerHost.StartAsync(_controllerOptions with
+        Controllers[k] = await StartOnItsPortsAsync(_controllerOptions with
         {
             StateDirectory = k == 0 ? _controllerOptions.StateDirectory : Path.Combine(_directory.Path, $"controller-{k}"),
             ApiPort = api,
@@ -173,8 +173,29 @@ public sealed class TestCluster : IAsyncDisposable
     {
         var options = _controllerOptions with { ApiPort = Controller.ApiUrl.Port, AgentPort = Controller.AgentUrl.Port };
         await Controller.DisposeAsync();
-        Controller = await ControllerHost.StartAsync(options);
+        Controller = await StartOnItsPortsAsync(options);
         Controllers[0] = Controller;
+    }
+
+    /// <summary>
+    /// Starts a controller on the ports its agents and clients know. Another socket of the machine (a client's outgoing
+    /// connection, under load) may hold one of them for a moment after the old controller let it go: retried on that
+    /// clash for up to 15 s, as an operator would restart it.
+    /// </summary>
+    private static async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await ControllerHost.StartAsync(options);
+            }
+            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && clock.Elapsed < TimeSpan.FromSeconds(15))
+            {
+                await Task.Delay(250);
+            }
+        }
     }
 
     public async Task<ServiceStatus> DeploySampleAsync(string? configuration = null)
