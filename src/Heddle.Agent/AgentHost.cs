@@ -287,10 +287,9 @@ public sealed class AgentHost : IAsyncDisposable
             }
 
             InstanceDisk.RemoveAllUnder(Options.StateDirectory);
-            Supervisor.Context.Uids?.ReleaseUnused();
-            if (Supervisor.Context.Uids is not null)
+            if (Supervisor.Context.Uids?.ReleaseUnused() is { Count: > 0 } released)
             {
-                UserNamespaces.ReleaseUnused();
+                UserNamespaces.Release(released);
             }
         }
         else

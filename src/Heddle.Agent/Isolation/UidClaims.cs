@@ -59,14 +59,15 @@ public sealed class UidClaims(UidRange range, string cluster, string folder = Ui
         return new Identity(uid, uid);
     }
 
-    /// <summary>Removes this cluster's claims whose uid no process runs as any more (an agent's teardown).</summary>
-    public void ReleaseUnused()
+    /// <summary>Removes this cluster's claims whose uid no process runs as any more (an agent's teardown); returns those uids.</summary>
+    public IReadOnlyList<int> ReleaseUnused()
     {
+        var released = new List<int>();
         lock (_lock)
         {
             if (!Directory.Exists(folder))
             {
-                return;
+                return released;
             }
 
             using var hostWide = LockHostWide();
@@ -79,6 +80,7 @@ public sealed class UidClaims(UidRange range, string cluster, string folder = Ui
                         && File.ReadAllText(file).StartsWith(cluster + " ", StringComparison.Ordinal) && ProcessesRunningAs(uid).Count == 0)
                     {
                         File.Delete(file);
+                        released.Add(uid);
                     }
                 }
                 catch (IOException)
@@ -86,6 +88,8 @@ public sealed class UidClaims(UidRange range, string cluster, string folder = Ui
                 }
             }
         }
+
+        return released;
     }
 
     /// <summary>Every agent of the host (of any cluster) checks and claims under one lock file, so two never claim a uid at once.</summary>

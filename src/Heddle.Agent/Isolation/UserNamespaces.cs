@@ -40,23 +40,18 @@ public static class UserNamespaces
         }
     }
 
-    /// <summary>Lets go of every namespace whose uid no process runs as (an agent's teardown).</summary>
-    public static void ReleaseUnused()
+    /// <summary>
+    /// Lets go of the namespaces of <paramref name="uids"/> (an agent's teardown: the uids its cluster claimed and no process
+    /// runs as any more; another cluster's are never touched).
+    /// </summary>
+    public static void Release(IEnumerable<int> uids)
     {
         lock (Gate)
         {
-            if (!Directory.Exists(Folder))
-            {
-                return;
-            }
-
             using var hostWide = LockHostWide();
-            foreach (var file in Directory.EnumerateFiles(Folder))
+            foreach (var uid in uids)
             {
-                if (int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var uid) && UidClaims.ProcessesRunningAs(uid).Count == 0)
-                {
-                    Release(uid);
-                }
+                Release(uid);
             }
         }
     }
