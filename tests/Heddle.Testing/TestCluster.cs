@@ -184,18 +184,18 @@ public sealed class TestCluster : IAsyncDisposable
     /// </summary>
     private static async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
+        var started = await Poll.UntilAsync(async () =>
         {
             try
             {
                 return await ControllerHost.StartAsync(options);
             }
-            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && clock.Elapsed < TimeSpan.FromSeconds(15))
+            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
             {
-                await Task.Delay(250);
+                return null;
             }
-        }
+        }, host => host is not null, TimeSpan.FromSeconds(15), $"the controller to start on its ports {options.ApiPort} and {options.AgentPort}", TimeSpan.FromMilliseconds(250));
+        return started!;
     }
 
     public async Task<ServiceStatus> DeploySampleAsync(string? configuration = null)

@@ -25,6 +25,19 @@ public static class HostPrograms
         ["LANG"] = "C.UTF-8",
     };
 
+    /// <summary>How the agent starts one of these (or any host program): by absolute path, with <see cref="Environment"/> alone.</summary>
+    public static System.Diagnostics.ProcessStartInfo StartInfo(string program, params IEnumerable<string> args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(program, args) { UseShellExecute = false };
+        start.Environment.Clear();
+        foreach (var (name, value) in Environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        return start;
+    }
+
     /// <summary>The programs the process driver needs that this host lacks (util-linux, a POSIX shell).</summary>
     public static IReadOnlyList<string> Missing(bool root) =>
         [.. new[] { Shell, Setsid, Taskset }.Concat(root ? [Setpriv, Unshare, Nsenter, Mount] : []).Where(p => !File.Exists(p))];

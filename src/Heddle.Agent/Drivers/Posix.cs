@@ -54,6 +54,15 @@ public static partial class Posix
     public static string? Mount(string source, string target, string type, string? data) =>
         mount(source, target, type, 0, data) == 0 ? null : Marshal.GetLastPInvokeErrorMessage();
 
+    /// <summary>Detaches every mount stacked at <paramref name="target"/> (at most 50), lazily as <see cref="Unmount"/> does.</summary>
+    public static void UnmountAll(string target)
+    {
+        for (var i = 0; i < 50 && IsMountPoint(target); i++)
+        {
+            Unmount(target);
+        }
+    }
+
     /// <summary>Detaches a mount (lazily: it goes once nothing uses it); false when nothing was mounted there.</summary>
     public static bool Unmount(string target) => umount2(target, MNT_DETACH) == 0;
 

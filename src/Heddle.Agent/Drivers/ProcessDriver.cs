@@ -216,19 +216,8 @@ public sealed class ProcessDriver : IInstanceDriver
     /// </summary>
     private static Process Spawn(InstanceLaunch launch, string script)
     {
-        var start = new ProcessStartInfo(HostPrograms.Setsid)
-        {
-            WorkingDirectory = launch.WorkingDirectory,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(HostPrograms.Shell);
-        start.ArgumentList.Add(script);
-        start.Environment.Clear();
-        foreach (var (name, value) in HostPrograms.Environment)
-        {
-            start.Environment[name] = value;
-        }
-
+        var start = HostPrograms.StartInfo(HostPrograms.Setsid, HostPrograms.Shell, script);
+        start.WorkingDirectory = launch.WorkingDirectory;
         return Process.Start(start) ?? throw new InvalidOperationException("setsid did not start");
     }
 

@@ -167,25 +167,30 @@ public sealed class InstanceRunner
 
     public InstanceReport Snapshot()
     {
+        InstanceReport report;
+        string? directory;
         lock (_lock)
         {
-            var report = new InstanceReport
+            report = new InstanceReport
             {
                 InstanceId = _goal.InstanceId, State = _state, Reason = _reason ?? string.Empty, Pid = _running?.Pid ?? 0, Restarts = _restarts, Generation = _goal.Generation,
                 Revision = _goal.Revision, Failure = _failure ?? string.Empty, LastStderr = _lastStderr ?? string.Empty,
             };
-            if (_directory is not null && Isolation.InstanceDisk.Usage(_directory) is { } disk)
-            {
-                (report.DiskUsedMib, report.DiskSizeMib) = ((int)(disk.Used >> 20), (int)(disk.Size >> 20));
-            }
-
             foreach (var (name, port) in _ports)
             {
                 report.Ports[name] = port;
             }
 
-            return report;
+            directory = _directory;
         }
+
+        // Read outside the lock: it is I/O (the mount table, statfs), and reports must not wait on it.
+        if (directory is not null && Isolation.InstanceDisk.Usage(directory) is { } disk)
+        {
+            (report.DiskUsedMib, report.DiskSizeMib) = ((int)(disk.Used >> 20), (int)(disk.Size >> 20));
+        }
+
+        return report;
     }
 
     /// <summary>What must be remembered to adopt the instance after an agent restart; null when nothing runs.</summary>

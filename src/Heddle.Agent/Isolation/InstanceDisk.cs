@@ -70,10 +70,7 @@ public static class InstanceDisk
     public static void Remove(string instanceDirectory)
     {
         var mountPoint = MountPoint(instanceDirectory);
-        for (var i = 0; i < 50 && Posix.IsMountPoint(mountPoint); i++)
-        {
-            Posix.Unmount(mountPoint);
-        }
+        Posix.UnmountAll(mountPoint);
 
         File.Delete(ImageFile(instanceDirectory));
         File.Delete(ImageFile(instanceDirectory) + ".partial");
@@ -122,18 +119,9 @@ public static class InstanceDisk
 
     private static void Run(string program, params string[] args)
     {
-        var start = new ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment.Clear();
-        foreach (var (name, value) in HostPrograms.Environment)
-        {
-            start.Environment[name] = value;
-        }
-
+        var start = HostPrograms.StartInfo(program, args);
+        start.RedirectStandardError = true;
+        start.RedirectStandardOutput = true;
         using var process = Process.Start(start) ?? throw new IOException($"{program} did not start");
         var error = process.StandardError.ReadToEndAsync();
         _ = process.StandardOutput.ReadToEndAsync();

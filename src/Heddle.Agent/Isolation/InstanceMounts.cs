@@ -75,10 +75,7 @@ public static class InstanceMounts
     public static void Remove(string instanceDirectory)
     {
         var file = File(instanceDirectory);
-        for (var i = 0; i < 50 && Posix.IsMountPoint(file); i++)
-        {
-            Posix.Unmount(file);
-        }
+        Posix.UnmountAll(file);
 
         System.IO.File.Delete(file);
     }

@@ -97,18 +97,7 @@ public sealed class UidClaims(UidRange range, string cluster, string folder = Ui
     {
         Directory.CreateDirectory(folder);
         File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                return new FileStream(Path.Combine(folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (waited.Elapsed < TimeSpan.FromSeconds(10))
-            {
-                Thread.Sleep(5);
-            }
-        }
+        return HostLock.Acquire(folder);
     }
 
     /// <summary>Pids whose real, effective or saved uid is <paramref name="uid"/> (from /proc/&lt;pid&gt;/status).</summary>

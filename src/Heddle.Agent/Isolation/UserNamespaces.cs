@@ -59,23 +59,15 @@ public static class UserNamespaces
     public static void Release(int uid)
     {
         var file = File(uid);
-        for (var i = 0; i < 10 && Posix.IsMountPoint(file); i++)
-        {
-            Posix.Unmount(file);
-        }
-
+        Posix.UnmountAll(file);
         System.IO.File.Delete(file);
     }
 
     private static void Make(Identity identity, string file)
     {
         // The holder: a shell in a new user namespace that waits on its stdin; nothing of it runs once the namespace is bound.
-        var start = new ProcessStartInfo(HostPrograms.Unshare, ["--user", "--", HostPrograms.Shell, "-c", "read _"]) { UseShellExecute = false, RedirectStandardInput = true };
-        start.Environment.Clear();
-        foreach (var (name, value) in HostPrograms.Environment)
-        {
-            start.Environment[name] = value;
-        }
+        var start = HostPrograms.StartInfo(HostPrograms.Unshare, "--user", "--", HostPrograms.Shell, "-c", "read _");
+        start.RedirectStandardInput = true;
 
         using var holder = Process.Start(start) ?? throw new IOException("unshare did not start");
         try
@@ -116,15 +108,8 @@ public static class UserNamespaces
     /// <summary>max_user_namespaces is per user namespace and written from inside it, by root there (nsenter gives root every capability in it).</summary>
     private static void ForbidNested(int holder)
     {
-        var start = new ProcessStartInfo(HostPrograms.Nsenter, [$"--user=/proc/{holder}/ns/user", "--", HostPrograms.Shell, "-c", "echo 0 > /proc/sys/user/max_user_namespaces"])
-        {
-            UseShellExecute = false, RedirectStandardError = true,
-        };
-        start.Environment.Clear();
-        foreach (var (name, value) in HostPrograms.Environment)
-        {
-            start.Environment[name] = value;
-        }
+        var start = HostPrograms.StartInfo(HostPrograms.Nsenter, $"--user=/proc/{holder}/ns/user", "--", HostPrograms.Shell, "-c", "echo 0 > /proc/sys/user/max_user_namespaces");
+        start.RedirectStandardError = true;
 
         using var process = Process.Start(start) ?? throw new IOException("nsenter did not start");
         var error = process.StandardError.ReadToEnd();
@@ -147,20 +132,5 @@ public static class UserNamespaces
         }
     }
 
-    private static FileStream LockHostWide()
-    {
-        Directory.CreateDirectory(Folder);
-        var waited = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                return new FileStream(Path.Combine(Folder, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (waited.Elapsed < TimeSpan.FromSeconds(10))
-            {
-                Thread.Sleep(5);
-            }
-        }
-    }
+    private static FileStream LockHostWide() => HostLock.Acquire(Folder);
 }

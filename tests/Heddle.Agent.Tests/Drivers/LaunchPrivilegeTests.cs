@@ -195,6 +195,28 @@ public sealed class LaunchPrivilegeTests : IDisposable
     }
 
     [Fact]
+    public async Task Disk_KeepsWhatTheInstanceWrote_AcrossARestart_AndAHostRestartThatUnmountedIt()
+    {
+        Assert.True(Posix.IsRoot, "the isolation tests run as root, as CI does");
+        var role = _directory.Combine("plain");
+        Directory.CreateDirectory(role);
+        var first = Launch(role, "echo kept > note; echo kept > /tmp/note; echo done > done.txt; exec /bin/sleep 300", Alice, diskMiB: 32);
+        var running = Start(first);
+        await ReadWhenWrittenAsync(Path.Combine(first.WorkingDirectory, "done.txt"));
+        await _driver.StopAsync(running, TimeSpan.FromSeconds(1), CancellationToken.None);
+        _started.Clear();
+
+        // As after a host restart: nothing mounted any more, the image still there.
+        InstanceMounts.Remove(first.Directory);
+        Posix.UnmountAll(InstanceDisk.MountPoint(first.Directory));
+        Assert.False(Directory.Exists(first.WorkingDirectory));
+        var again = first with { Role = first.Role with { EntryPoint = new EntryPoint("/bin/sh", ["-c", "cat note /tmp/note > seen.txt; exec /bin/sleep 300"]) } };
+        Start(again);
+
+        Assert.Equal("kept\nkept", await ReadWhenWrittenAsync(Path.Combine(again.WorkingDirectory, "seen.txt")));
+    }
+
+    [Fact]
     public async Task Disk_WritingPastItsSize_FailsForThatInstanceAlone_AndCleanupLeavesNoMount()
     {
         Assert.True(Posix.IsRoot, "the isolation tests run as root, as CI does");

@@ -59,5 +59,9 @@ public sealed class ServiceUidTests
         Assert.NotEqual(alpha.Single(), beta.Single());
         Assert.DoesNotContain(otherAlpha.Single(), alpha.Concat(beta));
         Assert.All(alpha.Concat(beta), uid => Assert.True(first.ControllerOptions.UidRange.Contains(uid), $"uid {uid} outside {first.ControllerOptions.UidRange}"));
+
+        // A second deployment of the service (a scale) keeps its uid: the new instance runs as the others do.
+        await first.Api.ScaleAsync("alpha", "sleeper", 4);
+        Assert.Equal(alpha, await UidsOfAsync(first, "alpha", 4));
     }
 }

@@ -320,10 +320,7 @@ public sealed class ContainerDriver : IInstanceDriver
         }
 
         var rootfs = Path.Combine(directory, "rootfs");
-        for (var i = 0; i < 50 && Posix.IsMountPoint(rootfs); i++)
-        {
-            Posix.Unmount(rootfs);
-        }
+        Posix.UnmountAll(rootfs);
 
         InstanceDisk.Remove(directory);
         foreach (var name in new[] { "rootfs", "disk", "bundle", "meta" })
