@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Net.Client;
 using Heddle.Controller.Store.Kv;
 using Microsoft.Extensions.Logging;
 using V3Electionpb;
@@ -11,35 +12,45 @@ namespace Heddle.Controller.Leadership;
 /// <summary>
 /// Leader election on etcd: a lease of <see cref="LeaseTtl"/> renewed every <see cref="RenewEvery"/>, and etcd's
 /// election service (the candidate whose key was created first under the election's name leads). The leader stops
-/// acting when no renewal has been confirmed for <c>LeaseTtl - RenewEvery</c>, which is before its lease can have
+/// acting when no renewal has been confirmed for <c>LeaseTtl - StepDownMargin</c>, which is before its lease can have
 /// expired on the server, so that two leaders never act at once; a follower is elected when the lease expires.
 /// </summary>
+/// <remarks>
+/// A member can vanish without a word. The lease is not tied to a member: renewals that go unanswered for
+/// <see cref="RenewalTimeout"/> move to the next member and keep the same lease (and so the same term); a campaign whose
+/// member fails is made again, with the same lease, on the next (etcd's campaign is idempotent for one lease); every other
+/// call has a deadline. Whatever fails, the election campaigns again with a backoff: it never stops trying.
+/// </remarks>
 /// <param name="storeRoot">The key-value store's root (/heddle/) when the election's name is under it: the term's key then fences the store's writes.</param>
 public sealed partial class EtcdLeaderElection(EtcdMembers members, string name, string holder, ILogger logger, string? storeRoot = null) : ILeaderElection
 {
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(3);
 
-    public TimeSpan RenewEvery { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RenewEvery { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long a renewal may go unanswered before renewals move to the next member.</summary>
+    public TimeSpan RenewalTimeout { get; init; } = TimeSpan.FromMilliseconds(1200);
+
+    /// <summary>How long before the lease could expire the leader stops acting.</summary>
+    public TimeSpan StepDownMargin { get; init; } = TimeSpan.FromSeconds(1);
 
     public async Task RunAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
         while (!cancellationToken.IsCancellationRequested)
         {
-            var member = members.Current;
             try
             {
-                await TermAsync(member, lead, cancellationToken);
+                await TermAsync(lead, cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(100);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return;
             }
-            catch (Exception e) when (e is RpcException or KvUnavailableException or IOException or InvalidOperationException)
+            catch (Exception e) when (e is RpcException or KvUnavailableException or IOException or InvalidOperationException or HttpRequestException or OperationCanceledException)
             {
-                LogCampaignFailed(logger, holder, e.Message);
-                members.Failed(member);
+                LogCampaignFailed(logger, holder, e.Message, backoff.TotalSeconds);
                 await Task.Delay(backoff, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 backoff = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, backoff.Ticks * 2));
             }
@@ -47,22 +58,22 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     }
 
     /// <summary>One lease: campaign with it, lead while it is surely held, then give it up.</summary>
-    private async Task TermAsync(Grpc.Net.Client.GrpcChannel member, Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken)
+    private async Task TermAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken)
     {
-        var leases = new Lease.LeaseClient(member);
-        var grant = await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(LeaseTtl.TotalSeconds) }, cancellationToken: cancellationToken);
+        var grant = await members.CallAsync(
+            m => new Lease.LeaseClient(m).LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(LeaseTtl.TotalSeconds) }, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync,
+            cancellationToken);
         using var held = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var confirmed = Stopwatch.GetTimestamp();
-        var keepalive = KeepAliveAsync(leases, grant.ID, t => Interlocked.Exchange(ref confirmed, t), held);
+        var renewals = new Renewals(Stopwatch.GetTimestamp());
+        var renewing = RenewAsync(grant.ID, renewals, held);
         try
         {
-            var won = await new Election.ElectionClient(member).CampaignAsync(
-                new CampaignRequest { Name = ByteString.CopyFromUtf8(name), Lease = grant.ID, Value = ByteString.CopyFromUtf8(holder) }, cancellationToken: held.Token);
-            var key = won.Leader.Key.ToStringUtf8();
-            var term = new Leadership(holder, won.Leader.Rev, storeRoot is not null && key.StartsWith(storeRoot, StringComparison.Ordinal) ? key[storeRoot.Length..] : null);
+            var won = await CampaignAsync(grant.ID, held.Token);
+            var key = won.Key.ToStringUtf8();
+            var term = new Leadership(holder, won.Rev, storeRoot is not null && key.StartsWith(storeRoot, StringComparison.Ordinal) ? key[storeRoot.Length..] : null);
             LogElected(logger, holder, term.Term);
             using var leading = CancellationTokenSource.CreateLinkedTokenSource(held.Token);
-            var guard = GuardAsync(() => Interlocked.Read(ref confirmed), leading);
+            var guard = GuardAsync(renewals, leading);
             try
             {
                 await lead(term, leading.Token);
@@ -72,16 +83,16 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
                 await leading.CancelAsync();
                 await guard;
                 LogSteppedDown(logger, holder, term.Term);
-                await ResignAsync(member, won.Leader);
+                await ResignAsync(won);
             }
         }
         finally
         {
             await held.CancelAsync();
-            await keepalive;
+            await renewing;
             try
             {
-                await leases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = grant.ID }, deadline: DateTime.UtcNow.AddSeconds(1));
+                await new Lease.LeaseClient(members.Current).LeaseRevokeAsync(new LeaseRevokeRequest { ID = grant.ID }, deadline: DateTime.UtcNow.AddSeconds(1));
             }
             catch (RpcException)
             {
@@ -90,15 +101,80 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         }
     }
 
-    /// <summary>Cancels leadership once the last confirmed renewal is older than LeaseTtl - RenewEvery.</summary>
-    private async Task GuardAsync(Func<long> confirmed, CancellationTokenSource leading)
+    /// <summary>Campaigns until elected, moving to the next member (with the same lease) when one fails; ends when the lease is lost.</summary>
+    private async Task<LeaderKey> CampaignAsync(long lease, CancellationToken held)
     {
-        var limit = LeaseTtl - RenewEvery;
+        var request = new CampaignRequest { Name = ByteString.CopyFromUtf8(name), Lease = lease, Value = ByteString.CopyFromUtf8(holder) };
+        while (true)
+        {
+            var member = members.Current;
+            try
+            {
+                return (await new Election.ElectionClient(member).CampaignAsync(request, headers: EtcdMembers.RequireLeader, cancellationToken: held)).Leader;
+            }
+            catch (RpcException e) when (!held.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
+            {
+                LogCampaignMoved(logger, holder, members.NameOf(member), e.Status.Detail);
+                members.Failed(member);
+                await Task.Delay(TimeSpan.FromMilliseconds(100), held);
+            }
+        }
+    }
+
+    /// <summary>Send times of renewals, the oldest unanswered first, and the send time of the last one confirmed (the server's countdown starts after it).</summary>
+    private sealed class Renewals(long start)
+    {
+        private readonly Queue<long> _pending = new();
+        private long _confirmed = start;
+
+        public long Confirmed => Interlocked.Read(ref _confirmed);
+
+        public void Sent(long at)
+        {
+            lock (_pending)
+            {
+                _pending.Enqueue(at);
+            }
+        }
+
+        public void Answered()
+        {
+            lock (_pending)
+            {
+                if (_pending.TryDequeue(out var at))
+                {
+                    Interlocked.Exchange(ref _confirmed, Math.Max(_confirmed, at));
+                }
+            }
+        }
+
+        /// <summary>How long the oldest renewal has waited for its answer (zero when none waits).</summary>
+        public TimeSpan Waiting()
+        {
+            lock (_pending)
+            {
+                return _pending.TryPeek(out var at) ? Stopwatch.GetElapsedTime(at) : TimeSpan.Zero;
+            }
+        }
+
+        public void Forget()
+        {
+            lock (_pending)
+            {
+                _pending.Clear();
+            }
+        }
+    }
+
+    /// <summary>Cancels leadership once the last confirmed renewal is older than LeaseTtl - StepDownMargin.</summary>
+    private async Task GuardAsync(Renewals renewals, CancellationTokenSource leading)
+    {
+        var limit = LeaseTtl - StepDownMargin;
         try
         {
             while (!leading.IsCancellationRequested)
             {
-                if (Stopwatch.GetElapsedTime(confirmed()) > limit)
+                if (Stopwatch.GetElapsedTime(renewals.Confirmed) > limit)
                 {
                     LogLeaseUnsure(logger, holder, limit.TotalSeconds);
                     await leading.CancelAsync();
@@ -113,26 +189,32 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         }
     }
 
-    /// <summary>Renews the lease every RenewEvery; records when each confirmed renewal was sent (the server's countdown starts after that).</summary>
-    private async Task KeepAliveAsync(Lease.LeaseClient leases, long id, Action<long> confirmedAt, CancellationTokenSource held)
+    /// <summary>
+    /// Renews the lease every RenewEvery, on one member while it answers and on the next when it does not; ends (and
+    /// with it the campaign or the term) when the lease is gone or surely expired.
+    /// </summary>
+    private async Task RenewAsync(long id, Renewals renewals, CancellationTokenSource held)
     {
+        var member = members.Current;
         try
         {
-            using var call = leases.LeaseKeepAlive(cancellationToken: held.Token);
-            while (!held.IsCancellationRequested)
+            while (!held.IsCancellationRequested && Stopwatch.GetElapsedTime(renewals.Confirmed) < LeaseTtl)
             {
-                var sent = Stopwatch.GetTimestamp();
-                await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, held.Token);
-                if (!await call.ResponseStream.MoveNext(held.Token) || call.ResponseStream.Current.TTL <= 0)
+                if (await RenewOnAsync(member, id, renewals, held.Token) is { } reason)
                 {
-                    break; // the lease is gone
+                    var next = members.Next(member);
+                    LogRenewalMoved(logger, holder, members.NameOf(member), reason, members.NameOf(next));
+                    members.Failed(member);
+                    member = next;
+                    renewals.Forget();
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), held.Token);
+                    continue;
                 }
 
-                confirmedAt(sent);
-                await Task.Delay(RenewEvery, held.Token);
+                break; // the lease is gone
             }
         }
-        catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is OperationCanceledException or RpcException or IOException or InvalidOperationException && held.IsCancellationRequested)
         {
         }
 
@@ -140,11 +222,71 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         await held.CancelAsync();
     }
 
-    private static async Task ResignAsync(Grpc.Net.Client.GrpcChannel member, LeaderKey key)
+    /// <summary>Renews on one member until the lease is gone (null) or the member fails or stops answering (why).</summary>
+    private async Task<string?> RenewOnAsync(GrpcChannel member, long id, Renewals renewals, CancellationToken held)
+    {
+        using var stream = CancellationTokenSource.CreateLinkedTokenSource(held);
+        using var call = new Lease.LeaseClient(member).LeaseKeepAlive(headers: EtcdMembers.RequireLeader, cancellationToken: stream.Token);
+        var gone = false;
+        var reading = Task.Run(async () =>
+        {
+            while (await call.ResponseStream.MoveNext(stream.Token))
+            {
+                if (call.ResponseStream.Current.TTL <= 0)
+                {
+                    gone = true;
+                    return;
+                }
+
+                renewals.Answered();
+            }
+        });
+        try
+        {
+            while (!reading.IsCompleted)
+            {
+                if (renewals.Waiting() > RenewalTimeout)
+                {
+                    return $"no answer for {renewals.Waiting().TotalSeconds:0.0} s";
+                }
+
+                renewals.Sent(Stopwatch.GetTimestamp());
+                var write = call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, stream.Token);
+                var tick = Task.Delay(RenewEvery, held);
+                await Task.WhenAny(write, reading, Task.Delay(RenewalTimeout, held));
+                if (!write.IsCompletedSuccessfully && !reading.IsCompleted)
+                {
+                    return write.IsFaulted ? write.Exception!.InnerException!.Message : $"a renewal could not be sent within {RenewalTimeout.TotalSeconds:0.0} s";
+                }
+
+                await Task.WhenAny(reading, tick);
+            }
+
+            await reading;
+            return gone ? null : "the member ended the renewal stream";
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException && !held.IsCancellationRequested)
+        {
+            return e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
+        }
+        finally
+        {
+            await stream.CancelAsync();
+            try
+            {
+                await reading;
+            }
+            catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private async Task ResignAsync(LeaderKey key)
     {
         try
         {
-            await new Election.ElectionClient(member).ResignAsync(new ResignRequest { Leader = key }, deadline: DateTime.UtcNow.AddSeconds(1));
+            await new Election.ElectionClient(members.Current).ResignAsync(new ResignRequest { Leader = key }, deadline: DateTime.UtcNow.AddSeconds(1));
         }
         catch (RpcException)
         {
@@ -156,7 +298,9 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     {
         try
         {
-            var response = await members.CallAsync(m => new Election.ElectionClient(m).LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(name) }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+            var response = await members.CallAsync(
+                m => new Election.ElectionClient(m).LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(name) }, deadline: DateTime.UtcNow + EtcdMembers.QuickCallTimeout, cancellationToken: cancellationToken).ResponseAsync,
+                cancellationToken);
             return response.Kv?.Value.ToStringUtf8();
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound || e.Status.Detail.Contains("no leader", StringComparison.Ordinal))
@@ -174,6 +318,12 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: no lease renewal confirmed for {Seconds} s; stepping down before the lease can expire")]
     private static partial void LogLeaseUnsure(ILogger logger, string holder, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign failed ({Reason}); trying again")]
-    private static partial void LogCampaignFailed(ILogger logger, string holder, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign failed ({Reason}); campaigning again in {Seconds} s")]
+    private static partial void LogCampaignFailed(ILogger logger, string holder, string reason, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign on etcd member {Member} failed ({Reason}); campaigning on the next with the same lease")]
+    private static partial void LogCampaignMoved(ILogger logger, string holder, string member, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: lease renewals on etcd member {Member} failed ({Reason}); renewing through {Next}")]
+    private static partial void LogRenewalMoved(ILogger logger, string holder, string member, string reason, string next);
 }

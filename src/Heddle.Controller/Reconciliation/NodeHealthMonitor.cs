@@ -7,7 +7,7 @@ namespace Heddle.Controller.Reconciliation;
 /// <summary>
 /// Declares a node Down when it has not been heard from for the node timeout, and queues the services it ran so
 /// their instances are placed elsewhere (service healing). Heartbeats are tracked in memory; a controller that
-/// has just started (or has just become the leader) gives every node it has not heard from two timeouts to
+/// has just started (or has just become the leader) gives every node two timeouts from then to
 /// reconnect before judging it (agents come back with a backoff, a TLS handshake and a Hello, all slower on a
 /// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
 /// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
@@ -123,7 +123,8 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
         {
             // Heard here, or by another controller the node is connected to (it says so in the store).
-            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : _silentSince, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
+            // Never before the grace of this term: what this controller heard before it last led may be from long ago (it was cut off).
+            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : DateTimeOffset.MinValue, _silentSince, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
             if (now - seen <= options.NodeTimeout)
             {
                 continue;

@@ -16,9 +16,14 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     private readonly EtcdMembers _members;
 
     public EtcdKeyValueStore(IReadOnlyList<Uri> members, string root = "/heddle/")
+        : this(new EtcdConnection(members), root)
+    {
+    }
+
+    public EtcdKeyValueStore(EtcdConnection connection, string root = "/heddle/")
     {
         Root = root;
-        _members = new EtcdMembers(members);
+        _members = new EtcdMembers(connection);
     }
 
     /// <summary>Parses etcd://h1:2379,h2:2379 (the form `--store` takes) into member URLs.</summary>
@@ -78,7 +83,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         while (true)
         {
             var channel = _members.Current;
-            using var call = new Watch.WatchClient(channel).Watch(cancellationToken: cancellationToken);
+            using var call = new Watch.WatchClient(channel).Watch(headers: EtcdMembers.RequireLeader, cancellationToken: cancellationToken);
             var events = new List<KvEvent>();
             var failed = false;
             try

@@ -1,11 +1,25 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Grpc.Net.Client;
 
 namespace Heddle.Controller.Store.Kv;
 
 /// <summary>
+/// How a controller reaches etcd: the members, and with TLS the CA their certificates chain to and this controller's
+/// client certificate (etcd started with --client-cert-auth refuses a client without one).
+/// </summary>
+public sealed record EtcdConnection(IReadOnlyList<Uri> Members, X509Certificate2Collection? TrustedCa = null, X509Certificate2? ClientCertificate = null)
+{
+    public bool UsesTls => ClientCertificate is not null || TrustedCa is not null;
+}
+
+/// <summary>
 /// The members of an etcd cluster, one gRPC channel each, and which one calls go to now: a member that does not answer
 /// is left for the next. Shared by the store and the leader election of one controller.
+/// A member can vanish without a word (its host dropped from the network): every channel pings its member every
+/// <see cref="PingEvery"/> and gives up on it after <see cref="PingTimeout"/> without an answer, which fails every call
+/// and stream on it at once; every unary call also has a deadline.
 /// </summary>
 public sealed class EtcdMembers : IDisposable
 {
@@ -14,14 +28,72 @@ public sealed class EtcdMembers : IDisposable
     private int _current;
 
     public EtcdMembers(IReadOnlyList<Uri> members)
+        : this(new EtcdConnection(members))
     {
-        if (members.Count == 0)
+    }
+
+    public EtcdMembers(EtcdConnection connection)
+    {
+        if (connection.Members.Count == 0)
         {
             throw new ArgumentException("name at least one etcd member (http://host:port)");
         }
 
-        _names = [.. members.Select(m => m.Authority)];
-        _channels = [.. members.Select(m => GrpcChannel.ForAddress(m, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 }))];
+        _names = [.. connection.Members.Select(m => m.Authority)];
+        _channels = [.. connection.Members.Select(m => GrpcChannel.ForAddress(connection.UsesTls ? new UriBuilder(m) { Scheme = Uri.UriSchemeHttps }.Uri : m, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 << 20,
+            HttpHandler = Handler(connection),
+            DisposeHttpClient = true,
+        }))];
+    }
+
+    /// <summary>How often an idle or busy channel checks that its member still answers.</summary>
+    public static TimeSpan PingEvery { get; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a ping may go unanswered before the member's connection is taken for dead.</summary>
+    public static TimeSpan PingTimeout { get; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a new connection to a member may take (a host that is gone never answers the SYN).</summary>
+    public static TimeSpan ConnectTimeout { get; } = TimeSpan.FromSeconds(2);
+
+    private static SocketsHttpHandler Handler(EtcdConnection connection)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            KeepAlivePingDelay = PingEvery,
+            KeepAlivePingTimeout = PingTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+            ConnectTimeout = ConnectTimeout,
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        if (connection.UsesTls)
+        {
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = connection.ClientCertificate is null ? null : [connection.ClientCertificate],
+                RemoteCertificateValidationCallback = connection.TrustedCa is null ? null : (_, certificate, _, errors) => Verify(certificate, errors, connection.TrustedCa),
+            };
+        }
+
+        return handler;
+    }
+
+    /// <summary>A member's certificate must chain to the given CA alone (not the machine's roots) and name the address dialled.</summary>
+    private static bool Verify(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection trusted)
+    {
+        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
+        {
+            return false;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(trusted);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var leaf = new X509Certificate2(certificate);
+        return chain.Build(leaf);
     }
 
     public int Count => _channels.Length;
@@ -30,6 +102,12 @@ public sealed class EtcdMembers : IDisposable
 
     /// <summary>The member calls go to now.</summary>
     public GrpcChannel Current => _channels[(int)((uint)Volatile.Read(ref _current) % (uint)_channels.Length)];
+
+    /// <summary>The member after this one, for a caller that keeps its own place (a lease renewal moving on).</summary>
+    public GrpcChannel Next(GrpcChannel member) => _channels[(Array.IndexOf(_channels, member) + 1) % _channels.Length];
+
+    /// <summary>The address of a member, for log lines.</summary>
+    public string NameOf(GrpcChannel member) => _names[Math.Max(0, Array.IndexOf(_channels, member))];
 
     /// <summary>Moves on from a member that failed (unless another caller already has).</summary>
     public void Failed(GrpcChannel member)
@@ -66,8 +144,17 @@ public sealed class EtcdMembers : IDisposable
     /// <summary>How long one call may take before the next member is tried (etcd without a quorum holds a write until its own timeout).</summary>
     public static TimeSpan CallTimeout { get; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long a read that a user waits on (who leads now) may take on one member before the next is asked.</summary>
+    public static TimeSpan QuickCallTimeout { get; } = TimeSpan.FromSeconds(1);
+
     /// <summary>A deadline for a call made now.</summary>
     public static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+
+    /// <summary>
+    /// Call options for a stream that must end when its member loses the etcd leader (a member cut off from the others
+    /// would otherwise keep a watch or a lease renewal open and silent): etcd's "require leader" metadata.
+    /// </summary>
+    public static Metadata RequireLeader { get; } = new() { { "hasleader", "true" } };
 
     /// <summary>How many members answer a status request within a second: what an error says when the cluster cannot serve.</summary>
     public async Task<int> ReachableAsync(CancellationToken cancellationToken)
