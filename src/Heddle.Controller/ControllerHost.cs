@@ -129,7 +129,8 @@ public sealed class ControllerHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         if (logging is null)
         {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+            .AddFilter(typeof(Leadership.EtcdLeaderElection).Namespace, LogLevel.Information); // who leads, and when that changes, is what an operator looks for first
         }
         else
         {
@@ -316,7 +317,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var bootstrap = Path.Combine(options.StateDirectory, Tokens.BootstrapFile);
         var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
         await app.Services.GetRequiredService<BlobPeers>().RegisterAsync(api, agent, cancellationToken);
-        host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>())));
+        host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Leadership.EtcdLeaderElection>())));
         if (store.Shared)
         {
             var sessions = app.Services.GetRequiredService<AgentSessions>();

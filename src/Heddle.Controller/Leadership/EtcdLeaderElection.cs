@@ -29,7 +29,10 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     public TimeSpan RenewEvery { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How long a renewal may go unanswered before renewals move to the next member.</summary>
-    public TimeSpan RenewalTimeout { get; init; } = TimeSpan.FromMilliseconds(1200);
+    public TimeSpan RenewalTimeout { get; init; } = TimeSpan.FromMilliseconds(800);
+
+    /// <summary>How often an unanswered renewal is looked at.</summary>
+    private static readonly TimeSpan CheckEvery = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long before the lease could expire the leader stops acting.</summary>
     public TimeSpan StepDownMargin { get; init; } = TimeSpan.FromSeconds(1);
@@ -108,15 +111,40 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         while (true)
         {
             var member = members.Current;
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(held);
+            Volatile.Write(ref _campaign, new CampaignAttempt(member, attempt));
             try
             {
-                return (await new Election.ElectionClient(member).CampaignAsync(request, headers: EtcdMembers.RequireLeader, cancellationToken: held)).Leader;
+                return (await new Election.ElectionClient(member).CampaignAsync(request, headers: EtcdMembers.RequireLeader, cancellationToken: attempt.Token)).Leader;
             }
-            catch (RpcException e) when (!held.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
+            catch (Exception e) when (!held.IsCancellationRequested && (e is RpcException { StatusCode: var code } && (EtcdMembers.Unreachable(code) || code == StatusCode.Cancelled) || e is OperationCanceledException))
             {
-                LogCampaignMoved(logger, holder, members.NameOf(member), e.Status.Detail);
+                LogCampaignMoved(logger, holder, members.NameOf(member), e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : "its lease renewals failed there");
                 members.Failed(member);
-                await Task.Delay(TimeSpan.FromMilliseconds(100), held);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), held);
+            }
+            finally
+            {
+                Volatile.Write(ref _campaign, null);
+            }
+        }
+    }
+
+    private CampaignAttempt? _campaign;
+
+    private sealed record CampaignAttempt(GrpcChannel Member, CancellationTokenSource Attempt);
+
+    /// <summary>Ends a campaign waiting on a member that failed, so that it is made again on the next at once (not when the member's connection is given up).</summary>
+    private void Abandon(GrpcChannel member)
+    {
+        if (Volatile.Read(ref _campaign) is { } campaign && campaign.Member == member)
+        {
+            try
+            {
+                campaign.Attempt.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
             }
         }
     }
@@ -196,18 +224,26 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     private async Task RenewAsync(long id, Renewals renewals, CancellationTokenSource held)
     {
         var member = members.Current;
+        var moves = 0;
         try
         {
             while (!held.IsCancellationRequested && Stopwatch.GetElapsedTime(renewals.Confirmed) < LeaseTtl)
             {
+                var answered = renewals.Confirmed;
                 if (await RenewOnAsync(member, id, renewals, held.Token) is { } reason)
                 {
                     var next = members.Next(member);
                     LogRenewalMoved(logger, holder, members.NameOf(member), reason, members.NameOf(next));
                     members.Failed(member);
+                    Abandon(member); // a campaign waiting on that member is made again on the next
                     member = next;
                     renewals.Forget();
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), held.Token);
+                    moves = renewals.Confirmed != answered ? 1 : moves + 1;
+                    if (moves > 1)
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(100), held.Token); // every member failed in turn: not in a tight loop
+                    }
+
                     continue;
                 }
 
@@ -243,6 +279,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         });
         try
         {
+            var next = Stopwatch.GetTimestamp();
             while (!reading.IsCompleted)
             {
                 if (renewals.Waiting() > RenewalTimeout)
@@ -250,16 +287,19 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
                     return $"no answer for {renewals.Waiting().TotalSeconds:0.0} s";
                 }
 
-                renewals.Sent(Stopwatch.GetTimestamp());
-                var write = call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, stream.Token);
-                var tick = Task.Delay(RenewEvery, held);
-                await Task.WhenAny(write, reading, Task.Delay(RenewalTimeout, held));
-                if (!write.IsCompletedSuccessfully && !reading.IsCompleted)
+                if (Stopwatch.GetTimestamp() >= next)
                 {
-                    return write.IsFaulted ? write.Exception!.InnerException!.Message : $"a renewal could not be sent within {RenewalTimeout.TotalSeconds:0.0} s";
+                    next = Stopwatch.GetTimestamp() + (long)(RenewEvery.TotalSeconds * Stopwatch.Frequency);
+                    renewals.Sent(Stopwatch.GetTimestamp());
+                    var write = call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, stream.Token);
+                    await Task.WhenAny(write, reading, Task.Delay(RenewalTimeout, held));
+                    if (!write.IsCompletedSuccessfully && !reading.IsCompleted)
+                    {
+                        return write.IsFaulted ? write.Exception!.InnerException!.Message : $"a renewal could not be sent within {RenewalTimeout.TotalSeconds:0.0} s";
+                    }
                 }
 
-                await Task.WhenAny(reading, tick);
+                await Task.WhenAny(reading, Task.Delay(CheckEvery, held));
             }
 
             await reading;

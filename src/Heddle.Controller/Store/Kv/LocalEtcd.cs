@@ -117,7 +117,7 @@ public sealed class LocalEtcd : IAsyncDisposable
             "--listen-client-urls", $"http://127.0.0.1:{client}", "--advertise-client-urls", $"http://127.0.0.1:{client}",
             "--listen-peer-urls", $"http://127.0.0.1:{client + 1}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{client + 1}",
             "--initial-cluster", _initialCluster, "--initial-cluster-state", fresh ? "new" : "existing",
-            "--max-txn-ops", "10000", "--log-level", "warn",
+            "--max-txn-ops", "10000", "--log-level", "warn", "--pre-vote", // a member back from a partition does not depose the leader
         })
         {
             start.ArgumentList.Add(arg);

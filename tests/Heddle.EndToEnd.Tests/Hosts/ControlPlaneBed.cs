@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Heddle.Testing;
+using Heddle.Testing.Hosts;
+
+namespace Heddle.EndToEnd.Tests.Hosts;
+
+/// <summary>
+/// A replicated control plane on hosts of its own, as an operator would lay it out: three etcd members (e1..e3), three
+/// controllers (c1..c3) sharing them, three nodes (n1..n3) whose agents know every controller, and a client host (cl)
+/// from which every `heddle` command is run. The hello sample runs on the nodes. Built once for the scenarios of a test
+/// class; each scenario leaves every link healed.
+/// </summary>
+public sealed class ControlPlaneBed : IAsyncLifetime
+{
+    public const int ApiPort = 7443;
+    public const int AgentPort = 7001;
+
+    private TestBed? _bed;
+    private readonly TempDirectory _state = new("heddle-bed-");
+    private global::Heddle.Agent.Isolation.UidBlock? _uids;
+    private readonly Dictionary<string, HostProcess> _controllers = [];
+    private readonly Dictionary<string, HostProcess> _agents = [];
+
+    public TestBed Bed => _bed ?? throw new InvalidOperationException("the bed is not built");
+
+    public string ClientHome => _state.Combine("client");
+
+    public IReadOnlyDictionary<string, HostProcess> Controllers => _controllers;
+
+    public IReadOnlyDictionary<string, HostProcess> Agents => _agents;
+
+    public IEnumerable<HostProcess> EtcdMembers => Bed.Hosts.Where(h => h.Name.StartsWith('e')).SelectMany(h => h.Processes);
+
+    public async Task InitializeAsync()
+    {
+        File.SetUnixFileMode(_state.Path, global::Heddle.Agent.Isolation.StateFolders.PassThrough);
+        _uids = global::Heddle.Agent.Isolation.UidBlock.Lease();
+        _bed = await TestBed.CreateAsync("e1", "e2", "e3", "c1", "c2", "c3", "n1", "n2", "n3", "cl");
+        try
+        {
+            await StartEtcdAsync();
+            await StartControllersAsync();
+            await StartAgentsAsync();
+            var deploy = await ClientAsync(TimeSpan.FromSeconds(180), "deploy", SamplePackage.File, "--config", SamplePackage.ConfigurationPath, "--wait");
+            Assert.True(deploy.ExitCode == 0, $"deploy on the bed: {deploy}\n{Describe()}");
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"the control-plane bed did not come up: {e.Message}\n{Describe()}", e);
+        }
+    }
+
+    private string Url(string host, int port) => $"https://{Bed[host].Address}:{port}";
+
+    private async Task StartEtcdAsync()
+    {
+        var members = string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{e}=http://{Bed[e].Address}:2380"));
+        foreach (var name in new[] { "e1", "e2", "e3" })
+        {
+            var address = Bed[name].Address;
+            Bed[name].Start("etcd", "/usr/bin/etcd", [
+                "--name", name, "--data-dir", _state.Combine("etcd-" + name),
+                "--listen-client-urls", $"http://{address}:2379", "--advertise-client-urls", $"http://{address}:2379",
+                "--listen-peer-urls", $"http://{address}:2380", "--initial-advertise-peer-urls", $"http://{address}:2380",
+                "--initial-cluster", members, "--initial-cluster-state", "new", "--initial-cluster-token", $"bed{Bed.Subnet}",
+                "--pre-vote", // a member back from a partition must not depose the leader (etcd 3.4 leaves it off)
+            ]);
+        }
+
+        foreach (var member in EtcdMembers)
+        {
+            await member.WaitForOutputAsync("ready to serve client requests", TimeSpan.FromSeconds(60));
+        }
+    }
+
+    private string Store => "etcd://" + string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{Bed[e].Address}:2379"));
+
+    private async Task StartControllersAsync()
+    {
+        foreach (var name in new[] { "c1", "c2", "c3" })
+        {
+            var controller = Bed[name].Start("controller", Heddle.Executable, [
+                "controller", "--state", _state.Combine(name), "--listen", Bed[name].Address.ToString(), "--api-port", $"{ApiPort}", "--agent-port", $"{AgentPort}",
+                "--store", Store, "--node-timeout", "10s", "--no-lb", "--uid-range", _uids!.Range.ToString(),
+            ]);
+            _controllers[name] = controller;
+            await controller.WaitForOutputAsync("API https://", TimeSpan.FromSeconds(60)); // one at a time: the first makes the cluster's CA
+        }
+
+        Directory.CreateDirectory(ClientHome);
+        var c1 = _state.Combine("c1");
+        var urls = new[] { "c1", "c2", "c3" }.Select(c => Url(c, ApiPort)).ToArray();
+        File.WriteAllText(Path.Combine(ClientHome, "config.json"), JsonSerializer.Serialize(new
+        {
+            apiUrl = urls[0], apiUrls = urls, token = File.ReadAllText(Path.Combine(c1, "api-token")).Trim(), ca = File.ReadAllText(Path.Combine(c1, "ca.crt")),
+        }));
+    }
+
+    private async Task StartAgentsAsync()
+    {
+        var join = await ClientAsync(TimeSpan.FromSeconds(30), "token", "create", "--join");
+        Assert.True(join.ExitCode == 0, join.ToString());
+        var controllers = string.Join(',', new[] { "c1", "c2", "c3" }.Select(c => Url(c, AgentPort)));
+        var fd = 0;
+        foreach (var name in new[] { "n1", "n2", "n3" })
+        {
+            var state = _state.Combine(name);
+            Directory.CreateDirectory(state);
+            File.SetUnixFileMode(state, global::Heddle.Agent.Isolation.StateFolders.PassThrough);
+            _agents[name] = Bed[name].Start("agent", Heddle.Executable, [
+                "agent", "--controller", controllers, "--join", join.Stdout.Trim(), "--name", name, "--address", Bed[name].Address.ToString(),
+                "--fault-domain", $"fd{++fd}", "--state", state, "--cores", "4", "--stop-instances-on-exit", "--uid-range", _uids!.Range.ToString(),
+            ]);
+        }
+
+        foreach (var agent in _agents.Values)
+        {
+            await agent.WaitForOutputAsync("Connected to the controller", TimeSpan.FromSeconds(60));
+        }
+    }
+
+    /// <summary>A `heddle` command run on the client host with the bed's client configuration.</summary>
+    public async Task<ProcessResult> ClientAsync(TimeSpan deadline, params string[] args) => await Task.Run(() => ProcessRunner.Run(
+        "/usr/bin/nsenter", [$"--net={Bed["cl"].NamespacePath}", "--", Heddle.Executable, .. args], deadline, environment: new Dictionary<string, string> { ["HEDDLE_HOME"] = ClientHome }));
+
+    /// <summary>A command, and how long the user waited for it.</summary>
+    public async Task<(ProcessResult Result, TimeSpan Took)> TimedAsync(params string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = await ClientAsync(TimeSpan.FromSeconds(60), args);
+        return (result, clock.Elapsed);
+    }
+
+    /// <summary>Who leads now, as the controllers say (null when none does or none answers).</summary>
+    public async Task<string?> LeaderAsync()
+    {
+        var run = await ClientAsync(TimeSpan.FromSeconds(30), "info", "-o", "json");
+        if (run.ExitCode != 0)
+        {
+            return null;
+        }
+
+        using var info = JsonDocument.Parse(run.Stdout);
+        return info.RootElement.TryGetProperty("leader", out var leader) && leader.ValueKind == JsonValueKind.String ? leader.GetString() : null;
+    }
+
+    /// <summary>
+    /// Who leads, once that is settled: `heddle info` names a controller whose last word on leadership is that it leads,
+    /// and no other controller says it leads (just after a change, etcd can still name a leader that has stepped down).
+    /// </summary>
+    public async Task<string> SettledLeaderAsync() => (await Poll.UntilAsync(async () =>
+    {
+        var leader = await LeaderAsync();
+        var leading = Controllers.Where(c =>
+        {
+            var last = c.Value.LinesWith(" leads (term ", DateTimeOffset.MinValue).Concat(c.Value.LinesWith(" stopped leading (term ", DateTimeOffset.MinValue)).MaxBy(l => l.Time);
+            return last.Line?.Contains(" leads (term ", StringComparison.Ordinal) == true;
+        }).Select(c => c.Key).ToList();
+        return leader is not null && leading.Count == 1 && leading[0] == ControllerHost(leader) ? leader : null;
+    }, l => l is not null, TimeSpan.FromSeconds(60), "one settled leader"))!;
+
+    /// <summary>The controller (c1..c3) whose API URL the holder names.</summary>
+    public string ControllerHost(string holder) => new[] { "c1", "c2", "c3" }.Single(c => holder.Contains(Bed[c].Address.ToString(), StringComparison.Ordinal));
+
+    /// <summary>Every instance as (id, node, pid, restarts, state), to compare before and after a fault.</summary>
+    public async Task<IReadOnlyList<string>> InstancesAsync()
+    {
+        var run = await ClientAsync(TimeSpan.FromSeconds(30), "status", "hello", "-o", "json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var status = JsonDocument.Parse(run.Stdout);
+        return [.. status.RootElement.GetProperty("instances").EnumerateArray()
+            .Select(i => $"{i.GetProperty("id").GetString()} on {i.GetProperty("node").GetString()} pid {i.GetProperty("pid")} restarts {i.GetProperty("restarts")} {i.GetProperty("state").GetString()}")
+            .Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Event kinds and subjects since a time (NodeDown, LeaderElected, ...).</summary>
+    public async Task<IReadOnlyList<(DateTimeOffset Time, string Kind, string Subject, string Message)>> EventsAsync(DateTimeOffset since)
+    {
+        var run = await ClientAsync(TimeSpan.FromSeconds(30), "events", "-o", "json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var events = JsonDocument.Parse(run.Stdout);
+        return [.. events.RootElement.EnumerateArray()
+            .Select(e => (e.GetProperty("time").GetDateTimeOffset(), e.GetProperty("kind").GetString()!, e.GetProperty("subject").GetString() ?? string.Empty, e.GetProperty("message").GetString() ?? string.Empty))
+            .Where(e => e.Item1 >= since)];
+    }
+
+    /// <summary>Every process's output and every host's fault, for a failure message.</summary>
+    public string Describe()
+    {
+        if (_bed is null)
+        {
+            return "(no bed)";
+        }
+
+        return string.Join('\n', _bed.Hosts.Select(h => $"== {h}\n" + string.Join('\n', h.Processes.Select(p => $"-- {p}:\n{Tail(p.Output, 60)}"))));
+    }
+
+    private static string Tail(string text, int lines) => string.Join('\n', text.Split('\n').TakeLast(lines));
+
+    public async Task DisposeAsync()
+    {
+        if (_bed is not null)
+        {
+            // Agents first, while the controllers still answer: they stop their instances on the way out.
+            foreach (var agent in _agents.Values)
+            {
+                await agent.StopAsync();
+            }
+
+            await _bed.DisposeAsync();
+            foreach (var node in new[] { "n1", "n2", "n3" })
+            {
+                global::Heddle.Agent.Isolation.InstanceDisk.RemoveAllUnder(_state.Combine(node));
+            }
+        }
+
+        _state.Dispose();
+        _uids?.Dispose();
+    }
+}

@@ -1,0 +1,171 @@
+using System.Net;
+
+namespace Heddle.Testing.Hosts;
+
+/// <summary>
+/// One host of a <see cref="TestBed"/>: a network namespace with one link (eth0) to the bed's bridge and an address,
+/// the processes started on it, and the faults a link can have. Processes enter only the namespace's network
+/// (<c>nsenter --net</c>, not <c>ip netns exec</c>, which remounts /sys and hides the cgroup hierarchies from an agent).
+/// </summary>
+public sealed class TestHost : IAsyncDisposable
+{
+    private readonly TestBed _bed;
+    private readonly List<HostProcess> _processes = [];
+
+    private TestHost(TestBed bed, string name, int index, IPAddress address)
+    {
+        _bed = bed;
+        Name = name;
+        Address = address;
+        Namespace = $"{bed.Bridge}-{name}";
+        RootLink = $"{bed.Bridge}h{index}";
+    }
+
+    public string Name { get; }
+
+    public IPAddress Address { get; }
+
+    /// <summary>The network namespace's name (under /run/netns).</summary>
+    public string Namespace { get; }
+
+    public string NamespacePath => $"/run/netns/{Namespace}";
+
+    /// <summary>The root namespace's end of the host's link, on the bridge.</summary>
+    public string RootLink { get; }
+
+    /// <summary>What is wrong with the host's link now (none, cut, dropped, degraded).</summary>
+    public string Fault { get; private set; } = "none";
+
+    public IReadOnlyList<HostProcess> Processes => _processes;
+
+    internal static async Task<TestHost> CreateAsync(TestBed bed, string name, int index, IPAddress address)
+    {
+        var host = new TestHost(bed, name, index, address);
+        await Ip.RunAsync("netns", "add", host.Namespace);
+        await Ip.RunAsync("link", "add", host.RootLink, "type", "veth", "peer", "name", "eth0", "netns", host.Namespace);
+        await Ip.RunAsync("link", "set", host.RootLink, "master", bed.Bridge, "up");
+        await host.RunCheckedAsync("/usr/sbin/ip", "addr", "add", $"{address}/24", "dev", "eth0");
+        await host.RunCheckedAsync("/usr/sbin/ip", "link", "set", "eth0", "up");
+        await host.RunCheckedAsync("/usr/sbin/ip", "link", "set", "lo", "up");
+        return host;
+    }
+
+    /// <summary>Runs a program on this host to completion.</summary>
+    public Task<ProcessResult> RunAsync(string program, params string[] args) => Ip.InAsync(NamespacePath, program, args);
+
+    private async Task RunCheckedAsync(string program, params string[] args) => Ip.Check($"on {Name}: {program}", args, await RunAsync(program, args));
+
+    /// <summary>Starts a long-running program on this host (stopped when the bed is disposed, if not before).</summary>
+    public HostProcess Start(string label, string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var process = HostProcess.Start(this, label, program, args, environment);
+        lock (_processes)
+        {
+            _processes.Add(process);
+        }
+
+        return process;
+    }
+
+    /// <summary>The link is cut: the interface goes down on both ends (the host and its peers see the carrier lost).</summary>
+    public async Task CutAsync()
+    {
+        await Ip.RunAsync("link", "set", RootLink, "down");
+        Fault = "cut";
+    }
+
+    /// <summary>
+    /// The host goes silent with its link up: every packet it sends and every packet sent to it is dropped (nftables in
+    /// its namespace; ARP too), so peers get no answer at all (no reset, no unreachable), as a host that hangs or a switch
+    /// port that black-holes. Its own loopback keeps working.
+    /// </summary>
+    public async Task DropAsync()
+    {
+        await ClearAsync();
+        await NftAsync("add", "table", "inet", Table);
+        await NftAsync("add", "chain", "inet", Table, "in", "{ type filter hook input priority -300; policy drop; }");
+        await NftAsync("add", "rule", "inet", Table, "in", "iif", "lo", "accept");
+        await NftAsync("add", "chain", "inet", Table, "out", "{ type filter hook output priority -300; policy drop; }");
+        await NftAsync("add", "rule", "inet", Table, "out", "oif", "lo", "accept");
+        await NftAsync("add", "table", "arp", Table);
+        await NftAsync("add", "chain", "arp", Table, "in", "{ type filter hook input priority 0; policy drop; }");
+        await NftAsync("add", "chain", "arp", Table, "out", "{ type filter hook output priority 0; policy drop; }");
+        Fault = "dropped";
+    }
+
+    /// <summary>
+    /// A bad link: <paramref name="lossPercent"/> of what the host sends is lost (nftables, at random), and with
+    /// <paramref name="delay"/> every packet it sends waits that long (tc netem, where the kernel has it: see
+    /// <see cref="TestBed.CanDelay"/>; asking for a delay on a kernel without netem fails).
+    /// </summary>
+    public async Task DegradeAsync(TimeSpan delay, double lossPercent)
+    {
+        await ClearAsync();
+        if (delay > TimeSpan.Zero)
+        {
+            if (!TestBed.CanDelay)
+            {
+                throw new NotSupportedException("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): a test host's packets cannot be delayed");
+            }
+
+            await RunCheckedAsync("/usr/sbin/tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", $"{delay.TotalMilliseconds:0}ms");
+        }
+
+        if (lossPercent > 0)
+        {
+            await NftAsync("add", "table", "inet", Table);
+            await NftAsync("add", "chain", "inet", Table, "out", "{ type filter hook output priority -300; }");
+            await NftAsync("add", "rule", "inet", Table, "out", "oif", "!=", "lo", "numgen", "random", "mod", "100", "<", $"{Math.Round(lossPercent):0}", "drop");
+        }
+
+        Fault = $"delay {delay.TotalMilliseconds:0} ms, loss {lossPercent:0.##}%";
+    }
+
+    /// <summary>Undoes any fault.</summary>
+    public async Task HealAsync()
+    {
+        await ClearAsync();
+        await Ip.RunAsync("link", "set", RootLink, "up");
+        Fault = "none";
+    }
+
+    private const string Table = "heddlebed";
+
+    private async Task NftAsync(params string[] args) => await RunCheckedAsync("/usr/sbin/nft", args);
+
+    private async Task ClearAsync()
+    {
+        await RunAsync("/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root");
+        await RunAsync("/usr/sbin/nft", "delete", "table", "inet", Table);
+        await RunAsync("/usr/sbin/nft", "delete", "table", "arp", Table);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        HostProcess[] processes;
+        lock (_processes)
+        {
+            processes = [.. _processes];
+        }
+
+        foreach (var process in processes)
+        {
+            await process.DisposeAsync();
+        }
+
+        // Whatever still runs in the namespace (an instance a killed agent left behind) goes with it.
+        var pids = await Ip.TryRunAsync("netns", "pids", Namespace);
+        foreach (var pid in pids.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (int.TryParse(pid, out var id))
+            {
+                HostProcess.Signal(id, HostProcess.SigKill);
+            }
+        }
+
+        await Ip.TryRunAsync("link", "del", RootLink);
+        await Ip.TryRunAsync("netns", "del", Namespace);
+    }
+
+    public override string ToString() => $"{Name} ({Address}, {Fault})";
+}
