@@ -132,7 +132,27 @@ public sealed class AgentHost : IAsyncDisposable
             throw new InvalidOperationException($"instances cannot be given disks of their own here: {noDisks}");
         }
 
-        var identity = await NodeIdentity.LoadOrEnrolAsync(options, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
+        // The log server listens before the node enrols: the controller connects to it to check that it reaches the node
+        // at its address, and refuses a node it cannot reach.
+        NodeIdentity? identity = null;
+        InstanceSupervisor? supervisor = null;
+        var logs = await LogServer.StartAsync(options.Address, options.LogPort, () => identity, () => supervisor, cancellationToken);
+        try
+        {
+            return await StartAsync(options, loggers, logs, isolated, id => identity = id, s => supervisor = s, cancellationToken);
+        }
+        catch
+        {
+            await logs.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, LogServer logs, bool isolated,
+        Action<NodeIdentity> identified, Action<InstanceSupervisor> supervising, CancellationToken cancellationToken)
+    {
+        var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
+        identified(identity);
         // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
         var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
         var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
@@ -191,7 +211,7 @@ public sealed class AgentHost : IAsyncDisposable
         var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
         connection.Supervisor = supervisor;
-        var logs = await LogServer.StartAsync(options.Address, identity, supervisor, cancellationToken);
+        supervising(supervisor);
         node.LogUrl = logs.Url.ToString();
         var isolation = uids is null
             ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"

@@ -23,6 +23,13 @@ public sealed record AgentOptions
     /// <summary>The address instances listen on and others reach them at.</summary>
     public string Address { get; init; } = "127.0.0.1";
 
+    /// <summary>
+    /// The port the agent serves instance logs on at <see cref="Address"/>; the controller connects to it when the node
+    /// enrols to check that it can reach the node there. 0 lets the OS choose, the default here for agents embedded
+    /// several to a host (tests); `heddle agent --log-port` defaults to 7003, a port an operator can open in a firewall.
+    /// </summary>
+    public int LogPort { get; init; }
+
     public string FaultDomain { get; init; } = "fd1";
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();

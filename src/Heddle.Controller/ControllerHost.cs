@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Heddle.Contracts.Logging;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller;
@@ -129,8 +130,8 @@ public sealed class ControllerHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         if (logging is null)
         {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-            .AddFilter(typeof(Leadership.EtcdLeaderElection).Namespace, LogLevel.Information); // who leads, and when that changes, is what an operator looks for first
+            builder.Logging.AddHeddleConsole().SetMinimumLevel(LogLevel.Warning)
+                .AddFilter(typeof(Leadership.EtcdLeaderElection).Namespace, LogLevel.Information); // who leads, and when that changes, is what an operator looks for first
         }
         else
         {
@@ -190,6 +191,7 @@ public sealed class ControllerHost : IAsyncDisposable
         services.AddSingleton<ReconcileLoop>();
         services.AddSingleton<Tokens>();
         services.AddSingleton<NodeCertificates>();
+        services.AddSingleton<NodeReachability>();
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
         services.AddSingleton<BlobPeers>();
         services.AddHttpClient(BlobPeers.ClientName, c => c.Timeout = TimeSpan.FromMinutes(30))

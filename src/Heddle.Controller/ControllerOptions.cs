@@ -24,6 +24,13 @@ public sealed record ControllerOptions
     /// <summary>A node not heard from for this long is Down and its instances are placed elsewhere. Default 10 s.</summary>
     public TimeSpan NodeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long the controller waits for a TCP connect to a node's address (its log port) when it enrols, or says hello
+    /// at an address other than its last (`--node-reach-timeout`); a node that does not answer in time is refused.
+    /// Keep it below the agent's 10 s enrolment deadline. Default 3 s.
+    /// </summary>
+    public TimeSpan NodeReachTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Every service is reconciled at least this often, whatever happened. Default 10 s.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -67,7 +67,7 @@ public sealed class TrustEndToEndTests
         Assert.StartsWith("hjoin.", join);
         using var impostorState = new TempDirectory("heddle-impostor-");
         var impostor = Heddle.Run(new Dictionary<string, string>(up.Environment) { ["HEDDLE_JOIN"] = join },
-            "agent", "--controller", info.RootElement.GetProperty("agentUrl").GetString()!, "--name", "n1", "--address", "127.0.1.9", "--state", impostorState.Path, "--no-cgroups", "--no-containers");
+            "agent", "--controller", info.RootElement.GetProperty("agentUrl").GetString()!, "--name", "n1", "--address", "127.0.1.9", "--log-port", "0", "--state", impostorState.Path, "--no-cgroups", "--no-containers");
         Assert.Equal(1, impostor.ExitCode);
         Assert.Contains("node n1 is already enrolled", impostor.Stderr);
         using (var status = JsonDocument.Parse(up.Run("status", "hello", "-o", "json").Stdout))

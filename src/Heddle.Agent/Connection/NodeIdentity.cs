@@ -32,8 +32,11 @@ public sealed partial class NodeIdentity
     /// <summary>The node certificate in force, with its key.</summary>
     public X509Certificate2 Certificate => _certificate;
 
-    /// <summary>The certificate on disk when it is still valid, else a new one got with the join string.</summary>
-    public static async Task<NodeIdentity> LoadOrEnrolAsync(AgentOptions options, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>
+    /// The certificate on disk when it is still valid, else a new one got with the join string. The controller checks
+    /// before it enrols the node that it can connect to <paramref name="logPort"/> at the node's address.
+    /// </summary>
+    public static async Task<NodeIdentity> LoadOrEnrolAsync(AgentOptions options, int logPort, ILogger logger, CancellationToken cancellationToken)
     {
         var directory = options.StateDirectory;
         var (certificatePath, keyPath, caPath) = Paths(directory);
@@ -67,7 +70,7 @@ public sealed partial class NodeIdentity
             var controller = options.Controllers[(attempt - 1) % options.Controllers.Count];
             try
             {
-                return await EnrolAsync(options, controller, directory, token, pinned, cancellationToken);
+                return await EnrolAsync(options, logPort, controller, directory, token, pinned, cancellationToken);
             }
             catch (Exception e) when (Unreachable(e) && attempt < 30 && !cancellationToken.IsCancellationRequested)
             {
@@ -81,7 +84,7 @@ public sealed partial class NodeIdentity
     private static bool Unreachable(Exception e) => e is HttpRequestException or IOException or TaskCanceledException { InnerException: TimeoutException }
         || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.DeadlineExceeded };
 
-    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, Uri controller, string directory, string token, string pinned, CancellationToken cancellationToken)
+    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, int logPort, Uri controller, string directory, string token, string pinned, CancellationToken cancellationToken)
     {
         // The CA certificate is public; it is read without checking the connection, and trusted only if its key is the one the join string pins.
         X509Certificate2 ca;
@@ -104,7 +107,7 @@ public sealed partial class NodeIdentity
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
         using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
         var reply = await new AgentService.AgentServiceClient(channel).EnrollAsync(
-            new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);
+            new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request, Address = options.Address, LogPort = logPort }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);
         var identity = new NodeIdentity(directory, ca, Accept(reply, key, ca, options.NodeName));
         identity.Save(key, reply);
         return identity;

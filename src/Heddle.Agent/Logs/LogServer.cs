@@ -25,26 +25,32 @@ public sealed class LogServer : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public static async Task<LogServer> StartAsync(string address, Connection.NodeIdentity identity, InstanceSupervisor supervisor, CancellationToken cancellationToken)
+    /// <summary>
+    /// Listens on <paramref name="address"/>:<paramref name="port"/> (0: a free port) before the node has its certificate,
+    /// so that the controller can check at enrolment that it reaches this node there (a TCP connect); TLS handshakes
+    /// fail until <paramref name="identity"/> returns the node's identity, and requests find no instance until
+    /// <paramref name="supervisor"/> returns the supervisor.
+    /// </summary>
+    public static async Task<LogServer> StartAsync(string address, int port, Func<Connection.NodeIdentity?> identity, Func<InstanceSupervisor?> supervisor, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         ListenOptions? listener = null;
         var ip = System.Net.IPAddress.Parse(address);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(ip, 0, l =>
+        builder.WebHost.ConfigureKestrel(k => k.Listen(ip, port, l =>
         {
             (listener = l).Protocols = HttpProtocols.Http1;
             l.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
             {
-                ServerCertificateSelector = (_, _) => identity.Certificate,
+                ServerCertificateSelector = (_, _) => identity()?.Certificate,
                 ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.RequireCertificate,
-                ClientCertificateValidation = (certificate, _, _) => ClusterTrust.Is(certificate, identity.Ca, ClusterTrust.ClientAuth, ClusterTrust.ControllerUnit),
+                ClientCertificateValidation = (certificate, _, _) => identity() is { } node && ClusterTrust.Is(certificate, node.Ca, ClusterTrust.ClientAuth, ClusterTrust.ControllerUnit),
             });
         }));
         var app = builder.Build();
         app.MapGet("/logs/{service}/{role}/{index:int}", async (HttpContext context, string service, string role, int index, string? stream, int? tail, bool? follow) =>
         {
-            var directory = supervisor.DirectoryOf($"{service}/{role}/{index}");
+            var directory = supervisor()?.DirectoryOf($"{service}/{role}/{index}");
             var name = stream == "stderr" ? "stderr.log" : "stdout.log";
             if (directory is null || !File.Exists(Path.Combine(directory, "logs", name)))
             {
@@ -56,8 +62,20 @@ public sealed class LogServer : IAsyncDisposable
             context.Response.ContentType = "text/plain; charset=utf-8";
             await LogReader.WriteAsync(Path.Combine(directory, "logs", name), tail ?? 100, follow == true, context.Response.Body, context.RequestAborted);
         });
-        await app.StartAsync(cancellationToken);
-        return new LogServer(app, new Uri($"https://{address}:{listener!.IPEndPoint!.Port}/"));
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            await app.DisposeAsync();
+            var why = e is Microsoft.AspNetCore.Connections.AddressInUseException || e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+                ? $"another process holds port {port} there: give --log-port another (0: any free one)"
+                : $"is {address} an address of this host? give --address one that is";
+            throw new InvalidOperationException($"the agent cannot serve logs on {new System.Net.IPEndPoint(ip, port)} ({e.Message}): {why}", e);
+        }
+
+        return new LogServer(app, new Uri($"https://{new System.Net.IPEndPoint(ip, listener!.IPEndPoint!.Port)}/"));
     }
 
     public async ValueTask DisposeAsync()

@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Net;
 using Heddle.Agent;
+using Heddle.Agent.Node;
+using Heddle.Contracts.Logging;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Cli.Commands;
@@ -9,13 +12,28 @@ internal static class AgentCommand
 {
     public const string JoinVariable = "HEDDLE_JOIN";
 
+    /// <summary>
+    /// A fixed log port by default, so that an operator can open it in a host's firewall once (a port the OS chose would
+    /// change with every agent start); `heddle up` and tests, which run several agents on one host, pass 0.
+    /// </summary>
+    public const int DefaultLogPort = 7003;
+
     public static Command Create(CliConsole console)
     {
         var agentUrl = new Option<string>("--controller") { Description = "The controller's agent endpoint, e.g. https://10.0.0.1:7001; several, comma-separated, for a replicated controller (the next is tried when one does not answer)", Required = true };
         var token = new Option<string?>("--join") { Description = "A join string from 'heddle token create --join', needed until the node has its certificate (visible to every process on the host: prefer $HEDDLE_JOIN or --join-file)" };
         var tokenFile = new Option<string?>("--join-file") { Description = "A file holding the join string" };
         var name = new Option<string>("--name") { Description = "Node name (default: the host name, lower-cased)", DefaultValueFactory = _ => Environment.MachineName.ToLowerInvariant() };
-        var address = new Option<string>("--address") { Description = "The address instances listen on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
+        var address = new Option<string?>("--address")
+        {
+            Description = "The address this node's instances and its log server listen on, which the controller and clients must reach "
+                + "(default: the local address of this host's route to the first controller with a route; a loopback address only with a controller on loopback)",
+        };
+        var logPort = new Option<int>("--log-port")
+        {
+            Description = "The port the agent serves instance logs on, at --address; the controller connects to it when the node enrols (default 7003; 0 lets the OS choose)",
+            DefaultValueFactory = _ => DefaultLogPort,
+        };
         var faultDomain = new Option<string>("--fault-domain") { Description = "The node's fault domain (default fd1)", DefaultValueFactory = _ => "fd1" };
         var labels = new Option<string[]>("--label") { Description = "A node label, key=value (repeatable)", AllowMultipleArgumentsPerToken = false };
         var state = new Option<string>("--state") { Description = "State directory: package cache, instances, logs", Required = true };
@@ -33,7 +51,7 @@ internal static class AgentCommand
         var fence = Durations.Option("--fence-after", "Stop this node's instances after hearing nothing from the controller this long (its node timeout; 0s: never)", TimeSpan.FromSeconds(10));
         var command = new Command("agent", "Run the host agent of one node")
         {
-            agentUrl, token, tokenFile, name, address, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
+            agentUrl, token, tokenFile, name, address, logPort, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -65,6 +83,12 @@ internal static class AgentCommand
                 throw new UsageException($"--port-range '{parse.GetValue(ports)}' is not a range like 20000-29999");
             }
 
+            if (parse.GetValue(logPort) is < 0 or > 65535)
+            {
+                throw new UsageException($"--log-port {parse.GetValue(logPort)} is not a port (0 lets the OS choose)");
+            }
+
+            var nodeAddress = await NodeAddressAsync(console, parse.GetValue(address), controllers, ct);
             var uidRange = Heddle.Contracts.UidRange.Parse(parse.GetValue(uids)!, out var uidProblem) ?? throw new UsageException($"--uid-range {uidProblem}");
 
             var labelMap = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -85,7 +109,8 @@ internal static class AgentCommand
                 OtherControllerUrls = controllers[1..],
                 Join = join,
                 NodeName = parse.GetValue(name)!,
-                Address = parse.GetValue(address)!,
+                Address = nodeAddress.ToString(),
+                LogPort = parse.GetValue(logPort),
                 FaultDomain = parse.GetValue(faultDomain)!,
                 Labels = labelMap,
                 StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
@@ -102,7 +127,7 @@ internal static class AgentCommand
                 UidRange = uidRange,
                 LogRetention = parse.GetValue(retention),
             };
-            using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
+            using var loggers = LoggerFactory.Create(b => b.AddHeddleConsole().SetMinimumLevel(LogLevel.Information));
             AgentHost agentHost;
             try
             {
@@ -132,5 +157,39 @@ internal static class AgentCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The node's address: the one given, or the local address of the route to the first controller with one (said on
+    /// the console, with why); a loopback address only when every controller is on loopback too.
+    /// </summary>
+    private static async Task<IPAddress> NodeAddressAsync(CliConsole console, string? given, Uri[] controllers, CancellationToken ct)
+    {
+        IPAddress? chosen = null;
+        if (given is not null && !IPAddress.TryParse(given, out chosen))
+        {
+            throw new UsageException($"--address '{given}' is not an IP address");
+        }
+
+        var resolved = new List<NodeAddress.ControllerAddresses>();
+        foreach (var controller in controllers)
+        {
+            resolved.Add(await NodeAddress.ResolveAsync(controller, TimeSpan.FromSeconds(5), ct));
+        }
+
+        if (chosen is null)
+        {
+            var choice = NodeAddress.Choose(resolved, out var problems)
+                ?? throw new UsageException($"cannot work out this node's address: no route to any controller ({string.Join("; ", problems)}); give --address");
+            chosen = choice.Address;
+            console.Out.WriteLine($"address {chosen}: {choice.Why}");
+        }
+
+        if (NodeAddress.LoopbackRefusal(chosen, resolved) is { } refusal)
+        {
+            throw new UsageException(refusal);
+        }
+
+        return chosen;
     }
 }

@@ -18,6 +18,7 @@ internal static class ControllerCommand
         var insecure = new Option<bool>("--insecure-http") { Description = "Serve the REST API over plain HTTP, for a controller behind a proxy that terminates TLS (tokens then cross the wire in clear)" };
         var certLifetime = Durations.Option("--node-cert-lifetime", "How long a node certificate is valid; agents renew at two thirds of it", TimeSpan.FromDays(90));
         var timeout = Durations.Option("--node-timeout", "A node silent this long is Down and its instances move", TimeSpan.FromSeconds(10));
+        var reachTimeout = Durations.Option("--node-reach-timeout", "How long to wait for a TCP connect to a node's address when it enrols or its address changes; a node that does not answer is refused (keep it below the agent's 10 s enrolment deadline)", TimeSpan.FromSeconds(3));
         var dns = DnsOptionsBinder.Create();
         var lb = new LbOptionsBinder();
         var store = new Option<string?>("--store")
@@ -37,7 +38,7 @@ internal static class ControllerCommand
             DefaultValueFactory = _ => Heddle.Contracts.UidRange.Default.ToString(),
         };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
-        var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, insecure, certLifetime };
+        var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, reachTimeout, insecure, certLifetime };
         dns.AddTo(command);
         lb.AddTo(command);
         command.Options.Add(vipPool);
@@ -60,6 +61,7 @@ internal static class ControllerCommand
                 ApiPort = parse.GetValue(apiPort),
                 AgentPort = parse.GetValue(agentPort),
                 NodeTimeout = parse.GetValue(timeout),
+                NodeReachTimeout = parse.GetValue(reachTimeout),
                 VipPool = parse.GetValue(vipPool),
                 UidRange = Heddle.Contracts.UidRange.Parse(parse.GetValue(uidRange)!, out var uidProblem) ?? throw new UsageException($"--uid-range {uidProblem}"),
                 HistoryLimit = parse.GetValue(history),
@@ -67,6 +69,11 @@ internal static class ControllerCommand
                 NodeCertificateLifetime = parse.GetValue(certLifetime),
                 DefaultQuota = quota,
             };
+            if (options.NodeReachTimeout <= TimeSpan.Zero || options.NodeReachTimeout >= TimeSpan.FromSeconds(10))
+            {
+                throw new UsageException($"--node-reach-timeout {Durations.Format(options.NodeReachTimeout)}: give more than 0 s and less than the agent's 10 s enrolment deadline");
+            }
+
             if (options.NodeCertificateLifetime < TimeSpan.FromSeconds(3))
             {
                 throw new UsageException($"--node-cert-lifetime {Durations.Format(options.NodeCertificateLifetime)}: give nodes at least 3 s");

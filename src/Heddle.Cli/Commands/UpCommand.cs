@@ -149,7 +149,7 @@ internal static class UpCommand
                 [
                     // Each node talks to one controller first (spread round the controllers) and knows every other.
                     "agent", "--controller", string.Join(',', agentUrls.Skip((i - 1) % agentUrls.Count).Concat(agentUrls.Take((i - 1) % agentUrls.Count))),
-                    "--name", name, "--address", $"127.0.1.{i}", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
+                    "--name", name, "--address", $"127.0.1.{i}", "--log-port", "0", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
                     "--fence-after", Durations.Format(nodeTimeout), .. UidRangeArgs,
                 ]));

@@ -14,15 +14,28 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, TimeProvider time)
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
     {
+        // The token is checked before the controller connects anywhere for a caller (no probes for strangers), and used
+        // up only after, so a node refused for its address can try again with the same token.
+        if (!tokens.IsUsableJoinToken(request.JoinToken))
+        {
+            throw await TokenRefusalAsync(request, context);
+        }
+
+        if (!string.IsNullOrEmpty(request.Address)
+            && await reachability.RefusalAsync(request.NodeName, request.Address, request.LogPort, context.GetHttpContext().Connection.LocalIpAddress, context.CancellationToken) is { } unreachable)
+        {
+            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {unreachable}");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, unreachable));
+        }
+
         if (await tokens.UseJoinTokenAsync(request.JoinToken, context.CancellationToken) is null)
         {
-            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "the join token is unknown, expired, used up or revoked; make one with 'heddle token create --join'"));
+            throw await TokenRefusalAsync(request, context);
         }
 
         var (certificate, refusal) = await certificates.EnrolAsync(request.NodeName, request.SigningRequest, context.CancellationToken);
@@ -34,6 +47,12 @@ public sealed class AgentService(
 
         await events.AddAsync(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}");
         return Reply(certificate);
+    }
+
+    private async Task<RpcException> TokenRefusalAsync(EnrollRequest request, ServerCallContext context)
+    {
+        await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
+        return new RpcException(new Status(StatusCode.Unauthenticated, "the join token is unknown, expired, used up or revoked; make one with 'heddle token create --join'"));
     }
 
     public override async Task<CertificateReply> Renew(RenewRequest request, ServerCallContext context)
@@ -75,6 +94,16 @@ public sealed class AgentService(
         {
             await events.AddAsync(EventKinds.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"this certificate is node {node}'s; it cannot speak for node {Printable.Of(hello.Node.Name)}"));
+        }
+
+        // Enrolment checked the address the node had then; one that comes back at another is checked again (a node
+        // met for the first time too: it may have enrolled with a controller that did not check). The agent logs the
+        // refusal and tries again with its backoff.
+        if (store.GetNode(node)?.Address != hello.Node.Address && Uri.TryCreate(hello.Node.LogUrl, UriKind.Absolute, out var logs)
+            && await reachability.RefusalAsync(node, hello.Node.Address, logs.Port, context.GetHttpContext().Connection.LocalIpAddress, context.CancellationToken) is { } unreachable)
+        {
+            await events.AddAsync(EventKinds.NodeRefused, node, $"node {node} said hello from {context.Peer} and was refused: {unreachable}");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, unreachable));
         }
 
         // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it does

@@ -83,6 +83,9 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
     }
 
     /// <summary>The join token's record when it is valid now, taking one of its uses; null otherwise.</summary>
+    /// <summary>Whether a join token would be accepted now, without using it up (checks that cost the controller something come first).</summary>
+    public bool IsUsableJoinToken(string token) => Find(token, TokenKinds.Join) is not null;
+
     public async Task<TokenRecord?> UseJoinTokenAsync(string token, CancellationToken cancellationToken = default)
     {
         var record = Find(token, TokenKinds.Join);
