@@ -123,7 +123,10 @@ internal static class ControllerCommand
 
             console.Out.WriteLine($"{host.AdminTokenLocation}; cluster CA certificate in {Path.Combine(options.StateDirectory, "ca.crt")}, hash {host.CaHash}; "
                 + "agents join with a string from 'heddle token create --join'");
-            console.Out.WriteLine($"users: heddle login {host.ApiUrl} --token TOKEN --ca-hash {host.CaHash}");
+            // On every address the URL's host is for the operator to fill in: one of the host's addresses or a --tls-name.
+            var loginUrl = System.Net.IPAddress.Parse(options.ListenAddress) is var a && (a.Equals(System.Net.IPAddress.Any) || a.Equals(System.Net.IPAddress.IPv6Any))
+                ? new UriBuilder(host.ApiUrl) { Host = "HOST" }.Uri : host.ApiUrl;
+            console.Out.WriteLine($"users: heddle login {loginUrl} --token TOKEN --ca-hash {host.CaHash}");
             if (options.InsecureHttp)
             {
                 console.Error.WriteLine($"WARNING: --insecure-http: the REST API at {host.ApiUrl} is plain HTTP. Tokens and everything else cross the network in clear; "

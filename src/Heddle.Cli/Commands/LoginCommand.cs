@@ -175,7 +175,7 @@ internal static class LoginCommand
             var actual = ClusterTrust.PublicKeyHash(ca);
             if (actual != expectedHash)
             {
-                throw new CliException($"the cluster CA served by {from} has hash {CaHash.Format(actual)}, not the {CaHash.Format(expectedHash)} given: "
+                throw new CliException($"the cluster CA served by {from} has hash {CaHash.Format(actual)}, which differs from the {CaHash.Format(expectedHash)} given: "
                     + "this is another cluster, or someone between you and the controller answered (possible man in the middle); nothing was written");
             }
 
