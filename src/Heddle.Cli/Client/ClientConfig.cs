@@ -89,7 +89,17 @@ internal sealed record ClientConfig(
             throw new CliException($"{FilePath} has no 'ca' (the cluster CA certificate, PEM) to check the controller at {ApiUrl} with; run 'heddle login' (or 'heddle up') again or add it");
         }
 
-        return new(ApiUrls, Token, CaCertificatePem is null ? null : Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem), Timeouts, checkNames: true);
+        System.Security.Cryptography.X509Certificates.X509Certificate2? ca;
+        try
+        {
+            ca = CaCertificatePem is null ? null : Heddle.Contracts.Trust.ClusterTrust.Load(CaCertificatePem);
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            throw Invalid($"its 'ca' is not a PEM certificate: {e.Message}");
+        }
+
+        return new(ApiUrls, Token, ca, Timeouts, checkNames: true);
     }
 }
 
