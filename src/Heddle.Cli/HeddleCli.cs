@@ -25,9 +25,14 @@ public static class HeddleCli
             ImageCommands.Create(console),
             TokenCommands.Create(console),
             QuotaCommands.Create(console),
+            LoginCommand.Create(console),
         };
         var token = new Option<string?>("--token") { Description = $"The API token to use (else ${ClientConfig.TokenVariable}, else the client configuration's)", Recursive = true };
         root.Options.Add(token);
+        var timeout = Durations.Option("--request-timeout", "How long a command waits to connect to each controller and for its answer (a followed stream: until it starts)",
+            ClientConfig.DefaultTimeout);
+        timeout.Recursive = true;
+        root.Options.Add(timeout);
         foreach (var command in DeployCommands.Create(console).Concat(RevisionCommands.Create(console)).Concat(ClusterCommands.Create(console)))
         {
             root.Subcommands.Add(command);
@@ -46,6 +51,13 @@ public static class HeddleCli
         }
 
         ClientConfig.TokenOption = parse.GetValue(token);
+        ClientConfig.Timeout = parse.GetValue(timeout);
+        if (ClientConfig.Timeout <= TimeSpan.Zero)
+        {
+            stderr.WriteLine("heddle: --request-timeout must be more than 0s");
+            return ExitCodes.Usage;
+        }
+
         try
         {
             // Teardown (`up` stopping its agents and their instances) may take a while after Ctrl-C or SIGTERM.

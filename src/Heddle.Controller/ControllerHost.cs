@@ -111,6 +111,15 @@ public sealed class ControllerHost : IAsyncDisposable
 
     public System.Security.Cryptography.X509Certificates.X509Certificate2 CaCertificate { get; }
 
+    /// <summary>The cluster CA's hash as `heddle login --ca-hash` takes it (sha256:HEX of its public key).</summary>
+    public string CaHash => Heddle.Contracts.Trust.CaHash.Format(_ca.PublicKeyHash);
+
+    /// <summary>Where the admin token made at cluster init can be read, as a sentence (this state folder, or the first controller's).</summary>
+    public string AdminTokenLocation { get; private init; } = string.Empty;
+
+    /// <summary>The certificate both ports present (made at start from the cluster CA).</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 ServerCertificate { get; private init; } = null!;
+
     public IServiceProvider Services => _app.Services;
 
     /// <summary>A new join string (as `heddle token create --join` prints), valid for <paramref name="ttl"/> (default 1 h) and any number of agents unless <paramref name="uses"/>.</summary>
@@ -146,7 +155,7 @@ public sealed class ControllerHost : IAsyncDisposable
         }
 
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
-        var serverCertificate = ca.IssueController(address, time);
+        var serverCertificate = ca.IssueController(address, time, options.TlsNames);
         ListenOptions? apiListener = null;
         ListenOptions? agentListener = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -251,7 +260,8 @@ public sealed class ControllerHost : IAsyncDisposable
         });
         app.Use(async (context, next) =>
         {
-            if (!context.Request.Path.StartsWithSegments("/v1"))
+            // The CA certificate is public: `heddle login --ca-hash` fetches it before it has anything to trust.
+            if (!context.Request.Path.StartsWithSegments("/v1") || (HttpMethods.IsGet(context.Request.Method) && context.Request.Path.Equals(ApiEndpoints.CaPath)))
             {
                 await next(context);
                 return;
@@ -317,7 +327,11 @@ public sealed class ControllerHost : IAsyncDisposable
         info.ApiUrl = api;
         info.AgentUrl = agent;
         var bootstrap = Path.Combine(options.StateDirectory, Tokens.BootstrapFile);
-        var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca);
+        var host = new ControllerHost(app, api, agent, File.Exists(bootstrap) ? File.ReadAllText(bootstrap).Trim() : null, ca)
+        {
+            AdminTokenLocation = Tokens.WhereIsTheAdminToken(app.Services.GetRequiredService<ITrustStore>(), options.StateDirectory),
+            ServerCertificate = serverCertificate,
+        };
         await app.Services.GetRequiredService<BlobPeers>().RegisterAsync(api, agent, cancellationToken);
         host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Leadership.EtcdLeaderElection>())));
         if (store.Shared)

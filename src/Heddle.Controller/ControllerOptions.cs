@@ -15,6 +15,13 @@ public sealed record ControllerOptions
     /// <summary>The address the REST API and the agent gRPC endpoint listen on.</summary>
     public string ListenAddress { get; init; } = "127.0.0.1";
 
+    /// <summary>
+    /// More names the controller is reached by (`--tls-name`, IP addresses or DNS names): its certificate names each,
+    /// beside its listen address (every address of the host when that is 0.0.0.0 or ::), 127.0.0.1, ::1, localhost and
+    /// the host's name. For a controller reached through NAT, a load balancer or a DNS name.
+    /// </summary>
+    public IReadOnlyList<string> TlsNames { get; init; } = [];
+
     /// <summary>REST API port (HTTPS, HTTP/1.1); 0 picks a free one.</summary>
     public int ApiPort { get; init; }
 

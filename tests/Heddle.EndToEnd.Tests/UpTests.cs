@@ -120,6 +120,6 @@ public sealed class UpTests : IDisposable
         var result = Heddle.Run(new Dictionary<string, string> { ["HEDDLE_HOME"] = _home.Path }, "nodes");
 
         Assert.Equal(1, result.ExitCode);
-        Assert.StartsWith("heddle: the controller at http://127.0.0.1:9/ cannot be reached", result.Stderr);
+        Assert.StartsWith("heddle: cannot reach the controller at http://127.0.0.1:9/ (connection refused)", result.Stderr);
     }
 }

@@ -225,6 +225,7 @@ internal static class ClusterCommands
                 console.Out.WriteLine($"DNS        {info.DnsAddress ?? "not served by the controller (started with --no-dns)"}");
                 console.Out.WriteLine($"zone       {info.Zone ?? "-"}");
                 console.Out.WriteLine($"state      {info.StateDirectory}");
+                console.Out.WriteLine($"CA hash    {info.CaHash ?? "-"} (for 'heddle login --ca-hash')");
                 console.Out.WriteLine($"config     {ClientConfig.FilePath}");
             }
 

@@ -37,6 +37,12 @@ internal static class ControllerCommand
             Description = "The uids services' instances run as: each service gets one of its own for the whole cluster (default 200000-265535; agents need the same range)",
             DefaultValueFactory = _ => Heddle.Contracts.UidRange.Default.ToString(),
         };
+        var tlsNames = new Option<string[]>("--tls-name")
+        {
+            Description = "Another name clients reach the controller by (IP address or DNS name; repeatable): its certificate names each, beside its listen address "
+                + "(every address of the host for 0.0.0.0 or ::), 127.0.0.1, ::1, localhost and the host's name",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var vipPool = new Option<string>("--vip-pool") { Description = "Where service VIPs come from (IPv4 CIDR, default 127.77.0.0/24)", DefaultValueFactory = _ => "127.77.0.0/24" };
         var command = new Command("controller", "Run the fabric controller (and, unless --no-dns, the cluster's DNS server)") { state, listen, apiPort, agentPort, timeout, reachTimeout, insecure, certLifetime };
         dns.AddTo(command);
@@ -46,6 +52,7 @@ internal static class ControllerCommand
         command.Options.Add(history);
         command.Options.Add(defaultQuota);
         command.Options.Add(store);
+        command.Options.Add(tlsNames);
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Heddle.Contracts.Api.QuotaLimits.TryRead(parse.GetValue(defaultQuota)!, Heddle.Contracts.Api.QuotaLimits.NewTenantDefault, out var quota, out var quotaProblem))
@@ -68,10 +75,16 @@ internal static class ControllerCommand
                 InsecureHttp = parse.GetValue(insecure),
                 NodeCertificateLifetime = parse.GetValue(certLifetime),
                 DefaultQuota = quota,
+                TlsNames = parse.GetValue(tlsNames) ?? [],
             };
             if (options.NodeReachTimeout <= TimeSpan.Zero || options.NodeReachTimeout >= TimeSpan.FromSeconds(10))
             {
                 throw new UsageException($"--node-reach-timeout {Durations.Format(options.NodeReachTimeout)}: give more than 0 s and less than the agent's 10 s enrolment deadline");
+            }
+
+            if (options.TlsNames.Select(Heddle.Controller.Trust.CertificateAuthority.TlsNameError).FirstOrDefault(e => e is not null) is { } nameProblem)
+            {
+                throw new UsageException($"--tls-name {nameProblem}");
             }
 
             if (options.NodeCertificateLifetime < TimeSpan.FromSeconds(3))
@@ -115,8 +128,12 @@ internal static class ControllerCommand
                 console.Out.WriteLine($"load balancer: service VIPs from {options.VipPool}");
             }
 
-            console.Out.WriteLine($"admin token in {Path.Combine(options.StateDirectory, "api-token")} (mode 0600), cluster CA certificate in {Path.Combine(options.StateDirectory, "ca.crt")}; "
+            console.Out.WriteLine($"{host.AdminTokenLocation}; cluster CA certificate in {Path.Combine(options.StateDirectory, "ca.crt")}, hash {host.CaHash}; "
                 + "agents join with a string from 'heddle token create --join'");
+            // On every address the URL's host is for the operator to fill in: one of the host's addresses or a --tls-name.
+            var loginUrl = System.Net.IPAddress.Parse(options.ListenAddress) is var a && (a.Equals(System.Net.IPAddress.Any) || a.Equals(System.Net.IPAddress.IPv6Any))
+                ? new UriBuilder(host.ApiUrl) { Host = "HOST" }.Uri : host.ApiUrl;
+            console.Out.WriteLine($"users: heddle login {loginUrl} --token TOKEN --ca-hash {host.CaHash}");
             if (options.InsecureHttp)
             {
                 console.Error.WriteLine($"WARNING: --insecure-http: the REST API at {host.ApiUrl} is plain HTTP. Tokens and everything else cross the network in clear; "

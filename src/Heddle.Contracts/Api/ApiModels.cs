@@ -230,6 +230,9 @@ public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version,
 
     /// <summary>Every controller of the cluster, by API URL (one, on the embedded store).</summary>
     public IReadOnlyList<string> Controllers { get; init; } = [];
+
+    /// <summary>The cluster CA's hash as `heddle login --ca-hash` takes it: sha256: and the SHA-256 of its SubjectPublicKeyInfo.</summary>
+    public string? CaHash { get; init; }
 }
 
 /// <summary>States an instance goes through, as DESIGN.md lists them.</summary>

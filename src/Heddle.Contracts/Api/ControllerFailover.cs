@@ -1,41 +1,162 @@
+using System.Collections.Concurrent;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Heddle.Contracts.Trust;
 
 namespace Heddle.Contracts.Api;
 
 /// <summary>
-/// Sends each request to one of several controllers of a cluster (they share one store, so any of them answers):
-/// the one that answered last; when it cannot be connected to, the next, and so on once round. Only a request that
-/// never reached a controller (the connection was refused or timed out) is sent again, so nothing is done twice.
+/// Sends each request to one of a cluster's controllers (they share one store, so any of them answers): the one that
+/// answered last; when it cannot be reached, the next, and so on once round. Each attempt is bounded
+/// (<see cref="ApiTimeouts"/>), so the whole request takes at most the answer bound per controller. A request is sent
+/// again only when it never reached a controller (no connection, refused, TLS refused) or is a read (GET) that got no
+/// answer in time, so nothing is done twice. When no controller answers, the sentence names each one tried and why.
 /// </summary>
-public sealed class ControllerFailover(IReadOnlyList<Uri> controllers) : DelegatingHandler
+public sealed class ControllerFailover : DelegatingHandler
 {
+    private readonly IReadOnlyList<Uri> _controllers;
+    private readonly ApiTimeouts _timeouts;
+
+    // Why the certificate check last refused a host: the handshake's exception says only that it failed.
+    private readonly ConcurrentDictionary<string, string> _tlsProblems = new(StringComparer.OrdinalIgnoreCase);
     private int _current;
 
-    public Uri Current => controllers[(int)((uint)Volatile.Read(ref _current) % (uint)controllers.Count)];
+    public ControllerFailover(IReadOnlyList<Uri> controllers, ApiTimeouts? timeouts = null)
+    {
+        if (controllers.Count == 0)
+        {
+            throw new ArgumentException("at least one controller URL is needed", nameof(controllers));
+        }
+
+        _controllers = controllers;
+        _timeouts = timeouts ?? ApiTimeouts.Default;
+    }
+
+    public Uri Current => _controllers[(int)((uint)Volatile.Read(ref _current) % (uint)_controllers.Count)];
+
+    /// <summary>
+    /// The connection handler to put under this one: trusts only controllers whose certificate the cluster CA signed
+    /// (when <paramref name="ca"/> is given) and, with <paramref name="checkNames"/>, that name the host they are reached by.
+    /// </summary>
+    public SocketsHttpHandler CreateInnerHandler(X509Certificate2? ca, bool checkNames)
+    {
+        // Pooled connections are replaced now and then, so that one made with a certificate since renewed does not outlive it.
+        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10), ConnectTimeout = _timeouts.Connect };
+        if (ca is not null)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
+            {
+                var host = (sender as SslStream)?.TargetHostName ?? string.Empty;
+                var problem = certificate is null ? "TLS: it presented no certificate"
+                    : !ClusterTrust.Is(certificate, ca, ClusterTrust.ServerAuth, ClusterTrust.ControllerUnit)
+                        ? "TLS: its certificate is not signed by this cluster's CA (the 'ca' of the client configuration); is this the right cluster?"
+                        : checkNames && errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch)
+                            ? $"TLS name mismatch: its certificate does not name {host}; start the controller with --tls-name {host}"
+                            : null;
+                if (problem is null)
+                {
+                    _tlsProblems.TryRemove(host, out _);
+                    return true;
+                }
+
+                _tlsProblems[host] = problem;
+                return false;
+            };
+        }
+
+        return handler;
+    }
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        var failures = new List<Failure>();
+        var read = request.Method == HttpMethod.Get || request.Method == HttpMethod.Head;
+        var replayable = request.Content is null || request.Content.Headers.ContentLength is not null;
+        request.Options.TryGetValue(AnswerDeadline.Key, out var deadline);
         for (var tried = 1; ; tried++)
         {
             var index = Volatile.Read(ref _current);
-            var target = controllers[(int)((uint)index % (uint)controllers.Count)];
+            var target = _controllers[(int)((uint)index % (uint)_controllers.Count)];
             if (request.RequestUri is { IsAbsoluteUri: true } uri)
             {
                 request.RequestUri = new UriBuilder(uri) { Scheme = target.Scheme, Host = target.Host, Port = target.Port }.Uri;
             }
 
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            attempt.CancelAfter(_timeouts.Answer);
+            deadline?.Arm(attempt);
+            Failure failure;
             try
             {
-                return await base.SendAsync(request, cancellationToken);
+                return await base.SendAsync(request, attempt.Token);
             }
-            catch (HttpRequestException e) when (tried < controllers.Count && NeverSent(e) && (request.Content is null || request.Content.Headers.ContentLength is not null))
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
-                Interlocked.CompareExchange(ref _current, index + 1, index);
+                failure = e.InnerException is TimeoutException
+                    ? new(target, $"no connection within {ApiTimeouts.Format(_timeouts.Connect)}", NeverSent: true, Untrusted: false)
+                    : new(target, $"no answer within {ApiTimeouts.Format(deadline?.AfterBody ?? _timeouts.Answer)}", NeverSent: false, Untrusted: false);
             }
+            catch (HttpRequestException e)
+            {
+                failure = Describe(target, e);
+            }
+
+            failures.Add(failure);
+            if (tried >= _controllers.Count || !replayable || !(failure.NeverSent || read))
+            {
+                throw Unreachable(failures);
+            }
+
+            Interlocked.CompareExchange(ref _current, index + 1, index);
         }
     }
 
-    /// <summary>Whether the request failed before any of it reached the controller: no connection could be made.</summary>
-    private static bool NeverSent(HttpRequestException e) =>
-        e.HttpRequestError == HttpRequestError.ConnectionError || e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.TimedOut or SocketError.HostUnreachable };
+    private sealed record Failure(Uri Url, string Reason, bool NeverSent, bool Untrusted);
+
+    private Failure Describe(Uri target, HttpRequestException e)
+    {
+        if (e.InnerException is System.Security.Authentication.AuthenticationException tls)
+        {
+            var reason = _tlsProblems.TryGetValue(target.Host, out var problem) ? problem : $"TLS handshake failed: {tls.Message}";
+            return new(target, reason, NeverSent: true, Untrusted: true);
+        }
+
+        if (e.InnerException is TimeoutException)
+        {
+            return new(target, $"no connection within {ApiTimeouts.Format(_timeouts.Connect)}", NeverSent: true, Untrusted: false);
+        }
+
+        var socket = e.InnerException as SocketException;
+        var reason2 = socket?.SocketErrorCode switch
+        {
+            SocketError.ConnectionRefused => "connection refused",
+            SocketError.TimedOut => $"no connection within {ApiTimeouts.Format(_timeouts.Connect)}",
+            SocketError.HostUnreachable => "host unreachable",
+            SocketError.NetworkUnreachable => "network unreachable",
+            SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain => $"no such host {target.Host}",
+            _ when e.HttpRequestError is HttpRequestError.ResponseEnded => "the connection was closed before an answer",
+            _ => e.Message,
+        };
+        var neverSent = socket is not null || e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError;
+        return new(target, reason2, neverSent, Untrusted: false);
+    }
+
+    private static HeddleApiException Unreachable(List<Failure> failures)
+    {
+        var first = failures[0];
+        var sentence = $"cannot reach the controller at {first.Url} ({first.Reason})";
+        if (failures.Count > 1)
+        {
+            sentence += $"; tried {string.Join(", ", failures.Skip(1).Select(f => $"{f.Url} ({f.Reason})"))}";
+        }
+
+        if (failures.Any(f => f.Url.Scheme == Uri.UriSchemeHttp && !f.NeverSent))
+        {
+            sentence += "; the API serves HTTPS unless the controller runs with --insecure-http: use an https:// URL";
+        }
+
+        var untrusted = failures.All(f => f.Untrusted);
+        return new HeddleApiException(null, untrusted ? "untrusted" : "unreachable", sentence, []);
+    }
 }

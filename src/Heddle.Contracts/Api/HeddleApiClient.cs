@@ -33,9 +33,25 @@ public sealed class HeddleApiClient : IDisposable
 
     /// <summary>A client of a cluster with several controllers: requests go to one, and to the next when it cannot be reached.</summary>
     public HeddleApiClient(IReadOnlyList<Uri> apiUrls, string token, System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
-        : this(apiUrls[0], token, apiUrls.Count == 1 ? (ca is null ? null : Trust.ClusterTrust.Handler(ca))
-            : new ControllerFailover(apiUrls) { InnerHandler = ca is null ? new SocketsHttpHandler() : Trust.ClusterTrust.Handler(ca) })
+        : this(apiUrls, token, ca, ApiTimeouts.Default, checkNames: false)
     {
+    }
+
+    /// <summary>
+    /// A client of a cluster's controllers with bounded waits (<paramref name="timeouts"/>); with <paramref name="checkNames"/>
+    /// a controller's certificate must also name the host it is reached by (as the CLI asks).
+    /// </summary>
+    public HeddleApiClient(IReadOnlyList<Uri> apiUrls, string token, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames)
+        : this(apiUrls[0], token, Failover(apiUrls, ca, timeouts, checkNames))
+    {
+        _timeouts = timeouts;
+    }
+
+    private static ControllerFailover Failover(IReadOnlyList<Uri> apiUrls, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames)
+    {
+        var failover = new ControllerFailover(apiUrls, timeouts);
+        failover.InnerHandler = failover.CreateInnerHandler(ca, checkNames);
+        return failover;
     }
 
     public HeddleApiClient(Uri apiUrl, string token, HttpMessageHandler? handler = null)
@@ -45,7 +61,16 @@ public sealed class HeddleApiClient : IDisposable
         _http.Timeout = Timeout.InfiniteTimeSpan;
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         ApiUrl = apiUrl;
+        _failover = handler as ControllerFailover;
     }
+
+    private readonly ControllerFailover? _failover;
+
+    // Clients made without timeouts (the tests' own handlers) keep HttpClient's classic bound on reading an answer.
+    private readonly ApiTimeouts _timeouts = new() { Answer = TimeSpan.FromSeconds(100) };
+
+    /// <summary>The controller the last request went to (the first, unless it could not be reached).</summary>
+    public Uri CurrentUrl => _failover?.Current ?? ApiUrl;
 
     public Uri ApiUrl { get; }
 
@@ -60,10 +85,7 @@ public sealed class HeddleApiClient : IDisposable
             sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
         }
 
-        await using var content = File.OpenRead(path);
-        using var body = new StreamContent(content);
-        body.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        return await SendAsync<PackageUploaded>(new HttpRequestMessage(HttpMethod.Put, $"v1/packages/{sha256}") { Content = body }, ct);
+        return await SendAsync<PackageUploaded>(Upload(HttpMethod.Put, $"v1/packages/{sha256}", path, "application/zip"), ct);
     }
 
     /// <summary>Uploads an uncompressed root file system tarball as the base image <paramref name="name"/>.</summary>
@@ -75,10 +97,20 @@ public sealed class HeddleApiClient : IDisposable
             sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
         }
 
-        await using var content = File.OpenRead(tarPath);
-        using var body = new StreamContent(content);
-        body.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
-        return await SendAsync<ImageImported>(new HttpRequestMessage(HttpMethod.Put, $"v1/images/{Uri.EscapeDataString(name)}?sha256={sha256}") { Content = body }, ct);
+        return await SendAsync<ImageImported>(Upload(HttpMethod.Put, $"v1/images/{Uri.EscapeDataString(name)}?sha256={sha256}", tarPath, "application/x-tar"), ct);
+    }
+
+    /// <summary>A request whose body is a file: its answer deadline is pushed back as the body goes out (see <see cref="ApiTimeouts.Answer"/>).</summary>
+    private HttpRequestMessage Upload(HttpMethod method, string url, string path, string contentType)
+    {
+        var file = File.OpenRead(path);
+        var deadline = new AnswerDeadline(_timeouts.Answer, _timeouts.Answer + TimeSpan.FromSeconds(file.Length / (8 << 20)));
+        var body = new StreamContent(new DeadlineStream(file, deadline));
+        body.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        body.Headers.ContentLength = file.Length;
+        var request = new HttpRequestMessage(method, url) { Content = body };
+        request.Options.Set(AnswerDeadline.Key, deadline);
+        return request;
     }
 
     public Task<List<ImageStatus>> ListImagesAsync(CancellationToken ct = default) => GetAsync<List<ImageStatus>>("v1/images", ct);
@@ -231,8 +263,20 @@ public sealed class HeddleApiClient : IDisposable
             return default!;
         }
 
-        return (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        reading.CancelAfter(_timeouts.Answer);
+        try
+        {
+            return (await response.Content.ReadFromJsonAsync<T>(Json, reading.Token))!;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw Stalled();
+        }
     }
+
+    private HeddleApiException Stalled() =>
+        new(null, "unreachable", $"cannot reach the controller at {CurrentUrl} (its answer stopped coming: nothing more within {ApiTimeouts.Format(_timeouts.Answer)})", []);
 
     private async Task<HttpResponseMessage> SendRawAsync(HttpRequestMessage request, CancellationToken ct)
     {
@@ -262,7 +306,20 @@ public sealed class HeddleApiClient : IDisposable
 
         using (response)
         {
-            var text = await response.Content.ReadAsStringAsync(ct);
+            string text;
+            using (var reading = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                reading.CancelAfter(_timeouts.Answer);
+                try
+                {
+                    text = await response.Content.ReadAsStringAsync(reading.Token);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    throw Stalled();
+                }
+            }
+
             try
             {
                 using var problem = JsonDocument.Parse(text);

@@ -20,10 +20,14 @@ internal static class ApiEndpoints
 {
     public const string DefaultTenant = "default";
 
+    /// <summary>The cluster CA certificate (PEM), served without a token: it is public, and a client checks it against a hash it was given.</summary>
+    public const string CaPath = "/v1/ca";
+
     public static void Map(IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("/info", async (ControllerInfo info, Leadership.LeaderTerm term, BlobPeers peers, OpenedStore store, CancellationToken cancellationToken) =>
+        app.MapGet(CaPath, (CertificateAuthority ca) => Results.Text(ca.CertificatePem, "application/x-pem-file"));
+        v1.MapGet("/info", async (ControllerInfo info, Leadership.LeaderTerm term, BlobPeers peers, OpenedStore store, CertificateAuthority ca, CancellationToken cancellationToken) =>
         {
             string? leader;
             try
@@ -36,7 +40,11 @@ internal static class ApiEndpoints
             }
 
             var controllers = peers.All().Select(p => p.ApiUrl.ToString()).Order(StringComparer.Ordinal).ToList();
-            return Results.Ok(info.Describe() with { Store = store.Description, Leader = leader, Controllers = controllers.Count > 0 ? controllers : [info.ApiUrl?.ToString() ?? string.Empty] });
+            return Results.Ok(info.Describe() with
+            {
+                Store = store.Description, Leader = leader, Controllers = controllers.Count > 0 ? controllers : [info.ApiUrl?.ToString() ?? string.Empty],
+                CaHash = Heddle.Contracts.Trust.CaHash.Format(ca.PublicKeyHash),
+            });
         });
         v1.MapPut("/packages/{sha256}", PackageUploads.PutAsync);
         v1.MapGet("/packages/{sha256}/content", (string sha256, BlobStore blobs) =>

@@ -33,6 +33,8 @@ internal static class Logs
             using var response = await clients.CreateClient(ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
             context.Response.StatusCode = (int)response.StatusCode;
             context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "text/plain";
+            // The answer starts now, not at the first line: a client bounds its wait for the headers, and a followed log may be quiet.
+            await context.Response.StartAsync(context.RequestAborted);
             await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
             var buffer = new byte[16384];
             int read;

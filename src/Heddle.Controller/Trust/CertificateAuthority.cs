@@ -46,15 +46,36 @@ public sealed class CertificateAuthority : IDisposable
         return new CertificateAuthority(X509Certificate2.CreateFromPemFile(certificatePath, keyPath));
     }
 
-    /// <summary>The controller's certificate (server and client), valid for <paramref name="listen"/> and, for a wildcard address, every address of this host.</summary>
-    public X509Certificate2 IssueController(IPAddress listen, TimeProvider time)
+    /// <summary>
+    /// The controller's certificate (server and client), valid for <paramref name="listen"/> (for a wildcard address,
+    /// every address of this host), loopback, localhost, the host's name and each of <paramref name="tlsNames"/> (IP
+    /// addresses or DNS names). It is made afresh at each start, so it always names what the controller is started with.
+    /// </summary>
+    public X509Certificate2 IssueController(IPAddress listen, TimeProvider time, IEnumerable<string>? tlsNames = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN=heddle controller, OU={ClusterTrust.ControllerUnit}", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        names.AddDnsName(Environment.MachineName);
-        foreach (var address in Addresses(listen))
+        var dnsNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "localhost", Environment.MachineName };
+        var addresses = Addresses(listen);
+        foreach (var name in tlsNames ?? [])
+        {
+            if (IPAddress.TryParse(name, out var address))
+            {
+                addresses.Add(address);
+            }
+            else
+            {
+                dnsNames.Add(name.TrimEnd('.'));
+            }
+        }
+
+        foreach (var name in dnsNames)
+        {
+            names.AddDnsName(name);
+        }
+
+        foreach (var address in addresses)
         {
             names.AddIpAddress(address);
         }
@@ -101,7 +122,21 @@ public sealed class CertificateAuthority : IDisposable
         return serial;
     }
 
-    private static IEnumerable<IPAddress> Addresses(IPAddress listen)
+    /// <summary>Why <paramref name="name"/> cannot be a --tls-name, or null: an IP address or a DNS name (labels of letters, digits and hyphens).</summary>
+    public static string? TlsNameError(string name)
+    {
+        if (IPAddress.TryParse(name, out _))
+        {
+            return null;
+        }
+
+        var labels = name.TrimEnd('.').Split('.');
+        return name.Length is > 0 and <= 253 && labels.All(l => l.Length is > 0 and <= 63 && l[0] != '-' && l[^1] != '-' && l.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            ? null
+            : $"'{Printable.Of(name)}' is neither an IP address nor a DNS name";
+    }
+
+    private static HashSet<IPAddress> Addresses(IPAddress listen)
     {
         var set = new HashSet<IPAddress> { IPAddress.Loopback, IPAddress.IPv6Loopback };
         if (listen.Equals(IPAddress.Any) || listen.Equals(IPAddress.IPv6Any))

@@ -55,8 +55,32 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
         }
 
         var hash = Hash(token);
-        await trust.PutTokenAsync(new TokenRecord(hash[..12], hash, TokenKinds.Api, null, time.GetUtcNow(), null, null, false, "created at cluster init"), cancellationToken);
+        // The description says where the one readable copy is: controllers that share the store and start later have none.
+        await trust.PutTokenAsync(new TokenRecord(hash[..12], hash, TokenKinds.Api, null, time.GetUtcNow(), null, null, false, $"{InitDescription} {WrittenTo} {file} on {Environment.MachineName}"), cancellationToken);
         PrivateFile.Write(file, token);
+    }
+
+    private const string InitDescription = "created at cluster init";
+    private const string WrittenTo = "by the controller that wrote it to";
+
+    /// <summary>
+    /// Where the admin token made at cluster init can be read, as a sentence for the controller's start: this state
+    /// folder's file when it is there, else the first controller's (a controller sharing the store writes none).
+    /// </summary>
+    public static string WhereIsTheAdminToken(ITrustStore trust, string stateDirectory)
+    {
+        var file = Path.Combine(stateDirectory, BootstrapFile);
+        if (File.Exists(file))
+        {
+            return $"admin token in {file} (mode 0600)";
+        }
+
+        var first = trust.ListTokens().Where(t => t.Kind == TokenKinds.Api && t.Tenant is null && t.Description?.StartsWith(InitDescription, StringComparison.Ordinal) == true)
+            .OrderBy(t => t.Created).FirstOrDefault();
+        var where = first?.Description?.IndexOf(WrittenTo, StringComparison.Ordinal) is { } at and >= 0 ? first.Description[(at + WrittenTo.Length + 1)..] : null;
+        return where is not null
+            ? $"admin token: made at cluster init by the first controller, in {where} (this controller writes none; 'heddle token create' with an admin token makes more)"
+            : $"admin token: none in {file}; it was made at cluster init by the first controller, in its state folder's {BootstrapFile} ('heddle token create' with an admin token makes more)";
     }
 
     public async Task<(string Token, TokenRecord Record)> CreateAsync(string kind, string? tenant, TimeSpan? ttl, int? uses, string? description, CancellationToken cancellationToken = default)
