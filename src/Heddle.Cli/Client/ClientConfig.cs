@@ -99,7 +99,39 @@ internal sealed record ClientConfig(
             throw Invalid($"its 'ca' is not a PEM certificate: {e.Message}");
         }
 
-        return new(ApiUrls, Token, ca, Timeouts, checkNames: true);
+        // The controller that answered last is asked first: a controller host that is gone costs one command a TCP
+        // timeout, not every command.
+        var last = LastAnswered();
+        var order = last is null ? ApiUrls : [last, .. ApiUrls.Where(u => u != last)];
+        return new(order, Token, ca, Timeouts, checkNames: true, moved: Remember);
+    }
+
+    /// <summary>$HEDDLE_HOME/controller: the API URL that answered last when it was not the first (one line).</summary>
+    public static string LastAnsweredPath => Path.Combine(Home, "controller");
+
+    private Uri? LastAnswered()
+    {
+        try
+        {
+            return File.Exists(LastAnsweredPath) && Uri.TryCreate(File.ReadAllText(LastAnsweredPath).Trim(), UriKind.Absolute, out var url) && ApiUrls.Contains(url) ? url : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static void Remember(Uri url)
+    {
+        try
+        {
+            File.WriteAllText(LastAnsweredPath + ".tmp", url + "\n");
+            File.Move(LastAnsweredPath + ".tmp", LastAnsweredPath, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only a shortcut for the next command.
+        }
     }
 }
 

@@ -9,6 +9,14 @@ public sealed record ApiTimeouts
 {
     public static readonly ApiTimeouts Default = new();
 
+    /// <summary>
+    /// The TCP handshake with one controller. A host that has not answered a SYN within this is taken as gone and the
+    /// next controller is tried: the kernel of a live host answers at once however busy its controller is (that is
+    /// what <see cref="Connect"/> is for), while a host dropped from the network never answers. Default 0.5 s (a
+    /// SYN lost on a bad link is sent again only after 1 s, and by then the next controller has been tried).
+    /// </summary>
+    public TimeSpan TcpConnect { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Connecting to one controller: TCP and the TLS handshake. Default 10 s.</summary>
     public TimeSpan Connect { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -20,8 +28,8 @@ public sealed record ApiTimeouts
     /// </summary>
     public TimeSpan Answer { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Both bounds set to <paramref name="timeout"/>.</summary>
-    public static ApiTimeouts Of(TimeSpan timeout) => new() { Connect = timeout, Answer = timeout };
+    /// <summary>Both bounds set to <paramref name="timeout"/> (and the TCP handshake's to 0.5 s, or less when that is less).</summary>
+    public static ApiTimeouts Of(TimeSpan timeout) => new() { Connect = timeout, Answer = timeout, TcpConnect = timeout < TimeSpan.FromMilliseconds(500) ? timeout : TimeSpan.FromMilliseconds(500) };
 
     internal static string Format(TimeSpan value) => value.TotalSeconds >= 1 ? $"{value.TotalSeconds:0.#} s" : $"{value.TotalMilliseconds:0} ms";
 }

@@ -22,7 +22,7 @@ public sealed class ControllerFailover : DelegatingHandler
     private readonly ConcurrentDictionary<string, string> _tlsProblems = new(StringComparer.OrdinalIgnoreCase);
     private int _current;
 
-    public ControllerFailover(IReadOnlyList<Uri> controllers, ApiTimeouts? timeouts = null)
+    public ControllerFailover(IReadOnlyList<Uri> controllers, ApiTimeouts? timeouts = null, Action<Uri>? moved = null)
     {
         if (controllers.Count == 0)
         {
@@ -31,7 +31,11 @@ public sealed class ControllerFailover : DelegatingHandler
 
         _controllers = controllers;
         _timeouts = timeouts ?? ApiTimeouts.Default;
+        Moved = moved;
     }
+
+    /// <summary>Called when a request was answered by another controller than the one tried first (the client may remember it for the next time).</summary>
+    public Action<Uri>? Moved { get; init; }
 
     public Uri Current => _controllers[(int)((uint)Volatile.Read(ref _current) % (uint)_controllers.Count)];
 
@@ -42,7 +46,10 @@ public sealed class ControllerFailover : DelegatingHandler
     public SocketsHttpHandler CreateInnerHandler(X509Certificate2? ca, bool checkNames)
     {
         // Pooled connections are replaced now and then, so that one made with a certificate since renewed does not outlive it.
-        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10), ConnectTimeout = _timeouts.Connect };
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10), ConnectTimeout = _timeouts.Connect, ConnectCallback = ConnectAsync,
+        };
         if (ca is not null)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
@@ -68,6 +75,32 @@ public sealed class ControllerFailover : DelegatingHandler
         return handler;
     }
 
+    /// <summary>With one controller there is no other to try: its TCP handshake may take as long as the whole connection.</summary>
+    private TimeSpan TcpConnect => _controllers.Count > 1 ? _timeouts.TcpConnect : _timeouts.Connect;
+
+    /// <summary>The TCP handshake, bounded by <see cref="ApiTimeouts.TcpConnect"/>: a host that is gone never answers the SYN.</summary>
+    private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        handshake.CancelAfter(TcpConnect);
+        try
+        {
+            await socket.ConnectAsync(context.DnsEndPoint, handshake.Token);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new SocketException((int)SocketError.TimedOut);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var failures = new List<Failure>();
@@ -89,7 +122,13 @@ public sealed class ControllerFailover : DelegatingHandler
             Failure failure;
             try
             {
-                return await base.SendAsync(request, attempt.Token);
+                var response = await base.SendAsync(request, attempt.Token);
+                if (tried > 1)
+                {
+                    Moved?.Invoke(target);
+                }
+
+                return response;
             }
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
@@ -131,7 +170,7 @@ public sealed class ControllerFailover : DelegatingHandler
         var reason2 = socket?.SocketErrorCode switch
         {
             SocketError.ConnectionRefused => "connection refused",
-            SocketError.TimedOut => $"no connection within {ApiTimeouts.Format(_timeouts.Connect)}",
+            SocketError.TimedOut => $"no TCP connection within {ApiTimeouts.Format(TcpConnect)}",
             SocketError.HostUnreachable => "host unreachable",
             SocketError.NetworkUnreachable => "network unreachable",
             SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain => $"no such host {target.Host}",

@@ -41,15 +41,16 @@ public sealed class HeddleApiClient : IDisposable
     /// A client of a cluster's controllers with bounded waits (<paramref name="timeouts"/>); with <paramref name="checkNames"/>
     /// a controller's certificate must also name the host it is reached by (as the CLI asks).
     /// </summary>
-    public HeddleApiClient(IReadOnlyList<Uri> apiUrls, string token, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames)
-        : this(apiUrls[0], token, Failover(apiUrls, ca, timeouts, checkNames))
+    /// <param name="moved">Told when a request was answered by another controller than the first of <paramref name="apiUrls"/>.</param>
+    public HeddleApiClient(IReadOnlyList<Uri> apiUrls, string token, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames, Action<Uri>? moved = null)
+        : this(apiUrls[0], token, Failover(apiUrls, ca, timeouts, checkNames, moved))
     {
         _timeouts = timeouts;
     }
 
-    private static ControllerFailover Failover(IReadOnlyList<Uri> apiUrls, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames)
+    private static ControllerFailover Failover(IReadOnlyList<Uri> apiUrls, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, ApiTimeouts timeouts, bool checkNames, Action<Uri>? moved)
     {
-        var failover = new ControllerFailover(apiUrls, timeouts);
+        var failover = new ControllerFailover(apiUrls, timeouts, moved);
         failover.InnerHandler = failover.CreateInnerHandler(ca, checkNames);
         return failover;
     }

@@ -154,11 +154,11 @@ public sealed class ControlPlaneBed : IAsyncLifetime
         var leader = await LeaderAsync();
         var leading = Controllers.Where(c =>
         {
-            var last = c.Value.LinesWith(" leads (term ", DateTimeOffset.MinValue).Concat(c.Value.LinesWith(" stopped leading (term ", DateTimeOffset.MinValue)).MaxBy(l => l.Time);
-            return last.Line?.Contains(" leads (term ", StringComparison.Ordinal) == true;
+            var lines = c.Value.LinesWith(" leads (term ", DateTimeOffset.MinValue).Concat(c.Value.LinesWith(" stopped leading (term ", DateTimeOffset.MinValue)).ToList();
+            return lines.Count > 0 && lines.MaxBy(l => l.Time).Line.Contains(" leads (term ", StringComparison.Ordinal);
         }).Select(c => c.Key).ToList();
         return leader is not null && leading.Count == 1 && leading[0] == ControllerHost(leader) ? leader : null;
-    }, l => l is not null, TimeSpan.FromSeconds(60), "one settled leader"))!;
+    }, l => l is not null, TimeSpan.FromSeconds(60), $"one settled leader ({Describe()})"))!;
 
     /// <summary>The controller (c1..c3) whose API URL the holder names.</summary>
     public string ControllerHost(string holder) => new[] { "c1", "c2", "c3" }.Single(c => holder.Contains(Bed[c].Address.ToString(), StringComparison.Ordinal));

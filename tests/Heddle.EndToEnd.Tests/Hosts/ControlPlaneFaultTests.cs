@@ -36,7 +36,8 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
         {
             await AnswersWithinAsync();
             await ObserveAsync(TimeSpan.FromSeconds(12));
-            Assert.Equal(leader, await bed.LeaderAsync());
+            var now = await bed.LeaderAsync();
+            Assert.True(now == leader, $"the leader changed from {leader} to {now}\n{bed.Describe()}");
         }
         finally
         {
@@ -58,7 +59,8 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
         try
         {
             await ObserveAsync(TimeSpan.FromSeconds(20));
-            Assert.Equal(leader, await bed.LeaderAsync());
+            var now = await bed.LeaderAsync();
+            Assert.True(now == leader, $"the leader changed from {leader} to {now}\n{bed.Describe()}");
         }
         finally
         {
