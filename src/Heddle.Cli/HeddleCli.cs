@@ -25,6 +25,7 @@ public static class HeddleCli
             ImageCommands.Create(console),
             TokenCommands.Create(console),
             QuotaCommands.Create(console),
+            CaCommands.Create(console),
         };
         var token = new Option<string?>("--token") { Description = $"The API token to use (else ${ClientConfig.TokenVariable}, else the client configuration's)", Recursive = true };
         root.Options.Add(token);
