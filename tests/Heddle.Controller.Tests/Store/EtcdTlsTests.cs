@@ -157,3 +157,26 @@ public sealed class EtcdTlsTests : IAsyncLifetime
         Assert.Equal(certificate.Trim(), JsonDocument.Parse(now).RootElement.GetProperty("Certificate").GetString()!.Trim());
     }
 }
+
+/// <summary>A controller says when its etcd traffic crosses a network in clear.</summary>
+public sealed class EtcdClearTextWarningTests
+{
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("sqlite:/tmp/x.db", false)]
+    [InlineData("etcd://127.0.0.1:2379,localhost:2381", false)]
+    [InlineData("etcd://127.0.0.1:2379,10.0.0.2:2379", true)]
+    [InlineData("etcd://h1:2379", true)]
+    public void ClearTextWarning_WithoutTls_WarnsUnlessEveryMemberIsOnLoopback(string? store, bool warns)
+    {
+        var options = new ControllerOptions { StateDirectory = "/nonexistent", Store = store };
+        var warning = ClusterStores.ClearTextWarning(options);
+        Assert.Equal(warns, warning is not null);
+        if (warns)
+        {
+            Assert.Contains("is in clear and unauthenticated", warning);
+        }
+
+        Assert.Null(ClusterStores.ClearTextWarning(options with { EtcdTls = new EtcdTlsFiles("ca.crt", "c.crt", "c.key") }));
+    }
+}
