@@ -97,10 +97,17 @@ internal static class UpCommand
             if (controllerCount > 1)
             {
                 var pki = EtcdPki(root, controllerState, controllerCount);
-                etcdClient = pki.Clients["controller"];
+                var plain = LocalEtcd.HoldsPlainCluster(Path.Combine(root, "etcd"));
+                if (plain)
+                {
+                    console.Out.WriteLine($"note: the etcd cluster in {Path.Combine(root, "etcd")} was made without TLS by an earlier heddle, and its members can only meet again in clear; "
+                        + "it stays so, on loopback. Start with a fresh --state (or remove that folder, and the cluster's state with it) for etcd over TLS");
+                }
+
+                etcdClient = plain ? null : pki.Clients["controller"];
                 try
                 {
-                    etcd = await LocalEtcd.StartAsync(Path.Combine(root, "etcd"), controllerCount, pki.Members, ct);
+                    etcd = await LocalEtcd.StartAsync(Path.Combine(root, "etcd"), controllerCount, plain ? null : pki.Members, ct);
                 }
                 catch (InvalidOperationException e)
                 {
@@ -108,7 +115,7 @@ internal static class UpCommand
                 }
 
                 var option = etcd.StoreOption;
-                store = name => ["--store", option, "--etcd-ca", pki.Clients[name].CaFile, "--etcd-cert", pki.Clients[name].CertificateFile, "--etcd-key", pki.Clients[name].KeyFile];
+                store = name => plain ? ["--store", option] : ["--store", option, "--etcd-ca", pki.Clients[name].CaFile, "--etcd-cert", pki.Clients[name].CertificateFile, "--etcd-key", pki.Clients[name].KeyFile];
             }
 
             // The data plane (DNS, load balancer) runs in processes of its own, fed by the controller's API: a flood on a

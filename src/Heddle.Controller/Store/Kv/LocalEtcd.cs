@@ -86,6 +86,11 @@ public sealed class LocalEtcd : IAsyncDisposable
             if (errors.All(e => e is null))
             {
                 File.WriteAllText(portsFile, JsonSerializer.Serialize(cluster._clientPorts));
+                if (tls is not null)
+                {
+                    File.WriteAllText(Path.Combine(dataDirectory, TlsMarker), "members and peers speak TLS only\n");
+                }
+
                 return cluster;
             }
 
@@ -97,6 +102,16 @@ public sealed class LocalEtcd : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Beside ports.json in a cluster made with TLS: its members know each other by https URLs.</summary>
+    private const string TlsMarker = "tls";
+
+    /// <summary>
+    /// Whether <paramref name="dataDirectory"/> holds a cluster made without TLS (by an earlier Heddle): its members know
+    /// each other by http URLs, so it can only be started again in clear.
+    /// </summary>
+    public static bool HoldsPlainCluster(string dataDirectory) =>
+        File.Exists(Path.Combine(dataDirectory, "ports.json")) && !File.Exists(Path.Combine(dataDirectory, TlsMarker));
 
     /// <summary>
     /// Members listen between these ports: below Linux's default ephemeral range (32768–60999), where outgoing connections
