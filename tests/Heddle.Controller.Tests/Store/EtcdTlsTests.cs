@@ -35,7 +35,7 @@ public sealed class TlsEtcdKeyValueStoreTests : KeyValueStoreContractTests
 /// etcd started with TLS and client certificates (as `heddle up --controllers N` starts it): only an etcd client certificate
 /// of the cluster CA gets in, and a controller given one works on it.
 /// </summary>
-public sealed class EtcdTlsTests : IAsyncLifetime
+public sealed class EtcdTlsTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private EtcdProcess _etcd = null!;
     private readonly TempDirectory _directory = new("heddle-etcdtls-");
@@ -89,6 +89,7 @@ public sealed class EtcdTlsTests : IAsyncLifetime
             EtcdTls = new EtcdTlsFiles(_etcd.ClientTls!.CaFile, foreign.CertificateFile, foreign.KeyFile),
         };
         var e = await Assert.ThrowsAsync<KvUnavailableException>(() => ControllerHost.StartAsync(options));
+        output.WriteLine(e.Message);
         Assert.Contains("store unavailable: 0 of 1 etcd members reachable", e.Message);
         Assert.Contains("check that --etcd-cert is an etcd client certificate of the CA the members trust", e.Message);
     }
