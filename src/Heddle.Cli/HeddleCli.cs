@@ -26,6 +26,7 @@ public static class HeddleCli
             TokenCommands.Create(console),
             QuotaCommands.Create(console),
             LoginCommand.Create(console),
+            CaCommands.Create(console),
         };
         var token = new Option<string?>("--token") { Description = $"The API token to use (else ${ClientConfig.TokenVariable}, else the client configuration's)", Recursive = true };
         root.Options.Add(token);

@@ -82,7 +82,7 @@ public sealed class ControllerInfo(string stateDirectory)
 /// TLS: gRPC and blob downloads, node certificates required past enrolment) on two ports, the store, the
 /// certificate authority, the reconcilers and the node health monitor.
 /// </summary>
-public sealed class ControllerHost : IAsyncDisposable
+public sealed partial class ControllerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
@@ -149,9 +149,18 @@ public sealed class ControllerHost : IAsyncDisposable
 
         var address = System.Net.IPAddress.Parse(options.ListenAddress);
         var store = await ClusterStores.OpenAsync(options, time, cancellationToken);
+        var removedClearKey = false;
         if (store.Shared)
         {
-            await SharedAuthority.ShareAsync(store.Mirror, options.StateDirectory, cancellationToken);
+            try
+            {
+                removedClearKey = await SharedAuthority.ShareAsync(store.Mirror, options.StateDirectory, cancellationToken);
+            }
+            catch
+            {
+                store.Dispose(); // refused (no CA, another cluster's): nothing of this attempt stays open
+                throw;
+            }
         }
 
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
@@ -235,6 +244,11 @@ public sealed class ControllerHost : IAsyncDisposable
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 
         var app = builder.Build();
+        if (removedClearKey)
+        {
+            LogClearCaKeyRemoved(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>(), store.Description);
+        }
+
         await Tokens.BootstrapAsync(app.Services.GetRequiredService<ITrustStore>(), options.StateDirectory, time, cancellationToken);
         if (File.Exists(Path.Combine(options.StateDirectory, "join-token")))
         {
@@ -434,4 +448,8 @@ public sealed class ControllerHost : IAsyncDisposable
         await _app.DisposeAsync();
         _ca.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The store ({Store}) held the cluster CA's private key in clear, as older versions kept it; it is removed (the store keeps the CA certificate alone). "
+        + "etcd keeps old revisions until it is compacted and its files until defragmented: run 'etcdctl compact <revision>' and 'etcdctl defrag', and take the key as seen by whoever could read etcd")]
+    private static partial void LogClearCaKeyRemoved(ILogger logger, string store);
 }

@@ -12,6 +12,13 @@ public sealed record ControllerOptions
     /// </summary>
     public string? Store { get; init; }
 
+    /// <summary>
+    /// The files a controller reaches etcd over TLS with (`--etcd-ca`, `--etcd-cert`, `--etcd-key`): the CA the members'
+    /// certificates chain to and this controller's etcd client certificate with its key. Null: etcd in clear, without
+    /// authentication (the controller warns unless every member is on loopback).
+    /// </summary>
+    public Store.Kv.EtcdTlsFiles? EtcdTls { get; init; }
+
     /// <summary>The address the REST API and the agent gRPC endpoint listen on.</summary>
     public string ListenAddress { get; init; } = "127.0.0.1";
 

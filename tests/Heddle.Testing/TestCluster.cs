@@ -58,6 +58,8 @@ public sealed class TestCluster : IAsyncDisposable
         cluster.Controllers.Add(cluster.Controller);
         for (var k = 1; k < controllers; k++)
         {
+            // The store keeps only the CA's certificate: every other controller is given the CA's files, as an operator would.
+            CopyCa(options.StateDirectory, Path.Combine(directory.Path, $"controller-{k}"));
             cluster.Controllers.Add(await ControllerHost.StartAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
         }
 
@@ -79,6 +81,14 @@ public sealed class TestCluster : IAsyncDisposable
 
         await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => x.Condition == "Ready") == nodes, TimeSpan.FromSeconds(20), $"{nodes} nodes Ready");
         return cluster;
+    }
+
+    /// <summary>Copies the cluster CA (ca.crt, ca.key) from one controller's state folder into another's, as the operator of controllers sharing a store does.</summary>
+    public static void CopyCa(string fromStateDirectory, string toStateDirectory)
+    {
+        Directory.CreateDirectory(toStateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Heddle.Contracts.Trust.PrivateFile.Write(Path.Combine(toStateDirectory, "ca.key"), File.ReadAllText(Path.Combine(fromStateDirectory, "ca.key")));
+        File.Copy(Path.Combine(fromStateDirectory, "ca.crt"), Path.Combine(toStateDirectory, "ca.crt"), overwrite: true);
     }
 
     public static string NodeName(int i) => $"n{i + 1}";

@@ -25,6 +25,9 @@ internal static class ControllerCommand
         {
             Description = "The cluster store: sqlite:PATH (default: cluster.db in the state directory) or etcd://host:port[,host:port...], which several controllers can share",
         };
+        var etcdCa = new Option<string?>("--etcd-ca") { Description = "With an etcd store: the CA the etcd members' certificates chain to (PEM); with --etcd-cert and --etcd-key, etcd is reached over TLS" };
+        var etcdCert = new Option<string?>("--etcd-cert") { Description = "With an etcd store: this controller's etcd client certificate (PEM; 'heddle ca issue-etcd-client' makes one)" };
+        var etcdKey = new Option<string?>("--etcd-key") { Description = "With an etcd store: the key of --etcd-cert (PEM, mode 0600)" };
         var history = new Option<int>("--history") { Description = "Revisions kept per service for history and rollback (default 10)", DefaultValueFactory = _ => 10 };
         var defaultQuota = new Option<string>("--default-quota")
         {
@@ -53,6 +56,9 @@ internal static class ControllerCommand
         command.Options.Add(defaultQuota);
         command.Options.Add(store);
         command.Options.Add(tlsNames);
+        command.Options.Add(etcdCa);
+        command.Options.Add(etcdCert);
+        command.Options.Add(etcdKey);
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Heddle.Contracts.Api.QuotaLimits.TryRead(parse.GetValue(defaultQuota)!, Heddle.Contracts.Api.QuotaLimits.NewTenantDefault, out var quota, out var quotaProblem))
@@ -76,6 +82,7 @@ internal static class ControllerCommand
                 NodeCertificateLifetime = parse.GetValue(certLifetime),
                 DefaultQuota = quota,
                 TlsNames = parse.GetValue(tlsNames) ?? [],
+                EtcdTls = EtcdTls(parse.GetValue(etcdCa), parse.GetValue(etcdCert), parse.GetValue(etcdKey), parse.GetValue(store)),
             };
             if (options.NodeReachTimeout <= TimeSpan.Zero || options.NodeReachTimeout >= TimeSpan.FromSeconds(10))
             {
@@ -108,6 +115,11 @@ internal static class ControllerCommand
             catch (ArgumentException e)
             {
                 throw new UsageException(e.Message);
+            }
+
+            if (Heddle.Controller.Store.ClusterStores.ClearTextWarning(options) is { } clear)
+            {
+                console.Error.WriteLine(clear);
             }
 
             await using var host = await ControllerHost.StartAsync(options, cancellationToken: cancellationToken);
@@ -143,6 +155,23 @@ internal static class ControllerCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>--etcd-ca, --etcd-cert and --etcd-key: all three (with an etcd store) or none.</summary>
+    private static Heddle.Controller.Store.Kv.EtcdTlsFiles? EtcdTls(string? ca, string? certificate, string? key, string? store)
+    {
+        if (ca is null && certificate is null && key is null)
+        {
+            return null;
+        }
+
+        if (ca is null || certificate is null || key is null || store?.StartsWith("etcd://", StringComparison.Ordinal) != true)
+        {
+            throw new UsageException("--etcd-ca, --etcd-cert and --etcd-key go together, with --store etcd://...");
+        }
+
+        var files = new Heddle.Controller.Store.Kv.EtcdTlsFiles(Path.GetFullPath(ca), Path.GetFullPath(certificate), Path.GetFullPath(key));
+        return files.Problem() is { } problem ? throw new UsageException(problem) : files;
     }
 
     /// <summary>Until Ctrl-C or SIGTERM (System.CommandLine cancels the token for both).</summary>

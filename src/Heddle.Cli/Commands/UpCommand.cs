@@ -88,34 +88,46 @@ internal static class UpCommand
         UidRangeArgs = ["--uid-range", uidBlock.Range.ToString()];
         var children = new List<Child>();
         LocalEtcd? etcd = null;
+        EtcdTlsFiles? etcdClient = null;
         try
         {
-            // Several controllers share an etcd cluster of as many members on loopback, its data under the cluster's folder.
-            string[] store = [];
+            // Several controllers share an etcd cluster of as many members on loopback, its data under the cluster's folder,
+            // over TLS with certificates of the cluster CA: the CA is made first, and every controller gets its files.
+            Func<string, string[]> store = _ => [];
             if (controllerCount > 1)
             {
+                var pki = EtcdPki(root, controllerState, controllerCount);
+                var plain = LocalEtcd.HoldsPlainCluster(Path.Combine(root, "etcd"));
+                if (plain)
+                {
+                    console.Out.WriteLine($"note: the etcd cluster in {Path.Combine(root, "etcd")} was made without TLS by an earlier heddle, and its members can only meet again in clear; "
+                        + "it stays so, on loopback. Start with a fresh --state (or remove that folder, and the cluster's state with it) for etcd over TLS");
+                }
+
+                etcdClient = plain ? null : pki.Clients["controller"];
                 try
                 {
-                    etcd = await LocalEtcd.StartAsync(Path.Combine(root, "etcd"), controllerCount, ct);
+                    etcd = await LocalEtcd.StartAsync(Path.Combine(root, "etcd"), controllerCount, plain ? null : pki.Members, ct);
                 }
                 catch (InvalidOperationException e)
                 {
                     throw new CliException($"the etcd cluster for {controllerCount} controllers did not start: {e.Message}");
                 }
 
-                store = ["--store", etcd.StoreOption];
+                var option = etcd.StoreOption;
+                store = name => plain ? ["--store", option] : ["--store", option, "--etcd-ca", pki.Clients[name].CaFile, "--etcd-cert", pki.Clients[name].CertificateFile, "--etcd-key", pki.Clients[name].KeyFile];
             }
 
             // The data plane (DNS, load balancer) runs in processes of its own, fed by the controller's API: a flood on a
             // VIP cannot take the controller down, and a controller restart does not interrupt traffic. The first
             // controller starts alone (on a fresh store it makes the cluster's CA and admin token); the others join it.
-            var controller = await StartControllerAsync("controller", controllerState, logs, nodeTimeout, store, children, ct);
+            var controller = await StartControllerAsync("controller", controllerState, logs, nodeTimeout, store("controller"), children, ct);
             var apiUrl = new Uri(controller.Address!);
             var agentUrl = controller.AgentUrl!;
             var others = new List<Child>();
             for (var k = 2; k <= controllerCount; k++)
             {
-                others.Add(await StartControllerAsync($"controller-{k}", Path.Combine(root, $"controller-{k}"), logs, nodeTimeout, store, children, ct));
+                others.Add(await StartControllerAsync($"controller-{k}", Path.Combine(root, $"controller-{k}"), logs, nodeTimeout, store($"controller-{k}"), children, ct));
             }
 
             var apiUrls = new[] { apiUrl }.Concat(others.Select(o => new Uri(o.Address!))).ToList();
@@ -156,7 +168,7 @@ internal static class UpCommand
             }
 
             await WaitForNodesAsync(api, children, count, ct);
-            WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd);
+            WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd, etcdClient);
             Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
 
             // A controller that comes back must listen where the agents and clients already look.
@@ -168,7 +180,7 @@ internal static class UpCommand
                 }
             }
 
-            await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd), ct);
+            await SuperviseAsync(console, children, () => WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd, etcdClient), ct);
             console.Out.WriteLine("stopping the cluster: agents first (they stop their instances), then the controller");
             return ExitCodes.Ok;
         }
@@ -197,6 +209,40 @@ internal static class UpCommand
             File.Delete(upFile);
             console.Out.WriteLine("cluster stopped; nothing it started is running");
         }
+    }
+
+    /// <summary>The etcd members' certificates (for 127.0.0.1) and each controller's client certificate, in etcd-pki.</summary>
+    private sealed record EtcdFiles(IReadOnlyList<EtcdTlsFiles> Members, IReadOnlyDictionary<string, EtcdTlsFiles> Clients);
+
+    /// <summary>
+    /// The cluster CA (made in the first controller's state folder unless there) copied into every other controller's
+    /// folder, and the etcd certificates it issues, made afresh at each start (so none expires under a cluster that is
+    /// started again now and then). The store never holds the CA key: controllers take it from their folders.
+    /// </summary>
+    private static EtcdFiles EtcdPki(string root, string controllerState, int controllers)
+    {
+        var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(controllerState, owner);
+        using var ca = Heddle.Controller.Trust.CertificateAuthority.LoadOrCreate(controllerState, TimeProvider.System);
+        for (var k = 2; k <= controllers; k++)
+        {
+            var state = Path.Combine(root, $"controller-{k}");
+            Directory.CreateDirectory(state, owner);
+            if (!File.Exists(Path.Combine(state, "ca.crt")) && !File.Exists(Path.Combine(state, "ca.key")))
+            {
+                Heddle.Contracts.Trust.PrivateFile.Write(Path.Combine(state, "ca.key"), File.ReadAllText(Path.Combine(controllerState, "ca.key")));
+                File.Copy(Path.Combine(controllerState, "ca.crt"), Path.Combine(state, "ca.crt"));
+            }
+        }
+
+        var pki = Path.Combine(root, "etcd-pki");
+        Directory.CreateDirectory(pki, owner);
+        var lifetime = Heddle.Controller.Trust.EtcdCertificates.DefaultLifetime;
+        var members = Enumerable.Range(0, controllers)
+            .Select(i => Heddle.Controller.Trust.EtcdCertificates.WriteMember(ca, $"m{i}", ["127.0.0.1", "localhost"], pki, lifetime, TimeProvider.System)).ToList();
+        var clients = new[] { "controller" }.Concat(Enumerable.Range(2, controllers - 1).Select(k => $"controller-{k}"))
+            .ToDictionary(name => name, name => Heddle.Controller.Trust.EtcdCertificates.WriteClient(ca, name, pki, lifetime, TimeProvider.System));
+        return new EtcdFiles(members, clients);
     }
 
     /// <summary>
@@ -398,7 +444,7 @@ internal static class UpCommand
         throw new CliException($"not every node joined within 60 s; see the logs in {Path.GetDirectoryName(children[0].Log)}");
     }
 
-    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd)
+    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd, EtcdTlsFiles? etcdClient)
     {
         var content = new
         {
@@ -408,7 +454,11 @@ internal static class UpCommand
             agentUrl,
             dnsAddress,
             processes = children.Select(c => new { name = c.Name, pid = c.Process.Id, address = c.Address, faultDomain = c.FaultDomain, log = c.Log }),
-            etcd = etcd is null ? null : new { store = etcd.StoreOption, pids = etcd.Pids, data = etcd.DataDirectory },
+            etcd = etcd is null ? null : new
+            {
+                store = etcd.StoreOption, pids = etcd.Pids, data = etcd.DataDirectory,
+                ca = etcdClient?.CaFile, cert = etcdClient?.CertificateFile, key = etcdClient?.KeyFile, // the first controller's client certificate
+            },
         };
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
         File.Move(path + ".tmp", path, overwrite: true);

@@ -34,8 +34,9 @@ public sealed class OpenedStore(KvClusterStore store, EtcdMembers? etcd, string 
 
 /// <summary>
 /// Opens the store `--store` names: <c>sqlite:PATH</c> (the default, PATH defaulting to cluster.db in the state folder) or
-/// <c>etcd://host:port[,host:port...]</c>. Both are the same cluster store on the key-value contract; a cluster.db of the
-/// earlier table layout is brought over the first time.
+/// <c>etcd://host:port[,host:port...]</c>, reached over TLS with a client certificate when <see cref="ControllerOptions.EtcdTls"/>
+/// names its files. Both are the same cluster store on the key-value contract; a cluster.db of the earlier table layout
+/// is brought over the first time.
 /// </summary>
 public static class ClusterStores
 {
@@ -79,8 +80,50 @@ public static class ClusterStores
             return await OpenSqliteAsync(path, time, cancellationToken);
         }
 
-        var kv = new EtcdKeyValueStore(EtcdKeyValueStore.ParseMembers(options.Store), EtcdRoot);
-        return await OverAsync(kv, kv.Members, $"etcd {kv.Members.Names}", time, cancellationToken);
+        var members = EtcdKeyValueStore.ParseMembers(options.Store);
+        if (options.EtcdTls is null)
+        {
+            var plain = new EtcdKeyValueStore(members, EtcdRoot);
+            return await OverAsync(plain, plain.Members, $"etcd {plain.Members.Names}", time, cancellationToken);
+        }
+
+        if (options.EtcdTls.Problem() is { } missing)
+        {
+            throw new ArgumentException(missing);
+        }
+
+        var kv = new EtcdKeyValueStore(options.EtcdTls.Connect(members), EtcdRoot);
+        try
+        {
+            return await OverAsync(kv, kv.Members, $"etcd {kv.Members.Names} (TLS)", time, cancellationToken);
+        }
+        catch (KvUnavailableException e) when (e.Message.StartsWith("store unavailable: 0 of", StringComparison.Ordinal))
+        {
+            // No member took the connection at all: over TLS that is most often a certificate one side does not accept.
+            throw new KvUnavailableException($"{e.Message}; over TLS, check that --etcd-cert is an etcd client certificate of the CA the members trust "
+                + $"('heddle ca issue-etcd-client') and that --etcd-ca {options.EtcdTls.CaFile} is the CA that issued the members' certificates", e);
+        }
+    }
+
+    /// <summary>
+    /// A sentence warning that this controller reaches etcd in clear and without authentication (whoever reaches a member
+    /// reads and writes the whole store), or null: the store is not etcd, TLS is on, or every member is on loopback.
+    /// </summary>
+    public static string? ClearTextWarning(ControllerOptions options)
+    {
+        if (options.EtcdTls is not null || options.Store is null || Check(options.Store) is not null || !options.Store.StartsWith("etcd://", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var members = EtcdKeyValueStore.ParseMembers(options.Store);
+        if (members.All(m => m.IsLoopback))
+        {
+            return null;
+        }
+
+        return $"WARNING: etcd traffic to {string.Join(", ", members.Select(m => m.Authority))} is in clear and unauthenticated: whoever reaches a member reads and writes the whole "
+            + "cluster store. Give --etcd-ca, --etcd-cert and --etcd-key (see 'heddle ca --help') and start etcd with TLS and --client-cert-auth.";
     }
 
     /// <summary>The embedded store: the key-value contract in one SQLite file (a file of the earlier table layout is brought over first).</summary>

@@ -100,6 +100,59 @@ public sealed class CertificateAuthority : IDisposable
         return request.Create(Certificate, now - backdate, now + lifetime, NewSerial());
     }
 
+    /// <summary>
+    /// The name (a DNS subject alternative name) every etcd client certificate carries. etcd members are started with
+    /// --client-cert-allowed-hostname of it, so they refuse every other certificate of this CA: a node's certificate,
+    /// held on a host that runs tenants' code, never reaches the store.
+    /// </summary>
+    public const string EtcdClientName = "heddle-etcd-client";
+
+    /// <summary>
+    /// An etcd member's certificate, with a key of its own: server and client use (it serves clients and peers, and dials
+    /// its peers), valid for <paramref name="addresses"/> (IP addresses or host names, as clients and peers dial it) and
+    /// carrying <see cref="EtcdClientName"/> (the member's own gateway and health checks dial it as a client).
+    /// </summary>
+    public IssuedPem IssueEtcdMember(string name, IReadOnlyList<string> addresses, TimeSpan lifetime, TimeProvider time)
+    {
+        var names = new SubjectAlternativeNameBuilder();
+        foreach (var address in addresses)
+        {
+            if (IPAddress.TryParse(address, out var ip))
+            {
+                names.AddIpAddress(ip);
+            }
+            else
+            {
+                names.AddDnsName(address);
+            }
+        }
+
+        names.AddDnsName(EtcdClientName);
+        return IssueEtcd($"CN={name}, OU={EtcdMemberUnit}", names, serverAuth: true, lifetime, time);
+    }
+
+    /// <summary>A controller's etcd client certificate, with a key of its own: client use only, named <see cref="EtcdClientName"/>.</summary>
+    public IssuedPem IssueEtcdClient(string name, TimeSpan lifetime, TimeProvider time)
+    {
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(EtcdClientName);
+        return IssueEtcd($"CN={name}, OU={EtcdClientUnit}", names, serverAuth: false, lifetime, time);
+    }
+
+    /// <summary>The organisational unit of etcd member and client certificates.</summary>
+    public const string EtcdMemberUnit = "heddle-etcd-member", EtcdClientUnit = "heddle-etcd-client";
+
+    private IssuedPem IssueEtcd(string subject, SubjectAlternativeNameBuilder names, bool serverAuth, TimeSpan lifetime, TimeProvider time)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(names.Build());
+        AddLeafExtensions(request, serverAuth);
+        var now = time.GetUtcNow();
+        using var signed = request.Create(Certificate, now.AddMinutes(-5), now + lifetime, NewSerial());
+        return new IssuedPem(signed.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
+    }
+
     private void AddLeafExtensions(CertificateRequest request, bool serverAuth)
     {
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
@@ -159,3 +212,6 @@ public sealed class CertificateAuthority : IDisposable
 
     public void Dispose() => Certificate.Dispose();
 }
+
+/// <summary>A certificate and its private key, PEM, as they are written to files.</summary>
+public sealed record IssuedPem(string Certificate, string PrivateKey);

@@ -50,6 +50,7 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         using var directory = new TempDirectory("heddle-two-");
         var store = $"etcd://{etcd.ClientUrl.Authority}";
         var a = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = directory.Combine("a"), Store = store });
+        TestCluster.CopyCa(directory.Combine("a"), directory.Combine("b"));
         var b = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = directory.Combine("b"), Store = store });
         try
         {
@@ -58,7 +59,7 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
             Assert.Equal(first.ApiUrl.ToString(), TermOf(first)!.Holder);
 
             // A deployment accepted by the follower is the leader's to place (there are no nodes: it says it cannot). The admin
-            // token is the cluster's (made by the controller that started first); each controller still has a CA of its own.
+            // token is the cluster's (made by the controller that started first), and so is the CA (given to b as an operator would).
             var token = a.ApiToken.Length > 0 ? a.ApiToken : b.ApiToken;
             using (var api = new Contracts.Api.HeddleApiClient(second.ApiUrl, token, second.CaCertificate))
             {

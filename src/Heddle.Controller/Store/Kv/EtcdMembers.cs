@@ -80,8 +80,8 @@ public sealed class EtcdMembers : IDisposable
         return handler;
     }
 
-    /// <summary>A member's certificate must chain to the given CA alone (not the machine's roots) and name the address dialled.</summary>
-    private static bool Verify(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection trusted)
+    /// <summary>A member's certificate must chain to the given CA alone (not the machine's roots), be for server use and name the address dialled.</summary>
+    internal static bool Verify(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection trusted)
     {
         if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
         {
@@ -92,6 +92,7 @@ public sealed class EtcdMembers : IDisposable
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(trusted);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.1")); // server auth: a client's certificate cannot pose as a member
         using var leaf = new X509Certificate2(certificate);
         return chain.Build(leaf);
     }

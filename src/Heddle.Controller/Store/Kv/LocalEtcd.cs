@@ -9,24 +9,33 @@ namespace Heddle.Controller.Store.Kv;
 /// <see cref="DataDirectory"/>. Ports are not probed: a first start that finds one taken is retried on others, and the
 /// ports chosen are kept in ports.json beside the data, so that a cluster started again finds its members where their
 /// data says they are. Members can be killed (as a crash would) and started again on their data.
+/// With TLS files for each member, clients and peers speak TLS only (https URLs) and must show a certificate of the
+/// members' CA that names <see cref="Trust.CertificateAuthority.EtcdClientName"/>, as a controller's etcd client certificate does.
 /// </summary>
 public sealed class LocalEtcd : IAsyncDisposable
 {
     private readonly Process?[] _members;
     private readonly int[] _clientPorts;
     private readonly string _initialCluster;
+    private readonly IReadOnlyList<EtcdTlsFiles>? _tls;
 
-    private LocalEtcd(string dataDirectory, int[] clientPorts)
+    private LocalEtcd(string dataDirectory, int[] clientPorts, IReadOnlyList<EtcdTlsFiles>? tls)
     {
         DataDirectory = dataDirectory;
         _clientPorts = clientPorts;
-        _initialCluster = string.Join(',', clientPorts.Select((p, i) => $"m{i}=http://127.0.0.1:{p + 1}"));
+        _tls = tls;
+        _initialCluster = string.Join(',', clientPorts.Select((p, i) => $"m{i}={Scheme}://127.0.0.1:{p + 1}"));
         _members = new Process?[clientPorts.Length];
     }
 
     public string DataDirectory { get; }
 
-    public IReadOnlyList<Uri> ClientUrls => [.. _clientPorts.Select(p => new Uri($"http://127.0.0.1:{p}"))];
+    /// <summary>Whether the members speak TLS only and ask clients for a certificate.</summary>
+    public bool UsesTls => _tls is not null;
+
+    private string Scheme => UsesTls ? "https" : "http";
+
+    public IReadOnlyList<Uri> ClientUrls => [.. _clientPorts.Select(p => new Uri($"{Scheme}://127.0.0.1:{p}"))];
 
     /// <summary>What `heddle controller --store` takes to use this cluster.</summary>
     public string StoreOption => "etcd://" + string.Join(',', ClientUrls.Select(u => u.Authority));
@@ -35,8 +44,14 @@ public sealed class LocalEtcd : IAsyncDisposable
     public IReadOnlyList<int> Pids => [.. _members.OfType<Process>().Where(p => !p.HasExited).Select(p => p.Id)];
 
     /// <summary>Starts the members on the data in <paramref name="dataDirectory"/> (made afresh when there is none) and waits until each answers.</summary>
-    public static async Task<LocalEtcd> StartAsync(string dataDirectory, int members = 1, CancellationToken cancellationToken = default)
+    /// <param name="tls">Member i's certificate, key and CA (valid for 127.0.0.1), for TLS with client certificates; null for plain HTTP.</param>
+    public static async Task<LocalEtcd> StartAsync(string dataDirectory, int members = 1, IReadOnlyList<EtcdTlsFiles>? tls = null, CancellationToken cancellationToken = default)
     {
+        if (tls is not null && tls.Count != members)
+        {
+            throw new ArgumentException($"give TLS files for each of the {members} members, not {tls.Count}");
+        }
+
         if (!File.Exists("/usr/bin/etcd") && !File.Exists("/usr/local/bin/etcd"))
         {
             throw new InvalidOperationException("etcd is not installed: run 'apt-get install etcd-server' (scripts/install-deps.sh does)");
@@ -46,7 +61,7 @@ public sealed class LocalEtcd : IAsyncDisposable
         var portsFile = Path.Combine(dataDirectory, "ports.json");
         if (File.Exists(portsFile) && JsonSerializer.Deserialize<int[]>(File.ReadAllText(portsFile)) is { } kept && kept.Length == members)
         {
-            var existing = new LocalEtcd(dataDirectory, kept);
+            var existing = new LocalEtcd(dataDirectory, kept, tls);
             var errors = await Task.WhenAll(Enumerable.Range(0, members).Select(i => existing.StartMemberAsync(i, fresh: false, cancellationToken)));
             if (errors.All(e => e is null))
             {
@@ -66,11 +81,16 @@ public sealed class LocalEtcd : IAsyncDisposable
             }
 
             var basePort = Random.Shared.Next(FirstPort, LastPort - (2 * members));
-            var cluster = new LocalEtcd(dataDirectory, [.. Enumerable.Range(0, members).Select(i => basePort + (2 * i))]);
+            var cluster = new LocalEtcd(dataDirectory, [.. Enumerable.Range(0, members).Select(i => basePort + (2 * i))], tls);
             var errors = await Task.WhenAll(Enumerable.Range(0, members).Select(i => cluster.StartMemberAsync(i, fresh: true, cancellationToken)));
             if (errors.All(e => e is null))
             {
                 File.WriteAllText(portsFile, JsonSerializer.Serialize(cluster._clientPorts));
+                if (tls is not null)
+                {
+                    File.WriteAllText(Path.Combine(dataDirectory, TlsMarker), "members and peers speak TLS only\n");
+                }
+
                 return cluster;
             }
 
@@ -82,6 +102,16 @@ public sealed class LocalEtcd : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Beside ports.json in a cluster made with TLS: its members know each other by https URLs.</summary>
+    private const string TlsMarker = "tls";
+
+    /// <summary>
+    /// Whether <paramref name="dataDirectory"/> holds a cluster made without TLS (by an earlier Heddle): its members know
+    /// each other by http URLs, so it can only be started again in clear.
+    /// </summary>
+    public static bool HoldsPlainCluster(string dataDirectory) =>
+        File.Exists(Path.Combine(dataDirectory, "ports.json")) && !File.Exists(Path.Combine(dataDirectory, TlsMarker));
 
     /// <summary>
     /// Members listen between these ports: below Linux's default ephemeral range (32768–60999), where outgoing connections
@@ -114,11 +144,11 @@ public sealed class LocalEtcd : IAsyncDisposable
         foreach (var arg in new[]
         {
             "--name", $"m{index}", "--data-dir", Path.Combine(DataDirectory, $"m{index}"),
-            "--listen-client-urls", $"http://127.0.0.1:{client}", "--advertise-client-urls", $"http://127.0.0.1:{client}",
-            "--listen-peer-urls", $"http://127.0.0.1:{client + 1}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{client + 1}",
+            "--listen-client-urls", $"{Scheme}://127.0.0.1:{client}", "--advertise-client-urls", $"{Scheme}://127.0.0.1:{client}",
+            "--listen-peer-urls", $"{Scheme}://127.0.0.1:{client + 1}", "--initial-advertise-peer-urls", $"{Scheme}://127.0.0.1:{client + 1}",
             "--initial-cluster", _initialCluster, "--initial-cluster-state", fresh ? "new" : "existing",
             "--max-txn-ops", "10000", "--log-level", "warn", "--pre-vote", // a member back from a partition does not depose the leader
-        })
+        }.Concat(_tls is null ? [] : TlsArguments(_tls[index])))
         {
             start.ArgumentList.Add(arg);
         }
@@ -141,7 +171,7 @@ public sealed class LocalEtcd : IAsyncDisposable
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
         _members[index] = process;
-        if (await HealthyAsync(new Uri($"http://127.0.0.1:{client}"), process, cancellationToken))
+        if (await HealthyAsync(new Uri($"{Scheme}://127.0.0.1:{client}"), _tls?[index], process, cancellationToken))
         {
             return null;
         }
@@ -152,10 +182,33 @@ public sealed class LocalEtcd : IAsyncDisposable
         }
     }
 
-    /// <summary>Whether the member answers healthy within 30 s (false at once if it exits, as when its port is taken).</summary>
-    private static async Task<bool> HealthyAsync(Uri url, Process process, CancellationToken cancellationToken)
+    /// <summary>
+    /// etcd's flags for TLS on both its client and peer URLs, each end showing a certificate of the one CA. Clients must
+    /// also be named <see cref="Trust.CertificateAuthority.EtcdClientName"/>: every other certificate of the CA (a node's)
+    /// is refused.
+    /// </summary>
+    public static IEnumerable<string> TlsArguments(EtcdTlsFiles member) =>
+    [
+        "--cert-file", member.CertificateFile, "--key-file", member.KeyFile, "--trusted-ca-file", member.CaFile, "--client-cert-auth",
+        "--client-cert-allowed-hostname", Trust.CertificateAuthority.EtcdClientName,
+        "--peer-cert-file", member.CertificateFile, "--peer-key-file", member.KeyFile, "--peer-trusted-ca-file", member.CaFile, "--peer-client-cert-auth",
+    ];
+
+    /// <summary>Whether the member answers healthy within 30 s (false at once if it exits, as when its port is taken); over TLS it shows its own certificate.</summary>
+    private static async Task<bool> HealthyAsync(Uri url, EtcdTlsFiles? tls, Process process, CancellationToken cancellationToken)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var handler = new SocketsHttpHandler();
+        if (tls is not null)
+        {
+            var connection = tls.Connect([url]);
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                ClientCertificates = [connection.ClientCertificate!],
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) => EtcdMembers.Verify(certificate, errors, connection.TrustedCa!),
+            };
+        }
+
+        using var http = new HttpClient(handler, disposeHandler: false) { Timeout = TimeSpan.FromSeconds(2) };
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(30) && !process.HasExited)
         {
