@@ -18,18 +18,17 @@ namespace Heddle.Controller.Leadership;
 /// <remarks>
 /// A member can vanish without a word. The lease is not tied to a member: renewals that go unanswered for
 /// <see cref="RenewalTimeout"/> move to the next member and keep the same lease (and so the same term); a campaign whose
-/// member fails is made again, with the same lease, on the next (etcd's campaign is idempotent for one lease); every other
-/// call has a deadline. Whatever fails, the election campaigns again with a backoff: it never stops trying.
+/// member fails ends the term, and the next campaign has a fresh lease; every other call has a deadline. Whatever fails, the election campaigns again with a backoff: it never stops trying.
 /// </remarks>
 /// <param name="storeRoot">The key-value store's root (/heddle/) when the election's name is under it: the term's key then fences the store's writes.</param>
 public sealed partial class EtcdLeaderElection(EtcdMembers members, string name, string holder, ILogger logger, string? storeRoot = null) : ILeaderElection
 {
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(3);
 
-    public TimeSpan RenewEvery { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan RenewEvery { get; init; } = TimeSpan.FromMilliseconds(400);
 
     /// <summary>How long a renewal may go unanswered before renewals move to the next member.</summary>
-    public TimeSpan RenewalTimeout { get; init; } = TimeSpan.FromMilliseconds(800);
+    public TimeSpan RenewalTimeout { get; init; } = TimeSpan.FromMilliseconds(600);
 
     /// <summary>How often an unanswered renewal is looked at.</summary>
     private static readonly TimeSpan CheckEvery = TimeSpan.FromMilliseconds(50);
@@ -39,6 +38,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
 
     public async Task RunAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken)
     {
+        members.ConnectAll();
         var backoff = TimeSpan.FromMilliseconds(100);
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -104,29 +104,29 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         }
     }
 
-    /// <summary>Campaigns until elected, moving to the next member (with the same lease) when one fails; ends when the lease is lost.</summary>
+    /// <summary>
+    /// Campaigns on the current member until elected. When that member fails (or the lease's renewals left it) the term
+    /// ends and the next campaign starts with a fresh lease: etcd resigns a cancelled campaign's key on the server, perhaps
+    /// late (when a partitioned member comes back), so a key once campaigned with is never campaigned with again.
+    /// </summary>
     private async Task<LeaderKey> CampaignAsync(long lease, CancellationToken held)
     {
         var request = new CampaignRequest { Name = ByteString.CopyFromUtf8(name), Lease = lease, Value = ByteString.CopyFromUtf8(holder) };
-        while (true)
+        var member = members.Current;
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(held);
+        Volatile.Write(ref _campaign, new CampaignAttempt(member, attempt));
+        try
         {
-            var member = members.Current;
-            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(held);
-            Volatile.Write(ref _campaign, new CampaignAttempt(member, attempt));
-            try
-            {
-                return (await new Election.ElectionClient(member).CampaignAsync(request, headers: EtcdMembers.RequireLeader, cancellationToken: attempt.Token)).Leader;
-            }
-            catch (Exception e) when (!held.IsCancellationRequested && (e is RpcException { StatusCode: var code } && (EtcdMembers.Unreachable(code) || code == StatusCode.Cancelled) || e is OperationCanceledException))
-            {
-                LogCampaignMoved(logger, holder, members.NameOf(member), e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : "its lease renewals failed there");
-                members.Failed(member);
-                await Task.Delay(TimeSpan.FromMilliseconds(50), held);
-            }
-            finally
-            {
-                Volatile.Write(ref _campaign, null);
-            }
+            return (await new Election.ElectionClient(member).CampaignAsync(request, headers: EtcdMembers.RequireLeader, cancellationToken: attempt.Token)).Leader;
+        }
+        catch (Exception e) when (!held.IsCancellationRequested && e is RpcException or OperationCanceledException)
+        {
+            members.Failed(member);
+            throw new InvalidOperationException($"the campaign on etcd member {members.NameOf(member)} failed ({(e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : "its lease renewals failed there")})", e);
+        }
+        finally
+        {
+            Volatile.Write(ref _campaign, null);
         }
     }
 
@@ -134,7 +134,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
 
     private sealed record CampaignAttempt(GrpcChannel Member, CancellationTokenSource Attempt);
 
-    /// <summary>Ends a campaign waiting on a member that failed, so that it is made again on the next at once (not when the member's connection is given up).</summary>
+    /// <summary>Ends a campaign waiting on a member that failed, so that another is made on the next at once (not when the member's connection is given up).</summary>
     private void Abandon(GrpcChannel member)
     {
         if (Volatile.Read(ref _campaign) is { } campaign && campaign.Member == member)
@@ -360,9 +360,6 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign failed ({Reason}); campaigning again in {Seconds} s")]
     private static partial void LogCampaignFailed(ILogger logger, string holder, string reason, double seconds);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign on etcd member {Member} failed ({Reason}); campaigning on the next with the same lease")]
-    private static partial void LogCampaignMoved(ILogger logger, string holder, string member, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: lease renewals on etcd member {Member} failed ({Reason}); renewing through {Next}")]
     private static partial void LogRenewalMoved(ILogger logger, string holder, string member, string reason, string next);

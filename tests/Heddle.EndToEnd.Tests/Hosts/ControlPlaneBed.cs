@@ -53,18 +53,50 @@ public sealed class ControlPlaneBed : IAsyncLifetime
 
     private string Url(string host, int port) => $"https://{Bed[host].Address}:{port}";
 
+    /// <summary>A `heddle` command run on this machine (the CA's commands touch only files).</summary>
+    private static void Ca(params string[] args)
+    {
+        var run = global::Heddle.EndToEnd.Tests.Heddle.Run(args);
+        Assert.True(run.ExitCode == 0, $"heddle {string.Join(' ', args)}: {run}");
+    }
+
+    private string Pki => _state.Combine("pki");
+
+    /// <summary>The cluster CA, each etcd member's certificate and each controller's etcd client certificate, as an operator makes them on the first controller host.</summary>
+    private void MakeCertificates()
+    {
+        Ca("ca", "create", "--dir", Pki);
+        foreach (var name in new[] { "e1", "e2", "e3" })
+        {
+            Ca("ca", "issue-etcd-member", "--dir", Pki, "--name", name, "--address", Bed[name].Address.ToString(), "--out", _state.Combine("etcd-pki-" + name));
+        }
+
+        foreach (var name in new[] { "c1", "c2", "c3" })
+        {
+            Directory.CreateDirectory(_state.Combine(name));
+            Ca("ca", "issue-etcd-client", "--dir", Pki, "--name", name, "--out", _state.Combine(name, "etcd"));
+            foreach (var file in new[] { "ca.crt", "ca.key" })
+            {
+                File.Copy(Path.Combine(Pki, file), _state.Combine(name, file)); // carried to every controller host by the operator
+            }
+        }
+    }
+
     private async Task StartEtcdAsync()
     {
-        var members = string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{e}=http://{Bed[e].Address}:2380"));
+        MakeCertificates();
+        var members = string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{e}=https://{Bed[e].Address}:2380"));
         foreach (var name in new[] { "e1", "e2", "e3" })
         {
             var address = Bed[name].Address;
+            var pki = _state.Combine("etcd-pki-" + name);
             Bed[name].Start("etcd", "/usr/bin/etcd", [
                 "--name", name, "--data-dir", _state.Combine("etcd-" + name),
-                "--listen-client-urls", $"http://{address}:2379", "--advertise-client-urls", $"http://{address}:2379",
-                "--listen-peer-urls", $"http://{address}:2380", "--initial-advertise-peer-urls", $"http://{address}:2380",
+                "--listen-client-urls", $"https://{address}:2379", "--advertise-client-urls", $"https://{address}:2379",
+                "--listen-peer-urls", $"https://{address}:2380", "--initial-advertise-peer-urls", $"https://{address}:2380",
                 "--initial-cluster", members, "--initial-cluster-state", "new", "--initial-cluster-token", $"bed{Bed.Subnet}",
                 "--pre-vote", // a member back from a partition must not depose the leader (etcd 3.4 leaves it off)
+                .. global::Heddle.Controller.Store.Kv.LocalEtcd.TlsArguments(new(Path.Combine(pki, "ca.crt"), Path.Combine(pki, name + ".crt"), Path.Combine(pki, name + ".key"))),
             ]);
         }
 
@@ -82,7 +114,8 @@ public sealed class ControlPlaneBed : IAsyncLifetime
         {
             var controller = Bed[name].Start("controller", Heddle.Executable, [
                 "controller", "--state", _state.Combine(name), "--listen", Bed[name].Address.ToString(), "--api-port", $"{ApiPort}", "--agent-port", $"{AgentPort}",
-                "--store", Store, "--node-timeout", "10s", "--no-lb", "--uid-range", _uids!.Range.ToString(),
+                "--store", Store, "--etcd-ca", _state.Combine(name, "etcd", "ca.crt"), "--etcd-cert", _state.Combine(name, "etcd", name + ".crt"), "--etcd-key", _state.Combine(name, "etcd", name + ".key"),
+                "--node-timeout", "10s", "--no-lb", "--uid-range", _uids!.Range.ToString(),
             ]);
             _controllers[name] = controller;
             await controller.WaitForOutputAsync("API https://", TimeSpan.FromSeconds(60)); // one at a time: the first makes the cluster's CA

@@ -44,8 +44,23 @@ public sealed class EtcdMembers : IDisposable
         {
             MaxReceiveMessageSize = 64 << 20,
             HttpHandler = Handler(connection),
+            // A member back from a partition is used again within seconds (gRPC's default backoff grows to 2 minutes).
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(200),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(2),
             DisposeHttpClient = true,
         }))];
+    }
+
+    /// <summary>
+    /// Connects to every member now (in the background), so that moving to another member when one fails costs no
+    /// handshake; the pings keep the connections up.
+    /// </summary>
+    public void ConnectAll()
+    {
+        foreach (var channel in _channels)
+        {
+            _ = channel.ConnectAsync().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+        }
     }
 
     /// <summary>How often an idle or busy channel checks that its member still answers.</summary>
