@@ -17,6 +17,15 @@ if [ "$build" -ne 0 ]; then
   exit "$build"
 fi
 
+# The self-contained executable and the Debian package, once, for the install tests (tests/Heddle.EndToEnd.Tests/Install).
+scripts/build.sh --deb 2>&1 | tee -a "$log"
+package=${PIPESTATUS[0]}
+if [ "$package" -ne 0 ]; then
+  echo "scripts/build.sh --deb failed"
+  echo "0 passed, 1 failed"
+  exit "$package"
+fi
+
 dotnet test Heddle.slnx -c Release --no-build --nologo "$@" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 

@@ -369,11 +369,16 @@ internal static class UpCommand
         return new Child(name, process, log, args, address, faultDomain);
     }
 
-    /// <summary>This same heddle: the apphost, or `dotnet heddle.dll` when run that way.</summary>
+    /// <summary>
+    /// This same heddle: the apphost (the single-file executable included), or `dotnet heddle.dll` when run that way.
+    /// The dll is found beside the app, not by Assembly.Location, which is empty inside a single-file executable.
+    /// </summary>
     private static IEnumerable<string> SelfCommand()
     {
         var self = Environment.ProcessPath!;
-        return Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, typeof(UpCommand).Assembly.Location] : [self];
+        return Path.GetFileNameWithoutExtension(self) == "dotnet"
+            ? [self, Path.Combine(AppContext.BaseDirectory, typeof(UpCommand).Assembly.GetName().Name + ".dll")]
+            : [self];
     }
 
     private static async Task<JsonElement> WaitForEndpointsAsync(Child controller, string file, CancellationToken ct)
