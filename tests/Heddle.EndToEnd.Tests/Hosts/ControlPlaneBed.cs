@@ -53,51 +53,38 @@ public sealed class ControlPlaneBed : IAsyncLifetime
 
     private string Url(string host, int port) => $"https://{Bed[host].Address}:{port}";
 
-    /// <summary>A `heddle` command run on this machine (the CA's commands touch only files).</summary>
-    private static void Ca(params string[] args)
-    {
-        var run = global::Heddle.EndToEnd.Tests.Heddle.Run(args);
-        Assert.True(run.ExitCode == 0, $"heddle {string.Join(' ', args)}: {run}");
-    }
+    /// <summary>scripts/several-machines.sh, whose steps README's "Running on several machines" shows.</summary>
+    public static string Script => Path.Combine(RepositoryRootAttribute.Value, "scripts", "several-machines.sh");
+
+    private static readonly Dictionary<string, string> ScriptEnvironment = new() { ["HEDDLE"] = global::Heddle.EndToEnd.Tests.Heddle.Executable };
 
     private string Pki => _state.Combine("pki");
 
-    /// <summary>The cluster CA, each etcd member's certificate and each controller's etcd client certificate, as an operator makes them on the first controller host.</summary>
-    private void MakeCertificates()
-    {
-        Ca("ca", "create", "--dir", Pki);
-        foreach (var name in new[] { "e1", "e2", "e3" })
-        {
-            Ca("ca", "issue-etcd-member", "--dir", Pki, "--name", name, "--address", Bed[name].Address.ToString(), "--out", _state.Combine("etcd-pki-" + name));
-        }
+    private string Members => string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{e}={Bed[e].Address}"));
 
+    /// <summary>Step 1, on the first controller host: the CA and every certificate; then what the operator carries to each host.</summary>
+    private async Task MakeCertificatesAsync()
+    {
+        var pki = await Task.Run(() => ProcessRunner.Run("/usr/bin/nsenter", [$"--net={Bed["c1"].NamespacePath}", "--", "/bin/bash", Script, "pki", Pki, Members, "c1,c2,c3"],
+            TimeSpan.FromSeconds(60), environment: ScriptEnvironment));
+        Assert.True(pki.ExitCode == 0, $"several-machines.sh pki: {pki}");
         foreach (var name in new[] { "c1", "c2", "c3" })
         {
             Directory.CreateDirectory(_state.Combine(name));
-            Ca("ca", "issue-etcd-client", "--dir", Pki, "--name", name, "--out", _state.Combine(name, "etcd"));
             foreach (var file in new[] { "ca.crt", "ca.key" })
             {
-                File.Copy(Path.Combine(Pki, file), _state.Combine(name, file)); // carried to every controller host by the operator
+                File.Copy(Path.Combine(Pki, file), _state.Combine(name, file));
             }
         }
     }
 
+    /// <summary>Step 2, on each etcd host.</summary>
     private async Task StartEtcdAsync()
     {
-        MakeCertificates();
-        var members = string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{e}=https://{Bed[e].Address}:2380"));
+        await MakeCertificatesAsync();
         foreach (var name in new[] { "e1", "e2", "e3" })
         {
-            var address = Bed[name].Address;
-            var pki = _state.Combine("etcd-pki-" + name);
-            Bed[name].Start("etcd", "/usr/bin/etcd", [
-                "--name", name, "--data-dir", _state.Combine("etcd-" + name),
-                "--listen-client-urls", $"https://{address}:2379", "--advertise-client-urls", $"https://{address}:2379",
-                "--listen-peer-urls", $"https://{address}:2380", "--initial-advertise-peer-urls", $"https://{address}:2380",
-                "--initial-cluster", members, "--initial-cluster-state", "new", "--initial-cluster-token", $"bed{Bed.Subnet}",
-                "--pre-vote", // a member back from a partition must not depose the leader (etcd 3.4 leaves it off)
-                .. global::Heddle.Controller.Store.Kv.LocalEtcd.TlsArguments(new(Path.Combine(pki, "ca.crt"), Path.Combine(pki, name + ".crt"), Path.Combine(pki, name + ".key"))),
-            ]);
+            Bed[name].Start("etcd", "/bin/bash", [Script, "etcd", name, Bed[name].Address.ToString(), _state.Combine("etcd-" + name), Path.Combine(Pki, "etcd-" + name), Members], ScriptEnvironment);
         }
 
         foreach (var member in EtcdMembers)
@@ -106,45 +93,41 @@ public sealed class ControlPlaneBed : IAsyncLifetime
         }
     }
 
-    private string Store => "etcd://" + string.Join(',', new[] { "e1", "e2", "e3" }.Select(e => $"{Bed[e].Address}:2379"));
-
+    /// <summary>Step 3, on each controller host, the first one first (it makes the admin token); step 4, `heddle login` on the client.</summary>
     private async Task StartControllersAsync()
     {
         foreach (var name in new[] { "c1", "c2", "c3" })
         {
-            var controller = Bed[name].Start("controller", Heddle.Executable, [
-                "controller", "--state", _state.Combine(name), "--listen", Bed[name].Address.ToString(), "--api-port", $"{ApiPort}", "--agent-port", $"{AgentPort}",
-                "--store", Store, "--etcd-ca", _state.Combine(name, "etcd", "ca.crt"), "--etcd-cert", _state.Combine(name, "etcd", name + ".crt"), "--etcd-key", _state.Combine(name, "etcd", name + ".key"),
+            var controller = Bed[name].Start("controller", "/bin/bash", [
+                Script, "controller", _state.Combine(name), Bed[name].Address.ToString(), Members, Path.Combine(Pki, "controller-" + name),
                 "--node-timeout", "10s", "--no-lb", "--uid-range", _uids!.Range.ToString(),
-            ]);
+            ], ScriptEnvironment);
             _controllers[name] = controller;
-            await controller.WaitForOutputAsync("API https://", TimeSpan.FromSeconds(60)); // one at a time: the first makes the cluster's CA
+            await controller.WaitForOutputAsync("API https://", TimeSpan.FromSeconds(60));
         }
 
         Directory.CreateDirectory(ClientHome);
-        var c1 = _state.Combine("c1");
-        var urls = new[] { "c1", "c2", "c3" }.Select(c => Url(c, ApiPort)).ToArray();
-        File.WriteAllText(Path.Combine(ClientHome, "config.json"), JsonSerializer.Serialize(new
-        {
-            apiUrl = urls[0], apiUrls = urls, token = File.ReadAllText(Path.Combine(c1, "api-token")).Trim(), ca = File.ReadAllText(Path.Combine(c1, "ca.crt")),
-        }));
+        var urls = string.Join(',', new[] { "c1", "c2", "c3" }.Select(c => Url(c, ApiPort)));
+        var login = await ClientAsync(TimeSpan.FromSeconds(60), "login", urls, "--token", File.ReadAllText(_state.Combine("c1", "api-token")).Trim(), "--ca-file", Path.Combine(Pki, "ca.crt"));
+        Assert.True(login.ExitCode == 0, $"heddle login: {login}");
     }
 
+    /// <summary>Step 5, a join string from the client; step 6, on each node host.</summary>
     private async Task StartAgentsAsync()
     {
         var join = await ClientAsync(TimeSpan.FromSeconds(30), "token", "create", "--join");
         Assert.True(join.ExitCode == 0, join.ToString());
-        var controllers = string.Join(',', new[] { "c1", "c2", "c3" }.Select(c => Url(c, AgentPort)));
+        var controllers = string.Join(',', new[] { "c1", "c2", "c3" }.Select(c => Bed[c].Address.ToString()));
         var fd = 0;
         foreach (var name in new[] { "n1", "n2", "n3" })
         {
             var state = _state.Combine(name);
             Directory.CreateDirectory(state);
             File.SetUnixFileMode(state, global::Heddle.Agent.Isolation.StateFolders.PassThrough);
-            _agents[name] = Bed[name].Start("agent", Heddle.Executable, [
-                "agent", "--controller", controllers, "--join", join.Stdout.Trim(), "--name", name, "--address", Bed[name].Address.ToString(),
-                "--fault-domain", $"fd{++fd}", "--state", state, "--cores", "4", "--stop-instances-on-exit", "--uid-range", _uids!.Range.ToString(),
-            ]);
+            _agents[name] = Bed[name].Start("agent", "/bin/bash", [
+                Script, "agent", state, Bed[name].Address.ToString(), controllers, $"fd{++fd}",
+                "--name", name, "--cores", "4", "--stop-instances-on-exit", "--uid-range", _uids!.Range.ToString(),
+            ], new Dictionary<string, string>(ScriptEnvironment) { ["HEDDLE_JOIN"] = join.Stdout.Trim() });
         }
 
         foreach (var agent in _agents.Values)
