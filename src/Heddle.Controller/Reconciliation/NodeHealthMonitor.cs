@@ -66,7 +66,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
-                var heard = connected().Where(_lastSeen.ContainsKey).ToDictionary(n => n, n => _lastSeen[n], StringComparer.Ordinal);
+                var heard = ToShare(connected());
                 try
                 {
                     await store.PutNodesSeenAsync(heard, stoppingToken);
@@ -81,6 +81,20 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>
+    /// What this controller tells the store it heard: only nodes heard within the node timeout, and only where the store
+    /// holds older word. A session left half-open by a partition (this controller cut off, the agent long gone to
+    /// another) must not overwrite a fresher time with its stale one, which would have the leader judge a connected node Down.
+    /// </summary>
+    public Dictionary<string, DateTimeOffset> ToShare(IEnumerable<string> connected)
+    {
+        var now = time.GetUtcNow();
+        return connected
+            .Select(n => (Node: n, At: _lastSeen.TryGetValue(n, out var at) ? at : (DateTimeOffset?)null))
+            .Where(h => h.At is { } at && now - at <= options.NodeTimeout && !(store.NodeSeen(h.Node) >= at))
+            .ToDictionary(h => h.Node, h => h.At!.Value, StringComparer.Ordinal);
     }
 
     /// <summary>

@@ -22,7 +22,7 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
     public Task LeaderHostSilentlyDropped_AnotherLeadsWithin5s_CommandsAnswerWithin2s_NothingRestarts() =>
         LeaderHostGoesAsync(host => host.DropAsync());
 
-    [Fact(Skip = "open (issue 24): run after the silent-drop scenario, a node was marked Down (no heartbeat for 15 s) as the link was cut; not understood yet")]
+    [Fact]
     public Task LeaderHostLinkCut_AnotherLeadsWithin5s_CommandsAnswerWithin2s_NothingRestarts() =>
         LeaderHostGoesAsync(host => host.CutAsync());
 

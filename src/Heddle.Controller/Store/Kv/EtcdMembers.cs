@@ -117,7 +117,7 @@ public sealed class EtcdMembers : IDisposable
     public string Names => string.Join(", ", _names);
 
     /// <summary>The member calls go to now.</summary>
-    public GrpcChannel Current => _channels[(int)((uint)Volatile.Read(ref _current) % (uint)_channels.Length)];
+    public GrpcChannel Current => _channels[Volatile.Read(ref _current)];
 
     /// <summary>The member after this one, for a caller that keeps its own place (a lease renewal moving on).</summary>
     public GrpcChannel Next(GrpcChannel member) => _channels[(Array.IndexOf(_channels, member) + 1) % _channels.Length];
@@ -129,7 +129,11 @@ public sealed class EtcdMembers : IDisposable
     public void Failed(GrpcChannel member)
     {
         var index = Array.IndexOf(_channels, member);
-        Interlocked.CompareExchange(ref _current, index + 1, index);
+        var current = Volatile.Read(ref _current);
+        if (index >= 0 && current == index)
+        {
+            Interlocked.CompareExchange(ref _current, (index + 1) % _channels.Length, current); // kept within 0..Count-1: a counter past the end never matched a member again
+        }
     }
 
     /// <summary>Calls the current member, and the others in turn while they do not answer.</summary>
