@@ -226,6 +226,13 @@ public sealed class InstanceRunner
 
                 try
                 {
+                    if (failures > 0 && _running is null)
+                    {
+                        // A restart sets up again what the run needs (each step is idempotent): a disk that was unmounted or an
+                        // app/ that went missing since the first run comes back, rather than every restart failing the same way.
+                        PrepareDirectory(launch);
+                    }
+
                     reason = await RunOnceAsync(launch, stop);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)

@@ -13,6 +13,7 @@ namespace Heddle.EndToEnd.Tests.Hosts;
 /// when the host comes back.
 /// </summary>
 [Collection(BedCollection.Name)]
+[Trait("Category", BedCollection.Category)]
 public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelper output) : IClassFixture<ControlPlaneBed>
 {
     private static readonly TimeSpan NewLeaderWithin = TimeSpan.FromSeconds(5);
@@ -158,4 +159,11 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
 public sealed class BedCollection
 {
     public const string Name = "test bed";
+
+    /// <summary>
+    /// The trait of the bed's tests: scripts/test.sh runs them on their own after every other test, since what they
+    /// assert (a leader within 5 s, a command within 2 s) is the cluster's behaviour, not the behaviour of a machine that
+    /// also runs four other test assemblies.
+    /// </summary>
+    public const string Category = "TestBed";
 }
