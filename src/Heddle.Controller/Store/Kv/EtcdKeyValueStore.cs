@@ -144,14 +144,12 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
             if (failed)
             {
-                // Resume on the next member from the revision after the last one delivered: nothing is lost or repeated.
+                // Resume on the next member from the revision after the last one delivered: nothing is lost or repeated. A member
+                // without a quorum ends the watch at once (it is asked to: hasleader), so while etcd has no quorum this goes
+                // round the members every 2 s at most, for as long as it takes, rather than giving up.
                 _members.Failed(channel);
-                if (++failures > _members.Count * 3)
-                {
-                    throw new KvUnavailableException($"store unavailable: 0 of {_members.Count} etcd members would keep a watch ({_members.Names})");
-                }
-
-                await Task.Delay(TimeSpan.FromMilliseconds(100 * failures), cancellationToken);
+                failures++;
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * failures)), cancellationToken);
                 if (next <= 0)
                 {
                     next = (await ListAsync(prefix, cancellationToken)).Revision + 1;
