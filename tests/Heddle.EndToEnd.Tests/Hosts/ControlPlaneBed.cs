@@ -65,8 +65,7 @@ public sealed class ControlPlaneBed : IAsyncLifetime
     /// <summary>Step 1, on the first controller host: the CA and every certificate; then what the operator carries to each host.</summary>
     private async Task MakeCertificatesAsync()
     {
-        var pki = await Task.Run(() => ProcessRunner.Run("/usr/bin/nsenter", [$"--net={Bed["c1"].NamespacePath}", "--", "/bin/bash", Script, "pki", Pki, Members, "c1,c2,c3"],
-            TimeSpan.FromSeconds(60), environment: ScriptEnvironment));
+        var pki = await Bed["c1"].RunAsync(TimeSpan.FromSeconds(60), ScriptEnvironment, "/bin/bash", Script, "pki", Pki, Members, "c1,c2,c3");
         Assert.True(pki.ExitCode == 0, $"several-machines.sh pki: {pki}");
         foreach (var name in new[] { "c1", "c2", "c3" })
         {
@@ -137,8 +136,8 @@ public sealed class ControlPlaneBed : IAsyncLifetime
     }
 
     /// <summary>A `heddle` command run on the client host with the bed's client configuration.</summary>
-    public async Task<ProcessResult> ClientAsync(TimeSpan deadline, params string[] args) => await Task.Run(() => ProcessRunner.Run(
-        "/usr/bin/nsenter", [$"--net={Bed["cl"].NamespacePath}", "--", Heddle.Executable, .. args], deadline, environment: new Dictionary<string, string> { ["HEDDLE_HOME"] = ClientHome }));
+    public Task<ProcessResult> ClientAsync(TimeSpan deadline, params string[] args) =>
+        Bed["cl"].RunAsync(deadline, new Dictionary<string, string> { ["HEDDLE_HOME"] = ClientHome }, Heddle.Executable, args);
 
     /// <summary>A command, and how long the user waited for it.</summary>
     public async Task<(ProcessResult Result, TimeSpan Took)> TimedAsync(params string[] args)

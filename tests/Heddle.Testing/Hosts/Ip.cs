@@ -8,8 +8,8 @@ internal static class Ip
     public static async Task RunAsync(params string[] args) => Check("ip", args, await TryRunAsync(args));
 
     /// <summary>A program run inside a host's network namespace (and only that: /sys and the cgroup hierarchies stay the machine's).</summary>
-    public static Task<ProcessResult> InAsync(string netns, string program, params string[] args) =>
-        ToolAsync("/usr/bin/nsenter", [$"--net={netns}", "--", program, .. args]);
+    public static Task<ProcessResult> InAsync(string netns, string program, string[] args, TimeSpan? deadline = null, IReadOnlyDictionary<string, string>? environment = null) =>
+        ToolAsync("/usr/bin/nsenter", [$"--net={netns}", "--", program, .. args], deadline, environment);
 
     public static void Check(string what, string[] args, ProcessResult result)
     {
@@ -19,6 +19,6 @@ internal static class Ip
         }
     }
 
-    private static Task<ProcessResult> ToolAsync(string program, string[] args) =>
-        Task.Run(() => ProcessRunner.Run(program, args, TimeSpan.FromSeconds(30)));
+    private static Task<ProcessResult> ToolAsync(string program, string[] args, TimeSpan? deadline = null, IReadOnlyDictionary<string, string>? environment = null) =>
+        Task.Run(() => ProcessRunner.Run(program, args, deadline ?? TimeSpan.FromSeconds(30), environment: environment));
 }

@@ -53,6 +53,10 @@ public sealed class TestHost : IAsyncDisposable
     /// <summary>Runs a program on this host to completion.</summary>
     public Task<ProcessResult> RunAsync(string program, params string[] args) => Ip.InAsync(NamespacePath, program, args);
 
+    /// <summary>Runs a program on this host to completion within <paramref name="deadline"/>, with these environment variables added.</summary>
+    public Task<ProcessResult> RunAsync(TimeSpan deadline, IReadOnlyDictionary<string, string> environment, string program, params string[] args) =>
+        Ip.InAsync(NamespacePath, program, args, deadline, environment);
+
     private async Task RunCheckedAsync(string program, params string[] args) => Ip.Check($"on {Name}: {program}", args, await RunAsync(program, args));
 
     /// <summary>Starts a long-running program on this host (stopped when the bed is disposed, if not before).</summary>
