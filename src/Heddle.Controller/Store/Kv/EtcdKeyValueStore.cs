@@ -93,7 +93,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                     CreateRequest = new WatchCreateRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), StartRevision = next > 0 ? next : 0 },
                 }, cancellationToken);
             }
-            catch (RpcException e) when (!cancellationToken.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
+            catch (RpcException e) when (EtcdMembers.Unreachable(e, cancellationToken))
             {
                 failed = true;
             }
@@ -109,7 +109,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                         break;
                     }
                 }
-                catch (RpcException e) when (!cancellationToken.IsCancellationRequested && EtcdMembers.Unreachable(e.StatusCode))
+                catch (RpcException e) when (EtcdMembers.Unreachable(e, cancellationToken))
                 {
                     failed = true;
                     break;

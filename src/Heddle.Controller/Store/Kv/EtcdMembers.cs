@@ -147,7 +147,7 @@ public sealed class EtcdMembers : IDisposable
             {
                 return await call(member);
             }
-            catch (RpcException e) when (Unreachable(e.StatusCode) && !cancellationToken.IsCancellationRequested)
+            catch (RpcException e) when (Unreachable(e, cancellationToken))
             {
                 last = e;
                 Failed(member);
@@ -194,7 +194,14 @@ public sealed class EtcdMembers : IDisposable
         return answers.Sum();
     }
 
-    public static bool Unreachable(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown;
+    /// <summary>
+    /// Whether a call failed because its member went away rather than because of what it asked. Cancelled counts when the
+    /// caller did not cancel: the connection under the call was torn down (its keepalive ping went unanswered), which ends
+    /// a stream's pending write or read that way.
+    /// </summary>
+    public static bool Unreachable(RpcException e, CancellationToken callerToken) =>
+        !callerToken.IsCancellationRequested
+        && e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled;
 
     public void Dispose()
     {
