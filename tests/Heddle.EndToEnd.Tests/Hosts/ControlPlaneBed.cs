@@ -213,10 +213,31 @@ public sealed class ControlPlaneBed : IAsyncLifetime
 
     private static string Tail(string text, int lines) => string.Join('\n', text.Split('\n').TakeLast(lines));
 
+    /// <summary>With HEDDLE_BED_LOGS set to a folder, every process's whole output is written there (host-process.log) when the bed goes: what a failure's tail does not show.</summary>
+    private void KeepLogs()
+    {
+        var folder = Environment.GetEnvironmentVariable("HEDDLE_BED_LOGS");
+        if (string.IsNullOrEmpty(folder))
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(folder);
+        foreach (var host in Bed.Hosts)
+        {
+            var n = 0;
+            foreach (var process in host.Processes)
+            {
+                File.WriteAllText(Path.Combine(folder, $"{host.Name}-{n++}-{Path.GetFileName(process.Label.Split(' ')[0])}.log"), $"{process}\n{process.Output}");
+            }
+        }
+    }
+
     public async Task DisposeAsync()
     {
         if (_bed is not null)
         {
+            KeepLogs();
             // Agents first, while the controllers still answer: they stop their instances on the way out.
             foreach (var agent in _agents.Values)
             {
