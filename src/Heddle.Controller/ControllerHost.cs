@@ -224,7 +224,9 @@ public sealed partial class ControllerHost : IAsyncDisposable
         services.AddSingleton<Dns.DnsRecordSource>();
         services.AddSingleton<LoadBalancing.LoadBalancerConfigSource>();
         services.AddSingleton(new LoadBalancing.VipPool(options.VipPool ?? "127.77.0.0/24"));
+        services.AddSingleton(options.BalancerTiming);
         services.AddSingleton<LoadBalancing.VipConflicts>();
+        services.AddSingleton<LoadBalancing.BalancerRegistry>();
         services.AddSingleton<ServiceModels>();
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();

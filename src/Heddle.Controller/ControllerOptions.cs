@@ -45,6 +45,9 @@ public sealed record ControllerOptions
     /// </summary>
     public TimeSpan NodeReachTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>Load balancers' heartbeats and VIP leases (ARP ownership); tests shorten them.</summary>
+    public LoadBalancing.BalancerTiming BalancerTiming { get; init; } = LoadBalancing.BalancerTiming.Default;
+
     /// <summary>Every service is reconciled at least this often, whatever happened. Default 10 s.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -98,6 +98,9 @@ public static class EventKinds
     public const string SlotsSwapped = "SlotsSwapped";
     public const string VipMoved = "VipMoved";
     public const string VipUnusable = "VipUnusable";
+    public const string VipOwnerChanged = "VipOwnerChanged";
+    public const string BalancerJoined = "BalancerJoined";
+    public const string BalancerLeft = "BalancerLeft";
     public const string ImageDeleted = "ImageDeleted";
     public const string InstancePlaced = "InstancePlaced";
     public const string InstanceMoved = "InstanceMoved";

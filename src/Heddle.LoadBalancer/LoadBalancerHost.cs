@@ -66,7 +66,7 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
                 }
                 catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
                 {
-                    problems.Add(new ListenerProblem(listener.Service, listener.Vip, listener.Port, e.Message));
+                    problems.Add(new ListenerProblem(listener.Service, listener.Vip, listener.Port, e.Message, KindOf(e)));
                 }
             }
         }
@@ -76,6 +76,30 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
         }
 
         return problems;
+    }
+
+    /// <summary>What a bind error means: EADDRINUSE (something else listens there) or EADDRNOTAVAIL (not an address of this host).</summary>
+    internal static string KindOf(Exception e)
+    {
+        for (var x = (Exception?)e; x is not null; x = x.InnerException)
+        {
+            if (x is System.Net.Sockets.SocketException s)
+            {
+                return s.SocketErrorCode switch
+                {
+                    System.Net.Sockets.SocketError.AddressAlreadyInUse => ListenerProblemKinds.InUse,
+                    System.Net.Sockets.SocketError.AddressNotAvailable => ListenerProblemKinds.NotLocal,
+                    _ => ListenerProblemKinds.Other,
+                };
+            }
+
+            if (x.GetType().Name == "AddressInUseException")
+            {
+                return ListenerProblemKinds.InUse; // Kestrel's
+            }
+        }
+
+        return ListenerProblemKinds.Other;
     }
 
     public async ValueTask DisposeAsync()

@@ -227,6 +227,8 @@ internal static class ClusterCommands
                 console.Out.WriteLine($"state      {info.StateDirectory}");
                 console.Out.WriteLine($"CA hash    {info.CaHash ?? "-"} (for 'heddle login --ca-hash')");
                 console.Out.WriteLine($"config     {ClientConfig.FilePath}");
+                console.Out.WriteLine();
+                BalancerTable.Write(console.Out, info.Balancers);
             }
 
             return ExitCodes.Ok;

@@ -254,6 +254,21 @@ internal static class DeployCommands
             if (status.DesiredInstances > 0 && status.ReadyInstances == status.DesiredInstances && status.Instances.Count == status.DesiredInstances
                 && status.Instances.All(i => i.RunningRevision >= revision))
             {
+                if (status.VipUnserved)
+                {
+                    if (!quiet)
+                    {
+                        console.Error.WriteLine($"heddle: {service}: every instance is Ready, but {status.VipProblem}; see 'heddle lb list'");
+                    }
+
+                    return (false, status);
+                }
+
+                if (!quiet && status.VipProblem is { } partly)
+                {
+                    console.Error.WriteLine($"heddle: warning: {service}'s VIP is {partly}");
+                }
+
                 if (!quiet)
                 {
                     console.Out.WriteLine($"{service}: all {status.ReadyInstances} instances Ready in {clock.Elapsed.TotalSeconds:0.0}s");

@@ -4,6 +4,7 @@ using Heddle.Contracts.Api;
 using Heddle.Controller;
 using Heddle.Controller.LoadBalancing;
 using Heddle.LoadBalancer;
+using Heddle.LoadBalancer.Announcing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Heddle.Cli.Commands;
@@ -73,41 +74,35 @@ internal sealed class LbOptionsBinder
         IdleTimeout = parse.GetValue(_idle), MaxConnectionsPerVip = parse.GetValue(_perVip), MaxConnectionsPerClient = parse.GetValue(_perClient),
     };
 
-    /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb).</summary>
-    public LoadBalancerHost? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)
+    /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb): a member like any other, heart-beating in-process.</summary>
+    public BalancerAgent? StartHosted(ParseResult parse, ControllerHost host, CliConsole console)
     {
         if (parse.GetValue(_off))
         {
             return null;
         }
 
-        var balancer = new LoadBalancerHost(Options(parse));
         var source = host.Services.GetRequiredService<LoadBalancerConfigSource>();
-        var conflicts = host.Services.GetRequiredService<VipConflicts>();
-        Task Report(LoadBalancerReport report) => conflicts.ReportAsync(report);
-
-        source.Changed += config => _ = ApplyAsync(balancer, config, Report, console);
-        _ = ApplyAsync(balancer, source.Current, Report, console);
-        return balancer;
+        var registry = host.Services.GetRequiredService<BalancerRegistry>();
+        var address = host.ApiUrl.Host.Trim('[', ']');
+        var identity = new BalancerIdentity($"controller-{address.Replace(':', '-')}", address, BalancerModes.None, null);
+        var agent = new BalancerAgent(new LoadBalancerHost(Options(parse)), identity, new InProcessControl(registry), null, null, TimeProvider.System,
+            line => console.Error.WriteLine($"heddle lb: {line}"));
+        source.Changed += config => _ = agent.ApplyAsync(config);
+        _ = agent.ApplyAsync(source.Current);
+        agent.Start();
+        return agent;
     }
 
-    /// <summary>Applies a configuration, then reports to the controller what could not be opened (every time, so it also learns when all is well).</summary>
-    internal static async Task ApplyAsync(LoadBalancerHost balancer, LoadBalancerConfig config, Func<LoadBalancerReport, Task> report, CliConsole console)
+    private sealed class InProcessControl(BalancerRegistry registry) : IBalancerControl
     {
-        var problems = await balancer.ApplyAsync(config);
-        foreach (var problem in problems)
-        {
-            console.Error.WriteLine($"heddle lb: {problem.Service} {problem.Vip}:{problem.Port}: cannot listen ({problem.Reason})");
-        }
+        public Task<BalancerLease> HeartbeatAsync(BalancerHeartbeat heartbeat, CancellationToken cancellationToken) => registry.HeartbeatAsync(heartbeat, cancellationToken);
 
-        await report(new LoadBalancerReport(Reporter, config.Version, problems));
+        public Task LeaveAsync(string name, CancellationToken cancellationToken) => registry.LeaveAsync(name, cancellationToken);
     }
-
-    /// <summary>This balancer, as its reports name it.</summary>
-    internal static string Reporter { get; } = $"{Environment.MachineName}/{Environment.ProcessId}";
 }
 
-/// <summary><c>heddle lb --controller URL</c>: the load balancer on a host of its own, fed by the controller's API.</summary>
+/// <summary><c>heddle lb --controller URL</c>: the load balancer on a host of its own, fed by the controller's API; <c>heddle lb list</c>.</summary>
 internal static class LbCommand
 {
     public static Command Create(CliConsole console)
@@ -115,19 +110,98 @@ internal static class LbCommand
         var controller = new Option<string?>("--controller") { Description = "The controller's API URL, or several comma-separated (the next is followed when one is lost; default: from $HEDDLE_HOME/config.json)" };
         var tokenFile = new Option<string?>("--token-file") { Description = "A file holding an admin API token (default: from $HEDDLE_HOME/config.json)" };
         var caFile = new Option<string?>("--ca-file") { Description = "The cluster CA certificate, PEM, to check the controller with (default: from $HEDDLE_HOME/config.json; the controller writes <state>/ca.crt)" };
+        var name = new Option<string?>("--name") { Description = "This balancer's name in the cluster, unique (default: the host name)" };
+        var address = new Option<string?>("--address") { Description = "This balancer's address (default: the local address of the route to the controller)" };
+        var grace = Durations.Option("--stop-grace", "On stop, how long connections may finish after the VIPs are withdrawn (with --announce)", TimeSpan.FromSeconds(3));
         var lb = new LbOptionsBinder();
-        var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile, caFile };
+        var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile, caFile, name, address, grace };
         lb.AddTo(command, withOff: false);
+        command.Subcommands.Add(CreateList(console));
         command.SetAction(async (parse, ct) =>
         {
             using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
             var url = api.ApiUrl;
-            await using var balancer = new LoadBalancerHost(lb.Options(parse));
-            console.Out.WriteLine($"lb {Environment.ProcessId}: listeners from {url}");
-            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync,
-                config => LbOptionsBinder.ApplyAsync(balancer, config, report => api.ReportLoadBalancerAsync(report, ct), console), console, ct);
+            var here = await AddressAsync(parse.GetValue(address), url, ct);
+            var identity = new BalancerIdentity(parse.GetValue(name) ?? Environment.MachineName, here.ToString(), BalancerModes.None, null);
+            IVipAnnouncer? announcer = null;
+            var routes = announcer is null ? null : new LocalVipRoutes();
+            await using var agent = new BalancerAgent(new LoadBalancerHost(lb.Options(parse)), identity, new ApiControl(api), announcer, routes, TimeProvider.System,
+                line => console.Error.WriteLine($"heddle lb: {line}"));
+            console.Out.WriteLine($"lb {Environment.ProcessId}: {identity.Name} at {identity.Address} ({identity.Mode}{(identity.Interface is null ? string.Empty : $" on {identity.Interface}")}), listeners from {url}");
+            agent.Start();
+            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync, agent.ApplyAsync, console, ct);
+            await agent.StopAsync(announcer is null ? TimeSpan.Zero : parse.GetValue(grace));
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>The address given, or the local address of this host's route to the controller.</summary>
+    private static async Task<System.Net.IPAddress> AddressAsync(string? given, Uri controller, CancellationToken ct)
+    {
+        if (given is not null)
+        {
+            return System.Net.IPAddress.TryParse(given, out var parsed) ? parsed : throw new UsageException($"--address '{given}' is not an IP address");
+        }
+
+        var resolved = await Heddle.Agent.Node.NodeAddress.ResolveAsync(controller, TimeSpan.FromSeconds(5), ct);
+        foreach (var candidate in resolved.Addresses)
+        {
+            if (Heddle.Agent.Node.NodeAddress.RouteSource(candidate, controller.Port, out _) is { } source)
+            {
+                return source;
+            }
+        }
+
+        throw new UsageException($"cannot tell this balancer's address from the route to {controller} ({resolved.Problem ?? "no route"}); give --address");
+    }
+
+    private static Command CreateList(CliConsole console)
+    {
+        var format = CommonOptions.Format();
+        var command = new Command("list", "List the load balancers: address, how they announce, state, the VIPs they own and what they cannot open") { format };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = ClientConfig.Load().Connect();
+            var balancers = await api.ListBalancersAsync(ct);
+            if (!ClusterCommands.Json(console, parse.GetValue(format), balancers))
+            {
+                BalancerTable.Write(console.Out, balancers);
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private sealed class ApiControl(HeddleApiClient api) : IBalancerControl
+    {
+        public Task<BalancerLease> HeartbeatAsync(BalancerHeartbeat heartbeat, CancellationToken cancellationToken) => api.HeartbeatBalancerAsync(heartbeat, cancellationToken);
+
+        public Task LeaveAsync(string name, CancellationToken cancellationToken) => api.RemoveBalancerAsync(name, cancellationToken);
+    }
+}
+
+/// <summary>The balancers as a table, for `heddle lb list` and `heddle info`.</summary>
+internal static class BalancerTable
+{
+    public static void Write(TextWriter output, IReadOnlyList<BalancerStatus> balancers)
+    {
+        if (balancers.Count == 0)
+        {
+            output.WriteLine("no load balancer has reported");
+            return;
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        var table = new Table("BALANCER", "ADDRESS", "MODE", "STATE", "HEARD", "OWNS", "ANNOUNCER", "PROBLEMS");
+        foreach (var b in balancers)
+        {
+            table.Add(b.Name, b.Address, b.Interface is null ? b.Mode : $"{b.Mode} on {b.Interface}", b.State, $"{Math.Max(0, (now - b.HeardAt).TotalSeconds):0.#} s ago",
+                b.Owned.Count == 0 ? "-" : string.Join(",", b.Owned), b.Detail,
+                b.Problems.Count == 0 ? "-" : string.Join("; ", b.Problems.Select(p => $"{p.Vip}:{p.Port} {p.Kind}")));
+        }
+
+        table.Write(output);
     }
 }

@@ -113,6 +113,9 @@ public sealed record ServiceStatus
     /// <summary>Why the VIP does not serve now, when a load balancer reports it cannot listen there (null when it does).</summary>
     public string? VipProblem { get; init; }
 
+    /// <summary>True when load balancers are known and none of them can open the VIP: the service answers nowhere (deploy --wait fails).</summary>
+    public bool VipUnserved { get; init; }
+
     /// <summary>Active, or Deleting while its instances stop.</summary>
     public required string State { get; init; }
 
@@ -233,6 +236,9 @@ public sealed record ClusterInfo(string ApiUrl, string AgentUrl, string Version,
 
     /// <summary>The cluster CA's hash as `heddle login --ca-hash` takes it: sha256: and the SHA-256 of its SubjectPublicKeyInfo.</summary>
     public string? CaHash { get; init; }
+
+    /// <summary>Every load balancer that reported, with its announcer and state.</summary>
+    public IReadOnlyList<BalancerStatus> Balancers { get; init; } = [];
 }
 
 /// <summary>States an instance goes through, as DESIGN.md lists them.</summary>

@@ -202,9 +202,15 @@ public sealed class HeddleApiClient : IDisposable
     /// <summary>The load-balancer configuration now, then a whole new one at each change (server-sent events).</summary>
     public IAsyncEnumerable<LoadBalancerConfig> FollowLoadBalancerConfigAsync(CancellationToken ct = default) => FollowAsync<LoadBalancerConfig>("v1/lb/config?follow=true", ct);
 
-    /// <summary>Tells the controller which listeners this load balancer could not open.</summary>
-    public async Task ReportLoadBalancerAsync(LoadBalancerReport report, CancellationToken ct = default) =>
-        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Post, "v1/lb/report") { Content = JsonContent.Create(report, options: Json) }, ct);
+    /// <summary>A load balancer's heartbeat; the answer says which VIPs it owns (arp mode) and for how long.</summary>
+    public Task<BalancerLease> HeartbeatBalancerAsync(BalancerHeartbeat heartbeat, CancellationToken ct = default) =>
+        SendAsync<BalancerLease>(new HttpRequestMessage(HttpMethod.Post, "v1/lb/heartbeat") { Content = JsonContent.Create(heartbeat, options: Json) }, ct);
+
+    public Task<IReadOnlyList<BalancerStatus>> ListBalancersAsync(CancellationToken ct = default) => GetAsync<IReadOnlyList<BalancerStatus>>("v1/lb/balancers", ct);
+
+    /// <summary>A balancer stops: it is forgotten and its VIPs go to the others at once.</summary>
+    public async Task RemoveBalancerAsync(string name, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/lb/balancers/{Uri.EscapeDataString(name)}"), ct);
 
     private async IAsyncEnumerable<T> FollowAsync<T>(string url, [EnumeratorCancellation] CancellationToken ct)
     {

@@ -27,7 +27,7 @@ internal static class ApiEndpoints
     {
         var v1 = app.MapGroup("/v1");
         app.MapGet(CaPath, (CertificateAuthority ca) => Results.Text(ca.CertificatePem, "application/x-pem-file"));
-        v1.MapGet("/info", async (ControllerInfo info, Leadership.LeaderTerm term, BlobPeers peers, OpenedStore store, CertificateAuthority ca, CancellationToken cancellationToken) =>
+        v1.MapGet("/info", async (ControllerInfo info, Leadership.LeaderTerm term, BlobPeers peers, OpenedStore store, CertificateAuthority ca, LoadBalancing.BalancerRegistry balancers, Caller caller, CancellationToken cancellationToken) =>
         {
             string? leader;
             try
@@ -44,6 +44,7 @@ internal static class ApiEndpoints
             {
                 Store = store.Description, Leader = leader, Controllers = controllers.Count > 0 ? controllers : [info.ApiUrl?.ToString() ?? string.Empty],
                 CaHash = Heddle.Contracts.Trust.CaHash.Format(ca.PublicKeyHash),
+                Balancers = caller.IsAdmin ? balancers.List() : [], // their problems name every tenant's services
             });
         });
         v1.MapPut("/packages/{sha256}", PackageUploads.PutAsync);
@@ -79,16 +80,20 @@ internal static class ApiEndpoints
         v1.MapDelete("/nodes/{name}", (string name, NodeRemoval removal) => removal.RemoveAsync(name));
         v1.MapGet("/events", Events.GetAsync);
         v1.MapGet("/dns/records", FollowDnsAsync);
-        v1.MapPost("/lb/report", async (LoadBalancerReport report, LoadBalancing.VipConflicts conflicts) =>
+        v1.MapPost("/lb/heartbeat", async (BalancerHeartbeat heartbeat, LoadBalancing.BalancerRegistry balancers, CancellationToken cancellationToken) =>
         {
-            if (string.IsNullOrWhiteSpace(report.Reporter) || report.Reporter.Length > 200 || report.Problems is null || report.Problems.Count > 100_000)
+            try
             {
-                return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad load-balancer report", "a report names its reporter (up to 200 characters) and lists its problems (up to 100,000)");
+                return Results.Ok(await balancers.HeartbeatAsync(heartbeat, cancellationToken));
             }
-
-            await conflicts.ReportAsync(report);
-            return Results.NoContent();
+            catch (LoadBalancing.BalancerRefusedException e)
+            {
+                return Problems.Invalid(ProblemTypes.InvalidRequest, "Load balancer refused", e.Message);
+            }
         });
+        v1.MapGet("/lb/balancers", (LoadBalancing.BalancerRegistry balancers) => Results.Ok(balancers.List()));
+        v1.MapDelete("/lb/balancers/{name}", async (string name, LoadBalancing.BalancerRegistry balancers, CancellationToken cancellationToken) =>
+            await balancers.LeaveAsync(name, cancellationToken) ? Results.NoContent() : Problems.NotFound($"no load balancer {name}"));
         v1.MapGet("/lb/config", (HttpContext c, LoadBalancing.LoadBalancerConfigSource s, Microsoft.Extensions.Hosting.IHostApplicationLifetime l, bool? follow) => ProjectionStream.GetAsync(c, s, l, follow));
         v1.MapGet("/services/{service}/roles/{role}/instances/{index:int}/logs", Logs.ProxyAsync);
     }
@@ -207,6 +212,7 @@ internal static class ApiEndpoints
             PackageSha256 = service.PackageSha256,
             Vip = service.Vip,
             VipProblem = conflicts?.ProblemFor(service),
+            VipUnserved = conflicts?.Unserved(service) ?? false,
             State = service.Deleting ? "Deleting" : "Active",
             DesiredInstances = service.Deleting ? 0 : models.For(service)?.Configuration.Roles.Sum(r => r.Instances) ?? 0,
             ReadyInstances = instances.Count(i => i.State == InstanceStates.Ready),

@@ -4,82 +4,97 @@ using Heddle.Controller.Store;
 namespace Heddle.Controller.LoadBalancing;
 
 /// <summary>
-/// What the load balancers could not open, and what the controller does about it. A VIP:port the balancer cannot
-/// bind (an instance, or anything else on the host, bound it first) would leave the service unreachable while the
-/// squatter answers in its place: the controller says so in the events and in `heddle status`, stops handing out
-/// that address, and gives the service another VIP (DNS and the balancer follow). A service is moved at most
-/// <see cref="MaxMoves"/> times in <see cref="MoveWindow"/>: when every address fails (something listens on the port
-/// of every address, 0.0.0.0:port say) it stays where it is and `status` keeps saying why.
+/// What the balancers could not open, and what the controller does about it. Each balancer's heartbeat carries its
+/// problems (<see cref="BalancerRecord.Problems"/>), and they count only while it is heard. A VIP:port that every live
+/// balancer finds bound by something else (<see cref="ListenerProblemKinds.InUse"/>) is squatted: the controller says so
+/// in the events, stops handing out that address (for good: it is recorded in the store), and gives the service another
+/// VIP that DNS and the balancers follow — at most <see cref="MaxMoves"/> times in <see cref="MoveWindow"/>, after which
+/// it stays and `status` says why. An address not on a balancer's host (<see cref="ListenerProblemKinds.NotLocal"/>)
+/// is that balancer's configuration and never moves a VIP.
 /// </summary>
-/// <remarks>
-/// Kept in memory: after a controller restart the balancers report again what they still cannot open. The
-/// addresses found squatted are not handed out again by this controller process.
-/// </remarks>
-public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog events, TimeProvider time)
+public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog events, TimeProvider time, BalancerTiming timing)
 {
     public const int MaxMoves = 3;
     public static readonly TimeSpan MoveWindow = TimeSpan.FromMinutes(10);
 
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, IReadOnlyList<ListenerProblem>> _reports = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _unusable = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<DateTimeOffset>> _moves = new(StringComparer.Ordinal);
     private readonly HashSet<(string Service, string Vip, int Port)> _told = [];
 
-    /// <summary>Addresses found squatted: never handed to a service again by this controller.</summary>
-    public bool IsUnusable(string vip)
-    {
-        lock (_lock)
-        {
-            return _unusable.Contains(vip);
-        }
-    }
-
-    /// <summary>The pool's addresses in order, without those found squatted: what a service may be given.</summary>
-    public IEnumerable<string> UsableCandidates => pool.Candidates.Where(c => !IsUnusable(c));
+    /// <summary>Addresses found squatted: never handed to a service again.</summary>
+    public bool IsUnusable(string vip) => store.ListUnusableVips().Any(u => u.Vip == vip);
 
     /// <summary>The lowest usable address no deployment holds; null when the pool is exhausted.</summary>
     public string? FreeVip()
     {
         var taken = store.ListVips();
-        return UsableCandidates.FirstOrDefault(c => !taken.ContainsKey(c));
+        var unusable = store.ListUnusableVips().Select(u => u.Vip).ToHashSet(StringComparer.Ordinal);
+        return pool.Candidates.FirstOrDefault(c => !taken.ContainsKey(c) && !unusable.Contains(c));
     }
 
     /// <summary>Why no VIP could be given, for people to read.</summary>
     public string Exhausted => $"the VIP pool {pool.Cidr} is exhausted: all {pool.Candidates.Count} addresses are in use";
 
-    /// <summary>Takes a balancer's whole report (replacing its previous one) and moves the services it names.</summary>
-    public async Task ReportAsync(LoadBalancerReport report)
+    /// <summary>The balancers heard within the timeout.</summary>
+    public IReadOnlyList<BalancerRecord> Live()
     {
-        List<ListenerProblem> fresh;
-        lock (_lock)
+        var now = time.GetUtcNow();
+        return [.. store.ListBalancers().Where(b => now - b.HeardAt <= timing.Gone)];
+    }
+
+    /// <summary>Moves the services whose VIP every live balancer finds squatted (after a heartbeat that reports one).</summary>
+    public async Task CheckAsync(BalancerRecord reporter)
+    {
+        var live = Live().Where(b => b.Name != reporter.Name).Append(reporter).ToList();
+        foreach (var problem in reporter.Problems.Where(p => p.Kind == ListenerProblemKinds.InUse).DistinctBy(p => (p.Service, p.Vip)))
         {
-            var before = _reports.TryGetValue(report.Reporter, out var previous) ? previous : [];
-            _reports[report.Reporter] = report.Problems;
-            fresh = [.. report.Problems.Where(p => !before.Contains(p))];
-            if (report.Problems.Count == 0)
+            if (live.All(b => b.Problems.Any(p => p.Vip == problem.Vip && p.Port == problem.Port && p.Kind == ListenerProblemKinds.InUse)))
             {
-                _reports.Remove(report.Reporter);
+                await ResolveAsync(problem, live.Count);
             }
         }
-
-        foreach (var problem in fresh.DistinctBy(p => (p.Service, p.Vip)))
-        {
-            await ResolveAsync(problem);
-        }
     }
 
-    /// <summary>Why the service's current VIP does not serve, if a balancer says it cannot open one of its ports.</summary>
+    /// <summary>
+    /// Why the service's VIP does not serve, or serves only from some balancers; null when every live balancer opened
+    /// it (or none is known). <see cref="Unserved"/> tells whether any balancer serves it at all.
+    /// </summary>
     public string? ProblemFor(ServiceRecord service)
     {
-        lock (_lock)
+        if (service.Vip is null)
         {
-            var problem = _reports.Values.SelectMany(r => r).FirstOrDefault(p => p.Service == service.Name && p.Vip == service.Vip);
-            return problem is null ? null : $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason})";
+            return null;
         }
+
+        var live = Live();
+        var failing = live.Select(b => (Balancer: b, Problem: b.Problems.FirstOrDefault(p => p.Service == service.Name && p.Vip == service.Vip)))
+            .Where(x => x.Problem is not null).ToList();
+        if (failing.Count == 0)
+        {
+            return null;
+        }
+
+        var reasons = string.Join("; ", failing.Select(x => $"{x.Balancer.Name} cannot listen on {x.Problem!.Vip}:{x.Problem.Port} ({x.Problem.Reason}){Advice(x.Balancer, x.Problem)}"));
+        return failing.Count == live.Count
+            ? $"no load balancer serves {service.Vip}: {reasons}"
+            : $"served by {live.Count - failing.Count} of {live.Count} load balancers; {reasons}";
     }
 
-    private async Task ResolveAsync(ListenerProblem problem)
+    /// <summary>Whether balancers are known and none of them can open the service's VIP: it answers nowhere.</summary>
+    public bool Unserved(ServiceRecord service)
+    {
+        var live = Live();
+        return service.Vip is not null && live.Count > 0 && live.All(b => b.Problems.Any(p => p.Service == service.Name && p.Vip == service.Vip));
+    }
+
+    private static string Advice(BalancerRecord balancer, ListenerProblem problem) => problem.Kind switch
+    {
+        ListenerProblemKinds.NotLocal => $": the VIP is not an address of {balancer.Name}'s host; run it with --announce arp or bgp, or route the VIP pool to it (ip route add local POOL dev lo)",
+        ListenerProblemKinds.InUse => $": something else on {balancer.Name}'s host listens on port {problem.Port}",
+        _ => string.Empty,
+    };
+
+    private async Task ResolveAsync(ListenerProblem problem, int balancers)
     {
         var service = store.GetService(problem.Service);
         if (service is null || service.Vip != problem.Vip || service.Deleting)
@@ -88,16 +103,16 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         }
 
         var now = time.GetUtcNow();
+        var why = $"{(balancers == 1 ? "the load balancer" : $"all {balancers} load balancers")} cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason})";
         string? giveUp = null;
         lock (_lock)
         {
-            _unusable.Add(problem.Vip);
             var moves = _moves.TryGetValue(service.Name, out var list) ? list : _moves[service.Name] = [];
             moves.RemoveAll(m => now - m > MoveWindow);
             if (moves.Count >= MaxMoves)
             {
                 giveUp = _told.Add((service.Name, problem.Vip, problem.Port))
-                    ? $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); not moving {service.Name} again: it moved {moves.Count} times in {MoveWindow.TotalMinutes:0} min (does something listen on port {problem.Port} of every address?)"
+                    ? $"{why}; not moving {service.Name} again: it moved {moves.Count} times in {MoveWindow.TotalMinutes:0} min (does something listen on port {problem.Port} of every address?)"
                     : string.Empty;
             }
             else
@@ -116,15 +131,20 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             return;
         }
 
+        await store.MarkVipUnusableAsync(new UnusableVipRecord(problem.Vip, why, now));
         var next = FreeVip();
-        if (next is null || !await store.ChangeVipAsync(service.Name, problem.Vip, next))
+        if (next is null)
         {
-            await events.AddAsync(EventKinds.VipUnusable, service.Name,
-                $"the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); {(next is null ? "no free VIP is left to move the service to; widen --vip-pool" : "the service changed meanwhile; the balancer's next report decides")}", EventOwner.Of(service));
+            await events.AddAsync(EventKinds.VipUnusable, service.Name, $"{why}; no free VIP is left to move the service to; widen --vip-pool", EventOwner.Of(service));
             return;
         }
 
+        if (!await store.ChangeVipAsync(service.Name, problem.Vip, next))
+        {
+            return; // moved, swapped or deleted meanwhile (another controller took the same report): the balancers' next reports decide
+        }
+
         await events.AddAsync(EventKinds.VipMoved, service.Name,
-            $"{service.Name} moved from VIP {problem.Vip} to {next}: the load balancer cannot listen on {problem.Vip}:{problem.Port} ({problem.Reason}); something else bound it first, and that address is no longer handed out", EventOwner.Of(service));
+            $"{service.Name} moved from VIP {problem.Vip} to {next}: {why}; something else bound it first, and that address is no longer handed out", EventOwner.Of(service));
     }
 }

@@ -117,4 +117,26 @@ public interface IClusterStore : IDisposable
     Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
+
+    IReadOnlyList<BalancerRecord> ListBalancers();
+
+    BalancerRecord? GetBalancer(string name);
+
+    /// <summary>The owner of each VIP served by ARP.</summary>
+    IReadOnlyList<VipOwnerRecord> ListVipOwners();
+
+    /// <summary>
+    /// Writes a balancer's heartbeat and, in the same commit, the owner changes <paramref name="decide"/> makes from the
+    /// current owners (claims, renewals, releases), on condition that none of those owners changed meanwhile; decides
+    /// again on the newer owners when one did. Returns every owner after the commit.
+    /// </summary>
+    Task<IReadOnlyList<VipOwnerRecord>> HeartbeatBalancerAsync(BalancerRecord balancer, Func<IReadOnlyList<VipOwnerRecord>, IReadOnlyList<OwnerChange>> decide,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>Forgets a balancer and releases the VIPs it owns (it stopped answering for them first); false when unknown.</summary>
+    Task<bool> RemoveBalancerAsync(string name, CancellationToken cancellationToken = default);
+
+    IReadOnlyList<UnusableVipRecord> ListUnusableVips();
+
+    Task MarkVipUnusableAsync(UnusableVipRecord record, CancellationToken cancellationToken = default);
 }

@@ -73,7 +73,9 @@ public sealed class TokenScopeTests(ITestOutputHelper output)
             ("DELETE", "v1/quotas/contoso", None, [401, 401, 403, 403, 200]),
             ("GET", "v1/dns/records", None, [401, 401, 403, 403, 200]),
             ("GET", "v1/lb/config", None, [401, 401, 403, 403, 200]),
-            ("POST", "v1/lb/report", () => Json(new LoadBalancerReport("test", 0, []))(), [401, 401, 403, 403, 204]),
+            ("POST", "v1/lb/heartbeat", () => Json(new BalancerHeartbeat("test", "1", "127.0.0.1", "none", null, true, "", [], 0, []))(), [401, 401, 403, 403, 200]),
+            ("GET", "v1/lb/balancers", None, [401, 401, 403, 403, 200]),
+            ("DELETE", "v1/lb/balancers/nope", None, [401, 401, 403, 403, 404]),
             ("DELETE", "v1/services/hello?slot=staging", None, [401, 401, 404, 404, 404]),
             ("DELETE", "v1/services/hello", None, [401, 401, 404, 202, 202]),
         };
