@@ -17,7 +17,10 @@ public sealed record DnsOptions
     /// <summary>Threads receiving UDP queries. Default: one per CPU, at most 4.</summary>
     public int UdpWorkers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
 
-    /// <summary>At most this many TCP connections at once; more are refused. Default 256.</summary>
+    /// <summary>
+    /// At most this many TCP connections at once. When all are held, a new one takes the place of the one idle the
+    /// longest (RFC 7766 §6.2.3); it is refused only while every one is answering a query. Default 256.
+    /// </summary>
     public int MaxTcpConnections { get; init; } = 256;
 
     /// <summary>TCP connections one client address may hold at once (RFC 7766 §6.2.2), so one client cannot take every slot. Default 16.</summary>

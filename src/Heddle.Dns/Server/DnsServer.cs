@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -10,18 +11,18 @@ namespace Heddle.Dns.Server;
 /// The authoritative DNS server for the cluster zone, on UDP and TCP. UDP queries are read by dedicated threads
 /// with the allocation-free socket calls; TCP queries are length-prefixed, several per connection. The zone is an
 /// immutable compiled snapshot swapped whole by <see cref="Update"/>, so answers never see half a change, and a
-/// server that loses its source of records keeps answering the last ones it had.
+/// server that loses its source of records keeps answering the last ones it had. TCP connections are held in a
+/// <see cref="TcpConnectionTable"/>: capped per client address and in total, the longest idle closed for a newcomer.
 /// </summary>
 public sealed class DnsServer : IAsyncDisposable
 {
     private readonly DnsOptions _options;
     private readonly Socket _udp;
     private readonly TcpListener _tcp;
-    private readonly Dictionary<System.Net.IPAddress, int> _perClient = [];
     private readonly List<Thread> _workers = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
-    private readonly SemaphoreSlim _tcpSlots;
+    private readonly TcpConnectionTable _connections;
     private readonly IReadOnlyList<IPAddress> _nameServers;
     private volatile CompiledZone _zone;
 
@@ -30,7 +31,7 @@ public sealed class DnsServer : IAsyncDisposable
         _options = options;
         _udp = udp;
         _tcp = tcp;
-        _tcpSlots = new SemaphoreSlim(options.MaxTcpConnections);
+        _connections = new TcpConnectionTable(options.MaxTcpConnections, options.MaxTcpConnectionsPerClient);
         Endpoint = (IPEndPoint)udp.LocalEndPoint!;
         _nameServers = [Endpoint.Address];
         _zone = CompiledZone.Build(new DnsRecordSet { Serial = 1, Services = [] }, options, _nameServers);
@@ -41,7 +42,9 @@ public sealed class DnsServer : IAsyncDisposable
             worker.Start();
         }
 
-        _acceptLoop = AcceptTcpAsync();
+        // On the thread pool, not on the starter's synchronisation context (a test runner's has two threads, and the
+        // accept loop and every connection would queue behind whatever blocks them).
+        _acceptLoop = Task.Run(AcceptTcpAsync);
     }
 
     /// <summary>The address and port the server answers on (UDP and TCP).</summary>
@@ -149,55 +152,41 @@ public sealed class DnsServer : IAsyncDisposable
                 return;
             }
 
-            var address = (client.Client.RemoteEndPoint as System.Net.IPEndPoint)?.Address ?? System.Net.IPAddress.None;
-            if (!TakeClientSlot(address))
+            var address = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+            var connection = _connections.TryAdmit(address, client.Client, out var evicted);
+            if (evicted is not null)
             {
-                client.Dispose(); // this client already holds its share of the connections
+                Evict(evicted.Socket);
+            }
+
+            if (connection is null)
+            {
+                client.Dispose(); // this client holds its share already, or every connection is answering
                 continue;
             }
 
-            if (!_tcpSlots.Wait(0))
-            {
-                ReleaseClientSlot(address);
-                client.Dispose(); // over the connection limit: refuse rather than queue without bound
-                continue;
-            }
-
-            _ = ServeTcpAsync(client, address);
+            _ = ServeTcpAsync(client, connection);
         }
     }
 
-    private bool TakeClientSlot(System.Net.IPAddress address)
+    /// <summary>
+    /// Closes the server's end with a FIN; the connection's own loop then reads the end of its stream and disposes
+    /// the socket. Shutting down rather than disposing here leaves the socket to one owner, and the client sees an
+    /// orderly close it can retry after (RFC 7766 §6.2.3), not a reset.
+    /// </summary>
+    private static void Evict(Socket socket)
     {
-        lock (_perClient)
+        try
         {
-            var held = _perClient.GetValueOrDefault(address);
-            if (held >= _options.MaxTcpConnectionsPerClient)
-            {
-                return false;
-            }
-
-            _perClient[address] = held + 1;
-            return true;
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // it ended on its own meanwhile
         }
     }
 
-    private void ReleaseClientSlot(System.Net.IPAddress address)
-    {
-        lock (_perClient)
-        {
-            if (_perClient.TryGetValue(address, out var held) && held > 1)
-            {
-                _perClient[address] = held - 1;
-            }
-            else
-            {
-                _perClient.Remove(address);
-            }
-        }
-    }
-
-    private async Task ServeTcpAsync(TcpClient client, System.Net.IPAddress address)
+    private async Task ServeTcpAsync(TcpClient client, TcpConnectionTable.Connection connection)
     {
         try
         {
@@ -206,23 +195,15 @@ public sealed class DnsServer : IAsyncDisposable
                 client.NoDelay = true;
                 var stream = client.GetStream();
                 var prefix = new byte[2];
-                var query = new byte[ushort.MaxValue];
-                var response = new byte[DnsResponder.ResponseBufferSize + 2];
                 while (!_stop.IsCancellationRequested)
                 {
                     using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                     idle.CancelAfter(_options.TcpIdleTimeout);
                     await stream.ReadExactlyAsync(prefix, idle.Token);
-                    var length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
-                    await stream.ReadExactlyAsync(query.AsMemory(0, length), idle.Token);
-                    var answer = DnsResponder.Respond(query.AsSpan(0, length), response.AsSpan(2, DnsResponder.ResponseBufferSize), _zone, overTcp: true);
-                    if (answer == 0)
+                    if (!await AnswerAsync(stream, BinaryPrimitives.ReadUInt16BigEndian(prefix), connection, idle.Token))
                     {
-                        return; // not a query we answer: close rather than leave the client waiting
+                        return;
                     }
-
-                    BinaryPrimitives.WriteUInt16BigEndian(response, (ushort)answer);
-                    await stream.WriteAsync(response.AsMemory(0, answer + 2), idle.Token);
                 }
             }
         }
@@ -231,8 +212,43 @@ public sealed class DnsServer : IAsyncDisposable
         }
         finally
         {
-            _tcpSlots.Release();
-            ReleaseClientSlot(address);
+            _connections.Remove(connection);
+        }
+    }
+
+    /// <summary>Reads one query of <paramref name="length"/> bytes and writes its answer. False: close the connection.</summary>
+    /// <remarks>
+    /// The buffers are rented for one query, not held by the connection: an idle connection costs a few hundred
+    /// bytes instead of 128 KiB, so a table full of idle ones, or a flood of connections churning through it, costs
+    /// the server little memory and little garbage.
+    /// </remarks>
+    private async Task<bool> AnswerAsync(NetworkStream stream, int length, TcpConnectionTable.Connection connection, CancellationToken idle)
+    {
+        var query = ArrayPool<byte>.Shared.Rent(length);
+        var response = ArrayPool<byte>.Shared.Rent(DnsResponder.ResponseBufferSize + 2);
+        try
+        {
+            await stream.ReadExactlyAsync(query.AsMemory(0, length), idle);
+            if (!_connections.StartAnswer(connection))
+            {
+                return false; // evicted while its query came in: the socket is shut down already
+            }
+
+            var answer = DnsResponder.Respond(query.AsSpan(0, length), response.AsSpan(2, DnsResponder.ResponseBufferSize), _zone, overTcp: true);
+            if (answer == 0)
+            {
+                return false; // not a query we answer: close rather than leave the client waiting
+            }
+
+            BinaryPrimitives.WriteUInt16BigEndian(response, (ushort)answer);
+            await stream.WriteAsync(response.AsMemory(0, answer + 2), idle);
+            _connections.EndAnswer(connection);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(query);
+            ArrayPool<byte>.Shared.Return(response);
         }
     }
 

@@ -22,7 +22,21 @@ internal sealed class TcpVipListener : IVipListener
     private volatile Pool _pool;
 
     /// <summary>The backends as the loops see them: lookup table, list, and each one's socket address.</summary>
-    internal sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, byte[][] Addresses);
+    internal sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, byte[][] Addresses)
+    {
+        /// <summary>
+        /// The pool for a list of backends, in whatever order it came: ordered by id first, so that every balancer
+        /// given the same backends builds the same table (see <see cref="MaglevTable"/>).
+        /// </summary>
+        public static Pool Of(IReadOnlyList<Backend> backends)
+        {
+            var ordered = backends.OrderBy(b => b.Id, StringComparer.Ordinal).ToList();
+            return new Pool(
+                new MaglevTable([.. ordered.Select(b => b.Id)]),
+                ordered,
+                [.. ordered.Select(b => Libc.SocketAddress(new IPEndPoint(IPAddress.Parse(b.Address), b.Port)))]);
+        }
+    }
 
     /// <summary>A listener on loops of its own (<see cref="LoadBalancerOptions.L4Threads"/>; tests, single listeners).</summary>
     public TcpVipListener(VipListener config, LoadBalancerOptions options)
@@ -77,13 +91,9 @@ internal sealed class TcpVipListener : IVipListener
     /// <summary>Swaps the pool (from any thread); connections to backends that left it drain.</summary>
     public void Update(IReadOnlyList<Backend> backends)
     {
-        var ordered = backends.OrderBy(b => b.Id, StringComparer.Ordinal).ToList();
         var previous = _pool;
-        _pool = new Pool(
-            new MaglevTable([.. ordered.Select(b => b.Id)]),
-            ordered,
-            [.. ordered.Select(b => Libc.SocketAddress(new IPEndPoint(IPAddress.Parse(b.Address), b.Port)))]);
-        _drain.Changed(previous.Backends.Select(b => b.Id), ordered.Select(b => b.Id));
+        _pool = Pool.Of(backends);
+        _drain.Changed(previous.Backends.Select(b => b.Id), _pool.Backends.Select(b => b.Id));
     }
 
     public async ValueTask DisposeAsync()

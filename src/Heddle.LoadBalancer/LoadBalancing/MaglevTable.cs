@@ -5,6 +5,23 @@ namespace Heddle.LoadBalancer.LoadBalancing;
 /// owns an almost equal share of slots, filled from per-backend permutations so that removing one of N backends
 /// moves only about 1/N of the slots. A flow's hash picks a slot; the slot names the backend.
 /// </summary>
+/// <remarks>
+/// <para>
+/// What two balancers serving one VIP can rely on (<c>SameBackendFromAnyBalancerTests</c> checks each):
+/// </para>
+/// <list type="bullet">
+/// <item>Same backends, same choice. The table is a pure function of the list of ids (fixed seeds, no randomness,
+/// no process state) and the flow hash of the 5-tuple with the VIP as destination, so balancers given the same
+/// list pick the same backend for every flow. The table does depend on the list's order (the first backend wins a
+/// contested slot), so <see cref="L4.TcpVipListener.Pool.Of"/> orders the backends by id before building it,
+/// whatever order the controller sent them in.</item>
+/// <item>Each balancer feeds the table the backends its own health checks pass (<c>BackendHealth</c>), so two
+/// whose checks disagree about one backend build different tables. They differ on every flow of that backend, and
+/// on a few others: Maglev's disruption is near-minimal, not minimal, so removing one of ten backends also moves
+/// about 0.35% of the other backends' flows. The same holds for one balancer before and after a backend leaves.
+/// Only new connections are placed by the table; an established one stays on its backend.</item>
+/// </list>
+/// </remarks>
 internal sealed class MaglevTable
 {
     /// <summary>Prime, and over 100 × the backends a listener has, so shares differ by well under 1%.</summary>
