@@ -69,6 +69,37 @@ public sealed partial class ArpAnnouncerBedTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Status_InterfaceDeletedAndMadeAgain_UnhealthyThenBoundToTheNewOne()
+    {
+        await using var bed = await TestBed.CreateAsync("a");
+        var host = bed["a"];
+        await AddLinkAsync(host);
+        await using var announcer = new ArpAnnouncer(new ArpAnnouncerOptions { Interface = "arp0", InterfaceCheckInterval = TimeSpan.FromMilliseconds(100) });
+        await host.InNamespaceAsync(() => announcer.StartAsync(CancellationToken.None).GetAwaiter().GetResult());
+        Assert.True(announcer.Status.Healthy, announcer.Status.Detail);
+
+        Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "del", "arp0"));
+        Assert.Equal("arp on arp0 (", announcer.Status.Detail[..13]);
+        Assert.EndsWith("the interface is gone", announcer.Status.Detail);
+        Assert.False(announcer.Status.Healthy);
+
+        await AddLinkAsync(host);
+        var mac = Mac().Match((await host.RunAsync("/usr/sbin/ip", "-br", "link", "show", "arp0")).Stdout).Value;
+        await Poll.UntilAsync(() => Task.FromResult(announcer.Status), s => s.Healthy, Within, "the announcer bound to the new arp0");
+        Assert.Equal($"arp on arp0 ({mac})", announcer.Status.Detail);
+        Assert.Equal("1", (await host.RunAsync("/usr/bin/cat", "/proc/sys/net/ipv4/conf/arp0/arp_ignore")).Stdout.Trim());
+        await announcer.DisposeAsync();
+    }
+
+    /// <summary>arp0, up with a carrier: one end of a veth pair (this kernel may lack the dummy link type).</summary>
+    private static async Task AddLinkAsync(TestHost host)
+    {
+        Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "add", "arp0", "type", "veth", "peer", "name", "arp0p"));
+        Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "set", "arp0p", "up"));
+        Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "set", "arp0", "up"));
+    }
+
+    [Fact]
     public async Task StartAsync_NoSuchInterface_SaysSo()
     {
         await using var announcer = new ArpAnnouncer(new ArpAnnouncerOptions { Interface = "nosuch0" });

@@ -210,7 +210,14 @@ public sealed class ArpAnnouncer : IVipAnnouncer
                 error = socket.Send(payload, MacAddress.Broadcast);
             }
 
-            _problem = error == 0 ? null : $"cannot send gratuitous ARP for {ArpPacket.ToAddress(ip)}: {Marshal.GetPInvokeErrorMessage(error)}";
+            if (error == 0)
+            {
+                _problem = null;
+            }
+            else
+            {
+                Fail(error, $"cannot send gratuitous ARP for {ArpPacket.ToAddress(ip)}");
+            }
         }
     }
 
@@ -234,8 +241,7 @@ public sealed class ArpAnnouncer : IVipAnnouncer
 
                     if (length < 0)
                     {
-                        // ENETDOWN once when the link goes down; the kernel hooks the socket up again when it comes back.
-                        _problem = $"receiving on {socket.InterfaceName}: {Marshal.GetPInvokeErrorMessage(-length)}";
+                        Fail(-length, $"receiving on {socket.InterfaceName}");
                         break;
                     }
 
@@ -278,9 +284,25 @@ public sealed class ArpAnnouncer : IVipAnnouncer
         var error = socket.Send(reply, request.SenderMac);
         if (error != 0)
         {
-            _problem = $"cannot answer {ArpPacket.ToAddress(request.SenderIp)} for {ArpPacket.ToAddress(request.TargetIp)}: {Marshal.GetPInvokeErrorMessage(error)}";
+            Fail(error, $"cannot answer {ArpPacket.ToAddress(request.SenderIp)} for {ArpPacket.ToAddress(request.TargetIp)}");
         }
     }
+
+    /// <summary>
+    /// Keeps a failure for the status until the next success. The link going down or away is not kept: the kernel
+    /// reports it once (ENETDOWN, perhaps only after the interface is back), and the status reads the link's state itself.
+    /// </summary>
+    private void Fail(int errno, string what)
+    {
+        if (errno is not (ENxio or ENoDev or ENetDown))
+        {
+            _problem = $"{what}: {Marshal.GetPInvokeErrorMessage(errno)}";
+        }
+    }
+
+    private const int ENxio = 6;
+    private const int ENoDev = 19;
+    private const int ENetDown = 100;
 
     /// <summary>An interface deleted and made again has a new index (and perhaps address): bind to it and announce again.</summary>
     private void FollowInterface(PacketSocket socket)
