@@ -5,7 +5,9 @@ using Heddle.Controller;
 using Heddle.Controller.LoadBalancing;
 using Heddle.LoadBalancer;
 using Heddle.LoadBalancer.Announcing;
+using Heddle.Contracts.Logging;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Heddle.Cli.Commands;
 
@@ -114,16 +116,34 @@ internal static class LbCommand
         var address = new Option<string?>("--address") { Description = "This balancer's address (default: the local address of the route to the controller)" };
         var grace = Durations.Option("--stop-grace", "On stop, how long connections may finish after the VIPs are withdrawn (with --announce)", TimeSpan.FromSeconds(3));
         var lb = new LbOptionsBinder();
+        var announce = new AnnounceOptions();
         var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile, caFile, name, address, grace };
         lb.AddTo(command, withOff: false);
+        announce.AddTo(command);
         command.Subcommands.Add(CreateList(console));
         command.SetAction(async (parse, ct) =>
         {
             using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
             var url = api.ApiUrl;
             var here = await AddressAsync(parse.GetValue(address), url, ct);
-            var identity = new BalancerIdentity(parse.GetValue(name) ?? Environment.MachineName, here.ToString(), BalancerModes.None, null);
-            IVipAnnouncer? announcer = null;
+            var balancerName = parse.GetValue(name) ?? Environment.MachineName;
+            var identity = new BalancerIdentity(balancerName, here.ToString(), announce.Mode(parse), announce.Interface(parse, here));
+            using var loggers = LoggerFactory.Create(b => b.AddHeddleConsole().SetMinimumLevel(LogLevel.Information));
+            var announcer = announce.Create(parse, balancerName, here, loggers);
+            if (announcer is not null)
+            {
+                try
+                {
+                    await announcer.StartAsync(ct);
+                }
+                catch (AnnouncerException e)
+                {
+                    await announcer.DisposeAsync();
+                    console.Error.WriteLine($"heddle lb: cannot announce ({identity.Mode}): {e.Message}");
+                    return ExitCodes.Invalid;
+                }
+            }
+
             var routes = announcer is null ? null : new LocalVipRoutes();
             await using var agent = new BalancerAgent(new LoadBalancerHost(lb.Options(parse)), identity, new ApiControl(api), announcer, routes, TimeProvider.System,
                 line => console.Error.WriteLine($"heddle lb: {line}"));
