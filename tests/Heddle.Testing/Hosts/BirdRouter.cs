@@ -1,8 +1,7 @@
 using System.Net;
 using Heddle.Testing;
-using Heddle.Testing.Hosts;
 
-namespace Heddle.LoadBalancer.Tests.Announcing;
+namespace Heddle.Testing.Hosts;
 
 /// <summary>
 /// BIRD 2 as the router on a test host: one passive BGP session per balancer, every route learnt put in the host's
@@ -10,7 +9,7 @@ namespace Heddle.LoadBalancer.Tests.Announcing;
 /// hashed by ports as well (fib_multipath_hash_policy 1). Its configuration, control socket and pid file are in a
 /// temp folder; it runs in the foreground as a process of the bed, stopped with it.
 /// </summary>
-internal sealed class BirdRouter : IAsyncDisposable
+public sealed class BirdRouter : IAsyncDisposable
 {
     public const uint Asn = 65000;
 
