@@ -78,6 +78,28 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
         return problems;
     }
 
+    /// <summary>
+    /// The data plane's own check: every L4 event loop runs a no-op within <paramref name="timeout"/> (a loop stuck or
+    /// dead would leave every connection of its listeners unanswered). Null when healthy, else why not. An announcing
+    /// balancer withdraws its VIPs while this fails.
+    /// </summary>
+    public async Task<string?> CheckAsync(TimeSpan timeout)
+    {
+        var loops = _tcpLoops ?? [];
+        for (var i = 0; i < loops.Length; i++)
+        {
+            var ran = loops[i].InvokeAsync(() => { });
+            if (await Task.WhenAny(ran, Task.Delay(timeout)) != ran || ran.IsFaulted)
+            {
+                return $"L4 event loop {i} did not run a check within {timeout.TotalSeconds:0.#} s";
+            }
+        }
+
+        return null;
+    }
+
+    internal IReadOnlyList<EventLoop> Loops => _tcpLoops ?? [];
+
     /// <summary>What a bind error means: EADDRINUSE (something else listens there) or EADDRNOTAVAIL (not an address of this host).</summary>
     internal static string KindOf(Exception e)
     {

@@ -45,6 +45,7 @@ public sealed class BalancerAgent : IAsyncDisposable
     private TimeSpan _heartbeat = TimeSpan.FromMilliseconds(400);
     private TimeSpan _margin = TimeSpan.FromMilliseconds(250);
     private bool _reachable = true;
+    private volatile string? _unhealthy; // why the data plane's own check fails, null while it passes
     private Task? _running;
 
     public BalancerAgent(LoadBalancerHost host, BalancerIdentity identity, IBalancerControl control, IVipAnnouncer? announcer, LocalVipRoutes? routes, TimeProvider time, Action<string> log)
@@ -63,7 +64,8 @@ public sealed class BalancerAgent : IAsyncDisposable
 
     public void Start()
     {
-        _running = Task.WhenAll(Task.Run(() => HeartbeatLoopAsync(_stop.Token)), Task.Run(() => WatchdogAsync(_stop.Token)), Task.Run(() => RetryLoopAsync(_stop.Token)));
+        _running = Task.WhenAll(Task.Run(() => HeartbeatLoopAsync(_stop.Token)), Task.Run(() => WatchdogAsync(_stop.Token)), Task.Run(() => RetryLoopAsync(_stop.Token)),
+            Task.Run(() => HealthLoopAsync(_stop.Token)));
     }
 
     /// <summary>Applies a whole configuration: routes, listeners, announcements.</summary>
@@ -110,6 +112,25 @@ public sealed class BalancerAgent : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Checks the data plane every second (on the real clock: a stuck loop is a fact of this process, not of time); withdraws while it fails.</summary>
+    private async Task HealthLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(HealthInterval, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            var problem = await _host.CheckAsync(HealthInterval);
+            if (problem != _unhealthy)
+            {
+                _log(problem is null ? "data plane healthy again" : $"data plane unhealthy: {problem}; withdrawing every VIP");
+                _unhealthy = problem;
+                await AnnounceAsync(ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    /// <summary>How often the data plane checks itself, and how long a check may take.</summary>
+    public static TimeSpan HealthInterval { get; } = TimeSpan.FromSeconds(1);
 
     private async Task HeartbeatLoopAsync(CancellationToken ct)
     {
@@ -172,6 +193,11 @@ public sealed class BalancerAgent : IAsyncDisposable
     /// <summary>What the announcer should announce now.</summary>
     private IReadOnlySet<IPAddress> Wanted()
     {
+        if (_unhealthy is not null)
+        {
+            return new HashSet<IPAddress>();
+        }
+
         var servable = _config.Listeners.Select(l => l.Vip).Distinct().Where(v => !_problems.Any(p => p.Vip == v)).Select(IPAddress.Parse).ToHashSet();
         return _identity.Mode switch
         {
@@ -206,8 +232,10 @@ public sealed class BalancerAgent : IAsyncDisposable
     private BalancerHeartbeat Heartbeat()
     {
         var status = _announcer?.Status;
-        return new BalancerHeartbeat(_identity.Name, _instance, _identity.Address, _identity.Mode, _identity.Interface, status?.Healthy ?? true,
-            status?.Detail ?? "VIPs routed to this host by the operator", status?.Announced ?? [], _config.Version, _problems);
+        var unhealthy = _unhealthy;
+        var detail = status?.Detail ?? "VIPs routed to this host by the operator";
+        return new BalancerHeartbeat(_identity.Name, _instance, _identity.Address, _identity.Mode, _identity.Interface, (status?.Healthy ?? true) && unhealthy is null,
+            unhealthy is null ? detail : $"{detail}; data plane unhealthy: {unhealthy}", status?.Announced ?? [], _config.Version, _problems);
     }
 
     /// <summary>A graceful stop: withdraws every announcement, leaves, lets connections drain for up to <paramref name="drain"/>, closes.</summary>

@@ -76,6 +76,34 @@ public sealed class BalancerAgentTests
         Assert.Equal(["lb1"], control.Left);
     }
 
+    [Fact]
+    public async Task AStuckDataPlane_WithdrawsEveryVip_AndReportsItselfUnhealthy_UntilItRecovers()
+    {
+        var control = new FakeControl();
+        var announcer = new RecordingAnnouncer();
+        var host = new LoadBalancerHost(new LoadBalancerOptions());
+        await using var agent = new BalancerAgent(host, new BalancerIdentity("lb1", "127.0.0.1", "bgp", null), control, announcer, null, TimeProvider.System, _ => { });
+        await agent.ApplyAsync(Config(Vip));
+        agent.Start();
+        await Poll.UntilAsync(() => announcer.Current.Count == 1, Deadline, "the VIP announced over BGP");
+
+        using var stuck = new ManualResetEventSlim();
+        host.Loops[0].Post(() => stuck.Wait(TimeSpan.FromSeconds(30))); // the L4 loop stops turning
+        try
+        {
+            await Poll.UntilAsync(() => announcer.Current.Count == 0, Deadline, "the VIP withdrawn while the data plane is stuck");
+            await Poll.UntilAsync(() => control.Last is { Healthy: false }, Deadline, "a heartbeat that says the balancer is unhealthy");
+            Assert.Contains("data plane unhealthy: L4 event loop 0 did not run a check within 1 s", control.Last!.Detail);
+        }
+        finally
+        {
+            stuck.Set();
+        }
+
+        await Poll.UntilAsync(() => announcer.Current.Count == 1, Deadline, "the VIP announced again once the loop turns");
+        await Poll.UntilAsync(() => control.Last is { Healthy: true }, Deadline, "a heartbeat that says it is healthy again");
+    }
+
     private sealed class FakeControl : IBalancerControl
     {
         public volatile bool Failing;
@@ -91,8 +119,11 @@ public sealed class BalancerAgentTests
 
         public int? AnnouncedWhenLeaving { get; set; }
 
+        public BalancerHeartbeat? Last { get; private set; }
+
         public Task<BalancerLease> HeartbeatAsync(BalancerHeartbeat heartbeat, CancellationToken cancellationToken)
         {
+            Last = heartbeat;
             Interlocked.Increment(ref _heartbeats);
             return Failing ? Task.FromException<BalancerLease>(new HttpRequestException("connection timed out")) : Task.FromResult(new BalancerLease(Owned, 1500, 400));
         }
