@@ -181,6 +181,7 @@ public sealed class AgentHost : IAsyncDisposable
         var probes = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1), UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         var context = new AgentContext
         {
+            Log = loggers.CreateLogger<InstanceSupervisor>(),
             Options = options,
             Topology = topology,
             Packages = new PackageCache(Path.Combine(options.StateDirectory, "cache"), downloads),

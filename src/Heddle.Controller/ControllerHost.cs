@@ -374,6 +374,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         term.Election = election;
         var loop = Services.GetRequiredService<ReconcileLoop>();
         var health = Services.GetRequiredService<NodeHealthMonitor>();
+        var balancers = Services.GetRequiredService<LoadBalancing.BalancerRegistry>();
         try
         {
             var shared = Services.GetRequiredService<OpenedStore>().Shared;
@@ -395,7 +396,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
 
                 try
                 {
-                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading));
+                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading), Until(balancers.RunAsync, leading));
                 }
                 finally
                 {

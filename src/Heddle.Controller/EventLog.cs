@@ -101,6 +101,7 @@ public static class EventKinds
     public const string VipOwnerChanged = "VipOwnerChanged";
     public const string BalancerJoined = "BalancerJoined";
     public const string BalancerLeft = "BalancerLeft";
+    public const string BalancerGone = "BalancerGone";
     public const string ImageDeleted = "ImageDeleted";
     public const string InstancePlaced = "InstancePlaced";
     public const string InstanceMoved = "InstanceMoved";

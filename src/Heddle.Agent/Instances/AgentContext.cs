@@ -29,6 +29,9 @@ public sealed class AgentContext
 
     public required TimeProvider Time { get; init; }
 
+    /// <summary>Where the supervisor says which instances it starts and stops, and why.</summary>
+    public Microsoft.Extensions.Logging.ILogger Log { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
     /// <summary>The uids instances may run as on this host (null when the agent is not root: instances run as its own user).</summary>
     public Isolation.UidClaims? Uids { get; init; }
 

@@ -1,5 +1,6 @@
 using Heddle.Agent.Drivers;
 using Heddle.Contracts.Agents;
+using Microsoft.Extensions.Logging;
 
 namespace Heddle.Agent.Instances;
 
@@ -94,6 +95,8 @@ public sealed class InstanceSupervisor
             {
                 if (!desired.TryGetValue(runner.Id, out var wanted) || SpecKey(wanted) != runner.SpecKey)
                 {
+                    _context.Log.LogInformation("Stopping {Instance}: {Why} (goal state {Version})", runner.Id,
+                        wanted is null ? "not in the goal state" : $"its spec changed from {runner.SpecKey} to {SpecKey(wanted)}", goal.Version);
                     _runners.Remove(runner.Id);
                     Stopping(runner.Id, StopAndForgetAsync(runner));
                 }
@@ -117,6 +120,7 @@ public sealed class InstanceSupervisor
                     Stopping(id + "#orphan", StopOrphanAsync(entry));
                 }
 
+                _context.Log.LogInformation("{Action} {Instance} ({Spec}; goal state {Version})", adopted is null ? "Starting" : "Adopting", id, key, goal.Version);
                 var runner = new InstanceRunner(wanted, key, _context, adopted, _report, SaveJournal);
                 _runners[id] = runner;
                 var previous = Task.WhenAll(_stopping.GetValueOrDefault(id) ?? Task.CompletedTask, _stopping.GetValueOrDefault(id + "#orphan") ?? Task.CompletedTask);

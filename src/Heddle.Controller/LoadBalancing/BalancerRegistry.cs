@@ -34,9 +34,9 @@ public sealed class BalancerRegistry(IClusterStore store, LoadBalancerConfigSour
             current => VipOwnership.Decide(record, store.ListBalancers(), current, served, now, timing), cancellationToken);
         var owned = owners.Where(o => o.Balancer == heartbeat.Name).Select(o => o.Vip).Order(StringComparer.Ordinal).ToList();
 
-        if (previous is null || previous.Instance != heartbeat.Instance)
+        if (previous is null || previous.Instance != heartbeat.Instance || previous.GoneNoticed)
         {
-            await events.AddAsync(EventKinds.BalancerJoined, heartbeat.Name, $"load balancer {heartbeat.Name} at {heartbeat.Address} ({Describe(heartbeat.Mode, heartbeat.Interface)}) reports");
+            await events.AddAsync(EventKinds.BalancerJoined, heartbeat.Name, $"load balancer {heartbeat.Name} at {heartbeat.Address} ({Describe(heartbeat.Mode, heartbeat.Interface)}) reports{(previous?.GoneNoticed == true && previous.Instance == heartbeat.Instance ? " again" : string.Empty)}");
         }
 
         foreach (var vip in owned.Where(v => !before.Contains(v)))
@@ -62,6 +62,32 @@ public sealed class BalancerRegistry(IClusterStore store, LoadBalancerConfigSour
 
         await events.AddAsync(EventKinds.BalancerLeft, name, $"load balancer {name} stopped");
         return true;
+    }
+
+    /// <summary>On the leader: says once, in the events, when a balancer stops heart-beating without leaving (killed, cut off).</summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), time);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            var now = time.GetUtcNow();
+            foreach (var gone in store.ListBalancers().Where(b => !b.GoneNoticed && now - b.HeardAt > timing.Gone))
+            {
+                try
+                {
+                    if (await store.MarkBalancerGoneAsync(gone.Name, gone.HeardAt, stoppingToken))
+                    {
+                        await events.AddAsync(EventKinds.BalancerGone, gone.Name,
+                            $"load balancer {gone.Name} at {gone.Address} not heard for {(now - gone.HeardAt).TotalSeconds:0} s (killed, or cut off); its reports no longer count{(gone.Mode == BalancerModes.Arp ? " and the VIPs it owned have gone to the others" : string.Empty)}",
+                            cancellationToken: stoppingToken);
+                    }
+                }
+                catch (Store.Kv.KvUnavailableException)
+                {
+                    // the store is away: the next tick tries again
+                }
+            }
+        }
     }
 
     public IReadOnlyList<BalancerStatus> List()

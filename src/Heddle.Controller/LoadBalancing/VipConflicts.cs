@@ -57,7 +57,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
 
     /// <summary>
     /// Why the service's VIP does not serve, or serves only from some balancers; null when every live balancer opened
-    /// it (or none is known). <see cref="Unserved"/> tells whether any balancer serves it at all.
+    /// it (or no balancer ever reported). <see cref="Unserved"/> tells whether any balancer serves it at all.
     /// </summary>
     public string? ProblemFor(ServiceRecord service)
     {
@@ -66,7 +66,16 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             return null;
         }
 
-        var live = Live();
+        var now = time.GetUtcNow();
+        var all = store.ListBalancers();
+        var live = all.Where(b => now - b.HeardAt <= timing.Gone).ToList();
+        if (live.Count == 0)
+        {
+            return all.Count == 0
+                ? null
+                : $"no load balancer is up: {string.Join(", ", all.Select(b => $"{b.Name} last heard {(now - b.HeardAt).TotalSeconds:0} s ago"))}";
+        }
+
         var failing = live.Select(b => (Balancer: b, Problem: b.Problems.FirstOrDefault(p => p.Service == service.Name && p.Vip == service.Vip)))
             .Where(x => x.Problem is not null).ToList();
         if (failing.Count == 0)
@@ -80,11 +89,12 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             : $"served by {live.Count - failing.Count} of {live.Count} load balancers; {reasons}";
     }
 
-    /// <summary>Whether balancers are known and none of them can open the service's VIP: it answers nowhere.</summary>
+    /// <summary>Whether balancers have reported and none that is up can open the service's VIP (or none is up): it answers nowhere.</summary>
     public bool Unserved(ServiceRecord service)
     {
+        var all = store.ListBalancers();
         var live = Live();
-        return service.Vip is not null && live.Count > 0 && live.All(b => b.Problems.Any(p => p.Service == service.Name && p.Vip == service.Vip));
+        return service.Vip is not null && all.Count > 0 && live.All(b => b.Problems.Any(p => p.Service == service.Name && p.Vip == service.Vip));
     }
 
     private static string Advice(BalancerRecord balancer, ListenerProblem problem) => problem.Kind switch

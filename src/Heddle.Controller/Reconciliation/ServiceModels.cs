@@ -27,18 +27,24 @@ public sealed class ServiceModels(IClusterStore store)
 
     public ServiceModel? For(ServiceRecord service) => For(service.PackageSha256, service.Configuration);
 
-    public ServiceModel? For(string packageSha256, string configuration) =>
-        _cache.GetOrAdd((packageSha256, configuration), key =>
+    /// <summary>The model, or null while its package is not in this controller's copy of the store (or the model does not parse); a null is not kept, so a package that arrives later is found.</summary>
+    public ServiceModel? For(string packageSha256, string configuration)
+    {
+        var key = (packageSha256, configuration);
+        if (_cache.TryGetValue(key, out var known))
         {
-            var package = store.GetPackage(key.Package);
-            if (package is null)
-            {
-                return null;
-            }
+            return known;
+        }
 
-            var diagnostics = new DiagnosticBag();
-            var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics);
-            var configuration = ModelConfigurationParser.Parse(key.Configuration, diagnostics, "configuration");
-            return definition is null || configuration is null || diagnostics.HasErrors ? null : new ServiceModel(definition, configuration);
-        });
+        var package = store.GetPackage(packageSha256);
+        if (package is null)
+        {
+            return null;
+        }
+
+        var diagnostics = new DiagnosticBag();
+        var definition = ServiceDefinitionParser.Parse(package.ServiceYaml, diagnostics);
+        var parsed = ModelConfigurationParser.Parse(configuration, diagnostics, "configuration");
+        return _cache.GetOrAdd(key, definition is null || parsed is null || diagnostics.HasErrors ? null : new ServiceModel(definition, parsed));
+    }
 }

@@ -136,6 +136,9 @@ public interface IClusterStore : IDisposable
     /// <summary>Forgets a balancer and releases the VIPs it owns (it stopped answering for them first); false when unknown.</summary>
     Task<bool> RemoveBalancerAsync(string name, CancellationToken cancellationToken = default);
 
+    /// <summary>Marks a balancer unheard since <paramref name="heardAt"/> as noticed gone; false when it was heard since, or was marked already.</summary>
+    Task<bool> MarkBalancerGoneAsync(string name, DateTimeOffset heardAt, CancellationToken cancellationToken = default);
+
     IReadOnlyList<UnusableVipRecord> ListUnusableVips();
 
     Task MarkVipUnusableAsync(UnusableVipRecord record, CancellationToken cancellationToken = default);

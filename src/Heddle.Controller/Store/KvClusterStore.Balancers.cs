@@ -97,6 +97,16 @@ public sealed partial class KvClusterStore
         return await CommitAsync(conditions, writes.List, cancellationToken) || await CommitAsync([], [KvWrite.Delete(BalancerKey(name))], cancellationToken);
     }
 
+    public async Task<bool> MarkBalancerGoneAsync(string name, DateTimeOffset heardAt, CancellationToken cancellationToken = default)
+    {
+        if (_mirror.Get(BalancerKey(name)) is not { } entry || Decode<BalancerRecord>(entry) is not { GoneNoticed: false } record || record.HeardAt != heardAt)
+        {
+            return false;
+        }
+
+        return await CommitAsync([new(entry.Key, entry.ModRevision)], [Put(entry.Key, record with { GoneNoticed = true })], cancellationToken);
+    }
+
     public IReadOnlyList<UnusableVipRecord> ListUnusableVips() => ReadAll<UnusableVipRecord>("vip-unusable/");
 
     public async Task MarkVipUnusableAsync(UnusableVipRecord record, CancellationToken cancellationToken = default) =>
@@ -109,7 +119,11 @@ public sealed partial class KvClusterStore
 
 /// <summary>A load balancer as its last heartbeat left it; <see cref="HeardAt"/> is the controller's clock when it arrived.</summary>
 public sealed record BalancerRecord(string Name, string Instance, string Address, string Mode, string? Interface, bool Healthy, string Detail,
-    IReadOnlyList<string> Announced, long ConfigVersion, IReadOnlyList<ListenerProblem> Problems, DateTimeOffset HeardAt);
+    IReadOnlyList<string> Announced, long ConfigVersion, IReadOnlyList<ListenerProblem> Problems, DateTimeOffset HeardAt)
+{
+    /// <summary>The leader said it was gone (an event, once): set on the record until its next heartbeat.</summary>
+    public bool GoneNoticed { get; init; }
+}
 
 /// <summary>Which balancer answers ARP for a VIP, until <see cref="Renewed"/> plus the lease: only then may another take it.</summary>
 public sealed record VipOwnerRecord(string Vip, string Balancer, DateTimeOffset Since, DateTimeOffset Renewed);

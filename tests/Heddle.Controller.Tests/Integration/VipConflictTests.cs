@@ -135,6 +135,30 @@ public sealed class VipConflictTests
     }
 
     [Fact]
+    public async Task TheOnlyBalancerKilled_IsNoticedGone_AndTheStatusSaysTheVipAnswersNowhere()
+    {
+        var timing = BalancerTiming.Default with { Gone = TimeSpan.FromSeconds(1) };
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, configure: o => o with { BalancerTiming = timing });
+        var before = await cluster.DeploySampleAsync(Configuration);
+        await cluster.Api.HeartbeatBalancerAsync(Heartbeat("lb1", "127.0.0.1"));
+        Assert.Null((await cluster.Api.GetServiceAsync("hello")).VipProblem);
+
+        // No heartbeat any more, and no leaving: killed.
+        var gone = await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == EventKinds.BalancerGone), Deadline, "an event saying lb1 is gone");
+        Assert.StartsWith("load balancer lb1 at 127.0.0.1 not heard for ", gone.Single(e => e.Kind == EventKinds.BalancerGone).Message);
+        var status = await cluster.Api.GetServiceAsync("hello");
+        Assert.True(status.VipUnserved);
+        Assert.StartsWith("no load balancer is up: lb1 last heard ", status.VipProblem);
+        Assert.Equal("Gone", Assert.Single(await cluster.Api.ListBalancersAsync()).State);
+
+        // It comes back (restarted): up again, said once.
+        await cluster.Api.HeartbeatBalancerAsync(Heartbeat("lb1", "127.0.0.1") with { Instance = "lb1-2" });
+        Assert.Null((await cluster.Api.GetServiceAsync("hello")).VipProblem);
+        Assert.Single(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.BalancerGone);
+        Assert.Equal(before.Vip, (await cluster.Api.GetServiceAsync("hello")).Vip);
+    }
+
+    [Fact]
     public async Task AMalformedHeartbeat_OrOneUnderAnotherBalancersName_IsRefusedWithA400_AndChangesNothing()
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1);
