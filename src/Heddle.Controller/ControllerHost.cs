@@ -1,81 +1,16 @@
-using Heddle.Contracts.Api;
+using Heddle.Contracts.Logging;
 using Heddle.Controller.Agents;
 using Heddle.Controller.Api;
 using Heddle.Controller.Blobs;
+using Heddle.Controller.Hosting;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Controller.Trust;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Heddle.Contracts.Logging;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller;
-
-/// <summary>
-/// What `heddle info` shows. The DNS fields come from a DNS server hosted here, or else from the `heddle dns` processes
-/// that follow this controller's records and said where they answer (the most recent one while it follows).
-/// </summary>
-public sealed class ControllerInfo(string stateDirectory)
-{
-    private readonly List<(string Address, string Zone)> _dnsFollowers = [];
-
-    public Uri? ApiUrl { get; set; }
-
-    public Uri? AgentUrl { get; set; }
-
-    /// <summary>Where this cluster's DNS server answers (address:port), when one is hosted with the controller.</summary>
-    public string? DnsAddress { get; set; }
-
-    public string? Zone { get; set; }
-
-    /// <summary>Records a separate DNS server following this controller, until the returned handle is disposed.</summary>
-    public IDisposable AddDnsFollower(string address, string zone)
-    {
-        var entry = (address, zone);
-        lock (_dnsFollowers)
-        {
-            _dnsFollowers.Add(entry);
-        }
-
-        return new Release(() =>
-        {
-            lock (_dnsFollowers)
-            {
-                _dnsFollowers.Remove(entry);
-            }
-        });
-    }
-
-    public ClusterInfo Describe()
-    {
-        (string Address, string Zone)? follower;
-        lock (_dnsFollowers)
-        {
-            follower = _dnsFollowers.Count > 0 ? _dnsFollowers[^1] : null;
-        }
-
-        return new(ApiUrl?.ToString() ?? string.Empty, AgentUrl?.ToString() ?? string.Empty, typeof(ControllerInfo).Assembly.GetName().Version?.ToString() ?? "0",
-            DnsAddress ?? follower?.Address, Zone ?? follower?.Zone, stateDirectory);
-    }
-
-    private sealed class Release(Action release) : IDisposable
-    {
-        private int _done;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _done, 1) == 0)
-            {
-                release();
-            }
-        }
-    }
-}
 
 /// <summary>
 /// A running controller: the REST API (HTTPS, HTTP/1.1, so curl and browsers work) and the agents' port (HTTP/2 over
@@ -165,85 +100,9 @@ public sealed partial class ControllerHost : IAsyncDisposable
 
         var ca = CertificateAuthority.LoadOrCreate(options.StateDirectory, time);
         var serverCertificate = ca.IssueController(address, time, options.TlsNames);
-        ListenOptions? apiListener = null;
-        ListenOptions? agentListener = null;
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            kestrel.Listen(address, options.ApiPort, listen =>
-            {
-                (apiListener = listen).Protocols = HttpProtocols.Http1;
-                if (!options.InsecureHttp)
-                {
-                    listen.UseHttps(serverCertificate);
-                }
-            });
-            kestrel.Listen(address, options.AgentPort, listen =>
-            {
-                (agentListener = listen).Protocols = HttpProtocols.Http1AndHttp2; // gRPC gets HTTP/2 by ALPN; downloads may use either
-                listen.UseHttps(new HttpsConnectionAdapterOptions
-                {
-                    ServerCertificate = serverCertificate,
-                    // Enrolment comes without a certificate; everything else on this port is refused without a node's (or, for
-                    // blob copies between controllers sharing a store, a controller's).
-                    ClientCertificateMode = ClientCertificateMode.AllowCertificate,
-                    // Each connection proves the node afresh (a resumed session would carry an old certificate).
-                    OnAuthenticate = (_, ssl) => ssl.AllowTlsResume = false,
-                    ClientCertificateValidation = (certificate, _, _) =>
-                        Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
-                        || Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.ControllerUnit),
-                });
-            });
-            kestrel.Limits.MaxRequestBodySize = null;
-        });
+        var listeners = ControllerListeners.Configure(builder.WebHost, address, options, ca, serverCertificate);
 
-        var services = builder.Services;
-        services.AddSingleton(options);
-        services.AddSingleton(time);
-        services.AddSingleton(ca);
-        services.AddSingleton(_ => store);
-        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Cluster);
-        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
-        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Quotas);
-        services.AddSingleton<Quotas.TenantQuotas>();
-        services.AddSingleton<Leadership.LeaderTerm>();
-        services.AddSingleton<ReconcileLoop>();
-        services.AddSingleton<Tokens>();
-        services.AddSingleton<NodeCertificates>();
-        services.AddSingleton<NodeReachability>();
-        services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));
-        services.AddSingleton<BlobPeers>();
-        services.AddHttpClient(BlobPeers.ClientName, c => c.Timeout = TimeSpan.FromMinutes(30))
-            .ConfigurePrimaryHttpMessageHandler(() =>
-            {
-                var handler = Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate);
-                handler.ConnectTimeout = TimeSpan.FromSeconds(2);
-                return handler;
-            });
-        services.AddSingleton(new ControllerInfo(options.StateDirectory));
-        services.AddSingleton<EventLog>();
-        services.AddSingleton<Dns.DnsRecordSource>();
-        services.AddSingleton<LoadBalancing.LoadBalancerConfigSource>();
-        services.AddSingleton(new LoadBalancing.VipPool(options.VipPool ?? "127.77.0.0/24"));
-        services.AddSingleton(options.BalancerTiming);
-        services.AddSingleton<LoadBalancing.VipConflicts>();
-        services.AddSingleton<LoadBalancing.BalancerRegistry>();
-        services.AddSingleton<ServiceModels>();
-        services.AddSingleton<GoalStates>();
-        services.AddSingleton<AgentSessions>();
-        services.AddSingleton<WorkQueue>();
-        services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
-        services.AddSingleton<DeploymentReconciler>();
-        services.AddSingleton<Api.Deployments>();
-        services.AddSingleton<Api.Images>();
-        services.AddSingleton<Api.Swaps>();
-        services.AddSingleton<Api.UpgradeControl>();
-        services.AddSingleton<Api.NodeRemoval>();
-        services.AddSingleton<NodeHealthMonitor>();
-        services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate, Heddle.Contracts.Trust.ClusterTrust.NodeUnit));
-        services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = 16 << 20);
-        services.AddProblemDetails();
-        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        builder.Services.AddController(options, time, ca, store, serverCertificate);
 
         var app = builder.Build();
         if (removedClearKey)
@@ -257,59 +116,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
             File.Delete(Path.Combine(options.StateDirectory, "join-token")); // the shared join token of older versions proves nothing any more
         }
 
-        var tokens = app.Services.GetRequiredService<Tokens>();
-        app.Use((context, next) => Ports.Separate(context, next, apiListener!, agentListener!));
-        app.Use(async (context, next) =>
-        {
-            // A store that cannot take a write (etcd without a quorum) is the one thing every write can meet: a sentence
-            // and 503, nothing half done (each write is one commit). Reads answer from this controller's copy meanwhile.
-            try
-            {
-                await next(context);
-            }
-            catch (Store.Kv.KvUnavailableException e) when (!context.Response.HasStarted)
-            {
-                context.Response.Clear();
-                await Problems.Problem(StatusCodes.Status503ServiceUnavailable, Heddle.Contracts.Api.ProblemTypes.StoreUnavailable, "Store unavailable",
-                    $"{e.Message}; nothing was changed: try again when the store is back").ExecuteAsync(context);
-            }
-        });
-        app.Use(async (context, next) =>
-        {
-            // The CA certificate is public: `heddle login --ca-hash` fetches it before it has anything to trust.
-            if (!context.Request.Path.StartsWithSegments("/v1") || (HttpMethods.IsGet(context.Request.Method) && context.Request.Path.Equals(ApiEndpoints.CaPath)))
-            {
-                await next(context);
-                return;
-            }
-
-            if (tokens.Authenticate(context.Request.Headers.Authorization.ToString()) is not { } caller)
-            {
-                await Problems.Unauthorized(context.Request.Headers.Authorization.Count > 0).ExecuteAsync(context);
-                return;
-            }
-
-            if (!caller.IsAdmin && Scopes.AdminOnly(context.Request))
-            {
-                await Problems.Forbidden($"this is a cluster-wide operation; a token of {caller} cannot use it (ask an admin)").ExecuteAsync(context);
-                return;
-            }
-
-            context.Items[typeof(Caller)] = caller;
-            await next(context);
-        });
-        app.Use(async (context, next) =>
-        {
-            // Package and image uploads stream to disk under their own limits; every other API body is a small JSON
-            // document (a configuration is at most 1 MiB), so a huge one is cut off at the door, not buffered.
-            if (context.Request.Path.StartsWithSegments("/v1") && !IsUpload(context.Request)
-                && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-            {
-                limit.MaxRequestBodySize = MaxJsonBodyBytes;
-            }
-
-            await next(context);
-        });
+        ApiMiddleware.Use(app, listeners);
         ApiEndpoints.Map(app);
         TokenEndpoints.Map(app);
         QuotaEndpoints.Map(app);
@@ -336,8 +143,8 @@ public sealed partial class ControllerHost : IAsyncDisposable
         }
 
         // Kestrel writes the port the OS chose back into each listener's endpoint.
-        var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{apiListener!.IPEndPoint!.Port}/");
-        var agent = new Uri($"https://{Host(address)}:{agentListener!.IPEndPoint!.Port}/");
+        var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{listeners.Api.IPEndPoint!.Port}/");
+        var agent = new Uri($"https://{Host(address)}:{listeners.Agent.IPEndPoint!.Port}/");
 
         var info = app.Services.GetRequiredService<ControllerInfo>();
         info.ApiUrl = api;
@@ -349,7 +156,8 @@ public sealed partial class ControllerHost : IAsyncDisposable
             ServerCertificate = serverCertificate,
         };
         await app.Services.GetRequiredService<BlobPeers>().RegisterAsync(api, agent, cancellationToken);
-        host._leading = Task.Run(() => host.LeadAsync(store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Leadership.EtcdLeaderElection>())));
+        var election = store.Election(api.ToString(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Leadership.EtcdLeaderElection>());
+        host._leading = Task.Run(() => app.Services.GetRequiredService<Leadership.LeaderDuties>().RunAsync(election, host._stop.Token));
         if (store.Shared)
         {
             var sessions = app.Services.GetRequiredService<AgentSessions>();
@@ -362,69 +170,6 @@ public sealed partial class ControllerHost : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _leading = Task.CompletedTask;
     private Task _sharing = Task.CompletedTask;
-
-    /// <summary>
-    /// Campaigns for leadership for as long as the controller runs; while it leads, it runs the reconcilers (upgrade
-    /// walks included) and judges node health, and stops both as soon as its term may have ended. Every controller
-    /// serves the API and the agents whether it leads or not.
-    /// </summary>
-    private async Task LeadAsync(Leadership.ILeaderElection election)
-    {
-        var term = Services.GetRequiredService<Leadership.LeaderTerm>();
-        term.Election = election;
-        var loop = Services.GetRequiredService<ReconcileLoop>();
-        var health = Services.GetRequiredService<NodeHealthMonitor>();
-        var balancers = Services.GetRequiredService<LoadBalancing.BalancerRegistry>();
-        try
-        {
-            var shared = Services.GetRequiredService<OpenedStore>().Shared;
-            var events = Services.GetRequiredService<EventLog>();
-            await election.RunAsync(async (leadership, leading) =>
-            {
-                term.Current = leadership;
-                if (shared)
-                {
-                    try
-                    {
-                        await events.AddAsync(EventKinds.LeaderElected, leadership.Holder, $"controller {leadership.Holder} leads (term {leadership.Term}); it runs the reconcilers, node health and upgrade walks");
-                    }
-                    catch (Store.Kv.KvUnavailableException)
-                    {
-                        // The store is away: the term cannot write anything either, and ends soon.
-                    }
-                }
-
-                try
-                {
-                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading), Until(balancers.RunAsync, leading));
-                }
-                finally
-                {
-                    term.Current = null;
-                }
-            }, _stop.Token);
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-    }
-
-    private static async Task Until(Func<CancellationToken, Task> run, CancellationToken token)
-    {
-        try
-        {
-            await run(token);
-        }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
-        {
-        }
-    }
-
-    /// <summary>The largest JSON body the API reads: a 1 MiB configuration, escaped, with room to spare.</summary>
-    internal const long MaxJsonBodyBytes = 4L << 20;
-
-    private static bool IsUpload(HttpRequest request) => HttpMethods.IsPut(request.Method)
-        && (request.Path.StartsWithSegments("/v1/packages") || request.Path.StartsWithSegments("/v1/images"));
 
     private static string Host(System.Net.IPAddress address) => address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
 

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using Heddle.Cli.Client;
 using Heddle.Contracts.Api;
-using Heddle.Controller;
 using Heddle.Controller.Dns;
-using Heddle.Dns;
+using Heddle.Controller.Hosting;
+using Heddle.Controller;
 using Heddle.Dns.Server;
+using Heddle.Dns;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Heddle.Cli.Commands;

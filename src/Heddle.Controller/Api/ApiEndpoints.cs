@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Heddle.Contracts.Api;
 using Heddle.Controller.Blobs;
+using Heddle.Controller.Hosting;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Controller.Trust;

@@ -214,10 +214,3 @@ public sealed partial class DeploymentReconciler(
     [LoggerMessage(Level = LogLevel.Error, Message = "Service {Service} has a revision ({Revision}) whose package or configuration cannot be read; it is left as it is")]
     private static partial void LogUnreadable(ILogger logger, string service, long revision);
 }
-
-public static class NodeConditions
-{
-    public const string Ready = "Ready";
-    public const string Down = "Down";
-    public const string Draining = "Draining";
-}

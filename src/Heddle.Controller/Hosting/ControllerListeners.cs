@@ -1,0 +1,55 @@
+using System.Net;
+using Heddle.Controller.Trust;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+namespace Heddle.Controller.Hosting;
+
+/// <summary>
+/// The controller's two ports: the REST API (HTTPS, HTTP/1.1, so curl and browsers work) and the agents' port (HTTP/2
+/// over TLS: gRPC and blob downloads; a node's certificate, or a controller's, is required past enrolment). Kestrel
+/// writes the port the OS chose back into each listener's endpoint once it has started.
+/// </summary>
+internal sealed class ControllerListeners
+{
+    public ListenOptions Api { get; private set; } = null!;
+
+    public ListenOptions Agent { get; private set; } = null!;
+
+    public static ControllerListeners Configure(IWebHostBuilder web, IPAddress address, ControllerOptions options, CertificateAuthority ca,
+        System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate)
+    {
+        var listeners = new ControllerListeners();
+        web.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, options.ApiPort, listen =>
+            {
+                (listeners.Api = listen).Protocols = HttpProtocols.Http1;
+                if (!options.InsecureHttp)
+                {
+                    listen.UseHttps(serverCertificate);
+                }
+            });
+            kestrel.Listen(address, options.AgentPort, listen =>
+            {
+                (listeners.Agent = listen).Protocols = HttpProtocols.Http1AndHttp2; // gRPC gets HTTP/2 by ALPN; downloads may use either
+                listen.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = serverCertificate,
+                    // Enrolment comes without a certificate; everything else on this port is refused without a node's (or, for
+                    // blob copies between controllers sharing a store, a controller's).
+                    ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                    // Each connection proves the node afresh (a resumed session would carry an old certificate).
+                    OnAuthenticate = (_, ssl) => ssl.AllowTlsResume = false,
+                    ClientCertificateValidation = (certificate, _, _) =>
+                        Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
+                        || Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.ControllerUnit),
+                });
+            });
+            kestrel.Limits.MaxRequestBodySize = null;
+        });
+
+        return listeners;
+    }
+}
