@@ -90,8 +90,17 @@ internal sealed class LbOptionsBinder
         var identity = new BalancerIdentity($"controller-{address.Replace(':', '-')}", address, BalancerModes.None, null);
         var agent = new BalancerAgent(new LoadBalancerHost(Options(parse)), identity, new InProcessControl(registry), null, null, TimeProvider.System,
             line => console.Error.WriteLine($"heddle lb: {line}"));
-        source.Changed += config => _ = agent.ApplyAsync(config);
-        _ = agent.ApplyAsync(source.Current);
+        // Applied one at a time, in the order published (a fire-and-forget apply per change could finish out of order).
+        var changes = System.Threading.Channels.Channel.CreateUnbounded<LoadBalancerConfig>(new() { SingleReader = true });
+        source.Changed += config => changes.Writer.TryWrite(config);
+        changes.Writer.TryWrite(source.Current);
+        _ = Task.Run(async () =>
+        {
+            await foreach (var config in changes.Reader.ReadAllAsync())
+            {
+                await agent.ApplyAsync(config);
+            }
+        });
         agent.Start();
         return agent;
     }

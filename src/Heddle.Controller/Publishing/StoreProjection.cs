@@ -11,6 +11,7 @@ public abstract class StoreProjection<T>
     where T : class
 {
     private readonly Lock _lock = new();
+    private readonly Lock _rebuilding = new();
     private int _pending;
     private T? _current;
     private string _fingerprint = "\0";
@@ -47,22 +48,30 @@ public abstract class StoreProjection<T>
         }
     }
 
+    /// <summary>
+    /// Builds the view and publishes it when it changed. Rebuilds run one at a time, each building from the store after
+    /// the one before it published: two at once (a scheduled one and an upgrade's) could otherwise stamp the view built
+    /// first, from an older store, with the higher version, and subscribers would install it last.
+    /// </summary>
     public void Rebuild()
     {
-        var next = Build();
-        var fingerprint = Fingerprint(next);
-        lock (_lock)
+        lock (_rebuilding)
         {
-            if (fingerprint == _fingerprint)
+            var next = Build();
+            var fingerprint = Fingerprint(next);
+            lock (_lock)
             {
-                return;
+                if (fingerprint == _fingerprint)
+                {
+                    return;
+                }
+
+                _fingerprint = fingerprint;
+                _current = next = Stamp(next, ++_version);
             }
 
-            _fingerprint = fingerprint;
-            _current = next = Stamp(next, ++_version);
+            Changed?.Invoke(next);
         }
-
-        Changed?.Invoke(next);
     }
 
     /// <summary>A remote follower (an API stream) starts; it reports each view it has sent with <see cref="Delivered"/>.</summary>
