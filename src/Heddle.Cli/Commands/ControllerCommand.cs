@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using Heddle.Cli.Client;
 using Heddle.Controller;
 
 namespace Heddle.Cli.Commands;
@@ -125,10 +125,8 @@ internal static class ControllerCommand
             await using var host = await ControllerHost.StartAsync(options, cancellationToken: cancellationToken);
             await using var dnsServer = dns.StartHosted(parse, options.ListenAddress, host);
             await using var balancer = lb.StartHosted(parse, host, console);
-            var endpoints = new { apiUrl = host.ApiUrl, agentUrl = host.AgentUrl, dnsAddress = dnsServer is null ? null : $"{dnsServer.Endpoint}", pid = Environment.ProcessId };
-            var file = Path.Combine(options.StateDirectory, EndpointsFile);
-            await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(endpoints, CliConsole.Json), cancellationToken);
-            File.Move(file + ".tmp", file, overwrite: true);
+            StateFiles.Write(Path.Combine(options.StateDirectory, EndpointsFile),
+                new ControllerEndpoints(host.ApiUrl, host.AgentUrl, dnsServer is null ? null : $"{dnsServer.Endpoint}", Environment.ProcessId));
             console.Out.WriteLine($"controller {Environment.ProcessId}: API {host.ApiUrl}, agents {host.AgentUrl}, state {options.StateDirectory}");
             if (dnsServer is not null)
             {

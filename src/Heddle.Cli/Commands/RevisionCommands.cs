@@ -75,15 +75,9 @@ internal static class RevisionCommands
             var name = parse.GetValue(service)!;
             var answer = await api.RollbackAsync(name, parse.GetValue(to), ct);
             var json = parse.GetValue(format) == "json";
-            if (answer.TryGetProperty("revision", out var revision) && answer.TryGetProperty("previous", out _))
-            {
-                var status = answer.Deserialize<UpgradeStatus>(HeddleApiClient.Json)!;
-                return await FollowOrPrintAsync(console, api, status, parse.GetValue(wait), parse.GetValue(timeout), json, ct);
-            }
-
-            var accepted = answer.Deserialize<DeploymentAccepted>(HeddleApiClient.Json)!;
-            _ = revision;
-            return await DeployCommands.ReportAcceptedAsync(console, api, accepted, parse.GetValue(wait), parse.GetValue(timeout), json, ct);
+            return answer.RolledBack is { } walk
+                ? await FollowOrPrintAsync(console, api, walk, parse.GetValue(wait), parse.GetValue(timeout), json, ct)
+                : await DeployCommands.ReportAcceptedAsync(console, api, answer.Accepted!, parse.GetValue(wait), parse.GetValue(timeout), json, ct);
         });
         return command;
     }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 using Heddle.Agent.Drivers;
 using Heddle.Agent.Isolation;
 using Heddle.Cli.Client;
@@ -63,7 +62,7 @@ internal static class UpCommand
     private static async Task<int> RunAsync(CliConsole console, string root, int count, TimeSpan nodeTimeout, int cores, int threads, int controllerCount, CancellationToken ct)
     {
         var upFile = Path.Combine(ClientConfig.Home, UpFile);
-        if (File.Exists(upFile) && JsonDocument.Parse(File.ReadAllText(upFile)).RootElement.GetProperty("pid").GetInt32() is var pid && pid != Environment.ProcessId && IsRunning(pid))
+        if (StateFiles.Read<UpState>(upFile) is { Pid: var pid } && pid != Environment.ProcessId && IsRunning(pid))
         {
             throw new CliException($"a cluster is already running from 'heddle up' (pid {pid}); stop it first (Ctrl-C there, or kill {pid})");
         }
@@ -291,7 +290,7 @@ internal static class UpCommand
         var child = Start(name, Path.Combine(logs, $"{name}.log"), ["controller", "--state", state, "--node-timeout", Durations.Format(nodeTimeout), "--no-dns", "--no-lb", .. UidRangeArgs, .. store]);
         children.Add(child);
         var endpoints = await WaitForEndpointsAsync(child, Path.Combine(state, ControllerCommand.EndpointsFile), ct);
-        child = child with { Address = endpoints.GetProperty("apiUrl").GetString()!, AgentUrl = endpoints.GetProperty("agentUrl").GetString()! };
+        child = child with { Address = endpoints.ApiUrl.ToString(), AgentUrl = endpoints.AgentUrl.ToString() };
         children[children.IndexOf(children.First(c => c.Name == name))] = child;
         return child;
     }
@@ -381,7 +380,7 @@ internal static class UpCommand
             : [self];
     }
 
-    private static async Task<JsonElement> WaitForEndpointsAsync(Child controller, string file, CancellationToken ct)
+    private static async Task<ControllerEndpoints> WaitForEndpointsAsync(Child controller, string file, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(60))
@@ -391,13 +390,9 @@ internal static class UpCommand
                 throw new CliException($"the controller exited with code {controller.Process.ExitCode}; its log {controller.Log} ends with:\n{Tail(controller.Log)}");
             }
 
-            if (File.Exists(file))
+            if (StateFiles.Read<ControllerEndpoints>(file) is { } endpoints && endpoints.Pid == controller.Process.Id)
             {
-                var json = JsonDocument.Parse(File.ReadAllText(file)).RootElement;
-                if (json.GetProperty("pid").GetInt32() == controller.Process.Id)
-                {
-                    return json;
-                }
+                return endpoints;
             }
 
             await Task.Delay(50, ct);
@@ -449,25 +444,10 @@ internal static class UpCommand
         throw new CliException($"not every node joined within 60 s; see the logs in {Path.GetDirectoryName(children[0].Log)}");
     }
 
-    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd, EtcdTlsFiles? etcdClient)
-    {
-        var content = new
-        {
-            pid = Environment.ProcessId,
-            state = root,
-            apiUrl,
-            agentUrl,
-            dnsAddress,
-            processes = children.Select(c => new { name = c.Name, pid = c.Process.Id, address = c.Address, faultDomain = c.FaultDomain, log = c.Log }),
-            etcd = etcd is null ? null : new
-            {
-                store = etcd.StoreOption, pids = etcd.Pids, data = etcd.DataDirectory,
-                ca = etcdClient?.CaFile, cert = etcdClient?.CertificateFile, key = etcdClient?.KeyFile, // the first controller's client certificate
-            },
-        };
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
-        File.Move(path + ".tmp", path, overwrite: true);
-    }
+    private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd, EtcdTlsFiles? etcdClient) =>
+        StateFiles.Write(path, new UpState(Environment.ProcessId, root, apiUrl, agentUrl, dnsAddress,
+            [.. children.Select(c => new UpProcess(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log))],
+            etcd is null ? null : new UpEtcd(etcd.StoreOption, etcd.Pids, etcd.DataDirectory, etcdClient?.CaFile, etcdClient?.CertificateFile, etcdClient?.KeyFile)));
 
     private static void Report(CliConsole console, string root, Uri apiUrl, string? dnsAddress, List<Child> children, int count, int cores, int threads, int memory)
     {

@@ -284,3 +284,6 @@ public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null
 public sealed record TokenCreated(string Id, string Token, string Kind, string? Tenant, DateTimeOffset? Expires, int? Uses, string? JoinString);
 
 public sealed record TokenStatus(string Id, string Kind, string Scope, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description);
+
+/// <summary>What a rollback did: a new revision walking back (<see cref="Accepted"/>), or the upgrade in progress turned around (<see cref="RolledBack"/>).</summary>
+public sealed record RollbackResult(DeploymentAccepted? Accepted, UpgradeStatus? RolledBack);

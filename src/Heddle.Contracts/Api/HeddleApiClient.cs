@@ -145,12 +145,22 @@ public sealed class HeddleApiClient : IDisposable
             Content = JsonContent.Create(new ScaleRequest(role, instances), options: Json),
         }, ct);
 
-    /// <summary>Walks back to revision <paramref name="to"/> (default: the one before); during an upgrade, rolls it back.</summary>
-    public async Task<JsonElement> RollbackAsync(string service, long? to = null, CancellationToken ct = default) =>
-        await SendAsync<JsonElement>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/rollback")
+    /// <summary>
+    /// Walks back to revision <paramref name="to"/> (default: the one before): a new revision, accepted; during an upgrade,
+    /// rolls that upgrade back: its walk, turned around.
+    /// </summary>
+    public async Task<RollbackResult> RollbackAsync(string service, long? to = null, CancellationToken ct = default)
+    {
+        var answer = await SendAsync<JsonElement>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/rollback")
         {
             Content = JsonContent.Create(new RollbackRequest(to), options: Json),
         }, ct);
+
+        // The controller answers with the walk (an UpgradeStatus: it names the revision it leaves as "previous") or with the accepted deployment.
+        return answer.TryGetProperty("previous", out _) && answer.TryGetProperty("revision", out _)
+            ? new RollbackResult(null, answer.Deserialize<UpgradeStatus>(Json))
+            : new RollbackResult(answer.Deserialize<DeploymentAccepted>(Json), null);
+    }
 
     public Task<List<RevisionStatus>> ListRevisionsAsync(string service, CancellationToken ct = default) =>
         GetAsync<List<RevisionStatus>>($"v1/services/{Uri.EscapeDataString(service)}/revisions", ct);

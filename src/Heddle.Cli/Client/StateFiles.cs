@@ -1,0 +1,39 @@
+using System.Text.Json;
+
+namespace Heddle.Cli.Client;
+
+/// <summary>What `heddle controller` writes to &lt;state&gt;/controller.json once it listens: where, and which process.</summary>
+internal sealed record ControllerEndpoints(Uri ApiUrl, Uri AgentUrl, string? DnsAddress, int Pid);
+
+/// <summary>What `heddle up` writes to $HEDDLE_HOME/up.json while it runs: its cluster's processes and where they answer.</summary>
+internal sealed record UpState(int Pid, string State, Uri ApiUrl, string AgentUrl, string? DnsAddress, IReadOnlyList<UpProcess> Processes, UpEtcd? Etcd);
+
+internal sealed record UpProcess(string Name, int Pid, string? Address, string? FaultDomain, string Log);
+
+/// <param name="Store">The --store option the controllers were given.</param>
+/// <param name="Ca">The first controller's etcd client certificate (CA, certificate, key), for etcdctl.</param>
+internal sealed record UpEtcd(string Store, IReadOnlyList<int> Pids, string Data, string? Ca, string? Cert, string? Key);
+
+/// <summary>Reads and writes those files: whole, replaced atomically (a reader never sees half of one).</summary>
+internal static class StateFiles
+{
+    public static void Write<T>(string path, T content)
+    {
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(content, CliConsole.Json));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>The file's content, or null when it is missing or not (yet) whole.</summary>
+    public static T? Read<T>(string path)
+        where T : class
+    {
+        try
+        {
+            return File.Exists(path) ? JsonSerializer.Deserialize<T>(File.ReadAllText(path), CliConsole.Json) : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            return null;
+        }
+    }
+}
