@@ -41,7 +41,7 @@ public sealed class AgentHost : IAsyncDisposable
         _probes = probes;
         Topology = topology;
         Drivers = drivers;
-        _connection = connection.RunAsync(_stop.Token);
+        _connection = connection.RunAsync(supervisor, _stop.Token);
         _renewal = Task.Run(() => identity.RenewAsync(() => connection.Client, _log, _stop.Token));
         _rotation = RotateLogsAsync(_stop.Token);
         _fencing = FenceAsync(_stop.Token);
@@ -211,7 +211,6 @@ public sealed class AgentHost : IAsyncDisposable
 
         var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
-        connection.Supervisor = supervisor;
         supervising(supervisor);
         node.LogUrl = logs.Url.ToString();
         var isolation = uids is null

@@ -1,7 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Heddle.Agent.Instances;
 using Heddle.Contracts.Agents;
 using Microsoft.Extensions.Logging;
 
@@ -24,8 +23,6 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     public AgentService.AgentServiceClient Client => _client ?? throw new InvalidOperationException("not running");
 
     private readonly Channel<InstanceReport> _reports = Channel.CreateUnbounded<InstanceReport>();
-
-    public InstanceSupervisor? Supervisor { get; set; }
 
     /// <summary>True while a stream is open.</summary>
     public bool Connected { get; private set; }
@@ -92,7 +89,8 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         ? TimeSpan.FromSeconds(5)
         : TimeSpan.FromTicks(Math.Clamp(options.FenceAfter.Ticks / 4, TimeSpan.FromMilliseconds(200).Ticks, TimeSpan.FromSeconds(5).Ticks));
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>Keeps a session open with one controller after another, for as long as the agent runs: hello with <paramref name="target"/>'s instances, goal states to it.</summary>
+    public async Task RunAsync(IGoalStateTarget target, CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
         while (!cancellationToken.IsCancellationRequested)
@@ -106,7 +104,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             var client = _client = new AgentService.AgentServiceClient(channel);
             try
             {
-                await SessionAsync(client, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
+                await SessionAsync(client, target, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
             }
             catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
@@ -147,7 +145,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         }
     }
 
-    private async Task SessionAsync(AgentService.AgentServiceClient client, CancellationToken cancellationToken, Action connected)
+    private async Task SessionAsync(AgentService.AgentServiceClient client, IGoalStateTarget target, CancellationToken cancellationToken, Action connected)
     {
         using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _session = session;
@@ -159,7 +157,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         }
 
         var hello = new Hello { Node = node };
-        hello.Instances.AddRange(Supervisor?.Reports() ?? []);
+        hello.Instances.AddRange(target.Reports());
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
         var writer = WriteAsync(call.RequestStream, session.Token);
         var heard = Environment.TickCount64;
@@ -178,7 +176,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
                 if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
                 {
-                    Supervisor?.Apply(message.Goal);
+                    target.Apply(message.Goal);
                 }
             }
         }

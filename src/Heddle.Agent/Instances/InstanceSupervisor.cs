@@ -9,7 +9,7 @@ namespace Heddle.Agent.Instances;
 /// replaces what changed, and keeps everything else running untouched. At start it reads the journal so that
 /// instances that outlived the previous agent process are adopted, not restarted, when the goal still wants them.
 /// </summary>
-public sealed class InstanceSupervisor
+public sealed class InstanceSupervisor : Connection.IGoalStateTarget
 {
     private readonly AgentContext _context;
     private readonly InstanceJournal _journal;
