@@ -22,6 +22,7 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly Task _connection;
     private readonly Task _rotation;
     private readonly Task _fencing;
+    private readonly Fencing _fence;
     private readonly Task _renewal;
     private readonly ILogger _log;
     private readonly LogServer _logs;
@@ -29,7 +30,7 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly HttpClient _probes;
 
     private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
-        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log)
+        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log, TimeProvider time)
     {
         _log = log;
         Identity = identity;
@@ -44,46 +45,12 @@ public sealed class AgentHost : IAsyncDisposable
         _connection = connection.RunAsync(supervisor, _stop.Token);
         _renewal = Task.Run(() => identity.RenewAsync(() => connection.Client, _log, _stop.Token));
         _rotation = RotateLogsAsync(_stop.Token);
-        _fencing = FenceAsync(_stop.Token);
+        _fence = new Fencing(options.FenceAfter, time, () => connection.SilentSince, () => supervisor.Count, () => supervisor.FenceAsync(TimeSpan.FromSeconds(1)), connection.Reconnect, _log);
+        _fencing = _fence.RunAsync(_stop.Token);
     }
 
     /// <summary>True while this agent has stopped its instances for want of the controller (until it hears from it again).</summary>
-    public bool Fenced { get; private set; }
-
-    private async Task FenceAsync(CancellationToken cancellationToken)
-    {
-        if (Options.FenceAfter <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancellationToken))
-            {
-                var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - Connection.SilentSince);
-                if (silent < Options.FenceAfter)
-                {
-                    Fenced = false;
-                    continue;
-                }
-
-                if (!Fenced && Supervisor.Count > 0)
-                {
-                    Fenced = true;
-                    _log.LogWarning("Fenced: no word from the controller for {Seconds:0.#} s (--fence-after {Limit}); stopping this node's {Count} instance(s), "
-                        + "which the controller has given to other nodes; they start again when it sends this node's goal state",
-                        silent.TotalSeconds, Options.FenceAfter, Supervisor.Count);
-                    await Supervisor.FenceAsync(TimeSpan.FromSeconds(1));
-                    Connection.Reconnect(); // when the controller answers again, a new stream brings the goal state afresh
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
+    public bool Fenced => _fence.Fenced;
 
     public AgentOptions Options { get; }
 
@@ -109,9 +76,10 @@ public sealed class AgentHost : IAsyncDisposable
     /// <summary>When set, disposing the agent stops its instances too (`heddle up` teardown, tests).</summary>
     public bool StopInstancesOnExit { get; set; }
 
-    public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
+    public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
+        time ??= TimeProvider.System;
         var isolated = Posix.IsRoot;
         if (isolated)
         {
@@ -139,7 +107,7 @@ public sealed class AgentHost : IAsyncDisposable
         var logs = await LogServer.StartAsync(options.Address, options.LogPort, () => identity, () => supervisor, cancellationToken);
         try
         {
-            return await StartAsync(options, loggers, logs, isolated, id => identity = id, s => supervisor = s, cancellationToken);
+            return await StartAsync(options, loggers, time, logs, isolated, id => identity = id, s => supervisor = s, cancellationToken);
         }
         catch
         {
@@ -148,7 +116,7 @@ public sealed class AgentHost : IAsyncDisposable
         }
     }
 
-    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, LogServer logs, bool isolated,
+    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, TimeProvider time, LogServer logs, bool isolated,
         Action<NodeIdentity> identified, Action<InstanceSupervisor> supervising, CancellationToken cancellationToken)
     {
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
@@ -190,7 +158,7 @@ public sealed class AgentHost : IAsyncDisposable
             Images = new ImageCache(Path.Combine(options.StateDirectory, "images"), downloads),
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
-            Time = TimeProvider.System,
+            Time = time,
             Uids = uids,
         };
 
@@ -209,7 +177,7 @@ public sealed class AgentHost : IAsyncDisposable
             node.Cores.Add(message);
         }
 
-        var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>());
+        var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>(), time);
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
         supervising(supervisor);
         node.LogUrl = logs.Url.ToString();
@@ -223,7 +191,7 @@ public sealed class AgentHost : IAsyncDisposable
             loggers.CreateLogger<AgentHost>().LogWarning("The container driver is unavailable on this node: {Reason}; container roles are not placed here", containerUnavailable);
         }
 
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values], identity, loggers.CreateLogger<AgentHost>())
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values], identity, loggers.CreateLogger<AgentHost>(), time)
         {
             Isolation = isolation, ContainerUnavailable = containerUnavailable,
         };

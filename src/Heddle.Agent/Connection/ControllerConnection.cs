@@ -11,8 +11,10 @@ namespace Heddle.Agent.Connection;
 /// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to a quarter of the fence time, at most
 /// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect.
 /// </summary>
-public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger)
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     private AgentService.AgentServiceClient? _client;
     private int _controller;
 
@@ -43,15 +45,18 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         }
     }
 
-    /// <summary>When the controller last said anything (a goal state or its keepalive), as Environment.TickCount64; the agent's start before that.</summary>
-    public long LastHeard { get; private set; } = Environment.TickCount64;
+    /// <summary>When the controller last said anything (a goal state or its keepalive), in <see cref="Millis"/>; the agent's start before that.</summary>
+    public long LastHeard { get; private set; } = Millis(time ?? TimeProvider.System);
 
-    /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there), as Environment.TickCount64.</summary>
+    /// <summary>The fence clock: milliseconds of <paramref name="time"/>'s monotonic timestamp.</summary>
+    public static long Millis(TimeProvider time) => time.GetTimestamp() * 1000 / time.TimestampFrequency;
+
+    /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there), in <see cref="Millis"/>.</summary>
     private readonly long[] _refused = new long[options.Controllers.Count];
 
     /// <summary>
-    /// Since when a running controller could have been judging this node without hearing from it, as
-    /// Environment.TickCount64: the fence clock. A controller that refused a connection was not running then, and one
+    /// Since when a running controller could have been judging this node without hearing from it, in
+    /// <see cref="Millis"/>: the fence clock. A controller that refused a connection was not running then, and one
     /// that starts afterwards gives every node a full node timeout from its start; so while every controller has
     /// refused since the agent last heard from one (the controller crashed or is restarting), nothing can have given
     /// this node's instances to another, and the clock runs from the latest refusal instead of from the last word.
@@ -112,7 +117,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                 Connected = false;
                 if (IsRefused(e))
                 {
-                    _refused[_controller % _refused.Length] = Environment.TickCount64;
+                    _refused[_controller % _refused.Length] = Millis(_time);
                 }
 
                 if (options.Controllers.Count > 1)
@@ -132,7 +137,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             Connected = false;
             try
             {
-                await Task.Delay(backoff, cancellationToken);
+                await Task.Delay(backoff, _time, cancellationToken);
             }
             catch (OperationCanceledException)
             {
@@ -160,13 +165,13 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         hello.Instances.AddRange(target.Reports());
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
         var writer = WriteAsync(call.RequestStream, session.Token);
-        var heard = Environment.TickCount64;
-        var watchdog = WatchAsync(() => heard, session);
+        var heard = Millis(_time);
+        var watchdog = WatchAsync(() => heard, session, _time);
         try
         {
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
             {
-                LastHeard = heard = Environment.TickCount64;
+                LastHeard = heard = Millis(_time);
                 if (!Connected)
                 {
                     Connected = true;
@@ -199,14 +204,14 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     /// A controller says something every second; one silent for <see cref="SilenceLimit"/> (its host gone without a
     /// reset, a partition, a connect or handshake that hangs) ends the session, so the next controller is tried.
     /// </summary>
-    private static async Task WatchAsync(Func<long> heard, CancellationTokenSource session)
+    private static async Task WatchAsync(Func<long> heard, CancellationTokenSource session, TimeProvider time)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250), time);
         try
         {
             while (await timer.WaitForNextTickAsync(session.Token))
             {
-                if (Environment.TickCount64 - heard() > SilenceLimit.TotalMilliseconds)
+                if (Millis(time) - heard() > SilenceLimit.TotalMilliseconds)
                 {
                     await session.CancelAsync();
                     return;

@@ -131,7 +131,7 @@ internal static class AgentCommand
             AgentHost agentHost;
             try
             {
-                agentHost = await AgentHost.StartAsync(options, loggers, ct);
+                agentHost = await AgentHost.StartAsync(options, loggers, cancellationToken: ct);
             }
             catch (InvalidOperationException e)
             {
