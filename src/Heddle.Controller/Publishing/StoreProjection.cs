@@ -13,6 +13,7 @@ public abstract class StoreProjection<T>
     private readonly Lock _lock = new();
     private readonly Lock _rebuilding = new();
     private int _pending;
+    private int _working;
     private T? _current;
     private string _fingerprint = "\0";
     private long _version;
@@ -36,15 +37,43 @@ public abstract class StoreProjection<T>
         }
     }
 
+    /// <summary>
+    /// Asks for a rebuild. One worker at a time does them: events that arrive while it builds mark the view dirty and the
+    /// worker builds once more when it is done, so a burst costs one rebuild more and blocks no thread.
+    /// </summary>
     public void Schedule()
     {
-        if (Interlocked.Exchange(ref _pending, 1) == 0)
+        Interlocked.Exchange(ref _pending, 1);
+        if (Interlocked.CompareExchange(ref _working, 1, 0) == 0)
         {
-            _ = Task.Run(() =>
+            _ = Task.Run(Work);
+        }
+    }
+
+    private void Work()
+    {
+        while (true)
+        {
+            while (Interlocked.Exchange(ref _pending, 0) == 1)
             {
-                Interlocked.Exchange(ref _pending, 0);
-                Rebuild();
-            });
+                try
+                {
+                    Rebuild();
+                }
+                catch
+                {
+                    Volatile.Write(ref _working, 0); // the next Schedule starts a worker again
+                    throw;
+                }
+            }
+
+            Interlocked.Exchange(ref _working, 0);
+
+            // A Schedule between the last look and letting go found the worker still busy: take its request.
+            if (Volatile.Read(ref _pending) == 0 || Interlocked.CompareExchange(ref _working, 1, 0) != 0)
+            {
+                return;
+            }
         }
     }
 
