@@ -54,13 +54,13 @@ public sealed class TestCluster : IAsyncDisposable
         };
         options = configure?.Invoke(options) ?? options;
         var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers, _uids = uids };
-        cluster.Controller = await ControllerHost.StartAsync(options);
+        cluster.Controller = await StartOffEphemeralPortsAsync(options);
         cluster.Controllers.Add(cluster.Controller);
         for (var k = 1; k < controllers; k++)
         {
             // The store keeps only the CA's certificate: every other controller is given the CA's files, as an operator would.
             CopyCa(options.StateDirectory, Path.Combine(directory.Path, $"controller-{k}"));
-            cluster.Controllers.Add(await ControllerHost.StartAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
+            cluster.Controllers.Add(await StartOffEphemeralPortsAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
         }
 
         cluster._agentUrls.AddRange(cluster.Controllers.Select(c => c!.AgentUrl));
@@ -185,6 +185,40 @@ public sealed class TestCluster : IAsyncDisposable
         await Controller.DisposeAsync();
         Controller = await StartOnItsPortsAsync(options);
         Controllers[0] = Controller;
+    }
+
+    /// <summary>
+    /// Starts a controller on two ports from 30000-32767, picked at random (another pair on a clash): above the agents'
+    /// instance ports (20000-29999) and below the kernel's ephemeral range (32768-60999), from which every outgoing
+    /// connection takes its local port. A controller restarted on ports of the ephemeral range could find one held for
+    /// the whole test by some client's long-lived connection (seen in CI: 15 s of "address in use"); these, nobody takes.
+    /// Options that name their ports are started on them.
+    /// </summary>
+    private static async Task<ControllerHost> StartOffEphemeralPortsAsync(ControllerOptions options)
+    {
+        if (options.ApiPort != 0 || options.AgentPort != 0)
+        {
+            return await ControllerHost.StartAsync(options);
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            var api = Random.Shared.Next(30_000, 32_768);
+            var agent = Random.Shared.Next(30_000, 32_768);
+            if (api == agent)
+            {
+                continue;
+            }
+
+            try
+            {
+                return await ControllerHost.StartAsync(options with { ApiPort = api, AgentPort = agent });
+            }
+            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && attempt < 50)
+            {
+                // taken by another test's controller: another pair
+            }
+        }
     }
 
     /// <summary>
