@@ -174,15 +174,8 @@ internal static class LbCommand
         }
 
         var resolved = await Heddle.Agent.Node.NodeAddress.ResolveAsync(controller, TimeSpan.FromSeconds(5), ct);
-        foreach (var candidate in resolved.Addresses)
-        {
-            if (Heddle.Agent.Node.NodeAddress.RouteSource(candidate, controller.Port, out _) is { } source)
-            {
-                return source;
-            }
-        }
-
-        throw new UsageException($"cannot tell this balancer's address from the route to {controller} ({resolved.Problem ?? "no route"}); give --address");
+        return Heddle.Agent.Node.NodeAddress.Choose([resolved], out var problems)?.Address
+            ?? throw new UsageException($"cannot tell this balancer's address from the route to {controller} ({string.Join("; ", problems)}); give --address");
     }
 
     private static Command CreateList(CliConsole console)
