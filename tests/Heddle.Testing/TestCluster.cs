@@ -54,13 +54,13 @@ public sealed class TestCluster : IAsyncDisposable
         };
         options = configure?.Invoke(options) ?? options;
         var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers, _uids = uids };
-        cluster.Controller = await StartOffEphemeralPortsAsync(options);
+        cluster.Controller = await cluster.StartOffEphemeralPortsAsync(options);
         cluster.Controllers.Add(cluster.Controller);
         for (var k = 1; k < controllers; k++)
         {
             // The store keeps only the CA's certificate: every other controller is given the CA's files, as an operator would.
             CopyCa(options.StateDirectory, Path.Combine(directory.Path, $"controller-{k}"));
-            cluster.Controllers.Add(await StartOffEphemeralPortsAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
+            cluster.Controllers.Add(await cluster.StartOffEphemeralPortsAsync(options with { StateDirectory = Path.Combine(directory.Path, $"controller-{k}") }));
         }
 
         cluster._agentUrls.AddRange(cluster.Controllers.Select(c => c!.AgentUrl));
@@ -191,10 +191,12 @@ public sealed class TestCluster : IAsyncDisposable
     /// Starts a controller on two ports from 30000-32767, picked at random (another pair on a clash): above the agents'
     /// instance ports (20000-29999) and below the kernel's ephemeral range (32768-60999), from which every outgoing
     /// connection takes its local port. A controller restarted on ports of the ephemeral range could find one held for
-    /// the whole test by some client's long-lived connection (seen in CI: 15 s of "address in use"); these, nobody takes.
+    /// the whole test by some client's long-lived connection (seen in CI: 15 s of "address in use"). The pair stays
+    /// reserved in this process until the cluster is disposed, so another test's controller never takes a port that a
+    /// stopped controller of this cluster will start on again (seen in CI too, once ports were random).
     /// Options that name their ports are started on them.
     /// </summary>
-    private static async Task<ControllerHost> StartOffEphemeralPortsAsync(ControllerOptions options)
+    private async Task<ControllerHost> StartOffEphemeralPortsAsync(ControllerOptions options)
     {
         if (options.ApiPort != 0 || options.AgentPort != 0)
         {
@@ -203,23 +205,25 @@ public sealed class TestCluster : IAsyncDisposable
 
         for (var attempt = 1; ; attempt++)
         {
-            var api = Random.Shared.Next(30_000, 32_768);
-            var agent = Random.Shared.Next(30_000, 32_768);
-            if (api == agent)
-            {
-                continue;
-            }
-
+            var api = ReservedPorts.Take();
+            var agent = ReservedPorts.Take();
             try
             {
-                return await ControllerHost.StartAsync(options with { ApiPort = api, AgentPort = agent });
+                var host = await ControllerHost.StartAsync(options with { ApiPort = api, AgentPort = agent });
+                _reservedPorts.Add(api);
+                _reservedPorts.Add(agent);
+                return host;
             }
             catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && attempt < 50)
             {
-                // taken by another test's controller: another pair
+                // taken by another process: another pair
+                ReservedPorts.Release(api);
+                ReservedPorts.Release(agent);
             }
         }
     }
+
+    private readonly List<int> _reservedPorts = [];
 
     /// <summary>
     /// Starts a controller on the ports its agents and clients know. Another socket of the machine (a client's outgoing
@@ -228,18 +232,27 @@ public sealed class TestCluster : IAsyncDisposable
     /// </summary>
     private static async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
     {
-        var started = await Poll.UntilAsync(async () =>
+        try
         {
-            try
+            var started = await Poll.UntilAsync(async () =>
             {
-                return await ControllerHost.StartAsync(options);
-            }
-            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
-            {
-                return null;
-            }
-        }, host => host is not null, TimeSpan.FromSeconds(15), $"the controller to start on its ports {options.ApiPort} and {options.AgentPort}", TimeSpan.FromMilliseconds(250));
-        return started!;
+                try
+                {
+                    return await ControllerHost.StartAsync(options);
+                }
+                catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+                {
+                    return null;
+                }
+            }, host => host is not null, TimeSpan.FromSeconds(15), $"the controller to start on its ports {options.ApiPort} and {options.AgentPort}", TimeSpan.FromMilliseconds(250));
+            return started!;
+        }
+        catch (TimeoutException e)
+        {
+            // Say who holds the ports, for the next time this happens.
+            var holders = ProcessRunner.Run("ss", ["-tanpe", $"( sport = :{options.ApiPort} or sport = :{options.AgentPort} )"], TimeSpan.FromSeconds(10));
+            throw new TimeoutException($"{e.Message}; sockets on those ports:\n{holders.Stdout}", e);
+        }
     }
 
     public async Task<ServiceStatus> DeploySampleAsync(string? configuration = null)
@@ -319,5 +332,9 @@ public sealed class TestCluster : IAsyncDisposable
 
         _directory.Dispose();
         _uids?.Dispose();
+        foreach (var port in _reservedPorts)
+        {
+            ReservedPorts.Release(port);
+        }
     }
 }
