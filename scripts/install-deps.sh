@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping)
+packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping ethtool)
 # python3: the hostile-tenant test; util-linux, mount: setpriv, setsid, unshare, mount (the agent runs them by absolute path);
 # e2fsprogs: mkfs.ext4 for each instance's disk; gcc, libc6-dev: the launch test builds a library to preload; runc: the container driver; busybox-static: the tests' tiny
 # base images; mmdebstrap: `heddle image build`; zstd: `heddle image import` of .tar.zst files; etcd-server, etcd-client:

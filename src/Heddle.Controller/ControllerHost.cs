@@ -137,11 +137,46 @@ public sealed partial class ControllerHost : IAsyncDisposable
         catch
         {
             // A port taken, say: nothing of this attempt is left open (the store among the app's services), so it can be tried again.
-            await app.DisposeAsync();
-            ca.Dispose();
+            await AbandonAsync(app, ca);
             throw;
         }
 
+        try
+        {
+            return await RunAsync(app, options, address, store, ca, serverCertificate, listeners, cancellationToken);
+        }
+        catch
+        {
+            // Registering with the other controllers failed, say: the listeners opened above are closed again, or a
+            // second try on the same ports would find them held by this half-started controller.
+            await AbandonAsync(app, ca);
+            throw;
+        }
+    }
+
+    /// <summary>Closes whatever a start that failed had opened: listeners bound before another failed, hosted services, the store.</summary>
+    private static async Task AbandonAsync(WebApplication app, CertificateAuthority ca)
+    {
+        using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            try
+            {
+                await app.StopAsync(grace.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+            {
+                // never started, or stopping took longer than the grace: disposing closes the rest
+            }
+        }
+
+        await app.DisposeAsync();
+        ca.Dispose();
+    }
+
+    /// <summary>The started app becomes a controller: its addresses known, registered with its peers, leadership and sharing running.</summary>
+    private static async Task<ControllerHost> RunAsync(WebApplication app, ControllerOptions options, System.Net.IPAddress address, OpenedStore store,
+        CertificateAuthority ca, System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate, ControllerListeners listeners, CancellationToken cancellationToken)
+    {
         // Kestrel writes the port the OS chose back into each listener's endpoint.
         var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{listeners.Api.IPEndPoint!.Port}/");
         var agent = new Uri($"https://{Host(address)}:{listeners.Agent.IPEndPoint!.Port}/");
@@ -182,20 +217,49 @@ public sealed partial class ControllerHost : IAsyncDisposable
             return;
         }
 
-        await _stop.CancelAsync();
-        await _leading;
-        await _sharing;
-        await Services.GetRequiredService<BlobPeers>().DeregisterAsync();
-        Services.GetRequiredService<AgentSessions>().CloseAll();
-        using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        // Each step of a stop is timed: a stop that takes long says which step held it (the leader's term ending, the
+        // store, the open streams), since an operator restarting a controller waits for its ports to be free.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var steps = new List<string>();
+        var current = string.Empty;
+        var log = Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>();
+        await using var stuck = new Timer(_ => LogStillStopping(log, clock.Elapsed.TotalSeconds, Volatile.Read(ref current)), null, StillStoppingAfter, Timeout.InfiniteTimeSpan);
+        async Task Step(string name, Func<Task> step)
         {
+            var started = clock.Elapsed;
+            Volatile.Write(ref current, name);
+            await step();
+            steps.Add($"{name} {(clock.Elapsed - started).TotalSeconds:0.0} s");
+        }
+
+        await _stop.CancelAsync();
+        await Step("leadership", () => _leading);
+        await Step("node health sharing", () => _sharing);
+        await Step("deregistering", () => Services.GetRequiredService<BlobPeers>().DeregisterAsync());
+        Services.GetRequiredService<AgentSessions>().CloseAll();
+        await Step("listeners and streams", async () =>
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             // Long streams (event and projection followers, an agent that reconnected meanwhile) are cut after the grace.
             await _app.StopAsync(grace.Token);
+        });
+        if (clock.Elapsed > SlowStop)
+        {
+            LogSlowStop(log, clock.Elapsed.TotalSeconds, string.Join(", ", steps));
         }
 
         await _app.DisposeAsync();
         _ca.Dispose();
     }
+
+    private static readonly TimeSpan SlowStop = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan StillStoppingAfter = TimeSpan.FromSeconds(10);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Still stopping after {Seconds:0.0} s, waiting for: {Step}")]
+    private static partial void LogStillStopping(ILogger logger, double seconds, string step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopping took {Seconds:0.0} s: {Steps}")]
+    private static partial void LogSlowStop(ILogger logger, double seconds, string steps);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The store ({Store}) held the cluster CA's private key in clear, as older versions kept it; it is removed (the store keeps the CA certificate alone). "
         + "etcd keeps old revisions until it is compacted and its files until defragmented: run 'etcdctl compact <revision>' and 'etcdctl defrag', and take the key as seen by whoever could read etcd")]

@@ -106,13 +106,17 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>Every controller started, the first being <see cref="Controller"/>; a stopped one is null.</summary>
     public List<ControllerHost?> Controllers { get; } = [];
 
-    /// <summary>Stops controller k (gracefully: it gives up leadership at once) and leaves the others running.</summary>
+    /// <summary>
+    /// Stops controller k (gracefully: it gives up leadership at once) and leaves the others running. Its slot turns null
+    /// once it has stopped, so a test waiting for that can start it again on its ports (CI once started it while the old
+    /// one still held them).
+    /// </summary>
     public async Task StopControllerAsync(int k)
     {
         if (Controllers[k] is { } controller)
         {
-            Controllers[k] = null;
             await controller.DisposeAsync();
+            Controllers[k] = null;
         }
     }
 
@@ -232,6 +236,7 @@ public sealed class TestCluster : IAsyncDisposable
     /// </summary>
     private static async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
     {
+        Exception? inUse = null;
         try
         {
             var started = await Poll.UntilAsync(async () =>
@@ -242,6 +247,7 @@ public sealed class TestCluster : IAsyncDisposable
                 }
                 catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
                 {
+                    inUse = e;
                     return null;
                 }
             }, host => host is not null, TimeSpan.FromSeconds(15), $"the controller to start on its ports {options.ApiPort} and {options.AgentPort}", TimeSpan.FromMilliseconds(250));
@@ -251,7 +257,7 @@ public sealed class TestCluster : IAsyncDisposable
         {
             // Say who holds the ports, for the next time this happens.
             var holders = ProcessRunner.Run("ss", ["-tanpe", $"( sport = :{options.ApiPort} or sport = :{options.AgentPort} )"], TimeSpan.FromSeconds(10));
-            throw new TimeoutException($"{e.Message}; sockets on those ports:\n{holders.Stdout}", e);
+            throw new TimeoutException($"{e.Message}; the last refusal: {inUse}\nsockets on those ports:\n{holders.Stdout}", e);
         }
     }
 

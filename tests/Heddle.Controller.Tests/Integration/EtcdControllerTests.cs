@@ -184,7 +184,9 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
             else if (step % 6 == 5 && stopped.Count > 0)
             {
                 output.WriteLine($"step {step}: controller {stopped[0]} starts again");
+                var waited = Stopwatch.StartNew();
                 await Poll.UntilAsync(() => Task.FromResult(cluster.Controllers[stopped[0]] is null), s => s, Deadline, "the stop to finish");
+                output.WriteLine($"step {step}: waited {waited.Elapsed.TotalSeconds:0.0} s more for controller {stopped[0]} to have stopped");
                 await cluster.StartControllerAsync(stopped[0]);
                 stopped.RemoveAt(0);
             }

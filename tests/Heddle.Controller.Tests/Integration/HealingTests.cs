@@ -140,12 +140,16 @@ public sealed class HealingTests(Xunit.Abstractions.ITestOutputHelper output)
         await cluster.StartControllerAsync(0);
         await Poll.UntilAsync(() => agents.All(a => a.Connection.Connected), Deadline, "every agent connected again");
         var after = await cluster.WaitUntilReadyAsync("hello", 4, Deadline);
+        var since = await cluster.Api.ListEventsAsync(last);
+        var story = string.Join('\n', since.Select(e => $"{e.Time:HH:mm:ss.fff} {e.Kind} {e.Subject}: {e.Message}"));
         foreach (var instance in after.Instances)
         {
-            Assert.Equal((before[instance.Id].Node, before[instance.Id].Pid), (instance.Node, instance.Pid));
+            var was = before[instance.Id];
+            Assert.True((was.Node, was.Pid, was.Generation) == (instance.Node, instance.Pid, instance.Generation),
+                $"{instance.Id} was pid {was.Pid} on {was.Node} (generation {was.Generation}) and is pid {instance.Pid} on {instance.Node} (generation {instance.Generation}, "
+                + $"{instance.Restarts} restarts, {instance.State}: {instance.Reason})\nevents since the stop:\n{story}");
         }
 
-        var since = await cluster.Api.ListEventsAsync(last);
         Assert.DoesNotContain(since, e => e.Kind is "NodeDown" or "InstanceMoved" or "InstancePlaced");
     }
 

@@ -35,22 +35,9 @@ public sealed class TestBed : IAsyncDisposable
 
     public TestHost this[string name] => _hosts.Single(h => h.Name == name);
 
-    /// <summary>Whether this machine can hold a bed: root, with ip, tc and nsenter.</summary>
+    /// <summary>Whether this machine can hold a bed: root, with ip, nft, nsenter and ethtool.</summary>
     public static bool Supported => geteuid() == 0
-        && File.Exists("/usr/sbin/ip") && File.Exists("/usr/sbin/tc") && File.Exists("/usr/sbin/nft") && File.Exists("/usr/bin/nsenter");
-
-    /// <summary>Whether this kernel can delay a host's packets (tc netem); loss and drops need only nftables.</summary>
-    public static bool CanDelay => CanDelayProbe.Value;
-
-    private static readonly Lazy<bool> CanDelayProbe = new(() =>
-        File.Exists("/proc/config.gz") ? !KernelConfig().Contains("# CONFIG_NET_SCH_NETEM is not set", StringComparison.Ordinal) : true);
-
-    private static string KernelConfig()
-    {
-        using var file = File.OpenRead("/proc/config.gz");
-        using var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress);
-        return new StreamReader(gzip).ReadToEnd();
-    }
+        && File.Exists("/usr/sbin/ip") && File.Exists("/usr/sbin/nft") && File.Exists("/usr/bin/nsenter") && File.Exists("/usr/sbin/ethtool");
 
     [DllImport("libc", SetLastError = true)]
     private static extern uint geteuid();
@@ -60,7 +47,7 @@ public sealed class TestBed : IAsyncDisposable
     {
         if (!Supported)
         {
-            throw new InvalidOperationException("a test bed needs root and ip, tc, nft and nsenter (iproute2, nftables, util-linux)");
+            throw new InvalidOperationException("a test bed needs root and ip, nft, nsenter and ethtool (iproute2, nftables, util-linux, ethtool)");
         }
 
         var bed = await ClaimAsync();

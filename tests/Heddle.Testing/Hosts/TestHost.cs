@@ -19,7 +19,13 @@ public sealed class TestHost : IAsyncDisposable
         Address = address;
         Namespace = $"{bed.Bridge}-{name}";
         RootLink = $"{bed.Bridge}h{index}";
+        _wireLink = $"{bed.Bridge}w{index}";
+        _wireBridgeLink = $"{bed.Bridge}x{index}";
     }
+
+    private readonly string _wireLink;
+    private readonly string _wireBridgeLink;
+    private DelayWire? _wire;
 
     public string Name { get; }
 
@@ -99,20 +105,16 @@ public sealed class TestHost : IAsyncDisposable
 
     /// <summary>
     /// A bad link: <paramref name="lossPercent"/> of what the host sends is lost (nftables, at random), and with
-    /// <paramref name="delay"/> every packet it sends waits that long (tc netem, where the kernel has it: see
-    /// <see cref="TestBed.CanDelay"/>; asking for a delay on a kernel without netem fails).
+    /// <paramref name="delay"/> every frame it sends waits that long before it reaches the bridge, as tc netem on its
+    /// interface would (this kernel has no netem: the host's link is taken off the bridge and joined to it again through
+    /// a <see cref="DelayWire"/> in this process; established connections survive the switch).
     /// </summary>
     public async Task DegradeAsync(TimeSpan delay, double lossPercent)
     {
         await ClearAsync();
         if (delay > TimeSpan.Zero)
         {
-            if (!TestBed.CanDelay)
-            {
-                throw new NotSupportedException("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): a test host's packets cannot be delayed");
-            }
-
-            await RunCheckedAsync("/usr/sbin/tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", $"{delay.TotalMilliseconds:0}ms");
+            await WireAsync(delay);
         }
 
         if (lossPercent > 0)
@@ -123,6 +125,43 @@ public sealed class TestHost : IAsyncDisposable
         }
 
         Fault = $"delay {delay.TotalMilliseconds:0} ms, loss {lossPercent:0.##}%";
+    }
+
+    /// <summary>Frames the delay wire carried so far (none without a delay).</summary>
+    public long WiredFrames => _wire?.Sent ?? 0;
+
+    private async Task WireAsync(TimeSpan delay)
+    {
+        // The wire reads and writes whole frames: every sender on the bridge must finish its frames (checksums,
+        // segments) itself, or the frames it carries arrive with checksums nobody computed.
+        foreach (var host in _bed.Hosts)
+        {
+            await host.RunCheckedAsync("/usr/sbin/ethtool", "-K", "eth0", "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off");
+        }
+
+        await Ip.RunAsync("link", "add", _wireLink, "type", "veth", "peer", "name", _wireBridgeLink);
+        foreach (var link in new[] { RootLink, _wireLink, _wireBridgeLink })
+        {
+            Ip.Check("ethtool", [link], await Task.Run(() => ProcessRunner.Run("/usr/sbin/ethtool", ["-K", link, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off"], TimeSpan.FromSeconds(10))));
+        }
+
+        await Ip.RunAsync("link", "set", _wireLink, "up");
+        await Ip.RunAsync("link", "set", _wireBridgeLink, "master", _bed.Bridge, "up");
+        _wire = DelayWire.Start(RootLink, _wireLink, delay, TimeSpan.Zero);
+        await Ip.RunAsync("link", "set", RootLink, "nomaster");
+    }
+
+    private async Task UnwireAsync()
+    {
+        if (_wire is null)
+        {
+            return;
+        }
+
+        await Ip.TryRunAsync("link", "set", RootLink, "master", _bed.Bridge);
+        _wire.Dispose();
+        _wire = null;
+        await Ip.TryRunAsync("link", "del", _wireLink);
     }
 
     /// <summary>Undoes any fault.</summary>
@@ -139,7 +178,7 @@ public sealed class TestHost : IAsyncDisposable
 
     private async Task ClearAsync()
     {
-        await RunAsync("/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root");
+        await UnwireAsync();
         await RunAsync("/usr/sbin/nft", "delete", "table", "inet", Table);
         await RunAsync("/usr/sbin/nft", "delete", "table", "arp", Table);
     }
@@ -167,6 +206,7 @@ public sealed class TestHost : IAsyncDisposable
             }
         }
 
+        await UnwireAsync();
         await Ip.TryRunAsync("link", "del", RootLink);
         await Ip.TryRunAsync("netns", "del", Namespace);
     }
