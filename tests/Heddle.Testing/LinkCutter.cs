@@ -33,6 +33,22 @@ public sealed class LinkCutter : IAsyncDisposable
 
     public bool IsCut { get; private set; }
 
+    private volatile bool _silent;
+
+    /// <summary>
+    /// The link goes silent and stays up: every connection stays open and nothing passes either way (what is sent is
+    /// taken and dropped), new ones are accepted and never answered — a peer that hangs, or a partition that neither
+    /// side is told of. <see cref="Restore"/> ends it.
+    /// </summary>
+    public void Silence()
+    {
+        lock (_pairs)
+        {
+            _silent = true;
+            IsCut = true;
+        }
+    }
+
     /// <summary>
     /// Resets every connection through the link, and until <see cref="Restore"/> accepts new ones but passes nothing
     /// (as a partition does: connects hang; nothing refuses, which would say the controller is not running).
@@ -70,6 +86,7 @@ public sealed class LinkCutter : IAsyncDisposable
         lock (_pairs)
         {
             IsCut = false;
+            _silent = false;
             foreach (var (a, b) in _pairs)
             {
                 a.Client.LingerState = new LingerOption(true, 0);
@@ -126,12 +143,26 @@ public sealed class LinkCutter : IAsyncDisposable
         }
     }
 
-    private static async Task PumpAsync(TcpClient from, TcpClient to)
+    private async Task PumpAsync(TcpClient from, TcpClient to)
     {
         try
         {
-            await from.GetStream().CopyToAsync(to.GetStream());
-            to.Client.Shutdown(SocketShutdown.Send);
+            var buffer = new byte[16_384];
+            var source = from.GetStream();
+            var target = to.GetStream();
+            int n;
+            while ((n = await source.ReadAsync(buffer)) > 0)
+            {
+                if (!_silent)
+                {
+                    await target.WriteAsync(buffer.AsMemory(0, n));
+                }
+            }
+
+            if (!_silent)
+            {
+                to.Client.Shutdown(SocketShutdown.Send); // a silent link does not pass an end either
+            }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
         {

@@ -17,6 +17,12 @@ internal sealed class ControllerListeners
 
     public ListenOptions Agent { get; private set; } = null!;
 
+    /// <summary>Silence on an HTTP/2 connection (an agent's stream) after which the controller pings it.</summary>
+    public static readonly TimeSpan AgentPingAfter = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a ping may go unanswered before the connection is closed.</summary>
+    public static readonly TimeSpan AgentPingTimeout = TimeSpan.FromSeconds(4);
+
     public static ControllerListeners Configure(IWebHostBuilder web, IPAddress address, ControllerOptions options, CertificateAuthority ca,
         System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate)
     {
@@ -48,6 +54,11 @@ internal sealed class ControllerListeners
                 });
             });
             kestrel.Limits.MaxRequestBodySize = null;
+            // An agent's stream that goes silent (its host hung, a partition nobody was told of) is closed after a ping
+            // goes unanswered, rather than held until TCP gives up minutes later: the session ends and the node counts
+            // as disconnected here. Agents send heartbeats every second, so a live stream is never pinged.
+            kestrel.Limits.Http2.KeepAlivePingDelay = AgentPingAfter;
+            kestrel.Limits.Http2.KeepAlivePingTimeout = AgentPingTimeout;
         });
 
         return listeners;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Heddle.Agent.Drivers;
 using Heddle.Contracts.Api;
 using Heddle.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Heddle.Controller.Tests.Integration;
 
@@ -56,5 +57,22 @@ public sealed class FencingTests(Xunit.Abstractions.ITestOutputHelper output)
         var after = await cluster.WaitUntilReadyAsync("hello", 2, TimeSpan.FromSeconds(60));
         Assert.Single(after.Instances, i => i.Role == "web");
         Assert.Equal(2, cluster.InstanceProcesses().Count);
+    }
+
+    [Fact]
+    public async Task AnAgentWhoseLinkGoesSilent_ItsStreamIsClosedByTheController_WithoutWaitingForTcp()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, nodeTimeout: TimeSpan.FromSeconds(30), containers: false, cuttable: true);
+        var sessions = cluster.Controller.Services.GetRequiredService<Heddle.Controller.Agents.AgentSessions>();
+        Assert.True(sessions.IsConnected("n1"));
+
+        // Nothing passes and nothing ends: only the controller's own pings can tell it the agent is gone.
+        cluster.Links[0].Silence();
+        var silent = Stopwatch.StartNew();
+        await Poll.UntilAsync(() => !sessions.IsConnected("n1"), TimeSpan.FromSeconds(20), "the controller to close the silent agent's stream");
+        output.WriteLine($"the controller closed the silent stream after {silent.Elapsed.TotalSeconds:0.0} s");
+
+        cluster.Links[0].Restore();
+        await Poll.UntilAsync(() => sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the agent to connect again once the link is back");
     }
 }
