@@ -30,6 +30,9 @@ public sealed class TestCluster : IAsyncDisposable
 
     public List<AgentHost?> Agents { get; } = [];
 
+    /// <summary>What every agent of the cluster logged (Information and above), each line naming its node.</summary>
+    public LogCapture AgentLogs { get; } = new();
+
     public HeddleApiClient Api { get; private set; } = null!;
 
     public string StateDirectory => _directory.Path;
@@ -168,7 +171,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async Task StartAgentAsync(int i)
     {
-        var agent = await AgentHost.StartAsync(AgentOptions(i));
+        var agent = await AgentHost.StartAsync(AgentOptions(i), AgentLogs.For(NodeName(i)));
         agent.StopInstancesOnExit = true;
         Agents[i] = agent;
     }

@@ -113,7 +113,17 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             }
             catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
-                LogDisconnected(logger, url, e.Message, backoff.TotalSeconds);
+                if (e is RpcException { StatusCode: StatusCode.PermissionDenied or StatusCode.Unauthenticated or StatusCode.FailedPrecondition or StatusCode.InvalidArgument } refusal)
+                {
+                    // Not a network fault: the controller answered and said no. It stays so until someone acts on the reason.
+                    LogRefusedByController(logger, url, refusal.Status.Detail, backoff.TotalSeconds);
+                    backoff = MaxBackoff;
+                }
+                else
+                {
+                    LogDisconnected(logger, url, e.Message, backoff.TotalSeconds);
+                }
+
                 Connected = false;
                 if (IsRefused(e))
                 {
@@ -259,6 +269,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connected to the controller at {Url}")]
     private static partial void LogConnected(ILogger logger, Uri url);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The controller at {Url} refused this node: {Reason}. This node takes no goal state until that is fixed ('heddle events' on the controller shows the same refusal); trying again in {Seconds} s")]
+    private static partial void LogRefusedByController(ILogger logger, Uri url, string reason, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the controller at {Url} ({Reason}); retrying in {Seconds} s")]
     private static partial void LogDisconnected(ILogger logger, Uri url, string reason, double seconds);

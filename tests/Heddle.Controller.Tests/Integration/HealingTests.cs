@@ -147,7 +147,7 @@ public sealed class HealingTests(Xunit.Abstractions.ITestOutputHelper output)
             var was = before[instance.Id];
             Assert.True((was.Node, was.Pid, was.Generation) == (instance.Node, instance.Pid, instance.Generation),
                 $"{instance.Id} was pid {was.Pid} on {was.Node} (generation {was.Generation}) and is pid {instance.Pid} on {instance.Node} (generation {instance.Generation}, "
-                + $"{instance.Restarts} restarts, {instance.State}: {instance.Reason})\nevents since the stop:\n{story}");
+                + $"{instance.Restarts} restarts, {instance.State}: {instance.Reason})\nevents since the stop:\n{story}\nagents' logs:\n{cluster.AgentLogs}");
         }
 
         Assert.DoesNotContain(since, e => e.Kind is "NodeDown" or "InstanceMoved" or "InstancePlaced");

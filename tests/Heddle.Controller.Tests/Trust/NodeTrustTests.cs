@@ -161,6 +161,9 @@ public sealed class NodeTrustTests(ITestOutputHelper output)
         }
 
         Assert.DoesNotContain(await cluster.Api.ListNodesAsync(), n => n.Name == "n3");
+        // The removed node's agent says so in its log, as a refusal with the reason, not as a network fault.
+        await Poll.UntilAsync(() => cluster.AgentLogs.LinesOf("n3").Any(l => l.Contains(" Error ", StringComparison.Ordinal) && l.Contains("refused this node", StringComparison.Ordinal)
+            && l.Contains("enrol", StringComparison.Ordinal)), TimeSpan.FromSeconds(20), $"n3's agent to log the refusal\n{cluster.AgentLogs}");
         var service = await Poll.UntilAsync(() => cluster.Api.GetServiceAsync("hello"),
             s => s.Instances.Count == 4 && s.Instances.All(i => i.Node != "n3" && i.State == "Ready") || s.Instances.Count(i => i.State == "Unplaced") > 0,
             TimeSpan.FromSeconds(60), "n3's instances placed elsewhere or reported unplaceable");
