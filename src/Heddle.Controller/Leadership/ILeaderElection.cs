@@ -20,6 +20,12 @@ public sealed class LeaderTerm
         get => _current;
         set => _current = value;
     }
+
+    /// <summary>
+    /// The term as a condition of a write (the leader key at the revision that made this controller leader): a write
+    /// the leader makes fails once another controller leads. Null while following, and with the embedded store's one controller.
+    /// </summary>
+    public (string Key, long Revision)? Fence => Current is { FenceKey: { } key } leading ? (key, leading.Term) : null;
 }
 
 /// <summary>

@@ -19,7 +19,7 @@ public sealed partial class DeploymentReconciler(
     TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null)
 {
     /// <summary>This controller's term, as a condition of its commits (no term: the embedded store's one controller).</summary>
-    private (string Key, long Revision)? Fence => term?.Current is { FenceKey: { } key } leading ? (key, leading.Term) : null;
+    private (string Key, long Revision)? Fence => term?.Fence;
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _lastFailure = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> _unplaced = new(StringComparer.Ordinal);

@@ -12,7 +12,7 @@ namespace Heddle.Controller.Reconciliation;
 /// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
 /// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
 /// </summary>
-public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time)
+public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     /// <summary>Since when a node this controller has not heard from counts as silent: two timeouts' grace from the start of judging.</summary>
@@ -51,7 +51,7 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         using var timer = new PeriodicTimer(period, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            await CheckAsync();
+            await JudgeAsync();
         }
     }
 
@@ -118,7 +118,8 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
         }
     }
 
-    private async Task CheckAsync()
+    /// <summary>Judges every Ready node once: Down when no controller has heard from it within the node timeout (<see cref="RunAsync"/> does this every tick).</summary>
+    public async Task JudgeAsync()
     {
         await _judging.WaitAsync();
         try
@@ -144,7 +145,13 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
                 continue;
             }
 
-            await store.SetNodeConditionAsync(node.Name, NodeConditions.Down, seen);
+            // Only while this controller leads: a leader whose term ended unnoticed (cut off from the store's majority)
+            // must not mark a node Down that the new leader hears.
+            if (!await store.SetNodeConditionAsync(node.Name, NodeConditions.Down, seen, term?.Fence))
+            {
+                continue;
+            }
+
             await events.AddAsync(EventKinds.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
             foreach (var service in store.ListInstancesOnNode(node.Name).Select(i => i.Service).Distinct())
             {

@@ -102,7 +102,8 @@ public interface IClusterStore : IDisposable
 
     IReadOnlyList<NodeRecord> ListNodes();
 
-    Task SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, CancellationToken cancellationToken = default);
+    /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
+    Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another

@@ -163,8 +163,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public IReadOnlyList<NodeRecord> ListNodes() => ReadAll<NodeRecord>("nodes/");
 
-    public Task SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, CancellationToken cancellationToken = default) =>
-        ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken);
+    public Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
+        ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence);
 
     public async Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default)
     {
@@ -249,11 +249,12 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     internal static KvWrite Put<T>(string key, T value) => KvWrite.Put(key, JsonSerializer.SerializeToUtf8Bytes(value, Format));
 
     /// <summary>Read, change, write on condition that nothing changed the key meanwhile; read again and retry when something did. False when the key is absent.</summary>
-    private async Task<bool> ChangeAsync<T>(string key, Func<T, T?> change, CancellationToken cancellationToken)
+    private async Task<bool> ChangeAsync<T>(string key, Func<T, T?> change, CancellationToken cancellationToken, (string Key, long Revision)? fence = null)
         where T : class
     {
         for (var attempt = 0; attempt < Retries; attempt++)
         {
+
             if (_mirror.Get(key) is not { } entry)
             {
                 return false;
@@ -264,9 +265,17 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
                 return false;
             }
 
-            if (await CommitAsync([new(key, entry.ModRevision)], [Put(key, next)], cancellationToken))
+            KvCondition[] conditions = fence is { } held ? [new(key, entry.ModRevision), new(held.Key, held.Revision)] : [new(key, entry.ModRevision)];
+            if (await CommitAsync(conditions, [Put(key, next)], cancellationToken))
             {
                 return true;
+            }
+
+            if (fence is not null && _mirror.Get(key)?.ModRevision == entry.ModRevision)
+            {
+                // The record is as it was, so the term failed the condition: it has ended. (Or this copy of the store has
+                // not yet seen the record's change; the caller asks again on its next pass either way.)
+                return false;
             }
         }
 

@@ -1,0 +1,48 @@
+using Heddle.Controller.Leadership;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Store.Kv;
+using Heddle.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Heddle.Controller.Tests.Reconciliation;
+
+/// <summary>
+/// Only the leader judges nodes Down, and only within its term: a controller whose term ended without it noticing yet
+/// (cut off from the store's majority while another was elected) must not mark Down a node that the new leader hears,
+/// or the new leader would move that node's instances.
+/// </summary>
+public sealed class NodeHealthFencingTests
+{
+    private static readonly TimeSpan NodeTimeout = TimeSpan.FromSeconds(2);
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-12-04T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+    private readonly InMemoryKeyValueStore _kv = new();
+
+    [Fact]
+    public async Task ALeaderWhoseTermEnded_MarksNoNodeDown_WhileTheLeaderOfTheNewTermDoes()
+    {
+        using var store = KvStores.Over(_kv, _time);
+        await store.PutNodeAsync(new NodeRecord { Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow() });
+        const string LeaderKey = "election/leader";
+        var oldTerm = (await _kv.CommitAsync([], [KvWrite.Put(LeaderKey, "a"u8.ToArray())])).Revision;
+        var newTerm = (await _kv.CommitAsync([], [KvWrite.Put(LeaderKey, "b"u8.ToArray())])).Revision;
+
+        await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("a", oldTerm, LeaderKey));
+        Assert.Equal(NodeConditions.Ready, store.GetNode("n1")!.Condition);
+        Assert.DoesNotContain(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
+
+        await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("b", newTerm, LeaderKey));
+        Assert.Equal(NodeConditions.Down, store.GetNode("n1")!.Condition);
+        Assert.Single(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
+    }
+
+    /// <summary>A monitor in that term judges n1 after more than two node timeouts without a word from it (the first after its start is grace).</summary>
+    private async Task<NodeHealthMonitor> JudgeAsync(KvClusterStore store, Heddle.Controller.Leadership.Leadership term)
+    {
+        var monitor = new NodeHealthMonitor(store, new WorkQueue(), new EventLog(store),
+            new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = NodeTimeout }, _time, new LeaderTerm { Current = term });
+        _time.Advance(3 * NodeTimeout);
+        await monitor.JudgeAsync();
+        return monitor;
+    }
+}
