@@ -39,6 +39,7 @@ public sealed partial class NodeIdentity
     public static async Task<NodeIdentity> LoadOrEnrolAsync(AgentOptions options, int logPort, ILogger logger, CancellationToken cancellationToken)
     {
         var directory = options.StateDirectory;
+        IdentityFiles.Recover(directory); // a renewal a crash interrupted is finished (or dropped) first
         var (certificatePath, keyPath, caPath) = Paths(directory);
         if (File.Exists(certificatePath) && File.Exists(keyPath) && File.Exists(caPath))
         {
@@ -176,18 +177,10 @@ public sealed partial class NodeIdentity
         return ClusterTrust.WithUsableKey(signed.CopyWithPrivateKey(key));
     }
 
-    private void Save(ECDsa key, CertificateReply reply)
-    {
-        var (certificatePath, keyPath, caPath) = Paths(_directory);
-        Directory.CreateDirectory(_directory);
-        PrivateFile.Write(keyPath, key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllText(certificatePath + ".tmp", reply.Certificate);
-        File.Move(certificatePath + ".tmp", certificatePath, overwrite: true);
-        File.WriteAllText(caPath, Ca.ExportCertificatePem());
-    }
+    private void Save(ECDsa key, CertificateReply reply) =>
+        IdentityFiles.Save(_directory, key.ExportPkcs8PrivateKeyPem(), reply.Certificate, Ca.ExportCertificatePem());
 
-    private static (string Certificate, string Key, string Ca) Paths(string directory) =>
-        (Path.Combine(directory, "node.crt"), Path.Combine(directory, "node.key"), Path.Combine(directory, "ca.crt"));
+    private static (string Certificate, string Key, string Ca) Paths(string directory) => IdentityFiles.Paths(directory);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach the controller at {Url} to enrol ({Reason}); retrying in {Seconds} s")]
     private static partial void LogEnrolRetry(ILogger logger, Uri url, string reason, double seconds);

@@ -14,6 +14,7 @@ public static class PrivateFile
         }))
         {
             file.Write(Encoding.UTF8.GetBytes(content.EndsWith('\n') ? content : content + "\n"));
+            file.Flush(flushToDisk: true); // on disk before the rename makes it the file: a crash leaves the old or the new, whole
         }
 
         File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
