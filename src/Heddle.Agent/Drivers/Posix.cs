@@ -66,6 +66,23 @@ public static partial class Posix
     /// <summary>Detaches a mount (lazily: it goes once nothing uses it); false when nothing was mounted there.</summary>
     public static bool Unmount(string target) => umount2(target, MNT_DETACH) == 0;
 
+    /// <summary>The file system type of the topmost mount exactly at <paramref name="path"/> (nsfs, ext4, ...), or null when nothing is mounted there.</summary>
+    public static string? MountTypeAt(string path)
+    {
+        var full = Path.GetFullPath(path).TrimEnd('/');
+        try
+        {
+            // Later lines are mounted later: the last at this point is the one on top.
+            return File.ReadLines("/proc/self/mountinfo").Select(l => (Fields: l.Split(' '), Tail: l.Split(" - ", 2)))
+                .Where(m => m.Fields.Length > 4 && m.Tail.Length == 2 && Unescape(m.Fields[4]) == full)
+                .Select(m => m.Tail[1].Split(' ')[0]).LastOrDefault();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Whether something is mounted exactly at <paramref name="path"/> (from /proc/self/mountinfo).</summary>
     public static bool IsMountPoint(string path)
     {

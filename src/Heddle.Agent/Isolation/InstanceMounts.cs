@@ -24,13 +24,23 @@ public static class InstanceMounts
     public static void Ensure(string instanceDirectory, int sharedMemoryMiB)
     {
         var file = File(instanceDirectory);
-        if (Posix.IsMountPoint(file))
+        if (Posix.MountTypeAt(file) == "nsfs")
         {
             return;
         }
 
+        Posix.UnmountAll(file); // half made: an agent that died between the two mounts below
         var tmp = Tmp(instanceDirectory);
         System.IO.File.WriteAllBytes(file, []);
+        // A namespace may be bound only onto a mount that does not propagate: systemd makes / shared, and binding onto a
+        // file there fails with EINVAL (as `ip netns` makes /run/netns private, and unshare(1) asks of --mount=FILE).
+        // The file becomes a private mount of its own first, and the namespace is bound on top of it.
+        if ((Posix.Mount(file, file, null, Posix.MS_BIND, null) ?? Posix.Mount(null, file, null, Posix.MS_PRIVATE, null)) is { } unbindable)
+        {
+            Posix.UnmountAll(file);
+            throw new IOException($"making the instance's mount namespace failed: {unbindable}");
+        }
+
         string? error = null;
         var tid = 0;
         using var made = new ManualResetEventSlim();
@@ -61,6 +71,7 @@ public static class InstanceMounts
         {
             if ((error ?? Posix.Mount($"/proc/self/task/{tid}/ns/mnt", file, null, Posix.MS_BIND, null)) is { } failed)
             {
+                Posix.UnmountAll(file);
                 throw new IOException($"making the instance's mount namespace failed: {failed}");
             }
         }

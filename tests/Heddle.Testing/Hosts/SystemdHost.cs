@@ -150,8 +150,12 @@ public sealed class SystemdHost : IAsyncDisposable
 
     private static int SystemdPid(string cgroup)
     {
-        var procs = $"/sys/fs/cgroup/systemd/{cgroup}/cgroup.procs";
-        foreach (var line in File.Exists(procs) ? File.ReadAllLines(procs) : [])
+        // systemd moves itself into init.scope of its tree soon after it starts: every cgroup of the subtree is looked at.
+        var top = $"/sys/fs/cgroup/systemd/{cgroup}";
+        var lines = Directory.Exists(top)
+            ? Directory.EnumerateFiles(top, "cgroup.procs", SearchOption.AllDirectories).SelectMany(f => { try { return File.ReadAllLines(f); } catch (IOException) { return []; } })
+            : [];
+        foreach (var line in lines)
         {
             if (int.TryParse(line, out var pid) && File.Exists($"/proc/{pid}/comm") && File.ReadAllText($"/proc/{pid}/comm").Trim() == "systemd")
             {
