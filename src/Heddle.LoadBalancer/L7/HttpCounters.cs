@@ -31,7 +31,8 @@ internal sealed class HttpCounters
     /// <summary>Counts one request, after the proxy is done with it (retries included: the last instance tried).</summary>
     public void Count(HttpContext context, string? destination)
     {
-        var backend = _backends.GetOrAdd(destination ?? "none", static _ => new Backend());
+        // "unknown": the proxy chose no instance (none is the label of the 503 with no healthy instance, counted apart).
+        var backend = _backends.GetOrAdd(destination ?? "unknown", static _ => new Backend());
         var status = context.Response.StatusCode / 100;
         Interlocked.Increment(ref backend.ByStatusClass[status is >= 1 and <= 5 ? status : 0]);
         if (context.Features.Get<IForwarderErrorFeature>() is { } failure && (int)failure.Error < backend.Errors.Length)
