@@ -30,7 +30,6 @@ public sealed class MetricsTests
         using var work = new TempDirectory("heddle-metrics-");
         using var http = cluster.Controller.Http();
         var metricsToken = (await cluster.Api.CreateTokenAsync(new TokenCreateRequest(Metrics: true, Description: "prometheus"))).Token;
-        var tenantToken = (await cluster.Api.CreateTokenAsync(new TokenCreateRequest(Tenant: "alice"))).Token;
         var url = new Uri(cluster.Controller.ApiUrl, "/metrics");
 
         var upload = await cluster.Api.UploadPackageAsync(TestPackages.Build(work, "ticker", Service("ticker")));
