@@ -3,9 +3,11 @@ using Heddle.Agent.Drivers;
 using Heddle.Agent.Instances;
 using Heddle.Agent.Isolation;
 using Heddle.Agent.Logs;
+using Heddle.Agent.Metrics;
 using Heddle.Agent.Node;
 using Heddle.Agent.Packages;
 using Heddle.Contracts.Agents;
+using Heddle.Contracts.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -28,6 +30,8 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly LogServer _logs;
     private readonly HttpClient _downloads;
     private readonly HttpClient _probes;
+    private MeterScope _meters = null!;
+    private MetricsListener? _metricsListener;
 
     private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
         NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log, TimeProvider time)
@@ -73,6 +77,9 @@ public sealed class AgentHost : IAsyncDisposable
 
     public Uri LogUrl => _logs.Url;
 
+    /// <summary>Where this agent serves <c>/metrics</c>; null unless <see cref="AgentOptions.Metrics"/> asked for it.</summary>
+    public Uri? MetricsUrl => _metricsListener?.Url;
+
     /// <summary>When set, disposing the agent stops its instances too (`heddle up` teardown, tests).</summary>
     public bool StopInstancesOnExit { get; set; }
 
@@ -104,19 +111,33 @@ public sealed class AgentHost : IAsyncDisposable
         // at its address, and refuses a node it cannot reach.
         NodeIdentity? identity = null;
         InstanceSupervisor? supervisor = null;
+        var metricsAt = options.Metrics.Endpoint();
         var logs = await LogServer.StartAsync(options.Address, options.LogPort, () => identity, () => supervisor, cancellationToken);
+        var meters = new MeterScope();
+        MetricsListener? listener = null;
         try
         {
-            return await StartAsync(options, loggers, time, logs, isolated, id => identity = id, s => supervisor = s, cancellationToken);
+            var metrics = new AgentMetrics(meters);
+            listener = metricsAt is null ? null : await MetricsListener.StartAsync(metricsAt, meters, cancellationToken);
+            var host = await StartAsync(options, loggers, time, logs, isolated, metrics, id => identity = id, s => supervisor = s, cancellationToken);
+            host._meters = meters;
+            host._metricsListener = listener;
+            return host;
         }
         catch
         {
+            if (listener is not null)
+            {
+                await listener.DisposeAsync();
+            }
+
+            meters.Dispose();
             await logs.DisposeAsync();
             throw;
         }
     }
 
-    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, TimeProvider time, LogServer logs, bool isolated,
+    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, TimeProvider time, LogServer logs, bool isolated, AgentMetrics metrics,
         Action<NodeIdentity> identified, Action<InstanceSupervisor> supervising, CancellationToken cancellationToken)
     {
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
@@ -159,6 +180,7 @@ public sealed class AgentHost : IAsyncDisposable
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
             ProbeClient = probes,
             Time = time,
+            Metrics = metrics,
             Uids = uids,
         };
 
@@ -177,8 +199,9 @@ public sealed class AgentHost : IAsyncDisposable
             node.Cores.Add(message);
         }
 
-        var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>(), time);
+        var connection = current = new ControllerConnection(options, node, identity, loggers.CreateLogger<ControllerConnection>(), time, metrics);
         var supervisor = new InstanceSupervisor(context, new InstanceJournal(Path.Combine(options.StateDirectory, "instances.json")), connection.Report);
+        metrics.Observe(supervisor.Reports);
         supervising(supervisor);
         node.LogUrl = logs.Url.ToString();
         var isolation = uids is null
@@ -286,6 +309,12 @@ public sealed class AgentHost : IAsyncDisposable
         }
 
         await _logs.DisposeAsync();
+        if (_metricsListener is not null)
+        {
+            await _metricsListener.DisposeAsync();
+        }
+
+        _meters.Dispose();
         _downloads.Dispose();
         _probes.Dispose();
     }

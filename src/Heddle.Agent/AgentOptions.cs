@@ -82,6 +82,12 @@ public sealed record AgentOptions
     /// </summary>
     public TimeSpan FenceAfter { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Where the agent serves <c>/metrics</c> (plain HTTP, no authentication: its labels name this node's services):
+    /// `--metrics-port`, off by default; on 127.0.0.1 unless `--metrics-address` says otherwise.
+    /// </summary>
+    public Heddle.Contracts.Metrics.MetricsListenerOptions Metrics { get; init; } = Heddle.Contracts.Metrics.MetricsListenerOptions.Off;
+
     /// <summary>How long the logs of an instance that no longer exists are kept (`--log-retention`). Default 24 h.</summary>
     public TimeSpan LogRetention { get; init; } = TimeSpan.FromHours(24);
 }

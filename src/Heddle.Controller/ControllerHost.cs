@@ -57,6 +57,9 @@ public sealed partial class ControllerHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The scope of this controller's meters: a DNS server or balancer hosted in its process reports through its <c>/metrics</c> when made with it.</summary>
+    public System.Diagnostics.Metrics.IMeterFactory Meters => _app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+
     /// <summary>A new join string (as `heddle token create --join` prints), valid for <paramref name="ttl"/> (default 1 h) and any number of agents unless <paramref name="uses"/>.</summary>
     public async Task<string> CreateJoinStringAsync(TimeSpan? ttl = null, int? uses = null)
     {
@@ -116,7 +119,9 @@ public sealed partial class ControllerHost : IAsyncDisposable
             File.Delete(Path.Combine(options.StateDirectory, "join-token")); // the shared join token of older versions proves nothing any more
         }
 
+        Metrics.MetricsEndpoint.CountRequests(app, listeners.Api);
         ApiMiddleware.Use(app, listeners);
+        Metrics.MetricsEndpoint.Map(app);
         ApiEndpoints.Map(app);
         TokenEndpoints.Map(app);
         QuotaEndpoints.Map(app);

@@ -1,8 +1,10 @@
+using System.Diagnostics.Metrics;
 using Heddle.Contracts.Api;
 using Heddle.LoadBalancer.Health;
 using Heddle.LoadBalancer.L4;
 using Heddle.LoadBalancer.L4.Linux;
 using Heddle.LoadBalancer.L7;
+using Heddle.LoadBalancer.Metrics;
 
 namespace Heddle.LoadBalancer;
 
@@ -10,12 +12,31 @@ namespace Heddle.LoadBalancer;
 /// The data plane: one listener per VIP and input port, reconfigured from whole configurations: `tcp` endpoints
 /// through the L4 proxy, `http` endpoints through YARP, each behind its own health checks of the backends. A listener
 /// that stays keeps its established connections across every change; one that goes stops accepting and closes.
+/// With a meter factory, what the listeners count is reported as instruments of its scope (meter <c>Heddle.LoadBalancer</c>).
 /// </summary>
-public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDisposable
+public sealed class LoadBalancerHost : IAsyncDisposable
 {
-    private readonly Dictionary<string, (string Protocol, BackendHealth Listener)> _listeners = new(StringComparer.Ordinal);
+    private readonly LoadBalancerOptions _options;
+    private readonly Dictionary<string, (string Protocol, BackendHealth Listener, string Service)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
     private EventLoop[]? _tcpLoops; // shared by every L4 listener, made with the first
+
+    public LoadBalancerHost(LoadBalancerOptions options, IMeterFactory? meters = null)
+    {
+        _options = options;
+        if (meters is not null)
+        {
+            _ = new LoadBalancerMetrics(meters, Listeners);
+        }
+    }
+
+    private IReadOnlyList<(string Service, string Vip, BackendHealth Health)> Listeners()
+    {
+        lock (_listeners)
+        {
+            return [.. _listeners.Select(l => (l.Value.Service, l.Key, l.Value.Listener))];
+        }
+    }
 
     /// <summary>Applies a whole configuration. A listener that cannot bind is reported and the others still apply.</summary>
     public async Task<IReadOnlyList<ListenerProblem>> ApplyAsync(LoadBalancerConfig config)
@@ -55,13 +76,13 @@ public sealed class LoadBalancerHost(LoadBalancerOptions options) : IAsyncDispos
                 try
                 {
                     IVipListener proxy = listener.Protocol == "http"
-                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, options)
-                        : new TcpVipListener(listener with { Backends = [] }, options, _tcpLoops ??= [.. Enumerable.Range(0, options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))]);
+                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options)
+                        : new TcpVipListener(listener with { Backends = [] }, _options, _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))]);
                     var started = new BackendHealth(proxy);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
                     {
-                        _listeners[key] = (listener.Protocol, started);
+                        _listeners[key] = (listener.Protocol, started, listener.Service);
                     }
                 }
                 catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)

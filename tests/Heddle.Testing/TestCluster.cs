@@ -38,10 +38,11 @@ public sealed class TestCluster : IAsyncDisposable
     public string StateDirectory => _directory.Path;
 
     /// <summary>With <paramref name="cuttable"/>, each agent reaches the controller through a <see cref="LinkCutter"/> of its own (<see cref="Links"/>).</summary>
+    /// <param name="agentMetrics">Each agent serves /metrics on a port of its own (<see cref="AgentHost.MetricsUrl"/>).</param>
     /// <param name="controllers">More than one needs a store they share (configure one, as etcd://...): controller k keeps its state in controller-k,
     /// and agent i talks to controller i mod N first and knows every other.</param>
     public static async Task<TestCluster> StartAsync(int nodes = 3, TimeSpan? nodeTimeout = null, int coresPerNode = 2, bool containers = true, bool cuttable = false,
-        Func<ControllerOptions, ControllerOptions>? configure = null, int controllers = 1)
+        Func<ControllerOptions, ControllerOptions>? configure = null, int controllers = 1, bool agentMetrics = false)
     {
         var directory = new TempDirectory("heddle-cluster-");
         // Instances run as uids of their own (as root) and must pass through this folder to reach theirs.
@@ -56,7 +57,7 @@ public sealed class TestCluster : IAsyncDisposable
             ResyncInterval = TimeSpan.FromSeconds(2),
         };
         options = configure?.Invoke(options) ?? options;
-        var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers, _uids = uids };
+        var cluster = new TestCluster(directory, options, coresPerNode) { _containers = containers, _uids = uids, _agentMetrics = agentMetrics };
         cluster.Controller = await cluster.StartOffEphemeralPortsAsync(options);
         cluster.Controllers.Add(cluster.Controller);
         for (var k = 1; k < controllers; k++)
@@ -164,9 +165,11 @@ public sealed class TestCluster : IAsyncDisposable
         UseContainers = _containers,
         FenceAfter = _controllerOptions.NodeTimeout,
         UidRange = _controllerOptions.UidRange,
+        Metrics = _agentMetrics ? new Heddle.Contracts.Metrics.MetricsListenerOptions(0) : Heddle.Contracts.Metrics.MetricsListenerOptions.Off,
     };
 
     private bool _containers = true;
+    private bool _agentMetrics;
     private Heddle.Agent.Isolation.UidBlock? _uids;
 
     public async Task StartAgentAsync(int i)

@@ -165,7 +165,7 @@ internal static class DnsHarness
 
     private static HeddleDns Start(DnsRecordSet records)
     {
-        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = 1 });
+        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = 1 }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
         server.Update(records);
         return new HeddleDns(server);
     }

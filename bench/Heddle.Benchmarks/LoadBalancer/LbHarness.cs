@@ -33,13 +33,13 @@ internal static class LbHarness
             var heddlePort = DnsHarness.FreeTcpPort();
             var heddleHttpPort = DnsHarness.FreeTcpPort();
             var heddleTwoLoopsPort = DnsHarness.FreeTcpPort();
-            var twoLoops = new LoadBalancerHost(new LoadBalancerOptions { L4Threads = 2 });
+            var twoLoops = new LoadBalancerHost(new LoadBalancerOptions { L4Threads = 2 }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
             twoLoops.ApplyAsync(new LoadBalancerConfig
             {
                 Version = 1,
                 Listeners = [new VipListener("bench", "127.0.0.1", heddleTwoLoopsPort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
             }).GetAwaiter().GetResult();
-            var balancer = new LoadBalancerHost(new LoadBalancerOptions());
+            var balancer = new LoadBalancerHost(new LoadBalancerOptions(), new Heddle.Contracts.Metrics.MeterScope());
             var problems = balancer.ApplyAsync(new LoadBalancerConfig
             {
                 Version = 1,

@@ -11,7 +11,7 @@ namespace Heddle.Agent.Connection;
 /// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to a quarter of the fence time, at most
 /// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect.
 /// </summary>
-public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider? time = null)
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider? time = null, Metrics.AgentMetrics? metrics = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
@@ -248,6 +248,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             {
                 await tick;
                 await stream.WriteAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = ++sequence } }, cancellationToken);
+                metrics?.HeartbeatSent();
                 tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
             }
             else

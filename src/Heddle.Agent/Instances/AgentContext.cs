@@ -35,5 +35,8 @@ public sealed class AgentContext
     /// <summary>The uids instances may run as on this host (null when the agent is not root: instances run as its own user).</summary>
     public Isolation.UidClaims? Uids { get; init; }
 
+    /// <summary>Where starts, restarts and probe results are counted (null: not counted).</summary>
+    public Metrics.AgentMetrics? Metrics { get; init; }
+
     public string InstancesDirectory => Path.Combine(Options.StateDirectory, "instances");
 }

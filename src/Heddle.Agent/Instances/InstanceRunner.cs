@@ -437,6 +437,8 @@ public sealed class InstanceRunner
                 _running = running;
             }
 
+            _context.Metrics?.Started(restart: _restarts > 0);
+
             _journalChanged();
         }
 
@@ -454,6 +456,8 @@ public sealed class InstanceRunner
             {
                 break;
             }
+
+            _context.Metrics?.Probed(healthy);
 
             if (healthy)
             {

@@ -49,10 +49,12 @@ internal static class AgentCommand
         var uids = new Option<string>("--uid-range") { Description = "As root, each service's instances run as a uid of their own from this range (default 200000-265535)", DefaultValueFactory = _ => "200000-265535" };
         var retention = Durations.Option("--log-retention", "How long the logs of an instance that no longer exists are kept", TimeSpan.FromHours(24));
         var fence = Durations.Option("--fence-after", "Stop this node's instances after hearing nothing from the controller this long (its node timeout; 0s: never)", TimeSpan.FromSeconds(10));
+        var metrics = new MetricsOptions();
         var command = new Command("agent", "Run the host agent of one node")
         {
             agentUrl, token, tokenFile, name, address, logPort, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
         };
+        metrics.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             // The environment is readable only by the agent's own user and root; a command line, by everyone on the host.
@@ -126,6 +128,7 @@ internal static class AgentCommand
                 FenceAfter = parse.GetValue(fence),
                 UidRange = uidRange,
                 LogRetention = parse.GetValue(retention),
+                Metrics = metrics.Options(parse),
             };
             using var loggers = LoggerFactory.Create(b => b.AddHeddleConsole().SetMinimumLevel(LogLevel.Information));
             AgentHost agentHost;
@@ -147,7 +150,7 @@ internal static class AgentCommand
             var cpus = agent.Topology.Cores.Sum(c => c.Count);
             var mapping = agent.Topology.IsClaimed ? $" (claimed; pinned onto the machine's {Environment.ProcessorCount} CPUs)" : string.Empty;
             var isolation = agent.Isolation;
-            console.Out.WriteLine($"agent {Environment.ProcessId}: node {options.NodeName} at {options.Address}, fault domain {options.FaultDomain}, {cpus} CPUs{mapping}, {isolation}, logs at {agent.LogUrl}");
+            console.Out.WriteLine($"agent {Environment.ProcessId}: node {options.NodeName} at {options.Address}, fault domain {options.FaultDomain}, {cpus} CPUs{mapping}, {isolation}, logs at {agent.LogUrl}{(agent.MetricsUrl is { } m ? $", metrics at {m}" : string.Empty)}");
             if (agent.Supervisor.UnclaimedCount > 0)
             {
                 console.Out.WriteLine($"found {agent.Supervisor.UnclaimedCount} instance(s) still running from the previous agent; they are adopted when the goal state still holds them");

@@ -54,7 +54,7 @@ internal sealed class DnsOptionsBinder
             return null;
         }
 
-        var server = DnsServer.Start(Options(parse, address));
+        var server = DnsServer.Start(Options(parse, address), host.Meters);
         var source = host.Services.GetRequiredService<DnsRecordSource>();
         source.Changed += server.Update;
         server.Update(source.Current);
@@ -75,13 +75,18 @@ internal static class DnsCommand
         var caFile = new Option<string?>("--ca-file") { Description = "The cluster CA certificate, PEM, to check the controller with (default: from $HEDDLE_HOME/config.json; the controller writes <state>/ca.crt)" };
         var listen = new Option<string>("--listen") { Description = "Address to answer on (default 127.0.0.1)", DefaultValueFactory = _ => "127.0.0.1" };
         var dns = DnsOptionsBinder.Create();
+        var metrics = new MetricsOptions();
         var command = new Command("dns", "Run the cluster's DNS server on its own, fed by a controller") { controller, tokenFile, caFile, listen };
         dns.AddTo(command, withOff: false);
+        metrics.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
+            metrics.Options(parse);
             using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
             var url = api.ApiUrl;
-            await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!));
+            using var meters = new Heddle.Contracts.Metrics.MeterScope();
+            await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!), meters);
+            await using var listener = await metrics.StartAsync(parse, meters, console, "dns", ct);
             console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
             await ControllerFollower.RunAsync("dns", c => api.FollowDnsRecordsAsync(server.Endpoint.ToString(), server.Zone, c), records =>
             {

@@ -88,7 +88,7 @@ internal sealed class LbOptionsBinder
         var registry = host.Services.GetRequiredService<BalancerRegistry>();
         var address = host.ApiUrl.Host.Trim('[', ']');
         var identity = new BalancerIdentity($"controller-{address.Replace(':', '-')}", address, BalancerModes.None, null);
-        var agent = new BalancerAgent(new LoadBalancerHost(Options(parse)), identity, new InProcessControl(registry), null, null, TimeProvider.System,
+        var agent = new BalancerAgent(new LoadBalancerHost(Options(parse), host.Meters), identity, new InProcessControl(registry), null, null, TimeProvider.System,
             line => console.Error.WriteLine($"heddle lb: {line}"));
         // Applied one at a time, in the order published (a fire-and-forget apply per change could finish out of order).
         var changes = System.Threading.Channels.Channel.CreateUnbounded<LoadBalancerConfig>(new() { SingleReader = true });
@@ -126,14 +126,19 @@ internal static class LbCommand
         var grace = Durations.Option("--stop-grace", "On stop, how long connections may finish after the VIPs are withdrawn (with --announce)", TimeSpan.FromSeconds(3));
         var lb = new LbOptionsBinder();
         var announce = new AnnounceOptions();
+        var metrics = new MetricsOptions();
         var command = new Command("lb", "Run the load balancer on its own, fed by a controller") { controller, tokenFile, caFile, name, address, grace };
         lb.AddTo(command, withOff: false);
+        metrics.AddTo(command);
         announce.AddTo(command);
         command.Subcommands.Add(CreateList(console));
         command.SetAction(async (parse, ct) =>
         {
+            metrics.Options(parse);
             using var api = ControllerFollower.Connect(parse.GetValue(controller), parse.GetValue(tokenFile), parse.GetValue(caFile));
             var url = api.ApiUrl;
+            using var meters = new Heddle.Contracts.Metrics.MeterScope();
+            await using var listener = await metrics.StartAsync(parse, meters, console, "lb", ct);
             var here = await AddressAsync(parse.GetValue(address), url, ct);
             var balancerName = parse.GetValue(name) ?? Environment.MachineName;
             var identity = new BalancerIdentity(balancerName, here.ToString(), announce.Mode(parse), announce.Interface(parse, here));
@@ -154,7 +159,7 @@ internal static class LbCommand
             }
 
             var routes = announcer is null ? null : new LocalVipRoutes();
-            await using var agent = new BalancerAgent(new LoadBalancerHost(lb.Options(parse)), identity, new ApiControl(api), announcer, routes, TimeProvider.System,
+            await using var agent = new BalancerAgent(new LoadBalancerHost(lb.Options(parse), meters), identity, new ApiControl(api), announcer, routes, TimeProvider.System,
                 line => console.Error.WriteLine($"heddle lb: {line}"));
             console.Out.WriteLine($"lb {Environment.ProcessId}: {identity.Name} at {identity.Address} ({identity.Mode}{(identity.Interface is null ? string.Empty : $" on {identity.Interface}")}), listeners from {url}");
             agent.Start();

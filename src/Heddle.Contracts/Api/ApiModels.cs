@@ -278,7 +278,7 @@ public static class ProblemTypes
 }
 
 /// <summary>POST /v1/tokens: an API token (admin, or a tenant's when Tenant is set) or, with Join, a join token for agents.</summary>
-public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null, long? TtlSeconds = null, int? Uses = null, string? Description = null);
+public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null, long? TtlSeconds = null, int? Uses = null, string? Description = null, bool Metrics = false);
 
 /// <summary>The token, shown this once; for a join token, the join string agents take.</summary>
 public sealed record TokenCreated(string Id, string Token, string Kind, string? Tenant, DateTimeOffset? Expires, int? Uses, string? JoinString);

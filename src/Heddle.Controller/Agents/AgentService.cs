@@ -14,7 +14,7 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, NodeReachability reachability, TimeProvider time)
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -125,6 +125,11 @@ public sealed class AgentService(
             {
                 health.Seen(node);
                 var message = requestStream.Current;
+                if (message.BodyCase == AgentMessage.BodyOneofCase.Heartbeat)
+                {
+                    metrics.Heartbeat();
+                }
+
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
                 {
                     unsent[message.Report.InstanceId] = message.Report;

@@ -55,6 +55,9 @@ internal static class ControllerServices
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
+        services.AddMetrics();
+        services.AddSingleton<Metrics.ControllerMetrics>();
+        services.AddSingleton(sp => new Heddle.Contracts.Metrics.PrometheusExport(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton<Leadership.LeaderDuties>();
         services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate, Heddle.Contracts.Trust.ClusterTrust.NodeUnit));

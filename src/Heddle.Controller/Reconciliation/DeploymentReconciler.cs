@@ -16,7 +16,7 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 public sealed partial class DeploymentReconciler(
     IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
-    TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null)
+    TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null, Metrics.ControllerMetrics? metrics = null)
 {
     /// <summary>This controller's term, as a condition of its commits (no term: the embedded store's one controller).</summary>
     private (string Key, long Revision)? Fence => term?.Fence;
@@ -80,7 +80,13 @@ public sealed partial class DeploymentReconciler(
             return ReconcileResult.Done;
         }
 
-        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published);
+        var unplaced = new List<Placement.Explanation>();
+        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published, unplaced);
+        foreach (var why in unplaced)
+        {
+            metrics?.Unplaced(why);
+        }
+
         if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcomes.InProgress && model.AllReadyAt(pass.Instances, desired))
         {
             pass.Outcome(desired, RevisionOutcomes.Completed);
@@ -96,6 +102,12 @@ public sealed partial class DeploymentReconciler(
         if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence }, cancellationToken))
         {
             return ReconcileResult.Retry;
+        }
+
+        metrics?.Placed(pass.Events.Count(e => e.Kind is EventKinds.InstancePlaced or EventKinds.InstanceMoved));
+        if (service.Walk is { } walkBefore && commit.Walk is { } walkChange)
+        {
+            metrics?.Walked(walkBefore, walkChange.Walk);
         }
 
         foreach (var (kind, subject, message) in pass.Events)

@@ -13,7 +13,9 @@ namespace Heddle.Controller.Reconciliation;
 internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions options)
 {
     /// <returns>The instances that could not be placed, each with why.</returns>
-    public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published)
+    /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
+    public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
+        List<Explanation>? unplaced = null)
     {
         var service = pass.Service;
         var state = BuildState(nodes, ready, service.Name);
@@ -106,6 +108,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             }
 
             failures.AddRange(result.Unplaced.Select(u => $"{service.Name}/{role.Name}/{u.Index}: {u.Why}"));
+            unplaced?.AddRange(result.Unplaced.Select(u => u.Why));
         }
 
         // Instances being moved that could not be placed again are removed all the same: their node is gone.

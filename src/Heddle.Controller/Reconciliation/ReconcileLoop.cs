@@ -8,7 +8,8 @@ namespace Heddle.Controller.Reconciliation;
 /// backoff. Every service is also queued at start and every resync interval, so nothing depends on a missed signal.
 /// </summary>
 public sealed partial class ReconcileLoop(
-    WorkQueue queue, DeploymentReconciler reconciler, IClusterStore store, ControllerOptions options, TimeProvider time, ILogger<ReconcileLoop> logger)
+    WorkQueue queue, DeploymentReconciler reconciler, IClusterStore store, ControllerOptions options, TimeProvider time, ILogger<ReconcileLoop> logger,
+    Metrics.ControllerMetrics metrics)
 {
     private readonly Dictionary<string, int> _failures = [];
     private readonly Dictionary<string, DateTimeOffset> _scheduled = [];
@@ -31,13 +32,16 @@ public sealed partial class ReconcileLoop(
             }
 
             ReconcileResult result;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 result = await reconciler.ReconcileAsync(key, stoppingToken);
+                metrics.Pass(result.Conflict ? "conflict" : result.RequeueAfter is null ? "done" : "requeue", System.Diagnostics.Stopwatch.GetElapsedTime(started));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 LogFailed(logger, key, e);
+                metrics.Pass("error", System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 result = ReconcileResult.Retry;
             }
 

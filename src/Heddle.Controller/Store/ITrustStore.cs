@@ -10,6 +10,9 @@ public static class TokenKinds
 
     /// <summary>Enrols an agent once: exchanged for a node certificate.</summary>
     public const string Join = "join";
+
+    /// <summary>Reads <c>/metrics</c> and nothing else: what a Prometheus server is given instead of an admin token.</summary>
+    public const string Metrics = "metrics";
 }
 
 /// <summary>A node certificate the controller signed. Refused from the moment it is revoked (the node was removed).</summary>

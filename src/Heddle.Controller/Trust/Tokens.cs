@@ -106,6 +106,27 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
         return record is null ? null : new Caller(record.Tenant, record.Id);
     }
 
+    /// <summary>
+    /// Whether an Authorization header may read <c>/metrics</c>: true for an admin API token or a metrics token, false
+    /// for a tenant's token (a valid token that may not), null when it proves nothing.
+    /// </summary>
+    public bool? AuthenticateMetrics(string? header)
+    {
+        const string Bearer = "Bearer ";
+        if (header is null || !header.StartsWith(Bearer, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var token = header[Bearer.Length..].Trim();
+        if (Find(token, TokenKinds.Metrics) is not null)
+        {
+            return true;
+        }
+
+        return Find(token, TokenKinds.Api) is { } record ? record.Tenant is null : null;
+    }
+
     /// <summary>The join token's record when it is valid now, taking one of its uses; null otherwise.</summary>
     /// <summary>Whether a join token would be accepted now, without using it up (checks that cost the controller something come first).</summary>
     public bool IsUsableJoinToken(string token) => Find(token, TokenKinds.Join) is not null;

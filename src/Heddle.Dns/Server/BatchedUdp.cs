@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Heddle.Dns.Metrics;
 using Heddle.Dns.Zone;
 
 namespace Heddle.Dns.Server;
@@ -52,8 +53,8 @@ internal static unsafe partial class BatchedUdp
 
     public static bool IsSupported => OperatingSystem.IsLinux();
 
-    /// <summary>Answers queries until <paramref name="stop"/> is set; the socket must have a receive timeout so it is noticed.</summary>
-    public static void Serve(Socket socket, Func<CompiledZone> zone, CancellationToken stop)
+    /// <summary>Answers queries until <paramref name="stop"/> is set, counting them in this thread's <paramref name="counters"/>; the socket must have a receive timeout so it is noticed.</summary>
+    public static void Serve(Socket socket, Func<CompiledZone> zone, DnsQueryCounters counters, CancellationToken stop)
     {
         var memory = (byte*)NativeMemory.AllocZeroed((nuint)(Batch * (2 * BufferSize + AddressSize)));
         var received = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(MMsgHdr)));
@@ -95,9 +96,11 @@ internal static unsafe partial class BatchedUdp
                     var length = DnsResponder.Respond(new ReadOnlySpan<byte>(Query(i), (int)received[i].Length), new Span<byte>(Response(i), BufferSize), current, overTcp: false);
                     if (length <= 0)
                     {
+                        counters.Dropped();
                         continue;
                     }
 
+                    counters.Count(new ReadOnlySpan<byte>(Response(i), length));
                     sendVectors[answers] = new IoVec { Base = Response(i), Length = (nuint)length };
                     sending[answers] = new MMsgHdr { Header = new MsgHdr { Name = Address(i), NameLength = received[i].Header.NameLength, Iov = &sendVectors[answers], IovLength = 1 } };
                     answers++;

@@ -2,7 +2,9 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Diagnostics.Metrics;
 using Heddle.Contracts.Api;
+using Heddle.Dns.Metrics;
 using Heddle.Dns.Zone;
 
 namespace Heddle.Dns.Server;
@@ -24,9 +26,10 @@ public sealed class DnsServer : IAsyncDisposable
     private readonly Task _acceptLoop;
     private readonly TcpConnectionTable _connections;
     private readonly IReadOnlyList<IPAddress> _nameServers;
+    private readonly DnsQueryCounters _tcpCounters = new();
     private volatile CompiledZone _zone;
 
-    private DnsServer(DnsOptions options, Socket udp, TcpListener tcp)
+    private DnsServer(DnsOptions options, Socket udp, TcpListener tcp, IMeterFactory? meters)
     {
         _options = options;
         _udp = udp;
@@ -35,9 +38,16 @@ public sealed class DnsServer : IAsyncDisposable
         Endpoint = (IPEndPoint)udp.LocalEndPoint!;
         _nameServers = [Endpoint.Address];
         _zone = CompiledZone.Build(new DnsRecordSet { Serial = 1, Services = [] }, options, _nameServers);
+        var counters = Enumerable.Range(0, options.UdpWorkers).Select(_ => new DnsQueryCounters()).ToArray();
+        if (meters is not null)
+        {
+            _ = new DnsMetrics(meters, counters, _tcpCounters, () => _zone.Serial);
+        }
+
         for (var i = 0; i < options.UdpWorkers; i++)
         {
-            var worker = new Thread(ServeUdp) { IsBackground = true, Name = $"heddle-dns-udp-{i}" };
+            var mine = counters[i];
+            var worker = new Thread(() => ServeUdp(mine)) { IsBackground = true, Name = $"heddle-dns-udp-{i}" };
             _workers.Add(worker);
             worker.Start();
         }
@@ -54,7 +64,8 @@ public sealed class DnsServer : IAsyncDisposable
 
     public long Serial => _zone.Serial;
 
-    public static DnsServer Start(DnsOptions options)
+    /// <summary>Binds and starts answering; with <paramref name="meters"/>, its counters are instruments of that scope (meter <c>Heddle.Dns</c>).</summary>
+    public static DnsServer Start(DnsOptions options, IMeterFactory? meters = null)
     {
         options.Validate();
         var address = IPAddress.Parse(options.ListenAddress);
@@ -76,7 +87,7 @@ public sealed class DnsServer : IAsyncDisposable
             try
             {
                 tcp.Start(backlog: 512);
-                return new DnsServer(options, udp, tcp);
+                return new DnsServer(options, udp, tcp, meters);
             }
             catch (SocketException) when (options.Port == 0 && attempt < 20)
             {
@@ -93,11 +104,11 @@ public sealed class DnsServer : IAsyncDisposable
     /// <summary>Replaces the records served. Cheap for readers: one reference swap after compiling.</summary>
     public void Update(DnsRecordSet records) => _zone = CompiledZone.Build(records, _options, _nameServers);
 
-    private void ServeUdp()
+    private void ServeUdp(DnsQueryCounters counters)
     {
         if (BatchedUdp.IsSupported)
         {
-            BatchedUdp.Serve(_udp, () => _zone, _stop.Token);
+            BatchedUdp.Serve(_udp, () => _zone, counters, _stop.Token);
             return;
         }
 
@@ -121,8 +132,13 @@ public sealed class DnsServer : IAsyncDisposable
             }
 
             var length = DnsResponder.Respond(query.AsSpan(0, received), response, _zone, overTcp: false);
-            if (length > 0)
+            if (length <= 0)
             {
+                counters.Dropped();
+            }
+            else
+            {
+                counters.Count(response.AsSpan(0, length));
                 try
                 {
                     _udp.SendTo(response.AsSpan(0, length), SocketFlags.None, peer);
@@ -237,9 +253,11 @@ public sealed class DnsServer : IAsyncDisposable
             var answer = DnsResponder.Respond(query.AsSpan(0, length), response.AsSpan(2, DnsResponder.ResponseBufferSize), _zone, overTcp: true);
             if (answer == 0)
             {
+                _tcpCounters.DroppedShared();
                 return false; // not a query we answer: close rather than leave the client waiting
             }
 
+            _tcpCounters.CountShared(response.AsSpan(2, answer));
             BinaryPrimitives.WriteUInt16BigEndian(response, (ushort)answer);
             await stream.WriteAsync(response.AsMemory(0, answer + 2), idle);
             _connections.EndAnswer(connection);

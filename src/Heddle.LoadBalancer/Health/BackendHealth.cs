@@ -51,6 +51,18 @@ internal sealed class BackendHealth : IAsyncDisposable
         Publish();
     }
 
+    /// <summary>The listener checked (L4 or L7), for the metrics.</summary>
+    public IVipListener Listener => _listener;
+
+    /// <summary>Each probed backend: whether it is in the pool, and the checks it passed and failed (read by a scrape).</summary>
+    public IReadOnlyList<(string Backend, bool Healthy, long Passed, long Failed)> ReadProbes()
+    {
+        lock (_lock)
+        {
+            return [.. _probes.Values.Select(p => (p.Backend.Id, p.Healthy, p.Passed, p.Failed))];
+        }
+    }
+
     private void Publish()
     {
         IReadOnlyList<Backend> healthy;
@@ -83,6 +95,12 @@ internal sealed class BackendHealth : IAsyncDisposable
         private readonly BackendProbe _settings;
         private readonly Action _changed;
         private int _failures;
+        private long _passed; // written by the probe's one loop, read by a scrape
+        private long _failed;
+
+        public long Passed => Volatile.Read(ref _passed);
+
+        public long Failed => Volatile.Read(ref _failed);
 
         public Probe(Backend backend, BackendProbe settings, Action changed)
         {
@@ -107,6 +125,20 @@ internal sealed class BackendHealth : IAsyncDisposable
                 while (await timer.WaitForNextTickAsync(_stop.Token))
                 {
                     var ok = await CheckAsync();
+                    if (_stop.IsCancellationRequested)
+                    {
+                        return;
+                    }
+
+                    if (ok)
+                    {
+                        _passed++;
+                    }
+                    else
+                    {
+                        _failed++;
+                    }
+
                     var was = Healthy;
                     _failures = ok ? 0 : _failures + 1;
                     Healthy = ok || (Healthy && _failures < _settings.UnhealthyThreshold);

@@ -32,13 +32,18 @@ internal sealed class TcpAcceptor : IEventHandler
     private readonly HashSet<TcpRelay> _relays = []; // touched on the loop only
     private readonly Action<TcpRelay> _ended;
     private ulong _token;
+    private readonly int _loopIndex;
     private bool _stopped;
     private int _open;
+    private long _refusedNoBackend; // written on the loop only
+    private long _refusedOverLimit;
 
     /// <summary>Binds and listens on <paramref name="endpoint"/> (sharing the port when <paramref name="shared"/>), and starts accepting on <paramref name="loop"/>.</summary>
-    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout, Limits? limits = null)
+    /// <remarks><paramref name="loopIndex"/>: which of the pool's counters (<see cref="TcpVipListener.Pool.Counters"/>) this loop's relays write.</remarks>
+    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, int loopIndex, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout, Limits? limits = null)
     {
         _loop = loop;
+        _loopIndex = loopIndex;
         _pool = pool;
         _connectTimeout = connectTimeout;
         _limits = limits ?? new Limits(TimeSpan.FromMinutes(5), 20_000, 1_000);
@@ -87,6 +92,12 @@ internal sealed class TcpAcceptor : IEventHandler
 
     public int OpenConnections => Volatile.Read(ref _open);
 
+    /// <summary>Connections reset at once because the pool had no backend.</summary>
+    public long RefusedNoBackend => Volatile.Read(ref _refusedNoBackend);
+
+    /// <summary>Connections reset at once because the VIP or the client held all it may.</summary>
+    public long RefusedOverLimit => Volatile.Read(ref _refusedOverLimit);
+
     public unsafe void OnEvent(int side, uint events)
     {
         var peer = stackalloc byte[128];
@@ -130,11 +141,20 @@ internal sealed class TcpAcceptor : IEventHandler
         if (choice < 0 || _relays.Count >= _limits.MaxConnections || _perClient.GetValueOrDefault(key) >= _limits.MaxPerClient)
         {
             // No backend, or the VIP or this client holds all it may: refused at once, never queued.
+            if (choice < 0)
+            {
+                _refusedNoBackend++;
+            }
+            else
+            {
+                _refusedOverLimit++;
+            }
+
             Libc.CloseWithReset(client);
             return;
         }
 
-        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended) { Client = key };
+        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended, pool.Counters.Length > _loopIndex ? pool.Counters[_loopIndex] : null) { Client = key };
         _relays.Add(relay);
         _perClient[key] = _perClient.GetValueOrDefault(key) + 1;
         Interlocked.Increment(ref _open);

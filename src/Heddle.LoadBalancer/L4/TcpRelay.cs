@@ -23,6 +23,9 @@ internal sealed unsafe class TcpRelay : IEventHandler
     private readonly int _choice;
     private readonly Action<TcpRelay> _ended;
     private readonly TimeSpan _connectTimeout;
+    private readonly TcpBackendCounters[]? _counters; // this loop's, one per backend of the pool
+    private TcpBackendCounters _backend = Unused; // the backend being connected to, or connected
+    private static readonly TcpBackendCounters Unused = new(); // a pool made without counters (tests of the pool alone)
     private ulong _token;
     private int _attempt;
     private bool _connected;
@@ -35,6 +38,7 @@ internal sealed unsafe class TcpRelay : IEventHandler
     {
         public int From;
         public int To;
+        public bool Upstream;
         public bool Readable;
         public bool HangupSeen;
         public bool Ended;
@@ -43,9 +47,11 @@ internal sealed unsafe class TcpRelay : IEventHandler
         public int PendingCount;
     }
 
-    public TcpRelay(EventLoop loop, int client, TcpVipListener.Pool pool, int choice, TimeSpan connectTimeout, Action<TcpRelay> ended)
+    public TcpRelay(EventLoop loop, int client, TcpVipListener.Pool pool, int choice, TimeSpan connectTimeout, Action<TcpRelay> ended, TcpBackendCounters[]? counters = null)
     {
         _loop = loop;
+        _counters = counters;
+        _up.Upstream = true;
         _pool = pool;
         _choice = choice;
         _connectTimeout = connectTimeout;
@@ -141,6 +147,11 @@ internal sealed unsafe class TcpRelay : IEventHandler
 
         if (reset)
         {
+            if (_connected)
+            {
+                _backend.Errors++;
+            }
+
             Libc.CloseWithReset(_up.From);
         }
         else
@@ -162,7 +173,9 @@ internal sealed unsafe class TcpRelay : IEventHandler
 
     private void Connect()
     {
-        var address = _pool.Addresses[(_choice + _attempt) % _pool.Backends.Count];
+        var index = (_choice + _attempt) % _pool.Backends.Count;
+        _backend = _counters is { } counters && index < counters.Length ? counters[index] : Unused;
+        var address = _pool.Addresses[index];
         var fd = Libc.socket(address[0], Libc.SockStream | Libc.SockNonBlock | Libc.SockCloexec, 0);
         if (fd < 0)
         {
@@ -211,6 +224,7 @@ internal sealed unsafe class TcpRelay : IEventHandler
         }
 
         _connected = true;
+        _backend.Connections++;
         Pump(ref _up);
         if (!_closed)
         {
@@ -221,6 +235,7 @@ internal sealed unsafe class TcpRelay : IEventHandler
     /// <summary>The backend did not take the connection: one other is tried (the pool may not know yet that it died), then the client is reset.</summary>
     private void NextBackend()
     {
+        _backend.ConnectFailures++;
         if (_up.To >= 0)
         {
             Libc.close(_up.To);
@@ -253,6 +268,15 @@ internal sealed unsafe class TcpRelay : IEventHandler
             var read = Libc.recv(half.From, scratch, EventLoop.ScratchSize, 0);
             if (read > 0)
             {
+                if (half.Upstream)
+                {
+                    _backend.BytesIn += read;
+                }
+                else
+                {
+                    _backend.BytesOut += read;
+                }
+
                 var written = Libc.send(half.To, scratch, read, Libc.MsgNoSignal);
                 if (written < 0)
                 {

@@ -19,11 +19,16 @@ internal sealed class TcpVipListener : IVipListener
     private readonly CancellationTokenSource _stop = new();
     private readonly DrainSchedule _drain;
     private readonly List<TcpAcceptor> _acceptors = [];
+    private readonly int _loops;
+    private readonly Dictionary<string, TcpBackendCounters[]> _counters = new(StringComparer.Ordinal); // by backend id, one per loop; under its own lock
     private volatile Pool _pool;
 
     /// <summary>The backends as the loops see them: lookup table, list, and each one's socket address.</summary>
+    /// <remarks><see cref="Counters"/>[loop][backend]: the counters each loop's relays write for each backend of the pool.</remarks>
     internal sealed record Pool(MaglevTable Table, IReadOnlyList<Backend> Backends, byte[][] Addresses)
     {
+        public TcpBackendCounters[][] Counters { get; init; } = [];
+
         /// <summary>
         /// The pool for a list of backends, in whatever order it came: ordered by id first, so that every balancer
         /// given the same backends builds the same table (see <see cref="MaglevTable"/>).
@@ -52,15 +57,22 @@ internal sealed class TcpVipListener : IVipListener
     private TcpVipListener(VipListener config, LoadBalancerOptions options, IReadOnlyList<EventLoop> loops, bool owned)
     {
         _ownedLoops = owned ? loops : [];
+        _loops = loops.Count;
+        Service = config.Service;
+        Vip = $"{config.Vip}:{config.Port}";
         _pool = new Pool(new MaglevTable([]), [], []);
-        _drain = new DrainSchedule(options.DrainTimeout, () => _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal), gone => _acceptors.ForEach(a => a.Close(gone)), _stop.Token);
+        _drain = new DrainSchedule(options.DrainTimeout, () => _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal), gone =>
+        {
+            _acceptors.ForEach(a => a.Close(gone));
+            Forget(gone);
+        }, _stop.Token);
         try
         {
             // The first binds the port (port 0: any free one); the others share the port it got.
             var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
-            foreach (var loop in loops)
+            for (var i = 0; i < loops.Count; i++)
             {
-                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loop, () => _pool, options.ConnectTimeout,
+                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loops[i], i, () => _pool, options.ConnectTimeout,
                     new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient));
                 _acceptors.Add(acceptor);
                 endpoint = acceptor.Endpoint;
@@ -83,6 +95,11 @@ internal sealed class TcpVipListener : IVipListener
 
     public IPEndPoint Endpoint { get; }
 
+    /// <summary>The service and the VIP:port, as the metrics label them.</summary>
+    public string Service { get; }
+
+    public string Vip { get; }
+
     public int OpenConnections => _acceptors.Sum(a => a.OpenConnections);
 
     /// <summary>How many connections each loop has open (in the order of the loops).</summary>
@@ -92,8 +109,40 @@ internal sealed class TcpVipListener : IVipListener
     public void Update(IReadOnlyList<Backend> backends)
     {
         var previous = _pool;
-        _pool = Pool.Of(backends);
+        var pool = Pool.Of(backends);
+        lock (_counters)
+        {
+            var byBackend = pool.Backends.Select(b => _counters.TryGetValue(b.Id, out var c) ? c : _counters[b.Id] = [.. Enumerable.Range(0, _loops).Select(_ => new TcpBackendCounters())]).ToList();
+            _pool = pool with { Counters = [.. Enumerable.Range(0, _loops).Select(loop => byBackend.Select(c => c[loop]).ToArray())] };
+        }
+
         _drain.Changed(previous.Backends.Select(b => b.Id), _pool.Backends.Select(b => b.Id));
+    }
+
+    /// <summary>The counters of backends whose drain is over (their connections are closed): they are not reported any more.</summary>
+    private void Forget(HashSet<string> gone)
+    {
+        lock (_counters)
+        {
+            foreach (var id in gone)
+            {
+                _counters.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>Each backend's counters summed over the loops, and what the acceptors refused (read by a scrape, from any thread).</summary>
+    public TcpListenerReading Read()
+    {
+        List<TcpBackendReading> backends;
+        lock (_counters)
+        {
+            backends = [.. _counters.Select(c => new TcpBackendReading(c.Key,
+                c.Value.Sum(x => Volatile.Read(ref x.Connections)), c.Value.Sum(x => Volatile.Read(ref x.ConnectFailures)), c.Value.Sum(x => Volatile.Read(ref x.Errors)),
+                c.Value.Sum(x => Volatile.Read(ref x.BytesIn)), c.Value.Sum(x => Volatile.Read(ref x.BytesOut))))];
+        }
+
+        return new TcpListenerReading(backends, _acceptors.Sum(a => a.RefusedNoBackend), _acceptors.Sum(a => a.RefusedOverLimit), OpenConnections);
     }
 
     public async ValueTask DisposeAsync()
@@ -111,3 +160,9 @@ internal sealed class TcpVipListener : IVipListener
         }
     }
 }
+
+/// <summary>One backend's counters at a scrape.</summary>
+internal sealed record TcpBackendReading(string Backend, long Connections, long ConnectFailures, long Errors, long BytesIn, long BytesOut);
+
+/// <summary>One L4 listener at a scrape.</summary>
+internal sealed record TcpListenerReading(IReadOnlyList<TcpBackendReading> Backends, long RefusedNoBackend, long RefusedOverLimit, int Open);

@@ -30,18 +30,27 @@ internal sealed class HttpVipListener : IVipListener
     private readonly CancellationTokenSource _stop = new();
     private volatile HashSet<string> _current;
 
-    private HttpVipListener(WebApplication app, InMemoryConfigProvider config, LoadBalancerOptions options, InFlightRequests inFlight, IReadOnlyList<Backend> backends, IPEndPoint endpoint)
+    private HttpVipListener(WebApplication app, InMemoryConfigProvider config, LoadBalancerOptions options, InFlightRequests inFlight, IReadOnlyList<Backend> backends, IPEndPoint endpoint,
+        HttpCounters counters)
     {
         _app = app;
+        Counters = counters;
         _config = config;
         _options = options;
         _inFlight = inFlight;
         _current = Ids(backends);
-        _drain = new DrainSchedule(options.DrainTimeout, () => _current, gone => inFlight.Abort(gone), _stop.Token);
+        _drain = new DrainSchedule(options.DrainTimeout, () => _current, gone =>
+        {
+            inFlight.Abort(gone);
+            counters.Forget(gone);
+        }, _stop.Token);
         Endpoint = endpoint;
     }
 
     public IPEndPoint Endpoint { get; }
+
+    /// <summary>Requests forwarded and failed, for the metrics.</summary>
+    public HttpCounters Counters { get; }
 
     /// <summary>Requests being forwarded now.</summary>
     public int InFlight => _inFlight.Count;
@@ -63,6 +72,7 @@ internal sealed class HttpVipListener : IVipListener
         builder.Services.AddReverseProxy();
         var app = builder.Build();
         var inFlight = new InFlightRequests();
+        var counters = new HttpCounters();
         // A custom pipeline replaces YARP's default one, so its load balancing is added back after the 503 check;
         // after it, the one destination left is the request's instance, which draining needs to know.
         app.MapReverseProxy(pipeline =>
@@ -71,6 +81,7 @@ internal sealed class HttpVipListener : IVipListener
             {
                 if (context.GetReverseProxyFeature().AvailableDestinations.Count == 0)
                 {
+                    counters.NoBackend();
                     context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                     context.Response.ContentType = "application/problem+json";
                     await context.Response.WriteAsync(
@@ -79,6 +90,7 @@ internal sealed class HttpVipListener : IVipListener
                 }
 
                 await ForwardWithRetriesAsync(context, next);
+                counters.Count(context, context.GetReverseProxyFeature().ProxiedDestination?.DestinationId);
             });
             pipeline.UseLoadBalancing();
             pipeline.Use((context, next) =>
@@ -88,7 +100,7 @@ internal sealed class HttpVipListener : IVipListener
             });
         });
         await app.StartAsync();
-        return new HttpVipListener(app, config, options, inFlight, listener.Backends, bound!.IPEndPoint!);
+        return new HttpVipListener(app, config, options, inFlight, listener.Backends, bound!.IPEndPoint!, counters);
     }
 
     /// <summary>How many times in all an idempotent request may be sent when its connections fail before any answer.</summary>

@@ -1,0 +1,125 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Heddle.Contracts.Api;
+using Heddle.Contracts.Metrics;
+using Heddle.Testing;
+
+namespace Heddle.LoadBalancer.Tests;
+
+public sealed class LoadBalancerMetricsTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Metrics_AfterTcpAndHttpTraffic_CountConnectionsBytesRequestsAndChecksPerVipAndBackend()
+    {
+        using var a = new EchoBackend("a");
+        using var b = new EchoBackend("b");
+        await using var web = await NamedWebBackend.StartAsync("web");
+        using var meters = new MeterScope();
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions(), meters);
+        await using var listener = await MetricsListener.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), meters);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var tcpPort = FreePort();
+        var httpPort = FreePort();
+        var emptyPort = FreePort();
+        var probe = new BackendProbe("tcp", null, IntervalMilliseconds: 100, TimeoutMilliseconds: 1000, UnhealthyThreshold: 3);
+        Assert.Empty(await host.ApplyAsync(new LoadBalancerConfig
+        {
+            Version = 1,
+            Listeners =
+            [
+                new VipListener("echo", "127.0.0.1", tcpPort, "tcp", [a.Backend, b.Backend], probe),
+                new VipListener("site", "127.0.0.1", httpPort, "http", [web.Backend]),
+                new VipListener("empty", "127.0.0.1", emptyPort, "tcp", []),
+            ],
+        }));
+        var tcpVip = $"127.0.0.1:{tcpPort}";
+        var httpVip = $"127.0.0.1:{httpPort}";
+
+        var before = await MetricsScrape.GetAsync(http, listener.Url);
+        Assert.Equal(0, before.Sum("heddle_lb_connections_total"));
+
+        const int Connections = 10;
+        for (var i = 0; i < Connections; i++)
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, tcpPort);
+            var stream = client.GetStream();
+            using var reader = new StreamReader(stream, Encoding.ASCII);
+            Assert.Contains(await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)), new[] { "a", "b" });
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("ping\n"));
+            Assert.Equal("ping", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal("web", await http.GetStringAsync($"http://{httpVip}/"));
+        }
+
+        using (var refused = new TcpClient())
+        {
+            await refused.ConnectAsync(IPAddress.Loopback, emptyPort);
+            int read;
+            try
+            {
+                read = await refused.GetStream().ReadAsync(new byte[1]).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (IOException)
+            {
+                read = 0; // reset: nothing to relay to
+            }
+
+            Assert.Equal(0, read);
+        }
+
+        var after = await Poll.UntilAsync(() => MetricsScrape.GetAsync(http, listener.Url),
+            s => s.Sum("heddle_lb_connections_open", ("vip", tcpVip)) == 0 && s.Sum("heddle_lb_health_checks_total", ("vip", tcpVip), ("result", "pass")) >= 2
+                && s.Sum("heddle_lb_connections_refused_total", ("vip", $"127.0.0.1:{emptyPort}"), ("reason", "no_backend")) >= 1,
+            Deadline, "the connections closed, health checks passed and the refused connection counted");
+
+        Assert.Equal(Connections, after.Sum("heddle_lb_connections_total", ("service", "echo"), ("vip", tcpVip)));
+        Assert.Equal(2, after.Series("heddle_lb_connections_total").Count(l => l["vip"] == tcpVip && l["backend"] is "a" or "b"));
+        Assert.Equal(Connections * "ping\n".Length, after.Sum("heddle_lb_relayed_bytes_total", ("vip", tcpVip), ("direction", "in")));
+        Assert.Equal(Connections * ("a\n".Length + "ping\n".Length), after.Sum("heddle_lb_relayed_bytes_total", ("vip", tcpVip), ("direction", "out")));
+        Assert.Equal(0, after.Sum("heddle_lb_connect_failures_total", ("vip", tcpVip)));
+        Assert.Equal(0, after.Sum("heddle_lb_connection_errors_total", ("vip", tcpVip)));
+        Assert.Equal(2, after.Sum("heddle_lb_backend_healthy", ("vip", tcpVip)));
+        Assert.Equal(5, after.Sum("heddle_lb_requests_total", ("service", "site"), ("vip", httpVip), ("backend", "web"), ("status_class", "2xx")));
+    }
+
+    [Fact]
+    public async Task Metrics_ABackendThatRefuses_IsCountedAsAConnectFailure()
+    {
+        using var alive = new EchoBackend("alive");
+        var dead = new Backend("dead", "127.0.0.1", FreePort());
+        using var meters = new MeterScope();
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions(), meters);
+        await using var listener = await MetricsListener.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), meters);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var port = FreePort();
+        Assert.Empty(await host.ApplyAsync(new LoadBalancerConfig { Version = 1, Listeners = [new VipListener("svc", "127.0.0.1", port, "tcp", [alive.Backend, dead])] }));
+
+        // Some flows hash to the dead backend first: each of those is retried once on the live one.
+        for (var i = 0; i < 20; i++)
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            using var reader = new StreamReader(client.GetStream(), Encoding.ASCII);
+            Assert.Equal("alive", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        var scrape = await MetricsScrape.GetAsync(http, listener.Url);
+        Assert.Equal(20, scrape.Sum("heddle_lb_connections_total", ("backend", "alive")));
+        Assert.Equal(0, scrape.Sum("heddle_lb_connections_total", ("backend", "dead")));
+        Assert.InRange(scrape.Sum("heddle_lb_connect_failures_total", ("backend", "dead")), 1, 20);
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
