@@ -185,7 +185,7 @@ public sealed class InstanceRunner
         }
 
         // Read outside the lock: it is I/O (the mount table, statfs), and reports must not wait on it.
-        if (directory is not null && Isolation.InstanceDisk.Usage(directory) is { } disk)
+        if (directory is not null && _driver.DiskUsage(directory) is { } disk)
         {
             (report.DiskUsedMib, report.DiskSizeMib) = ((int)(disk.Used >> 20), (int)(disk.Size >> 20));
         }
@@ -441,7 +441,7 @@ public sealed class InstanceRunner
         }
 
         var process = _running!;
-        var (probe, interval, threshold) = ProbeFactory.For(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
+        var (probe, interval, threshold) = _context.Probes(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
         using var probing = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var exit = _driver.WaitForExitAsync(process, probing.Token);
         var failures = 0;
