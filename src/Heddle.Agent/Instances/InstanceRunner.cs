@@ -96,11 +96,12 @@ public sealed class InstanceRunner
     {
         InstanceLaunch? launch;
         RunningProcess? running;
-        bool settingsChanged, changed;
+        bool settingsChanged, revisionChanged, changed;
         lock (_lock)
         {
             settingsChanged = !SameSettings(_goal, goal);
-            changed = settingsChanged || _goal.Revision != goal.Revision || !_peers.SequenceEqual(goal.Peers);
+            revisionChanged = _goal.Revision != goal.Revision;
+            changed = settingsChanged || revisionChanged || !_peers.SequenceEqual(goal.Peers);
             if (!changed)
             {
                 return;
@@ -135,7 +136,12 @@ public sealed class InstanceRunner
             _journalChanged(); // the journal remembers the settings the process now has
         }
 
-        _report(Snapshot());
+        // Only what the controller tracks is reported: the revision it runs. New peers alone change nothing it records, and
+        // reporting them made every Ready instance cost a report (a store write) from each of its role's other instances.
+        if (settingsChanged || revisionChanged)
+        {
+            _report(Snapshot());
+        }
     }
 
     private static bool SameSettings(InstanceGoal a, InstanceGoal b) =>

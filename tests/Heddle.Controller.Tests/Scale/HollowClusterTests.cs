@@ -100,10 +100,19 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
     }
 
     /// <summary>Waits until exactly <paramref name="count"/> instances exist and all are Ready (and each meets <paramref name="where"/>).</summary>
-    private static Task<List<InstanceStatus>> WaitAllReadyAsync(TestCluster cluster, int count, string what, Func<InstanceStatus, bool>? where = null) =>
-        Poll.UntilAsync(() => cluster.Api.ListInstancesAsync(),
-            all => all.Count == count && all.All(i => i.State == InstanceStates.Ready && (where?.Invoke(i) ?? true)),
+    private static async Task<List<InstanceStatus>> WaitAllReadyAsync(TestCluster cluster, int count, string what, Func<InstanceStatus, bool>? where = null)
+    {
+        var seen = await Poll.UntilAsync(async () => new Seen(await cluster.Api.ListInstancesAsync()),
+            s => s.All.Count == count && s.All.All(i => i.State == InstanceStates.Ready && (where?.Invoke(i) ?? true)),
             Deadline, what, TimeSpan.FromMilliseconds(500));
+        return seen.All;
+    }
+
+    /// <summary>Instances as a failure message shows them: counted by state, not listed.</summary>
+    private sealed record Seen(List<InstanceStatus> All)
+    {
+        public override string ToString() => $"{All.Count} instances: " + string.Join(", ", All.GroupBy(i => i.State).Select(g => $"{g.Count()} {g.Key}"));
+    }
 
     private static string Package(TempDirectory work, string name, int cores) => TestPackages.Build(work, name, $$"""
         name: {{name}}
