@@ -104,6 +104,8 @@ internal static class HollowCommand
             {
                 console.Out.WriteLine($"hollow {Environment.ProcessId}: {options.Nodes} nodes {options.NodeName(0)}..{options.NodeName(options.Nodes - 1)} at {options.Address(0)}..{options.Address(options.Nodes - 1)}, "
                     + $"{options.CoresPerNode} cores each, {options.FaultDomains} fault domains, ready after {Durations.Format(options.ReadyAfter)}; state in {options.StateDirectory}");
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                var commands = Console.IsInputRedirected ? ReadCommandsAsync(console, hollow, stop.Token) : Task.CompletedTask;
                 using var timer = new PeriodicTimer(parse.GetValue(every));
                 try
                 {
@@ -116,10 +118,48 @@ internal static class HollowCommand
                 catch (OperationCanceledException)
                 {
                 }
+
+                // Not awaited: a read from the console does not end on cancellation, and the process is exiting anyway.
+                await stop.CancelAsync();
             }
 
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Lines on stdin (a benchmark drives it so): `drop N` stops the first N nodes still running as machines that die do
+    /// (no word to the controller; their instances move after the node timeout). Anything else is refused with why.
+    /// </summary>
+    private static async Task ReadCommandsAsync(CliConsole console, HollowNodes hollow, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await Console.In.ReadLineAsync(cancellationToken) is { } line)
+            {
+                var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (words is ["drop", var text] && int.TryParse(text, out var count) && count > 0)
+                {
+                    var dropped = new List<string>();
+                    for (var i = 0; i < hollow.Options.Nodes && dropped.Count < count; i++)
+                    {
+                        if (await hollow.DropAsync(i))
+                        {
+                            dropped.Add(hollow.Options.NodeName(i));
+                        }
+                    }
+
+                    console.Out.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss} dropped {dropped.Count} node(s): {string.Join(' ', dropped)}");
+                }
+                else if (words.Length > 0)
+                {
+                    console.Error.WriteLine($"heddle hollow: '{line}' is not a command; the one command is 'drop N' (N a positive number of nodes)");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 }
