@@ -105,7 +105,8 @@ internal static class HollowCommand
                 console.Out.WriteLine($"hollow {Environment.ProcessId}: {options.Nodes} nodes {options.NodeName(0)}..{options.NodeName(options.Nodes - 1)} at {options.Address(0)}..{options.Address(options.Nodes - 1)}, "
                     + $"{options.CoresPerNode} cores each, {options.FaultDomains} fault domains, ready after {Durations.Format(options.ReadyAfter)}; state in {options.StateDirectory}");
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                var commands = Console.IsInputRedirected ? ReadCommandsAsync(console, hollow, stop.Token) : Task.CompletedTask;
+                // On a thread of its own: the console's reader reads synchronously even when asked to read asynchronously.
+                _ = Console.IsInputRedirected ? Task.Run(() => ReadCommandsAsync(console, hollow, stop.Token), CancellationToken.None) : Task.CompletedTask;
                 using var timer = new PeriodicTimer(parse.GetValue(every));
                 try
                 {
