@@ -125,48 +125,48 @@ internal static class ScaleHarness
 
             async Task DeployHealScaleDeleteAsync()
             {
-            foreach (var (name, tenant, cores) in services)
-            {
-                // A package per service: the configuration names the service, and a package is its service's.
-                var upload = await clients[tenant].UploadPackageAsync(TestPackages.Build(home, name, Definition(name, cores)));
-                await latency.TimeAsync("deploy", () => clients[tenant].DeployAsync(new DeploymentRequest(upload.Sha256, Configuration(name, PerService))));
-                probeService ??= name;
-            }
+                foreach (var (name, tenant, cores) in services)
+                {
+                    // A package per service: the configuration names the service, and a package is its service's.
+                    var upload = await clients[tenant].UploadPackageAsync(TestPackages.Build(home, name, Definition(name, cores)));
+                    await latency.TimeAsync("deploy", () => clients[tenant].DeployAsync(new DeploymentRequest(upload.Sha256, Configuration(name, PerService))));
+                    probeService ??= name;
+                }
 
-            figures["deploy_calls_s"] = clock.Elapsed.TotalSeconds;
-            await AllReadyAsync(api, o.Instances, _ => true, TimeSpan.FromSeconds(120 + o.Instances / 20.0));
-            figures["ready_s"] = clock.Elapsed.TotalSeconds;
-            figures["instances_per_s"] = o.Instances / clock.Elapsed.TotalSeconds;
-            var deploy = cpu.Take();
-            (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (deploy.AvgCores, deploy.PeakCores, deploy.PeakRssMiB);
-            Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
+                figures["deploy_calls_s"] = clock.Elapsed.TotalSeconds;
+                await AllReadyAsync(api, o.Instances, _ => true, TimeSpan.FromSeconds(120 + o.Instances / 20.0));
+                figures["ready_s"] = clock.Elapsed.TotalSeconds;
+                figures["instances_per_s"] = o.Instances / clock.Elapsed.TotalSeconds;
+                var deploy = cpu.Take();
+                (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (deploy.AvgCores, deploy.PeakCores, deploy.PeakRssMiB);
+                Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
 
-            var lost = Enumerable.Range(1, o.Nodes / 100).Select(i => $"h{i}").ToHashSet(StringComparer.Ordinal);
-            clock.Restart();
-            await hollow.StandardInput.WriteLineAsync($"drop {lost.Count}");
-            await hollow.StandardInput.FlushAsync();
-            await AllReadyAsync(api, o.Instances, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
-            figures["heal_beyond_timeout_s"] = clock.Elapsed.TotalSeconds - o.NodeTimeoutSeconds;
+                var lost = Enumerable.Range(1, o.Nodes / 100).Select(i => $"h{i}").ToHashSet(StringComparer.Ordinal);
+                clock.Restart();
+                await hollow.StandardInput.WriteLineAsync($"drop {lost.Count}");
+                await hollow.StandardInput.FlushAsync();
+                await AllReadyAsync(api, o.Instances, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
+                figures["heal_beyond_timeout_s"] = clock.Elapsed.TotalSeconds - o.NodeTimeoutSeconds;
 
-            var scaled = PerService + PerService / 10;
-            clock.Restart();
-            foreach (var (name, tenant, _) in services)
-            {
-                await clients[tenant].ScaleAsync(name, "job", scaled);
-            }
+                var scaled = PerService + PerService / 10;
+                clock.Restart();
+                foreach (var (name, tenant, _) in services)
+                {
+                    await clients[tenant].ScaleAsync(name, "job", scaled);
+                }
 
-            await AllReadyAsync(api, services.Count * scaled, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
-            figures["scale_s"] = clock.Elapsed.TotalSeconds;
+                await AllReadyAsync(api, services.Count * scaled, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
+                figures["scale_s"] = clock.Elapsed.TotalSeconds;
 
-            clock.Restart();
-            foreach (var (name, tenant, _) in services)
-            {
-                await clients[tenant].DeleteServiceAsync(name);
-            }
+                clock.Restart();
+                foreach (var (name, tenant, _) in services)
+                {
+                    await clients[tenant].DeleteServiceAsync(name);
+                }
 
-            await Poll.UntilAsync(async () => (await api.ListInstancesAsync()).Count + (await api.ListServicesAsync()).Count, n => n == 0,
-                TimeSpan.FromSeconds(120 + o.Instances / 20.0), "everything deleted", TimeSpan.FromSeconds(2));
-            figures["delete_s"] = clock.Elapsed.TotalSeconds;
+                await Poll.UntilAsync(async () => (await api.ListInstancesAsync()).Count + (await api.ListServicesAsync()).Count, n => n == 0,
+                    TimeSpan.FromSeconds(120 + o.Instances / 20.0), "everything deleted", TimeSpan.FromSeconds(2));
+                figures["delete_s"] = clock.Elapsed.TotalSeconds;
             }
         }
         finally
