@@ -8,6 +8,8 @@
 #   bench/run.sh swap [--trials N]                         builds heddle and the sample first; production/staging swaps under a client loop
 #   bench/run.sh failover [--trials N]                     builds heddle and the sample first; the leader of 3 controllers killed with -9
 #   bench/run.sh isolation [--trials N]                    as root: an instance's launch with its own disk and namespaces vs without
+#   bench/run.sh scale [--nodes N --instances N --store sqlite -o json]  builds heddle first; a controller and one `heddle hollow` process
+#                                                      (defaults 10000 nodes, 100000 instances; run it under `timeout`)
 #   (deploy runs on SQLite with 1 controller and on etcd with 3, in the same run; --stores sqlite|etcd for one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +31,8 @@ case "${1:-}" in
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
     if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
+  scale)
+    scripts/build.sh ;;
   deploy|upgrade|swap|failover)
     scripts/build.sh
     samples/hello/build.sh artifacts/heddle/heddle artifacts/hello.hpkg >/dev/null ;;

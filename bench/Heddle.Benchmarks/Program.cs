@@ -15,6 +15,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["swap"] = SwapHarness.Run,
     ["failover"] = FailoverHarness.Run,
     ["isolation"] = Heddle.Benchmarks.Isolation.LaunchCostHarness.Run,
+    ["scale"] = Heddle.Benchmarks.Scale.ScaleHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

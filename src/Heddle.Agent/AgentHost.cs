@@ -27,14 +27,14 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly Fencing _fence;
     private readonly Task _renewal;
     private readonly ILogger _log;
-    private readonly LogServer _logs;
+    private readonly ILogEndpoint _logs;
     private readonly HttpClient _downloads;
     private readonly HttpClient _probes;
     private MeterScope _meters = null!;
     private MetricsListener? _metricsListener;
 
-    private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, LogServer logs, HttpClient downloads, HttpClient probes,
-        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log, TimeProvider time)
+    private AgentHost(AgentOptions options, InstanceSupervisor supervisor, ControllerConnection connection, ILogEndpoint logs, HttpClient downloads, HttpClient probes,
+        NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log, TimeProvider time, bool housekeeping)
     {
         _log = log;
         Identity = identity;
@@ -48,7 +48,7 @@ public sealed class AgentHost : IAsyncDisposable
         Drivers = drivers;
         _connection = connection.RunAsync(supervisor, _stop.Token);
         _renewal = Task.Run(() => identity.RenewAsync(() => connection.Client, _log, _stop.Token));
-        _rotation = RotateLogsAsync(_stop.Token);
+        _rotation = housekeeping ? RotateLogsAsync(_stop.Token) : Task.CompletedTask;
         _fence = new Fencing(options.FenceAfter, time, () => connection.SilentSince, () => supervisor.Count, () => supervisor.FenceAsync(TimeSpan.FromSeconds(1)), connection.Reconnect, _log);
         _fencing = _fence.RunAsync(_stop.Token);
     }
@@ -83,11 +83,15 @@ public sealed class AgentHost : IAsyncDisposable
     /// <summary>When set, disposing the agent stops its instances too (`heddle up` teardown, tests).</summary>
     public bool StopInstancesOnExit { get; set; }
 
-    public static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
+    public static Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default) =>
+        StartAsync(options, NodeMachine.Host, loggers, time, cancellationToken);
+
+    /// <summary>Starts an agent on <paramref name="machine"/>: the real host, or a hollow node of `heddle hollow`.</summary>
+    public static async Task<AgentHost> StartAsync(AgentOptions options, NodeMachine machine, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
         time ??= TimeProvider.System;
-        var isolated = Posix.IsRoot;
+        var isolated = machine.Isolated;
         if (isolated)
         {
             PrepareIsolatedState(options);
@@ -97,7 +101,7 @@ public sealed class AgentHost : IAsyncDisposable
             Directory.CreateDirectory(options.StateDirectory);
         }
 
-        if (HostPrograms.Missing(Posix.IsRoot) is { Count: > 0 } missing)
+        if (machine.ChecksHostPrograms && HostPrograms.Missing(Posix.IsRoot) is { Count: > 0 } missing)
         {
             throw new InvalidOperationException($"this host lacks {string.Join(", ", missing)}, which the agent runs to start instances (apt-get install util-linux mount dash)");
         }
@@ -112,14 +116,14 @@ public sealed class AgentHost : IAsyncDisposable
         NodeIdentity? identity = null;
         InstanceSupervisor? supervisor = null;
         var metricsAt = options.Metrics.Endpoint();
-        var logs = await LogServer.StartAsync(options.Address, options.LogPort, () => identity, () => supervisor, cancellationToken);
+        var logs = await machine.Logs(options, () => identity, () => supervisor, cancellationToken);
         var meters = new MeterScope();
         MetricsListener? listener = null;
         try
         {
             var metrics = new AgentMetrics(meters);
             listener = metricsAt is null ? null : await MetricsListener.StartAsync(metricsAt, meters, cancellationToken);
-            var host = await StartAsync(options, loggers, time, logs, isolated, metrics, id => identity = id, s => supervisor = s, cancellationToken);
+            var host = await StartAsync(options, machine, loggers, time, logs, isolated, metrics, id => identity = id, s => supervisor = s, cancellationToken);
             host._meters = meters;
             host._metricsListener = listener;
             return host;
@@ -137,25 +141,16 @@ public sealed class AgentHost : IAsyncDisposable
         }
     }
 
-    private static async Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory loggers, TimeProvider time, LogServer logs, bool isolated, AgentMetrics metrics,
+    private static async Task<AgentHost> StartAsync(AgentOptions options, NodeMachine machine, ILoggerFactory loggers, TimeProvider time, ILogEndpoint logs, bool isolated, AgentMetrics metrics,
         Action<NodeIdentity> identified, Action<InstanceSupervisor> supervising, CancellationToken cancellationToken)
     {
         var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
         identified(identity);
         // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
         var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
-        var topology = NodeTopology.Detect(options.ClaimCores, options.ClaimThreadsPerCore);
-        string? unavailable = "disabled by --no-cgroups";
-        var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
-
-        var driver = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
-        string? containerUnavailable = "disabled by --no-containers";
-        var container = options.UseContainers ? Heddle.Agent.Drivers.Containers.ContainerDriver.Open(options.StateDirectory, cgroups, out containerUnavailable) : null;
-        var drivers = new Dictionary<string, IInstanceDriver>(StringComparer.Ordinal) { [driver.Name] = driver };
-        if (container is not null)
-        {
-            drivers[container.Name] = container;
-        }
+        var topology = machine.Topology(options);
+        var (drivers, unavailable, driverIsolation) = machine.Drivers(options);
+        var containerUnavailable = unavailable.GetValueOrDefault("container");
         // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state
         // names. They are fetched from the controller the agent talks to now.
         ControllerConnection? current = null;
@@ -173,11 +168,12 @@ public sealed class AgentHost : IAsyncDisposable
             Log = loggers.CreateLogger<InstanceSupervisor>(),
             Options = options,
             Topology = topology,
-            Packages = new PackageCache(Path.Combine(options.StateDirectory, "cache"), downloads),
+            Packages = machine.Packages(options, downloads),
             Drivers = drivers,
-            DriverUnavailable = containerUnavailable is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["container"] = containerUnavailable },
+            DriverUnavailable = unavailable,
             Images = new ImageCache(Path.Combine(options.StateDirectory, "images"), downloads),
             Ports = new PortAllocator(options.Address, options.PortRangeStart, options.PortRangeEnd),
+            Probes = machine.Probes,
             ProbeClient = probes,
             Time = time,
             Metrics = metrics,
@@ -204,9 +200,9 @@ public sealed class AgentHost : IAsyncDisposable
         metrics.Observe(supervisor.Reports);
         supervising(supervisor);
         node.LogUrl = logs.Url.ToString();
-        var isolation = uids is null
-            ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driver.Isolation})"
-            : $"a uid per service ({options.UidRange}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driver.Isolation}";
+        var isolation = machine.Isolation ?? (uids is null
+            ? $"NOT ISOLATED: the agent is not root, so instances run as its own user and can reach everything it can ({driverIsolation})"
+            : $"a uid per service ({options.UidRange}), no capabilities, environment from nothing, a disk, /tmp, /dev/shm and /proc of its own, {driverIsolation}");
         node.Isolation = isolation;
         node.Drivers.AddRange(drivers.Keys.Order(StringComparer.Ordinal));
         if (containerUnavailable is not null)
@@ -214,7 +210,7 @@ public sealed class AgentHost : IAsyncDisposable
             loggers.CreateLogger<AgentHost>().LogWarning("The container driver is unavailable on this node: {Reason}; container roles are not placed here", containerUnavailable);
         }
 
-        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values], identity, loggers.CreateLogger<AgentHost>(), time)
+        return new AgentHost(options, supervisor, connection, logs, downloads, probes, topology, [.. drivers.Values], identity, loggers.CreateLogger<AgentHost>(), time, machine.Housekeeping)
         {
             Isolation = isolation, ContainerUnavailable = containerUnavailable,
         };

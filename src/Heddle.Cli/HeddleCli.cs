@@ -19,6 +19,7 @@ public static class HeddleCli
             SimulateCommand.Create(console),
             ControllerCommand.Create(console),
             AgentCommand.Create(console),
+            HollowCommand.Create(console),
             UpCommand.Create(console),
             DnsCommand.Create(console),
             LbCommand.Create(console),

@@ -80,6 +80,9 @@ public interface IInstanceDriver
     /// <summary>Makes the instance's disk (the process driver's copy of the role folder, the container's overlay); kept across restarts.</summary>
     void PrepareDisk(InstanceLaunch launch);
 
+    /// <summary>Bytes used and size of the disk <see cref="PrepareDisk"/> made for the instance in <paramref name="directory"/>; null when it has none of its own.</summary>
+    (long Used, long Size)? DiskUsage(string directory);
+
     /// <summary>Renames a freshly written heddle-instance.json (beside the instance folder) to where the instance reads it.</summary>
     void PlaceDescription(InstanceLaunch launch, string partialFile);
 

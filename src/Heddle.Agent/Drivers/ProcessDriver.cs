@@ -112,6 +112,8 @@ public sealed class ProcessDriver : IInstanceDriver
     }
 
     /// <summary>Renamed into app/: rename replaces whatever the instance put at that name (a link included) and never writes through it.</summary>
+    public (long Used, long Size)? DiskUsage(string directory) => InstanceDisk.Usage(directory);
+
     public void PlaceDescription(InstanceLaunch launch, string partialFile) =>
         File.Move(partialFile, Path.Combine(launch.WorkingDirectory, "heddle-instance.json"), overwrite: true);
 

@@ -11,7 +11,7 @@ public sealed class AgentContext
 
     public required NodeTopology Topology { get; init; }
 
-    public required PackageCache Packages { get; init; }
+    public required IPackageSource Packages { get; init; }
 
     /// <summary>The drivers this node can run, by the model's `driver:` name.</summary>
     public required IReadOnlyDictionary<string, IInstanceDriver> Drivers { get; init; }
@@ -23,6 +23,9 @@ public sealed class AgentContext
     public required ImageCache Images { get; init; }
 
     public required PortAllocator Ports { get; init; }
+
+    /// <summary>How an instance's health is probed: <see cref="Probes.ProbeFactory.For"/> (the role's probe) on a real node.</summary>
+    public Probes.ProbeChoice Probes { get; init; } = Heddle.Agent.Probes.ProbeFactory.For;
 
     /// <summary>For HTTP probes.</summary>
     public required HttpClient ProbeClient { get; init; }

@@ -96,11 +96,12 @@ public sealed class InstanceRunner
     {
         InstanceLaunch? launch;
         RunningProcess? running;
-        bool settingsChanged, changed;
+        bool settingsChanged, revisionChanged, changed;
         lock (_lock)
         {
             settingsChanged = !SameSettings(_goal, goal);
-            changed = settingsChanged || _goal.Revision != goal.Revision || !_peers.SequenceEqual(goal.Peers);
+            revisionChanged = _goal.Revision != goal.Revision;
+            changed = settingsChanged || revisionChanged || !_peers.SequenceEqual(goal.Peers);
             if (!changed)
             {
                 return;
@@ -135,7 +136,12 @@ public sealed class InstanceRunner
             _journalChanged(); // the journal remembers the settings the process now has
         }
 
-        _report(Snapshot());
+        // Only what the controller tracks is reported: the revision it runs. New peers alone change nothing it records, and
+        // reporting them made every Ready instance cost a report (a store write) from each of its role's other instances.
+        if (settingsChanged || revisionChanged)
+        {
+            _report(Snapshot());
+        }
     }
 
     private static bool SameSettings(InstanceGoal a, InstanceGoal b) =>
@@ -185,7 +191,7 @@ public sealed class InstanceRunner
         }
 
         // Read outside the lock: it is I/O (the mount table, statfs), and reports must not wait on it.
-        if (directory is not null && Isolation.InstanceDisk.Usage(directory) is { } disk)
+        if (directory is not null && _driver.DiskUsage(directory) is { } disk)
         {
             (report.DiskUsedMib, report.DiskSizeMib) = ((int)(disk.Used >> 20), (int)(disk.Size >> 20));
         }
@@ -443,7 +449,7 @@ public sealed class InstanceRunner
         }
 
         var process = _running!;
-        var (probe, interval, threshold) = ProbeFactory.For(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
+        var (probe, interval, threshold) = _context.Probes(launch.Role, _context.Options.Address, _ports, _context.ProbeClient);
         using var probing = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var exit = _driver.WaitForExitAsync(process, probing.Token);
         var failures = 0;

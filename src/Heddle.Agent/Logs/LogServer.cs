@@ -8,12 +8,18 @@ using Microsoft.Extensions.Logging;
 
 namespace Heddle.Agent.Logs;
 
+/// <summary>Where the controller reaches a node (a TCP connect when it enrols) and asks it for instance logs.</summary>
+public interface ILogEndpoint : IAsyncDisposable
+{
+    Uri Url { get; }
+}
+
 /// <summary>
 /// Serves this node's instance logs to the controller (which proxies them to users):
 /// GET /logs/{service}/{role}/{index}?stream=stdout|stderr&amp;tail=N&amp;follow=true, over TLS with this node's
 /// certificate, to the controller's client certificate only.
 /// </summary>
-public sealed class LogServer : IAsyncDisposable
+public sealed class LogServer : ILogEndpoint
 {
     private readonly WebApplication _app;
 

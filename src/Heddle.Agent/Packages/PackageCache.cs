@@ -11,12 +11,22 @@ public sealed record CachedPackage(string Sha256, string Directory, ServiceDefin
     public string RoleDirectory(string role) => Path.Combine(Directory, PackageLayout.RolesFolder, role);
 }
 
+/// <summary>Where an instance runner gets its package from: <see cref="PackageCache"/> on a real node.</summary>
+public interface IPackageSource
+{
+    /// <summary>The package unpacked on this node, fetched from <paramref name="relativeUrl"/> of the controller when it is not yet.</summary>
+    Task<CachedPackage> GetAsync(string sha256, string relativeUrl, CancellationToken cancellationToken);
+
+    /// <summary>Removes unpacked packages that are not in <paramref name="needed"/>.</summary>
+    void Evict(IReadOnlySet<string> needed);
+}
+
 /// <summary>
 /// Packages on this node: downloaded once (resuming with HTTP range requests after an interruption), verified
 /// against their SHA-256, unpacked once through the safe extractor, shared by every instance, and evicted when no
 /// goal state needs them.
 /// </summary>
-public sealed class PackageCache(string directory, HttpClient http)
+public sealed class PackageCache(string directory, HttpClient http) : IPackageSource
 {
     private readonly string _downloads = Path.Combine(directory, "downloads");
     private readonly string _unpacked = Path.Combine(directory, "packages");

@@ -62,6 +62,9 @@ public sealed class RunningProbe : IProbe
     public Task<bool> CheckAsync(CancellationToken cancellationToken) => Task.FromResult(true);
 }
 
+/// <summary>Chooses the probe of an instance of <paramref name="role"/> listening on <paramref name="ports"/> at <paramref name="address"/>, how often it runs and after how many failures in a row it counts.</summary>
+public delegate (IProbe Probe, TimeSpan Interval, int Threshold) ProbeChoice(RoleDefinition role, string address, IReadOnlyDictionary<string, int> ports, HttpClient http);
+
 public static class ProbeFactory
 {
     /// <summary>The role's probe, or the default: the first endpoint accepts a TCP connection, or the process runs.</summary>

@@ -109,7 +109,10 @@ public sealed class AgentService(
         // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it does
         // not fence itself and its instances run on), and what it says is written once the store takes it again.
         var pendingHello = await TryAsync(() => JoinAsync(hello)) ? null : hello;
-        var unsent = new Dictionary<string, InstanceReport>(StringComparer.Ordinal);
+        // The instances the Hello names are recorded once the stream is writing (below), one store write each: recorded
+        // first, a node with many instances on a slow store kept the agent waiting past its 5 s silence limit, and it
+        // hung up and said Hello again, for ever.
+        var unsent = hello.Instances.ToDictionary(r => r.InstanceId, StringComparer.Ordinal);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
         // The stream lasts no longer than the certificate that opened it: the agent comes back with its renewed one.
@@ -121,6 +124,7 @@ public sealed class AgentService(
         var writer = WriteGoalsAsync(session, responseStream, linked.Token);
         try
         {
+            await RecordAsync();
             while (await requestStream.MoveNext(linked.Token))
             {
                 health.Seen(node);
@@ -140,15 +144,7 @@ public sealed class AgentService(
                     pendingHello = null;
                 }
 
-                foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
-                {
-                    if (!await TryAsync(() => ReportAsync(node, report)))
-                    {
-                        break;
-                    }
-
-                    unsent.Remove(report.InstanceId);
-                }
+                await RecordAsync();
             }
         }
         catch (OperationCanceledException)
@@ -158,6 +154,20 @@ public sealed class AgentService(
         {
             sessions.Close(session);
             await writer;
+        }
+
+        // What the node reported and the store has not taken yet (all of it, once the node has joined).
+        async Task RecordAsync()
+        {
+            foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
+            {
+                if (!await TryAsync(() => ReportAsync(node, report)))
+                {
+                    break;
+                }
+
+                unsent.Remove(report.InstanceId);
+            }
         }
     }
 
@@ -200,11 +210,6 @@ public sealed class AgentService(
         else if (previous.Condition == NodeConditions.Down)
         {
             await events.AddAsync(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
-        }
-
-        foreach (var report in hello.Instances)
-        {
-            await ReportAsync(info.Name, report);
         }
 
         // An instance of a service being deleted that the node no longer runs: its Stopped report may have gone to a

@@ -21,7 +21,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
         var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
         var members = new Dictionary<string, IReadOnlyList<InstanceRecord>>(StringComparer.Ordinal);
-        Dictionary<string, string>? addresses = null;
+        var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var instance in store.ListInstancesOnNode(node))
         {
             if (!services.TryGetValue(instance.Service, out var service))
@@ -74,8 +74,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
                 all = members[instance.Service] = store.ListInstances(instance.Service);
             }
 
-            addresses ??= store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
-            item.Peers.AddRange(all.Where(p => p.Role == instance.Role && p.Index != instance.Index).OrderBy(p => p.Index).Select(p => Peer(p, addresses)));
+            item.Peers.AddRange(all.Where(p => p.Role == instance.Role && p.Index != instance.Index).OrderBy(p => p.Index).Select(p => Peer(p, AddressOf(p.Node, addresses))));
             foreach (var (name, value) in model.SettingsOf(instance.Role))
             {
                 item.Settings[name] = value;
@@ -86,7 +85,18 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
         return goal;
     }
 
-    private static Peer Peer(InstanceRecord instance, Dictionary<string, string> addresses)
+    /// <summary>A peer's node address, read once per goal state (not every node's: that was a pass over the cluster per goal state).</summary>
+    private string AddressOf(string node, Dictionary<string, string> addresses)
+    {
+        if (!addresses.TryGetValue(node, out var address))
+        {
+            addresses[node] = address = store.GetNode(node)?.Address ?? string.Empty;
+        }
+
+        return address;
+    }
+
+    private static Peer Peer(InstanceRecord instance, string address)
     {
         var peer = new Peer
         {
@@ -94,7 +104,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
             Index = instance.Index,
             UpgradeDomain = instance.UpgradeDomain,
             Node = instance.Node,
-            Address = addresses.GetValueOrDefault(instance.Node, string.Empty),
+            Address = address,
             Ready = instance.State == Contracts.Api.InstanceStates.Ready,
         };
         foreach (var (name, port) in instance.Ports)

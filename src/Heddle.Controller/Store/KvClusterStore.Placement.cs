@@ -104,7 +104,28 @@ public sealed partial class KvClusterStore
         [.. Merge(service is null ? "instances/" : Keys.Instances(service), service is null ? "status/" : Keys.Statuses(service))
             .OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
 
-    public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node) => [.. ListInstances().Where(i => i.Node == node)];
+    /// <summary>
+    /// Every node's instances, grouped once per version of the mirror: a goal state is computed for each node a change
+    /// touches (a Ready instance: every node holding one of its peers), and each used to list and filter every instance
+    /// of the cluster. Still a pass over the cluster per change; an index kept from the mirror's changes would make it
+    /// per node (issue 27).
+    /// </summary>
+    private volatile InstancesByNode? _byNode;
+
+    private sealed record InstancesByNode(long Version, ILookup<string, InstanceRecord> Instances);
+
+    public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node)
+    {
+        // The version is read before the listing: a grouping is at least as new as the version it is kept under.
+        var version = _mirror.Version;
+        var grouped = _byNode;
+        if (grouped is null || grouped.Version != version)
+        {
+            _byNode = grouped = new InstancesByNode(version, ListInstances().ToLookup(i => i.Node, StringComparer.Ordinal));
+        }
+
+        return [.. grouped.Instances[node]];
+    }
 
     /// <summary>Each placed instance with what its agent last reported of its generation (a report of an older generation is not its).</summary>
     private IEnumerable<InstanceRecord> Merge(string placements, string statuses)

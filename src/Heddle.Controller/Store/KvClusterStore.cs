@@ -243,8 +243,24 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     private List<T> ReadAll<T>(string prefix) => [.. _mirror.List(prefix).Select(Decode<T>)];
 
-    internal static T Decode<T>(KvEntry entry) => JsonSerializer.Deserialize<T>(entry.Value, Format)
-        ?? throw new InvalidDataException($"the store holds null at {entry.Key}");
+    /// <summary>
+    /// Each entry decoded once: the mirror replaces an entry whole when its key changes, and records are immutable, so the
+    /// value decoded from one entry can be handed to every reader. Without it every listing parsed the JSON of every record
+    /// it named (a goal state decoded every instance of the cluster).
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<KvEntry, object> Decoded = new();
+
+    internal static T Decode<T>(KvEntry entry)
+    {
+        if (Decoded.TryGetValue(entry, out var known) && known is T value)
+        {
+            return value;
+        }
+
+        value = JsonSerializer.Deserialize<T>(entry.Value, Format) ?? throw new InvalidDataException($"the store holds null at {entry.Key}");
+        Decoded.AddOrUpdate(entry, value);
+        return value;
+    }
 
     internal static KvWrite Put<T>(string key, T value) => KvWrite.Put(key, JsonSerializer.SerializeToUtf8Bytes(value, Format));
 

@@ -156,6 +156,8 @@ public sealed class ContainerDriver : IInstanceDriver
         }
     }
 
+    public (long Used, long Size)? DiskUsage(string directory) => InstanceDisk.Usage(directory);
+
     public void PlaceDescription(InstanceLaunch launch, string partialFile)
     {
         var owner = launch.RunAs!;

@@ -32,6 +32,11 @@ public sealed class KvMirror : IAsyncDisposable
     /// <summary>Raised (outside the lock) with each change another writer made, once it is in the copy.</summary>
     public event Action<KvEvent>? Changed;
 
+    private long _version;
+
+    /// <summary>Grows with every change the copy takes in: a view derived from the copy at one version is current while it stays.</summary>
+    public long Version => Volatile.Read(ref _version);
+
     /// <summary>Why the watch is not following the store now, or null while it is.</summary>
     public string? Lagging { get; private set; }
 
@@ -158,12 +163,14 @@ public sealed class KvMirror : IAsyncDisposable
             _entries.Remove(change.Key);
             _keys.Remove(change.Key);
             _deleted[change.Key] = change.Revision;
+            Interlocked.Increment(ref _version);
             return true;
         }
 
         _entries[change.Key] = entry ?? new KvEntry(change.Key, change.Value!, current?.CreateRevision ?? change.Revision, change.Revision);
         _keys.Add(change.Key);
         _deleted.Remove(change.Key);
+        Interlocked.Increment(ref _version);
         return true;
     }
 
