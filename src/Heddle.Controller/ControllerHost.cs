@@ -229,12 +229,22 @@ public sealed partial class ControllerHost : IAsyncDisposable
         var current = string.Empty;
         var log = Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>();
         await using var stuck = new Timer(_ => LogStillStopping(log, clock.Elapsed.TotalSeconds, Volatile.Read(ref current)), null, StillStoppingAfter, Timeout.InfiniteTimeSpan);
-        async Task Step(string name, Func<Task> step)
+        // Each step is bounded: a stop that waits for ever (a pass that ignores cancellation, a stream that never ends) is
+        // worse for an operator than one that gives up on a step, says so, and goes on to free the ports.
+        async Task Step(string name, Func<Task> step, TimeSpan? limit = null)
         {
             var started = clock.Elapsed;
             Volatile.Write(ref current, name);
-            await step();
-            steps.Add($"{name} {(clock.Elapsed - started).TotalSeconds:0.0} s");
+            try
+            {
+                await step().WaitAsync(limit ?? StepLimit);
+                steps.Add($"{name} {(clock.Elapsed - started).TotalSeconds:0.0} s");
+            }
+            catch (TimeoutException)
+            {
+                steps.Add($"{name} given up after {(clock.Elapsed - started).TotalSeconds:0.0} s");
+                LogStepGivenUp(log, name, (limit ?? StepLimit).TotalSeconds);
+            }
         }
 
         await _stop.CancelAsync();
@@ -247,7 +257,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             // Long streams (event and projection followers, an agent that reconnected meanwhile) are cut after the grace.
             await _app.StopAsync(grace.Token);
-        });
+        }, TimeSpan.FromSeconds(15));
         if (clock.Elapsed > SlowStop)
         {
             LogSlowStop(log, clock.Elapsed.TotalSeconds, string.Join(", ", steps));
@@ -259,6 +269,10 @@ public sealed partial class ControllerHost : IAsyncDisposable
 
     private static readonly TimeSpan SlowStop = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan StillStoppingAfter = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan StepLimit = TimeSpan.FromSeconds(10);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stopping: gave up waiting for {Step} after {Seconds:0} s; going on with the stop")]
+    private static partial void LogStepGivenUp(ILogger logger, string step, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Still stopping after {Seconds:0.0} s, waiting for: {Step}")]
     private static partial void LogStillStopping(ILogger logger, double seconds, string step);

@@ -15,6 +15,12 @@ public sealed class LogCapture
     public ILoggerFactory For(string source, LogLevel minimum = LogLevel.Information) =>
         LoggerFactory.Create(b => b.SetMinimumLevel(minimum).AddProvider(new Provider(this, source)));
 
+    /// <summary>Adds a provider keeping lines here to <paramref name="logging"/> (a controller's, say), at Warning and above and its leadership at Information.</summary>
+    public void AddTo(ILoggingBuilder logging, string source)
+    {
+        logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Heddle.Controller.Leadership", LogLevel.Information).AddProvider(new Provider(this, source));
+    }
+
     public IReadOnlyList<string> Lines => [.. _lines];
 
     public IReadOnlyList<string> LinesOf(string source) => [.. _lines.Where(l => l.Contains($" {source} ", StringComparison.Ordinal))];

@@ -33,6 +33,12 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>What every agent of the cluster logged (Information and above), each line naming its node.</summary>
     public LogCapture AgentLogs { get; } = new();
 
+    /// <summary>What the controllers logged (warnings and above, and who leads), each line naming the controller's API port.</summary>
+    public LogCapture ControllerLogs { get; } = new();
+
+    private Task<ControllerHost> StartControllerHostAsync(ControllerOptions options) =>
+        ControllerHost.StartAsync(options, logging: b => ControllerLogs.AddTo(b, $"controller:{options.ApiPort}"));
+
     public HeddleApiClient Api { get; private set; } = null!;
 
     public string StateDirectory => _directory.Path;
@@ -210,7 +216,7 @@ public sealed class TestCluster : IAsyncDisposable
     {
         if (options.ApiPort != 0 || options.AgentPort != 0)
         {
-            return await ControllerHost.StartAsync(options);
+            return await StartControllerHostAsync(options);
         }
 
         for (var attempt = 1; ; attempt++)
@@ -219,7 +225,7 @@ public sealed class TestCluster : IAsyncDisposable
             var agent = ReservedPorts.Take();
             try
             {
-                var host = await ControllerHost.StartAsync(options with { ApiPort = api, AgentPort = agent });
+                var host = await StartControllerHostAsync(options with { ApiPort = api, AgentPort = agent });
                 _reservedPorts.Add(api);
                 _reservedPorts.Add(agent);
                 return host;
@@ -240,7 +246,7 @@ public sealed class TestCluster : IAsyncDisposable
     /// connection, under load) may hold one of them for a moment after the old controller let it go: retried on that
     /// clash for up to 15 s, as an operator would restart it.
     /// </summary>
-    private static async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
+    private async Task<ControllerHost> StartOnItsPortsAsync(ControllerOptions options)
     {
         Exception? inUse = null;
         try
@@ -249,7 +255,7 @@ public sealed class TestCluster : IAsyncDisposable
             {
                 try
                 {
-                    return await ControllerHost.StartAsync(options);
+                    return await StartControllerHostAsync(options);
                 }
                 catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
                 {

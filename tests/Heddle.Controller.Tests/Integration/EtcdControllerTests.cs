@@ -185,7 +185,14 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
             {
                 output.WriteLine($"step {step}: controller {stopped[0]} starts again");
                 var waited = Stopwatch.StartNew();
-                await Poll.UntilAsync(() => Task.FromResult(cluster.Controllers[stopped[0]] is null), s => s, Deadline, "the stop to finish");
+                try
+                {
+                    await Poll.UntilAsync(() => Task.FromResult(cluster.Controllers[stopped[0]] is null), s => s, Deadline, "the stop to finish");
+                }
+                catch (TimeoutException e)
+                {
+                    throw new TimeoutException($"{e.Message}\ncontrollers' logs:\n{cluster.ControllerLogs}", e);
+                }
                 output.WriteLine($"step {step}: waited {waited.Elapsed.TotalSeconds:0.0} s more for controller {stopped[0]} to have stopped");
                 await cluster.StartControllerAsync(stopped[0]);
                 stopped.RemoveAt(0);
