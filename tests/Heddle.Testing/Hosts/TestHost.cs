@@ -92,14 +92,30 @@ public sealed class TestHost : IAsyncDisposable
     public async Task DropAsync()
     {
         await ClearAsync();
-        await NftAsync("add", "table", "inet", Table);
-        await NftAsync("add", "chain", "inet", Table, "in", "{ type filter hook input priority -300; policy drop; }");
-        await NftAsync("add", "rule", "inet", Table, "in", "iif", "lo", "accept");
-        await NftAsync("add", "chain", "inet", Table, "out", "{ type filter hook output priority -300; policy drop; }");
-        await NftAsync("add", "rule", "inet", Table, "out", "oif", "lo", "accept");
-        await NftAsync("add", "table", "arp", Table);
-        await NftAsync("add", "chain", "arp", Table, "in", "{ type filter hook input priority 0; policy drop; }");
-        await NftAsync("add", "chain", "arp", Table, "out", "{ type filter hook output priority 0; policy drop; }");
+
+        // One nft run from one file: the rules take effect together (a transaction), so the silence starts at one instant
+        // inside this call, and the time after it returns is all silent.
+        var rules = Path.Combine(Path.GetTempPath(), $"heddlebed-{Name}-{Guid.NewGuid():N}.nft");
+        await File.WriteAllTextAsync(rules, $$"""
+            table inet {{Table}} {
+                chain in { type filter hook input priority -300; policy drop; iif "lo" accept; }
+                chain out { type filter hook output priority -300; policy drop; oif "lo" accept; }
+            }
+            table arp {{Table}} {
+                chain in { type filter hook input priority 0; policy drop; }
+                chain out { type filter hook output priority 0; policy drop; }
+            }
+
+            """);
+        try
+        {
+            await NftAsync("-f", rules);
+        }
+        finally
+        {
+            File.Delete(rules);
+        }
+
         Fault = "dropped";
     }
 
