@@ -126,6 +126,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         TokenEndpoints.Map(app);
         QuotaEndpoints.Map(app);
         AgentEndpoints.Map(app);
+        Dashboard.DashboardEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
         if (store.Shared)

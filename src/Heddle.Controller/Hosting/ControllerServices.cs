@@ -59,6 +59,7 @@ internal static class ControllerServices
         services.AddSingleton<Metrics.ControllerMetrics>();
         services.AddSingleton(sp => new Heddle.Contracts.Metrics.PrometheusExport(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddSingleton<Leadership.LeaderDuties>();
+        services.AddSingleton<Dashboard.PageData>();
         services.AddHttpClient(Api.Logs.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => Heddle.Contracts.Trust.ClusterTrust.Handler(ca.Certificate, () => serverCertificate, Heddle.Contracts.Trust.ClusterTrust.NodeUnit));
         services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = 16 << 20);
