@@ -53,7 +53,7 @@ internal static class ControlPlanePage
         Balancers(html, data);
         Dns(html, data);
         Certificates(html, data);
-        return new Page(html.ToString());
+        return new Page(html.ToString(), Follow: "balancers");
     }
 
     private static async Task<string?> LeaderAsync(PageData data, CancellationToken cancellationToken)

@@ -108,4 +108,5 @@ internal static class DashboardEndpoints
 }
 
 /// <summary>What a page renders: controls the live updates leave alone (filters, a log tail), and the live part.</summary>
-internal sealed record Page(string Live, string Controls = "", string After = "");
+/// <param name="Follow">"balancers" when the page shows the balancers, whose records change with every heartbeat.</param>
+internal sealed record Page(string Live, string Controls = "", string After = "", string? Follow = null);

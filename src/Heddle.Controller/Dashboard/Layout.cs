@@ -25,7 +25,7 @@ internal static class Layout
             .Raw("<form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form></header>")
             .Open("h1").Text(title).Close("h1")
             .Raw("<div id=\"controls\">").Raw(page.Controls).Raw("</div>")
-            .Open("main", ("id", "live"), ("data-version", version.ToString(System.Globalization.CultureInfo.InvariantCulture))).Raw(page.Live).Close("main")
+            .Open("main", ("id", "live"), ("data-version", version.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("data-follow", page.Follow)).Raw(page.Live).Close("main")
             .Raw("<div id=\"after\">").Raw(page.After).Raw("</div>")
             .Raw("</body></html>");
         return html.ToString();

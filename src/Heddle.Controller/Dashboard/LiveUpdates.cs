@@ -15,6 +15,25 @@ internal static class LiveUpdates
 {
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(150);
 
+    /// <summary>What the pages show from the store. Balancers' records change with every heartbeat (their VIP leases): a page that shows them asks for them, and hears of them at most every <see cref="NoisyEvery"/>.</summary>
+    private static readonly string[] Shown = ["services/", "instances/", "nodes/", "events/", "revisions/", "certificates/", "slots/"];
+
+    private static readonly string[] Noisy = ["balancers/", "vips/"];
+
+    private static readonly TimeSpan NoisyEvery = TimeSpan.FromSeconds(2);
+
+    /// <summary>The version of what a page shows: it moves on when one of its kinds of record changes, and only then.</summary>
+    public static long VersionOf(KvMirror mirror, bool noisy = false)
+    {
+        var version = 0L;
+        foreach (var prefix in noisy ? Noisy : Shown)
+        {
+            version = Math.Max(version, mirror.VersionOf(prefix));
+        }
+
+        return version;
+    }
+
     /// <summary>A comment this often keeps proxies and the browser from taking a quiet stream for a dead one.</summary>
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
@@ -25,7 +44,10 @@ internal static class LiveUpdates
         response.Headers.CacheControl = "no-store";
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var seen = long.TryParse(context.Request.Query["v"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1;
+        var followNoisy = context.Request.Query["follow"] == "balancers";
+        var noisySeen = VersionOf(mirror, noisy: true);
         var quiet = TimeSpan.Zero;
+        var sinceNoisy = TimeSpan.Zero;
         try
         {
             await response.WriteAsync("retry: 1000\n\n", ended.Token);
@@ -33,10 +55,18 @@ internal static class LiveUpdates
             using var timer = new PeriodicTimer(Tick);
             do
             {
-                var version = mirror.Version;
-                if (version != seen)
+                var version = VersionOf(mirror);
+                sinceNoisy += Tick;
+                var noisy = followNoisy && sinceNoisy >= NoisyEvery && VersionOf(mirror, noisy: true) != noisySeen;
+                if (version != seen || noisy)
                 {
                     seen = version;
+                    if (noisy)
+                    {
+                        noisySeen = VersionOf(mirror, noisy: true);
+                        sinceNoisy = TimeSpan.Zero;
+                    }
+
                     quiet = TimeSpan.Zero;
                     await response.WriteAsync($"event: change\ndata: {version}\n\n", ended.Token);
                     await response.Body.FlushAsync(ended.Token);

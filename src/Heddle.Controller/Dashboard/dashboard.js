@@ -30,7 +30,8 @@
 
   function follow() {
     if (!live) return;
-    const source = new EventSource('/ui/live?v=' + encodeURIComponent(live.dataset.version || ''));
+    const follow = live.dataset.follow ? '&follow=' + encodeURIComponent(live.dataset.follow) : '';
+    const source = new EventSource('/ui/live?v=' + encodeURIComponent(live.dataset.version || '') + follow);
     source.addEventListener('open', () => { connection.className = 'connection up'; connection.title = 'live: updates arrive as they happen'; });
     source.addEventListener('error', () => { connection.className = 'connection down'; connection.title = 'not connected to the controller: retrying'; });
     source.addEventListener('change', refresh);

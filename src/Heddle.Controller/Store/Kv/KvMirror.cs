@@ -37,6 +37,29 @@ public sealed class KvMirror : IAsyncDisposable
     /// <summary>Grows with every change the copy takes in: a view derived from the copy at one version is current while it stays.</summary>
     public long Version => Volatile.Read(ref _version);
 
+    /// <summary>For each top-level prefix ("services/"), the <see cref="Version"/> at which a key under it last changed (guarded by the lock).</summary>
+    private readonly Dictionary<string, long> _prefixVersions = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The <see cref="Version"/> at which a key under a top-level prefix ("services/", up to the first '/') last changed,
+    /// or 0: a reader that shows only some kinds of record follows those, not every heartbeat of another kind.
+    /// </summary>
+    public long VersionOf(string prefix)
+    {
+        lock (_lock)
+        {
+            return _prefixVersions.GetValueOrDefault(prefix);
+        }
+    }
+
+    private void NoteChange(string key)
+    {
+        var version = Interlocked.Increment(ref _version);
+        var end = key.IndexOf('/', StringComparison.Ordinal);
+        var prefixes = _prefixVersions.GetAlternateLookup<ReadOnlySpan<char>>(); // no string made for a prefix seen before
+        prefixes[end < 0 ? key.AsSpan() : key.AsSpan(0, end + 1)] = version;
+    }
+
     /// <summary>Why the watch is not following the store now, or null while it is.</summary>
     public string? Lagging { get; private set; }
 
@@ -163,14 +186,14 @@ public sealed class KvMirror : IAsyncDisposable
             _entries.Remove(change.Key);
             _keys.Remove(change.Key);
             _deleted[change.Key] = change.Revision;
-            Interlocked.Increment(ref _version);
+            NoteChange(change.Key);
             return true;
         }
 
         _entries[change.Key] = entry ?? new KvEntry(change.Key, change.Value!, current?.CreateRevision ?? change.Revision, change.Revision);
         _keys.Add(change.Key);
         _deleted.Remove(change.Key);
-        Interlocked.Increment(ref _version);
+        NoteChange(change.Key);
         return true;
     }
 
