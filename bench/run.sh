@@ -10,6 +10,7 @@
 #   bench/run.sh isolation [--trials N]                    as root: an instance's launch with its own disk and namespaces vs without
 #   bench/run.sh scale [--nodes N --instances N --store sqlite -o json]  builds heddle first; a controller and one `heddle hollow` process
 #                                                      (defaults 10000 nodes, 100000 instances; run it under `timeout`)
+#   bench/run.sh dashboard [--nodes N --instances N]     the cluster page rendered at 10,000 nodes, against JSON of the same
 #   (deploy runs on SQLite with 1 controller and on etcd with 3, in the same run; --stores sqlite|etcd for one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -16,6 +16,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["failover"] = FailoverHarness.Run,
     ["isolation"] = Heddle.Benchmarks.Isolation.LaunchCostHarness.Run,
     ["scale"] = Heddle.Benchmarks.Scale.ScaleHarness.Run,
+    ["dashboard"] = Heddle.Benchmarks.Dashboard.DashboardHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

@@ -14,12 +14,12 @@ internal static class ClusterPage
 {
     public const int MostNodesDrawn = 200;
 
-    public static Page Render(PageData data, Caller caller, string? faultDomain, int page)
+    public static Page Render(IClusterStore store, Caller caller, string? faultDomain, int page)
     {
-        var services = data.Store.ListServices().ToDictionary(s => s.Name, StringComparer.Ordinal);
-        var instances = data.Store.ListInstances();
+        var services = store.ListServices().ToDictionary(s => s.Name, StringComparer.Ordinal);
+        var instances = store.ListInstances();
         var mine = instances.Where(i => services.TryGetValue(i.Service, out var s) && caller.Owns(s.Tenant)).ToList();
-        var nodes = data.Store.ListNodes();
+        var nodes = store.ListNodes();
         if (!caller.IsAdmin)
         {
             var used = mine.Select(i => i.Node).ToHashSet(StringComparer.Ordinal);

@@ -66,7 +66,7 @@ internal static class DashboardEndpoints
         });
         var pages = app;
         pages.MapGet("/", (HttpContext context, Caller caller, PageData data, int? page, string? fd) =>
-            Render(context, caller, data, "Cluster", "/", ClusterPage.Render(data, caller, fd, page ?? 1)));
+            Render(context, caller, data, "Cluster", "/", ClusterPage.Render(data.Store, caller, fd, page ?? 1)));
         pages.MapGet("/services", (HttpContext context, Caller caller, PageData data) =>
             Render(context, caller, data, "Services", "/services", ServicesPage.Render(data, caller)));
         pages.MapGet("/services/{name}", (HttpContext context, Caller caller, PageData data, string name, string? slot) =>
