@@ -84,6 +84,7 @@ internal sealed class ChromiumProcess : IAsyncDisposable
         // outside it, and the handlers name the profile on their command line, so the sweep on dispose finds them.
         // (--disable-crashpad-for-testing would avoid them, but with it chromium 156 never answers Page.navigate.)
         start.Environment["XDG_CONFIG_HOME"] = profile.Combine("xdg-config");
+        start.Environment["GSETTINGS_BACKEND"] = "memory"; // else GLib writes ~/.cache/dconf/user on every start
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         try
