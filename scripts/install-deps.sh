@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping ethtool)
+packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping ethtool chromium)
 # python3: the hostile-tenant test; util-linux, mount: setpriv, setsid, unshare, mount (the agent runs them by absolute path);
 # e2fsprogs: mkfs.ext4 for each instance's disk; gcc, libc6-dev: the launch test builds a library to preload; runc: the container driver; busybox-static: the tests' tiny
 # base images; mmdebstrap: `heddle image build`; zstd: `heddle image import` of .tar.zst files; etcd-server, etcd-client:
@@ -12,6 +12,7 @@ packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsu
 # of hosts in network namespaces (links, silent drops and loss); systemd: systemd-analyze verify
 # on the packaged units (the install tests; systemd need not be running). dpkg-deb, which builds the package, is in dpkg.
 # gobgpd: `heddle lb --announce bgp` starts it; bird2: the router in the BGP tests; arping: the tests ask who answers ARP for a VIP.
+# chromium: the browser tests drive it headless over the DevTools protocol (tests/Heddle.Testing/Browser).
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2
