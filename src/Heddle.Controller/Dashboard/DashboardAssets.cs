@@ -7,6 +7,11 @@ internal static class DashboardAssets
 
     public const string StylePath = "/ui/dashboard.css";
 
+    public const string IconPath = "/ui/heddle.svg";
+
+    /// <summary>A heddle's eye: threads through a frame. Served so the browser does not ask for /favicon.ico.</summary>
+    public const string Icon = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect x=\"1\" y=\"1\" width=\"14\" height=\"14\" rx=\"3\" fill=\"#1d232b\"/><path d=\"M4 3v10M8 3v10M12 3v10\" stroke=\"#7fb3ff\" stroke-width=\"1.5\"/><rect x=\"6.5\" y=\"6\" width=\"3\" height=\"4\" rx=\"1\" fill=\"#fff\"/></svg>";
+
     public static readonly string Script = Read("dashboard.js");
 
     public static readonly string Style = Read("dashboard.css");

@@ -32,7 +32,7 @@ internal static class DashboardEndpoints
                 var headers = context.Response.Headers;
                 headers.CacheControl = "no-store";
                 headers.XContentTypeOptions = "nosniff";
-                headers["Referrer-Policy"] = "no-referrer";
+                headers["Referrer-Policy"] = "same-origin"; // not "no-referrer": with it a browser sends "Origin: null" on the sign-in form, which the origin check refuses
                 headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
             }
 
@@ -44,6 +44,7 @@ internal static class DashboardEndpoints
         app.MapPost("/logout", (Delegate)((HttpContext context) => SignIn.SignOut(context)));
         app.MapGet(DashboardAssets.ScriptPath, () => Results.Text(DashboardAssets.Script, "text/javascript; charset=utf-8"));
         app.MapGet(DashboardAssets.StylePath, () => Results.Text(DashboardAssets.Style, "text/css; charset=utf-8"));
+        app.MapGet(DashboardAssets.IconPath, () => Results.Text(DashboardAssets.Icon, "image/svg+xml"));
 
         app.Use(async (context, next) =>
         {
@@ -87,7 +88,7 @@ internal static class DashboardEndpoints
         !path.StartsWithSegments("/v1") && !path.StartsWithSegments("/agent") && !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/heddle.agents.v1.AgentService");
 
     private static bool IsPublic(PathString path) =>
-        path == "/login" || path == "/logout" || path == DashboardAssets.ScriptPath || path == DashboardAssets.StylePath || path == "/favicon.ico";
+        path == "/login" || path == "/logout" || path == DashboardAssets.ScriptPath || path == DashboardAssets.StylePath || path == DashboardAssets.IconPath;
 
     /// <summary>A page, or with <see cref="FragmentHeader"/> only its live part (what the script swaps in on a change).</summary>
     private static IResult Render(HttpContext context, Caller caller, PageData data, string title, string section, Page page, int status = StatusCodes.Status200OK)

@@ -13,7 +13,7 @@ internal static class Layout
         var html = new Html();
         html.Raw("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">")
             .Open("title").Text($"{title} · Heddle").Close("title")
-            .Raw($"<link rel=\"stylesheet\" href=\"{DashboardAssets.StylePath}\"><script src=\"{DashboardAssets.ScriptPath}\" defer></script></head><body>")
+            .Raw($"<link rel=\"icon\" href=\"{DashboardAssets.IconPath}\"><link rel=\"stylesheet\" href=\"{DashboardAssets.StylePath}\"><script src=\"{DashboardAssets.ScriptPath}\" defer></script></head><body>")
             .Raw("<header><span class=\"brand\">Heddle</span><nav>");
         foreach (var (path, name) in Sections)
         {

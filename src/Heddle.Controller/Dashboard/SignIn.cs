@@ -68,7 +68,7 @@ internal static class SignIn
     {
         var html = new Html();
         html.Raw("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · Heddle</title>")
-            .Raw($"<link rel=\"stylesheet\" href=\"{DashboardAssets.StylePath}\"></head><body class=\"sign-in\"><form method=\"post\" action=\"/login\">")
+            .Raw($"<link rel=\"icon\" href=\"{DashboardAssets.IconPath}\"><link rel=\"stylesheet\" href=\"{DashboardAssets.StylePath}\"></head><body class=\"sign-in\"><form method=\"post\" action=\"/login\">")
             .Raw("<h1>Heddle</h1><label for=\"token\">API token</label>")
             .Raw("<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" autofocus required maxlength=\"512\">")
             .Open("input", ("type", "hidden"), ("name", "next"), ("value", LocalPath(next)));
