@@ -41,5 +41,6 @@ if [ "${1:-}" = "--check" ]; then
   stop
   exit 0
 fi
+echo "dashboard: $(grep -o '"apiUrl": "[^"]*"' "$HEDDLE_HOME/config.json" | cut -d'"' -f4) (sign in with the token in $HEDDLE_HOME/config.json; the CA is in it too)"
 echo "the cluster is running: try 'artifacts/heddle/heddle status hello', 'heddle logs hello/web/0 -f', 'heddle events -f'. Ctrl-C stops it."
 wait "$up"

@@ -43,6 +43,7 @@ internal static class ClusterPage
             return new Page(html.ToString());
         }
 
+        html.Raw("<div class=\"domains\">");
         foreach (var domain in domains.Where(d => faultDomain is null || d.Key == faultDomain))
         {
             var members = domain.OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
@@ -64,7 +65,7 @@ internal static class ClusterPage
             html.Raw("</div></section>");
         }
 
-        return new Page(html.ToString());
+        return new Page(html.Raw("</div>").ToString());
     }
 
     private static void Summary(Html html, IReadOnlyList<NodeRecord> nodes, ILookup<string, InstanceRecord> byNode)
@@ -171,9 +172,20 @@ internal static class ClusterPage
             html.Raw("</div>");
         }
 
+        html.Raw("</div><ul class=\"held\">");
+        foreach (var instance in instances.OrderBy(i => i.Cpus.Count == 0 ? int.MaxValue : i.Cpus.Min()))
+        {
+            if (services.GetValueOrDefault(instance.Service) is { } service && caller.Owns(service.Tenant))
+            {
+                html.Open("li", ("data-holder", $"{instance.Service}/{instance.Role}/{instance.Index}"))
+                    .Tag("i", null, ("class", Html.ColourOf(service.Name)))
+                    .Text($"{instance.Service}/{instance.Role}/{instance.Index}").Tag("span", $" {instance.State}", ("class", $"state-{instance.State}")).Close("li");
+            }
+        }
+
         var reserved = instances.Sum(i => i.MemoryMiB);
         var share = node.MemoryMiB > 0 ? Math.Min(100, reserved * 100.0 / node.MemoryMiB) : 0;
-        html.Raw("</div>").Open("div", ("class", "memory"), ("title", $"{reserved} of {node.MemoryMiB} MiB reserved"))
+        html.Raw("</ul>").Open("div", ("class", "memory"), ("title", $"{reserved} of {node.MemoryMiB} MiB reserved"))
             .Tag("span", null, ("class", Html.Width(share)), ("data-share", share.ToString("0", CultureInfo.InvariantCulture))).Close("div")
             .Tag("div", $"{reserved} / {node.MemoryMiB} MiB reserved", ("class", "muted"))
             .Close("div");

@@ -232,7 +232,7 @@ public sealed partial class DashboardTests
     [GeneratedRegex("data-version=\"([0-9]+)\"")]
     private static partial Regex VersionPattern();
 
-    [GeneratedRegex("<div class=\"node [A-Za-z]+\" data-node=\"([^\"]+)\"(.*?)</div><div class=\"memory\"", RegexOptions.Singleline)]
+    [GeneratedRegex("<div class=\"node [A-Za-z]+\" data-node=\"([^\"]+)\"(.*?)<div class=\"memory\"", RegexOptions.Singleline)]
     private static partial Regex NodePattern();
 
     [GeneratedRegex("<span class=\"cpu[^\"]*\" data-cpu=\"([0-9]+)\"( data-instance=\"([^\"]+)\")?")]

@@ -60,7 +60,17 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             output.WriteLine($"instance killed → its restart on the page: {killed.ElapsedMilliseconds} ms");
             Assert.True(await browser.EvaluateAsync<bool>("window.heddleNoReload === true"), "the page was reloaded");
             await browser.WaitForAsync($"document.querySelector('tr[data-instance=\"{victim.Id}\"]').dataset.state == 'Ready'", Deadline, $"{victim.Id} Ready again");
+
+            // A live tail of an instance's log, from its row's button.
+            await browser.EvaluateAsync<bool>("(document.querySelector('button[data-tail=\"hello/web/0\"]').click(), true)");
+            await browser.WaitForAsync("document.getElementById('log-output').textContent.includes('hello/web/0 listening on')", Deadline, "hello/web/0's log in the tail");
             await browser.ScreenshotAsync(Path.Combine(Screenshots, "service.png"));
+
+            // Events, filtered by service and kind: the killed instance's state changes, nothing else.
+            await browser.NavigateAsync(new Uri(api, "/events?service=hello&kind=InstanceState").ToString());
+            var kinds = await browser.EvaluateAsync<string[]>("[...document.querySelectorAll('tr[data-kind]')].map(r => r.dataset.kind)");
+            Assert.NotEmpty(kinds!);
+            Assert.All(kinds!, k => Assert.Equal("InstanceState", k));
 
             // A settings change: the services page draws the upgrade domains filling in, as it happens.
             await browser.NavigateAsync(new Uri(api, "/services").ToString());
