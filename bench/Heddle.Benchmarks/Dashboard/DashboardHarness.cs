@@ -18,7 +18,7 @@ internal static class DashboardHarness
 {
     public static int Run(string[] args)
     {
-        var options = Options(args);
+        var options = NumberOptions.Parse(args);
         var nodes = options.GetValueOrDefault("nodes", 10_000);
         var instances = options.GetValueOrDefault("instances", 100_000);
         var domains = options.GetValueOrDefault("domains", 50);
@@ -93,21 +93,5 @@ internal static class DashboardHarness
 
         times.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{what,-58} {times[times.Count / 2],10:0.0} {times[(int)(times.Count * 0.9)],8:0.0} {size / 1024.0,9:0}"));
-    }
-
-    private static Dictionary<string, int> Options(string[] args)
-    {
-        var options = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i + 1 < args.Length; i += 2)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || !int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var value))
-            {
-                throw new ArgumentException($"expected --name number, got '{args[i]} {args[i + 1]}'");
-            }
-
-            options[args[i][2..]] = value;
-        }
-
-        return options;
     }
 }

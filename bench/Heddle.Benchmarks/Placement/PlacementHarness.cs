@@ -15,7 +15,7 @@ internal static class PlacementHarness
 {
     public static int Run(string[] args)
     {
-        var options = Options(args);
+        var options = NumberOptions.Parse(args);
         var nodes = options.GetValueOrDefault("nodes", 10_000);
         var instances = options.GetValueOrDefault("instances", 100_000);
         var seed = options.GetValueOrDefault("seed", 42);
@@ -130,21 +130,5 @@ internal static class PlacementHarness
     {
         var cpus = System.Numerics.BitOperations.PopCount((ulong)(long)Process.GetCurrentProcess().ProcessorAffinity);
         return cpus == 1 ? "pinned to one CPU" : $"{cpus} CPUs (bench/run.sh pins to one with taskset)";
-    }
-
-    private static Dictionary<string, int> Options(string[] args)
-    {
-        var options = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (var i = 0; i + 1 < args.Length; i += 2)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || !int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var value))
-            {
-                throw new ArgumentException($"expected --name number, got '{args[i]} {args[i + 1]}'");
-            }
-
-            options[args[i][2..]] = value;
-        }
-
-        return options;
     }
 }
