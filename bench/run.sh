@@ -11,6 +11,7 @@
 #   bench/run.sh scale [--nodes N --instances N --store sqlite -o json]  builds heddle first; a controller and one `heddle hollow` process
 #                                                      (defaults 10000 nodes, 100000 instances; run it under `timeout`)
 #   bench/run.sh dashboard [--nodes N --instances N]     the cluster page rendered at 10,000 nodes, against JSON of the same
+#   bench/run.sh store [--commits N]                   commits/s to the SQLite store from 1, 8, 64 writers at once, against SQLite alone
 #   (deploy runs on SQLite with 1 controller and on etcd with 3, in the same run; --stores sqlite|etcd for one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

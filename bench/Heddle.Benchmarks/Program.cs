@@ -17,6 +17,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["isolation"] = Heddle.Benchmarks.Isolation.LaunchCostHarness.Run,
     ["scale"] = Heddle.Benchmarks.Scale.ScaleHarness.Run,
     ["dashboard"] = Heddle.Benchmarks.Dashboard.DashboardHarness.Run,
+    ["store"] = Heddle.Benchmarks.Store.StoreCommitHarness.Run,
 };
 
 if (args.Length == 0 || !harnesses.TryGetValue(args[0], out var harness))

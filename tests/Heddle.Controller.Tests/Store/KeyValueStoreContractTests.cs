@@ -141,6 +141,51 @@ public abstract class KeyValueStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CommitsFromManyThreadsAtOnce_EachIsOneRevision_CompareAndSwapsLoseNoIncrement_AndAWatchSeesEveryChangeInOrder()
+    {
+        // Commits that arrive together may be written together (SQLite's group commit): each must still be a revision
+        // of its own, checked against the ones written just before it, and answered only with what was made.
+        var start = (await Store.CommitAsync([], [KvWrite.Put("race/counter", B("0"))])).Revision;
+        const int Threads = 4;
+        const int PerThread = 12; // 96 revisions: within what the in-memory store keeps for a watch to replay (100)
+        var revisions = new System.Collections.Concurrent.ConcurrentBag<long>();
+        await Task.WhenAll(Enumerable.Range(0, Threads).Select(t => Task.Run(async () =>
+        {
+            for (var i = 0; i < PerThread; i++)
+            {
+                revisions.Add((await Store.CommitAsync([], [KvWrite.Put($"race/own/{t}/{i}", B("x"))])).Revision);
+                while (true)
+                {
+                    var read = (await Store.GetAsync("race/counter"))!;
+                    var swapped = await Store.CommitAsync([new("race/counter", read.ModRevision)], [KvWrite.Put("race/counter", B((int.Parse(S(read.Value)) + 1).ToString()))]);
+                    if (swapped.Succeeded)
+                    {
+                        revisions.Add(swapped.Revision);
+                        break;
+                    }
+                }
+            }
+        })));
+
+        Assert.Equal((Threads * PerThread).ToString(), S((await Store.GetAsync("race/counter"))!.Value));
+        Assert.Equal(Threads * PerThread * 2, revisions.Distinct().Count());
+        Assert.Equal(Threads * PerThread, (await Store.ListAsync("race/own/")).Entries.Count);
+
+        var seen = new List<long>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var change in Store.WatchAsync("race/", start + 1, stop.Token))
+        {
+            seen.Add(change.Revision);
+            if (seen.Count == revisions.Count)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(revisions.Order(), seen);
+    }
+
+    [Fact]
     public async Task AKeyWrittenTwiceInOneCommit_IsRefused_AndNothingChanges()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitAsync([], [KvWrite.Put("k", B("1")), KvWrite.Delete("k")]));

@@ -7,11 +7,21 @@ namespace Heddle.Controller.Store.Kv;
 /// A store kept by this process alone (SQLite, or memory in tests): commits are serialised under one lock, and
 /// watchers are fed from that lock, so every watcher sees every change once, in revision order. Subclasses keep the
 /// entries, the change log and the revision counter, and apply a commit's writes atomically.
+/// <para>
+/// Commits that arrive while one is being written are written together (group commit): each is still its own
+/// revision, checked against the ones before it in the batch, but the batch is one transaction, so one fsync makes
+/// them all durable. A commit is answered only once its batch is durable; if the batch fails, every commit in it
+/// fails and none of it was made.
+/// </para>
 /// </summary>
 public abstract class LocalKeyValueStore : IKeyValueStore
 {
     private readonly Lock _gate = new();
     private readonly List<(string Prefix, Channel<KvEvent> Channel)> _watchers = [];
+
+    private readonly Lock _queue = new();
+    private List<PendingCommit> _pending = [];
+    private bool _writing;
 
     /// <summary>The entry of a key, or null.</summary>
     protected abstract KvEntry? Read(string key);
@@ -28,8 +38,14 @@ public abstract class LocalKeyValueStore : IKeyValueStore
     /// <summary>The logged changes under the prefix from the revision on, in revision order.</summary>
     protected abstract List<KvEvent> ReadLog(string prefix, long fromRevision);
 
-    /// <summary>Applies the writes as revision <paramref name="revision"/>, all or nothing, and returns the changes made (a delete of an absent key makes none).</summary>
+    /// <summary>
+    /// Applies the writes as revision <paramref name="revision"/> within the current batch (<see cref="BeginBatch"/>)
+    /// and returns the changes made (a delete of an absent key makes none). Reads within the batch see them.
+    /// </summary>
     protected abstract List<KvEvent> Apply(long revision, IReadOnlyList<KvWrite> writes);
+
+    /// <summary>Starts a batch of commits: all of its <see cref="Apply"/>s are made durable together by <see cref="IStoreBatch.Complete"/>, or none (disposed without it).</summary>
+    protected virtual IStoreBatch BeginBatch() => NoBatch.Instance;
 
     public Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
@@ -50,23 +66,91 @@ public abstract class LocalKeyValueStore : IKeyValueStore
     public Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
     {
         KvRules.CheckWrites(writes);
+        var commit = new PendingCommit(conditions, writes);
+        lock (_queue)
+        {
+            _pending.Add(commit);
+            if (_writing)
+            {
+                return commit.Answer.Task; // the writer at work takes it into its next batch
+            }
+
+            _writing = true;
+        }
+
+        // This caller writes its own commit and what queued meanwhile; once its own is answered, whatever arrived since
+        // is left to a thread-pool writer, so a caller never waits on others' commits for long.
+        WriteQueued(until: commit);
+        return commit.Answer.Task;
+    }
+
+    private void WriteQueued(PendingCommit? until)
+    {
+        while (true)
+        {
+            List<PendingCommit> batch;
+            lock (_queue)
+            {
+                if (_pending.Count == 0)
+                {
+                    _writing = false;
+                    return;
+                }
+
+                if (until is not null && until.Answer.Task.IsCompleted)
+                {
+                    _ = Task.Run(() => WriteQueued(until: null));
+                    return;
+                }
+
+                batch = _pending;
+                _pending = [];
+            }
+
+            Write(batch);
+        }
+    }
+
+    /// <summary>Writes a batch in one transaction: each commit checked against the store as the ones before it left it.</summary>
+    private void Write(List<PendingCommit> batch)
+    {
+        var answers = new KvCommit[batch.Count];
         lock (_gate)
         {
-            foreach (var condition in conditions)
+            var changes = new List<KvEvent>();
+            try
             {
-                if ((Read(condition.Key)?.ModRevision ?? 0) != condition.ModRevision)
+                using var transaction = BeginBatch();
+                var revision = Revision;
+                for (var i = 0; i < batch.Count; i++)
                 {
-                    return Task.FromResult(new KvCommit(false, Revision));
+                    var (conditions, writes) = (batch[i].Conditions, batch[i].Writes);
+                    if (conditions.Any(c => (Read(c.Key)?.ModRevision ?? 0) != c.ModRevision))
+                    {
+                        answers[i] = new KvCommit(false, revision);
+                        continue;
+                    }
+
+                    if (writes.Count > 0)
+                    {
+                        changes.AddRange(Apply(++revision, writes));
+                    }
+
+                    answers[i] = new KvCommit(true, revision);
                 }
-            }
 
-            if (writes.Count == 0)
+                transaction.Complete();
+            }
+            catch (Exception e)
             {
-                return Task.FromResult(new KvCommit(true, Revision));
+                foreach (var commit in batch)
+                {
+                    commit.Answer.TrySetException(e);
+                }
+
+                return;
             }
 
-            var revision = Revision + 1;
-            var changes = Apply(revision, writes);
             foreach (var change in changes)
             {
                 foreach (var (prefix, channel) in _watchers)
@@ -77,8 +161,11 @@ public abstract class LocalKeyValueStore : IKeyValueStore
                     }
                 }
             }
+        }
 
-            return Task.FromResult(new KvCommit(true, revision));
+        for (var i = 0; i < batch.Count; i++)
+        {
+            batch[i].Answer.TrySetResult(answers[i]);
         }
     }
 
@@ -130,4 +217,33 @@ public abstract class LocalKeyValueStore : IKeyValueStore
 
         return ValueTask.CompletedTask;
     }
+
+    private sealed class PendingCommit(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes)
+    {
+        public IReadOnlyList<KvCondition> Conditions => conditions;
+
+        public IReadOnlyList<KvWrite> Writes => writes;
+
+        /// <summary>Continuations run on the thread pool, not on the writer's thread (which may go on writing).</summary>
+        public TaskCompletionSource<KvCommit> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class NoBatch : IStoreBatch
+    {
+        public static readonly NoBatch Instance = new();
+
+        public void Complete()
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
+
+/// <summary>A batch of commits being written: durable once completed, undone if disposed before.</summary>
+public interface IStoreBatch : IDisposable
+{
+    void Complete();
 }

@@ -42,9 +42,11 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
             r => new KvEvent(r.IsDBNull(1) ? KvEventKind.Delete : KvEventKind.Put, r.GetString(0), r.IsDBNull(1) ? null : (byte[])r[1], r.GetInt64(2)),
             ("$r", fromRevision), ("$p", prefix));
 
+    /// <summary>One transaction for a batch of commits: one fsync (synchronous=FULL) when it commits.</summary>
+    protected override IStoreBatch BeginBatch() => new Transaction(_db.BeginTransaction());
+
     protected override List<KvEvent> Apply(long revision, IReadOnlyList<KvWrite> writes)
     {
-        using var tx = _db.BeginTransaction();
         var changes = WriteRows(revision, writes);
         Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision));
         if (revision % 1000 == 0 && revision > KeptRevisions)
@@ -53,8 +55,14 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
             Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", revision - KeptRevisions));
         }
 
-        tx.Commit();
         return changes;
+    }
+
+    private sealed class Transaction(SqliteTransaction transaction) : IStoreBatch
+    {
+        public void Complete() => transaction.Commit();
+
+        public void Dispose() => transaction.Dispose();
     }
 
     /// <summary>
