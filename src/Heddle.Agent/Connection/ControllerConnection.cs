@@ -9,11 +9,12 @@ namespace Heddle.Agent.Connection;
 /// <summary>
 /// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats and reports
 /// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to a quarter of the fence time, at most
-/// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect.
+/// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect. Every
+/// time read, wait and timer runs on <paramref name="time"/>, the agent's clock, so tests can drive it.
 /// </summary>
-public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider? time = null, Metrics.AgentMetrics? metrics = null)
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider time, Metrics.AgentMetrics? metrics = null)
 {
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly TimeProvider _time = time;
 
     private AgentService.AgentServiceClient? _client;
     private int _controller;
@@ -46,7 +47,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     }
 
     /// <summary>When the controller last said anything (a goal state or its keepalive), in <see cref="Millis"/>; the agent's start before that.</summary>
-    public long LastHeard { get; private set; } = Millis(time ?? TimeProvider.System);
+    public long LastHeard { get; private set; } = Millis(time);
 
     /// <summary>The fence clock: milliseconds of <paramref name="time"/>'s monotonic timestamp.</summary>
     public static long Millis(TimeProvider time) => time.GetTimestamp() * 1000 / time.TimestampFrequency;
@@ -238,7 +239,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     private async Task WriteAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken cancellationToken)
     {
         var sequence = 0L;
-        using var heartbeat = new PeriodicTimer(options.HeartbeatInterval);
+        using var heartbeat = new PeriodicTimer(options.HeartbeatInterval, _time);
         var tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
         var report = _reports.Reader.WaitToReadAsync(cancellationToken).AsTask();
         while (!cancellationToken.IsCancellationRequested)
