@@ -5,7 +5,7 @@ namespace Heddle.Agent.Connection;
 /// refused a connection, in <see cref="Millis"/> of the agent's clock. Kept apart from the gRPC stream so that the rule
 /// — a refusal from every controller proves none was judging this node — can be tested on a fake clock.
 /// </summary>
-public sealed class FenceClock(TimeProvider time, int controllers)
+internal sealed class FenceClock(TimeProvider time, int controllers)
 {
     /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there).</summary>
     private readonly long[] _refused = new long[controllers];

@@ -6,7 +6,7 @@ namespace Heddle.Agent.Connection;
 /// off). The cap keeps an agent that lost a restarting controller back before that controller judges it (a node
 /// timeout after its start) and before the fence clock, run from the last refusal, ends.
 /// </summary>
-public sealed class ReconnectBackoff(TimeSpan fenceAfter, TimeProvider time)
+internal sealed class ReconnectBackoff(TimeSpan fenceAfter, TimeProvider time)
 {
     /// <summary>The first wait, and the wait after a session was up.</summary>
     public static readonly TimeSpan Initial = TimeSpan.FromMilliseconds(200);
