@@ -30,6 +30,7 @@ public sealed class AgentHost : IAsyncDisposable
     private readonly ILogEndpoint _logs;
     private readonly HttpClient _downloads;
     private readonly HttpClient _probes;
+    private readonly TimeProvider _time;
     private MeterScope _meters = null!;
     private MetricsListener? _metricsListener;
 
@@ -37,6 +38,7 @@ public sealed class AgentHost : IAsyncDisposable
         NodeTopology topology, IReadOnlyList<IInstanceDriver> drivers, NodeIdentity identity, ILogger log, TimeProvider time, bool housekeeping)
     {
         _log = log;
+        _time = time;
         Identity = identity;
         Options = options;
         Supervisor = supervisor;
@@ -86,7 +88,11 @@ public sealed class AgentHost : IAsyncDisposable
     public static Task<AgentHost> StartAsync(AgentOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default) =>
         StartAsync(options, NodeMachine.Host, loggers, time, cancellationToken);
 
-    /// <summary>Starts an agent on <paramref name="machine"/>: the real host, or a hollow node of `heddle hollow`.</summary>
+    /// <summary>
+    /// Starts an agent on <paramref name="machine"/>: the real host, or a hollow node of `heddle hollow`. Its every wait,
+    /// timer and time read (connection, fencing, identity, instances, housekeeping) runs on <paramref name="time"/>, the
+    /// system clock unless a test passes a fake one.
+    /// </summary>
     public static async Task<AgentHost> StartAsync(AgentOptions options, NodeMachine machine, ILoggerFactory? loggers = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
         loggers ??= NullLoggerFactory.Instance;
@@ -144,7 +150,7 @@ public sealed class AgentHost : IAsyncDisposable
     private static async Task<AgentHost> StartAsync(AgentOptions options, NodeMachine machine, ILoggerFactory loggers, TimeProvider time, ILogEndpoint logs, bool isolated, AgentMetrics metrics,
         Action<NodeIdentity> identified, Action<InstanceSupervisor> supervising, CancellationToken cancellationToken)
     {
-        var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
+        var identity = await NodeIdentity.LoadOrEnrolAsync(options, logs.Url.Port, time, loggers.CreateLogger<NodeIdentity>(), cancellationToken);
         identified(identity);
         // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
         var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
@@ -245,15 +251,16 @@ public sealed class AgentHost : IAsyncDisposable
 
     private async Task RotateLogsAsync(CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2), _time);
         var lastSweep = DateTimeOffset.MinValue;
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                if (DateTimeOffset.UtcNow - lastSweep >= TimeSpan.FromMinutes(1))
+                var now = _time.GetUtcNow();
+                if (now - lastSweep >= TimeSpan.FromMinutes(1))
                 {
-                    lastSweep = DateTimeOffset.UtcNow;
+                    lastSweep = now;
                     InstanceFolders.Sweep(Path.Combine(Options.StateDirectory, "instances"), Supervisor.KnownDirectories(), Options.LogRetention, lastSweep);
                 }
 

@@ -8,12 +8,14 @@ namespace Heddle.Agent.Connection;
 
 /// <summary>
 /// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats and reports
-/// up, goal states down. A lost stream is reopened with backoff (0.2 s doubling to a quarter of the fence time, at most
-/// 5 s); the instances keep running meanwhile, and the controller resends the whole goal state on reconnect.
+/// up, goal states down. A lost stream is reopened with <see cref="ReconnectBackoff"/> (0.2 s doubling to a quarter of
+/// the fence time, at most 5 s); the instances keep running meanwhile, and the controller resends the whole goal state
+/// on reconnect. Every time read, wait and timer runs on <paramref name="time"/>, the agent's clock, so tests can drive it.
 /// </summary>
-public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider? time = null, Metrics.AgentMetrics? metrics = null)
+public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider time, Metrics.AgentMetrics? metrics = null)
 {
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly TimeProvider _time = time;
+    private readonly FenceClock _fenceClock = new(time, options.Controllers.Count);
 
     private AgentService.AgentServiceClient? _client;
     private int _controller;
@@ -46,35 +48,13 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     }
 
     /// <summary>When the controller last said anything (a goal state or its keepalive), in <see cref="Millis"/>; the agent's start before that.</summary>
-    public long LastHeard { get; private set; } = Millis(time ?? TimeProvider.System);
+    public long LastHeard => _fenceClock.LastHeard;
 
-    /// <summary>The fence clock: milliseconds of <paramref name="time"/>'s monotonic timestamp.</summary>
-    public static long Millis(TimeProvider time) => time.GetTimestamp() * 1000 / time.TimestampFrequency;
+    /// <summary>The fence clock's unit: milliseconds of <paramref name="time"/>'s monotonic timestamp.</summary>
+    public static long Millis(TimeProvider time) => FenceClock.Millis(time);
 
-    /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there), in <see cref="Millis"/>.</summary>
-    private readonly long[] _refused = new long[options.Controllers.Count];
-
-    /// <summary>
-    /// Since when a running controller could have been judging this node without hearing from it, in
-    /// <see cref="Millis"/>: the fence clock. A controller that refused a connection was not running then, and one
-    /// that starts afterwards gives every node a full node timeout from its start; so while every controller has
-    /// refused since the agent last heard from one (the controller crashed or is restarting), nothing can have given
-    /// this node's instances to another, and the clock runs from the latest refusal instead of from the last word.
-    /// A controller that does not answer at all (a partition) gives no such proof.
-    /// </summary>
-    public long SilentSince
-    {
-        get
-        {
-            var since = long.MaxValue;
-            foreach (var refused in _refused)
-            {
-                since = Math.Min(since, Math.Max(LastHeard, refused));
-            }
-
-            return since;
-        }
-    }
+    /// <summary>Since when a running controller could have been judging this node without hearing from it, in <see cref="Millis"/>: see <see cref="FenceClock.SilentSince"/>.</summary>
+    public long SilentSince => _fenceClock.SilentSince;
 
     /// <summary>Whether the connection failed because nothing listens there (a TCP reset to the connect), not a timeout or TLS or protocol failure.</summary>
     private static bool IsRefused(Exception e)
@@ -90,14 +70,10 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         return false;
     }
 
-    private TimeSpan MaxBackoff => options.FenceAfter <= TimeSpan.Zero
-        ? TimeSpan.FromSeconds(5)
-        : TimeSpan.FromTicks(Math.Clamp(options.FenceAfter.Ticks / 4, TimeSpan.FromMilliseconds(200).Ticks, TimeSpan.FromSeconds(5).Ticks));
-
     /// <summary>Keeps a session open with one controller after another, for as long as the agent runs: hello with <paramref name="target"/>'s instances, goal states to it.</summary>
     public async Task RunAsync(IGoalStateTarget target, CancellationToken cancellationToken)
     {
-        var backoff = TimeSpan.FromMilliseconds(200);
+        var backoff = new ReconnectBackoff(options.FenceAfter, _time);
         while (!cancellationToken.IsCancellationRequested)
         {
             // A channel (so a TLS connection) per session: each presents the certificate in force then, so a renewed one is taken up.
@@ -109,25 +85,25 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             var client = _client = new AgentService.AgentServiceClient(channel);
             try
             {
-                await SessionAsync(client, target, cancellationToken, () => backoff = TimeSpan.FromMilliseconds(200));
+                await SessionAsync(client, target, cancellationToken, backoff.Reset);
             }
             catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 if (e is RpcException { StatusCode: StatusCode.PermissionDenied or StatusCode.Unauthenticated or StatusCode.FailedPrecondition or StatusCode.InvalidArgument } refusal)
                 {
                     // Not a network fault: the controller answered and said no. It stays so until someone acts on the reason.
-                    LogRefusedByController(logger, url, refusal.Status.Detail, backoff.TotalSeconds);
-                    backoff = MaxBackoff;
+                    LogRefusedByController(logger, url, refusal.Status.Detail, backoff.Current.TotalSeconds);
+                    backoff.Refused();
                 }
                 else
                 {
-                    LogDisconnected(logger, url, e.Message, backoff.TotalSeconds);
+                    LogDisconnected(logger, url, e.Message, backoff.Current.TotalSeconds);
                 }
 
                 Connected = false;
                 if (IsRefused(e))
                 {
-                    _refused[_controller % _refused.Length] = Millis(_time);
+                    _fenceClock.Refused(_controller);
                 }
 
                 if (options.Controllers.Count > 1)
@@ -147,16 +123,12 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             Connected = false;
             try
             {
-                await Task.Delay(backoff, _time, cancellationToken);
+                await backoff.WaitAsync(cancellationToken);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
-
-            // Capped well below the fence time: after a controller restart the agent is back before the controller
-            // judges it (a node timeout after its start) and before the fence clock, run from the last refusal, ends.
-            backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
         }
     }
 
@@ -181,7 +153,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         {
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
             {
-                LastHeard = heard = Millis(_time);
+                heard = _fenceClock.Heard();
                 if (!Connected)
                 {
                     Connected = true;
@@ -238,7 +210,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     private async Task WriteAsync(IClientStreamWriter<AgentMessage> stream, CancellationToken cancellationToken)
     {
         var sequence = 0L;
-        using var heartbeat = new PeriodicTimer(options.HeartbeatInterval);
+        using var heartbeat = new PeriodicTimer(options.HeartbeatInterval, _time);
         var tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
         var report = _reports.Reader.WaitToReadAsync(cancellationToken).AsTask();
         while (!cancellationToken.IsCancellationRequested)

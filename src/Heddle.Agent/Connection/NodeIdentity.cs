@@ -17,11 +17,13 @@ namespace Heddle.Agent.Connection;
 public sealed partial class NodeIdentity
 {
     private readonly string _directory;
+    private readonly TimeProvider _time;
     private volatile X509Certificate2 _certificate;
 
-    private NodeIdentity(string directory, X509Certificate2 ca, X509Certificate2 certificate)
+    private NodeIdentity(string directory, X509Certificate2 ca, X509Certificate2 certificate, TimeProvider time)
     {
         _directory = directory;
+        _time = time;
         Ca = ca;
         _certificate = certificate;
     }
@@ -34,9 +36,10 @@ public sealed partial class NodeIdentity
 
     /// <summary>
     /// The certificate on disk when it is still valid, else a new one got with the join string. The controller checks
-    /// before it enrols the node that it can connect to <paramref name="logPort"/> at the node's address.
+    /// before it enrols the node that it can connect to <paramref name="logPort"/> at the node's address. Validity,
+    /// renewal and retry waits run on <paramref name="time"/>, the agent's clock.
     /// </summary>
-    public static async Task<NodeIdentity> LoadOrEnrolAsync(AgentOptions options, int logPort, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<NodeIdentity> LoadOrEnrolAsync(AgentOptions options, int logPort, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         var directory = options.StateDirectory;
         IdentityFiles.Recover(directory); // a renewal a crash interrupted is finished (or dropped) first
@@ -46,9 +49,9 @@ public sealed partial class NodeIdentity
             var ca = ClusterTrust.Load(File.ReadAllText(caPath));
             var certificate = ClusterTrust.WithUsableKey(X509Certificate2.CreateFromPemFile(certificatePath, keyPath));
             // A join string given again (as `heddle up` does on every restart) is not used while the certificate is good.
-            if (ClusterTrust.NameOf(certificate) == options.NodeName && certificate.NotAfter.ToUniversalTime() > DateTime.UtcNow)
+            if (ClusterTrust.NameOf(certificate) == options.NodeName && certificate.NotAfter.ToUniversalTime() > time.GetUtcNow().UtcDateTime)
             {
-                return new NodeIdentity(directory, ca, certificate);
+                return new NodeIdentity(directory, ca, certificate, time);
             }
 
             if (ClusterTrust.NameOf(certificate) != options.NodeName && options.Join is null)
@@ -71,12 +74,12 @@ public sealed partial class NodeIdentity
             var controller = options.Controllers[(attempt - 1) % options.Controllers.Count];
             try
             {
-                return await EnrolAsync(options, logPort, controller, directory, token, pinned, cancellationToken);
+                return await EnrolAsync(options, logPort, controller, directory, token, pinned, time, cancellationToken);
             }
             catch (Exception e) when (Unreachable(e) && attempt < 30 && !cancellationToken.IsCancellationRequested)
             {
                 LogEnrolRetry(logger, controller, e.Message, delay.TotalSeconds);
-                await Task.Delay(delay, cancellationToken);
+                await Task.Delay(delay, time, cancellationToken);
                 delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(3).Ticks, delay.Ticks * 2));
             }
         }
@@ -85,7 +88,7 @@ public sealed partial class NodeIdentity
     private static bool Unreachable(Exception e) => e is HttpRequestException or IOException or TaskCanceledException { InnerException: TimeoutException }
         || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.DeadlineExceeded };
 
-    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, int logPort, Uri controller, string directory, string token, string pinned, CancellationToken cancellationToken)
+    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, int logPort, Uri controller, string directory, string token, string pinned, TimeProvider time, CancellationToken cancellationToken)
     {
         // The CA certificate is public; it is read without checking the connection, and trusted only if its key is the one the join string pins.
         X509Certificate2 ca;
@@ -107,9 +110,10 @@ public sealed partial class NodeIdentity
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
         using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
+        // The deadline stays on the system clock: gRPC compares it with its own wall clock, not the agent's.
         var reply = await new AgentService.AgentServiceClient(channel).EnrollAsync(
             new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request, Address = options.Address, LogPort = logPort }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);
-        var identity = new NodeIdentity(directory, ca, Accept(reply, key, ca, options.NodeName));
+        var identity = new NodeIdentity(directory, ca, Accept(reply, key, ca, options.NodeName), time);
         identity.Save(key, reply);
         return identity;
     }
@@ -130,11 +134,11 @@ public sealed partial class NodeIdentity
     {
         while (!cancellationToken.IsCancellationRequested)
         {
-            var wait = RenewAt - DateTimeOffset.UtcNow;
+            var wait = RenewAt - _time.GetUtcNow();
             try
             {
-                await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait, cancellationToken);
-                if (DateTimeOffset.UtcNow < RenewAt)
+                await Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait, _time, cancellationToken);
+                if (_time.GetUtcNow() < RenewAt)
                 {
                     continue;
                 }
@@ -156,7 +160,7 @@ public sealed partial class NodeIdentity
                 LogRenewFailed(logger, e.Message);
                 try
                 {
-                    await Task.Delay(TimeSpan.FromSeconds(5), cancellationToken);
+                    await Task.Delay(TimeSpan.FromSeconds(5), _time, cancellationToken);
                 }
                 catch (OperationCanceledException)
                 {
