@@ -10,8 +10,12 @@ internal sealed class FenceClock(TimeProvider time, int controllers)
     /// <summary>For each controller, when it last refused a connection (its agent port closed: no controller process there).</summary>
     private readonly long[] _refused = new long[controllers];
 
-    /// <summary>Milliseconds of <paramref name="time"/>'s monotonic timestamp: the unit every time here is in.</summary>
-    public static long Millis(TimeProvider time) => time.GetTimestamp() * 1000 / time.TimestampFrequency;
+    /// <summary>
+    /// Milliseconds of <paramref name="time"/>'s monotonic timestamp: the unit every time here is in. Multiplied in 128
+    /// bits: Linux's timestamps are nanoseconds since boot, and times 1000 they pass a long's range after 106 days of
+    /// uptime, when silence read as negative would never fence.
+    /// </summary>
+    public static long Millis(TimeProvider time) => (long)((Int128)time.GetTimestamp() * 1000 / time.TimestampFrequency);
 
     /// <summary>Now, in <see cref="Millis"/>.</summary>
     public long Now => Millis(time);

@@ -18,6 +18,21 @@ public sealed class FenceClockTests
     private static FakeTimeProvider Booted() => new(DateTimeOffset.MinValue + TimeSpan.FromDays(1));
 
     [Fact]
+    public void Millis_OfAHostUpForYears_StayPositiveAndCountOn()
+    {
+        // A fake clock's timestamp is today's ticks; Linux's passes the same range after 106 days of uptime.
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 0, 0, 0, TimeSpan.Zero));
+        var clock = new FenceClock(time, controllers: 1);
+        var start = clock.Now;
+
+        time.Advance(TimeSpan.FromSeconds(12));
+
+        Assert.True(start > 0, $"Millis read {start}");
+        Assert.Equal(start + 12_000, clock.Now);
+        Assert.True(clock.Now - clock.SilentSince >= FenceAfter.TotalMilliseconds, "12 s of silence counts past a 10 s fence");
+    }
+
+    [Fact]
     public void New_SilentSinceTheAgentsStart_AndTimePassingDoesNotMoveIt()
     {
         var time = Booted();
