@@ -81,7 +81,14 @@
     const button = event.target.closest('[data-tail]');
     if (!button) return;
     const form = document.getElementById('log-form');
-    if (form) { form.elements.instance.value = button.dataset.tail; startTail(form); form.scrollIntoView(); }
+    if (!form) return;
+    const select = form.elements.instance;
+    if (![...select.options].some(o => o.value === button.dataset.tail)) {
+      select.add(new Option(button.dataset.tail, button.dataset.tail)); // an instance placed since the page loaded
+    }
+    select.value = button.dataset.tail;
+    startTail(form);
+    form.scrollIntoView();
   });
 
   tick();
