@@ -64,7 +64,8 @@ public sealed class FencingTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1, nodeTimeout: TimeSpan.FromSeconds(30), containers: false, cuttable: true);
         var sessions = cluster.Controller.Services.GetRequiredService<Heddle.Controller.Agents.AgentSessions>();
-        Assert.True(sessions.IsConnected("n1"));
+        // The cluster is up once the node has joined; its stream may still be opening (CI saw it not yet connected).
+        await Poll.UntilAsync(() => sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the agent's stream to the controller");
 
         // Nothing passes and nothing ends: only the controller's own pings can tell it the agent is gone.
         cluster.Links[0].Silence();
