@@ -156,32 +156,44 @@ public sealed class Chromium : IAsyncDisposable
     public Task<T?> EvaluateAsync<T>(string expression) => EvaluateAsync<T>(expression, CdpConnection.DefaultCommandDeadline);
 
     /// <summary>
-    /// Polls <paramref name="jsPredicate"/> (a JavaScript expression, possibly a promise) every 50 ms until it is truthy;
+    /// Polls <paramref name="jsPredicate"/> (a JavaScript expression, possibly a promise) with <see cref="Poll"/> until it is truthy;
     /// after <paramref name="deadline"/> throws naming <paramref name="what"/>, with the page's URL and the start of its text.
     /// </summary>
     public async Task WaitForAsync(string jsPredicate, TimeSpan deadline, string what)
     {
         var clock = Stopwatch.StartNew();
         string? lastError = null;
-        while (clock.Elapsed < deadline)
+        Exception? fatal = null;
+        try
         {
-            try
+            await Poll.UntilAsync(async () =>
             {
-                var left = deadline - clock.Elapsed;
-                if (await EvaluateAsync<bool>($"Promise.resolve(({jsPredicate})).then(v => !!v)", left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)))
+                try
                 {
-                    return;
+                    var left = deadline - clock.Elapsed;
+                    return await EvaluateAsync<bool>($"Promise.resolve(({jsPredicate})).then(v => !!v)", left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
                 }
-            }
-            catch (Exception e) when (e is InvalidOperationException or CdpException && _cdp.ClosedReason is null && !_pageGone.Task.IsCompleted)
-            {
-                lastError = e.Message; // e.g. the page is between documents, or the predicate reads what is not there yet
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(50));
+                catch (Exception e) when (e is InvalidOperationException or CdpException && _cdp.ClosedReason is null && !_pageGone.Task.IsCompleted)
+                {
+                    lastError = e.Message; // e.g. the page is between documents, or the predicate reads what is not there yet
+                    return false;
+                }
+                catch (Exception e)
+                {
+                    fatal = e; // the browser or the page is gone: no use waiting out the deadline
+                    return true;
+                }
+            }, done => done, deadline, what);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"{what} did not happen within {deadline.TotalSeconds:0.#} s{(lastError is null ? string.Empty : $"; last error: {lastError}")}\n{await DescribePageAsync()}");
         }
 
-        throw new TimeoutException($"{what} did not happen within {deadline.TotalSeconds:0.#} s{(lastError is null ? string.Empty : $"; last error: {lastError}")}\n{await DescribePageAsync()}");
+        if (fatal is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(fatal);
+        }
     }
 
     /// <summary>Saves a PNG of the whole page (beyond the viewport too) at <paramref name="path"/>, creating its folder.</summary>

@@ -126,24 +126,21 @@ internal sealed class ChromiumProcess : IAsyncDisposable
     public async Task<Uri> WaitForDevToolsAsync(TimeSpan deadline)
     {
         var file = _profile.Combine("DevToolsActivePort");
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < deadline)
+        try
         {
-            if (_process.HasExited)
+            var endpoint = await Poll.UntilAsync(async () =>
             {
-                throw new InvalidOperationException($"chromium exited ({_process.ExitCode}) before its DevTools endpoint was up; its output:\n{RecentOutput}");
-            }
-
-            var lines = File.Exists(file) ? await File.ReadAllLinesAsync(file) : [];
-            if (lines.Length >= 2 && int.TryParse(lines[0], out var port) && port > 0 && lines[1].StartsWith('/'))
-            {
-                return new Uri($"ws://127.0.0.1:{port}{lines[1]}");
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(50));
+                var lines = File.Exists(file) ? await File.ReadAllLinesAsync(file) : [];
+                return lines.Length >= 2 && int.TryParse(lines[0], out var port) && port > 0 && lines[1].StartsWith('/')
+                    ? new Uri($"ws://127.0.0.1:{port}{lines[1]}")
+                    : null;
+            }, uri => uri is not null || _process.HasExited, deadline, "chromium's DevToolsActivePort");
+            return endpoint ?? throw new InvalidOperationException($"chromium exited ({_process.ExitCode}) before its DevTools endpoint was up; its output:\n{RecentOutput}");
         }
-
-        throw new TimeoutException($"chromium (pid {Id}) wrote no DevToolsActivePort within {deadline.TotalSeconds:0.#} s; its output:\n{RecentOutput}");
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"chromium (pid {Id}) wrote no DevToolsActivePort within {deadline.TotalSeconds:0.#} s; its output:\n{RecentOutput}");
+        }
     }
 
     /// <summary>
