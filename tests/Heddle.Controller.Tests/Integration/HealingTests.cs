@@ -181,7 +181,7 @@ public sealed class FaultingTests
         File.SetUnixFileMode(work.Path, (UnixFileMode)0b111_111_111); // the instance runs as a uid of its own and keeps its mark here
         var mark = work.Combine("first-node");
         // Fails on whichever node it lands on first, and runs anywhere else.
-        var script = $"first=$(cat {mark} 2>/dev/null); if [ -z \"$first\" ]; then echo \"$HEDDLE_NODE\" > {mark}; first=$HEDDLE_NODE; fi; " +
+        var script = $"first=$(cat {mark} 2>/dev/null); if [ -z \"$first\" ]; then echo \"$HEDDLE_NODE\" > {mark}.new && mv {mark}.new {mark}; first=$HEDDLE_NODE; fi; " +
                      "if [ \"$first\" = \"$HEDDLE_NODE\" ]; then echo \"cannot run on $HEDDLE_NODE\" >&2; exit 3; fi; exec sleep 600";
         var package = TestPackages.Build(work, "flaky", $$"""
             name: flaky
@@ -194,12 +194,16 @@ public sealed class FaultingTests
         await cluster.Api.DeployAsync(new DeploymentRequest(upload.Sha256, "service: flaky\nroles:\n  job: { instances: 1 }\n"));
 
         var moved = await Poll.UntilAsync(async () => (await cluster.Api.GetServiceAsync("flaky")).Instances.Single(),
-            i => i.State == InstanceStates.Ready && File.Exists(mark) && i.Node != File.ReadAllText(mark).Trim(), TimeSpan.FromSeconds(60), "the instance Ready on another node");
+            i => i.State == InstanceStates.Ready && FirstNode() is { Length: > 0 } first && i.Node != first, TimeSpan.FromSeconds(60), "the instance Ready on another node");
 
         var events = await cluster.Api.ListEventsAsync();
         Assert.Contains(events, e => e.Kind == "InstanceMoved" && e.Subject == "flaky/job/0" && e.Message.Contains("restarted 5 times on node"));
         Assert.Contains(events, e => e.Subject == "flaky/job/0" && e.Message.StartsWith("Faulted", StringComparison.Ordinal) && e.Message.Contains("exited with code 3"));
-        Assert.NotEqual(File.ReadAllText(mark).Trim(), moved.Node);
+        Assert.NotEqual(FirstNode(), moved.Node);
+
+        // The first start reports Ready before its script has written the mark (or while the file is still empty): only a
+        // written mark says which node it failed on.
+        string FirstNode() => File.Exists(mark) ? File.ReadAllText(mark).Trim() : string.Empty;
     }
 
     /// <summary>

@@ -104,7 +104,11 @@ public sealed class BgpEcmpTests(BalancerBed bed, ITestOutputHelper output) : IC
         return vip;
     }
 
-    /// <summary>GETs of the VIP from the client, one after another, each with its time and outcome.</summary>
+    /// <summary>
+    /// GETs of the VIP from the client, one after another, each with the time it was sent and its outcome. A request is dated
+    /// by when it was sent, not when it ended: one sent to lb2 just before its route went fails just after, and that is a
+    /// request the router sent while lb2 was still a next hop.
+    /// </summary>
     private sealed class ClientLoop : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
@@ -118,10 +122,11 @@ public sealed class BgpEcmpTests(BalancerBed bed, ITestOutputHelper output) : IC
             {
                 while (!loop._stop.IsCancellationRequested)
                 {
+                    var sent = DateTimeOffset.UtcNow;
                     var ok = await bed.GetAsync("cl", vip.ToString(), TimeSpan.FromSeconds(2));
                     lock (loop._results)
                     {
-                        loop._results.Add((DateTimeOffset.UtcNow, ok));
+                        loop._results.Add((sent, ok));
                     }
                 }
             });
