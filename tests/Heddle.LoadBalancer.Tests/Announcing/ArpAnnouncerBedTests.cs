@@ -91,12 +91,18 @@ public sealed partial class ArpAnnouncerBedTests(ITestOutputHelper output)
         await announcer.DisposeAsync();
     }
 
-    /// <summary>arp0, up with a carrier: one end of a veth pair (this kernel may lack the dummy link type).</summary>
+    /// <summary>
+    /// arp0, up with a carrier: one end of a veth pair (this kernel may lack the dummy link type). The kernel marks a link
+    /// running (operstate UP) a moment after `ip link set up` returns (its link watch batches such events, up to a second
+    /// apart), so this waits for that before it returns.
+    /// </summary>
     private static async Task AddLinkAsync(TestHost host)
     {
         Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "add", "arp0", "type", "veth", "peer", "name", "arp0p"));
         Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "set", "arp0p", "up"));
         Ip.Check(await host.RunAsync("/usr/sbin/ip", "link", "set", "arp0", "up"));
+        await Poll.UntilAsync(async () => (await host.RunAsync("/usr/sbin/ip", "-br", "link", "show", "arp0")).Stdout,
+            line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [_, "UP", ..], Within, "arp0 running (operstate UP)");
     }
 
     [Fact]
