@@ -209,6 +209,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
     }
 
     private readonly CancellationTokenSource _stop = new();
+    private Timer? _stillStopping;
     private Task _leading = Task.CompletedTask;
     private Task _sharing = Task.CompletedTask;
 
@@ -224,12 +225,13 @@ public sealed partial class ControllerHost : IAsyncDisposable
         }
 
         // Each step of a stop is timed: a stop that takes long says which step held it (the leader's term ending, the
-        // store, the open streams), since an operator restarting a controller waits for its ports to be free.
+        // store, the open streams), since an operator restarting a controller waits for its ports to be free. The timer
+        // is kept in a field: a timer only a suspended method refers to can be collected, and would then never say so.
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var steps = new List<string>();
-        var current = string.Empty;
+        var current = "cancelling";
         var log = Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>();
-        await using var stuck = new Timer(_ => LogStillStopping(log, clock.Elapsed.TotalSeconds, Volatile.Read(ref current)), null, StillStoppingAfter, Timeout.InfiniteTimeSpan);
+        _stillStopping = new Timer(_ => LogStillStopping(log, clock.Elapsed.TotalSeconds, Volatile.Read(ref current)), null, StillStoppingAfter, StillStoppingAfter);
         // Each step is bounded: a stop that waits for ever (a pass that ignores cancellation, a stream that never ends) is
         // worse for an operator than one that gives up on a step, says so, and goes on to free the ports.
         async Task Step(string name, Func<Task> step, TimeSpan? limit = null)
@@ -246,25 +248,46 @@ public sealed partial class ControllerHost : IAsyncDisposable
                 steps.Add($"{name} given up after {(clock.Elapsed - started).TotalSeconds:0.0} s");
                 LogStepGivenUp(log, name, (limit ?? StepLimit).TotalSeconds);
             }
+            catch (OperationCanceledException)
+            {
+                steps.Add($"{name} cancelled {(clock.Elapsed - started).TotalSeconds:0.0} s");
+            }
+            catch (Exception e)
+            {
+                // A loop that ended in an error (long before the stop, perhaps) must not end the stop: the ports are
+                // still to be freed. It is said here, where the error first shows.
+                steps.Add($"{name} failed after {(clock.Elapsed - started).TotalSeconds:0.0} s");
+                LogStepFailed(log, e, name);
+            }
         }
 
-        await _stop.CancelAsync();
-        await Step("leadership", () => _leading);
-        await Step("node health sharing", () => _sharing);
-        await Step("deregistering", () => Services.GetRequiredService<BlobPeers>().DeregisterAsync());
-        Services.GetRequiredService<AgentSessions>().CloseAll();
-        await Step("listeners and streams", async () =>
+        try
         {
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            // Long streams (event and projection followers, an agent that reconnected meanwhile) are cut after the grace.
-            await _app.StopAsync(grace.Token);
-        }, TimeSpan.FromSeconds(15));
+            // Cancelling runs every callback registered on the token; one that blocks must not hold the stop.
+            await Step("cancelling", () => _stop.CancelAsync());
+            await Step("leadership", () => _leading);
+            await Step("node health sharing", () => _sharing);
+            await Step("deregistering", () => Services.GetRequiredService<BlobPeers>().DeregisterAsync());
+            Services.GetRequiredService<AgentSessions>().CloseAll();
+            await Step("listeners and streams", async () =>
+            {
+                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                // Long streams (event and projection followers, an agent that reconnected meanwhile) are cut after the grace.
+                await _app.StopAsync(grace.Token);
+            }, TimeSpan.FromSeconds(15));
+            // The services' own disposal: the store's channels and watches, the mirror, the sessions.
+            await Step("disposing services", () => _app.DisposeAsync().AsTask());
+        }
+        finally
+        {
+            await _stillStopping.DisposeAsync();
+        }
+
         if (clock.Elapsed > SlowStop)
         {
             LogSlowStop(log, clock.Elapsed.TotalSeconds, string.Join(", ", steps));
         }
 
-        await _app.DisposeAsync();
         _ca.Dispose();
     }
 
@@ -274,6 +297,9 @@ public sealed partial class ControllerHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stopping: gave up waiting for {Step} after {Seconds:0} s; going on with the stop")]
     private static partial void LogStepGivenUp(ILogger logger, string step, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stopping: {Step} had ended in an error; going on with the stop")]
+    private static partial void LogStepFailed(ILogger logger, Exception exception, string step);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Still stopping after {Seconds:0.0} s, waiting for: {Step}")]
     private static partial void LogStillStopping(ILogger logger, double seconds, string step);

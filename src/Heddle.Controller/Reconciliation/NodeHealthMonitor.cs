@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Heddle.Controller.Store;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller.Reconciliation;
 
@@ -12,7 +13,8 @@ namespace Heddle.Controller.Reconciliation;
 /// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
 /// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
 /// </summary>
-public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null)
+public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null,
+    ILogger<NodeHealthMonitor>? logger = null)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     /// <summary>Since when a node this controller has not heard from counts as silent: two timeouts' grace from the start of judging.</summary>
@@ -76,12 +78,25 @@ public sealed class NodeHealthMonitor(IClusterStore store, WorkQueue queue, Even
                 {
                     // The store is away: the leader cannot act on anything either; the next tick says it again.
                 }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Any other failure of one tick must not end the sharing for the controller's life: the leader
+                    // would then judge Down every node connected here. The next tick says it again.
+                    if (logger is not null)
+                    {
+                        LogShareFailed(logger, e);
+                    }
+                }
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception) when (stoppingToken.IsCancellationRequested)
         {
+            // Stopping: a call cut short by the stop may end in the store client's own error rather than a cancellation.
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not share the nodes heard here; trying again at the next tick")]
+    private static partial void LogShareFailed(ILogger logger, Exception exception);
 
     /// <summary>
     /// What this controller tells the store it heard: only nodes heard within the node timeout, and only where the store
