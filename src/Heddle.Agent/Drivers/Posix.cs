@@ -36,6 +36,14 @@ public static partial class Posix
     [LibraryImport("libc")]
     private static partial int gettid();
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sched_setaffinity(int pid, nint size, ulong[] mask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sched_getaffinity(int pid, nint size, [Out] ulong[] mask);
+
+    private const int MaxCpus = 4096;
+
     public const ulong MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
 
     /// <summary>mount(2) with flags; null when it worked, else the error.</summary>
@@ -46,6 +54,32 @@ public static partial class Posix
     public static string? UnshareMountNamespace() => unshare(0x00020000) == 0 ? null : $"unshare(CLONE_NEWNS): error {Marshal.GetLastPInvokeError()}";
 
     public static int ThreadId() => gettid();
+
+    /// <summary>mount(2) with flags; 0 when it worked, else errno.</summary>
+    public static int MountErrno(string? source, string target, string? type, ulong flags, string? data) =>
+        mount(source!, target, type!, flags, data) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    public const int EINVAL = 22;
+
+    /// <summary>The CPUs this process may run on (its main thread's affinity, whatever the calling thread's), in order.</summary>
+    public static IReadOnlyList<int> AllowedCpus()
+    {
+        var mask = new ulong[MaxCpus / 64];
+        if (sched_getaffinity(Environment.ProcessId, mask.Length * sizeof(ulong), mask) != 0)
+        {
+            return [];
+        }
+
+        return [.. Enumerable.Range(0, MaxCpus).Where(cpu => (mask[cpu / 64] & (1UL << (cpu % 64))) != 0)];
+    }
+
+    /// <summary>Pins the calling thread (only it) to one CPU; false when that CPU may not be used.</summary>
+    public static bool PinThread(int cpu)
+    {
+        var mask = new ulong[MaxCpus / 64];
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        return sched_setaffinity(0, mask.Length * sizeof(ulong), mask) == 0;
+    }
 
     /// <summary>link(2): a second name for the same file (same file system only).</summary>
     public static bool HardLink(string existing, string newPath) => link(existing, newPath) == 0;
@@ -73,7 +107,7 @@ public static partial class Posix
         try
         {
             // Later lines are mounted later: the last at this point is the one on top.
-            return File.ReadLines("/proc/self/mountinfo").Select(l => (Fields: l.Split(' '), Tail: l.Split(" - ", 2)))
+            return File.ReadLines("/proc/thread-self/mountinfo").Select(l => (Fields: l.Split(' '), Tail: l.Split(" - ", 2)))
                 .Where(m => m.Fields.Length > 4 && m.Tail.Length == 2 && Unescape(m.Fields[4]) == full)
                 .Select(m => m.Tail[1].Split(' ')[0]).LastOrDefault();
         }
@@ -83,13 +117,13 @@ public static partial class Posix
         }
     }
 
-    /// <summary>Whether something is mounted exactly at <paramref name="path"/> (from /proc/self/mountinfo).</summary>
+    /// <summary>Whether something is mounted exactly at <paramref name="path"/> (from /proc/thread-self/mountinfo).</summary>
     public static bool IsMountPoint(string path)
     {
         var full = Path.GetFullPath(path).TrimEnd('/');
         try
         {
-            return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && Unescape(f[4]) == full);
+            return File.ReadLines("/proc/thread-self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && Unescape(f[4]) == full);
         }
         catch (IOException)
         {
@@ -103,7 +137,7 @@ public static partial class Posix
         var full = Path.GetFullPath(root).TrimEnd('/');
         try
         {
-            return [.. File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Where(f => f.Length > 4).Select(f => Unescape(f[4]))
+            return [.. File.ReadLines("/proc/thread-self/mountinfo").Select(l => l.Split(' ')).Where(f => f.Length > 4).Select(f => Unescape(f[4]))
                 .Where(p => p == full || p.StartsWith(full + "/", StringComparison.Ordinal)).Distinct().OrderByDescending(p => p.Length)];
         }
         catch (IOException)

@@ -41,6 +41,35 @@ public static class InstanceMounts
             throw new IOException($"making the instance's mount namespace failed: {unbindable}");
         }
 
+        // mount(2) binds a mount namespace only when the namespace is newer than the binder's own (its loop guard
+        // compares their ids); Linux 6.18 hands namespace ids out in per-CPU batches, so one made on another CPU than
+        // the agent's own namespace may have a lower id, and the bind then fails with EINVAL however often it is tried. The
+        // agent in the host's first namespace never meets it; one in a namespace of its own (a container, a test) does.
+        // A namespace refused so is let go and made again on the next CPU: the CPU that made the agent's namespace hands
+        // out higher ids, so one round over the allowed CPUs succeeds.
+        string? failed = null;
+        foreach (var cpu in new int?[] { null }.Concat(Posix.AllowedCpus().Select(c => (int?)c)))
+        {
+            var (error, tryAnotherCpu) = MakeAndBind(file, tmp, sharedMemoryMiB, cpu);
+            if (error is null)
+            {
+                return;
+            }
+
+            failed = error;
+            if (!tryAnotherCpu)
+            {
+                break;
+            }
+        }
+
+        Posix.UnmountAll(file);
+        throw new IOException($"making the instance's mount namespace failed: {failed}");
+    }
+
+    /// <summary>Makes the namespace on a thread of its own (pinned to <paramref name="cpu"/> if given) and binds it to <paramref name="file"/>.</summary>
+    private static (string? Error, bool TryAnotherCpu) MakeAndBind(string file, string tmp, int sharedMemoryMiB, int? cpu)
+    {
         string? error = null;
         var tid = 0;
         using var made = new ManualResetEventSlim();
@@ -50,6 +79,12 @@ public static class InstanceMounts
             try
             {
                 tid = Posix.ThreadId();
+                if (cpu is { } pinned && !Posix.PinThread(pinned))
+                {
+                    error = $"cannot run on CPU {pinned}";
+                    return;
+                }
+
                 error = Posix.UnshareMountNamespace()
                     ?? Posix.Mount(null, "/", null, Posix.MS_REC | Posix.MS_PRIVATE, null)
                     ?? Posix.Mount("proc", "/proc", "proc", Posix.MS_NOSUID | Posix.MS_NODEV | Posix.MS_NOEXEC, "hidepid=invisible")
@@ -69,11 +104,13 @@ public static class InstanceMounts
         made.Wait();
         try
         {
-            if ((error ?? Posix.Mount($"/proc/self/task/{tid}/ns/mnt", file, null, Posix.MS_BIND, null)) is { } failed)
+            if (error is not null)
             {
-                Posix.UnmountAll(file);
-                throw new IOException($"making the instance's mount namespace failed: {failed}");
+                return (error, cpu is not null && error.StartsWith("cannot run on CPU", StringComparison.Ordinal));
             }
+
+            var errno = Posix.MountErrno($"/proc/self/task/{tid}/ns/mnt", file, null, Posix.MS_BIND, null);
+            return errno == 0 ? (null, false) : ($"binding it to {file}: error {errno}", errno == Posix.EINVAL);
         }
         finally
         {

@@ -15,9 +15,7 @@ namespace Heddle.EndToEnd.Tests.Install;
 [Trait("Category", Hosts.BedCollection.Category)]
 public sealed class SystemdTests(PackageFixture package, ITestOutputHelper output) : IClassFixture<PackageFixture>
 {
-    [Fact(Skip = "open (issue 24): under a real systemd PID 1 the agent's bind mount of an instance's mount namespace (mnt.ns) fails with EINVAL in "
-        + "some runs (instances Faulted: 'making the instance's mount namespace failed ... error 22'); making the file a private mount first (445d285) "
-        + "did not cure it: 1 failure in the 4 runs since. The other runs passed: deployed, the killed agent restarted by systemd, both instances adopted with their pids")]
+    [Fact]
     public async Task ThePackage_InstalledAndRunByItsUnits_ServesANode_AndAKilledAgentIsRestartedAndAdoptsItsInstances()
     {
         using var work = new TempDirectory("heddle-systemd-test-");
