@@ -70,6 +70,12 @@ public sealed record ControllerOptions
     public TimeSpan NodeCertificateLifetime { get; init; } = TimeSpan.FromDays(90);
 
     /// <summary>
+    /// How long the join string handed to one network boot of a registered machine is valid (default 1 h): long enough for
+    /// the host image to download and its agent to enrol, short so one read off the provisioning network soon proves nothing.
+    /// </summary>
+    public TimeSpan BootJoinLifetime { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
     /// Serve the REST API over plain HTTP (`--insecure-http`), for a controller behind a proxy that terminates TLS.
     /// Tokens then cross the wire in clear between the proxy and the controller. The agent port is always TLS.
     /// </summary>
