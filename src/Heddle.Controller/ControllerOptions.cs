@@ -76,6 +76,12 @@ public sealed record ControllerOptions
     public TimeSpan BootJoinLifetime { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// The least time between two join strings issued to one machine's boots (default 5 s): a card (or someone using its
+    /// MAC) asking in a loop gets <c>TryLater</c>, not a new token record and event each time.
+    /// </summary>
+    public TimeSpan BootJoinInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Serve the REST API over plain HTTP (`--insecure-http`), for a controller behind a proxy that terminates TLS.
     /// Tokens then cross the wire in clear between the proxy and the controller. The agent port is always TLS.
     /// </summary>

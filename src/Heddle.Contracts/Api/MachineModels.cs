@@ -33,6 +33,9 @@ public enum BootAction
 
     /// <summary>A registered machine whose node is enrolled: nothing to install; the firmware goes on to its next boot device.</summary>
     BootLocal,
+
+    /// <summary>A registered machine that asked again too soon (a join string was issued to it moments ago): nothing this time; its firmware asks again.</summary>
+    TryLater,
 }
 
 /// <summary>

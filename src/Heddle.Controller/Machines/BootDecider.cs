@@ -19,6 +19,9 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
 {
     private readonly EventThrottle _unknown = new(TimeSpan.FromMinutes(10), burst: 20, window: TimeSpan.FromMinutes(1));
 
+    // Join strings: one per machine per BootJoinInterval, and at most 600 a minute over all machines (a store write and an event each).
+    private readonly EventThrottle _joins = new(options.BootJoinInterval, burst: 600, window: TimeSpan.FromMinutes(1));
+
     /// <summary>The decision, or null with the reason when <paramref name="mac"/> is not a MAC address.</summary>
     public async Task<(BootDecision? Decision, string? Error)> DecideAsync(string? mac, CancellationToken cancellationToken = default)
     {
@@ -47,6 +50,12 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         if (action != BootAction.Install)
         {
             return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, null, [], message), null);
+        }
+
+        if (!_joins.TryTake(machine.Name, now, out _))
+        {
+            return (new BootDecision(BootAction.TryLater, normal, machine.Name, machine.FaultDomain, null, [],
+                $"machine {machine.Name} ({normal}) asked to boot again within {options.BootJoinInterval.TotalSeconds:0.#} s of its last join string: nothing this time; ask again later"), null);
         }
 
         var (token, record) = await tokens.CreateMachineJoinAsync(machine.Name, normal, options.BootJoinLifetime, cancellationToken);

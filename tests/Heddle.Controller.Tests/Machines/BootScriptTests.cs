@@ -30,6 +30,7 @@ public sealed class BootScriptTests
     [Theory]
     [InlineData(BootAction.NoImage)]
     [InlineData(BootAction.BootLocal)]
+    [InlineData(BootAction.TryLater)]
     public void For_AnythingButAnInstall_SaysWhyAndExits_WithNoImageAndNoSecret(BootAction action)
     {
         var script = IpxeScripts.For(new BootDecision(action, "52:54:00:12:34:56", null, null, null, [], "no image for ${you}\nkernel evil"), Kernel, Initrd, null);

@@ -24,7 +24,7 @@ public sealed class MachineApiTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
+        _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller"), BootJoinInterval = TimeSpan.Zero });
         _api = _controller.Client();
     }
 
@@ -157,6 +157,21 @@ public sealed class MachineApiTests : IAsyncLifetime
         using var channel = GrpcChannel.ForAddress(_controller.AgentUrl, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(_controller.CaCertificate) });
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await new AgentService.AgentServiceClient(channel).EnrollAsync(Request(token, "m1")));
         Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task Decide_AKnownMacAskingAgainTooSoon_GetsTryLater_AndNoNewJoinString()
+    {
+        await using var strict = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("strict"), BootJoinInterval = TimeSpan.FromMinutes(10) });
+        using var api = strict.Client();
+        await api.AddMachineAsync(new MachineAddRequest(Mac, "m1", "rack-1"));
+
+        var first = await api.DecideBootAsync(Mac);
+        var again = await api.DecideBootAsync(Mac);
+
+        Assert.Equal(BootAction.Install, first.Action);
+        Assert.Equal((BootAction.TryLater, null), (again.Action, again.JoinString));
+        Assert.Single(await api.ListTokensAsync(), t => t.Scope == "join (machine m1)");
     }
 
     private static EnrollRequest Request(string token, string node)
