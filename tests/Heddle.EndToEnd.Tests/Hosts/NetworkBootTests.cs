@@ -14,7 +14,8 @@ namespace Heddle.EndToEnd.Tests.Hosts;
 /// dnsmasq and the iPXE scripts), and QEMU machines on taps on the bed's bridge booting through QEMU's iPXE ROM. The
 /// registered MAC gets its script and boots the Debian cloud kernel with a test initramfs whose init reports its lease
 /// and its kernel command line (with the machine's join string); an unknown MAC gets no image, and the controller
-/// records one event. Power-on → report is printed.
+/// records one event. The join string, used by an agent on a bed host standing in for the machine (whose image runs no
+/// agent yet), enrols node m1 in the machine's fault domain. Power-on → report is printed.
 /// </summary>
 [Collection(BedCollection.Name)]
 [Trait("Category", BedCollection.Category)]
@@ -23,13 +24,14 @@ public sealed partial class NetworkBootTests(ITestOutputHelper output)
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(40);
 
     [Fact]
-    public async Task AKnownMac_BootsWithItsJoinString_AndAnUnknownMac_GetsNoImageAndAnEvent()
+    public async Task AKnownMac_BootsWithAJoinStringThatEnrolsItsNameInItsFaultDomain_AndAnUnknownMac_GetsNoImageAndAnEvent()
     {
         var release = TestInitramfs.KernelRelease();
         Assert.True(release is not null && QemuMachine.Supported, "network boot needs qemu-system-x86, ipxe-qemu and linux-image-cloud-amd64 (scripts/install-deps.sh)");
         using var state = new TempDirectory("heddle-boot-");
         File.SetUnixFileMode(state.Path, global::Heddle.Agent.Isolation.StateFolders.PassThrough); // dnsmasq drops to a user of its own
-        await using var bed = await TestBed.CreateAsync("ctl", "boot");
+        using var uids = global::Heddle.Agent.Isolation.UidBlock.Lease();
+        await using var bed = await TestBed.CreateAsync("ctl", "boot", "m1");
         var (ctl, boot) = (bed["ctl"], bed["boot"]);
         var client = new Dictionary<string, string> { ["HEDDLE_HOME"] = state.Combine("client") };
         Task<ProcessResult> Heddle(params string[] args) => ctl.RunAsync(TimeSpan.FromSeconds(30), client, global::Heddle.EndToEnd.Tests.Heddle.Executable, args);
@@ -91,6 +93,20 @@ public sealed partial class NetworkBootTests(ITestOutputHelper output)
         Assert.DoesNotContain(join, bootService.Output); // the secret is in the script, never in a log
         var machines = JsonDocument.Parse(Check(await Heddle("machine", "list", "-o", "json")).Stdout).RootElement;
         Assert.Equal("JoinIssued", machines[0].GetProperty("state").GetString(), ignoreCase: true);
+
+        // The join string enrols node m1, in the machine's fault domain whatever the agent says. (The booted machine runs
+        // no agent yet: an agent on a bed host of its own stands in for it.)
+        Directory.CreateDirectory(state.Combine("m1"));
+        File.SetUnixFileMode(state.Combine("m1"), global::Heddle.Agent.Isolation.StateFolders.PassThrough);
+        var agent = bed["m1"].Start("agent", global::Heddle.EndToEnd.Tests.Heddle.Executable, [
+            "agent", "--state", state.Combine("m1"), "--address", bed["m1"].Address.ToString(), "--controller", agentUrl, "--name", "m1", "--fault-domain", "says-otherwise",
+            "--cores", "1", "--stop-instances-on-exit", "--uid-range", uids.Range.ToString(),
+        ], new Dictionary<string, string> { ["HEDDLE_JOIN"] = join });
+        await agent.WaitForOutputAsync("Connected to the controller", Deadline);
+        var node = await Poll.UntilAsync(async () => JsonDocument.Parse(Check(await Heddle("nodes", "-o", "json")).Stdout).RootElement.EnumerateArray().ToList(), n => n.Count == 1, Deadline, "node m1");
+        Assert.Equal(("m1", "rack-1"), (node[0].GetProperty("name").GetString(), node[0].GetProperty("faultDomain").GetString()));
+        machines = JsonDocument.Parse(Check(await Heddle("machine", "list", "-o", "json")).Stdout).RootElement;
+        Assert.Equal("Enrolled", machines[0].GetProperty("state").GetString(), ignoreCase: true);
 
         await using (var stranger = await QemuMachine.StartAsync(bed.Bridge, $"{bed.Bridge}t2", unknown))
         {
