@@ -26,6 +26,8 @@ public static class HeddleCli
             ImageCommands.Create(console),
             TokenCommands.Create(console),
             QuotaCommands.Create(console),
+            MachineCommands.Create(console),
+            BootCommand.Create(console),
             LoginCommand.Create(console),
             CaCommands.Create(console),
         };

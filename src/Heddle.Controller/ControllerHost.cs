@@ -125,6 +125,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         ApiEndpoints.Map(app);
         TokenEndpoints.Map(app);
         QuotaEndpoints.Map(app);
+        MachineEndpoints.Map(app);
         AgentEndpoints.Map(app);
         Dashboard.DashboardEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start

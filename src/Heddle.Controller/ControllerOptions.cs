@@ -70,6 +70,18 @@ public sealed record ControllerOptions
     public TimeSpan NodeCertificateLifetime { get; init; } = TimeSpan.FromDays(90);
 
     /// <summary>
+    /// How long the join string handed to one network boot of a registered machine is valid (default 1 h): long enough for
+    /// the host image to download and its agent to enrol, short so one read off the provisioning network soon proves nothing.
+    /// </summary>
+    public TimeSpan BootJoinLifetime { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The least time between two join strings issued to one machine's boots (default 5 s): a card (or someone using its
+    /// MAC) asking in a loop gets <c>TryLater</c>, not a new token record and event each time.
+    /// </summary>
+    public TimeSpan BootJoinInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Serve the REST API over plain HTTP (`--insecure-http`), for a controller behind a proxy that terminates TLS.
     /// Tokens then cross the wire in clear between the proxy and the controller. The agent port is always TLS.
     /// </summary>

@@ -131,4 +131,8 @@ public static class EventKinds
     public const string UpgradePaused = "UpgradePaused";
     public const string UpgradeResumed = "UpgradeResumed";
     public const string LeaderElected = "LeaderElected";
+    public const string MachineAdded = "MachineAdded";
+    public const string MachineRemoved = "MachineRemoved";
+    public const string MachineBooted = "MachineBooted";
+    public const string UnknownMachineBooted = "UnknownMachineBooted";
 }

@@ -15,11 +15,12 @@ internal static class TokenCommands
         var join = new Option<bool>("--join") { Description = "A join token for agents (printed as the join string 'heddle agent --join' takes)" };
         var tenant = new Option<string?>("--tenant") { Description = "An API token for one tenant: it sees and changes only that tenant's services and images (default: admin)" };
         var metrics = new Option<bool>("--metrics") { Description = "A token that reads /metrics and nothing else (for Prometheus)" };
+        var boot = new Option<bool>("--boot") { Description = "A token that asks for boot decisions and nothing else (for 'heddle boot' on a provisioning host)" };
         var ttl = new Option<string?>("--ttl") { Description = "How long the token is valid, e.g. 1h, 30d (default: a join token 24h, an API token until revoked)" };
         var uses = new Option<int?>("--uses") { Description = "How many agents a join token may enrol (default: any number until it expires)" };
         var description = new Option<string?>("--description") { Description = "A note shown by 'heddle token list'" };
         var format = CommonOptions.Format();
-        var create = new Command("create", "Make an API token (admin, or --tenant T), a join token (--join) or a metrics token (--metrics); it is shown this once") { join, metrics, tenant, ttl, uses, description, format };
+        var create = new Command("create", "Make an API token (admin, or --tenant T), a join token (--join), a metrics token (--metrics) or a boot token (--boot); it is shown this once") { join, metrics, boot, tenant, ttl, uses, description, format };
         create.SetAction(async (parse, ct) =>
         {
             long? seconds = null;
@@ -34,7 +35,7 @@ internal static class TokenCommands
             }
 
             using var api = ClientConfig.Load().Connect();
-            var made = await api.CreateTokenAsync(new TokenCreateRequest(parse.GetValue(join), parse.GetValue(tenant), seconds, parse.GetValue(uses), parse.GetValue(description), parse.GetValue(metrics)), ct);
+            var made = await api.CreateTokenAsync(new TokenCreateRequest(parse.GetValue(join), parse.GetValue(tenant), seconds, parse.GetValue(uses), parse.GetValue(description), parse.GetValue(metrics), parse.GetValue(boot)), ct);
             if (parse.GetValue(format) == "json")
             {
                 console.WriteJson(new { token = made.JoinString ?? made.Token, id = made.Id, kind = made.Kind, tenant = made.Tenant, expires = made.Expires, uses = made.Uses });
@@ -42,7 +43,7 @@ internal static class TokenCommands
             else
             {
                 console.Out.WriteLine(made.JoinString ?? made.Token);
-                var scope = made.Kind == "join" ? "join string" : made.Kind == "metrics" ? "metrics token (reads /metrics only)" : made.Tenant is null ? "admin token" : $"token of tenant {made.Tenant}";
+                var scope = made.Kind == "join" ? "join string" : made.Kind == "metrics" ? "metrics token (reads /metrics only)" : made.Kind == "boot" ? "boot token (asks for boot decisions only)" : made.Tenant is null ? "admin token" : $"token of tenant {made.Tenant}";
                 console.Error.WriteLine($"{scope} {made.Id}{(made.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(made.Uses is { } u ? $", {u} use(s)" : string.Empty)}; it is not shown again");
             }
 

@@ -277,8 +277,8 @@ public static class ProblemTypes
     public const string QuotaExceeded = "https://heddle.dev/problems/quota-exceeded";
 }
 
-/// <summary>POST /v1/tokens: an API token (admin, or a tenant's when Tenant is set) or, with Join, a join token for agents.</summary>
-public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null, long? TtlSeconds = null, int? Uses = null, string? Description = null, bool Metrics = false);
+/// <summary>POST /v1/tokens: an API token (admin, or a tenant's when Tenant is set) or, with Join, a join token for agents; with Boot, a token for `heddle boot` that asks for boot decisions and nothing else.</summary>
+public sealed record TokenCreateRequest(bool Join = false, string? Tenant = null, long? TtlSeconds = null, int? Uses = null, string? Description = null, bool Metrics = false, bool Boot = false);
 
 /// <summary>The token, shown this once; for a join token, the join string agents take.</summary>
 public sealed record TokenCreated(string Id, string Token, string Kind, string? Tenant, DateTimeOffset? Expires, int? Uses, string? JoinString);

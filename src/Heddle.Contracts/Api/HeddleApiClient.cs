@@ -264,6 +264,20 @@ public sealed class HeddleApiClient : IDisposable
     public Task<QuotaStatus> ResetQuotaAsync(string tenant, CancellationToken ct = default) =>
         SendAsync<QuotaStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/quotas/{Uri.EscapeDataString(tenant)}"), ct);
 
+    /// <summary>Registers a machine by its MAC (admin only).</summary>
+    public Task<MachineStatus> AddMachineAsync(MachineAddRequest request, CancellationToken ct = default) =>
+        SendAsync<MachineStatus>(new HttpRequestMessage(HttpMethod.Post, "v1/machines") { Content = JsonContent.Create(request, options: Json) }, ct);
+
+    public Task<List<MachineStatus>> ListMachinesAsync(CancellationToken ct = default) => GetAsync<List<MachineStatus>>("v1/machines", ct);
+
+    /// <summary>Forgets a machine and revokes its join strings not used yet; a node it became stays (remove it with RemoveNodeAsync).</summary>
+    public Task<MachineStatus> RemoveMachineAsync(string name, CancellationToken ct = default) =>
+        SendAsync<MachineStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/machines/{Uri.EscapeDataString(name)}"), ct);
+
+    /// <summary>What a network card asking to boot gets (a boot token's or an admin's call).</summary>
+    public Task<BootDecision> DecideBootAsync(string mac, CancellationToken ct = default) =>
+        SendAsync<BootDecision>(new HttpRequestMessage(HttpMethod.Post, "v1/boot/decisions") { Content = JsonContent.Create(new BootRequest(mac), options: Json) }, ct);
+
     /// <summary>Revokes a node's certificate, forgets the node and has its instances placed elsewhere.</summary>
     public async Task RemoveNodeAsync(string name, CancellationToken ct = default) =>
         await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/nodes/{Uri.EscapeDataString(name)}"), ct);

@@ -14,16 +14,22 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics)
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
     {
         // The token is checked before the controller connects anywhere for a caller (no probes for strangers), and used
         // up only after, so a node refused for its address can try again with the same token.
-        if (!tokens.IsUsableJoinToken(request.JoinToken))
+        if (tokens.UsableJoinToken(request.JoinToken) is not { } join)
         {
             throw await TokenRefusalAsync(request, context);
+        }
+
+        if (Machines.MachineEnrolment.Refusal(join, request.NodeName, machines.GetMachine(request.NodeName) is not null) is { } misnamed)
+        {
+            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {misnamed}");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, misnamed));
         }
 
         if (!string.IsNullOrEmpty(request.Address)
@@ -189,12 +195,13 @@ public sealed class AgentService(
     {
         var info = hello.Node;
         var previous = store.GetNode(info.Name);
+        var (faultDomain, labels) = Machines.MachineEnrolment.Placement(machines.GetMachine(info.Name), info.FaultDomain, info.Labels);
         await health.JoinAsync(info.Name, () => store.PutNodeAsync(new NodeRecord
         {
             Name = info.Name,
             Address = info.Address,
-            FaultDomain = info.FaultDomain,
-            Labels = info.Labels.ToDictionary(),
+            FaultDomain = faultDomain,
+            Labels = labels,
             MemoryMiB = info.MemoryMib,
             Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
             LogUrl = info.LogUrl,
@@ -205,7 +212,7 @@ public sealed class AgentService(
         }));
         if (previous is null)
         {
-            await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {info.FaultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
+            await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
         }
         else if (previous.Condition == NodeConditions.Down)
         {

@@ -44,6 +44,11 @@ internal static class TokenEndpoints
             return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad token request", "a metrics token reads the whole cluster's /metrics: it is neither a join token nor a tenant's");
         }
 
+        if (request.Boot && (request.Join || request.Metrics || request.Tenant is not null))
+        {
+            return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad token request", "a boot token asks for boot decisions for the whole cluster: it is neither a join, metrics nor tenant's token");
+        }
+
         if (request.TtlSeconds is <= 0 or > 10L * 365 * 86400 || request.Uses is <= 0 or > 1_000_000 || request.Description is { Length: > 200 })
         {
             return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad token request", "ttl must be between 1 s and 10 years, uses between 1 and 1,000,000, a description at most 200 characters");
@@ -51,7 +56,7 @@ internal static class TokenEndpoints
 
         // A join token is a key to the cluster: it lives a day at most unless asked otherwise.
         var ttl = request.TtlSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : request.Join ? TimeSpan.FromHours(24) : (TimeSpan?)null;
-        var (token, record) = await tokens.CreateAsync(request.Join ? TokenKinds.Join : request.Metrics ? TokenKinds.Metrics : TokenKinds.Api, request.Tenant, ttl, request.Uses, request.Description);
+        var (token, record) = await tokens.CreateAsync(request.Join ? TokenKinds.Join : request.Metrics ? TokenKinds.Metrics : request.Boot ? TokenKinds.Boot : TokenKinds.Api, request.Tenant, ttl, request.Uses, request.Description);
         await events.AddAsync(EventKinds.TokenCreated, record.Id, $"{record.Kind} token {record.Id} created ({Scope(record)}{(record.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(record.UsesLeft is { } u ? $", {u} use(s)" : string.Empty)})");
         return Results.Ok(new TokenCreated(record.Id, token, record.Kind, record.Tenant, record.Expires, record.UsesLeft,
             request.Join ? JoinString.Format(token, ca.PublicKeyHash) : null));
@@ -61,8 +66,9 @@ internal static class TokenEndpoints
 
     private static string Scope(TokenRecord t) => t.Kind switch
     {
-        TokenKinds.Join => "join",
+        TokenKinds.Join => t.Machine is { } machine ? $"join (machine {machine})" : "join",
         TokenKinds.Metrics => "metrics",
+        TokenKinds.Boot => "boot",
         _ => t.Tenant is null ? "admin" : $"tenant {t.Tenant}",
     };
 

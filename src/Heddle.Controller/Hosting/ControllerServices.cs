@@ -20,10 +20,13 @@ internal static class ControllerServices
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Cluster);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Quotas);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Machines);
         services.AddSingleton<Quotas.TenantQuotas>();
         services.AddSingleton<Leadership.LeaderTerm>();
         services.AddSingleton<ReconcileLoop>();
         services.AddSingleton<Tokens>();
+        services.AddSingleton<Machines.MachineRegistry>();
+        services.AddSingleton<Machines.BootDecider>();
         services.AddSingleton<NodeCertificates>();
         services.AddSingleton<NodeReachability>();
         services.AddSingleton(new BlobStore(Path.Combine(options.StateDirectory, "blobs")));

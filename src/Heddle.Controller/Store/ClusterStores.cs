@@ -13,6 +13,8 @@ public sealed class OpenedStore(KvClusterStore store, EtcdMembers? etcd, string 
 
     public IQuotaStore Quotas => store;
 
+    public IMachineStore Machines => store;
+
     /// <summary>This controller's watch-fed copy of the store.</summary>
     public KvMirror Mirror => store.Mirror;
 

@@ -1,7 +1,11 @@
 namespace Heddle.Controller.Store;
 
-/// <summary>A token as kept: its SHA-256 only, never the token itself. Kind is <see cref="TokenKinds"/>; an API token without a tenant is an admin's.</summary>
-public sealed record TokenRecord(string Id, string Hash, string Kind, string? Tenant, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description);
+/// <summary>
+/// A token as kept: its SHA-256 only, never the token itself. Kind is <see cref="TokenKinds"/>; an API token without a
+/// tenant is an admin's. A join token with a <see cref="Machine"/> was issued to that registered machine's boot and
+/// enrols that node name only.
+/// </summary>
+public sealed record TokenRecord(string Id, string Hash, string Kind, string? Tenant, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description, string? Machine = null);
 
 public static class TokenKinds
 {
@@ -13,6 +17,9 @@ public static class TokenKinds
 
     /// <summary>Reads <c>/metrics</c> and nothing else: what a Prometheus server is given instead of an admin token.</summary>
     public const string Metrics = "metrics";
+
+    /// <summary>Asks for boot decisions (<c>/v1/boot</c>) and nothing else: what `heddle boot` on a provisioning host is given instead of an admin token.</summary>
+    public const string Boot = "boot";
 }
 
 /// <summary>A node certificate the controller signed. Refused from the moment it is revoked (the node was removed).</summary>

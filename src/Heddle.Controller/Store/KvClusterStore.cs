@@ -352,6 +352,10 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
         public static string Quota(string tenant) => $"quotas/{tenant}";
 
+        public static string Machine(string name) => $"machines/{name}";
+
+        public static string MachineMac(string mac) => $"machine-macs/{mac}";
+
         /// <summary>Rewritten by every deployment a tenant's quota is checked for, so two checked at once cannot both commit.</summary>
         public static string TenantAccepts(string tenant) => $"tenant-accepts/{tenant}";
 

@@ -127,9 +127,55 @@ public sealed class Tokens(ITrustStore store, TimeProvider time)
         return Find(token, TokenKinds.Api) is { } record ? record.Tenant is null : null;
     }
 
-    /// <summary>The join token's record when it is valid now, taking one of its uses; null otherwise.</summary>
     /// <summary>Whether a join token would be accepted now, without using it up (checks that cost the controller something come first).</summary>
     public bool IsUsableJoinToken(string token) => Find(token, TokenKinds.Join) is not null;
+
+    /// <summary>The record of a join token that would be accepted now (without using it up), or null.</summary>
+    public TokenRecord? UsableJoinToken(string token) => Find(token, TokenKinds.Join);
+
+    /// <summary>
+    /// The caller a boot token proves (for <c>/v1/boot</c> only; the middleware keeps it there), or null. An API token
+    /// proves its caller as anywhere else (a tenant's is then refused by <see cref="Scopes"/>).
+    /// </summary>
+    public Caller? AuthenticateBoot(string? header)
+    {
+        const string Bearer = "Bearer ";
+        if (header is null || !header.StartsWith(Bearer, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var token = header[Bearer.Length..].Trim();
+        return Find(token, TokenKinds.Boot) is { } boot ? new Caller(null, boot.Id) : Find(token, TokenKinds.Api) is { } api ? new Caller(api.Tenant, api.Id) : null;
+    }
+
+    /// <summary>
+    /// A join token for one boot of a registered machine: it enrols node <paramref name="machine"/> once, within
+    /// <paramref name="ttl"/>. Every earlier one of the machine not used yet is revoked first, so at most one is in force.
+    /// </summary>
+    public async Task<(string Token, TokenRecord Record)> CreateMachineJoinAsync(string machine, string mac, TimeSpan ttl, CancellationToken cancellationToken = default)
+    {
+        await RevokeMachineJoinsAsync(machine, cancellationToken);
+        var token = NewSecret();
+        var hash = Hash(token);
+        var now = time.GetUtcNow();
+        var record = new TokenRecord(hash[..12], hash, TokenKinds.Join, null, now, now + ttl, 1, false, $"boot of machine {machine} ({mac})", machine);
+        await store.PutTokenAsync(record, cancellationToken);
+        return (token, record);
+    }
+
+    /// <summary>Revokes a machine's join tokens still in force; how many were.</summary>
+    public async Task<int> RevokeMachineJoinsAsync(string machine, CancellationToken cancellationToken = default)
+    {
+        var now = time.GetUtcNow();
+        var inForce = store.ListTokens().Where(t => t.Machine == machine && !t.Revoked && t.UsesLeft is null or > 0 && (t.Expires is null || t.Expires > now)).ToList();
+        foreach (var token in inForce)
+        {
+            await store.RevokeTokenAsync(token.Id, cancellationToken);
+        }
+
+        return inForce.Count;
+    }
 
     public async Task<TokenRecord?> UseJoinTokenAsync(string token, CancellationToken cancellationToken = default)
     {

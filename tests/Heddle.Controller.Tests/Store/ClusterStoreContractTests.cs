@@ -74,6 +74,28 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Machines_NameAndMacUnique_FoundByEither_AndRemovalFreesBoth()
+    {
+        var machines = (IMachineStore)Store;
+        MachineRecord Machine(string name, string mac) => new(name, mac, "rack-1", new Dictionary<string, string>(), Time.GetUtcNow());
+
+        Assert.Equal(MachineAddOutcome.Added, await machines.AddMachineAsync(Machine("m1", "52:54:00:00:00:01")));
+        Assert.Equal(MachineAddOutcome.NameTaken, await machines.AddMachineAsync(Machine("m1", "52:54:00:00:00:02")));
+        Assert.Equal(MachineAddOutcome.MacTaken, await machines.AddMachineAsync(Machine("m2", "52:54:00:00:00:01")));
+        Assert.Null(machines.GetMachineByMac("52:54:00:00:00:02"));
+        Assert.Null(machines.GetMachine("m2"));
+        Assert.Equal("m1", machines.GetMachineByMac("52:54:00:00:00:01")!.Name);
+        Assert.True(await machines.SetMachineBootedAsync("m1", Time.GetUtcNow()));
+        Assert.Equal(Time.GetUtcNow(), machines.GetMachine("m1")!.LastBoot);
+
+        Assert.Equal("52:54:00:00:00:01", (await machines.RemoveMachineAsync("m1"))!.Mac);
+        Assert.Null(await machines.RemoveMachineAsync("m1"));
+        Assert.False(await machines.SetMachineBootedAsync("m1", Time.GetUtcNow()));
+        Assert.Equal(MachineAddOutcome.Added, await machines.AddMachineAsync(Machine("m2", "52:54:00:00:00:01")));
+        Assert.Equal(["m2"], machines.ListMachines().Select(m => m.Name));
+    }
+
+    [Fact]
     public async Task TenantVersion_ADeploymentCheckedAgainstAnOlderOne_IsRefused()
     {
         var before = Store.TenantVersion("default");

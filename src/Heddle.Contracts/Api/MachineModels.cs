@@ -1,0 +1,46 @@
+namespace Heddle.Contracts.Api;
+
+/// <summary>POST /v1/machines: a machine the controller will hand a host image when it network-boots (admin only).</summary>
+public sealed record MachineAddRequest(string Mac, string Name, string FaultDomain, IReadOnlyDictionary<string, string>? Labels = null);
+
+/// <summary>Where a machine is on its way to being a node.</summary>
+public enum MachineState
+{
+    /// <summary>Registered; it has not asked to boot since.</summary>
+    Registered,
+
+    /// <summary>It asked to boot and was given a join string, not used yet.</summary>
+    JoinIssued,
+
+    /// <summary>A node of its name holds a certificate in force.</summary>
+    Enrolled,
+}
+
+/// <summary>A machine as `heddle machine list` shows it. Never carries a join string.</summary>
+public sealed record MachineStatus(string Name, string Mac, string FaultDomain, IReadOnlyDictionary<string, string> Labels, DateTimeOffset Created, MachineState State, DateTimeOffset? LastBoot);
+
+/// <summary>POST /v1/boot/decisions: the boot service asks what a network card that asked for a boot script gets.</summary>
+public sealed record BootRequest(string Mac);
+
+/// <summary>What a booting machine gets.</summary>
+public enum BootAction
+{
+    /// <summary>An unknown MAC: no image, no secret; the controller records an event (rate-limited).</summary>
+    NoImage,
+
+    /// <summary>A registered machine not yet a node: the host image, with a join string for it alone.</summary>
+    Install,
+
+    /// <summary>A registered machine whose node is enrolled: nothing to install; the firmware goes on to its next boot device.</summary>
+    BootLocal,
+
+    /// <summary>A registered machine that asked again too soon (a join string was issued to it moments ago): nothing this time; its firmware asks again.</summary>
+    TryLater,
+}
+
+/// <summary>
+/// The controller's answer for one boot: the action and, for <see cref="BootAction.Install"/>, the machine's name, fault
+/// domain, a join string that enrols that node name once (short-lived; each boot that installs gets a new one, and the
+/// previous one is revoked), and the controllers' API URLs the agent is to use.
+/// </summary>
+public sealed record BootDecision(BootAction Action, string Mac, string? Machine, string? FaultDomain, string? JoinString, IReadOnlyList<string> Controllers, string Message);

@@ -1,0 +1,46 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Machines;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Heddle.Controller.Api;
+
+/// <summary>
+/// /v1/machines (admin only): register, list and remove the machines that join by network boot. /v1/boot/decisions: what
+/// `heddle boot` asks for each card that wants a boot script (a boot token or an admin's; <c>ApiMiddleware</c> keeps a boot
+/// token to this path). A join string is only ever in a decision, never in a listing.
+/// </summary>
+internal static class MachineEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/machines", async (MachineAddRequest? request, MachineRegistry registry, CancellationToken ct) =>
+        {
+            if (request is null)
+            {
+                return Problems.Invalid(ProblemTypes.InvalidRequest, "Bad machine", "the request carries no machine; send {\"mac\": \"52:54:00:12:34:56\", \"name\": \"m1\", \"faultDomain\": \"rack-1\"}; nothing was changed");
+            }
+
+            var (added, errors, conflict) = await registry.AddAsync(request, ct);
+            if (added is not null)
+            {
+                return Results.Ok(added);
+            }
+
+            return conflict
+                ? Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Machine exists", $"{errors[0]}; nothing was changed")
+                : Problems.Invalid(ProblemTypes.InvalidRequest, "Bad machine", $"{string.Join("; ", errors)}; nothing was changed", errors);
+        });
+        app.MapGet("/v1/machines", (MachineRegistry registry) => Results.Ok(registry.List()));
+        app.MapDelete("/v1/machines/{name}", async (string name, MachineRegistry registry, CancellationToken ct) =>
+            await registry.RemoveAsync(name, ct) is { } removed
+                ? Results.Ok(removed)
+                : Problems.NotFound($"no machine named '{Printable.Of(name)}' ('heddle machine list' shows them); nothing was changed"));
+        app.MapPost("/v1/boot/decisions", async (BootRequest? request, BootDecider decider, CancellationToken ct) =>
+        {
+            var (decision, error) = await decider.DecideAsync(request?.Mac, ct);
+            return decision is not null ? Results.Ok(decision) : Problems.Invalid(ProblemTypes.InvalidRequest, "Bad MAC", error!);
+        });
+    }
+}

@@ -1,0 +1,94 @@
+using System.Net;
+using Heddle.Contracts.Api;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Heddle.Controller.Boot;
+
+/// <summary>
+/// The boot service's HTTP side, on the provisioning network only: <c>/boot/ipxe?mac=</c> asks the controller what that
+/// card gets and answers with its iPXE script; <c>/boot/kernel</c> and <c>/boot/initrd</c> are the host image. Plain HTTP,
+/// as firmware speaks it (see README "Adding machines" for what that lets a neighbour on this network do). At most
+/// <see cref="MaxDecisionsAtOnce"/> questions to the controller at once; more are answered 503 at once, so a flood of
+/// booting cards cannot queue up work on the controller.
+/// </summary>
+public sealed class BootServer : IAsyncDisposable
+{
+    public const int MaxDecisionsAtOnce = 8;
+
+    private readonly WebApplication _app;
+
+    private BootServer(WebApplication app, Uri baseUrl)
+    {
+        _app = app;
+        BaseUrl = baseUrl;
+    }
+
+    /// <summary>http://address:port/ of the listener.</summary>
+    public Uri BaseUrl { get; }
+
+    public Uri Script => new(BaseUrl, "boot/ipxe");
+
+    public static async Task<BootServer> StartAsync(IPAddress address, int port, string kernel, string initrd, string? append,
+        Func<string, CancellationToken, Task<BootDecision>> decide, TextWriter log, CancellationToken cancellationToken = default)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, port);
+            kestrel.Limits.MaxConcurrentConnections = 512;
+            kestrel.Limits.MaxRequestBodySize = 0; // every request here is a GET
+            kestrel.Limits.MaxRequestHeadersTotalSize = 8192;
+        });
+        var app = builder.Build();
+        var decisions = new SemaphoreSlim(MaxDecisionsAtOnce);
+        app.MapGet("/boot/ipxe", async (HttpContext context) =>
+        {
+            var mac = context.Request.Query["mac"].ToString();
+            if (!await decisions.WaitAsync(0, context.RequestAborted))
+            {
+                return Results.Text("#!ipxe\necho heddle: the boot service is busy; try again\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+
+            try
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+                deadline.CancelAfter(TimeSpan.FromSeconds(15));
+                var decision = await decide(mac, deadline.Token);
+                var self = new Uri($"http://{context.Request.Host}/");
+                log.WriteLine($"heddle boot: {decision.Mac} from {context.Connection.RemoteIpAddress}: {decision.Action}{(decision.Machine is null ? string.Empty : $" (machine {decision.Machine})")}");
+                return Results.Text(IpxeScripts.For(decision, new Uri(self, "boot/kernel"), new Uri(self, "boot/initrd"), append), "text/plain");
+            }
+            catch (HeddleApiException e) when (e.Status == HttpStatusCode.BadRequest)
+            {
+                return Results.Text($"#!ipxe\necho heddle: {Printable.Of(mac)} is not a MAC address\nexit 1\n", "text/plain", statusCode: StatusCodes.Status400BadRequest);
+            }
+            catch (Exception e) when (e is HeddleApiException or HttpRequestException or IOException or OperationCanceledException)
+            {
+                log.WriteLine($"heddle boot: {Printable.Of(mac)}: the controller gave no decision ({e.Message}); the card gets none and may ask again");
+                return Results.Text("#!ipxe\necho heddle: the controller did not answer; try again\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+            finally
+            {
+                decisions.Release();
+            }
+        });
+        app.MapGet("/boot/kernel", () => Results.File(kernel, "application/octet-stream", enableRangeProcessing: true));
+        app.MapGet("/boot/initrd", () => Results.File(initrd, "application/octet-stream", enableRangeProcessing: true));
+        await app.StartAsync(cancellationToken);
+        var bound = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var boundPort = new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
+        return new BootServer(app, new Uri($"http://{address}:{boundPort}/"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,83 @@
+using System.Net;
+using Heddle.Contracts.Api;
+using Heddle.Controller.Boot;
+using Heddle.Testing;
+
+namespace Heddle.Controller.Tests.Machines;
+
+/// <summary>The boot service's HTTP side on loopback, with the controller's decisions faked: scripts, files, and what a controller that fails or a flood gets.</summary>
+public sealed class BootServerTests : IAsyncLifetime
+{
+    private readonly TempDirectory _files = new("heddle-bootserver-");
+    private Func<string, CancellationToken, Task<BootDecision>> _decide = (mac, _) => Task.FromResult(Install(mac));
+    private BootServer _server = null!;
+    private HttpClient _http = null!;
+
+    private static BootDecision Install(string mac) => new(BootAction.Install, mac, "m1", "rack-1", "hjoin.abc.def", ["https://10.0.0.1:7001/"], "machine m1 gets the host image");
+
+    public async Task InitializeAsync()
+    {
+        File.WriteAllText(_files.Combine("kernel"), "KERNEL");
+        File.WriteAllText(_files.Combine("initrd"), "INITRD");
+        _server = await BootServer.StartAsync(IPAddress.Loopback, 0, _files.Combine("kernel"), _files.Combine("initrd"), "console=ttyS0", (mac, ct) => _decide(mac, ct), TextWriter.Null);
+        _http = new HttpClient { BaseAddress = _server.BaseUrl };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _server.DisposeAsync();
+        _files.Dispose();
+    }
+
+    [Fact]
+    public async Task Ipxe_AnInstall_IsAScriptPointingAtThisServersKernelAndInitrd()
+    {
+        var script = await _http.GetStringAsync("boot/ipxe?mac=52:54:00:12:34:56");
+
+        Assert.StartsWith("#!ipxe\n", script);
+        Assert.Contains($"kernel {_server.BaseUrl}boot/kernel console=ttyS0 heddle.controller=https://10.0.0.1:7001/ heddle.node=m1", script);
+        Assert.Contains($"initrd {_server.BaseUrl}boot/initrd\n", script);
+        Assert.Equal("KERNEL", await _http.GetStringAsync("boot/kernel"));
+        Assert.Equal("INITRD", await _http.GetStringAsync("boot/initrd"));
+    }
+
+    [Fact]
+    public async Task Ipxe_ABadMac_Is400_AndAControllerThatFails_Is503_EachAScriptThatExits()
+    {
+        _decide = (_, _) => throw new HeddleApiException(HttpStatusCode.BadRequest, ProblemTypes.InvalidRequest, "not a MAC", []);
+        using var bad = await _http.GetAsync("boot/ipxe?mac=nope");
+        _decide = (_, _) => throw new HttpRequestException("connection refused");
+        using var down = await _http.GetAsync("boot/ipxe?mac=52:54:00:12:34:56");
+
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.EndsWith("exit 1\n", await bad.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
+        Assert.Contains("the controller did not answer", await down.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Ipxe_MoreQuestionsAtOnceThanTheLimit_AreAnswered503AtOnce()
+    {
+        var release = new TaskCompletionSource<BootDecision>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var waiting = 0;
+        _decide = (_, _) =>
+        {
+            Interlocked.Increment(ref waiting);
+            return release.Task;
+        };
+        var held = Enumerable.Range(0, BootServer.MaxDecisionsAtOnce).Select(i => _http.GetAsync($"boot/ipxe?mac=52:54:00:00:00:{i:x2}")).ToList();
+        await Poll.UntilAsync(() => Volatile.Read(ref waiting) == BootServer.MaxDecisionsAtOnce, TimeSpan.FromSeconds(10), "every slot taken");
+
+        using var turnedAway = await _http.GetAsync("boot/ipxe?mac=52:54:00:00:00:99");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, turnedAway.StatusCode);
+        Assert.Contains("busy", await turnedAway.Content.ReadAsStringAsync());
+        release.SetResult(Install("52:54:00:00:00:00"));
+        foreach (var response in await Task.WhenAll(held))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            response.Dispose();
+        }
+    }
+}
