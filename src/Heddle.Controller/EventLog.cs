@@ -21,6 +21,20 @@ public sealed class EventLog(IClusterStore store)
         return record;
     }
 
+    /// <summary>Stores several events of one owner in as few store writes as the store allows, then tells followers and subscribers of each, in order.</summary>
+    public async Task AddAllAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default)
+    {
+        if (events.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var record in await store.AddEventsAsync(events, owner, cancellationToken))
+        {
+            Publish(record);
+        }
+    }
+
     /// <summary>Tells followers and subscribers of an event already stored (by another controller sharing the store).</summary>
     public void Publish(EventRecord record)
     {

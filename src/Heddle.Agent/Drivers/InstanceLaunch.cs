@@ -86,6 +86,12 @@ public interface IInstanceDriver
     /// <summary>Renames a freshly written heddle-instance.json (beside the instance folder) to where the instance reads it.</summary>
     void PlaceDescription(InstanceLaunch launch, string partialFile);
 
+    /// <summary>
+    /// Whether anything reads heddle-instance.json: false for a driver that runs nothing (hollow), whose runner then does
+    /// not write it (it was rewritten for every instance whenever a peer changed, the hollow process's largest cost).
+    /// </summary>
+    bool ReadsDescription => true;
+
     /// <summary>Runs one `simple` startup task to completion and returns its exit code.</summary>
     Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken);
 

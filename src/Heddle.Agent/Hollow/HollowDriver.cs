@@ -20,7 +20,9 @@ public sealed class HollowDriver(string name, TimeSpan readyAfter, TimeProvider 
 
     public (long Used, long Size)? DiskUsage(string directory) => null;
 
-    /// <summary>Nothing runs to read heddle-instance.json; the runner's copy is dropped.</summary>
+    /// <summary>Nothing runs to read heddle-instance.json: the runner does not write it.</summary>
+    public bool ReadsDescription => false;
+
     public void PlaceDescription(InstanceLaunch launch, string partialFile) => File.Delete(partialFile);
 
     public Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken) => Task.FromResult(0);

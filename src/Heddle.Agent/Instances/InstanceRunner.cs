@@ -617,6 +617,16 @@ public sealed class InstanceRunner
     /// <summary>heddle-instance.json in the working directory: what the environment says, plus the role's peers.</summary>
     private void WriteDescription(InstanceLaunch launch)
     {
+        if (!_driver.ReadsDescription)
+        {
+            lock (_lock)
+            {
+                _described = launch;
+            }
+
+            return;
+        }
+
         lock (_descriptionFile)
         {
             IReadOnlyList<Peer> peers;

@@ -242,7 +242,15 @@ public sealed class AgentService(
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
-        var updated = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        // The event of a change of state goes in the report's own commit: one store write per report.
+        NewEvent? changed = null;
+        if (before is null || before.State != report.State || before.Restarts != report.Restarts)
+        {
+            var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
+            changed = new NewEvent(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
+        }
+
+        var (updated, recorded) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),
@@ -253,16 +261,15 @@ public sealed class AgentService(
             LastStderr = string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr,
             DiskUsedMiB = report.DiskUsedMib,
             DiskSizeMiB = report.DiskSizeMib,
-        });
+        }, changed);
         if (!updated)
         {
             return;
         }
 
-        if (before is null || before.State != report.State || before.Restarts != report.Restarts)
+        if (recorded is not null)
         {
-            var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
-            await events.AddAsync(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
+            events.Publish(recorded);
         }
 
         // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.
@@ -276,7 +283,7 @@ public sealed class AgentService(
         if (before is null || (before.State == InstanceStates.Ready) != (report.State == InstanceStates.Ready)
             || !before.Ports.OrderBy(p => p.Key, StringComparer.Ordinal).SequenceEqual(ports.OrderBy(p => p.Key, StringComparer.Ordinal)))
         {
-            sessions.Notify(store.ListInstances(parts[0]).Where(i => i.Role == parts[1] && i.Index != index).Select(i => i.Node));
+            sessions.NotifyPeers(store.ListInstances(parts[0]).Where(i => i.Role == parts[1] && i.Index != index).Select(i => i.Node).Distinct(StringComparer.Ordinal));
         }
     }
 
@@ -288,7 +295,7 @@ public sealed class AgentService(
             using var keepalive = new PeriodicTimer(TimeSpan.FromSeconds(1));
             var tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
             var sequence = 0L;
-            var goal = session.Goals.WaitToReadAsync(cancellationToken).AsTask();
+            var goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             while (true)
             {
                 if (await Task.WhenAny(goal, tick) == tick)
@@ -304,12 +311,12 @@ public sealed class AgentService(
                     return;
                 }
 
-                while (session.Goals.TryRead(out var next))
+                if (session.TakeChanged() is { } next)
                 {
                     await stream.WriteAsync(new ControllerMessage { Goal = next }, cancellationToken);
                 }
 
-                goal = session.Goals.WaitToReadAsync(cancellationToken).AsTask();
+                goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)

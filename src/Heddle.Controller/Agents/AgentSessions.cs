@@ -5,23 +5,35 @@ using Heddle.Contracts.Agents;
 namespace Heddle.Controller.Agents;
 
 /// <summary>
-/// The agents connected now, one stream each. A goal state is always whole, so a session keeps only the newest one
-/// waiting: an agent that is slow to read never sees a stale state after a fresh one.
+/// The agents connected now, one stream each. A goal state is always whole, so a session keeps no queue of them, only
+/// a mark that the node's goal state may have changed: the stream's writer computes the goal state from the store when
+/// it is ready to send it. A burst of changes touching a node (every peer of a role turning Ready) costs one goal state,
+/// not one per change, and an agent that is slow to read never sees a stale state after a fresh one.
 /// </summary>
-public sealed class AgentSessions(GoalStates goals)
+/// <param name="peerDelay">
+/// How long a change that only touches a node's peers (another instance of a role turning Ready) waits before the node's
+/// goal state is sent, so that the changes of a whole deployment reach each node in a few goal states rather than one
+/// per instance. Changes to a node's own instances are sent at once. Default 1 s.
+/// </param>
+public sealed class AgentSessions(GoalStates goals, TimeProvider? time = null, TimeSpan? peerDelay = null)
 {
+    /// <summary>The default of <c>peerDelay</c>.</summary>
+    public static readonly TimeSpan DefaultPeerDelay = TimeSpan.FromSeconds(1);
+
     private readonly ConcurrentDictionary<string, AgentSession> _sessions = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly TimeSpan _peerDelay = peerDelay ?? DefaultPeerDelay;
 
     public AgentSession Open(string node)
     {
-        var session = new AgentSession(node);
+        var session = new AgentSession(node, goals.For);
         if (_sessions.TryGetValue(node, out var previous))
         {
             previous.Close();
         }
 
         _sessions[node] = session;
-        Send(session);
+        session.Changed();
         return session;
     }
 
@@ -60,45 +72,87 @@ public sealed class AgentSessions(GoalStates goals)
     /// <summary>Sends each named node its current goal state.</summary>
     public void Notify(IEnumerable<string> nodes)
     {
-        foreach (var node in nodes.Distinct(StringComparer.Ordinal))
+        foreach (var node in nodes)
         {
             if (_sessions.TryGetValue(node, out var session))
             {
-                Send(session);
+                session.Changed();
             }
         }
     }
 
-    /// <summary>
-    /// Computes and queues a node's goal state as one step per session: of two sends racing (a reconcile here, a change
-    /// another controller made), the one queued last was computed last, from a store view at least as new, so an agent
-    /// is never left with a goal older than one it was already given.
-    /// </summary>
-    private void Send(AgentSession session)
+    /// <summary>Sends each named node its current goal state after the peer delay (what changed is one of their instances' peers).</summary>
+    public void NotifyPeers(IEnumerable<string> nodes)
     {
-        lock (session)
+        foreach (var node in nodes)
         {
-            session.Push(goals.For(session.Node));
+            if (_sessions.TryGetValue(node, out var session))
+            {
+                session.ChangedAfter(_peerDelay, _time);
+            }
         }
     }
 }
 
-public sealed class AgentSession(string node)
+public sealed class AgentSession
 {
-    private readonly Channel<GoalState> _goals = Channel.CreateBounded<GoalState>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
+    // A mark, not a queue: one pending change stands for any number of them.
+    private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _closed = new();
+    private readonly Func<string, GoalState> _compute;
+    private int _delayed;
 
-    public string Node { get; } = node;
+    public AgentSession(string node, Func<string, GoalState> compute)
+    {
+        Node = node;
+        _compute = compute;
+    }
+
+    public string Node { get; }
 
     public CancellationToken Closed => _closed.Token;
 
-    public ChannelReader<GoalState> Goals => _goals.Reader;
+    /// <summary>Marks the node's goal state as changed; the stream's writer sends it.</summary>
+    public void Changed() => _changed.Writer.TryWrite(true);
 
-    public void Push(GoalState goal) => _goals.Writer.TryWrite(goal);
+    /// <summary>Marks the node's goal state as changed after <paramref name="delay"/>; changes meanwhile share the one mark.</summary>
+    public void ChangedAfter(TimeSpan delay, TimeProvider time)
+    {
+        if (Interlocked.Exchange(ref _delayed, 1) == 0)
+        {
+            _ = MarkLaterAsync(delay, time);
+        }
+    }
+
+    private async Task MarkLaterAsync(TimeSpan delay, TimeProvider time)
+    {
+        try
+        {
+            await Task.Delay(delay, time, Closed).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        // Cleared before the mark: a change after this point starts a delay of its own, so none is left unsent.
+        Volatile.Write(ref _delayed, 0);
+        Changed();
+    }
+
+    /// <summary>Waits until the goal state may have changed; false once the session is closed.</summary>
+    public ValueTask<bool> WaitForChangeAsync(CancellationToken cancellationToken) => _changed.Reader.WaitToReadAsync(cancellationToken);
+
+    /// <summary>
+    /// The node's goal state as the store has it now, if a change was marked since the last one taken. The mark is
+    /// cleared before the store is read, so a change made meanwhile marks it again and is sent next; one writer takes
+    /// them in turn, so each goal state sent is computed from a store view at least as new as the one before it.
+    /// </summary>
+    public GoalState? TakeChanged() => _changed.Reader.TryRead(out _) ? _compute(Node) : null;
 
     public void Close()
     {
-        _goals.Writer.TryComplete();
+        _changed.Writer.TryComplete();
         _closed.Cancel();
     }
 }

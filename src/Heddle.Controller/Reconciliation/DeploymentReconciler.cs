@@ -110,10 +110,7 @@ public sealed partial class DeploymentReconciler(
             metrics?.Walked(walkBefore, walkChange.Walk);
         }
 
-        foreach (var (kind, subject, message) in pass.Events)
-        {
-            await events.AddAsync(kind, subject, message, EventOwner.Of(service));
-        }
+        await events.AddAllAsync(pass.Events, EventOwner.Of(service));
 
         await ReportFailuresAsync(service, failures);
         agents.Notify(mine.Select(i => i.Node).Concat(pass.Placed.Select(u => u.Node)));

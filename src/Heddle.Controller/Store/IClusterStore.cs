@@ -93,6 +93,12 @@ public interface IClusterStore : IDisposable
     /// <summary>Stores what an agent reported. False when the instance is not (or no longer) placed there with that generation.</summary>
     Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stores what an agent reported and, in the same commit, the event <paramref name="withEvent"/> (one store write per
+    /// report, not two). The event is stored only with the report: null when the report was not applied or none was given.
+    /// </summary>
+    Task<(bool Updated, EventRecord? Event)> UpdateInstanceStatusAsync(InstanceReportRecord report, NewEvent? withEvent, CancellationToken cancellationToken = default);
+
     /// <summary>A number no instance run was given before, growing.</summary>
     Task<long> NextGenerationAsync(CancellationToken cancellationToken = default);
 
@@ -116,6 +122,9 @@ public interface IClusterStore : IDisposable
 
     /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
     Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores several events of one owner, each with an id of its own, in order, in as few store writes as the store allows.</summary>
+    Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 

@@ -105,27 +105,33 @@ public sealed partial class KvClusterStore
             .OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
 
     /// <summary>
-    /// Every node's instances, grouped once per version of the mirror: a goal state is computed for each node a change
-    /// touches (a Ready instance: every node holding one of its peers), and each used to list and filter every instance
-    /// of the cluster. Still a pass over the cluster per change; an index kept from the mirror's changes would make it
-    /// per node (issue 27).
+    /// Every node's placements, grouped once per change of a placement (a goal state is computed for each node a change
+    /// touches, and each used to list and filter every instance of the cluster). What agents report is read per instance,
+    /// so a report, an event or a heartbeat does not make the grouping again: that was a pass over the cluster per goal state.
     /// </summary>
-    private volatile InstancesByNode? _byNode;
+    private volatile PlacementsByNode? _byNode;
 
-    private sealed record InstancesByNode(long Version, ILookup<string, InstanceRecord> Instances);
+    private sealed record PlacementsByNode(long Version, ILookup<string, InstanceRecord> Placements);
 
     public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node)
     {
         // The version is read before the listing: a grouping is at least as new as the version it is kept under.
-        var version = _mirror.Version;
+        var version = _mirror.VersionOf("instances/");
         var grouped = _byNode;
         if (grouped is null || grouped.Version != version)
         {
-            _byNode = grouped = new InstancesByNode(version, ListInstances().ToLookup(i => i.Node, StringComparer.Ordinal));
+            _byNode = grouped = new PlacementsByNode(version, _mirror.List("instances/").Select(Decode<InstanceRecord>).ToLookup(i => i.Node, StringComparer.Ordinal));
         }
 
-        return [.. grouped.Instances[node]];
+        return [.. grouped.Placements[node].Select(WithStatus)
+            .OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
     }
+
+    /// <summary>A placed instance with what its agent last reported of its generation.</summary>
+    private InstanceRecord WithStatus(InstanceRecord placed) =>
+        _mirror.Get(Keys.Status(placed.Service, placed.Role, placed.Index)) is { } entry && Decode<InstanceStatus>(entry) is { } status && status.Generation == placed.Generation
+            ? status.On(placed)
+            : placed;
 
     /// <summary>Each placed instance with what its agent last reported of its generation (a report of an older generation is not its).</summary>
     private IEnumerable<InstanceRecord> Merge(string placements, string statuses)
@@ -204,7 +210,10 @@ public sealed partial class KvClusterStore
         return await CommitAsync(conditions, writes.List, cancellationToken);
     }
 
-    public async Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default)
+    public async Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default) =>
+        (await UpdateInstanceStatusAsync(report, null, cancellationToken)).Updated;
+
+    public async Task<(bool Updated, EventRecord? Event)> UpdateInstanceStatusAsync(InstanceReportRecord report, NewEvent? withEvent, CancellationToken cancellationToken = default)
     {
         var placementKey = Keys.Instance(report.Service, report.Role, report.Index);
         var statusKey = Keys.Status(report.Service, report.Role, report.Index);
@@ -213,7 +222,7 @@ public sealed partial class KvClusterStore
             var placement = _mirror.Get(placementKey);
             if (placement is null || Decode<InstanceRecord>(placement) is not { } placed || placed.Node != report.Node || placed.Generation != report.Generation)
             {
-                return false;
+                return (false, null);
             }
 
             var statusEntry = _mirror.Get(statusKey);
@@ -227,9 +236,32 @@ public sealed partial class KvClusterStore
             {
                 DiskUsedMiB = report.DiskUsedMiB, DiskSizeMiB = report.DiskSizeMiB,
             };
-            if (await CommitAsync([new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)], [Put(statusKey, status)], cancellationToken))
+            List<KvCondition> conditions = [new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)];
+            List<KvWrite> writes = [Put(statusKey, status)];
+            if (withEvent is not null)
             {
-                return true;
+                var write = EventWrite(now, withEvent.Kind, withEvent.Subject, withEvent.Message, withEvent.Owner);
+                conditions.Add(new(write.Key, 0));
+                writes.Add(write);
+            }
+
+            var result = await _mirror.CommitAsync(conditions, writes, cancellationToken);
+            if (result.Succeeded)
+            {
+                if (withEvent is null)
+                {
+                    return (true, null);
+                }
+
+                if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
+                {
+                    await TrimEventsAsync(cancellationToken);
+                }
+
+                return (true, new EventRecord(result.Revision, now, withEvent.Kind, withEvent.Subject, withEvent.Message)
+                {
+                    Tenant = withEvent.Owner?.Tenant, Incarnation = withEvent.Owner?.Incarnation,
+                });
             }
         }
 

@@ -192,6 +192,22 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         return new EventRecord(result.Revision, time, kind, subject, message) { Tenant = owner?.Tenant, Incarnation = owner?.Incarnation };
     }
 
+    /// <summary>Each event a commit of its own (an event's id is its commit's revision), all handed to the store at once: one transaction on the embedded store.</summary>
+    public async Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null,
+        CancellationToken cancellationToken = default)
+    {
+        var time = _time.GetUtcNow();
+        var writes = events.Select(e => EventWrite(time, e.Kind, e.Subject, e.Message, owner)).ToList();
+        var results = await _mirror.CommitEachAsync([.. writes.Select(w => new KvBatchItem([new(w.Key, 0)], [w]))], cancellationToken);
+        var before = Interlocked.Add(ref _eventsSinceTrim, events.Count) - events.Count;
+        if (before / 500 != (before + events.Count) / 500)
+        {
+            await TrimEventsAsync(cancellationToken);
+        }
+
+        return [.. events.Select((e, i) => new EventRecord(results[i].Revision, time, e.Kind, e.Subject, e.Message) { Tenant = owner?.Tenant, Incarnation = owner?.Incarnation })];
+    }
+
     /// <summary>The write that records an event (under a key of its own, in time order).</summary>
     internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message, EventOwner? owner = null) =>
         Put(Keys.Event(time), new StoredEvent(time, kind, subject, message, owner?.Tenant, owner?.Incarnation));

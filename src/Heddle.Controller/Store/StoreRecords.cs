@@ -229,3 +229,6 @@ public sealed record InstanceReportRecord(string Node, string Service, string Ro
 
     public int DiskSizeMiB { get; init; }
 }
+
+/// <summary>An event to store with another write (<see cref="IClusterStore.UpdateInstanceStatusAsync(InstanceReportRecord, NewEvent?, CancellationToken)"/>).</summary>
+public sealed record NewEvent(string Kind, string Subject, string Message, EventOwner? Owner = null);

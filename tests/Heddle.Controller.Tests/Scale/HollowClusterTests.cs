@@ -17,18 +17,19 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
     private const int Nodes = 200;
     private const int Services = 20;
     private static readonly string[] Tenants = ["alpha", "beta", "gamma"];
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    /// <summary>A bound on each step for correctness, not a speed target: the test shares two cores with whatever else runs.</summary>
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(120);
 
     /// <summary>
-    /// 100 per service (2,000 instances) is the size issue 27 asks for; it does not finish within its deadlines yet, with
-    /// the controller and 200 agents in one test process on two shared cores. Commits that arrive together are now one
-    /// SQLite transaction (group commit), which halved the 10-per-service run (52 s to 26 s), but 2,000 still stall
-    /// (400 placed, 271 Ready at 60 s: placement passes and package downloads are the next suspects, not measured yet).
-    /// 10 per service runs meanwhile.
+    /// 100 per service (2,000 instances) is the size issue 27 asks for, with the controller and 200 agents in one test
+    /// process on two shared cores. It finishes since goal states are computed by each stream's writer (a burst of
+    /// changes is one goal state per node, and a change to peers only waits a second), a pass's events and a report's
+    /// event go to the store with it, and hollow agents write no heddle-instance.json: on a machine at load 13, all
+    /// Ready 32 s after the last deploy, the whole test in 155 s (before: 455 of 2,000 Ready after 60 s).
     /// </summary>
     [Theory]
     [InlineData(10)]
-    [InlineData(100, Skip = "2,000 instances do not get Ready within the deadline on a 2-core machine (issue 27): with group commit, 400 placed and 271 Ready after 60 s; where the time goes is not yet measured")]
+    [InlineData(100)]
     public async Task HollowNodes_DeployLoseOnePercentScaleDelete_AllReadyHealedScaledAndGone(int perService)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -62,6 +63,8 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
                 var upload = await clients[tenant].UploadPackageAsync(Package(work, name, cores));
                 await clients[tenant].DeployAsync(new DeploymentRequest(upload.Sha256, Configuration(name, perService)));
             }
+
+            output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {Services} services deployed");
 
             var ready = await WaitAllReadyAsync(cluster, Services * perService, "every instance of the first deploy");
             Assert.All(services, s => Assert.Equal(perService, ready.Count(i => i.Service == s.Name)));

@@ -56,6 +56,21 @@ public interface IKeyValueStore : IAsyncDisposable
     Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Several commits, each as <see cref="CommitAsync"/> makes it (its own conditions, its own revision), in order. A
+    /// store that can write them in one go does (the embedded one: one transaction); the default makes them one by one.
+    /// </summary>
+    async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
+    {
+        var results = new KvCommit[commits.Count];
+        for (var i = 0; i < commits.Count; i++)
+        {
+            results[i] = await CommitAsync(commits[i].Conditions, commits[i].Writes, cancellationToken).ConfigureAwait(false);
+        }
+
+        return results;
+    }
+
+    /// <summary>
     /// The changes under <paramref name="prefix"/> from revision <paramref name="fromRevision"/> on, in revision order:
     /// those already made first, then each as it is committed, until cancelled. 0 or less: only changes from now on.
     /// </summary>
@@ -83,3 +98,6 @@ public static class KvRules
         }
     }
 }
+
+/// <summary>One commit of <see cref="IKeyValueStore.CommitEachAsync"/>.</summary>
+public sealed record KvBatchItem(IReadOnlyList<KvCondition> Conditions, IReadOnlyList<KvWrite> Writes);

@@ -125,6 +125,38 @@ public sealed class KvMirror : IAsyncDisposable
         return result;
     }
 
+    /// <summary>Several commits, each on its own conditions (<see cref="IKeyValueStore.CommitEachAsync"/>); each that succeeds is in the copy before this returns.</summary>
+    public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
+    {
+        var results = await _store.CommitEachAsync(commits, cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            for (var i = 0; i < commits.Count; i++)
+            {
+                if (results[i].Succeeded)
+                {
+                    foreach (var write in commits[i].Writes)
+                    {
+                        ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, results[i].Revision), out _);
+                    }
+                }
+            }
+        }
+
+        for (var i = 0; i < commits.Count; i++)
+        {
+            if (!results[i].Succeeded)
+            {
+                foreach (var condition in commits[i].Conditions)
+                {
+                    await RefreshAsync(condition.Key, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        return results;
+    }
+
     /// <summary>Reads one key from the store into the copy (when the store's answer is newer than the copy's).</summary>
     public async Task RefreshAsync(string key, CancellationToken cancellationToken = default)
     {

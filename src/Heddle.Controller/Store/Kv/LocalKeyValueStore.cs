@@ -84,6 +84,38 @@ public abstract class LocalKeyValueStore : IKeyValueStore
         return commit.Answer.Task;
     }
 
+    /// <summary>Queues every commit at once, so they go into one transaction (with whatever else is queued).</summary>
+    public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
+    {
+        if (commits.Count == 0)
+        {
+            return [];
+        }
+
+        foreach (var commit in commits)
+        {
+            KvRules.CheckWrites(commit.Writes);
+        }
+
+        var pending = commits.Select(c => new PendingCommit(c.Conditions, c.Writes)).ToList();
+        var write = false;
+        lock (_queue)
+        {
+            _pending.AddRange(pending);
+            if (!_writing)
+            {
+                _writing = write = true;
+            }
+        }
+
+        if (write)
+        {
+            WriteQueued(until: pending[^1]);
+        }
+
+        return await Task.WhenAll(pending.Select(p => p.Answer.Task)).ConfigureAwait(false);
+    }
+
     private void WriteQueued(PendingCommit? until)
     {
         while (true)
