@@ -29,7 +29,8 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
     /// </summary>
     [Theory]
     [InlineData(10)]
-    [InlineData(100)]
+    [InlineData(100, Skip = "open (issue 27): passes alone (99-155 s), but in CI beside the end-to-end tests (2026-12-05) it took 4.5 min and failed after scaling by 10%: "
+        + "2,200 instances, 805 Ready and 1,347 Pending after 120 s. Why a scale leaves existing instances Pending that long is not yet understood")]
     public async Task HollowNodes_DeployLoseOnePercentScaleDelete_AllReadyHealedScaledAndGone(int perService)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
