@@ -67,20 +67,7 @@ public abstract class LocalKeyValueStore : IKeyValueStore
     {
         KvRules.CheckWrites(writes);
         var commit = new PendingCommit(conditions, writes);
-        lock (_queue)
-        {
-            _pending.Add(commit);
-            if (_writing)
-            {
-                return commit.Answer.Task; // the writer at work takes it into its next batch
-            }
-
-            _writing = true;
-        }
-
-        // This caller writes its own commit and what queued meanwhile; once its own is answered, whatever arrived since
-        // is left to a thread-pool writer, so a caller never waits on others' commits for long.
-        WriteQueued(until: commit);
+        Enqueue([commit]);
         return commit.Answer.Task;
     }
 
@@ -98,22 +85,29 @@ public abstract class LocalKeyValueStore : IKeyValueStore
         }
 
         var pending = commits.Select(c => new PendingCommit(c.Conditions, c.Writes)).ToList();
-        var write = false;
+        Enqueue(pending);
+        return await Task.WhenAll(pending.Select(p => p.Answer.Task)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Queues commits for the writer at work, which takes them into its next batch; with none at work, this caller writes
+    /// its own commits and what queued meanwhile, and once its last is answered, whatever arrived since is left to a
+    /// thread-pool writer, so a caller never waits on others' commits for long.
+    /// </summary>
+    private void Enqueue(IReadOnlyList<PendingCommit> commits)
+    {
         lock (_queue)
         {
-            _pending.AddRange(pending);
-            if (!_writing)
+            _pending.AddRange(commits);
+            if (_writing)
             {
-                _writing = write = true;
+                return;
             }
+
+            _writing = true;
         }
 
-        if (write)
-        {
-            WriteQueued(until: pending[^1]);
-        }
-
-        return await Task.WhenAll(pending.Select(p => p.Answer.Task)).ConfigureAwait(false);
+        WriteQueued(until: commits[^1]);
     }
 
     private void WriteQueued(PendingCommit? until)
