@@ -13,7 +13,8 @@ namespace Heddle.Controller.Leadership;
 /// Leader election on etcd: a lease of <see cref="LeaseTtl"/> renewed every <see cref="RenewEvery"/>, and etcd's
 /// election service (the candidate whose key was created first under the election's name leads). The leader stops
 /// acting when no renewal has been confirmed for <c>LeaseTtl - StepDownMargin</c>, which is before its lease can have
-/// expired on the server, so that two leaders never act at once; a follower is elected when the lease expires.
+/// expired on the server, so that two leaders never act at once; a follower is elected when the lease expires. A leader
+/// whose renewal is confirmed again before then acts again in the same term (its key never went away).
 /// </summary>
 /// <remarks>
 /// A member can vanish without a word. The lease is not tied to a member: renewals that go unanswered for
@@ -74,18 +75,12 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
             var won = await CampaignAsync(grant.ID, held.Token);
             var key = won.Key.ToStringUtf8();
             var term = new Leadership(holder, won.Rev, storeRoot is not null && key.StartsWith(storeRoot, StringComparison.Ordinal) ? key[storeRoot.Length..] : null);
-            LogElected(logger, holder, term.Term);
-            using var leading = CancellationTokenSource.CreateLinkedTokenSource(held.Token);
-            var guard = GuardAsync(renewals, leading);
             try
             {
-                await lead(term, leading.Token);
+                await LeadWhileHeldAsync(term, lead, renewals, held.Token);
             }
             finally
             {
-                await leading.CancelAsync();
-                await guard;
-                LogSteppedDown(logger, holder, term.Term);
                 await ResignAsync(won);
             }
         }
@@ -100,6 +95,66 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
             catch (RpcException)
             {
                 // The lease expires by itself.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Leads in one term: runs <c>lead</c> while the lease is surely held. When no renewal has been confirmed for
+    /// LeaseTtl - StepDownMargin the leader stops acting but keeps its key: renewals go on (through the next member when
+    /// one is silent), and when one is confirmed the lease, and with it the key that makes this controller leader, is
+    /// still there, so it acts again in the same term. A lost etcd member that was etcd's own leader holds renewals up
+    /// for its election (one to two seconds) without ending anyone's lease: a new etcd leader extends every lease by a
+    /// whole TTL. The term ends when the lease is gone (renewals say so), when <c>lead</c> ends by itself, or on stop.
+    /// </summary>
+    private async Task LeadWhileHeldAsync(Leadership term, Func<Leadership, CancellationToken, Task> lead, Renewals renewals, CancellationToken held)
+    {
+        var limit = LeaseTtl - StepDownMargin;
+        for (var again = false; ; again = true)
+        {
+            if (again)
+            {
+                LogActingAgain(logger, holder, term.Term);
+            }
+            else
+            {
+                LogElected(logger, holder, term.Term);
+            }
+
+            bool unsure;
+            using (var leading = CancellationTokenSource.CreateLinkedTokenSource(held))
+            {
+                var guard = GuardAsync(renewals, limit, leading);
+                try
+                {
+                    await lead(term with { Again = again }, leading.Token);
+                }
+                finally
+                {
+                    await leading.CancelAsync();
+                    unsure = await guard;
+                }
+            }
+
+            if (!unsure || held.IsCancellationRequested)
+            {
+                LogSteppedDown(logger, holder, term.Term);
+                return;
+            }
+
+            LogPaused(logger, holder, limit.TotalSeconds, term.Term);
+            try
+            {
+                // Acting again only with a renewal confirmed since: half the limit leaves room before the guard would stop it again.
+                while (Stopwatch.GetElapsedTime(renewals.Confirmed) > limit / 2)
+                {
+                    await Task.Delay(CheckEvery, held);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                LogSteppedDown(logger, holder, term.Term);
+                return;
             }
         }
     }
@@ -194,32 +249,33 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         }
     }
 
-    /// <summary>Cancels leadership once the last confirmed renewal is older than LeaseTtl - StepDownMargin.</summary>
-    private async Task GuardAsync(Renewals renewals, CancellationTokenSource leading)
+    /// <summary>Cancels leading once the last confirmed renewal is older than <paramref name="limit"/>; true when it did.</summary>
+    private async Task<bool> GuardAsync(Renewals renewals, TimeSpan limit, CancellationTokenSource leading)
     {
-        var limit = LeaseTtl - StepDownMargin;
         try
         {
             while (!leading.IsCancellationRequested)
             {
                 if (Stopwatch.GetElapsedTime(renewals.Confirmed) > limit)
                 {
-                    LogLeaseUnsure(logger, holder, limit.TotalSeconds);
                     await leading.CancelAsync();
-                    return;
+                    return true;
                 }
 
-                await Task.Delay(TimeSpan.FromMilliseconds(50), leading.Token);
+                await Task.Delay(CheckEvery, leading.Token);
             }
         }
         catch (OperationCanceledException)
         {
         }
+
+        return false;
     }
 
     /// <summary>
     /// Renews the lease every RenewEvery, on one member while it answers and on the next when it does not; ends (and
-    /// with it the campaign or the term) when the lease is gone or surely expired.
+    /// with it the campaign or the term) when a member says the lease is gone. There is no time limit: however long no
+    /// member answered, the first that does says whether the lease lives (etcd's leader, not this clock, ends leases).
     /// </summary>
     private async Task RenewAsync(long id, Renewals renewals, CancellationTokenSource held)
     {
@@ -227,7 +283,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         var moves = 0;
         try
         {
-            while (!held.IsCancellationRequested && Stopwatch.GetElapsedTime(renewals.Confirmed) < LeaseTtl)
+            while (!held.IsCancellationRequested)
             {
                 var answered = renewals.Confirmed;
                 if (await RenewOnAsync(member, id, renewals, held.Token) is { } reason)
@@ -254,7 +310,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         {
         }
 
-        // Without renewals the lease is lost: the guard steps down; a campaign still waiting is ended.
+        // The lease is gone: the term ends; a campaign still waiting is ended.
         await held.CancelAsync();
     }
 
@@ -355,8 +411,11 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     [LoggerMessage(Level = LogLevel.Information, Message = "{Holder} stopped leading (term {Term})")]
     private static partial void LogSteppedDown(ILogger logger, string holder, long term);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: no lease renewal confirmed for {Seconds} s; stepping down before the lease can expire")]
-    private static partial void LogLeaseUnsure(ILogger logger, string holder, double seconds);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: no lease renewal confirmed for {Seconds} s; not acting as leader (term {Term}) until one is, or until the lease is known gone")]
+    private static partial void LogPaused(ILogger logger, string holder, double seconds, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Holder} leads again (term {Term}): a lease renewal was confirmed")]
+    private static partial void LogActingAgain(ILogger logger, string holder, long term);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Holder}: campaign failed ({Reason}); campaigning again in {Seconds} s")]
     private static partial void LogCampaignFailed(ILogger logger, string holder, string reason, double seconds);

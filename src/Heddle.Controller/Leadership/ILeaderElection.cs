@@ -5,7 +5,11 @@ namespace Heddle.Controller.Leadership;
 /// store key that exists exactly while the term holds (etcd's election key, made at revision <paramref name="Term"/>):
 /// the leader's writes are conditional on it, so a write from a term that has ended is refused by the store itself.
 /// </summary>
-public sealed record Leadership(string Holder, long Term, string? FenceKey = null);
+public sealed record Leadership(string Holder, long Term, string? FenceKey = null)
+{
+    /// <summary>The leader acts again in a term it had stopped acting in while its lease was unconfirmed (no new election).</summary>
+    public bool Again { get; init; }
+}
 
 /// <summary>The term this controller leads in now, or null while it follows.</summary>
 public sealed class LeaderTerm
@@ -31,7 +35,8 @@ public sealed class LeaderTerm
 /// <summary>
 /// Who among the controllers runs the reconcilers, node health and upgrade walks. <see cref="RunAsync"/> campaigns,
 /// runs <c>lead</c> while this controller leads, and campaigns again when it stops leading; the token given to
-/// <c>lead</c> is cancelled as soon as leadership may be lost, before another controller can have been elected.
+/// <c>lead</c> is cancelled as soon as leadership may be lost, before another controller can have been elected. When the
+/// term turns out to have held, <c>lead</c> runs again in it (<see cref="Leadership.Again"/>).
 /// </summary>
 public interface ILeaderElection
 {

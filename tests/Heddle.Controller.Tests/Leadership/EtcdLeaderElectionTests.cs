@@ -53,6 +53,38 @@ public sealed class EtcdLeaderElectionTests(ITestOutputHelper output) : IAsyncLi
     }
 
     [Fact]
+    public async Task ALeaderWhoseRenewalsAreHeldUpButWhoseLeaseLives_StopsActing_ThenActsAgainInTheSameTerm_AndNoOtherLeads()
+    {
+        // A lease of 8 s and a stop after 2 s unconfirmed: the link is silent past the stop and back long before the lease ends.
+        await using var link = new LinkCutter(_etcd.ClientUrl);
+        using var aMembers = new EtcdMembers([link.Url]);
+        using var bMembers = new EtcdMembers([_etcd.ClientUrl]);
+        var a = new EtcdLeaderElection(aMembers, "controllers", "a", NullLogger.Instance) { LeaseTtl = TimeSpan.FromSeconds(8), StepDownMargin = TimeSpan.FromSeconds(6) };
+        var b = new EtcdLeaderElection(bMembers, "controllers", "b", NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var runA = a.RunAsync(Lead("a"), stop.Token);
+        await Poll.UntilAsync(() => _log.Any(e => e is { Who: "a", What: "start" }), TimeSpan.FromSeconds(10), "a leads");
+        var runB = b.RunAsync(Lead("b"), stop.Token);
+        Assert.Equal("a", await b.LeaderAsync());
+
+        var silenced = Stopwatch.GetTimestamp();
+        link.Silence();
+        await Poll.UntilAsync(() => _log.Any(e => e is { Who: "a", What: "stop" }), TimeSpan.FromSeconds(10), "a to stop acting while its renewals go unanswered");
+        output.WriteLine($"a stopped acting {Stopwatch.GetElapsedTime(silenced).TotalMilliseconds:0} ms after its link went silent");
+        link.Restore();
+        await Poll.UntilAsync(() => _log.Count(e => e is { Who: "a", What: "start" }) == 2, TimeSpan.FromSeconds(10), "a to act again once a renewal is confirmed");
+        output.WriteLine($"a acts again {Stopwatch.GetElapsedTime(silenced).TotalMilliseconds:0} ms after its link went silent");
+
+        var starts = _log.Where(e => e is { Who: "a", What: "start" }).ToList();
+        Assert.Equal(starts[0].Term, starts[1].Term);
+        Assert.DoesNotContain(_log, e => e.Who == "b");
+        Assert.Equal("a", await b.LeaderAsync());
+
+        await stop.CancelAsync();
+        await Task.WhenAll(runA, runB);
+    }
+
+    [Fact]
     public async Task ALeaderThatStops_HandsOverAtOnce_WithoutWaitingForItsLease()
     {
         using var aMembers = new EtcdMembers([_etcd.ClientUrl]);
