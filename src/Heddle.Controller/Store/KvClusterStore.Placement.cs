@@ -253,15 +253,8 @@ public sealed partial class KvClusterStore
                     return (true, null);
                 }
 
-                if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
-                {
-                    await TrimEventsAsync(cancellationToken);
-                }
-
-                return (true, new EventRecord(result.Revision, now, withEvent.Kind, withEvent.Subject, withEvent.Message)
-                {
-                    Tenant = withEvent.Owner?.Tenant, Incarnation = withEvent.Owner?.Incarnation,
-                });
+                await EventsWrittenAsync(1, cancellationToken);
+                return (true, Recorded(result.Revision, now, withEvent.Kind, withEvent.Subject, withEvent.Message, withEvent.Owner));
             }
         }
 

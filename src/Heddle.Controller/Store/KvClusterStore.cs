@@ -184,12 +184,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         var time = _time.GetUtcNow();
         var write = EventWrite(time, kind, subject, message, owner);
         var result = await _mirror.CommitAsync([new(write.Key, 0)], [write], cancellationToken);
-        if (Interlocked.Increment(ref _eventsSinceTrim) % 500 == 0)
-        {
-            await TrimEventsAsync(cancellationToken);
-        }
-
-        return new EventRecord(result.Revision, time, kind, subject, message) { Tenant = owner?.Tenant, Incarnation = owner?.Incarnation };
+        await EventsWrittenAsync(1, cancellationToken);
+        return Recorded(result.Revision, time, kind, subject, message, owner);
     }
 
     /// <summary>Each event a commit of its own (an event's id is its commit's revision), all handed to the store at once: one transaction on the embedded store.</summary>
@@ -199,14 +195,26 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         var time = _time.GetUtcNow();
         var writes = events.Select(e => EventWrite(time, e.Kind, e.Subject, e.Message, owner)).ToList();
         var results = await _mirror.CommitEachAsync([.. writes.Select(w => new KvBatchItem([new(w.Key, 0)], [w]))], cancellationToken);
-        var before = Interlocked.Add(ref _eventsSinceTrim, events.Count) - events.Count;
-        if (before / 500 != (before + events.Count) / 500)
+        await EventsWrittenAsync(events.Count, cancellationToken);
+        return [.. events.Select((e, i) => Recorded(results[i].Revision, time, e.Kind, e.Subject, e.Message, owner))];
+    }
+
+    /// <summary>How many events are written between two trims of the log down to <see cref="KeptEvents"/>.</summary>
+    private const int TrimEvery = 500;
+
+    /// <summary>Counts events this store wrote, and trims the log each time the count passes a multiple of <see cref="TrimEvery"/>.</summary>
+    private async Task EventsWrittenAsync(int count, CancellationToken cancellationToken)
+    {
+        var after = Interlocked.Add(ref _eventsSinceTrim, count);
+        if ((after - count) / TrimEvery != after / TrimEvery)
         {
             await TrimEventsAsync(cancellationToken);
         }
-
-        return [.. events.Select((e, i) => new EventRecord(results[i].Revision, time, e.Kind, e.Subject, e.Message) { Tenant = owner?.Tenant, Incarnation = owner?.Incarnation })];
     }
+
+    /// <summary>An event as the commit with the given revision recorded it.</summary>
+    private static EventRecord Recorded(long revision, DateTimeOffset time, string kind, string subject, string message, EventOwner? owner) =>
+        new StoredEvent(time, kind, subject, message, owner?.Tenant, owner?.Incarnation).ToRecord(revision);
 
     /// <summary>The write that records an event (under a key of its own, in time order).</summary>
     internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message, EventOwner? owner = null) =>
