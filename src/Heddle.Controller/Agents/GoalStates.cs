@@ -20,8 +20,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
         var goal = new GoalState { Version = Interlocked.Increment(ref _version) };
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
         var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
-        var members = new Dictionary<string, IReadOnlyList<InstanceRecord>>(StringComparer.Ordinal);
-        var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+        var members = new Dictionary<string, IReadOnlyDictionary<string, Peer[]>>(StringComparer.Ordinal);
         foreach (var instance in store.ListInstancesOnNode(node))
         {
             if (!services.TryGetValue(instance.Service, out var service))
@@ -69,12 +68,12 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
             }
 
             item.Cpus.AddRange(instance.Cpus);
-            if (!members.TryGetValue(instance.Service, out var all))
+            if (!members.TryGetValue(instance.Service, out var peers))
             {
-                all = members[instance.Service] = store.ListInstances(instance.Service);
+                peers = members[instance.Service] = PeersOf(instance.Service);
             }
 
-            item.Peers.AddRange(all.Where(p => p.Role == instance.Role && p.Index != instance.Index).OrderBy(p => p.Index).Select(p => Peer(p, AddressOf(p.Node, addresses))));
+            item.Peers.AddRange(peers.GetValueOrDefault(instance.Role, []).Where(p => p.Index != instance.Index));
             foreach (var (name, value) in model.SettingsOf(instance.Role))
             {
                 item.Settings[name] = value;
@@ -85,7 +84,41 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
         return goal;
     }
 
-    /// <summary>A peer's node address, read once per goal state (not every node's: that was a pass over the cluster per goal state).</summary>
+    /// <summary>
+    /// A service's instances as peers, by role in index order: made once per change of the service's instances (or of a
+    /// node's record), and shared by every goal state that names one of them (the messages are only read once built).
+    /// Made per goal state, they were most of what the controller allocated while instances came up: every node with an
+    /// instance of a service got every one of its peers anew each time one of them changed.
+    /// </summary>
+    private IReadOnlyDictionary<string, Peer[]> PeersOf(string service)
+    {
+        var nodes = store.NodesVersion; // read before the listing: a set of peers is at least as new as what it is kept under
+        var instances = store.ListInstances(service);
+        if (_peers.TryGetValue(service, out var known) && ReferenceEquals(known.Instances, instances) && known.Nodes == nodes)
+        {
+            return known.ByRole;
+        }
+
+        var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+        var byRole = instances.GroupBy(i => i.Role, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.OrderBy(p => p.Index).Select(p => Peer(p, AddressOf(p.Node, addresses))).ToArray(), StringComparer.Ordinal);
+        if (instances.Count == 0)
+        {
+            _peers.TryRemove(service, out _);
+        }
+        else
+        {
+            _peers[service] = new ServicePeers(instances, nodes, byRole);
+        }
+
+        return byRole;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ServicePeers> _peers = new(StringComparer.Ordinal);
+
+    private sealed record ServicePeers(IReadOnlyList<InstanceRecord> Instances, long Nodes, IReadOnlyDictionary<string, Peer[]> ByRole);
+
+    /// <summary>A peer's node address, read once per set of peers (not every node's: that was a pass over the cluster per goal state).</summary>
     private string AddressOf(string node, Dictionary<string, string> addresses)
     {
         if (!addresses.TryGetValue(node, out var address))

@@ -83,6 +83,10 @@ public interface IClusterStore : IDisposable
 
     Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Every instance, or one service's, in service, role and index order. One service's listing is the same object for
+    /// as long as none of its placements and reports change: a view derived from it is current while it gets it again.
+    /// </summary>
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);
 
     IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node);
@@ -107,6 +111,9 @@ public interface IClusterStore : IDisposable
     NodeRecord? GetNode(string name);
 
     IReadOnlyList<NodeRecord> ListNodes();
+
+    /// <summary>A number that grows whenever a node's record changes (not with heartbeats): a view of node records is current while it stays.</summary>
+    long NodesVersion { get; }
 
     /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
     Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);

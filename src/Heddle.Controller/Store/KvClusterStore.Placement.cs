@@ -100,9 +100,42 @@ public sealed partial class KvClusterStore
     public IReadOnlyDictionary<string, string> ListVips() =>
         _mirror.List("vips/").ToDictionary(e => e.Key["vips/".Length..], Decode<string>, StringComparer.Ordinal);
 
-    public IReadOnlyList<InstanceRecord> ListInstances(string? service = null) =>
-        [.. Merge(service is null ? "instances/" : Keys.Instances(service), service is null ? "status/" : Keys.Statuses(service))
-            .OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+    public IReadOnlyList<InstanceRecord> ListInstances(string? service = null)
+    {
+        if (service is null)
+        {
+            return Sorted(Merge("instances/", "status/"));
+        }
+
+        // One service's listing is asked for by every goal state that names one of its instances, by each reconcile pass
+        // and by the views: it is made once per change of the service's placements or reports, not once per caller.
+        var (placements, statuses) = (Keys.Instances(service), Keys.Statuses(service));
+        var version = (_mirror.VersionOf(placements), _mirror.VersionOf(statuses)); // read before the listing: a listing is at least as new as its version
+        if (_listings.TryGetValue(service, out var known) && known.Version == version)
+        {
+            return known.Instances;
+        }
+
+        var listed = Sorted(Merge(placements, statuses));
+        if (listed.Length == 0)
+        {
+            _listings.TryRemove(service, out _); // a service deleted (or never deployed) keeps nothing here
+        }
+        else
+        {
+            _listings[service] = new Listing(version, listed);
+        }
+
+        return listed;
+    }
+
+    private static InstanceRecord[] Sorted(IEnumerable<InstanceRecord> instances) =>
+        [.. instances.OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+
+    /// <summary>The last listing of each service's instances, with the versions of its placements and reports it was made at (records are immutable, so a listing is shared).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Listing> _listings = new(StringComparer.Ordinal);
+
+    private sealed record Listing((long Placements, long Statuses) Version, InstanceRecord[] Instances);
 
     /// <summary>
     /// Every node's placements, grouped once per change of a placement (a goal state is computed for each node a change

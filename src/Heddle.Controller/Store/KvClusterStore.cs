@@ -163,6 +163,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public IReadOnlyList<NodeRecord> ListNodes() => ReadAll<NodeRecord>("nodes/");
 
+    public long NodesVersion => _mirror.VersionOf("nodes/");
+
     public Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
         ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence);
 

@@ -37,12 +37,17 @@ public sealed class KvMirror : IAsyncDisposable
     /// <summary>Grows with every change the copy takes in: a view derived from the copy at one version is current while it stays.</summary>
     public long Version => Volatile.Read(ref _version);
 
-    /// <summary>For each top-level prefix ("services/"), the <see cref="Version"/> at which a key under it last changed (guarded by the lock).</summary>
+    /// <summary>
+    /// For each top-level prefix ("services/") and each second-level one ("status/web/"), the <see cref="Version"/> at
+    /// which a key under it last changed (guarded by the lock). Second-level prefixes are kept for every one ever seen: a
+    /// few per service (the records named by service), not one per record.
+    /// </summary>
     private readonly Dictionary<string, long> _prefixVersions = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// The <see cref="Version"/> at which a key under a top-level prefix ("services/", up to the first '/') last changed,
-    /// or 0: a reader that shows only some kinds of record follows those, not every heartbeat of another kind.
+    /// The <see cref="Version"/> at which a key under a top-level prefix ("services/", up to the first '/') or a
+    /// second-level one ("instances/web/", up to the second) last changed, or 0: a reader that shows only some kinds of
+    /// record, or one service's, follows those, not every heartbeat of another kind or every report of another service.
     /// </summary>
     public long VersionOf(string prefix)
     {
@@ -58,6 +63,10 @@ public sealed class KvMirror : IAsyncDisposable
         var end = key.IndexOf('/', StringComparison.Ordinal);
         var prefixes = _prefixVersions.GetAlternateLookup<ReadOnlySpan<char>>(); // no string made for a prefix seen before
         prefixes[end < 0 ? key.AsSpan() : key.AsSpan(0, end + 1)] = version;
+        if (end >= 0 && key.IndexOf('/', end + 1) is var second and >= 0)
+        {
+            prefixes[key.AsSpan(0, second + 1)] = version;
+        }
     }
 
     /// <summary>Why the watch is not following the store now, or null while it is.</summary>
