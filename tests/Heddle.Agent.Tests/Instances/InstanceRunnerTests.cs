@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
 using Heddle.Agent.Drivers;
 using Heddle.Agent.Instances;
-using Heddle.Agent.Node;
-using Heddle.Agent.Packages;
 using Heddle.Contracts.Agents;
 using Heddle.Contracts.Api;
-using Heddle.Model.Definition;
 using Heddle.Testing;
 
 namespace Heddle.Agent.Tests.Instances;
@@ -14,8 +11,8 @@ namespace Heddle.Agent.Tests.Instances;
 public sealed class InstanceRunnerTests : IDisposable
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(7);
-    private const int ProbeThreshold = 2;
+    private static readonly TimeSpan ProbeInterval = FakeNode.ProbeInterval;
+    private const int ProbeThreshold = FakeNode.ProbeThreshold;
 
     private readonly TempDirectory _state = new("heddle-runner-");
     private readonly HttpClient _http = new();
@@ -28,32 +25,8 @@ public sealed class InstanceRunnerTests : IDisposable
 
     public InstanceRunnerTests()
     {
-        var role = new RoleDefinition
-        {
-            Name = "web", EntryPoint = new EntryPoint("./web", []), Environment = new Dictionary<string, string> { ["MODE"] = "test" },
-        };
-        var options = new AgentOptions
-        {
-            ControllerAgentUrl = new Uri("https://127.0.0.1:1"), NodeName = "n1", StateDirectory = _state.Combine("agent"), StopGracePeriod = TimeSpan.FromSeconds(3),
-        };
-        var context = new AgentContext
-        {
-            Options = options,
-            Topology = NodeTopology.Detect(1, 1),
-            Packages = new FakePackages(_state.Combine("package"), role),
-            Drivers = new Dictionary<string, IInstanceDriver> { ["process"] = _driver },
-            Images = new ImageCache(_state.Combine("agent", "images"), _http),
-            Ports = new PortAllocator("127.0.0.1", 40000, 40999),
-            Probes = (_, _, _, _) => (_probe, ProbeInterval, ProbeThreshold),
-            ProbeClient = _http,
-            Time = _time,
-        };
-        var goal = new InstanceGoal
-        {
-            InstanceId = "shop/web/0", Service = "shop", Role = "web", PackageSha256 = new string('a', 64), PackagePath = "/v1/packages/a/content",
-            Cpus = { 0 }, MemoryMib = 64, Generation = 1, Revision = 1, Settings = { ["greeting"] = "hello" },
-        };
-        _runner = new InstanceRunner(goal, "key", context, null, _reports.Enqueue, () => Interlocked.Increment(ref _journalChanges));
+        var context = FakeNode.Context(_state, _driver, _probe, _time, _http);
+        _runner = new InstanceRunner(FakeNode.Goal(0), "key", context, null, _reports.Enqueue, () => Interlocked.Increment(ref _journalChanges));
     }
 
     public void Dispose()
@@ -112,6 +85,7 @@ public sealed class InstanceRunnerTests : IDisposable
             Assert.Equal(_state.Combine("agent", "instances", "shop", "web", "0-g1"), launch.Directory);
             Assert.True(File.Exists(Path.Combine(launch.Directory, "disk", "app", "heddle-instance.json")), "heddle-instance.json placed");
             Assert.Equal(process.Pid, _runner.JournalEntry()?.Pid);
+            Assert.True(Volatile.Read(ref _journalChanges) >= 1, "the journal was told of the start");
         }
         finally
         {
