@@ -155,7 +155,7 @@ public sealed class AgentHost : IAsyncDisposable
         // The cluster, as far as uids go, is its CA: agents of one cluster on a host share a service's uid, another cluster's may not.
         var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
         var topology = machine.Topology(options);
-        var (drivers, unavailable, driverIsolation) = machine.Drivers(options);
+        var (drivers, unavailable, driverIsolation) = machine.Drivers(options, time);
         var containerUnavailable = unavailable.GetValueOrDefault("container");
         // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state
         // names. They are fetched from the controller the agent talks to now.

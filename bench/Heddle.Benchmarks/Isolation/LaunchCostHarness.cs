@@ -34,7 +34,7 @@ internal static class LaunchCostHarness
         Directory.CreateDirectory(role);
         File.WriteAllText(Path.Combine(role, "app.txt"), "a role folder of one file\n");
         var cgroups = Cgroups.Open("bench-launch", root, out var unavailable) ?? throw new InvalidOperationException($"no cgroups: {unavailable}");
-        var driver = new ProcessDriver(cgroups, null);
+        var driver = new ProcessDriver(cgroups, null, TimeProvider.System);
         var isolated = new List<double>();
         var reference = new List<double>();
         var disk = new List<double>();

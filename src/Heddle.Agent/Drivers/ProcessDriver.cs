@@ -18,10 +18,13 @@ public sealed class ProcessDriver : IInstanceDriver
 {
     private readonly Cgroups? _cgroups;
     private readonly OomWatch? _oom;
+    private readonly TimeProvider _time;
 
-    internal ProcessDriver(Cgroups? cgroups, string? cgroupsUnavailable)
+    /// <param name="time">The agent's clock: a stop's grace period and polls run on it.</param>
+    internal ProcessDriver(Cgroups? cgroups, string? cgroupsUnavailable, TimeProvider time)
     {
         _cgroups = cgroups;
+        _time = time;
         _oom = cgroups is null ? null : new OomWatch(cgroups);
         CgroupsUnavailable = cgroupsUnavailable;
     }
@@ -156,17 +159,17 @@ public sealed class ProcessDriver : IInstanceDriver
     {
         Posix.SignalGroup(running.Pid, Posix.SIGTERM);
         _cgroups?.SignalAll(running.Instance, Posix.SIGTERM);
-        var deadline = Stopwatch.StartNew();
-        while (Running(running) && deadline.Elapsed < grace)
+        var since = _time.GetTimestamp();
+        while (Running(running) && _time.GetElapsedTime(since) < grace)
         {
-            await Task.Delay(50, cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
         }
 
         Posix.SignalGroup(running.Pid, Posix.SIGKILL);
         _cgroups?.KillAll(running.Instance);
-        while (Running(running) && deadline.Elapsed < grace + TimeSpan.FromSeconds(5))
+        while (Running(running) && _time.GetElapsedTime(since) < grace + TimeSpan.FromSeconds(5))
         {
-            await Task.Delay(20, cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken);
         }
 
         if (running.Child is { } child)

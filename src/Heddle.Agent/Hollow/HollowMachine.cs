@@ -22,7 +22,7 @@ public static class HollowMachine
         Isolated = false,
         ChecksHostPrograms = false,
         Topology = o => NodeTopology.Detect(o.ClaimCores ?? throw new ArgumentException("a hollow node claims its cores", nameof(o)), o.ClaimThreadsPerCore),
-        Drivers = _ => new NodeDrivers(
+        Drivers = (_, _) => new NodeDrivers(
             new Dictionary<string, Drivers.IInstanceDriver>(StringComparer.Ordinal) { ["process"] = new HollowDriver("process", readyAfter, time) },
             new Dictionary<string, string>(), // not "container: unavailable": every node would warn of it; the allocator places no container role here anyway
             Description),

@@ -38,7 +38,8 @@ public sealed record NodeMachine
 
     public required Func<AgentOptions, NodeTopology> Topology { get; init; }
 
-    public required Func<AgentOptions, NodeDrivers> Drivers { get; init; }
+    /// <summary>The drivers, given the agent's options and clock (their waits run on it).</summary>
+    public required Func<AgentOptions, TimeProvider, NodeDrivers> Drivers { get; init; }
 
     /// <summary>Starts listening at the node's address before it enrols (the controller connects there to check it reaches the node).</summary>
     public required Func<AgentOptions, Func<NodeIdentity?>, Func<InstanceSupervisor?>, CancellationToken, Task<ILogEndpoint>> Logs { get; init; }
@@ -54,13 +55,13 @@ public sealed record NodeMachine
     /// <summary>How its instances are isolated, in words, when the machine says it itself; null: worked out from the drivers and uids.</summary>
     public string? Isolation { get; init; }
 
-    private static NodeDrivers HostDrivers(AgentOptions options)
+    private static NodeDrivers HostDrivers(AgentOptions options, TimeProvider time)
     {
         string? unavailable = "disabled by --no-cgroups";
         var cgroups = options.UseCgroups ? Cgroups.Open(options.NodeName, options.StateDirectory, out unavailable) : null;
-        var process = new ProcessDriver(cgroups, cgroups is null ? unavailable : null);
+        var process = new ProcessDriver(cgroups, cgroups is null ? unavailable : null, time);
         string? containerUnavailable = "disabled by --no-containers";
-        var container = options.UseContainers ? ContainerDriver.Open(options.StateDirectory, cgroups, out containerUnavailable) : null;
+        var container = options.UseContainers ? ContainerDriver.Open(options.StateDirectory, cgroups, time, out containerUnavailable) : null;
         var drivers = new Dictionary<string, IInstanceDriver>(StringComparer.Ordinal) { [process.Name] = process };
         if (container is not null)
         {

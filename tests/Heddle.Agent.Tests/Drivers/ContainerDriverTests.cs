@@ -30,7 +30,7 @@ public sealed class ContainerDriverTests : IDisposable
     {
         File.SetUnixFileMode(_directory.Path, StateFolders.PassThrough);
         _cgroups = Cgroups.Open("ctr", _directory.Path, out _unavailable);
-        _driver = ContainerDriver.Open(_directory.Path, _cgroups, out var unavailable);
+        _driver = ContainerDriver.Open(_directory.Path, _cgroups, TimeProvider.System, out var unavailable);
         _unavailable ??= unavailable;
         _image = _directory.Combine("images", "busybox", "rootfs");
         Directory.CreateDirectory(Path.GetDirectoryName(_image)!);
@@ -201,7 +201,7 @@ public sealed class ContainerDriverTests : IDisposable
         Assert.True(tasks.Count >= 2, $"expected the entry point and its setsid child, found {tasks.Count}");
 
         // A new driver over the same state, as a restarted agent makes: it finds the container by runc state.
-        var adopter = ContainerDriver.Open(_directory.Path, _cgroups, out _)!;
+        var adopter = ContainerDriver.Open(_directory.Path, _cgroups, TimeProvider.System, out _)!;
         Assert.True(adopter.IsRunning(launch.Id, running.Pid, running.StartTime));
         Assert.False(adopter.IsRunning(launch.Id, running.Pid, running.StartTime + 1));
         var adopted = new RunningProcess(running.Pid, running.StartTime, null, launch.Id);

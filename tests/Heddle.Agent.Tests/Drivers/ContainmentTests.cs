@@ -18,7 +18,7 @@ public sealed class ContainmentTests : IDisposable
     public ContainmentTests()
     {
         _cgroups = Cgroups.Open("contain", _directory.Path, out var unavailable);
-        _driver = new ProcessDriver(_cgroups, unavailable);
+        _driver = new ProcessDriver(_cgroups, unavailable, TimeProvider.System);
     }
 
     public void Dispose()

@@ -30,7 +30,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
     {
         File.SetUnixFileMode(_directory.Path, StateFolders.PassThrough);
         _cgroups = Cgroups.Open("privilege", _directory.Path, out var unavailable);
-        _driver = new ProcessDriver(_cgroups, unavailable);
+        _driver = new ProcessDriver(_cgroups, unavailable, TimeProvider.System);
         _markers = _directory.Combine("markers");
         Directory.CreateDirectory(_markers);
         File.SetUnixFileMode(_markers, (UnixFileMode)0b1_111_111_111);

@@ -30,7 +30,7 @@ public sealed class ProcessDriverTests : IDisposable
     [Fact]
     public async Task Start_RunsInItsOwnProcessGroupPinnedToItsCpusWithItsEnvironment()
     {
-        var driver = new ProcessDriver(null, "not under test");
+        var driver = new ProcessDriver(null, "not under test", TimeProvider.System);
         var launch = Launch("/bin/sh", ["-c", "echo \"$GREETING\"; echo 'arg with '\\''quote'\\'''; exec sleep 60"]);
 
         var running = driver.Start(launch);
@@ -53,7 +53,7 @@ public sealed class ProcessDriverTests : IDisposable
     [Fact]
     public async Task Stop_KillsTheWholeGroupIncludingBackgroundTasks_AndEscalatesToSigkill()
     {
-        var driver = new ProcessDriver(null, "not under test");
+        var driver = new ProcessDriver(null, "not under test", TimeProvider.System);
         var marker = Path.Combine(_directory.Path, "background.pid");
         var launch = Launch("/bin/sh", ["-c", "trap '' TERM; while true; do sleep 1; done"],
             new StartupTask("/bin/sh", ["-c", $"echo $$ > {marker}; exec sleep 120"], StartupTaskType.Background));
@@ -72,7 +72,7 @@ public sealed class ProcessDriverTests : IDisposable
     [Fact]
     public async Task RunStartupTask_ReturnsItsExitCode()
     {
-        var driver = new ProcessDriver(null, "not under test");
+        var driver = new ProcessDriver(null, "not under test", TimeProvider.System);
         var launch = Launch("/bin/true", []);
 
         Assert.Equal(3, await driver.RunStartupTaskAsync(launch, new StartupTask("/bin/sh", ["-c", "exit 3"], StartupTaskType.Simple), 1, CancellationToken.None));
@@ -81,7 +81,7 @@ public sealed class ProcessDriverTests : IDisposable
     [Fact]
     public async Task WaitForExit_AdoptedProcess_IsSeenToEnd()
     {
-        var driver = new ProcessDriver(null, "not under test");
+        var driver = new ProcessDriver(null, "not under test", TimeProvider.System);
         var launch = Launch("/bin/sh", ["-c", "sleep 0.3"]);
         var started = driver.Start(launch);
         var adopted = started with { Child = null };

@@ -28,7 +28,7 @@ public sealed class InstanceSupervisorTests
             Options = options,
             Topology = NodeTopology.Detect(2, 1),
             Packages = new PackageCache(state.Combine("agent", "cache"), http),
-            Drivers = new Dictionary<string, IInstanceDriver> { ["process"] = new ProcessDriver(null, "not under test") },
+            Drivers = new Dictionary<string, IInstanceDriver> { ["process"] = new ProcessDriver(null, "not under test", TimeProvider.System) },
             Images = new ImageCache(state.Combine("agent", "images"), http),
             Ports = new PortAllocator("127.0.0.1", 40000, 40999),
             ProbeClient = probes,

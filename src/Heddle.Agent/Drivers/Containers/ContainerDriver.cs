@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Heddle.Agent.Isolation;
 using Heddle.Model.Definition;
@@ -16,24 +15,36 @@ public sealed class ContainerDriver : IInstanceDriver
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
+    /// <summary>How long runc may take to start a container (its pid file written) before it counts as having failed to.</summary>
+    private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the pid file is looked for while runc starts the container.</summary>
+    private static readonly TimeSpan StartPoll = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How often a stopping container is looked at.</summary>
+    private static readonly TimeSpan StopPoll = TimeSpan.FromMilliseconds(20);
+
     private readonly Runc _runc;
     private readonly Cgroups _cgroups;
     private readonly OomWatch _oom;
+    private readonly TimeProvider _time;
 
-    private ContainerDriver(Runc runc, Cgroups cgroups)
+    private ContainerDriver(Runc runc, Cgroups cgroups, TimeProvider time)
     {
         _runc = runc;
         _cgroups = cgroups;
         _oom = new OomWatch(cgroups);
+        _time = time;
     }
 
     public string Name => "container";
 
     /// <summary>
     /// The driver when this node can run containers: root, cgroups, runc on the PATH and an overlay mount that works in
-    /// the agent's state folder (tried once, at start). Otherwise null and <paramref name="unavailable"/> says why.
+    /// the agent's state folder (tried once, at start). Otherwise null and <paramref name="unavailable"/> says why. Its
+    /// waits (a container starting, stopping, a runc call) run on <paramref name="time"/>, the agent's clock.
     /// </summary>
-    internal static ContainerDriver? Open(string stateDirectory, Cgroups? cgroups, out string? unavailable)
+    internal static ContainerDriver? Open(string stateDirectory, Cgroups? cgroups, TimeProvider time, out string? unavailable)
     {
         unavailable = null;
         if (!Posix.IsRoot)
@@ -63,7 +74,7 @@ public sealed class ContainerDriver : IInstanceDriver
 
         var root = Path.Combine(stateDirectory, "runc");
         StateFolders.Create(root, StateFolders.Private);
-        return new ContainerDriver(new Runc(runc, root), cgroups);
+        return new ContainerDriver(new Runc(runc, root, time), cgroups, time);
     }
 
     /// <summary>Stops whatever a killed agent's runc state still names (`heddle up` teardown); returns how many ran.</summary>
@@ -76,7 +87,7 @@ public sealed class ContainerDriver : IInstanceDriver
             return 0;
         }
 
-        var runc = new Runc(runcBinary, root);
+        var runc = new Runc(runcBinary, root, TimeProvider.System); // a teardown after the agent is gone: there is no agent clock to run on
         var stopped = 0;
         foreach (var (instance, directory) in instances)
         {
@@ -169,7 +180,7 @@ public sealed class ContainerDriver : IInstanceDriver
     public async Task<int> RunStartupTaskAsync(InstanceLaunch launch, StartupTask task, int number, CancellationToken cancellationToken)
     {
         var id = $"{ContainerId(launch.Id)}-s{number}";
-        var process = Launch(launch, id, [task.Command, .. task.Args], $"startup-{number}");
+        var process = await LaunchAsync(launch, id, [task.Command, .. task.Args], $"startup-{number}");
         try
         {
             await process.Child!.WaitForExitAsync(cancellationToken);
@@ -177,18 +188,18 @@ public sealed class ContainerDriver : IInstanceDriver
         }
         catch (OperationCanceledException)
         {
-            _runc.Kill(id, "KILL");
+            await _runc.KillAsync(id, "KILL");
             throw;
         }
         finally
         {
             await process.Child!.WaitForExitAsync(CancellationToken.None);
             process.Child.Dispose();
-            _runc.Delete(id);
+            await _runc.DeleteAsync(id);
         }
     }
 
-    public Task<RunningProcess> StartAsync(InstanceLaunch launch, CancellationToken cancellationToken)
+    public async Task<RunningProcess> StartAsync(InstanceLaunch launch, CancellationToken cancellationToken)
     {
         var background = launch.Role.Startup.Where(t => t.Type == StartupTaskType.Background).ToList();
         IReadOnlyList<string> args = background.Count == 0
@@ -196,15 +207,18 @@ public sealed class ContainerDriver : IInstanceDriver
             : ["/bin/sh", "-c", string.Concat(background.Select(t => string.Join(' ', new[] { t.Command }.Concat(t.Args).Select(ProcessDriver.Quote)) + " & ")) + "exec \"$0\" \"$@\"",
                 launch.Role.EntryPoint.Command, .. launch.Role.EntryPoint.Args];
         _oom.Started(launch.Id);
-        return Task.FromResult(Launch(launch, ContainerId(launch.Id), args, "main"));
+        return await LaunchAsync(launch, ContainerId(launch.Id), args, "main");
     }
 
-    /// <summary>Writes the bundle and starts runc; returns once the container runs (its pid file is written) or runc has given up.</summary>
-    private RunningProcess Launch(InstanceLaunch launch, string id, IReadOnlyList<string> args, string bundleName)
+    /// <summary>
+    /// Writes the bundle and starts runc; returns once the container runs (its pid file is written) or runc has given up.
+    /// Not cancellable: once runc is started the container may run, and only the pid this returns lets it be stopped.
+    /// </summary>
+    private async Task<RunningProcess> LaunchAsync(InstanceLaunch launch, string id, IReadOnlyList<string> args, string bundleName)
     {
         if (_runc.Knows(id))
         {
-            _runc.Delete(id); // a run that ended without its delete (an agent killed meanwhile)
+            await _runc.DeleteAsync(id); // a run that ended without its delete (an agent killed meanwhile)
         }
 
         var owner = launch.RunAs!;
@@ -239,15 +253,16 @@ public sealed class ContainerDriver : IInstanceDriver
         var pidFile = Path.Combine(bundle, "pid");
         File.Delete(pidFile);
         var runc = _runc.Run(id, bundle, pidFile, launch.StdoutPath, launch.StderrPath);
-        var waited = Stopwatch.StartNew();
-        while (!runc.HasExited && waited.Elapsed < TimeSpan.FromSeconds(30))
+        var exited = runc.WaitForExitAsync();
+        var since = _time.GetTimestamp();
+        while (!runc.HasExited && _time.GetElapsedTime(since) < StartLimit)
         {
             if (ReadPid(pidFile) is { } pid && Posix.StartTime(pid) is { } started)
             {
                 return new RunningProcess(pid, started, runc, launch.Id);
             }
 
-            Thread.Sleep(2);
+            await Task.WhenAny(exited, Task.Delay(StartPoll, _time));
         }
 
         // runc refused or failed before the entry point ran: its exit (and its words in stderr.log) are the instance's.
@@ -266,22 +281,22 @@ public sealed class ContainerDriver : IInstanceDriver
     public async Task StopAsync(RunningProcess running, TimeSpan grace, CancellationToken cancellationToken)
     {
         var id = ContainerId(running.Instance);
-        _runc.Kill(id, "TERM");
-        var deadline = Stopwatch.StartNew();
-        while (Running(running) && deadline.Elapsed < grace)
+        await _runc.KillAsync(id, "TERM");
+        var since = _time.GetTimestamp();
+        while (Running(running) && _time.GetElapsedTime(since) < grace)
         {
-            await Task.Delay(20, cancellationToken);
+            await Task.Delay(StopPoll, _time, cancellationToken);
         }
 
         if (Running(running))
         {
-            _runc.Kill(id, "KILL");
+            await _runc.KillAsync(id, "KILL");
             _cgroups.KillAll(running.Instance);
         }
 
-        while (Running(running) && deadline.Elapsed < grace + TimeSpan.FromSeconds(5))
+        while (Running(running) && _time.GetElapsedTime(since) < grace + TimeSpan.FromSeconds(5))
         {
-            await Task.Delay(20, cancellationToken);
+            await Task.Delay(StopPoll, _time, cancellationToken);
         }
 
         if (running.Child is { } child)
@@ -289,7 +304,7 @@ public sealed class ContainerDriver : IInstanceDriver
             await child.WaitForExitAsync(cancellationToken);
         }
 
-        _runc.Delete(id);
+        await _runc.DeleteAsync(id);
     }
 
     private bool Running(RunningProcess running) => Posix.IsAlive(running.Pid, running.StartTime) || _cgroups.Tasks(running.Instance).Count > 0;

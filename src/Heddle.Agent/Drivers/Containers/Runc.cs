@@ -5,9 +5,11 @@ namespace Heddle.Agent.Drivers.Containers;
 
 /// <summary>
 /// The `runc` command, with this agent's own state folder (`--root`), so agents sharing a machine never see each
-/// other's containers. Every call but <see cref="Run"/> waits for runc and returns its exit code and error text.
+/// other's containers. Every call but <see cref="Run"/> waits for runc (at most 30 s on the agent's clock) and returns
+/// its exit code and error text; the driver's own paths wait without a thread (<see cref="CallAsync"/>), the few
+/// synchronous members of the driver interface (adoption, clean-up) block as before.
 /// </summary>
-internal sealed class Runc(string binary, string stateRoot)
+internal sealed class Runc(string binary, string stateRoot, TimeProvider time)
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);
 
@@ -36,6 +38,41 @@ internal sealed class Runc(string binary, string stateRoot)
 
     public (int Code, string Output, string Error) Call(params string[] args)
     {
+        using var process = Start(args);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(CallTimeout))
+        {
+            process.Kill();
+            return (-1, string.Empty, TimedOut(args));
+        }
+
+        process.WaitForExit();
+        return (process.ExitCode, output.Result, error.Result.Trim());
+    }
+
+    /// <summary><see cref="Call"/> without blocking a thread while runc runs.</summary>
+    public async Task<(int Code, string Output, string Error)> CallAsync(params string[] args)
+    {
+        using var process = Start(args);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(CallTimeout, time);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token); // and for its output to end
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+            return (-1, string.Empty, TimedOut(args));
+        }
+
+        return (process.ExitCode, await output, (await error).Trim());
+    }
+
+    private Process Start(string[] args)
+    {
         var start = new ProcessStartInfo(binary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         start.ArgumentList.Add("--root");
         start.ArgumentList.Add(stateRoot);
@@ -44,18 +81,10 @@ internal sealed class Runc(string binary, string stateRoot)
             start.ArgumentList.Add(arg);
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("runc did not start");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(CallTimeout))
-        {
-            process.Kill();
-            return (-1, string.Empty, $"runc {string.Join(' ', args)} did not finish in {CallTimeout.TotalSeconds:0} s");
-        }
-
-        process.WaitForExit();
-        return (process.ExitCode, output.Result, error.Result.Trim());
+        return Process.Start(start) ?? throw new InvalidOperationException("runc did not start");
     }
+
+    private static string TimedOut(string[] args) => $"runc {string.Join(' ', args)} did not finish in {CallTimeout.TotalSeconds:0} s";
 
     /// <summary>Whether runc has state for the container (created, running or stopped but not deleted).</summary>
     public bool Knows(string id) => Directory.Exists(Path.Combine(stateRoot, id));
@@ -78,11 +107,11 @@ internal sealed class Runc(string binary, string stateRoot)
         return (json.RootElement.GetProperty("status").GetString() ?? "unknown", json.RootElement.GetProperty("pid").GetInt32());
     }
 
-    public void Kill(string id, string signal)
+    public async Task KillAsync(string id, string signal)
     {
         if (Knows(id))
         {
-            Call("kill", id, signal);
+            await CallAsync("kill", id, signal);
         }
     }
 
@@ -95,6 +124,18 @@ internal sealed class Runc(string binary, string stateRoot)
         }
 
         var (code, _, error) = Call("delete", "--force", id);
+        return code == 0 || !Knows(id) ? null : error;
+    }
+
+    /// <summary><see cref="Delete"/> without blocking a thread.</summary>
+    public async Task<string?> DeleteAsync(string id)
+    {
+        if (!Knows(id))
+        {
+            return null;
+        }
+
+        var (code, _, error) = await CallAsync("delete", "--force", id);
         return code == 0 || !Knows(id) ? null : error;
     }
 }
