@@ -104,7 +104,8 @@ public sealed partial class KvClusterStore
     {
         if (service is null)
         {
-            return Sorted(Merge("instances/", "status/"));
+            // Every service's listing, each made again only when that service changed (a reconcile pass lists every instance).
+            return [.. PlacedServices().Order(StringComparer.Ordinal).SelectMany(ListInstances)];
         }
 
         // One service's listing is asked for by every goal state that names one of its instances, by each reconcile pass
@@ -129,6 +130,23 @@ public sealed partial class KvClusterStore
         return listed;
     }
 
+    /// <summary>The services with an instance placed, from the placements' keys (a service's keys are next to each other in key order).</summary>
+    private List<string> PlacedServices()
+    {
+        var names = new List<string>();
+        foreach (var entry in _mirror.List("instances/"))
+        {
+            var rest = entry.Key.AsSpan("instances/".Length);
+            var name = rest[..Math.Max(0, rest.IndexOf('/'))];
+            if (names.Count == 0 || !name.SequenceEqual(names[^1]))
+            {
+                names.Add(name.ToString());
+            }
+        }
+
+        return names;
+    }
+
     private static InstanceRecord[] Sorted(IEnumerable<InstanceRecord> instances) =>
         [.. instances.OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
 
@@ -146,6 +164,8 @@ public sealed partial class KvClusterStore
 
     private sealed record PlacementsByNode(long Version, ILookup<string, InstanceRecord> Placements);
 
+    private readonly Lock _grouping = new();
+
     public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node)
     {
         // The version is read before the listing: a grouping is at least as new as the version it is kept under.
@@ -153,7 +173,17 @@ public sealed partial class KvClusterStore
         var grouped = _byNode;
         if (grouped is null || grouped.Version != version)
         {
-            _byNode = grouped = new PlacementsByNode(version, _mirror.List("instances/").Select(Decode<InstanceRecord>).ToLookup(i => i.Node, StringComparer.Ordinal));
+            // One caller groups; the others that find the grouping old meanwhile take what it made (a goal state for each
+            // node a change touches asks at once, and each used to list every placement again).
+            lock (_grouping)
+            {
+                grouped = _byNode;
+                if (grouped is null || grouped.Version < version)
+                {
+                    version = _mirror.VersionOf("instances/");
+                    _byNode = grouped = new PlacementsByNode(version, _mirror.List("instances/").Select(Decode<InstanceRecord>).ToLookup(i => i.Node, StringComparer.Ordinal));
+                }
+            }
         }
 
         return [.. grouped.Placements[node].Select(WithStatus)

@@ -10,7 +10,8 @@ namespace Heddle.Controller.Store.Kv;
 public sealed class KvMirror : IAsyncDisposable
 {
     private readonly IKeyValueStore _store;
-    private readonly Lock _lock = new();
+    /// <summary>Readers share the copy (a goal state, a listing and an agent's certificate check at once); a change takes it alone, briefly.</summary>
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<string, KvEntry> _entries = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _keys = new(StringComparer.Ordinal);
 
@@ -51,9 +52,14 @@ public sealed class KvMirror : IAsyncDisposable
     /// </summary>
     public long VersionOf(string prefix)
     {
-        lock (_lock)
+        _lock.EnterReadLock();
+        try
         {
             return _prefixVersions.GetValueOrDefault(prefix);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
@@ -86,16 +92,22 @@ public sealed class KvMirror : IAsyncDisposable
 
     public KvEntry? Get(string key)
     {
-        lock (_lock)
+        _lock.EnterReadLock();
+        try
         {
             return _entries.GetValueOrDefault(key);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
     /// <summary>The entries under a prefix, in key order.</summary>
     public List<KvEntry> List(string prefix)
     {
-        lock (_lock)
+        _lock.EnterReadLock();
+        try
         {
             if (prefix.Length == 0)
             {
@@ -103,6 +115,10 @@ public sealed class KvMirror : IAsyncDisposable
             }
 
             return [.. _keys.GetViewBetween(prefix, prefix + char.MaxValue).Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => _entries[k])];
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
@@ -115,12 +131,17 @@ public sealed class KvMirror : IAsyncDisposable
         var result = await _store.CommitAsync(conditions, writes, cancellationToken).ConfigureAwait(false);
         if (result.Succeeded)
         {
-            lock (_lock)
+            _lock.EnterWriteLock();
+            try
             {
                 foreach (var write in writes)
                 {
                     ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, result.Revision), out _);
                 }
+            }
+            finally
+            {
+                _lock.ExitWriteLock();
             }
 
             return result;
@@ -138,7 +159,8 @@ public sealed class KvMirror : IAsyncDisposable
     public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
     {
         var results = await _store.CommitEachAsync(commits, cancellationToken).ConfigureAwait(false);
-        lock (_lock)
+        _lock.EnterWriteLock();
+        try
         {
             for (var i = 0; i < commits.Count; i++)
             {
@@ -150,6 +172,10 @@ public sealed class KvMirror : IAsyncDisposable
                     }
                 }
             }
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
         }
 
         for (var i = 0; i < commits.Count; i++)
@@ -171,16 +197,22 @@ public sealed class KvMirror : IAsyncDisposable
     {
         var range = await _store.ListAsync(key, cancellationToken).ConfigureAwait(false);
         var entry = range.Entries.FirstOrDefault(e => e.Key == key);
-        lock (_lock)
+        _lock.EnterWriteLock();
+        try
         {
             ApplyLocked(entry is null ? new KvEvent(KvEventKind.Delete, key, null, range.Revision) : new KvEvent(KvEventKind.Put, key, entry.Value, entry.ModRevision), out _, entry);
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
         }
     }
 
     private void Load(KvRange range)
     {
         var changes = new List<KvEvent>();
-        lock (_lock)
+        _lock.EnterWriteLock();
+        try
         {
             var present = range.Entries.Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
             foreach (var gone in _keys.Where(k => !present.Contains(k)).ToList())
@@ -201,6 +233,10 @@ public sealed class KvMirror : IAsyncDisposable
 
             _watched = range.Revision;
             _deleted.Clear();
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
         }
 
         Raise(changes);
@@ -251,7 +287,8 @@ public sealed class KvMirror : IAsyncDisposable
                     failures = 0;
                     Lagging = null;
                     bool applied;
-                    lock (_lock)
+                    _lock.EnterWriteLock();
+                    try
                     {
                         applied = ApplyLocked(change, out _);
                         _watched = change.Revision;
@@ -259,6 +296,10 @@ public sealed class KvMirror : IAsyncDisposable
                         {
                             _deleted.Remove(passed);
                         }
+                    }
+                    finally
+                    {
+                        _lock.ExitWriteLock();
                     }
 
                     if (applied)
