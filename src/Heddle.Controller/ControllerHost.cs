@@ -132,8 +132,8 @@ public sealed partial class ControllerHost : IAsyncDisposable
         _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
         if (store.Shared)
         {
-            _ = new Publishing.RemoteChanges(store.Mirror, store.Cluster, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
-                app.Services.GetRequiredService<EventLog>());
+            _ = new Publishing.RemoteChanges(store.Mirror, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
+                app.Services.GetRequiredService<EventLog>(), app.Services.GetRequiredService<NodeWork>());
         }
 
         app.MapGrpcService<AgentService>();

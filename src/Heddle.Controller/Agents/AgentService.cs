@@ -14,7 +14,7 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines)
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines, Reconciliation.NodeWork nodeWork)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -227,10 +227,7 @@ public sealed class AgentService(
             await ReportAsync(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
         }
 
-        foreach (var service in store.ListServices())
-        {
-            queue.Add(service.Name);
-        }
+        nodeWork.Changed(info.Name);
     }
 
     private async Task ReportAsync(string node, InstanceReport report)

@@ -11,7 +11,7 @@ namespace Heddle.Controller.Api;
 /// refused), forgets the node, and lets the reconcilers place its instances elsewhere. The machine must enrol again,
 /// with a new join token, to come back.
 /// </summary>
-public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates, AgentSessions sessions, WorkQueue queue, EventLog events)
+public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates, AgentSessions sessions, NodeWork nodeWork, EventLog events)
 {
     internal async Task<IResult> RemoveAsync(string name)
     {
@@ -28,10 +28,7 @@ public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCert
         await trust.RemoveNodeAsync(name);
         var instances = store.ListInstancesOnNode(name);
         await events.AddAsync(EventKinds.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
-        foreach (var service in store.ListServices())
-        {
-            queue.Add(service.Name);
-        }
+        nodeWork.Queue(instances);
 
         return Results.NoContent();
     }

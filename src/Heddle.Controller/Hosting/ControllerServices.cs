@@ -52,6 +52,7 @@ internal static class ControllerServices
         services.AddSingleton<WorkQueue>();
         services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();
+        services.AddSingleton<NodeWork>();
         services.AddSingleton<Api.Deployments>();
         services.AddSingleton<Api.Images>();
         services.AddSingleton<Api.Swaps>();

@@ -14,15 +14,15 @@ namespace Heddle.Controller.Publishing;
 /// </summary>
 public sealed class RemoteChanges
 {
-    private readonly IClusterStore _store;
     private readonly WorkQueue _queue;
     private readonly AgentSessions _agents;
     private readonly EventLog _events;
+    private readonly NodeWork _nodeWork;
     private int _goalsPending;
 
-    public RemoteChanges(KvMirror mirror, IClusterStore store, WorkQueue queue, AgentSessions agents, EventLog events)
+    public RemoteChanges(KvMirror mirror, WorkQueue queue, AgentSessions agents, EventLog events, NodeWork nodeWork)
     {
-        _store = store;
+        _nodeWork = nodeWork;
         _queue = queue;
         _agents = agents;
         _events = events;
@@ -40,12 +40,8 @@ public sealed class RemoteChanges
                 _queue.Add(parts[1]);
                 SendGoals();
                 break;
-            case "nodes":
-                foreach (var service in _store.ListServices())
-                {
-                    _queue.Add(service.Name);
-                }
-
+            case "nodes" when parts.Length > 1:
+                _nodeWork.Changed(parts[1]);
                 SendGoals();
                 break;
             case "images":

@@ -29,6 +29,9 @@ public sealed partial class DeploymentReconciler(
     /// for `heddle status`; empty when everything is placed.
     /// </summary>
     public IReadOnlyList<string> Unplaced(string service) => _unplaced.GetValueOrDefault(service) ?? [];
+
+    /// <summary>The services whose last pass left an instance unplaced (on a follower, which runs no passes: none).</summary>
+    public IEnumerable<string> WaitingForRoom() => _unplaced.Where(u => u.Value.Count > 0).Select(u => u.Key);
     private readonly PlacementPlanner _planner = new(store, options);
 
     public async Task<ReconcileResult> ReconcileAsync(string serviceName, CancellationToken cancellationToken = default)
