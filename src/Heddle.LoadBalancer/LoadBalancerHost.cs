@@ -75,9 +75,11 @@ public sealed class LoadBalancerHost : IAsyncDisposable
 
                 try
                 {
+                    // Both run on the same event loops: L7's HTTP/1.x pass-through is an L4 relay that reads the heads.
+                    var loops = _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))];
                     IVipListener proxy = listener.Protocol == "http"
-                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options)
-                        : new TcpVipListener(listener with { Backends = [] }, _options, _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))]);
+                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options, loops)
+                        : new TcpVipListener(listener with { Backends = [] }, _options, loops);
                     var started = new BackendHealth(proxy);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)

@@ -21,6 +21,7 @@ internal static class LbHarness
     {
         var seconds = Option(args, "--seconds", 5);
         var rounds = Option(args, "--rounds", 3);
+        var only = Text(args, "--only"); // l4 or l7: one half of the run
         var work = Directory.CreateTempSubdirectory("heddle-lb-bench-").FullName;
         try
         {
@@ -55,7 +56,7 @@ internal static class LbHarness
             }
 
             Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency after a 1 s warm-up; median of {rounds} rounds taken in turns; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
-            foreach (var (title, close) in new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
+            foreach (var (title, close) in only == "l7" ? [] : new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
             {
                 Console.WriteLine();
                 Console.WriteLine(title);
@@ -69,14 +70,18 @@ internal static class LbHarness
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
             }
 
+            foreach (var (title, close) in only == "l4" ? [] : new[] { ("L7, keep-alive requests", false), ("L7, new connection per request (Connection: close)", true) })
+            {
             Console.WriteLine();
-            Console.WriteLine("L7, keep-alive requests");
+            Console.WriteLine(title);
             Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
-            var l7 = Rounds(rounds, [(haproxyHttpPort, haproxyHttp.ProcessId), (heddleHttpPort, Environment.ProcessId)], seconds, close: false);
+            var l7 = Rounds(rounds, [(haproxyHttpPort, haproxyHttp.ProcessId), (heddleHttpPort, Environment.ProcessId)], seconds, close);
             var (l7Haproxy, l7Heddle) = (l7[0], l7[1]);
             Print("haproxy 1 thread, mode http", l7Haproxy);
             Print("heddle L7 (YARP)", l7Heddle);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
+            }
+
             balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
             twoLoops.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
@@ -88,6 +93,12 @@ internal static class LbHarness
     }
 
     private sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0, string ErrorLines = "");
+
+    private static string? Text(string[] args, string name)
+    {
+        var at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    }
 
     private static int Option(string[] args, string name, int fallback)
     {
