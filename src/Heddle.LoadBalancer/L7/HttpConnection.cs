@@ -70,6 +70,8 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     private bool _reusable;
     private HttpHead _response;
     private BodyFraming _responseBody;
+    private byte* _emitStart; // response bytes in the scratch buffer gathered for one send to the client
+    private int _emitCount;
     private bool _clientEnded; // tunnel: the client has finished sending
     private bool _backendEnded;
 
@@ -529,8 +531,43 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         return true;
     }
 
-    /// <summary>Response bytes at <paramref name="data"/> in the scratch buffer, with <see cref="Reserve"/> bytes of room before them.</summary>
+    /// <summary>
+    /// Response bytes at <paramref name="data"/> in the scratch buffer, with <see cref="Reserve"/> bytes of room before
+    /// them: passed on to the client in one send (head and body together), whatever they hold.
+    /// </summary>
     private void OnResponseBytes(byte* data, int count)
+    {
+        PassOn(data, count);
+        FlushEmit();
+    }
+
+    /// <summary>Adds scratch bytes to the send being gathered; bytes not right after it send what was gathered first.</summary>
+    private void Emit(byte* data, int count)
+    {
+        if (_emitCount > 0 && _emitStart + _emitCount != data)
+        {
+            FlushEmit();
+        }
+
+        if (_emitCount == 0)
+        {
+            _emitStart = data;
+        }
+
+        _emitCount += count;
+    }
+
+    private void FlushEmit()
+    {
+        if (_emitCount > 0)
+        {
+            var count = _emitCount;
+            _emitCount = 0;
+            SendDown(new ReadOnlySpan<byte>(_emitStart, count));
+        }
+    }
+
+    private void PassOn(byte* data, int count)
     {
         while (count > 0 && !_closed && _phase == Phase.Forward && !_answered)
         {
@@ -545,7 +582,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                     return;
                 }
 
-                SendDown(body[..take]);
+                Emit(data, take);
                 _reusable &= take == count; // anything after the response was not asked for
                 if (_responseBody.Done)
                 {
@@ -610,16 +647,22 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             {
                 SendHeadWithClose(headBytes, assembled);
             }
+            else if (assembled)
+            {
+                FlushEmit();
+                SendDown(headBytes);
+            }
             else
             {
-                SendDown(headBytes);
+                Emit(data, _response.Length);
             }
 
             data += used;
             count -= used;
             if (status == 101)
             {
-                SendDown(new ReadOnlySpan<byte>(data, count));
+                Emit(data, count);
+                FlushEmit();
                 _phase = Phase.Tunnel; // switched protocols: bytes both ways until either side closes
                 return;
             }
@@ -649,12 +692,13 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 var moved = new Span<byte>(start - line.Length, head.Length + line.Length);
                 head[..^2].CopyTo(moved); // into the reserved room before it, the empty line left where it was
                 line.CopyTo(moved[(head.Length - 2)..]);
-                SendDown(moved);
+                Emit(start - line.Length, moved.Length); // still followed by the body: one send for both
             }
 
             return;
         }
 
+        FlushEmit();
         SendDown(head[..^2]);
         SendDown(line);
         SendDown("\r\n"u8);
@@ -663,6 +707,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     /// <summary>The whole response has been read: the instance's connection goes back to its idle list if it can serve another request.</summary>
     private void Answered()
     {
+        FlushEmit(); // the client has the whole response before the connection may close
         var backend = _backend!;
         _backend = null;
         _target!.Counters.Answered(_response.Status);
