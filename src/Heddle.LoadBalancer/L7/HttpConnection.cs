@@ -48,8 +48,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     private bool _inFlight;
     private bool _answered; // the response is all read (or made here); the exchange ends once the client has it
 
-    private byte[]? _in; // client bytes not used yet: a head still arriving, body, or the next request
-    private int _inCount;
+    private ByteQueue _in; // client bytes not used yet: a head still arriving, body, or the next request
     private bool _inWaiting; // _in holds an incomplete head: read more before parsing again
     private byte[]? _out; // the request head as passed on, kept until the answer starts
     private int _outCount;
@@ -61,10 +60,9 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     private HttpBackend? _target;
     private bool _onTarget; // counted in _target.InFlight
     private BackendConnection? _backend;
-    private Pending _up; // for the instance
-    private Pending _down; // for the client
-    private byte[]? _responseHead; // a response head split over reads
-    private int _responseHeadCount;
+    private ByteQueue _up; // for the instance, not taken yet
+    private ByteQueue _down; // for the client, not taken yet
+    private ByteQueue _responseHead; // a response head split over reads
     private bool _haveResponseHead;
     private bool _responseStarted;
     private bool _reusable;
@@ -74,14 +72,6 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     private int _emitCount;
     private bool _clientEnded; // tunnel: the client has finished sending
     private bool _backendEnded;
-
-    /// <summary>Bytes one side could not take yet.</summary>
-    private struct Pending
-    {
-        public byte[]? Buffer;
-        public int Offset;
-        public int Count;
-    }
 
     public HttpConnection(EventLoop loop, int client, HttpBackends backends, HttpVipState vip, byte[] forwardedFor, Action<IRelay> ended)
     {
@@ -125,7 +115,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             _clientHangup |= (events & Hangup) != 0;
         }
 
-        if (_down.Buffer is not null && (events & (Libc.EpollOut | Hangup)) != 0 && !FlushDown())
+        if (!_down.IsEmpty && (events & (Libc.EpollOut | Hangup)) != 0 && !FlushDown())
         {
             return;
         }
@@ -164,7 +154,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             connection.Connected = true;
         }
 
-        if (_up.Buffer is not null && (events & (Libc.EpollOut | Hangup)) != 0 && !FlushUp())
+        if (!_up.IsEmpty && (events & (Libc.EpollOut | Hangup)) != 0 && !FlushUp())
         {
             return;
         }
@@ -213,7 +203,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         {
             var moved = _phase switch
             {
-                Phase.Head => _down.Buffer is null && !_answered && ReadHead(),
+                Phase.Head => _down.IsEmpty && !_answered && ReadHead(),
                 Phase.Forward => Forward(),
                 _ => Tunnel(),
             };
@@ -226,9 +216,9 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
 
     private bool ReadHead()
     {
-        if (_inCount > 0 && !_inWaiting)
+        if (_in.Count > 0 && !_inWaiting)
         {
-            return Begin(_in.AsSpan(0, _inCount), inScratch: false);
+            return Begin(_in.Span, inScratch: false);
         }
 
         if (!_clientReadable)
@@ -245,12 +235,12 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 _clientReadable = false;
             }
 
-            if (_inCount == 0)
+            if (_in.Count == 0)
             {
                 return Begin(new ReadOnlySpan<byte>(scratch, (int)read), inScratch: true);
             }
 
-            AppendIn(new ReadOnlySpan<byte>(scratch, (int)read));
+            _in.Add(new ReadOnlySpan<byte>(scratch, (int)read));
             _inWaiting = false;
             return true;
         }
@@ -285,7 +275,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             case HeadParse.Incomplete:
                 if (inScratch)
                 {
-                    AppendIn(data);
+                    _in.Add(data);
                 }
 
                 _inWaiting = true;
@@ -299,7 +289,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             case HeadParse.Http2:
                 if (inScratch)
                 {
-                    AppendIn(data);
+                    _in.Add(data);
                 }
 
                 return StartTunnelToFallback();
@@ -331,7 +321,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         _sends = 0;
         _tried?.Clear();
         _responseStarted = _haveResponseHead = false;
-        _responseHeadCount = 0;
+        _responseHead.Clear();
         Connect(_backends.Pick(null));
         return true;
     }
@@ -423,19 +413,19 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             }
         }
 
-        while (!_requestBody.Done && _up.Buffer is null)
+        while (!_requestBody.Done && _up.IsEmpty)
         {
-            if (_inCount > 0)
+            if (_in.Count > 0)
             {
-                var take = _requestBody.Consume(_in.AsSpan(0, _inCount));
+                var take = _requestBody.Consume(_in.Span);
                 if (take < 0)
                 {
                     End(reset: true); // broken chunk framing: nothing sensible can follow
                     return false;
                 }
 
-                var sent = SendUp(_in.AsSpan(0, take));
-                ShiftIn(take);
+                var sent = SendUp(_in.Span[..take]);
+                _in.Drop(take);
                 if (sent <= 0)
                 {
                     return sent < 0;
@@ -474,7 +464,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 return false;
             }
 
-            AppendIn(bytes[used..]); // the next request, pipelined
+            _in.Add(bytes[used..]); // the next request, pipelined
             var result = SendUp(bytes[..used]);
             if (result <= 0)
             {
@@ -482,7 +472,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             }
         }
 
-        return !_closed && _backend == backend && backend.Readable && _down.Buffer is null && ReadResponse(backend);
+        return !_closed && _backend == backend && backend.Readable && _down.IsEmpty && ReadResponse(backend);
     }
 
     private bool ReadResponse(BackendConnection backend)
@@ -592,19 +582,19 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 return;
             }
 
-            var assembled = _responseHeadCount > 0;
+            var assembled = _responseHead.Count > 0;
             if (assembled)
             {
-                Append(ref _responseHead, ref _responseHeadCount, new ReadOnlySpan<byte>(data, count));
+                _responseHead.Add(new ReadOnlySpan<byte>(data, count));
             }
 
-            var source = assembled ? _responseHead.AsSpan(0, _responseHeadCount) : new Span<byte>(data, count);
+            var source = assembled ? _responseHead.Span : new Span<byte>(data, count);
             var parse = HttpHead.TryParse(source, request: false, out _response);
             if (parse == HeadParse.Incomplete)
             {
                 if (!assembled)
                 {
-                    Append(ref _responseHead, ref _responseHeadCount, source);
+                    _responseHead.Add(source);
                 }
 
                 return;
@@ -627,8 +617,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 return;
             }
 
-            var used = assembled ? _response.Length - (_responseHeadCount - count) : _response.Length;
-            _responseHeadCount = 0;
+            var used = assembled ? _response.Length - (_responseHead.Count - count) : _response.Length;
             _responseStarted = true;
             var status = _response.Status;
             var interim = status is >= 100 and < 200 && status != 101;
@@ -642,7 +631,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
                 _reusable = !_response.Close && !framing.EndsWithClose && status != 101;
             }
 
-            var headBytes = assembled ? _responseHead.AsSpan(0, _response.Length) : new Span<byte>(data, _response.Length);
+            var headBytes = assembled ? _responseHead.Span[.._response.Length] : new Span<byte>(data, _response.Length);
             if (!interim && status != 101 && _closeAfter && !_response.Close)
             {
                 SendHeadWithClose(headBytes, assembled);
@@ -656,6 +645,8 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             {
                 Emit(data, _response.Length);
             }
+
+            _responseHead.Clear(); // an assembled head has been sent (or copied aside)
 
             data += used;
             count -= used;
@@ -711,7 +702,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         var backend = _backend!;
         _backend = null;
         _target!.Counters.Answered(_response.Status);
-        if (_reusable && _requestBody.Done && _up.Buffer is null)
+        if (_reusable && _requestBody.Done && _up.IsEmpty)
         {
             _target.Release(backend);
         }
@@ -724,7 +715,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         LeaveTarget();
         EndRequest();
         _answered = true;
-        if (_down.Buffer is null)
+        if (_down.IsEmpty)
         {
             Finish();
         }
@@ -736,7 +727,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         _closeAfter |= close;
         _answered = true;
         SendDown(_closeAfter ? answer.Close : answer.Open);
-        if (!_closed && _down.Buffer is null)
+        if (!_closed && _down.IsEmpty)
         {
             Finish();
         }
@@ -779,7 +770,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
     {
         _backend?.Close();
         _backend = null;
-        Release(ref _up);
+        _up.Clear();
     }
 
     private bool StartTunnelToFallback()
@@ -812,13 +803,12 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         }
 
         var moved = false;
-        if (_up.Buffer is null && !_clientEnded && (_inCount > 0 || _clientReadable))
+        if (_up.IsEmpty && !_clientEnded && (_in.Count > 0 || _clientReadable))
         {
-            if (_inCount > 0)
+            if (_in.Count > 0)
             {
-                var count = _inCount;
-                _inCount = 0;
-                SendUp(_in.AsSpan(0, count));
+                SendUp(_in.Span);
+                _in.Clear();
                 return !_closed;
             }
 
@@ -841,7 +831,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             }
         }
 
-        if (!_closed && _down.Buffer is null && !_backendEnded && backend.Readable && _backend == backend)
+        if (!_closed && _down.IsEmpty && !_backendEnded && backend.Readable && _backend == backend)
         {
             var read = Libc.recv(backend.Fd, _loop.Scratch, EventLoop.ScratchSize, 0);
             if (read > 0)
@@ -915,7 +905,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
 
         if (written < data.Length)
         {
-            Keep(ref _up, data[(int)written..]);
+            _up.Add(data[(int)written..]);
             return 0;
         }
 
@@ -924,7 +914,7 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
 
     private bool FlushUp()
     {
-        var sent = SendPending(ref _up, _backend!.Fd);
+        var sent = _up.SendTo(_backend!.Fd);
         if (sent < 0)
         {
             if (_phase == Phase.Forward && !_responseStarted)
@@ -951,9 +941,9 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             return;
         }
 
-        if (_down.Buffer is not null)
+        if (!_down.IsEmpty)
         {
-            Keep(ref _down, data);
+            _down.Add(data);
             return;
         }
 
@@ -976,13 +966,13 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
 
         if (written < data.Length)
         {
-            Keep(ref _down, data[(int)written..]);
+            _down.Add(data[(int)written..]);
         }
     }
 
     private bool FlushDown()
     {
-        var sent = SendPending(ref _down, _client);
+        var sent = _down.SendTo(_client);
         if (sent < 0)
         {
             ClientGone();
@@ -1007,102 +997,16 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
         End(reset: true);
     }
 
-    /// <summary>1: all that was kept has gone; 0: some is still waiting; -1: the send failed.</summary>
-    private static int SendPending(ref Pending pending, int fd)
-    {
-        nint written;
-        fixed (byte* bytes = pending.Buffer)
-        {
-            written = Libc.send(fd, bytes + pending.Offset, pending.Count, Libc.MsgNoSignal);
-        }
-
-        if (written < 0)
-        {
-            return Libc.Errno == Libc.EAgain ? 0 : -1;
-        }
-
-        pending.Offset += (int)written;
-        pending.Count -= (int)written;
-        if (pending.Count > 0)
-        {
-            return 0;
-        }
-
-        Release(ref pending);
-        return 1;
-    }
-
-    private static void Keep(ref Pending pending, ReadOnlySpan<byte> data)
-    {
-        if (pending.Buffer is null)
-        {
-            pending.Buffer = ArrayPool<byte>.Shared.Rent(data.Length);
-            pending.Offset = pending.Count = 0;
-        }
-        else if (pending.Buffer.Length - pending.Offset - pending.Count < data.Length)
-        {
-            var larger = ArrayPool<byte>.Shared.Rent(pending.Count + data.Length);
-            pending.Buffer.AsSpan(pending.Offset, pending.Count).CopyTo(larger);
-            ArrayPool<byte>.Shared.Return(pending.Buffer);
-            pending.Buffer = larger;
-            pending.Offset = 0;
-        }
-
-        data.CopyTo(pending.Buffer.AsSpan(pending.Offset + pending.Count));
-        pending.Count += data.Length;
-    }
-
-    private static void Release(ref Pending pending)
-    {
-        if (pending.Buffer is not null)
-        {
-            ArrayPool<byte>.Shared.Return(pending.Buffer);
-            pending = default;
-        }
-    }
-
     private void ConsumeIn(ReadOnlySpan<byte> data, int used, bool inScratch)
     {
         if (inScratch)
         {
-            AppendIn(data[used..]);
+            _in.Add(data[used..]);
         }
         else
         {
-            ShiftIn(used);
+            _in.Drop(used);
         }
-    }
-
-    private void AppendIn(ReadOnlySpan<byte> data)
-    {
-        if (!data.IsEmpty)
-        {
-            Append(ref _in, ref _inCount, data);
-        }
-    }
-
-    private void ShiftIn(int used)
-    {
-        _in.AsSpan(used, _inCount - used).CopyTo(_in);
-        _inCount -= used;
-        if (_inCount == 0)
-        {
-            Return(ref _in);
-        }
-    }
-
-    private static void Append(ref byte[]? buffer, ref int count, ReadOnlySpan<byte> data)
-    {
-        if (buffer is null || buffer.Length - count < data.Length)
-        {
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(count + data.Length, 1024));
-            buffer?.AsSpan(0, count).CopyTo(larger);
-            Return(ref buffer);
-            buffer = larger;
-        }
-
-        data.CopyTo(buffer.AsSpan(count));
-        count += data.Length;
     }
 
     private static void Return(ref byte[]? buffer)
@@ -1135,12 +1039,11 @@ internal sealed unsafe class HttpConnection : IEventHandler, IRelay
             Libc.close(_client);
         }
 
-        Release(ref _up);
-        Release(ref _down);
-        Return(ref _in);
+        _up.Clear();
+        _down.Clear();
+        _in.Clear();
+        _responseHead.Clear();
         Return(ref _out);
-        Return(ref _responseHead);
-        _inCount = _responseHeadCount = 0;
         _loop.Unregister(_token);
         _ended(this);
     }
