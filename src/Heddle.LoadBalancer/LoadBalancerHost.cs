@@ -10,8 +10,9 @@ namespace Heddle.LoadBalancer;
 
 /// <summary>
 /// The data plane: one listener per VIP and input port, reconfigured from whole configurations: `tcp` endpoints
-/// through the L4 proxy, `http` endpoints through the L7 pass-through on the same event loops (YARP for HTTP/2), each behind its own health checks of the backends. A listener
-/// that stays keeps its established connections across every change; one that goes stops accepting and closes.
+/// through the L4 proxy, `http` endpoints through the L7 pass-through on the same event loops (YARP for HTTP/2), each
+/// behind its own health checks of the backends. A listener that stays keeps its established connections across every
+/// change; one that goes stops accepting and closes.
 /// With a meter factory, what the listeners count is reported as instruments of its scope (meter <c>Heddle.LoadBalancer</c>).
 /// </summary>
 public sealed class LoadBalancerHost : IAsyncDisposable
