@@ -10,8 +10,9 @@ namespace Heddle.LoadBalancer;
 
 /// <summary>
 /// The data plane: one listener per VIP and input port, reconfigured from whole configurations: `tcp` endpoints
-/// through the L4 proxy, `http` endpoints through YARP, each behind its own health checks of the backends. A listener
-/// that stays keeps its established connections across every change; one that goes stops accepting and closes.
+/// through the L4 proxy, `http` endpoints through the L7 pass-through on the same event loops (YARP for HTTP/2), each
+/// behind its own health checks of the backends. A listener that stays keeps its established connections across every
+/// change; one that goes stops accepting and closes.
 /// With a meter factory, what the listeners count is reported as instruments of its scope (meter <c>Heddle.LoadBalancer</c>).
 /// </summary>
 public sealed class LoadBalancerHost : IAsyncDisposable
@@ -75,9 +76,11 @@ public sealed class LoadBalancerHost : IAsyncDisposable
 
                 try
                 {
+                    // Both run on the same event loops: L7's HTTP/1.x pass-through is an L4 relay that reads the heads.
+                    var loops = _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))];
                     IVipListener proxy = listener.Protocol == "http"
-                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options)
-                        : new TcpVipListener(listener with { Backends = [] }, _options, _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))]);
+                        ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options, loops)
+                        : new TcpVipListener(listener with { Backends = [] }, _options, loops);
                     var started = new BackendHealth(proxy);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)

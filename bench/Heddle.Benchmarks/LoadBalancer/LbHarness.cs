@@ -13,7 +13,8 @@ namespace Heddle.Benchmarks.LoadBalancer;
 /// the connection rate. Each path gets a one-second warm-up run first (the JIT and the connection pools settle; the
 /// same for every path), and the paths are measured in turns for --rounds rounds, each figure being the median of its
 /// rounds, so that a noisy moment on a shared machine does not fall on one path only. Options: --seconds N (default 5),
-/// --rounds N (default 3).
+/// --rounds N (default 3), --only l4|l7, --via-up (the `heddle lb` process of a `heddle up` cluster instead of the
+/// balancer in this process: <see cref="LbViaUp"/>).
 /// </summary>
 internal static class LbHarness
 {
@@ -21,6 +22,12 @@ internal static class LbHarness
     {
         var seconds = Option(args, "--seconds", 5);
         var rounds = Option(args, "--rounds", 3);
+        var only = Text(args, "--only"); // l4 or l7: one half of the run
+        if (args.Contains("--via-up"))
+        {
+            return LbViaUp.Run(args, seconds, rounds, only);
+        }
+
         var work = Directory.CreateTempSubdirectory("heddle-lb-bench-").FullName;
         try
         {
@@ -55,12 +62,12 @@ internal static class LbHarness
             }
 
             Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency after a 1 s warm-up; median of {rounds} rounds taken in turns; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
-            foreach (var (title, close) in new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
+            foreach (var (title, close) in only == "l7" ? [] : new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
             {
                 Console.WriteLine();
                 Console.WriteLine(title);
                 Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
-                var results = Rounds(rounds, [(backendPort, nginx.ProcessId), (haproxyPort, haproxy.ProcessId), (heddlePort, Environment.ProcessId), (heddleTwoLoopsPort, Environment.ProcessId)], seconds, close);
+                var results = Rounds(rounds, [("127.0.0.1", backendPort, nginx.ProcessId), ("127.0.0.1", haproxyPort, haproxy.ProcessId), ("127.0.0.1", heddlePort, Environment.ProcessId), ("127.0.0.1", heddleTwoLoopsPort, Environment.ProcessId)], seconds, close);
                 var (direct, viaHaproxy, viaHeddle, viaTwoLoops) = (results[0], results[1], results[2], results[3]);
                 Print("nginx direct", direct);
                 Print("haproxy 1 thread, mode tcp", viaHaproxy);
@@ -69,14 +76,18 @@ internal static class LbHarness
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
             }
 
+            foreach (var (title, close) in only == "l4" ? [] : new[] { ("L7, keep-alive requests", false), ("L7, new connection per request (Connection: close)", true) })
+            {
             Console.WriteLine();
-            Console.WriteLine("L7, keep-alive requests");
+            Console.WriteLine(title);
             Console.WriteLine($"{"path",-26} {"requests/s",11} {"p50 ms",8} {"p99 ms",8} {"errors",8} {"server CPU µs/req",18}");
-            var l7 = Rounds(rounds, [(haproxyHttpPort, haproxyHttp.ProcessId), (heddleHttpPort, Environment.ProcessId)], seconds, close: false);
+            var l7 = Rounds(rounds, [("127.0.0.1", haproxyHttpPort, haproxyHttp.ProcessId), ("127.0.0.1", heddleHttpPort, Environment.ProcessId)], seconds, close);
             var (l7Haproxy, l7Heddle) = (l7[0], l7[1]);
             Print("haproxy 1 thread, mode http", l7Haproxy);
-            Print("heddle L7 (YARP)", l7Heddle);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms"));
+            Print("heddle L7", l7Heddle);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
+            }
+
             balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
             twoLoops.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
@@ -87,20 +98,26 @@ internal static class LbHarness
         }
     }
 
-    private sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0, string ErrorLines = "");
+    internal sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0, string ErrorLines = "");
 
-    private static int Option(string[] args, string name, int fallback)
+    internal static string? Text(string[] args, string name)
+    {
+        var at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    }
+
+    internal static int Option(string[] args, string name, int fallback)
     {
         var at = Array.IndexOf(args, name);
         return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     /// <summary>Warms each port up once, then measures them in turns; each figure is the median over the rounds.</summary>
-    private static Result[] Rounds(int rounds, (int Port, int Pid)[] paths, int seconds, bool close)
+    internal static Result[] Rounds(int rounds, (string Host, int Port, int Pid)[] paths, int seconds, bool close)
     {
-        foreach (var (port, _) in paths)
+        foreach (var (host, port, _) in paths)
         {
-            Wrk(port, 1, close);
+            Wrk(host, port, 1, close);
         }
 
         var all = paths.Select(_ => new List<Result>()).ToArray();
@@ -109,7 +126,7 @@ internal static class LbHarness
             for (var i = 0; i < paths.Length; i++)
             {
                 var cpu = CpuTicks(paths[i].Pid);
-                var result = Wrk(paths[i].Port, seconds, close);
+                var result = Wrk(paths[i].Host, paths[i].Port, seconds, close);
                 var used = (CpuTicks(paths[i].Pid) - cpu) * 1e6 / 100; // clock ticks are 1/100 s
                 all[i].Add(result with { CpuMicroseconds = used / (result.Rps * seconds) });
             }
@@ -154,7 +171,7 @@ internal static class LbHarness
         return total;
     }
 
-    private static void Print(string name, Result r)
+    internal static void Print(string name, Result r)
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {r.Rps,11:N0} {r.P50,8:0.00} {r.P99,8:0.00} {r.Errors,8} {r.CpuMicroseconds,18:0.0}"));
         if (r.Errors > 0)
@@ -163,7 +180,7 @@ internal static class LbHarness
         }
     }
 
-    private static Result Wrk(int port, int seconds, bool close)
+    private static Result Wrk(string host, int port, int seconds, bool close)
     {
         var args = new List<string> { "-t1", "-c32", $"-d{seconds}s", "--latency" };
         if (close)
@@ -171,7 +188,7 @@ internal static class LbHarness
             args.AddRange(["-H", "Connection: close"]);
         }
 
-        args.Add($"http://127.0.0.1:{port}/");
+        args.Add($"http://{host}:{port}/");
         var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         args.ForEach(start.ArgumentList.Add);
         using var process = Process.Start(start)!;
@@ -232,7 +249,7 @@ internal static class LbHarness
         return DnsHarness.ReferenceServer.LaunchTcp("nginx", ["-c", config, "-p", work], port);
     }
 
-    private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode = "tcp")
+    internal static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode = "tcp", string backendHost = "127.0.0.1")
     {
         var config = Path.Combine(work, $"haproxy-{mode}.cfg");
         File.WriteAllText(config, $"""
@@ -248,7 +265,7 @@ internal static class LbHarness
                 bind 127.0.0.1:{port}
                 default_backend nginx
             backend nginx
-                server s1 127.0.0.1:{backend}
+                server s1 {backendHost}:{backend}
             """ + "\n"); // haproxy wants the last line ended
         return DnsHarness.ReferenceServer.LaunchTcp("haproxy", ["-f", config, "-db"], port);
     }

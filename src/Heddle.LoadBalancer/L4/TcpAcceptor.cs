@@ -1,14 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using Heddle.LoadBalancer.L4.Linux;
-using Heddle.LoadBalancer.LoadBalancing;
 
 namespace Heddle.LoadBalancer.L4;
 
 /// <summary>
-/// One listening socket of a VIP:port on one event loop, and the connections it accepted. With several loops each has
-/// an acceptor of its own bound with SO_REUSEPORT, and the kernel spreads new connections over them; the backend is
-/// still chosen by the Maglev lookup of the flow's hash, so it does not depend on which loop took the connection.
+/// One listening socket of a VIP:port on one event loop, and the connections it accepted (L4 relays, or L7's
+/// pass-through connections: the factory given says which). With several loops each has an acceptor of its own bound
+/// with SO_REUSEPORT, and the kernel spreads new connections over them; an L4 backend is still chosen by the Maglev
+/// lookup of the flow's hash, so it does not depend on which loop took the connection.
 /// </summary>
 internal sealed class TcpAcceptor : IEventHandler
 {
@@ -25,27 +25,24 @@ internal sealed class TcpAcceptor : IEventHandler
 
     private readonly Socket _socket;
     private readonly int _fd;
-    private readonly byte[] _localAddress;
     private readonly EventLoop _loop;
-    private readonly Func<TcpVipListener.Pool> _pool;
-    private readonly TimeSpan _connectTimeout;
-    private readonly HashSet<TcpRelay> _relays = []; // touched on the loop only
-    private readonly Action<TcpRelay> _ended;
+    private readonly RelayFactory _relayFor;
+    private readonly HashSet<IRelay> _relays = []; // touched on the loop only
+    private readonly Action<IRelay> _ended;
     private ulong _token;
-    private readonly int _loopIndex;
     private bool _stopped;
     private int _open;
     private long _refusedNoBackend; // written on the loop only
     private long _refusedOverLimit;
 
-    /// <summary>Binds and listens on <paramref name="endpoint"/> (sharing the port when <paramref name="shared"/>), and starts accepting on <paramref name="loop"/>.</summary>
-    /// <remarks><paramref name="loopIndex"/>: which of the pool's counters (<see cref="TcpVipListener.Pool.Counters"/>) this loop's relays write.</remarks>
-    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, int loopIndex, Func<TcpVipListener.Pool> pool, TimeSpan connectTimeout, Limits? limits = null)
+    /// <summary>
+    /// Binds and listens on <paramref name="endpoint"/> (sharing the port when <paramref name="shared"/>), and starts
+    /// accepting on <paramref name="loop"/>, each connection handed to what <paramref name="open"/> makes of it.
+    /// </summary>
+    public TcpAcceptor(IPEndPoint endpoint, bool shared, EventLoop loop, Func<TcpAcceptor, RelayFactory> open, Limits? limits = null)
     {
         _loop = loop;
-        _loopIndex = loopIndex;
-        _pool = pool;
-        _connectTimeout = connectTimeout;
+        _relayFor = open(this);
         _limits = limits ?? new Limits(TimeSpan.FromMinutes(5), 20_000, 1_000);
         _ended = relay =>
         {
@@ -67,7 +64,7 @@ internal sealed class TcpAcceptor : IEventHandler
             _socket.Listen(4096);
             _socket.Blocking = false;
             Endpoint = (IPEndPoint)_socket.LocalEndPoint!;
-            _localAddress = Endpoint.Address.GetAddressBytes();
+            LocalAddress = Endpoint.Address.GetAddressBytes();
             _fd = (int)_socket.SafeHandle.DangerousGetHandle();
             _loop.InvokeAsync(() =>
             {
@@ -89,6 +86,9 @@ internal sealed class TcpAcceptor : IEventHandler
     }
 
     public IPEndPoint Endpoint { get; }
+
+    /// <summary>The listening address's bytes, as the flow hash takes them.</summary>
+    public byte[] LocalAddress { get; }
 
     public int OpenConnections => Volatile.Read(ref _open);
 
@@ -132,29 +132,26 @@ internal sealed class TcpAcceptor : IEventHandler
 
     private unsafe void Accepted(int client, byte* peer)
     {
-        var pool = _pool();
         var family = *(ushort*)peer;
         var port = (peer[2] << 8) | peer[3];
         var address = family == Libc.AfInet6 ? new ReadOnlySpan<byte>(peer + 8, 16) : new ReadOnlySpan<byte>(peer + 4, 4);
-        var choice = pool.Table.Lookup(FlowHash.Of(address, port, _localAddress, Endpoint.Port));
         var key = Key(address);
-        if (choice < 0 || _relays.Count >= _limits.MaxConnections || _perClient.GetValueOrDefault(key) >= _limits.MaxPerClient)
+        if (_relays.Count >= _limits.MaxConnections || _perClient.GetValueOrDefault(key) >= _limits.MaxPerClient)
         {
-            // No backend, or the VIP or this client holds all it may: refused at once, never queued.
-            if (choice < 0)
-            {
-                _refusedNoBackend++;
-            }
-            else
-            {
-                _refusedOverLimit++;
-            }
-
+            // The VIP or this client holds all it may: refused at once, never queued.
+            _refusedOverLimit++;
             Libc.CloseWithReset(client);
             return;
         }
 
-        var relay = new TcpRelay(_loop, client, pool, choice, _connectTimeout, _ended, pool.Counters.Length > _loopIndex ? pool.Counters[_loopIndex] : null) { Client = key };
+        var relay = _relayFor(client, address, port, key, _ended);
+        if (relay is null)
+        {
+            _refusedNoBackend++; // no backend (L4): refused at once
+            Libc.CloseWithReset(client);
+            return;
+        }
+
         _relays.Add(relay);
         _perClient[key] = _perClient.GetValueOrDefault(key) + 1;
         Interlocked.Increment(ref _open);
@@ -201,7 +198,7 @@ internal sealed class TcpAcceptor : IEventHandler
             var cutoff = Environment.TickCount64 - (long)_limits.IdleTimeout.TotalMilliseconds;
             foreach (var relay in _relays.Where(r => r.LastActivity < cutoff).ToList())
             {
-                relay.Close();
+                relay.Expire();
             }
 
             _loop.Schedule(_token, SweepInterval, SweepIdle);
@@ -219,7 +216,7 @@ internal sealed class TcpAcceptor : IEventHandler
     /// <summary>Closes the connections to <paramref name="backends"/> (their drain time is over).</summary>
     public void Close(IReadOnlySet<string> backends) => _loop.Post(() =>
     {
-        foreach (var relay in _relays.Where(r => backends.Contains(r.BackendId)).ToList())
+        foreach (var relay in _relays.Where(r => r.BackendId is { } id && backends.Contains(id)).ToList())
         {
             relay.Close();
         }

@@ -11,7 +11,7 @@ namespace Heddle.LoadBalancer.L4;
 /// is shut down too (half-close); when either fails, both are closed with a reset towards the client, so a backend
 /// that dies never leaves its client hanging. Connecting tries the chosen backend, then one other.
 /// </summary>
-internal sealed unsafe class TcpRelay : IEventHandler
+internal sealed unsafe class TcpRelay : IEventHandler, IRelay
 {
     private const int ClientSide = 0;
     private const int BackendSide = 1;
@@ -21,7 +21,7 @@ internal sealed unsafe class TcpRelay : IEventHandler
     private readonly EventLoop _loop;
     private readonly TcpVipListener.Pool _pool;
     private readonly int _choice;
-    private readonly Action<TcpRelay> _ended;
+    private readonly Action<IRelay> _ended;
     private readonly TimeSpan _connectTimeout;
     private readonly TcpBackendCounters[]? _counters; // this loop's, one per backend of the pool
     private TcpBackendCounters _backend = Unused; // the backend being connected to, or connected
@@ -47,7 +47,7 @@ internal sealed unsafe class TcpRelay : IEventHandler
         public int PendingCount;
     }
 
-    public TcpRelay(EventLoop loop, int client, TcpVipListener.Pool pool, int choice, TimeSpan connectTimeout, Action<TcpRelay> ended, TcpBackendCounters[]? counters = null)
+    public TcpRelay(EventLoop loop, int client, TcpVipListener.Pool pool, int choice, TimeSpan connectTimeout, Action<IRelay> ended, TcpBackendCounters[]? counters = null)
     {
         _loop = loop;
         _counters = counters;
@@ -134,6 +134,8 @@ internal sealed unsafe class TcpRelay : IEventHandler
 
     /// <summary>Ends the relay now (drain timeout, shutdown): both sides are closed.</summary>
     public void Close() => End(reset: false);
+
+    public void Expire() => Close();
 
     /// <summary>Fails the relay: the client gets a reset, the backend is closed.</summary>
     private void Abort() => End(reset: true);

@@ -72,7 +72,8 @@ internal sealed class TcpVipListener : IVipListener
             var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
             for (var i = 0; i < loops.Count; i++)
             {
-                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loops[i], i, () => _pool, options.ConnectTimeout,
+                var loopIndex = i;
+                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loops[i], a => Relays(a, loops[loopIndex], loopIndex, options.ConnectTimeout),
                     new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient));
                 _acceptors.Add(acceptor);
                 endpoint = acceptor.Endpoint;
@@ -92,6 +93,18 @@ internal sealed class TcpVipListener : IVipListener
             throw;
         }
     }
+
+    /// <summary>
+    /// How one loop's acceptor relays a connection: to the backend the Maglev lookup of its flow's hash picks (the
+    /// listener's own address as the destination), or none when the pool is empty (the client is reset).
+    /// </summary>
+    private RelayFactory Relays(TcpAcceptor acceptor, EventLoop loop, int loopIndex, TimeSpan connectTimeout) => (client, address, port, key, ended) =>
+    {
+        var pool = _pool;
+        var choice = pool.Table.Lookup(FlowHash.Of(address, port, acceptor.LocalAddress, acceptor.Endpoint.Port));
+        return choice < 0 ? null
+            : new TcpRelay(loop, client, pool, choice, connectTimeout, ended, pool.Counters.Length > loopIndex ? pool.Counters[loopIndex] : null) { Client = key };
+    };
 
     public IPEndPoint Endpoint { get; }
 

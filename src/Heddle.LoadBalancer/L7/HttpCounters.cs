@@ -21,7 +21,19 @@ internal sealed class HttpCounters
 
         /// <summary>Indexed by <see cref="ForwarderError"/>.</summary>
         public readonly long[] Errors = new long[ErrorNames.Length];
+
+        /// <summary>One response passed on with <paramref name="status"/>.</summary>
+        public void Answered(int status)
+        {
+            status /= 100;
+            Interlocked.Increment(ref ByStatusClass[status is >= 1 and <= 5 ? status : 0]);
+        }
+
+        public void Failed(ForwarderError error) => Interlocked.Increment(ref Errors[(int)error]);
     }
+
+    /// <summary>The counters of one instance, made when it is first seen (the pass-through keeps the reference per loop).</summary>
+    public Backend For(string destination) => _backends.GetOrAdd(destination, static _ => new Backend());
 
     public static readonly string[] ErrorNames = Enum.GetNames<ForwarderError>();
 

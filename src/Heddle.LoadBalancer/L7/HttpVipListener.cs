@@ -1,181 +1,158 @@
+using System.Buffers.Text;
 using System.Net;
 using Heddle.Contracts.Api;
+using Heddle.LoadBalancer.L4;
+using Heddle.LoadBalancer.L4.Linux;
 using Heddle.LoadBalancer.LoadBalancing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.Model;
 
 namespace Heddle.LoadBalancer.L7;
 
 /// <summary>
-/// The L7 proxy for one http VIP:port: a Kestrel listener with YARP, one catch-all route to one cluster whose
-/// destinations are the Ready instances, configured in memory and swapped whole on change. Requests in flight to a
-/// removed instance may finish for the drain timeout; then they are aborted. No available destination: 503 with a
-/// short problem body.
+/// The L7 proxy for one http VIP:port: HTTP/1.x passed through on the L4 event loops (a <see cref="TcpAcceptor"/> per
+/// loop making an <see cref="HttpConnection"/> per client connection, each loop keeping its own idle connections to
+/// the instances in <see cref="HttpBackends"/>), and HTTP/2 connections tunnelled whole to <see cref="YarpFallback"/>.
+/// The instances are swapped whole on change; requests in flight to a removed instance may finish for the drain
+/// timeout, then their client connections are closed. No instance: 503 with a short problem body.
 /// </summary>
 internal sealed class HttpVipListener : IVipListener
 {
-    private const string ClusterId = "instances";
-    private readonly WebApplication _app;
-    private readonly InMemoryConfigProvider _config;
-    private readonly LoadBalancerOptions _options;
-    private readonly InFlightRequests _inFlight;
+    private readonly IReadOnlyList<EventLoop> _ownedLoops;
+    private readonly List<(TcpAcceptor Acceptor, HttpBackends Backends, EventLoop Loop)> _acceptors = [];
+    private readonly YarpFallback _fallback;
+    private readonly HttpVipState _state;
     private readonly DrainSchedule _drain;
     private readonly CancellationTokenSource _stop = new();
-    private volatile HashSet<string> _current;
+    private volatile HttpPool _pool = HttpPool.Empty;
 
-    private HttpVipListener(WebApplication app, InMemoryConfigProvider config, LoadBalancerOptions options, InFlightRequests inFlight, IReadOnlyList<Backend> backends, IPEndPoint endpoint,
-        HttpCounters counters)
+    private HttpVipListener(VipListener config, LoadBalancerOptions options, IReadOnlyList<EventLoop> loops, bool owned, YarpFallback fallback, HttpCounters counters)
     {
-        _app = app;
+        _ownedLoops = owned ? loops : [];
+        _fallback = fallback;
         Counters = counters;
-        _config = config;
-        _options = options;
-        _inFlight = inFlight;
-        _current = Ids(backends);
-        _drain = new DrainSchedule(options.DrainTimeout, () => _current, gone =>
+        _state = new HttpVipState(new HttpAnswers(config.Service, config.Port), counters, options.ConnectTimeout, Libc.SocketAddress(fallback.Endpoint));
+        _drain = new DrainSchedule(options.DrainTimeout, () => _pool.Backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal), gone =>
         {
-            inFlight.Abort(gone);
+            _acceptors.ForEach(a => a.Acceptor.Close(gone));
             counters.Forget(gone);
         }, _stop.Token);
-        Endpoint = endpoint;
+        var twoChoices = options.HttpPolicy == Yarp.ReverseProxy.LoadBalancing.LoadBalancingPolicies.PowerOfTwoChoices;
+        try
+        {
+            // The first binds the port (port 0: any free one); the others share the port it got.
+            var endpoint = new IPEndPoint(IPAddress.Parse(config.Vip), config.Port);
+            foreach (var loop in loops)
+            {
+                var backends = new HttpBackends(() => _pool, counters, twoChoices, _state.Fallback);
+                var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loop, _ => Connections(loop, backends),
+                    new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient));
+                _acceptors.Add((acceptor, backends, loop));
+                endpoint = acceptor.Endpoint;
+            }
+
+            Endpoint = endpoint;
+            Update(config.Backends);
+        }
+        catch
+        {
+            Task.WhenAll(_acceptors.Select(a => a.Acceptor.StopAsync())).GetAwaiter().GetResult();
+            foreach (var loop in _ownedLoops)
+            {
+                loop.Dispose();
+            }
+
+            throw;
+        }
     }
 
     public IPEndPoint Endpoint { get; }
 
-    /// <summary>Requests forwarded and failed, for the metrics.</summary>
+    /// <summary>Requests forwarded and failed, for the metrics (the pass-through's and the fallback's).</summary>
     public HttpCounters Counters { get; }
 
     /// <summary>Requests being forwarded now.</summary>
-    public int InFlight => _inFlight.Count;
+    public int InFlight => _state.InFlight + _fallback.InFlight;
 
-    public static async Task<HttpVipListener> StartAsync(VipListener listener, LoadBalancerOptions options)
+    /// <summary>A listener on a loop of its own (tests, single listeners).</summary>
+    public static Task<HttpVipListener> StartAsync(VipListener listener, LoadBalancerOptions options) => StartAsync(listener, options, null);
+
+    /// <summary>A listener accepting on <paramref name="loops"/> (the host's L4 loops), or on one of its own when null.</summary>
+    public static async Task<HttpVipListener> StartAsync(VipListener listener, LoadBalancerOptions options, IReadOnlyList<EventLoop>? loops)
     {
-        var policy = options.HttpPolicy;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        ListenOptions? bound = null;
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Listen(IPAddress.Parse(listener.Vip), listener.Port, l => (bound = l).Protocols = HttpProtocols.Http1AndHttp2);
-            k.AddServerHeader = false;
-        });
-        var config = new InMemoryConfigProvider(Routes(), Clusters(listener.Backends, policy));
-        builder.Services.AddSingleton<IHostLifetime, EmbeddedHostLifetime>();
-        builder.Services.AddSingleton<IProxyConfigProvider>(config);
-        builder.Services.AddReverseProxy();
-        var app = builder.Build();
-        var inFlight = new InFlightRequests();
         var counters = new HttpCounters();
-        // A custom pipeline replaces YARP's default one, so its load balancing is added back after the 503 check;
-        // after it, the one destination left is the request's instance, which draining needs to know.
-        app.MapReverseProxy(pipeline =>
+        var fallback = await YarpFallback.StartAsync(listener, options, counters);
+        try
         {
-            pipeline.Use(async (context, next) =>
-            {
-                if (context.GetReverseProxyFeature().AvailableDestinations.Count == 0)
-                {
-                    counters.NoBackend();
-                    context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                    context.Response.ContentType = "application/problem+json";
-                    await context.Response.WriteAsync(
-                        $$"""{"type":"https://heddle.dev/problems/no-healthy-instance","title":"Service Unavailable","status":503,"detail":"service '{{listener.Service}}' has no Ready instance for port {{listener.Port}}"}""");
-                    return;
-                }
-
-                await ForwardWithRetriesAsync(context, next);
-                counters.Count(context, context.GetReverseProxyFeature().ProxiedDestination?.DestinationId);
-            });
-            pipeline.UseLoadBalancing();
-            pipeline.Use((context, next) =>
-            {
-                var chosen = context.GetReverseProxyFeature().AvailableDestinations;
-                return chosen.Count == 1 ? inFlight.TrackAsync(context, chosen[0].DestinationId, next) : next();
-            });
-        });
-        await app.StartAsync();
-        return new HttpVipListener(app, config, options, inFlight, listener.Backends, bound!.IPEndPoint!, counters);
-    }
-
-    /// <summary>How many times in all an idempotent request may be sent when its connections fail before any answer.</summary>
-    private const int MaxSends = 10;
-
-    /// <summary>
-    /// An idempotent request without a body whose forward failed before any response started is sent again: to
-    /// another instance while there is one it has not been sent to (the instance refused or reset the connection: it
-    /// died, and the health checks have not caught up yet), else to the same one (it closed a kept-alive connection
-    /// just as the request went out on it, as a server at its keep-alive limit does: the next pooled connection may be
-    /// about to close as well, so up to <see cref="MaxSends"/> sends in all; a refused connection fails at once). An
-    /// instance that timed out is not asked again. Like nginx's proxy_next_upstream, a POST or PATCH is never sent twice.
-    /// </summary>
-    private static async Task ForwardWithRetriesAsync(HttpContext context, Func<Task> next)
-    {
-        var proxy = context.GetReverseProxyFeature();
-        var destinations = proxy.AvailableDestinations;
-        var untried = destinations.ToList();
-        await next();
-        var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
-        for (var sends = 1; sends < MaxSends; sends++)
+            return loops is null
+                ? new HttpVipListener(listener, options, [new EventLoop("heddle-l7")], owned: true, fallback, counters)
+                : new HttpVipListener(listener, options, loops, owned: false, fallback, counters);
+        }
+        catch
         {
-            var failure = context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>();
-            if (failure is null || hasBody || !Idempotent(context.Request.Method) || context.Response.HasStarted
-                || failure.Error is not (Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.RequestTimedOut))
-            {
-                return;
-            }
-
-            untried.Remove(proxy.ProxiedDestination!);
-            if (untried.Count == 0 && failure.Error != Yarp.ReverseProxy.Forwarder.ForwarderError.Request)
-            {
-                return; // a timed-out instance is not asked again
-            }
-
-            proxy.AvailableDestinations = untried.Count > 0 ? [.. untried] : destinations;
-            context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(null);
-            context.Response.Clear();
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            await next();
+            await fallback.DisposeAsync();
+            throw;
         }
     }
 
-    private static bool Idempotent(string method) =>
-        HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
-        || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method);
+    private RelayFactory Connections(EventLoop loop, HttpBackends backends) => (client, address, port, key, ended) =>
+        new HttpConnection(loop, client, backends, _state, ForwardedFor(address), ended) { Client = key };
 
-    /// <summary>Swaps the destinations; requests still running on removed ones after the drain timeout are aborted.</summary>
-    public void Update(IReadOnlyList<Backend> backends)
+    /// <summary>The client's address as X-Forwarded-For gives it (IPv4 formatted here, without an IPAddress and a string per connection).</summary>
+    private static byte[] ForwardedFor(ReadOnlySpan<byte> address)
     {
-        var previous = _current;
-        _current = Ids(backends);
-        _config.Update(Routes(), Clusters(backends, _options.HttpPolicy));
-        _drain.Changed(previous, _current);
+        if (address.Length != 4)
+        {
+            return System.Text.Encoding.ASCII.GetBytes(new IPAddress(address).ToString());
+        }
+
+        Span<byte> text = stackalloc byte[15];
+        var length = 0;
+        for (var i = 0; i < 4; i++)
+        {
+            if (i > 0)
+            {
+                text[length++] = (byte)'.';
+            }
+
+            Utf8Formatter.TryFormat(address[i], text[length..], out var written);
+            length += written;
+        }
+
+        return text[..length].ToArray();
     }
 
-    private static HashSet<string> Ids(IReadOnlyList<Backend> backends) => backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
-
-    private static IReadOnlyList<RouteConfig> Routes() =>
-        [new RouteConfig { RouteId = "all", ClusterId = ClusterId, Match = new RouteMatch { Path = "{**catch-all}" } }];
-
-    private static IReadOnlyList<ClusterConfig> Clusters(IReadOnlyList<Backend> backends, string policy) =>
-    [
-        new ClusterConfig
+    /// <summary>Swaps the instances; requests still running on removed ones after the drain timeout are closed.</summary>
+    public void Update(IReadOnlyList<Backend> backends)
+    {
+        var previous = _pool;
+        _pool = HttpPool.Of(backends);
+        foreach (var (_, loopBackends, loop) in _acceptors)
         {
-            ClusterId = ClusterId,
-            LoadBalancingPolicy = policy,
-            Destinations = backends.ToDictionary(b => b.Id, b => new DestinationConfig { Address = $"http://{b.Address}:{b.Port}/" }, StringComparer.Ordinal),
-        },
-    ];
+            loop.Post(loopBackends.Refresh); // idle connections to removed instances close now, not at the next request
+        }
+
+        _fallback.Update(backends);
+        _drain.Changed(previous.Backends.Select(b => b.Id), backends.Select(b => b.Id));
+    }
 
     public async ValueTask DisposeAsync()
     {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
         await _stop.CancelAsync();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await Task.WhenAll(_acceptors.Select(a => a.Acceptor.StopAsync()));
+        foreach (var (_, backends, loop) in _acceptors)
+        {
+            await loop.InvokeAsync(backends.Close);
+        }
+
+        foreach (var loop in _ownedLoops)
+        {
+            loop.Dispose();
+        }
+
+        await _fallback.DisposeAsync();
     }
 }

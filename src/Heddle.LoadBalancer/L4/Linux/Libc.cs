@@ -31,6 +31,8 @@ internal static unsafe partial class Libc
     public const int IpProtoTcp = 6;
     public const int TcpNoDelay = 1;
     public const int MsgNoSignal = 0x4000;
+    public const int MsgPeek = 0x2;
+    public const int MsgDontWait = 0x40;
     public const int ShutWrite = 1;
     public const int EfdNonBlock = 0x800;
     public const int EfdCloexec = 0x80000;
