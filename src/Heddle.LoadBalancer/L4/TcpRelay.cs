@@ -178,23 +178,15 @@ internal sealed unsafe class TcpRelay : IEventHandler, IRelay
         var index = (_choice + _attempt) % _pool.Backends.Count;
         _backend = _counters is { } counters && index < counters.Length ? counters[index] : Unused;
         var address = _pool.Addresses[index];
-        var fd = Libc.socket(address[0], Libc.SockStream | Libc.SockNonBlock | Libc.SockCloexec, 0);
-        if (fd < 0)
+        var started = Libc.StartConnect(address, out var fd);
+        if (started == Libc.ConnectStart.NoSocket)
         {
             Abort();
             return;
         }
 
-        Libc.SetNoDelay(fd);
-        int result;
-        fixed (byte* sockaddr = address)
+        if (started == Libc.ConnectStart.Failed)
         {
-            result = Libc.connect(fd, sockaddr, address.Length);
-        }
-
-        if (result < 0 && Libc.Errno != Libc.EInProgress)
-        {
-            Libc.close(fd);
             _up.To = _down.From = -1;
             NextBackend();
             return;
@@ -207,7 +199,7 @@ internal sealed unsafe class TcpRelay : IEventHandler, IRelay
             return;
         }
 
-        if (result == 0)
+        if (started == Libc.ConnectStart.Connected)
         {
             Connected(0);
         }

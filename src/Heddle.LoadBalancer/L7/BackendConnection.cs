@@ -42,27 +42,13 @@ internal sealed class BackendConnection : IEventHandler
     public static unsafe BackendConnection? Open(EventLoop loop, HttpBackend backend, HttpConnection owner, out bool connectedAtOnce)
     {
         connectedAtOnce = false;
-        var address = backend.Address;
-        var fd = Libc.socket(address[0], Libc.SockStream | Libc.SockNonBlock | Libc.SockCloexec, 0);
-        if (fd < 0)
+        var started = Libc.StartConnect(backend.Address, out var fd);
+        if (started is Libc.ConnectStart.NoSocket or Libc.ConnectStart.Failed)
         {
             return null;
         }
 
-        Libc.SetNoDelay(fd);
-        int result;
-        fixed (byte* sockaddr = address)
-        {
-            result = Libc.connect(fd, sockaddr, address.Length);
-        }
-
-        if (result < 0 && Libc.Errno != Libc.EInProgress)
-        {
-            Libc.close(fd);
-            return null;
-        }
-
-        var connection = new BackendConnection(loop, backend, fd) { Owner = owner, Connected = result == 0 };
+        var connection = new BackendConnection(loop, backend, fd) { Owner = owner, Connected = started == Libc.ConnectStart.Connected };
         connection._token = loop.Register(connection);
         if (!loop.Add(fd, connection._token, 1, Readiness))
         {
@@ -71,7 +57,7 @@ internal sealed class BackendConnection : IEventHandler
             return null;
         }
 
-        connectedAtOnce = result == 0;
+        connectedAtOnce = started == Libc.ConnectStart.Connected;
         return connection;
     }
 

@@ -104,6 +104,46 @@ internal static unsafe partial class Libc
         return epoll_ctl(epoll, EpollCtlAdd, fd, ev);
     }
 
+    /// <summary>How a non-blocking connect started (<see cref="StartConnect"/>).</summary>
+    public enum ConnectStart
+    {
+        /// <summary>No socket could be made (out of descriptors).</summary>
+        NoSocket,
+
+        /// <summary>The connect failed at once; the socket is closed.</summary>
+        Failed,
+
+        InProgress,
+
+        Connected,
+    }
+
+    /// <summary>Makes a non-blocking TCP socket with Nagle off and starts its connect to <paramref name="address"/> (a sockaddr).</summary>
+    public static ConnectStart StartConnect(byte[] address, out int fd)
+    {
+        fd = socket(address[0], SockStream | SockNonBlock | SockCloexec, 0);
+        if (fd < 0)
+        {
+            return ConnectStart.NoSocket;
+        }
+
+        SetNoDelay(fd);
+        int result;
+        fixed (byte* sockaddr = address)
+        {
+            result = connect(fd, sockaddr, address.Length);
+        }
+
+        if (result < 0 && Errno != EInProgress)
+        {
+            close(fd);
+            fd = -1;
+            return ConnectStart.Failed;
+        }
+
+        return result == 0 ? ConnectStart.Connected : ConnectStart.InProgress;
+    }
+
     public static void SetNoDelay(int fd)
     {
         var on = 1;
