@@ -47,6 +47,23 @@ public sealed class DataPlaneEndToEndTests
         Assert.Equal(processes["dns"], up.Processes()["dns"]);
         Assert.Equal(processes["lb"], up.Processes()["lb"]);
 
+        // Each process serves /metrics where up.json says, and its counters moved with that traffic.
+        var metrics = up.MetricsUrls();
+        using var scraper = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var dnsMetrics = await MetricsScrape.GetAsync(scraper, metrics["dns"]);
+        Assert.True(dnsMetrics.Sum("heddle_dns_queries_total", ("transport", "udp"), ("type", "A"), ("rcode", "NOERROR")) >= 2, dnsMetrics.Text);
+        var lbMetrics = await MetricsScrape.GetAsync(scraper, metrics["lb"]);
+        Assert.True(lbMetrics.Sum("heddle_lb_requests_total", ("service", "hello"), ("status_class", "2xx")) >= 5, lbMetrics.Text);
+        Assert.True(lbMetrics.Sum("heddle_lb_relayed_bytes_total", ("service", "hello"), ("direction", "out")) > 0, lbMetrics.Text);
+        var agentsReady = 0.0;
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            agentsReady += (await MetricsScrape.GetAsync(scraper, metrics[node])).Sum("heddle_agent_instances", ("state", "Ready"));
+        }
+
+        using var status = JsonDocument.Parse(up.Run("status", "hello", "-o", "json").Stdout);
+        Assert.Equal(status.RootElement.GetProperty("instances").EnumerateArray().Count(i => i.GetProperty("state").GetString() == "Ready"), (int)agentsReady);
+
         // A DNS server killed with -9 is started again on the same address and port.
         Process.GetProcessById(processes["dns"]).Kill();
         await Poll.UntilAsync(() => up.Processes()["dns"] != processes["dns"], TimeSpan.FromSeconds(30), "heddle up to start DNS again");
@@ -67,6 +84,11 @@ public sealed class DataPlaneEndToEndTests
                 return false;
             }
         }, ok => ok, TimeSpan.FromSeconds(30), "the VIP to answer through the new load balancer");
+
+        // The new balancer serves its metrics where the old one did, counting afresh.
+        Assert.Equal(metrics["lb"], up.MetricsUrls()["lb"]);
+        var fresh = await MetricsScrape.GetAsync(scraper, metrics["lb"]);
+        Assert.True(fresh.Sum("heddle_lb_requests_total", ("service", "hello")) >= 1, fresh.Text);
     }
 
     [Fact]

@@ -75,6 +75,15 @@ public sealed class UpCluster : IAsyncDisposable
         return json.RootElement.GetProperty("processes").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("pid").GetInt32());
     }
 
+    /// <summary>Where each process `heddle up` names in up.json serves /metrics, by process name (controller, dns, lb, n1, ...).</summary>
+    public Dictionary<string, Uri> MetricsUrls()
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(UpFile));
+        return json.RootElement.GetProperty("processes").EnumerateArray()
+            .Where(p => p.TryGetProperty("metrics", out var m) && m.ValueKind == JsonValueKind.String)
+            .ToDictionary(p => p.GetProperty("name").GetString()!, p => new Uri(p.GetProperty("metrics").GetString()!));
+    }
+
     /// <summary>Stops the cluster as Ctrl-C would; returns its exit code and what it printed.</summary>
     public async Task<(int ExitCode, string Output)> StopAsync()
     {

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace Heddle.LoadBalancer.Tests;
 
 /// <summary>
-/// An HTTP backend that answers with its name: at once on /, on /held when the test releases held requests, and
+/// An HTTP backend that answers with its name: at once on /, with a body of a given size on POST /sized?size=N, on /held when the test releases held requests, and
 /// never on /forever (until the request is aborted).
 /// </summary>
 internal sealed class NamedWebBackend : IAsyncDisposable
@@ -38,6 +38,12 @@ internal sealed class NamedWebBackend : IAsyncDisposable
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         var app = builder.Build();
         app.MapGet("/", () => Results.Text(name));
+        // Reads the whole body and answers with as many bytes as the query's size says.
+        app.MapPost("/sized", async (HttpRequest request, int size) =>
+        {
+            await request.Body.CopyToAsync(Stream.Null);
+            return Results.Text(new string('x', size));
+        });
         var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var never = new TaskCompletionSource();
         app.MapGet("/held", async (CancellationToken aborted) =>

@@ -58,6 +58,13 @@ public sealed class LoadBalancerMetricsTests
             Assert.Equal("web", await http.GetStringAsync($"http://{httpVip}/"));
         }
 
+        const int Posted = 40_000, Answered = 60_000;
+        for (var i = 0; i < 2; i++)
+        {
+            using var answer = await http.PostAsync($"http://{httpVip}/sized?size={Answered}", new ByteArrayContent(new byte[Posted]));
+            Assert.Equal(Answered, (await answer.Content.ReadAsByteArrayAsync()).Length);
+        }
+
         using (var refused = new TcpClient())
         {
             int read;
@@ -87,7 +94,12 @@ public sealed class LoadBalancerMetricsTests
         Assert.Equal(0, after.Sum("heddle_lb_connect_failures_total", ("vip", tcpVip)));
         Assert.Equal(0, after.Sum("heddle_lb_connection_errors_total", ("vip", tcpVip)));
         Assert.Equal(2, after.Sum("heddle_lb_backend_healthy", ("vip", tcpVip)));
-        Assert.Equal(5, after.Sum("heddle_lb_requests_total", ("service", "site"), ("vip", httpVip), ("backend", "web"), ("status_class", "2xx")));
+        Assert.Equal(7, after.Sum("heddle_lb_requests_total", ("service", "site"), ("vip", httpVip), ("backend", "web"), ("status_class", "2xx")));
+        // HTTP bytes as passed on: the bodies plus the heads (a few hundred bytes a request at most).
+        var httpIn = after.Sum("heddle_lb_relayed_bytes_total", ("vip", httpVip), ("backend", "web"), ("direction", "in"));
+        var httpOut = after.Sum("heddle_lb_relayed_bytes_total", ("vip", httpVip), ("backend", "web"), ("direction", "out"));
+        Assert.InRange(httpIn, 2 * Posted + 7 * 30, 2 * Posted + 7 * 400);
+        Assert.InRange(httpOut, 2 * Answered + 5 * "web".Length + 7 * 30, 2 * Answered + 5 * "web".Length + 7 * 400);
     }
 
     [Fact]

@@ -8,7 +8,8 @@ internal sealed record ControllerEndpoints(Uri ApiUrl, Uri AgentUrl, string? Dns
 /// <summary>What `heddle up` writes to $HEDDLE_HOME/up.json while it runs: its cluster's processes and where they answer.</summary>
 internal sealed record UpState(int Pid, string State, Uri ApiUrl, string AgentUrl, string? DnsAddress, IReadOnlyList<UpProcess> Processes, UpEtcd? Etcd);
 
-internal sealed record UpProcess(string Name, int Pid, string? Address, string? FaultDomain, string Log);
+/// <param name="Metrics">Where it serves /metrics: a controller on its API (with an admin or metrics token), the others on loopback without one.</param>
+internal sealed record UpProcess(string Name, int Pid, string? Address, string? FaultDomain, string Log, string? Metrics = null);
 
 /// <param name="Store">The --store option the controllers were given.</param>
 /// <param name="Ca">The first controller's etcd client certificate (CA, certificate, key), for etcdctl.</param>

@@ -138,12 +138,12 @@ internal static class UpCommand
             // The data plane gets the admin token in its environment ($HEDDLE_TOKEN), never its path or value on a command line.
             DataPlaneToken = File.ReadAllText(Path.Combine(controllerState, "api-token")).Trim();
             var follow = new[] { "--controller", string.Join(',', apiUrls), "--ca-file", caFile };
-            children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0"]));
-            children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow]));
+            children.Add(Start("dns", Path.Combine(logs, "dns.log"), ["dns", .. follow, "--dns-port", "0", .. UpMetrics.Args]));
+            children.Add(Start("lb", Path.Combine(logs, "lb.log"), ["lb", .. follow, .. UpMetrics.Args]));
             var dnsAddress = await WaitForDnsAsync(api, children, ct);
             // A DNS server that comes back must answer where clients already ask.
             var dns = children.FindIndex(c => c.Name == "dns");
-            children[dns] = children[dns] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString()] };
+            children[dns] = children[dns] with { Args = ["dns", .. follow, "--dns-port", System.Net.IPEndPoint.Parse(dnsAddress).Port.ToString(), .. UpMetrics.Args] };
 
             var memory = Math.Max(1024, Heddle.Agent.Node.NodeMemoryInfo.TotalMiB() / count);
             var known = (await api.ListNodesAsync(ct)).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
@@ -162,11 +162,20 @@ internal static class UpCommand
                     "agent", "--controller", string.Join(',', agentUrls.Skip((i - 1) % agentUrls.Count).Concat(agentUrls.Take((i - 1) % agentUrls.Count))),
                     "--name", name, "--address", $"127.0.1.{i}", "--log-port", "0", "--fault-domain", $"fd{i}", "--state", Path.Combine(agentsRoot, name),
                     "--cores", cores.ToString(), "--threads-per-core", threads.ToString(), "--memory-mib", memory.ToString(), "--stop-instances-on-exit",
-                    "--fence-after", Durations.Format(nodeTimeout), .. UidRangeArgs,
+                    "--fence-after", Durations.Format(nodeTimeout), .. UidRangeArgs, .. UpMetrics.Args,
                 ]));
             }
 
             await WaitForNodesAsync(api, children, count, ct);
+            // Where each agent, the DNS server and the balancer serve /metrics (port 0 at their first start), kept for restarts.
+            for (var i = 0; i < children.Count; i++)
+            {
+                if (!children[i].IsController && await UpMetrics.WaitAsync(children[i].Log, children[i].Args[0], children[i].Process, ct) is { } metrics)
+                {
+                    children[i] = children[i] with { Args = UpMetrics.Pin(children[i].Args, metrics), Metrics = metrics };
+                }
+            }
+
             WriteUpFile(upFile, root, apiUrl, agentUrl, dnsAddress, children, etcd, etcdClient);
             Report(console, root, apiUrl, dnsAddress, children, count, cores, threads, memory);
 
@@ -277,6 +286,9 @@ internal static class UpCommand
         public bool IsController => Args[0] == "controller";
 
         public string? AgentUrl { get; init; }
+
+        /// <summary>Where it serves /metrics (agents, DNS, the balancer; the controllers on their API port, with a token).</summary>
+        public string? Metrics { get; init; }
     }
 
     /// <summary>Starts a controller and waits until it says where it listens.</summary>
@@ -329,7 +341,7 @@ internal static class UpCommand
                         continue;
                     }
 
-                    children[i] = Start(child.Name, child.Log, child.Args) with { Args = child.Args, Address = child.Address, AgentUrl = child.AgentUrl };
+                    children[i] = Start(child.Name, child.Log, child.Args) with { Args = child.Args, Address = child.Address, AgentUrl = child.AgentUrl, Metrics = child.Metrics };
                     deaths[child.Name] = death with { Last = now, NextStart = DateTimeOffset.MaxValue };
                     processesChanged();
                 }
@@ -446,7 +458,7 @@ internal static class UpCommand
 
     private static void WriteUpFile(string path, string root, Uri apiUrl, string agentUrl, string? dnsAddress, List<Child> children, LocalEtcd? etcd, EtcdTlsFiles? etcdClient) =>
         StateFiles.Write(path, new UpState(Environment.ProcessId, root, apiUrl, agentUrl, dnsAddress,
-            [.. children.Select(c => new UpProcess(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log))],
+            [.. children.Select(c => new UpProcess(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log, c.IsController ? new Uri(new Uri(c.Address!), "/metrics").ToString() : c.Metrics))],
             etcd is null ? null : new UpEtcd(etcd.StoreOption, etcd.Pids, etcd.DataDirectory, etcdClient?.CaFile, etcdClient?.CertificateFile, etcdClient?.KeyFile)));
 
     private static void Report(CliConsole console, string root, Uri apiUrl, string? dnsAddress, List<Child> children, int count, int cores, int threads, int memory)
@@ -458,8 +470,8 @@ internal static class UpCommand
             console.Out.WriteLine($"DNS: zone heddle.internal on {dnsAddress}; try: dig @{endpoint.Address} -p {endpoint.Port} hello.heddle.internal");
         }
 
-        var table = new Table("PROCESS", "PID", "ADDRESS", "FAULT DOMAIN", "LOG");
-        children.ForEach(c => table.Add(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.Log));
+        var table = new Table("PROCESS", "PID", "ADDRESS", "FAULT DOMAIN", "METRICS", "LOG");
+        children.ForEach(c => table.Add(c.Name, c.Process.Id, c.Address, c.FaultDomain, c.IsController ? "(API, with a token)" : c.Metrics, c.Log));
         table.Write(console.Out);
         var claimed = count * cores * threads;
         if (claimed > Environment.ProcessorCount)

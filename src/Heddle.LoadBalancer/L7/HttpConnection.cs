@@ -482,7 +482,7 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
     {
         _closeAfter |= close;
         _answered = true;
-        SendDown(_closeAfter ? answer.Close : answer.Open);
+        SendToClient(_closeAfter ? answer.Close : answer.Open); // the balancer's, not an instance's: not counted as relayed
         if (!_closed && _down.IsEmpty)
         {
             Finish();
@@ -537,6 +537,7 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
             return 1;
         }
 
+        _target?.Counters.SentIn(data.Length); // passed on, at once or from the queue
         nint written;
         fixed (byte* bytes = data)
         {
@@ -596,8 +597,18 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
         return sent > 0;
     }
 
-    /// <summary>Sends to the client at once, or after what is already waiting for it.</summary>
+    /// <summary>Passes the instance's bytes on to the client (counted as the instance's).</summary>
     private void SendDown(ReadOnlySpan<byte> data)
+    {
+        if (!data.IsEmpty && !_closed)
+        {
+            _target?.Counters.SentOut(data.Length);
+            SendToClient(data);
+        }
+    }
+
+    /// <summary>Sends to the client at once, or after what is already waiting for it.</summary>
+    private void SendToClient(ReadOnlySpan<byte> data)
     {
         if (data.IsEmpty || _closed)
         {

@@ -22,6 +22,9 @@ internal sealed class HttpCounters
         /// <summary>Indexed by <see cref="ForwarderError"/>.</summary>
         public readonly long[] Errors = new long[ErrorNames.Length];
 
+        /// <summary>Bytes the pass-through passed on: to the instance (requests, as forwarded), and from it to clients.</summary>
+        public long BytesIn, BytesOut;
+
         /// <summary>One response passed on with <paramref name="status"/>.</summary>
         public void Answered(int status)
         {
@@ -30,6 +33,12 @@ internal sealed class HttpCounters
         }
 
         public void Failed(ForwarderError error) => Interlocked.Increment(ref Errors[(int)error]);
+
+        /// <summary><paramref name="count"/> bytes passed on to the instance.</summary>
+        public void SentIn(int count) => Interlocked.Add(ref BytesIn, count);
+
+        /// <summary><paramref name="count"/> bytes of the instance's passed on to the client.</summary>
+        public void SentOut(int count) => Interlocked.Add(ref BytesOut, count);
     }
 
     /// <summary>The counters of one instance, made when it is first seen (the pass-through keeps the reference per loop).</summary>

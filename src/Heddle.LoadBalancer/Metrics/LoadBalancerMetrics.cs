@@ -27,8 +27,8 @@ internal sealed class LoadBalancerMetrics
             "TCP (L4) connection attempts a backend refused, reset or left unanswered (the next backend is tried once)");
         meter.CreateObservableCounter("heddle.lb.connection.errors", () => Tcp((r, b) => [Backend(r, b, b.Errors)]), "{connection}",
             "TCP (L4) connections that ended in an error after they were established (a reset, a failed send)");
-        meter.CreateObservableCounter("heddle.lb.relayed", () => Tcp((r, b) => [Backend(r, b, b.BytesIn, ("direction", "in")), Backend(r, b, b.BytesOut, ("direction", "out"))]), "By",
-            "Bytes relayed by TCP (L4) listeners: in = from clients to the backend, out = from the backend to clients");
+        meter.CreateObservableCounter("heddle.lb.relayed", Relayed, "By",
+            "Bytes relayed to and from backends: in = from clients to the backend (HTTP: requests as forwarded), out = from the backend to clients (HTTP: not the balancer's own answers; HTTP/2, which the full proxy serves, is not counted)");
         meter.CreateObservableCounter("heddle.lb.connections.refused", Refused, "{connection}",
             "TCP (L4) connections reset at once: no healthy backend (no_backend) or the VIP's or client's connection cap reached (limit)");
         meter.CreateObservableUpDownCounter("heddle.lb.connections.open", Open, "{connection}", "TCP (L4) connections open now");
@@ -58,6 +58,26 @@ internal sealed class LoadBalancerMetrics
                     {
                         yield return measurement;
                     }
+                }
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> Relayed()
+    {
+        foreach (var measurement in Tcp((r, b) => [Backend(r, b, b.BytesIn, ("direction", "in")), Backend(r, b, b.BytesOut, ("direction", "out"))]))
+        {
+            yield return measurement;
+        }
+
+        foreach (var (service, vip, health) in _listeners())
+        {
+            if (health.Listener is HttpVipListener http)
+            {
+                foreach (var (backend, counters) in http.Counters.Read())
+                {
+                    yield return new(Volatile.Read(ref counters.BytesIn), Tag("service", service), Tag("vip", vip), Tag("backend", backend), Tag("direction", "in"));
+                    yield return new(Volatile.Read(ref counters.BytesOut), Tag("service", service), Tag("vip", vip), Tag("backend", backend), Tag("direction", "out"));
                 }
             }
         }
