@@ -3,6 +3,7 @@
 #   bench/run.sh placement [--nodes N --instances N ...]   pinned to one core
 #   bench/run.sh deploy [--trials N]                       builds heddle and the sample first; uses every core
 #   bench/run.sh dns [--seconds N --clients N]             installs dnsperf, knot, dnsmasq if missing
+#   bench/run.sh dns --via-up [--rounds N --clients 1,4]   the `heddle dns` process of a `heddle up` cluster against Knot, in turns (builds heddle first)
 #   bench/run.sh lb [--seconds N --rounds N --only l4|l7]  installs haproxy, nginx-light, wrk if missing
 #   bench/run.sh lb --via-up [...]                     the same through the `heddle lb` process of a `heddle up` cluster (builds heddle first)
 #   bench/run.sh upgrade [--trials N]                      builds heddle and the sample first; a settings change walked over 3 UDs
@@ -27,7 +28,8 @@ case "${1:-}" in
     for tool in dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base dig:dnsutils; do
       command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
     done
-    if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi ;;
+    if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+    for arg in "$@"; do if [ "$arg" = --via-up ]; then scripts/build.sh; fi; done ;;
   lb)
     missing=()
     for tool in haproxy:haproxy nginx:nginx-light wrk:wrk; do

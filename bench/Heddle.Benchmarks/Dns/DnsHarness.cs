@@ -20,6 +20,11 @@ internal static class DnsHarness
 
     public static int Run(string[] args)
     {
+        if (args.Contains("--via-up"))
+        {
+            return DnsViaUp.Run(args);
+        }
+
         var seconds = Int(args, "--seconds", 5);
         var clients = Int(args, "--clients", 4);
         var outstanding = Int(args, "--outstanding", 100);
@@ -61,10 +66,10 @@ internal static class DnsHarness
 
     internal sealed record Figures(double Qps, double AverageMs, double P99Ms, double LostPercent, long Answered);
 
-    private static Figures Measure(int port, string queries, int seconds, int clients, int outstanding)
+    internal static Figures Measure(int port, string queries, int seconds, int clients, int outstanding, string address = "127.0.0.1")
     {
         var start = new ProcessStartInfo("dnsperf") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "-s", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-d", queries, "-l", seconds.ToString(CultureInfo.InvariantCulture),
+        foreach (var arg in new[] { "-s", address, "-p", port.ToString(CultureInfo.InvariantCulture), "-d", queries, "-l", seconds.ToString(CultureInfo.InvariantCulture),
                      "-c", clients.ToString(CultureInfo.InvariantCulture), "-q", outstanding.ToString(CultureInfo.InvariantCulture), "-v" })
         {
             start.ArgumentList.Add(arg);
@@ -141,9 +146,9 @@ internal static class DnsHarness
         return new DnsRecordSet { Serial = 1, Services = list };
     }
 
-    private static int Names(DnsRecordSet records) => records.Services.Sum(s => 1 + s.Roles.Sum(r => 2 + r.Instances.Count));
+    internal static int Names(DnsRecordSet records) => records.Services.Sum(s => 1 + s.Roles.Sum(r => 2 + r.Instances.Count));
 
-    private static IEnumerable<string> Queries(DnsRecordSet records)
+    internal static IEnumerable<string> Queries(DnsRecordSet records)
     {
         var random = new Random(1);
         for (var i = 0; i < 100_000; i++)
@@ -273,13 +278,13 @@ internal static class DnsHarness
         return ((IPEndPoint)udp.LocalEndPoint!).Port;
     }
 
-    private static int Int(string[] args, string name, int fallback)
+    internal static int Int(string[] args, string name, int fallback)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
-    private sealed class TemporaryFolder : IDisposable
+    internal sealed class TemporaryFolder : IDisposable
     {
         public string Path { get; } = Directory.CreateTempSubdirectory("heddle-dns-bench-").FullName;
 
