@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests and the sample use. Extend this list (never install by hand) when a test needs a tool.
-packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping ethtool chromium dnsmasq-base ipxe ipxe-qemu qemu-system-x86 linux-image-cloud-amd64)
+packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsutils python3 runc busybox-static mmdebstrap zstd etcd-server etcd-client gcc libc6-dev systemd gobgpd bird2 arping ethtool chromium dnsmasq-base ipxe ipxe-qemu qemu-system-x86 linux-image-cloud-amd64 haproxy nginx-light wrk knot dnsperf)
 # python3: the hostile-tenant test; util-linux, mount: setpriv, setsid, unshare, mount (the agent runs them by absolute path);
 # e2fsprogs: mkfs.ext4 for each instance's disk; gcc, libc6-dev: the launch test builds a library to preload; runc: the container driver; busybox-static: the tests' tiny
 # base images; mmdebstrap: `heddle image build`; zstd: `heddle image import` of .tar.zst files; etcd-server, etcd-client:
@@ -16,6 +16,8 @@ packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsu
 # dnsmasq-base: `heddle boot` runs its dnsmasq (DHCP, TFTP; dnsmasq-base, not dnsmasq, whose service would answer DNS on
 # every interface); ipxe: the iPXE builds it serves over TFTP to cards that are not iPXE yet; qemu-system-x86, ipxe-qemu
 # (QEMU's iPXE ROMs), linux-image-cloud-amd64: the network-boot test's machines and the kernel they boot.
+# haproxy, nginx-light, wrk, knot, dnsperf: the data-plane guard (tests/Heddle.EndToEnd.Tests/Guard) runs `bench/run.sh lb`
+# and `dns`, whose references are HAProxy (nginx the backend, wrk the client) and Knot (dnsperf the client).
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2

@@ -26,11 +26,12 @@ if [ "$package" -ne 0 ]; then
   exit "$package"
 fi
 
-dotnet test Heddle.slnx -c Release --no-build --nologo --filter "Category!=TestBed&Category!=Scale" "$@" 2>&1 | tee -a "$log"
+dotnet test Heddle.slnx -c Release --no-build --nologo --filter "Category!=TestBed&Category!=Scale&Category!=Guard" "$@" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 # The test bed of hosts (hosts in network namespaces, a replicated control plane, link faults) last and alone: its
 # scenarios assert times (a new leader within 5 s, commands within 2 s) that a machine busy with other tests would skew.
-# Then the scale tests alone (a controller and 200 hollow agents in one process: beside other tests they starve).
+# Then the scale tests alone (a controller and 200 hollow agents in one process: beside other tests they starve), and
+# the data plane's speed guard alone (ratios to HAProxy and Knot measured in the same run).
 if [ $# -eq 0 ]; then
   dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=TestBed" 2>&1 | tee -a "$log"
   bed=${PIPESTATUS[0]}
@@ -38,6 +39,10 @@ if [ $# -eq 0 ]; then
   dotnet test tests/Heddle.Controller.Tests -c Release --no-build --nologo --filter "Category=Scale" 2>&1 | tee -a "$log"
   scale=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$scale
+  # The data plane's regression guard (heddle / HAProxy and heddle / Knot ratios from the same run) on a quiet machine.
+  dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=Guard" --logger "console;verbosity=detailed" 2>&1 | tee -a "$log"
+  guard=${PIPESTATUS[0]}
+  [ "$status" -ne 0 ] || status=$guard
 fi
 
 # Each test assembly ends with "Passed!  - Failed: F, Passed: P, Skipped: S, Total: T" (or "Failed!  - ...").

@@ -12,7 +12,8 @@ namespace Heddle.Benchmarks.Dns;
 /// <summary>
 /// Heddle's DNS server against Knot DNS (one UDP worker) and dnsmasq, in one run, serving the same names, each
 /// measured with dnsperf and the same query mix: A (service, role, instance), AAAA (NODATA), SRV, NXDOMAIN.
-/// Options: --seconds N (default 5) --clients N (default 4) --outstanding N (default 100).
+/// Options: --seconds N (default 5) --clients N (default 4) --rounds N (default 1) --outstanding N (default 100) --guard R (exit code 3 when
+/// heddle / knot is below R) --via-up (<see cref="DnsViaUp"/>).
 /// </summary>
 internal static class DnsHarness
 {
@@ -27,32 +28,34 @@ internal static class DnsHarness
 
         var seconds = Int(args, "--seconds", 5);
         var clients = Int(args, "--clients", 4);
+        var roundCount = Int(args, "--rounds", 1);
         var outstanding = Int(args, "--outstanding", 100);
+        var guard = new RatioGuard(args);
         using var work = new TemporaryFolder();
         var records = Records(services: 50, instancesPerRole: 4);
         var queries = Path.Combine(work.Path, "queries.txt");
         File.WriteAllLines(queries, Queries(records));
-        Console.WriteLine($"dns benchmark: {records.Services.Count} services, {Names(records)} names; dnsperf -c {clients} -q {outstanding} -l {seconds}, same query mix for every server");
+        Console.WriteLine($"dns benchmark: {records.Services.Count} services, {Names(records)} names; dnsperf -c {clients} -q {outstanding} -l {seconds}, same query mix for every server; median of {roundCount} round(s) taken in turns");
         Console.WriteLine("query mix: 40% A (service, role, instance), 20% AAAA (NODATA), 20% SRV, 20% NXDOMAIN; every server answers on 127.0.0.1 over UDP");
         Console.WriteLine();
         Console.WriteLine($"{"server",-30} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8} {"answers",10}");
 
-        var results = new List<(string Name, Figures Figures)>();
-        using (var server = Start(records))
+        // The three serve at once and are measured in turns, each figure the median of its rounds: a noisy moment on a
+        // shared machine falls on every server alike.
+        using var server = Start(records);
+        using var knot = Knot.Start(work.Path, records);
+        using var dnsmasq = Dnsmasq.Start(work.Path, records);
+        var servers = new[] { ("heddle (1 UDP worker)", server.Port), ("knot 3 (1 UDP worker)", knot.Port), ("dnsmasq", dnsmasq.Port) };
+        var rounds = servers.Select(_ => new List<Figures>()).ToArray();
+        for (var round = 0; round < roundCount; round++)
         {
-            results.Add(("heddle (1 UDP worker)", Measure(server.Port, queries, seconds, clients, outstanding)));
+            for (var i = 0; i < servers.Length; i++)
+            {
+                rounds[i].Add(Measure(servers[i].Port, queries, seconds, clients, outstanding));
+            }
         }
 
-        using (var knot = Knot.Start(work.Path, records))
-        {
-            results.Add(("knot 3 (1 UDP worker)", Measure(knot.Port, queries, seconds, clients, outstanding)));
-        }
-
-        using (var dnsmasq = Dnsmasq.Start(work.Path, records))
-        {
-            results.Add(("dnsmasq", Measure(dnsmasq.Port, queries, seconds, clients, outstanding)));
-        }
-
+        var results = servers.Select((s, i) => (s.Item1, Figures: DnsViaUp.Median(rounds[i]))).ToList();
         foreach (var (name, f) in results)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-30} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}% {f.Answered,10:N0}"));
@@ -61,7 +64,8 @@ internal static class DnsHarness
         var knotQps = results[1].Figures.Qps;
         Console.WriteLine();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / knot: {results[0].Figures.Qps / knotQps:0.00}x queries/s (target >= 1.0x at 0% loss)"));
-        return 0;
+        guard.Add($"DNS {clients} clients", results[0].Figures.Qps / knotQps);
+        return guard.Verdict();
     }
 
     internal sealed record Figures(double Qps, double AverageMs, double P99Ms, double LostPercent, long Answered);
@@ -200,6 +204,22 @@ internal static class DnsHarness
             process.Dispose();
         }
 
+        /// <summary>Starts a server on a port of <see cref="FreePort"/>, again on another (up to 5 tries) when it finds the port taken.</summary>
+        public static ReferenceServer OnFreePort(Func<int, ReferenceServer> start)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return start(FreePort());
+                }
+                catch (InvalidOperationException e) when (attempt < 5 && e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase))
+                {
+                    // taken between the pick and the bind
+                }
+            }
+        }
+
         /// <summary>Starts a server and waits until it accepts TCP connections on the port.</summary>
         public static ReferenceServer LaunchTcp(string file, IEnumerable<string> args, int port) => Launch(file, args, port, AcceptsTcp);
 
@@ -264,18 +284,30 @@ internal static class DnsHarness
         }
     }
 
-    internal static int FreeTcpPort()
-    {
-        using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        tcp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)tcp.LocalEndPoint!).Port;
-    }
-
+    /// <summary>
+    /// A port for a server of the benchmark: picked at random from 30000–32767, between the agents' instance ports
+    /// (20000–29999) and Linux's ephemeral range (32768 and up, where thousands of client connections may sit), and
+    /// free for TCP and UDP when picked. A server that still finds it taken is started again on another
+    /// (<see cref="ReferenceServer.OnFreePort"/>).
+    /// </summary>
     internal static int FreePort()
     {
-        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        udp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)udp.LocalEndPoint!).Port;
+        while (true)
+        {
+            var port = Random.Shared.Next(30000, 32768);
+            try
+            {
+                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                tcp.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                udp.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException)
+            {
+                // taken: another
+            }
+        }
     }
 
     internal static int Int(string[] args, string name, int fallback)

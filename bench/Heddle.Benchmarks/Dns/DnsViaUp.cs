@@ -55,6 +55,7 @@ internal static class DnsViaUp
         var outstanding = DnsHarness.Int(args, "--outstanding", 100);
         var clientCounts = (Text(args, "--clients") ?? "1,4").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         var heddle = Path.GetFullPath(Text(args, "--heddle") ?? "artifacts/heddle/heddle");
+        var guard = new RatioGuard(args);
         using var work = new DnsHarness.TemporaryFolder();
         var folder = Path.Combine(work.Path, "dnsbench");
         Directory.CreateDirectory(Path.Combine(folder, "roles"));
@@ -100,9 +101,10 @@ internal static class DnsViaUp
             Print("knot 3 (1 UDP worker)", k, knotRounds);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"heddle / knot: {h.Qps / k.Qps:0.00}x queries/s, p99 {h.P99Ms:0.000} vs {k.P99Ms:0.000} ms (target >= 1.1x, p99 no worse)"));
+            guard.Add($"DNS {clients} client(s)", h.Qps / k.Qps);
         }
 
-        return 0;
+        return guard.Verdict();
     }
 
     private static void Print(string name, DnsHarness.Figures f, List<DnsHarness.Figures> rounds) =>

@@ -6,11 +6,12 @@ namespace Heddle.Benchmarks.Dns;
 /// <summary>Knot DNS serving the same names from a zone file, with one UDP worker.</summary>
 internal static class Knot
 {
-    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records)
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnFreePort(port => Start(work, records, port));
+
+    private static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records, int port)
     {
         var dir = Path.Combine(work, "knot");
         Directory.CreateDirectory(dir);
-        var port = DnsHarness.FreePort();
         File.WriteAllText(Path.Combine(dir, "heddle.internal.zone"), ZoneFile(records));
         var config = Path.Combine(dir, "knot.conf");
         File.WriteAllText(config, $"""
@@ -57,11 +58,12 @@ internal static class Knot
 /// <summary>dnsmasq answering the same names locally (no upstream), names outside them in the zone NXDOMAIN.</summary>
 internal static class Dnsmasq
 {
-    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records)
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnFreePort(port => Start(work, records, port));
+
+    private static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records, int port)
     {
         var dir = Path.Combine(work, "dnsmasq");
         Directory.CreateDirectory(dir);
-        var port = DnsHarness.FreePort();
         var config = new StringBuilder();
         config.AppendLine($"port={port}").AppendLine("listen-address=127.0.0.1").AppendLine("bind-interfaces").AppendLine("no-resolv").AppendLine("no-hosts")
             .AppendLine("no-poll").AppendLine("local=/heddle.internal/").AppendLine("cache-size=10000").AppendLine("user=root")

@@ -13,7 +13,7 @@ namespace Heddle.Benchmarks.LoadBalancer;
 /// the connection rate. Each path gets a one-second warm-up run first (the JIT and the connection pools settle; the
 /// same for every path), and the paths are measured in turns for --rounds rounds, each figure being the median of its
 /// rounds, so that a noisy moment on a shared machine does not fall on one path only. Options: --seconds N (default 5),
-/// --rounds N (default 3), --only l4|l7, --via-up (the `heddle lb` process of a `heddle up` cluster instead of the
+/// --rounds N (default 3), --only l4|l7, --guard R (exit code 3 when a heddle / haproxy ratio is below R), --via-up (the `heddle lb` process of a `heddle up` cluster instead of the
 /// balancer in this process: <see cref="LbViaUp"/>).
 /// </summary>
 internal static class LbHarness
@@ -23,23 +23,24 @@ internal static class LbHarness
         var seconds = Option(args, "--seconds", 5);
         var rounds = Option(args, "--rounds", 3);
         var only = Text(args, "--only"); // l4 or l7: one half of the run
+        var guard = new RatioGuard(args);
         if (args.Contains("--via-up"))
         {
-            return LbViaUp.Run(args, seconds, rounds, only);
+            return LbViaUp.Run(args, seconds, rounds, only, guard);
         }
 
         var work = Directory.CreateTempSubdirectory("heddle-lb-bench-").FullName;
         try
         {
-            var backendPort = DnsHarness.FreeTcpPort();
-            using var nginx = Nginx(work, backendPort);
-            var haproxyPort = DnsHarness.FreeTcpPort();
-            using var haproxy = HaProxy(work, haproxyPort, backendPort);
-            var haproxyHttpPort = DnsHarness.FreeTcpPort();
-            using var haproxyHttp = HaProxy(work, haproxyHttpPort, backendPort, mode: "http");
-            var heddlePort = DnsHarness.FreeTcpPort();
-            var heddleHttpPort = DnsHarness.FreeTcpPort();
-            var heddleTwoLoopsPort = DnsHarness.FreeTcpPort();
+            using var nginx = Nginx(work);
+            var backendPort = nginx.Port;
+            using var haproxy = HaProxy(work, backendPort);
+            var haproxyPort = haproxy.Port;
+            using var haproxyHttp = HaProxy(work, backendPort, mode: "http");
+            var haproxyHttpPort = haproxyHttp.Port;
+            var heddlePort = DnsHarness.FreePort();
+            var heddleHttpPort = DnsHarness.FreePort();
+            var heddleTwoLoopsPort = DnsHarness.FreePort();
             var twoLoops = new LoadBalancerHost(new LoadBalancerOptions { L4Threads = 2 }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
             twoLoops.ApplyAsync(new LoadBalancerConfig
             {
@@ -74,6 +75,7 @@ internal static class LbHarness
                 Print("heddle L4", viaHeddle);
                 Print("heddle L4, 2 loop threads", viaTwoLoops);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {viaHeddle.Rps / viaHaproxy.Rps:0.00}x requests/s, p99 {viaHeddle.P99:0.00} vs {viaHaproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
+                guard.Add(close ? "L4 close" : "L4 keep-alive", viaHeddle.Rps / viaHaproxy.Rps);
             }
 
             foreach (var (title, close) in only == "l4" ? [] : new[] { ("L7, keep-alive requests", false), ("L7, new connection per request (Connection: close)", true) })
@@ -86,11 +88,12 @@ internal static class LbHarness
             Print("haproxy 1 thread, mode http", l7Haproxy);
             Print("heddle L7", l7Heddle);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"heddle / haproxy: {l7Heddle.Rps / l7Haproxy.Rps:0.00}x requests/s, p99 {l7Heddle.P99:0.00} vs {l7Haproxy.P99:0.00} ms (target >= 1.0x, p99 no worse)"));
+            guard.Add(close ? "L7 close" : "L7 keep-alive", l7Heddle.Rps / l7Haproxy.Rps);
             }
 
             balancer.DisposeAsync().AsTask().GetAwaiter().GetResult();
             twoLoops.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            return 0;
+            return guard.Verdict();
         }
         finally
         {
@@ -229,6 +232,8 @@ internal static class LbHarness
         return double.Parse(number, CultureInfo.InvariantCulture) * unit;
     }
 
+    private static DnsHarness.ReferenceServer Nginx(string work) => DnsHarness.ReferenceServer.OnFreePort(port => Nginx(work, port));
+
     private static DnsHarness.ReferenceServer Nginx(string work, int port)
     {
         var config = Path.Combine(work, "nginx.conf");
@@ -249,7 +254,11 @@ internal static class LbHarness
         return DnsHarness.ReferenceServer.LaunchTcp("nginx", ["-c", config, "-p", work], port);
     }
 
-    internal static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode = "tcp", string backendHost = "127.0.0.1")
+    /// <summary>HAProxy (one thread) in front of <paramref name="backend"/>, on a port of its own.</summary>
+    internal static DnsHarness.ReferenceServer HaProxy(string work, int backend, string mode = "tcp", string backendHost = "127.0.0.1") =>
+        DnsHarness.ReferenceServer.OnFreePort(port => HaProxy(work, port, backend, mode, backendHost));
+
+    private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode, string backendHost)
     {
         var config = Path.Combine(work, $"haproxy-{mode}.cfg");
         File.WriteAllText(config, $"""

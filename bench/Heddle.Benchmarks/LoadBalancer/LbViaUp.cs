@@ -54,9 +54,9 @@ internal static class LbViaUp
         exec nginx -p "$run" -c "$run/nginx.conf"
         """;
 
-    public static int Run(string[] args, int seconds, int rounds, string? only) => RunAsync(args, seconds, rounds, only).GetAwaiter().GetResult();
+    public static int Run(string[] args, int seconds, int rounds, string? only, RatioGuard guard) => RunAsync(args, seconds, rounds, only, guard).GetAwaiter().GetResult();
 
-    private static async Task<int> RunAsync(string[] args, int seconds, int rounds, string? only)
+    private static async Task<int> RunAsync(string[] args, int seconds, int rounds, string? only, RatioGuard guard)
     {
         var heddle = Path.GetFullPath(LbHarness.Text(args, "--heddle") ?? "artifacts/heddle/heddle");
         var work = Directory.CreateTempSubdirectory("heddle-lb-up-").FullName;
@@ -76,8 +76,8 @@ internal static class LbViaUp
             var lbPid = cluster.Processes().Pids["lb"];
             var backend = instance.NodeAddress!;
             var (httpPort, tcpPort) = (instance.Ports["http"], instance.Ports["tcp"]);
-            using var haproxy = LbHarness.HaProxy(work, Dns.DnsHarness.FreeTcpPort(), tcpPort, backendHost: backend);
-            using var haproxyHttp = LbHarness.HaProxy(work, Dns.DnsHarness.FreeTcpPort(), httpPort, mode: "http", backendHost: backend);
+            using var haproxy = LbHarness.HaProxy(work, tcpPort, backendHost: backend);
+            using var haproxyHttp = LbHarness.HaProxy(work, httpPort, mode: "http", backendHost: backend);
             Console.WriteLine($"load balancer benchmark through `heddle up` ({heddle}): the `heddle lb` process (pid {lbPid}) at VIP {vip}, one nginx instance at {backend} (pinned to its core); "
                 + $"wrk -t1 -c32 -d{seconds}s --latency after a 1 s warm-up; median of {rounds} rounds taken in turns; {Environment.ProcessorCount} CPUs shared by the cluster, wrk, nginx and the proxies");
             Console.WriteLine(Describe(lbPid));
@@ -91,6 +91,7 @@ internal static class LbViaUp
                 LbHarness.Print("haproxy 1 thread, mode tcp", results[1]);
                 LbHarness.Print("heddle L4 (heddle up)", results[2]);
                 Ratio(results[2], results[1]);
+                guard.Add(close ? "L4 close" : "L4 keep-alive", results[2].Rps / results[1].Rps);
             }
 
             foreach (var (title, close) in only == "l4" ? [] : new[] { ("L7, keep-alive requests", false), ("L7, new connection per request (Connection: close)", true) })
@@ -102,9 +103,10 @@ internal static class LbViaUp
                 LbHarness.Print("haproxy 1 thread, mode http", results[0]);
                 LbHarness.Print("heddle L7 (heddle up)", results[1]);
                 Ratio(results[1], results[0]);
+                guard.Add(close ? "L7 close" : "L7 keep-alive", results[1].Rps / results[0].Rps);
             }
 
-            return 0;
+            return guard.Verdict();
         }
         finally
         {
