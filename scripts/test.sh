@@ -40,7 +40,7 @@ if [ $# -eq 0 ]; then
   scale=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$scale
   # The data plane's regression guard (heddle / HAProxy and heddle / Knot ratios from the same run) on a quiet machine.
-  dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=Guard" --logger "console;verbosity=detailed" 2>&1 | tee -a "$log"
+  dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=Guard" 2>&1 | tee -a "$log"
   guard=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$guard
 fi
