@@ -143,14 +143,17 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         {
         }
 
-        var hello = new Hello { Node = node };
-        hello.Instances.AddRange(target.Reports());
-        await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
-        var writer = WriteAsync(call.RequestStream, session.Token);
+        // The watchdog runs from the start: the Hello's write is where the connection and its TLS handshake are made, and
+        // one to a host gone silent would otherwise hang there with nothing to end it (until the agent fenced itself).
         var heard = Millis(_time);
         var watchdog = WatchAsync(() => heard, session, _time);
+        Task writer = Task.CompletedTask;
         try
         {
+            var hello = new Hello { Node = node };
+            hello.Instances.AddRange(target.Reports());
+            await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
+            writer = WriteAsync(call.RequestStream, session.Token);
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
             {
                 heard = _fenceClock.Heard();

@@ -60,6 +60,27 @@ public sealed class FencingTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AnAgentWhoseFirstControllerHangsOnConnect_MovesToTheNextWithinItsSilenceLimit()
+    {
+        await using var cluster = await TestCluster.StartAsync(nodes: 1, nodeTimeout: TimeSpan.FromSeconds(30), containers: false);
+        var sessions = cluster.Controller.Services.GetRequiredService<Heddle.Controller.Agents.AgentSessions>();
+        await Poll.UntilAsync(() => sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the agent's stream to the controller");
+        await cluster.StopAgentAsync(0, stopInstances: true);
+        await Poll.UntilAsync(() => !sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the stopped agent's stream to end");
+
+        // Its first controller is now a host gone silent: connections are accepted and nothing comes back, so the TLS
+        // handshake of the first write never ends. The agent must give up on it as on a silent stream (5 s) and take the
+        // next, not wait until it fences itself (30 s here) or TCP gives up.
+        await using var silent = new LinkCutter(cluster.Controller.AgentUrl);
+        await silent.CutAsync();
+        var options = cluster.AgentOptions(0) with { ControllerAgentUrl = silent.Url, OtherControllerUrls = [cluster.Controller.AgentUrl] };
+        var clock = Stopwatch.StartNew();
+        await using var agent = await Heddle.Agent.AgentHost.StartAsync(options, cluster.AgentLogs.For("n1"));
+        await Poll.UntilAsync(() => sessions.IsConnected("n1"), TimeSpan.FromSeconds(15), "the agent to reach the second controller after the first hung");
+        output.WriteLine($"connected through the second controller {clock.Elapsed.TotalSeconds:0.0} s after the agent started");
+    }
+
+    [Fact]
     public async Task AnAgentWhoseLinkGoesSilent_ItsStreamIsClosedByTheController_WithoutWaitingForTcp()
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1, nodeTimeout: TimeSpan.FromSeconds(30), containers: false, cuttable: true);
