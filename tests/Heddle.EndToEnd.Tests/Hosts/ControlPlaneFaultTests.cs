@@ -19,9 +19,12 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
     private static readonly TimeSpan NewLeaderWithin = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan AnswerWithin = TimeSpan.FromSeconds(2);
 
-    [Fact(Skip = "open (issue 24): failed once in about 12 runs (CI, 2026-12-04): every instance on n1 restarted (Starting, new pids) after the leader's host was dropped, "
-        + "with no NodeDown or instance event; not seen since and not understood. On 2026-12-05 it passed 4 runs of 4 here (with the CLI's start-up taken off the 2 s bound; "
-        + "3 of 4 had failed that bound at 2.2-2.9 s on a loaded machine). HEDDLE_BED_LOGS keeps every process's output for the next time the restart shows")]
+    // Skipped until 2026-12-05 for a restart of every instance on one node, seen once in about 12 runs. A cause that
+    // fits it was found and fixed: an agent whose session moved to the dropped host hung in the Hello's write (the
+    // connection and TLS handshake), where its silence watchdog did not yet run, until it fenced itself and restarted
+    // its instances (FencingTests.AnAgentWhoseFirstControllerHangsOnConnect...). 8 runs on a machine at load 20-45
+    // showed no restart; 4 failed the 2 s answer bound (2.05-5.1 s), which the quiet test-bed stage of CI does not.
+    [Fact]
     public Task LeaderHostSilentlyDropped_AnotherLeadsWithin5s_CommandsAnswerWithin2s_NothingRestarts() =>
         LeaderHostGoesAsync(host => host.DropAsync());
 
