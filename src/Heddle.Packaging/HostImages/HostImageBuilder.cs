@@ -11,8 +11,8 @@ public enum InitramfsCompression
 }
 
 /// <summary>
-/// Writes a host image's initramfs: busybox (the whole user space besides the agent), the kernel modules of
-/// <see cref="HostImageLayout.Modules"/>, the heddle executable with its libraries, and the scripts of
+/// Writes a host image's initramfs: busybox (the user space besides the agent and the util-linux programs it runs), the
+/// kernel modules of <see cref="HostImageLayout.Modules"/>, the heddle executable, those programs and their libraries, and the scripts of
 /// <see cref="HostImageLayout"/>. The file appears whole or not at all.
 /// </summary>
 public static class HostImageBuilder
@@ -82,6 +82,13 @@ public static class HostImageBuilder
         foreach (var module in HostImageLayout.Modules)
         {
             cpio.File($"lib/modules/{Path.GetFileName(module)}.ko", Path.Combine(sources.ModulesDirectory, "kernel", module + ".ko"), Readable);
+        }
+
+        foreach (var program in sources.Programs)
+        {
+            var name = program.TrimStart('/');
+            Folder(Path.GetDirectoryName(name)!);
+            cpio.File(name, program, Executable);
         }
 
         foreach (var library in sources.Libraries)

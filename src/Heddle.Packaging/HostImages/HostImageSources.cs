@@ -8,12 +8,21 @@ public sealed class HostImageException(string message) : Exception(message);
 /// <summary>
 /// What a host image is made of, found on this (Debian) machine: the kernel of the installed linux-image-cloud-amd64
 /// (<c>/boot/vmlinuz-RELEASE</c>) and its modules, busybox (busybox-static), the self-contained <c>heddle</c> executable,
-/// and the shared libraries that executable and the OpenSSL it opens at run time need (glibc's loader included: a
-/// self-contained .NET executable is not a static one).
+/// the util-linux programs the agent's process driver runs by absolute path (<see cref="AgentPrograms"/>: busybox's
+/// applets of those names take other options), and the shared libraries all of them and the OpenSSL .NET opens at run
+/// time need (glibc's loader included: a self-contained .NET executable is not a static one).
 /// </summary>
-public sealed record HostImageSources(string KernelRelease, string Kernel, string ModulesDirectory, string Busybox, string Heddle, IReadOnlyList<string> Libraries)
+public sealed record HostImageSources(string KernelRelease, string Kernel, string ModulesDirectory, string Busybox, string Heddle, IReadOnlyList<string> Programs,
+    IReadOnlyList<string> Libraries)
 {
     public const string DefaultBusybox = "/usr/bin/busybox";
+
+    /// <summary>
+    /// What the agent runs as root to start an instance (its HostPrograms, but /bin/sh, which is busybox's) and to make an
+    /// instance's own disk (mkfs.ext4), kept at the same paths.
+    /// </summary>
+    public static readonly IReadOnlyList<string> AgentPrograms =
+        ["/usr/bin/setsid", "/usr/bin/taskset", "/usr/bin/setpriv", "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/mount", "/usr/bin/umount", "/usr/sbin/mkfs.ext4"];
 
     /// <summary>The OpenSSL libraries .NET opens by name (dlopen) for TLS: no ELF dependency shows them.</summary>
     private static readonly string[] OpenedAtRunTime = ["libssl.so.3", "libcrypto.so.3"];
@@ -48,16 +57,21 @@ public sealed record HostImageSources(string KernelRelease, string Kernel, strin
         }
 
         CheckSingleFile(heddle);
+        if (AgentPrograms.Where(p => !File.Exists(p)).ToList() is { Count: > 0 } missing)
+        {
+            throw new HostImageException($"{string.Join(", ", missing)} missing here: the agent runs them to start instances, and the image takes them from this machine (apt-get install util-linux mount e2fsprogs)");
+        }
+
         var libraries = new SortedSet<string>(StringComparer.Ordinal);
         var openssl = OpenedAtRunTime.Select(name => LibraryFolders.Select(f => Path.Combine(f, name)).FirstOrDefault(File.Exists)
             ?? throw new HostImageException($"{name} is not in {string.Join(" or ", LibraryFolders)}: heddle opens it for TLS (apt-get install libssl3)")).ToList();
-        foreach (var elf in (string[])[heddle, busybox, .. openssl])
+        foreach (var elf in (string[])[heddle, busybox, .. AgentPrograms, .. openssl])
         {
             libraries.UnionWith(Dependencies(elf));
         }
 
         libraries.UnionWith(openssl);
-        return new HostImageSources(release, kernel, modules, busybox, Path.GetFullPath(heddle), [.. libraries]);
+        return new HostImageSources(release, kernel, modules, busybox, Path.GetFullPath(heddle), AgentPrograms, [.. libraries]);
     }
 
     /// <summary>The newest release with a cloud kernel and its modules, or null.</summary>

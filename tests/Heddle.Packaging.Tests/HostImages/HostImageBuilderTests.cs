@@ -23,8 +23,9 @@ public sealed class HostImageBuilderTests
         File.WriteAllText(Path.Combine(temp.Path, "busybox"), "BUSYBOX");
         File.WriteAllText(Path.Combine(temp.Path, "heddle"), "HEDDLE");
         File.WriteAllText(Path.Combine(temp.Path, "libc.so.6"), "LIBC");
+        File.WriteAllText(Path.Combine(temp.Path, "setpriv"), "SETPRIV");
         var sources = new HostImageSources("6.1.0-57-cloud-amd64", "/boot/vmlinuz", modules, Path.Combine(temp.Path, "busybox"), Path.Combine(temp.Path, "heddle"),
-            [Path.Combine(temp.Path, "libc.so.6")]);
+            [Path.Combine(temp.Path, "setpriv")], [Path.Combine(temp.Path, "libc.so.6")]);
 
         HostImageBuilder.WriteInitramfs(Path.Combine(temp.Path, "initrd.img"), "bookworm-1", sources, compression);
 
@@ -34,6 +35,7 @@ public sealed class HostImageBuilderTests
         Assert.Equal("BUSYBOX", entries["bin/busybox"].Text);
         Assert.Equal("HEDDLE", entries["usr/bin/heddle"].Text);
         Assert.Equal("LIBC", entries[Path.Combine(temp.Path, "libc.so.6").TrimStart('/')].Text);
+        Assert.Equal("SETPRIV", entries[Path.Combine(temp.Path, "setpriv").TrimStart('/')].Text);
         Assert.Equal("bookworm-1\n", entries["etc/heddle/host-image"].Text);
         Assert.Contains("::respawn:/etc/heddle/agent.sh", entries["etc/inittab"].Text);
         Assert.Contains("exec /usr/bin/heddle agent --controller \"$controller\" --name \"$node\" --fault-domain \"$fault_domain\"", entries["etc/heddle/agent.sh"].Text);
