@@ -16,6 +16,8 @@ packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsu
 # dnsmasq-base: `heddle boot` runs its dnsmasq (DHCP, TFTP; dnsmasq-base, not dnsmasq, whose service would answer DNS on
 # every interface); ipxe: the iPXE builds it serves over TFTP to cards that are not iPXE yet; qemu-system-x86, ipxe-qemu
 # (QEMU's iPXE ROMs), linux-image-cloud-amd64: the network-boot test's machines and the kernel they boot.
+# `heddle hostimage build` takes from this machine linux-image-cloud-amd64 (kernel and virtio modules), busybox-static,
+# util-linux, mount and e2fsprogs (the programs the agent runs), and libssl3 (which .NET opens for TLS) into the image.
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2
