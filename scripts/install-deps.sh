@@ -18,6 +18,8 @@ packages=(ca-certificates curl util-linux mount e2fsprogs iproute2 nftables dnsu
 # (QEMU's iPXE ROMs), linux-image-cloud-amd64: the network-boot test's machines and the kernel they boot.
 # haproxy, nginx-light, wrk, knot, dnsperf: the data-plane guard (tests/Heddle.EndToEnd.Tests/Guard) runs `bench/run.sh lb`
 # and `dns`, whose references are HAProxy (nginx the backend, wrk the client) and Knot (dnsperf the client).
+# `heddle hostimage build` takes from this machine linux-image-cloud-amd64 (kernel and virtio modules), busybox-static,
+# util-linux, mount and e2fsprogs (the programs the agent runs), and libssl3 (which .NET opens for TLS) into the image.
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "install-deps: the .NET 10 SDK (dotnet) is not on PATH; install it first (see README.md)" >&2

@@ -192,6 +192,7 @@ public sealed class AgentHost : IAsyncDisposable
             Address = options.Address,
             FaultDomain = options.FaultDomain,
             MemoryMib = options.ClaimMemoryMiB ?? NodeMemoryInfo.TotalMiB(),
+            HostImage = options.HostImage ?? string.Empty,
         };
         node.Labels.Add(options.Labels.ToDictionary());
         foreach (var core in topology.Cores)

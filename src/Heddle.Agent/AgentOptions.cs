@@ -34,6 +34,9 @@ public sealed record AgentOptions
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>The host image this machine booted (`--host-image`; a host image's init passes its own name), told to the controller.</summary>
+    public string? HostImage { get; init; }
+
     /// <summary>Package cache, instance folders and logs, the instance journal.</summary>
     public required string StateDirectory { get; init; }
 

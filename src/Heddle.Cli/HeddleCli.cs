@@ -27,6 +27,7 @@ public static class HeddleCli
             TokenCommands.Create(console),
             QuotaCommands.Create(console),
             MachineCommands.Create(console),
+            HostImageCommands.Create(console),
             BootCommand.Create(console),
             LoginCommand.Create(console),
             CaCommands.Create(console),

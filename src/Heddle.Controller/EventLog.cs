@@ -149,4 +149,6 @@ public static class EventKinds
     public const string MachineRemoved = "MachineRemoved";
     public const string MachineBooted = "MachineBooted";
     public const string UnknownMachineBooted = "UnknownMachineBooted";
+    public const string HostImageAdded = "HostImageAdded";
+    public const string HostImageDeleted = "HostImageDeleted";
 }

@@ -49,10 +49,12 @@ internal static class AgentCommand
         var uids = new Option<string>("--uid-range") { Description = "As root, each service's instances run as a uid of their own from this range (default 200000-265535)", DefaultValueFactory = _ => "200000-265535" };
         var retention = Durations.Option("--log-retention", "How long the logs of an instance that no longer exists are kept", TimeSpan.FromHours(24));
         var fence = Durations.Option("--fence-after", "Stop this node's instances after hearing nothing from the controller this long (its node timeout; 0s: never)", TimeSpan.FromSeconds(10));
+        var hostImage = new Option<string?>("--host-image") { Description = "The host image this machine booted, shown by 'heddle nodes' (a host image's init passes its own name)" };
         var metrics = new MetricsOptions();
         var command = new Command("agent", "Run the host agent of one node")
         {
             agentUrl, token, tokenFile, name, address, logPort, faultDomain, labels, state, cores, threads, memory, ports, heartbeat, backoff, stopOnExit, noCgroups, noContainers, uids, retention, fence,
+            hostImage,
         };
         metrics.AddTo(command);
         command.SetAction(async (parse, ct) =>
@@ -115,6 +117,7 @@ internal static class AgentCommand
                 LogPort = parse.GetValue(logPort),
                 FaultDomain = parse.GetValue(faultDomain)!,
                 Labels = labelMap,
+                HostImage = parse.GetValue(hostImage) is { Length: > 0 } image ? image : null,
                 StateDirectory = Path.GetFullPath(parse.GetValue(state)!),
                 ClaimCores = parse.GetValue(cores),
                 ClaimThreadsPerCore = parse.GetValue(threads),

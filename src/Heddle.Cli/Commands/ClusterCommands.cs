@@ -82,10 +82,10 @@ internal static class ClusterCommands
             var nodes = await api.ListNodesAsync(ct);
             if (!Json(console, parse.GetValue(format), nodes))
             {
-                var table = new Table("NODE", "CONDITION", "ADDRESS", "FAULT DOMAIN", "CPUS", "MEMORY", "INSTANCES", "DRIVERS", "LAST SEEN", "ISOLATION");
+                var table = new Table("NODE", "CONDITION", "ADDRESS", "FAULT DOMAIN", "CPUS", "MEMORY", "INSTANCES", "DRIVERS", "HOST IMAGE", "LAST SEEN", "ISOLATION");
                 foreach (var n in nodes)
                 {
-                    table.Add(n.Name, n.Condition, n.Address, n.FaultDomain, $"{n.AllocatedCpus}/{n.Cores.Sum(c => c.Count)}", $"{n.MemoryMiB} MiB", n.Instances, string.Join(',', n.Drivers), n.LastSeen.ToString("u"), n.Isolation);
+                    table.Add(n.Name, n.Condition, n.Address, n.FaultDomain, $"{n.AllocatedCpus}/{n.Cores.Sum(c => c.Count)}", $"{n.MemoryMiB} MiB", n.Instances, string.Join(',', n.Drivers), n.HostImage ?? "-", n.LastSeen.ToString("u"), n.Isolation);
                 }
 
                 table.Write(console.Out);

@@ -16,7 +16,8 @@ internal static class MachineCommands
         var name = new Option<string>("--name") { Description = "The node name it joins as", Required = true };
         var faultDomain = new Option<string>("--fault-domain") { Description = "The fault domain it is in (a rack, a power feed), e.g. rack-1", Required = true };
         var labels = new Option<string[]>("--labels", "--label") { Description = "A node label, key=value (repeatable, or comma-separated)" };
-        var add = new Command("add", "Register a machine by its MAC address (admin)") { mac, name, faultDomain, labels };
+        var hostImage = new Option<string?>("--host-image") { Description = "The host image it boots ('heddle hostimage list'; default: the kernel and initramfs 'heddle boot' was given)" };
+        var add = new Command("add", "Register a machine by its MAC address (admin)") { mac, name, faultDomain, labels, hostImage };
         add.SetAction(async (parse, ct) =>
         {
             var labelMap = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -32,8 +33,8 @@ internal static class MachineCommands
             }
 
             using var api = ClientConfig.Load().Connect();
-            var added = await api.AddMachineAsync(new MachineAddRequest(parse.GetValue(mac)!, parse.GetValue(name)!, parse.GetValue(faultDomain)!, labelMap), ct);
-            console.Out.WriteLine($"machine {added.Name} registered: MAC {added.Mac}, fault domain {added.FaultDomain}; it joins when it network-boots from 'heddle boot'");
+            var added = await api.AddMachineAsync(new MachineAddRequest(parse.GetValue(mac)!, parse.GetValue(name)!, parse.GetValue(faultDomain)!, labelMap, parse.GetValue(hostImage)), ct);
+            console.Out.WriteLine($"machine {added.Name} registered: MAC {added.Mac}, fault domain {added.FaultDomain}, {(added.HostImage is { } image ? $"host image {image}" : "the boot service's kernel and initramfs")}; it joins when it network-boots from 'heddle boot'");
             return ExitCodes.Ok;
         });
 
@@ -45,10 +46,10 @@ internal static class MachineCommands
             var machines = await api.ListMachinesAsync(ct);
             if (!ClusterCommands.Json(console, parse.GetValue(format), machines))
             {
-                var table = new Table("NAME", "MAC", "FAULT DOMAIN", "LABELS", "STATE", "LAST BOOT");
+                var table = new Table("NAME", "MAC", "FAULT DOMAIN", "LABELS", "HOST IMAGE", "STATE", "LAST BOOT");
                 foreach (var m in machines)
                 {
-                    table.Add(m.Name, m.Mac, m.FaultDomain, m.Labels.Count == 0 ? "-" : string.Join(',', m.Labels.Select(l => $"{l.Key}={l.Value}")), m.State, m.LastBoot?.ToString("u"));
+                    table.Add(m.Name, m.Mac, m.FaultDomain, m.Labels.Count == 0 ? "-" : string.Join(',', m.Labels.Select(l => $"{l.Key}={l.Value}")), m.HostImage ?? "-", m.State, m.LastBoot?.ToString("u"));
                 }
 
                 table.Write(console.Out);

@@ -209,6 +209,9 @@ public sealed record NodeStatus
 
     /// <summary>The instance drivers its agent can run.</summary>
     public IReadOnlyList<string> Drivers { get; init; } = [];
+
+    /// <summary>The host image the node says it booted (`heddle hostimage`), or null for a host installed otherwise.</summary>
+    public string? HostImage { get; init; }
 }
 
 /// <summary>

@@ -275,6 +275,34 @@ public sealed class HeddleApiClient : IDisposable
         SendAsync<MachineStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/machines/{Uri.EscapeDataString(name)}"), ct);
 
     /// <summary>What a network card asking to boot gets (a boot token's or an admin's call).</summary>
+    /// <summary>Uploads one part of a host image (a kernel or an initramfs) under its SHA-256, before <see cref="AddHostImageAsync"/> names it.</summary>
+    public async Task<HostImageBlobUploaded> UploadHostImagePartAsync(string path, HostImagePart part, CancellationToken ct = default)
+    {
+        string sha256;
+        await using (var file = File.OpenRead(path))
+        {
+            sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+        }
+
+        return await SendAsync<HostImageBlobUploaded>(Upload(HttpMethod.Put, $"v1/hostimages/blobs/{sha256}?part={part.ToString().ToLowerInvariant()}", path, "application/octet-stream"), ct);
+    }
+
+    public Task<HostImageAdded> AddHostImageAsync(HostImageAddRequest request, CancellationToken ct = default) =>
+        SendAsync<HostImageAdded>(new HttpRequestMessage(HttpMethod.Post, "v1/hostimages") { Content = JsonContent.Create(request, options: Json) }, ct);
+
+    public Task<List<HostImageStatus>> ListHostImagesAsync(CancellationToken ct = default) => GetAsync<List<HostImageStatus>>("v1/hostimages", ct);
+
+    public async Task DeleteHostImageAsync(string name, CancellationToken ct = default) =>
+        await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/hostimages/{Uri.EscapeDataString(name)}"), ct);
+
+    /// <summary>Writes a part of a host image (the boot service's question: a boot token may ask it) to <paramref name="destination"/>.</summary>
+    public async Task DownloadBootImagePartAsync(string sha256, Stream destination, CancellationToken ct = default)
+    {
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, $"v1/boot/images/{Uri.EscapeDataString(sha256)}"), ct);
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        await body.CopyToAsync(destination, ct);
+    }
+
     public Task<BootDecision> DecideBootAsync(string mac, CancellationToken ct = default) =>
         SendAsync<BootDecision>(new HttpRequestMessage(HttpMethod.Post, "v1/boot/decisions") { Content = JsonContent.Create(new BootRequest(mac), options: Json) }, ct);
 

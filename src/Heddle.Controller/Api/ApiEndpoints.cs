@@ -270,6 +270,7 @@ internal static class ApiEndpoints
             AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
             Isolation = n.Isolation,
             Drivers = n.Drivers,
+            HostImage = n.HostImage,
         })];
     }
 

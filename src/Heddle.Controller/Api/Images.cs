@@ -17,7 +17,7 @@ namespace Heddle.Controller.Api;
 /// them, none can write them), a tenant's are its own and seen by no other tenant. A tenant cannot take a shared
 /// image's name (see <see cref="ImageNames"/> for what a role's `image:` means).
 /// </summary>
-public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPeers peers, ServiceModels models, EventLog events, TimeProvider time)
+public sealed partial class Images(IClusterStore store, IMachineStore machines, BlobStore blobs, BlobPeers peers, ServiceModels models, EventLog events, TimeProvider time)
 {
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
     private static partial Regex NamePattern();
@@ -75,11 +75,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
         }
         catch (RootfsArchiveException e)
         {
-            if (!store.ListImages().Any(i => i.Sha256 == sha256) && store.GetPackage(sha256) is null)
-            {
-                File.Delete(blobs.PathOf(sha256));
-            }
-
+            BlobReferences.DeleteIfUnnamed(blobs, store, machines, sha256);
             return Problems.Invalid(ProblemTypes.InvalidImage, "Invalid image", $"the image is refused: {e.Message}; nothing was changed");
         }
 
@@ -128,10 +124,7 @@ public sealed partial class Images(IClusterStore store, BlobStore blobs, BlobPee
         }
 
         await store.DeleteImageAsync(image);
-        if (!store.ListImages().Any(i => i.Sha256 == image.Sha256) && store.GetPackage(image.Sha256) is null)
-        {
-            File.Delete(blobs.PathOf(image.Sha256));
-        }
+        BlobReferences.DeleteIfUnnamed(blobs, store, machines, image.Sha256);
 
         await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted", EventOwner.Of(image));
         return Results.NoContent();

@@ -7,9 +7,10 @@ using Microsoft.AspNetCore.Routing;
 namespace Heddle.Controller.Api;
 
 /// <summary>
-/// /v1/machines (admin only): register, list and remove the machines that join by network boot. /v1/boot/decisions: what
-/// `heddle boot` asks for each card that wants a boot script (a boot token or an admin's; <c>ApiMiddleware</c> keeps a boot
-/// token to this path). A join string is only ever in a decision, never in a listing.
+/// /v1/machines (admin only): register, list and remove the machines that join by network boot; /v1/hostimages (admin
+/// only): what they boot (<see cref="HostImages"/>). /v1/boot/decisions and /v1/boot/images: what `heddle boot` asks for
+/// each card that wants a boot script, and the host image parts it serves (a boot token or an admin's;
+/// <c>ApiMiddleware</c> keeps a boot token to /v1/boot). A join string is only ever in a decision, never in a listing.
 /// </summary>
 internal static class MachineEndpoints
 {
@@ -37,6 +38,11 @@ internal static class MachineEndpoints
             await registry.RemoveAsync(name, ct) is { } removed
                 ? Results.Ok(removed)
                 : Problems.NotFound($"no machine named '{Printable.Of(name)}' ('heddle machine list' shows them); nothing was changed"));
+        app.MapPut("/v1/hostimages/blobs/{sha256}", (string sha256, string? part, HttpRequest request, HostImages images, CancellationToken ct) => images.PutPartAsync(sha256, part, request, ct));
+        app.MapPost("/v1/hostimages", (HostImageAddRequest? request, HostImages images, CancellationToken ct) => images.AddAsync(request, ct));
+        app.MapGet("/v1/hostimages", (HostImages images) => images.List());
+        app.MapDelete("/v1/hostimages/{name}", (string name, HostImages images, CancellationToken ct) => images.DeleteAsync(name, ct));
+        app.MapGet("/v1/boot/images/{sha256}", (string sha256, HostImages images, CancellationToken ct) => images.ServePartAsync(sha256, ct));
         app.MapPost("/v1/boot/decisions", async (BootRequest? request, BootDecider decider, CancellationToken ct) =>
         {
             var (decision, error) = await decider.DecideAsync(request?.Mac, ct);

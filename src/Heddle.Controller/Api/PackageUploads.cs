@@ -16,7 +16,8 @@ namespace Heddle.Controller.Api;
 /// </summary>
 internal static class PackageUploads
 {
-    public static async Task<IResult> PutAsync(string sha256, HttpRequest request, Caller caller, BlobStore blobs, BlobPeers peers, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task<IResult> PutAsync(string sha256, HttpRequest request, Caller caller, BlobStore blobs, BlobPeers peers, IClusterStore store, IMachineStore machines, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         if (!Sha256Hex.IsValid(sha256))
         {
@@ -25,7 +26,7 @@ internal static class PackageUploads
 
         var owned = store.GetPackage(sha256) is not null && (caller.IsAdmin || store.IsPackageOwner(sha256, caller.Tenant!));
         var present = owned && blobs.Exists(sha256);
-        if (!present && await StoreAsync(sha256, request, blobs, peers, store, time, cancellationToken) is { } refused)
+        if (!present && await StoreAsync(sha256, request, blobs, peers, store, machines, time, cancellationToken) is { } refused)
         {
             return refused;
         }
@@ -40,7 +41,8 @@ internal static class PackageUploads
     }
 
     /// <summary>Receives the bytes, checks their hash and the package, copies it to another controller and records it; the refusal, or null.</summary>
-    private static async Task<IResult?> StoreAsync(string sha256, HttpRequest request, BlobStore blobs, BlobPeers peers, IClusterStore store, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult?> StoreAsync(string sha256, HttpRequest request, BlobStore blobs, BlobPeers peers, IClusterStore store, IMachineStore machines, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         long? size;
         try
@@ -63,10 +65,7 @@ internal static class PackageUploads
         if (package is null || !package.VerifyContent(diagnostics))
         {
             // An image's blob with the same bytes stays (an image tarball sent as a package is refused, not forgotten).
-            if (!store.ListImages().Any(i => i.Sha256 == sha256))
-            {
-                File.Delete(blobs.PathOf(sha256));
-            }
+            BlobReferences.DeleteIfUnnamed(blobs, store, machines, sha256);
 
             return Problems.Invalid(ProblemTypes.InvalidPackage, "Invalid package", $"the package is refused: {diagnostics.Items.Count} error(s)",
                 diagnostics.Sorted().Select(d => d.ToString()));

@@ -11,7 +11,8 @@ namespace Heddle.Controller.Boot;
 
 /// <summary>
 /// The boot service's HTTP side, on the provisioning network only: <c>/boot/ipxe?mac=</c> asks the controller what that
-/// card gets and answers with its iPXE script; <c>/boot/kernel</c> and <c>/boot/initrd</c> are the host image. Plain HTTP,
+/// card gets and answers with its iPXE script; <c>/boot/images/{sha256}</c> are the parts of the host images decisions
+/// named (<see cref="BootImages"/>), <c>/boot/kernel</c> and <c>/boot/initrd</c> the boot service's own. Plain HTTP,
 /// as firmware speaks it (see README "Adding machines" for what that lets a neighbour on this network do). At most
 /// <see cref="MaxDecisionsAtOnce"/> questions to the controller at once; more are answered 503 at once, so a flood of
 /// booting cards cannot queue up work on the controller.
@@ -33,7 +34,7 @@ public sealed class BootServer : IAsyncDisposable
 
     public Uri Script => new(BaseUrl, "boot/ipxe");
 
-    public static async Task<BootServer> StartAsync(IPAddress address, int port, string kernel, string initrd, string? append,
+    public static async Task<BootServer> StartAsync(IPAddress address, int port, BootImages images, string? append,
         Func<string, CancellationToken, Task<BootDecision>> decide, TextWriter log, CancellationToken cancellationToken = default)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -61,16 +62,32 @@ public sealed class BootServer : IAsyncDisposable
                 deadline.CancelAfter(TimeSpan.FromSeconds(15));
                 var decision = await decide(mac, deadline.Token);
                 var self = new Uri($"http://{context.Request.Host}/");
-                log.WriteLine($"heddle boot: {decision.Mac} from {context.Connection.RemoteIpAddress}: {decision.Action}{(decision.Machine is null ? string.Empty : $" (machine {decision.Machine})")}");
-                return Results.Text(IpxeScripts.For(decision, new Uri(self, "boot/kernel"), new Uri(self, "boot/initrd"), append), "text/plain");
+                log.WriteLine($"heddle boot: {decision.Mac} from {context.Connection.RemoteIpAddress}: {decision.Action}{(decision.Machine is null ? string.Empty : $" (machine {decision.Machine})")}"
+                    + (decision.Action == BootAction.Install ? $", {(decision.Image is { } named ? $"host image {named.Name}" : "this service's kernel and initramfs")}" : string.Empty));
+                if (decision.Action != BootAction.Install)
+                {
+                    return Results.Text(IpxeScripts.For(decision, self, self, append), "text/plain");
+                }
+
+                // A first boot of an image waits for its parts to come from the controller (once; later boots find them here).
+                using var fetching = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+                fetching.CancelAfter(BootImages.FetchDeadline);
+                var (kernel, initrd, missing) = await images.PartsAsync(decision, fetching.Token);
+                if (missing is not null)
+                {
+                    log.WriteLine($"heddle boot: {decision.Mac}: {missing}");
+                    return Results.Text($"#!ipxe\necho heddle: {missing.Replace('$', '?')}\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+                }
+
+                return Results.Text(IpxeScripts.For(decision, new Uri(self, kernel), new Uri(self, initrd), append), "text/plain");
             }
             catch (HeddleApiException e) when (e.Status == HttpStatusCode.BadRequest)
             {
                 return Results.Text($"#!ipxe\necho heddle: {Printable.Of(mac)} is not a MAC address\nexit 1\n", "text/plain", statusCode: StatusCodes.Status400BadRequest);
             }
-            catch (Exception e) when (e is HeddleApiException or HttpRequestException or IOException or OperationCanceledException)
+            catch (Exception e) when (e is HeddleApiException or HttpRequestException or IOException or InvalidDataException or OperationCanceledException)
             {
-                log.WriteLine($"heddle boot: {Printable.Of(mac)}: the controller gave no decision ({e.Message}); the card gets none and may ask again");
+                log.WriteLine($"heddle boot: {Printable.Of(mac)}: the controller gave no decision or host image ({e.Message}); the card gets none and may ask again");
                 return Results.Text("#!ipxe\necho heddle: the controller did not answer; try again\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
             finally
@@ -78,8 +95,9 @@ public sealed class BootServer : IAsyncDisposable
                 decisions.Release();
             }
         });
-        app.MapGet("/boot/kernel", () => Results.File(kernel, "application/octet-stream", enableRangeProcessing: true));
-        app.MapGet("/boot/initrd", () => Results.File(initrd, "application/octet-stream", enableRangeProcessing: true));
+        app.MapGet("/boot/kernel", () => images.Kernel is { } kernel ? Results.File(kernel, "application/octet-stream", enableRangeProcessing: true) : Results.NotFound());
+        app.MapGet("/boot/initrd", () => images.Initrd is { } initrd ? Results.File(initrd, "application/octet-stream", enableRangeProcessing: true) : Results.NotFound());
+        app.MapGet("/boot/images/{sha256}", (string sha256) => images.PathOf(sha256) is { } part ? Results.File(part, "application/octet-stream", enableRangeProcessing: true) : Results.NotFound());
         await app.StartAsync(cancellationToken);
         var bound = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var boundPort = new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;

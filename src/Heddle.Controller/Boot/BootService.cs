@@ -11,9 +11,10 @@ public sealed record BootServiceOptions
     /// <summary>The provisioning network's interface: DHCP, TFTP and the HTTP scripts are served there only.</summary>
     public required string Interface { get; init; }
 
-    public required string Kernel { get; init; }
+    /// <summary>The kernel and initramfs for machines set to no host image (both or neither; without them such a machine gets none).</summary>
+    public string? Kernel { get; init; }
 
-    public required string Initrd { get; init; }
+    public string? Initrd { get; init; }
 
     public required string StateDirectory { get; init; }
 
@@ -38,15 +39,22 @@ public sealed record BootServiceOptions
 /// </summary>
 public static class BootService
 {
-    public static async Task RunAsync(BootServiceOptions options, Func<string, CancellationToken, Task<BootDecision>> decide, TextWriter log, CancellationToken cancellationToken)
+    /// <param name="fetchPart">Writes the host image part of that SHA-256, from the controller, to the stream.</param>
+    public static async Task RunAsync(BootServiceOptions options, Func<string, CancellationToken, Task<BootDecision>> decide, Func<string, Stream, CancellationToken, Task> fetchPart,
+        TextWriter log, CancellationToken cancellationToken)
     {
         var (address, prefix, ipv6) = InterfaceAddresses(options.Interface);
         var range = Range(options.DhcpRange, address, prefix);
-        foreach (var file in new[] { options.Kernel, options.Initrd })
+        if ((options.Kernel is null) != (options.Initrd is null))
+        {
+            throw new ArgumentException("--kernel and --initrd go together: the kernel and initramfs for machines set to no host image");
+        }
+
+        foreach (var file in new[] { options.Kernel, options.Initrd }.OfType<string>())
         {
             if (!File.Exists(file))
             {
-                throw new ArgumentException($"{file} does not exist: --kernel and --initrd name the host image's kernel and initramfs");
+                throw new ArgumentException($"{file} does not exist: --kernel and --initrd name the kernel and initramfs for machines set to no host image");
             }
         }
 
@@ -57,7 +65,9 @@ public static class BootService
 
         Directory.CreateDirectory(options.StateDirectory);
         var tftp = TftpRoot(options);
-        await using var server = await BootServer.StartAsync(address, options.HttpPort, Path.GetFullPath(options.Kernel), Path.GetFullPath(options.Initrd), options.Append, decide, log, cancellationToken);
+        var images = new BootImages(options.Kernel is { } kernel ? Path.GetFullPath(kernel) : null, options.Initrd is { } initrd ? Path.GetFullPath(initrd) : null,
+            Path.Combine(Path.GetFullPath(options.StateDirectory), "images"), fetchPart);
+        await using var server = await BootServer.StartAsync(address, options.HttpPort, images, options.Append, decide, log, cancellationToken);
         var config = new DnsmasqConfig(options.Interface, range, server.Script, tftp, Path.Combine(Path.GetFullPath(options.StateDirectory), "dnsmasq.leases"), ipv6);
         var configFile = Path.Combine(options.StateDirectory, "dnsmasq.conf");
         await File.WriteAllTextAsync(configFile, config.Render(), cancellationToken);

@@ -62,7 +62,7 @@ internal static class ApiMiddleware
         });
         app.Use(async (context, next) =>
         {
-            // Package and image uploads stream to disk under their own limits; every other API body is a small JSON
+            // Package, image and host image part uploads stream to disk under their own limits; every other API body is a small JSON
             // document (a configuration is at most 1 MiB), so a huge one is cut off at the door, not buffered.
             if (context.Request.Path.StartsWithSegments("/v1") && !IsUpload(context.Request)
                 && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
@@ -75,5 +75,5 @@ internal static class ApiMiddleware
     }
 
     private static bool IsUpload(HttpRequest request) => HttpMethods.IsPut(request.Method)
-        && (request.Path.StartsWithSegments("/v1/packages") || request.Path.StartsWithSegments("/v1/images"));
+        && (request.Path.StartsWithSegments("/v1/packages") || request.Path.StartsWithSegments("/v1/images") || request.Path.StartsWithSegments("/v1/hostimages/blobs"));
 }

@@ -55,6 +55,7 @@ internal static class ControllerServices
         services.AddSingleton<NodeWork>();
         services.AddSingleton<Api.Deployments>();
         services.AddSingleton<Api.Images>();
+        services.AddSingleton<Api.HostImages>();
         services.AddSingleton<Api.Swaps>();
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();

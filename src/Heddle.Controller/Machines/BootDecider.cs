@@ -59,9 +59,10 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         }
 
         var (token, record) = await tokens.CreateMachineJoinAsync(machine.Name, normal, options.BootJoinLifetime, cancellationToken);
-        await events.AddAsync(EventKinds.MachineBooted, machine.Name, $"machine {machine.Name} ({normal}) asked to boot: given the host image and join token {record.Id} (one use, until {record.Expires:u})",
+        await events.AddAsync(EventKinds.MachineBooted, machine.Name, $"machine {machine.Name} ({normal}) asked to boot: given {(machine.HostImage is { } named ? $"host image {named}" : "the boot service's kernel and initramfs")} and join token {record.Id} (one use, until {record.Expires:u})",
             cancellationToken: cancellationToken);
-        return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, JoinString.Format(token, ca.PublicKeyHash), AgentUrls(), message), null);
+        var image = machine.HostImage is { } name && machines.GetHostImage(name) is { } stored ? new BootImage(stored.Name, stored.KernelSha256, stored.InitrdSha256) : null;
+        return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, JoinString.Format(token, ca.PublicKeyHash), AgentUrls(), message, image), null);
     }
 
     /// <summary>Every controller's agent endpoint (a replicated controller's peers), or this one's.</summary>

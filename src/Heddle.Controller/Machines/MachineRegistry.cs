@@ -16,16 +16,21 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
             return (null, errors, false);
         }
 
-        var record = new MachineRecord(request.Name, mac, request.FaultDomain, new Dictionary<string, string>(request.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal), time.GetUtcNow());
+        var record = new MachineRecord(request.Name, mac, request.FaultDomain, new Dictionary<string, string>(request.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal), time.GetUtcNow(),
+            HostImage: request.HostImage);
         switch (await machines.AddMachineAsync(record, cancellationToken))
         {
             case MachineAddOutcome.NameTaken:
                 return (null, [$"a machine named {record.Name} is registered already (MAC {machines.GetMachine(record.Name)?.Mac}); 'heddle machine remove {record.Name}' first, or choose another name"], true);
             case MachineAddOutcome.MacTaken:
                 return (null, [$"MAC {mac} is registered already, as machine {machines.GetMachineByMac(mac)?.Name}; 'heddle machine remove' it first"], true);
+            case MachineAddOutcome.HostImageMissing:
+                var images = machines.ListHostImages().Select(i => i.Name).ToList();
+                return (null, [$"there is no host image '{record.HostImage}' ({(images.Count == 0 ? "there are none: 'heddle hostimage build NAME' makes one" : $"host images: {string.Join(", ", images)}")})"], false);
         }
 
-        await events.AddAsync(EventKinds.MachineAdded, record.Name, $"machine {record.Name} registered: MAC {mac}, fault domain {record.FaultDomain}");
+        await events.AddAsync(EventKinds.MachineAdded, record.Name,
+            $"machine {record.Name} registered: MAC {mac}, fault domain {record.FaultDomain}, {(record.HostImage is { } image ? $"host image {image}" : "the boot service's own kernel and initramfs")}");
         return (Status(record), [], false);
     }
 
@@ -57,6 +62,6 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
         var state = IsEnrolled(machine.Name) ? MachineState.Enrolled
             : trust.ListTokens().Any(t => t.Machine == machine.Name && !t.Revoked && t.UsesLeft is null or > 0 && (t.Expires is null || t.Expires > now)) ? MachineState.JoinIssued
             : MachineState.Registered;
-        return new MachineStatus(machine.Name, machine.Mac, machine.FaultDomain, machine.Labels, machine.Created, state, machine.LastBoot);
+        return new MachineStatus(machine.Name, machine.Mac, machine.FaultDomain, machine.Labels, machine.Created, state, machine.LastBoot, machine.HostImage);
     }
 }

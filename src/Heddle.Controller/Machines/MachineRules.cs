@@ -5,7 +5,7 @@ using Heddle.Controller.Trust;
 namespace Heddle.Controller.Machines;
 
 /// <summary>
-/// What a machine registration must be: a card's own MAC, a node name, a fault domain and labels that can stand on a
+/// What a machine registration must be: a card's own MAC, a node name, a fault domain, labels and a host image name that can stand on a
 /// kernel command line and in a certificate. Pure: every error at once, each a sentence.
 /// </summary>
 public static class MachineRules
@@ -30,6 +30,11 @@ public static class MachineRules
         if (FaultDomainError(request.FaultDomain) is { } fdError)
         {
             errors.Add(fdError);
+        }
+
+        if (request.HostImage is not null && HostImages.HostImageRules.NameError(request.HostImage) is { } imageError)
+        {
+            errors.Add($"host image: {imageError}");
         }
 
         var labels = request.Labels ?? new Dictionary<string, string>();

@@ -13,12 +13,28 @@ public sealed partial class KvClusterStore : IMachineStore
         var writes = new Writes();
         writes.Put(Keys.Machine(machine.Name), machine);
         writes.Put(Keys.MachineMac(machine.Mac), machine.Name);
-        if (await CommitAsync([new(Keys.Machine(machine.Name), 0), new(Keys.MachineMac(machine.Mac), 0)], writes.List, cancellationToken))
+        List<KvCondition> conditions = [new(Keys.Machine(machine.Name), 0), new(Keys.MachineMac(machine.Mac), 0)];
+        if (machine.HostImage is { } image)
+        {
+            // The image as this copy knows it, unchanged at the commit (a delete that commits first makes this add fail),
+            // and written again, so that a delete that checked the machines before this add commits fails in turn.
+            if (_mirror.Get(Keys.HostImage(image)) is not { } entry)
+            {
+                return MachineAddOutcome.HostImageMissing;
+            }
+
+            conditions.Add(new(entry.Key, entry.ModRevision));
+            writes.Put(entry.Key, Decode<HostImageRecord>(entry));
+        }
+
+        if (await CommitAsync(conditions, writes.List, cancellationToken))
         {
             return MachineAddOutcome.Added;
         }
 
-        return _mirror.Get(Keys.Machine(machine.Name)) is not null ? MachineAddOutcome.NameTaken : MachineAddOutcome.MacTaken;
+        return _mirror.Get(Keys.Machine(machine.Name)) is not null ? MachineAddOutcome.NameTaken
+            : _mirror.Get(Keys.MachineMac(machine.Mac)) is not null ? MachineAddOutcome.MacTaken
+            : MachineAddOutcome.HostImageMissing;
     }
 
     public MachineRecord? GetMachine(string name) => Read<MachineRecord>(Keys.Machine(name));
@@ -55,4 +71,35 @@ public sealed partial class KvClusterStore : IMachineStore
 
     public Task<bool> SetMachineBootedAsync(string name, DateTimeOffset at, CancellationToken cancellationToken = default) =>
         ChangeAsync<MachineRecord>(Keys.Machine(name), m => m with { LastBoot = at }, cancellationToken);
+
+    public async Task<bool> AddHostImageAsync(HostImageRecord image, CancellationToken cancellationToken = default) =>
+        await CommitAsync([new(Keys.HostImage(image.Name), 0)], [Put(Keys.HostImage(image.Name), image)], cancellationToken);
+
+    public HostImageRecord? GetHostImage(string name) => Read<HostImageRecord>(Keys.HostImage(name));
+
+    public IReadOnlyList<HostImageRecord> ListHostImages() => [.. ReadAll<HostImageRecord>("hostimages/").OrderBy(i => i.Name, StringComparer.Ordinal)];
+
+    public async Task<HostImageDeleteOutcome> DeleteHostImageAsync(string name, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < Retries; attempt++)
+        {
+            if (_mirror.Get(Keys.HostImage(name)) is not { } entry)
+            {
+                return HostImageDeleteOutcome.Missing;
+            }
+
+            // Read after the image: a machine added to it later rewrites the image, and this commit fails.
+            if (ListMachines().Any(m => m.HostImage == name))
+            {
+                return HostImageDeleteOutcome.InUse;
+            }
+
+            if (await CommitAsync([new(entry.Key, entry.ModRevision)], [KvWrite.Delete(entry.Key)], cancellationToken))
+            {
+                return HostImageDeleteOutcome.Deleted;
+            }
+        }
+
+        throw new KvUnavailableException($"store busy: host image {name} changed under {Retries} writes in a row");
+    }
 }

@@ -173,6 +173,9 @@ public sealed record NodeRecord
     /// <summary>The instance drivers its agent can run; an agent from before drivers were reported runs processes.</summary>
     public IReadOnlyList<string> Drivers { get; init; } = ["process"];
 
+    /// <summary>The host image its agent says the node booted; null for a host installed otherwise.</summary>
+    public string? HostImage { get; init; }
+
     /// <summary>Ready, Down or Draining.</summary>
     public required string Condition { get; init; }
 

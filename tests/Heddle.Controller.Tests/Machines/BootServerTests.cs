@@ -9,6 +9,8 @@ namespace Heddle.Controller.Tests.Machines;
 public sealed class BootServerTests : IAsyncLifetime
 {
     private readonly TempDirectory _files = new("heddle-bootserver-");
+    private readonly Dictionary<string, byte[]> _controllerBlobs = new(StringComparer.Ordinal);
+    private int _fetches;
     private Func<string, CancellationToken, Task<BootDecision>> _decide = (mac, _) => Task.FromResult(Install(mac));
     private BootServer _server = null!;
     private HttpClient _http = null!;
@@ -19,7 +21,12 @@ public sealed class BootServerTests : IAsyncLifetime
     {
         File.WriteAllText(_files.Combine("kernel"), "KERNEL");
         File.WriteAllText(_files.Combine("initrd"), "INITRD");
-        _server = await BootServer.StartAsync(IPAddress.Loopback, 0, _files.Combine("kernel"), _files.Combine("initrd"), "console=ttyS0", (mac, ct) => _decide(mac, ct), TextWriter.Null);
+        var images = new BootImages(_files.Combine("kernel"), _files.Combine("initrd"), _files.Combine("cache"), async (sha256, to, ct) =>
+        {
+            Interlocked.Increment(ref _fetches);
+            await to.WriteAsync(_controllerBlobs[sha256], ct);
+        });
+        _server = await BootServer.StartAsync(IPAddress.Loopback, 0, images, "console=ttyS0", (mac, ct) => _decide(mac, ct), TextWriter.Null);
         _http = new HttpClient { BaseAddress = _server.BaseUrl };
     }
 
@@ -43,6 +50,38 @@ public sealed class BootServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Ipxe_AnInstallOfAHostImage_PointsAtItsPartsFetchedOnceFromTheController()
+    {
+        var (kernel, initrd) = (Blob("HOST KERNEL"), Blob("HOST INITRD"));
+        _decide = (mac, _) => Task.FromResult(Install(mac) with { Image = new BootImage("bookworm-1", kernel, initrd) });
+
+        var script = await _http.GetStringAsync("boot/ipxe?mac=52:54:00:12:34:56");
+        var again = await _http.GetStringAsync("boot/ipxe?mac=52:54:00:12:34:56");
+
+        Assert.Contains($"kernel {_server.BaseUrl}boot/images/{kernel} console=ttyS0 heddle.controller=", script);
+        Assert.Contains($"initrd {_server.BaseUrl}boot/images/{initrd}\n", script);
+        Assert.Equal(script, again);
+        Assert.Equal(2, _fetches); // one per part, not per boot
+        Assert.Equal("HOST KERNEL", await _http.GetStringAsync($"boot/images/{kernel}"));
+        Assert.Equal("HOST INITRD", await _http.GetStringAsync($"boot/images/{initrd}"));
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"boot/images/{Blob("never named")}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Ipxe_AHostImagePartThatDoesNotMatchItsHash_IsNeverServed_AndTheCardGets503()
+    {
+        var kernel = Blob("HOST KERNEL");
+        _controllerBlobs[kernel] = "SOMETHING ELSE"u8.ToArray();
+        _decide = (mac, _) => Task.FromResult(Install(mac) with { Image = new BootImage("bookworm-1", kernel, Blob("HOST INITRD")) });
+
+        using var answer = await _http.GetAsync("boot/ipxe?mac=52:54:00:12:34:56");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
+        Assert.EndsWith("exit 1\n", await answer.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"boot/images/{kernel}")).StatusCode);
+    }
+
+    [Fact]
     public async Task Ipxe_ABadMac_Is400_AndAControllerThatFails_Is503_EachAScriptThatExits()
     {
         _decide = (_, _) => throw new HeddleApiException(HttpStatusCode.BadRequest, ProblemTypes.InvalidRequest, "not a MAC", []);
@@ -54,6 +93,15 @@ public sealed class BootServerTests : IAsyncLifetime
         Assert.EndsWith("exit 1\n", await bad.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
         Assert.Contains("the controller did not answer", await down.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Content the fake controller holds, by its SHA-256.</summary>
+    private string Blob(string text)
+    {
+        var bytes = System.Text.Encoding.ASCII.GetBytes(text);
+        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        _controllerBlobs[sha256] = bytes;
+        return sha256;
     }
 
     [Fact]

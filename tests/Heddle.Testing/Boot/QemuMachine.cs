@@ -47,14 +47,14 @@ public sealed class QemuMachine : IAsyncDisposable
     }
 
     /// <summary>Powers on a machine with one virtio card (<paramref name="mac"/>) on <paramref name="bridge"/>, booting from the network.</summary>
-    public static async Task<QemuMachine> StartAsync(string bridge, string tap, string mac)
+    public static async Task<QemuMachine> StartAsync(string bridge, string tap, string mac, int memoryMiB = 512, int cpus = 1)
     {
         await Ip.RunAsync("tuntap", "add", "dev", tap, "mode", "tap");
         try
         {
             await Ip.RunAsync("link", "set", tap, "master", bridge, "up");
             var start = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-            foreach (var arg in (string[])["-accel", "tcg", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-boot", "n",
+            foreach (var arg in (string[])["-accel", "tcg", "-m", memoryMiB.ToString(System.Globalization.CultureInfo.InvariantCulture), "-smp", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "-nographic", "-no-reboot", "-boot", "n",
                 "-netdev", $"tap,id=n0,ifname={tap},script=no,downscript=no", "-device", $"virtio-net-pci,netdev=n0,mac={mac}"])
             {
                 start.ArgumentList.Add(arg);
