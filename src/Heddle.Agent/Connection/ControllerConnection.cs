@@ -143,12 +143,13 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         {
         }
 
-        var hello = new Hello { Node = node };
+        var hello = new Hello { Node = node, TakesPeerChanges = true };
         hello.Instances.AddRange(target.Reports());
         await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
         var writer = WriteAsync(call.RequestStream, session.Token);
         var heard = Millis(_time);
         var watchdog = WatchAsync(() => heard, session, _time);
+        GoalState? goal = null; // the last on this stream: peer changes apply to it
         try
         {
             await foreach (var message in call.ResponseStream.ReadAllAsync(session.Token))
@@ -163,7 +164,19 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
                 if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
                 {
-                    target.Apply(message.Goal);
+                    target.Apply(goal = message.Goal);
+                }
+                else if (message.BodyCase == ControllerMessage.BodyOneofCase.Peers)
+                {
+                    if (goal is null || goal.Version != message.Peers.BaseVersion)
+                    {
+                        // Never from a sane controller: the stream starts whole and each change follows the last. A new
+                        // stream starts whole again.
+                        LogPeerChangesOutOfTurn(logger, message.Peers.BaseVersion, goal?.Version ?? 0);
+                        break;
+                    }
+
+                    target.Apply(goal = message.Peers.ApplyTo(goal));
                 }
             }
         }
@@ -239,6 +252,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The controller sent peer changes to goal state {Base}, but this node holds goal state {Holds}; reconnecting for a whole one")]
+    private static partial void LogPeerChangesOutOfTurn(ILogger logger, long @base, long holds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connected to the controller at {Url}")]
     private static partial void LogConnected(ILogger logger, Uri url);
