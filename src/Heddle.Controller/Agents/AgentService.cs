@@ -242,6 +242,14 @@ public sealed class AgentService(
         nodeWork.Changed(info.Name);
     }
 
+    /// <summary>Whether the store has what the report says already.</summary>
+    private static bool Unchanged(InstanceRecord known, string node, InstanceReport report) =>
+        known.Node == node && known.Generation == report.Generation && known.State == report.State && known.Reason == (string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
+        && known.Restarts == report.Restarts && known.Pid == report.Pid && known.RunningRevision == report.Revision
+        && known.DiskUsedMiB == report.DiskUsedMib && known.DiskSizeMiB == report.DiskSizeMib
+        && (string.IsNullOrEmpty(report.Failure) || (known.LastFailure == report.Failure && known.LastStderr == (string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr)))
+        && known.Ports.Count == report.Ports.Count && report.Ports.All(p => known.Ports.TryGetValue(p.Key, out var port) && port == p.Value);
+
     /// <summary>Whether two records of a node say the same but for when it was last seen.</summary>
     private static bool SameNode(NodeRecord a, NodeRecord b) =>
         a.Name == b.Name && a.Address == b.Address && a.FaultDomain == b.FaultDomain && a.MemoryMiB == b.MemoryMiB && a.LogUrl == b.LogUrl && a.Isolation == b.Isolation
@@ -257,6 +265,12 @@ public sealed class AgentService(
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
+        if (before is not null && Unchanged(before, node, report))
+        {
+            // Said again (a Hello after a reconnection names every instance): a write would change nothing but its time.
+            return;
+        }
+
         // The event of a change of state goes in the report's own commit: one store write per report.
         NewEvent? changed = null;
         if (before is null || before.State != report.State || before.Restarts != report.Restarts)
