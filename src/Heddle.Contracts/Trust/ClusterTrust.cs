@@ -56,7 +56,7 @@ public static class ClusterTrust
     public static bool Is(X509Certificate certificate, X509Certificate2 ca, Oid purpose, string unit)
     {
         var full = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        return UnitOf(full) == unit && ChainsTo(full, ca, purpose);
+        return UnitOf(full) == unit && VerifiedPeers.Chains(full, ca, purpose, ChainsTo);
     }
 
     /// <summary>

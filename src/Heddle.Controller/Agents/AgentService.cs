@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpc.Core;
 using Heddle.Contracts.Agents;
 using Heddle.Contracts.Api;
@@ -112,12 +113,11 @@ public sealed class AgentService(
             throw new RpcException(new Status(StatusCode.FailedPrecondition, unreachable));
         }
 
-        // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it does
-        // not fence itself and its instances run on), and what it says is written once the store takes it again.
-        var pendingHello = await TryAsync(() => JoinAsync(hello)) ? null : hello;
-        // The instances the Hello names are recorded once the stream is writing (below), one store write each: recorded
-        // first, a node with many instances on a slow store kept the agent waiting past its 5 s silence limit, and it
-        // hung up and said Hello again, for ever.
+        // The node joins (a store write) and the instances the Hello names are recorded (one write each) once the stream
+        // is writing, below: done first, a node on a slow or busy store kept the agent waiting past its 5 s silence limit,
+        // and it hung up and said Hello again, for ever. At 1,000 nodes the joins, one at a time, were that busy store:
+        // every agent hung up before its join was written, and said Hello again.
+        var pendingHello = hello;
         var unsent = hello.Instances.ToDictionary(r => r.InstanceId, StringComparer.Ordinal);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
@@ -127,9 +127,17 @@ public sealed class AgentService(
         {
             linked.CancelAfter(expires > TimeSpan.Zero ? expires : TimeSpan.Zero); // longer waits are beyond a timer's range and a stream's life
         }
-        var writer = WriteGoalsAsync(session, responseStream, linked.Token);
+        metrics.StreamOpened();
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges), responseStream, metrics, linked.Token);
         try
         {
+            // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it
+            // does not fence itself and its instances run on), and what it says is written once the store takes it again.
+            if (await TryAsync(() => JoinAsync(hello)))
+            {
+                pendingHello = null;
+            }
+
             await RecordAsync();
             while (await requestStream.MoveNext(linked.Token))
             {
@@ -196,7 +204,7 @@ public sealed class AgentService(
         var info = hello.Node;
         var previous = store.GetNode(info.Name);
         var (faultDomain, labels) = Machines.MachineEnrolment.Placement(machines.GetMachine(info.Name), info.FaultDomain, info.Labels);
-        await health.JoinAsync(info.Name, () => store.PutNodeAsync(new NodeRecord
+        var record = new NodeRecord
         {
             Name = info.Name,
             Address = info.Address,
@@ -210,7 +218,11 @@ public sealed class AgentService(
             HostImage = HostImages.HostImageRules.NameError(info.HostImage) is null ? info.HostImage : null, // what an agent says is shown as a name, or not at all
             Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
             LastSeen = time.GetUtcNow(),
-        }));
+        };
+        // A node that comes back as it was, Ready, is not written again (read under the health monitor's lock, so it is
+        // not being judged Down meanwhile): after a controller restart or a wave of reconnections a thousand nodes say
+        // Hello at once, and their joins are written one at a time.
+        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeConditions.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
         if (previous is null)
         {
             await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
@@ -231,6 +243,21 @@ public sealed class AgentService(
         nodeWork.Changed(info.Name);
     }
 
+    /// <summary>Whether the store has what the report says already.</summary>
+    private static bool Unchanged(InstanceRecord known, string node, InstanceReport report) =>
+        known.Node == node && known.Generation == report.Generation && known.State == report.State && known.Reason == (string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
+        && known.Restarts == report.Restarts && known.Pid == report.Pid && known.RunningRevision == report.Revision
+        && known.DiskUsedMiB == report.DiskUsedMib && known.DiskSizeMiB == report.DiskSizeMib
+        && (string.IsNullOrEmpty(report.Failure) || (known.LastFailure == report.Failure && known.LastStderr == (string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr)))
+        && known.Ports.Count == report.Ports.Count && report.Ports.All(p => known.Ports.TryGetValue(p.Key, out var port) && port == p.Value);
+
+    /// <summary>Whether two records of a node say the same but for when it was last seen.</summary>
+    private static bool SameNode(NodeRecord a, NodeRecord b) =>
+        a.Name == b.Name && a.Address == b.Address && a.FaultDomain == b.FaultDomain && a.MemoryMiB == b.MemoryMiB && a.LogUrl == b.LogUrl && a.Isolation == b.Isolation
+        && a.HostImage == b.HostImage
+        && a.Condition == b.Condition && a.Labels.Count == b.Labels.Count && a.Labels.All(l => b.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
+        && a.Drivers.SequenceEqual(b.Drivers) && a.Cores.Count == b.Cores.Count && a.Cores.Zip(b.Cores).All(c => c.First.SequenceEqual(c.Second));
+
     private async Task ReportAsync(string node, InstanceReport report)
     {
         var parts = report.InstanceId.Split('/');
@@ -240,6 +267,12 @@ public sealed class AgentService(
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
+        if (before is not null && Unchanged(before, node, report))
+        {
+            // Said again (a Hello after a reconnection names every instance): a write would change nothing but its time.
+            return;
+        }
+
         // The event of a change of state goes in the report's own commit: one store write per report.
         NewEvent? changed = null;
         if (before is null || before.State != report.State || before.Restarts != report.Restarts)
@@ -285,21 +318,28 @@ public sealed class AgentService(
         }
     }
 
-    /// <summary>Goal states as they come, and a keepalive every second between them (the agent fences itself without them).</summary>
-    private static async Task WriteGoalsAsync(AgentSession session, IServerStreamWriter<ControllerMessage> stream, CancellationToken cancellationToken)
+    /// <summary>
+    /// Goal states as they come (whole, or what changed of their peers: <see cref="GoalSender"/>), and a keepalive every
+    /// second between them (the agent fences itself without them).
+    /// </summary>
+    private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
+        CancellationToken cancellationToken)
     {
         try
         {
             using var keepalive = new PeriodicTimer(TimeSpan.FromSeconds(1));
-            var tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
+            var tick = Task.FromResult(true); // one at once: the agent hears this controller before its goal state is made and sent
             var sequence = 0L;
             var goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             while (true)
             {
-                if (await Task.WhenAny(goal, tick) == tick)
+                if (await Task.WhenAny(tick, goal) == tick) // both ready: the keepalive first
                 {
                     await tick;
-                    await stream.WriteAsync(new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence } }, cancellationToken);
+                    var keepaliveMessage = new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence } };
+                    var started = Stopwatch.GetTimestamp();
+                    await stream.WriteAsync(keepaliveMessage, cancellationToken);
+                    metrics.Sent("keepalive", keepaliveMessage.CalculateSize(), Stopwatch.GetElapsedTime(started));
                     tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
                     continue;
                 }
@@ -309,9 +349,11 @@ public sealed class AgentService(
                     return;
                 }
 
-                if (session.TakeChanged() is { } next)
+                if (session.TakeChanged() is { } next && sender.Next(next) is { } message)
                 {
-                    await stream.WriteAsync(new ControllerMessage { Goal = next }, cancellationToken);
+                    var started = Stopwatch.GetTimestamp();
+                    await stream.WriteAsync(message, cancellationToken);
+                    metrics.Sent(message.BodyCase == ControllerMessage.BodyOneofCase.Peers ? "peers" : "goal", message.CalculateSize(), Stopwatch.GetElapsedTime(started));
                 }
 
                 goal = session.WaitForChangeAsync(cancellationToken).AsTask();

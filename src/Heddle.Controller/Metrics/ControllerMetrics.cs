@@ -27,6 +27,10 @@ public sealed class ControllerMetrics
     private readonly Counter<long> _heartbeats;
     private readonly Counter<long> _domainsWalked;
     private readonly Counter<long> _walks;
+    private readonly Counter<long> _streams;
+    private readonly Counter<long> _sent;
+    private readonly Counter<long> _sentBytes;
+    private readonly Histogram<double> _writeDuration;
 
     public ControllerMetrics(IMeterFactory meters, IClusterStore store)
     {
@@ -44,6 +48,11 @@ public sealed class ControllerMetrics
         _domainsWalked = meter.CreateCounter<long>("heddle.controller.upgrade.domains", "{domain}",
             "Upgrade domains an upgrade walk finished, by direction (forward, rollback)");
         _walks = meter.CreateCounter<long>("heddle.controller.upgrade.walks", "{walk}", "Upgrade walks that ended or stopped, by outcome (completed, rolled_back, paused)");
+        _streams = meter.CreateCounter<long>("heddle.controller.agent.streams", "{stream}", "Agent streams opened (a Hello taken): a count that climbs while the nodes do not is a reconnect storm");
+        _sent = meter.CreateCounter<long>("heddle.controller.agent.messages", "{message}", "Messages written to agents' streams, by kind (goal, peers, keepalive)");
+        _sentBytes = meter.CreateCounter<long>("heddle.controller.agent.bytes", "By", "Bytes of the messages written to agents' streams (protobuf, before framing and TLS), by kind");
+        _writeDuration = meter.CreateHistogram("heddle.controller.agent.write.duration", "s", "Time one write to an agent's stream took (a slow reader holds it: HTTP/2 flow control), by kind",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
         meter.CreateObservableGauge("heddle.controller.instances", () => Instances(store), "{instance}", "Instances in the store, by service and state");
         meter.CreateObservableGauge("heddle.controller.nodes", () => Nodes(store), "{node}", "Nodes, by condition");
     }
@@ -100,6 +109,18 @@ public sealed class ControllerMetrics
     }
 
     public void Heartbeat() => _heartbeats.Add(1);
+
+    /// <summary>An agent's stream was opened.</summary>
+    public void StreamOpened() => _streams.Add(1);
+
+    /// <summary>A message of <paramref name="kind"/>, <paramref name="bytes"/> long, was written to an agent's stream in <paramref name="elapsed"/>.</summary>
+    public void Sent(string kind, int bytes, TimeSpan elapsed)
+    {
+        var tag = new KeyValuePair<string, object?>("kind", kind);
+        _sent.Add(1, tag);
+        _sentBytes.Add(bytes, tag);
+        _writeDuration.Record(elapsed.TotalSeconds, tag);
+    }
 
     /// <summary>A walk went from <paramref name="before"/> to <paramref name="after"/> in a committed pass.</summary>
     public void Walked(UpgradeWalk before, UpgradeWalk? after)

@@ -39,6 +39,24 @@ public sealed class ReconnectBackoffTests
     }
 
     [Fact]
+    public void Wait_WithJitter_IsBetweenHalfAndAllOfTheCurrentWait_AndNotAlwaysTheSame()
+    {
+        var backoff = new ReconnectBackoff(TimeSpan.FromSeconds(20), new FakeTimeProvider(), new Random(27));
+        backoff.Refused();
+
+        var waits = Enumerable.Range(0, 50).Select(_ => backoff.Wait()).ToList();
+
+        Assert.All(waits, w => Assert.InRange(w, TimeSpan.FromMilliseconds(2_500), TimeSpan.FromSeconds(5)));
+        Assert.True(waits.Distinct().Count() > 10);
+    }
+
+    [Theory]
+    [InlineData(1, 15)]
+    [InlineData(3, 5)]
+    public void SilenceLimit_WithOneControllerToTry_IsLonger(int controllers, int seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), ControllerConnection.SilenceLimit(controllers));
+
+    [Fact]
     public async Task WaitAsync_Repeated_DoublesUpToTheCap()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);

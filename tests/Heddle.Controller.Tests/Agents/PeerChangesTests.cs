@@ -1,0 +1,179 @@
+using Heddle.Contracts.Agents;
+using Heddle.Controller.Agents;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Heddle.Controller.Tests.Agents;
+
+/// <summary>
+/// A goal state given as what changed of its peers (<see cref="PeerChanges"/>) and what a stream is sent
+/// (<see cref="GoalSender"/>): the changes made back into the goal state equal the goal state computed whole, and
+/// anything but peers sends it whole.
+/// </summary>
+public sealed class PeerChangesTests : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 5, 8, 0, 0, TimeSpan.Zero));
+    private readonly IClusterStore _store;
+    private readonly GoalStates _goals;
+    private readonly DeploymentReconciler _reconciler;
+
+    public PeerChangesTests()
+    {
+        _store = KvStores.InMemory(_time);
+        var models = new ServiceModels(_store);
+        _goals = new GoalStates(_store, models);
+        _reconciler = new DeploymentReconciler(_store, models, new AgentSessions(_goals), new EventLog(_store),
+            new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
+    }
+
+    public void Dispose() => _store.Dispose();
+
+    [Fact]
+    public async Task Between_PeersTurningReadyElsewhere_AppliedGivesTheWholeGoalState()
+    {
+        await ClusterAsync(instances: 6); // two instances of the role on each of three nodes
+        var sent = _goals.For("n1");
+        Assert.Equal(2, sent.Instances.Count);
+
+        foreach (var instance in _store.ListInstances("a").Where(i => i.Node != "n1"))
+        {
+            await ReadyAsync(instance, port: 7000 + instance.Index);
+        }
+
+        var next = _goals.For("n1");
+        var changes = PeerChanges.Between(sent, next);
+
+        Assert.NotNull(changes);
+        var role = Assert.Single(changes.Roles);
+        Assert.Equal(4, role.Changed.Count);
+        Assert.Empty(role.Removed);
+        Assert.Equal(next, changes.ApplyTo(sent));
+    }
+
+    [Fact]
+    public async Task Between_APeerOnTheSameNode_IsSeenByTheOtherInstanceThere()
+    {
+        await ClusterAsync(instances: 6);
+        var sent = _goals.For("n1");
+        await ReadyAsync(_store.ListInstancesOnNode("n1")[0], port: 7100);
+        var next = _goals.For("n1");
+
+        var changes = PeerChanges.Between(sent, next);
+
+        Assert.NotNull(changes);
+        Assert.Single(Assert.Single(changes.Roles).Changed);
+        Assert.Equal(next, changes.ApplyTo(sent));
+    }
+
+    [Fact]
+    public void Between_APeerGone_IsRemoved()
+    {
+        var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: true), Peer("a/web/2", 2, ready: true)));
+        var next = Goal(2, Instance("a/web/0", Peer("a/web/2", 2, ready: true)));
+
+        var changes = PeerChanges.Between(sent, next);
+
+        Assert.NotNull(changes);
+        Assert.Equal(["a/web/1"], Assert.Single(changes.Roles).Removed);
+        Assert.Equal(next, changes.ApplyTo(sent));
+    }
+
+    [Fact]
+    public void Between_OnlyTheVersionChanged_IsEmpty()
+    {
+        var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var next = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+
+        Assert.True(PeerChanges.Between(sent, next)!.IsEmpty);
+    }
+
+    [Fact]
+    public void Between_AnInstanceAddedOrASettingChanged_IsNull()
+    {
+        var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var added = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)), Instance("a/web/1", Peer("a/web/0", 0, ready: false)));
+        var setting = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        setting.Instances[0].Settings["colour"] = "blue";
+
+        Assert.Null(PeerChanges.Between(sent, added));
+        Assert.Null(PeerChanges.Between(sent, setting));
+    }
+
+    [Fact]
+    public void ApplyTo_AnotherVersion_Throws_AndLeavesTheGoalStateAsItWas()
+    {
+        var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: false)));
+        var next = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var changes = PeerChanges.Between(sent, next)!;
+        var copy = sent.Clone();
+
+        Assert.Throws<InvalidOperationException>(() => changes.ApplyTo(next));
+        Assert.Equal(next, changes.ApplyTo(sent));
+        Assert.Equal(copy, sent);
+    }
+
+    [Fact]
+    public void GoalSender_FirstWhole_ThenPeerChanges_NothingForTheSame_AndWholeForAnAgentThatPredatesThem()
+    {
+        var first = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: false)));
+        var second = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var same = Goal(3, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var third = Goal(4, Instance("a/web/0", Peer("a/web/1", 1, ready: false)));
+        var sender = new GoalSender(takesPeerChanges: true);
+        var older = new GoalSender(takesPeerChanges: false);
+
+        Assert.Equal(first, sender.Next(first)!.Goal);
+        Assert.Equal(new PeerChanges { BaseVersion = 1, Version = 2, Roles = { new RolePeerChanges { Service = "a", Role = "web", Changed = { second.Instances[0].Peers } } } },
+            sender.Next(second)!.Peers);
+        Assert.Null(sender.Next(same));
+        Assert.Equal(2, sender.Next(third)!.Peers.BaseVersion); // from the last sent, not the one skipped
+
+        Assert.Equal(first, older.Next(first)!.Goal);
+        Assert.Equal(second, older.Next(second)!.Goal);
+        Assert.Null(older.Next(same));
+    }
+
+    private async Task ClusterAsync(int instances)
+    {
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            await _store.PutNodeAsync(new NodeRecord
+            {
+                Name = node, Address = $"127.0.9.{node[1..]}", FaultDomain = $"fd-{node}", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
+                Cores = [.. Enumerable.Range(0, 2).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+            });
+        }
+
+        var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("a"u8));
+        var yaml = "name: a\nroles:\n  web:\n    entryPoint: { command: web }\n    size: { cores: 1, memoryMiB: 64 }\n    endpoints:\n      http: { kind: internal, protocol: tcp }\n";
+        await _store.PutPackageAsync(new PackageRecord(package, 1, "a", yaml, _time.GetUtcNow()));
+        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("a", "default", 1, package, $"service: a\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
+        await _reconciler.ReconcileAsync("a");
+        Assert.Equal(instances, _store.ListInstances("a").Count);
+    }
+
+    private Task<bool> ReadyAsync(InstanceRecord instance, int port) =>
+        _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, instance.Service, instance.Role, instance.Index, instance.Generation, Contracts.Api.InstanceStates.Ready, null)
+        {
+            Ports = new Dictionary<string, int> { ["http"] = port },
+            Revision = instance.Revision,
+        });
+
+    private static GoalState Goal(long version, params InstanceGoal[] instances) => new() { Version = version, Instances = { instances } };
+
+    private static InstanceGoal Instance(string id, params Peer[] peers)
+    {
+        var parts = id.Split('/');
+        return new InstanceGoal { InstanceId = id, Service = parts[0], Role = parts[1], Index = int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture), Revision = 1, Peers = { peers } };
+    }
+
+    private static Peer Peer(string id, int index, bool ready) => new() { InstanceId = id, Index = index, Node = "n2", Address = "127.0.9.2", Ready = ready };
+
+    private sealed class AlwaysPublished : Publishing.IPublicationBarrier
+    {
+        public bool Published() => true;
+    }
+}
