@@ -53,8 +53,8 @@ internal static class DnsViaUp
         var seconds = DnsHarness.Int(args, "--seconds", 5);
         var rounds = DnsHarness.Int(args, "--rounds", 5);
         var outstanding = DnsHarness.Int(args, "--outstanding", 100);
-        var clientCounts = (Text(args, "--clients") ?? "1,4").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
-        var heddle = Path.GetFullPath(Text(args, "--heddle") ?? "artifacts/heddle/heddle");
+        var clientCounts = (LoadBalancer.LbHarness.Text(args, "--clients") ?? "1,4").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        var heddle = Path.GetFullPath(LoadBalancer.LbHarness.Text(args, "--heddle") ?? "artifacts/heddle/heddle");
         var guard = new RatioGuard(args);
         using var work = new DnsHarness.TemporaryFolder();
         var folder = Path.Combine(work.Path, "dnsbench");
@@ -67,7 +67,7 @@ internal static class DnsViaUp
 
         await File.WriteAllTextAsync(Path.Combine(folder, "service.yaml"), ServiceYaml + "\n");
         var package = Path.Combine(work.Path, "dnsbench.hpkg");
-        Exec(heddle, ["pack", folder, "--output", package]);
+        ProgramRun.Run(heddle, ["pack", folder, "--output", package]);
 
         await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 4);
         var upload = await cluster.Api.UploadPackageAsync(package);
@@ -145,25 +145,5 @@ internal static class DnsViaUp
 
         var states = status is null ? "no status" : string.Join(", ", status.Instances.Select(i => $"{i.Id} {i.State} {i.Reason}"));
         throw new InvalidOperationException($"dnsbench's 12 instances were not Ready and named in DNS within 3 minutes: {states}; VIP {status?.Vip ?? "none"}");
-    }
-
-    private static string? Text(string[] args, string name)
-    {
-        var at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
-    }
-
-    private static void Exec(string file, string[] args)
-    {
-        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        args.ToList().ForEach(start.ArgumentList.Add);
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {error.Result}");
-        }
     }
 }

@@ -67,7 +67,7 @@ internal static class LbViaUp
             await File.WriteAllTextAsync(Path.Combine(folder, "service.yaml"), ServiceYaml + "\n");
             await File.WriteAllTextAsync(Path.Combine(folder, "roles", "web", "start.sh"), StartSh + "\n");
             var package = Path.Combine(work, "lbbench.hpkg");
-            Run(heddle, ["pack", folder, "--output", package]);
+            ProgramRun.Run(heddle, ["pack", folder, "--output", package]);
 
             await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 1);
             var upload = await cluster.Api.UploadPackageAsync(package);
@@ -155,19 +155,5 @@ internal static class LbViaUp
         }
 
         throw new InvalidOperationException("the lbbench instance was not served through its VIP within 3 minutes");
-    }
-
-    private static void Run(string file, string[] args)
-    {
-        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        args.ToList().ForEach(start.ArgumentList.Add);
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {error.Result}");
-        }
     }
 }
