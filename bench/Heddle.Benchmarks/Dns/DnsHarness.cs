@@ -55,7 +55,7 @@ internal static class DnsHarness
             }
         }
 
-        var results = servers.Select((s, i) => (s.Item1, Figures: DnsViaUp.Median(rounds[i]))).ToList();
+        var results = servers.Select((s, i) => (s.Item1, Figures: Figures.Median(rounds[i]))).ToList();
         foreach (var (name, f) in results)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-30} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}% {f.Answered,10:N0}"));
@@ -68,7 +68,12 @@ internal static class DnsHarness
         return guard.Verdict();
     }
 
-    internal sealed record Figures(double Qps, double AverageMs, double P99Ms, double LostPercent, long Answered);
+    internal sealed record Figures(double Qps, double AverageMs, double P99Ms, double LostPercent, long Answered)
+    {
+        /// <summary>Each figure's median over the rounds (queries/s, latencies and loss taken apart); the answers summed.</summary>
+        public static Figures Median(IReadOnlyList<Figures> rounds) => new(Statistics.Median(rounds.Select(r => r.Qps)), Statistics.Median(rounds.Select(r => r.AverageMs)),
+            Statistics.Median(rounds.Select(r => r.P99Ms)), Statistics.Median(rounds.Select(r => r.LostPercent)), rounds.Sum(r => r.Answered));
+    }
 
     internal static Figures Measure(int port, string queries, int seconds, int clients, int outstanding, string address = "127.0.0.1")
     {

@@ -93,7 +93,7 @@ internal static class DnsViaUp
                 knotRounds.Add(DnsHarness.Measure(knot.Port, queries, seconds, clients, outstanding));
             }
 
-            var (h, k) = (Median(heddleRounds), Median(knotRounds));
+            var (h, k) = (DnsHarness.Figures.Median(heddleRounds), DnsHarness.Figures.Median(knotRounds));
             Console.WriteLine();
             Console.WriteLine($"dnsperf -c {clients}");
             Console.WriteLine($"{"server",-32} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8}   rounds (queries/s)");
@@ -110,18 +110,6 @@ internal static class DnsViaUp
     private static void Print(string name, DnsHarness.Figures f, List<DnsHarness.Figures> rounds) =>
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name,-32} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}%   {string.Join(' ', rounds.Select(r => r.Qps.ToString("N0", CultureInfo.InvariantCulture)))}"));
-
-    /// <summary>Each figure's median over the rounds (queries/s, latencies and loss taken apart).</summary>
-    internal static DnsHarness.Figures Median(IReadOnlyList<DnsHarness.Figures> rounds)
-    {
-        static double Of(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToArray();
-            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-        }
-
-        return new DnsHarness.Figures(Of(rounds.Select(r => r.Qps)), Of(rounds.Select(r => r.AverageMs)), Of(rounds.Select(r => r.P99Ms)), Of(rounds.Select(r => r.LostPercent)), rounds.Sum(r => r.Answered));
-    }
 
     /// <summary>Waits until every instance is Ready and the controller's DNS records name them all.</summary>
     private static async Task<DnsRecordSet> ServedAsync(HeddleApiClient api)

@@ -135,13 +135,7 @@ internal static class LbHarness
             }
         }
 
-        static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToArray();
-            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-        }
-
-        return [.. all.Select(r => new Result(Median(r.Select(x => x.Rps)), Median(r.Select(x => x.P50)), Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Median(r.Select(x => x.CpuMicroseconds)),
+        return [.. all.Select(r => new Result(Statistics.Median(r.Select(x => x.Rps)), Statistics.Median(r.Select(x => x.P50)), Statistics.Median(r.Select(x => x.P99)), r.Sum(x => x.Errors), Statistics.Median(r.Select(x => x.CpuMicroseconds)),
             string.Join(" | ", r.Where(x => x.Errors > 0).Select(x => x.ErrorLines))))];
     }
 
