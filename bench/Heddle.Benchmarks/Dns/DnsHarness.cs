@@ -12,7 +12,7 @@ namespace Heddle.Benchmarks.Dns;
 /// <summary>
 /// Heddle's DNS server against Knot DNS (one UDP worker) and dnsmasq, in one run, serving the same names, each
 /// measured with dnsperf and the same query mix: A (service, role, instance), AAAA (NODATA), SRV, NXDOMAIN.
-/// Options: --seconds N (default 5) --clients N (default 4) --rounds N (default 1) --outstanding N (default 100) --guard R (exit code 3 when
+/// Options: --seconds N (default 5) --clients N (default 4) --rounds N (default 1) --outstanding N (default 100) --udp-workers N (heddle's, default 1) --guard R (exit code 3 when
 /// heddle / knot is below R) --via-up (<see cref="DnsViaUp"/>).
 /// </summary>
 internal static class DnsHarness
@@ -30,6 +30,7 @@ internal static class DnsHarness
         var clients = Int(args, "--clients", 4);
         var roundCount = Int(args, "--rounds", 1);
         var outstanding = Int(args, "--outstanding", 100);
+        var workers = Int(args, "--udp-workers", 1);
         var guard = new RatioGuard(args);
         using var work = new TemporaryFolder();
         var records = Records(services: 50, instancesPerRole: 4);
@@ -42,10 +43,10 @@ internal static class DnsHarness
 
         // The three serve at once and are measured in turns, each figure the median of its rounds: a noisy moment on a
         // shared machine falls on every server alike.
-        using var server = Start(records);
+        using var server = Start(records, workers);
         using var knot = Knot.Start(work.Path, records);
         using var dnsmasq = Dnsmasq.Start(work.Path, records);
-        var servers = new[] { ("heddle (1 UDP worker)", server.Port), ("knot 3 (1 UDP worker)", knot.Port), ("dnsmasq", dnsmasq.Port) };
+        var servers = new[] { ($"heddle ({workers} UDP worker{(workers == 1 ? "" : "s")})", server.Port), ("knot 3 (1 UDP worker)", knot.Port), ("dnsmasq", dnsmasq.Port) };
         var rounds = servers.Select(_ => new List<Figures>()).ToArray();
         for (var round = 0; round < roundCount; round++)
         {
@@ -177,9 +178,9 @@ internal static class DnsHarness
         }
     }
 
-    private static HeddleDns Start(DnsRecordSet records)
+    private static HeddleDns Start(DnsRecordSet records, int workers)
     {
-        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = 1 }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
+        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = workers }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
         server.Update(records);
         return new HeddleDns(server);
     }

@@ -87,29 +87,40 @@ internal static class DnsViaUp
             DnsHarness.Measure(knot.Port, queries, 1, clients, outstanding);
             var heddleRounds = new List<DnsHarness.Figures>();
             var knotRounds = new List<DnsHarness.Figures>();
+            var heddleCpu = new List<double>();
+            var knotCpu = new List<double>();
             for (var round = 0; round < rounds; round++)
             {
-                heddleRounds.Add(DnsHarness.Measure(dns.Port, queries, seconds, clients, outstanding, dns.Address.ToString()));
-                knotRounds.Add(DnsHarness.Measure(knot.Port, queries, seconds, clients, outstanding));
+                Round(dnsPid, () => DnsHarness.Measure(dns.Port, queries, seconds, clients, outstanding, dns.Address.ToString()), heddleRounds, heddleCpu);
+                Round(knot.ProcessId, () => DnsHarness.Measure(knot.Port, queries, seconds, clients, outstanding), knotRounds, knotCpu);
             }
 
             var (h, k) = (DnsHarness.Figures.Median(heddleRounds), DnsHarness.Figures.Median(knotRounds));
+            var (hCpu, kCpu) = (Statistics.Median(heddleCpu), Statistics.Median(knotCpu));
             Console.WriteLine();
             Console.WriteLine($"dnsperf -c {clients}");
-            Console.WriteLine($"{"server",-32} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8}   rounds (queries/s)");
-            Print("heddle dns (heddle up)", h, heddleRounds);
-            Print("knot 3 (1 UDP worker)", k, knotRounds);
+            Console.WriteLine($"{"server",-32} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8} {"cpu us/q",9}   rounds (queries/s)");
+            Print("heddle dns (heddle up)", h, hCpu, heddleRounds);
+            Print("knot 3 (1 UDP worker)", k, kCpu, knotRounds);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"heddle / knot: {h.Qps / k.Qps:0.00}x queries/s, p99 {h.P99Ms:0.000} vs {k.P99Ms:0.000} ms (target >= 1.1x, p99 no worse)"));
+                $"heddle / knot: {h.Qps / k.Qps:0.00}x queries/s, p99 {h.P99Ms:0.000} vs {k.P99Ms:0.000} ms (target >= 1.1x, p99 no worse); CPU per query {hCpu / kCpu:0.00}x knot's"));
             guard.Add($"DNS {clients} client(s)", h.Qps / k.Qps);
         }
 
         return guard.Verdict();
     }
 
-    private static void Print(string name, DnsHarness.Figures f, List<DnsHarness.Figures> rounds) =>
+    /// <summary>One measured round: its figures, and the server's CPU time per answered query in microseconds.</summary>
+    private static void Round(int pid, Func<DnsHarness.Figures> measure, List<DnsHarness.Figures> figures, List<double> cpuPerQuery)
+    {
+        var (f, cpu) = ProcessCpu.During(pid, measure);
+        figures.Add(f);
+        cpuPerQuery.Add(f.Answered == 0 ? double.NaN : cpu.TotalMicroseconds / f.Answered);
+    }
+
+    private static void Print(string name, DnsHarness.Figures f, double cpuPerQuery, List<DnsHarness.Figures> rounds) =>
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{name,-32} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}%   {string.Join(' ', rounds.Select(r => r.Qps.ToString("N0", CultureInfo.InvariantCulture)))}"));
+            $"{name,-32} {f.Qps,10:N0} {f.AverageMs,8:0.000} {f.P99Ms,8:0.000} {f.LostPercent,7:0.00}% {cpuPerQuery,9:0.00}   {string.Join(' ', rounds.Select(r => r.Qps.ToString("N0", CultureInfo.InvariantCulture)))}"));
 
     /// <summary>Waits until every instance is Ready and the controller's DNS records name them all.</summary>
     private static async Task<DnsRecordSet> ServedAsync(HeddleApiClient api)
