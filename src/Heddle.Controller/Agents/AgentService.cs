@@ -27,7 +27,8 @@ public sealed class AgentService(
             throw await TokenRefusalAsync(request, context);
         }
 
-        if (Machines.MachineEnrolment.Refusal(join, request.NodeName, machines.GetMachine(request.NodeName) is not null) is { } misnamed)
+        var machine = machines.GetMachine(request.NodeName);
+        if (Machines.MachineEnrolment.Refusal(join, request.NodeName, machine is not null) is { } misnamed)
         {
             await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {misnamed}");
             throw new RpcException(new Status(StatusCode.PermissionDenied, misnamed));
@@ -45,14 +46,18 @@ public sealed class AgentService(
             throw await TokenRefusalAsync(request, context);
         }
 
-        var (certificate, refusal) = await certificates.EnrolAsync(request.NodeName, request.SigningRequest, context.CancellationToken);
+        // A disk-less machine (set to a host image) booting again lost its certificate with its memory: its own machine's
+        // join string, which only its boot is given, enrols it again in place of the one it had.
+        var again = Machines.MachineEnrolment.EnrolsAgain(join, machine);
+        var (certificate, refusal) = await certificates.EnrolAsync(request.NodeName, request.SigningRequest, context.CancellationToken, replaceInForce: again);
         if (certificate is null)
         {
             await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
             throw new RpcException(new Status(StatusCode.PermissionDenied, refusal!));
         }
 
-        await events.AddAsync(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}");
+        await events.AddAsync(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}"
+            + (again ? $" (disk-less machine {machine!.Name} booted host image {machine.HostImage} again; any earlier certificate of the node is revoked)" : string.Empty));
         return Reply(certificate);
     }
 

@@ -14,8 +14,10 @@ namespace Heddle.Controller.Boot;
 /// card gets and answers with its iPXE script; <c>/boot/images/{sha256}</c> are the parts of the host images decisions
 /// named (<see cref="BootImages"/>), <c>/boot/kernel</c> and <c>/boot/initrd</c> the boot service's own. Plain HTTP,
 /// as firmware speaks it (see README "Adding machines" for what that lets a neighbour on this network do). At most
-/// <see cref="MaxDecisionsAtOnce"/> questions to the controller at once; more are answered 503 at once, so a flood of
-/// booting cards cannot queue up work on the controller.
+/// <see cref="MaxDecisionsAtOnce"/> questions to the controller at once; more are told at once to ask again, so a flood of
+/// booting cards cannot queue up work on the controller. What may pass (the service busy, the controller not answering,
+/// an image part not fetched yet, a machine told to try later) is answered with a script that asks again after a pause
+/// taken here (<see cref="IpxeScripts.Retry"/>), with status 200: iPXE runs no script that came with an error status.
 /// </summary>
 public sealed class BootServer : IAsyncDisposable
 {
@@ -51,9 +53,17 @@ public sealed class BootServer : IAsyncDisposable
         app.MapGet("/boot/ipxe", async (HttpContext context) =>
         {
             var mac = context.Request.Query["mac"].ToString();
+            var self = new Uri($"http://{context.Request.Host}/");
+            var retry = IpxeScripts.RetryUrl(self, mac);
+            if (int.TryParse(context.Request.Query["after"], out var after) && after is > 0 and <= IpxeScripts.RetryAfterSeconds)
+            {
+                // A card told to try again: its pause is taken here, so its firmware needs no sleep command and no slot is held.
+                await Task.Delay(TimeSpan.FromSeconds(after), context.RequestAborted);
+            }
+
             if (!await decisions.WaitAsync(0, context.RequestAborted))
             {
-                return Results.Text("#!ipxe\necho heddle: the boot service is busy; try again\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+                return Results.Text(IpxeScripts.Retry("the boot service is busy; asking again", retry), "text/plain");
             }
 
             try
@@ -61,12 +71,11 @@ public sealed class BootServer : IAsyncDisposable
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
                 deadline.CancelAfter(TimeSpan.FromSeconds(15));
                 var decision = await decide(mac, deadline.Token);
-                var self = new Uri($"http://{context.Request.Host}/");
                 log.WriteLine($"heddle boot: {decision.Mac} from {context.Connection.RemoteIpAddress}: {decision.Action}{(decision.Machine is null ? string.Empty : $" (machine {decision.Machine})")}"
                     + (decision.Action == BootAction.Install ? $", {(decision.Image is { } named ? $"host image {named.Name}" : "this service's kernel and initramfs")}" : string.Empty));
                 if (decision.Action != BootAction.Install)
                 {
-                    return Results.Text(IpxeScripts.For(decision, self, self, append), "text/plain");
+                    return Results.Text(IpxeScripts.For(decision, self, self, append, retry), "text/plain");
                 }
 
                 // A first boot of an image waits for its parts to come from the controller (once; later boots find them here).
@@ -76,7 +85,7 @@ public sealed class BootServer : IAsyncDisposable
                 if (missing is not null)
                 {
                     log.WriteLine($"heddle boot: {decision.Mac}: {missing}");
-                    return Results.Text($"#!ipxe\necho heddle: {missing.Replace('$', '?')}\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+                    return Results.Text(IpxeScripts.Retry(missing, retry), "text/plain");
                 }
 
                 return Results.Text(IpxeScripts.For(decision, new Uri(self, kernel), new Uri(self, initrd), append), "text/plain");
@@ -88,7 +97,7 @@ public sealed class BootServer : IAsyncDisposable
             catch (Exception e) when (e is HeddleApiException or HttpRequestException or IOException or InvalidDataException or OperationCanceledException)
             {
                 log.WriteLine($"heddle boot: {Printable.Of(mac)}: the controller gave no decision or host image ({e.Message}); the card gets none and may ask again");
-                return Results.Text("#!ipxe\necho heddle: the controller did not answer; try again\nexit 1\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable);
+                return Results.Text(IpxeScripts.Retry("the controller did not answer; asking again", retry), "text/plain");
             }
             finally
             {

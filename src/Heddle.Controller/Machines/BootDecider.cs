@@ -12,10 +12,10 @@ namespace Heddle.Controller.Machines;
 /// Answers the boot service for each network card that asks for a boot script: an unknown MAC gets no image and an
 /// event (<see cref="EventKinds.UnknownMachineBooted"/>, throttled); a registered machine not yet a node gets a fresh
 /// join string that enrols its name once, within <see cref="ControllerOptions.BootJoinLifetime"/>; an enrolled one gets
-/// nothing to install.
+/// nothing to install, unless it runs disk-less from a host image and its node has gone silent (<see cref="BootDecisions"/>).
 /// </summary>
 public sealed class BootDecider(IMachineStore machines, MachineRegistry registry, Tokens tokens, CertificateAuthority ca, EventLog events, BlobPeers peers, ControllerInfo info,
-    ControllerOptions options, TimeProvider time)
+    ControllerOptions options, TimeProvider time, IClusterStore cluster, Reconciliation.NodeHealthMonitor health)
 {
     private readonly EventThrottle _unknown = new(TimeSpan.FromMinutes(10), burst: 20, window: TimeSpan.FromMinutes(1));
 
@@ -32,8 +32,9 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         }
 
         var machine = machines.GetMachineByMac(normal);
-        var (action, message) = BootDecisions.Decide(normal, machine?.Name, machine is not null && registry.IsEnrolled(machine.Name));
         var now = time.GetUtcNow();
+        var (action, message) = BootDecisions.Decide(normal, machine?.Name, machine is not null && registry.IsEnrolled(machine.Name), machine?.HostImage,
+            machine is null ? null : now - LastHeard(machine.Name), options.NodeTimeout / 2);
         if (machine is null)
         {
             if (_unknown.TryTake(normal, now, out var heldBack))
@@ -64,6 +65,13 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         var image = machine.HostImage is { } name && machines.GetHostImage(name) is { } stored ? new BootImage(stored.Name, stored.KernelSha256, stored.InitrdSha256) : null;
         return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, JoinString.Format(token, ca.PublicKeyHash), AgentUrls(), message, image), null);
     }
+
+    /// <summary>When any controller last heard from the node: this one's own record, or what the others said in the store.</summary>
+    private DateTimeOffset? LastHeard(string node) => (health.LastSeen(node), cluster.NodeSeen(node)) switch
+    {
+        ({ } here, { } shared) => here > shared ? here : shared,
+        var (here, shared) => here ?? shared,
+    };
 
     /// <summary>Every controller's agent endpoint (a replicated controller's peers), or this one's.</summary>
     private List<string> AgentUrls()

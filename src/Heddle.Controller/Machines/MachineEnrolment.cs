@@ -17,6 +17,12 @@ public static class MachineEnrolment
         _ => null,
     };
 
+    /// <summary>
+    /// Whether <paramref name="join"/> may enrol its node again in place of a certificate in force: only a disk-less
+    /// machine's (set to a host image) own join string, which its boots alone are given.
+    /// </summary>
+    public static bool EnrolsAgain(TokenRecord join, MachineRecord? machine) => machine is { HostImage: not null } && join.Machine == machine.Name;
+
     /// <summary>The fault domain and labels a node joins with: a registered machine's, whatever its agent said; else the agent's.</summary>
     public static (string FaultDomain, Dictionary<string, string> Labels) Placement(MachineRecord? machine, string agentFaultDomain, IReadOnlyDictionary<string, string> agentLabels)
     {

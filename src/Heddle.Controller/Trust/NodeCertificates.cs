@@ -27,8 +27,13 @@ public sealed class NodeCertificates
         _lifetime = options.NodeCertificateLifetime;
     }
 
-    /// <summary>Signs a first certificate for <paramref name="node"/>; refused (with the reason) when a certificate of that name is in force.</summary>
-    public async Task<(X509Certificate2? Certificate, string? Refusal)> EnrolAsync(string node, string signingRequestPem, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Signs a first certificate for <paramref name="node"/>; refused (with the reason) when a certificate of that name is
+    /// in force, unless <paramref name="replaceInForce"/>: a disk-less machine booting again with its own machine's join
+    /// string, whose earlier certificate went with its memory; that one is then revoked (and <c>Replaced</c> says so).
+    /// </summary>
+    public async Task<(X509Certificate2? Certificate, string? Refusal)> EnrolAsync(string node, string signingRequestPem, CancellationToken cancellationToken = default,
+        bool replaceInForce = false)
     {
         if (NameError(node) is { } error)
         {
@@ -40,6 +45,12 @@ public sealed class NodeCertificates
         {
             if (_store.ListCertificates().Any(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()))
             {
+                if (replaceInForce)
+                {
+                    // Signed first, revoked after: a request that is not a valid one leaves the node's certificate in force.
+                    return await IssueAsync(node, signingRequestPem, cancellationToken, revokeOthers: true);
+                }
+
                 return (null, $"node {node} is already enrolled and its certificate is in force; a second agent cannot take its name "
                     + $"(if the node was rebuilt and lost its certificate, run 'heddle nodes remove {node}' first)");
             }
@@ -66,7 +77,7 @@ public sealed class NodeCertificates
         }
     }
 
-    private async Task<(X509Certificate2? Certificate, string? Refusal)> IssueAsync(string node, string signingRequestPem, CancellationToken cancellationToken)
+    private async Task<(X509Certificate2? Certificate, string? Refusal)> IssueAsync(string node, string signingRequestPem, CancellationToken cancellationToken, bool revokeOthers = false)
     {
         X509Certificate2 certificate;
         try
@@ -76,6 +87,11 @@ public sealed class NodeCertificates
         catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
             return (null, $"the certificate signing request is not valid: {e.Message}");
+        }
+
+        if (revokeOthers)
+        {
+            await _store.RevokeCertificatesAsync(node, cancellationToken);
         }
 
         var record = new CertificateRecord(certificate.SerialNumber, node, certificate.NotAfter.ToUniversalTime(), false);

@@ -68,7 +68,7 @@ public sealed class BootServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Ipxe_AHostImagePartThatDoesNotMatchItsHash_IsNeverServed_AndTheCardGets503()
+    public async Task Ipxe_AHostImagePartThatDoesNotMatchItsHash_IsNeverServed_AndTheCardIsToldToAskAgain()
     {
         var kernel = Blob("HOST KERNEL");
         _controllerBlobs[kernel] = "SOMETHING ELSE"u8.ToArray();
@@ -76,13 +76,13 @@ public sealed class BootServerTests : IAsyncLifetime
 
         using var answer = await _http.GetAsync("boot/ipxe?mac=52:54:00:12:34:56");
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
-        Assert.EndsWith("exit 1\n", await answer.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode); // iPXE runs no script that came with an error status
+        Assert.EndsWith(AskAgain("52:54:00:12:34:56"), await answer.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"boot/images/{kernel}")).StatusCode);
     }
 
     [Fact]
-    public async Task Ipxe_ABadMac_Is400_AndAControllerThatFails_Is503_EachAScriptThatExits()
+    public async Task Ipxe_ABadMac_Is400AndAScriptThatExits_AndAControllerThatFails_IsAScriptThatAsksAgain()
     {
         _decide = (_, _) => throw new HeddleApiException(HttpStatusCode.BadRequest, ProblemTypes.InvalidRequest, "not a MAC", []);
         using var bad = await _http.GetAsync("boot/ipxe?mac=nope");
@@ -91,9 +91,32 @@ public sealed class BootServerTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.EndsWith("exit 1\n", await bad.Content.ReadAsStringAsync());
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
-        Assert.Contains("the controller did not answer", await down.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, down.StatusCode);
+        var script = await down.Content.ReadAsStringAsync();
+        Assert.Contains("the controller did not answer", script);
+        Assert.EndsWith(AskAgain("52:54:00:12:34:56"), script);
     }
+
+    [Fact]
+    public async Task Ipxe_AMachineToldToTryLater_ChainsToItsScriptAgain_WhichIsAnsweredAfterThePause()
+    {
+        _decide = (mac, _) => Task.FromResult(new BootDecision(BootAction.TryLater, mac, "m1", "rack-1", null, [], "its node was heard from 1.0 s ago"));
+
+        var script = await _http.GetStringAsync("boot/ipxe?mac=52:54:00:12:34:56");
+        var evil = (await _http.GetStringAsync("boot/ipxe?mac=" + Uri.EscapeDataString("x$y z\nkernel evil"))).Split('\n');
+        _decide = (mac, _) => Task.FromResult(Install(mac));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var again = await _http.GetStringAsync(new Uri(script.Split(' ')[^1].Trim()));
+        var waited = clock.Elapsed;
+
+        Assert.Equal($"#!ipxe\necho heddle: its node was heard from 1.0 s ago\n{AskAgain("52:54:00:12:34:56")}", script);
+        Assert.Contains("heddle.join=hjoin.abc.def", again);
+        Assert.True(waited >= TimeSpan.FromSeconds(IpxeScripts.RetryAfterSeconds) - TimeSpan.FromMilliseconds(50), $"answered after {waited.TotalSeconds:0.00} s");
+        Assert.DoesNotContain("$", Assert.Single(evil, l => l.StartsWith("chain ", StringComparison.Ordinal))); // what the card sent cannot become a setting or a command
+        Assert.DoesNotContain(evil, l => l.StartsWith("kernel", StringComparison.Ordinal));
+    }
+
+    private string AskAgain(string mac) => $"chain --replace --autofree {_server.BaseUrl}boot/ipxe?mac={Uri.EscapeDataString(mac)}&after={IpxeScripts.RetryAfterSeconds}\n";
 
     /// <summary>Content the fake controller holds, by its SHA-256.</summary>
     private string Blob(string text)
@@ -105,7 +128,7 @@ public sealed class BootServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Ipxe_MoreQuestionsAtOnceThanTheLimit_AreAnswered503AtOnce()
+    public async Task Ipxe_MoreQuestionsAtOnceThanTheLimit_AreToldAtOnceToAskAgain()
     {
         var release = new TaskCompletionSource<BootDecision>(TaskCreationOptions.RunContinuationsAsynchronously);
         var waiting = 0;
@@ -119,8 +142,9 @@ public sealed class BootServerTests : IAsyncLifetime
 
         using var turnedAway = await _http.GetAsync("boot/ipxe?mac=52:54:00:00:00:99");
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, turnedAway.StatusCode);
-        Assert.Contains("busy", await turnedAway.Content.ReadAsStringAsync());
+        var script = await turnedAway.Content.ReadAsStringAsync();
+        Assert.Contains("busy", script);
+        Assert.EndsWith(AskAgain("52:54:00:00:00:99"), script);
         release.SetResult(Install("52:54:00:00:00:00"));
         foreach (var response in await Task.WhenAll(held))
         {

@@ -119,6 +119,46 @@ public sealed class HostImageApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, (await Assert.ThrowsAsync<HeddleApiException>(() => boot.DownloadBootImagePartAsync(kernel.Sha256, Stream.Null))).Status);
     }
 
+    [Fact]
+    public async Task ADisklessMachineBootingAgain_GetsItsImageAndAJoinString_ThatEnrolsItsNodeAgain_RevokingTheCertificateItLost()
+    {
+        var (kernel, initrd) = await UploadAsync(Kernel(1), Initrd(1));
+        await _api.AddHostImageAsync(new HostImageAddRequest("bookworm-1", kernel.Sha256, initrd.Sha256));
+        await _api.AddMachineAsync(new MachineAddRequest(Mac, "m1", "rack-1", HostImage: "bookworm-1"));
+        await _api.AddMachineAsync(new MachineAddRequest("52:54:00:12:34:57", "m2", "rack-2"));
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(_controller.AgentUrl,
+            new Grpc.Net.Client.GrpcChannelOptions { HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(_controller.CaCertificate) });
+        var agents = new Heddle.Contracts.Agents.AgentService.AgentServiceClient(channel);
+        async Task<string> EnrolAsync(string mac, string node) =>
+            (await agents.EnrollAsync(MachineApiTests.Request(Heddle.Contracts.Trust.JoinString.Parse((await _api.DecideBootAsync(mac)).JoinString!).Token, node))).Certificate;
+        using var first = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(await EnrolAsync(Mac, "m1"));
+        await EnrolAsync("52:54:00:12:34:57", "m2");
+
+        // Powered off and on: its memory, certificate and agent are gone; its card asks again.
+        var again = await _api.DecideBootAsync(Mac);
+        var installed = await _api.DecideBootAsync("52:54:00:12:34:57");
+        using var second = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
+            (await agents.EnrollAsync(MachineApiTests.Request(Heddle.Contracts.Trust.JoinString.Parse(again.JoinString!).Token, "m1"))).Certificate);
+
+        Assert.Equal((BootAction.Install, "bookworm-1"), (again.Action, again.Image?.Name));
+        Assert.Contains("booted again", again.Message);
+        Assert.Equal((BootAction.BootLocal, null), (installed.Action, installed.JoinString)); // a machine with a system of its own is never re-imaged by a boot
+        var trust = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Heddle.Controller.Trust.NodeCertificates>(_controller.Services);
+        Assert.Null(trust.NodeOf(first)); // the certificate the machine lost proves nothing any more
+        Assert.Equal("m1", trust.NodeOf(second));
+        var enrolled = (await _api.ListEventsAsync()).Where(e => e.Kind == "NodeEnrolled" && e.Subject == "m1").ToList();
+        Assert.Equal(2, enrolled.Count);
+        Assert.Contains(enrolled, e => e.Message.Contains("booted host image bookworm-1 again", StringComparison.Ordinal));
+
+        // A shared join string still cannot take the name, and the machine's own, once used, not again.
+        var shared = Heddle.Contracts.Trust.JoinString.Parse(await _controller.CreateJoinStringAsync()).Token;
+        var taken = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await agents.EnrollAsync(MachineApiTests.Request(shared, "m1")));
+        Assert.Contains("is a registered machine's", taken.Status.Detail);
+        var used = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await agents.EnrollAsync(MachineApiTests.Request(Heddle.Contracts.Trust.JoinString.Parse(again.JoinString!).Token, "m1")));
+        Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, used.StatusCode);
+    }
+
     private async Task<(HostImageBlobUploaded Kernel, HostImageBlobUploaded Initrd)> UploadAsync(byte[] kernel, byte[] initrd) =>
         (await _api.UploadHostImagePartAsync(Write($"kernel-{Sha256(kernel)}", kernel), HostImagePart.Kernel),
             await _api.UploadHostImagePartAsync(Write($"initrd-{Sha256(initrd)}", initrd), HostImagePart.Initrd));

@@ -174,7 +174,7 @@ public sealed class MachineApiTests : IAsyncLifetime
         Assert.Single(await api.ListTokensAsync(), t => t.Scope == "join (machine m1)");
     }
 
-    private static EnrollRequest Request(string token, string node)
+    internal static EnrollRequest Request(string token, string node)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         return new EnrollRequest { JoinToken = token, NodeName = node, SigningRequest = new CertificateRequest($"CN={node}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem() };

@@ -72,6 +72,22 @@ public sealed class MachineRulesTests
     }
 
     [Fact]
+    public void Decide_AnEnrolledDisklessMachine_GetsItsImageAgainOnlyOnceItsNodeHasGoneSilent()
+    {
+        var within = TimeSpan.FromSeconds(5);
+
+        var alive = BootDecisions.Decide("52:54:00:00:00:01", "m1", true, "img-1", TimeSpan.FromSeconds(1), within);
+        var silent = BootDecisions.Decide("52:54:00:00:00:01", "m1", true, "img-1", TimeSpan.FromSeconds(6), within);
+        var neverHeard = BootDecisions.Decide("52:54:00:00:00:01", "m1", true, "img-1", null, within);
+        var installed = BootDecisions.Decide("52:54:00:00:00:01", "m1", true, null, TimeSpan.FromSeconds(60), within);
+
+        Assert.Equal(BootAction.TryLater, alive.Action);
+        Assert.Contains("heard from 1.0 s ago", alive.Message);
+        Assert.Equal((BootAction.Install, BootAction.Install, BootAction.BootLocal), (silent.Action, neverHeard.Action, installed.Action));
+        Assert.Contains("enrols node m1 again", silent.Message);
+    }
+
+    [Fact]
     public void TryTake_AFlood_IsOneEventPerKeyAndAtMostTheBurst_AndTellsWhatWasHeldBack()
     {
         var throttle = new EventThrottle(TimeSpan.FromMinutes(10), burst: 3, window: TimeSpan.FromMinutes(1));
