@@ -147,6 +147,7 @@ public static class EventKinds
     public const string LeaderElected = "LeaderElected";
     public const string MachineAdded = "MachineAdded";
     public const string MachineRemoved = "MachineRemoved";
+    public const string MachineHostImageSet = "MachineHostImageSet";
     public const string MachineBooted = "MachineBooted";
     public const string UnknownMachineBooted = "UnknownMachineBooted";
     public const string HostImageAdded = "HostImageAdded";

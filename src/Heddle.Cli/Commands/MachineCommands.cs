@@ -5,7 +5,7 @@ using Heddle.Contracts.Api;
 namespace Heddle.Cli.Commands;
 
 /// <summary>
-/// `heddle machine add|list|remove` (admin): the machines that join by being switched on. A registered machine that
+/// `heddle machine add|list|set-image|remove` (admin): the machines that join by being switched on. A registered machine that
 /// network-boots through `heddle boot` gets the host image and a join string that enrols its name, in its fault domain.
 /// </summary>
 internal static class MachineCommands
@@ -68,6 +68,18 @@ internal static class MachineCommands
             return ExitCodes.Ok;
         });
 
-        return new Command("machine", "Machines that join the cluster by network boot (admin)") { add, list, remove };
+        var changed = new Argument<string>("name") { Description = "The machine's name" };
+        var image = new Argument<string>("host-image") { Description = "The host image it is to boot ('heddle hostimage list')" };
+        var setImage = new Command("set-image", "Set the host image a machine boots, from its next boot on (admin)") { changed, image };
+        setImage.SetAction(async (parse, ct) =>
+        {
+            using var api = ClientConfig.Load().Connect();
+            var machine = await api.SetMachineHostImageAsync(parse.GetValue(changed)!, parse.GetValue(image)!, ct);
+            console.Out.WriteLine($"machine {machine.Name} boots host image {machine.HostImage} from its next boot on"
+                + (machine.State == MachineState.Enrolled ? $"; its node runs the image it booted until then ('heddle nodes' shows which)" : string.Empty));
+            return ExitCodes.Ok;
+        });
+
+        return new Command("machine", "Machines that join the cluster by network boot (admin)") { add, list, setImage, remove };
     }
 }

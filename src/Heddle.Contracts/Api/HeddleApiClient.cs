@@ -271,6 +271,9 @@ public sealed class HeddleApiClient : IDisposable
     public Task<List<MachineStatus>> ListMachinesAsync(CancellationToken ct = default) => GetAsync<List<MachineStatus>>("v1/machines", ct);
 
     /// <summary>Forgets a machine and revokes its join strings not used yet; a node it became stays (remove it with RemoveNodeAsync).</summary>
+    public Task<MachineStatus> SetMachineHostImageAsync(string name, string hostImage, CancellationToken ct = default) =>
+        SendAsync<MachineStatus>(new HttpRequestMessage(HttpMethod.Put, $"v1/machines/{Uri.EscapeDataString(name)}/hostimage") { Content = JsonContent.Create(new MachineHostImageRequest(hostImage), options: Json) }, ct);
+
     public Task<MachineStatus> RemoveMachineAsync(string name, CancellationToken ct = default) =>
         SendAsync<MachineStatus>(new HttpRequestMessage(HttpMethod.Delete, $"v1/machines/{Uri.EscapeDataString(name)}"), ct);
 

@@ -6,6 +6,9 @@ namespace Heddle.Contracts.Api;
 /// </summary>
 public sealed record MachineAddRequest(string Mac, string Name, string FaultDomain, IReadOnlyDictionary<string, string>? Labels = null, string? HostImage = null);
 
+/// <summary>PUT /v1/machines/{name}/hostimage: the host image the machine boots from its next boot on.</summary>
+public sealed record MachineHostImageRequest(string HostImage);
+
 /// <summary>Where a machine is on its way to being a node.</summary>
 public enum MachineState
 {

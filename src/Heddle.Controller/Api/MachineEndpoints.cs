@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Heddle.Controller.Api;
 
 /// <summary>
-/// /v1/machines (admin only): register, list and remove the machines that join by network boot; /v1/hostimages (admin
+/// /v1/machines (admin only): register, list, set the host image of and remove the machines that join by network boot; /v1/hostimages (admin
 /// only): what they boot (<see cref="HostImages"/>). /v1/boot/decisions and /v1/boot/images: what `heddle boot` asks for
 /// each card that wants a boot script, and the host image parts it serves (a boot token or an admin's;
 /// <c>ApiMiddleware</c> keeps a boot token to /v1/boot). A join string is only ever in a decision, never in a listing.
@@ -38,6 +38,13 @@ internal static class MachineEndpoints
             await registry.RemoveAsync(name, ct) is { } removed
                 ? Results.Ok(removed)
                 : Problems.NotFound($"no machine named '{Printable.Of(name)}' ('heddle machine list' shows them); nothing was changed"));
+        app.MapPut("/v1/machines/{name}/hostimage", async (string name, MachineHostImageRequest? request, MachineRegistry registry, CancellationToken ct) =>
+        {
+            var (machine, error, notFound) = await registry.SetHostImageAsync(name, request?.HostImage, ct);
+            return machine is not null ? Results.Ok(machine)
+                : notFound ? Problems.NotFound($"{error}; nothing was changed")
+                : Problems.Invalid(ProblemTypes.InvalidRequest, "Bad host image", $"{error}; nothing was changed");
+        });
         app.MapPut("/v1/hostimages/blobs/{sha256}", (string sha256, string? part, HttpRequest request, HostImages images, CancellationToken ct) => images.PutPartAsync(sha256, part, request, ct));
         app.MapPost("/v1/hostimages", (HostImageAddRequest? request, HostImages images, CancellationToken ct) => images.AddAsync(request, ct));
         app.MapGet("/v1/hostimages", (HostImages images) => images.List());

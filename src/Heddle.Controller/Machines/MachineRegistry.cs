@@ -34,6 +34,33 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
         return (Status(record), [], false);
     }
 
+    /// <summary>
+    /// Sets the host image a machine boots, from its next boot on (a disk-less machine's node runs its old image until
+    /// it reboots). The machine, or the error (nothing changed) with whether it is a missing machine rather than bad input.
+    /// </summary>
+    public async Task<(MachineStatus? Machine, string? Error, bool NotFound)> SetHostImageAsync(string name, string? hostImage, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrWhiteSpace(hostImage))
+        {
+            return (null, "the request names no host image; send {\"hostImage\": \"bookworm-2\"} ('heddle hostimage list' shows them)", false);
+        }
+
+        var before = machines.GetMachine(name)?.HostImage;
+        switch (await machines.SetMachineHostImageAsync(name, hostImage, cancellationToken))
+        {
+            case MachineImageOutcome.MachineMissing:
+                return (null, $"no machine named '{Printable.Of(name)}' ('heddle machine list' shows them)", true);
+            case MachineImageOutcome.HostImageMissing:
+                var images = machines.ListHostImages().Select(i => i.Name).ToList();
+                return (null, $"there is no host image '{Printable.Of(hostImage)}' ({(images.Count == 0 ? "there are none: 'heddle hostimage build NAME' makes one" : $"host images: {string.Join(", ", images)}")})", false);
+        }
+
+        var machine = machines.GetMachine(name)!;
+        await events.AddAsync(EventKinds.MachineHostImageSet, name,
+            $"machine {name} is set to boot host image {hostImage} (was {before ?? "the boot service's own kernel and initramfs"}); it boots it from its next boot on", cancellationToken: cancellationToken);
+        return (Status(machine), null, false);
+    }
+
     public IReadOnlyList<MachineStatus> List() => [.. machines.ListMachines().Select(Status)];
 
     /// <summary>Forgets a machine and revokes its join strings not used yet; null when there is no such machine. A node it became stays.</summary>

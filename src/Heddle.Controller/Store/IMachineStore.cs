@@ -21,6 +21,18 @@ public enum MachineAddOutcome
     HostImageMissing,
 }
 
+/// <summary>What setting a machine's host image came to.</summary>
+public enum MachineImageOutcome
+{
+    Set,
+
+    /// <summary>There is no such machine.</summary>
+    MachineMissing,
+
+    /// <summary>The host image it names does not exist (any more).</summary>
+    HostImageMissing,
+}
+
 /// <summary>What deleting a host image came to.</summary>
 public enum HostImageDeleteOutcome
 {
@@ -49,6 +61,12 @@ public interface IMachineStore
 
     /// <summary>Notes when a machine last asked to boot; false when it is gone.</summary>
     Task<bool> SetMachineBootedAsync(string name, DateTimeOffset at, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Sets the host image a machine boots from its next boot on; the image must exist at the commit (a delete of it
+    /// that commits first makes this fail, and this one makes a delete that checked the machines before it fail).
+    /// </summary>
+    Task<MachineImageOutcome> SetMachineHostImageAsync(string name, string hostImage, CancellationToken cancellationToken = default);
 
     /// <summary>Adds a host image; false (nothing written) when the name is taken.</summary>
     Task<bool> AddHostImageAsync(HostImageRecord image, CancellationToken cancellationToken = default);

@@ -72,6 +72,33 @@ public sealed partial class KvClusterStore : IMachineStore
     public Task<bool> SetMachineBootedAsync(string name, DateTimeOffset at, CancellationToken cancellationToken = default) =>
         ChangeAsync<MachineRecord>(Keys.Machine(name), m => m with { LastBoot = at }, cancellationToken);
 
+    public async Task<MachineImageOutcome> SetMachineHostImageAsync(string name, string hostImage, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < Retries; attempt++)
+        {
+            if (_mirror.Get(Keys.Machine(name)) is not { } machine)
+            {
+                return MachineImageOutcome.MachineMissing;
+            }
+
+            // The image written again, as an add does: a delete that read the machines before this commit then fails.
+            if (_mirror.Get(Keys.HostImage(hostImage)) is not { } image)
+            {
+                return MachineImageOutcome.HostImageMissing;
+            }
+
+            var writes = new Writes();
+            writes.Put(machine.Key, Decode<MachineRecord>(machine) with { HostImage = hostImage });
+            writes.Put(image.Key, Decode<HostImageRecord>(image));
+            if (await CommitAsync([new(machine.Key, machine.ModRevision), new(image.Key, image.ModRevision)], writes.List, cancellationToken))
+            {
+                return MachineImageOutcome.Set;
+            }
+        }
+
+        throw new KvUnavailableException($"store busy: machine {name} changed under {Retries} writes in a row");
+    }
+
     public async Task<bool> AddHostImageAsync(HostImageRecord image, CancellationToken cancellationToken = default) =>
         await CommitAsync([new(Keys.HostImage(image.Name), 0)], [Put(Keys.HostImage(image.Name), image)], cancellationToken);
 

@@ -159,6 +159,30 @@ public sealed class HostImageApiTests : IAsyncLifetime
         Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, used.StatusCode);
     }
 
+    [Fact]
+    public async Task SetImage_TheMachinesNextBootGetsTheNewImage_BadInputChangesNothing()
+    {
+        var (kernel, initrd) = await UploadAsync(Kernel(1), Initrd(1));
+        var (kernel2, initrd2) = await UploadAsync(Kernel(2), Initrd(2));
+        await _api.AddHostImageAsync(new HostImageAddRequest("bookworm-1", kernel.Sha256, initrd.Sha256));
+        await _api.AddHostImageAsync(new HostImageAddRequest("bookworm-2", kernel2.Sha256, initrd2.Sha256));
+        await _api.AddMachineAsync(new MachineAddRequest(Mac, "m1", "rack-1", HostImage: "bookworm-1"));
+
+        var unknownImage = await Assert.ThrowsAsync<HeddleApiException>(() => _api.SetMachineHostImageAsync("m1", "bookworm-9"));
+        var unknownMachine = await Assert.ThrowsAsync<HeddleApiException>(() => _api.SetMachineHostImageAsync("m9", "bookworm-2"));
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.NotFound), (unknownImage.Status, unknownMachine.Status));
+        Assert.Contains("there is no host image 'bookworm-9' (host images: bookworm-1, bookworm-2)", unknownImage.Message);
+        Assert.Equal("bookworm-1", (await _api.DecideBootAsync(Mac)).Image?.Name);
+
+        var set = await _api.SetMachineHostImageAsync("m1", "bookworm-2");
+
+        Assert.Equal("bookworm-2", set.HostImage);
+        Assert.Equal(new BootImage("bookworm-2", kernel2.Sha256, initrd2.Sha256), (await _api.DecideBootAsync(Mac)).Image);
+        Assert.Contains(await _api.ListEventsAsync(), e => e.Kind == "MachineHostImageSet" && e.Message.Contains("bookworm-2 (was bookworm-1)", StringComparison.Ordinal));
+        await _api.DeleteHostImageAsync("bookworm-1"); // no machine is set to it any more
+        Assert.Equal(HttpStatusCode.Conflict, (await Assert.ThrowsAsync<HeddleApiException>(() => _api.DeleteHostImageAsync("bookworm-2"))).Status);
+    }
+
     private async Task<(HostImageBlobUploaded Kernel, HostImageBlobUploaded Initrd)> UploadAsync(byte[] kernel, byte[] initrd) =>
         (await _api.UploadHostImagePartAsync(Write($"kernel-{Sha256(kernel)}", kernel), HostImagePart.Kernel),
             await _api.UploadHostImagePartAsync(Write($"initrd-{Sha256(initrd)}", initrd), HostImagePart.Initrd));

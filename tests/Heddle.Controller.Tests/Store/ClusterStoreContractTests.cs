@@ -96,6 +96,25 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MachineHostImage_SetOnlyToAnImageThatExists_AndAnImageAMachineIsSetToIsNotDeleted()
+    {
+        var machines = (IMachineStore)Store;
+        HostImageRecord Image(string name) => new(name, new string('a', 64), 1, new string('b', 64), 1, null, Time.GetUtcNow());
+        await machines.AddHostImageAsync(Image("img-1"));
+        await machines.AddHostImageAsync(Image("img-2"));
+        await machines.AddMachineAsync(new MachineRecord("m1", "52:54:00:00:00:01", "rack-1", new Dictionary<string, string>(), Time.GetUtcNow(), HostImage: "img-1"));
+
+        Assert.Equal(MachineImageOutcome.HostImageMissing, await machines.SetMachineHostImageAsync("m1", "img-9"));
+        Assert.Equal(MachineImageOutcome.MachineMissing, await machines.SetMachineHostImageAsync("m9", "img-2"));
+        Assert.Equal("img-1", machines.GetMachine("m1")!.HostImage);
+        Assert.Equal(MachineImageOutcome.Set, await machines.SetMachineHostImageAsync("m1", "img-2"));
+
+        Assert.Equal(("img-2", "img-2"), (machines.GetMachine("m1")!.HostImage, machines.GetMachineByMac("52:54:00:00:00:01")!.HostImage));
+        Assert.Equal(HostImageDeleteOutcome.InUse, await machines.DeleteHostImageAsync("img-2"));
+        Assert.Equal(HostImageDeleteOutcome.Deleted, await machines.DeleteHostImageAsync("img-1"));
+    }
+
+    [Fact]
     public async Task TenantVersion_ADeploymentCheckedAgainstAnOlderOne_IsRefused()
     {
         var before = Store.TenantVersion("default");

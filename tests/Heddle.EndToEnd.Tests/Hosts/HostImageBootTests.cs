@@ -14,7 +14,7 @@ namespace Heddle.EndToEnd.Tests.Hosts;
 /// handing it out, and a QEMU machine (TCG) network-booting it through iPXE: its init takes a lease and starts the agent
 /// with the join string of its kernel command line, and the node turns Ready with no one standing in for it, showing its
 /// image in `heddle nodes`. Power-on → node Ready is printed (the issue's target: under 60 s under TCG). Then its power is
-/// cut and comes back: the disk-less machine enrols again by itself.
+/// cut and comes back, set to a second image meanwhile: the disk-less machine enrols again by itself, on the new image.
 /// </summary>
 [Collection(BedCollection.Name)]
 [Trait("Category", BedCollection.Category)]
@@ -99,9 +99,12 @@ public sealed partial class HostImageBootTests(ITestOutputHelper output)
             Assert.DoesNotContain("hjoin.", bootService.Output); // the secret is in the script, never in a log
         }
 
-        // Power cut and back: the disk-less machine lost its certificate with its memory. Its card asks again, is told to
-        // wait while its node was heard from moments ago, then gets its image and a join string that enrols m1 again,
-        // with no one doing anything.
+        // A host update by hand: the machine is set to a second image, which it boots from its next boot on. Then a power
+        // cut and back: the disk-less machine lost its certificate with its memory. Its card asks again, is told to wait
+        // while its node was heard from moments ago, then gets the new image and a join string that enrols m1 again, with
+        // no one doing anything more.
+        Check(await Heddle(TimeSpan.FromMinutes(3), "hostimage", "build", "img-2", "--heddle", singleFile));
+        Assert.Contains("boots host image img-2 from its next boot on", Check(await Heddle(Deadline, "machine", "set-image", "m1", "img-2")).Stdout);
         var poweredOnAgain = DateTimeOffset.UtcNow;
         await using (var machine = await QemuMachine.StartAsync(bed.Bridge, $"{bed.Bridge}t1", mac, memoryMiB: 1024, cpus: 2))
         {
@@ -110,18 +113,20 @@ public sealed partial class HostImageBootTests(ITestOutputHelper output)
                 await Poll.UntilAsync(async () => Check(await Heddle(Deadline, "events", "-o", "json")).Stdout,
                     e => JsonDocument.Parse(e).RootElement.EnumerateArray().Count(x => x.GetProperty("kind").GetString() == "NodeEnrolled") == 2, ReadyDeadline, "node m1 enrolled again");
                 await Poll.UntilAsync(async () => JsonDocument.Parse(Check(await Heddle(Deadline, "nodes", "-o", "json")).Stdout).RootElement.EnumerateArray().ToList(),
-                    n => n.Count == 1 && n[0].GetProperty("condition").GetString() == "Ready", ReadyDeadline, "node m1 Ready again", TimeSpan.FromMilliseconds(250));
+                    n => n.Count == 1 && n[0].GetProperty("condition").GetString() == "Ready" && n[0].GetProperty("hostImage").GetString() == "img-2", ReadyDeadline,
+                    "node m1 Ready again on img-2", TimeSpan.FromMilliseconds(250));
             }
             catch (TimeoutException e)
             {
                 throw new TimeoutException($"{e.Message}\nmachine console:\n{Clean(machine.Console)}\nboot service:\n{bootService.Output}\ncontroller:\n{controller.Output}", e);
             }
 
-            output.WriteLine($"power cut, then on again → node m1 Ready again: {machine.SincePowerOn.Elapsed.TotalSeconds:0.0} s; the boot service's answers since: "
+            output.WriteLine($"power cut, then on again → node m1 Ready again on img-2: {machine.SincePowerOn.Elapsed.TotalSeconds:0.0} s; the boot service's answers since: "
                 + string.Join("; ", bootService.LinesWith($"{mac} from ", poweredOnAgain).Select(l => $"{(l.Time - poweredOnAgain).TotalSeconds:0.0} s {l.Line[(l.Line.IndexOf(": ", StringComparison.Ordinal) + 2)..]}")));
             var enrolled = JsonDocument.Parse(Check(await Heddle(Deadline, "events", "-o", "json")).Stdout).RootElement.EnumerateArray()
                 .Where(x => x.GetProperty("kind").GetString() == "NodeEnrolled").Select(x => x.GetProperty("message").GetString()!).ToList();
-            Assert.Contains("booted host image img-1 again", enrolled[^1]);
+            Assert.Contains("booted host image img-2 again", enrolled[^1]);
+            Assert.Contains("heddle-init: img-2 up", Clean(machine.Console));
         }
     }
 
