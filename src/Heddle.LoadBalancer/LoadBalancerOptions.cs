@@ -22,6 +22,13 @@ public sealed record LoadBalancerOptions
     /// <summary>A tcp (L4) connection with no byte in either direction for this long is closed (HAProxy's `timeout client`). Default 5 min.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// An http (L7) client that has begun a request head and not finished it within this gets 408 and is closed, however
+    /// slowly it keeps sending (HAProxy's `timeout http-request`, Kestrel's RequestHeadersTimeout). A kept-alive connection
+    /// waiting for its next request is under the idle timeout alone. Default 30 s.
+    /// </summary>
+    public TimeSpan HeadTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Open tcp connections one VIP:port holds at most; more are reset at once. Default 20,000.</summary>
     public int MaxConnectionsPerVip { get; init; } = 20_000;
 

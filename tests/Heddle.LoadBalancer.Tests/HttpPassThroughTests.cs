@@ -137,6 +137,103 @@ public sealed class HttpPassThroughTests
     }
 
     [Fact]
+    public async Task AHeadTrickledSlowerThanTheHeadTimeout_Gets408AndIsClosed_WhileAnIdleKeptAliveConnectionIsNot()
+    {
+        var (app, backend) = await EchoBackendAsync();
+        await using var _ = app;
+        var headTimeout = TimeSpan.FromSeconds(1);
+        await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [backend]), new LoadBalancerOptions { HeadTimeout = headTimeout });
+        using var idle = new TcpClient();
+        await idle.ConnectAsync(proxy.Endpoint);
+        var kept = idle.GetStream();
+        var request = Encoding.ASCII.GetBytes("GET /headers HTTP/1.1\r\nHost: svc\r\n\r\n");
+        await kept.WriteAsync(request);
+        Assert.StartsWith("HTTP/1.1 200 ", await ReadAnswerAsync(kept));
+
+        // A client that began a head and went quiet gets 408 at the head timeout (the idle timeout is minutes).
+        using var quiet = new TcpClient();
+        await quiet.ConnectAsync(proxy.Endpoint);
+        await quiet.GetStream().WriteAsync("GET /headers HTTP/1.1\r\nHost: svc\r\nX-Half: "u8.ToArray());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var answer = await new StreamReader(quiet.GetStream()).ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        var took = clock.Elapsed;
+        Assert.StartsWith("HTTP/1.1 408 Request Timeout\r\n", answer);
+        Assert.Contains("Connection: close", answer);
+        Assert.True(took >= headTimeout * 0.9 && took < headTimeout * 3, $"the half head was answered after {took.TotalSeconds:0.00} s (head timeout {headTimeout.TotalSeconds} s)");
+
+        // A slowloris client: a byte of header every 100 ms, never the blank line. It is never idle, so only the deadline
+        // on the head ends it: with the 408, or with a reset when the balancer closes on bytes it had not read.
+        using var slow = new TcpClient();
+        await slow.ConnectAsync(proxy.Endpoint);
+        var trickle = slow.GetStream();
+        await trickle.WriteAsync("GET /headers HTTP/1.1\r\nHost: svc\r\nX-Slow: "u8.ToArray());
+        clock.Restart();
+        var reading = ReadUntilEndedAsync(trickle);
+        while (!reading.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            try
+            {
+                await trickle.WriteAsync("a"u8.ToArray());
+            }
+            catch (IOException)
+            {
+                break; // closed by the balancer
+            }
+
+            await Task.WhenAny(reading, Task.Delay(100));
+        }
+
+        var (slowAnswer, _) = await reading.WaitAsync(TimeSpan.FromSeconds(5));
+        var ended = clock.Elapsed;
+        Assert.True(ended >= headTimeout * 0.9 && ended < headTimeout * 3, $"the trickled head was ended after {ended.TotalSeconds:0.00} s (head timeout {headTimeout.TotalSeconds} s)");
+        Assert.True(slowAnswer.Length == 0 || slowAnswer.StartsWith("HTTP/1.1 408 ", StringComparison.Ordinal), slowAnswer);
+
+        // The kept-alive connection has waited longer than the head timeout with no request begun: it is not cut.
+        await kept.WriteAsync(request);
+        Assert.StartsWith("HTTP/1.1 200 ", await ReadAnswerAsync(kept));
+    }
+
+    /// <summary>Everything the other side sent until it closed or reset the connection, and whether it reset it.</summary>
+    private static async Task<(string Text, bool Reset)> ReadUntilEndedAsync(NetworkStream stream)
+    {
+        var buffer = new byte[8192];
+        var text = new StringBuilder();
+        try
+        {
+            while (await stream.ReadAsync(buffer) is var read and > 0)
+            {
+                text.Append(Encoding.ASCII.GetString(buffer, 0, read));
+            }
+
+            return (text.ToString(), false);
+        }
+        catch (IOException)
+        {
+            return (text.ToString(), true);
+        }
+    }
+
+    /// <summary>One answer with a Content-Length body off a kept-alive connection.</summary>
+    private static async Task<string> ReadAnswerAsync(NetworkStream stream)
+    {
+        var buffer = new byte[8192];
+        var text = new StringBuilder();
+        while (true)
+        {
+            var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(read > 0, $"the connection closed after: {text}");
+            text.Append(Encoding.ASCII.GetString(buffer, 0, read));
+            var all = text.ToString();
+            var end = all.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            var length = System.Text.RegularExpressions.Regex.Match(all, "Content-Length: (\\d+)", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            if (end >= 0 && length.Success && all.Length >= end + 4 + int.Parse(length.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))
+            {
+                return all;
+            }
+        }
+    }
+
+    [Fact]
     public async Task HeadLargerThan32KiB_Is431()
     {
         await using var proxy = await HttpVipListener.StartAsync(new VipListener("svc", "127.0.0.1", 0, "http", [new Backend("none", "127.0.0.1", 9)]), new LoadBalancerOptions());

@@ -19,6 +19,7 @@ internal sealed class LbOptionsBinder
     private readonly Option<int> _threads = CreateThreads();
     private readonly Option<string> _policy = CreatePolicy();
     private readonly Option<TimeSpan> _idle = Durations.Option("--lb-idle-timeout", "A tcp connection silent both ways this long is closed", TimeSpan.FromMinutes(5));
+    private readonly Option<TimeSpan> _head = Durations.Option("--lb-head-timeout", "An http client that began a request head and has not finished it within this gets 408 and is closed", TimeSpan.FromSeconds(30));
     private readonly Option<int> _perVip = Positive("--lb-max-connections", "Open tcp connections one VIP:port may hold; more are reset", 20_000);
     private readonly Option<int> _perClient = Positive("--lb-max-connections-per-client", "Open tcp connections one client address may hold on one VIP:port", 1_000);
 
@@ -62,6 +63,7 @@ internal sealed class LbOptionsBinder
         command.Options.Add(_threads);
         command.Options.Add(_policy);
         command.Options.Add(_idle);
+        command.Options.Add(_head);
         command.Options.Add(_perVip);
         command.Options.Add(_perClient);
         if (withOff)
@@ -73,7 +75,7 @@ internal sealed class LbOptionsBinder
     public LoadBalancerOptions Options(ParseResult parse) => new()
     {
         DrainTimeout = parse.GetValue(_drain), HttpPolicy = parse.GetValue(_policy)!, L4Threads = parse.GetValue(_threads),
-        IdleTimeout = parse.GetValue(_idle), MaxConnectionsPerVip = parse.GetValue(_perVip), MaxConnectionsPerClient = parse.GetValue(_perClient),
+        IdleTimeout = parse.GetValue(_idle), HeadTimeout = parse.GetValue(_head), MaxConnectionsPerVip = parse.GetValue(_perVip), MaxConnectionsPerClient = parse.GetValue(_perClient),
     };
 
     /// <summary>Starts the load balancer fed by the controller in this process (null with --no-lb): a member like any other, heart-beating in-process.</summary>

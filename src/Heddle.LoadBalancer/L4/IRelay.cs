@@ -20,6 +20,14 @@ internal interface IRelay
 
     /// <summary>Silent for the idle timeout: closed (L7 first answers a request still waiting for its instance with 504).</summary>
     void Expire();
+
+    /// <summary>Since when (Environment.TickCount64) a request head has been arriving and is not complete yet; 0 when none is (always, at L4).</summary>
+    long HeadSince => 0;
+
+    /// <summary>A request head still not complete after the head timeout: answered 408 and closed.</summary>
+    void ExpireHead()
+    {
+    }
 }
 
 /// <summary>

@@ -17,7 +17,8 @@ internal sealed class TcpAcceptor : IEventHandler
     private const int SweepIdle = 1;
 
     /// <summary>Idle timeout, and how many connections the acceptor and one client address may hold.</summary>
-    public sealed record Limits(TimeSpan IdleTimeout, int MaxConnections, int MaxPerClient);
+    /// <param name="HeadTimeout">How long a request head may take to arrive whole (L7; zero: no limit but the idle timeout).</param>
+    public sealed record Limits(TimeSpan IdleTimeout, int MaxConnections, int MaxPerClient, TimeSpan HeadTimeout = default);
 
     private readonly Limits _limits;
     private readonly Dictionary<UInt128, int> _perClient = []; // touched on the loop only
@@ -164,7 +165,8 @@ internal sealed class TcpAcceptor : IEventHandler
         }
     }
 
-    private TimeSpan SweepInterval => TimeSpan.FromMilliseconds(Math.Clamp(_limits.IdleTimeout.TotalMilliseconds / 4, 50, 5000));
+    private TimeSpan SweepInterval => TimeSpan.FromMilliseconds(Math.Clamp(
+        (_limits.HeadTimeout > TimeSpan.Zero && _limits.HeadTimeout < _limits.IdleTimeout ? _limits.HeadTimeout : _limits.IdleTimeout).TotalMilliseconds / 4, 50, 5000));
 
     private static UInt128 Key(ReadOnlySpan<byte> address)
     {
@@ -195,10 +197,21 @@ internal sealed class TcpAcceptor : IEventHandler
 
         if (cookie == SweepIdle)
         {
-            var cutoff = Environment.TickCount64 - (long)_limits.IdleTimeout.TotalMilliseconds;
+            var now = Environment.TickCount64;
+            var cutoff = now - (long)_limits.IdleTimeout.TotalMilliseconds;
             foreach (var relay in _relays.Where(r => r.LastActivity < cutoff).ToList())
             {
                 relay.Expire();
+            }
+
+            if (_limits.HeadTimeout > TimeSpan.Zero)
+            {
+                // A client trickling a head (slowloris) is active all the time, so the idle timeout never ends it.
+                var headCutoff = now - (long)_limits.HeadTimeout.TotalMilliseconds;
+                foreach (var relay in _relays.Where(r => r.HeadSince != 0 && r.HeadSince < headCutoff).ToList())
+                {
+                    relay.ExpireHead();
+                }
             }
 
             _loop.Schedule(_token, SweepInterval, SweepIdle);

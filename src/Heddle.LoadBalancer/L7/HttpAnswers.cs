@@ -5,7 +5,7 @@ namespace Heddle.LoadBalancer.L7;
 /// <summary>
 /// The responses the proxy makes itself, encoded once per listener: 503 with its problem body when no instance is
 /// Ready, 502 when every send failed unanswered, 504 when the instance stayed silent, 400 and 431 for heads it cannot
-/// pass on. Each in two forms: keeping the connection, and closing it.
+/// pass on, 408 for a head that did not arrive whole in time. Each in two forms: keeping the connection, and closing it.
 /// </summary>
 internal sealed class HttpAnswers
 {
@@ -17,6 +17,7 @@ internal sealed class HttpAnswers
         GatewayTimeout = Make("504 Gateway Timeout", null, string.Empty);
         BadRequest = Make("400 Bad Request", null, string.Empty);
         HeadTooLarge = Make("431 Request Header Fields Too Large", null, string.Empty);
+        RequestTimeout = Make("408 Request Timeout", null, string.Empty);
     }
 
     public (byte[] Open, byte[] Close) NoBackend { get; }
@@ -28,6 +29,8 @@ internal sealed class HttpAnswers
     public (byte[] Open, byte[] Close) BadRequest { get; }
 
     public (byte[] Open, byte[] Close) HeadTooLarge { get; }
+
+    public (byte[] Open, byte[] Close) RequestTimeout { get; }
 
     private static (byte[], byte[]) Make(string status, string? contentType, string body)
     {

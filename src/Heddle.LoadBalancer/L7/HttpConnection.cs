@@ -52,6 +52,7 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
 
     private ByteQueue _in; // client bytes not used yet: a head still arriving, body, or the next request
     private bool _inWaiting; // _in holds an incomplete head: read more before parsing again
+    private long _headSince; // when the head now arriving began to (Environment.TickCount64); 0: none is
     private byte[]? _out; // the request head as passed on, kept until the answer starts
     private int _outCount;
     private HttpHead _request;
@@ -88,6 +89,8 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
     public string? BackendId => _phase == Phase.Head ? null : _target?.Id;
 
     public long LastActivity { get; private set; } = Environment.TickCount64;
+
+    public long HeadSince => _phase == Phase.Head && !_answered ? _headSince : 0;
 
     public UInt128 Client { get; init; }
 
@@ -198,6 +201,15 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
         Close();
     }
 
+    public void ExpireHead()
+    {
+        if (!_closed && HeadSince != 0)
+        {
+            _headSince = 0;
+            Answer(_vip.Answers.RequestTimeout, close: true);
+        }
+    }
+
     /// <summary>Does whatever the readiness seen so far allows, until nothing moves.</summary>
     private void Drive()
     {
@@ -281,11 +293,18 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
                 }
 
                 _inWaiting = true;
+                if (_headSince == 0)
+                {
+                    _headSince = Environment.TickCount64;
+                }
+
                 return _clientReadable;
             case HeadParse.TooLarge:
+                _headSince = 0;
                 Answer(_vip.Answers.HeadTooLarge, close: true);
                 return false;
             case HeadParse.Invalid:
+                _headSince = 0;
                 Answer(_vip.Answers.BadRequest, close: true);
                 return false;
             case HeadParse.Http2:
@@ -294,9 +313,11 @@ internal sealed unsafe partial class HttpConnection : IEventHandler, IRelay
                     _in.Add(data);
                 }
 
+                _headSince = 0;
                 return StartTunnelToFallback();
         }
 
+        _headSince = 0;
         _request = head;
         if (_backends.Current.Length == 0)
         {

@@ -44,7 +44,7 @@ internal sealed class HttpVipListener : IVipListener
             {
                 var backends = new HttpBackends(() => _pool, counters, twoChoices, _state.Fallback);
                 var acceptor = new TcpAcceptor(endpoint, shared: loops.Count > 1, loop, _ => Connections(loop, backends),
-                    new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient));
+                    new TcpAcceptor.Limits(options.IdleTimeout, Math.Max(1, options.MaxConnectionsPerVip / loops.Count), options.MaxConnectionsPerClient, options.HeadTimeout));
                 _acceptors.Add((acceptor, backends, loop));
                 endpoint = acceptor.Endpoint;
             }
