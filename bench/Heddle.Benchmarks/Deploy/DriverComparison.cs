@@ -23,11 +23,15 @@ internal static class DriverComparison
             Console.WriteLine($"{"instances",9}  {"process s",10}  {"container s",12}  {"extra ms/instance",18}  trials (process | container)");
             foreach (var instances in new[] { 3, 12 })
             {
-                var process = Trials(heddle, work.FullName, "process", instances, image, trials);
-                var container = Trials(heddle, work.FullName, "container", instances, image, trials);
+                var processPhases = new DeployPhases();
+                var containerPhases = new DeployPhases();
+                var process = Trials(heddle, work.FullName, "process", instances, image, trials, processPhases);
+                var container = Trials(heddle, work.FullName, "container", instances, image, trials, containerPhases);
                 var extra = (container[container.Count / 2] - process[process.Count / 2]) * 1000 / instances;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{instances,9}  {process[process.Count / 2],10:0.000}  {container[container.Count / 2],12:0.000}  {extra,18:0}  {Join(process)} | {Join(container)}"));
+                processPhases.Print($"process, {instances} instances");
+                containerPhases.Print($"container, {instances} instances");
             }
 
             Console.WriteLine("target: container within 150 ms per instance of process (runc create + start measured ~70 ms on this host).");
@@ -38,20 +42,20 @@ internal static class DriverComparison
         }
     }
 
-    private static List<double> Trials(string heddle, string work, string driver, int instances, string image, int trials)
+    private static List<double> Trials(string heddle, string work, string driver, int instances, string image, int trials, DeployPhases phases)
     {
         var package = Package(work, driver);
         var times = new List<double>();
         for (var t = 0; t < trials; t++)
         {
-            times.Add(TrialAsync(heddle, package, driver, instances, image).GetAwaiter().GetResult());
+            times.Add(TrialAsync(heddle, package, driver, instances, image, phases).GetAwaiter().GetResult());
         }
 
         times.Sort();
         return times;
     }
 
-    private static async Task<double> TrialAsync(string heddle, string package, string driver, int instances, string image)
+    private static async Task<double> TrialAsync(string heddle, string package, string driver, int instances, string image, DeployPhases phases)
     {
         await using var cluster = await BenchCluster.StartAsync(heddle, coresPerNode: 12);
         if (driver == "container")
@@ -60,7 +64,7 @@ internal static class DriverComparison
         }
 
         var upload = await cluster.Api.UploadPackageAsync(package);
-        return await DeployHarness.AcceptedToReadyAsync(cluster, new DeploymentRequest(upload.Sha256, $"service: static\nroles:\n  web: {{ instances: {instances} }}\n"), instances);
+        return await DeployHarness.AcceptedToReadyAsync(cluster, new DeploymentRequest(upload.Sha256, $"service: static\nroles:\n  web: {{ instances: {instances} }}\n"), instances, phases);
     }
 
     private static string Package(string work, string driver)
