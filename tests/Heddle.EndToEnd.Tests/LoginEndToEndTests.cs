@@ -124,6 +124,63 @@ public sealed class LoginEndToEndTests : IDisposable
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(3.5), $"gave up before trying both for 2 s each ({clock.Elapsed}): {result}");
     }
 
+    [Fact]
+    public async Task Read_WhenTheFirstControllerNeverAnswersItsSyn_IsAnsweredByTheNextAfterItsHeadStart_NotTheTcpTimeout()
+    {
+        await using var controller = await ControllerProcess.StartAsync();
+        // A listener whose accept queue is full: the kernel drops every further SYN without a word, as a host gone silent does.
+        using var deaf = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        deaf.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        deaf.Listen(1);
+        var fillers = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var connect = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    await filler.ConnectAsync(deaf.LocalEndPoint!, connect.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // the queue is full
+                }
+            }
+
+            var silentUrl = new Uri($"https://127.0.0.1:{((IPEndPoint)deaf.LocalEndPoint!).Port}/");
+            var liveUrl = new Uri($"https://127.0.0.1:{controller.Port}/");
+            using var ca = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(controller.State, "ca.crt")));
+            using (var warm = new global::Heddle.Contracts.Api.HeddleApiClient([liveUrl, silentUrl], controller.Token, ca, global::Heddle.Contracts.Api.ApiTimeouts.Default, checkNames: false))
+            {
+                await warm.InfoAsync(); // what is measured below is the wait, not this process's first TLS handshake
+            }
+
+            var moved = new List<Uri>();
+            using var client = new global::Heddle.Contracts.Api.HeddleApiClient([silentUrl, liveUrl], controller.Token, ca, global::Heddle.Contracts.Api.ApiTimeouts.Default, checkNames: false, moved.Add);
+            var clock = Stopwatch.StartNew();
+            var info = await client.InfoAsync();
+            clock.Stop();
+            Assert.NotNull(info);
+            Assert.Equal([liveUrl], moved);
+            Assert.Equal(liveUrl, client.CurrentUrl);
+            // The live controller is asked 250 ms after the silent one (its head start), not after the 500 ms TCP timeout.
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(480), $"answered in {clock.Elapsed.TotalMilliseconds:0} ms");
+            Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(240), $"answered in {clock.Elapsed.TotalMilliseconds:0} ms: the first controller had no head start");
+
+            // The next read goes to the controller that answered, at once.
+            clock.Restart();
+            await client.InfoAsync();
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(240), $"the second read took {clock.Elapsed.TotalMilliseconds:0} ms");
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
     /// <summary>A CA certificate of no cluster: the config needs one for https URLs; the silent controllers never get as far as showing theirs.</summary>
     private static string TestCa()
     {

@@ -17,6 +17,14 @@ public sealed record ApiTimeouts
     /// </summary>
     public TimeSpan TcpConnect { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// The head start of one controller in a read (GET): when its TCP handshake has not been answered within this, the
+    /// next controller is asked as well and the first answer is taken, so a read costs a host that is gone this rather
+    /// than <see cref="TcpConnect"/>. Default 250 ms (RFC 8305's connection attempt delay; a live host answers a SYN in
+    /// a round trip).
+    /// </summary>
+    public TimeSpan NextAfter { get; init; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>Connecting to one controller: TCP and the TLS handshake. Default 10 s.</summary>
     public TimeSpan Connect { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -29,7 +37,8 @@ public sealed record ApiTimeouts
     public TimeSpan Answer { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Both bounds set to <paramref name="timeout"/> (and the TCP handshake's to 0.5 s, or less when that is less).</summary>
-    public static ApiTimeouts Of(TimeSpan timeout) => new() { Connect = timeout, Answer = timeout, TcpConnect = timeout < TimeSpan.FromMilliseconds(500) ? timeout : TimeSpan.FromMilliseconds(500) };
+    public static ApiTimeouts Of(TimeSpan timeout) => new() { Connect = timeout, Answer = timeout, TcpConnect = timeout < TimeSpan.FromMilliseconds(500) ? timeout : TimeSpan.FromMilliseconds(500),
+        NextAfter = timeout < TimeSpan.FromMilliseconds(250) ? timeout : TimeSpan.FromMilliseconds(250) };
 
     internal static string Format(TimeSpan value) => value.TotalSeconds >= 1 ? $"{value.TotalSeconds:0.#} s" : $"{value.TotalMilliseconds:0} ms";
 }

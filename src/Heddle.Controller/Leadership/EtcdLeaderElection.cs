@@ -65,7 +65,7 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
     private async Task TermAsync(Func<Leadership, CancellationToken, Task> lead, CancellationToken cancellationToken)
     {
         var grant = await members.CallAsync(
-            m => new Lease.LeaseClient(m).LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(LeaseTtl.TotalSeconds) }, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync,
+            m => new Lease.LeaseClient(m).LeaseGrantAsync(new LeaseGrantRequest { TTL = (long)Math.Ceiling(LeaseTtl.TotalSeconds) }, headers: EtcdMembers.RequireLeader, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync,
             cancellationToken);
         using var held = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var renewals = new Renewals(Stopwatch.GetTimestamp());
@@ -395,8 +395,8 @@ public sealed partial class EtcdLeaderElection(EtcdMembers members, string name,
         try
         {
             var response = await members.CallAsync(
-                m => new Election.ElectionClient(m).LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(name) }, deadline: DateTime.UtcNow + EtcdMembers.QuickCallTimeout, cancellationToken: cancellationToken).ResponseAsync,
-                cancellationToken);
+                m => new Election.ElectionClient(m).LeaderAsync(new LeaderRequest { Name = ByteString.CopyFromUtf8(name) }, headers: EtcdMembers.RequireLeader, deadline: DateTime.UtcNow + EtcdMembers.QuickCallTimeout, cancellationToken: cancellationToken).ResponseAsync,
+                cancellationToken, EtcdMembers.QuickCallTimeout);
             return response.Kv?.Value.ToStringUtf8();
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound || e.Status.Detail.Contains("no leader", StringComparison.Ordinal))

@@ -48,14 +48,14 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     public async Task<KvEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
-        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(new RangeRequest { Key = Bytes(key) }, headers: EtcdMembers.RequireLeader, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return response.Kvs.Count == 0 ? null : Entry(response.Kvs[0]);
     }
 
     public async Task<KvRange> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
         var request = new RangeRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), SortOrder = RangeRequest.Types.SortOrder.Ascend, SortTarget = RangeRequest.Types.SortTarget.Key };
-        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(request, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).RangeAsync(request, headers: EtcdMembers.RequireLeader, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return new KvRange([.. response.Kvs.Select(Entry)], response.Header.Revision);
     }
 
@@ -72,7 +72,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             : new RequestOp { RequestPut = new PutRequest { Key = Bytes(w.Key), Value = ByteString.CopyFrom(w.Value) } }));
         // Retrying on another member is safe: puts and deletes are idempotent, and a commit with conditions that did apply the
         // first time fails them the second time, which the caller takes as any conflict (it reads again).
-        var response = await _members.CallAsync(c => new KV.KVClient(c).TxnAsync(request, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        var response = await _members.CallAsync(c => new KV.KVClient(c).TxnAsync(request, headers: EtcdMembers.RequireLeader, deadline: EtcdMembers.Deadline(), cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         return new KvCommit(response.Succeeded, response.Header.Revision);
     }
 

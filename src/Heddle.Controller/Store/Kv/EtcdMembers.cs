@@ -136,22 +136,41 @@ public sealed class EtcdMembers : IDisposable
         }
     }
 
-    /// <summary>Calls the current member, and the others in turn while they do not answer.</summary>
-    public async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
+    /// <summary>
+    /// Calls the current member, and the others in turn while they do not answer. A call made with
+    /// <see cref="RequireLeader"/> is refused at once ("etcdserver: no leader") by a member that has no etcd leader — one
+    /// cut off from the others, or back from a partition and not yet rejoined — rather than held until its deadline, and
+    /// goes to the next member; while every member says so (etcd is electing), the round is made again until
+    /// <paramref name="within"/> (default <see cref="CallTimeout"/>) has passed.
+    /// </summary>
+    public async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, TimeSpan? within = null)
     {
         RpcException? last = null;
-        for (var tried = 0; tried < _channels.Length; tried++)
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (var round = 0; ; round++)
         {
-            var member = Current;
-            try
+            var leaderless = 0;
+            for (var tried = 0; tried < _channels.Length; tried++)
             {
-                return await call(member);
+                var member = Current;
+                try
+                {
+                    return await call(member);
+                }
+                catch (RpcException e) when (Unreachable(e, cancellationToken))
+                {
+                    last = e;
+                    Failed(member);
+                    leaderless += NoLeader(e) ? 1 : 0;
+                }
             }
-            catch (RpcException e) when (Unreachable(e, cancellationToken))
+
+            if (leaderless == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(started) + ElectionPause >= (within ?? CallTimeout))
             {
-                last = e;
-                Failed(member);
+                break;
             }
+
+            await Task.Delay(ElectionPause, cancellationToken);
         }
 
         var reachable = await ReachableAsync(cancellationToken);
@@ -160,6 +179,12 @@ public sealed class EtcdMembers : IDisposable
             ? $"store busy: etcd did not answer within {CallTimeout.TotalSeconds:0} s though {reachable} of {_channels.Length} members are reachable{why}"
             : $"store unavailable: {reachable} of {_channels.Length} etcd members reachable{why}", last);
     }
+
+    /// <summary>How long a call waits before going round the members again while they have no etcd leader.</summary>
+    private static readonly TimeSpan ElectionPause = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Whether a member refused a call because it has no etcd leader (asked with <see cref="RequireLeader"/>).</summary>
+    public static bool NoLeader(RpcException e) => e.StatusCode == StatusCode.Unavailable && e.Status.Detail.Contains("no leader", StringComparison.Ordinal);
 
     /// <summary>How long one call may take before the next member is tried (etcd without a quorum holds a write until its own timeout).</summary>
     public static TimeSpan CallTimeout { get; } = TimeSpan.FromSeconds(5);
@@ -172,7 +197,8 @@ public sealed class EtcdMembers : IDisposable
 
     /// <summary>
     /// Call options for a stream that must end when its member loses the etcd leader (a member cut off from the others
-    /// would otherwise keep a watch or a lease renewal open and silent): etcd's "require leader" metadata.
+    /// would otherwise keep a watch or a lease renewal open and silent), and for a call that a member without a leader
+    /// must refuse at once rather than hold until its deadline: etcd's "require leader" metadata.
     /// </summary>
     public static Metadata RequireLeader { get; } = new() { { "hasleader", "true" } };
 
