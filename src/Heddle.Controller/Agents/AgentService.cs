@@ -281,7 +281,7 @@ public sealed class AgentService(
             changed = new NewEvent(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
-        var (updated, recorded) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        var (updated, _) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),
@@ -296,11 +296,6 @@ public sealed class AgentService(
         if (!updated)
         {
             return;
-        }
-
-        if (recorded is not null)
-        {
-            events.Publish(recorded);
         }
 
         // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.

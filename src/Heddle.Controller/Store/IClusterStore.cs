@@ -11,6 +11,13 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public interface IClusterStore : IDisposable
 {
+    /// <summary>
+    /// The change feed: raised once per record changed, after the change is readable here, for this controller's own
+    /// commits (raised before the commit returns) and for those of other controllers sharing the store (as the watch
+    /// brings them). Handlers run on the writer's or the watch's thread: they only hand work on.
+    /// </summary>
+    event Action<StoreChange>? Changed;
+
     Task PutPackageAsync(PackageRecord package, CancellationToken cancellationToken = default);
 
     PackageRecord? GetPackage(string sha256);

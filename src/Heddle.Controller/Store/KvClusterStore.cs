@@ -33,6 +33,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     {
         _mirror = mirror;
         _time = time;
+        mirror.Changed += OnMirrorChanged;
     }
 
     public KvMirror Mirror => _mirror;
@@ -241,7 +242,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     }
 
     /// <summary>The event a watched change stored (its id is the change's revision), or null when the change is not one.</summary>
-    public static EventRecord? EventOf(KvEvent change)
+    private static EventRecord? EventOf(KvEvent change)
     {
         if (change.Kind != KvEventKind.Put || !change.Key.StartsWith("events/", StringComparison.Ordinal) || change.Value is null)
         {

@@ -101,7 +101,7 @@ public sealed class NodeWorkTests : IDisposable
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
     }
 
-    private sealed class AlwaysPublished : Publishing.IPublicationBarrier
+    private sealed class AlwaysPublished : Heddle.Controller.Publishing.IPublicationBarrier
     {
         public bool Published() => true;
     }

@@ -219,14 +219,14 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
-    public void EventOf_AWatchedEventWrite_KeepsItsOwner_AndAnOldEventHasNone()
+    public void ChangeOf_AWatchedEventWrite_KeepsItsOwner_AndAnOldEventHasNone()
     {
         var time = Time.GetUtcNow();
         var owned = KvClusterStore.EventWrite(time, "InstanceState", "leak/web/0", "Ready", new EventOwner("alice", 17));
         var old = KvWrite.Put("events/0000000000000000001-old", System.Text.Encoding.UTF8.GetBytes("""{"time":"2026-01-01T00:00:00+00:00","kind":"NodeJoined","subject":"n1","message":"from an earlier version"}"""));
 
-        var seen = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40))!;
-        var earlier = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41))!;
+        var seen = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40), local: false).Event!;
+        var earlier = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41), local: false).Event!;
 
         Assert.Equal((40L, "alice", (long?)17), (seen.Id, seen.Tenant, seen.Incarnation));
         Assert.Equal(("NodeJoined", (string?)null, (long?)null), (earlier.Kind, earlier.Tenant, earlier.Incarnation));

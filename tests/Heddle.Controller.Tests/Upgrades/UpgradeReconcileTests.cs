@@ -41,6 +41,16 @@ public abstract class UpgradeReconcileTests : IDisposable
     protected UpgradeReconcileTests(Func<TempDirectory, TimeProvider, IClusterStore> open)
     {
         _store = open(_directory, _time);
+        _store.Changed += c =>
+        {
+            if (c.Event is { } e)
+            {
+                lock (_events)
+                {
+                    _events.Add($"{e.Kind} {e.Message}");
+                }
+            }
+        };
         _store.PutPackageAsync(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow())).GetAwaiter().GetResult();
         for (var i = 1; i <= 3; i++)
         {
@@ -65,7 +75,6 @@ public abstract class UpgradeReconcileTests : IDisposable
     {
         var models = new ServiceModels(_store);
         var events = new EventLog(_store);
-        events.Added += e => _events.Add($"{e.Kind} {e.Message}");
         return new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), events,
             new ControllerOptions { StateDirectory = _directory.Path }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
     }
