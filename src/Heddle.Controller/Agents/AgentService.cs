@@ -214,7 +214,7 @@ public sealed class AgentService(
             Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
             LogUrl = info.LogUrl,
             Isolation = string.IsNullOrEmpty(info.Isolation) ? null : info.Isolation,
-            Drivers = info.Drivers.Count == 0 ? ["process"] : [.. info.Drivers],
+            Drivers = info.Drivers.Count == 0 ? [Heddle.Model.Definition.DriverNames.Process] : [.. info.Drivers],
             HostImage = HostImages.HostImageRules.NameError(info.HostImage) is null ? info.HostImage : null, // what an agent says is shown as a name, or not at all
             Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
             LastSeen = time.GetUtcNow(),

@@ -2,6 +2,7 @@ using Heddle.Controller.Store;
 using Heddle.Controller.Upgrades;
 using Heddle.Placement;
 using Heddle.Placement.Cluster;
+using Heddle.Model.Definition;
 
 namespace Heddle.Controller.Reconciliation;
 
@@ -78,7 +79,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                 MemoryMiB = role.Size.MemoryMiB,
                 Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
                 Constraints = role.Constraints,
-                Driver = role.Driver == Model.Definition.RoleDriver.Container ? "container" : "process",
+                Driver = Model.Definition.DriverNames.Of(role.Driver),
             });
             foreach (var node in avoided)
             {

@@ -209,7 +209,7 @@ public static class LegacySqliteImport
         Condition = r.GetString(7),
         LastSeen = Parse(r.GetString(8)),
         Isolation = r.IsDBNull(9) ? null : r.GetString(9),
-        Drivers = JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? ["process"],
+        Drivers = JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? [Heddle.Model.Definition.DriverNames.Process],
     };
 
     private static DateTimeOffset Parse(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);
