@@ -1,6 +1,5 @@
 using Heddle.Contracts.Api;
 using Heddle.Controller.Publishing;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Definition;
 
