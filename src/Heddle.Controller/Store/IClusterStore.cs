@@ -122,6 +122,9 @@ public interface IClusterStore : IDisposable
     /// <summary>A number that grows whenever a node's record changes (not with heartbeats): a view of node records is current while it stays.</summary>
     long NodesVersion { get; }
 
+    /// <summary>A number that grows whenever a record of <paramref name="kind"/> changes: a view of those records is current while it stays.</summary>
+    long VersionOf(RecordKind kind);
+
     /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
     Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
 

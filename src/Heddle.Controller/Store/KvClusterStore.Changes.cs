@@ -42,7 +42,27 @@ public sealed partial class KvClusterStore
                 Certificate = change.Value is null ? null : JsonSerializer.Deserialize<CertificateRecord>(change.Value, Format),
             },
             "events" => new StoreChange(RecordKind.Event, rest.ToString(), deleted, local) { Event = EventOf(change) },
+            "revisions" => new StoreChange(RecordKind.Revision, name, deleted, local),
+            "slots" => new StoreChange(RecordKind.Slot, name, deleted, local),
+            "balancers" => new StoreChange(RecordKind.Balancer, name, deleted, local),
+            "vips" => new StoreChange(RecordKind.Vip, rest.ToString(), deleted, local),
             _ => new StoreChange(RecordKind.Other, key, deleted, local),
         };
     }
+
+    public long VersionOf(RecordKind kind) => _mirror.VersionOf(kind switch
+    {
+        RecordKind.Service => "services/",
+        RecordKind.Instance => "instances/",
+        RecordKind.Status => "status/",
+        RecordKind.Node => "nodes/",
+        RecordKind.Image => "images/",
+        RecordKind.Certificate => "certificates/",
+        RecordKind.Event => "events/",
+        RecordKind.Revision => "revisions/",
+        RecordKind.Slot => "slots/",
+        RecordKind.Balancer => "balancers/",
+        RecordKind.Vip => "vips/",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "records of no kind of their own have no version"),
+    });
 }

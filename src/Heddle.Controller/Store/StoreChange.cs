@@ -27,6 +27,18 @@ public enum RecordKind
 
     /// <summary>An event of the log; <see cref="StoreChange.Event"/> is the event stored.</summary>
     Event,
+
+    /// <summary>A numbered revision of a deployment; <see cref="StoreChange.Name"/> is its service.</summary>
+    Revision,
+
+    /// <summary>Which service holds a slot of a family; <see cref="StoreChange.Name"/> is the family.</summary>
+    Slot,
+
+    /// <summary>A load balancer's record (rewritten by each of its heartbeats); <see cref="StoreChange.Name"/> is the balancer.</summary>
+    Balancer,
+
+    /// <summary>Which service holds a VIP; <see cref="StoreChange.Name"/> is the address.</summary>
+    Vip,
 }
 
 /// <summary>

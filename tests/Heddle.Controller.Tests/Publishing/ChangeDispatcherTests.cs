@@ -72,6 +72,20 @@ public sealed class ChangeDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task VersionOf_ARecordWritten_MovesOnForItsKindOnly()
+    {
+        var (nodes, services) = (_here.VersionOf(RecordKind.Node), _here.VersionOf(RecordKind.Service));
+
+        await NodeAsync(_here, "n1");
+
+        Assert.True(_here.VersionOf(RecordKind.Node) > nodes);
+        Assert.Equal(services, _here.VersionOf(RecordKind.Service));
+        await DeployAsync(_here, "shop");
+        Assert.True(_here.VersionOf(RecordKind.Service) > services);
+        Assert.True(_here.VersionOf(RecordKind.Revision) > 0);
+    }
+
+    [Fact]
     public async Task EventAdded_ReachesAFollower()
     {
         var (events, _, _, _) = Dispatch(_here, shared: false);
