@@ -216,18 +216,18 @@ public sealed class AgentService(
             Isolation = string.IsNullOrEmpty(info.Isolation) ? null : info.Isolation,
             Drivers = info.Drivers.Count == 0 ? [Heddle.Model.Definition.DriverNames.Process] : [.. info.Drivers],
             HostImage = HostImages.HostImageRules.NameError(info.HostImage) is null ? info.HostImage : null, // what an agent says is shown as a name, or not at all
-            Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
+            Condition = previous?.Condition == NodeCondition.Draining ? NodeCondition.Draining : NodeCondition.Ready,
             LastSeen = time.GetUtcNow(),
         };
         // A node that comes back as it was, Ready, is not written again (read under the health monitor's lock, so it is
         // not being judged Down meanwhile): after a controller restart or a wave of reconnections a thousand nodes say
         // Hello at once, and their joins are written one at a time.
-        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeConditions.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
+        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeCondition.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
         if (previous is null)
         {
             await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
         }
-        else if (previous.Condition == NodeConditions.Down)
+        else if (previous.Condition == NodeCondition.Down)
         {
             await events.AddAsync(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
         }

@@ -126,7 +126,7 @@ public interface IClusterStore : IDisposable
     long VersionOf(RecordKind kind);
 
     /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
-    Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
+    Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another

@@ -166,7 +166,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public long NodesVersion => _mirror.VersionOf("nodes/");
 
-    public Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
+    public Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
         ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence);
 
     public async Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default)

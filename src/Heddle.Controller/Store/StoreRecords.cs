@@ -176,8 +176,7 @@ public sealed record NodeRecord
     /// <summary>The host image its agent says the node booted; null for a host installed otherwise.</summary>
     public string? HostImage { get; init; }
 
-    /// <summary>Ready, Down or Draining.</summary>
-    public required string Condition { get; init; }
+    public required NodeCondition Condition { get; init; }
 
     public required DateTimeOffset LastSeen { get; init; }
 }

@@ -162,7 +162,7 @@ public sealed class ChangeDispatcherTests : IDisposable
     private Task NodeAsync(KvClusterStore store, string name) => store.PutNodeAsync(new NodeRecord
     {
         Name = name, Address = "127.0.9.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
-        Cores = [[0]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+        Cores = [[0]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
     });
 
     private async Task DeployAsync(KvClusterStore store, string name)

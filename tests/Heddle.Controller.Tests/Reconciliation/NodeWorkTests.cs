@@ -90,7 +90,7 @@ public sealed class NodeWorkTests : IDisposable
     private Task NodeAsync(string name, int cores) => _store.PutNodeAsync(new NodeRecord
     {
         Name = name, Address = $"127.0.9.{name[1..]}", FaultDomain = $"fd-{name}", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
-        Cores = [.. Enumerable.Range(0, cores).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+        Cores = [.. Enumerable.Range(0, cores).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
     });
 
     private async Task DeployAsync(string name, int instances)

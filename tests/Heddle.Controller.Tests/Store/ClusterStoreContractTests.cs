@@ -266,9 +266,9 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         await Store.PutNodeAsync(new NodeRecord
         {
             Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string> { ["disk"] = "ssd" }, MemoryMiB = 1024,
-            Cores = [[0, 1], [2, 3]], Condition = "Ready", LastSeen = Time.GetUtcNow(),
+            Cores = [[0, 1], [2, 3]], Condition = NodeCondition.Ready, LastSeen = Time.GetUtcNow(),
         });
-        await Store.SetNodeConditionAsync("n1", "Down", Time.GetUtcNow());
+        await Store.SetNodeConditionAsync("n1", NodeCondition.Down, Time.GetUtcNow());
         var added = await Store.AddEventAsync("Kind", "hello", "accepted");
         await Store.PutImageAsync(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
         await Store.PutPackageAsync(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));

@@ -57,7 +57,7 @@ public abstract class UpgradeReconcileTests : IDisposable
             _store.PutNodeAsync(new NodeRecord
             {
                 Name = $"n{i}", Address = $"127.0.9.{i}", FaultDomain = $"fd{i}", Labels = new Dictionary<string, string>(), MemoryMiB = 4096,
-                Cores = [[0], [1], [2], [3]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+                Cores = [[0], [1], [2], [3]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
             }).GetAwaiter().GetResult();
         }
     }
@@ -216,7 +216,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         var web2 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
         Assert.Equal(1, web2.Revision);
 
-        await _store.SetNodeConditionAsync(web2.Node, NodeConditions.Down, _time.GetUtcNow());
+        await _store.SetNodeConditionAsync(web2.Node, NodeCondition.Down, _time.GetUtcNow());
         await Settle(controller);
         var moved = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
 
