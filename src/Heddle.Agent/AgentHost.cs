@@ -8,6 +8,7 @@ using Heddle.Agent.Node;
 using Heddle.Agent.Packages;
 using Heddle.Contracts.Agents;
 using Heddle.Contracts.Metrics;
+using Heddle.Model.Definition;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -156,7 +157,7 @@ public sealed class AgentHost : IAsyncDisposable
         var uids = isolated ? new UidClaims(options.UidRange, Convert.ToHexStringLower(identity.Ca.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256))[..16]) : null;
         var topology = machine.Topology(options);
         var (drivers, unavailable, driverIsolation) = machine.Drivers(options, time);
-        var containerUnavailable = unavailable.GetValueOrDefault("container");
+        var containerUnavailable = unavailable.GetValueOrDefault(DriverNames.Container);
         // Packages and images come from the agent port, over mutual TLS: the controller hands a node only what its goal state
         // names. They are fetched from the controller the agent talks to now.
         ControllerConnection? current = null;

@@ -128,13 +128,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         MachineEndpoints.Map(app);
         AgentEndpoints.Map(app);
         Dashboard.DashboardEndpoints.Map(app);
-        _ = app.Services.GetRequiredService<Dns.DnsRecordSource>(); // subscribe to events from the start
-        _ = app.Services.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>();
-        if (store.Shared)
-        {
-            _ = new Publishing.RemoteChanges(store.Mirror, app.Services.GetRequiredService<WorkQueue>(), app.Services.GetRequiredService<AgentSessions>(),
-                app.Services.GetRequiredService<EventLog>(), app.Services.GetRequiredService<NodeWork>());
-        }
+        _ = app.Services.GetRequiredService<Publishing.ChangeDispatcher>(); // follows the store's changes from the start
 
         app.MapGrpcService<AgentService>();
         try

@@ -10,18 +10,14 @@ public sealed class EventLog(IClusterStore store)
     private readonly List<Channel<EventRecord>> _followers = [];
     private readonly Lock _lock = new();
 
-    /// <summary>Raised after each event is stored (the DNS record source rebuilds on it).</summary>
-    public event Action<EventRecord>? Added;
+    /// <summary>
+    /// Stores an event; followers are told by the change feed (<see cref="Publishing.ChangeDispatcher"/>) before this
+    /// returns. Without an owner it is the cluster's: only admins see it.
+    /// </summary>
+    public Task<EventRecord> AddAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default) =>
+        store.AddEventAsync(kind, subject, message, owner, cancellationToken);
 
-    /// <summary>Stores an event, then tells followers and subscribers. Without an owner it is the cluster's: only admins see it.</summary>
-    public async Task<EventRecord> AddAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
-    {
-        var record = await store.AddEventAsync(kind, subject, message, owner, cancellationToken);
-        Publish(record);
-        return record;
-    }
-
-    /// <summary>Stores several events of one owner in as few store writes as the store allows, then tells followers and subscribers of each, in order.</summary>
+    /// <summary>Stores several events of one owner in as few store writes as the store allows (followers are told as by <see cref="AddAsync"/>).</summary>
     public async Task AddAllAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
         if (events.Count == 0)
@@ -29,13 +25,10 @@ public sealed class EventLog(IClusterStore store)
             return;
         }
 
-        foreach (var record in await store.AddEventsAsync(events, owner, cancellationToken))
-        {
-            Publish(record);
-        }
+        await store.AddEventsAsync(events, owner, cancellationToken);
     }
 
-    /// <summary>Tells followers and subscribers of an event already stored (by another controller sharing the store).</summary>
+    /// <summary>Tells followers of an event stored (the change feed calls it for every event, this controller's and others').</summary>
     public void Publish(EventRecord record)
     {
         lock (_lock)
@@ -45,8 +38,6 @@ public sealed class EventLog(IClusterStore store)
                 follower.Writer.TryWrite(record);
             }
         }
-
-        Added?.Invoke(record);
     }
 
     /// <summary>Events after <paramref name="afterId"/>: those stored, then each new one as it happens.</summary>

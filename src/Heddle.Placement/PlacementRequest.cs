@@ -1,3 +1,5 @@
+using Heddle.Model.Definition;
+
 namespace Heddle.Placement;
 
 /// <summary>Identifies a role of a tenant's service; instances are numbered within it.</summary>
@@ -24,7 +26,7 @@ public sealed record PlacementRequest
     public IReadOnlyDictionary<string, string> Constraints { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The driver the role runs with: only nodes whose agent can run it take the instance (never a silent fallback).</summary>
-    public string Driver { get; init; } = "process";
+    public string Driver { get; init; } = DriverNames.Process;
 
     /// <summary>Slots 0..count-1 with upgrade domain i mod <paramref name="upgradeDomains"/>, as DESIGN.md defines them.</summary>
     public static IReadOnlyList<InstanceSlot> Slots(int from, int to, int upgradeDomains) =>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Heddle.Agent.Drivers;
+using Heddle.Contracts.Files;
 using Heddle.Testing;
 
 namespace Heddle.EndToEnd.Tests;
@@ -71,18 +72,17 @@ public sealed class UpCluster : IAsyncDisposable
     /// <summary>The pids `heddle up` names in up.json, by process name (controller, n1, ...).</summary>
     public Dictionary<string, int> Processes()
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(UpFile));
-        return json.RootElement.GetProperty("processes").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("pid").GetInt32());
+        return State().Processes.ToDictionary(p => p.Name, p => p.Pid);
     }
 
     /// <summary>Where each process `heddle up` names in up.json serves /metrics, by process name (controller, dns, lb, n1, ...).</summary>
     public Dictionary<string, Uri> MetricsUrls()
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(UpFile));
-        return json.RootElement.GetProperty("processes").EnumerateArray()
-            .Where(p => p.TryGetProperty("metrics", out var m) && m.ValueKind == JsonValueKind.String)
-            .ToDictionary(p => p.GetProperty("name").GetString()!, p => new Uri(p.GetProperty("metrics").GetString()!));
+        return State().Processes.Where(p => p.Metrics is not null).ToDictionary(p => p.Name, p => new Uri(p.Metrics!));
     }
+
+    private UpState State() =>
+        StateFiles.Read<UpState>(UpFile) ?? throw new InvalidOperationException($"{UpFile} is missing or not whole");
 
     /// <summary>Stops the cluster as Ctrl-C would; returns its exit code and what it printed.</summary>
     public async Task<(int ExitCode, string Output)> StopAsync()

@@ -55,7 +55,7 @@ internal static class DashboardHarness
             await store.PutNodeAsync(new NodeRecord
             {
                 Name = $"n{n:D5}", Address = $"10.{n / 65536}.{n / 256 % 256}.{n % 256}", FaultDomain = $"fd{n % domains}", Labels = new Dictionary<string, string>(),
-                MemoryMiB = 131_072, Cores = cores, Condition = n % 97 == 0 ? NodeConditions.Down : NodeConditions.Ready, LastSeen = now,
+                MemoryMiB = 131_072, Cores = cores, Condition = n % 97 == 0 ? NodeCondition.Down : NodeCondition.Ready, LastSeen = now,
             });
         }
 

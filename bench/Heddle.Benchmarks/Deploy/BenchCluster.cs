@@ -23,11 +23,10 @@ internal sealed class BenchCluster : IAsyncDisposable
     /// <summary>The pids of the cluster's processes by name, and each controller's API URL, from up.json.</summary>
     public (Dictionary<string, int> Pids, Dictionary<string, int> Controllers) Processes()
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(_home, "up.json")));
-        var processes = json.RootElement.GetProperty("processes").EnumerateArray().ToList();
-        return (processes.ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("pid").GetInt32()),
-            processes.Where(p => p.GetProperty("name").GetString()!.StartsWith("controller", StringComparison.Ordinal) && p.TryGetProperty("address", out _))
-                .ToDictionary(p => p.GetProperty("address").GetString()!, p => p.GetProperty("pid").GetInt32()));
+        var processes = (Heddle.Contracts.Files.StateFiles.Read<Heddle.Contracts.Files.UpState>(Path.Combine(_home, "up.json"))
+            ?? throw new InvalidOperationException("up.json is missing or not whole")).Processes;
+        return (processes.ToDictionary(p => p.Name, p => p.Pid),
+            processes.Where(p => p.Name.StartsWith("controller", StringComparison.Ordinal) && p.Address is not null).ToDictionary(p => p.Address!, p => p.Pid));
     }
 
     public static async Task<BenchCluster> StartAsync(string heddle, int coresPerNode, int controllers = 1)

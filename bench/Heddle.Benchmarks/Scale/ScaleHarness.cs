@@ -59,9 +59,9 @@ internal static class ScaleHarness
         {
             var info = await Poll.UntilAsync(() => Task.FromResult(File.Exists(home.Combine("controller", "controller.json")) ? File.ReadAllText(home.Combine("controller", "controller.json")) : null),
                 t => t is not null && t.Contains("agentUrl", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the controller started");
-            using var json = JsonDocument.Parse(info!);
-            var apiUrl = new Uri(json.RootElement.GetProperty("apiUrl").GetString()!);
-            var agentUrl = json.RootElement.GetProperty("agentUrl").GetString()!;
+            var endpoints = System.Text.Json.JsonSerializer.Deserialize<Heddle.Contracts.Files.ControllerEndpoints>(info!, Heddle.Contracts.Files.StateFiles.Json)!;
+            var apiUrl = endpoints.ApiUrl;
+            var agentUrl = endpoints.AgentUrl.ToString();
             using var api = new HeddleApiClient(apiUrl, File.ReadAllText(home.Combine("controller", "api-token")).Trim(),
                 Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))));
             await using var cpu = new ProcessSampler(controller.Id);

@@ -20,6 +20,21 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     private AgentService.AgentServiceClient? _client;
     private int _controller;
 
+    /// <summary>
+    /// Opens the transport to a controller for one session: a gRPC channel over mutual TLS presenting the certificate in
+    /// force then. Tests give a fake one.
+    /// </summary>
+    internal Func<Uri, (CallInvoker Calls, IDisposable Channel)> Transport { get; init; } = url => OpenChannel(url, identity);
+
+    private static (CallInvoker Calls, IDisposable Channel) OpenChannel(Uri url, NodeIdentity identity)
+    {
+        var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 << 20, HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
+        });
+        return (channel.CreateCallInvoker(), channel);
+    }
+
     /// <summary>The controller this agent talks to now (downloads go there too); the next one is tried when it does not answer.</summary>
     public Uri Current => options.Controllers[_controller % options.Controllers.Count];
 
@@ -78,11 +93,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         {
             // A channel (so a TLS connection) per session: each presents the certificate in force then, so a renewed one is taken up.
             var url = Current;
-            using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
-            {
-                MaxReceiveMessageSize = 64 << 20, HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
-            });
-            var client = _client = new AgentService.AgentServiceClient(channel);
+            var (calls, channel) = Transport(url);
+            using var opened = channel;
+            var client = _client = new AgentService.AgentServiceClient(calls);
             try
             {
                 await SessionAsync(client, target, cancellationToken, backoff.Reset);

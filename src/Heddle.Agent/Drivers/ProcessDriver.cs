@@ -29,7 +29,7 @@ public sealed class ProcessDriver : IInstanceDriver
         CgroupsUnavailable = cgroupsUnavailable;
     }
 
-    public string Name => "process";
+    public string Name => DriverNames.Process;
 
     /// <summary>Why instances are not placed in cgroups here, or null when they are.</summary>
     public string? CgroupsUnavailable { get; }

@@ -1,5 +1,6 @@
 using Heddle.Agent.Node;
 using Heddle.Agent.Probes;
+using Heddle.Model.Definition;
 
 namespace Heddle.Agent.Hollow;
 
@@ -23,7 +24,7 @@ public static class HollowMachine
         ChecksHostPrograms = false,
         Topology = o => NodeTopology.Detect(o.ClaimCores ?? throw new ArgumentException("a hollow node claims its cores", nameof(o)), o.ClaimThreadsPerCore),
         Drivers = (_, _) => new NodeDrivers(
-            new Dictionary<string, Drivers.IInstanceDriver>(StringComparer.Ordinal) { ["process"] = new HollowDriver("process", readyAfter, time) },
+            new Dictionary<string, Drivers.IInstanceDriver>(StringComparer.Ordinal) { [DriverNames.Process] = new HollowDriver(DriverNames.Process, readyAfter, time) },
             new Dictionary<string, string>(), // not "container: unavailable": every node would warn of it; the allocator places no container role here anyway
             Description),
         Logs = async (options, _, _, _) =>

@@ -2,6 +2,7 @@ using Heddle.Agent.Drivers;
 using Heddle.Agent.Logs;
 using Heddle.Contracts.Agents;
 using Heddle.Contracts.Api;
+using Heddle.Model.Definition;
 
 namespace Heddle.Agent.Instances;
 
@@ -29,7 +30,7 @@ public sealed class InstanceRunner
     {
         _context = context;
         _journalChanged = journalChanged;
-        _state = new RunnerState(goal, specKey, context.Drivers.GetValueOrDefault(adopted?.Driver ?? "process") ?? context.Drivers["process"]);
+        _state = new RunnerState(goal, specKey, context.Drivers.GetValueOrDefault(adopted?.Driver ?? DriverNames.Process) ?? context.Drivers[DriverNames.Process]);
         _reporting = new InstanceReporting(_state, report, adopted?.Restarts ?? 0);
         _description = new InstanceDescription(_state, context.Options);
         _preparation = new LaunchPreparation(context, _state, _reporting, _description, adopted, journalChanged);

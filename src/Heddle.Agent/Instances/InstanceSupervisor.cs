@@ -1,5 +1,6 @@
 using Heddle.Agent.Drivers;
 using Heddle.Contracts.Agents;
+using Heddle.Model.Definition;
 using Microsoft.Extensions.Logging;
 
 namespace Heddle.Agent.Instances;
@@ -237,7 +238,7 @@ public sealed class InstanceSupervisor : Connection.IGoalStateTarget
 
     private async Task StopOrphanAsync(JournalEntry entry)
     {
-        var driver = _context.Drivers.GetValueOrDefault(entry.Driver ?? "process") ?? _context.Drivers["process"];
+        var driver = _context.Drivers.GetValueOrDefault(entry.Driver ?? DriverNames.Process) ?? _context.Drivers[DriverNames.Process];
         await driver.StopAsync(new RunningProcess(entry.Pid, entry.StartTime, null, entry.Id), _context.Options.StopGracePeriod, CancellationToken.None);
         driver.Cleanup(entry.Id, entry.Directory);
         _report(new InstanceReport { InstanceId = entry.Id, State = Contracts.Api.InstanceStates.Stopped, Generation = entry.Generation });

@@ -68,7 +68,7 @@ internal sealed class LaunchPreparation(AgentContext context, RunnerState state,
             return null;
         }
 
-        var driverName = role.Driver == RoleDriver.Container ? "container" : "process";
+        var driverName = DriverNames.Of(role.Driver);
         if (!context.Drivers.TryGetValue(driverName, out var driver))
         {
             reporting.Report(InstanceStates.Faulted, $"this node cannot run the {driverName} driver ({context.DriverUnavailable.GetValueOrDefault(driverName, "unknown driver")})");

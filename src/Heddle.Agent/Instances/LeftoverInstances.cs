@@ -1,4 +1,5 @@
 using Heddle.Agent.Drivers;
+using Heddle.Model.Definition;
 
 namespace Heddle.Agent.Instances;
 
@@ -29,7 +30,7 @@ public static class LeftoverInstances
 
         // Containers: runc's state names them whether or not the journal still did; delete them and their disks.
         killed += Drivers.Containers.ContainerDriver.StopLeftovers(agentStateDirectory,
-            journal.Load().Where(e => e.Driver == "container").Select(e => (e.Id, e.Directory)));
+            journal.Load().Where(e => e.Driver == DriverNames.Container).Select(e => (e.Id, e.Directory)));
         foreach (var entry in journal.Load())
         {
             cgroups?.Remove(entry.Id);

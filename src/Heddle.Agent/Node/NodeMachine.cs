@@ -5,6 +5,7 @@ using Heddle.Agent.Instances;
 using Heddle.Agent.Logs;
 using Heddle.Agent.Packages;
 using Heddle.Agent.Probes;
+using Heddle.Model.Definition;
 
 namespace Heddle.Agent.Node;
 
@@ -68,7 +69,7 @@ public sealed record NodeMachine
             drivers[container.Name] = container;
         }
 
-        return new NodeDrivers(drivers, containerUnavailable is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["container"] = containerUnavailable }, process.Isolation);
+        return new NodeDrivers(drivers, containerUnavailable is null ? new Dictionary<string, string>() : new Dictionary<string, string> { [DriverNames.Container] = containerUnavailable }, process.Isolation);
     }
 }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Heddle.Cli.Client;
+using Heddle.Contracts.Files;
 using Heddle.Controller;
 
 namespace Heddle.Cli.Commands;

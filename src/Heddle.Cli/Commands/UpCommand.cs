@@ -4,6 +4,7 @@ using Heddle.Agent.Drivers;
 using Heddle.Agent.Isolation;
 using Heddle.Cli.Client;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Files;
 using Heddle.Controller.Store.Kv;
 
 namespace Heddle.Cli.Commands;

@@ -219,20 +219,20 @@ public sealed class AgentService(
             Cores = [.. info.Cores.Select(c => (IReadOnlyList<int>)[.. c.Cpus])],
             LogUrl = info.LogUrl,
             Isolation = string.IsNullOrEmpty(info.Isolation) ? null : info.Isolation,
-            Drivers = info.Drivers.Count == 0 ? ["process"] : [.. info.Drivers],
+            Drivers = info.Drivers.Count == 0 ? [Heddle.Model.Definition.DriverNames.Process] : [.. info.Drivers],
             HostImage = HostImages.HostImageRules.NameError(info.HostImage) is null ? info.HostImage : null, // what an agent says is shown as a name, or not at all
-            Condition = previous?.Condition == NodeConditions.Draining ? NodeConditions.Draining : NodeConditions.Ready,
+            Condition = previous?.Condition == NodeCondition.Draining ? NodeCondition.Draining : NodeCondition.Ready,
             LastSeen = time.GetUtcNow(),
         };
         // A node that comes back as it was, Ready, is not written again (read under the health monitor's lock, so it is
         // not being judged Down meanwhile): after a controller restart or a wave of reconnections a thousand nodes say
         // Hello at once, and their joins are written one at a time.
-        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeConditions.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
+        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeCondition.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
         if (previous is null)
         {
             await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
         }
-        else if (previous.Condition == NodeConditions.Down)
+        else if (previous.Condition == NodeCondition.Down)
         {
             await events.AddAsync(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
         }
@@ -286,7 +286,7 @@ public sealed class AgentService(
             changed = new NewEvent(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
-        var (updated, recorded) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        var (updated, _) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),
@@ -301,11 +301,6 @@ public sealed class AgentService(
         if (!updated)
         {
             return;
-        }
-
-        if (recorded is not null)
-        {
-            events.Publish(recorded);
         }
 
         // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.

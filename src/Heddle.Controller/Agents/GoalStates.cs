@@ -1,5 +1,4 @@
 using Heddle.Contracts.Agents;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 
 namespace Heddle.Controller.Agents;

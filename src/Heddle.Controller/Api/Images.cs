@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using Heddle.Contracts.Api;
 using Heddle.Controller.Blobs;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Packages;
 using Heddle.Packaging;

@@ -1,5 +1,4 @@
 using Heddle.Contracts.Api;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Definition;
 using Microsoft.AspNetCore.Http;

@@ -76,9 +76,9 @@ internal static class ClusterPage
         var reserved = nodes.Sum(n => byNode[n.Name].Sum(i => (long)i.MemoryMiB));
         html.Raw("<div class=\"summary\">");
         Box(html, "nodes", nodes.Count.ToString(CultureInfo.InvariantCulture));
-        foreach (var condition in new[] { NodeConditions.Ready, NodeConditions.Down, NodeConditions.Draining })
+        foreach (var condition in new[] { NodeCondition.Ready, NodeCondition.Down, NodeCondition.Draining })
         {
-            Box(html, condition.ToLowerInvariant(), nodes.Count(n => n.Condition == condition).ToString(CultureInfo.InvariantCulture));
+            Box(html, condition.ToString().ToLowerInvariant(), nodes.Count(n => n.Condition == condition).ToString(CultureInfo.InvariantCulture));
         }
 
         Box(html, "CPUs held", $"{held} / {cpus}");
@@ -110,8 +110,8 @@ internal static class ClusterPage
             html.Raw("<tr><td>").Link($"/?fd={Html.Url(domain.Key)}", domain.Key).Raw("</td>");
             foreach (var cell in new[]
             {
-                domain.Count(), domain.Count(n => n.Condition == NodeConditions.Ready), domain.Count(n => n.Condition == NodeConditions.Down),
-                domain.Count(n => n.Condition == NodeConditions.Draining),
+                domain.Count(), domain.Count(n => n.Condition == NodeCondition.Ready), domain.Count(n => n.Condition == NodeCondition.Down),
+                domain.Count(n => n.Condition == NodeCondition.Draining),
             })
             {
                 html.Tag("td", cell.ToString(CultureInfo.InvariantCulture));
@@ -153,11 +153,11 @@ internal static class ClusterPage
             }
         }
 
-        html.Open("div", ("class", $"node {node.Condition}"), ("data-node", node.Name), ("data-condition", node.Condition))
+        html.Open("div", ("class", $"node {node.Condition}"), ("data-node", node.Name), ("data-condition", node.Condition.ToString()))
             .Tag("span", node.Name, ("class", "name"));
-        if (node.Condition != NodeConditions.Ready)
+        if (node.Condition != NodeCondition.Ready)
         {
-            html.Tag("span", node.Condition.ToUpperInvariant(), ("class", "flag"));
+            html.Tag("span", node.Condition.ToString().ToUpperInvariant(), ("class", "flag"));
         }
 
         html.Raw("<div class=\"muted\">").Text(node.Address).Raw("</div><div class=\"cores\">");

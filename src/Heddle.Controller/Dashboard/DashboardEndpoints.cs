@@ -78,7 +78,7 @@ internal static class DashboardEndpoints
             Render(context, caller, data, "Events", "/events", EventsPage.Render(data, caller, service, kind)));
         pages.MapGet("/control-plane", async (HttpContext context, Caller caller, PageData data, CancellationToken cancellationToken) =>
             Render(context, caller, data, "Control plane", "/control-plane", await ControlPlanePage.RenderAsync(data, caller, cancellationToken)));
-        pages.MapGet("/ui/live", (HttpContext context, OpenedStore store, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime) => LiveUpdates.StreamAsync(context, store.Mirror, lifetime));
+        pages.MapGet("/ui/live", (HttpContext context, OpenedStore store, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime) => LiveUpdates.StreamAsync(context, store.Cluster, lifetime));
         pages.MapGet("/ui/logs/{service}/{role}/{index:int}", (HttpContext context, string service, string role, int index, Caller caller, IClusterStore store, IHttpClientFactory clients) =>
             Logs.ProxyAsync(context, service, role, index, caller, store, clients));
     }

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Heddle.Controller.Store.Kv;
+using Heddle.Controller.Store;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 
@@ -16,19 +16,20 @@ internal static class LiveUpdates
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(150);
 
     /// <summary>What the pages show from the store. Balancers' records change with every heartbeat (their VIP leases): a page that shows them asks for them, and hears of them at most every <see cref="NoisyEvery"/>.</summary>
-    private static readonly string[] Shown = ["services/", "instances/", "nodes/", "events/", "revisions/", "certificates/", "slots/"];
+    private static readonly RecordKind[] Shown =
+        [RecordKind.Service, RecordKind.Instance, RecordKind.Node, RecordKind.Event, RecordKind.Revision, RecordKind.Certificate, RecordKind.Slot];
 
-    private static readonly string[] Noisy = ["balancers/", "vips/"];
+    private static readonly RecordKind[] Noisy = [RecordKind.Balancer, RecordKind.Vip];
 
     private static readonly TimeSpan NoisyEvery = TimeSpan.FromSeconds(2);
 
     /// <summary>The version of what a page shows: it moves on when one of its kinds of record changes, and only then.</summary>
-    public static long VersionOf(KvMirror mirror, bool noisy = false)
+    public static long VersionOf(IClusterStore store, bool noisy = false)
     {
         var version = 0L;
-        foreach (var prefix in noisy ? Noisy : Shown)
+        foreach (var kind in noisy ? Noisy : Shown)
         {
-            version = Math.Max(version, mirror.VersionOf(prefix));
+            version = Math.Max(version, store.VersionOf(kind));
         }
 
         return version;
@@ -37,7 +38,7 @@ internal static class LiveUpdates
     /// <summary>A comment this often keeps proxies and the browser from taking a quiet stream for a dead one.</summary>
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
-    public static async Task StreamAsync(HttpContext context, KvMirror mirror, IHostApplicationLifetime lifetime)
+    public static async Task StreamAsync(HttpContext context, IClusterStore store, IHostApplicationLifetime lifetime)
     {
         var response = context.Response;
         response.ContentType = "text/event-stream";
@@ -45,7 +46,7 @@ internal static class LiveUpdates
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var seen = long.TryParse(context.Request.Query["v"], NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1;
         var followNoisy = context.Request.Query["follow"] == "balancers";
-        var noisySeen = VersionOf(mirror, noisy: true);
+        var noisySeen = VersionOf(store, noisy: true);
         var quiet = TimeSpan.Zero;
         var sinceNoisy = TimeSpan.Zero;
         try
@@ -55,15 +56,15 @@ internal static class LiveUpdates
             using var timer = new PeriodicTimer(Tick);
             do
             {
-                var version = VersionOf(mirror);
+                var version = VersionOf(store);
                 sinceNoisy += Tick;
-                var noisy = followNoisy && sinceNoisy >= NoisyEvery && VersionOf(mirror, noisy: true) != noisySeen;
+                var noisy = followNoisy && sinceNoisy >= NoisyEvery && VersionOf(store, noisy: true) != noisySeen;
                 if (version != seen || noisy)
                 {
                     seen = version;
                     if (noisy)
                     {
-                        noisySeen = VersionOf(mirror, noisy: true);
+                        noisySeen = VersionOf(store, noisy: true);
                         sinceNoisy = TimeSpan.Zero;
                     }
 

@@ -36,5 +36,5 @@ internal sealed class PageData(OpenedStore opened, ServiceModels models, Deploym
     public DateTimeOffset Now => time.GetUtcNow();
 
     /// <summary>The version of the store copy a page was rendered from; the live stream says when it moves on.</summary>
-    public long Version => LiveUpdates.VersionOf(opened.Mirror);
+    public long Version => LiveUpdates.VersionOf(opened.Cluster);
 }

@@ -1,13 +1,12 @@
 using Heddle.Contracts.Api;
 using Heddle.Controller.Publishing;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Definition;
 
 namespace Heddle.Controller.Dns;
 
 /// <summary>What the cluster's DNS zone should say: every active service (with its VIP) and the Ready instances of each role.</summary>
-public sealed class DnsRecordSource(IClusterStore store, ServiceModels models, EventLog events) : StoreProjection<DnsRecordSet>(events)
+public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) : StoreProjection<DnsRecordSet>
 {
     protected override DnsRecordSet Build()
     {

@@ -1,6 +1,5 @@
 using Heddle.Contracts.Api;
 using Heddle.Controller.Publishing;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Definition;
 
@@ -8,7 +7,7 @@ namespace Heddle.Controller.LoadBalancing;
 
 /// <summary>What the load balancer should serve: for each input endpoint of each active service, its VIP and port, with the
 /// Ready instances of the role that owns the endpoint as backends.</summary>
-public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models, EventLog events) : StoreProjection<LoadBalancerConfig>(events)
+public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models) : StoreProjection<LoadBalancerConfig>
 {
     protected override LoadBalancerConfig Build()
     {

@@ -156,5 +156,5 @@ public sealed class ControllerMetrics
     private static IEnumerable<Measurement<long>> Nodes(IClusterStore store) =>
         store.ListNodes()
             .GroupBy(n => n.Condition)
-            .Select(g => new Measurement<long>(g.LongCount(), new KeyValuePair<string, object?>("condition", g.Key)));
+            .Select(g => new Measurement<long>(g.LongCount(), new KeyValuePair<string, object?>("condition", g.Key.ToString())));
 }

@@ -3,9 +3,10 @@ using System.Collections.Concurrent;
 namespace Heddle.Controller.Publishing;
 
 /// <summary>
-/// A view of the store that data planes (DNS, the load balancer) are fed from: rebuilt after each event (a burst of
-/// events costs one rebuild), published only when it changed, with a growing version. In-process data planes
-/// subscribe to <see cref="Changed"/>; remote ones follow the API stream built on it.
+/// A view of the store that data planes (DNS, the load balancer) are fed from: rebuilt after each event
+/// (<see cref="ChangeDispatcher"/> schedules it; a burst of events costs one rebuild), published only when it changed,
+/// with a growing version. In-process data planes subscribe to <see cref="Changed"/>; remote ones follow the API stream
+/// built on it.
 /// </summary>
 public abstract class StoreProjection<T>
     where T : class
@@ -18,11 +19,6 @@ public abstract class StoreProjection<T>
     private string _fingerprint = "\0";
     private long _version;
     private readonly ConcurrentDictionary<object, long> _followers = new();
-
-    protected StoreProjection(EventLog events)
-    {
-        events.Added += _ => Schedule();
-    }
 
     public event Action<T>? Changed;
 

@@ -55,7 +55,7 @@ public sealed partial class DeploymentReconciler(
         }
 
         var nodes = store.ListNodes();
-        var ready = nodes.Where(n => n.Condition == NodeConditions.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var mine = store.ListInstances(serviceName);
         if (service.Deleting)
         {

@@ -121,9 +121,9 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
         var now = time.GetUtcNow();
         foreach (var (node, at) in heard.Where(h => now - h.Value <= options.NodeTimeout))
         {
-            if (store.GetNode(node) is { Condition: NodeConditions.Down })
+            if (store.GetNode(node) is { Condition: NodeCondition.Down })
             {
-                await store.SetNodeConditionAsync(node, NodeConditions.Ready, at);
+                await store.SetNodeConditionAsync(node, NodeCondition.Ready, at);
                 await events.AddAsync(EventKinds.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
                 foreach (var service in store.ListServices())
                 {
@@ -150,7 +150,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
     private async Task CheckNodesAsync()
     {
         var now = time.GetUtcNow();
-        foreach (var node in store.ListNodes().Where(n => n.Condition == NodeConditions.Ready))
+        foreach (var node in store.ListNodes().Where(n => n.Condition == NodeCondition.Ready))
         {
             // Heard here, or by another controller the node is connected to (it says so in the store).
             // Never before the grace of this term: what this controller heard before it last led may be from long ago (it was cut off).
@@ -162,7 +162,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
 
             // Only while this controller leads: a leader whose term ended unnoticed (cut off from the store's majority)
             // must not mark a node Down that the new leader hears.
-            if (!await store.SetNodeConditionAsync(node.Name, NodeConditions.Down, seen, term?.Fence))
+            if (!await store.SetNodeConditionAsync(node.Name, NodeCondition.Down, seen, term?.Fence))
             {
                 continue;
             }

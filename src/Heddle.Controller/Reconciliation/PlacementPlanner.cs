@@ -2,6 +2,7 @@ using Heddle.Controller.Store;
 using Heddle.Controller.Upgrades;
 using Heddle.Placement;
 using Heddle.Placement.Cluster;
+using Heddle.Model.Definition;
 
 namespace Heddle.Controller.Reconciliation;
 
@@ -34,7 +35,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             }
             else if (!ready.Contains(instance.Node))
             {
-                moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition ?? "gone"}";
+                moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition.ToString() ?? "gone"}";
             }
             else if (instance.Restarts >= options.RestartsBeforeMove)
             {
@@ -68,7 +69,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node)).Select(i => i.Node).Distinct().ToList();
             foreach (var node in avoided)
             {
-                state.SetCondition(node, NodeCondition.Draining);
+                state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);
             }
 
             var result = new IndexedAllocator(state).Place(new PlacementRequest
@@ -78,11 +79,11 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                 MemoryMiB = role.Size.MemoryMiB,
                 Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
                 Constraints = role.Constraints,
-                Driver = role.Driver == Model.Definition.RoleDriver.Container ? "container" : "process",
+                Driver = Model.Definition.DriverNames.Of(role.Driver),
             });
             foreach (var node in avoided)
             {
-                state.SetCondition(node, NodeCondition.Ready);
+                state.SetCondition(node, Placement.Cluster.NodeCondition.Ready);
             }
 
             foreach (var placement in result.Placed)
@@ -154,7 +155,12 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             MemoryMiB = n.MemoryMiB,
             Cores = n.Cores,
             Labels = n.Labels,
-            Condition = n.Condition switch { NodeConditions.Ready => NodeCondition.Ready, NodeConditions.Draining => NodeCondition.Draining, _ => NodeCondition.Down },
+            Condition = n.Condition switch
+            {
+                Store.NodeCondition.Ready => Placement.Cluster.NodeCondition.Ready,
+                Store.NodeCondition.Draining => Placement.Cluster.NodeCondition.Draining,
+                _ => Placement.Cluster.NodeCondition.Down,
+            },
             Drivers = n.Drivers.ToHashSet(StringComparer.Ordinal),
         }), options.PlacementSeed);
         var tenants = store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);

@@ -11,6 +11,13 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public interface IClusterStore : IDisposable
 {
+    /// <summary>
+    /// The change feed: raised once per record changed, after the change is readable here, for this controller's own
+    /// commits (raised before the commit returns) and for those of other controllers sharing the store (as the watch
+    /// brings them). Handlers run on the writer's or the watch's thread: they only hand work on.
+    /// </summary>
+    event Action<StoreChange>? Changed;
+
     Task PutPackageAsync(PackageRecord package, CancellationToken cancellationToken = default);
 
     PackageRecord? GetPackage(string sha256);
@@ -115,8 +122,11 @@ public interface IClusterStore : IDisposable
     /// <summary>A number that grows whenever a node's record changes (not with heartbeats): a view of node records is current while it stays.</summary>
     long NodesVersion { get; }
 
+    /// <summary>A number that grows whenever a record of <paramref name="kind"/> changes: a view of those records is current while it stays.</summary>
+    long VersionOf(RecordKind kind);
+
     /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
-    Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
+    Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another

@@ -33,6 +33,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     {
         _mirror = mirror;
         _time = time;
+        mirror.Changed += OnMirrorChanged;
     }
 
     public KvMirror Mirror => _mirror;
@@ -165,7 +166,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public long NodesVersion => _mirror.VersionOf("nodes/");
 
-    public Task<bool> SetNodeConditionAsync(string name, string condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
+    public Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
         ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence);
 
     public async Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default)
@@ -241,7 +242,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     }
 
     /// <summary>The event a watched change stored (its id is the change's revision), or null when the change is not one.</summary>
-    public static EventRecord? EventOf(KvEvent change)
+    private static EventRecord? EventOf(KvEvent change)
     {
         if (change.Kind != KvEventKind.Put || !change.Key.StartsWith("events/", StringComparison.Ordinal) || change.Value is null)
         {

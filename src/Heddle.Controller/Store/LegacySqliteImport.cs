@@ -206,10 +206,10 @@ public static class LegacySqliteImport
         MemoryMiB = r.GetInt32(4),
         Cores = JsonSerializer.Deserialize<List<List<int>>>(r.GetString(5))?.Select(c => (IReadOnlyList<int>)c).ToList() ?? [],
         LogUrl = r.IsDBNull(6) ? null : r.GetString(6),
-        Condition = r.GetString(7),
+        Condition = Enum.TryParse<NodeCondition>(r.GetString(7), out var condition) ? condition : NodeCondition.Down, // as placement read any other word
         LastSeen = Parse(r.GetString(8)),
         Isolation = r.IsDBNull(9) ? null : r.GetString(9),
-        Drivers = JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? ["process"],
+        Drivers = JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? [Heddle.Model.Definition.DriverNames.Process],
     };
 
     private static DateTimeOffset Parse(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture);

@@ -171,13 +171,12 @@ public sealed record NodeRecord
     public string? Isolation { get; init; }
 
     /// <summary>The instance drivers its agent can run; an agent from before drivers were reported runs processes.</summary>
-    public IReadOnlyList<string> Drivers { get; init; } = ["process"];
+    public IReadOnlyList<string> Drivers { get; init; } = [Heddle.Model.Definition.DriverNames.Process];
 
     /// <summary>The host image its agent says the node booted; null for a host installed otherwise.</summary>
     public string? HostImage { get; init; }
 
-    /// <summary>Ready, Down or Draining.</summary>
-    public required string Condition { get; init; }
+    public required NodeCondition Condition { get; init; }
 
     public required DateTimeOffset LastSeen { get; init; }
 }

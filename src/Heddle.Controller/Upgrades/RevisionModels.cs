@@ -1,4 +1,3 @@
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Model.Definition;
 

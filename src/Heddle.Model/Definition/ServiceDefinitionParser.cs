@@ -13,7 +13,7 @@ public static class ServiceDefinitionParser
 {
     public const string FileName = "service.yaml";
 
-    private static readonly Dictionary<string, RoleDriver> Drivers = new() { ["process"] = RoleDriver.Process, ["container"] = RoleDriver.Container };
+    private static readonly Dictionary<string, RoleDriver> Drivers = new() { [DriverNames.Process] = RoleDriver.Process, [DriverNames.Container] = RoleDriver.Container };
     private static readonly Dictionary<string, SettingsChangeAction> SettingsChangeActions = new() { ["restart"] = SettingsChangeAction.Restart, ["signal"] = SettingsChangeAction.Signal };
     private static readonly Dictionary<string, EndpointKind> Kinds = new() { ["input"] = EndpointKind.Input, ["internal"] = EndpointKind.Internal };
     private static readonly Dictionary<string, EndpointProtocol> Protocols = new()

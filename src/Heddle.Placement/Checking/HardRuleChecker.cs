@@ -1,3 +1,4 @@
+using Heddle.Model.Definition;
 using Heddle.Placement.Cluster;
 
 namespace Heddle.Placement.Checking;
@@ -55,7 +56,7 @@ public static class HardRuleChecker
                 }
             }
 
-            var driver = driverOf?.Invoke(p.Role) ?? "process";
+            var driver = driverOf?.Invoke(p.Role) ?? DriverNames.Process;
             if (!node.Drivers.Contains(driver))
             {
                 violations.Add($"{name} runs with driver '{driver}' but node '{p.Node}' can run only {string.Join(", ", node.Drivers.Order())}");

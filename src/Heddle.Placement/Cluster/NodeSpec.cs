@@ -1,3 +1,5 @@
+using Heddle.Model.Definition;
+
 namespace Heddle.Placement.Cluster;
 
 public enum NodeCondition
@@ -32,7 +34,7 @@ public sealed record NodeSpec
     /// <summary>The instance drivers the node's agent can run (process; container where runc, root and overlay work).</summary>
     public IReadOnlySet<string> Drivers { get; init; } = ProcessOnly;
 
-    public static readonly IReadOnlySet<string> ProcessOnly = new HashSet<string>(StringComparer.Ordinal) { "process" };
+    public static readonly IReadOnlySet<string> ProcessOnly = new HashSet<string>(StringComparer.Ordinal) { DriverNames.Process };
 
     public int LogicalCpuCount => Cores.Sum(c => c.Count);
 

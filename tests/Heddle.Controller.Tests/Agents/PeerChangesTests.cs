@@ -143,7 +143,7 @@ public sealed class PeerChangesTests : IDisposable
             await _store.PutNodeAsync(new NodeRecord
             {
                 Name = node, Address = $"127.0.9.{node[1..]}", FaultDomain = $"fd-{node}", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
-                Cores = [.. Enumerable.Range(0, 2).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+                Cores = [.. Enumerable.Range(0, 2).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
             });
         }
 
@@ -172,7 +172,7 @@ public sealed class PeerChangesTests : IDisposable
 
     private static Peer Peer(string id, int index, bool ready) => new() { InstanceId = id, Index = index, Node = "n2", Address = "127.0.9.2", Ready = ready };
 
-    private sealed class AlwaysPublished : Publishing.IPublicationBarrier
+    private sealed class AlwaysPublished : Heddle.Controller.Publishing.IPublicationBarrier
     {
         public bool Published() => true;
     }

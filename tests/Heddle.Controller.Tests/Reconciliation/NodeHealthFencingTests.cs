@@ -22,17 +22,17 @@ public sealed class NodeHealthFencingTests
     public async Task ALeaderWhoseTermEnded_MarksNoNodeDown_WhileTheLeaderOfTheNewTermDoes()
     {
         using var store = KvStores.Over(_kv, _time);
-        await store.PutNodeAsync(new NodeRecord { Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow() });
+        await store.PutNodeAsync(new NodeRecord { Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow() });
         const string LeaderKey = "election/leader";
         var oldTerm = (await _kv.CommitAsync([], [KvWrite.Put(LeaderKey, "a"u8.ToArray())])).Revision;
         var newTerm = (await _kv.CommitAsync([], [KvWrite.Put(LeaderKey, "b"u8.ToArray())])).Revision;
 
         await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("a", oldTerm, LeaderKey));
-        Assert.Equal(NodeConditions.Ready, store.GetNode("n1")!.Condition);
+        Assert.Equal(NodeCondition.Ready, store.GetNode("n1")!.Condition);
         Assert.DoesNotContain(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
 
         await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("b", newTerm, LeaderKey));
-        Assert.Equal(NodeConditions.Down, store.GetNode("n1")!.Condition);
+        Assert.Equal(NodeCondition.Down, store.GetNode("n1")!.Condition);
         Assert.Single(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
     }
 

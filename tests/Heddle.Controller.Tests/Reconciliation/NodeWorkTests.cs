@@ -90,7 +90,7 @@ public sealed class NodeWorkTests : IDisposable
     private Task NodeAsync(string name, int cores) => _store.PutNodeAsync(new NodeRecord
     {
         Name = name, Address = $"127.0.9.{name[1..]}", FaultDomain = $"fd-{name}", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
-        Cores = [.. Enumerable.Range(0, cores).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+        Cores = [.. Enumerable.Range(0, cores).Select(c => (IReadOnlyList<int>)[c])], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
     });
 
     private async Task DeployAsync(string name, int instances)
@@ -101,7 +101,7 @@ public sealed class NodeWorkTests : IDisposable
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
     }
 
-    private sealed class AlwaysPublished : Publishing.IPublicationBarrier
+    private sealed class AlwaysPublished : Heddle.Controller.Publishing.IPublicationBarrier
     {
         public bool Published() => true;
     }

@@ -45,7 +45,7 @@ public sealed class PlacementPlannerTests : IDisposable
         return model;
     }
 
-    private async Task<List<NodeRecord>> Nodes(params (string Name, string FaultDomain, string Condition)[] nodes)
+    private async Task<List<NodeRecord>> Nodes(params (string Name, string FaultDomain, NodeCondition Condition)[] nodes)
     {
         foreach (var (name, faultDomain, condition) in nodes)
         {
@@ -76,7 +76,7 @@ public sealed class PlacementPlannerTests : IDisposable
         ServiceRecord service, ServiceModel model, IReadOnlyList<NodeRecord> nodes, IReadOnlyList<InstanceRecord> instances, bool published = true)
     {
         var pass = new ServicePass(service, instances);
-        var ready = nodes.Where(n => n.Condition == NodeConditions.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var unplaced = new List<Heddle.Placement.Explanation>();
         var failures = new PlacementPlanner(_store, _options).Plan(pass, model, 1, nodes, ready, () => published, unplaced);
         return (pass, failures, unplaced);
@@ -85,7 +85,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_ThreeMissingInstances_OnePerFaultDomain_EachInItsUpgradeDomain()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Ready), ("n2", "fd1", NodeConditions.Ready), ("n3", "fd2", NodeConditions.Ready), ("n4", "fd3", NodeConditions.Ready));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd1", NodeCondition.Ready), ("n3", "fd2", NodeCondition.Ready), ("n4", "fd3", NodeCondition.Ready));
         var service = await Service(3);
 
         var (pass, failures, unplaced) = Plan(service, Model(3), nodes, []);
@@ -103,7 +103,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_NoNodeHasCoresEnough_PlacesNothing_AndSaysWhyForEachInstance()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Ready), ("n2", "fd2", NodeConditions.Ready));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready));
         var service = await Service(2);
 
         var (pass, failures, unplaced) = Plan(service, Model(2, cores: 8), nodes, []);
@@ -118,7 +118,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_InstanceOnANodeThatIsDown_MovesToAReadyNode_AndTheEventSaysWhy()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Down), ("n2", "fd2", NodeConditions.Ready));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Down), ("n2", "fd2", NodeCondition.Ready));
         var service = await Service(1);
 
         var (pass, failures, _) = Plan(service, Model(1), nodes, [Instance(0, "n1")]);
@@ -133,7 +133,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_InstanceOnADownNode_WithNowhereToGo_IsRemovedAllTheSame()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Down));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Down));
         var service = await Service(1);
 
         var (pass, failures, _) = Plan(service, Model(1), nodes, [Instance(0, "n1")]);
@@ -146,7 +146,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_InstanceThatKeepsRestarting_MovesOffItsNode()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Ready), ("n2", "fd2", NodeConditions.Ready));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready));
         var service = await Service(1);
 
         var (pass, _, _) = Plan(service, Model(1), nodes, [Instance(0, "n1", restarts: _options.RestartsBeforeMove)]);
@@ -158,7 +158,7 @@ public sealed class PlacementPlannerTests : IDisposable
     [Fact]
     public async Task Plan_InstanceNoLongerConfigured_IsDrainedFirst_AndRemovedOnlyOnceTheDataPlanesWereTold()
     {
-        var nodes = await Nodes(("n1", "fd1", NodeConditions.Ready), ("n2", "fd2", NodeConditions.Ready));
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready));
         var service = await Service(1);
         var model = Model(1);
 

@@ -57,7 +57,7 @@ public sealed class ReconcileLoopTests : IAsyncDisposable
             _inner.PutNodeAsync(new NodeRecord
             {
                 Name = $"n{i}", Address = $"127.0.9.{i}", FaultDomain = $"fd{i}", Labels = new Dictionary<string, string>(), MemoryMiB = 4096,
-                Cores = [[0], [1], [2], [3]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+                Cores = [[0], [1], [2], [3]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
             }).GetAwaiter().GetResult();
         }
     }

@@ -51,7 +51,7 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
             Subnet = 129 + Random.Shared.Next(100), // test processes running at once never share an address
             StateDirectory = work.Combine("hollow"),
         });
-        await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => x.Condition == NodeConditions.Ready) == Nodes, Deadline, $"{Nodes} hollow nodes Ready");
+        await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => x.Condition == nameof(NodeCondition.Ready)) == Nodes, Deadline, $"{Nodes} hollow nodes Ready");
         output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {Nodes} nodes Ready");
 
         var clients = new Dictionary<string, HeddleApiClient>(StringComparer.Ordinal);
@@ -80,7 +80,7 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
             Assert.NotEmpty(moved);
             await hollow.DropAsync(0);
             await hollow.DropAsync(1);
-            await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => lost.Contains(x.Name) && x.Condition == NodeConditions.Down) == lost.Count,
+            await Poll.UntilAsync(() => cluster.Api.ListNodesAsync(), n => n.Count(x => lost.Contains(x.Name) && x.Condition == nameof(NodeCondition.Down)) == lost.Count,
                 Deadline, "the dropped nodes Down");
             var healed = await WaitAllReadyAsync(cluster, Services * perService, "every instance after 1% of the nodes were lost", i => !lost.Contains(i.Node));
             Assert.Superset(moved, healed.Select(i => i.Id).ToHashSet(StringComparer.Ordinal));

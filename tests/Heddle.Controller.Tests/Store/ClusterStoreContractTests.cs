@@ -238,14 +238,14 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
-    public void EventOf_AWatchedEventWrite_KeepsItsOwner_AndAnOldEventHasNone()
+    public void ChangeOf_AWatchedEventWrite_KeepsItsOwner_AndAnOldEventHasNone()
     {
         var time = Time.GetUtcNow();
         var owned = KvClusterStore.EventWrite(time, "InstanceState", "leak/web/0", "Ready", new EventOwner("alice", 17));
         var old = KvWrite.Put("events/0000000000000000001-old", System.Text.Encoding.UTF8.GetBytes("""{"time":"2026-01-01T00:00:00+00:00","kind":"NodeJoined","subject":"n1","message":"from an earlier version"}"""));
 
-        var seen = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40))!;
-        var earlier = KvClusterStore.EventOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41))!;
+        var seen = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40), local: false).Event!;
+        var earlier = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41), local: false).Event!;
 
         Assert.Equal((40L, "alice", (long?)17), (seen.Id, seen.Tenant, seen.Incarnation));
         Assert.Equal(("NodeJoined", (string?)null, (long?)null), (earlier.Kind, earlier.Tenant, earlier.Incarnation));
@@ -285,9 +285,9 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         await Store.PutNodeAsync(new NodeRecord
         {
             Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string> { ["disk"] = "ssd" }, MemoryMiB = 1024,
-            Cores = [[0, 1], [2, 3]], Condition = "Ready", LastSeen = Time.GetUtcNow(),
+            Cores = [[0, 1], [2, 3]], Condition = NodeCondition.Ready, LastSeen = Time.GetUtcNow(),
         });
-        await Store.SetNodeConditionAsync("n1", "Down", Time.GetUtcNow());
+        await Store.SetNodeConditionAsync("n1", NodeCondition.Down, Time.GetUtcNow());
         var added = await Store.AddEventAsync("Kind", "hello", "accepted");
         await Store.PutImageAsync(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
         await Store.PutPackageAsync(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));

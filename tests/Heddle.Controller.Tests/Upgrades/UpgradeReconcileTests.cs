@@ -41,13 +41,23 @@ public abstract class UpgradeReconcileTests : IDisposable
     protected UpgradeReconcileTests(Func<TempDirectory, TimeProvider, IClusterStore> open)
     {
         _store = open(_directory, _time);
+        _store.Changed += c =>
+        {
+            if (c.Event is { } e)
+            {
+                lock (_events)
+                {
+                    _events.Add($"{e.Kind} {e.Message}");
+                }
+            }
+        };
         _store.PutPackageAsync(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow())).GetAwaiter().GetResult();
         for (var i = 1; i <= 3; i++)
         {
             _store.PutNodeAsync(new NodeRecord
             {
                 Name = $"n{i}", Address = $"127.0.9.{i}", FaultDomain = $"fd{i}", Labels = new Dictionary<string, string>(), MemoryMiB = 4096,
-                Cores = [[0], [1], [2], [3]], Condition = NodeConditions.Ready, LastSeen = _time.GetUtcNow(),
+                Cores = [[0], [1], [2], [3]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
             }).GetAwaiter().GetResult();
         }
     }
@@ -65,7 +75,6 @@ public abstract class UpgradeReconcileTests : IDisposable
     {
         var models = new ServiceModels(_store);
         var events = new EventLog(_store);
-        events.Added += e => _events.Add($"{e.Kind} {e.Message}");
         return new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), events,
             new ControllerOptions { StateDirectory = _directory.Path }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
     }
@@ -207,7 +216,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         var web2 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
         Assert.Equal(1, web2.Revision);
 
-        await _store.SetNodeConditionAsync(web2.Node, NodeConditions.Down, _time.GetUtcNow());
+        await _store.SetNodeConditionAsync(web2.Node, NodeCondition.Down, _time.GetUtcNow());
         await Settle(controller);
         var moved = _store.ListInstances("hello").Single(i => i.Id == "hello/web/2");
 

@@ -37,7 +37,7 @@ public sealed class ContainerDriver : IInstanceDriver
         _time = time;
     }
 
-    public string Name => "container";
+    public string Name => DriverNames.Container;
 
     /// <summary>
     /// The driver when this node can run containers: root, cgroups, runc on the PATH and an overlay mount that works in

@@ -5,7 +5,8 @@ namespace Heddle.Controller.Store.Kv;
 /// revision, as an informer does): reads are answered from memory, so they keep working while the store cannot be
 /// reached (the last known state), and a commit made here is applied to the copy as soon as the store accepts it, so
 /// a write is visible to the next read of the same controller. A change that comes from another writer is applied
-/// when the watch delivers it and reported through <see cref="Changed"/>.
+/// when the watch delivers it. Every change the copy takes in, its own commits' and the watch's, is reported through
+/// <see cref="Changed"/>.
 /// </summary>
 public sealed class KvMirror : IAsyncDisposable
 {
@@ -30,8 +31,11 @@ public sealed class KvMirror : IAsyncDisposable
         _ownsStore = ownsStore;
     }
 
-    /// <summary>Raised (outside the lock) with each change another writer made, once it is in the copy.</summary>
-    public event Action<KvEvent>? Changed;
+    /// <summary>
+    /// Raised (outside the lock) with each change once it is in the copy: <c>local</c> when it was committed through this
+    /// mirror, false when the watch (or a reload after the history was compacted) brought it.
+    /// </summary>
+    public event Action<KvEvent, bool>? Changed;
 
     private long _version;
 
@@ -131,12 +135,13 @@ public sealed class KvMirror : IAsyncDisposable
         var result = await _store.CommitAsync(conditions, writes, cancellationToken).ConfigureAwait(false);
         if (result.Succeeded)
         {
+            var applied = new List<KvEvent>(writes.Count);
             _lock.EnterWriteLock();
             try
             {
                 foreach (var write in writes)
                 {
-                    ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, result.Revision), out _);
+                    ApplyWriteLocked(write, result.Revision, applied);
                 }
             }
             finally
@@ -144,6 +149,7 @@ public sealed class KvMirror : IAsyncDisposable
                 _lock.ExitWriteLock();
             }
 
+            Raise(applied, local: true);
             return result;
         }
 
@@ -159,6 +165,7 @@ public sealed class KvMirror : IAsyncDisposable
     public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
     {
         var results = await _store.CommitEachAsync(commits, cancellationToken).ConfigureAwait(false);
+        var applied = new List<KvEvent>();
         _lock.EnterWriteLock();
         try
         {
@@ -168,7 +175,7 @@ public sealed class KvMirror : IAsyncDisposable
                 {
                     foreach (var write in commits[i].Writes)
                     {
-                        ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, results[i].Revision), out _);
+                        ApplyWriteLocked(write, results[i].Revision, applied);
                     }
                 }
             }
@@ -177,6 +184,8 @@ public sealed class KvMirror : IAsyncDisposable
         {
             _lock.ExitWriteLock();
         }
+
+        Raise(applied, local: true);
 
         for (var i = 0; i < commits.Count; i++)
         {
@@ -239,7 +248,16 @@ public sealed class KvMirror : IAsyncDisposable
             _lock.ExitWriteLock();
         }
 
-        Raise(changes);
+        Raise(changes, local: false);
+    }
+
+    /// <summary>Applies a write this mirror committed; one the watch brought in first is not applied (or reported) twice.</summary>
+    private void ApplyWriteLocked(KvWrite write, long revision, List<KvEvent> applied)
+    {
+        if (ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, revision), out var change))
+        {
+            applied.Add(change);
+        }
     }
 
     /// <summary>Applies a change newer than what the copy holds of its key; false when the copy already has it (or newer).</summary>
@@ -304,7 +322,7 @@ public sealed class KvMirror : IAsyncDisposable
 
                     if (applied)
                     {
-                        Raise([change]);
+                        Raise([change], local: false);
                     }
                 }
             }
@@ -351,11 +369,11 @@ public sealed class KvMirror : IAsyncDisposable
         }
     }
 
-    private void Raise(List<KvEvent> changes)
+    private void Raise(List<KvEvent> changes, bool local)
     {
         foreach (var change in changes)
         {
-            Changed?.Invoke(change);
+            Changed?.Invoke(change, local);
         }
     }
 

@@ -1,10 +1,9 @@
 using System.Collections.Concurrent;
-using Heddle.Controller.Store;
 using Heddle.Model.Configuration;
 using Heddle.Model.Definition;
 using Heddle.Model.Diagnostics;
 
-namespace Heddle.Controller.Reconciliation;
+namespace Heddle.Controller.Store;
 
 /// <summary>A service's definition and configuration as accepted (both were validated before they were stored).</summary>
 public sealed record ServiceModel(ServiceDefinition Definition, ModelConfiguration Configuration)

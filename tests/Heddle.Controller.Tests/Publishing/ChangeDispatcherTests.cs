@@ -1,0 +1,180 @@
+using System.Collections.Concurrent;
+using Heddle.Controller.Agents;
+using Heddle.Controller.Dns;
+using Heddle.Controller.LoadBalancing;
+using Heddle.Controller.Publishing;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Store.Kv;
+using Heddle.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Heddle.Controller.Tests.Publishing;
+
+/// <summary>
+/// The store's change feed and its one consumer: every committed change reported as a typed change, this controller's
+/// own and another's; events reaching followers and the data planes' views; another controller's writes queued here.
+/// Two controllers are two cluster stores over one key-value store.
+/// </summary>
+public sealed class ChangeDispatcherTests : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 5, 8, 0, 0, TimeSpan.Zero));
+    private readonly InMemoryKeyValueStore _shared = new();
+    private readonly KvClusterStore _here;
+    private readonly KvClusterStore _elsewhere;
+
+    public ChangeDispatcherTests()
+    {
+        _here = KvStores.Over(_shared, _time);
+        _elsewhere = KvStores.Over(_shared, _time);
+    }
+
+    public void Dispose()
+    {
+        _here.Dispose();
+        _elsewhere.Dispose();
+        _shared.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+
+    [Fact]
+    public async Task Changed_RecordsWritten_ReportedTypedHereAsLocalAndElsewhereAsNot()
+    {
+        var here = new ConcurrentQueue<StoreChange>();
+        var elsewhere = new ConcurrentQueue<StoreChange>();
+        _here.Changed += here.Enqueue;
+        _elsewhere.Changed += elsewhere.Enqueue;
+
+        await NodeAsync(_here, "n1");
+        await DeployAsync(_here, "shop");
+
+        Assert.Contains(new StoreChange(RecordKind.Node, "n1", Deleted: false, Local: true), here);
+        Assert.Contains(new StoreChange(RecordKind.Service, "shop", Deleted: false, Local: true), here);
+        await UntilAsync(() => elsewhere.Contains(new StoreChange(RecordKind.Node, "n1", false, Local: false))
+            && elsewhere.Contains(new StoreChange(RecordKind.Service, "shop", false, Local: false)), "the other controller saw the node and the service");
+    }
+
+    [Fact]
+    public async Task Changed_EventAdded_CarriesTheEventAsStored()
+    {
+        var events = new ConcurrentQueue<StoreChange>();
+        _here.Changed += c =>
+        {
+            if (c.Kind == RecordKind.Event)
+            {
+                events.Enqueue(c);
+            }
+        };
+
+        var stored = await _here.AddEventAsync(EventKinds.NodeJoined, "n1", "node n1 joined");
+
+        Assert.Equal(stored, Assert.Single(events).Event);
+    }
+
+    [Fact]
+    public async Task VersionOf_ARecordWritten_MovesOnForItsKindOnly()
+    {
+        var (nodes, services) = (_here.VersionOf(RecordKind.Node), _here.VersionOf(RecordKind.Service));
+
+        await NodeAsync(_here, "n1");
+
+        Assert.True(_here.VersionOf(RecordKind.Node) > nodes);
+        Assert.Equal(services, _here.VersionOf(RecordKind.Service));
+        await DeployAsync(_here, "shop");
+        Assert.True(_here.VersionOf(RecordKind.Service) > services);
+        Assert.True(_here.VersionOf(RecordKind.Revision) > 0);
+    }
+
+    [Fact]
+    public async Task EventAdded_ReachesAFollower()
+    {
+        var (events, _, _, _) = Dispatch(_here, shared: false);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var follower = events.FollowAsync(0, deadline.Token).GetAsyncEnumerator(deadline.Token);
+        var next = follower.MoveNextAsync();
+
+        await events.AddAsync(EventKinds.NodeJoined, "n1", "node n1 joined");
+
+        Assert.True(await next);
+        Assert.Equal("node n1 joined", follower.Current.Message);
+    }
+
+    [Fact]
+    public async Task EventAdded_RebuildsTheDnsView()
+    {
+        var (events, _, dns, _) = Dispatch(_here, shared: false);
+        Assert.Empty(dns.Current.Services);
+        var published = new ConcurrentQueue<Heddle.Contracts.Api.DnsRecordSet>();
+        dns.Changed += published.Enqueue;
+        await DeployAsync(_here, "shop"); // no event: the view is not rebuilt yet
+
+        await events.AddAsync(EventKinds.DeploymentAccepted, "shop", "revision 1");
+
+        await UntilAsync(() => published.Any(view => view.Services.Any(s => s.Name == "shop")), "the DNS view named shop");
+    }
+
+    [Fact]
+    public async Task ServiceWrittenByAnotherController_QueuedHereOnASharedStore()
+    {
+        var (_, queue, _, _) = Dispatch(_here, shared: true);
+
+        await DeployAsync(_elsewhere, "shop");
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("shop", await queue.TakeAsync(deadline.Token));
+    }
+
+    [Fact]
+    public async Task ServiceWrittenHere_NotQueuedByTheFeed()
+    {
+        var (_, queue, _, _) = Dispatch(_here, shared: true);
+
+        await DeployAsync(_here, "shop"); // the writer queues its own service (Api/Deployments)
+
+        queue.Add("~end");
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("~end", await queue.TakeAsync(deadline.Token));
+    }
+
+    private (EventLog Events, WorkQueue Queue, DnsRecordSource Dns, AgentSessions Agents) Dispatch(KvClusterStore store, bool shared)
+    {
+        var models = new ServiceModels(store);
+        var events = new EventLog(store);
+        var queue = new WorkQueue();
+        var agents = new AgentSessions(new GoalStates(store, models));
+        var reconciler = new DeploymentReconciler(store, models, agents, events, new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time,
+            NullLogger<DeploymentReconciler>.Instance);
+        var dns = new DnsRecordSource(store, models);
+        _ = new ChangeDispatcher(store, shared, queue, agents, events, new NodeWork(store, queue, reconciler), dns, new LoadBalancerConfigSource(store, models));
+        return (events, queue, dns, agents);
+    }
+
+    private static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not within 10 s: {what}");
+            await Task.Delay(10);
+        }
+    }
+
+    private Task NodeAsync(KvClusterStore store, string name) => store.PutNodeAsync(new NodeRecord
+    {
+        Name = name, Address = "127.0.9.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
+        Cores = [[0]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
+    });
+
+    private async Task DeployAsync(KvClusterStore store, string name)
+    {
+        var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
+        var yaml = $"name: {name}\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n";
+        await store.PutPackageAsync(new PackageRecord(package, 1, name, yaml, _time.GetUtcNow()));
+        Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 1 }}\n", "test", 0)));
+    }
+
+    private sealed class AlwaysPublished : IPublicationBarrier
+    {
+        public bool Published() => true;
+    }
+}
