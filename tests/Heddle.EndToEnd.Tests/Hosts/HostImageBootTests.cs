@@ -130,14 +130,11 @@ public sealed partial class HostImageBootTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>
-    /// The single-file heddle the image holds: the ReadyToRun one (`scripts/build.sh --host-image`) when it was built, as
-    /// JIT under TCG is several times slower, else the plain one (`scripts/build.sh`).
-    /// </summary>
+    /// <summary>The single-file heddle the image holds: the one `scripts/build.sh` makes (ReadyToRun, as JIT under TCG is several times slower).</summary>
     private static string SingleFileHeddle()
     {
-        var candidates = new[] { "hostimage", "heddle" }.Select(folder => Path.Combine(RepositoryRootAttribute.Value, "artifacts", folder, "heddle")).ToList();
-        return candidates.FirstOrDefault(File.Exists) ?? throw new InvalidOperationException($"no single-file heddle at {string.Join(" or ", candidates)}: run scripts/build.sh (--host-image for the ReadyToRun one)");
+        var built = Path.Combine(RepositoryRootAttribute.Value, "artifacts", "heddle", "heddle");
+        return File.Exists(built) ? built : throw new InvalidOperationException($"no single-file heddle at {built}: run scripts/build.sh");
     }
 
     private static ProcessResult Check(ProcessResult result)
