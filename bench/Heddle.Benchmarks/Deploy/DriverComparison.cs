@@ -9,7 +9,8 @@ namespace Heddle.Benchmarks.Deploy;
 /// The same service under each driver, in the same run: busybox httpd (the static sample's role) as a `process`
 /// instance on the host and as a `container` instance in a busybox image, deploy accepted → all Ready on a fresh
 /// 3-node `heddle up` per trial (the container trials include each node's first image download and unpack).
-/// The issue's target: the container driver within 150 ms per instance of the process driver.
+/// The issue's targets: the container driver within 150 ms per instance of the process driver; the process driver's 3 under
+/// 300 ms and 30 under 1.5 s (a trivial service).
 /// </summary>
 internal static class DriverComparison
 {
@@ -21,7 +22,7 @@ internal static class DriverComparison
             var image = Heddle.Testing.TestImages.Tar();
             Console.WriteLine($"drivers: the static sample's busybox httpd role, process vs container (image {new FileInfo(image).Length >> 20} MiB, busybox-static), median of {trials}");
             Console.WriteLine($"{"instances",9}  {"process s",10}  {"container s",12}  {"extra ms/instance",18}  trials (process | container)");
-            foreach (var instances in new[] { 3, 12 })
+            foreach (var instances in new[] { 3, 12, 30 })
             {
                 var processPhases = new DeployPhases();
                 var containerPhases = new DeployPhases();
