@@ -15,7 +15,7 @@ namespace Heddle.Controller.Machines;
 /// nothing to install, unless it runs disk-less from a host image and its node has gone silent (<see cref="BootDecisions"/>).
 /// </summary>
 public sealed class BootDecider(IMachineStore machines, MachineRegistry registry, Tokens tokens, CertificateAuthority ca, EventLog events, BlobPeers peers, ControllerInfo info,
-    ControllerOptions options, TimeProvider time, IClusterStore cluster, Reconciliation.NodeHealthMonitor health)
+    ControllerOptions options, TimeProvider time, Reconciliation.NodeHealthMonitor health)
 {
     private readonly EventThrottle _unknown = new(TimeSpan.FromMinutes(10), burst: 20, window: TimeSpan.FromMinutes(1));
 
@@ -34,7 +34,7 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         var machine = machines.GetMachineByMac(normal);
         var now = time.GetUtcNow();
         var (action, message) = BootDecisions.Decide(normal, machine?.Name, machine is not null && registry.IsEnrolled(machine.Name), machine?.HostImage,
-            machine is null ? null : now - LastHeard(machine.Name), options.NodeTimeout / 2);
+            machine is null ? null : now - health.LastHeard(machine.Name), options.NodeTimeout / 2);
         if (machine is null)
         {
             if (_unknown.TryTake(normal, now, out var heldBack))
@@ -65,13 +65,6 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         var image = machine.HostImage is { } name && machines.GetHostImage(name) is { } stored ? new BootImage(stored.Name, stored.KernelSha256, stored.InitrdSha256) : null;
         return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, JoinString.Format(token, ca.PublicKeyHash), AgentUrls(), message, image), null);
     }
-
-    /// <summary>When any controller last heard from the node: this one's own record, or what the others said in the store.</summary>
-    private DateTimeOffset? LastHeard(string node) => (health.LastSeen(node), cluster.NodeSeen(node)) switch
-    {
-        ({ } here, { } shared) => here > shared ? here : shared,
-        var (here, shared) => here ?? shared,
-    };
 
     /// <summary>Every controller's agent endpoint (a replicated controller's peers), or this one's.</summary>
     private List<string> AgentUrls()

@@ -25,8 +25,7 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
             case MachineAddOutcome.MacTaken:
                 return (null, [$"MAC {mac} is registered already, as machine {machines.GetMachineByMac(mac)?.Name}; 'heddle machine remove' it first"], true);
             case MachineAddOutcome.HostImageMissing:
-                var images = machines.ListHostImages().Select(i => i.Name).ToList();
-                return (null, [$"there is no host image '{record.HostImage}' ({(images.Count == 0 ? "there are none: 'heddle hostimage build NAME' makes one" : $"host images: {string.Join(", ", images)}")})"], false);
+                return (null, [NoHostImage(record.HostImage!)], false);
         }
 
         await events.AddAsync(EventKinds.MachineAdded, record.Name,
@@ -51,14 +50,19 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
             case MachineImageOutcome.MachineMissing:
                 return (null, $"no machine named '{Printable.Of(name)}' ('heddle machine list' shows them)", true);
             case MachineImageOutcome.HostImageMissing:
-                var images = machines.ListHostImages().Select(i => i.Name).ToList();
-                return (null, $"there is no host image '{Printable.Of(hostImage)}' ({(images.Count == 0 ? "there are none: 'heddle hostimage build NAME' makes one" : $"host images: {string.Join(", ", images)}")})", false);
+                return (null, NoHostImage(hostImage), false);
         }
 
         var machine = machines.GetMachine(name)!;
         await events.AddAsync(EventKinds.MachineHostImageSet, name,
             $"machine {name} is set to boot host image {hostImage} (was {before ?? "the boot service's own kernel and initramfs"}); it boots it from its next boot on", cancellationToken: cancellationToken);
         return (Status(machine), null, false);
+    }
+
+    private string NoHostImage(string name)
+    {
+        var images = machines.ListHostImages().Select(i => i.Name).ToList();
+        return $"there is no host image '{Printable.Of(name)}' ({(images.Count == 0 ? "there are none: 'heddle hostimage build NAME' makes one" : $"host images: {string.Join(", ", images)}")})";
     }
 
     public IReadOnlyList<MachineStatus> List() => [.. machines.ListMachines().Select(Status)];

@@ -45,6 +45,13 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
     /// <summary>When the node was last heard from by this controller process, if it has been.</summary>
     public DateTimeOffset? LastSeen(string node) => _lastSeen.TryGetValue(node, out var at) ? at : null;
 
+    /// <summary>When the node was last heard from by any controller: here, or by another it is connected to (it says so in the store).</summary>
+    public DateTimeOffset? LastHeard(string node) => (LastSeen(node), store.NodeSeen(node)) switch
+    {
+        ({ } here, { } shared) => here > shared ? here : shared,
+        var (here, shared) => here ?? shared,
+    };
+
     /// <summary>Judges nodes until the token is cancelled (this controller stops leading, or stops).</summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
@@ -154,7 +161,8 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
         {
             // Heard here, or by another controller the node is connected to (it says so in the store).
             // Never before the grace of this term: what this controller heard before it last led may be from long ago (it was cut off).
-            var seen = new[] { _lastSeen.TryGetValue(node.Name, out var at) ? at : DateTimeOffset.MinValue, _silentSince, store.NodeSeen(node.Name) ?? DateTimeOffset.MinValue }.Max();
+            var heard = LastHeard(node.Name) ?? DateTimeOffset.MinValue;
+            var seen = heard > _silentSince ? heard : _silentSince;
             if (now - seen <= options.NodeTimeout)
             {
                 continue;

@@ -16,53 +16,52 @@ public sealed partial class KvClusterStore
         }
     }
 
-    /// <summary>What a key's change is about: the key names stay here, in the store.</summary>
+    /// <summary>The key prefix of each kind of record: the key names stay here, in the store.</summary>
+    private static readonly Dictionary<RecordKind, string> Prefixes = new()
+    {
+        [RecordKind.Service] = "services",
+        [RecordKind.Instance] = "instances",
+        [RecordKind.Status] = "status",
+        [RecordKind.Node] = "nodes",
+        [RecordKind.Image] = "images",
+        [RecordKind.Certificate] = "certificates",
+        [RecordKind.Event] = "events",
+        [RecordKind.Revision] = "revisions",
+        [RecordKind.Slot] = "slots",
+        [RecordKind.Balancer] = "balancers",
+        [RecordKind.Vip] = "vips",
+    };
+
+    private static readonly Dictionary<string, RecordKind>.AlternateLookup<ReadOnlySpan<char>> KindOfPrefix =
+        Prefixes.ToDictionary(p => p.Value, p => p.Key, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+
+    /// <summary>What a key's change is about.</summary>
     internal static StoreChange ChangeOf(KvEvent change, bool local)
     {
         var key = change.Key;
+        var deleted = change.Kind == KvEventKind.Delete;
         var slash = key.IndexOf('/', StringComparison.Ordinal);
-        if (slash < 0)
+        if (slash < 0 || !KindOfPrefix.TryGetValue(key.AsSpan(0, slash), out var kind))
         {
-            return new StoreChange(RecordKind.Other, key, change.Kind == KvEventKind.Delete, local);
+            return new StoreChange(RecordKind.Other, key, deleted, local);
         }
 
-        var deleted = change.Kind == KvEventKind.Delete;
         var rest = key.AsSpan(slash + 1);
         var next = rest.IndexOf('/');
-        var name = (next < 0 ? rest : rest[..next]).ToString(); // the service of "instances/shop/web/0", the node of "nodes/n1"
-        return key.AsSpan(0, slash) switch
+        // Named by the whole rest of the key, or by its first part: the service of "instances/shop/web/0", the node of "nodes/n1".
+        var name = kind is RecordKind.Image or RecordKind.Certificate or RecordKind.Event or RecordKind.Vip || next < 0 ? rest.ToString() : rest[..next].ToString();
+        return kind switch
         {
-            "services" => new StoreChange(RecordKind.Service, name, deleted, local),
-            "instances" => new StoreChange(RecordKind.Instance, name, deleted, local),
-            "status" => new StoreChange(RecordKind.Status, name, deleted, local),
-            "nodes" => new StoreChange(RecordKind.Node, name, deleted, local),
-            "images" => new StoreChange(RecordKind.Image, rest.ToString(), deleted, local),
-            "certificates" => new StoreChange(RecordKind.Certificate, rest.ToString(), deleted, local)
+            RecordKind.Certificate => new StoreChange(kind, name, deleted, local)
             {
                 Certificate = change.Value is null ? null : JsonSerializer.Deserialize<CertificateRecord>(change.Value, Format),
             },
-            "events" => new StoreChange(RecordKind.Event, rest.ToString(), deleted, local) { Event = EventOf(change) },
-            "revisions" => new StoreChange(RecordKind.Revision, name, deleted, local),
-            "slots" => new StoreChange(RecordKind.Slot, name, deleted, local),
-            "balancers" => new StoreChange(RecordKind.Balancer, name, deleted, local),
-            "vips" => new StoreChange(RecordKind.Vip, rest.ToString(), deleted, local),
-            _ => new StoreChange(RecordKind.Other, key, deleted, local),
+            RecordKind.Event => new StoreChange(kind, name, deleted, local) { Event = EventOf(change) },
+            _ => new StoreChange(kind, name, deleted, local),
         };
     }
 
-    public long VersionOf(RecordKind kind) => _mirror.VersionOf(kind switch
-    {
-        RecordKind.Service => "services/",
-        RecordKind.Instance => "instances/",
-        RecordKind.Status => "status/",
-        RecordKind.Node => "nodes/",
-        RecordKind.Image => "images/",
-        RecordKind.Certificate => "certificates/",
-        RecordKind.Event => "events/",
-        RecordKind.Revision => "revisions/",
-        RecordKind.Slot => "slots/",
-        RecordKind.Balancer => "balancers/",
-        RecordKind.Vip => "vips/",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "records of no kind of their own have no version"),
-    });
+    public long VersionOf(RecordKind kind) => Prefixes.TryGetValue(kind, out var prefix)
+        ? _mirror.VersionOf(prefix + "/")
+        : throw new ArgumentOutOfRangeException(nameof(kind), kind, "records of no kind of their own have no version");
 }

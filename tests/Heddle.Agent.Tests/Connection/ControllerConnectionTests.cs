@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Grpc.Core;
 using Heddle.Agent.Connection;
 using Heddle.Contracts.Agents;
+using Heddle.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -144,37 +145,22 @@ public sealed class ControllerConnectionTests : IAsyncDisposable
     /// minute of the agent's time at most), giving the agent a moment of real time after each step to act on its timers.
     /// </summary>
     private async Task<T> AdvanceUntilAsync<T>(Func<T?> found, TimeSpan step, string what)
-        where T : class
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (true)
+        where T : class =>
+        (await Poll.UntilAsync(() =>
         {
             if (found() is { } value)
             {
-                return value;
+                return Task.FromResult<T?>(value);
             }
 
-            Assert.True(DateTime.UtcNow < deadline && _time.GetUtcNow() - _start < TimeSpan.FromMinutes(1), $"not within {Deadline.TotalSeconds} s: {what}");
+            Assert.True(_time.GetUtcNow() - _start < TimeSpan.FromMinutes(1), $"not within a minute of the agent's time: {what}");
             _time.Advance(step);
-            await Task.Delay(10);
-        }
-    }
+            return Task.FromResult<T?>(null);
+        }, value => value is not null, Deadline, what, every: TimeSpan.FromMilliseconds(10)))!;
 
     private static async Task<T> UntilAsync<T>(Func<T?> found, string what)
-        where T : class
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (true)
-        {
-            if (found() is { } value)
-            {
-                return value;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"not within {Deadline.TotalSeconds} s: {what}");
-            await Task.Delay(5);
-        }
-    }
+        where T : class =>
+        (await Poll.UntilAsync(() => Task.FromResult(found()), value => value is not null, Deadline, what, every: TimeSpan.FromMilliseconds(5)))!;
 
     private sealed class Disposable : IDisposable
     {

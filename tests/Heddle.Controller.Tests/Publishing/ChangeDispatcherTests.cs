@@ -149,15 +149,7 @@ public sealed class ChangeDispatcherTests : IDisposable
         return (events, queue, dns, agents);
     }
 
-    private static async Task UntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"not within 10 s: {what}");
-            await Task.Delay(10);
-        }
-    }
+    private static Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(10), what);
 
     private Task NodeAsync(KvClusterStore store, string name) => store.PutNodeAsync(new NodeRecord
     {
