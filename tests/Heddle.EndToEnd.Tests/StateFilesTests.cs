@@ -53,6 +53,40 @@ public sealed class StateFilesTests : IDisposable
     }
 
     [Fact]
+    public void Read_ClientConfigAsWrittenBeforeApiUrls_IsOneController()
+    {
+        var path = _directory.Combine("config.json");
+        File.WriteAllText(path, """
+            {
+              "apiUrl": "http://127.0.0.1:7000/",
+              "token": "hd_api_1",
+              "ca": null
+            }
+            """);
+
+        var config = ClientFile.Read(path)!;
+
+        Assert.Equal(("hd_api_1", null), (config.Token, config.Ca));
+        Assert.Equal([new Uri("http://127.0.0.1:7000/")], config.Controllers);
+    }
+
+    [Fact]
+    public void Write_ClientConfig_KeepsItsWordsAndReadsBackTheSame()
+    {
+        var path = _directory.Combine("config.json");
+        var urls = new[] { new Uri("https://127.0.0.1:7000/"), new Uri("https://127.0.0.1:7100/") };
+
+        new ClientFile(urls[0], "hd_api_1", "-----BEGIN CERTIFICATE-----") { ApiUrls = urls }.Write(path);
+
+        var written = File.ReadAllText(path);
+        Assert.Equal(["apiUrl", "token", "ca", "apiUrls"], System.Text.Json.JsonDocument.Parse(written).RootElement.EnumerateObject().Select(p => p.Name));
+        var read = ClientFile.Read(path)!;
+        Assert.Equal((urls[0], "hd_api_1", "-----BEGIN CERTIFICATE-----"), (read.ApiUrl, read.Token, read.Ca));
+        Assert.Equal(urls, read.Controllers);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+    }
+
+    [Fact]
     public void Read_HalfWrittenOrMissingFile_IsNull()
     {
         var path = _directory.Combine("up.json");

@@ -1,18 +1,17 @@
 using System.Net.Http.Headers;
-using System.Text.Json;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Files;
 using Heddle.Contracts.Trust;
 
 namespace Heddle.Testing;
 
-/// <summary>The client configuration `heddle up` writes ($HEDDLE_HOME/config.json): API URL, token and cluster CA.</summary>
+/// <summary>The client configuration `heddle up` writes ($HEDDLE_HOME/config.json, a <see cref="ClientFile"/>): API URL, token and cluster CA.</summary>
 public sealed record ClientConfigFile(Uri ApiUrl, string Token, string CaPem)
 {
     public static ClientConfigFile Read(string home)
     {
-        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(home, "config.json")));
-        var root = config.RootElement;
-        return new(new Uri(root.GetProperty("apiUrl").GetString()!), root.GetProperty("token").GetString()!, root.GetProperty("ca").GetString()!);
+        var file = ClientFile.Read(Path.Combine(home, "config.json")) ?? throw new InvalidDataException($"{home}/config.json holds null");
+        return new(file.ApiUrl, file.Token, file.Ca ?? throw new InvalidDataException($"{home}/config.json has no 'ca'"));
     }
 
     public HeddleApiClient Connect(string? token = null) => new(ApiUrl, token ?? Token, ClusterTrust.Load(CaPem));

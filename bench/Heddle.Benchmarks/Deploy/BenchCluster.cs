@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Files;
 
 namespace Heddle.Benchmarks.Deploy;
 
@@ -55,9 +55,8 @@ internal sealed class BenchCluster : IAsyncDisposable
             await Task.Delay(50);
         }
 
-        using var config = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(home, "config.json")));
-        var api = new HeddleApiClient([.. config.RootElement.GetProperty("apiUrls").EnumerateArray().Select(u => new Uri(u.GetString()!))], config.RootElement.GetProperty("token").GetString()!,
-            Heddle.Contracts.Trust.ClusterTrust.Load(config.RootElement.GetProperty("ca").GetString()!));
+        var config = ClientFile.Read(Path.Combine(home, "config.json"))!;
+        var api = new HeddleApiClient(config.Controllers, config.Token, Heddle.Contracts.Trust.ClusterTrust.Load(config.Ca!));
         return new BenchCluster(up, home, api);
     }
 

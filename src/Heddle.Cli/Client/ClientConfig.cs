@@ -1,24 +1,18 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Files;
 
 namespace Heddle.Cli.Client;
 
 /// <summary>
 /// Where the CLI finds its cluster: $HEDDLE_HOME/config.json (default ~/.heddle), written by `heddle up` and `heddle
-/// login` through <see cref="Save"/> and read by <see cref="Load"/>, nowhere else. The file (README, "Pointing the CLI
-/// at a cluster"): <c>apiUrl</c> (the first controller), <c>apiUrls</c> (every controller, tried in turn), <c>token</c>,
-/// <c>ca</c> (the cluster CA certificate, PEM, that controllers are checked against; null for an http:// API). Files
-/// written before <c>apiUrls</c> existed are read as one controller. The token given with --token, else $HEDDLE_TOKEN,
-/// takes the place of the file's.
+/// login` through <see cref="Save"/> and read by <see cref="Load"/>; the file is the shared record <see cref="ClientFile"/>
+/// (README, "Pointing the CLI at a cluster"). Files written before <c>apiUrls</c> existed are read as one controller. The
+/// token given with --token, else $HEDDLE_TOKEN, takes the place of the file's.
 /// </summary>
-internal sealed record ClientConfig(
-    [property: JsonPropertyName("apiUrl")] Uri ApiUrl,
-    [property: JsonPropertyName("token")] string Token,
-    [property: JsonPropertyName("ca")] string? CaCertificatePem)
+internal sealed record ClientConfig(Uri ApiUrl, string Token, string? CaCertificatePem)
 {
-    /// <summary>Every controller's API URL when there are several (`apiUrls`, the first being <see cref="ApiUrl"/>); the CLI uses the next when one cannot be reached.</summary>
-    [JsonPropertyName("apiUrls")]
+    /// <summary>Every controller's API URL (the first being <see cref="ApiUrl"/>); the CLI uses the next when one cannot be reached.</summary>
     public IReadOnlyList<Uri> ApiUrls { get; init; } = [ApiUrl];
 
     public const string TokenVariable = "HEDDLE_TOKEN";
@@ -51,10 +45,10 @@ internal sealed record ClientConfig(
             throw new CliException($"no cluster is configured: {FilePath} does not exist; start one with 'heddle up', or point the CLI at one with 'heddle login' (or set HEDDLE_HOME)");
         }
 
-        ClientConfig? read;
+        ClientFile? read;
         try
         {
-            read = JsonSerializer.Deserialize(File.ReadAllText(FilePath), ClientConfigJson.Default.ClientConfig);
+            read = ClientFile.Read(FilePath);
         }
         catch (Exception e) when (e is JsonException or UriFormatException or NotSupportedException)
         {
@@ -66,9 +60,7 @@ internal sealed record ClientConfig(
             throw Invalid("it needs at least 'apiUrl' and 'token'");
         }
 
-        // An older file has no apiUrls: the one controller.
-        var urls = read.ApiUrls is { Count: > 0 } all ? all : [read.ApiUrl];
-        return read with { Token = TokenOverride ?? read.Token, ApiUrls = urls };
+        return new ClientConfig(read.ApiUrl, TokenOverride ?? read.Token, read.Ca) { ApiUrls = read.Controllers };
     }
 
     private static CliException Invalid(string why) =>
@@ -78,8 +70,7 @@ internal sealed record ClientConfig(
     public static void Save(Uri apiUrl, string token, string? caCertificatePem, IReadOnlyList<Uri>? apiUrls = null)
     {
         Directory.CreateDirectory(Home);
-        var config = new ClientConfig(apiUrl, token, caCertificatePem) { ApiUrls = apiUrls is { Count: > 0 } ? apiUrls : [apiUrl] };
-        Heddle.Contracts.Trust.PrivateFile.Write(FilePath, JsonSerializer.Serialize(config, ClientConfigJson.Default.ClientConfig));
+        new ClientFile(apiUrl, token, caCertificatePem) { ApiUrls = apiUrls is { Count: > 0 } ? apiUrls : [apiUrl] }.Write(FilePath);
     }
 
     public HeddleApiClient Connect()
@@ -134,10 +125,6 @@ internal sealed record ClientConfig(
         }
     }
 }
-
-[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
-[JsonSerializable(typeof(ClientConfig))]
-internal sealed partial class ClientConfigJson : JsonSerializerContext;
 
 /// <summary>A failure to report as one sentence with a non-zero exit code.</summary>
 internal sealed class CliException(string message, int exitCode = ExitCodes.Invalid, IReadOnlyList<string>? details = null) : Exception(message)

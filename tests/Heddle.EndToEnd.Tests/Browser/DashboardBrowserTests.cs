@@ -25,9 +25,8 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
     {
         await using var up = await UpCluster.StartAsync();
         up.DeploySample();
-        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(up.Home, "config.json")));
-        var api = new Uri(config.RootElement.GetProperty("apiUrl").GetString()!);
-        var token = config.RootElement.GetProperty("token").GetString()!;
+        var config = ClientConfigFile.Read(up.Home);
+        var (api, token) = (config.ApiUrl, config.Token);
         var pin = await Chromium.SpkiPinAsync(api.Host, api.Port);
         await using var browser = await Chromium.StartAsync(new ChromiumOptions { SpkiPins = [pin] });
         try
