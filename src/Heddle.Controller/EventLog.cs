@@ -14,11 +14,11 @@ public sealed class EventLog(IClusterStore store)
     /// Stores an event; followers are told by the change feed (<see cref="Publishing.ChangeDispatcher"/>) before this
     /// returns. Without an owner it is the cluster's: only admins see it.
     /// </summary>
-    public Task<EventRecord> AddAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default) =>
+    public Task<EventRecord> AddAsync(EventKind kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default) =>
         store.AddEventAsync(kind, subject, message, owner, cancellationToken);
 
     /// <summary>Stores several events of one owner in as few store writes as the store allows (followers are told as by <see cref="AddAsync"/>).</summary>
-    public async Task AddAllAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default)
+    public async Task AddAllAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
         if (events.Count == 0)
         {
@@ -96,51 +96,56 @@ public sealed record EventOwner(string Tenant, long? Incarnation)
     public static EventOwner? Of(ImageRecord image) => image.Tenant is { } tenant ? new(tenant, null) : null;
 }
 
-public static class EventKinds
+/// <summary>
+/// What an event says happened: a closed set. Stored and shown (the API's <see cref="EventRecord.Kind"/>, `heddle events`,
+/// the dashboard) as the member's name, so the words are those the string constants had; the wire record keeps a string,
+/// so a client older than a new kind still reads it.
+/// </summary>
+public enum EventKind
 {
-    public const string DeploymentAccepted = "DeploymentAccepted";
-    public const string ImageImported = "ImageImported";
-    public const string SlotsSwapped = "SlotsSwapped";
-    public const string VipMoved = "VipMoved";
-    public const string VipUnusable = "VipUnusable";
-    public const string VipOwnerChanged = "VipOwnerChanged";
-    public const string BalancerJoined = "BalancerJoined";
-    public const string BalancerLeft = "BalancerLeft";
-    public const string BalancerGone = "BalancerGone";
-    public const string ImageDeleted = "ImageDeleted";
-    public const string InstancePlaced = "InstancePlaced";
-    public const string InstanceMoved = "InstanceMoved";
-    public const string InstanceRemoved = "InstanceRemoved";
-    public const string PlacementFailed = "PlacementFailed";
-    public const string InstanceState = "InstanceState";
-    public const string NodeJoined = "NodeJoined";
-    public const string NodeRemoved = "NodeRemoved";
-    public const string NodeRefused = "NodeRefused";
-    public const string NodeEnrolled = "NodeEnrolled";
-    public const string TokenCreated = "TokenCreated";
-    public const string TokenRevoked = "TokenRevoked";
-    public const string QuotaChanged = "QuotaChanged";
-    public const string NodeDown = "NodeDown";
-    public const string NodeUp = "NodeUp";
-    public const string ServiceDeleting = "ServiceDeleting";
-    public const string ServiceDeleted = "ServiceDeleted";
-    public const string InstanceDraining = "InstanceDraining";
-    public const string UpgradeStarted = "UpgradeStarted";
-    public const string UpgradeDomainStarted = "UpgradeDomainStarted";
-    public const string UpgradeDomainUpdating = "UpgradeDomainUpdating";
-    public const string UpgradeDomainHealthy = "UpgradeDomainHealthy";
-    public const string UpgradeDomainFailed = "UpgradeDomainFailed";
-    public const string UpgradeRollingBack = "UpgradeRollingBack";
-    public const string UpgradeRolledBack = "UpgradeRolledBack";
-    public const string UpgradeCompleted = "UpgradeCompleted";
-    public const string UpgradePaused = "UpgradePaused";
-    public const string UpgradeResumed = "UpgradeResumed";
-    public const string LeaderElected = "LeaderElected";
-    public const string MachineAdded = "MachineAdded";
-    public const string MachineRemoved = "MachineRemoved";
-    public const string MachineHostImageSet = "MachineHostImageSet";
-    public const string MachineBooted = "MachineBooted";
-    public const string UnknownMachineBooted = "UnknownMachineBooted";
-    public const string HostImageAdded = "HostImageAdded";
-    public const string HostImageDeleted = "HostImageDeleted";
+    DeploymentAccepted,
+    ImageImported,
+    SlotsSwapped,
+    VipMoved,
+    VipUnusable,
+    VipOwnerChanged,
+    BalancerJoined,
+    BalancerLeft,
+    BalancerGone,
+    ImageDeleted,
+    InstancePlaced,
+    InstanceMoved,
+    InstanceRemoved,
+    PlacementFailed,
+    InstanceState,
+    NodeJoined,
+    NodeRemoved,
+    NodeRefused,
+    NodeEnrolled,
+    TokenCreated,
+    TokenRevoked,
+    QuotaChanged,
+    NodeDown,
+    NodeUp,
+    ServiceDeleting,
+    ServiceDeleted,
+    InstanceDraining,
+    UpgradeStarted,
+    UpgradeDomainStarted,
+    UpgradeDomainUpdating,
+    UpgradeDomainHealthy,
+    UpgradeDomainFailed,
+    UpgradeRollingBack,
+    UpgradeRolledBack,
+    UpgradeCompleted,
+    UpgradePaused,
+    UpgradeResumed,
+    LeaderElected,
+    MachineAdded,
+    MachineRemoved,
+    MachineHostImageSet,
+    MachineBooted,
+    UnknownMachineBooted,
+    HostImageAdded,
+    HostImageDeleted,
 }

@@ -30,14 +30,14 @@ public sealed class AgentService(
         var machine = machines.GetMachine(request.NodeName);
         if (Machines.MachineEnrolment.Refusal(join, request.NodeName, machine is not null) is { } misnamed)
         {
-            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {misnamed}");
+            await events.AddAsync(EventKind.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {misnamed}");
             throw new RpcException(new Status(StatusCode.PermissionDenied, misnamed));
         }
 
         if (!string.IsNullOrEmpty(request.Address)
             && await reachability.RefusalAsync(request.NodeName, request.Address, request.LogPort, context.GetHttpContext().Connection.LocalIpAddress, context.CancellationToken) is { } unreachable)
         {
-            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {unreachable}");
+            await events.AddAsync(EventKind.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {unreachable}");
             throw new RpcException(new Status(StatusCode.FailedPrecondition, unreachable));
         }
 
@@ -52,18 +52,18 @@ public sealed class AgentService(
         var (certificate, refusal) = await certificates.EnrolAsync(request.NodeName, request.SigningRequest, context.CancellationToken, replaceInForce: again);
         if (certificate is null)
         {
-            await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
+            await events.AddAsync(EventKind.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} was refused enrolment: {refusal}");
             throw new RpcException(new Status(StatusCode.PermissionDenied, refusal!));
         }
 
-        await events.AddAsync(EventKinds.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}"
+        await events.AddAsync(EventKind.NodeEnrolled, request.NodeName, $"node {request.NodeName} enrolled from {context.Peer}: certificate {certificate.SerialNumber[..12]}, valid until {certificate.NotAfter.ToUniversalTime():u}"
             + (again ? $" (disk-less machine {machine!.Name} booted host image {machine.HostImage} again; any earlier certificate of the node is revoked)" : string.Empty));
         return Reply(certificate);
     }
 
     private async Task<RpcException> TokenRefusalAsync(EnrollRequest request, ServerCallContext context)
     {
-        await events.AddAsync(EventKinds.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
+        await events.AddAsync(EventKind.NodeRefused, Printable.Of(request.NodeName), $"an agent at {context.Peer} tried to enrol as node {Printable.Of(request.NodeName)} with a join token that is unknown, expired, used up or revoked");
         return new RpcException(new Status(StatusCode.Unauthenticated, "the join token is unknown, expired, used up or revoked; make one with 'heddle token create --join'"));
     }
 
@@ -104,7 +104,7 @@ public sealed class AgentService(
         var hello = requestStream.Current.Hello;
         if (hello.Node.Name != node)
         {
-            await events.AddAsync(EventKinds.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
+            await events.AddAsync(EventKind.NodeRefused, node, $"node {node} said hello as {Printable.Of(hello.Node.Name)}; refused");
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"this certificate is node {node}'s; it cannot speak for node {Printable.Of(hello.Node.Name)}"));
         }
 
@@ -114,7 +114,7 @@ public sealed class AgentService(
         if (store.GetNode(node)?.Address != hello.Node.Address && Uri.TryCreate(hello.Node.LogUrl, UriKind.Absolute, out var logs)
             && await reachability.RefusalAsync(node, hello.Node.Address, logs.Port, context.GetHttpContext().Connection.LocalIpAddress, context.CancellationToken) is { } unreachable)
         {
-            await events.AddAsync(EventKinds.NodeRefused, node, $"node {node} said hello from {context.Peer} and was refused: {unreachable}");
+            await events.AddAsync(EventKind.NodeRefused, node, $"node {node} said hello from {context.Peer} and was refused: {unreachable}");
             throw new RpcException(new Status(StatusCode.FailedPrecondition, unreachable));
         }
 
@@ -230,11 +230,11 @@ public sealed class AgentService(
         await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeCondition.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
         if (previous is null)
         {
-            await events.AddAsync(EventKinds.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
+            await events.AddAsync(EventKind.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
         }
         else if (previous.Condition == NodeCondition.Down)
         {
-            await events.AddAsync(EventKinds.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
+            await events.AddAsync(EventKind.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
         }
 
         // An instance of a service being deleted that the node no longer runs: its Stopped report may have gone to a
@@ -283,7 +283,7 @@ public sealed class AgentService(
         if (before is null || before.State != report.State || before.Restarts != report.Restarts)
         {
             var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
-            changed = new NewEvent(EventKinds.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
+            changed = new NewEvent(EventKind.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
         var (updated, _) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,

@@ -60,7 +60,7 @@ internal static class ApiEndpoints
         v1.MapPost("/services/{name}/rollback", (string name, string? slot, RollbackRequest? request, Caller caller, Deployments deployments, UpgradeControl control, IClusterStore store) =>
             SlottedAsync(store, caller, name, slot, key => deployments.RollbackAsync(key, request ?? new RollbackRequest(), control)));
         v1.MapGet("/services/{name}/revisions", (string name, string? slot, Caller caller, IClusterStore store) => Slotted(store, caller, name, slot, key =>
-            Results.Ok(store.ListRevisions(key).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome, r.Number == store.GetService(key)?.Revision)).ToList())));
+            Results.Ok(store.ListRevisions(key).Select(r => new RevisionStatus(r.Number, r.Created, r.PackageSha256, r.Changes, r.Outcome.ToString(), r.Number == store.GetService(key)?.Revision)).ToList())));
         v1.MapGet("/services/{name}/upgrade", (string name, string? slot, Caller caller, UpgradeControl control, IClusterStore store) => Slotted(store, caller, name, slot, control.Status));
         v1.MapPost("/services/{name}/upgrade/{action}", async (string name, string action, string? slot, Caller caller, UpgradeControl control, IClusterStore store) =>
             Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed) && action.All(char.IsLetter)
@@ -159,7 +159,7 @@ internal static class ApiEndpoints
         {
             if (await store.MarkDeletingAsync(target.Name))
             {
-                await events.AddAsync(EventKinds.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target));
+                await events.AddAsync(EventKind.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target));
                 queue.Add(target.Name);
             }
         }

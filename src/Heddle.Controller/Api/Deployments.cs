@@ -228,10 +228,10 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
 
             var count = next.Configuration.Roles.Sum(r => r.Instances);
             var owner = store.GetService(name) is { } written ? EventOwner.Of(written) : new EventOwner(tenant, null);
-            await events.AddAsync(EventKinds.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}", owner);
+            await events.AddAsync(EventKind.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}", owner);
             if (walk is not null)
             {
-                await events.AddAsync(EventKinds.UpgradeStarted, name,
+                await events.AddAsync(EventKind.UpgradeStarted, name,
                     $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}", owner);
             }
 

@@ -118,7 +118,7 @@ public sealed class HostImages(IMachineStore machines, IClusterStore store, Blob
             return Taken(request.Name);
         }
 
-        await events.AddAsync(EventKinds.HostImageAdded, record.Name,
+        await events.AddAsync(EventKind.HostImageAdded, record.Name,
             $"host image {record.Name} added: kernel {record.KernelSha256[..12]} ({record.KernelRelease ?? "release not given"}, {record.KernelBytes >> 20} MiB), initramfs {record.InitrdSha256[..12]} ({record.InitrdBytes >> 20} MiB)",
             cancellationToken: cancellationToken);
         return Results.Ok(new HostImageAdded(Status(record), AlreadyPresent: false));
@@ -141,7 +141,7 @@ public sealed class HostImages(IMachineStore machines, IClusterStore store, Blob
 
         BlobReferences.DeleteIfUnnamed(blobs, store, machines, image!.KernelSha256);
         BlobReferences.DeleteIfUnnamed(blobs, store, machines, image.InitrdSha256);
-        await events.AddAsync(EventKinds.HostImageDeleted, name, $"host image {name} deleted", cancellationToken: cancellationToken);
+        await events.AddAsync(EventKind.HostImageDeleted, name, $"host image {name} deleted", cancellationToken: cancellationToken);
         return Results.NoContent();
     }
 

@@ -89,7 +89,7 @@ public sealed partial class Images(IClusterStore store, IMachineStore machines, 
             return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Image name taken", $"image {name} was imported with other content meanwhile; import it under a new name");
         }
 
-        await events.AddAsync(EventKinds.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}", caller.Tenant is { } tenant ? new EventOwner(tenant, null) : null);
+        await events.AddAsync(EventKind.ImageImported, name, $"image {name} imported: {sha256[..12]}, {summary.Files} files, {summary.Bytes >> 20} MiB{(summary.DevicesSkipped > 0 ? $", {summary.DevicesSkipped} device files left out" : string.Empty)}", caller.Tenant is { } tenant ? new EventOwner(tenant, null) : null);
         return Results.Ok(new ImageImported(name, sha256, size.Value, summary.Files, summary.Directories, summary.Links, summary.DevicesSkipped, AlreadyPresent: false));
     }
 
@@ -125,7 +125,7 @@ public sealed partial class Images(IClusterStore store, IMachineStore machines, 
         await store.DeleteImageAsync(image);
         BlobReferences.DeleteIfUnnamed(blobs, store, machines, image.Sha256);
 
-        await events.AddAsync(EventKinds.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted", EventOwner.Of(image));
+        await events.AddAsync(EventKind.ImageDeleted, name, $"image {name} ({image.Sha256[..12]}) deleted", EventOwner.Of(image));
         return Results.NoContent();
     }
 

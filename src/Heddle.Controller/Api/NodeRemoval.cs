@@ -27,7 +27,7 @@ public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCert
         sessions.Disconnect(name);
         await trust.RemoveNodeAsync(name);
         var instances = store.ListInstancesOnNode(name);
-        await events.AddAsync(EventKinds.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
+        await events.AddAsync(EventKind.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
         nodeWork.Queue(instances);
 
         return Results.NoContent();

@@ -41,7 +41,7 @@ internal static class QuotaEndpoints
             if (await store.DeleteQuotaAsync(tenant))
             {
                 var now = quotas.Status(tenant);
-                await events.AddAsync(EventKinds.QuotaChanged, Subject(tenant), $"tenant {tenant}'s quota reset: {now.Limits} ({now.Source})");
+                await events.AddAsync(EventKind.QuotaChanged, Subject(tenant), $"tenant {tenant}'s quota reset: {now.Limits} ({now.Source})");
             }
 
             return Results.Ok(quotas.Status(tenant));
@@ -68,7 +68,7 @@ internal static class QuotaEndpoints
         await store.PutQuotaAsync(new QuotaRecord(tenant, limits, time.GetUtcNow()));
         var status = quotas.Status(tenant);
         var over = QuotaLimits.Names.Where(n => limits[n] is { } limit && status.Used[n] > limit).ToList();
-        await events.AddAsync(EventKinds.QuotaChanged, Subject(tenant),
+        await events.AddAsync(EventKind.QuotaChanged, Subject(tenant),
             $"tenant {tenant}'s quota set: {limits}{(over.Count > 0 ? $"; it holds more {string.Join(", ", over)} than that already: nothing is stopped, but nothing more is accepted" : string.Empty)}");
         return Results.Ok(status);
     }

@@ -38,7 +38,7 @@ public sealed class Swaps(IClusterStore store, ServiceModels models, EventLog ev
                 continue;
             }
 
-            await events.AddAsync(EventKinds.SlotsSwapped, name,
+            await events.AddAsync(EventKind.SlotsSwapped, name,
                 $"swapped: production is now revision {staging.Revision} ({staging.Name}, VIP {production.Vip ?? "none"}), staging revision {production.Revision} ({production.Name}, VIP {staging.Vip ?? "none"})", EventOwner.Of(production));
             var started = time.GetUtcNow();
             while (!barrier.Published() && time.GetUtcNow() - started < PublishWaitLimit)

@@ -22,7 +22,7 @@ internal static class TokenEndpoints
                 return Problems.NotFound($"no single token has an id starting with '{Printable.Of(id)}' (give at least 4 characters of an id from 'heddle token list')");
             }
 
-            await events.AddAsync(EventKinds.TokenRevoked, revoked.Id, $"{revoked.Kind} token {revoked.Id} ({Scope(revoked)}) revoked");
+            await events.AddAsync(EventKind.TokenRevoked, revoked.Id, $"{revoked.Kind} token {revoked.Id} ({Scope(revoked)}) revoked");
             return Results.Ok(Status(revoked));
         });
     }
@@ -57,7 +57,7 @@ internal static class TokenEndpoints
         // A join token is a key to the cluster: it lives a day at most unless asked otherwise.
         var ttl = request.TtlSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : request.Join ? TimeSpan.FromHours(24) : (TimeSpan?)null;
         var (token, record) = await tokens.CreateAsync(request.Join ? TokenKinds.Join : request.Metrics ? TokenKinds.Metrics : request.Boot ? TokenKinds.Boot : TokenKinds.Api, request.Tenant, ttl, request.Uses, request.Description);
-        await events.AddAsync(EventKinds.TokenCreated, record.Id, $"{record.Kind} token {record.Id} created ({Scope(record)}{(record.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(record.UsesLeft is { } u ? $", {u} use(s)" : string.Empty)})");
+        await events.AddAsync(EventKind.TokenCreated, record.Id, $"{record.Kind} token {record.Id} created ({Scope(record)}{(record.Expires is { } e ? $", expires {e:u}" : string.Empty)}{(record.UsesLeft is { } u ? $", {u} use(s)" : string.Empty)})");
         return Results.Ok(new TokenCreated(record.Id, token, record.Kind, record.Tenant, record.Expires, record.UsesLeft,
             request.Join ? JoinString.Format(token, ca.PublicKeyHash) : null));
     }

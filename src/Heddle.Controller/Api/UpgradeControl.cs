@@ -82,7 +82,7 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
                 continue;
             }
 
-            await events.AddAsync(action switch { UpgradeAction.Pause => EventKinds.UpgradePaused, UpgradeAction.Resume => EventKinds.UpgradeResumed, _ => EventKinds.UpgradeRollingBack }, name, message, EventOwner.Of(service));
+            await events.AddAsync(action switch { UpgradeAction.Pause => EventKind.UpgradePaused, UpgradeAction.Resume => EventKind.UpgradeResumed, _ => EventKind.UpgradeRollingBack }, name, message, EventOwner.Of(service));
             queue.Add(name);
             var after = store.GetService(name)!;
             return Results.Ok(Describe(after, after.Walk!, store.ListInstances(name), now));

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Heddle.Contracts.Api;
 using Heddle.Controller.Api;
 using Heddle.Controller.Trust;
@@ -11,8 +10,7 @@ internal static class EventsPage
     private const int Shown = 200;
 
     /// <summary>Every kind the controller writes, for the filter.</summary>
-    private static readonly string[] Kinds = [.. typeof(EventKinds).GetFields(BindingFlags.Public | BindingFlags.Static)
-        .Where(f => f.IsLiteral && f.FieldType == typeof(string)).Select(f => (string)f.GetRawConstantValue()!).Order(StringComparer.Ordinal)];
+    private static readonly string[] Kinds = [.. Enum.GetNames<EventKind>().Order(StringComparer.Ordinal)];
 
     public static Page Render(PageData data, Caller caller, string? service, string? kind)
     {

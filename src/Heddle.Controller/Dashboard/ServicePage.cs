@@ -111,7 +111,7 @@ internal static class ServicePage
         {
             html.Open("tr", ("class", revision.Number == service.Revision ? "current" : null))
                 .Tag("td", $"{revision.Number}{(revision.Number == service.Revision ? " (current)" : string.Empty)}")
-                .Raw("<td>").Time(revision.Created, data.Now).Raw("</td>").Tag("td", revision.Changes).Tag("td", revision.Outcome).Raw("</tr>");
+                .Raw("<td>").Time(revision.Created, data.Now).Raw("</td>").Tag("td", revision.Changes).Tag("td", revision.Outcome.ToString()).Raw("</tr>");
         }
 
         html.Raw("</tbody></table>");

@@ -23,7 +23,7 @@ public sealed class LeaderDuties(LeaderTerm term, ReconcileLoop loop, NodeHealth
                 {
                     try
                     {
-                        await events.AddAsync(EventKinds.LeaderElected, leadership.Holder, leadership.Again
+                        await events.AddAsync(EventKind.LeaderElected, leadership.Holder, leadership.Again
                             ? $"controller {leadership.Holder} leads again (term {leadership.Term}): it had stopped while its lease renewals went unconfirmed, and the lease held"
                             : $"controller {leadership.Holder} leads (term {leadership.Term}); it runs the reconcilers, node health and upgrade walks");
                     }

@@ -36,12 +36,12 @@ public sealed class BalancerRegistry(IClusterStore store, LoadBalancerConfigSour
 
         if (previous is null || previous.Instance != heartbeat.Instance || previous.GoneNoticed)
         {
-            await events.AddAsync(EventKinds.BalancerJoined, heartbeat.Name, $"load balancer {heartbeat.Name} at {heartbeat.Address} ({Describe(heartbeat.Mode, heartbeat.Interface)}) reports{(previous?.GoneNoticed == true && previous.Instance == heartbeat.Instance ? " again" : string.Empty)}");
+            await events.AddAsync(EventKind.BalancerJoined, heartbeat.Name, $"load balancer {heartbeat.Name} at {heartbeat.Address} ({Describe(heartbeat.Mode, heartbeat.Interface)}) reports{(previous?.GoneNoticed == true && previous.Instance == heartbeat.Instance ? " again" : string.Empty)}");
         }
 
         foreach (var vip in owned.Where(v => !before.Contains(v)))
         {
-            await events.AddAsync(EventKinds.VipOwnerChanged, vip, $"{heartbeat.Name} at {heartbeat.Address} answers ARP for {vip} now");
+            await events.AddAsync(EventKind.VipOwnerChanged, vip, $"{heartbeat.Name} at {heartbeat.Address} answers ARP for {vip} now");
         }
 
         if (heartbeat.Problems.Count > 0)
@@ -60,7 +60,7 @@ public sealed class BalancerRegistry(IClusterStore store, LoadBalancerConfigSour
             return false;
         }
 
-        await events.AddAsync(EventKinds.BalancerLeft, name, $"load balancer {name} stopped");
+        await events.AddAsync(EventKind.BalancerLeft, name, $"load balancer {name} stopped");
         return true;
     }
 
@@ -77,7 +77,7 @@ public sealed class BalancerRegistry(IClusterStore store, LoadBalancerConfigSour
                 {
                     if (await store.MarkBalancerGoneAsync(gone.Name, gone.HeardAt, stoppingToken))
                     {
-                        await events.AddAsync(EventKinds.BalancerGone, gone.Name,
+                        await events.AddAsync(EventKind.BalancerGone, gone.Name,
                             $"load balancer {gone.Name} at {gone.Address} not heard for {(now - gone.HeardAt).TotalSeconds:0} s (killed, or cut off); its reports no longer count{(gone.Mode == BalancerModes.Arp ? " and the VIPs it owned have gone to the others" : string.Empty)}",
                             cancellationToken: stoppingToken);
                     }

@@ -135,7 +135,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         {
             if (giveUp.Length > 0)
             {
-                await events.AddAsync(EventKinds.VipUnusable, service.Name, giveUp, EventOwner.Of(service));
+                await events.AddAsync(EventKind.VipUnusable, service.Name, giveUp, EventOwner.Of(service));
             }
 
             return;
@@ -145,7 +145,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
         var next = FreeVip();
         if (next is null)
         {
-            await events.AddAsync(EventKinds.VipUnusable, service.Name, $"{why}; no free VIP is left to move the service to; widen --vip-pool", EventOwner.Of(service));
+            await events.AddAsync(EventKind.VipUnusable, service.Name, $"{why}; no free VIP is left to move the service to; widen --vip-pool", EventOwner.Of(service));
             return;
         }
 
@@ -154,7 +154,7 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
             return; // moved, swapped or deleted meanwhile (another controller took the same report): the balancers' next reports decide
         }
 
-        await events.AddAsync(EventKinds.VipMoved, service.Name,
+        await events.AddAsync(EventKind.VipMoved, service.Name,
             $"{service.Name} moved from VIP {problem.Vip} to {next}: {why}; something else bound it first, and that address is no longer handed out", EventOwner.Of(service));
     }
 }

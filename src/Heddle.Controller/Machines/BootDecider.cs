@@ -10,7 +10,7 @@ namespace Heddle.Controller.Machines;
 
 /// <summary>
 /// Answers the boot service for each network card that asks for a boot script: an unknown MAC gets no image and an
-/// event (<see cref="EventKinds.UnknownMachineBooted"/>, throttled); a registered machine not yet a node gets a fresh
+/// event (<see cref="EventKind.UnknownMachineBooted"/>, throttled); a registered machine not yet a node gets a fresh
 /// join string that enrols its name once, within <see cref="ControllerOptions.BootJoinLifetime"/>; an enrolled one gets
 /// nothing to install, unless it runs disk-less from a host image and its node has gone silent (<see cref="BootDecisions"/>).
 /// </summary>
@@ -39,7 +39,7 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         {
             if (_unknown.TryTake(normal, now, out var heldBack))
             {
-                await events.AddAsync(EventKinds.UnknownMachineBooted, normal,
+                await events.AddAsync(EventKind.UnknownMachineBooted, normal,
                     $"an unknown machine ({normal}) asked to boot and was given no image{(heldBack > 0 ? $" ({heldBack} more such requests were not recorded, to keep a flood out of the log)" : string.Empty)}",
                     cancellationToken: cancellationToken);
             }
@@ -60,7 +60,7 @@ public sealed class BootDecider(IMachineStore machines, MachineRegistry registry
         }
 
         var (token, record) = await tokens.CreateMachineJoinAsync(machine.Name, normal, options.BootJoinLifetime, cancellationToken);
-        await events.AddAsync(EventKinds.MachineBooted, machine.Name, $"machine {machine.Name} ({normal}) asked to boot: given {(machine.HostImage is { } named ? $"host image {named}" : "the boot service's kernel and initramfs")} and join token {record.Id} (one use, until {record.Expires:u})",
+        await events.AddAsync(EventKind.MachineBooted, machine.Name, $"machine {machine.Name} ({normal}) asked to boot: given {(machine.HostImage is { } named ? $"host image {named}" : "the boot service's kernel and initramfs")} and join token {record.Id} (one use, until {record.Expires:u})",
             cancellationToken: cancellationToken);
         var image = machine.HostImage is { } name && machines.GetHostImage(name) is { } stored ? new BootImage(stored.Name, stored.KernelSha256, stored.InitrdSha256) : null;
         return (new BootDecision(action, normal, machine.Name, machine.FaultDomain, JoinString.Format(token, ca.PublicKeyHash), AgentUrls(), message, image), null);

@@ -28,7 +28,7 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
                 return (null, [NoHostImage(record.HostImage!)], false);
         }
 
-        await events.AddAsync(EventKinds.MachineAdded, record.Name,
+        await events.AddAsync(EventKind.MachineAdded, record.Name,
             $"machine {record.Name} registered: MAC {mac}, fault domain {record.FaultDomain}, {(record.HostImage is { } image ? $"host image {image}" : "the boot service's own kernel and initramfs")}");
         return (Status(record), [], false);
     }
@@ -54,7 +54,7 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
         }
 
         var machine = machines.GetMachine(name)!;
-        await events.AddAsync(EventKinds.MachineHostImageSet, name,
+        await events.AddAsync(EventKind.MachineHostImageSet, name,
             $"machine {name} is set to boot host image {hostImage} (was {before ?? "the boot service's own kernel and initramfs"}); it boots it from its next boot on", cancellationToken: cancellationToken);
         return (Status(machine), null, false);
     }
@@ -76,7 +76,7 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
         }
 
         var revoked = await tokens.RevokeMachineJoinsAsync(name, cancellationToken);
-        await events.AddAsync(EventKinds.MachineRemoved, name, $"machine {name} ({removed.Mac}) removed{(revoked > 0 ? $"; its join string not used yet was revoked" : string.Empty)}");
+        await events.AddAsync(EventKind.MachineRemoved, name, $"machine {name} ({removed.Mac}) removed{(revoked > 0 ? $"; its join string not used yet was revoked" : string.Empty)}");
         return Status(removed);
     }
 

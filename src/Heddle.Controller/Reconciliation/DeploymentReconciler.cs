@@ -47,7 +47,7 @@ public sealed partial class DeploymentReconciler(
             // Written by an earlier controller, when each agent chose uids: a uid of the cluster's own before anything is placed.
             if (await Api.ServiceUids.EnsureAsync(store, service, options.UidRange, cancellationToken) is null)
             {
-                await events.AddAsync(EventKinds.PlacementFailed, serviceName, Api.ServiceUids.Exhausted(options.UidRange));
+                await events.AddAsync(EventKind.PlacementFailed, serviceName, Api.ServiceUids.Exhausted(options.UidRange));
                 return ReconcileResult.After(TimeSpan.FromSeconds(30));
             }
 
@@ -90,9 +90,9 @@ public sealed partial class DeploymentReconciler(
             metrics?.Unplaced(why);
         }
 
-        if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcomes.InProgress && model.AllReadyAt(pass.Instances, desired))
+        if (service.Walk is not { IsFinished: false } && revisions.Get(desired)?.Record.Outcome == RevisionOutcome.InProgress && model.AllReadyAt(pass.Instances, desired))
         {
-            pass.Outcome(desired, RevisionOutcomes.Completed);
+            pass.Outcome(desired, RevisionOutcome.Completed);
         }
 
         var commit = pass.Commit();
@@ -107,7 +107,7 @@ public sealed partial class DeploymentReconciler(
             return ReconcileResult.Retry;
         }
 
-        metrics?.Placed(pass.Events.Count(e => e.Kind is EventKinds.InstancePlaced or EventKinds.InstanceMoved));
+        metrics?.Placed(pass.Events.Count(e => e.Kind is EventKind.InstancePlaced or EventKind.InstanceMoved));
         if (service.Walk is { } walkBefore && commit.Walk is { } walkChange)
         {
             metrics?.Walked(walkBefore, walkChange.Walk);
@@ -196,7 +196,7 @@ public sealed partial class DeploymentReconciler(
         if (instances.Count == gone.Count)
         {
             await store.RemoveServiceAsync(service.Name, cancellationToken);
-            await events.AddAsync(EventKinds.ServiceDeleted, service.Name, "deleted: every instance has stopped", EventOwner.Of(service));
+            await events.AddAsync(EventKind.ServiceDeleted, service.Name, "deleted: every instance has stopped", EventOwner.Of(service));
             return ReconcileResult.Done;
         }
 
@@ -219,7 +219,7 @@ public sealed partial class DeploymentReconciler(
         _lastFailure[service] = text;
         if (failures.Count > 0)
         {
-            await events.AddAsync(EventKinds.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}", EventOwner.Of(record));
+            await events.AddAsync(EventKind.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}", EventOwner.Of(record));
         }
     }
 

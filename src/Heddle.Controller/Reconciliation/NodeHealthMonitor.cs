@@ -131,7 +131,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
             if (store.GetNode(node) is { Condition: NodeCondition.Down })
             {
                 await store.SetNodeConditionAsync(node, NodeCondition.Ready, at);
-                await events.AddAsync(EventKinds.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
+                await events.AddAsync(EventKind.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
                 foreach (var service in store.ListServices())
                 {
                     queue.Add(service.Name);
@@ -175,7 +175,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
                 continue;
             }
 
-            await events.AddAsync(EventKinds.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
+            await events.AddAsync(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
             foreach (var service in store.ListInstancesOnNode(node.Name).Select(i => i.Service).Distinct())
             {
                 queue.Add(service);

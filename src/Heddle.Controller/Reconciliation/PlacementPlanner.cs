@@ -104,8 +104,8 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                 pass.Place(record);
                 placed.Add((role.Name, placement.Index));
                 pass.Events.Add(moving.TryGetValue((role.Name, placement.Index), out var why)
-                    ? (EventKinds.InstanceMoved, record.Id, $"moved from node {before?.Node} to node {record.Node} because {why}")
-                    : (EventKinds.InstancePlaced, record.Id, $"placed on node {record.Node}, CPUs {string.Join(',', record.Cpus)}, {record.MemoryMiB} MiB, revision {revision}"));
+                    ? (EventKind.InstanceMoved, record.Id, $"moved from node {before?.Node} to node {record.Node} because {why}")
+                    : (EventKind.InstancePlaced, record.Id, $"placed on node {record.Node}, CPUs {string.Join(',', record.Cpus)}, {record.MemoryMiB} MiB, revision {revision}"));
             }
 
             failures.AddRange(result.Unplaced.Select(u => $"{service.Name}/{role.Name}/{u.Index}: {u.Why}"));
@@ -130,7 +130,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         if (ready.Contains(instance.Node) && !instance.Draining)
         {
             pass.Mark(instance, instance.Revision, draining: true);
-            pass.Events.Add((EventKinds.InstanceDraining, instance.Id, "no longer in the configuration: out of the load balancer and DNS, stopping once they have been told"));
+            pass.Events.Add((EventKind.InstanceDraining, instance.Id, "no longer in the configuration: out of the load balancer and DNS, stopping once they have been told"));
             pass.Requeue(UpgradeWalker.PublishPoll);
             return true;
         }
@@ -142,7 +142,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         }
 
         pass.Remove(instance.Role, instance.Index);
-        pass.Events.Add((EventKinds.InstanceRemoved, instance.Id, "removed: no longer in the configuration"));
+        pass.Events.Add((EventKind.InstanceRemoved, instance.Id, "removed: no longer in the configuration"));
         return false;
     }
 

@@ -16,7 +16,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
     private readonly Dictionary<(string Role, int Index), InstanceRecord> _upserts = [];
     private readonly HashSet<(string Role, int Index)> _removals = [];
     private readonly Dictionary<(string Role, int Index), InstanceMark> _marks = [];
-    private readonly List<(long Revision, string Outcome)> _outcomes = [];
+    private readonly List<(long Revision, RevisionOutcome Outcome)> _outcomes = [];
     private WalkChange? _walk;
 
     public ServiceRecord Service { get; } = service;
@@ -30,7 +30,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
 
     public long? DesiredRevision { get; private set; }
 
-    public List<(string Kind, string Subject, string Message)> Events { get; } = [];
+    public List<(EventKind Kind, string Subject, string Message)> Events { get; } = [];
 
     /// <summary>When the service should be looked at again even if nothing happens (a gate's countdown, a drain).</summary>
     public ReconcileResult Result { get; private set; } = ReconcileResult.Done;
@@ -75,7 +75,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
 
     public void SetDesired(long revision) => DesiredRevision = revision;
 
-    public void Outcome(long revision, string outcome) => _outcomes.Add((revision, outcome));
+    public void Outcome(long revision, RevisionOutcome outcome) => _outcomes.Add((revision, outcome));
 
     public PlacementCommit Commit() => new(Service.Name, Service.Version, [.. _upserts.Values], [.. _removals])
     {

@@ -138,10 +138,10 @@ public interface IClusterStore : IDisposable
     DateTimeOffset? NodeSeen(string node);
 
     /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
-    Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
+    Task<EventRecord> AddEventAsync(EventKind kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     /// <summary>Stores several events of one owner, each with an id of its own, in order, in as few store writes as the store allows.</summary>
-    Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 

@@ -78,13 +78,13 @@ public sealed partial class KvClusterStore
             };
         writes.Put(serviceKey, service);
         var revisions = ReadAll<RevisionRecord>(Keys.Revisions(write.Service));
-        foreach (var open in revisions.Where(r => r.Outcome == RevisionOutcomes.InProgress))
+        foreach (var open in revisions.Where(r => r.Outcome == RevisionOutcome.InProgress))
         {
-            writes.Put(Keys.Revision(write.Service, open.Number), open with { Outcome = write.PreviousCompleted ? RevisionOutcomes.Completed : RevisionOutcomes.Superseded });
+            writes.Put(Keys.Revision(write.Service, open.Number), open with { Outcome = write.PreviousCompleted ? RevisionOutcome.Completed : RevisionOutcome.Superseded });
         }
 
         writes.Put(Keys.Revision(write.Service, write.Number),
-            new RevisionRecord(write.Service, write.Number, write.PackageSha256, write.Configuration, now, write.Changes, RevisionOutcomes.InProgress));
+            new RevisionRecord(write.Service, write.Number, write.PackageSha256, write.Configuration, now, write.Changes, RevisionOutcome.InProgress));
 
         // History beyond the limit goes, except what an instance still runs or is to run (a rollback needs it).
         var instances = ListInstances(write.Service);
@@ -303,7 +303,7 @@ public sealed partial class KvClusterStore
             List<KvWrite> writes = [Put(statusKey, status)];
             if (withEvent is not null)
             {
-                var write = EventWrite(now, withEvent.Kind, withEvent.Subject, withEvent.Message, withEvent.Owner);
+                var write = EventWrite(now, withEvent.Kind.ToString(), withEvent.Subject, withEvent.Message, withEvent.Owner);
                 conditions.Add(new(write.Key, 0));
                 writes.Add(write);
             }
@@ -317,7 +317,7 @@ public sealed partial class KvClusterStore
                 }
 
                 await EventsWrittenAsync(1, cancellationToken);
-                return (true, Recorded(result.Revision, now, withEvent.Kind, withEvent.Subject, withEvent.Message, withEvent.Owner));
+                return (true, Recorded(result.Revision, now, withEvent.Kind.ToString(), withEvent.Subject, withEvent.Message, withEvent.Owner));
             }
         }
 

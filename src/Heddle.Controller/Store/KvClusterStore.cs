@@ -182,8 +182,9 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     private sealed record NodeHeard(DateTimeOffset At);
 
     /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
-    public async Task<EventRecord> AddEventAsync(string kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
+    public async Task<EventRecord> AddEventAsync(EventKind eventKind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
+        var kind = eventKind.ToString();
         var time = _time.GetUtcNow();
         var write = EventWrite(time, kind, subject, message, owner);
         var result = await _mirror.CommitAsync([new(write.Key, 0)], [write], cancellationToken);
@@ -192,14 +193,14 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     }
 
     /// <summary>Each event a commit of its own (an event's id is its commit's revision), all handed to the store at once: one transaction on the embedded store.</summary>
-    public async Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(string Kind, string Subject, string Message)> events, EventOwner? owner = null,
+    public async Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null,
         CancellationToken cancellationToken = default)
     {
         var time = _time.GetUtcNow();
-        var writes = events.Select(e => EventWrite(time, e.Kind, e.Subject, e.Message, owner)).ToList();
+        var writes = events.Select(e => EventWrite(time, e.Kind.ToString(), e.Subject, e.Message, owner)).ToList();
         var results = await _mirror.CommitEachAsync([.. writes.Select(w => new KvBatchItem([new(w.Key, 0)], [w]))], cancellationToken);
         await EventsWrittenAsync(events.Count, cancellationToken);
-        return [.. events.Select((e, i) => Recorded(results[i].Revision, time, e.Kind, e.Subject, e.Message, owner))];
+        return [.. events.Select((e, i) => Recorded(results[i].Revision, time, e.Kind.ToString(), e.Subject, e.Message, owner))];
     }
 
     /// <summary>How many events are written between two trims of the log down to <see cref="KeptEvents"/>.</summary>
@@ -219,7 +220,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     private static EventRecord Recorded(long revision, DateTimeOffset time, string kind, string subject, string message, EventOwner? owner) =>
         new StoredEvent(time, kind, subject, message, owner?.Tenant, owner?.Incarnation).ToRecord(revision);
 
-    /// <summary>The write that records an event (under a key of its own, in time order).</summary>
+    /// <summary>The write that records an event (under a key of its own, in time order); the kind as stored, an <see cref="EventKind"/>'s name.</summary>
     internal static KvWrite EventWrite(DateTimeOffset time, string kind, string subject, string message, EventOwner? owner = null) =>
         Put(Keys.Event(time), new StoredEvent(time, kind, subject, message, owner?.Tenant, owner?.Incarnation));
 

@@ -122,7 +122,7 @@ public static class LegacySqliteImport
         }
 
         foreach (var revision in db.Query("SELECT service, number, package_sha256, configuration, created, changes, outcome FROM revisions",
-            r => new RevisionRecord(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), Parse(r.GetString(4)), r.GetString(5), r.GetString(6))))
+            r => new RevisionRecord(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), Parse(r.GetString(4)), r.GetString(5), RevisionOutcome.Parse(r.GetString(6)))))
         {
             state.Add(KvClusterStore.Put(KvClusterStore.Keys.Revision(revision.Service, revision.Number), revision));
         }

@@ -51,7 +51,7 @@ public sealed record ServiceRecord(string Name, string Tenant, long Revision, st
 }
 
 /// <summary>One numbered (package, configuration) of a service, kept for history and rollback.</summary>
-public sealed record RevisionRecord(string Service, long Number, string PackageSha256, string Configuration, DateTimeOffset Created, string Changes, string Outcome);
+public sealed record RevisionRecord(string Service, long Number, string PackageSha256, string Configuration, DateTimeOffset Created, string Changes, RevisionOutcome Outcome);
 
 /// <summary>A new revision to record: written only if the service is still at <see cref="ExpectedVersion"/> (0: the service must not exist).</summary>
 /// <summary>A service's two slots: production (the default) and staging, each a deployment of its own with its own VIP.</summary>
@@ -196,7 +196,7 @@ public sealed record PlacementCommit(string Service, long ExpectedVersion, IRead
     /// <summary>When set, the service's desired revision becomes this one (a rollback).</summary>
     public long? DesiredRevision { get; init; }
 
-    public IReadOnlyList<(long Revision, string Outcome)> Outcomes { get; init; } = [];
+    public IReadOnlyList<(long Revision, RevisionOutcome Outcome)> Outcomes { get; init; } = [];
 
     /// <summary>
     /// The leader's term key and its revision: the commit applies only while that term holds (a store shared by several
@@ -233,4 +233,4 @@ public sealed record InstanceReportRecord(string Node, string Service, string Ro
 }
 
 /// <summary>An event to store with another write (<see cref="IClusterStore.UpdateInstanceStatusAsync(InstanceReportRecord, NewEvent?, CancellationToken)"/>).</summary>
-public sealed record NewEvent(string Kind, string Subject, string Message, EventOwner? Owner = null);
+public sealed record NewEvent(EventKind Kind, string Subject, string Message, EventOwner? Owner = null);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Heddle.Contracts.Api;
 using Heddle.Model.Configuration;
 
@@ -54,14 +56,14 @@ public sealed record UpgradeWalk
     public bool IsFinished => Phase is WalkPhase.Completed or WalkPhase.RolledBack;
 
     /// <summary>What `heddle history` says of the walk's revision while it runs and once it has ended.</summary>
-    public string Outcome => Phase switch
+    public RevisionOutcome Outcome => Phase switch
     {
-        WalkPhase.Completed => RevisionOutcomes.Completed,
-        WalkPhase.RolledBack => $"{RevisionOutcomes.RolledBack}: {Reason}",
-        WalkPhase.Paused or WalkPhase.WaitingForResume => RevisionOutcomes.Paused,
-        _ when PausedByUser => RevisionOutcomes.Paused,
-        _ when RollingBack => $"{RevisionOutcomes.RollingBack}: {Reason}",
-        _ => RevisionOutcomes.InProgress,
+        WalkPhase.Completed => RevisionOutcome.Completed,
+        WalkPhase.RolledBack => new(RevisionState.RolledBack, Reason ?? string.Empty),
+        WalkPhase.Paused or WalkPhase.WaitingForResume => RevisionOutcome.Paused,
+        _ when PausedByUser => RevisionOutcome.Paused,
+        _ when RollingBack => new(RevisionState.RollingBack, Reason ?? string.Empty),
+        _ => RevisionOutcome.InProgress,
     };
 }
 
@@ -84,15 +86,64 @@ public enum WalkPhase
     RolledBack,
 }
 
-/// <summary>How a revision ended, as `heddle history` shows it: the words of its upgrade's state, and Superseded.</summary>
-public static class RevisionOutcomes
+/// <summary>
+/// The states a revision's outcome names: the words of its upgrade's state (<see cref="UpgradeStates"/>), and
+/// <see cref="Superseded"/>.
+/// </summary>
+public enum RevisionState
 {
-    public const string InProgress = UpgradeStates.InProgress;
-    public const string Completed = UpgradeStates.Completed;
-    public const string Paused = UpgradeStates.Paused;
-    public const string RollingBack = UpgradeStates.RollingBack;
-    public const string RolledBack = UpgradeStates.RolledBack;
+    InProgress,
+    Completed,
+    Paused,
+    RollingBack,
+    RolledBack,
 
     /// <summary>A newer revision was accepted before this one (which needed no walk) had all its instances Ready.</summary>
-    public const string Superseded = "Superseded";
+    Superseded,
+}
+
+/// <summary>
+/// How a revision ended, as `heddle history` shows it: a state, and for a walk rolling or rolled back, why. Stored and
+/// shown as the words it always had: the state's name, or "RolledBack: why".
+/// </summary>
+[JsonConverter(typeof(RevisionOutcomeJson))]
+public sealed record RevisionOutcome(RevisionState State, string? Reason = null)
+{
+    public static readonly RevisionOutcome InProgress = new(RevisionState.InProgress);
+    public static readonly RevisionOutcome Completed = new(RevisionState.Completed);
+    public static readonly RevisionOutcome Paused = new(RevisionState.Paused);
+    public static readonly RevisionOutcome Superseded = new(RevisionState.Superseded);
+
+    private static readonly Dictionary<string, RevisionState> States = Enum.GetValues<RevisionState>().ToDictionary(s => s.ToString(), StringComparer.Ordinal);
+
+    /// <summary>The words: the state, then ": " and the reason when there is one (an empty reason still has its ": ").</summary>
+    public override string ToString() => Reason is null ? State.ToString() : $"{State}: {Reason}";
+
+    /// <summary>An outcome from its words (<see cref="ToString"/>); throws <see cref="FormatException"/> for words that name no state.</summary>
+    public static RevisionOutcome Parse(string text)
+    {
+        var colon = text.IndexOf(": ", StringComparison.Ordinal);
+        var word = colon < 0 ? text : text[..colon];
+        return States.TryGetValue(word, out var state)
+            ? new RevisionOutcome(state, colon < 0 ? null : text[(colon + 2)..])
+            : throw new FormatException($"'{text}' is not a revision outcome (one of {string.Join(", ", States.Keys)}, optionally followed by ': ' and a reason)");
+    }
+}
+
+/// <summary>A <see cref="RevisionOutcome"/> in JSON: its words, as a string.</summary>
+internal sealed class RevisionOutcomeJson : JsonConverter<RevisionOutcome>
+{
+    public override RevisionOutcome Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        try
+        {
+            return RevisionOutcome.Parse(reader.GetString() ?? throw new JsonException("a revision outcome is a string"));
+        }
+        catch (FormatException e)
+        {
+            throw new JsonException(e.Message, e);
+        }
+    }
+
+    public override void Write(Utf8JsonWriter writer, RevisionOutcome value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
 }

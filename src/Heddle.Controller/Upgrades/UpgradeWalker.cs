@@ -30,12 +30,12 @@ public sealed class WalkStep
     /// <summary>Instances to release and place again (their size changed).</summary>
     public List<InstanceRecord> Replacements { get; } = [];
 
-    public List<(long Revision, string Outcome)> Outcomes { get; } = [];
+    public List<(long Revision, RevisionOutcome Outcome)> Outcomes { get; } = [];
 
     /// <summary>Set when the service's desired revision changes (a rollback makes the previous one desired again).</summary>
     public long? DesiredRevision { get; set; }
 
-    public List<(string Kind, string Subject, string Message)> Events { get; } = [];
+    public List<(EventKind Kind, string Subject, string Message)> Events { get; } = [];
 
     public TimeSpan? RequeueAfter { get; set; }
 }
@@ -111,7 +111,7 @@ public static class UpgradeWalker
             step.Marks.AddRange(undrained.Select(i => new InstanceMark(i.Role, i.Index, i.Revision, Draining: true)));
             if (undrained.Count == stopping.Count)
             {
-                step.Events.Add((EventKinds.UpgradeDomainStarted, step.Service,
+                step.Events.Add((EventKind.UpgradeDomainStarted, step.Service,
                     $"{Direction(walk)}: upgrade domain {domain} started: {string.Join(", ", stopping.Select(i => i.Id))} out of the load balancer and DNS, draining"));
             }
 
@@ -154,7 +154,7 @@ public static class UpgradeWalker
             what.Add($"signalling {string.Join(", ", signalled)} to reload their settings");
         }
 
-        step.Events.Add((EventKinds.UpgradeDomainUpdating, step.Service, $"{Direction(walk)}: upgrade domain {domain}: {string.Join("; ", what.DefaultIfEmpty("relabelling its instances"))} at revision {walk.Destination}"));
+        step.Events.Add((EventKind.UpgradeDomainUpdating, step.Service, $"{Direction(walk)}: upgrade domain {domain}: {string.Join("; ", what.DefaultIfEmpty("relabelling its instances"))} at revision {walk.Destination}"));
         step.Walk = walk with { Phase = WalkPhase.Updating, PhaseStarted = input.Now };
         step.Changed = true;
         step.RequeueAfter = PublishPoll;
@@ -204,7 +204,7 @@ public static class UpgradeWalker
     private static void DomainDone(WalkStep step, DateTimeOffset now, int domain, string message)
     {
         var walk = step.Walk;
-        step.Events.Add((EventKinds.UpgradeDomainHealthy, step.Service, $"{Direction(walk)}: {message}"));
+        step.Events.Add((EventKind.UpgradeDomainHealthy, step.Service, $"{Direction(walk)}: {message}"));
         var next = walk.Position + 1;
         step.Changed = true;
         if (next >= walk.Order.Count)
@@ -218,7 +218,7 @@ public static class UpgradeWalker
         {
             step.Walk = walk with { Position = next, Phase = WalkPhase.WaitingForResume, PhaseStarted = now };
             step.Outcomes.Add((walk.Revision, step.Walk.Outcome));
-            step.Events.Add((EventKinds.UpgradePaused, step.Service,
+            step.Events.Add((EventKind.UpgradePaused, step.Service,
                 $"upgrade to revision {walk.Revision}: waiting after upgrade domain {domain} (manual mode); run 'heddle upgrade resume {step.Service}' to walk upgrade domain {walk.Order[next]}"));
             return;
         }
@@ -233,8 +233,8 @@ public static class UpgradeWalker
         step.Changed = true;
         step.Outcomes.Add((walk.Revision, step.Walk.Outcome));
         step.Events.Add(walk.RollingBack
-            ? (EventKinds.UpgradeRolledBack, step.Service, $"upgrade to revision {walk.Revision} rolled back: {walk.Reason}; revision {walk.Previous} runs everywhere")
-            : (EventKinds.UpgradeCompleted, step.Service, $"upgrade to revision {walk.Revision} completed in {(now - walk.Started).TotalSeconds:0.0} s"));
+            ? (EventKind.UpgradeRolledBack, step.Service, $"upgrade to revision {walk.Revision} rolled back: {walk.Reason}; revision {walk.Previous} runs everywhere")
+            : (EventKind.UpgradeCompleted, step.Service, $"upgrade to revision {walk.Revision} completed in {(now - walk.Started).TotalSeconds:0.0} s"));
     }
 
     private static void Fail(WalkStep step, WalkInput input, int domain, string problem)
@@ -243,13 +243,13 @@ public static class UpgradeWalker
         var now = input.Now;
         var reason = $"upgrade domain {domain}: {problem}";
         step.Changed = true;
-        step.Events.Add((EventKinds.UpgradeDomainFailed, step.Service, $"{Direction(walk)}: {reason}"));
+        step.Events.Add((EventKind.UpgradeDomainFailed, step.Service, $"{Direction(walk)}: {reason}"));
         if (!walk.RollingBack && walk.Policy.FailureAction == UpgradeFailureAction.Rollback)
         {
             step.Walk = RollBack(walk, reason, now, input.Instances.Where(i => i.Revision == walk.Revision).Select(i => i.UpgradeDomain).Distinct());
             step.DesiredRevision = walk.Previous;
             step.Outcomes.Add((walk.Revision, step.Walk.Outcome));
-            step.Events.Add((EventKinds.UpgradeRollingBack, step.Service,
+            step.Events.Add((EventKind.UpgradeRollingBack, step.Service,
                 $"upgrade to revision {walk.Revision} is rolling back to revision {walk.Previous} (upgrade domains {string.Join(", ", step.Walk.Order)}): {reason}"));
             return;
         }
@@ -257,7 +257,7 @@ public static class UpgradeWalker
         var paused = walk.RollingBack ? $"rollback to revision {walk.Previous} failed: {reason}" : reason;
         step.Walk = walk with { Phase = WalkPhase.Paused, Reason = paused, PhaseStarted = now };
         step.Outcomes.Add((walk.Revision, step.Walk.Outcome));
-        step.Events.Add((EventKinds.UpgradePaused, step.Service,
+        step.Events.Add((EventKind.UpgradePaused, step.Service,
             $"upgrade to revision {walk.Revision} paused: {paused}; run 'heddle upgrade resume {step.Service}' to try the domain again or 'heddle upgrade rollback {step.Service}'"));
     }
 

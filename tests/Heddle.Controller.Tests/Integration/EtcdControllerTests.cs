@@ -69,7 +69,7 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
 
             using (var api = new Contracts.Api.HeddleApiClient(first.ApiUrl, token, first.CaCertificate))
             {
-                await Poll.UntilAsync(() => api.ListEventsAsync(), e => e.Any(x => x.Kind == EventKinds.PlacementFailed && x.Subject == "hello"), Deadline, "the leader to try placing hello");
+                await Poll.UntilAsync(() => api.ListEventsAsync(), e => e.Any(x => x.Kind == nameof(EventKind.PlacementFailed) && x.Subject == "hello"), Deadline, "the leader to try placing hello");
             }
 
             var stopped = Stopwatch.StartNew();

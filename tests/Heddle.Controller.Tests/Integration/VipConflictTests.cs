@@ -37,7 +37,7 @@ public sealed class VipConflictTests
         Assert.NotNull(moved.Vip);
         Assert.NotEqual(before.Vip, moved.Vip);
         var events = await cluster.Api.ListEventsAsync();
-        var move = Assert.Single(events, e => e.Kind == EventKinds.VipMoved);
+        var move = Assert.Single(events, e => e.Kind == nameof(EventKind.VipMoved));
         Assert.Equal($"hello moved from VIP {before.Vip} to {moved.Vip}: the load balancer cannot listen on {before.Vip}:8080 (Address already in use); something else bound it first, and that address is no longer handed out", move.Message);
         await Poll.UntilAsync(() => cluster.Api.GetDnsRecordsAsync(), d => d.Services.Single(s => s.Name == "hello").Vips.SequenceEqual([moved.Vip!]), Deadline, "DNS to answer the new VIP");
         await Poll.UntilAsync(() => cluster.Api.GetLoadBalancerConfigAsync(), c => c.Listeners.All(l => l.Vip == moved.Vip), Deadline, "the balancer's listeners on the new VIP");
@@ -68,8 +68,8 @@ public sealed class VipConflictTests
         Assert.True(stuck.VipUnserved);
         Assert.Equal($"no load balancer serves {current}: lb1 cannot listen on {current}:8080 (Address already in use): something else on lb1's host listens on port 8080", stuck.VipProblem);
         events = await cluster.Api.ListEventsAsync();
-        Assert.Equal(VipConflicts.MaxMoves, events.Count(e => e.Kind == EventKinds.VipMoved));
-        Assert.Contains(events, e => e.Kind == EventKinds.VipUnusable && e.Message.Contains($"not moving hello again: it moved {VipConflicts.MaxMoves} times in 10 min"));
+        Assert.Equal(VipConflicts.MaxMoves, events.Count(e => e.Kind == nameof(EventKind.VipMoved)));
+        Assert.Contains(events, e => e.Kind == nameof(EventKind.VipUnusable) && e.Message.Contains($"not moving hello again: it moved {VipConflicts.MaxMoves} times in 10 min"));
 
         // A report older than a move (its VIP is no longer the service's) changes nothing.
         await cluster.Api.HeartbeatBalancerAsync(Heartbeat("lb1", "127.0.0.1", InUse(squatted[0])));
@@ -89,13 +89,13 @@ public sealed class VipConflictTests
         Assert.Equal(before.Vip, status.Vip);
         Assert.False(status.VipUnserved);
         Assert.Equal($"served by 1 of 2 load balancers; lb1 cannot listen on {before.Vip}:8080 (Address already in use): something else on lb1's host listens on port 8080", status.VipProblem);
-        Assert.DoesNotContain(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.VipMoved);
+        Assert.DoesNotContain(await cluster.Api.ListEventsAsync(), e => e.Kind == nameof(EventKind.VipMoved));
 
         await cluster.Api.HeartbeatBalancerAsync(Heartbeat("lb2", "127.0.0.2", InUse(before.Vip!)));
 
         var moved = await cluster.Api.GetServiceAsync("hello");
         Assert.NotEqual(before.Vip, moved.Vip);
-        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.VipMoved && e.Message.Contains("all 2 load balancers cannot listen"));
+        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == nameof(EventKind.VipMoved) && e.Message.Contains("all 2 load balancers cannot listen"));
     }
 
     [Fact]
@@ -113,7 +113,7 @@ public sealed class VipConflictTests
         Assert.Equal(before.Vip, status.Vip);
         Assert.True(status.VipUnserved);
         Assert.Contains("the VIP is not an address of lb1's host; run it with --announce arp or bgp, or route the VIP pool to it", status.VipProblem);
-        Assert.DoesNotContain(await cluster.Api.ListEventsAsync(), e => e.Kind is EventKinds.VipMoved or EventKinds.VipUnusable);
+        Assert.DoesNotContain(await cluster.Api.ListEventsAsync(), e => e.Kind is nameof(EventKind.VipMoved) or nameof(EventKind.VipUnusable));
         var listed = Assert.Single(await cluster.Api.ListBalancersAsync(), b => b.Name == "lb1");
         Assert.Equal("Up", listed.State);
         Assert.Equal(ListenerProblemKinds.NotLocal, Assert.Single(listed.Problems).Kind);
@@ -131,7 +131,7 @@ public sealed class VipConflictTests
 
         Assert.Null((await cluster.Api.GetServiceAsync("hello")).VipProblem);
         Assert.DoesNotContain(await cluster.Api.ListBalancersAsync(), b => b.Name == "lb1");
-        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.BalancerLeft && e.Subject == "lb1");
+        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == nameof(EventKind.BalancerLeft) && e.Subject == "lb1");
     }
 
     [Fact]
@@ -144,8 +144,8 @@ public sealed class VipConflictTests
         Assert.Null((await cluster.Api.GetServiceAsync("hello")).VipProblem);
 
         // No heartbeat any more, and no leaving: killed.
-        var gone = await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == EventKinds.BalancerGone), Deadline, "an event saying lb1 is gone");
-        Assert.StartsWith("load balancer lb1 at 127.0.0.1 not heard for ", gone.Single(e => e.Kind == EventKinds.BalancerGone).Message);
+        var gone = await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == nameof(EventKind.BalancerGone)), Deadline, "an event saying lb1 is gone");
+        Assert.StartsWith("load balancer lb1 at 127.0.0.1 not heard for ", gone.Single(e => e.Kind == nameof(EventKind.BalancerGone)).Message);
         var status = await cluster.Api.GetServiceAsync("hello");
         Assert.True(status.VipUnserved);
         Assert.StartsWith("no load balancer is up: lb1 last heard ", status.VipProblem);
@@ -154,7 +154,7 @@ public sealed class VipConflictTests
         // It comes back (restarted): up again, said once.
         await cluster.Api.HeartbeatBalancerAsync(Heartbeat("lb1", "127.0.0.1") with { Instance = "lb1-2" });
         Assert.Null((await cluster.Api.GetServiceAsync("hello")).VipProblem);
-        Assert.Single(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.BalancerGone);
+        Assert.Single(await cluster.Api.ListEventsAsync(), e => e.Kind == nameof(EventKind.BalancerGone));
         Assert.Equal(before.Vip, (await cluster.Api.GetServiceAsync("hello")).Vip);
     }
 

@@ -66,7 +66,7 @@ public sealed class ChangeDispatcherTests : IDisposable
             }
         };
 
-        var stored = await _here.AddEventAsync(EventKinds.NodeJoined, "n1", "node n1 joined");
+        var stored = await _here.AddEventAsync(EventKind.NodeJoined, "n1", "node n1 joined");
 
         Assert.Equal(stored, Assert.Single(events).Event);
     }
@@ -93,7 +93,7 @@ public sealed class ChangeDispatcherTests : IDisposable
         await using var follower = events.FollowAsync(0, deadline.Token).GetAsyncEnumerator(deadline.Token);
         var next = follower.MoveNextAsync();
 
-        await events.AddAsync(EventKinds.NodeJoined, "n1", "node n1 joined");
+        await events.AddAsync(EventKind.NodeJoined, "n1", "node n1 joined");
 
         Assert.True(await next);
         Assert.Equal("node n1 joined", follower.Current.Message);
@@ -108,7 +108,7 @@ public sealed class ChangeDispatcherTests : IDisposable
         dns.Changed += published.Enqueue;
         await DeployAsync(_here, "shop"); // no event: the view is not rebuilt yet
 
-        await events.AddAsync(EventKinds.DeploymentAccepted, "shop", "revision 1");
+        await events.AddAsync(EventKind.DeploymentAccepted, "shop", "revision 1");
 
         await UntilAsync(() => published.Any(view => view.Services.Any(s => s.Name == "shop")), "the DNS view named shop");
     }

@@ -29,11 +29,11 @@ public sealed class NodeHealthFencingTests
 
         await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("a", oldTerm, LeaderKey));
         Assert.Equal(NodeCondition.Ready, store.GetNode("n1")!.Condition);
-        Assert.DoesNotContain(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
+        Assert.DoesNotContain(store.ListEvents(0, 100), e => e.Kind == nameof(EventKind.NodeDown));
 
         await JudgeAsync(store, new Heddle.Controller.Leadership.Leadership("b", newTerm, LeaderKey));
         Assert.Equal(NodeCondition.Down, store.GetNode("n1")!.Condition);
-        Assert.Single(store.ListEvents(0, 100), e => e.Kind == EventKinds.NodeDown);
+        Assert.Single(store.ListEvents(0, 100), e => e.Kind == nameof(EventKind.NodeDown));
     }
 
     /// <summary>A monitor in that term judges n1 after more than two node timeouts without a word from it (the first after its start is grace).</summary>

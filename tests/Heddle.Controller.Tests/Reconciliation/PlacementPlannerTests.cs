@@ -97,7 +97,7 @@ public sealed class PlacementPlannerTests : IDisposable
         Assert.Equal([0, 1, 2], placed.Select(i => i.UpgradeDomain));
         Assert.All(placed, i => Assert.Equal(1, i.Revision));
         Assert.Equal(3, placed.Select(i => nodes.Single(n => n.Name == i.Node).FaultDomain).Distinct().Count());
-        Assert.Equal(3, pass.Events.Count(e => e.Kind == EventKinds.InstancePlaced));
+        Assert.Equal(3, pass.Events.Count(e => e.Kind == EventKind.InstancePlaced));
     }
 
     [Fact]
@@ -125,7 +125,7 @@ public sealed class PlacementPlannerTests : IDisposable
 
         Assert.Empty(failures);
         Assert.Equal("n2", Assert.Single(pass.Placed).Node);
-        var moved = Assert.Single(pass.Events, e => e.Kind == EventKinds.InstanceMoved);
+        var moved = Assert.Single(pass.Events, e => e.Kind == EventKind.InstanceMoved);
         Assert.Equal("hello/web/0", moved.Subject);
         Assert.Equal("moved from node n1 to node n2 because node n1 is Down", moved.Message);
     }
@@ -152,7 +152,7 @@ public sealed class PlacementPlannerTests : IDisposable
         var (pass, _, _) = Plan(service, Model(1), nodes, [Instance(0, "n1", restarts: _options.RestartsBeforeMove)]);
 
         Assert.Equal("n2", Assert.Single(pass.Placed).Node);
-        Assert.Contains(pass.Events, e => e.Kind == EventKinds.InstanceMoved && e.Message == $"moved from node n1 to node n2 because it restarted {_options.RestartsBeforeMove} times on node n1");
+        Assert.Contains(pass.Events, e => e.Kind == EventKind.InstanceMoved && e.Message == $"moved from node n1 to node n2 because it restarted {_options.RestartsBeforeMove} times on node n1");
     }
 
     [Fact]
@@ -166,7 +166,7 @@ public sealed class PlacementPlannerTests : IDisposable
         Assert.True(first.Find("web", 1).Draining);
         Assert.Empty(first.Removed);
         Assert.Equal(UpgradeWalker.PublishPoll, first.Result.RequeueAfter);
-        Assert.Contains(first.Events, e => e.Kind == EventKinds.InstanceDraining && e.Subject == "hello/web/1");
+        Assert.Contains(first.Events, e => e.Kind == EventKind.InstanceDraining && e.Subject == "hello/web/1");
 
         var (unpublished, _, _) = Plan(service, model, nodes, [Instance(0, "n1"), Instance(1, "n2", draining: true)], published: false);
         Assert.Empty(unpublished.Removed);
@@ -174,7 +174,7 @@ public sealed class PlacementPlannerTests : IDisposable
 
         var (told, _, _) = Plan(service, model, nodes, [Instance(0, "n1"), Instance(1, "n2", draining: true)], published: true);
         Assert.Equal([("web", 1)], told.Removed);
-        Assert.Contains(told.Events, e => e.Kind == EventKinds.InstanceRemoved && e.Subject == "hello/web/1");
+        Assert.Contains(told.Events, e => e.Kind == EventKind.InstanceRemoved && e.Subject == "hello/web/1");
         Assert.Empty(told.Placed);
     }
 }

@@ -201,9 +201,9 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     [Fact]
     public async Task Events_ComeBackInOrder_AfterAnId()
     {
-        var first = await Store.AddEventAsync("A", "s", "one");
-        var second = await Store.AddEventAsync("B", "s", "two");
-        var third = await Store.AddEventAsync("C", "s", "three");
+        var first = await Store.AddEventAsync(EventKind.NodeJoined, "s", "one");
+        var second = await Store.AddEventAsync(EventKind.NodeDown, "s", "two");
+        var third = await Store.AddEventAsync(EventKind.NodeUp, "s", "three");
 
         Assert.True(first.Id < second.Id && second.Id < third.Id);
         Assert.Equal(["two", "three"], Store.ListEvents(first.Id, 10).Select(e => e.Message));
@@ -216,12 +216,12 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     {
         Assert.True(await Store.PutDeploymentAsync(Write("leak", 0)));
         var bobs = Store.GetService("leak")!;
-        await Store.AddEventAsync("DeploymentAccepted", "leak", "bob's", new EventOwner("bob", bobs.Incarnation));
-        await Store.AddEventAsync("NodeJoined", "n1", "the cluster's");
+        await Store.AddEventAsync(EventKind.DeploymentAccepted, "leak", "bob's", new EventOwner("bob", bobs.Incarnation));
+        await Store.AddEventAsync(EventKind.NodeJoined, "n1", "the cluster's");
         await Store.RemoveServiceAsync("leak");
         Assert.True(await Store.PutDeploymentAsync(Write("leak", 0)));
         var alices = Store.GetService("leak")!;
-        await Store.AddEventAsync("DeploymentAccepted", "leak", "alice's", new EventOwner("alice", alices.Incarnation));
+        await Store.AddEventAsync(EventKind.DeploymentAccepted, "leak", "alice's", new EventOwner("alice", alices.Incarnation));
 
         Assert.True(bobs.Incarnation > 0);
         Assert.NotEqual(bobs.Incarnation, alices.Incarnation);
@@ -288,7 +288,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
             Cores = [[0, 1], [2, 3]], Condition = NodeCondition.Ready, LastSeen = Time.GetUtcNow(),
         });
         await Store.SetNodeConditionAsync("n1", NodeCondition.Down, Time.GetUtcNow());
-        var added = await Store.AddEventAsync("Kind", "hello", "accepted");
+        var added = await Store.AddEventAsync(EventKind.DeploymentAccepted, "hello", "accepted");
         await Store.PutImageAsync(new ImageRecord("debian", new string('b', 64), 10, 2, Time.GetUtcNow(), "contoso"));
         await Store.PutPackageAsync(new PackageRecord(new string('a', 64), 10, "hello", "name: hello", Time.GetUtcNow()));
         var before = (Store.GetService("hello"), Store.ListInstances(), Store.ListNodes(), Store.ListImages(), Store.GetPackage(new string('a', 64)));

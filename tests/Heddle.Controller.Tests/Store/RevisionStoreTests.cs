@@ -36,8 +36,8 @@ public sealed class RevisionStoreTests : IDisposable
         }
 
         Assert.Equal([12L, 11, 10, 9, 8, 1], store.ListRevisions("hello").Select(r => r.Number));
-        Assert.Equal("Superseded", store.GetRevision("hello", 11)!.Outcome);
-        Assert.Equal("InProgress", store.GetRevision("hello", 12)!.Outcome);
+        Assert.Equal("Superseded", store.GetRevision("hello", 11)!.Outcome.ToString());
+        Assert.Equal("InProgress", store.GetRevision("hello", 12)!.Outcome.ToString());
         Assert.Equal((12L, 12L), (store.GetService("hello")!.Revision, store.GetService("hello")!.LastRevision));
     }
 
@@ -105,7 +105,7 @@ public sealed class RevisionStoreTests : IDisposable
         using var store = Open();
 
         var revision = Assert.Single(store.ListRevisions("hello"));
-        Assert.Equal((4L, "abc", "Completed"), (revision.Number, revision.PackageSha256, revision.Outcome));
+        Assert.Equal((4L, "abc", "Completed"), (revision.Number, revision.PackageSha256, revision.Outcome.ToString()));
         Assert.Equal(4, Assert.Single(store.ListInstances("hello")).Revision);
         Assert.Equal(4, store.GetService("hello")!.LastRevision);
     }
@@ -154,7 +154,7 @@ public sealed class RevisionStoreTests : IDisposable
         {
             var service = store.GetService("hello")!;
             Assert.Equal(("contoso", 2L, 3L, 5L, "127.77.0.1"), (service.Tenant, service.Revision, service.LastRevision, service.Version, service.Vip));
-            Assert.Equal([(3L, "RolledBack: failed"), (2L, "Completed")], store.ListRevisions("hello").Select(r => (r.Number, r.Outcome)));
+            Assert.Equal([(3L, "RolledBack: failed"), (2L, "Completed")], store.ListRevisions("hello").Select(r => (r.Number, r.Outcome.ToString())));
             var instance = Assert.Single(store.ListInstances("hello"));
             Assert.Equal((41L, "Ready", 20001, 1234, "boom", 2L), (instance.Generation, instance.State, instance.Ports["http"], instance.Pid, instance.LastStderr, instance.RunningRevision));
             Assert.Equal([0, 1], instance.Cpus);

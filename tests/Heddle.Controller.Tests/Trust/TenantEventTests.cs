@@ -25,7 +25,7 @@ public sealed class TenantEventTests
         await DeployAsync(bob, package, "leak");
         await cluster.WaitUntilReadyAsync("leak", 1, Deadline);
         await bob.DeleteServiceAsync("leak");
-        await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == EventKinds.ServiceDeleted && x.Subject == "leak"), Deadline, "bob's leak deleted");
+        await Poll.UntilAsync(() => cluster.Api.ListEventsAsync(), e => e.Any(x => x.Kind == nameof(EventKind.ServiceDeleted) && x.Subject == "leak"), Deadline, "bob's leak deleted");
         var bobs = (await cluster.Api.ListEventsAsync()).Where(e => e.Tenant == "bob").ToList();
 
         using var following = new CancellationTokenSource(Deadline);
@@ -35,10 +35,10 @@ public sealed class TenantEventTests
         var live = await followed;
         var listed = await alice.ListEventsAsync();
 
-        Assert.Contains(bobs, e => e.Kind == EventKinds.DeploymentAccepted && e.Subject == "leak");
-        Assert.Contains(bobs, e => e.Kind == EventKinds.InstanceState && e.Subject == "leak/job/0");
+        Assert.Contains(bobs, e => e.Kind == nameof(EventKind.DeploymentAccepted) && e.Subject == "leak");
+        Assert.Contains(bobs, e => e.Kind == nameof(EventKind.InstanceState) && e.Subject == "leak/job/0");
         Assert.Single(bobs.Select(e => e.Incarnation).Distinct());
-        Assert.Contains(listed, e => e.Kind == EventKinds.DeploymentAccepted && e.Subject == "leak");
+        Assert.Contains(listed, e => e.Kind == nameof(EventKind.DeploymentAccepted) && e.Subject == "leak");
         foreach (var seen in new[] { listed, live })
         {
             Assert.All(seen, e => Assert.Equal("alice", e.Tenant));
@@ -64,11 +64,11 @@ public sealed class TenantEventTests
         var live = await followed;
         var listed = await alice.ListEventsAsync();
 
-        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == EventKinds.NodeJoined && e.Subject == node && e.Tenant is null);
-        Assert.Contains(listed, e => e.Kind == EventKinds.DeploymentAccepted && e.Subject == node);
+        Assert.Contains(await cluster.Api.ListEventsAsync(), e => e.Kind == nameof(EventKind.NodeJoined) && e.Subject == node && e.Tenant is null);
+        Assert.Contains(listed, e => e.Kind == nameof(EventKind.DeploymentAccepted) && e.Subject == node);
         foreach (var seen in new[] { listed, live })
         {
-            Assert.DoesNotContain(seen, e => e.Kind.StartsWith("Node", StringComparison.Ordinal) || e.Kind == EventKinds.LeaderElected || e.Kind.StartsWith("Token", StringComparison.Ordinal));
+            Assert.DoesNotContain(seen, e => e.Kind.StartsWith("Node", StringComparison.Ordinal) || e.Kind == nameof(EventKind.LeaderElected) || e.Kind.StartsWith("Token", StringComparison.Ordinal));
             Assert.All(seen, e => Assert.Equal("alice", e.Tenant));
         }
     }
@@ -80,7 +80,7 @@ public sealed class TenantEventTests
         await foreach (var e in client.FollowEventsAsync(0, cancellationToken))
         {
             seen.Add(e);
-            if (e.Kind == EventKinds.InstanceState && e.Subject.StartsWith(prefix, StringComparison.Ordinal) && e.Message.StartsWith(InstanceStates.Ready, StringComparison.Ordinal))
+            if (e.Kind == nameof(EventKind.InstanceState) && e.Subject.StartsWith(prefix, StringComparison.Ordinal) && e.Message.StartsWith(InstanceStates.Ready, StringComparison.Ordinal))
             {
                 return seen;
             }

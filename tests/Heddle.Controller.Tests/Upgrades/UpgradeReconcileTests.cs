@@ -137,7 +137,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         await Settle(controller);
         var first = Generations();
         Assert.Equal(4, first.Count);
-        Assert.Equal("Completed", _store.GetRevision("hello", 1)!.Outcome);
+        Assert.Equal("Completed", _store.GetRevision("hello", 1)!.Outcome.ToString());
 
         await Deploy(2, "hey", walk: true);
         var gate = await Settle(controller);
@@ -170,7 +170,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         Assert.All(last, i => Assert.Equal((2L, 2L), (i.Revision, i.RunningRevision)));
         Assert.Equal(afterDomain1["hello/web/0"], Generations()["hello/web/0"]); // nothing restarted twice
         Assert.Equal(WalkPhase.Completed, _store.GetService("hello")!.Walk!.Phase);
-        Assert.Equal("Completed", _store.GetRevision("hello", 2)!.Outcome);
+        Assert.Equal("Completed", _store.GetRevision("hello", 2)!.Outcome.ToString());
         Assert.Equal(3, _events.Count(e => e.StartsWith("UpgradeDomainHealthy", StringComparison.Ordinal)));
     }
 
@@ -196,13 +196,13 @@ public abstract class UpgradeReconcileTests : IDisposable
         Assert.True(service.Walk!.RollingBack);
         Assert.Equal(1, service.Revision);
         Assert.Equal("RollingBack: upgrade domain 0: hello/web/0 exited with code 1 three times in 7 s (last stderr line: \"KeyError: 'PORT'\")",
-            _store.GetRevision("hello", 2)!.Outcome);
+            _store.GetRevision("hello", 2)!.Outcome.ToString());
 
         await Settle(controller);
         _time.Advance(TimeSpan.FromSeconds(10));
         Assert.Null(await Settle(controller));
         Assert.All(_store.ListInstances("hello"), i => Assert.Equal((1L, 1L), (i.Revision, i.RunningRevision)));
-        Assert.StartsWith("RolledBack: upgrade domain 0: hello/web/0 exited with code 1 three times", _store.GetRevision("hello", 2)!.Outcome);
+        Assert.StartsWith("RolledBack: upgrade domain 0: hello/web/0 exited with code 1 three times", _store.GetRevision("hello", 2)!.Outcome.ToString());
     }
 
     [Fact]

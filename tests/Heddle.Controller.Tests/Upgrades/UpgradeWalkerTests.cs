@@ -71,7 +71,7 @@ public sealed class UpgradeWalkerTests
         Assert.Equal(1, stable.Walk.Position);
         Assert.Equal(WalkPhase.Draining, stable.Walk.Phase);
         Assert.Equal([new InstanceMark("web", 1, 1, Draining: true)], stable.Marks); // domain 1 drains in the same step
-        Assert.Contains(stable.Events, e => e.Kind == EventKinds.UpgradeDomainHealthy && e.Message.Contains("upgrade domain 0 is healthy"));
+        Assert.Contains(stable.Events, e => e.Kind == EventKind.UpgradeDomainHealthy && e.Message.Contains("upgrade domain 0 is healthy"));
     }
 
     [Fact]
@@ -102,9 +102,9 @@ public sealed class UpgradeWalkerTests
         Assert.Equal(WalkPhase.Draining, step.Walk.Phase);
         Assert.Equal(1, step.DesiredRevision);
         Assert.Equal("upgrade domain 1: hello/web/1 exited with code 1 three times in 40 s (last stderr line: \"KeyError: 'PORT'\")", step.Walk.Reason);
-        Assert.Contains(step.Outcomes, o => o.Revision == 2 && o.Outcome.StartsWith("RollingBack: upgrade domain 1: hello/web/1 exited with code 1"));
-        Assert.Contains(step.Events, e => e.Kind == EventKinds.UpgradeDomainFailed);
-        Assert.Contains(step.Events, e => e.Kind == EventKinds.UpgradeRollingBack);
+        Assert.Contains(step.Outcomes, o => o.Revision == 2 && o.Outcome.ToString().StartsWith("RollingBack: upgrade domain 1: hello/web/1 exited with code 1"));
+        Assert.Contains(step.Events, e => e.Kind == EventKind.UpgradeDomainFailed);
+        Assert.Contains(step.Events, e => e.Kind == EventKind.UpgradeRollingBack);
     }
 
     [Fact]
@@ -122,7 +122,7 @@ public sealed class UpgradeWalkerTests
         Assert.Equal(WalkPhase.Paused, after.Walk.Phase);
         Assert.Equal("upgrade domain 0: not healthy within upgradeDomainTimeout 1m: hello/web/0 is Starting", after.Walk.Reason);
         Assert.Null(after.DesiredRevision);
-        Assert.Contains(after.Outcomes, o => o == (2, RevisionOutcomes.Paused));
+        Assert.Contains(after.Outcomes, o => o == (2, RevisionOutcome.Paused));
     }
 
     [Fact]
@@ -157,8 +157,8 @@ public sealed class UpgradeWalkerTests
         var step = Step(rollingBack, [Web(0, revision: 1), Web(1), Web(2)], T0.AddSeconds(11));
 
         Assert.Equal(WalkPhase.RolledBack, step.Walk.Phase);
-        Assert.Contains(step.Outcomes, o => o == (2, "RolledBack: upgrade domain 0: boom"));
-        Assert.Contains(step.Events, e => e.Kind == EventKinds.UpgradeRolledBack);
+        Assert.Contains(step.Outcomes, o => o == (2, new RevisionOutcome(RevisionState.RolledBack, "upgrade domain 0: boom")));
+        Assert.Contains(step.Events, e => e.Kind == EventKind.UpgradeRolledBack);
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public sealed class UpgradeWalkerTests
         var step = Step(last, [Web(0, revision: 2), Web(1, revision: 2), Web(2, revision: 2)], T0.AddSeconds(3));
 
         Assert.Equal(WalkPhase.Completed, step.Walk.Phase);
-        Assert.Contains(step.Outcomes, o => o == (2, RevisionOutcomes.Completed));
+        Assert.Contains(step.Outcomes, o => o == (2, RevisionOutcome.Completed));
     }
 
     [Fact]
