@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using Heddle.Cli.Client;
 using Heddle.Contracts.Api;
@@ -75,9 +76,12 @@ internal static class RevisionCommands
             var name = parse.GetValue(service)!;
             var answer = await api.RollbackAsync(name, parse.GetValue(to), ct);
             var json = parse.GetValue(format) == "json";
-            return answer.RolledBack is { } walk
-                ? await FollowOrPrintAsync(console, api, walk, parse.GetValue(wait), parse.GetValue(timeout), json, ct)
-                : await DeployCommands.ReportAcceptedAsync(console, api, answer.Accepted!, parse.GetValue(wait), parse.GetValue(timeout), json, ct);
+            return answer switch
+            {
+                RollbackResult.WalkTurnedBack turned => await FollowOrPrintAsync(console, api, turned.Walk, parse.GetValue(wait), parse.GetValue(timeout), json, ct),
+                RollbackResult.NewRevision accepted => await DeployCommands.ReportAcceptedAsync(console, api, accepted.Accepted, parse.GetValue(wait), parse.GetValue(timeout), json, ct),
+                _ => throw new UnreachableException(),
+            };
         });
         return command;
     }

@@ -288,5 +288,17 @@ public sealed record TokenCreated(string Id, string Token, string Kind, string? 
 
 public sealed record TokenStatus(string Id, string Kind, string Scope, DateTimeOffset Created, DateTimeOffset? Expires, int? UsesLeft, bool Revoked, string? Description);
 
-/// <summary>What a rollback did: a new revision walking back (<see cref="Accepted"/>), or the upgrade in progress turned around (<see cref="RolledBack"/>).</summary>
-public sealed record RollbackResult(DeploymentAccepted? Accepted, UpgradeStatus? RolledBack);
+/// <summary>
+/// What a rollback did, one of two: a new revision walking back (<see cref="NewRevision"/>, the API's 202 Accepted), or
+/// the upgrade in progress turned around (<see cref="WalkTurnedBack"/>, its 200 OK).
+/// </summary>
+public abstract record RollbackResult
+{
+    private RollbackResult()
+    {
+    }
+
+    public sealed record NewRevision(DeploymentAccepted Accepted) : RollbackResult;
+
+    public sealed record WalkTurnedBack(UpgradeStatus Walk) : RollbackResult;
+}

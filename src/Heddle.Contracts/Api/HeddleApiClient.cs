@@ -151,15 +151,15 @@ public sealed class HeddleApiClient : IDisposable
     /// </summary>
     public async Task<RollbackResult> RollbackAsync(string service, long? to = null, CancellationToken ct = default)
     {
-        var answer = await SendAsync<JsonElement>(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/rollback")
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Post, $"v1/services/{Uri.EscapeDataString(service)}/rollback")
         {
             Content = JsonContent.Create(new RollbackRequest(to), options: Json),
         }, ct);
 
-        // The controller answers with the walk (an UpgradeStatus: it names the revision it leaves as "previous") or with the accepted deployment.
-        return answer.TryGetProperty("previous", out _) && answer.TryGetProperty("revision", out _)
-            ? new RollbackResult(null, answer.Deserialize<UpgradeStatus>(Json))
-            : new RollbackResult(answer.Deserialize<DeploymentAccepted>(Json), null);
+        // The controller says which by its status: 202 Accepted with the new revision, 200 OK with the walk it turned around.
+        return response.StatusCode == HttpStatusCode.Accepted
+            ? new RollbackResult.NewRevision(await ReadAsync<DeploymentAccepted>(response, ct))
+            : new RollbackResult.WalkTurnedBack(await ReadAsync<UpgradeStatus>(response, ct));
     }
 
     public Task<List<RevisionStatus>> ListRevisionsAsync(string service, CancellationToken ct = default) =>
@@ -320,6 +320,12 @@ public sealed class HeddleApiClient : IDisposable
     private async Task<T> SendAsync<T>(HttpRequestMessage request, CancellationToken ct)
     {
         using var response = await SendRawAsync(request, ct);
+        return await ReadAsync<T>(response, ct);
+    }
+
+    /// <summary>A successful answer's body (default for an empty one), read within the answer timeout.</summary>
+    private async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken ct)
+    {
         if (response.StatusCode is HttpStatusCode.NoContent || response.Content.Headers.ContentLength == 0)
         {
             return default!;
