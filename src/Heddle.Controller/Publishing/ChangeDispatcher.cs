@@ -17,7 +17,12 @@ namespace Heddle.Controller.Publishing;
 /// here sent their goal states (the leader placed instances on them; a burst costs one round), a revoked node's stream
 /// ended.</item>
 /// </list>
-/// This controller's own writers still queue their services and tell their agents themselves (issue 26 moves that here).
+/// This controller's own writers still queue their services and tell their agents themselves: what they signal is not in
+/// the records they commit. Each writes its events after its commit, so a key queued at the commit could let the reconciler's
+/// events come before the writer's ("InstancePlaced" before "DeploymentAccepted"); a pass notifies the nodes of all the
+/// service's instances, and a deletion pass does so without committing anything; an agent's report queues and tells the
+/// role's peers only for some changes of state, ports or revision (old against new, which a change does not carry); a
+/// node judged Down queues the services on it, one heard again every service; an unchanged Hello commits nothing.
 /// </summary>
 public sealed class ChangeDispatcher
 {
