@@ -7,36 +7,34 @@ namespace Heddle.Controller.LoadBalancing;
 
 /// <summary>What the load balancer should serve: for each input endpoint of each active service, its VIP and port, with the
 /// Ready instances of the role that owns the endpoint as backends.</summary>
-public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models) : StoreProjection<LoadBalancerConfig>
+public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models) : PerServiceProjection<VipListener, LoadBalancerConfig>(store)
 {
-    protected override LoadBalancerConfig Build()
+    protected override IReadOnlyList<VipListener> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> addresses)
     {
-        var addresses = store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
-        var listeners = new List<VipListener>();
-        foreach (var service in store.ListServices().Where(s => !s.Deleting && s.Vip is not null))
+        if (service.Deleting || service.Vip is null || models.For(service) is not { } model)
         {
-            if (models.For(service) is not { } model)
-            {
-                continue;
-            }
+            return [];
+        }
 
-            var instances = store.ListInstances(service.Name);
-            foreach (var role in model.Definition.Roles)
+        var listeners = new List<VipListener>();
+        var instances = Store.ListInstances(service.Name);
+        foreach (var role in model.Definition.Roles)
+        {
+            foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
             {
-                foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
-                {
-                    var backends = instances
-                        .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
-                        .OrderBy(i => i.Index)
-                        .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
-                        .ToList();
-                    listeners.Add(new VipListener(service.Name, service.Vip!, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends, Probe(role, endpoint)));
-                }
+                var backends = instances
+                    .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
+                    .OrderBy(i => i.Index)
+                    .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
+                    .ToList();
+                listeners.Add(new VipListener(service.Name, service.Vip, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends, Probe(role, endpoint)));
             }
         }
 
-        return new LoadBalancerConfig { Version = 0, Listeners = listeners };
+        return listeners;
     }
+
+    protected override LoadBalancerConfig Assemble(IEnumerable<VipListener> parts) => new() { Version = 0, Listeners = [.. parts] };
 
     /// <summary>The role's probe when it checks this endpoint; otherwise a TCP connect with the probe defaults.</summary>
     private static BackendProbe Probe(RoleDefinition role, EndpointDefinition endpoint) => role.Probe is { } p && p.Endpoint == endpoint.Name
@@ -46,6 +44,4 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
     public override long VersionOf(LoadBalancerConfig view) => view.Version;
 
     protected override LoadBalancerConfig Stamp(LoadBalancerConfig view, long version) => view with { Version = version };
-
-    protected override string Fingerprint(LoadBalancerConfig view) => System.Text.Json.JsonSerializer.Serialize(view.Listeners);
 }

@@ -32,7 +32,10 @@ public sealed partial class DeploymentReconciler(
 
     /// <summary>The services whose last pass left an instance unplaced (on a follower, which runs no passes: none).</summary>
     public IEnumerable<string> WaitingForRoom() => _unplaced.Where(u => u.Value.Count > 0).Select(u => u.Key);
-    private readonly PlacementPlanner _planner = new(store, options);
+    private readonly PlacementPlanner _planner = new(store, options, time);
+
+    /// <summary>How many times the allocator's view of the whole cluster was built (a pass of one service does not).</summary>
+    internal int ClusterBuilds => _planner.ClusterBuilds;
 
     public async Task<ReconcileResult> ReconcileAsync(string serviceName, CancellationToken cancellationToken = default)
     {

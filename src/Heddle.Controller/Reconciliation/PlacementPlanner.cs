@@ -11,15 +11,23 @@ namespace Heddle.Controller.Reconciliation;
 /// first, removed once every data plane has been told), moves instances off nodes that are not Ready or where they
 /// keep faulting, and places what is missing through the allocator, at the service's desired revision.
 /// </summary>
-internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions options)
+internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions options, TimeProvider time)
 {
+    private readonly PlacementCache _cache = new(store, options, time);
+
+    /// <summary>How many times the allocator's view of the whole cluster was built (see <see cref="PlacementCache"/>).</summary>
+    public int ClusterBuilds => _cache.Builds;
+
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
     public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
-        List<Explanation>? unplaced = null)
+        List<Explanation>? unplaced = null) =>
+        _cache.Use(nodes, ready, pass.Service.Name, state => Plan(state, pass, model, revision, nodes, ready, published, unplaced));
+
+    private List<string> Plan(ClusterState state, ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready,
+        Func<bool> published, List<Explanation>? unplaced)
     {
         var service = pass.Service;
-        var state = BuildState(nodes, ready, service.Name);
         var moving = new Dictionary<(string, int), string>();
         var keep = new List<InstanceRecord>();
         foreach (var instance in pass.Instances)
@@ -50,7 +58,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         var tenant = service.Tenant;
         foreach (var instance in keep)
         {
-            state.Restore(ToPlacement(tenant, instance));
+            state.Restore(PlacementCache.ToPlacement(tenant, instance));
         }
 
         var failures = new List<string>();
@@ -72,18 +80,25 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                 state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);
             }
 
-            var result = new IndexedAllocator(state).Place(new PlacementRequest
+            PlacementResult result;
+            try
             {
-                Role = new RoleKey(tenant, service.Name, role.Name),
-                Cpus = role.Size.Cores,
-                MemoryMiB = role.Size.MemoryMiB,
-                Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
-                Constraints = role.Constraints,
-                Driver = Model.Definition.DriverNames.Of(role.Driver),
-            });
-            foreach (var node in avoided)
+                result = new IndexedAllocator(state).Place(new PlacementRequest
+                {
+                    Role = new RoleKey(tenant, service.Name, role.Name),
+                    Cpus = role.Size.Cores,
+                    MemoryMiB = role.Size.MemoryMiB,
+                    Instances = [.. missing.Select(i => new InstanceSlot(i, i % model.UpgradeDomains))],
+                    Constraints = role.Constraints,
+                    Driver = Model.Definition.DriverNames.Of(role.Driver),
+                });
+            }
+            finally
             {
-                state.SetCondition(node, Placement.Cluster.NodeCondition.Ready);
+                foreach (var node in avoided)
+                {
+                    state.SetCondition(node, Placement.Cluster.NodeCondition.Ready); // the view outlives the pass
+                }
             }
 
             foreach (var placement in result.Placed)
@@ -145,33 +160,4 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         pass.Events.Add((EventKind.InstanceRemoved, instance.Id, "removed: no longer in the configuration"));
         return false;
     }
-
-    private ClusterState BuildState(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except)
-    {
-        var state = new ClusterState(nodes.Select(n => new NodeSpec
-        {
-            Name = n.Name,
-            FaultDomain = n.FaultDomain,
-            MemoryMiB = n.MemoryMiB,
-            Cores = n.Cores,
-            Labels = n.Labels,
-            Condition = n.Condition switch
-            {
-                Store.NodeCondition.Ready => Placement.Cluster.NodeCondition.Ready,
-                Store.NodeCondition.Draining => Placement.Cluster.NodeCondition.Draining,
-                _ => Placement.Cluster.NodeCondition.Down,
-            },
-            Drivers = n.Drivers.ToHashSet(StringComparer.Ordinal),
-        }), options.PlacementSeed);
-        var tenants = store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
-        foreach (var other in store.ListInstances().Where(i => i.Service != except && ready.Contains(i.Node)))
-        {
-            state.Restore(ToPlacement(tenants.GetValueOrDefault(other.Service, "default"), other));
-        }
-
-        return state;
-    }
-
-    private static Heddle.Placement.Placement ToPlacement(string tenant, InstanceRecord i) =>
-        new(new RoleKey(tenant, i.Service, i.Role), i.Index, i.UpgradeDomain, i.Node, string.Empty, i.Cpus, i.MemoryMiB);
 }

@@ -102,7 +102,7 @@ public sealed class DnsServer : IAsyncDisposable
     }
 
     /// <summary>Replaces the records served. Cheap for readers: one reference swap after compiling.</summary>
-    public void Update(DnsRecordSet records) => _zone = CompiledZone.Build(records, _options, _nameServers);
+    public void Update(DnsRecordSet records) => _zone = CompiledZone.Build(records, _options, _nameServers, _zone);
 
     private void ServeUdp(DnsQueryCounters counters)
     {

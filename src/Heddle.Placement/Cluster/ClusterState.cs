@@ -13,6 +13,7 @@ public sealed class ClusterState
     private readonly Dictionary<string, int> _faultDomainByName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _tenants = new(StringComparer.Ordinal);
     private readonly Dictionary<RoleKey, RoleState> _roles = [];
+    private readonly Dictionary<string, List<RoleKey>> _rolesByService = new(StringComparer.Ordinal);
     private readonly Dictionary<long, HashSet<int>> _tenantIdleNodes = [];
 
     // _buckets[fd][w]: the Ready nodes of fault domain fd with exactly w free whole cores, in seeded order.
@@ -172,6 +173,28 @@ public sealed class ClusterState
         return true;
     }
 
+    /// <summary>Frees every instance of a service's roles (of any tenant); how many were freed.</summary>
+    public int ReleaseService(string service)
+    {
+        if (!_rolesByService.Remove(service, out var roles))
+        {
+            return 0;
+        }
+
+        var released = 0;
+        foreach (var role in roles)
+        {
+            foreach (var index in _roles[role].Placements.Keys.ToList())
+            {
+                released += Release(role, index) ? 1 : 0;
+            }
+
+            _roles.Remove(role); // a deleted service leaves nothing behind in a state that lives on
+        }
+
+        return released;
+    }
+
     internal int TenantId(string tenant)
     {
         if (!_tenants.TryGetValue(tenant, out var id))
@@ -189,6 +212,12 @@ public sealed class ClusterState
         {
             state = new RoleState(_faultDomains.Count);
             _roles[key] = state;
+            if (!_rolesByService.TryGetValue(key.Service, out var roles))
+            {
+                _rolesByService[key.Service] = roles = [];
+            }
+
+            roles.Add(key);
         }
 
         return state;

@@ -78,7 +78,7 @@ public sealed class PlacementPlannerTests : IDisposable
         var pass = new ServicePass(service, instances);
         var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var unplaced = new List<Heddle.Placement.Explanation>();
-        var failures = new PlacementPlanner(_store, _options).Plan(pass, model, 1, nodes, ready, () => published, unplaced);
+        var failures = new PlacementPlanner(_store, _options, TimeProvider.System).Plan(pass, model, 1, nodes, ready, () => published, unplaced);
         return (pass, failures, unplaced);
     }
 

@@ -1,0 +1,125 @@
+using Heddle.Controller.Store;
+
+namespace Heddle.Controller.Publishing;
+
+/// <summary>
+/// A <see cref="StoreProjection{T}"/> made of one part per service, each built again only when the store's change feed
+/// says something of its service changed (its record, where its instances are, what their agents reported), or every
+/// part when a node changed (the parts hold node addresses). A rebuild after one instance became Ready costs that
+/// service, not the cluster: built whole from every service and instance, it was the controller's largest cost while
+/// thousands of instances started (issue 27). Whether the view changed is known from the parts rebuilt, so no rebuild
+/// serialises the whole view either.
+/// </summary>
+public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
+    where TPart : class
+    where T : class
+{
+    protected IClusterStore Store { get; }
+    private readonly Lock _marks = new();
+    private HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private bool _all = true;
+    private readonly SortedDictionary<string, (IReadOnlyList<TPart> Parts, string Fingerprint)> _parts = new(StringComparer.Ordinal);
+    private long _generation;
+
+    protected PerServiceProjection(IClusterStore store)
+    {
+        Store = store;
+        store.Changed += OnChanged;
+    }
+
+    private readonly Dictionary<string, long> _built = new(StringComparer.Ordinal);
+
+    /// <summary>How many times a service's parts have been built (for tests: one changed service must not build the others).</summary>
+    public long BuildsOf(string service)
+    {
+        lock (_parts)
+        {
+            return _built.GetValueOrDefault(service);
+        }
+    }
+
+    private void OnChanged(StoreChange change)
+    {
+        switch (change.Kind)
+        {
+            case RecordKind.Service or RecordKind.Instance or RecordKind.Status:
+                lock (_marks)
+                {
+                    _dirty.Add(change.Name);
+                }
+
+                Schedule();
+                break;
+            case RecordKind.Node:
+                lock (_marks)
+                {
+                    _all = true;
+                }
+
+                Schedule();
+                break;
+        }
+    }
+
+    /// <summary>The parts of one service (none when it is being deleted or has nothing to publish).</summary>
+    protected abstract IReadOnlyList<TPart> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> nodeAddresses);
+
+    /// <summary>The view of the parts, in service-name order.</summary>
+    protected abstract T Assemble(IEnumerable<TPart> parts);
+
+    /// <summary>What decides whether a service's parts changed.</summary>
+    protected virtual string FingerprintOf(IReadOnlyList<TPart> parts) => System.Text.Json.JsonSerializer.Serialize(parts);
+
+    protected sealed override T Build()
+    {
+        lock (_parts) // Current may build beside a scheduled rebuild
+        {
+            HashSet<string> dirty;
+            bool all;
+            lock (_marks)
+            {
+                (dirty, _dirty) = (_dirty, new HashSet<string>(StringComparer.Ordinal));
+                (all, _all) = (_all, false);
+            }
+
+            var addresses = Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+            if (all)
+            {
+                dirty = [.. Store.ListServices().Select(s => s.Name), .. _parts.Keys];
+            }
+
+            foreach (var name in dirty)
+            {
+                var parts = Store.GetService(name) is { } service ? BuildService(service, addresses) : [];
+                _built[name] = _built.GetValueOrDefault(name) + 1;
+                if (parts.Count == 0)
+                {
+                    if (_parts.Remove(name))
+                    {
+                        _generation++;
+                    }
+
+                    continue;
+                }
+
+                var fingerprint = FingerprintOf(parts);
+                if (!_parts.TryGetValue(name, out var held) || held.Fingerprint != fingerprint)
+                {
+                    _generation++;
+                    _parts[name] = (parts, fingerprint); // an unchanged part stays the object it was: the DNS server keeps what it compiled of it
+                }
+            }
+
+            return Assemble(_parts.Values.SelectMany(p => p.Parts));
+        }
+    }
+
+    /// <summary>Changes whenever a part did: read right after <see cref="Build"/>, under the rebuild lock.</summary>
+    protected sealed override string Fingerprint(T view)
+    {
+        lock (_parts)
+        {
+            return _generation.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+}

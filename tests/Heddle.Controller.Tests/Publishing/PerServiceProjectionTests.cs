@@ -1,0 +1,147 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Agents;
+using Heddle.Controller.Dns;
+using Heddle.Controller.LoadBalancing;
+using Heddle.Controller.Publishing;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Store.Kv;
+using Heddle.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Heddle.Controller.Tests.Publishing;
+
+/// <summary>
+/// The DNS and load-balancer views are rebuilt per service from the store's change feed: an instance becoming Ready
+/// shows in both without the other services being built again, a node's new address reaches every service on it, a
+/// deleted service leaves both, and a report that changes nothing of the views publishes nothing.
+/// </summary>
+public sealed class PerServiceProjectionTests : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 5, 8, 0, 0, TimeSpan.Zero));
+    private readonly KvClusterStore _store;
+    private readonly ServiceModels _models;
+    private readonly DeploymentReconciler _reconciler;
+    private readonly DnsRecordSource _dns;
+    private readonly LoadBalancerConfigSource _balancers;
+
+    public PerServiceProjectionTests()
+    {
+        _store = KvStores.InMemory(_time);
+        _models = new ServiceModels(_store);
+        _reconciler = new DeploymentReconciler(_store, _models, new AgentSessions(new GoalStates(_store, _models)), new EventLog(_store),
+            new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
+        _dns = new DnsRecordSource(_store, _models);
+        _balancers = new LoadBalancerConfigSource(_store, _models);
+    }
+
+    public void Dispose() => _store.Dispose();
+
+    private sealed class AlwaysPublished : IPublicationBarrier
+    {
+        public bool Published() => true;
+    }
+
+    private Task NodeAsync(string name, string address) => _store.PutNodeAsync(new NodeRecord
+    {
+        Name = name, Address = address, FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
+        Cores = [[0], [1], [2], [3], [4], [5], [6], [7]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(), Drivers = ["process"],
+    });
+
+    private async Task DeployAsync(string name, string vip)
+    {
+        var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
+        var yaml = $"name: {name}\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n    endpoints:\n      http: {{ kind: input, protocol: tcp, port: 80 }}\n";
+        await _store.PutPackageAsync(new PackageRecord(package, 1, name, yaml, _time.GetUtcNow()));
+        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 2 }}\n", "test", 0) { Vip = vip }));
+        await _reconciler.ReconcileAsync(name);
+        Assert.Equal(2, _store.ListInstances(name).Count);
+    }
+
+    private Task ReportAsync(string service, int index, string state)
+    {
+        var instance = _store.ListInstances(service).Single(i => i.Index == index);
+        return _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, service, "web", index, instance.Generation, state, null)
+        {
+            Ports = new Dictionary<string, int> { ["http"] = 8000 + index }, Revision = 1,
+        });
+    }
+
+    private static Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(10), what);
+
+    private static int ReadyIn(Heddle.Contracts.Api.DnsRecordSet view, string service) =>
+        view.Services.Where(s => s.Name.StartsWith(service + ".", StringComparison.Ordinal) || s.Name == service).SelectMany(s => s.Roles).Sum(r => r.Instances.Count);
+
+    [Fact]
+    public async Task AnInstanceBecomingReady_ShowsInBothViews_AndBuildsOnlyItsService()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await DeployAsync("blog", "127.80.0.2");
+        Assert.Equal(0, ReadyIn(_dns.Current, "shop"));
+        _dns.Rebuild(); // what the deploys marked is built
+        _balancers.Rebuild();
+        var before = (Dns: _dns.BuildsOf("blog"), Balancers: _balancers.BuildsOf("blog"), Shop: _dns.BuildsOf("shop"));
+
+        await ReportAsync("shop", 0, InstanceStates.Ready);
+
+        await UntilAsync(() => ReadyIn(_dns.Current, "shop") == 1, "shop's instance 0 in the DNS view");
+        await UntilAsync(() => _balancers.Current.Listeners.Single(l => l.Service == "shop").Backends.Count == 1, "shop's instance 0 behind its VIP");
+        Assert.Empty(_balancers.Current.Listeners.Single(l => l.Service == "blog").Backends);
+        Assert.True(_dns.BuildsOf("shop") > before.Shop);
+        Assert.Equal(before.Dns, _dns.BuildsOf("blog"));
+        Assert.Equal(before.Balancers, _balancers.BuildsOf("blog"));
+    }
+
+    [Fact]
+    public async Task AReportThatChangesNoView_PublishesNothing()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await ReportAsync("shop", 0, InstanceStates.Ready);
+        await UntilAsync(() => ReadyIn(_dns.Current, "shop") == 1, "shop's instance 0 in the DNS view");
+        _dns.Rebuild();
+        var published = 0;
+        _dns.Changed += _ => Interlocked.Increment(ref published);
+
+        await ReportAsync("shop", 1, InstanceStates.Starting); // not Ready: in no view
+        _dns.Rebuild();
+        Assert.Equal(0, published);
+
+        await ReportAsync("shop", 1, InstanceStates.Ready);
+        _dns.Rebuild();
+        Assert.True(published >= 1);
+        Assert.Equal(2, ReadyIn(_dns.Current, "shop"));
+    }
+
+    [Fact]
+    public async Task ANodesNewAddress_ReachesEveryServiceOnIt()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await DeployAsync("blog", "127.80.0.2");
+        await ReportAsync("shop", 0, InstanceStates.Ready);
+        await ReportAsync("blog", 0, InstanceStates.Ready);
+        await UntilAsync(() => _balancers.Current.Listeners.All(l => l.Backends.Count == 1), "one backend each");
+
+        await NodeAsync("n1", "127.0.9.7");
+
+        await UntilAsync(() => _balancers.Current.Listeners.All(l => l.Backends.Single().Address == "127.0.9.7"), "both services' backends at the node's new address");
+        await UntilAsync(() => _dns.Current.Services.SelectMany(s => s.Roles).SelectMany(r => r.Instances).All(i => i.Address == "127.0.9.7"), "the DNS view at the new address");
+    }
+
+    [Fact]
+    public async Task ADeletedService_LeavesBothViews()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await DeployAsync("blog", "127.80.0.2");
+        await UntilAsync(() => _balancers.Current.Listeners.Count == 2, "two services behind VIPs");
+
+        Assert.True(await _store.MarkDeletingAsync("shop"));
+
+        await UntilAsync(() => _balancers.Current.Listeners.Select(l => l.Service).SequenceEqual(["blog"]), "only blog behind a VIP");
+        await UntilAsync(() => _dns.Current.Services.Count == 1, "only blog in DNS");
+    }
+}
