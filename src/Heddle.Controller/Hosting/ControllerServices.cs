@@ -21,6 +21,7 @@ internal static class ControllerServices
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Quotas);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Machines);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().HostRollouts);
         services.AddSingleton<Quotas.TenantQuotas>();
         services.AddSingleton<Leadership.LeaderTerm>();
         services.AddSingleton<ReconcileLoop>();
