@@ -143,4 +143,16 @@ public static class EventKinds
     public const string UnknownMachineBooted = "UnknownMachineBooted";
     public const string HostImageAdded = "HostImageAdded";
     public const string HostImageDeleted = "HostImageDeleted";
+    public const string HostRolloutStarted = "HostRolloutStarted";
+    public const string HostNodeDraining = "HostNodeDraining";
+    public const string HostNodeRebooting = "HostNodeRebooting";
+    public const string HostNodeBack = "HostNodeBack";
+    public const string HostNodeHealthy = "HostNodeHealthy";
+    public const string HostRebootRefused = "HostRebootRefused";
+    public const string HostRolloutPaused = "HostRolloutPaused";
+    public const string HostRolloutResumed = "HostRolloutResumed";
+    public const string HostRolloutRollingBack = "HostRolloutRollingBack";
+    public const string HostRolloutRolledBack = "HostRolloutRolledBack";
+    public const string HostRolloutCompleted = "HostRolloutCompleted";
+    public const string HostRolloutFailed = "HostRolloutFailed";
 }

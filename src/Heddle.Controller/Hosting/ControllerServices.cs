@@ -64,6 +64,8 @@ internal static class ControllerServices
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
+        services.AddSingleton<HostRollouts.HostRolloutRunner>();
+        services.AddSingleton<HostRollouts.HostRolloutControl>();
         services.AddMetrics();
         services.AddSingleton<Metrics.ControllerMetrics>();
         services.AddSingleton(sp => new Heddle.Contracts.Metrics.PrometheusExport(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));

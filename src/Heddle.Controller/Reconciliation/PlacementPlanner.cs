@@ -15,17 +15,22 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
 {
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
+    /// <param name="evacuation">The nodes a host rollout is emptying (none when not given).</param>
     public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
-        List<Explanation>? unplaced = null)
+        List<Explanation>? unplaced = null, HostEvacuation? evacuation = null)
     {
+        evacuation ??= HostEvacuation.None;
         var service = pass.Service;
-        var state = BuildState(nodes, ready, service.Name);
+        var state = BuildState(nodes, ready, service.Name, evacuation);
         var moving = new Dictionary<(string, int), string>();
         var keep = new List<InstanceRecord>();
-        foreach (var instance in pass.Instances)
+        var current = pass.Instances;
+        var surge = model.Definition.Roles.ToDictionary(r => r.Name,
+            r => evacuation.Surge([.. current.Where(i => i.Role == r.Name)], model.Configuration.FindRole(r.Name)?.Instances ?? 0), StringComparer.Ordinal);
+        foreach (var instance in current)
         {
             var role = model.Definition.FindRole(instance.Role);
-            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0);
+            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0) + surge.GetValueOrDefault(instance.Role);
             if (!wanted)
             {
                 if (Release(pass, instance, ready, published))
@@ -36,6 +41,17 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             else if (!ready.Contains(instance.Node))
             {
                 moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition.ToString() ?? "gone"}";
+            }
+            else if (evacuation.Evacuates(instance.Node))
+            {
+                if (evacuation.Stays(pass, instance, [.. current.Where(i => i.Role == instance.Role)], published))
+                {
+                    keep.Add(instance);
+                }
+                else
+                {
+                    moving[(instance.Role, instance.Index)] = $"node {instance.Node} is being updated to a new host image";
+                }
             }
             else if (instance.Restarts >= options.RestartsBeforeMove)
             {
@@ -57,7 +73,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         var placed = new HashSet<(string, int)>();
         foreach (var role in model.Definition.Roles)
         {
-            var count = model.Configuration.FindRole(role.Name)?.Instances ?? 0;
+            var count = (model.Configuration.FindRole(role.Name)?.Instances ?? 0) + surge.GetValueOrDefault(role.Name);
             var present = keep.Where(i => i.Role == role.Name).Select(i => i.Index).ToHashSet();
             var missing = Enumerable.Range(0, count).Where(i => !present.Contains(i)).ToList();
             if (missing.Count == 0)
@@ -146,7 +162,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         return false;
     }
 
-    private ClusterState BuildState(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except)
+    private ClusterState BuildState(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except, HostEvacuation evacuation)
     {
         var state = new ClusterState(nodes.Select(n => new NodeSpec
         {
@@ -155,7 +171,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             MemoryMiB = n.MemoryMiB,
             Cores = n.Cores,
             Labels = n.Labels,
-            Condition = n.Condition switch
+            Condition = evacuation.Evacuates(n.Name) && n.Condition == Store.NodeCondition.Ready ? Placement.Cluster.NodeCondition.Draining : n.Condition switch
             {
                 Store.NodeCondition.Ready => Placement.Cluster.NodeCondition.Ready,
                 Store.NodeCondition.Draining => Placement.Cluster.NodeCondition.Draining,
