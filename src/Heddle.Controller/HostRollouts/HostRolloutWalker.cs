@@ -124,7 +124,8 @@ public static class HostRolloutWalker
                     return node;
                 }
 
-                if (record is { Condition: NodeCondition.Ready } && record.HostImage == image && record.LastSeen > node.StageStarted)
+                // An agent that runs the image already does not reboot (so a node that rejoins is never told again).
+                if (record is { Condition: NodeCondition.Ready } && record.HostImage == image)
                 {
                     step.Changed = true;
                     step.Events.Add((EventKinds.HostNodeBack, node.Node, $"{Direction(rollout)}: node {node.Node} is back on host image {image} after {(now - node.StageStarted).TotalSeconds:0} s; health gate"));
