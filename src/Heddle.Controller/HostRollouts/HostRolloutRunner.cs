@@ -8,11 +8,11 @@ namespace Heddle.Controller.HostRollouts;
 /// <summary>
 /// Runs the host rollout on the leader: reads it, every node and every instance fresh, takes one step of
 /// <see cref="HostRolloutWalker"/>, sets the machines' images, stores the rollout (refused if another writer changed it
-/// since: the next pass reads it again), writes the events, and when the nodes being emptied change, queues every
+/// since, or the term ended: the next pass reads it again), writes the events, and when the nodes being emptied change, queues every
 /// service (their placement passes move the instances) and tells the nodes' agents (the reboot directive).
 /// </summary>
 public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachineStore machines, IClusterStore store, EventLog events, WorkQueue queue, AgentSessions agents,
-    ControllerOptions options, TimeProvider time, ILogger<HostRolloutRunner> logger)
+    ControllerOptions options, TimeProvider time, ILogger<HostRolloutRunner> logger, Leadership.LeaderTerm? term = null)
 {
     private readonly SemaphoreSlim _wake = new(0);
 
@@ -72,7 +72,8 @@ public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachi
             return step.RequeueAfter;
         }
 
-        if (!await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken))
+        // Guarded by the term, as placement commits are: a leader that lost its term writes no step.
+        if (!await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken, term?.Fence))
         {
             return TimeSpan.Zero;
         }

@@ -21,7 +21,8 @@ public interface IHostRolloutStore
 
     /// <summary>
     /// Replaces the rollout with <paramref name="next"/> if the stored one is still at <paramref name="next"/>'s
-    /// <see cref="HostRollout.Version"/> (the one it was computed from); stored one version higher. False when it was not.
+    /// <see cref="HostRollout.Version"/> (the one it was computed from), and, when <paramref name="fence"/> is given, the
+    /// leader's term still holds (its fence key at that revision); stored one version higher. False when not.
     /// </summary>
-    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default);
+    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null);
 }

@@ -20,13 +20,19 @@ public sealed partial class KvClusterStore : IHostRolloutStore
         return committed ? HostRolloutStartOutcome.Started : HostRolloutStartOutcome.AlreadyRunning;
     }
 
-    public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default)
+    public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null)
     {
         if (_mirror.Get(Keys.HostRollout) is not { } entry || Decode<HostRollout>(entry).Version != next.Version)
         {
             return false;
         }
 
-        return await CommitAsync([new(entry.Key, entry.ModRevision)], [Put(entry.Key, next with { Version = next.Version + 1 })], cancellationToken);
+        List<KvCondition> conditions = [new(entry.Key, entry.ModRevision)];
+        if (fence is { } term)
+        {
+            conditions.Add(new(term.Key, term.Revision));
+        }
+
+        return await CommitAsync(conditions, [Put(entry.Key, next with { Version = next.Version + 1 })], cancellationToken);
     }
 }
