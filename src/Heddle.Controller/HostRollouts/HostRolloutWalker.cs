@@ -200,6 +200,7 @@ public static class HostRolloutWalker
             if (!rollout.RollingBack && nodes.GetValueOrDefault(target.Node) is { Condition: NodeCondition.Ready } record && record.HostImage == image)
             {
                 done.Add(target.Node);
+                step.ImageSets.Add((target.Machine, image)); // what it boots next, should it have been set to another by hand
                 step.Events.Add((EventKinds.HostNodeHealthy, target.Node, $"{Direction(rollout)}: node {target.Node} already runs host image {image}"));
                 continue;
             }
