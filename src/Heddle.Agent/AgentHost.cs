@@ -49,7 +49,8 @@ public sealed class AgentHost : IAsyncDisposable
         _probes = probes;
         Topology = topology;
         Drivers = drivers;
-        _connection = connection.RunAsync(supervisor, _stop.Token);
+        var reboot = new Node.HostReboot(supervisor, supervisor.StopAllAsync, options.HostImage, options.Rebooter, connection.Send, log);
+        _connection = connection.RunAsync(reboot, _stop.Token);
         _renewal = Task.Run(() => identity.RenewAsync(() => connection.Client, _log, _stop.Token));
         _rotation = housekeeping ? RotateLogsAsync(_stop.Token) : Task.CompletedTask;
         _fence = new Fencing(options.FenceAfter, time, () => connection.SilentSince, () => supervisor.Count, () => supervisor.FenceAsync(TimeSpan.FromSeconds(1)), connection.Reconnect, _log);

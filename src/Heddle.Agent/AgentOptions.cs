@@ -37,6 +37,9 @@ public sealed record AgentOptions
     /// <summary>The host image this machine booted (`--host-image`; a host image's init passes its own name), told to the controller.</summary>
     public string? HostImage { get; init; }
 
+    /// <summary>How the host is rebooted when a host rollout says so (only when it runs from a host image); tests give a fake.</summary>
+    public Node.IHostRebooter Rebooter { get; init; } = new Node.ForcedReboot();
+
     /// <summary>Package cache, instance folders and logs, the instance journal.</summary>
     public required string StateDirectory { get; init; }
 

@@ -48,6 +48,9 @@ public sealed record ControllerOptions
     /// <summary>Load balancers' heartbeats and VIP leases (ARP ownership); tests shorten them.</summary>
     public LoadBalancing.BalancerTiming BalancerTiming { get; init; } = LoadBalancing.BalancerTiming.Default;
 
+    /// <summary>The bounds of a host rollout's waits (drain, boot, health gate) and its stable time.</summary>
+    public HostRollouts.HostRolloutTiming HostRollout { get; init; } = HostRollouts.HostRolloutTiming.Default;
+
     /// <summary>Every service is reconciled at least this often, whatever happened. Default 10 s.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(10);
 

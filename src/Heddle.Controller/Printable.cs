@@ -3,5 +3,5 @@ namespace Heddle.Controller;
 /// <summary>How a name a client sent is quoted back in an answer or an event: at most 64 characters, control characters as '?'.</summary>
 internal static class Printable
 {
-    public static string Of(string text) => string.Concat((text.Length > 64 ? text[..64] + "…" : text).Select(c => char.IsControl(c) ? '?' : c));
+    public static string Of(string text, int limit = 64) => string.Concat((text.Length > limit ? text[..limit] + "…" : text).Select(c => char.IsControl(c) ? '?' : c));
 }

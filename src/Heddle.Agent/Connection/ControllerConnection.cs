@@ -41,12 +41,16 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     /// <summary>The client of the current channel (mutual TLS with this node's certificate), for renewals.</summary>
     public AgentService.AgentServiceClient Client => _client ?? throw new InvalidOperationException("not running");
 
-    private readonly Channel<InstanceReport> _reports = Channel.CreateUnbounded<InstanceReport>();
+    /// <summary>What goes up besides the Hello and heartbeats: instance reports, and refusals of a reboot directive.</summary>
+    private readonly Channel<AgentMessage> _reports = Channel.CreateUnbounded<AgentMessage>();
 
     /// <summary>True while a stream is open.</summary>
     public bool Connected { get; private set; }
 
-    public void Report(InstanceReport report) => _reports.Writer.TryWrite(report);
+    public void Report(InstanceReport report) => _reports.Writer.TryWrite(new AgentMessage { Report = report });
+
+    /// <summary>Sends a message on the current stream (dropped when there is none: the next Hello brings a new goal state, and the answer to it).</summary>
+    public void Send(AgentMessage message) => _reports.Writer.TryWrite(message);
 
     private volatile CancellationTokenSource? _session;
 
@@ -270,7 +274,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
                 while (_reports.Reader.TryRead(out var item))
                 {
-                    await stream.WriteAsync(new AgentMessage { Report = item }, cancellationToken);
+                    await stream.WriteAsync(item, cancellationToken);
                 }
 
                 report = _reports.Reader.WaitToReadAsync(cancellationToken).AsTask();

@@ -8,14 +8,14 @@ using Heddle.Packaging.HostImages;
 namespace Heddle.Cli.Commands;
 
 /// <summary>
-/// `heddle hostimage build|list|delete` (admin): what machines network-boot into. A host image is this machine's Debian cloud
+/// `heddle hostimage build|list|delete|rollout` (admin): what machines network-boot into. A host image is this machine's Debian cloud
 /// kernel and an initramfs holding busybox, the kernel's virtio network modules and the self-contained heddle, whose init
 /// starts the agent with what the boot service's kernel command line says (see Heddle.Packaging's HostImageLayout).
 /// </summary>
 internal static class HostImageCommands
 {
     public static Command Create(CliConsole console) =>
-        new("hostimage", "Host images: the kernel and initramfs registered machines network-boot into, to run the agent (admin)") { Build(console), List(console), Delete(console) };
+        new("hostimage", "Host images: the kernel and initramfs registered machines network-boot into, to run the agent (admin)") { Build(console), List(console), Delete(console), Rollout(console) };
 
     private static Command Build(CliConsole console)
     {
@@ -129,6 +129,73 @@ internal static class HostImageCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static Command Rollout(CliConsole console)
+    {
+        var name = new Argument<string?>("name") { Description = "The host image to bring every machine on a host image to", Arity = ArgumentArity.ZeroOrOne };
+        var maxParallel = new Option<int>("--max-parallel") { Description = "At most this many nodes at a time, all of one upgrade domain", DefaultValueFactory = _ => 1 };
+        var command = new Command("rollout", "Update the hosts to a host image, node by node in upgrade-domain order: drain, reboot into it, rejoin, health gate (admin); "
+            + "'rollout status|pause|resume|rollback' read and steer it")
+        {
+            name, maxParallel, RolloutStatus(console), RolloutAction(console, "pause", "Let the nodes being walked finish and start no other (admin)"),
+            RolloutAction(console, "resume", "Carry on after a pause (admin)"),
+            RolloutAction(console, "rollback", "Walk the nodes touched back to their previous host image (admin)"),
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var image = parse.GetValue(name) ?? throw new UsageException("give the host image to roll out ('heddle hostimage list' shows them), or status, pause, resume or rollback");
+            using var api = ClientConfig.Load().Connect();
+            var status = await api.StartHostRolloutAsync(new HostRolloutRequest(image, parse.GetValue(maxParallel)), ct);
+            console.Out.WriteLine($"host rollout to {status.Image} started: {status.Nodes.Count} node(s), at most {status.MaxParallel} at a time; 'heddle hostimage rollout status' follows it");
+            WriteNodes(console, status);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command RolloutStatus(CliConsole console)
+    {
+        var format = CommonOptions.Format();
+        var command = new Command("status", "Show the host rollout: its phase and where each node is (admin)") { format };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = ClientConfig.Load().Connect();
+            var status = await api.GetHostRolloutAsync(ct);
+            if (!ClusterCommands.Json(console, parse.GetValue(format), status))
+            {
+                console.Out.WriteLine($"host rollout to {status.Image}: {status.Phase}{(status.RollingBack && status.Phase != "RollingBack" ? " (rolling back)" : string.Empty)}"
+                    + $"{(status.Reason is { } reason ? $": {reason}" : string.Empty)}; started {status.Started:u}{(status.Finished is { } f ? $", ended {f:u}" : string.Empty)}");
+                WriteNodes(console, status);
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command RolloutAction(CliConsole console, string action, string description)
+    {
+        var command = new Command(action, description);
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = ClientConfig.Load().Connect();
+            var status = await api.HostRolloutActionAsync(action, ct);
+            console.Out.WriteLine($"host rollout to {status.Image}: {status.Phase}");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void WriteNodes(CliConsole console, HostRolloutStatus status)
+    {
+        var table = new Table("NODE", "MACHINE", "UPGRADE DOMAIN", "STAGE", "RUNS", "CONDITION");
+        foreach (var n in status.Nodes)
+        {
+            table.Add(n.Node, n.Machine, n.UpgradeDomain, n.Stage, n.RunsImage ?? "-", n.NodeCondition ?? "-");
+        }
+
+        table.Write(console.Out);
     }
 
     /// <summary>This process's executable when it is the single-file build (not `dotnet heddle.dll`, not a heddle beside its assemblies), else null.</summary>

@@ -293,6 +293,15 @@ public sealed class HeddleApiClient : IDisposable
     public Task<HostImageAdded> AddHostImageAsync(HostImageAddRequest request, CancellationToken ct = default) =>
         SendAsync<HostImageAdded>(new HttpRequestMessage(HttpMethod.Post, "v1/hostimages") { Content = JsonContent.Create(request, options: Json) }, ct);
 
+    public Task<HostRolloutStatus> StartHostRolloutAsync(HostRolloutRequest request, CancellationToken ct = default) =>
+        SendAsync<HostRolloutStatus>(new HttpRequestMessage(HttpMethod.Post, "v1/hostrollout") { Content = JsonContent.Create(request, options: Json) }, ct);
+
+    public Task<HostRolloutStatus> GetHostRolloutAsync(CancellationToken ct = default) => GetAsync<HostRolloutStatus>("v1/hostrollout", ct);
+
+    /// <summary>pause, resume or rollback.</summary>
+    public Task<HostRolloutStatus> HostRolloutActionAsync(string action, CancellationToken ct = default) =>
+        SendAsync<HostRolloutStatus>(new HttpRequestMessage(HttpMethod.Post, $"v1/hostrollout/{Uri.EscapeDataString(action)}"), ct);
+
     public Task<List<HostImageStatus>> ListHostImagesAsync(CancellationToken ct = default) => GetAsync<List<HostImageStatus>>("v1/hostimages", ct);
 
     public async Task DeleteHostImageAsync(string name, CancellationToken ct = default) =>

@@ -76,3 +76,13 @@ public sealed record HostImageStatus(string Name, string KernelSha256, long Kern
 
 /// <summary>What POST /v1/hostimages did: the image, and whether it was there already with the same parts (nothing changed then).</summary>
 public sealed record HostImageAdded(HostImageStatus Image, bool AlreadyPresent);
+
+/// <summary>POST /v1/hostrollout (admin only): walk every machine on a host image to <see cref="Image"/>, <see cref="MaxParallel"/> nodes at a time.</summary>
+public sealed record HostRolloutRequest(string Image, int MaxParallel = 1);
+
+/// <summary>A host rollout as `heddle hostimage rollout status` shows it.</summary>
+public sealed record HostRolloutStatus(string Image, int MaxParallel, string Phase, bool RollingBack, string? Reason, DateTimeOffset Started, DateTimeOffset? Finished,
+    IReadOnlyList<HostRolloutNodeStatus> Nodes);
+
+/// <summary>One node of a host rollout: its upgrade domain, where it is (Waiting, Draining, Rebooting, Gating, Done) and the image it runs now.</summary>
+public sealed record HostRolloutNodeStatus(string Node, string Machine, string UpgradeDomain, string Stage, string? RunsImage, string? NodeCondition);

@@ -15,7 +15,8 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines, Reconciliation.NodeWork nodeWork)
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines, Reconciliation.NodeWork nodeWork,
+    HostRollouts.HostRolloutControl? hostRollouts = null)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -156,6 +157,12 @@ public sealed class AgentService(
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
                 {
                     unsent[message.Report.InstanceId] = message.Report;
+                }
+
+                if (message.BodyCase == AgentMessage.BodyOneofCase.RebootRefused && hostRollouts is not null)
+                {
+                    var refused = message.RebootRefused;
+                    await TryAsync(() => hostRollouts.RefusedAsync(node, refused.Reason.Length > 500 ? refused.Reason[..500] : refused.Reason, linked.Token));
                 }
 
                 if (pendingHello is not null && await TryAsync(() => JoinAsync(pendingHello)))

@@ -5,9 +5,9 @@ namespace Heddle.Controller.Agents;
 
 /// <summary>
 /// Derives a node's goal state from the store: every instance placed there of a service not being deleted, each with
-/// its role's other instances (peers: node address, ports, readiness).
+/// its role's other instances (peers: node address, ports, readiness); and, while a host rollout reboots the node, the image it reboots into.
 /// </summary>
-public sealed class GoalStates(IClusterStore store, ServiceModels models)
+public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostRolloutStore? hostRollouts = null)
 {
     private long _version;
 
@@ -16,7 +16,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models)
 
     public GoalState For(string node)
     {
-        var goal = new GoalState { Version = Interlocked.Increment(ref _version) };
+        var goal = new GoalState { Version = Interlocked.Increment(ref _version), RebootInto = hostRollouts?.GetHostRollout()?.RebootInto(node) ?? string.Empty };
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
         var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
         var members = new Dictionary<string, IReadOnlyDictionary<string, Peer[]>>(StringComparer.Ordinal);

@@ -8,7 +8,7 @@ namespace Heddle.Controller.Api;
 
 /// <summary>
 /// /v1/machines (admin only): register, list, set the host image of and remove the machines that join by network boot; /v1/hostimages (admin
-/// only): what they boot (<see cref="HostImages"/>). /v1/boot/decisions and /v1/boot/images: what `heddle boot` asks for
+/// only): what they boot (<see cref="HostImages"/>); /v1/hostrollout (admin only): updating them (<see cref="HostRollouts.HostRolloutControl"/>). /v1/boot/decisions and /v1/boot/images: what `heddle boot` asks for
 /// each card that wants a boot script, and the host image parts it serves (a boot token or an admin's;
 /// <c>ApiMiddleware</c> keeps a boot token to /v1/boot). A join string is only ever in a decision, never in a listing.
 /// </summary>
@@ -49,6 +49,12 @@ internal static class MachineEndpoints
         app.MapPost("/v1/hostimages", (HostImageAddRequest? request, HostImages images, CancellationToken ct) => images.AddAsync(request, ct));
         app.MapGet("/v1/hostimages", (HostImages images) => images.List());
         app.MapDelete("/v1/hostimages/{name}", (string name, HostImages images, CancellationToken ct) => images.DeleteAsync(name, ct));
+        app.MapPost("/v1/hostrollout", (HostRolloutRequest? request, HostRollouts.HostRolloutControl control, CancellationToken ct) => control.StartAsync(request, ct));
+        app.MapGet("/v1/hostrollout", (HostRollouts.HostRolloutControl control) => control.Status());
+        app.MapPost("/v1/hostrollout/{action}", (string action, HostRollouts.HostRolloutControl control, CancellationToken ct) =>
+            action is "pause" or "resume" or "rollback" && Enum.TryParse<UpgradeAction>(action, ignoreCase: true, out var parsed)
+                ? control.ActAsync(parsed, ct)
+                : Task.FromResult(Problems.NotFound($"no host rollout action '{Printable.Of(action)}': pause, resume or rollback")));
         app.MapGet("/v1/boot/images/{sha256}", (string sha256, HostImages images, CancellationToken ct) => images.ServePartAsync(sha256, ct));
         app.MapPost("/v1/boot/decisions", async (BootRequest? request, BootDecider decider, CancellationToken ct) =>
         {

@@ -21,6 +21,7 @@ internal static class ControllerServices
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Trust);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Quotas);
         services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().Machines);
+        services.AddSingleton(sp => sp.GetRequiredService<OpenedStore>().HostRollouts);
         services.AddSingleton<Quotas.TenantQuotas>();
         services.AddSingleton<Leadership.LeaderTerm>();
         services.AddSingleton<ReconcileLoop>();
@@ -63,6 +64,8 @@ internal static class ControllerServices
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
+        services.AddSingleton<HostRollouts.HostRolloutRunner>();
+        services.AddSingleton<HostRollouts.HostRolloutControl>();
         services.AddMetrics();
         services.AddSingleton<Metrics.ControllerMetrics>();
         services.AddSingleton(sp => new Heddle.Contracts.Metrics.PrometheusExport(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));

@@ -6,10 +6,11 @@ namespace Heddle.Controller.Leadership;
 
 /// <summary>
 /// Campaigns for leadership for as long as the controller runs; while it leads, it runs the reconcilers (upgrade walks
-/// included), judges node health and notices balancers gone, and stops all of them as soon as its term may have ended.
+/// included), judges node health, notices balancers gone and walks host rollouts, and stops all of them as soon as its term may have ended.
 /// Every controller serves the API and the agents whether it leads or not.
 /// </summary>
-public sealed class LeaderDuties(LeaderTerm term, ReconcileLoop loop, NodeHealthMonitor health, BalancerRegistry balancers, OpenedStore store, EventLog events)
+public sealed class LeaderDuties(LeaderTerm term, ReconcileLoop loop, NodeHealthMonitor health, BalancerRegistry balancers, OpenedStore store, EventLog events,
+    HostRollouts.HostRolloutRunner hostRollouts)
 {
     public async Task RunAsync(ILeaderElection election, CancellationToken stop)
     {
@@ -35,7 +36,8 @@ public sealed class LeaderDuties(LeaderTerm term, ReconcileLoop loop, NodeHealth
 
                 try
                 {
-                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading), Until(balancers.RunAsync, leading));
+                    await Task.WhenAll(Until(loop.RunAsync, leading), Until(health.RunAsync, leading), Until(balancers.RunAsync, leading),
+                        Until(hostRollouts.RunAsync, leading));
                 }
                 finally
                 {

@@ -76,7 +76,8 @@ public sealed class ChangeDispatcher
                 _nodeWork.Changed(change.Name);
                 SendGoals();
                 break;
-            case RecordKind.Image:
+            case RecordKind.Image or RecordKind.HostRollout:
+                // A host rollout's nodes being walked get the reboot directive in their goal state.
                 SendGoals();
                 break;
             case RecordKind.Certificate when change.Certificate is { Revoked: true } revoked:

@@ -16,7 +16,8 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 public sealed partial class DeploymentReconciler(
     IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
-    TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null, Metrics.ControllerMetrics? metrics = null)
+    TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null, Metrics.ControllerMetrics? metrics = null,
+    IHostRolloutStore? hostRollouts = null)
 {
     /// <summary>This controller's term, as a condition of its commits (no term: the embedded store's one controller).</summary>
     private (string Key, long Revision)? Fence => term?.Fence;
@@ -87,7 +88,8 @@ public sealed partial class DeploymentReconciler(
         }
 
         var unplaced = new List<Placement.Explanation>();
-        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published, unplaced);
+        var evacuating = hostRollouts?.GetHostRollout()?.Evacuating.ToHashSet(StringComparer.Ordinal) ?? [];
+        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published, unplaced, evacuating.Count == 0 ? null : new HostEvacuation(evacuating, ready));
         foreach (var why in unplaced)
         {
             metrics?.Unplaced(why);

@@ -20,20 +20,47 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
 
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
+    /// <param name="evacuation">The nodes a host rollout is emptying (none when not given).</param>
     public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
-        List<Explanation>? unplaced = null) =>
-        _cache.Use(nodes, ready, pass.Service.Name, state => Plan(state, pass, model, revision, nodes, ready, published, unplaced));
+        List<Explanation>? unplaced = null, HostEvacuation? evacuation = null)
+    {
+        evacuation ??= HostEvacuation.None;
+        return _cache.Use(nodes, ready, pass.Service.Name, state =>
+        {
+            // The nodes a host rollout empties take nothing in this pass; the view outlives it, so they are Ready again after.
+            var evacuated = nodes.Where(n => n.Condition == Store.NodeCondition.Ready && evacuation.Evacuates(n.Name)).Select(n => n.Name).ToList();
+            foreach (var node in evacuated)
+            {
+                state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);
+            }
+
+            try
+            {
+                return Plan(state, pass, model, revision, nodes, ready, published, unplaced, evacuation);
+            }
+            finally
+            {
+                foreach (var node in evacuated)
+                {
+                    state.SetCondition(node, Placement.Cluster.NodeCondition.Ready);
+                }
+            }
+        });
+    }
 
     private List<string> Plan(ClusterState state, ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready,
-        Func<bool> published, List<Explanation>? unplaced)
+        Func<bool> published, List<Explanation>? unplaced, HostEvacuation evacuation)
     {
         var service = pass.Service;
         var moving = new Dictionary<(string, int), string>();
         var keep = new List<InstanceRecord>();
-        foreach (var instance in pass.Instances)
+        var current = pass.Instances;
+        var surge = model.Definition.Roles.ToDictionary(r => r.Name,
+            r => evacuation.Surge([.. current.Where(i => i.Role == r.Name)], model.Configuration.FindRole(r.Name)?.Instances ?? 0), StringComparer.Ordinal);
+        foreach (var instance in current)
         {
             var role = model.Definition.FindRole(instance.Role);
-            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0);
+            var wanted = role is not null && instance.Index < (model.Configuration.FindRole(instance.Role)?.Instances ?? 0) + surge.GetValueOrDefault(instance.Role);
             if (!wanted)
             {
                 if (Release(pass, instance, ready, published))
@@ -44,6 +71,17 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             else if (!ready.Contains(instance.Node))
             {
                 moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition.ToString() ?? "gone"}";
+            }
+            else if (evacuation.Evacuates(instance.Node))
+            {
+                if (evacuation.Stays(pass, instance, [.. current.Where(i => i.Role == instance.Role)], published))
+                {
+                    keep.Add(instance);
+                }
+                else
+                {
+                    moving[(instance.Role, instance.Index)] = $"node {instance.Node} is being updated to a new host image";
+                }
             }
             else if (instance.Restarts >= options.RestartsBeforeMove)
             {
@@ -65,7 +103,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         var placed = new HashSet<(string, int)>();
         foreach (var role in model.Definition.Roles)
         {
-            var count = model.Configuration.FindRole(role.Name)?.Instances ?? 0;
+            var count = (model.Configuration.FindRole(role.Name)?.Instances ?? 0) + surge.GetValueOrDefault(role.Name);
             var present = keep.Where(i => i.Role == role.Name).Select(i => i.Index).ToHashSet();
             var missing = Enumerable.Range(0, count).Where(i => !present.Contains(i)).ToList();
             if (missing.Count == 0)
@@ -74,7 +112,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             }
 
             // An instance that keeps faulting on a node goes elsewhere: its node takes nothing in this pass.
-            var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node)).Select(i => i.Node).Distinct().ToList();
+            var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node) && !evacuation.Evacuates(i.Node)).Select(i => i.Node).Distinct().ToList();
             foreach (var node in avoided)
             {
                 state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);

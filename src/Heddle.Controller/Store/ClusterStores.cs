@@ -15,6 +15,8 @@ public sealed class OpenedStore(KvClusterStore store, EtcdMembers? etcd, string 
 
     public IMachineStore Machines => store;
 
+    public IHostRolloutStore HostRollouts => store;
+
     /// <summary>This controller's watch-fed copy of the store.</summary>
     public KvMirror Mirror => store.Mirror;
 

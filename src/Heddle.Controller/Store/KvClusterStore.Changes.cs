@@ -30,6 +30,7 @@ public sealed partial class KvClusterStore
         [RecordKind.Slot] = "slots",
         [RecordKind.Balancer] = "balancers",
         [RecordKind.Vip] = "vips",
+        [RecordKind.HostRollout] = "hostrollouts",
     };
 
     private static readonly Dictionary<string, RecordKind>.AlternateLookup<ReadOnlySpan<char>> KindOfPrefix =

@@ -386,6 +386,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
         public static string HostImage(string name) => $"hostimages/{name}";
 
+        public const string HostRollout = "hostrollouts/current";
+
         /// <summary>Rewritten by every deployment a tenant's quota is checked for, so two checked at once cannot both commit.</summary>
         public static string TenantAccepts(string tenant) => $"tenant-accepts/{tenant}";
 

@@ -39,6 +39,9 @@ public enum RecordKind
 
     /// <summary>Which service holds a VIP; <see cref="StoreChange.Name"/> is the address.</summary>
     Vip,
+
+    /// <summary>The host rollout (`heddle hostimage rollout`); <see cref="StoreChange.Name"/> is "current".</summary>
+    HostRollout,
 }
 
 /// <summary>

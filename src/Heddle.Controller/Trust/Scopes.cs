@@ -12,7 +12,7 @@ internal static class Scopes
     {
         var path = request.Path;
         var get = HttpMethods.IsGet(request.Method);
-        return path.StartsWithSegments("/v1/nodes") || path.StartsWithSegments("/v1/machines") || path.StartsWithSegments("/v1/hostimages") || path.StartsWithSegments("/v1/boot") || path.StartsWithSegments("/v1/tokens") || path.StartsWithSegments("/v1/dns")
+        return path.StartsWithSegments("/v1/nodes") || path.StartsWithSegments("/v1/machines") || path.StartsWithSegments("/v1/hostimages") || path.StartsWithSegments("/v1/hostrollout") || path.StartsWithSegments("/v1/boot") || path.StartsWithSegments("/v1/tokens") || path.StartsWithSegments("/v1/dns")
             || path.StartsWithSegments("/v1/lb") || (get && path.StartsWithSegments("/v1/packages")) || (!get && path.StartsWithSegments("/v1/quotas"));
     }
 }

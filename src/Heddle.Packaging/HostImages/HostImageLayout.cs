@@ -17,13 +17,16 @@ public static class HostImageLayout
     public const string ImageNameFile = "etc/heddle/host-image";
 
     /// <summary>
-    /// The Debian cloud kernel has virtio as modules (under <c>kernel/</c> of its modules folder), loaded in this order:
-    /// each after what it depends on (<c>modinfo -F depends</c>).
+    /// The Debian cloud kernel has virtio and loop as modules (under <c>kernel/</c> of its modules folder), loaded in this
+    /// order: each after what it depends on (<c>modinfo -F depends</c>).
     /// </summary>
     public static readonly IReadOnlyList<string> Modules =
     [
         "drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_pci_legacy_dev", "drivers/virtio/virtio_pci_modern_dev",
         "drivers/virtio/virtio_pci", "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net",
+
+        // Each instance's own disk is a loop-mounted ext4 image (ext4 is built into the cloud kernel; loop is a module).
+        "drivers/block/loop",
     ];
 
     public const string Inittab = """

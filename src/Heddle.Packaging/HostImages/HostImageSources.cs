@@ -47,7 +47,7 @@ public sealed record HostImageSources(string KernelRelease, string Kernel, strin
         {
             if (!File.Exists(Path.Combine(modules, "kernel", module + ".ko")))
             {
-                throw new HostImageException($"kernel {release} has no {module}.ko: a host image needs the virtio network modules of a Debian cloud kernel");
+                throw new HostImageException($"kernel {release} has no {module}.ko: a host image needs the virtio network and loop modules of a Debian cloud kernel");
             }
         }
 

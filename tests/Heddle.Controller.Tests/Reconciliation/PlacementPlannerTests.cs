@@ -1,3 +1,4 @@
+using Heddle.Contracts.Api;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Controller.Store.Kv;
@@ -66,19 +67,20 @@ public sealed class PlacementPlannerTests : IDisposable
         return _store.GetService("hello")!;
     }
 
-    private static InstanceRecord Instance(int index, string node, int restarts = 0, bool draining = false) => new()
+    private static InstanceRecord Instance(int index, string node, int restarts = 0, bool draining = false, string state = InstanceStates.Pending) => new()
     {
         Service = "hello", Role = "web", Index = index, UpgradeDomain = index % 3, Node = node, Cpus = [0], MemoryMiB = 64, Generation = 1, Revision = 1,
-        Restarts = restarts, Draining = draining,
+        Restarts = restarts, Draining = draining, State = state,
     };
 
     private (ServicePass Pass, List<string> Failures, List<Heddle.Placement.Explanation> Unplaced) Plan(
-        ServiceRecord service, ServiceModel model, IReadOnlyList<NodeRecord> nodes, IReadOnlyList<InstanceRecord> instances, bool published = true)
+        ServiceRecord service, ServiceModel model, IReadOnlyList<NodeRecord> nodes, IReadOnlyList<InstanceRecord> instances, bool published = true, string? evacuating = null)
     {
         var pass = new ServicePass(service, instances);
         var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var unplaced = new List<Heddle.Placement.Explanation>();
-        var failures = new PlacementPlanner(_store, _options, TimeProvider.System).Plan(pass, model, 1, nodes, ready, () => published, unplaced);
+        var evacuation = evacuating is null ? null : new HostEvacuation(new HashSet<string>([evacuating]), ready);
+        var failures = new PlacementPlanner(_store, _options, TimeProvider.System).Plan(pass, model, 1, nodes, ready, () => published, unplaced, evacuation);
         return (pass, failures, unplaced);
     }
 
@@ -176,5 +178,64 @@ public sealed class PlacementPlannerTests : IDisposable
         Assert.Equal([("web", 1)], told.Removed);
         Assert.Contains(told.Events, e => e.Kind == EventKind.InstanceRemoved && e.Subject == "hello/web/1");
         Assert.Empty(told.Placed);
+    }
+
+    [Fact]
+    public async Task Plan_InstanceOnANodeBeingUpdated_AnotherReadyElsewhere_LeavesRotationFirst_ThenMovesOnceTheDataPlanesWereTold()
+    {
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
+        var service = await Service(2);
+        var model = Model(2);
+        var other = Instance(1, "n2", state: InstanceStates.Ready);
+
+        var (first, _, _) = Plan(service, model, nodes, [Instance(0, "n1", state: InstanceStates.Ready), other], evacuating: "n1");
+        Assert.True(first.Find("web", 0).Draining);
+        Assert.Empty(first.Placed);
+        Assert.Empty(first.Removed);
+
+        var drained = Instance(0, "n1", draining: true, state: InstanceStates.Ready);
+        var (unpublished, _, _) = Plan(service, model, nodes, [drained, other], published: false, evacuating: "n1");
+        Assert.Empty(unpublished.Placed);
+        Assert.Equal(UpgradeWalker.PublishPoll, unpublished.Result.RequeueAfter);
+
+        var (told, _, _) = Plan(service, model, nodes, [drained, other], evacuating: "n1");
+        var moved = Assert.Single(told.Placed);
+        Assert.NotEqual("n1", moved.Node);
+        Assert.Contains(told.Events, e => e.Kind == EventKind.InstanceMoved && e.Message.EndsWith("because node n1 is being updated to a new host image", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Plan_OnlyInstanceOnANodeBeingUpdated_GetsASurgeElsewhereFirst_WhichGoesOnceTheRoleIsReadyElsewhere()
+    {
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
+        var service = await Service(1);
+        var model = Model(1);
+        var original = Instance(0, "n1", state: InstanceStates.Ready);
+
+        var (first, _, _) = Plan(service, model, nodes, [original], evacuating: "n1");
+        var surge = Assert.Single(first.Placed);
+        Assert.Equal(1, surge.Index);
+        Assert.NotEqual("n1", surge.Node);
+        Assert.False(first.Find("web", 0).Draining); // still serving until the surge is Ready
+
+        var (waiting, _, _) = Plan(service, model, nodes, [original, surge], evacuating: "n1");
+        Assert.False(waiting.Find("web", 0).Draining);
+
+        var ready = surge with { State = InstanceStates.Ready };
+        var (draining, _, _) = Plan(service, model, nodes, [original, ready], evacuating: "n1");
+        Assert.True(draining.Find("web", 0).Draining);
+        Assert.False(draining.Find("web", 1).Draining);
+
+        var (moving, _, _) = Plan(service, model, nodes, [original with { Draining = true }, ready], evacuating: "n1");
+        var moved = Assert.Single(moving.Placed);
+        Assert.Equal(0, moved.Index);
+        Assert.NotEqual("n1", moved.Node);
+        Assert.Empty(moving.Removed);
+
+        var (settling, _, _) = Plan(service, model, nodes, [moved, ready], evacuating: "n1");
+        Assert.False(settling.Find("web", 1).Draining); // the moved one is not Ready yet: the surge stays in rotation
+
+        var (settled, _, _) = Plan(service, model, nodes, [moved with { State = InstanceStates.Ready }, ready], evacuating: "n1");
+        Assert.True(settled.Find("web", 1).Draining); // released like any instance no longer wanted: drained first
     }
 }

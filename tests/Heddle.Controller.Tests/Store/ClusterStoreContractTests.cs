@@ -1,4 +1,5 @@
 using Heddle.Contracts.Api;
+using Heddle.Controller.HostRollouts;
 using Heddle.Controller.Store;
 using Heddle.Controller.Store.Kv;
 using Heddle.Testing;
@@ -93,6 +94,35 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.False(await machines.SetMachineBootedAsync("m1", Time.GetUtcNow()));
         Assert.Equal(MachineAddOutcome.Added, await machines.AddMachineAsync(Machine("m2", "52:54:00:00:00:01")));
         Assert.Equal(["m2"], machines.ListMachines().Select(m => m.Name));
+    }
+
+    [Fact]
+    public async Task HostRollout_OneAtATime_UpdatedOnlyFromTheVersionStored_AndANewOneOnceItEnded()
+    {
+        var rollouts = (IHostRolloutStore)Store;
+        HostRollout Rollout(string image) => new()
+        {
+            Image = image, MaxParallel = 1, Order = [new HostRolloutTarget("n1", "m1", "rack-1")],
+            PreviousImages = new Dictionary<string, string> { ["m1"] = "img-1" }, Started = Time.GetUtcNow(),
+        };
+
+        Assert.Null(rollouts.GetHostRollout());
+        Assert.Equal(HostRolloutStartOutcome.Started, await rollouts.StartHostRolloutAsync(Rollout("img-2")));
+        Assert.Equal(HostRolloutStartOutcome.AlreadyRunning, await rollouts.StartHostRolloutAsync(Rollout("img-3")));
+        var stored = rollouts.GetHostRollout()!;
+        Assert.Equal(("img-2", 1L, "img-1"), (stored.Image, stored.Version, stored.PreviousImages["m1"]));
+
+        var paused = stored with { Phase = HostRolloutPhase.Paused };
+        Assert.True(await rollouts.UpdateHostRolloutAsync(paused));
+        Assert.False(await rollouts.UpdateHostRolloutAsync(stored with { Phase = HostRolloutPhase.Failed }));
+        Assert.Equal((HostRolloutPhase.Paused, 2L), (rollouts.GetHostRollout()!.Phase, rollouts.GetHostRollout()!.Version));
+
+        var step = new HostNodeStep { Node = "n1", Machine = "m1", Domain = "rack-1", Stage = HostNodeStage.Rebooting, StageStarted = Time.GetUtcNow(), Instances = ["hello/web/0"] };
+        Assert.True(await rollouts.UpdateHostRolloutAsync(rollouts.GetHostRollout()! with { Phase = HostRolloutPhase.Done, InProgress = [step], Done = ["n0"] }));
+        var done = rollouts.GetHostRollout()!;
+        Assert.Equal((HostNodeStage.Rebooting, "hello/web/0", "n0"), (done.InProgress[0].Stage, done.InProgress[0].Instances[0], done.Done[0]));
+        Assert.Equal(HostRolloutStartOutcome.Started, await rollouts.StartHostRolloutAsync(Rollout("img-3")));
+        Assert.Equal(("img-3", 1L), (rollouts.GetHostRollout()!.Image, rollouts.GetHostRollout()!.Version));
     }
 
     [Fact]

@@ -66,6 +66,8 @@ public sealed class RevisionOutcomeTests
             "UpgradeStarted", "UpgradeDomainStarted", "UpgradeDomainUpdating", "UpgradeDomainHealthy", "UpgradeDomainFailed", "UpgradeRollingBack",
             "UpgradeRolledBack", "UpgradeCompleted", "UpgradePaused", "UpgradeResumed", "LeaderElected", "MachineAdded", "MachineRemoved",
             "MachineHostImageSet", "MachineBooted", "UnknownMachineBooted", "HostImageAdded", "HostImageDeleted",
+            "HostRolloutStarted", "HostNodeDraining", "HostNodeRebooting", "HostNodeBack", "HostNodeHealthy", "HostRebootRefused", "HostRolloutPaused",
+            "HostRolloutResumed", "HostRolloutRollingBack", "HostRolloutRolledBack", "HostRolloutCompleted", "HostRolloutFailed",
         ];
 
         Assert.Equal(words, Enum.GetNames<EventKind>());

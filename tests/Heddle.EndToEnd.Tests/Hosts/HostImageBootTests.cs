@@ -131,23 +131,23 @@ public sealed partial class HostImageBootTests(ITestOutputHelper output)
     }
 
     /// <summary>The single-file heddle the image holds: the one `scripts/build.sh` makes (ReadyToRun, as JIT under TCG is several times slower).</summary>
-    private static string SingleFileHeddle()
+    internal static string SingleFileHeddle()
     {
         var built = Path.Combine(RepositoryRootAttribute.Value, "artifacts", "heddle", "heddle");
         return File.Exists(built) ? built : throw new InvalidOperationException($"no single-file heddle at {built}: run scripts/build.sh");
     }
 
-    private static ProcessResult Check(ProcessResult result)
+    internal static ProcessResult Check(ProcessResult result)
     {
         Assert.True(result.ExitCode == 0, result.ToString());
         return result;
     }
 
-    private static string Clean(string console) => TerminalCodes().Replace(console, string.Empty).Replace("\r", string.Empty, StringComparison.Ordinal);
+    internal static string Clean(string console) => TerminalCodes().Replace(console, string.Empty).Replace("\r", string.Empty, StringComparison.Ordinal);
 
     [GeneratedRegex(@"\x1b(\[[0-9;?]*[A-Za-z]|c)")]
     private static partial Regex TerminalCodes();
 
     [GeneratedRegex(@"API (?<api>https://\S+), agents (?<agents>https://\S+),")]
-    private static partial Regex ControllerUrls();
+    internal static partial Regex ControllerUrls();
 }

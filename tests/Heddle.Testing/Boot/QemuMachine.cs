@@ -46,18 +46,26 @@ public sealed class QemuMachine : IAsyncDisposable
         }
     }
 
-    /// <summary>Powers on a machine with one virtio card (<paramref name="mac"/>) on <paramref name="bridge"/>, booting from the network.</summary>
-    public static async Task<QemuMachine> StartAsync(string bridge, string tap, string mac, int memoryMiB = 512, int cpus = 1)
+    /// <summary>
+    /// Powers on a machine with one virtio card (<paramref name="mac"/>) on <paramref name="bridge"/>, booting from the network.
+    /// A guest's reboot ends QEMU unless <paramref name="rebootable"/>: then it resets the machine, which network-boots again.
+    /// </summary>
+    public static async Task<QemuMachine> StartAsync(string bridge, string tap, string mac, int memoryMiB = 512, int cpus = 1, bool rebootable = false)
     {
         await Ip.RunAsync("tuntap", "add", "dev", tap, "mode", "tap");
         try
         {
             await Ip.RunAsync("link", "set", tap, "master", bridge, "up");
             var start = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-            foreach (var arg in (string[])["-accel", "tcg", "-m", memoryMiB.ToString(System.Globalization.CultureInfo.InvariantCulture), "-smp", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "-nographic", "-no-reboot", "-boot", "n",
+            foreach (var arg in (string[])["-accel", "tcg", "-m", memoryMiB.ToString(System.Globalization.CultureInfo.InvariantCulture), "-smp", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "-nographic", "-boot", "n",
                 "-netdev", $"tap,id=n0,ifname={tap},script=no,downscript=no", "-device", $"virtio-net-pci,netdev=n0,mac={mac}"])
             {
                 start.ArgumentList.Add(arg);
+            }
+
+            if (!rebootable)
+            {
+                start.ArgumentList.Add("-no-reboot");
             }
 
             var machine = new QemuMachine(tap, Process.Start(start)!);

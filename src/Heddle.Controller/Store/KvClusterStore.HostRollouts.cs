@@ -1,0 +1,38 @@
+using Heddle.Controller.HostRollouts;
+using Heddle.Controller.Store.Kv;
+
+namespace Heddle.Controller.Store;
+
+/// <summary>The host rollout under one key (<c>hostrollouts/current</c>), each write conditioned on the revision it was read at.</summary>
+public sealed partial class KvClusterStore : IHostRolloutStore
+{
+    public HostRollout? GetHostRollout() => Read<HostRollout>(Keys.HostRollout);
+
+    public async Task<HostRolloutStartOutcome> StartHostRolloutAsync(HostRollout rollout, CancellationToken cancellationToken = default)
+    {
+        var entry = _mirror.Get(Keys.HostRollout);
+        if (entry is not null && !Decode<HostRollout>(entry).IsFinished)
+        {
+            return HostRolloutStartOutcome.AlreadyRunning;
+        }
+
+        var committed = await CommitAsync([new(Keys.HostRollout, entry?.ModRevision ?? 0)], [Put(Keys.HostRollout, rollout with { Version = 1 })], cancellationToken);
+        return committed ? HostRolloutStartOutcome.Started : HostRolloutStartOutcome.AlreadyRunning;
+    }
+
+    public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null)
+    {
+        if (_mirror.Get(Keys.HostRollout) is not { } entry || Decode<HostRollout>(entry).Version != next.Version)
+        {
+            return false;
+        }
+
+        List<KvCondition> conditions = [new(entry.Key, entry.ModRevision)];
+        if (fence is { } term)
+        {
+            conditions.Add(new(term.Key, term.Revision));
+        }
+
+        return await CommitAsync(conditions, [Put(entry.Key, next with { Version = next.Version + 1 })], cancellationToken);
+    }
+}

@@ -1,0 +1,161 @@
+using Heddle.Contracts.Api;
+using Heddle.Controller.Agents;
+using Heddle.Controller.HostRollouts;
+using Heddle.Controller.Publishing;
+using Heddle.Controller.Reconciliation;
+using Heddle.Controller.Store;
+using Heddle.Controller.Upgrades;
+using Heddle.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Heddle.Controller.Tests.HostRollouts;
+
+/// <summary>
+/// A host rollout and the deployment reconciler together, on an in-memory store with a fake clock; the test plays the
+/// agents (every instance placed reports Ready) and the machines (a node told to reboot comes back on its machine's
+/// image). A service of one instance keeps one Ready instance in rotation on a node not being updated at every step.
+/// </summary>
+public sealed class HostRolloutReconcileTests : IDisposable
+{
+    private const string ServiceYaml = """
+        name: hello
+        upgradeDomains: 1
+        roles:
+          web:
+            entryPoint: { command: web }
+            size: { cores: 1, memoryMiB: 64 }
+        """;
+
+    private static readonly string Package = new('e', 64);
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 5, 8, 0, 0, TimeSpan.Zero));
+    private readonly KvClusterStore _store;
+    private readonly DeploymentReconciler _reconciler;
+    private readonly HostRolloutRunner _runner;
+    private readonly GoalStates _goals;
+    private readonly List<string> _events = [];
+
+    public HostRolloutReconcileTests()
+    {
+        _store = KvStores.InMemory(_time);
+        _store.Changed += c =>
+        {
+            if (c.Event is { } e)
+            {
+                _events.Add($"{e.Kind} {e.Subject} {e.Message}");
+            }
+        };
+        var models = new ServiceModels(_store);
+        _goals = new GoalStates(_store, models, _store);
+        var agents = new AgentSessions(_goals);
+        var events = new EventLog(_store);
+        var options = new ControllerOptions { StateDirectory = "/nonexistent" };
+        _reconciler = new DeploymentReconciler(_store, models, agents, events, options, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance, hostRollouts: _store);
+        _runner = new HostRolloutRunner(_store, _store, _store, events, new WorkQueue(), agents, options, _time, NullLogger<HostRolloutRunner>.Instance);
+    }
+
+    public void Dispose() => _store.Dispose();
+
+    private sealed class AlwaysPublished : IPublicationBarrier
+    {
+        public bool Published() => true;
+    }
+
+    private async Task ClusterAsync()
+    {
+        await _store.AddHostImageAsync(new HostImageRecord("img-1", new string('a', 64), 1, new string('b', 64), 1, null, _time.GetUtcNow()));
+        await _store.AddHostImageAsync(new HostImageRecord("img-2", new string('c', 64), 1, new string('d', 64), 1, null, _time.GetUtcNow()));
+        foreach (var (name, fd) in new[] { ("n1", "fd-a"), ("n2", "fd-b") })
+        {
+            await _store.AddMachineAsync(new MachineRecord(name, $"52:54:00:00:00:0{name[1]}", fd, new Dictionary<string, string>(), _time.GetUtcNow(), HostImage: "img-1"));
+            await _store.PutNodeAsync(new NodeRecord
+            {
+                Name = name, Address = $"198.18.0.{name[1]}", FaultDomain = fd, Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]],
+                Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(), HostImage = "img-1", Drivers = ["process"],
+            });
+        }
+
+        await _store.PutPackageAsync(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow()));
+        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("hello", "default", 1, Package, "service: hello\nroles:\n  web: { instances: 1 }\n", "test", 0)));
+    }
+
+    /// <summary>A reconcile pass, then the agents: every instance placed reports Ready.</summary>
+    private async Task ReconcileAsync()
+    {
+        for (var pass = 0; pass < 10; pass++)
+        {
+            var result = await _reconciler.ReconcileAsync("hello");
+            AssertServing();
+            foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceStates.Ready))
+            {
+                await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceStates.Ready, null) { Revision = i.Revision });
+            }
+
+            if (result.RequeueAfter is not { } after || after > UpgradeWalker.PublishPoll)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>At least one instance of web is Ready and in rotation, on a Ready node.</summary>
+    private void AssertServing()
+    {
+        if (_store.GetHostRollout() is null)
+        {
+            return; // the first placement
+        }
+
+        var ready = _store.ListNodes().Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet();
+        Assert.Contains(_store.ListInstances("hello"), i => i.State == InstanceStates.Ready && !i.Draining && ready.Contains(i.Node));
+    }
+
+    [Fact]
+    public async Task Rollout_OneInstanceService_KeepsAReadyInstanceInRotationThroughout_AndEndsWithItsCountAgain()
+    {
+        await ClusterAsync();
+        await ReconcileAsync();
+        var before = Assert.Single(_store.ListInstances("hello"));
+        var (rollout, _) = HostRolloutPlanner.Plan("img-2", 1, _store.ListHostImages(), _store.ListMachines(), _store.ListNodes(), null, _time.GetUtcNow());
+        await _store.StartHostRolloutAsync(rollout!);
+
+        var rebooting = new Dictionary<string, DateTimeOffset>();
+        for (var round = 0; round < 300 && !_store.GetHostRollout()!.IsFinished; round++)
+        {
+            await _runner.StepAsync();
+            await ReconcileAsync();
+            foreach (var node in _store.ListNodes())
+            {
+                if (_goals.For(node.Name).RebootInto.Length > 0 && node.Condition == NodeCondition.Ready && !rebooting.ContainsKey(node.Name))
+                {
+                    Assert.Empty(_store.ListInstancesOnNode(node.Name)); // told to reboot only once nothing is placed there
+                    rebooting[node.Name] = _time.GetUtcNow().AddSeconds(5);
+                    await _store.PutNodeAsync(node with { Condition = NodeCondition.Down });
+                }
+                else if (rebooting.TryGetValue(node.Name, out var back) && _time.GetUtcNow() >= back)
+                {
+                    rebooting.Remove(node.Name);
+                    await _store.PutNodeAsync(node with { Condition = NodeCondition.Ready, HostImage = _store.GetMachine(node.Name)!.HostImage, LastSeen = _time.GetUtcNow() });
+                }
+            }
+
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var done = _store.GetHostRollout()!;
+        Assert.Equal(HostRolloutPhase.Done, done.Phase);
+        Assert.Equal(["n1", "n2"], done.Done);
+        Assert.All(_store.ListNodes(), n => Assert.Equal("img-2", n.HostImage));
+        for (var i = 0; i < 5; i++)
+        {
+            await ReconcileAsync(); // the surge instance, if one is left, is drained and released
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var after = Assert.Single(_store.ListInstances("hello"));
+        Assert.Equal((0, InstanceStates.Ready, false), (after.Index, after.State, after.Draining));
+        Assert.Contains(_events, e => e.StartsWith($"{EventKind.InstanceMoved} hello/web/0 moved from node {before.Node}", StringComparison.Ordinal)
+            && e.EndsWith($"because node {before.Node} is being updated to a new host image", StringComparison.Ordinal));
+        Assert.Contains(_events, e => e.StartsWith($"{EventKind.InstancePlaced} hello/web/1 ", StringComparison.Ordinal)); // the surge
+    }
+}
