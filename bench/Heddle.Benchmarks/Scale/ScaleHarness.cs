@@ -12,7 +12,7 @@ namespace Heddle.Benchmarks.Scale;
 /// services of 100 instances (1, 2 and 4 cores in turn, four tenants) until the instance count is reached, all Ready;
 /// 1% of the nodes dropped (heal time beyond the node timeout); every service scaled by 10%; everything deleted.
 /// Prints a table (or with -o json one object) beside Kubernetes' and Nomad's published figures.
-/// Options: --nodes N (10000) --instances N (100000) --store sqlite|etcd --cores N (32) --node-timeout 10s --heddle PATH -o json
+/// Options: --nodes N (10000) --instances N (100000) --store sqlite|etcd --cores N (32) --node-timeout 10s --clients N (8 calls in flight) --heddle PATH -o json
 /// </summary>
 internal static class ScaleHarness
 {
@@ -27,6 +27,7 @@ internal static class ScaleHarness
             Store: DeployHarness.Option(args, "--store") ?? "sqlite",
             Cores: int.Parse(DeployHarness.Option(args, "--cores") ?? "32", CultureInfo.InvariantCulture),
             NodeTimeoutSeconds: int.Parse((DeployHarness.Option(args, "--node-timeout") ?? "10s").TrimEnd('s'), CultureInfo.InvariantCulture),
+            Clients: int.Parse(DeployHarness.Option(args, "--clients") ?? "8", CultureInfo.InvariantCulture),
             Heddle: DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle",
             Json: DeployHarness.Option(args, "-o") == "json");
         if (options.Store != "sqlite")
@@ -46,7 +47,9 @@ internal static class ScaleHarness
         return 0;
     }
 
-    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json);
+    /// <param name="Clients">How many deploy, scale and delete calls are in flight at once, as several users or a CI system
+    /// would send them (Nomad's C1M submits its jobs concurrently); one at a time, the calls themselves were the run's length.</param>
+    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8);
 
     private static async Task<Dictionary<string, object>> RunAsync(Options o)
     {
@@ -125,13 +128,15 @@ internal static class ScaleHarness
 
             async Task DeployHealScaleDeleteAsync()
             {
-                foreach (var (name, tenant, cores) in services)
+                var calls = new ParallelOptions { MaxDegreeOfParallelism = o.Clients };
+                await Parallel.ForEachAsync(services, calls, async (service, _) =>
                 {
                     // A package per service: the configuration names the service, and a package is its service's.
+                    var (name, tenant, cores) = service;
                     var upload = await clients[tenant].UploadPackageAsync(TestPackages.Build(home, name, Definition(name, cores)));
                     await latency.TimeAsync("deploy", () => clients[tenant].DeployAsync(new DeploymentRequest(upload.Sha256, Configuration(name, PerService))));
-                    probeService ??= name;
-                }
+                    Interlocked.CompareExchange(ref probeService, name, null);
+                });
 
                 figures["deploy_calls_s"] = clock.Elapsed.TotalSeconds;
                 await AllReadyAsync(api, o.Instances, _ => true, TimeSpan.FromSeconds(120 + o.Instances / 20.0));
@@ -150,19 +155,13 @@ internal static class ScaleHarness
 
                 var scaled = PerService + PerService / 10;
                 clock.Restart();
-                foreach (var (name, tenant, _) in services)
-                {
-                    await clients[tenant].ScaleAsync(name, "job", scaled);
-                }
+                await Parallel.ForEachAsync(services, calls, async (service, _) => await clients[service.Tenant].ScaleAsync(service.Name, "job", scaled));
 
                 await AllReadyAsync(api, services.Count * scaled, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
                 figures["scale_s"] = clock.Elapsed.TotalSeconds;
 
                 clock.Restart();
-                foreach (var (name, tenant, _) in services)
-                {
-                    await clients[tenant].DeleteServiceAsync(name);
-                }
+                await Parallel.ForEachAsync(services, calls, async (service, _) => await clients[service.Tenant].DeleteServiceAsync(service.Name));
 
                 await Poll.UntilAsync(async () => (await api.ListInstancesAsync()).Count + (await api.ListServicesAsync()).Count, n => n == 0,
                     TimeSpan.FromSeconds(120 + o.Instances / 20.0), "everything deleted", TimeSpan.FromSeconds(2));

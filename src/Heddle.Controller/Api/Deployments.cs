@@ -20,6 +20,14 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
 {
     private const int Attempts = 5;
 
+    /// <summary>
+    /// One acceptance at a time on this controller: each chooses the first free VIP and uid, so two new services accepted
+    /// at once chose the same, one commit won and the other read again — with eight deploys in flight (a CI system, the
+    /// scale benchmark) some ran out of attempts and were refused "kept changing; try again". Across controllers sharing a
+    /// store the commit's conditions still decide, and the attempts remain for that.
+    /// </summary>
+    private readonly SemaphoreSlim _accepting = new(1, 1);
+
     internal async Task<IResult> DeployAsync(DeploymentRequest request, Trust.Caller caller)
     {
         // Who owns what is deployed comes from the token. Only an admin may deploy for a tenant it names.
@@ -150,6 +158,19 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
     }
 
     private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
+    {
+        await _accepting.WaitAsync();
+        try
+        {
+            return await AcceptOneAtATimeAsync(family, slot, tenant, packageSha256, configuration, prefix, action);
+        }
+        finally
+        {
+            _accepting.Release();
+        }
+    }
+
+    private async Task<IResult> AcceptOneAtATimeAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
     {
         var next = models.For(packageSha256, configuration)!;
         var limited = quotas.IsLimited(tenant);

@@ -151,6 +151,33 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_state.Combine("controller")));
     }
 
+    [Fact]
+    public async Task Deploy_ThirtyTwoNewServicesAtOnce_AreEachAcceptedWithAVipOfTheirOwn()
+    {
+        using var work = new TempDirectory("heddle-concurrent-");
+        var names = Enumerable.Range(0, 32).Select(i => $"svc{i:00}").ToList();
+        var uploads = new Dictionary<string, string>();
+        foreach (var name in names)
+        {
+            uploads[name] = (await _api.UploadPackageAsync(TestPackages.Build(work, name, $$"""
+                name: {{name}}
+                roles:
+                  web:
+                    entryPoint: { command: /bin/sh, args: ["-c", "exec sleep 600"] }
+                    size: { cores: 1, memoryMiB: 64 }
+                    endpoints:
+                      http: { kind: input, protocol: tcp, port: 80 }
+                """))).Sha256;
+        }
+
+        // As a CI system deploying several services at once: each picks the first free VIP and uid, which they share.
+        var accepted = await Task.WhenAll(names.Select(name => _api.DeployAsync(new DeploymentRequest(uploads[name], $"service: {name}\nroles:\n  web: {{ instances: 1 }}\n"))));
+
+        Assert.Equal(names, accepted.Select(a => a.Service).Order(StringComparer.Ordinal));
+        var services = await _api.ListServicesAsync();
+        Assert.Equal(32, services.Select(s => s.Vip).Where(v => v is not null).Distinct().Count());
+    }
+
     private async Task<DeploymentAccepted> DeploySampleAsync()
     {
         var upload = await _api.UploadPackageAsync(SamplePackage.File);
