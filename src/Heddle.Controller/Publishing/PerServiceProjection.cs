@@ -82,15 +82,18 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
                 (all, _all) = (_all, false);
             }
 
-            var addresses = Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
             if (all)
             {
                 dirty = [.. Store.ListServices().Select(s => s.Name), .. _parts.Keys];
             }
 
+            // Read only when a part is to be built: a rebuild with nothing marked (another controller's event, a
+            // report the feed marked and an earlier rebuild took) must not cost every node.
+            var addresses = dirty.Count == 0 ? null : Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+
             foreach (var name in dirty)
             {
-                var parts = Store.GetService(name) is { } service ? BuildService(service, addresses) : [];
+                var parts = Store.GetService(name) is { } service ? BuildService(service, addresses!) : [];
                 _built[name] = _built.GetValueOrDefault(name) + 1;
                 if (parts.Count == 0)
                 {
