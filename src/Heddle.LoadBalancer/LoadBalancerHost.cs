@@ -46,7 +46,18 @@ public sealed class LoadBalancerHost : IAsyncDisposable
         await _lock.WaitAsync();
         try
         {
-            var wanted = config.Listeners.ToDictionary(l => l.Key, StringComparer.Ordinal);
+            // One listener per VIP and port. A configuration naming one twice (a controller's bug, or a hand-written
+            // one) must not take the balancer down: the first keeps it, the other is reported.
+            var wanted = new Dictionary<string, VipListener>(StringComparer.Ordinal);
+            foreach (var listener in config.Listeners)
+            {
+                if (!wanted.TryAdd(listener.Key, listener))
+                {
+                    problems.Add(new ListenerProblem(listener.Service, listener.Vip, listener.Port,
+                        $"{listener.Key} is {wanted[listener.Key].Service}'s in the same configuration; one listener per VIP and port", ListenerProblemKinds.Other));
+                }
+            }
+
             List<BackendHealth> removed;
             lock (_listeners)
             {

@@ -149,20 +149,17 @@ public sealed class HttpProxyTests
         await using var web = await NamedWebBackend.StartAsync("web");
         using var echo = new EchoBackend("echo");
         await using var host = new LoadBalancerHost(new LoadBalancerOptions());
-        var httpPort = FreePort();
-        var tcpPort = FreePort();
-
-        var problems = await host.ApplyAsync(new LoadBalancerConfig
+        var ports = await HostPorts.ApplyAsync(host, 2, p => new LoadBalancerConfig
         {
             Version = 1,
             Listeners =
             [
-                new VipListener("svc", "127.0.0.1", httpPort, "http", [web.Backend]),
-                new VipListener("svc", "127.0.0.1", tcpPort, "tcp", [echo.Backend]),
+                new VipListener("svc", "127.0.0.1", p[0], "http", [web.Backend]),
+                new VipListener("svc", "127.0.0.1", p[1], "tcp", [echo.Backend]),
             ],
         });
+        var (httpPort, tcpPort) = (ports[0], ports[1]);
 
-        Assert.Empty(problems);
         using var http = new HttpClient();
         Assert.Equal("web", await http.GetStringAsync($"http://127.0.0.1:{httpPort}/"));
         using var tcp = new System.Net.Sockets.TcpClient();
@@ -192,11 +189,22 @@ public sealed class HttpProxyTests
         Assert.Equal("web", await http.GetStringAsync($"http://127.0.0.1:{port}/"));
     }
 
-    private static int FreePort()
+    [Fact]
+    public async Task Host_AConfigurationNamingOneVipAndPortTwice_IsAppliedWithTheFirst_AndTheSecondReported()
     {
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+        await using var host = new LoadBalancerHost(new LoadBalancerOptions());
+        var twice = new LoadBalancerConfig
+        {
+            Version = 1,
+            Listeners = [new VipListener("blue", "127.0.0.1", 0, "http", []), new VipListener("green", "127.0.0.1", 0, "http", [])],
+        };
+
+        var problems = await host.ApplyAsync(twice);
+
+        var problem = Assert.Single(problems);
+        Assert.Equal("green", problem.Service);
+        Assert.Contains("blue's in the same configuration", problem.Reason);
+        Assert.Empty(await host.ApplyAsync(new LoadBalancerConfig { Version = 2, Listeners = [twice.Listeners[1]] }));
     }
 
     [Fact]
@@ -206,13 +214,12 @@ public sealed class HttpProxyTests
         await using var b = await NamedWebBackend.StartAsync("b");
         await using var c = await NamedWebBackend.StartAsync("c");
         await using var host = new LoadBalancerHost(new LoadBalancerOptions());
-        var port = FreePort();
         var probe = new BackendProbe("http", "/", IntervalMilliseconds: 200, TimeoutMilliseconds: 200, UnhealthyThreshold: 2);
-        await host.ApplyAsync(new LoadBalancerConfig
+        var port = (await HostPorts.ApplyAsync(host, 1, p => new LoadBalancerConfig
         {
             Version = 1,
-            Listeners = [new VipListener("svc", "127.0.0.1", port, "http", [a.Backend, b.Backend, c.Backend], probe)],
-        });
+            Listeners = [new VipListener("svc", "127.0.0.1", p[0], "http", [a.Backend, b.Backend, c.Backend], probe)],
+        }))[0];
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var url = $"http://127.0.0.1:{port}/";
         Assert.Equal(3, (await Task.WhenAll(Enumerable.Range(0, 9).Select(_ => http.GetStringAsync(url)))).Distinct().Count());

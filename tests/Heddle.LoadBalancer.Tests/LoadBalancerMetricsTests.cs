@@ -21,20 +21,18 @@ public sealed class LoadBalancerMetricsTests
         await using var host = new LoadBalancerHost(new LoadBalancerOptions(), meters);
         await using var listener = await MetricsListener.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), meters);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var tcpPort = FreePort();
-        var httpPort = FreePort();
-        var emptyPort = FreePort();
         var probe = new BackendProbe("tcp", null, IntervalMilliseconds: 100, TimeoutMilliseconds: 1000, UnhealthyThreshold: 3);
-        Assert.Empty(await host.ApplyAsync(new LoadBalancerConfig
+        var ports = await HostPorts.ApplyAsync(host, 3, p => new LoadBalancerConfig
         {
             Version = 1,
             Listeners =
             [
-                new VipListener("echo", "127.0.0.1", tcpPort, "tcp", [a.Backend, b.Backend], probe),
-                new VipListener("site", "127.0.0.1", httpPort, "http", [web.Backend]),
-                new VipListener("empty", "127.0.0.1", emptyPort, "tcp", []),
+                new VipListener("echo", "127.0.0.1", p[0], "tcp", [a.Backend, b.Backend], probe),
+                new VipListener("site", "127.0.0.1", p[1], "http", [web.Backend]),
+                new VipListener("empty", "127.0.0.1", p[2], "tcp", []),
             ],
-        }));
+        });
+        var (tcpPort, httpPort, emptyPort) = (ports[0], ports[1], ports[2]);
         var tcpVip = $"127.0.0.1:{tcpPort}";
         var httpVip = $"127.0.0.1:{httpPort}";
 
@@ -106,13 +104,13 @@ public sealed class LoadBalancerMetricsTests
     public async Task Metrics_ABackendThatRefuses_IsCountedAsAConnectFailure()
     {
         using var alive = new EchoBackend("alive");
-        var dead = new Backend("dead", "127.0.0.1", FreePort());
+        using var refusing = new RefusingPort(IPAddress.Loopback);
+        var dead = new Backend("dead", "127.0.0.1", refusing.Port);
         using var meters = new MeterScope();
         await using var host = new LoadBalancerHost(new LoadBalancerOptions(), meters);
         await using var listener = await MetricsListener.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), meters);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var port = FreePort();
-        Assert.Empty(await host.ApplyAsync(new LoadBalancerConfig { Version = 1, Listeners = [new VipListener("svc", "127.0.0.1", port, "tcp", [alive.Backend, dead])] }));
+        var port = (await HostPorts.ApplyAsync(host, 1, p => new LoadBalancerConfig { Version = 1, Listeners = [new VipListener("svc", "127.0.0.1", p[0], "tcp", [alive.Backend, dead])] }))[0];
 
         // Some flows hash to the dead backend first: each of those is retried once on the live one.
         for (var i = 0; i < 20; i++)
@@ -127,12 +125,5 @@ public sealed class LoadBalancerMetricsTests
         Assert.Equal(20, scrape.Sum("heddle_lb_connections_total", ("backend", "alive")));
         Assert.Equal(0, scrape.Sum("heddle_lb_connections_total", ("backend", "dead")));
         Assert.InRange(scrape.Sum("heddle_lb_connect_failures_total", ("backend", "dead")), 1, 20);
-    }
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 }

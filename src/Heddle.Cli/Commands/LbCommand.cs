@@ -100,7 +100,15 @@ internal sealed class LbOptionsBinder
         {
             await foreach (var config in changes.Reader.ReadAllAsync())
             {
-                await agent.ApplyAsync(config);
+                try
+                {
+                    await agent.ApplyAsync(config);
+                }
+                catch (Exception e)
+                {
+                    // One configuration that cannot be applied must not stop every later one from being applied.
+                    console.Error.WriteLine($"heddle lb: configuration {config.Version} not applied: {e.Message}");
+                }
             }
         });
         agent.Start();

@@ -19,6 +19,8 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
     private HashSet<string> _dirty = new(StringComparer.Ordinal);
     private bool _all = true;
     private readonly SortedDictionary<string, (IReadOnlyList<TPart> Parts, string Fingerprint)> _parts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<string>> _families = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _familyOf = new(StringComparer.Ordinal);
     private long _generation;
 
     protected PerServiceProjection(IClusterStore store)
@@ -87,13 +89,15 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
                 dirty = [.. Store.ListServices().Select(s => s.Name), .. _parts.Keys];
             }
 
+            var records = WithSlotSiblings(dirty);
+
             // Read only when a part is to be built: a rebuild with nothing marked (another controller's event, a
             // report the feed marked and an earlier rebuild took) must not cost every node.
-            var addresses = dirty.Count == 0 ? null : Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+            var addresses = records.Count == 0 ? null : Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
 
-            foreach (var name in dirty)
+            foreach (var (name, record) in records)
             {
-                var parts = Store.GetService(name) is { } service ? BuildService(service, addresses!) : [];
+                var parts = record is { } service ? BuildService(service, addresses!) : [];
                 _built[name] = _built.GetValueOrDefault(name) + 1;
                 if (parts.Count == 0)
                 {
@@ -115,6 +119,53 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
 
             return Assemble(_parts.Values.SelectMany(p => p.Parts));
         }
+    }
+
+    /// <summary>
+    /// The marked services with every other slot of their family, each with its record as the store has it now (null
+    /// when gone). A swap exchanges the VIPs and DNS names of two slots in one commit, but the feed tells of its two
+    /// records one after the other, and a rebuild may take the first mark before the second is made: building one slot
+    /// from the new store beside the other's part from the old would put one VIP in two listeners (and leave the other
+    /// VIP with none) until the next rebuild. Built together, both parts come from the same store.
+    /// </summary>
+    private List<(string Name, ServiceRecord? Record)> WithSlotSiblings(HashSet<string> dirty)
+    {
+        var records = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
+        var pending = new Queue<string>(dirty);
+        while (pending.TryDequeue(out var name))
+        {
+            if (records.ContainsKey(name))
+            {
+                continue;
+            }
+
+            var record = Store.GetService(name);
+            records[name] = record;
+            if (record is null)
+            {
+                // A gone service leaves its family (its name may come back as another family's slot).
+                if (_familyOf.Remove(name, out var family))
+                {
+                    _families[family].Remove(name);
+                }
+
+                continue;
+            }
+
+            _familyOf[name] = record.Family;
+            if (!_families.TryGetValue(record.Family, out var members))
+            {
+                _families[record.Family] = members = new HashSet<string>(StringComparer.Ordinal);
+            }
+
+            members.Add(name);
+            foreach (var sibling in members.Where(m => !records.ContainsKey(m)).ToList())
+            {
+                pending.Enqueue(sibling);
+            }
+        }
+
+        return [.. records.Select(r => (r.Key, r.Value))];
     }
 
     /// <summary>Changes whenever a part did: read right after <see cref="Build"/>, under the rebuild lock.</summary>

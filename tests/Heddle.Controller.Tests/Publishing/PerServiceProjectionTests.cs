@@ -49,12 +49,16 @@ public sealed class PerServiceProjectionTests : IDisposable
         Cores = [[0], [1], [2], [3], [4], [5], [6], [7]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(), Drivers = ["process"],
     });
 
-    private async Task DeployAsync(string name, string vip)
+    private async Task DeployAsync(string name, string vip, string? family = null, string slot = Slots.Production)
     {
+        var service = family ?? name;
         var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
-        var yaml = $"name: {name}\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n    endpoints:\n      http: {{ kind: input, protocol: tcp, port: 80 }}\n";
-        await _store.PutPackageAsync(new PackageRecord(package, 1, name, yaml, _time.GetUtcNow()));
-        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 2 }}\n", "test", 0) { Vip = vip }));
+        var yaml = $"name: {service}\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n    endpoints:\n      http: {{ kind: input, protocol: tcp, port: 80 }}\n";
+        await _store.PutPackageAsync(new PackageRecord(package, 1, service, yaml, _time.GetUtcNow()));
+        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {service}\nroles:\n  web: {{ instances: 2 }}\n", "test", 0)
+        {
+            Vip = vip, Family = family, Slot = slot,
+        }));
         await _reconciler.ReconcileAsync(name);
         Assert.Equal(2, _store.ListInstances(name).Count);
     }
@@ -143,5 +147,53 @@ public sealed class PerServiceProjectionTests : IDisposable
 
         await UntilAsync(() => _balancers.Current.Listeners.Select(l => l.Service).SequenceEqual(["blog"]), "only blog behind a VIP");
         await UntilAsync(() => _dns.Current.Services.Count == 1, "only blog in DNS");
+    }
+
+    [Fact]
+    public async Task ASwap_NeverPublishesOneVipTwice_NorASlotWithoutItsName()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("hello", "127.80.0.1");
+        await DeployAsync("hello@2", "127.80.0.2", family: "hello", slot: Slots.Staging);
+        await ReportAsync("hello", 0, InstanceStates.Ready);
+        await ReportAsync("hello@2", 0, InstanceStates.Ready);
+        _dns.Rebuild();
+        _balancers.Rebuild();
+        var balancerViews = new System.Collections.Concurrent.ConcurrentQueue<LoadBalancerConfig>();
+        var dnsViews = new System.Collections.Concurrent.ConcurrentQueue<DnsRecordSet>();
+        _balancers.Changed += balancerViews.Enqueue;
+        _dns.Changed += dnsViews.Enqueue;
+
+        // The feed tells of the swap's two records one after the other: a rebuild between them (here made by a
+        // subscriber called after the projections, as a scheduled one may run) sees the first marked and not the second.
+        var between = 0;
+        _store.Changed += change =>
+        {
+            if (change.Kind == RecordKind.Service && Interlocked.Exchange(ref between, 1) == 0)
+            {
+                _balancers.Rebuild();
+                _dns.Rebuild();
+            }
+        };
+        var (production, staging) = (_store.GetService("hello")!, _store.GetService("hello@2")!);
+        Assert.True(await _store.SwapSlotsAsync("hello", production.Version, "hello@2", staging.Version));
+        _balancers.Rebuild();
+        _dns.Rebuild();
+
+        Assert.Equal(1, between);
+        Assert.NotEmpty(balancerViews);
+        foreach (var view in balancerViews)
+        {
+            Assert.Equal(["127.80.0.1:80", "127.80.0.2:80"], view.Listeners.Select(l => l.Key).Order());
+        }
+
+        foreach (var view in dnsViews)
+        {
+            Assert.Equal(["hello", "hello.staging"], view.Services.Select(s => s.Name).Order());
+        }
+
+        var last = balancerViews.Last().Listeners.ToDictionary(l => l.Vip, l => l.Service);
+        Assert.Equal("hello@2", last["127.80.0.1"]);
+        Assert.Equal("hello", last["127.80.0.2"]);
     }
 }

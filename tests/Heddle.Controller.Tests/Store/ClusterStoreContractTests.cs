@@ -337,6 +337,31 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.True(await Store.NextGenerationAsync() > generation);
     }
 
+    /// <summary>
+    /// Another controller's feed tells of a swap's records only once both are in its copy: whichever it hears of first,
+    /// the other is already swapped (its projections never build one slot from before the swap and one from after).
+    /// </summary>
+    protected async Task AnotherControllerSeesASwapWhole(IClusterStore other)
+    {
+        Assert.True(await Store.PutDeploymentAsync(Write("web", 0, vip: "127.77.0.1")));
+        Assert.True(await Store.PutDeploymentAsync(Write("web-staging", 0, slot: Slots.Staging, family: "web", vip: "127.77.0.2")));
+        await Poll.UntilAsync(() => other.GetService("web-staging") is not null, TimeSpan.FromSeconds(10), "the other controller to see both slots");
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        other.Changed += change =>
+        {
+            if (change.Kind == RecordKind.Service && change.Name is "web" or "web-staging")
+            {
+                seen.Enqueue($"{change.Name}: web at {other.GetService("web")!.Vip}, web-staging at {other.GetService("web-staging")!.Vip}");
+            }
+        };
+        var (production, staging) = (Store.GetService("web")!, Store.GetService("web-staging")!);
+
+        Assert.True(await Store.SwapSlotsAsync("web", production.Version, "web-staging", staging.Version));
+
+        await Poll.UntilAsync(() => seen.Count >= 2, TimeSpan.FromSeconds(10), "the other controller to hear of both records");
+        Assert.All(seen, line => Assert.EndsWith("web at 127.77.0.2, web-staging at 127.77.0.1", line));
+    }
+
     private static string Describe(InstanceRecord i) => $"{i.Id} {i.Node} {i.Generation} {i.State} {i.RunningRevision} {i.ReadySince:O} {string.Join(',', i.Cpus)}";
 }
 
@@ -358,6 +383,13 @@ public sealed class InMemoryKvClusterStoreContractTests : ClusterStoreContractTe
     private readonly InMemoryKeyValueStore _kv = new();
 
     protected override Task<IClusterStore> OpenAsync() => Task.FromResult<IClusterStore>(KvStores.Over(_kv, Time));
+
+    [Fact]
+    public async Task AnotherController_SeesASwapWhole()
+    {
+        using var other = KvStores.Over(_kv, Time);
+        await AnotherControllerSeesASwapWhole(other);
+    }
 
     [Fact]
     public async Task TwoControllers_SeeEachOthersWrites_AndAWriteFromTheStaleOneIsRefusedThenSucceedsOnARetry()
@@ -396,6 +428,13 @@ public sealed class EtcdClusterStoreContractTests : ClusterStoreContractTests
         {
             await _etcd.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task AnotherController_SeesASwapWhole()
+    {
+        using var other = new KvClusterStore(await KvMirror.StartAsync(new EtcdKeyValueStore([_etcd!.ClientUrl])), Time);
+        await AnotherControllerSeesASwapWhole(other);
     }
 
     [Fact]

@@ -70,7 +70,8 @@ public sealed class NodeReachabilityTests
     {
         await using var cluster = await TestCluster.StartAsync(nodes: 1, containers: false);
         var n1 = cluster.Agents[0]!.Identity.Certificate;
-        var port = FreePort(IPAddress.Parse("127.0.0.2"));
+        using var refusing = new RefusingPort(IPAddress.Parse("127.0.0.2"));
+        var port = refusing.Port;
         using var channel = GrpcChannel.ForAddress(cluster.Controller.AgentUrl, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(cluster.Controller.CaCertificate, () => n1) });
         using var call = new AgentService.AgentServiceClient(channel).Connect(deadline: DateTime.UtcNow.AddSeconds(10));
 
@@ -91,14 +92,6 @@ public sealed class NodeReachabilityTests
             JoinToken = token, NodeName = "n7", SigningRequest = new CertificateRequest("CN=n7", key, HashAlgorithmName.SHA256).CreateSigningRequestPem(),
             Address = address, LogPort = port,
         };
-    }
-
-    /// <summary>A port at <paramref name="address"/> that nothing listens on (one the OS just handed out and took back).</summary>
-    private static int FreePort(IPAddress address)
-    {
-        using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(address, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
     /// <summary>

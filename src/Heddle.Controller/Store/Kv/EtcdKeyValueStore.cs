@@ -132,9 +132,11 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
                 failures = 0;
                 events.Clear();
-                events.AddRange(response.Events.Select(e => new KvEvent(
+                // etcd never splits a revision's changes over two responses (its watch guarantees it), so the last
+                // change of each revision in a response ends its commit.
+                events.AddRange(KvEvent.MarkCommitEnds([.. response.Events.Select(e => new KvEvent(
                     e.Type == Mvccpb.Event.Types.EventType.Put ? KvEventKind.Put : KvEventKind.Delete,
-                    Key(e.Kv.Key), e.Type == Mvccpb.Event.Types.EventType.Put ? e.Kv.Value.ToByteArray() : null, e.Kv.ModRevision)));
+                    Key(e.Kv.Key), e.Type == Mvccpb.Event.Types.EventType.Put ? e.Kv.Value.ToByteArray() : null, e.Kv.ModRevision))]));
                 foreach (var change in events)
                 {
                     next = change.Revision + 1;

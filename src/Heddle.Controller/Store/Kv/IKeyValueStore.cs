@@ -27,7 +27,27 @@ public enum KvEventKind
 }
 
 /// <summary>One change, at the store revision of the commit that made it.</summary>
-public sealed record KvEvent(KvEventKind Kind, string Key, byte[]? Value, long Revision);
+public sealed record KvEvent(KvEventKind Kind, string Key, byte[]? Value, long Revision)
+{
+    /// <summary>
+    /// The last change of its commit that this watch delivers: a follower that takes in the changes up to it before
+    /// telling anyone never shows half a commit (a slot swap's one record changed and not the other).
+    /// </summary>
+    public bool EndsCommit { get; init; } = true;
+
+    /// <summary>The changes, in revision order, each marked whether the next one is of another commit.</summary>
+    public static List<KvEvent> MarkCommitEnds(IReadOnlyList<KvEvent> changes)
+    {
+        var marked = new List<KvEvent>(changes.Count);
+        for (var i = 0; i < changes.Count; i++)
+        {
+            var ends = i == changes.Count - 1 || changes[i + 1].Revision != changes[i].Revision;
+            marked.Add(changes[i].EndsCommit == ends ? changes[i] : changes[i] with { EndsCommit = ends });
+        }
+
+        return marked;
+    }
+}
 
 /// <summary>The store cannot be reached or cannot take the write now; the sentence says which and how far.</summary>
 public sealed class KvUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
@@ -73,6 +93,7 @@ public interface IKeyValueStore : IAsyncDisposable
     /// <summary>
     /// The changes under <paramref name="prefix"/> from revision <paramref name="fromRevision"/> on, in revision order:
     /// those already made first, then each as it is committed, until cancelled. 0 or less: only changes from now on.
+    /// The last change of each commit under the prefix is marked <see cref="KvEvent.EndsCommit"/>.
     /// </summary>
     /// <exception cref="KvCompactedException">The history from that revision is no longer kept.</exception>
     IAsyncEnumerable<KvEvent> WatchAsync(string prefix, long fromRevision, CancellationToken cancellationToken = default);

@@ -300,15 +300,31 @@ public sealed class KvMirror : IAsyncDisposable
         {
             try
             {
+                // A commit's changes are taken in together and then told: a reader or a subscriber never sees one
+                // record of a commit changed and another not yet (a slot swap's two services).
+                var commit = new List<KvEvent>();
                 await foreach (var change in _store.WatchAsync(string.Empty, Interlocked.Read(ref _watched) + 1, stop).ConfigureAwait(false))
                 {
                     failures = 0;
                     Lagging = null;
-                    bool applied;
+                    commit.Add(change);
+                    if (!change.EndsCommit)
+                    {
+                        continue;
+                    }
+
+                    var applied = new List<KvEvent>(commit.Count);
                     _lock.EnterWriteLock();
                     try
                     {
-                        applied = ApplyLocked(change, out _);
+                        foreach (var each in commit)
+                        {
+                            if (ApplyLocked(each, out _))
+                            {
+                                applied.Add(each);
+                            }
+                        }
+
                         _watched = change.Revision;
                         foreach (var passed in _deleted.Where(d => d.Value <= _watched).Select(d => d.Key).ToList())
                         {
@@ -320,10 +336,8 @@ public sealed class KvMirror : IAsyncDisposable
                         _lock.ExitWriteLock();
                     }
 
-                    if (applied)
-                    {
-                        Raise([change], local: false);
-                    }
+                    commit.Clear();
+                    Raise(applied, local: false);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)

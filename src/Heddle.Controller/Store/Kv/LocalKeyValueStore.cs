@@ -177,14 +177,11 @@ public abstract class LocalKeyValueStore : IKeyValueStore
                 return;
             }
 
-            foreach (var change in changes)
+            foreach (var (prefix, channel) in _watchers)
             {
-                foreach (var (prefix, channel) in _watchers)
+                foreach (var change in KvEvent.MarkCommitEnds([.. changes.Where(c => c.Key.StartsWith(prefix, StringComparison.Ordinal))]))
                 {
-                    if (change.Key.StartsWith(prefix, StringComparison.Ordinal))
-                    {
-                        channel.Writer.TryWrite(change);
-                    }
+                    channel.Writer.TryWrite(change);
                 }
             }
         }
@@ -206,7 +203,7 @@ public abstract class LocalKeyValueStore : IKeyValueStore
                 throw new KvCompactedException(fromRevision, OldestKept);
             }
 
-            history = fromRevision > 0 ? ReadLog(prefix, fromRevision) : [];
+            history = fromRevision > 0 ? KvEvent.MarkCommitEnds(ReadLog(prefix, fromRevision)) : [];
             _watchers.Add((prefix, channel));
         }
 
