@@ -31,6 +31,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = 64 << 20, HttpHandler = Heddle.Contracts.Trust.ClusterTrust.Handler(identity.Ca, () => identity.Certificate),
+            DisposeHttpClient = true, // a channel given up for another closes its connection (else the controller holds it until it idles out)
         });
         return (channel.CreateCallInvoker(), channel);
     }

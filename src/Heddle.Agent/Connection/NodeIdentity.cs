@@ -109,7 +109,9 @@ public sealed partial class NodeIdentity
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
-        using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca) });
+        // DisposeHttpClient: the handler, and with it the connection, goes with the channel (gRPC keeps a handler it was
+        // given open by default, and the controller would hold each enrolled node's idle connection for minutes).
+        using var channel = GrpcChannel.ForAddress(controller, new GrpcChannelOptions { HttpHandler = ClusterTrust.Handler(ca), DisposeHttpClient = true });
         // The deadline stays on the system clock: gRPC compares it with its own wall clock, not the agent's.
         var reply = await new AgentService.AgentServiceClient(channel).EnrollAsync(
             new EnrollRequest { JoinToken = token, NodeName = options.NodeName, SigningRequest = request, Address = options.Address, LogPort = logPort }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);

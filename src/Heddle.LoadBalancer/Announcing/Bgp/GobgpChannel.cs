@@ -31,5 +31,6 @@ internal static class GobgpChannel
                     }
                 },
             },
+            DisposeHttpClient = true, // the unix-socket connection closes with the channel
         });
 }
