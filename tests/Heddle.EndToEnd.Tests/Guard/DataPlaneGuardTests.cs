@@ -21,8 +21,7 @@ public sealed class DataPlaneGuardTests(ITestOutputHelper output)
     [Fact]
     public void Dns_FourClients_AtLeastNineTenthsOfKnot() => Guard("dns", "--seconds", "1", "--rounds", "5", "--clients", "4");
 
-    [Fact(Skip = "below the line now (issue 28 open): with one dnsperf client Heddle's DNS answered 0.80x and 0.84x Knot's queries/s in the first "
-        + "guard run of a clean-clone CI (2026-12-05, quiet machine; 0.95x in a run beside it), where the issue asks at least 1.1x. It guards once that is fixed")]
+    [Fact]
     public void Dns_OneClient_AtLeastNineTenthsOfKnot() => Guard("dns", "--seconds", "1", "--rounds", "5", "--clients", "1");
 
     private void Guard(params string[] args)
