@@ -60,14 +60,66 @@ internal static unsafe partial class BatchedUdp
     /// <summary>Answers queries until <paramref name="stop"/> is set, counting them in this thread's <paramref name="counters"/>; the socket must have a receive timeout so it is noticed.</summary>
     public static void Serve(Socket socket, Func<CompiledZone> zone, DnsQueryCounters counters, CancellationToken stop)
     {
-        var buffers = new Buffers();
+        var memory = (byte*)NativeMemory.AllocZeroed((nuint)(Batch * (2 * BufferSize + AddressSize)));
+        var received = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(MMsgHdr)));
+        var sending = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(MMsgHdr)));
+        var receiveVectors = (IoVec*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(IoVec)));
+        var sendVectors = (IoVec*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(IoVec)));
         var added = false;
         try
         {
             socket.SafeHandle.DangerousAddRef(ref added);
             var fd = (int)socket.SafeHandle.DangerousGetHandle();
-            while (!stop.IsCancellationRequested && ServeBatch(fd, buffers, zone, counters))
+            byte* Query(int i) => memory + (i * BufferSize);
+            byte* Response(int i) => memory + (Batch * BufferSize) + (i * BufferSize);
+            byte* Address(int i) => memory + (2 * Batch * BufferSize) + (i * AddressSize);
+            while (!stop.IsCancellationRequested)
             {
+                for (var i = 0; i < Batch; i++)
+                {
+                    receiveVectors[i] = new IoVec { Base = Query(i), Length = DnsResponder.MaxUdpPayload };
+                    received[i] = new MMsgHdr { Header = new MsgHdr { Name = Address(i), NameLength = AddressSize, Iov = &receiveVectors[i], IovLength = 1 } };
+                }
+
+                var count = recvmmsg(fd, received, Batch, MsgWaitForOne, null);
+                if (count < 0)
+                {
+                    var error = Marshal.GetLastPInvokeError();
+                    if (error is EINTR or EAGAIN)
+                    {
+                        continue; // the receive timeout: look at the stop flag
+                    }
+
+                    return; // the socket was closed
+                }
+
+                var current = zone();
+                var answers = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    var length = DnsResponder.Respond(new ReadOnlySpan<byte>(Query(i), (int)received[i].Length), new Span<byte>(Response(i), BufferSize), current, overTcp: false);
+                    if (length <= 0)
+                    {
+                        counters.Dropped();
+                        continue;
+                    }
+
+                    counters.Count(new ReadOnlySpan<byte>(Response(i), length));
+                    sendVectors[answers] = new IoVec { Base = Response(i), Length = (nuint)length };
+                    sending[answers] = new MMsgHdr { Header = new MsgHdr { Name = Address(i), NameLength = received[i].Header.NameLength, Iov = &sendVectors[answers], IovLength = 1 } };
+                    answers++;
+                }
+
+                for (var sent = 0; sent < answers;)
+                {
+                    var result = sendmmsg(fd, sending + sent, (uint)(answers - sent), 0);
+                    if (result <= 0)
+                    {
+                        break; // a full send buffer or an unreachable peer: the client will retry, as over any UDP
+                    }
+
+                    sent += result;
+                }
             }
         }
         finally
@@ -77,89 +129,11 @@ internal static unsafe partial class BatchedUdp
                 socket.SafeHandle.DangerousRelease();
             }
 
-            buffers.Free();
-        }
-    }
-
-    /// <summary>
-    /// One batch: read up to <see cref="Batch"/> queries, answer them, send the answers; false once the socket is
-    /// closed. A method of its own, called once per batch, so that the runtime compiles it again once it is hot: the
-    /// loop around it is entered once and never left, and in heddle's ReadyToRun build its precompiled code would run
-    /// for ever (as the balancer's event loop did, measurably slower through `heddle up` than jitted).
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static bool ServeBatch(int fd, Buffers b, Func<CompiledZone> zone, DnsQueryCounters counters)
-    {
-        for (var i = 0; i < Batch; i++)
-        {
-            b.ReceiveVectors[i] = new IoVec { Base = b.Query(i), Length = DnsResponder.MaxUdpPayload };
-            b.Received[i] = new MMsgHdr { Header = new MsgHdr { Name = b.Address(i), NameLength = AddressSize, Iov = &b.ReceiveVectors[i], IovLength = 1 } };
-        }
-
-        var count = recvmmsg(fd, b.Received, Batch, MsgWaitForOne, null);
-        if (count < 0)
-        {
-            var error = Marshal.GetLastPInvokeError();
-            return error is EINTR or EAGAIN; // the receive timeout: look at the stop flag; else the socket was closed
-        }
-
-        var current = zone();
-        var answers = 0;
-        for (var i = 0; i < count; i++)
-        {
-            var length = DnsResponder.Respond(new ReadOnlySpan<byte>(b.Query(i), (int)b.Received[i].Length), new Span<byte>(b.Response(i), BufferSize), current, overTcp: false);
-            if (length <= 0)
-            {
-                counters.Dropped();
-                continue;
-            }
-
-            counters.Count(new ReadOnlySpan<byte>(b.Response(i), length));
-            b.SendVectors[answers] = new IoVec { Base = b.Response(i), Length = (nuint)length };
-            b.Sending[answers] = new MMsgHdr { Header = new MsgHdr { Name = b.Address(i), NameLength = b.Received[i].Header.NameLength, Iov = &b.SendVectors[answers], IovLength = 1 } };
-            answers++;
-        }
-
-        for (var sent = 0; sent < answers;)
-        {
-            var result = sendmmsg(fd, b.Sending + sent, (uint)(answers - sent), 0);
-            if (result <= 0)
-            {
-                break; // a full send buffer or an unreachable peer: the client will retry, as over any UDP
-            }
-
-            sent += result;
-        }
-
-        return true;
-    }
-
-    /// <summary>A worker's buffers, allocated once: the queries, the answers and the peers' addresses, and the headers of both calls.</summary>
-    private sealed class Buffers
-    {
-        private readonly byte* _memory = (byte*)NativeMemory.AllocZeroed((nuint)(Batch * (2 * BufferSize + AddressSize)));
-
-        public MMsgHdr* Received { get; } = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(MMsgHdr)));
-
-        public MMsgHdr* Sending { get; } = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(MMsgHdr)));
-
-        public IoVec* ReceiveVectors { get; } = (IoVec*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(IoVec)));
-
-        public IoVec* SendVectors { get; } = (IoVec*)NativeMemory.AllocZeroed((nuint)(Batch * sizeof(IoVec)));
-
-        public byte* Query(int i) => _memory + (i * BufferSize);
-
-        public byte* Response(int i) => _memory + (Batch * BufferSize) + (i * BufferSize);
-
-        public byte* Address(int i) => _memory + (2 * Batch * BufferSize) + (i * AddressSize);
-
-        public void Free()
-        {
-            NativeMemory.Free(_memory);
-            NativeMemory.Free(Received);
-            NativeMemory.Free(Sending);
-            NativeMemory.Free(ReceiveVectors);
-            NativeMemory.Free(SendVectors);
+            NativeMemory.Free(memory);
+            NativeMemory.Free(received);
+            NativeMemory.Free(sending);
+            NativeMemory.Free(receiveVectors);
+            NativeMemory.Free(sendVectors);
         }
     }
 }

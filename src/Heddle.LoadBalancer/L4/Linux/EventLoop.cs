@@ -162,57 +162,43 @@ internal sealed unsafe class EventLoop : IDisposable
     {
         while (!_stopping)
         {
-            Turn();
+            var count = Libc.epoll_wait(_epoll, _events, MaxEvents, NextTimeout());
+            if (count < 0)
+            {
+                if (Libc.Errno == Libc.EIntr)
+                {
+                    continue;
+                }
+
+                throw new IOException($"epoll_wait failed (errno {Libc.Errno})");
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                var entry = _events + (i * Libc.EventSize);
+                var events = *(uint*)entry;
+                var data = *(ulong*)(entry + Libc.EventDataOffset);
+                if (data == WakeData)
+                {
+                    ulong ignored;
+                    Libc.read(_wake, (byte*)&ignored, sizeof(ulong));
+                    continue;
+                }
+
+                var handler = Find(data & ~(1UL << 31));
+                try
+                {
+                    handler?.OnEvent((int)((data >> 31) & 1), events);
+                }
+                catch (Exception e)
+                {
+                    handler!.OnFault(e);
+                }
+            }
+
+            RunPosted();
+            RunTimers();
         }
-    }
-
-    /// <summary>
-    /// One turn of the loop: wait, handle what is ready, run posted work and timers. A method of its own, called once
-    /// per turn, so that the runtime compiles it again once it is hot (with what it learnt of the calls it makes): the
-    /// loop itself is entered once and never left, and in heddle's ReadyToRun build its precompiled code would run
-    /// for ever. Measured through `heddle up` (bench lb --via-up --only l4, 2026-12-05), with the loop in one method,
-    /// the ReadyToRun build answered at p99 2.01 and 2.38 ms where HAProxy did 1.88 and 2.02; jitted, 1.72 and 1.62
-    /// against 2.23 and 2.23.
-    /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private void Turn()
-    {
-        var count = Libc.epoll_wait(_epoll, _events, MaxEvents, NextTimeout());
-        if (count < 0)
-        {
-            if (Libc.Errno == Libc.EIntr)
-            {
-                return;
-            }
-
-            throw new IOException($"epoll_wait failed (errno {Libc.Errno})");
-        }
-
-        for (var i = 0; i < count; i++)
-        {
-            var entry = _events + (i * Libc.EventSize);
-            var events = *(uint*)entry;
-            var data = *(ulong*)(entry + Libc.EventDataOffset);
-            if (data == WakeData)
-            {
-                ulong ignored;
-                Libc.read(_wake, (byte*)&ignored, sizeof(ulong));
-                continue;
-            }
-
-            var handler = Find(data & ~(1UL << 31));
-            try
-            {
-                handler?.OnEvent((int)((data >> 31) & 1), events);
-            }
-            catch (Exception e)
-            {
-                handler!.OnFault(e);
-            }
-        }
-
-        RunPosted();
-        RunTimers();
     }
 
     private void RunPosted()
