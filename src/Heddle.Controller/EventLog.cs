@@ -17,17 +17,6 @@ public sealed class EventLog(IClusterStore store)
     public Task<EventRecord> AddAsync(EventKind kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default) =>
         store.AddEventAsync(kind, subject, message, owner, cancellationToken);
 
-    /// <summary>Stores several events of one owner in as few store writes as the store allows (followers are told as by <see cref="AddAsync"/>).</summary>
-    public async Task AddAllAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default)
-    {
-        if (events.Count == 0)
-        {
-            return;
-        }
-
-        await store.AddEventsAsync(events, owner, cancellationToken);
-    }
-
     /// <summary>Tells followers of an event stored (the change feed calls it for every event, this controller's and others').</summary>
     public void Publish(EventRecord record)
     {

@@ -14,8 +14,8 @@ namespace Heddle.Controller.Agents;
 /// other), and sends heartbeats and instance reports while goal states come down.
 /// </summary>
 public sealed class AgentService(
-    IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, WorkQueue queue, EventLog events, Tokens tokens, NodeCertificates certificates,
-    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines, Reconciliation.NodeWork nodeWork,
+    IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, EventLog events, Tokens tokens, NodeCertificates certificates,
+    CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines,
     HostRollouts.HostRolloutControl? hostRollouts = null)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
@@ -234,15 +234,11 @@ public sealed class AgentService(
         // A node that comes back as it was, Ready, is not written again (read under the health monitor's lock, so it is
         // not being judged Down meanwhile): after a controller restart or a wave of reconnections a thousand nodes say
         // Hello at once, and their joins are written one at a time.
-        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeCondition.Ready } now && SameNode(now, record) ? Task.CompletedTask : store.PutNodeAsync(record));
-        if (previous is null)
-        {
-            await events.AddAsync(EventKind.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB");
-        }
-        else if (previous.Condition == NodeCondition.Down)
-        {
-            await events.AddAsync(EventKind.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns");
-        }
+        // The change feed gives the reconcilers what a node that joined, came back or changed has for them to do.
+        var told = previous is null ? new NewEvent(EventKind.NodeJoined, info.Name, $"node {info.Name} joined: {info.Address}, fault domain {faultDomain}, {info.Cores.Sum(c => c.Cpus.Count)} CPUs, {info.MemoryMib} MiB")
+            : previous.Condition == NodeCondition.Down ? new NewEvent(EventKind.NodeUp, info.Name, $"node {info.Name} is back; it keeps only what it still owns")
+            : null;
+        await health.JoinAsync(info.Name, () => store.GetNode(info.Name) is { Condition: NodeCondition.Ready } now && now.SameAs(record) ? Task.CompletedTask : store.PutNodeAsync(record, told: told));
 
         // An instance of a service being deleted that the node no longer runs: its Stopped report may have gone to a
         // controller that is gone, and the deletion waits on it.
@@ -251,8 +247,6 @@ public sealed class AgentService(
         {
             await ReportAsync(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
         }
-
-        nodeWork.Changed(info.Name);
     }
 
     /// <summary>Whether the store has what the report says already.</summary>
@@ -262,13 +256,6 @@ public sealed class AgentService(
         && known.DiskUsedMiB == report.DiskUsedMib && known.DiskSizeMiB == report.DiskSizeMib
         && (string.IsNullOrEmpty(report.Failure) || (known.LastFailure == report.Failure && known.LastStderr == (string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr)))
         && known.Ports.Count == report.Ports.Count && report.Ports.All(p => known.Ports.TryGetValue(p.Key, out var port) && port == p.Value);
-
-    /// <summary>Whether two records of a node say the same but for when it was last seen.</summary>
-    private static bool SameNode(NodeRecord a, NodeRecord b) =>
-        a.Name == b.Name && a.Address == b.Address && a.FaultDomain == b.FaultDomain && a.MemoryMiB == b.MemoryMiB && a.LogUrl == b.LogUrl && a.Isolation == b.Isolation
-        && a.HostImage == b.HostImage
-        && a.Condition == b.Condition && a.Labels.Count == b.Labels.Count && a.Labels.All(l => b.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
-        && a.Drivers.SequenceEqual(b.Drivers) && a.Cores.Count == b.Cores.Count && a.Cores.Zip(b.Cores).All(c => c.First.SequenceEqual(c.Second));
 
     private async Task ReportAsync(string node, InstanceReport report)
     {
@@ -293,7 +280,8 @@ public sealed class AgentService(
             changed = new NewEvent(EventKind.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
-        var (updated, _) = await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        // What follows a report (a health gate opened, a deployment finished, the role's peers told) the change feed sets going.
+        await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),
@@ -305,24 +293,6 @@ public sealed class AgentService(
             DiskUsedMiB = report.DiskUsedMib,
             DiskSizeMiB = report.DiskSizeMib,
         }, changed);
-        if (!updated)
-        {
-            return;
-        }
-
-        // A change of state or revision may open an upgrade's health gate, fail it, or finish a deployment.
-        if (before is not null && (before.State != report.State || before.Restarts != report.Restarts || before.RunningRevision != report.Revision))
-        {
-            queue.Add(parts[0]);
-        }
-
-        // The role's other instances see this one in their peers: its readiness and ports.
-        var ports = report.Ports.ToDictionary();
-        if (before is null || (before.State == InstanceStates.Ready) != (report.State == InstanceStates.Ready)
-            || !before.Ports.OrderBy(p => p.Key, StringComparer.Ordinal).SequenceEqual(ports.OrderBy(p => p.Key, StringComparer.Ordinal)))
-        {
-            sessions.NotifyPeers(store.ListInstances(parts[0]).Where(i => i.Role == parts[1] && i.Index != index).Select(i => i.Node).Distinct(StringComparer.Ordinal));
-        }
     }
 
     /// <summary>

@@ -137,7 +137,7 @@ internal static class ApiEndpoints
     }
 
     /// <summary>Deletes one slot (`?slot=staging`), or, without a slot, the service: every slot of it.</summary>
-    private static async Task<IResult> Delete(string name, string? slot, Caller caller, IClusterStore store, WorkQueue queue, EventLog events)
+    private static async Task<IResult> Delete(string name, string? slot, Caller caller, IClusterStore store)
     {
         List<ServiceRecord> targets;
         if (slot is null && Visible(store, caller).Where(s => s.Family == name).ToList() is { Count: > 0 } all)
@@ -157,11 +157,8 @@ internal static class ApiEndpoints
 
         foreach (var target in targets)
         {
-            if (await store.MarkDeletingAsync(target.Name))
-            {
-                await events.AddAsync(EventKind.ServiceDeleting, target.Name, $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target));
-                queue.Add(target.Name);
-            }
+            await store.MarkDeletingAsync(target.Name, told: new NewEvent(EventKind.ServiceDeleting, target.Name,
+                $"deleting{(target.Slot == Slots.Production ? string.Empty : $" the {target.Slot} slot of {target.Family}")}: its instances are being stopped", EventOwner.Of(target)));
         }
 
         return Results.Accepted($"/v1/services/{name}");

@@ -16,7 +16,7 @@ namespace Heddle.Controller.Api;
 /// or new settings start an upgrade walk. One upgrade at a time: a change while one is in progress is refused. A change
 /// that would take the tenant past its quota (<see cref="Quotas.TenantQuotas"/>) is refused before anything is taken.
 /// </summary>
-public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQueue queue, EventLog events, ControllerOptions options, LoadBalancing.VipConflicts conflicts, Quotas.TenantQuotas quotas, TimeProvider time)
+public sealed class Deployments(IClusterStore store, ServiceModels models, ControllerOptions options, LoadBalancing.VipConflicts conflicts, Quotas.TenantQuotas quotas, TimeProvider time)
 {
     private const int Attempts = 5;
 
@@ -238,25 +238,25 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, WorkQ
                 return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No uid left", $"{ServiceUids.Exhausted(options.UidRange)}; nothing was changed");
             }
 
+            // The events are the written service's: a new one's incarnation is the commit's own revision, known after it.
+            var count = next.Configuration.Roles.Sum(r => r.Instances);
+            List<NewEvent> told = [new(EventKind.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}")];
+            if (walk is not null)
+            {
+                told.Add(new(EventKind.UpgradeStarted, name,
+                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}"));
+            }
+
             var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
             {
                 Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot, TenantVersion = tenantVersion,
+                Events = told,
             };
             if (!await store.PutDeploymentAsync(write))
             {
                 continue; // changed meanwhile (the service, its slot, the VIP chosen or what the tenant holds): read again
             }
 
-            var count = next.Configuration.Roles.Sum(r => r.Instances);
-            var owner = store.GetService(name) is { } written ? EventOwner.Of(written) : new EventOwner(tenant, null);
-            await events.AddAsync(EventKind.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}", owner);
-            if (walk is not null)
-            {
-                await events.AddAsync(EventKind.UpgradeStarted, name,
-                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}", owner);
-            }
-
-            queue.Add(name);
             return Results.Accepted($"/v1/services/{family}{(slot == Slots.Production ? string.Empty : $"?slot={slot}")}", new DeploymentAccepted(family, number, packageSha256, changes, walk is not null, slot, name));
         }
 

@@ -1,5 +1,3 @@
-using Heddle.Controller.Agents;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Controller.Trust;
 using Microsoft.AspNetCore.Http;
@@ -11,7 +9,7 @@ namespace Heddle.Controller.Api;
 /// refused), forgets the node, and lets the reconcilers place its instances elsewhere. The machine must enrol again,
 /// with a new join token, to come back.
 /// </summary>
-public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates, AgentSessions sessions, NodeWork nodeWork, EventLog events)
+public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCertificates certificates)
 {
     internal async Task<IResult> RemoveAsync(string name)
     {
@@ -24,11 +22,9 @@ public sealed class NodeRemoval(IClusterStore store, ITrustStore trust, NodeCert
             return Problems.NotFound($"no node '{Printable.Of(name)}'{(nearest is not null ? $"; did you mean '{nearest}'?" : string.Empty)}");
         }
 
-        sessions.Disconnect(name);
-        await trust.RemoveNodeAsync(name);
+        // The change feed ends the node's stream (the certificate revoked) and queues the services it ran (the node gone).
         var instances = store.ListInstancesOnNode(name);
-        await events.AddAsync(EventKind.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere");
-        nodeWork.Queue(instances);
+        await trust.RemoveNodeAsync(name, told: new NewEvent(EventKind.NodeRemoved, name, $"node {name} removed: its certificate is revoked, its {instances.Count} instance(s) are placed elsewhere"));
 
         return Results.NoContent();
     }

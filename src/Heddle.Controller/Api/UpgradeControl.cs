@@ -14,7 +14,7 @@ public enum UpgradeAction
 }
 
 /// <summary>`heddle upgrade status|pause|resume|rollback`: reads and steers the walk stored with a service.</summary>
-public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLog events, TimeProvider time)
+public sealed class UpgradeControl(IClusterStore store, TimeProvider time)
 {
     private const int Attempts = 5;
 
@@ -73,17 +73,17 @@ public sealed class UpgradeControl(IClusterStore store, WorkQueue queue, EventLo
                 ? store.ListInstances(name).Where(i => i.Draining && i.UpgradeDomain == walk.CurrentDomain && i.Revision == walk.Source)
                     .Select(i => new InstanceMark(i.Role, i.Index, i.Revision, Draining: false)).ToList()
                 : [];
+            var kind = action switch { UpgradeAction.Pause => EventKind.UpgradePaused, UpgradeAction.Resume => EventKind.UpgradeResumed, _ => EventKind.UpgradeRollingBack };
             var commit = new PlacementCommit(name, service.Version, [], [])
             {
                 Walk = new WalkChange(next), DesiredRevision = desired, Outcomes = [(walk.Revision, next.Outcome)], Marks = undrain,
+                Events = [new NewEvent(kind, name, message, EventOwner.Of(service))],
             };
             if (!await store.CommitPlacementAsync(commit))
             {
                 continue;
             }
 
-            await events.AddAsync(action switch { UpgradeAction.Pause => EventKind.UpgradePaused, UpgradeAction.Resume => EventKind.UpgradeResumed, _ => EventKind.UpgradeRollingBack }, name, message, EventOwner.Of(service));
-            queue.Add(name);
             var after = store.GetService(name)!;
             return Results.Ok(Describe(after, after.Walk!, store.ListInstances(name), now));
         }

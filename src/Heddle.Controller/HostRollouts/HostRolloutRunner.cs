@@ -1,5 +1,3 @@
-using Heddle.Controller.Agents;
-using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Microsoft.Extensions.Logging;
 
@@ -8,10 +6,10 @@ namespace Heddle.Controller.HostRollouts;
 /// <summary>
 /// Runs the host rollout on the leader: reads it, every node and every instance fresh, takes one step of
 /// <see cref="HostRolloutWalker"/>, sets the machines' images, stores the rollout (refused if another writer changed it
-/// since, or the term ended: the next pass reads it again), writes the events, and when the nodes being emptied change, queues every
-/// service (their placement passes move the instances) and tells the nodes' agents (the reboot directive).
+/// since, or the term ended: the next pass reads it again) with its events. When the nodes being emptied change, the
+/// change feed queues every service (their placement passes move the instances) and tells the nodes' agents (the reboot directive).
 /// </summary>
-public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachineStore machines, IClusterStore store, EventLog events, WorkQueue queue, AgentSessions agents,
+public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachineStore machines, IClusterStore store,
     ControllerOptions options, TimeProvider time, ILogger<HostRolloutRunner> logger, Leadership.LeaderTerm? term = null)
 {
     private readonly SemaphoreSlim _wake = new(0);
@@ -73,24 +71,7 @@ public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachi
         }
 
         // Guarded by the term, as placement commits are: a leader that lost its term writes no step.
-        if (!await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken, term?.Fence))
-        {
-            return TimeSpan.Zero;
-        }
-
-        await events.AddAllAsync(step.Events, cancellationToken: cancellationToken);
-        var before = rollout.InProgress.Select(n => (n.Node, n.Stage));
-        var now = step.Rollout.IsFinished ? [] : step.Rollout.InProgress.Select(n => (n.Node, n.Stage));
-        if (!before.SequenceEqual(now))
-        {
-            foreach (var service in store.ListServices())
-            {
-                queue.Add(service.Name);
-            }
-
-            agents.Notify(rollout.InProgress.Concat(step.Rollout.InProgress).Select(n => n.Node).Distinct(StringComparer.Ordinal));
-        }
-
+        await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken, term?.Fence, [.. step.Events.Select(e => new NewEvent(e.Kind, e.Subject, e.Message))]);
         return TimeSpan.Zero;
     }
 

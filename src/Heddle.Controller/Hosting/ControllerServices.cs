@@ -54,7 +54,7 @@ internal static class ControllerServices
         services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();
         services.AddSingleton<NodeWork>();
-        services.AddSingleton(sp => new Publishing.ChangeDispatcher(sp.GetRequiredService<IClusterStore>(), store.Shared, sp.GetRequiredService<WorkQueue>(),
+        services.AddSingleton(sp => new Publishing.ChangeDispatcher(sp.GetRequiredService<IClusterStore>(), sp.GetRequiredService<WorkQueue>(),
             sp.GetRequiredService<AgentSessions>(), sp.GetRequiredService<EventLog>(), sp.GetRequiredService<NodeWork>(), sp.GetRequiredService<Dns.DnsRecordSource>(),
             sp.GetRequiredService<LoadBalancing.LoadBalancerConfigSource>()));
         services.AddSingleton<Api.Deployments>();

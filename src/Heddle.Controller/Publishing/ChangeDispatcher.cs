@@ -7,94 +7,154 @@ using Heddle.Controller.Store;
 namespace Heddle.Controller.Publishing;
 
 /// <summary>
-/// The one consumer of the store's change feed (<see cref="IClusterStore.Changed"/>): it turns typed changes into work
-/// queue keys, goal states for the agents connected here, events for `heddle events -f`, and rebuilds of the views DNS
-/// and the load balancer are fed from.
+/// The one consumer of the store's change feed (<see cref="IClusterStore.Committed"/>): it turns each commit's typed
+/// changes, this controller's own and those of other controllers sharing the store alike, into work queue keys, goal
+/// states for the agents connected here, events for `heddle events -f`, and rebuilds of the views DNS and the load
+/// balancer are fed from. No writer signals anything itself.
 /// <list type="bullet">
-/// <item>Every event stored, by any controller, is published to followers and rebuilds the views (a burst costs one rebuild).</item>
-/// <item>What another controller sharing the store changed is done here as it is for a change of this controller's own:
-/// the service queued (the leader reconciles what a follower accepted or an agent reported there), the agents connected
-/// here sent their goal states (the leader placed instances on them; a burst costs one round), a revoked node's stream
-/// ended.</item>
+/// <item>An event stored: published to followers; the views rebuilt (a burst costs one rebuild).</item>
+/// <item>A service record: the service queued (not for the reconciler's own commits: it looks again when it needs to);
+/// its nodes sent their goal states when it appears, goes, is being deleted or changes uid.</item>
+/// <item>A placement: the service queued (not the reconciler's own); the nodes of the service's instances, and the node
+/// an instance left, sent their goal states (which hold the instances and their peers).</item>
+/// <item>A report: the service queued when the instance's state, restarts or running revision changed (a health gate, a
+/// deployment finished); the role's other instances' nodes told after the peer delay when its readiness or ports changed.</item>
+/// <item>A node record changed but for when it was seen (joined, Down, back, drained, removed): the services on it and
+/// those waiting for room queued; every node told when its address changed (peers carry it); a node removed, its stream here ended.</item>
+/// <item>An image: every node told. The host rollout's steps: every service queued, the nodes it walks told.</item>
+/// <item>A certificate revoked: the node's stream here ended.</item>
 /// </list>
-/// This controller's own writers still queue their services and tell their agents themselves: what they signal is not in
-/// the records they commit. Each writes its events after its commit, so a key queued at the commit could let the reconciler's
-/// events come before the writer's ("InstancePlaced" before "DeploymentAccepted"); a pass notifies the nodes of all the
-/// service's instances, and a deletion pass does so without committing anything; an agent's report queues and tells the
-/// role's peers only for some changes of state, ports or revision (old against new, which a change does not carry); a
-/// node judged Down queues the services on it, one heard again every service; an unchanged Hello commits nothing.
+/// A writer stores its events with its commit (<see cref="PlacementCommit.Events"/>, <see cref="DeploymentWrite.Events"/>,
+/// the <c>told</c> parameters), and the feed tells of both together: what the feed sets going never writes its events first.
 /// </summary>
 public sealed class ChangeDispatcher
 {
+    private readonly IClusterStore _store;
     private readonly WorkQueue _queue;
     private readonly AgentSessions _agents;
     private readonly EventLog _events;
     private readonly NodeWork _nodeWork;
     private readonly DnsRecordSource _dns;
     private readonly LoadBalancerConfigSource _balancers;
-    private readonly bool _shared;
-    private int _goalsPending;
 
-    /// <param name="shared">Whether other controllers write to the store too (etcd); on a store of its own a change this controller did not commit is not acted on.</param>
-    public ChangeDispatcher(IClusterStore store, bool shared, WorkQueue queue, AgentSessions agents, EventLog events, NodeWork nodeWork, DnsRecordSource dns,
+    /// <summary>
+    /// A change the watch brought is acted on as one of this controller's own: it is another controller's, or this
+    /// controller's own that the watch brought before the commit call took it in (then the reconciler's own commit queues
+    /// its service once more: one pass that finds nothing to do), or the copy loaded again after the history was
+    /// compacted (then everything is looked at again, as a resync would).
+    /// </summary>
+    public ChangeDispatcher(IClusterStore store, WorkQueue queue, AgentSessions agents, EventLog events, NodeWork nodeWork, DnsRecordSource dns,
         LoadBalancerConfigSource balancers)
     {
-        _shared = shared;
+        _store = store;
         _queue = queue;
         _agents = agents;
         _events = events;
         _nodeWork = nodeWork;
         _dns = dns;
         _balancers = balancers;
-        store.Changed += OnChanged;
+        store.Committed += OnCommitted;
     }
 
-    private void OnChanged(StoreChange change)
+    private void OnCommitted(IReadOnlyList<StoreChange> changes)
     {
-        if (change is { Kind: RecordKind.Event, Event: { } stored })
+        var services = new HashSet<string>(StringComparer.Ordinal); // whose nodes get their goal states
+        var nodes = new HashSet<string>(StringComparer.Ordinal);
+        var all = false;
+        foreach (var change in changes)
         {
-            _events.Publish(stored);
-            _dns.Schedule();
-            _balancers.Schedule();
-            return;
-        }
-
-        if (change.Local || !_shared)
-        {
-            return;
-        }
-
-        switch (change.Kind)
-        {
-            // Goal states hold the service's revision and whether it is being deleted, the instances placed, their
-            // peers' readiness and ports, and the nodes' addresses: any of these changed elsewhere is sent on.
-            case RecordKind.Service or RecordKind.Status or RecordKind.Instance:
-                _queue.Add(change.Name);
-                SendGoals();
-                break;
-            case RecordKind.Node:
-                _nodeWork.Changed(change.Name);
-                SendGoals();
-                break;
-            case RecordKind.Image or RecordKind.HostRollout:
-                // A host rollout's nodes being walked get the reboot directive in their goal state.
-                SendGoals();
-                break;
-            case RecordKind.Certificate when change.Certificate is { Revoked: true } revoked:
-                _agents.Disconnect(revoked.Node); // removed through another controller: its stream here ends too
-                break;
-        }
-    }
-
-    private void SendGoals()
-    {
-        if (Interlocked.Exchange(ref _goalsPending, 1) == 0)
-        {
-            _ = Task.Run(() =>
+            if (change is { Kind: RecordKind.Event, Event: { } stored })
             {
-                Interlocked.Exchange(ref _goalsPending, 0);
-                _agents.NotifyAll();
-            });
+                _events.Publish(stored);
+                _dns.Schedule();
+                _balancers.Schedule();
+                continue;
+            }
+
+            var queue = change.Source != ChangeSource.Reconciler;
+            switch (change.Kind)
+            {
+                case RecordKind.Service when change.Service is { } service:
+                    Queue(change.Name, queue);
+                    if (service.Before is null || service.After is null || service.Before.Deleting != service.After.Deleting || service.Before.Uid != service.After.Uid)
+                    {
+                        services.Add(change.Name);
+                    }
+
+                    break;
+                case RecordKind.Instance:
+                    Queue(change.Name, queue);
+                    services.Add(change.Name);
+                    if (change.Placement?.Before?.Node is { } left)
+                    {
+                        nodes.Add(left);
+                    }
+
+                    break;
+                case RecordKind.Status when change.Report is { After: { } report } reported:
+                    Queue(change.Name, report.ProgressChanged(reported.Before));
+                    if (report.PeersSeeChanged(reported.Before))
+                    {
+                        _agents.NotifyPeers(_store.ListInstances(change.Name).Where(i => i.Role == report.Role && i.Index != report.Index).Select(i => i.Node)
+                            .Distinct(StringComparer.Ordinal));
+                    }
+
+                    break;
+                case RecordKind.Node when change.Node is { } node && (node.Before is null || node.After is null || !node.Before.SameAs(node.After)):
+                    _nodeWork.Changed(change.Name);
+                    all |= node.Before?.Address != node.After?.Address;
+                    if (node.After is null)
+                    {
+                        _agents.Disconnect(change.Name); // removed: its stream here ends, whichever controller removed it
+                    }
+
+                    break;
+                case RecordKind.Image:
+                    all = true;
+                    break;
+                case RecordKind.HostRollout when change.HostRollout is { } rollout && StepsChanged(rollout):
+                    foreach (var each in _store.ListServices())
+                    {
+                        _queue.Add(each.Name);
+                    }
+
+                    nodes.UnionWith(Walked(rollout.Before).Concat(Walked(rollout.After)));
+                    break;
+                case RecordKind.Certificate when change.Certificate is { Revoked: true } revoked:
+                    _agents.Disconnect(revoked.Node); // its stream here ends, whichever controller removed it
+                    break;
+            }
+        }
+
+        if (all)
+        {
+            _agents.NotifyAll();
+            return;
+        }
+
+        foreach (var service in services)
+        {
+            nodes.UnionWith(_store.ListInstances(service).Select(i => i.Node));
+        }
+
+        if (nodes.Count > 0)
+        {
+            _agents.Notify(nodes);
         }
     }
+
+    private void Queue(string service, bool queue)
+    {
+        if (queue)
+        {
+            _queue.Add(service);
+        }
+    }
+
+    private static IEnumerable<string> Walked(HostRollouts.HostRollout? rollout) => rollout is null || rollout.IsFinished ? [] : rollout.InProgress.Select(n => n.Node);
+
+    /// <summary>Whether the nodes being walked, or their stages, changed (a step, not only a version).</summary>
+    private static bool StepsChanged(Change<HostRollouts.HostRollout> rollout) =>
+        !(rollout.Before is null || rollout.Before.IsFinished ? [] : rollout.Before.InProgress.Select(n => (n.Node, n.Stage)))
+            .SequenceEqual(rollout.After is null || rollout.After.IsFinished ? [] : rollout.After.InProgress.Select(n => (n.Node, n.Stage)));
 }

@@ -11,11 +11,11 @@ namespace Heddle.Controller.Reconciliation;
 /// Drives one service toward its deployment, level-based: it reads the service, every node and every instance
 /// fresh and, in one pass, relabels instances whose revision changed in nothing they run, takes the upgrade walk one
 /// step, plans placements, and commits all of it in one transaction guarded by the service's version (a pass from a
-/// stale read is dropped and retried, never half-applied). Then it writes the events and tells the agents. Running
-/// it twice changes nothing.
+/// stale read is dropped and retried, never half-applied), with the events that tell of it. The change feed sends the
+/// agents their goal states (<see cref="ChangeDispatcher"/>). Running it twice changes nothing.
 /// </summary>
 public sealed partial class DeploymentReconciler(
-    IClusterStore store, ServiceModels models, AgentSessions agents, EventLog events, ControllerOptions options, IPublicationBarrier publication,
+    IClusterStore store, ServiceModels models, EventLog events, ControllerOptions options, IPublicationBarrier publication,
     TimeProvider time, ILogger<DeploymentReconciler> logger, Leadership.LeaderTerm? term = null, Metrics.ControllerMetrics? metrics = null,
     IHostRolloutStore? hostRollouts = null)
 {
@@ -107,7 +107,10 @@ public sealed partial class DeploymentReconciler(
             return pass.Result;
         }
 
-        if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence }, cancellationToken))
+        var owner = EventOwner.Of(service);
+        var told = pass.Events.Select(e => new NewEvent(e.Kind, e.Subject, e.Message, owner)).ToList();
+        if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence, Events = told, Source = ChangeSource.Reconciler },
+                cancellationToken))
         {
             return ReconcileResult.Retry;
         }
@@ -118,10 +121,7 @@ public sealed partial class DeploymentReconciler(
             metrics?.Walked(walkBefore, walkChange.Walk);
         }
 
-        await events.AddAllAsync(pass.Events, EventOwner.Of(service));
-
         await ReportFailuresAsync(service, failures);
-        agents.Notify(mine.Select(i => i.Node).Concat(pass.Placed.Select(u => u.Node)));
         return pass.Result;
     }
 
@@ -193,21 +193,20 @@ public sealed partial class DeploymentReconciler(
         // agent that did start one stops it all the same: its goal no longer has it). Instances on nodes that cannot
         // answer are forgotten: a node that returns is told to stop what it no longer owns.
         var gone = instances.Where(i => i.State is InstanceStates.Stopped or InstanceStates.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
-        if (gone.Count > 0 && !await store.CommitPlacementAsync(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence }, cancellationToken))
+        if (gone.Count > 0 && !await store.CommitPlacementAsync(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence, Source = ChangeSource.Reconciler },
+                cancellationToken))
         {
             return ReconcileResult.Retry;
         }
 
         if (instances.Count == gone.Count)
         {
-            await store.RemoveServiceAsync(service.Name, cancellationToken);
-            await events.AddAsync(EventKind.ServiceDeleted, service.Name, "deleted: every instance has stopped", EventOwner.Of(service));
+            await store.RemoveServiceAsync(service.Name, cancellationToken, new NewEvent(EventKind.ServiceDeleted, service.Name, "deleted: every instance has stopped", EventOwner.Of(service)));
             return ReconcileResult.Done;
         }
 
-        // The agents say when the rest have stopped; looked at again soon all the same (a report may have gone to a
-        // controller that lost its term, or to none while the store was away).
-        agents.Notify(instances.Select(i => i.Node));
+        // The agents say when the rest have stopped (their goal states lost the service when it was marked); looked at
+        // again soon all the same (a report may have gone to a controller that lost its term, or to none while the store was away).
         return ReconcileResult.After(TimeSpan.FromSeconds(1));
     }
 

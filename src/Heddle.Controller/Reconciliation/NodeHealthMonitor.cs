@@ -6,14 +6,14 @@ using Microsoft.Extensions.Logging;
 namespace Heddle.Controller.Reconciliation;
 
 /// <summary>
-/// Declares a node Down when it has not been heard from for the node timeout, and queues the services it ran so
-/// their instances are placed elsewhere (service healing). Heartbeats are tracked in memory; a controller that
+/// Declares a node Down when it has not been heard from for the node timeout (the change feed then queues the services
+/// it ran, so their instances are placed elsewhere: service healing). Heartbeats are tracked in memory; a controller that
 /// has just started (or has just become the leader) gives every node two timeouts from then to
 /// reconnect before judging it (agents come back with a backoff, a TLS handshake and a Hello, all slower on a
 /// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
 /// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
 /// </summary>
-public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue queue, EventLog events, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null,
+public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null,
     ILogger<NodeHealthMonitor>? logger = null)
 {
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
@@ -130,12 +130,8 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
         {
             if (store.GetNode(node) is { Condition: NodeCondition.Down })
             {
-                await store.SetNodeConditionAsync(node, NodeCondition.Ready, at);
-                await events.AddAsync(EventKind.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns");
-                foreach (var service in store.ListServices())
-                {
-                    queue.Add(service.Name);
-                }
+                await store.SetNodeConditionAsync(node, NodeCondition.Ready, at,
+                    told: new NewEvent(EventKind.NodeUp, node, $"node {node} is back (connected to another controller); it keeps only what it still owns"));
             }
         }
     }
@@ -170,16 +166,8 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, WorkQueue que
 
             // Only while this controller leads: a leader whose term ended unnoticed (cut off from the store's majority)
             // must not mark a node Down that the new leader hears.
-            if (!await store.SetNodeConditionAsync(node.Name, NodeCondition.Down, seen, term?.Fence))
-            {
-                continue;
-            }
-
-            await events.AddAsync(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)");
-            foreach (var service in store.ListInstancesOnNode(node.Name).Select(i => i.Service).Distinct())
-            {
-                queue.Add(service);
-            }
+            await store.SetNodeConditionAsync(node.Name, NodeCondition.Down, seen, term?.Fence,
+                told: new NewEvent(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)"));
         }
     }
 }

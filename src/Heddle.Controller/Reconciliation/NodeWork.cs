@@ -10,12 +10,9 @@ namespace Heddle.Controller.Reconciliation;
 /// </summary>
 public sealed class NodeWork(IClusterStore store, WorkQueue queue, DeploymentReconciler reconciler)
 {
-    public void Changed(string node) => Queue(store.ListInstancesOnNode(node));
-
-    /// <summary>As <see cref="Changed"/>, with the instances the node had (read before it was removed).</summary>
-    public void Queue(IEnumerable<InstanceRecord> onNode)
+    public void Changed(string node)
     {
-        foreach (var service in onNode.Select(i => i.Service).Concat(reconciler.WaitingForRoom()).Distinct(StringComparer.Ordinal))
+        foreach (var service in store.ListInstancesOnNode(node).Select(i => i.Service).Concat(reconciler.WaitingForRoom()).Distinct(StringComparer.Ordinal))
         {
             queue.Add(service);
         }

@@ -18,6 +18,13 @@ public interface IClusterStore : IDisposable
     /// </summary>
     event Action<StoreChange>? Changed;
 
+    /// <summary>
+    /// The changes of a commit together (with the events stored to tell of it), raised after every handler of
+    /// <see cref="Changed"/> has taken them in: what acts on a change (queues a reconcile, sends a goal state) finds the
+    /// views and caches already marked.
+    /// </summary>
+    event Action<IReadOnlyList<StoreChange>>? Committed;
+
     Task PutPackageAsync(PackageRecord package, CancellationToken cancellationToken = default);
 
     PackageRecord? GetPackage(string sha256);
@@ -71,7 +78,7 @@ public interface IClusterStore : IDisposable
     IReadOnlyList<ServiceRecord> ListServices();
 
     /// <summary>Marks the service for deletion (its instances are stopped, then it is removed). False if unknown.</summary>
-    Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default);
+    Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default, NewEvent? told = null);
 
     /// <summary>Gives a deployment that has no uid (written by an earlier controller) one; false when it has one already or another deployment holds it.</summary>
     Task<bool> AssignUidAsync(string name, int uid, CancellationToken cancellationToken = default);
@@ -88,7 +95,7 @@ public interface IClusterStore : IDisposable
     /// </summary>
     Task<bool> ChangeVipAsync(string service, string from, string to, CancellationToken cancellationToken = default);
 
-    Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default);
+    Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default, NewEvent? told = null);
 
     /// <summary>
     /// Every instance, or one service's, in service, role and index order. One service's listing is the same object for
@@ -113,7 +120,7 @@ public interface IClusterStore : IDisposable
     /// <summary>A number no instance run was given before, growing.</summary>
     Task<long> NextGenerationAsync(CancellationToken cancellationToken = default);
 
-    Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default);
+    Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default, NewEvent? told = null);
 
     NodeRecord? GetNode(string name);
 
@@ -126,7 +133,8 @@ public interface IClusterStore : IDisposable
     long VersionOf(RecordKind kind);
 
     /// <summary>Sets a node's condition; false when the node is gone or, with a <paramref name="fence"/>, when the term it names has ended.</summary>
-    Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default);
+    Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default,
+        NewEvent? told = null);
 
     /// <summary>
     /// Records when this controller last heard from the nodes connected to it, for the leader (which may be another
@@ -139,9 +147,6 @@ public interface IClusterStore : IDisposable
 
     /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
     Task<EventRecord> AddEventAsync(EventKind kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
-
-    /// <summary>Stores several events of one owner, each with an id of its own, in order, in as few store writes as the store allows.</summary>
-    Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null, CancellationToken cancellationToken = default);
 
     IReadOnlyList<EventRecord> ListEvents(long afterId, int limit);
 

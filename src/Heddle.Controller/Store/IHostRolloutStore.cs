@@ -24,5 +24,5 @@ public interface IHostRolloutStore
     /// <see cref="HostRollout.Version"/> (the one it was computed from), and, when <paramref name="fence"/> is given, the
     /// leader's term still holds (its fence key at that revision); stored one version higher. False when not.
     /// </summary>
-    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null);
+    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null, IReadOnlyList<NewEvent>? told = null);
 }

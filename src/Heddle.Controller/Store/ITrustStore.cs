@@ -52,5 +52,5 @@ public interface ITrustStore
     Task<int> RevokeCertificatesAsync(string node, CancellationToken cancellationToken = default);
 
     /// <summary>Forgets a node (its record; its instances are placed elsewhere by the reconcilers).</summary>
-    Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default);
+    Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default, NewEvent? told = null);
 }

@@ -20,7 +20,8 @@ public sealed partial class KvClusterStore : IHostRolloutStore
         return committed ? HostRolloutStartOutcome.Started : HostRolloutStartOutcome.AlreadyRunning;
     }
 
-    public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null)
+    public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null,
+        IReadOnlyList<NewEvent>? told = null)
     {
         if (_mirror.Get(Keys.HostRollout) is not { } entry || Decode<HostRollout>(entry).Version != next.Version)
         {
@@ -33,6 +34,6 @@ public sealed partial class KvClusterStore : IHostRolloutStore
             conditions.Add(new(term.Key, term.Revision));
         }
 
-        return await CommitAsync(conditions, [Put(entry.Key, next with { Version = next.Version + 1 })], cancellationToken);
+        return await CommitToldAsync(conditions, [Put(entry.Key, next with { Version = next.Version + 1 })], told ?? [], ChangeSource.Here, cancellationToken);
     }
 }

@@ -94,7 +94,9 @@ public sealed partial class KvClusterStore
             writes.Delete(Keys.Revision(write.Service, old.Number));
         }
 
-        return await CommitAsync(conditions, writes.List, cancellationToken);
+        // The events are the service's as written: a new one's incarnation is this commit's revision.
+        return await CommitToldAsync(conditions, writes.List, revision => [.. write.Events.Select(e => e with { Owner = new EventOwner(write.Tenant, entry?.CreateRevision ?? revision) })],
+            ChangeSource.Here, cancellationToken);
     }
 
     public IReadOnlyDictionary<string, string> ListVips() =>
@@ -270,7 +272,7 @@ public sealed partial class KvClusterStore
         }
 
         writes.Put(serviceKey, service with { Version = service.Version + 1 });
-        return await CommitAsync(conditions, writes.List, cancellationToken);
+        return await CommitToldAsync(conditions, writes.List, commit.Events, commit.Source, cancellationToken);
     }
 
     public async Task<bool> UpdateInstanceStatusAsync(InstanceReportRecord report, CancellationToken cancellationToken = default) =>

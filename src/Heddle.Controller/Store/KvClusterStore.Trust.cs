@@ -49,14 +49,14 @@ public sealed partial class KvClusterStore
         throw new KvUnavailableException($"store busy: the certificates of {node} changed under {Retries} writes in a row");
     }
 
-    public async Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default)
+    public async Task<bool> RemoveNodeAsync(string node, CancellationToken cancellationToken = default, NewEvent? told = null)
     {
         if (_mirror.Get(Keys.Node(node)) is null)
         {
             return false;
         }
 
-        await CommitAsync([], [KvWrite.Delete(Keys.Node(node))], cancellationToken);
+        await CommitToldAsync([], [KvWrite.Delete(Keys.Node(node))], Told(told), ChangeSource.Here, cancellationToken);
         return true;
     }
 }

@@ -74,8 +74,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         return await CommitAsync([new(entry.Key, entry.ModRevision), new(Keys.Uid(uid), 0)], writes.List, cancellationToken);
     }
 
-    public Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default) =>
-        ChangeAsync<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() }, cancellationToken);
+    public Task<bool> MarkDeletingAsync(string name, CancellationToken cancellationToken = default, NewEvent? told = null) =>
+        ChangeAsync<ServiceRecord>(Keys.Service(name), s => s with { Deleting = true, Version = s.Version + 1, Updated = _time.GetUtcNow() }, cancellationToken, told: told);
 
     public async Task<bool> SwapSlotsAsync(string first, long firstVersion, string second, long secondVersion, CancellationToken cancellationToken = default)
     {
@@ -125,7 +125,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         return await CommitAsync([new(entry.Key, entry.ModRevision), new(Keys.Vip(to), 0)], writes.List, cancellationToken);
     }
 
-    public async Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default)
+    public async Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default, NewEvent? told = null)
     {
         var writes = new Writes();
         if (GetService(name) is { } service)
@@ -151,14 +151,15 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             }
         }
 
-        await CommitAsync([], writes.List, cancellationToken);
+        await CommitToldAsync([], writes.List, Told(told), ChangeSource.Reconciler, cancellationToken);
     }
 
     /// <summary>The revision of a commit made for it: unique and growing across every controller, with no counter to contend for.</summary>
     public async Task<long> NextGenerationAsync(CancellationToken cancellationToken = default) =>
         (await _mirror.CommitAsync([], [KvWrite.Put(Keys.Generation, "{}"u8.ToArray())], cancellationToken)).Revision;
 
-    public Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default) => CommitAsync([], [Put(Keys.Node(node.Name), node)], cancellationToken);
+    public Task PutNodeAsync(NodeRecord node, CancellationToken cancellationToken = default, NewEvent? told = null) =>
+        CommitToldAsync([], [Put(Keys.Node(node.Name), node)], Told(told), ChangeSource.Here, cancellationToken);
 
     public NodeRecord? GetNode(string name) => Read<NodeRecord>(Keys.Node(name));
 
@@ -166,8 +167,9 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public long NodesVersion => _mirror.VersionOf("nodes/");
 
-    public Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null, CancellationToken cancellationToken = default) =>
-        ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence);
+    public Task<bool> SetNodeConditionAsync(string name, NodeCondition condition, DateTimeOffset lastSeen, (string Key, long Revision)? fence = null,
+        CancellationToken cancellationToken = default, NewEvent? told = null) =>
+        ChangeAsync<NodeRecord>(Keys.Node(name), n => n with { Condition = condition, LastSeen = lastSeen }, cancellationToken, fence, told);
 
     public async Task PutNodesSeenAsync(IReadOnlyDictionary<string, DateTimeOffset> seen, CancellationToken cancellationToken = default)
     {
@@ -190,17 +192,6 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         var result = await _mirror.CommitAsync([new(write.Key, 0)], [write], cancellationToken);
         await EventsWrittenAsync(1, cancellationToken);
         return Recorded(result.Revision, time, kind, subject, message, owner);
-    }
-
-    /// <summary>Each event a commit of its own (an event's id is its commit's revision), all handed to the store at once: one transaction on the embedded store.</summary>
-    public async Task<IReadOnlyList<EventRecord>> AddEventsAsync(IReadOnlyList<(EventKind Kind, string Subject, string Message)> events, EventOwner? owner = null,
-        CancellationToken cancellationToken = default)
-    {
-        var time = _time.GetUtcNow();
-        var writes = events.Select(e => EventWrite(time, e.Kind.ToString(), e.Subject, e.Message, owner)).ToList();
-        var results = await _mirror.CommitEachAsync([.. writes.Select(w => new KvBatchItem([new(w.Key, 0)], [w]))], cancellationToken);
-        await EventsWrittenAsync(events.Count, cancellationToken);
-        return [.. events.Select((e, i) => Recorded(results[i].Revision, time, e.Kind.ToString(), e.Subject, e.Message, owner))];
     }
 
     /// <summary>How many events are written between two trims of the log down to <see cref="KeptEvents"/>.</summary>
@@ -293,7 +284,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     internal static KvWrite Put<T>(string key, T value) => KvWrite.Put(key, JsonSerializer.SerializeToUtf8Bytes(value, Format));
 
     /// <summary>Read, change, write on condition that nothing changed the key meanwhile; read again and retry when something did. False when the key is absent.</summary>
-    private async Task<bool> ChangeAsync<T>(string key, Func<T, T?> change, CancellationToken cancellationToken, (string Key, long Revision)? fence = null)
+    private async Task<bool> ChangeAsync<T>(string key, Func<T, T?> change, CancellationToken cancellationToken, (string Key, long Revision)? fence = null, NewEvent? told = null)
         where T : class
     {
         for (var attempt = 0; attempt < Retries; attempt++)
@@ -310,7 +301,7 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
             }
 
             KvCondition[] conditions = fence is { } held ? [new(key, entry.ModRevision), new(held.Key, held.Revision)] : [new(key, entry.ModRevision)];
-            if (await CommitAsync(conditions, [Put(key, next)], cancellationToken))
+            if (await CommitToldAsync(conditions, [Put(key, next)], Told(told), ChangeSource.Here, cancellationToken))
             {
                 return true;
             }
@@ -328,6 +319,33 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     private async Task<bool> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken) =>
         (await _mirror.CommitAsync(conditions, writes, cancellationToken)).Succeeded;
+
+    /// <summary>
+    /// Commits, then stores the events that tell of it (each in a commit of its own: an event's id is its commit's
+    /// revision), and only then tells the change feed of them all: whatever the feed sets going (a reconcile, a goal state
+    /// sent) writes its events after these. False, and no event, when a condition failed.
+    /// </summary>
+    private Task<bool> CommitToldAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, IReadOnlyList<NewEvent> told, ChangeSource source,
+        CancellationToken cancellationToken) =>
+        CommitToldAsync(conditions, writes, _ => told, source, cancellationToken);
+
+    /// <summary>As above, the events made from the commit's revision (the incarnation of a service it creates).</summary>
+    private async Task<bool> CommitToldAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, Func<long, IReadOnlyList<NewEvent>> told, ChangeSource source,
+        CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var results = await _mirror.CommitThenAsync(new KvBatchItem(conditions, writes),
+            revision => [.. told(revision).Select(e => EventWrite(now, e.Kind.ToString(), e.Subject, e.Message, e.Owner)).Select(w => new KvBatchItem([new(w.Key, 0)], [w]))],
+            source, cancellationToken);
+        if (results.Count > 1)
+        {
+            await EventsWrittenAsync(results.Count - 1, cancellationToken);
+        }
+
+        return results[0].Succeeded;
+    }
+
+    private static IReadOnlyList<NewEvent> Told(NewEvent? told) => told is null ? [] : [told];
 
     /// <summary>The writes of one commit, each key at most once (the last write of a key wins).</summary>
     private sealed class Writes

@@ -44,16 +44,65 @@ public enum RecordKind
     HostRollout,
 }
 
+/// <summary>Which writer made a change the feed tells of.</summary>
+public enum ChangeSource
+{
+    /// <summary>Another writer sharing the store (seen by the watch), or the copy loaded again from the store.</summary>
+    Elsewhere,
+
+    /// <summary>This controller: its API, its agents' reports and joins, its health monitor, its host rollout.</summary>
+    Here,
+
+    /// <summary>This controller's reconciler, placing and walking a service (it has queued what follows itself).</summary>
+    Reconciler,
+}
+
+/// <summary>A record as it was before a change and as it is after it; null where there was none or is none now.</summary>
+public sealed record Change<T>(T? Before, T? After)
+    where T : class;
+
+/// <summary>What an agent last reported of an instance (the status record), as the feed tells of it.</summary>
+public sealed record ReportedState(string Role, int Index, long Generation, string State, int Restarts, long RunningRevision, IReadOnlyDictionary<string, int> Ports)
+{
+    public bool Ready => State == InstanceStates.Ready;
+
+    /// <summary>Whether the instance's peers see it differently (its readiness, its ports).</summary>
+    public bool PeersSeeChanged(ReportedState? before) =>
+        before is null || before.Ready != Ready || before.Ports.Count != Ports.Count || Ports.Any(p => !before.Ports.TryGetValue(p.Key, out var port) || port != p.Value);
+
+    /// <summary>Whether the reconciler has something to look at again: a change of state, of restarts or of the revision running (a health gate, a deployment finished).</summary>
+    public bool ProgressChanged(ReportedState? before) =>
+        before is null || before.State != State || before.Restarts != Restarts || before.RunningRevision != RunningRevision;
+}
+
 /// <summary>
 /// One committed change of the store as the change feed reports it (<see cref="IClusterStore.Changed"/>): the kind of
-/// record and the name it is about, so no consumer reads key names. <see cref="Local"/> says whether this controller
-/// committed it; otherwise another writer sharing the store did (or the copy was loaded again from the store).
+/// record and the name it is about, so no consumer reads key names, and for the records the dispatcher weighs, the
+/// record before and after. <see cref="Source"/> says which writer made it.
 /// </summary>
-public sealed record StoreChange(RecordKind Kind, string Name, bool Deleted, bool Local)
+public sealed record StoreChange(RecordKind Kind, string Name, bool Deleted, ChangeSource Source)
 {
+    /// <summary>Whether this controller committed it.</summary>
+    public bool Local => Source != ChangeSource.Elsewhere;
+
     /// <summary>The event stored, for a put of an event; null otherwise.</summary>
     public EventRecord? Event { get; init; }
 
     /// <summary>The certificate record put, for a put of a certificate; null otherwise.</summary>
     public CertificateRecord? Certificate { get; init; }
+
+    /// <summary>For a change of a service record: the record before and after.</summary>
+    public Change<ServiceRecord>? Service { get; init; }
+
+    /// <summary>For a change of where an instance is placed: the placement before and after.</summary>
+    public Change<InstanceRecord>? Placement { get; init; }
+
+    /// <summary>For a change of what an agent reported of an instance: the report before (of the same generation, or null) and after.</summary>
+    public Change<ReportedState>? Report { get; init; }
+
+    /// <summary>For a change of a node record: the record before and after.</summary>
+    public Change<NodeRecord>? Node { get; init; }
+
+    /// <summary>For a change of the host rollout: the rollout before and after.</summary>
+    public Change<HostRollouts.HostRollout>? HostRollout { get; init; }
 }

@@ -84,6 +84,9 @@ public sealed record DeploymentWrite(string Service, string Tenant, long Number,
     /// <summary>The upgrade that brings running instances to the new revision; null when none of them needs to change.</summary>
     public UpgradeWalk? Walk { get; init; }
 
+    /// <summary>The events that tell of the deployment, stored right after it (before the change feed tells of it), as the service's (their owner is set from the record written).</summary>
+    public IReadOnlyList<NewEvent> Events { get; init; } = [];
+
     /// <summary>The revision this one follows had every instance Ready when it was accepted: it is Completed, not Superseded.</summary>
     public bool PreviousCompleted { get; init; }
 
@@ -179,6 +182,13 @@ public sealed record NodeRecord
     public required NodeCondition Condition { get; init; }
 
     public required DateTimeOffset LastSeen { get; init; }
+
+    /// <summary>Whether the two records say the same but for when the node was last seen.</summary>
+    public bool SameAs(NodeRecord other) =>
+        Name == other.Name && Address == other.Address && FaultDomain == other.FaultDomain && MemoryMiB == other.MemoryMiB && LogUrl == other.LogUrl
+        && Isolation == other.Isolation && HostImage == other.HostImage && Condition == other.Condition
+        && Labels.Count == other.Labels.Count && Labels.All(l => other.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
+        && Drivers.SequenceEqual(other.Drivers) && Cores.Count == other.Cores.Count && Cores.Zip(other.Cores).All(c => c.First.SequenceEqual(c.Second));
 }
 
 /// <summary>
@@ -203,6 +213,12 @@ public sealed record PlacementCommit(string Service, long ExpectedVersion, IRead
     /// controllers checks it; the embedded store has one controller and no terms to check).
     /// </summary>
     public (string Key, long Revision)? Fence { get; init; }
+
+    /// <summary>The events that tell of this commit, stored right after it (before the change feed tells of it).</summary>
+    public IReadOnlyList<NewEvent> Events { get; init; } = [];
+
+    /// <summary>Which writer commits: the reconciler's own commits do not queue its service again.</summary>
+    public ChangeSource Source { get; init; } = ChangeSource.Here;
 
     public bool IsEmpty => Upserts.Count == 0 && Removals.Count == 0 && Marks.Count == 0 && Walk is null && DesiredRevision is null && Outcomes.Count == 0;
 }
@@ -232,5 +248,9 @@ public sealed record InstanceReportRecord(string Node, string Service, string Ro
     public int DiskSizeMiB { get; init; }
 }
 
-/// <summary>An event to store with another write (<see cref="IClusterStore.UpdateInstanceStatusAsync(InstanceReportRecord, NewEvent?, CancellationToken)"/>).</summary>
+/// <summary>
+/// An event to store with another write: in the same commit (<see cref="IClusterStore.UpdateInstanceStatusAsync(InstanceReportRecord, NewEvent?, CancellationToken)"/>),
+/// or right after it (the <c>told</c> parameters, <see cref="PlacementCommit.Events"/>, <see cref="DeploymentWrite.Events"/>), and
+/// either way told of by the change feed together with the write: nothing the write sets going stores its events first.
+/// </summary>
 public sealed record NewEvent(EventKind Kind, string Subject, string Message, EventOwner? Owner = null);

@@ -25,7 +25,7 @@ public sealed class PeerChangesTests : IDisposable
         _store = KvStores.InMemory(_time);
         var models = new ServiceModels(_store);
         _goals = new GoalStates(_store, models);
-        _reconciler = new DeploymentReconciler(_store, models, new AgentSessions(_goals), new EventLog(_store),
+        _reconciler = new DeploymentReconciler(_store, models, new EventLog(_store),
             new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
     }
 

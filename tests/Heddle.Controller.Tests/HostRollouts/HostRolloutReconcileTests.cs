@@ -50,8 +50,8 @@ public sealed class HostRolloutReconcileTests : IDisposable
         var agents = new AgentSessions(_goals);
         var events = new EventLog(_store);
         var options = new ControllerOptions { StateDirectory = "/nonexistent" };
-        _reconciler = new DeploymentReconciler(_store, models, agents, events, options, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance, hostRollouts: _store);
-        _runner = new HostRolloutRunner(_store, _store, _store, events, new WorkQueue(), agents, options, _time, NullLogger<HostRolloutRunner>.Instance);
+        _reconciler = new DeploymentReconciler(_store, models, events, options, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance, hostRollouts: _store);
+        _runner = new HostRolloutRunner(_store, _store, _store, options, _time, NullLogger<HostRolloutRunner>.Instance);
     }
 
     public void Dispose() => _store.Dispose();

@@ -44,7 +44,7 @@ public sealed class HostRolloutWalkerTests : IDisposable
         var agents = new AgentSessions(_goals);
         var events = new EventLog(_store);
         var options = new ControllerOptions { StateDirectory = "/nonexistent", HostRollout = _timing };
-        _runner = new HostRolloutRunner(_store, _store, _store, events, new WorkQueue(), agents, options, _time, NullLogger<HostRolloutRunner>.Instance);
+        _runner = new HostRolloutRunner(_store, _store, _store, options, _time, NullLogger<HostRolloutRunner>.Instance);
         _control = new HostRolloutControl(_store, _store, _store, events, _runner, _time);
     }
 

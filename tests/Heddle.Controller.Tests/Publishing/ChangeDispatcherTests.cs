@@ -48,10 +48,14 @@ public sealed class ChangeDispatcherTests : IDisposable
         await NodeAsync(_here, "n1");
         await DeployAsync(_here, "shop");
 
-        Assert.Contains(new StoreChange(RecordKind.Node, "n1", Deleted: false, Local: true), here);
-        Assert.Contains(new StoreChange(RecordKind.Service, "shop", Deleted: false, Local: true), here);
-        await UntilAsync(() => elsewhere.Contains(new StoreChange(RecordKind.Node, "n1", false, Local: false))
-            && elsewhere.Contains(new StoreChange(RecordKind.Service, "shop", false, Local: false)), "the other controller saw the node and the service");
+        static bool Has(ConcurrentQueue<StoreChange> changes, RecordKind kind, string name, ChangeSource source) =>
+            changes.Any(c => c.Kind == kind && c.Name == name && !c.Deleted && c.Source == source);
+        Assert.True(Has(here, RecordKind.Node, "n1", ChangeSource.Here));
+        Assert.True(Has(here, RecordKind.Service, "shop", ChangeSource.Here));
+        Assert.Equal("n1", here.Single(c => c.Kind == RecordKind.Node).Node!.After!.Name);
+        Assert.Null(here.Single(c => c.Kind == RecordKind.Node).Node!.Before);
+        await UntilAsync(() => Has(elsewhere, RecordKind.Node, "n1", ChangeSource.Elsewhere) && Has(elsewhere, RecordKind.Service, "shop", ChangeSource.Elsewhere),
+            "the other controller saw the node and the service");
     }
 
     [Fact]
@@ -88,7 +92,7 @@ public sealed class ChangeDispatcherTests : IDisposable
     [Fact]
     public async Task EventAdded_ReachesAFollower()
     {
-        var (events, _, _, _) = Dispatch(_here, shared: false);
+        var (events, _, _, _, _) = Dispatch(_here);
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await using var follower = events.FollowAsync(0, deadline.Token).GetAsyncEnumerator(deadline.Token);
         var next = follower.MoveNextAsync();
@@ -102,7 +106,7 @@ public sealed class ChangeDispatcherTests : IDisposable
     [Fact]
     public async Task EventAdded_RebuildsTheDnsView()
     {
-        var (events, _, dns, _) = Dispatch(_here, shared: false);
+        var (events, _, dns, _, _) = Dispatch(_here);
         Assert.Empty(dns.Current.Services);
         var published = new ConcurrentQueue<Heddle.Contracts.Api.DnsRecordSet>();
         dns.Changed += published.Enqueue;
@@ -116,7 +120,7 @@ public sealed class ChangeDispatcherTests : IDisposable
     [Fact]
     public async Task ServiceWrittenByAnotherController_QueuedHereOnASharedStore()
     {
-        var (_, queue, _, _) = Dispatch(_here, shared: true);
+        var (_, queue, _, _, _) = Dispatch(_here);
 
         await DeployAsync(_elsewhere, "shop");
 
@@ -125,28 +129,74 @@ public sealed class ChangeDispatcherTests : IDisposable
     }
 
     [Fact]
-    public async Task ServiceWrittenHere_NotQueuedByTheFeed()
+    public async Task ServiceWrittenHere_QueuedByTheFeed_TheWriterSignalsNothing()
     {
-        var (_, queue, _, _) = Dispatch(_here, shared: true);
+        var (_, queue, _, _, _) = Dispatch(_here);
 
-        await DeployAsync(_here, "shop"); // the writer queues its own service (Api/Deployments)
+        await DeployAsync(_here, "shop");
 
-        queue.Add("~end");
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("shop", await queue.TakeAsync(deadline.Token));
+    }
+
+    [Fact]
+    public async Task TheReconcilersOwnCommit_SendsTheNodeItsGoalState_AndDoesNotQueueItsServiceAgain()
+    {
+        var (_, queue, _, agents, reconciler) = Dispatch(_here);
+        await NodeAsync(_here, "n1");
+        await DeployAsync(_here, "shop");
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("shop", await queue.TakeAsync(deadline.Token));
+        var session = agents.Open("n1");
+        session.TakeChanged(); // the first goal state of a stream, if one is marked
+        var next = session.WaitForChangeAsync(deadline.Token).AsTask();
+        Assert.False(next.IsCompleted);
+
+        await reconciler.ReconcileAsync("shop", deadline.Token);
+
+        Assert.Single(_here.ListInstances("shop"));
+        await next; // told by the feed, not by the reconciler
+        queue.Add("~end");
         Assert.Equal("~end", await queue.TakeAsync(deadline.Token));
     }
 
-    private (EventLog Events, WorkQueue Queue, DnsRecordSource Dns, AgentSessions Agents) Dispatch(KvClusterStore store, bool shared)
+    [Fact]
+    public async Task ACommitsEvents_AreStoredBeforeTheFeedTellsOfIt()
+    {
+        var package = await PackageAsync(_here, "shop");
+        var seenWithTheService = new ConcurrentQueue<string>();
+        _here.Committed += changes =>
+        {
+            if (changes.Any(c => c.Kind == RecordKind.Service))
+            {
+                foreach (var stored in _here.ListEvents(0, 100))
+                {
+                    seenWithTheService.Enqueue(stored.Kind);
+                }
+            }
+        };
+
+        Assert.True(await _here.PutDeploymentAsync(new DeploymentWrite("shop", "default", 1, package, "service: shop\nroles:\n  web: { instances: 1 }\n", "test", 0)
+        {
+            Events = [new NewEvent(EventKind.DeploymentAccepted, "shop", "revision 1")],
+        }));
+
+        Assert.Equal([nameof(EventKind.DeploymentAccepted)], seenWithTheService);
+        var accepted = Assert.Single(_here.ListEvents(0, 100));
+        Assert.Equal(("default", (long?)_here.GetService("shop")!.Incarnation), (accepted.Tenant, accepted.Incarnation));
+    }
+
+    private (EventLog Events, WorkQueue Queue, DnsRecordSource Dns, AgentSessions Agents, DeploymentReconciler Reconciler) Dispatch(KvClusterStore store)
     {
         var models = new ServiceModels(store);
         var events = new EventLog(store);
         var queue = new WorkQueue();
         var agents = new AgentSessions(new GoalStates(store, models));
-        var reconciler = new DeploymentReconciler(store, models, agents, events, new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time,
+        var reconciler = new DeploymentReconciler(store, models, events, new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time,
             NullLogger<DeploymentReconciler>.Instance);
         var dns = new DnsRecordSource(store, models);
-        _ = new ChangeDispatcher(store, shared, queue, agents, events, new NodeWork(store, queue, reconciler), dns, new LoadBalancerConfigSource(store, models));
-        return (events, queue, dns, agents);
+        _ = new ChangeDispatcher(store, queue, agents, events, new NodeWork(store, queue, reconciler), dns, new LoadBalancerConfigSource(store, models));
+        return (events, queue, dns, agents, reconciler);
     }
 
     private static Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(10), what);
@@ -157,12 +207,21 @@ public sealed class ChangeDispatcherTests : IDisposable
         Cores = [[0]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
     });
 
-    private async Task DeployAsync(KvClusterStore store, string name)
+    private async Task<string> PackageAsync(KvClusterStore store, string name)
     {
         var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
         var yaml = $"name: {name}\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n";
         await store.PutPackageAsync(new PackageRecord(package, 1, name, yaml, _time.GetUtcNow()));
-        Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 1 }}\n", "test", 0)));
+        return package;
+    }
+
+    private async Task DeployAsync(KvClusterStore store, string name)
+    {
+        var package = await PackageAsync(store, name);
+        Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 1 }}\n", "test", 0)
+        {
+            Uid = 50_000 + name.Length, // a uid of its own already: the reconciler's pass writes nothing but its placements
+        }));
     }
 
     private sealed class AlwaysPublished : IPublicationBarrier

@@ -30,7 +30,7 @@ public sealed class PerServiceProjectionTests : IDisposable
     {
         _store = KvStores.InMemory(_time);
         _models = new ServiceModels(_store);
-        _reconciler = new DeploymentReconciler(_store, _models, new AgentSessions(new GoalStates(_store, _models)), new EventLog(_store),
+        _reconciler = new DeploymentReconciler(_store, _models, new EventLog(_store),
             new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
         _dns = new DnsRecordSource(_store, _models);
         _balancers = new LoadBalancerConfigSource(_store, _models);

@@ -39,7 +39,7 @@ public sealed class NodeHealthFencingTests
     /// <summary>A monitor in that term judges n1 after more than two node timeouts without a word from it (the first after its start is grace).</summary>
     private async Task<NodeHealthMonitor> JudgeAsync(KvClusterStore store, Heddle.Controller.Leadership.Leadership term)
     {
-        var monitor = new NodeHealthMonitor(store, new WorkQueue(), new EventLog(store),
+        var monitor = new NodeHealthMonitor(store,
             new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = NodeTimeout }, _time, new LeaderTerm { Current = term });
         _time.Advance(3 * NodeTimeout);
         await monitor.JudgeAsync();

@@ -16,7 +16,7 @@ public sealed class NodeHeartbeatSharingTests
     private readonly InMemoryKeyValueStore _shared = new();
 
     private NodeHealthMonitor Monitor(Heddle.Controller.Store.KvClusterStore store) =>
-        new(store, new WorkQueue(), new EventLog(store), new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = TimeSpan.FromSeconds(10) }, _time);
+        new(store, new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = TimeSpan.FromSeconds(10) }, _time);
 
     [Fact]
     public async Task AStaleSession_SharesNothing_WhenTheStoreHoldsFresherWord_OrItsLastWordIsOlderThanTheNodeTimeout()

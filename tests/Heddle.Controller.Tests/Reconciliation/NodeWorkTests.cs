@@ -24,7 +24,7 @@ public sealed class NodeWorkTests : IDisposable
     {
         _store = KvStores.InMemory(_time);
         var models = new ServiceModels(_store);
-        _reconciler = new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), new EventLog(_store),
+        _reconciler = new DeploymentReconciler(_store, models, new EventLog(_store),
             new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
         _work = new NodeWork(_store, _queue, _reconciler);
     }

@@ -25,7 +25,7 @@ public sealed class PlacementCacheTests : IDisposable
     {
         _store = KvStores.InMemory(_time);
         var models = new ServiceModels(_store);
-        _reconciler = new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), new EventLog(_store),
+        _reconciler = new DeploymentReconciler(_store, models, new EventLog(_store),
             new ControllerOptions { StateDirectory = "/nonexistent", ResyncInterval = TimeSpan.FromMinutes(10) }, new AlwaysPublished(), _time,
             NullLogger<DeploymentReconciler>.Instance);
         for (var i = 1; i <= 3; i++)
@@ -124,7 +124,7 @@ public sealed class PlacementCacheTests : IDisposable
         var yaml = "name: big\nupgradeDomains: 3\nroles:\n  web:\n    entryPoint: { command: web }\n    size: { cores: 3, memoryMiB: 64 }\n";
         await _store.PutPackageAsync(new PackageRecord(new string('b', 64), 1, "big", yaml, _time.GetUtcNow()));
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("big", "default", 1, new string('b', 64), "service: big\nroles:\n  web: { instances: 3 }\n", "test", 0)));
-        var other = new DeploymentReconciler(_store, new ServiceModels(_store), new AgentSessions(new GoalStates(_store, new ServiceModels(_store))), new EventLog(_store),
+        var other = new DeploymentReconciler(_store, new ServiceModels(_store), new EventLog(_store),
             new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
         await other.ReconcileAsync("big");
         Assert.Equal(3, _store.ListInstances("big").Count);

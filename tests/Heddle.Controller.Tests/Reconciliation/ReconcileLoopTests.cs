@@ -185,7 +185,7 @@ public sealed class ReconcileLoopTests : IAsyncDisposable
     {
         var options = new ControllerOptions { StateDirectory = "/nonexistent", ResyncInterval = ResyncInterval };
         var models = new ServiceModels(_store);
-        var reconciler = new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), new EventLog(_store), options, new AlwaysPublished(), _time,
+        var reconciler = new DeploymentReconciler(_store, models, new EventLog(_store), options, new AlwaysPublished(), _time,
             _loggers.CreateLogger<DeploymentReconciler>());
         var loop = new ReconcileLoop(_queue, reconciler, _store, options, _time, _loggers.CreateLogger<ReconcileLoop>(), new ControllerMetrics(_meters, _store));
         _running = Task.Run(() => loop.RunAsync(_stop.Token));

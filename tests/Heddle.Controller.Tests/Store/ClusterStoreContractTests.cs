@@ -274,8 +274,8 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         var owned = KvClusterStore.EventWrite(time, "InstanceState", "leak/web/0", "Ready", new EventOwner("alice", 17));
         var old = KvWrite.Put("events/0000000000000000001-old", System.Text.Encoding.UTF8.GetBytes("""{"time":"2026-01-01T00:00:00+00:00","kind":"NodeJoined","subject":"n1","message":"from an earlier version"}"""));
 
-        var seen = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40), local: false).Event!;
-        var earlier = KvClusterStore.ChangeOf(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41), local: false).Event!;
+        var seen = KvClusterStore.ChangeOf(new KvChange(new KvEvent(KvEventKind.Put, owned.Key, owned.Value, 40), null, null, ChangeSource.Elsewhere)).Event!;
+        var earlier = KvClusterStore.ChangeOf(new KvChange(new KvEvent(KvEventKind.Put, old.Key, old.Value, 41), null, null, ChangeSource.Elsewhere)).Event!;
 
         Assert.Equal((40L, "alice", (long?)17), (seen.Id, seen.Tenant, seen.Incarnation));
         Assert.Equal(("NodeJoined", (string?)null, (long?)null), (earlier.Kind, earlier.Tenant, earlier.Incarnation));

@@ -75,7 +75,7 @@ public abstract class UpgradeReconcileTests : IDisposable
     {
         var models = new ServiceModels(_store);
         var events = new EventLog(_store);
-        return new DeploymentReconciler(_store, models, new AgentSessions(new GoalStates(_store, models)), events,
+        return new DeploymentReconciler(_store, models, events,
             new ControllerOptions { StateDirectory = _directory.Path }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
     }
 
@@ -242,7 +242,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         await Deploy(2, "hey", walk: true);
         await controller.ReconcileAsync("hello"); // domain 0 drains
         Assert.True(_store.ListInstances("hello").Single(i => i.Id == "hello/web/0").Draining);
-        var control = new Heddle.Controller.Api.UpgradeControl(_store, new WorkQueue(), new EventLog(_store), _time);
+        var control = new Heddle.Controller.Api.UpgradeControl(_store, _time);
 
         await control.ActAsync("hello", Heddle.Controller.Api.UpgradeAction.Pause);
         var paused = _store.ListInstances("hello").Single(i => i.Id == "hello/web/0");

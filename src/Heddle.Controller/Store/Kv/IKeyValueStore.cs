@@ -49,6 +49,12 @@ public sealed record KvEvent(KvEventKind Kind, string Key, byte[]? Value, long R
     }
 }
 
+/// <summary>
+/// A change <see cref="KvMirror"/> took into its copy: the key's entry before it and after it (null where the key is
+/// absent), and which writer made it (<see cref="ChangeSource.Elsewhere"/>: another writer of the store, seen by the watch).
+/// </summary>
+public sealed record KvChange(KvEvent Event, KvEntry? Before, KvEntry? After, ChangeSource Source);
+
 /// <summary>The store cannot be reached or cannot take the write now; the sentence says which and how far.</summary>
 public sealed class KvUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 

@@ -32,10 +32,12 @@ public sealed class KvMirror : IAsyncDisposable
     }
 
     /// <summary>
-    /// Raised (outside the lock) with each change once it is in the copy: <c>local</c> when it was committed through this
-    /// mirror, false when the watch (or a reload after the history was compacted) brought it.
+    /// Raised (outside the lock) with the changes of a commit (or of a commit and the events that tell of it, or of a
+    /// reload) once they are in the copy: each with the key's entry before and after it and where it came from, a commit
+    /// made through this mirror (its caller says which writer) or the watch (or a reload after the history was
+    /// compacted), <see cref="ChangeSource.Elsewhere"/>.
     /// </summary>
-    public event Action<KvEvent, bool>? Changed;
+    public event Action<IReadOnlyList<KvChange>>? Changed;
 
     private long _version;
 
@@ -130,63 +132,81 @@ public sealed class KvMirror : IAsyncDisposable
     /// Commits; on success the writes are in the copy before this returns. On a failed condition the keys it named are
     /// read again from the store, so a caller that reads and retries sees what beat it.
     /// </summary>
-    public async Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
+    /// <param name="source">Which writer of this controller commits (what the change feed tells its consumers).</param>
+    public async Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default,
+        ChangeSource source = ChangeSource.Here) =>
+        (await CommitThenAsync(new KvBatchItem(conditions, writes), _ => [], source, cancellationToken).ConfigureAwait(false))[0];
+
+    /// <summary>
+    /// Commits <paramref name="first"/>; when it succeeds, commits each of <paramref name="then"/> on its own conditions
+    /// (the events that tell of the first), and only then tells of the changes of all of them: a consumer acting on the
+    /// first change (a reconciler queued, an agent sent its goal) never writes its own events before those. The results
+    /// are the first's and then each of the others' (none when the first failed). <paramref name="then"/> is made from the
+    /// first's revision (a new record's incarnation).
+    /// </summary>
+    public async Task<IReadOnlyList<KvCommit>> CommitThenAsync(KvBatchItem first, Func<long, IReadOnlyList<KvBatchItem>> following, ChangeSource source,
+        CancellationToken cancellationToken = default)
     {
-        var result = await _store.CommitAsync(conditions, writes, cancellationToken).ConfigureAwait(false);
-        if (result.Succeeded)
+        var (result, applied) = await TakeCommittedAsync(async () => [await _store.CommitAsync(first.Conditions, first.Writes, cancellationToken).ConfigureAwait(false)], [first], source)
+            .ConfigureAwait(false);
+        if (!result[0].Succeeded)
         {
-            var applied = new List<KvEvent>(writes.Count);
-            _lock.EnterWriteLock();
-            try
+            foreach (var condition in first.Conditions)
             {
-                foreach (var write in writes)
-                {
-                    ApplyWriteLocked(write, result.Revision, applied);
-                }
-            }
-            finally
-            {
-                _lock.ExitWriteLock();
+                await RefreshAsync(condition.Key, cancellationToken).ConfigureAwait(false);
             }
 
-            Raise(applied, local: true);
             return result;
         }
 
-        foreach (var condition in conditions)
-        {
-            await RefreshAsync(condition.Key, cancellationToken).ConfigureAwait(false);
-        }
-
-        return result;
-    }
-
-    /// <summary>Several commits, each on its own conditions (<see cref="IKeyValueStore.CommitEachAsync"/>); each that succeeds is in the copy before this returns.</summary>
-    public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
-    {
-        var results = await _store.CommitEachAsync(commits, cancellationToken).ConfigureAwait(false);
-        var applied = new List<KvEvent>();
-        _lock.EnterWriteLock();
+        // In the copy at once; told once the events are stored too, whatever became of them.
+        IReadOnlyList<KvCommit> after = [];
+        var then = following(result[0].Revision);
         try
         {
-            for (var i = 0; i < commits.Count; i++)
+            if (then.Count > 0)
             {
-                if (results[i].Succeeded)
-                {
-                    foreach (var write in commits[i].Writes)
-                    {
-                        ApplyWriteLocked(write, results[i].Revision, applied);
-                    }
-                }
+                (after, var told) = await TakeCommittedAsync(() => _store.CommitEachAsync(then, cancellationToken), then, source).ConfigureAwait(false);
+                applied.AddRange(told);
             }
         }
         finally
         {
-            _lock.ExitWriteLock();
+            Raise(applied);
         }
 
-        Raise(applied, local: true);
+        return [result[0], .. after];
+    }
 
+    /// <summary>
+    /// Commits through the store and takes what succeeded into the copy; meanwhile the watch waits
+    /// (<see cref="_committing"/>): a commit of this mirror that the watch brought first would be told as another writer's.
+    /// </summary>
+    private async Task<(IReadOnlyList<KvCommit> Results, List<KvChange> Applied)> TakeCommittedAsync(Func<Task<IReadOnlyList<KvCommit>>> commit,
+        IReadOnlyList<KvBatchItem> commits, ChangeSource source)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _committing.TryAdd(done, 0);
+        try
+        {
+            var results = await commit().ConfigureAwait(false);
+            return (results, Take([.. commits.Select((each, i) => (each, results[i]))], source));
+        }
+        finally
+        {
+            _committing.TryRemove(done, out _);
+            done.TrySetResult();
+        }
+    }
+
+    /// <summary>Commits of this mirror between the store's answer and the copy: the watch takes in nothing until they are in.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<TaskCompletionSource, byte> _committing = new();
+
+    /// <summary>Several commits, each on its own conditions (<see cref="IKeyValueStore.CommitEachAsync"/>); each that succeeds is in the copy before this returns.</summary>
+    public async Task<IReadOnlyList<KvCommit>> CommitEachAsync(IReadOnlyList<KvBatchItem> commits, CancellationToken cancellationToken = default)
+    {
+        var (results, applied) = await TakeCommittedAsync(() => _store.CommitEachAsync(commits, cancellationToken), commits, ChangeSource.Here).ConfigureAwait(false);
+        Raise(applied);
         for (var i = 0; i < commits.Count; i++)
         {
             if (!results[i].Succeeded)
@@ -201,6 +221,32 @@ public sealed class KvMirror : IAsyncDisposable
         return results;
     }
 
+    /// <summary>Takes the writes of the commits that succeeded into the copy; returns the changes to tell of.</summary>
+    private List<KvChange> Take(IReadOnlyList<(KvBatchItem Commit, KvCommit Result)> commits, ChangeSource source)
+    {
+        var applied = new List<KvChange>();
+        _lock.EnterWriteLock();
+        try
+        {
+            foreach (var (commit, result) in commits)
+            {
+                if (result.Succeeded)
+                {
+                    foreach (var write in commit.Writes)
+                    {
+                        ApplyWriteLocked(write, result.Revision, source, applied);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+
+        return applied;
+    }
+
     /// <summary>Reads one key from the store into the copy (when the store's answer is newer than the copy's).</summary>
     public async Task RefreshAsync(string key, CancellationToken cancellationToken = default)
     {
@@ -209,7 +255,8 @@ public sealed class KvMirror : IAsyncDisposable
         _lock.EnterWriteLock();
         try
         {
-            ApplyLocked(entry is null ? new KvEvent(KvEventKind.Delete, key, null, range.Revision) : new KvEvent(KvEventKind.Put, key, entry.Value, entry.ModRevision), out _, entry);
+            ApplyLocked(entry is null ? new KvEvent(KvEventKind.Delete, key, null, range.Revision) : new KvEvent(KvEventKind.Put, key, entry.Value, entry.ModRevision),
+                ChangeSource.Elsewhere, out _, entry);
         }
         finally
         {
@@ -219,14 +266,14 @@ public sealed class KvMirror : IAsyncDisposable
 
     private void Load(KvRange range)
     {
-        var changes = new List<KvEvent>();
+        var changes = new List<KvChange>();
         _lock.EnterWriteLock();
         try
         {
             var present = range.Entries.Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
             foreach (var gone in _keys.Where(k => !present.Contains(k)).ToList())
             {
-                if (ApplyLocked(new KvEvent(KvEventKind.Delete, gone, null, range.Revision), out var change))
+                if (ApplyLocked(new KvEvent(KvEventKind.Delete, gone, null, range.Revision), ChangeSource.Elsewhere, out var change))
                 {
                     changes.Add(change);
                 }
@@ -234,7 +281,7 @@ public sealed class KvMirror : IAsyncDisposable
 
             foreach (var entry in range.Entries)
             {
-                if (ApplyLocked(new KvEvent(KvEventKind.Put, entry.Key, entry.Value, entry.ModRevision), out var change, entry))
+                if (ApplyLocked(new KvEvent(KvEventKind.Put, entry.Key, entry.Value, entry.ModRevision), ChangeSource.Elsewhere, out var change, entry))
                 {
                     changes.Add(change);
                 }
@@ -248,22 +295,22 @@ public sealed class KvMirror : IAsyncDisposable
             _lock.ExitWriteLock();
         }
 
-        Raise(changes, local: false);
+        Raise(changes);
     }
 
     /// <summary>Applies a write this mirror committed; one the watch brought in first is not applied (or reported) twice.</summary>
-    private void ApplyWriteLocked(KvWrite write, long revision, List<KvEvent> applied)
+    private void ApplyWriteLocked(KvWrite write, long revision, ChangeSource source, List<KvChange> applied)
     {
-        if (ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, revision), out var change))
+        if (ApplyLocked(new KvEvent(write.Value is null ? KvEventKind.Delete : KvEventKind.Put, write.Key, write.Value, revision), source, out var change))
         {
             applied.Add(change);
         }
     }
 
     /// <summary>Applies a change newer than what the copy holds of its key; false when the copy already has it (or newer).</summary>
-    private bool ApplyLocked(KvEvent change, out KvEvent applied, KvEntry? entry = null)
+    private bool ApplyLocked(KvEvent change, ChangeSource source, out KvChange applied, KvEntry? entry = null)
     {
-        applied = change;
+        applied = null!;
         var held = _entries.TryGetValue(change.Key, out var current) ? current.ModRevision : _deleted.GetValueOrDefault(change.Key);
         if (change.Revision <= held)
         {
@@ -282,13 +329,15 @@ public sealed class KvMirror : IAsyncDisposable
             _keys.Remove(change.Key);
             _deleted[change.Key] = change.Revision;
             NoteChange(change.Key);
+            applied = new KvChange(change, current, null, source);
             return true;
         }
 
-        _entries[change.Key] = entry ?? new KvEntry(change.Key, change.Value!, current?.CreateRevision ?? change.Revision, change.Revision);
+        var after = _entries[change.Key] = entry ?? new KvEntry(change.Key, change.Value!, current?.CreateRevision ?? change.Revision, change.Revision);
         _keys.Add(change.Key);
         _deleted.Remove(change.Key);
         NoteChange(change.Key);
+        applied = new KvChange(change, current, after, source);
         return true;
     }
 
@@ -313,15 +362,21 @@ public sealed class KvMirror : IAsyncDisposable
                         continue;
                     }
 
-                    var applied = new List<KvEvent>(commit.Count);
+                    if (!_committing.IsEmpty)
+                    {
+                        // A commit of this mirror may be this one: it is taken in, and told, as this mirror's own.
+                        await Task.WhenAll(_committing.Keys.Select(c => c.Task)).ConfigureAwait(false);
+                    }
+
+                    var applied = new List<KvChange>(commit.Count);
                     _lock.EnterWriteLock();
                     try
                     {
                         foreach (var each in commit)
                         {
-                            if (ApplyLocked(each, out _))
+                            if (ApplyLocked(each, ChangeSource.Elsewhere, out var taken))
                             {
-                                applied.Add(each);
+                                applied.Add(taken);
                             }
                         }
 
@@ -337,7 +392,7 @@ public sealed class KvMirror : IAsyncDisposable
                     }
 
                     commit.Clear();
-                    Raise(applied, local: false);
+                    Raise(applied);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -383,11 +438,11 @@ public sealed class KvMirror : IAsyncDisposable
         }
     }
 
-    private void Raise(List<KvEvent> changes, bool local)
+    private void Raise(List<KvChange> changes)
     {
-        foreach (var change in changes)
+        if (changes.Count > 0)
         {
-            Changed?.Invoke(change, local);
+            Changed?.Invoke(changes);
         }
     }
 
