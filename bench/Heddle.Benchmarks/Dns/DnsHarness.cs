@@ -206,32 +206,32 @@ internal static class DnsHarness
                 process.Kill(entireProcessTree: true);
                 process.WaitForExit();
             }
+            else
+            {
+                process.WaitForExit(TimeSpan.FromSeconds(5)); // what it wrote before it ended is read
+            }
 
             process.Dispose();
         }
 
-        /// <summary>Starts a server on a port of <see cref="FreePort"/>, again on another (up to 5 tries) when it finds the port taken.</summary>
-        public static ReferenceServer OnFreePort(Func<int, ReferenceServer> start)
-        {
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    return start(FreePort());
-                }
-                catch (InvalidOperationException e) when (attempt < 5 && e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase))
-                {
-                    // taken between the pick and the bind
-                }
-            }
-        }
+        /// <summary>
+        /// Starts a server on a port of <see cref="BenchPorts"/>, again on another (up to 10 tries) when the port turns
+        /// out to be taken: the server fails to bind, or shares the port with another process.
+        /// </summary>
+        public static ReferenceServer OnReservedPort(Func<int, ReferenceServer> start) => BenchPorts.Start(1, ports => start(ports[0]));
 
-        /// <summary>Starts a server and waits until it accepts TCP connections on the port.</summary>
-        public static ReferenceServer LaunchTcp(string file, IEnumerable<string> args, int port) => Launch(file, args, port, AcceptsTcp);
+        /// <summary>Starts a server and waits until it accepts TCP connections on the port, and holds it alone.</summary>
+        public static ReferenceServer LaunchTcp(string file, IEnumerable<string> args, int port) => Launch(file, args, port, AcceptsTcp, udp: false);
 
-        public static ReferenceServer Launch(string file, IEnumerable<string> args, int port) => Launch(file, args, port, Answers);
+        /// <summary>Starts a DNS server and waits until it answers over UDP on the port, and holds it (UDP and TCP) alone.</summary>
+        public static ReferenceServer Launch(string file, IEnumerable<string> args, int port) => Launch(file, args, port, Answers, udp: true);
 
-        private static ReferenceServer Launch(string file, IEnumerable<string> args, int port, Func<int, bool> ready)
+        /// <summary>
+        /// Starts a server told to listen on <paramref name="port"/> and waits until it is <paramref name="ready"/>.
+        /// Throws <see cref="PortClashException"/> when the port is taken: the server says "address already in use"
+        /// (exiting or not) or, ready, shares the port with a socket of another process (SO_REUSEPORT).
+        /// </summary>
+        private static ReferenceServer Launch(string file, IEnumerable<string> args, int port, Func<int, bool> ready, bool udp)
         {
             var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in args)
@@ -240,23 +240,56 @@ internal static class DnsHarness
             }
 
             var process = Process.Start(start)!;
-            _ = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
+            var errors = new StringBuilder();
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line)
+                {
+                    lock (errors)
+                    {
+                        errors.AppendLine(line);
+                    }
+                }
+            };
+            process.OutputDataReceived += (_, _) => { };
+            process.BeginErrorReadLine();
+            process.BeginOutputReadLine();
+            string Said()
+            {
+                lock (errors)
+                {
+                    return errors.ToString();
+                }
+            }
+
             var server = new ReferenceServer(process, port);
             var clock = Stopwatch.StartNew();
-            while (!ready(port))
+            while (true)
             {
-                if (process.HasExited || clock.Elapsed > TimeSpan.FromSeconds(20))
+                if (ready(port))
                 {
-                    server.Dispose();
-                    throw new InvalidOperationException($"{file} did not start: {errors.Result}");
+                    if (BenchPorts.Stranger(process.Id, port, udp) is { } stranger)
+                    {
+                        server.Dispose();
+                        throw new PortClashException($"{file} shares port {port}: {stranger}");
+                    }
+
+                    return server;
+                }
+
+                if (process.HasExited || clock.Elapsed > TimeSpan.FromSeconds(20) || InUse(Said()))
+                {
+                    server.Dispose(); // and all it wrote is read
+                    var said = Said();
+                    throw InUse(said) ? new PortClashException($"{file} could not bind port {port}: {said}") : new InvalidOperationException($"{file} did not start: {said}");
                 }
 
                 Thread.Sleep(50); // waiting for a server to come up, bounded by the deadline above
             }
-
-            return server;
         }
+
+        /// <summary>What nginx, HAProxy, Knot and dnsmasq write when their port is taken ("Address already in use", Knot's "address already in use").</summary>
+        private static bool InUse(string said) => said.Contains("already in use", StringComparison.OrdinalIgnoreCase);
 
         private static bool AcceptsTcp(int port)
         {
@@ -286,32 +319,6 @@ internal static class DnsHarness
             catch (SocketException)
             {
                 return false;
-            }
-        }
-    }
-
-    /// <summary>
-    /// A port for a server of the benchmark: picked at random from 30000–32767, between the agents' instance ports
-    /// (20000–29999) and Linux's ephemeral range (32768 and up, where thousands of client connections may sit), and
-    /// free for TCP and UDP when picked. A server that still finds it taken is started again on another
-    /// (<see cref="ReferenceServer.OnFreePort"/>).
-    /// </summary>
-    internal static int FreePort()
-    {
-        while (true)
-        {
-            var port = Random.Shared.Next(30000, 32768);
-            try
-            {
-                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                tcp.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-                udp.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                return port;
-            }
-            catch (SocketException)
-            {
-                // taken: another
             }
         }
     }

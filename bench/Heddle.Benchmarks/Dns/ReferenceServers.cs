@@ -6,7 +6,7 @@ namespace Heddle.Benchmarks.Dns;
 /// <summary>Knot DNS serving the same names from a zone file, with one UDP worker.</summary>
 internal static class Knot
 {
-    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnFreePort(port => Start(work, records, port));
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnReservedPort(port => Start(work, records, port));
 
     private static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records, int port)
     {
@@ -58,7 +58,7 @@ internal static class Knot
 /// <summary>dnsmasq answering the same names locally (no upstream), names outside them in the zone NXDOMAIN.</summary>
 internal static class Dnsmasq
 {
-    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnFreePort(port => Start(work, records, port));
+    public static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records) => DnsHarness.ReferenceServer.OnReservedPort(port => Start(work, records, port));
 
     private static DnsHarness.ReferenceServer Start(string work, DnsRecordSet records, int port)
     {

@@ -38,29 +38,25 @@ internal static class LbHarness
             var haproxyPort = haproxy.Port;
             using var haproxyHttp = HaProxy(work, backendPort, mode: "http");
             var haproxyHttpPort = haproxyHttp.Port;
-            var heddlePort = DnsHarness.FreePort();
-            var heddleHttpPort = DnsHarness.FreePort();
-            var heddleTwoLoopsPort = DnsHarness.FreePort();
+            // Heddle's balancers in this process, on ports of BenchPorts (a listener is told its port: none is probed
+            // by binding and giving it back), applied again on others when one is taken.
             var twoLoops = new LoadBalancerHost(new LoadBalancerOptions { L4Threads = 2 }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
-            twoLoops.ApplyAsync(new LoadBalancerConfig
+            var heddleTwoLoopsPort = Apply(twoLoops, 1, ports => new LoadBalancerConfig
             {
                 Version = 1,
-                Listeners = [new VipListener("bench", "127.0.0.1", heddleTwoLoopsPort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
-            }).GetAwaiter().GetResult();
+                Listeners = [new VipListener("bench", "127.0.0.1", ports[0], "tcp", [new Backend("nginx", "127.0.0.1", backendPort)])],
+            })[0];
             var balancer = new LoadBalancerHost(new LoadBalancerOptions(), new Heddle.Contracts.Metrics.MeterScope());
-            var problems = balancer.ApplyAsync(new LoadBalancerConfig
+            var heddlePorts = Apply(balancer, 2, ports => new LoadBalancerConfig
             {
                 Version = 1,
                 Listeners =
                 [
-                    new VipListener("bench", "127.0.0.1", heddlePort, "tcp", [new Backend("nginx", "127.0.0.1", backendPort)]),
-                    new VipListener("bench", "127.0.0.1", heddleHttpPort, "http", [new Backend("nginx", "127.0.0.1", backendPort)]),
+                    new VipListener("bench", "127.0.0.1", ports[0], "tcp", [new Backend("nginx", "127.0.0.1", backendPort)]),
+                    new VipListener("bench", "127.0.0.1", ports[1], "http", [new Backend("nginx", "127.0.0.1", backendPort)]),
                 ],
-            }).GetAwaiter().GetResult();
-            if (problems.Count > 0)
-            {
-                throw new InvalidOperationException(string.Join("; ", problems));
-            }
+            });
+            var (heddlePort, heddleHttpPort) = (heddlePorts[0], heddlePorts[1]);
 
             Console.WriteLine($"load balancer benchmark: nginx (1 worker) behind each; wrk -t1 -c32 -d{seconds}s --latency after a 1 s warm-up; median of {rounds} rounds taken in turns; {Environment.ProcessorCount} CPUs shared by wrk, nginx and the proxy");
             foreach (var (title, close) in only == "l7" ? [] : new[] { ("keep-alive requests", false), ("new connection per request (Connection: close)", true) })
@@ -100,6 +96,31 @@ internal static class LbHarness
             Directory.Delete(work, recursive: true);
         }
     }
+
+    /// <summary>
+    /// Applies a configuration whose listeners need <paramref name="count"/> ports of their own on 127.0.0.1 (as
+    /// tests/Heddle.LoadBalancer.Tests/HostPorts.cs does): again on other ports when one is in use, or shared with
+    /// another process's socket through SO_REUSEPORT (which two loop threads set). The ports the listeners hold.
+    /// </summary>
+    private static int[] Apply(LoadBalancerHost host, int count, Func<int[], LoadBalancerConfig> config) => BenchPorts.Start(count, ports =>
+    {
+        var problems = host.ApplyAsync(config(ports)).GetAwaiter().GetResult();
+        if (problems.Count > 0)
+        {
+            var text = string.Join("; ", problems.Select(p => $"{p.Vip}:{p.Port} {p.Reason}"));
+            throw problems.All(p => p.Kind == ListenerProblemKinds.InUse) ? new PortClashException(text) : new InvalidOperationException(text);
+        }
+
+        foreach (var port in ports)
+        {
+            if (BenchPorts.Stranger(Environment.ProcessId, port, udp: false) is { } stranger)
+            {
+                throw new PortClashException($"heddle's listener shares port {port}: {stranger}"); // the next configuration drops this listener
+            }
+        }
+
+        return ports;
+    });
 
     internal sealed record Result(double Rps, double P50, double P99, long Errors, double CpuMicroseconds = 0, string ErrorLines = "");
 
@@ -226,7 +247,7 @@ internal static class LbHarness
         return double.Parse(number, CultureInfo.InvariantCulture) * unit;
     }
 
-    private static DnsHarness.ReferenceServer Nginx(string work) => DnsHarness.ReferenceServer.OnFreePort(port => Nginx(work, port));
+    private static DnsHarness.ReferenceServer Nginx(string work) => DnsHarness.ReferenceServer.OnReservedPort(port => Nginx(work, port));
 
     private static DnsHarness.ReferenceServer Nginx(string work, int port)
     {
@@ -250,7 +271,7 @@ internal static class LbHarness
 
     /// <summary>HAProxy (one thread) in front of <paramref name="backend"/>, on a port of its own.</summary>
     internal static DnsHarness.ReferenceServer HaProxy(string work, int backend, string mode = "tcp", string backendHost = "127.0.0.1") =>
-        DnsHarness.ReferenceServer.OnFreePort(port => HaProxy(work, port, backend, mode, backendHost));
+        DnsHarness.ReferenceServer.OnReservedPort(port => HaProxy(work, port, backend, mode, backendHost));
 
     private static DnsHarness.ReferenceServer HaProxy(string work, int port, int backend, string mode, string backendHost)
     {
