@@ -70,7 +70,7 @@ internal static class DashboardHarness
                 placed.Add(new InstanceRecord
                 {
                     Service = name, Role = "web", Index = i, UpgradeDomain = i % 5, Node = $"n{next % nodeCount:D5}", Cpus = [next / nodeCount % 32],
-                    MemoryMiB = 512, Generation = next + 1, Revision = 1, RunningRevision = 1, State = "Ready",
+                    MemoryMiB = 512, Generation = next + 1, Revision = 1, RunningRevision = 1, State = Heddle.Controller.Store.InstanceState.Ready,
                 });
             }
 

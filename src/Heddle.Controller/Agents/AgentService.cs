@@ -250,8 +250,8 @@ public sealed class AgentService(
     }
 
     /// <summary>Whether the store has what the report says already.</summary>
-    private static bool Unchanged(InstanceRecord known, string node, InstanceReport report) =>
-        known.Node == node && known.Generation == report.Generation && known.State == report.State && known.Reason == (string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
+    private static bool Unchanged(InstanceRecord known, string node, InstanceReport report, InstanceState state) =>
+        known.Node == node && known.Generation == report.Generation && known.State == state && known.Reason == (string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         && known.Restarts == report.Restarts && known.Pid == report.Pid && known.RunningRevision == report.Revision
         && known.DiskUsedMiB == report.DiskUsedMib && known.DiskSizeMiB == report.DiskSizeMib
         && (string.IsNullOrEmpty(report.Failure) || (known.LastFailure == report.Failure && known.LastStderr == (string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr)))
@@ -259,14 +259,15 @@ public sealed class AgentService(
 
     private async Task ReportAsync(string node, InstanceReport report)
     {
+        // A report that names no instance or no state the store knows is not the agent's protocol: it changes nothing.
         var parts = report.InstanceId.Split('/');
-        if (parts.Length != 3 || !int.TryParse(parts[2], out var index))
+        if (parts.Length != 3 || !int.TryParse(parts[2], out var index) || InstanceStateWords.Parse(report.State) is not { } state)
         {
             return;
         }
 
         var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
-        if (before is not null && Unchanged(before, node, report))
+        if (before is not null && Unchanged(before, node, report, state))
         {
             // Said again (a Hello after a reconnection names every instance): a write would change nothing but its time.
             return;
@@ -274,14 +275,14 @@ public sealed class AgentService(
 
         // The event of a change of state goes in the report's own commit: one store write per report.
         NewEvent? changed = null;
-        if (before is null || before.State != report.State || before.Restarts != report.Restarts)
+        if (before is null || before.State != state || before.Restarts != report.Restarts)
         {
             var why = string.IsNullOrEmpty(report.Reason) ? string.Empty : $": {report.Reason}";
             changed = new NewEvent(EventKind.InstanceState, report.InstanceId, $"{report.State} on node {node}{why}", store.GetService(parts[0]) is { } service ? EventOwner.Of(service) : null);
         }
 
         // What follows a report (a health gate opened, a deployment finished, the role's peers told) the change feed sets going.
-        await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, report.State,
+        await store.UpdateInstanceStatusAsync(new InstanceReportRecord(node, parts[0], parts[1], index, report.Generation, state,
             string.IsNullOrEmpty(report.Reason) ? null : report.Reason)
         {
             Ports = report.Ports.ToDictionary(),

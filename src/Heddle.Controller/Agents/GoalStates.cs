@@ -137,7 +137,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
             UpgradeDomain = instance.UpgradeDomain,
             Node = instance.Node,
             Address = address,
-            Ready = instance.State == Contracts.Api.InstanceStates.Ready,
+            Ready = instance.State == InstanceState.Ready,
         };
         foreach (var (name, port) in instance.Ports)
         {

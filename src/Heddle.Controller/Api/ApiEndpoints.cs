@@ -235,7 +235,7 @@ internal static class ApiEndpoints
             NodeAddress = addresses.GetValueOrDefault(i.Node),
             Cpus = i.Cpus,
             MemoryMiB = i.MemoryMiB,
-            State = i.State,
+            State = i.State.ToString(),
             Reason = i.Reason,
             Ports = i.Ports,
             Restarts = i.Restarts,

@@ -86,7 +86,7 @@ public sealed class Swaps(IClusterStore store, ServiceModels models, EventLog ev
 
         var instances = store.ListInstances(staging.Name);
         var desired = stagingModel.Configuration.Roles.Sum(r => r.Instances);
-        var notReady = instances.Where(i => i.State != InstanceStates.Ready || i.Draining || i.Revision != staging.Revision).Select(i => $"{i.Id} is {i.State}").ToList();
+        var notReady = instances.Where(i => i.State != InstanceState.Ready || i.Draining || i.Revision != staging.Revision).Select(i => $"{i.Id} is {i.State}").ToList();
         if (notReady.Count > 0 || instances.Count < desired)
         {
             var missing = instances.Count < desired ? [$"{desired - instances.Count} not placed yet"] : new List<string>();

@@ -123,14 +123,14 @@ public sealed class UpgradeControl(IClusterStore store, TimeProvider time)
                 : position > walk.Position ? "Pending"
                 : walk.Phase switch { WalkPhase.Draining => "Draining", WalkPhase.WaitingForResume => "Pending", WalkPhase.Paused => "Failed", _ => "Updating" };
             domains.Add(new UpgradeDomainStatus(domain, state, [.. instances.Where(i => i.UpgradeDomain == domain)
-                .Select(i => new UpgradeInstanceStatus(i.Id, i.State, i.Revision, i.RunningRevision, i.Draining))]));
+                .Select(i => new UpgradeInstanceStatus(i.Id, i.State.ToString(), i.Revision, i.RunningRevision, i.Draining))]));
         }
 
         double? gate = null;
         if (walk is { Phase: WalkPhase.Updating, CurrentDomain: { } current })
         {
             var members = instances.Where(i => i.UpgradeDomain == current && i.Revision == walk.Destination).ToList();
-            if (members.Count > 0 && members.All(i => i.State == InstanceStates.Ready && i.ReadySince is not null && i.RunningRevision == walk.Destination))
+            if (members.Count > 0 && members.All(i => i.State == InstanceState.Ready && i.ReadySince is not null && i.RunningRevision == walk.Destination))
             {
                 gate = Math.Max(0, (members.Max(i => i.ReadySince!.Value) + walk.Policy.HealthCheckStable - now).TotalSeconds);
             }

@@ -208,7 +208,7 @@ internal static class ClusterPage
         }
 
         var id = $"{holder.Service}/{holder.Role}/{holder.Index}";
-        html.Tag("span", number, ("class", $"cpu used {Html.ColourOf(service.Name)}"), ("data-cpu", number), ("data-instance", id), ("data-state", holder.State),
+        html.Tag("span", number, ("class", $"cpu used {Html.ColourOf(service.Name)}"), ("data-cpu", number), ("data-instance", id), ("data-state", holder.State.ToString()),
             ("title", $"CPU {number}: {id} ({holder.State}){(caller.IsAdmin ? $", tenant {service.Tenant}" : string.Empty)}"));
     }
 

@@ -19,7 +19,7 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) :
         var roles = model.Definition.Roles.Select(role => new DnsRole(role.Name,
         [
             .. instances
-                .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node))
+                .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining && addresses.ContainsKey(i.Node))
                 .OrderBy(i => i.Index)
                 .Select(i => new DnsInstance(i.Index, addresses[i.Node], Endpoints(role, i))),
         ])).ToList();

@@ -177,7 +177,7 @@ public static class HostRolloutWalker
 
         var byId = input.Instances.ToDictionary(i => i.Id, StringComparer.Ordinal);
         // An instance gone since (its service deleted or scaled in) is not waited for.
-        var laggard = node.Instances.Select(byId.GetValueOrDefault).FirstOrDefault(i => i is not null && (i.State != InstanceStates.Ready || i.Draining));
+        var laggard = node.Instances.Select(byId.GetValueOrDefault).FirstOrDefault(i => i is not null && (i.State != InstanceState.Ready || i.Draining));
         return laggard is null ? null : $"{laggard.Id} is {laggard.State}{(laggard.Draining ? " and draining" : string.Empty)}";
     }
 

@@ -23,7 +23,7 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
             foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
             {
                 var backends = instances
-                    .Where(i => i.Role == role.Name && i.State == InstanceStates.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
+                    .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
                     .OrderBy(i => i.Index)
                     .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
                     .ToList();

@@ -151,7 +151,7 @@ public sealed class ControllerMetrics
     private static IEnumerable<Measurement<long>> Instances(IClusterStore store) =>
         store.ListInstances()
             .GroupBy(i => (i.Service, i.State))
-            .Select(g => new Measurement<long>(g.LongCount(), new KeyValuePair<string, object?>("service", g.Key.Service), new KeyValuePair<string, object?>("state", g.Key.State)));
+            .Select(g => new Measurement<long>(g.LongCount(), new KeyValuePair<string, object?>("service", g.Key.Service), new KeyValuePair<string, object?>("state", g.Key.State.ToString())));
 
     private static IEnumerable<Measurement<long>> Nodes(IClusterStore store) =>
         store.ListNodes()

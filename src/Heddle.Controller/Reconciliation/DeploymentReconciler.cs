@@ -156,7 +156,7 @@ public sealed partial class DeploymentReconciler(
         {
             pass.Place(instance with
             {
-                Generation = ServicePass.NewRun, Revision = step.Walk.Destination, State = InstanceStates.Pending, Reason = null, Ports = new Dictionary<string, int>(),
+                Generation = ServicePass.NewRun, Revision = step.Walk.Destination, State = InstanceState.Pending, Reason = null, Ports = new Dictionary<string, int>(),
                 Restarts = 0, Pid = 0, Draining = false, RunningRevision = 0, ReadySince = null, LastFailure = null, LastStderr = null,
             });
         }
@@ -192,7 +192,7 @@ public sealed partial class DeploymentReconciler(
         // it was placed may never reach an agent's goal state, and then nothing would ever report them Stopped (an
         // agent that did start one stops it all the same: its goal no longer has it). Instances on nodes that cannot
         // answer are forgotten: a node that returns is told to stop what it no longer owns.
-        var gone = instances.Where(i => i.State is InstanceStates.Stopped or InstanceStates.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
+        var gone = instances.Where(i => i.State is InstanceState.Stopped or InstanceState.Pending || !ready.Contains(i.Node)).Select(i => (i.Role, i.Index)).ToList();
         if (gone.Count > 0 && !await store.CommitPlacementAsync(new PlacementCommit(service.Name, service.Version, [], gone) { Fence = Fence, Source = ChangeSource.Reconciler },
                 cancellationToken))
         {

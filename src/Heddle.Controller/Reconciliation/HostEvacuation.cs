@@ -67,5 +67,5 @@ internal sealed class HostEvacuation(IReadOnlySet<string> evacuating, HashSet<st
     }
 
     private bool ServesOutside(InstanceRecord instance) =>
-        instance.State == InstanceStates.Ready && !instance.Draining && !evacuating.Contains(instance.Node) && ready.Contains(instance.Node);
+        instance.State == InstanceState.Ready && !instance.Draining && !evacuating.Contains(instance.Node) && ready.Contains(instance.Node);
 }

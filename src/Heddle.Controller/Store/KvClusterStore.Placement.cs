@@ -294,8 +294,8 @@ public sealed partial class KvClusterStore
             var previous = statusEntry is not null && Decode<InstanceStatus>(statusEntry) is { } s && s.Generation == placed.Generation ? s.On(placed) : placed;
             var now = _time.GetUtcNow();
             // Ready since: kept while it stays Ready at the same revision, set when it becomes Ready (or Ready at a new one).
-            var readySince = report.State != InstanceStates.Ready ? null
-                : previous.State == InstanceStates.Ready && previous.RunningRevision == report.Revision && previous.ReadySince is not null ? previous.ReadySince : now;
+            var readySince = report.State != InstanceState.Ready ? null
+                : previous.State == InstanceState.Ready && previous.RunningRevision == report.Revision && previous.ReadySince is not null ? previous.ReadySince : now;
             var status = new InstanceStatus(report.Generation, report.State, report.Reason, new Dictionary<string, int>(report.Ports), report.Restarts, report.Pid, now,
                 report.Revision, readySince, report.Failure ?? previous.LastFailure, report.Failure is null ? previous.LastStderr : report.LastStderr)
             {
@@ -328,7 +328,7 @@ public sealed partial class KvClusterStore
 
     /// <summary>What an agent last reported of one generation of an instance.</summary>
     private sealed record InstanceStatus(
-        long Generation, string State, string? Reason, Dictionary<string, int> Ports, int Restarts, int Pid, DateTimeOffset Updated,
+        long Generation, InstanceState State, string? Reason, Dictionary<string, int> Ports, int Restarts, int Pid, DateTimeOffset Updated,
         long RunningRevision, DateTimeOffset? ReadySince, string? LastFailure, string? LastStderr)
     {
         public int DiskUsedMiB { get; init; }

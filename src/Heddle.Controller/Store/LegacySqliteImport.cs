@@ -183,7 +183,7 @@ public static class LegacySqliteImport
         Cpus = r.GetString(5).Length == 0 ? [] : [.. r.GetString(5).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))],
         MemoryMiB = r.GetInt32(6),
         Generation = r.GetInt64(7),
-        State = r.GetString(8),
+        State = InstanceStateWords.Parse(r.GetString(8)) ?? InstanceState.Pending, // a word no agent says now: as if it had not reported
         Reason = r.IsDBNull(9) ? null : r.GetString(9),
         Ports = JsonSerializer.Deserialize<Dictionary<string, int>>(r.GetString(10)) ?? [],
         Restarts = r.GetInt32(11),

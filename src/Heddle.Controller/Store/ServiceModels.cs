@@ -13,7 +13,7 @@ public sealed record ServiceModel(ServiceDefinition Definition, ModelConfigurati
     /// <summary>Whether <paramref name="instances"/> are exactly this model's count, every one Ready at <paramref name="revision"/> and in rotation.</summary>
     public bool AllReadyAt(IReadOnlyCollection<InstanceRecord> instances, long revision) =>
         instances.Count == Configuration.Roles.Sum(r => r.Instances)
-        && instances.All(i => i.Revision == revision && i.RunningRevision == revision && i.State == Contracts.Api.InstanceStates.Ready && !i.Draining);
+        && instances.All(i => i.Revision == revision && i.RunningRevision == revision && i.State == InstanceState.Ready && !i.Draining);
 
     public IReadOnlyDictionary<string, string> SettingsOf(string role) =>
         Configuration.FindRole(role)?.Settings.ToDictionary(s => s.Name, s => s.Value) ?? [];

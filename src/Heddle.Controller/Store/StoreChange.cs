@@ -62,9 +62,9 @@ public sealed record Change<T>(T? Before, T? After)
     where T : class;
 
 /// <summary>What an agent last reported of an instance (the status record), as the feed tells of it.</summary>
-public sealed record ReportedState(string Role, int Index, long Generation, string State, int Restarts, long RunningRevision, IReadOnlyDictionary<string, int> Ports)
+public sealed record ReportedState(string Role, int Index, long Generation, InstanceState State, int Restarts, long RunningRevision, IReadOnlyDictionary<string, int> Ports)
 {
-    public bool Ready => State == InstanceStates.Ready;
+    public bool Ready => State == InstanceState.Ready;
 
     /// <summary>Whether the instance's peers see it differently (its readiness, its ports).</summary>
     public bool PeersSeeChanged(ReportedState? before) =>

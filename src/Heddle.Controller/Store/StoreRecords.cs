@@ -139,7 +139,7 @@ public sealed record InstanceRecord
 
     public int DiskSizeMiB { get; init; }
 
-    public string State { get; init; } = "Pending";
+    public InstanceState State { get; init; } = InstanceState.Pending;
 
     public string? Reason { get; init; }
 
@@ -229,7 +229,7 @@ public sealed record WalkChange(UpgradeWalk? Walk);
 public sealed record InstanceMark(string Role, int Index, long Revision, bool Draining);
 
 /// <summary>What an agent reported of one instance.</summary>
-public sealed record InstanceReportRecord(string Node, string Service, string Role, int Index, long Generation, string State, string? Reason)
+public sealed record InstanceReportRecord(string Node, string Service, string Role, int Index, long Generation, InstanceState State, string? Reason)
 {
     public IReadOnlyDictionary<string, int> Ports { get; init; } = new Dictionary<string, int>();
 

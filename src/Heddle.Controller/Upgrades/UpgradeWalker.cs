@@ -166,7 +166,7 @@ public static class UpgradeWalker
     {
         var walk = step.Walk;
         var members = input.Instances.Where(i => i.UpgradeDomain == domain && i.Revision == walk.Destination).ToList();
-        var faulting = members.FirstOrDefault(i => i.State == InstanceStates.Faulted && i.Restarts >= FaultsBeforeFailing);
+        var faulting = members.FirstOrDefault(i => i.State == InstanceState.Faulted && i.Restarts >= FaultsBeforeFailing);
         if (faulting is not null)
         {
             Fail(step, input, domain, Describe(faulting, input.Now - walk.PhaseStarted));
@@ -174,12 +174,12 @@ public static class UpgradeWalker
         }
 
         var timeout = walk.Policy.UpgradeDomainTimeout;
-        var healthy = members.All(i => i.State == InstanceStates.Ready && i.RunningRevision == walk.Destination && i.ReadySince is not null && !i.Draining);
+        var healthy = members.All(i => i.State == InstanceState.Ready && i.RunningRevision == walk.Destination && i.ReadySince is not null && !i.Draining);
         if (!healthy)
         {
             if (input.Now - walk.PhaseStarted >= timeout)
             {
-                var laggard = members.FirstOrDefault(i => i.State != InstanceStates.Ready || i.RunningRevision != walk.Destination);
+                var laggard = members.FirstOrDefault(i => i.State != InstanceState.Ready || i.RunningRevision != walk.Destination);
                 var why = laggard is null ? "its instances did not stay Ready" : $"{laggard.Id} is {laggard.State}{(laggard.Reason is { } r ? $" ({r})" : string.Empty)}";
                 Fail(step, input, domain, $"not healthy within upgradeDomainTimeout {DurationText.Format(timeout)}: {why}");
                 return true;

@@ -156,7 +156,7 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     private Task<bool> ReadyAsync(InstanceRecord instance, int port) =>
-        _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, instance.Service, instance.Role, instance.Index, instance.Generation, Contracts.Api.InstanceStates.Ready, null)
+        _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, instance.Service, instance.Role, instance.Index, instance.Generation, InstanceState.Ready, null)
         {
             Ports = new Dictionary<string, int> { ["http"] = port },
             Revision = instance.Revision,

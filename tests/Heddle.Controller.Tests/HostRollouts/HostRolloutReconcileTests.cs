@@ -86,9 +86,9 @@ public sealed class HostRolloutReconcileTests : IDisposable
         {
             var result = await _reconciler.ReconcileAsync("hello");
             AssertServing();
-            foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceStates.Ready))
+            foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceState.Ready))
             {
-                await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceStates.Ready, null) { Revision = i.Revision });
+                await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceState.Ready, null) { Revision = i.Revision });
             }
 
             if (result.RequeueAfter is not { } after || after > UpgradeWalker.PublishPoll)
@@ -107,7 +107,7 @@ public sealed class HostRolloutReconcileTests : IDisposable
         }
 
         var ready = _store.ListNodes().Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet();
-        Assert.Contains(_store.ListInstances("hello"), i => i.State == InstanceStates.Ready && !i.Draining && ready.Contains(i.Node));
+        Assert.Contains(_store.ListInstances("hello"), i => i.State == InstanceState.Ready && !i.Draining && ready.Contains(i.Node));
     }
 
     [Fact]
@@ -153,7 +153,7 @@ public sealed class HostRolloutReconcileTests : IDisposable
         }
 
         var after = Assert.Single(_store.ListInstances("hello"));
-        Assert.Equal((0, InstanceStates.Ready, false), (after.Index, after.State, after.Draining));
+        Assert.Equal((0, InstanceState.Ready, false), (after.Index, after.State, after.Draining));
         Assert.Contains(_events, e => e.StartsWith($"{EventKind.InstanceMoved} hello/web/0 moved from node {before.Node}", StringComparison.Ordinal)
             && e.EndsWith($"because node {before.Node} is being updated to a new host image", StringComparison.Ordinal));
         Assert.Contains(_events, e => e.StartsWith($"{EventKind.InstancePlaced} hello/web/1 ", StringComparison.Ordinal)); // the surge

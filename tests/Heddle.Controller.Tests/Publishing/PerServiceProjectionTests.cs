@@ -63,7 +63,7 @@ public sealed class PerServiceProjectionTests : IDisposable
         Assert.Equal(2, _store.ListInstances(name).Count);
     }
 
-    private Task ReportAsync(string service, int index, string state)
+    private Task ReportAsync(string service, int index, InstanceState state)
     {
         var instance = _store.ListInstances(service).Single(i => i.Index == index);
         return _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, service, "web", index, instance.Generation, state, null)
@@ -88,7 +88,7 @@ public sealed class PerServiceProjectionTests : IDisposable
         _balancers.Rebuild();
         var before = (Dns: _dns.BuildsOf("blog"), Balancers: _balancers.BuildsOf("blog"), Shop: _dns.BuildsOf("shop"));
 
-        await ReportAsync("shop", 0, InstanceStates.Ready);
+        await ReportAsync("shop", 0, InstanceState.Ready);
 
         await UntilAsync(() => ReadyIn(_dns.Current, "shop") == 1, "shop's instance 0 in the DNS view");
         await UntilAsync(() => _balancers.Current.Listeners.Single(l => l.Service == "shop").Backends.Count == 1, "shop's instance 0 behind its VIP");
@@ -103,17 +103,17 @@ public sealed class PerServiceProjectionTests : IDisposable
     {
         await NodeAsync("n1", "127.0.9.1");
         await DeployAsync("shop", "127.80.0.1");
-        await ReportAsync("shop", 0, InstanceStates.Ready);
+        await ReportAsync("shop", 0, InstanceState.Ready);
         await UntilAsync(() => ReadyIn(_dns.Current, "shop") == 1, "shop's instance 0 in the DNS view");
         _dns.Rebuild();
         var published = 0;
         _dns.Changed += _ => Interlocked.Increment(ref published);
 
-        await ReportAsync("shop", 1, InstanceStates.Starting); // not Ready: in no view
+        await ReportAsync("shop", 1, InstanceState.Starting); // not Ready: in no view
         _dns.Rebuild();
         Assert.Equal(0, published);
 
-        await ReportAsync("shop", 1, InstanceStates.Ready);
+        await ReportAsync("shop", 1, InstanceState.Ready);
         _dns.Rebuild();
         Assert.True(published >= 1);
         Assert.Equal(2, ReadyIn(_dns.Current, "shop"));
@@ -125,8 +125,8 @@ public sealed class PerServiceProjectionTests : IDisposable
         await NodeAsync("n1", "127.0.9.1");
         await DeployAsync("shop", "127.80.0.1");
         await DeployAsync("blog", "127.80.0.2");
-        await ReportAsync("shop", 0, InstanceStates.Ready);
-        await ReportAsync("blog", 0, InstanceStates.Ready);
+        await ReportAsync("shop", 0, InstanceState.Ready);
+        await ReportAsync("blog", 0, InstanceState.Ready);
         await UntilAsync(() => _balancers.Current.Listeners.All(l => l.Backends.Count == 1), "one backend each");
 
         await NodeAsync("n1", "127.0.9.7");
@@ -155,8 +155,8 @@ public sealed class PerServiceProjectionTests : IDisposable
         await NodeAsync("n1", "127.0.9.1");
         await DeployAsync("hello", "127.80.0.1");
         await DeployAsync("hello@2", "127.80.0.2", family: "hello", slot: Slots.Staging);
-        await ReportAsync("hello", 0, InstanceStates.Ready);
-        await ReportAsync("hello@2", 0, InstanceStates.Ready);
+        await ReportAsync("hello", 0, InstanceState.Ready);
+        await ReportAsync("hello@2", 0, InstanceState.Ready);
         _dns.Rebuild();
         _balancers.Rebuild();
         var balancerViews = new System.Collections.Concurrent.ConcurrentQueue<LoadBalancerConfig>();

@@ -146,6 +146,6 @@ public sealed class QuotaArithmeticTests
     private static InstanceRecord Placed(string role, int index, int cpus) => new()
     {
         Service = "shop", Role = role, Index = index, UpgradeDomain = 0, Node = "n1", Cpus = [.. Enumerable.Range(0, cpus)], MemoryMiB = 64, Generation = 1, Revision = 1,
-        State = InstanceStates.Pending, Ports = new Dictionary<string, int>(), Updated = DateTimeOffset.UnixEpoch,
+        State = InstanceState.Pending, Ports = new Dictionary<string, int>(), Updated = DateTimeOffset.UnixEpoch,
     };
 }

@@ -67,7 +67,7 @@ public sealed class PlacementPlannerTests : IDisposable
         return _store.GetService("hello")!;
     }
 
-    private static InstanceRecord Instance(int index, string node, int restarts = 0, bool draining = false, string state = InstanceStates.Pending) => new()
+    private static InstanceRecord Instance(int index, string node, int restarts = 0, bool draining = false, InstanceState state = InstanceState.Pending) => new()
     {
         Service = "hello", Role = "web", Index = index, UpgradeDomain = index % 3, Node = node, Cpus = [0], MemoryMiB = 64, Generation = 1, Revision = 1,
         Restarts = restarts, Draining = draining, State = state,
@@ -186,14 +186,14 @@ public sealed class PlacementPlannerTests : IDisposable
         var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
         var service = await Service(2);
         var model = Model(2);
-        var other = Instance(1, "n2", state: InstanceStates.Ready);
+        var other = Instance(1, "n2", state: InstanceState.Ready);
 
-        var (first, _, _) = Plan(service, model, nodes, [Instance(0, "n1", state: InstanceStates.Ready), other], evacuating: "n1");
+        var (first, _, _) = Plan(service, model, nodes, [Instance(0, "n1", state: InstanceState.Ready), other], evacuating: "n1");
         Assert.True(first.Find("web", 0).Draining);
         Assert.Empty(first.Placed);
         Assert.Empty(first.Removed);
 
-        var drained = Instance(0, "n1", draining: true, state: InstanceStates.Ready);
+        var drained = Instance(0, "n1", draining: true, state: InstanceState.Ready);
         var (unpublished, _, _) = Plan(service, model, nodes, [drained, other], published: false, evacuating: "n1");
         Assert.Empty(unpublished.Placed);
         Assert.Equal(UpgradeWalker.PublishPoll, unpublished.Result.RequeueAfter);
@@ -210,7 +210,7 @@ public sealed class PlacementPlannerTests : IDisposable
         var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
         var service = await Service(1);
         var model = Model(1);
-        var original = Instance(0, "n1", state: InstanceStates.Ready);
+        var original = Instance(0, "n1", state: InstanceState.Ready);
 
         var (first, _, _) = Plan(service, model, nodes, [original], evacuating: "n1");
         var surge = Assert.Single(first.Placed);
@@ -221,7 +221,7 @@ public sealed class PlacementPlannerTests : IDisposable
         var (waiting, _, _) = Plan(service, model, nodes, [original, surge], evacuating: "n1");
         Assert.False(waiting.Find("web", 0).Draining);
 
-        var ready = surge with { State = InstanceStates.Ready };
+        var ready = surge with { State = InstanceState.Ready };
         var (draining, _, _) = Plan(service, model, nodes, [original, ready], evacuating: "n1");
         Assert.True(draining.Find("web", 0).Draining);
         Assert.False(draining.Find("web", 1).Draining);
@@ -235,7 +235,7 @@ public sealed class PlacementPlannerTests : IDisposable
         var (settling, _, _) = Plan(service, model, nodes, [moved, ready], evacuating: "n1");
         Assert.False(settling.Find("web", 1).Draining); // the moved one is not Ready yet: the surge stays in rotation
 
-        var (settled, _, _) = Plan(service, model, nodes, [moved with { State = InstanceStates.Ready }, ready], evacuating: "n1");
+        var (settled, _, _) = Plan(service, model, nodes, [moved with { State = InstanceState.Ready }, ready], evacuating: "n1");
         Assert.True(settled.Find("web", 1).Draining); // released like any instance no longer wanted: drained first
     }
 }

@@ -200,31 +200,31 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
         Assert.True(await Store.NextGenerationAsync() > generation);
 
-        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation - 1, InstanceStates.Ready, null) { Revision = 1 }));
-        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n2", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
-        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation - 1, InstanceState.Ready, null) { Revision = 1 }));
+        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n2", "hello", "web", 0, generation, InstanceState.Ready, null) { Revision = 1 }));
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Ready, null)
         {
             Revision = 1, Pid = 42, Ports = new Dictionary<string, int> { ["http"] = 20001 }, Failure = "exited with code 1", LastStderr = "boom",
         }));
         var since = Time.GetUtcNow();
         Time.Advance(TimeSpan.FromSeconds(5));
-        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null)
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Ready, null)
         {
             Revision = 1, Pid = 42, Restarts = 1, Ports = new Dictionary<string, int> { ["http"] = 20001 },
         }));
 
         var ready = Store.ListInstances("hello").Single();
-        Assert.Equal((InstanceStates.Ready, 42, 1, since, "exited with code 1", "boom", 20001), (ready.State, ready.Pid, ready.Restarts, ready.ReadySince, ready.LastFailure, ready.LastStderr, ready.Ports["http"]));
+        Assert.Equal((InstanceState.Ready, 42, 1, since, "exited with code 1", "boom", 20001), (ready.State, ready.Pid, ready.Restarts, ready.ReadySince, ready.LastFailure, ready.LastStderr, ready.Ports["http"]));
         Assert.Equal(Describe(ready), Describe(Store.ListInstancesOnNode("n1").Single()));
 
         Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [], []) { Marks = [new InstanceMark("web", 0, 2, Draining: true)] }));
         var marked = Store.ListInstances("hello").Single();
-        Assert.Equal((2L, true, InstanceStates.Ready, 42), (marked.Revision, marked.Draining, marked.State, marked.Pid));
+        Assert.Equal((2L, true, InstanceState.Ready, 42), (marked.Revision, marked.Draining, marked.State, marked.Pid));
 
         var moved = await Store.NextGenerationAsync();
         Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, moved, node: "n2")], [])));
         var fresh = Store.ListInstances("hello").Single();
-        Assert.Equal(("n2", "Pending", 0, 0, (DateTimeOffset?)null, (string?)null, false), (fresh.Node, fresh.State, fresh.Pid, fresh.Restarts, fresh.ReadySince, fresh.LastFailure, fresh.Draining));
+        Assert.Equal(("n2", InstanceState.Pending, 0, 0, (DateTimeOffset?)null, (string?)null, false), (fresh.Node, fresh.State, fresh.Pid, fresh.Restarts, fresh.ReadySince, fresh.LastFailure, fresh.Draining));
         Assert.Empty(Store.ListInstancesOnNode("n1"));
     }
 
@@ -311,7 +311,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.True(await Store.PutDeploymentAsync(Write("hello", 0, vip: "127.77.0.1")));
         var generation = await Store.NextGenerationAsync();
         Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
-        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceStates.Ready, null) { Revision = 1 }));
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Ready, null) { Revision = 1 }));
         await Store.PutNodeAsync(new NodeRecord
         {
             Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string> { ["disk"] = "ssd" }, MemoryMiB = 1024,

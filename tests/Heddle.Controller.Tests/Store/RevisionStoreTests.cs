@@ -156,7 +156,7 @@ public sealed class RevisionStoreTests : IDisposable
             Assert.Equal(("contoso", 2L, 3L, 5L, "127.77.0.1"), (service.Tenant, service.Revision, service.LastRevision, service.Version, service.Vip));
             Assert.Equal([(3L, "RolledBack: failed"), (2L, "Completed")], store.ListRevisions("hello").Select(r => (r.Number, r.Outcome.ToString())));
             var instance = Assert.Single(store.ListInstances("hello"));
-            Assert.Equal((41L, "Ready", 20001, 1234, "boom", 2L), (instance.Generation, instance.State, instance.Ports["http"], instance.Pid, instance.LastStderr, instance.RunningRevision));
+            Assert.Equal((41L, InstanceState.Ready, 20001, 1234, "boom", 2L), (instance.Generation, instance.State, instance.Ports["http"], instance.Pid, instance.LastStderr, instance.RunningRevision));
             Assert.Equal([0, 1], instance.Cpus);
             Assert.Equal(["process", "container"], store.GetNode("n1")!.Drivers);
             Assert.Equal("name: hello", store.GetPackage("abc")!.ServiceYaml);

@@ -87,9 +87,9 @@ public abstract class UpgradeReconcileTests : IDisposable
     /// <summary>The agents: every instance not yet Ready at its revision becomes so now.</summary>
     private async Task AgentsReport()
     {
-        foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceStates.Ready || i.RunningRevision != i.Revision))
+        foreach (var i in _store.ListInstances("hello").Where(i => i.State != InstanceState.Ready || i.RunningRevision != i.Revision))
         {
-            Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceStates.Ready, null) { Revision = i.Revision }));
+            Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(i.Node, i.Service, i.Role, i.Index, i.Generation, InstanceState.Ready, null) { Revision = i.Revision }));
         }
     }
 
@@ -185,7 +185,7 @@ public abstract class UpgradeReconcileTests : IDisposable
         await controller.ReconcileAsync("hello"); // and restarts
         var web0 = _store.ListInstances("hello").Single(i => i.Id == "hello/web/0");
         Assert.Equal(2, web0.Revision);
-        Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(web0.Node, "hello", "web", 0, web0.Generation, InstanceStates.Faulted, "exited with code 1; restarting in 4 s (restart 3)")
+        Assert.True(await _store.UpdateInstanceStatusAsync(new InstanceReportRecord(web0.Node, "hello", "web", 0, web0.Generation, InstanceState.Faulted, "exited with code 1; restarting in 4 s (restart 3)")
         {
             Revision = 2, Restarts = 3, Failure = "exited with code 1", LastStderr = "KeyError: 'PORT'",
         }));

@@ -15,10 +15,10 @@ public sealed class UpgradeWalkerTests
         Revision = 2, Previous = 1, Policy = policy ?? UpgradePolicy.Default, Order = [0, 1, 2], Started = T0, PhaseStarted = T0,
     };
 
-    private static InstanceRecord Web(int index, long revision = 1, string state = InstanceStates.Ready, DateTimeOffset? readySince = null) => new()
+    private static InstanceRecord Web(int index, long revision = 1, InstanceState state = InstanceState.Ready, DateTimeOffset? readySince = null) => new()
     {
         Service = "hello", Role = "web", Index = index, UpgradeDomain = index % 3, Node = $"n{index + 1}", Cpus = [index], MemoryMiB = 256,
-        Generation = 10 + index, Revision = revision, RunningRevision = revision, State = state, ReadySince = state == InstanceStates.Ready ? readySince ?? T0.AddMinutes(-5) : null,
+        Generation = 10 + index, Revision = revision, RunningRevision = revision, State = state, ReadySince = state == InstanceState.Ready ? readySince ?? T0.AddMinutes(-5) : null,
     };
 
     private static WalkStep Step(UpgradeWalk walk, IReadOnlyList<InstanceRecord> instances, DateTimeOffset now, InstanceChange change = InstanceChange.Restart, bool published = true) =>
@@ -90,7 +90,7 @@ public sealed class UpgradeWalkerTests
     public void Gate_AnInstanceFaultsThreeTimes_RollsBackTheWalkedDomainsInReverseOrder()
     {
         var updating = Walk() with { Position = 1, Phase = WalkPhase.Updating, PhaseStarted = T0 };
-        var crashing = Web(1, revision: 2, state: InstanceStates.Faulted) with
+        var crashing = Web(1, revision: 2, state: InstanceState.Faulted) with
         {
             Restarts = 3, RunningRevision = 2, LastFailure = "exited with code 1", LastStderr = "KeyError: 'PORT'",
         };
@@ -112,7 +112,7 @@ public sealed class UpgradeWalkerTests
     {
         var policy = UpgradePolicy.Default with { FailureAction = UpgradeFailureAction.Pause, UpgradeDomainTimeout = TimeSpan.FromMinutes(1) };
         var updating = Walk(policy) with { Phase = WalkPhase.Updating, PhaseStarted = T0 };
-        var starting = Web(0, revision: 2, state: InstanceStates.Starting);
+        var starting = Web(0, revision: 2, state: InstanceState.Starting);
 
         var before = Step(updating, [starting, Web(1), Web(2)], T0.AddSeconds(59));
         var after = Step(updating, [starting, Web(1), Web(2)], T0.AddSeconds(60));
