@@ -20,7 +20,7 @@ namespace Heddle.Controller.Publishing;
 /// <item>A report: the service queued when the instance's state, restarts or running revision changed (a health gate, a
 /// deployment finished); the role's other instances' nodes told after the peer delay when its readiness or ports changed.</item>
 /// <item>A node record changed but for when it was seen (joined, Down, back, drained, removed): the services on it and
-/// those waiting for room queued; every node told when its address changed (peers carry it); a node removed, its stream here ended.</item>
+/// those waiting for room queued; when its address changed, the nodes of its services told (peers carry it); a node removed, its stream here ended.</item>
 /// <item>An image: every node told. The host rollout's steps: every service queued, the nodes it walks told.</item>
 /// <item>A certificate revoked: the node's stream here ended.</item>
 /// </list>
@@ -102,7 +102,12 @@ public sealed class ChangeDispatcher
                     break;
                 case RecordKind.Node when change.Node is { } node && (node.Before is null || node.After is null || !node.Before.SameAs(node.After)):
                     _nodeWork.Changed(change.Name);
-                    all |= node.Before?.Address != node.After?.Address;
+                    if (node is { Before: { } was, After: { } now } && was.Address != now.Address)
+                    {
+                        // Its instances' peers carry its address (a node that joins has none yet: not every node told per join).
+                        services.UnionWith(_store.ListInstancesOnNode(change.Name).Select(i => i.Service));
+                    }
+
                     if (node.After is null)
                     {
                         _agents.Disconnect(change.Name); // removed: its stream here ends, whichever controller removed it

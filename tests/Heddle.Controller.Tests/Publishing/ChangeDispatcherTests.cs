@@ -161,6 +161,45 @@ public sealed class ChangeDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task ANodeJoining_SendsNoOtherNodeAGoalState()
+    {
+        var (_, _, _, agents, _) = Dispatch(_here);
+        await NodeAsync(_here, "n1");
+        var session = agents.Open("n1");
+        session.TakeChanged();
+
+        await NodeAsync(_here, "n2"); // a thousand joining must not cost every connected node a goal state each
+
+        Assert.Null(session.TakeChanged());
+    }
+
+    [Fact]
+    public async Task ANodesNewAddress_SendsThePeersNodesTheirGoalStates_AndNoOneElse()
+    {
+        var (_, queue, _, agents, reconciler) = Dispatch(_here);
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            await NodeAsync(_here, node);
+        }
+
+        await DeployAsync(_here, "shop", instances: 2);
+        await reconciler.ReconcileAsync("shop");
+        var placed = _here.ListInstances("shop").Select(i => i.Node).ToList();
+        Assert.Equal(2, placed.Count);
+        var idle = new[] { "n1", "n2", "n3" }.Except(placed).Single();
+        var (moved, peer) = (placed[0], placed[1]);
+        var peerSession = agents.Open(peer);
+        var idleSession = agents.Open(idle);
+        peerSession.TakeChanged();
+        idleSession.TakeChanged();
+
+        await NodeAsync(_here, moved, address: "127.0.9.2");
+
+        Assert.Contains("127.0.9.2", peerSession.TakeChanged()!.Instances.Single().Peers.Select(p => p.Address));
+        Assert.Null(idleSession.TakeChanged());
+    }
+
+    [Fact]
     public async Task ACommitsEvents_AreStoredBeforeTheFeedTellsOfIt()
     {
         var package = await PackageAsync(_here, "shop");
@@ -201,9 +240,9 @@ public sealed class ChangeDispatcherTests : IDisposable
 
     private static Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(10), what);
 
-    private Task NodeAsync(KvClusterStore store, string name) => store.PutNodeAsync(new NodeRecord
+    private Task NodeAsync(KvClusterStore store, string name, string address = "127.0.9.1") => store.PutNodeAsync(new NodeRecord
     {
-        Name = name, Address = "127.0.9.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
+        Name = name, Address = address, FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
         Cores = [[0]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
     });
 
@@ -215,10 +254,10 @@ public sealed class ChangeDispatcherTests : IDisposable
         return package;
     }
 
-    private async Task DeployAsync(KvClusterStore store, string name)
+    private async Task DeployAsync(KvClusterStore store, string name, int instances = 1)
     {
         var package = await PackageAsync(store, name);
-        Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: 1 }}\n", "test", 0)
+        Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)
         {
             Uid = 50_000 + name.Length, // a uid of its own already: the reconciler's pass writes nothing but its placements
         }));
