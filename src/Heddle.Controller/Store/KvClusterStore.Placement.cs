@@ -95,7 +95,7 @@ public sealed partial class KvClusterStore
         }
 
         // The events are the service's as written: a new one's incarnation is this commit's revision.
-        return await CommitToldAsync(conditions, writes.List, revision => [.. write.Events.Select(e => e with { Owner = new EventOwner(write.Tenant, entry?.CreateRevision ?? revision) })],
+        return await CommitToldAsync(conditions, writes.List, revision => [.. write.Events.Select(e => e with { Owner = new EventOwner(write.Tenant, entry?.CreateRevision ?? revision) })], write.Events.Count > 0,
             ChangeSource.Here, cancellationToken);
     }
 

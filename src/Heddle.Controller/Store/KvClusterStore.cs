@@ -327,16 +327,16 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     /// </summary>
     private Task<bool> CommitToldAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, IReadOnlyList<NewEvent> told, ChangeSource source,
         CancellationToken cancellationToken) =>
-        CommitToldAsync(conditions, writes, _ => told, source, cancellationToken);
+        CommitToldAsync(conditions, writes, _ => told, told.Count > 0, source, cancellationToken);
 
     /// <summary>As above, the events made from the commit's revision (the incarnation of a service it creates).</summary>
-    private async Task<bool> CommitToldAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, Func<long, IReadOnlyList<NewEvent>> told, ChangeSource source,
-        CancellationToken cancellationToken)
+    private async Task<bool> CommitToldAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, Func<long, IReadOnlyList<NewEvent>> told, bool any,
+        ChangeSource source, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var results = await _mirror.CommitThenAsync(new KvBatchItem(conditions, writes),
             revision => [.. told(revision).Select(e => EventWrite(now, e.Kind.ToString(), e.Subject, e.Message, e.Owner)).Select(w => new KvBatchItem([new(w.Key, 0)], [w]))],
-            source, cancellationToken);
+            source, cancellationToken, told: any);
         if (results.Count > 1)
         {
             await EventsWrittenAsync(results.Count - 1, cancellationToken);
