@@ -82,9 +82,6 @@ public sealed record ReportedState(string Role, int Index, long Generation, Inst
 /// </summary>
 public sealed record StoreChange(RecordKind Kind, string Name, bool Deleted, ChangeSource Source)
 {
-    /// <summary>Whether this controller committed it.</summary>
-    public bool Local => Source != ChangeSource.Elsewhere;
-
     /// <summary>The event stored, for a put of an event; null otherwise.</summary>
     public EventRecord? Event { get; init; }
 

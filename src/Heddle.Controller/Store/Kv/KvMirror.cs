@@ -138,10 +138,10 @@ public sealed class KvMirror : IAsyncDisposable
         (await CommitThenAsync(new KvBatchItem(conditions, writes), _ => [], source, cancellationToken).ConfigureAwait(false))[0];
 
     /// <summary>
-    /// Commits <paramref name="first"/>; when it succeeds, commits each of <paramref name="then"/> on its own conditions
+    /// Commits <paramref name="first"/>; when it succeeds, commits each of <paramref name="following"/> on its own conditions
     /// (the events that tell of the first), and only then tells of the changes of all of them: a consumer acting on the
     /// first change (a reconciler queued, an agent sent its goal) never writes its own events before those. The results
-    /// are the first's and then each of the others' (none when the first failed). <paramref name="then"/> is made from the
+    /// are the first's and then each of the others' (none when the first failed). <paramref name="following"/> is made from the
     /// first's revision (a new record's incarnation).
     /// </summary>
     /// <param name="told">Whether events follow: then the watch waits for the first commit (so it is told after them), as it
@@ -189,8 +189,8 @@ public sealed class KvMirror : IAsyncDisposable
     private async Task<(IReadOnlyList<KvCommit> Results, List<KvChange> Applied)> TakeCommittedAsync(Func<Task<IReadOnlyList<KvCommit>>> commit,
         IReadOnlyList<KvBatchItem> commits, ChangeSource source, bool held)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (held)
+        var done = held ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null; // not for every report
+        if (done is not null)
         {
             _committing.TryAdd(done, [.. commits.SelectMany(c => c.Writes).Select(w => w.Key)]);
         }
@@ -202,8 +202,11 @@ public sealed class KvMirror : IAsyncDisposable
         }
         finally
         {
-            _committing.TryRemove(done, out _);
-            done.TrySetResult();
+            if (done is not null)
+            {
+                _committing.TryRemove(done, out _);
+                done.TrySetResult();
+            }
         }
     }
 
