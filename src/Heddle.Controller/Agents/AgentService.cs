@@ -266,7 +266,7 @@ public sealed class AgentService(
             return;
         }
 
-        var before = store.ListInstances(parts[0]).FirstOrDefault(i => i.Role == parts[1] && i.Index == index);
+        var before = store.GetInstance(parts[0], parts[1], index); // not the service's listing: made again after every report
         if (before is not null && Unchanged(before, node, report, state))
         {
             // Said again (a Hello after a reconnection names every instance): a write would change nothing but its time.

@@ -95,7 +95,7 @@ public sealed class ChangeDispatcher
                     Queue(change.Name, report.ProgressChanged(reported.Before));
                     if (report.PeersSeeChanged(reported.Before))
                     {
-                        _agents.NotifyPeers(_store.ListInstances(change.Name).Where(i => i.Role == report.Role && i.Index != report.Index).Select(i => i.Node)
+                        _agents.NotifyPeers(_store.ListPlacements(change.Name).Where(i => i.Role == report.Role && i.Index != report.Index).Select(i => i.Node)
                             .Distinct(StringComparer.Ordinal));
                     }
 
@@ -139,7 +139,7 @@ public sealed class ChangeDispatcher
 
         foreach (var service in services)
         {
-            nodes.UnionWith(_store.ListInstances(service).Select(i => i.Node));
+            nodes.UnionWith(_store.ListPlacements(service).Select(i => i.Node));
         }
 
         if (nodes.Count > 0)

@@ -103,6 +103,15 @@ public interface IClusterStore : IDisposable
     /// </summary>
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);
 
+    /// <summary>
+    /// One service's placements, in role and index order, without what agents reported (no state, no ports): where its
+    /// instances are. The same object for as long as none of its placements change, however many reports come in.
+    /// </summary>
+    IReadOnlyList<InstanceRecord> ListPlacements(string service);
+
+    /// <summary>One placed instance with what its agent last reported of its generation, or null when none is placed there.</summary>
+    InstanceRecord? GetInstance(string service, string role, int index);
+
     IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node);
 
     /// <summary>Applies a pass if the service is still at <see cref="PlacementCommit.ExpectedVersion"/> (and bumps it); false on conflict.</summary>

@@ -132,6 +132,35 @@ public sealed partial class KvClusterStore
         return listed;
     }
 
+    public IReadOnlyList<InstanceRecord> ListPlacements(string service)
+    {
+        var placements = Keys.Instances(service);
+        var version = _mirror.VersionOf(placements); // read before the listing: a listing is at least as new as its version
+        if (_placements.TryGetValue(service, out var known) && known.Version == version)
+        {
+            return known.Instances;
+        }
+
+        InstanceRecord[] listed = [.. _mirror.List(placements).Select(Decode<InstanceRecord>)]; // key order is role and index order
+        if (listed.Length == 0)
+        {
+            _placements.TryRemove(service, out _);
+        }
+        else
+        {
+            _placements[service] = new Placements(version, listed);
+        }
+
+        return listed;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Placements> _placements = new(StringComparer.Ordinal);
+
+    private sealed record Placements(long Version, InstanceRecord[] Instances);
+
+    public InstanceRecord? GetInstance(string service, string role, int index) =>
+        _mirror.Get(Keys.Instance(service, role, index)) is { } entry ? WithStatus(Decode<InstanceRecord>(entry)) : null;
+
     /// <summary>The services with an instance placed, from the placements' keys (a service's keys are next to each other in key order).</summary>
     private List<string> PlacedServices()
     {

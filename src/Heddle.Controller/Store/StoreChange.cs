@@ -66,9 +66,12 @@ public sealed record ReportedState(string Role, int Index, long Generation, Inst
 {
     public bool Ready => State == InstanceState.Ready;
 
-    /// <summary>Whether the instance's peers see it differently (its readiness, its ports).</summary>
+    /// <summary>
+    /// Whether the instance's peers see it differently (its readiness, its ports). With no report of its generation
+    /// before, its peers saw it as placed: not ready and with no ports (a first report of Starting tells them nothing).
+    /// </summary>
     public bool PeersSeeChanged(ReportedState? before) =>
-        before is null || before.Ready != Ready || before.Ports.Count != Ports.Count || Ports.Any(p => !before.Ports.TryGetValue(p.Key, out var port) || port != p.Value);
+        before is null ? Ready || Ports.Count > 0 : before.Ready != Ready || before.Ports.Count != Ports.Count || Ports.Any(p => !before.Ports.TryGetValue(p.Key, out var port) || port != p.Value);
 
     /// <summary>Whether the reconciler has something to look at again: a change of state, of restarts or of the revision running (a health gate, a deployment finished).</summary>
     public bool ProgressChanged(ReportedState? before) =>

@@ -46,28 +46,20 @@ public sealed class KvMirror : IAsyncDisposable
 
     /// <summary>
     /// For each top-level prefix ("services/") and each second-level one ("status/web/"), the <see cref="Version"/> at
-    /// which a key under it last changed (guarded by the lock). Second-level prefixes are kept for every one ever seen: a
-    /// few per service (the records named by service), not one per record.
+    /// which a key under it last changed (written under the write lock, read without it: asked for by every listing, it
+    /// kept writers waiting behind readers). Second-level prefixes are kept for every one ever seen: a few per service
+    /// (the records named by service), not one per record.
     /// </summary>
-    private readonly Dictionary<string, long> _prefixVersions = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _prefixVersions = new(StringComparer.Ordinal);
 
     /// <summary>
     /// The <see cref="Version"/> at which a key under a top-level prefix ("services/", up to the first '/') or a
     /// second-level one ("instances/web/", up to the second) last changed, or 0: a reader that shows only some kinds of
     /// record, or one service's, follows those, not every heartbeat of another kind or every report of another service.
     /// </summary>
-    public long VersionOf(string prefix)
-    {
-        _lock.EnterReadLock();
-        try
-        {
-            return _prefixVersions.GetValueOrDefault(prefix);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
+    /// <remarks>A version is noted after its change is in the copy, under the write lock: a listing made (under the read
+    /// lock) after reading a version holds that change or a newer one.</remarks>
+    public long VersionOf(string prefix) => _prefixVersions.GetValueOrDefault(prefix);
 
     private void NoteChange(string key)
     {
@@ -399,6 +391,16 @@ public sealed class KvMirror : IAsyncDisposable
                         await Task.WhenAll(pending).ConfigureAwait(false);
                     }
 
+                    if (_deleted.Count < DeletedKept && AllHeld(commit))
+                    {
+                        // Committed here and taken in already (most commits, on a store of one controller): readers are not
+                        // stopped for it. The deletes it passed are let go with the next change the watch does take in
+                        // (or the next commit once many are kept).
+                        Interlocked.Exchange(ref _watched, change.Revision);
+                        commit.Clear();
+                        continue;
+                    }
+
                     var applied = new List<KvChange>(commit.Count);
                     _lock.EnterWriteLock();
                     try
@@ -449,6 +451,32 @@ public sealed class KvMirror : IAsyncDisposable
                     return;
                 }
             }
+        }
+    }
+
+    /// <summary>How many deletes the watch may have passed before it takes the copy's write lock to let them go.</summary>
+    private const int DeletedKept = 4096;
+
+    /// <summary>Whether the copy holds each change of a commit already, or a newer one (under the read lock).</summary>
+    private bool AllHeld(List<KvEvent> commit)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var each in commit)
+            {
+                var held = _entries.TryGetValue(each.Key, out var current) ? current.ModRevision : _deleted.GetValueOrDefault(each.Key);
+                if (each.Revision > held)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
