@@ -88,7 +88,8 @@ internal static class DnsCommand
             await using var server = DnsServer.Start(dns.Options(parse, parse.GetValue(listen)!), meters);
             await using var listener = await metrics.StartAsync(parse, meters, console, "dns", ct);
             console.Out.WriteLine($"dns {Environment.ProcessId}: zone {server.Zone} on {server.Endpoint} (udp and tcp), records from {url}");
-            await ControllerFollower.RunAsync("dns", c => api.FollowDnsRecordsAsync(server.Endpoint.ToString(), server.Zone, c), records =>
+            var copy = Views.DnsCopy(); // kept across reconnections: a controller that still knows its version sends only what changed
+            await ControllerFollower.RunAsync("dns", c => api.FollowDnsRecordsAsync(copy, server.Endpoint.ToString(), server.Zone, c), records =>
             {
                 server.Update(records);
                 return Task.CompletedTask;

@@ -173,7 +173,8 @@ internal static class LbCommand
                 line => console.Error.WriteLine($"heddle lb: {line}"));
             console.Out.WriteLine($"lb {Environment.ProcessId}: {identity.Name} at {identity.Address} ({identity.Mode}{(identity.Interface is null ? string.Empty : $" on {identity.Interface}")}), listeners from {url}");
             agent.Start();
-            await ControllerFollower.RunAsync("lb", api.FollowLoadBalancerConfigAsync, agent.ApplyAsync, console, ct);
+            var copy = Views.LoadBalancerCopy(); // kept across reconnections: a controller that still knows its version sends only what changed
+            await ControllerFollower.RunAsync("lb", c => api.FollowLoadBalancerConfigAsync(copy, c), agent.ApplyAsync, console, ct);
             await agent.StopAsync(announcer is null ? TimeSpan.Zero : parse.GetValue(grace));
             return ExitCodes.Ok;
         });

@@ -222,6 +222,38 @@ public sealed class HeddleApiClient : IDisposable
     public async Task RemoveBalancerAsync(string name, CancellationToken ct = default) =>
         await SendAsync<JsonElement?>(new HttpRequestMessage(HttpMethod.Delete, $"v1/lb/balancers/{Uri.EscapeDataString(name)}"), ct);
 
+    /// <summary>
+    /// The DNS record set as <paramref name="copy"/> is kept from the controller's changes: the whole set first (or what
+    /// changed since the version the copy holds), then each change; the whole set made from the copy is yielded each time.
+    /// </summary>
+    public IAsyncEnumerable<DnsRecordSet> FollowDnsRecordsAsync(ViewCopy<DnsService, DnsRecordSet> copy, string? server = null, string? zone = null, CancellationToken ct = default) =>
+        FollowChangesAsync(server is null || zone is null ? "v1/dns/records?follow=true"
+            : $"v1/dns/records?follow=true&server={Uri.EscapeDataString(server)}&zone={Uri.EscapeDataString(zone)}", copy, ct);
+
+    /// <summary>The load-balancer configuration as <paramref name="copy"/> is kept from the controller's changes (as <see cref="FollowDnsRecordsAsync(ViewCopy{DnsService, DnsRecordSet}, string?, string?, CancellationToken)"/>).</summary>
+    public IAsyncEnumerable<LoadBalancerConfig> FollowLoadBalancerConfigAsync(ViewCopy<VipListener, LoadBalancerConfig> copy, CancellationToken ct = default) =>
+        FollowChangesAsync("v1/lb/config?follow=true", copy, ct);
+
+    /// <summary>A stream of view changes into a copy; it ends (and the caller follows again from the copy's version) when a change does not follow on from the copy.</summary>
+    private async IAsyncEnumerable<T> FollowChangesAsync<TPart, T>(string url, ViewCopy<TPart, T> copy, [EnumeratorCancellation] CancellationToken ct)
+        where T : class
+    {
+        using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, $"{url}&changes=true&since={copy.Version}&origin={Uri.EscapeDataString(copy.Origin)}"), ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<ViewChange<TPart>>(line[6..], Json) is { } change)
+            {
+                if (!copy.Follows(change))
+                {
+                    yield break;
+                }
+
+                yield return copy.Apply(change);
+            }
+        }
+    }
+
     private async IAsyncEnumerable<T> FollowAsync<T>(string url, [EnumeratorCancellation] CancellationToken ct)
     {
         using var response = await SendRawAsync(new HttpRequestMessage(HttpMethod.Get, url), ct);

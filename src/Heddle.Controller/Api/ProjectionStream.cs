@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using Heddle.Contracts.Api;
 using Heddle.Controller.Publishing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
@@ -20,6 +21,16 @@ internal static class ProjectionStream
             return Results.Ok(source.Current);
         }
 
+        if (context.Request.Query["changes"] == "true" && source is PerServiceProjection<DnsService, T> dns)
+        {
+            return await FollowChangesAsync(context, dns, lifetime);
+        }
+
+        if (context.Request.Query["changes"] == "true" && source is PerServiceProjection<VipListener, T> balancer)
+        {
+            return await FollowChangesAsync(context, balancer, lifetime);
+        }
+
         var changes = Channel.CreateBounded<T>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
         void OnChange(T view) => changes.Writer.TryWrite(view);
         source.Changed += OnChange;
@@ -37,6 +48,57 @@ internal static class ProjectionStream
                 await response.WriteAsync($"data: {JsonSerializer.Serialize(view, ApiEndpoints.Json)}\n\n", ended.Token);
                 await response.Body.FlushAsync(ended.Token);
                 source.Delivered(follower, source.VersionOf(view));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            source.Changed -= OnChange;
+            source.RemoveFollower(follower);
+        }
+
+        return Results.Empty;
+    }
+
+    /// <summary>
+    /// ?follow=true&amp;changes=true[&amp;since=V]: the whole view first (or what changed since the version the follower
+    /// holds, when this controller still knows it), then what changed at each change: a change of one service costs
+    /// its parts on the wire, not the cluster's (issue 27).
+    /// </summary>
+    private static async Task<IResult> FollowChangesAsync<TPart, T>(HttpContext context, PerServiceProjection<TPart, T> source, IHostApplicationLifetime lifetime)
+        where TPart : class
+        where T : class
+    {
+        var origin = context.Request.Query["origin"].ToString();
+        var since = long.TryParse(context.Request.Query["since"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var held) ? held : 0;
+        var changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
+        void OnChange(T view) => changed.Writer.TryWrite(true);
+        source.Changed += OnChange;
+        var follower = source.AddFollower();
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        try
+        {
+            var response = context.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            _ = source.Current; // the first view is built before the first change is sent
+            changed.Writer.TryWrite(true);
+            await foreach (var _ in changed.Reader.ReadAllAsync(ended.Token))
+            {
+                var version = source.Version;
+                if (version == since && since > 0 && origin == source.Origin)
+                {
+                    source.Delivered(follower, version); // nothing published since what it holds
+                    continue;
+                }
+
+                var change = source.ChangesSince(origin, since, version);
+                await response.WriteAsync($"data: {JsonSerializer.Serialize(change, ApiEndpoints.Json)}\n\n", ended.Token);
+                await response.Body.FlushAsync(ended.Token);
+                (since, origin) = (version, source.Origin);
+                source.Delivered(follower, version);
             }
         }
         catch (OperationCanceledException)

@@ -26,7 +26,7 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) :
         return [new DnsService(service.DnsName, service.Vip is null ? [] : [service.Vip], roles)];
     }
 
-    protected override DnsRecordSet Assemble(IEnumerable<DnsService> parts) => new() { Serial = 1, Services = [.. parts] };
+    protected override DnsRecordSet Assemble(IEnumerable<DnsService> parts) => Views.Dns(parts, 0);
 
     public override long VersionOf(DnsRecordSet view) => view.Serial - 1;
 

@@ -34,7 +34,7 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
         return listeners;
     }
 
-    protected override LoadBalancerConfig Assemble(IEnumerable<VipListener> parts) => new() { Version = 0, Listeners = [.. parts] };
+    protected override LoadBalancerConfig Assemble(IEnumerable<VipListener> parts) => Views.LoadBalancer(parts, 0);
 
     /// <summary>The role's probe when it checks this endpoint; otherwise a TCP connect with the probe defaults.</summary>
     private static BackendProbe Probe(RoleDefinition role, EndpointDefinition endpoint) => role.Probe is { } p && p.Endpoint == endpoint.Name

@@ -1,3 +1,4 @@
+using Heddle.Contracts.Api;
 using Heddle.Controller.Store;
 
 namespace Heddle.Controller.Publishing;
@@ -18,7 +19,21 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
     private readonly Lock _marks = new();
     private HashSet<string> _dirty = new(StringComparer.Ordinal);
     private bool _all = true;
-    private readonly SortedDictionary<string, (IReadOnlyList<TPart> Parts, string Fingerprint)> _parts = new(StringComparer.Ordinal);
+    /// <summary>Each service's parts, with the generation at which they last changed.</summary>
+    private readonly SortedDictionary<string, (IReadOnlyList<TPart> Parts, string Fingerprint, long Changed)> _parts = new(StringComparer.Ordinal);
+
+    /// <summary>The services whose parts went, with the generation they went at, oldest first (the last <see cref="RemovalsKept"/>).</summary>
+    private readonly Queue<(string Service, long Generation)> _removed = new();
+
+    /// <summary>Removals before this generation are forgotten: a follower holding an older view is sent the whole one.</summary>
+    private long _removalsFrom;
+
+    /// <summary>The generation each recent published version was made at (the last <see cref="VersionsKept"/>).</summary>
+    private readonly Dictionary<long, long> _generationAt = [];
+    private readonly Queue<long> _versions = new();
+
+    private const int RemovalsKept = 16384;
+    private const int VersionsKept = 4096;
     private readonly Dictionary<string, HashSet<string>> _families = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _familyOf = new(StringComparer.Ordinal);
     private long _generation;
@@ -103,7 +118,11 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
                 {
                     if (_parts.Remove(name))
                     {
-                        _generation++;
+                        _removed.Enqueue((name, ++_generation));
+                        while (_removed.Count > RemovalsKept)
+                        {
+                            _removalsFrom = _removed.Dequeue().Generation + 1;
+                        }
                     }
 
                     continue;
@@ -112,8 +131,7 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
                 var fingerprint = FingerprintOf(parts);
                 if (!_parts.TryGetValue(name, out var held) || held.Fingerprint != fingerprint)
                 {
-                    _generation++;
-                    _parts[name] = (parts, fingerprint); // an unchanged part stays the object it was: the DNS server keeps what it compiled of it
+                    _parts[name] = (parts, fingerprint, ++_generation); // an unchanged part stays the object it was: the DNS server keeps what it compiled of it
                 }
             }
 
@@ -166,6 +184,42 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
         }
 
         return [.. records.Select(r => (r.Key, r.Value))];
+    }
+
+    /// <summary>Names this projection's versions: another controller's (or this one's before a restart) count others.</summary>
+    public string Origin { get; } = Guid.NewGuid().ToString("N");
+
+    protected sealed override void Published(long version, string fingerprint)
+    {
+        lock (_parts)
+        {
+            _generationAt[version] = long.Parse(fingerprint, System.Globalization.CultureInfo.InvariantCulture);
+            _versions.Enqueue(version);
+            while (_versions.Count > VersionsKept)
+            {
+                _generationAt.Remove(_versions.Dequeue());
+            }
+        }
+    }
+
+    /// <summary>
+    /// What a remote follower holding the view of version <paramref name="since"/> needs to hold the view of
+    /// <paramref name="version"/> (the last one published): the services whose parts changed since, and those gone; or the whole
+    /// view when that version is unknown here (0, too old, or of another <paramref name="origin"/>: another controller's). Parts built after
+    /// <paramref name="version"/> was published may come with it: sent again with the next change, they change nothing.
+    /// </summary>
+    public ViewChange<TPart> ChangesSince(string origin, long since, long version)
+    {
+        lock (_parts)
+        {
+            if (origin != Origin || since <= 0 || since > version || !_generationAt.TryGetValue(since, out var from) || from + 1 < _removalsFrom)
+            {
+                return new ViewChange<TPart>(Origin, 0, version, [.. _parts.Select(p => new ViewPart<TPart>(p.Key, p.Value.Parts))], []);
+            }
+
+            return new ViewChange<TPart>(Origin, since, version, [.. _parts.Where(p => p.Value.Changed > from).Select(p => new ViewPart<TPart>(p.Key, p.Value.Parts))],
+                [.. _removed.Where(r => r.Generation > from && !_parts.ContainsKey(r.Service)).Select(r => r.Service).Distinct(StringComparer.Ordinal)]);
+        }
     }
 
     /// <summary>Changes whenever a part did: read right after <see cref="Build"/>, under the rebuild lock.</summary>

@@ -93,6 +93,7 @@ public abstract class StoreProjection<T>
 
                 _fingerprint = fingerprint;
                 _current = next = Stamp(next, ++_version);
+                Published(_version, fingerprint);
             }
 
             Changed?.Invoke(next);
@@ -132,6 +133,23 @@ public abstract class StoreProjection<T>
         }
 
         return _followers.Values.All(v => v >= version);
+    }
+
+    /// <summary>A view was published with this version, made from what <see cref="Fingerprint"/> said of it (under the view's lock).</summary>
+    protected virtual void Published(long version, string fingerprint)
+    {
+    }
+
+    /// <summary>The version published last (0 before the first change).</summary>
+    public long Version
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _version;
+            }
+        }
     }
 
     /// <summary>The version stamped on a view.</summary>

@@ -100,6 +100,57 @@ public sealed class DataPlaneProjectionTests(Xunit.Abstractions.ITestOutputHelpe
         }
     }
 
+    [Fact]
+    public async Task ARemoteBalancerFollowingChanges_HoldsTheView_AndAfterReconnecting_IsSentOnlyWhatChangedMeanwhile()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var source = cluster.Controller.Services.GetRequiredService<Heddle.Controller.LoadBalancing.LoadBalancerConfigSource>();
+        var copy = Views.LoadBalancerCopy();
+        static string Json(LoadBalancerConfig view) => System.Text.Json.JsonSerializer.Serialize(view, HeddleApiClient.Json);
+
+        // Followed while the sample deploys, as `heddle lb` does: the copy's view is the controller's, version and all.
+        using (var following = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
+        {
+            var stream = Task.Run(async () =>
+            {
+                await foreach (var view in cluster.Api.FollowLoadBalancerConfigAsync(copy, following.Token))
+                {
+                    if (view.Listeners.Any(l => l.Port == 8080 && l.Backends.Count == 3) && Json(view) == Json(source.Current))
+                    {
+                        return view;
+                    }
+                }
+
+                return null;
+            });
+            await cluster.DeploySampleAsync();
+            Assert.NotNull(await stream);
+        }
+
+        Assert.Equal(1, copy.WholeViews);
+
+        // Gone from the stream, the balancer keeps its copy; meanwhile an instance is killed and comes back.
+        var victim = (await cluster.WaitUntilReadyAsync("hello", 4, TimeSpan.FromSeconds(60))).Instances.First(i => i.Role == "web");
+        var held = copy.Version;
+        System.Diagnostics.Process.GetProcessById(victim.Pid).Kill();
+        await Poll.UntilAsync(() => Task.FromResult(source.Version), v => v > held, TimeSpan.FromSeconds(10), "a change published while the balancer was away");
+
+        using var again = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        LoadBalancerConfig? caughtUp = null;
+        await foreach (var view in cluster.Api.FollowLoadBalancerConfigAsync(copy, again.Token))
+        {
+            Assert.NotEqual(held, copy.Version);
+            if (Json(view) == Json(source.Current))
+            {
+                caughtUp = view;
+                break;
+            }
+        }
+
+        Assert.NotNull(caughtUp); // the view made from the changes is the controller's
+        Assert.Equal(1, copy.WholeViews); // and it was sent only what changed since the version it held
+    }
+
     private static List<(DateTimeOffset At, T View)> Record<T>(Heddle.Controller.Publishing.StoreProjection<T> source)
         where T : class
     {
