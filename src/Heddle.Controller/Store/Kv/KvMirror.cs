@@ -19,6 +19,9 @@ public sealed class KvMirror : IAsyncDisposable
     /// <summary>Keys deleted here, with the revision of the delete, until the watch has passed it (a late put is not resurrected).</summary>
     private readonly Dictionary<string, long> _deleted = new(StringComparer.Ordinal);
 
+    /// <summary>The same deletes by revision, so letting go of those the watch passed costs them, not every delete held (10,000 at once when services go).</summary>
+    private readonly PriorityQueue<string, long> _deletedOrder = new();
+
     private readonly CancellationTokenSource _stop = new();
     private long _watched;
     private Task _watch = Task.CompletedTask;
@@ -312,6 +315,7 @@ public sealed class KvMirror : IAsyncDisposable
 
             _watched = range.Revision;
             _deleted.Clear();
+            _deletedOrder.Clear();
         }
         finally
         {
@@ -344,13 +348,13 @@ public sealed class KvMirror : IAsyncDisposable
         {
             if (current is null)
             {
-                _deleted[change.Key] = change.Revision;
+                NoteDeletedLocked(change.Key, change.Revision);
                 return false;
             }
 
             _entries.Remove(change.Key);
             _keys.Remove(change.Key);
-            _deleted[change.Key] = change.Revision;
+            NoteDeletedLocked(change.Key, change.Revision);
             NoteChange(change.Key);
             applied = new KvChange(change, current, null, source);
             return true;
@@ -391,7 +395,7 @@ public sealed class KvMirror : IAsyncDisposable
                         await Task.WhenAll(pending).ConfigureAwait(false);
                     }
 
-                    if (_deleted.Count < DeletedKept && AllHeld(commit))
+                    if (_deletedOrder.Count < DeletedKept && AllHeld(commit))
                     {
                         // Committed here and taken in already (most commits, on a store of one controller): readers are not
                         // stopped for it. The deletes it passed are let go with the next change the watch does take in
@@ -414,9 +418,13 @@ public sealed class KvMirror : IAsyncDisposable
                         }
 
                         _watched = change.Revision;
-                        foreach (var passed in _deleted.Where(d => d.Value <= _watched).Select(d => d.Key).ToList())
+                        while (_deletedOrder.TryPeek(out var passed, out var revision) && revision <= _watched)
                         {
-                            _deleted.Remove(passed);
+                            _deletedOrder.Dequeue();
+                            if (_deleted.TryGetValue(passed, out var held) && held == revision)
+                            {
+                                _deleted.Remove(passed); // not when deleted again since, or put again (then it is not held)
+                            }
                         }
                     }
                     finally
@@ -452,6 +460,12 @@ public sealed class KvMirror : IAsyncDisposable
                 }
             }
         }
+    }
+
+    private void NoteDeletedLocked(string key, long revision)
+    {
+        _deleted[key] = revision;
+        _deletedOrder.Enqueue(key, revision);
     }
 
     /// <summary>How many deletes the watch may have passed before it takes the copy's write lock to let them go.</summary>
