@@ -31,11 +31,26 @@ internal static class ProjectionStream
             return await FollowChangesAsync(context, balancer, lifetime);
         }
 
+        return await StreamAsync(context, source, lifetime, async (view, response, ct) =>
+        {
+            await WriteAsync(response, view, ct);
+            return source.VersionOf(view);
+        });
+    }
+
+    /// <summary>
+    /// A server-sent-events stream of what <paramref name="send"/> makes of each view published (the current one first; a
+    /// view published while the last was being sent replaces any not sent yet), which returns the version the follower then
+    /// holds. It ends when the client goes or the controller stops (shutdown does not wait for its clients).
+    /// </summary>
+    private static async Task<IResult> StreamAsync<T>(HttpContext context, StoreProjection<T> source, IHostApplicationLifetime lifetime,
+        Func<T, HttpResponse, CancellationToken, Task<long>> send)
+        where T : class
+    {
         var changes = Channel.CreateBounded<T>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
         void OnChange(T view) => changes.Writer.TryWrite(view);
         source.Changed += OnChange;
         var follower = source.AddFollower();
-        // A stream ends when the controller stops, so shutdown does not wait for its clients.
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         try
         {
@@ -45,9 +60,7 @@ internal static class ProjectionStream
             changes.Writer.TryWrite(source.Current);
             await foreach (var view in changes.Reader.ReadAllAsync(ended.Token))
             {
-                await response.WriteAsync($"data: {JsonSerializer.Serialize(view, ApiEndpoints.Json)}\n\n", ended.Token);
-                await response.Body.FlushAsync(ended.Token);
-                source.Delivered(follower, source.VersionOf(view));
+                source.Delivered(follower, await send(view, response, ended.Token));
             }
         }
         catch (OperationCanceledException)
@@ -62,6 +75,12 @@ internal static class ProjectionStream
         return Results.Empty;
     }
 
+    private static async Task WriteAsync<TMessage>(HttpResponse response, TMessage message, CancellationToken ct)
+    {
+        await response.WriteAsync($"data: {JsonSerializer.Serialize(message, ApiEndpoints.Json)}\n\n", ct);
+        await response.Body.FlushAsync(ct);
+    }
+
     /// <summary>
     /// ?follow=true&amp;changes=true[&amp;since=V]: the whole view first (or what changed since the version the follower
     /// holds, when this controller still knows it), then what changed at each change: a change of one service costs
@@ -73,43 +92,17 @@ internal static class ProjectionStream
     {
         var origin = context.Request.Query["origin"].ToString();
         var since = long.TryParse(context.Request.Query["since"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var held) ? held : 0;
-        var changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
-        void OnChange(T view) => changed.Writer.TryWrite(true);
-        source.Changed += OnChange;
-        var follower = source.AddFollower();
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
-        try
+        return await StreamAsync(context, source, lifetime, async (_, response, ct) =>
         {
-            var response = context.Response;
-            response.ContentType = "text/event-stream";
-            response.Headers.CacheControl = "no-cache";
-            _ = source.Current; // the first view is built before the first change is sent
-            changed.Writer.TryWrite(true);
-            await foreach (var _ in changed.Reader.ReadAllAsync(ended.Token))
+            var version = source.Version;
+            if (version == since && since > 0 && origin == source.Origin)
             {
-                var version = source.Version;
-                if (version == since && since > 0 && origin == source.Origin)
-                {
-                    source.Delivered(follower, version); // nothing published since what it holds
-                    continue;
-                }
-
-                var change = source.ChangesSince(origin, since, version);
-                await response.WriteAsync($"data: {JsonSerializer.Serialize(change, ApiEndpoints.Json)}\n\n", ended.Token);
-                await response.Body.FlushAsync(ended.Token);
-                (since, origin) = (version, source.Origin);
-                source.Delivered(follower, version);
+                return version; // nothing published since what it holds
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        finally
-        {
-            source.Changed -= OnChange;
-            source.RemoveFollower(follower);
-        }
 
-        return Results.Empty;
+            await WriteAsync(response, source.ChangesSince(origin, since, version), ct);
+            (since, origin) = (version, source.Origin);
+            return version;
+        });
     }
 }
