@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Threading.Channels;
-using Heddle.Contracts.Api;
 using Heddle.Controller.Publishing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
@@ -21,14 +20,9 @@ internal static class ProjectionStream
             return Results.Ok(source.Current);
         }
 
-        if (context.Request.Query["changes"] == "true" && source is PerServiceProjection<DnsService, T> dns)
+        if (context.Request.Query["changes"] == "true" && source is IViewChanges changes)
         {
-            return await FollowChangesAsync(context, dns, lifetime);
-        }
-
-        if (context.Request.Query["changes"] == "true" && source is PerServiceProjection<VipListener, T> balancer)
-        {
-            return await FollowChangesAsync(context, balancer, lifetime);
+            return await FollowChangesAsync(context, source, changes, lifetime);
         }
 
         return await StreamAsync(context, source, lifetime, async (view, response, ct) =>
@@ -86,22 +80,21 @@ internal static class ProjectionStream
     /// holds, when this controller still knows it), then what changed at each change: a change of one service costs
     /// its parts on the wire, not the cluster's (issue 27).
     /// </summary>
-    private static async Task<IResult> FollowChangesAsync<TPart, T>(HttpContext context, PerServiceProjection<TPart, T> source, IHostApplicationLifetime lifetime)
-        where TPart : class
+    private static async Task<IResult> FollowChangesAsync<T>(HttpContext context, StoreProjection<T> source, IViewChanges changes, IHostApplicationLifetime lifetime)
         where T : class
     {
         var origin = context.Request.Query["origin"].ToString();
         var since = long.TryParse(context.Request.Query["since"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var held) ? held : 0;
         return await StreamAsync(context, source, lifetime, async (_, response, ct) =>
         {
-            var version = source.Version;
-            if (version == since && since > 0 && origin == source.Origin)
+            var version = changes.Version;
+            if (version == since && since > 0 && origin == changes.Origin)
             {
                 return version; // nothing published since what it holds
             }
 
-            await WriteAsync(response, source.ChangesSince(origin, since, version), ct);
-            (since, origin) = (version, source.Origin);
+            await WriteAsync(response, changes.ChangesSince(origin, since, version), ct);
+            (since, origin) = (version, changes.Origin);
             return version;
         });
     }

@@ -11,7 +11,7 @@ namespace Heddle.Controller.Publishing;
 /// thousands of instances started (issue 27). Whether the view changed is known from the parts rebuilt, so no rebuild
 /// serialises the whole view either.
 /// </summary>
-public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
+public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IViewChanges
     where TPart : class
     where T : class
 {
@@ -222,6 +222,8 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
         }
     }
 
+    object IViewChanges.ChangesSince(string origin, long since, long version) => ChangesSince(origin, since, version);
+
     /// <summary>Changes whenever a part did: read right after <see cref="Build"/>, under the rebuild lock.</summary>
     protected sealed override string Fingerprint(T view)
     {
@@ -230,4 +232,17 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>
             return _generation.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
     }
+}
+
+/// <summary>A view a remote follower can be sent as changes (<see cref="ViewChange{TPart}"/>), whatever its parts are.</summary>
+public interface IViewChanges
+{
+    /// <summary>Names the view's versions (<see cref="ViewChange{TPart}.Origin"/>).</summary>
+    string Origin { get; }
+
+    /// <summary>The version published last.</summary>
+    long Version { get; }
+
+    /// <summary>The <see cref="ViewChange{TPart}"/> from <paramref name="since"/> of <paramref name="origin"/> to <paramref name="version"/>, to be serialised as it is.</summary>
+    object ChangesSince(string origin, long since, long version);
 }

@@ -113,20 +113,27 @@ public sealed partial class KvClusterStore
         // One service's listing is asked for by every goal state that names one of its instances, by each reconcile pass
         // and by the views: it is made once per change of the service's placements or reports, not once per caller.
         var (placements, statuses) = (Keys.Instances(service), Keys.Statuses(service));
-        var version = (_mirror.VersionOf(placements), _mirror.VersionOf(statuses)); // read before the listing: a listing is at least as new as its version
-        if (_listings.TryGetValue(service, out var known) && known.Version == version)
+        // The versions are read before the listing: a listing is at least as new as the versions it is kept under.
+        return Listed(_listings, service, (_mirror.VersionOf(placements), _mirror.VersionOf(statuses)), () => Sorted(Merge(placements, statuses)));
+    }
+
+    /// <summary>A service's listing kept under <paramref name="version"/>, or made again by <paramref name="list"/> (and kept) when that moved on.</summary>
+    private static InstanceRecord[] Listed(System.Collections.Concurrent.ConcurrentDictionary<string, Listing> listings, string service, (long, long) version,
+        Func<InstanceRecord[]> list)
+    {
+        if (listings.TryGetValue(service, out var known) && known.Version == version)
         {
             return known.Instances;
         }
 
-        var listed = Sorted(Merge(placements, statuses));
+        var listed = list();
         if (listed.Length == 0)
         {
-            _listings.TryRemove(service, out _); // a service deleted (or never deployed) keeps nothing here
+            listings.TryRemove(service, out _); // a service deleted (or never deployed) keeps nothing here
         }
         else
         {
-            _listings[service] = new Listing(version, listed);
+            listings[service] = new Listing(version, listed);
         }
 
         return listed;
@@ -135,28 +142,11 @@ public sealed partial class KvClusterStore
     public IReadOnlyList<InstanceRecord> ListPlacements(string service)
     {
         var placements = Keys.Instances(service);
-        var version = _mirror.VersionOf(placements); // read before the listing: a listing is at least as new as its version
-        if (_placements.TryGetValue(service, out var known) && known.Version == version)
-        {
-            return known.Instances;
-        }
-
-        InstanceRecord[] listed = [.. _mirror.List(placements).Select(Decode<InstanceRecord>)]; // key order is role and index order
-        if (listed.Length == 0)
-        {
-            _placements.TryRemove(service, out _);
-        }
-        else
-        {
-            _placements[service] = new Placements(version, listed);
-        }
-
-        return listed;
+        return Listed(_placements, service, (_mirror.VersionOf(placements), 0), () => [.. _mirror.List(placements).Select(Decode<InstanceRecord>)]); // key order is role and index order
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Placements> _placements = new(StringComparer.Ordinal);
-
-    private sealed record Placements(long Version, InstanceRecord[] Instances);
+    /// <summary>Each service's placements alone, kept under the version of its placements only (reports do not move it).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Listing> _placements = new(StringComparer.Ordinal);
 
     public InstanceRecord? GetInstance(string service, string role, int index) =>
         _mirror.Get(Keys.Instance(service, role, index)) is { } entry ? WithStatus(Decode<InstanceRecord>(entry)) : null;

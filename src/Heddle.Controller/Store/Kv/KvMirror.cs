@@ -338,8 +338,7 @@ public sealed class KvMirror : IAsyncDisposable
     private bool ApplyLocked(KvEvent change, ChangeSource source, out KvChange applied, KvEntry? entry = null)
     {
         applied = null!;
-        var held = _entries.TryGetValue(change.Key, out var current) ? current.ModRevision : _deleted.GetValueOrDefault(change.Key);
-        if (change.Revision <= held)
+        if (change.Revision <= HeldLocked(change.Key, out var current))
         {
             return false;
         }
@@ -462,6 +461,9 @@ public sealed class KvMirror : IAsyncDisposable
         }
     }
 
+    /// <summary>The revision the copy holds of a key: of its entry, or of its delete; 0 for neither.</summary>
+    private long HeldLocked(string key, out KvEntry? current) => _entries.TryGetValue(key, out current) ? current.ModRevision : _deleted.GetValueOrDefault(key);
+
     private void NoteDeletedLocked(string key, long revision)
     {
         _deleted[key] = revision;
@@ -479,8 +481,7 @@ public sealed class KvMirror : IAsyncDisposable
         {
             foreach (var each in commit)
             {
-                var held = _entries.TryGetValue(each.Key, out var current) ? current.ModRevision : _deleted.GetValueOrDefault(each.Key);
-                if (each.Revision > held)
+                if (each.Revision > HeldLocked(each.Key, out _))
                 {
                     return false;
                 }
