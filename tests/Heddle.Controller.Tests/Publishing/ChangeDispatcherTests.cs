@@ -45,8 +45,10 @@ public sealed class ChangeDispatcherTests : IDisposable
         _here.Changed += here.Enqueue;
         _elsewhere.Changed += elsewhere.Enqueue;
 
-        await NodeAsync(_here, "n1");
-        await DeployAsync(_here, "shop");
+        // Writes with events to follow: the watch waits for them, so their own store always tells them as Here. (A local
+        // write with none may be taken in by the watch first and told as Elsewhere: acted on alike.)
+        await NodeAsync(_here, "n1", told: new NewEvent(EventKind.NodeJoined, "n1", "node n1 joined"));
+        await DeployAsync(_here, "shop", told: new NewEvent(EventKind.DeploymentAccepted, "shop", "revision 1"));
 
         static bool Has(ConcurrentQueue<StoreChange> changes, RecordKind kind, string name, ChangeSource source) =>
             changes.Any(c => c.Kind == kind && c.Name == name && !c.Deleted && c.Source == source);
@@ -195,8 +197,11 @@ public sealed class ChangeDispatcherTests : IDisposable
 
         await NodeAsync(_here, moved, address: "127.0.9.2");
 
-        Assert.Contains("127.0.9.2", peerSession.TakeChanged()!.Instances.Single().Peers.Select(p => p.Address));
-        Assert.Null(idleSession.TakeChanged());
+        // A write with no events may be taken in by the store's watch first and dispatched on its thread: wait for it.
+        Contracts.Agents.GoalState? told = null;
+        await UntilAsync(() => (told ??= peerSession.TakeChanged()) is not null, "the peer's node was sent a goal state");
+        Assert.Contains("127.0.9.2", told!.Instances.Single().Peers.Select(p => p.Address));
+        Assert.Null(idleSession.TakeChanged()); // told in the same dispatch as the peer, had it been
     }
 
     [Fact]
@@ -240,11 +245,11 @@ public sealed class ChangeDispatcherTests : IDisposable
 
     private static Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(10), what);
 
-    private Task NodeAsync(KvClusterStore store, string name, string address = "127.0.9.1") => store.PutNodeAsync(new NodeRecord
+    private Task NodeAsync(KvClusterStore store, string name, string address = "127.0.9.1", NewEvent? told = null) => store.PutNodeAsync(new NodeRecord
     {
         Name = name, Address = address, FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,
         Cores = [[0]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow(),
-    });
+    }, told: told);
 
     private async Task<string> PackageAsync(KvClusterStore store, string name)
     {
@@ -254,12 +259,13 @@ public sealed class ChangeDispatcherTests : IDisposable
         return package;
     }
 
-    private async Task DeployAsync(KvClusterStore store, string name, int instances = 1)
+    private async Task DeployAsync(KvClusterStore store, string name, int instances = 1, NewEvent? told = null)
     {
         var package = await PackageAsync(store, name);
         Assert.True(await store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)
         {
             Uid = 50_000 + name.Length, // a uid of its own already: the reconciler's pass writes nothing but its placements
+            Events = told is null ? [] : [told],
         }));
     }
 
