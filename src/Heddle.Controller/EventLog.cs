@@ -149,4 +149,5 @@ public enum EventKind
     HostRolloutRolledBack,
     HostRolloutCompleted,
     HostRolloutFailed,
+    InstanceReturned,
 }

@@ -46,9 +46,6 @@ public sealed record HostRollout
     /// <summary>The image a machine is brought to now.</summary>
     public string Destination(string machine) => RollingBack ? PreviousImages.GetValueOrDefault(machine, Image) : Image;
 
-    /// <summary>The nodes being emptied now: their instances leave and move elsewhere (none once the rollout has ended).</summary>
-    public IEnumerable<string> Evacuating => IsFinished ? [] : InProgress.Select(n => n.Node);
-
     /// <summary>The image a node is told to reboot into, or null when it is not at that stage.</summary>
     public string? RebootInto(string node) =>
         IsFinished ? null : InProgress.FirstOrDefault(n => n.Node == node && n.Stage == HostNodeStage.Rebooting) is { } step ? Destination(step.Machine) : null;
@@ -83,13 +80,13 @@ public sealed record HostNodeStep
 
 public enum HostNodeStage
 {
-    /// <summary>Its instances leave the load balancer and DNS, are placed elsewhere and stop.</summary>
+    /// <summary>Its instances leave the load balancer and DNS (a surge instance elsewhere first where a role needs one); they stay placed there.</summary>
     Draining,
 
-    /// <summary>Its agent is told to reboot; waiting for the node to come back from the new image.</summary>
+    /// <summary>Its agent is told to reboot (it stops its instances first); waiting for the node to come back from the new image.</summary>
     Rebooting,
 
-    /// <summary>Back on the new image: waiting until it and its instances are Ready for the stable time.</summary>
+    /// <summary>Back on the new image: waiting until it and its instances, started there again, are Ready for the stable time.</summary>
     Gating,
 }
 

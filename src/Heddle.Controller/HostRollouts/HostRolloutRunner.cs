@@ -5,12 +5,13 @@ namespace Heddle.Controller.HostRollouts;
 
 /// <summary>
 /// Runs the host rollout on the leader: reads it, every node and every instance fresh, takes one step of
-/// <see cref="HostRolloutWalker"/>, sets the machines' images, stores the rollout (refused if another writer changed it
-/// since, or the term ended: the next pass reads it again) with its events. When the nodes being emptied change, the
-/// change feed queues every service (their placement passes move the instances) and tells the nodes' agents (the reboot directive).
+/// <see cref="HostRolloutWalker"/>, and stores the rollout with the machines' images it sets and its events, in one
+/// commit (refused if another writer changed it since, or the term ended: the next pass reads it again). When the nodes being walked or their stages
+/// change, the change feed queues every service (their placement passes take the instances out of rotation, and back)
+/// and tells the nodes' agents (the reboot directive).
 /// </summary>
 public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachineStore machines, IClusterStore store,
-    ControllerOptions options, TimeProvider time, ILogger<HostRolloutRunner> logger, Leadership.LeaderTerm? term = null)
+    ControllerOptions options, TimeProvider time, ILogger<HostRolloutRunner> logger, Leadership.LeaderTerm? term = null, Publishing.IPublicationBarrier? publication = null)
 {
     private readonly SemaphoreSlim _wake = new(0);
 
@@ -52,15 +53,17 @@ public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachi
             return TimeSpan.FromSeconds(5);
         }
 
-        var step = HostRolloutWalker.Step(new HostWalkInput(rollout, store.ListNodes(), store.ListInstances(), options.HostRollout, time.GetUtcNow()));
+        var step = HostRolloutWalker.Step(new HostWalkInput(rollout, store.ListNodes(), store.ListInstances(), options.HostRollout, time.GetUtcNow())
+        {
+            Published = publication is null ? () => true : publication.Published,
+        });
         foreach (var (machine, image) in step.ImageSets)
         {
-            var outcome = await machines.SetMachineHostImageAsync(machine, image, cancellationToken);
-            if (outcome != MachineImageOutcome.Set)
+            var missing = machines.GetMachine(machine) is null ? $"machine {machine} was removed" : machines.GetHostImage(image) is null ? $"host image {image} was deleted" : null;
+            if (missing is not null)
             {
-                var reason = outcome == MachineImageOutcome.MachineMissing ? $"machine {machine} was removed" : $"host image {image} was deleted";
-                step = new HostWalkStep { Rollout = rollout with { Phase = HostRolloutPhase.Failed, Reason = reason, Finished = time.GetUtcNow() }, Changed = true };
-                step.Events.Add((EventKind.HostRolloutFailed, rollout.Image, $"host rollout to {rollout.Image} failed: {reason}"));
+                step = new HostWalkStep { Rollout = rollout with { Phase = HostRolloutPhase.Failed, Reason = missing, Finished = time.GetUtcNow() }, Changed = true };
+                step.Events.Add((EventKind.HostRolloutFailed, rollout.Image, $"host rollout to {rollout.Image} failed: {missing}"));
                 break;
             }
         }
@@ -70,8 +73,9 @@ public sealed partial class HostRolloutRunner(IHostRolloutStore rollouts, IMachi
             return step.RequeueAfter;
         }
 
-        // Guarded by the term, as placement commits are: a leader that lost its term writes no step.
-        await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken, term?.Fence, [.. step.Events.Select(e => new NewEvent(e.Kind, e.Subject, e.Message))]);
+        // One commit with the machines' images, guarded by the term as placement commits are: a leader that lost its
+        // term writes no step and sets no machine's image. Refused (read again next step) if anything changed since.
+        await rollouts.UpdateHostRolloutAsync(step.Rollout, cancellationToken, term?.Fence, [.. step.Events.Select(e => new NewEvent(e.Kind, e.Subject, e.Message))], step.ImageSets);
         return TimeSpan.Zero;
     }
 

@@ -5,7 +5,7 @@ public sealed record HostRolloutTiming
 {
     public static readonly HostRolloutTiming Default = new();
 
-    /// <summary>How long a node's instances may take to leave it (placed elsewhere, out of the load balancer and DNS).</summary>
+    /// <summary>How long a node's instances may take to leave the load balancer and DNS (a surge instance elsewhere first, where a role needs one).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>How long a node may take from the reboot directive to reporting the new image, Ready.</summary>

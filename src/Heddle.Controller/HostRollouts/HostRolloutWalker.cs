@@ -1,11 +1,16 @@
 using Heddle.Contracts.Api;
 using Heddle.Controller.Store;
+using Heddle.Controller.Upgrades;
 using Heddle.Model.Validation;
 
 namespace Heddle.Controller.HostRollouts;
 
 /// <summary>What one step of a host rollout sees: the rollout, the nodes and every instance now.</summary>
-public sealed record HostWalkInput(HostRollout Rollout, IReadOnlyList<NodeRecord> Nodes, IReadOnlyList<InstanceRecord> Instances, HostRolloutTiming Timing, DateTimeOffset Now);
+public sealed record HostWalkInput(HostRollout Rollout, IReadOnlyList<NodeRecord> Nodes, IReadOnlyList<InstanceRecord> Instances, HostRolloutTiming Timing, DateTimeOffset Now)
+{
+    /// <summary>Whether every load balancer and DNS server following the controller has been sent the latest view (asked only when needed: it rebuilds both).</summary>
+    public Func<bool> Published { get; init; } = () => true;
+}
 
 /// <summary>What one step decides: the rollout to store, the machines whose image to set, the events.</summary>
 public sealed class HostWalkStep
@@ -26,10 +31,11 @@ public sealed class HostWalkStep
 /// A host rollout as a pure state machine, shaped like <see cref="Upgrades.UpgradeWalker"/>. Nodes are walked in
 /// upgrade-domain order, at most <see cref="HostRollout.MaxParallel"/> at a time and never two upgrade domains at once.
 /// Each node: its machine is set to the destination image and it is drained (the placement pass takes its instances
-/// out of the load balancer and DNS and places them elsewhere, a surge instance first where a role would otherwise
-/// have none Ready: <see cref="Reconciliation.HostEvacuation"/>); once nothing is placed on it its agent is told to
-/// reboot (the goal state's reboot directive); it network-boots the image and enrols again; the health gate waits
-/// until it reports the image, is Ready, and the instances it ran are Ready again, for a stable time. A pause lets
+/// out of the load balancer and DNS, a surge instance elsewhere first where a role would otherwise have none Ready:
+/// <see cref="Reconciliation.HostEvacuation"/>); once all of them are out and every data plane has been told, its agent
+/// is told to reboot (the goal state's reboot directive) and stops them; the instances stay placed on the node, and
+/// the agent that comes back on the image starts them again; the health gate waits until the node reports the image,
+/// is Ready, and the instances it ran are Ready and in rotation again, for a stable time. A pause lets
 /// the nodes being walked finish and starts no other; a rollback walks the nodes touched back to their previous image.
 /// A node that passes a timeout, or whose agent refuses to reboot, fails the rollout with the reason. No clock is
 /// read and nothing is written here.
@@ -103,17 +109,22 @@ public static class HostRolloutWalker
         switch (node.Stage)
         {
             case HostNodeStage.Draining:
-                var left = input.Instances.Where(i => i.Node == node.Node).ToList();
-                if (left.Count == 0)
+                var serving = input.Instances.Where(i => i.Node == node.Node && !i.Draining).ToList();
+                // Out of rotation, and the data planes told so (not waited for past the limit: one that is away does not hold the walk).
+                if (serving.Count == 0 && (now - node.StageStarted >= UpgradeWalker.PublishWaitLimit || input.Published()))
                 {
+                    var stopping = input.Instances.Count(i => i.Node == node.Node);
                     step.Changed = true;
-                    step.Events.Add((EventKind.HostNodeRebooting, node.Node, $"{Direction(rollout)}: node {node.Node} is drained; told to reboot into host image {image}"));
+                    step.Events.Add((EventKind.HostNodeRebooting, node.Node,
+                        $"{Direction(rollout)}: node {node.Node} is drained; told to reboot into host image {image}"
+                        + (stopping == 0 ? string.Empty : $" (its agent stops its {stopping} instance(s) with their grace period; they start there again after)")));
                     return node with { Stage = HostNodeStage.Rebooting, StageStarted = now };
                 }
 
                 if (now - node.StageStarted >= input.Timing.DrainTimeout)
                 {
-                    Fail(step, now, $"node {node.Node} was not drained within {DurationText.Format(input.Timing.DrainTimeout)}: {string.Join(", ", left.Take(5).Select(i => $"{i.Id} ({i.State}{(i.Draining ? ", draining" : string.Empty)})"))} still placed there");
+                    Fail(step, now, $"node {node.Node} was not drained within {DurationText.Format(input.Timing.DrainTimeout)}: "
+                        + (serving.Count == 0 ? "the load balancers and DNS servers were not all told" : $"{string.Join(", ", serving.Take(5).Select(i => $"{i.Id} ({i.State})"))} still in rotation (no other instance of its role Ready elsewhere)"));
                 }
 
                 return node;
@@ -213,7 +224,7 @@ public static class HostRolloutWalker
             });
             step.Events.Add((EventKind.HostNodeDraining, target.Node,
                 $"{Direction(rollout)}: node {target.Node} (upgrade domain {target.Domain}): machine {target.Machine} set to boot host image {image}; "
-                + (instances.Count == 0 ? "it runs no instance" : $"draining {string.Join(", ", instances)}: out of the load balancer and DNS, placed elsewhere")));
+                + (instances.Count == 0 ? "it runs no instance" : $"draining {string.Join(", ", instances)}: out of the load balancer and DNS, staying placed there")));
         }
 
         if (step.Changed)

@@ -88,8 +88,7 @@ public sealed partial class DeploymentReconciler(
         }
 
         var unplaced = new List<Placement.Explanation>();
-        var evacuating = hostRollouts?.GetHostRollout()?.Evacuating.ToHashSet(StringComparer.Ordinal) ?? [];
-        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published, unplaced, evacuating.Count == 0 ? null : new HostEvacuation(evacuating, ready));
+        var failures = _planner.Plan(pass, model, desired, nodes, ready, Published, unplaced, HostEvacuation.Of(hostRollouts?.GetHostRollout(), ready));
         foreach (var why in unplaced)
         {
             metrics?.Unplaced(why);

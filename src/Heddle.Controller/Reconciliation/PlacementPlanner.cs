@@ -20,15 +20,15 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
 
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
-    /// <param name="evacuation">The nodes a host rollout is emptying (none when not given).</param>
+    /// <param name="evacuation">The nodes a host rollout is draining or rebooting (none when not given).</param>
     public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
         List<Explanation>? unplaced = null, HostEvacuation? evacuation = null)
     {
         evacuation ??= HostEvacuation.None;
         return _cache.Use(nodes, ready, pass.Service.Name, state =>
         {
-            // The nodes a host rollout empties take nothing in this pass; the view outlives it, so they are Ready again after.
-            var evacuated = nodes.Where(n => n.Condition == Store.NodeCondition.Ready && evacuation.Evacuates(n.Name)).Select(n => n.Name).ToList();
+            // The nodes a host rollout drains or reboots take nothing in this pass; the view outlives it, so they are Ready again after.
+            var evacuated = nodes.Where(n => n.Condition == Store.NodeCondition.Ready && evacuation.Leaves(n.Name)).Select(n => n.Name).ToList();
             foreach (var node in evacuated)
             {
                 state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);
@@ -68,20 +68,19 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
                     keep.Add(instance); // still running while it drains: its cores are not free yet
                 }
             }
+            else if (evacuation.Reboots(instance.Node))
+            {
+                HostEvacuation.StayThroughReboot(pass, instance); // stays placed there, Down or not, until the rollout ends
+                keep.Add(instance);
+            }
             else if (!ready.Contains(instance.Node))
             {
                 moving[(instance.Role, instance.Index)] = $"node {instance.Node} is {nodes.FirstOrDefault(n => n.Name == instance.Node)?.Condition.ToString() ?? "gone"}";
             }
-            else if (evacuation.Evacuates(instance.Node))
+            else if (evacuation.Leaves(instance.Node))
             {
-                if (evacuation.Stays(pass, instance, [.. current.Where(i => i.Role == instance.Role)], published))
-                {
-                    keep.Add(instance);
-                }
-                else
-                {
-                    moving[(instance.Role, instance.Index)] = $"node {instance.Node} is being updated to a new host image";
-                }
+                evacuation.TakeOut(pass, instance, [.. current.Where(i => i.Role == instance.Role)]);
+                keep.Add(instance);
             }
             else if (instance.Restarts >= options.RestartsBeforeMove)
             {
@@ -89,6 +88,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             }
             else
             {
+                HostEvacuation.Return(pass, instance, revision);
                 keep.Add(instance);
             }
         }
@@ -112,7 +112,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
             }
 
             // An instance that keeps faulting on a node goes elsewhere: its node takes nothing in this pass.
-            var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node) && !evacuation.Evacuates(i.Node)).Select(i => i.Node).Distinct().ToList();
+            var avoided = pass.Before.Where(i => i.Role == role.Name && i.Restarts >= options.RestartsBeforeMove && ready.Contains(i.Node) && !evacuation.Leaves(i.Node)).Select(i => i.Node).Distinct().ToList();
             foreach (var node in avoided)
             {
                 state.SetCondition(node, Placement.Cluster.NodeCondition.Draining);

@@ -22,7 +22,11 @@ public interface IHostRolloutStore
     /// <summary>
     /// Replaces the rollout with <paramref name="next"/> if the stored one is still at <paramref name="next"/>'s
     /// <see cref="HostRollout.Version"/> (the one it was computed from), and, when <paramref name="fence"/> is given, the
-    /// leader's term still holds (its fence key at that revision); stored one version higher. False when not.
+    /// leader's term still holds (its fence key at that revision); stored one version higher. In the same commit, each of
+    /// <paramref name="imageSets"/> sets a machine to boot a host image from its next boot on (the machine and the image
+    /// must exist at the commit, as for <see cref="IMachineStore.SetMachineHostImageAsync"/>): a leader whose term ended
+    /// sets no machine's image either. False when any of it does not hold; nothing is written then.
     /// </summary>
-    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null, IReadOnlyList<NewEvent>? told = null);
+    Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null, IReadOnlyList<NewEvent>? told = null,
+        IReadOnlyList<(string Machine, string Image)>? imageSets = null);
 }

@@ -21,19 +21,35 @@ public sealed partial class KvClusterStore : IHostRolloutStore
     }
 
     public async Task<bool> UpdateHostRolloutAsync(HostRollout next, CancellationToken cancellationToken = default, (string Key, long Revision)? fence = null,
-        IReadOnlyList<NewEvent>? told = null)
+        IReadOnlyList<NewEvent>? told = null, IReadOnlyList<(string Machine, string Image)>? imageSets = null)
     {
         if (_mirror.Get(Keys.HostRollout) is not { } entry || Decode<HostRollout>(entry).Version != next.Version)
         {
             return false;
         }
 
-        List<KvCondition> conditions = [new(entry.Key, entry.ModRevision)];
+        var conditions = new Dictionary<string, long>(StringComparer.Ordinal) { [entry.Key] = entry.ModRevision };
         if (fence is { } term)
         {
-            conditions.Add(new(term.Key, term.Revision));
+            conditions[term.Key] = term.Revision;
         }
 
-        return await CommitToldAsync(conditions, [Put(entry.Key, next with { Version = next.Version + 1 })], told ?? [], ChangeSource.Here, cancellationToken);
+        var writes = new Writes();
+        writes.Put(entry.Key, next with { Version = next.Version + 1 });
+        foreach (var (name, hostImage) in imageSets ?? [])
+        {
+            if (_mirror.Get(Keys.Machine(name)) is not { } machine || _mirror.Get(Keys.HostImage(hostImage)) is not { } image)
+            {
+                return false;
+            }
+
+            // The image written again, as an add does: a delete that read the machines before this commit then fails.
+            conditions[machine.Key] = machine.ModRevision;
+            conditions[image.Key] = image.ModRevision;
+            writes.Put(machine.Key, Decode<MachineRecord>(machine) with { HostImage = hostImage });
+            writes.Put(image.Key, Decode<HostImageRecord>(image));
+        }
+
+        return await CommitToldAsync([.. conditions.Select(c => new KvCondition(c.Key, c.Value))], writes.List, told ?? [], ChangeSource.Here, cancellationToken);
     }
 }

@@ -222,6 +222,22 @@ public sealed class HostRolloutWalkerTests : IDisposable
     }
 
     [Fact]
+    public async Task MachineRemovedBeforeItsTurn_FailsTheRollout_WithTheReason_AndSetsNoImageOfThatStep()
+    {
+        await ClusterAsync();
+        await StartAsync();
+        var last = _store.GetHostRollout()!.Order[^1];
+        Assert.NotNull(await _store.RemoveMachineAsync(last.Machine));
+
+        await WalkAsync();
+
+        var rollout = _store.GetHostRollout()!;
+        Assert.Equal((HostRolloutPhase.Failed, $"machine {last.Machine} was removed"), (rollout.Phase, rollout.Reason));
+        Assert.DoesNotContain(last.Node, rollout.Done);
+        Assert.Contains(_events, e => e.StartsWith($"{EventKind.HostRolloutFailed} host rollout to img-2 failed: machine {last.Machine} was removed", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AgentThatRefusesToReboot_FailsTheRollout_WithWhatItSaid()
     {
         await ClusterAsync();

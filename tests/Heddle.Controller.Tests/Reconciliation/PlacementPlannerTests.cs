@@ -74,12 +74,15 @@ public sealed class PlacementPlannerTests : IDisposable
     };
 
     private (ServicePass Pass, List<string> Failures, List<Heddle.Placement.Explanation> Unplaced) Plan(
-        ServiceRecord service, ServiceModel model, IReadOnlyList<NodeRecord> nodes, IReadOnlyList<InstanceRecord> instances, bool published = true, string? evacuating = null)
+        ServiceRecord service, ServiceModel model, IReadOnlyList<NodeRecord> nodes, IReadOnlyList<InstanceRecord> instances, bool published = true, string? evacuating = null,
+        bool rebooting = false, bool walking = false)
     {
         var pass = new ServicePass(service, instances);
         var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var unplaced = new List<Heddle.Placement.Explanation>();
-        var evacuation = evacuating is null ? null : new HostEvacuation(new HashSet<string>([evacuating]), ready);
+        // evacuating: the node a host rollout drains (or reboots); walking: a rollout under way with no node leaving (one in its health gate).
+        var evacuation = evacuating is null && !walking ? null
+            : new HostEvacuation(new HashSet<string>(evacuating is null ? [] : [evacuating]), new HashSet<string>(rebooting && evacuating is not null ? [evacuating] : []), ready);
         var failures = new PlacementPlanner(_store, _options, TimeProvider.System).Plan(pass, model, 1, nodes, ready, () => published, unplaced, evacuation);
         return (pass, failures, unplaced);
     }
@@ -181,7 +184,7 @@ public sealed class PlacementPlannerTests : IDisposable
     }
 
     [Fact]
-    public async Task Plan_InstanceOnANodeBeingUpdated_AnotherReadyElsewhere_LeavesRotationFirst_ThenMovesOnceTheDataPlanesWereTold()
+    public async Task Plan_InstanceOnANodeBeingUpdated_AnotherReadyElsewhere_LeavesRotation_StaysPlacedThere_AndStartsAfreshThereWhenTheNodeReboots()
     {
         var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
         var service = await Service(2);
@@ -192,20 +195,35 @@ public sealed class PlacementPlannerTests : IDisposable
         Assert.True(first.Find("web", 0).Draining);
         Assert.Empty(first.Placed);
         Assert.Empty(first.Removed);
+        Assert.Contains(first.Events, e => e.Kind == EventKind.InstanceDraining && e.Message.Contains("starts there again after", StringComparison.Ordinal));
 
-        var drained = Instance(0, "n1", draining: true, state: InstanceState.Ready);
-        var (unpublished, _, _) = Plan(service, model, nodes, [drained, other], published: false, evacuating: "n1");
-        Assert.Empty(unpublished.Placed);
-        Assert.Equal(UpgradeWalker.PublishPoll, unpublished.Result.RequeueAfter);
+        var drained = Instance(0, "n1", draining: true, state: InstanceState.Ready) with { Ports = new Dictionary<string, int> { ["http"] = 20001 }, Pid = 42 };
+        var (stays, _, _) = Plan(service, model, nodes, [drained, other], evacuating: "n1");
+        Assert.Empty(stays.Placed); // not moved: it waits for the reboot where it is
+        Assert.Empty(stays.Removed);
+        Assert.True(stays.Find("web", 0).Draining);
 
-        var (told, _, _) = Plan(service, model, nodes, [drained, other], evacuating: "n1");
-        var moved = Assert.Single(told.Placed);
-        Assert.NotEqual("n1", moved.Node);
-        Assert.Contains(told.Events, e => e.Kind == EventKind.InstanceMoved && e.Message.EndsWith("because node n1 is being updated to a new host image", StringComparison.Ordinal));
+        // Told to reboot: its node goes Down (silent while it boots the new image); the instance is not moved off it.
+        var down = nodes.Select(n => n.Name == "n1" ? n with { Condition = NodeCondition.Down } : n).ToList();
+        var (rebooted, _, _) = Plan(service, model, down, [drained, other], evacuating: "n1", rebooting: true);
+        var fresh = Assert.Single(rebooted.Placed);
+        Assert.Equal(("n1", 0, ServicePass.NewRun, InstanceState.Pending, false, 0), (fresh.Node, fresh.Index, fresh.Generation, fresh.State, fresh.Draining, fresh.Pid));
+        Assert.Equal(drained.Cpus, fresh.Cpus);
+        Assert.Empty(fresh.Ports);
+        Assert.DoesNotContain(rebooted.Events, e => e.Kind == EventKind.InstanceMoved);
+
+        var (waiting, _, _) = Plan(service, model, down, [fresh with { Generation = 7 }, other], evacuating: "n1", rebooting: true);
+        Assert.Empty(waiting.Placed); // a fresh run already: left for the agent that comes back
+        Assert.Empty(waiting.Removed);
+
+        // Once no rollout holds it (one that failed: the node never came back), a Down node's instance moves as always.
+        var (after, _, _) = Plan(service, model, down, [fresh with { Generation = 7 }, other]);
+        Assert.Equal(("n3", 0), (Assert.Single(after.Placed).Node, after.Placed.Single().Index));
+        Assert.Contains(after.Events, e => e.Kind == EventKind.InstanceMoved);
     }
 
     [Fact]
-    public async Task Plan_OnlyInstanceOnANodeBeingUpdated_GetsASurgeElsewhereFirst_WhichGoesOnceTheRoleIsReadyElsewhere()
+    public async Task Plan_OnlyInstanceOnANodeBeingUpdated_GetsASurgeElsewhereFirst_WhichGoesOnceItIsReadyOnItsNodeAgain()
     {
         var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready), ("n3", "fd3", NodeCondition.Ready));
         var service = await Service(1);
@@ -226,16 +244,37 @@ public sealed class PlacementPlannerTests : IDisposable
         Assert.True(draining.Find("web", 0).Draining);
         Assert.False(draining.Find("web", 1).Draining);
 
-        var (moving, _, _) = Plan(service, model, nodes, [original with { Draining = true }, ready], evacuating: "n1");
-        var moved = Assert.Single(moving.Placed);
-        Assert.Equal(0, moved.Index);
-        Assert.NotEqual("n1", moved.Node);
-        Assert.Empty(moving.Removed);
+        var (rebooting, _, _) = Plan(service, model, nodes, [original with { Draining = true }, ready], evacuating: "n1", rebooting: true);
+        var fresh = Assert.Single(rebooting.Placed);
+        Assert.Equal(("n1", 0), (fresh.Node, fresh.Index));
+        Assert.False(rebooting.Find("web", 1).Draining); // the surge serves while the node reboots
 
-        var (settling, _, _) = Plan(service, model, nodes, [moved, ready], evacuating: "n1");
-        Assert.False(settling.Find("web", 1).Draining); // the moved one is not Ready yet: the surge stays in rotation
+        // n1 is back on the new image (its health gate: the rollout goes on, nothing is leaving).
+        var back = fresh with { Generation = 7 };
+        var (starting, _, _) = Plan(service, model, nodes, [back, ready], walking: true);
+        Assert.False(starting.Find("web", 1).Draining); // started there again, not Ready yet: the surge stays in rotation
+        Assert.Empty(starting.Removed);
 
-        var (settled, _, _) = Plan(service, model, nodes, [moved with { State = InstanceState.Ready }, ready], evacuating: "n1");
-        Assert.True(settled.Find("web", 1).Draining); // released like any instance no longer wanted: drained first
+        var (settled, _, _) = Plan(service, model, nodes, [back with { State = InstanceState.Ready }, ready], walking: true);
+        Assert.True(settled.Find("web", 1).Draining); // Ready on its node again: the surge is released like any instance no longer wanted, drained first
+        Assert.False(settled.Find("web", 0).Draining);
+        Assert.Equal("n1", settled.Find("web", 0).Node);
+    }
+
+    [Fact]
+    public async Task Plan_InstanceLeftDrainingAtTheDesiredRevision_OnANodeNoRolloutHolds_GoesBackIntoRotation_ButNotOneAnUpgradeDrains()
+    {
+        var nodes = await Nodes(("n1", "fd1", NodeCondition.Ready), ("n2", "fd2", NodeCondition.Ready));
+        var service = await Service(2);
+        var model = Model(2);
+        var left = Instance(0, "n1", draining: true, state: InstanceState.Ready);
+        var upgrading = Instance(1, "n2", draining: true, state: InstanceState.Ready) with { Revision = 0 };
+
+        var (pass, _, _) = Plan(service, model, nodes, [left, upgrading]);
+
+        Assert.False(pass.Find("web", 0).Draining);
+        Assert.Contains(pass.Events, e => e.Kind == EventKind.InstanceReturned && e.Subject == "hello/web/0");
+        Assert.True(pass.Find("web", 1).Draining); // at another revision: an upgrade's drain, left to the walk
+        Assert.DoesNotContain(pass.Events, e => e.Kind == EventKind.InstanceReturned && e.Subject == "hello/web/1");
     }
 }

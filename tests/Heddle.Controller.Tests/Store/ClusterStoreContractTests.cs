@@ -126,6 +126,37 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HostRolloutStep_SetsItsMachinesImagesInTheSameCommit_AndNoneWhenTheTermEndedOrAMachineOrImageIsGone()
+    {
+        var (rollouts, machines) = ((IHostRolloutStore)Store, (IMachineStore)Store);
+        HostImageRecord Image(string name) => new(name, new string('a', 64), 1, new string('b', 64), 1, null, Time.GetUtcNow());
+        await machines.AddHostImageAsync(Image("img-1"));
+        await machines.AddHostImageAsync(Image("img-2"));
+        foreach (var name in new[] { "m1", "m2" })
+        {
+            await machines.AddMachineAsync(new MachineRecord(name, $"52:54:00:00:00:0{name[1]}", "rack-1", new Dictionary<string, string>(), Time.GetUtcNow(), HostImage: "img-1"));
+        }
+
+        Assert.Equal(HostRolloutStartOutcome.Started, await rollouts.StartHostRolloutAsync(new HostRollout
+        {
+            Image = "img-2", MaxParallel = 2, Order = [new HostRolloutTarget("n1", "m1", "rack-1"), new HostRolloutTarget("n2", "m2", "rack-1")],
+            PreviousImages = new Dictionary<string, string> { ["m1"] = "img-1", ["m2"] = "img-1" }, Started = Time.GetUtcNow(),
+        }));
+        var stored = rollouts.GetHostRollout()!;
+        var next = stored with { Done = ["n1", "n2"] };
+        var (termHeld, termEnded) = (("terms/controller", 0L), ("terms/controller", 42L)); // the key's revision is the condition: 0 while it is absent
+
+        Assert.False(await rollouts.UpdateHostRolloutAsync(next, fence: termEnded, imageSets: [("m1", "img-2"), ("m2", "img-2")]));
+        Assert.False(await rollouts.UpdateHostRolloutAsync(next, fence: termHeld, imageSets: [("m1", "img-2"), ("m9", "img-2")]));
+        Assert.False(await rollouts.UpdateHostRolloutAsync(next, fence: termHeld, imageSets: [("m1", "img-9")]));
+        Assert.Equal((1L, "img-1", "img-1"), (rollouts.GetHostRollout()!.Version, machines.GetMachine("m1")!.HostImage, machines.GetMachine("m2")!.HostImage));
+
+        Assert.True(await rollouts.UpdateHostRolloutAsync(next, fence: termHeld, imageSets: [("m1", "img-2"), ("m2", "img-2")]));
+        Assert.Equal((2L, "img-2", "img-2"), (rollouts.GetHostRollout()!.Version, machines.GetMachine("m1")!.HostImage, machines.GetMachine("m2")!.HostImage));
+        Assert.Equal(HostImageDeleteOutcome.InUse, await machines.DeleteHostImageAsync("img-2"));
+    }
+
+    [Fact]
     public async Task MachineHostImage_SetOnlyToAnImageThatExists_AndAnImageAMachineIsSetToIsNotDeleted()
     {
         var machines = (IMachineStore)Store;

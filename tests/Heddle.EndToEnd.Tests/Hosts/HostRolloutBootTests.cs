@@ -72,6 +72,11 @@ public sealed class HostRolloutBootTests(ITestOutputHelper output)
             var url = $"http://{vip}:8080/www/index.html";
             await Poll.UntilAsync(() => ctl.RunAsync(TimeSpan.FromSeconds(10), client, "/usr/bin/curl", "-sf", "-m", "3", url), r => r.ExitCode == 0, Deadline, $"{url} served");
 
+            async Task<List<string>> PlacedAsync() => [.. JsonDocument.Parse(Check(await Heddle(Deadline, "instances", "static", "-o", "json")).Stdout).RootElement.EnumerateArray()
+                .Select(i => $"{i.GetProperty("id").GetString()}@{i.GetProperty("node").GetString()}").Order(StringComparer.Ordinal)];
+            var placed = await PlacedAsync();
+            Assert.Equal(2, placed.Select(p => p.Split('@')[1]).Distinct().Count());
+
             // Owned by the bed (stopped here, disposed with its host).
             var loop = ctl.Start("client", "/bin/sh", ["-c", $"while :; do if /usr/bin/curl -sf -m 3 -o /dev/null {url}; then echo ok; else echo FAIL; fi; sleep 0.2; done"]);
             await loop.WaitForOutputAsync("ok", Deadline);
@@ -92,6 +97,7 @@ public sealed class HostRolloutBootTests(ITestOutputHelper output)
             Assert.Contains("heddle-init: img-2 up", Clean(m2.Console));
             Assert.True(answers.Count(a => a.Line == "ok") > 100, $"the client loop ran throughout: {answers.Count} answers");
             Assert.Empty(failed);
+            Assert.Equal(placed, await PlacedAsync()); // each instance stayed placed on its node through the reboot and started there again
         }
         catch (TimeoutException e)
         {
