@@ -67,7 +67,7 @@ public sealed class RevisionOutcomeTests
             "UpgradeRolledBack", "UpgradeCompleted", "UpgradePaused", "UpgradeResumed", "LeaderElected", "MachineAdded", "MachineRemoved",
             "MachineHostImageSet", "MachineBooted", "UnknownMachineBooted", "HostImageAdded", "HostImageDeleted",
             "HostRolloutStarted", "HostNodeDraining", "HostNodeRebooting", "HostNodeBack", "HostNodeHealthy", "HostRebootRefused", "HostRolloutPaused",
-            "HostRolloutResumed", "HostRolloutRollingBack", "HostRolloutRolledBack", "HostRolloutCompleted", "HostRolloutFailed",
+            "HostRolloutResumed", "HostRolloutRollingBack", "HostRolloutRolledBack", "HostRolloutCompleted", "HostRolloutFailed", "InstanceReturned",
         ];
 
         Assert.Equal(words, Enum.GetNames<EventKind>());
