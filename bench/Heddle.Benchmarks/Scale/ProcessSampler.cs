@@ -10,7 +10,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Lock _lock = new();
-    private readonly List<(double Cores, long RssKiB)> _phase = [];
+    private readonly List<(double Cores, long RssKiB, double Seconds)> _phase = [];
 
     public ProcessSampler(int pid)
     {
@@ -36,6 +36,15 @@ internal sealed class ProcessSampler : IAsyncDisposable
         }
     }
 
+    /// <summary>The CPU time the process used since the last <see cref="Reset"/>, in seconds (to the last 500 ms sample).</summary>
+    public double CpuSeconds()
+    {
+        lock (_lock)
+        {
+            return _phase.Sum(p => p.Cores * p.Seconds);
+        }
+    }
+
     private async Task RunAsync()
     {
         var interval = TimeSpan.FromMilliseconds(500);
@@ -56,7 +65,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
                 (lastTicks, lastTime) = (ticks, time);
                 lock (_lock)
                 {
-                    _phase.Add((cores, RssKiB()));
+                    _phase.Add((cores, RssKiB(), seconds));
                 }
             }
         }

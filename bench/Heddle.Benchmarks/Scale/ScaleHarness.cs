@@ -12,7 +12,9 @@ namespace Heddle.Benchmarks.Scale;
 /// services of 100 instances (1, 2 and 4 cores in turn, four tenants) until the instance count is reached, all Ready;
 /// 1% of the nodes dropped (heal time beyond the node timeout); every service scaled by 10%; everything deleted.
 /// Prints a table (or with -o json one object) beside Kubernetes' and Nomad's published figures.
-/// Options: --nodes N (10000) --instances N (100000) --store sqlite|etcd --cores N (32) --node-timeout 10s --clients N (8 calls in flight) --heddle PATH -o json
+/// With a remote `heddle dns` and `heddle lb` following the controller's changes, their CPU per change (<see cref="DataPlanes"/>).
+/// Options: --nodes N (10000) --instances N (100000) --store sqlite|etcd --cores N (32) --node-timeout 10s --clients N (8 calls in flight)
+/// --no-data-planes (the controller's own DNS server and no balancer, as before 12-06) --heddle PATH -o json
 /// </summary>
 internal static class ScaleHarness
 {
@@ -29,7 +31,8 @@ internal static class ScaleHarness
             NodeTimeoutSeconds: int.Parse((DeployHarness.Option(args, "--node-timeout") ?? "10s").TrimEnd('s'), CultureInfo.InvariantCulture),
             Clients: int.Parse(DeployHarness.Option(args, "--clients") ?? "8", CultureInfo.InvariantCulture),
             Heddle: DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle",
-            Json: DeployHarness.Option(args, "-o") == "json");
+            Json: DeployHarness.Option(args, "-o") == "json",
+            DataPlanes: !args.Contains("--no-data-planes"));
         if (options.Store != "sqlite")
         {
             Console.Error.WriteLine($"scale: --store {options.Store} is not measured yet (only sqlite: one controller); etcd with three controllers is still to do (issue 27)");
@@ -49,15 +52,19 @@ internal static class ScaleHarness
 
     /// <param name="Clients">How many deploy, scale and delete calls are in flight at once, as several users or a CI system
     /// would send them (Nomad's C1M submits its jobs concurrently); one at a time, the calls themselves were the run's length.</param>
-    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8);
+    /// <param name="DataPlanes">A `heddle dns` and a `heddle lb` of their own follow the controller's changes (the controller
+    /// runs neither), and each service has an input endpoint on a VIP: their CPU per change is measured. Off
+    /// (--no-data-planes): the controller's own DNS server, no balancer and no VIPs, as the figures before 12-06 were taken.</param>
+    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8, bool DataPlanes = true);
 
     private static async Task<Dictionary<string, object>> RunAsync(Options o)
     {
         using var home = new TempDirectory("heddle-scale-");
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
-        var controller = Start(o.Heddle, home.Combine("controller.log"), null, "controller", "--state", home.Combine("controller"), "--default-quota", "none", "--no-lb",
-            "--node-timeout", $"{o.NodeTimeoutSeconds}s", "--vip-pool", "127.80.0.0/16");
+        var controller = Start(o.Heddle, home.Combine("controller.log"), null, ["controller", "--state", home.Combine("controller"), "--default-quota", "none", "--no-lb",
+            "--node-timeout", $"{o.NodeTimeoutSeconds}s", "--vip-pool", "127.80.0.0/16", .. o.DataPlanes ? new[] { "--no-dns" } : []]);
         Process? hollow = null;
+        DataPlanes? planes = null;
         try
         {
             var info = await Poll.UntilAsync(() => Task.FromResult(File.Exists(home.Combine("controller", "controller.json")) ? File.ReadAllText(home.Combine("controller", "controller.json")) : null),
@@ -69,6 +76,11 @@ internal static class ScaleHarness
                 Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))));
             await using var cpu = new ProcessSampler(controller.Id);
             var join = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true))).JoinString!;
+            if (o.DataPlanes)
+            {
+                planes = await DataPlanes.StartAsync(o.Heddle, home, apiUrl, File.ReadAllText(home.Combine("controller", "api-token")).Trim(),
+                    Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))), Start);
+            }
 
             var clock = Stopwatch.StartNew();
             hollow = Start(o.Heddle, home.Combine("hollow.log"), join, "hollow", "--controller", agentUrl, "--nodes", $"{o.Nodes}", "--cores", $"{o.Cores}",
@@ -97,10 +109,12 @@ internal static class ScaleHarness
 
             var services = Enumerable.Range(0, o.Instances / PerService).Select(s => (Name: $"s{s}", Tenant: Tenants[s % Tenants.Length], Cores: 1 << (s % 3))).ToList();
             cpu.Reset();
+            planes?.Reset();
             clock.Restart();
             try
             {
                 await DeployHealScaleDeleteAsync();
+                planes?.Take(figures, "run");
             }
             catch (TimeoutException e)
             {
@@ -133,7 +147,7 @@ internal static class ScaleHarness
                 {
                     // A package per service: the configuration names the service, and a package is its service's.
                     var (name, tenant, cores) = service;
-                    var upload = await clients[tenant].UploadPackageAsync(TestPackages.Build(home, name, Definition(name, cores)));
+                    var upload = await clients[tenant].UploadPackageAsync(TestPackages.Build(home, name, Definition(name, cores, o.DataPlanes)));
                     await latency.TimeAsync("deploy", () => clients[tenant].DeployAsync(new DeploymentRequest(upload.Sha256, Configuration(name, PerService))));
                     Interlocked.CompareExchange(ref probeService, name, null);
                 });
@@ -144,6 +158,7 @@ internal static class ScaleHarness
                 figures["instances_per_s"] = o.Instances / clock.Elapsed.TotalSeconds;
                 var deploy = cpu.Take();
                 (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (deploy.AvgCores, deploy.PeakCores, deploy.PeakRssMiB);
+                planes?.Take(figures, "deploy");
                 Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
 
                 var lost = Enumerable.Range(1, o.Nodes / 100).Select(i => $"h{i}").ToHashSet(StringComparer.Ordinal);
@@ -170,19 +185,24 @@ internal static class ScaleHarness
         }
         finally
         {
+            if (planes is not null)
+            {
+                await planes.DisposeAsync();
+            }
+
             await StopAsync(hollow);
             await StopAsync(controller);
         }
     }
 
-    private static string Definition(string name, int cores) => $$"""
+    private static string Definition(string name, int cores, bool input) => $$"""
         name: {{name}}
         roles:
           job:
             entryPoint: { command: /bin/sh, args: ["-c", "exec sleep 600"] }
             size: { cores: {{cores}}, memoryMiB: 64 }
             endpoints:
-              peer: { kind: internal, protocol: tcp }
+              peer: { kind: internal, protocol: tcp }{{(input ? "\n      web: { kind: input, protocol: tcp, port: 8080 }" : string.Empty)}}
         """;
 
     private static string Configuration(string name, int instances) => $"service: {name}\nroles:\n  job: {{ instances: {instances} }}\n";
@@ -195,7 +215,7 @@ internal static class ScaleHarness
             return (All: all.Count, Ready: all.Count(i => i.State == InstanceStates.Ready && where(i)));
         }, s => s.All == count && s.Ready == count, deadline, $"{count} instances Ready", TimeSpan.FromSeconds(2));
 
-    private static Process Start(string heddle, string log, string? join, params string[] args)
+    internal static Process Start(string heddle, string log, string? join, params string[] args)
     {
         var start = new ProcessStartInfo(heddle) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args)
@@ -217,7 +237,7 @@ internal static class ScaleHarness
         return process;
     }
 
-    private static async Task StopAsync(Process? process)
+    internal static async Task StopAsync(Process? process)
     {
         if (process is null || process.HasExited)
         {
@@ -250,6 +270,22 @@ internal static class ScaleHarness
         Console.WriteLine($"{o.Nodes,7} {o.Instances,9} {N("ready_s", "0.0"),8} {N("instances_per_s", "0.0"),7} {N("heal_beyond_timeout_s", "0.0"),14} {N("idle_cpu_avg") + "/" + N("idle_cpu_peak"),19} {N("idle_rss_mib", "0"),12} "
             + $"{N("deploy_cpu_avg") + "/" + N("deploy_cpu_peak"),21} {N("deploy_rss_mib", "0"),14} {N("status_p50_ms", "0") + "/" + N("status_p99_ms", "0"),17} {N("instances_p50_ms", "0") + "/" + N("instances_p99_ms", "0"),20} "
             + $"{N("deploy_p50_ms", "0") + "/" + N("deploy_p99_ms", "0"),17} {N("scale_s", "0.0"),7} {N("delete_s", "0.0"),8} {N("store_mib", "0.0"),9}");
+        if (o.DataPlanes)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"remote data planes (a `heddle dns` and a `heddle lb` following the controller's changes): {"plane",5} {"phase",6} {"changes",7} {"CPU s",6} {"ms CPU/change",13} {"bytes/change",12} {"RSS MiB",7}");
+            foreach (var plane in new[] { "dns", "lb" })
+            {
+                foreach (var phase in new[] { "deploy", "run" })
+                {
+                    Console.WriteLine($"{string.Empty,85} {plane,5} {phase,6} {N($"{plane}_{phase}_changes", "0"),7} {N($"{plane}_{phase}_cpu_s", "0.0"),6} {N($"{plane}_{phase}_ms_per_change", "0.00"),13} "
+                        + $"{N($"{plane}_{phase}_bytes_per_change", "0"),12} {N($"{plane}_{phase}_rss_mib", "0"),7}");
+                }
+            }
+
+            Console.WriteLine("(deploy: from the first deploy call to all Ready; run: to everything deleted, heal and scale included)");
+        }
+
         if (f.TryGetValue("failed", out var failed))
         {
             Console.WriteLine($"NOT FINISHED: {failed}");
