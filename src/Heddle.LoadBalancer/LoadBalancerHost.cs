@@ -18,7 +18,8 @@ namespace Heddle.LoadBalancer;
 public sealed class LoadBalancerHost : IAsyncDisposable
 {
     private readonly LoadBalancerOptions _options;
-    private readonly Dictionary<string, (string Protocol, BackendHealth Listener, string Service)> _listeners = new(StringComparer.Ordinal);
+    /// <summary>Each listener, with the part of the configuration it was last given (<c>Applied</c>).</summary>
+    private readonly Dictionary<string, (string Protocol, BackendHealth Listener, string Service, VipListener Applied)> _listeners = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
     private EventLoop[]? _tcpLoops; // shared by every L4 listener, made with the first
 
@@ -74,14 +75,25 @@ public sealed class LoadBalancerHost : IAsyncDisposable
             foreach (var (key, listener) in wanted)
             {
                 BackendHealth? existing;
+                bool same;
                 lock (_listeners)
                 {
-                    existing = _listeners.TryGetValue(key, out var entry) ? entry.Listener : null;
+                    (existing, same) = _listeners.TryGetValue(key, out var entry) ? (entry.Listener, ReferenceEquals(entry.Applied, listener)) : (null, false);
                 }
 
                 if (existing is not null)
                 {
-                    existing.Update(listener.Backends, listener.Probe);
+                    // A change names every listener, but a follower's copy keeps an unchanged service's parts as the same
+                    // objects: only the listeners of the services that changed are updated, not all of them per change.
+                    if (!same)
+                    {
+                        existing.Update(listener.Backends, listener.Probe);
+                        lock (_listeners)
+                        {
+                            _listeners[key] = _listeners[key] with { Applied = listener };
+                        }
+                    }
+
                     continue;
                 }
 
@@ -96,7 +108,7 @@ public sealed class LoadBalancerHost : IAsyncDisposable
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
                     {
-                        _listeners[key] = (listener.Protocol, started, listener.Service);
+                        _listeners[key] = (listener.Protocol, started, listener.Service, listener);
                     }
                 }
                 catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)

@@ -33,6 +33,12 @@ public sealed class EtcdProcess : IAsyncDisposable
 
     public IReadOnlyList<Uri> ClientUrls => _etcd.ClientUrls;
 
+    /// <summary>Where the members keep their data (and, with TLS, the CA and certificates).</summary>
+    public string DataDirectory => _data.Path;
+
+    /// <summary>The members' process ids (those running).</summary>
+    public IReadOnlyList<int> Pids => _etcd.Pids;
+
     public static async Task<EtcdProcess> StartAsync(int members = 1, bool tls = false)
     {
         var data = new TempDirectory("heddle-etcd-");

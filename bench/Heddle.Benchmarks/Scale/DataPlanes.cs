@@ -17,12 +17,13 @@ internal sealed class DataPlanes : IAsyncDisposable
     {
     }
 
-    public static async Task<DataPlanes> StartAsync(string heddle, TempDirectory home, Uri apiUrl, string token, X509Certificate2 ca,
+    public static async Task<DataPlanes> StartAsync(string heddle, TempDirectory home, ControlPlane control, X509Certificate2 ca,
         Func<string, string, string?, string[], Process> start)
     {
         var planes = new DataPlanes();
-        var (tokenFile, caFile) = (home.Combine("controller", "api-token"), home.Combine("controller", "ca.crt"));
-        string[] common = ["--controller", apiUrl.ToString(), "--token-file", tokenFile, "--ca-file", caFile];
+        var (tokenFile, caFile) = (Path.Combine(control.State, "api-token"), Path.Combine(control.State, "ca.crt"));
+        var (apiUrl, token) = (control.ApiUrls[0], File.ReadAllText(tokenFile).Trim());
+        string[] common = ["--controller", string.Join(',', control.ApiUrls), "--token-file", tokenFile, "--ca-file", caFile];
         (string Name, string Path, string[] Args)[] followers =
         [
             ("dns", "v1/dns/records", ["dns", "--dns-port", "0", .. common]),

@@ -2,19 +2,22 @@ using System.Globalization;
 
 namespace Heddle.Benchmarks.Scale;
 
-/// <summary>A process's CPU (cores, from /proc/PID/stat every 500 ms) and resident memory (VmRSS), averaged and peaked over phases.</summary>
+/// <summary>
+/// A process's CPU (cores, from /proc/PID/stat every 500 ms) and resident memory (VmRSS), averaged and peaked over
+/// phases; given several processes, their sums (three controllers, three etcd members).
+/// </summary>
 internal sealed class ProcessSampler : IAsyncDisposable
 {
     private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
-    private readonly int _pid;
+    private readonly int[] _pids;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Lock _lock = new();
     private readonly List<(double Cores, long RssKiB, double Seconds)> _phase = [];
 
-    public ProcessSampler(int pid)
+    public ProcessSampler(params int[] pids)
     {
-        _pid = pid;
+        _pids = pids;
         _loop = RunAsync();
     }
 
@@ -74,11 +77,31 @@ internal sealed class ProcessSampler : IAsyncDisposable
         }
     }
 
+    /// <summary>The processes' CPU ticks summed; -1 once one of them has gone.</summary>
     private long CpuTicks()
+    {
+        long sum = 0;
+        foreach (var pid in _pids)
+        {
+            var ticks = CpuTicks(pid);
+            if (ticks < 0)
+            {
+                return -1;
+            }
+
+            sum += ticks;
+        }
+
+        return sum;
+    }
+
+    private long RssKiB() => _pids.Sum(RssKiB);
+
+    private static long CpuTicks(int pid)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{_pid}/stat");
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime
         }
@@ -88,11 +111,11 @@ internal sealed class ProcessSampler : IAsyncDisposable
         }
     }
 
-    private long RssKiB()
+    private static long RssKiB(int pid)
     {
         try
         {
-            var line = File.ReadLines($"/proc/{_pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
             return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
         }
         catch (IOException)

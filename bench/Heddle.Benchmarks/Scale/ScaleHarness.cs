@@ -8,7 +8,7 @@ using Heddle.Testing;
 namespace Heddle.Benchmarks.Scale;
 
 /// <summary>
-/// `bench/run.sh scale`: a real controller (SQLite) and one `heddle hollow` process of N nodes; through the real API,
+/// `bench/run.sh scale`: a real controller (SQLite; with --store etcd three on a 3-member etcd) and one `heddle hollow` process of N nodes; through the real API,
 /// services of 100 instances (1, 2 and 4 cores in turn, four tenants) until the instance count is reached, all Ready;
 /// 1% of the nodes dropped (heal time beyond the node timeout); every service scaled by 10%; everything deleted.
 /// Prints a table (or with -o json one object) beside Kubernetes' and Nomad's published figures.
@@ -33,9 +33,9 @@ internal static class ScaleHarness
             Heddle: DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle",
             Json: DeployHarness.Option(args, "-o") == "json",
             DataPlanes: !args.Contains("--no-data-planes"));
-        if (options.Store != "sqlite")
+        if (options.Store is not ("sqlite" or "etcd"))
         {
-            Console.Error.WriteLine($"scale: --store {options.Store} is not measured yet (only sqlite: one controller); etcd with three controllers is still to do (issue 27)");
+            Console.Error.WriteLine($"scale: --store is sqlite (one controller) or etcd (three controllers on a 3-member etcd), not '{options.Store}'");
             return 2;
         }
 
@@ -61,25 +61,20 @@ internal static class ScaleHarness
     {
         using var home = new TempDirectory("heddle-scale-");
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
-        var controller = Start(o.Heddle, home.Combine("controller.log"), null, ["controller", "--state", home.Combine("controller"), "--default-quota", "none", "--no-lb",
-            "--node-timeout", $"{o.NodeTimeoutSeconds}s", "--vip-pool", "127.80.0.0/16", .. o.DataPlanes ? new[] { "--no-dns" } : []]);
         Process? hollow = null;
         DataPlanes? planes = null;
+        await using var control = await ControlPlane.StartAsync(o.Heddle, home, o.Store, o.NodeTimeoutSeconds, o.DataPlanes, Start);
         try
         {
-            var info = await Poll.UntilAsync(() => Task.FromResult(File.Exists(home.Combine("controller", "controller.json")) ? File.ReadAllText(home.Combine("controller", "controller.json")) : null),
-                t => t is not null && t.Contains("agentUrl", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the controller started");
-            var endpoints = System.Text.Json.JsonSerializer.Deserialize<Heddle.Contracts.Files.ControllerEndpoints>(info!, Heddle.Contracts.Files.StateFiles.Json)!;
-            var apiUrl = endpoints.ApiUrl;
-            var agentUrl = endpoints.AgentUrl.ToString();
-            using var api = new HeddleApiClient(apiUrl, File.ReadAllText(home.Combine("controller", "api-token")).Trim(),
-                Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))));
-            await using var cpu = new ProcessSampler(controller.Id);
+            var agentUrl = string.Join(',', control.AgentUrls);
+            var ca = Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(Path.Combine(control.State, "ca.crt")));
+            using var api = new HeddleApiClient(control.ApiUrls, File.ReadAllText(Path.Combine(control.State, "api-token")).Trim(), ca);
+            await using var cpu = new ProcessSampler([.. control.ControllerPids]);
+            await using var etcdCpu = control.EtcdPids.Count == 0 ? null : new ProcessSampler([.. control.EtcdPids]);
             var join = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true))).JoinString!;
             if (o.DataPlanes)
             {
-                planes = await DataPlanes.StartAsync(o.Heddle, home, apiUrl, File.ReadAllText(home.Combine("controller", "api-token")).Trim(),
-                    Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))), Start);
+                planes = await DataPlanes.StartAsync(o.Heddle, home, control, ca, Start);
             }
 
             var clock = Stopwatch.StartNew();
@@ -91,9 +86,14 @@ internal static class ScaleHarness
             Console.Error.WriteLine($"{o.Nodes} nodes Ready in {clock.Elapsed.TotalSeconds:0.0} s; idle for 20 s");
 
             cpu.Reset();
+            etcdCpu?.Reset();
             await Task.Delay(TimeSpan.FromSeconds(20)); // a measurement window, not a wait for something to happen
             var idle = cpu.Take();
             (figures["idle_cpu_avg"], figures["idle_cpu_peak"], figures["idle_rss_mib"]) = (idle.AvgCores, idle.PeakCores, idle.PeakRssMiB);
+            if (etcdCpu?.Take() is { } etcdIdle)
+            {
+                (figures["etcd_idle_cpu_avg"], figures["etcd_idle_rss_mib"]) = (etcdIdle.AvgCores, etcdIdle.PeakRssMiB);
+            }
 
             Console.Error.WriteLine($"idle: controller {idle.AvgCores:0.00} cores average, {idle.PeakCores:0.00} peak, {idle.PeakRssMiB:0} MiB");
             var latency = new LatencyProbe();
@@ -103,12 +103,12 @@ internal static class ScaleHarness
             var clients = new Dictionary<string, HeddleApiClient>(StringComparer.Ordinal);
             foreach (var tenant in Tenants)
             {
-                clients[tenant] = new HeddleApiClient(apiUrl, (await api.CreateTokenAsync(new TokenCreateRequest(Tenant: tenant))).Token,
-                    Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(home.Combine("controller", "ca.crt"))));
+                clients[tenant] = new HeddleApiClient(control.ApiUrls, (await api.CreateTokenAsync(new TokenCreateRequest(Tenant: tenant))).Token, ca);
             }
 
             var services = Enumerable.Range(0, o.Instances / PerService).Select(s => (Name: $"s{s}", Tenant: Tenants[s % Tenants.Length], Cores: 1 << (s % 3))).ToList();
             cpu.Reset();
+            etcdCpu?.Reset();
             planes?.Reset();
             clock.Restart();
             try
@@ -132,7 +132,7 @@ internal static class ScaleHarness
                 (figures[$"{kind}_p50_ms"], figures[$"{kind}_p99_ms"]) = (p50, p99);
             }
 
-            figures["store_mib"] = Directory.EnumerateFiles(home.Combine("controller"), "cluster.db*").Sum(f => new FileInfo(f).Length) / 1048576.0;
+            figures["store_mib"] = control.StoreMiB();
             foreach (var client in clients.Values)
             {
                 client.Dispose();
@@ -158,6 +158,11 @@ internal static class ScaleHarness
                 figures["instances_per_s"] = o.Instances / clock.Elapsed.TotalSeconds;
                 var deploy = cpu.Take();
                 (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (deploy.AvgCores, deploy.PeakCores, deploy.PeakRssMiB);
+                if (etcdCpu?.Take() is { } etcdDeploy)
+                {
+                    (figures["etcd_deploy_cpu_avg"], figures["etcd_deploy_rss_mib"]) = (etcdDeploy.AvgCores, etcdDeploy.PeakRssMiB);
+                }
+
                 planes?.Take(figures, "deploy");
                 Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
 
@@ -191,7 +196,6 @@ internal static class ScaleHarness
             }
 
             await StopAsync(hollow);
-            await StopAsync(controller);
         }
     }
 
@@ -265,11 +269,17 @@ internal static class ScaleHarness
         }
 
         string N(string key, string format = "0.00") => f.TryGetValue(key, out var v) && v is double d ? d.ToString(format, CultureInfo.InvariantCulture) : $"{f.GetValueOrDefault(key)}";
-        Console.WriteLine($"scale benchmark: {o.Store}, one controller, one `heddle hollow` process, {Environment.ProcessorCount} CPUs (shared by both)");
+        Console.WriteLine($"scale benchmark: {(o.Store == "etcd" ? "etcd, three controllers on a 3-member etcd (controller figures: the three summed)" : "sqlite, one controller")}, "
+            + $"one `heddle hollow` process, {Environment.ProcessorCount} CPUs (shared by all)");
         Console.WriteLine($"{"nodes",7} {"instances",9} {"ready s",8} {"inst/s",7} {"heal-timeout s",14} {"idle cores avg/peak",19} {"idle RSS MiB",12} {"deploy cores avg/peak",21} {"deploy RSS MiB",14} {"status p50/p99 ms",17} {"instances p50/p99 ms",20} {"deploy p50/p99 ms",17} {"scale s",7} {"delete s",8} {"store MiB",9}");
         Console.WriteLine($"{o.Nodes,7} {o.Instances,9} {N("ready_s", "0.0"),8} {N("instances_per_s", "0.0"),7} {N("heal_beyond_timeout_s", "0.0"),14} {N("idle_cpu_avg") + "/" + N("idle_cpu_peak"),19} {N("idle_rss_mib", "0"),12} "
             + $"{N("deploy_cpu_avg") + "/" + N("deploy_cpu_peak"),21} {N("deploy_rss_mib", "0"),14} {N("status_p50_ms", "0") + "/" + N("status_p99_ms", "0"),17} {N("instances_p50_ms", "0") + "/" + N("instances_p99_ms", "0"),20} "
             + $"{N("deploy_p50_ms", "0") + "/" + N("deploy_p99_ms", "0"),17} {N("scale_s", "0.0"),7} {N("delete_s", "0.0"),8} {N("store_mib", "0.0"),9}");
+        if (f.ContainsKey("etcd_idle_cpu_avg"))
+        {
+            Console.WriteLine($"etcd (3 members, summed): idle {N("etcd_idle_cpu_avg")} cores, {N("etcd_idle_rss_mib", "0")} MiB; deploying {N("etcd_deploy_cpu_avg")} cores, {N("etcd_deploy_rss_mib", "0")} MiB");
+        }
+
         if (o.DataPlanes)
         {
             Console.WriteLine();
