@@ -311,6 +311,14 @@ public sealed partial class KvClusterStore
 
             var statusEntry = _mirror.Get(statusKey);
             var previous = statusEntry is not null && Decode<InstanceStatus>(statusEntry) is { } s && s.Generation == placed.Generation ? s.On(placed) : placed;
+            if (previous.State == InstanceState.Stopped && report.State != InstanceState.Stopped && Read<ServiceRecord>(Keys.Service(report.Service)) is { Deleting: true })
+            {
+                // Stopped is final for an instance of a service being deleted: no goal state names it any more, so no
+                // agent starts it again. A report saying it runs was on its way before: one that another controller,
+                // whose stream with the node had ended, wrote late. Taken, it would hold the deletion for ever.
+                return (false, null);
+            }
+
             var now = _time.GetUtcNow();
             // Ready since: kept while it stays Ready at the same revision, set when it becomes Ready (or Ready at a new one).
             var readySince = report.State != InstanceState.Ready ? null

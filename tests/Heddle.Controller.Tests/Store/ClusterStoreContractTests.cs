@@ -224,6 +224,21 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reports_AnInstanceOfAServiceBeingDeleted_OnceStopped_IsNotMadeRunningAgainByALateReport()
+    {
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
+        var generation = await Store.NextGenerationAsync();
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Ready, null) { Revision = 1 }));
+        Assert.True(await Store.MarkDeletingAsync("hello"));
+
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Stopped, null) { Revision = 1 }));
+        Assert.False(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "hello", "web", 0, generation, InstanceState.Ready, null) { Revision = 1 }));
+
+        Assert.Equal(InstanceState.Stopped, Store.ListInstances("hello").Single().State);
+    }
+
+    [Fact]
     public async Task Reports_CountOnlyForTheGenerationAndNodePlaced_ReadySinceHolds_AndAReplacementStartsAfresh()
     {
         Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
