@@ -31,8 +31,7 @@ internal sealed class ControlPlane : IAsyncDisposable
 
     public IReadOnlyList<int> EtcdPids => _etcd?.Pids ?? [];
 
-    public static async Task<ControlPlane> StartAsync(string heddle, TempDirectory home, string store, int nodeTimeoutSeconds, bool remoteDataPlanes,
-        Func<string, string, string?, string[], Process> start)
+    public static async Task<ControlPlane> StartAsync(string heddle, TempDirectory home, string store, int nodeTimeoutSeconds, bool remoteDataPlanes)
     {
         var plane = new ControlPlane(home.Combine("controller"));
         try
@@ -57,7 +56,7 @@ internal sealed class ControlPlane : IAsyncDisposable
                     }
                 }
 
-                plane._controllers.Add(start(heddle, home.Combine($"controller-{k}.log"), null, ["controller", "--state", state, "--default-quota", "none", "--no-lb",
+                plane._controllers.Add(ScaleHarness.Start(heddle, home.Combine($"controller-{k}.log"), null, ["controller", "--state", state, "--default-quota", "none", "--no-lb",
                     "--node-timeout", $"{nodeTimeoutSeconds}s", "--vip-pool", "127.80.0.0/16", .. storeOption, .. remoteDataPlanes ? new[] { "--no-dns" } : []]));
                 var info = await Poll.UntilAsync(() => Task.FromResult(File.Exists(Path.Combine(state, "controller.json")) ? File.ReadAllText(Path.Combine(state, "controller.json")) : null),
                     t => t is not null && t.Contains("agentUrl", StringComparison.Ordinal), TimeSpan.FromSeconds(60), $"controller {k} started");
@@ -76,9 +75,9 @@ internal sealed class ControlPlane : IAsyncDisposable
     }
 
     /// <summary>The store's size on disk, in MiB: SQLite's files, or every etcd member's data.</summary>
-    public double StoreMiB() => _etcd is { } etcd
-        ? Directory.EnumerateFiles(etcd.DataDirectory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) / 1048576.0
-        : Directory.EnumerateFiles(State, "cluster.db*").Sum(f => new FileInfo(f).Length) / 1048576.0;
+    public double StoreMiB() => (_etcd is { } etcd
+        ? Directory.EnumerateFiles(etcd.DataDirectory, "*", SearchOption.AllDirectories)
+        : Directory.EnumerateFiles(State, "cluster.db*")).Sum(f => new FileInfo(f).Length) / 1048576.0;
 
     public async ValueTask DisposeAsync()
     {

@@ -17,8 +17,7 @@ internal sealed class DataPlanes : IAsyncDisposable
     {
     }
 
-    public static async Task<DataPlanes> StartAsync(string heddle, TempDirectory home, ControlPlane control, X509Certificate2 ca,
-        Func<string, string, string?, string[], Process> start)
+    public static async Task<DataPlanes> StartAsync(string heddle, TempDirectory home, ControlPlane control, X509Certificate2 ca)
     {
         var planes = new DataPlanes();
         var (tokenFile, caFile) = (Path.Combine(control.State, "api-token"), Path.Combine(control.State, "ca.crt"));
@@ -31,7 +30,7 @@ internal sealed class DataPlanes : IAsyncDisposable
         ];
         foreach (var (name, path, args) in followers)
         {
-            var process = start(heddle, home.Combine($"{name}.log"), null, args);
+            var process = ScaleHarness.Start(heddle, home.Combine($"{name}.log"), null, args);
             planes._planes.Add((name, process, new ProcessSampler(process.Id), new ChangeStreamCounter(apiUrl, token, ca, path)));
         }
 

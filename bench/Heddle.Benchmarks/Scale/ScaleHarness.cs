@@ -63,7 +63,7 @@ internal static class ScaleHarness
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
         Process? hollow = null;
         DataPlanes? planes = null;
-        await using var control = await ControlPlane.StartAsync(o.Heddle, home, o.Store, o.NodeTimeoutSeconds, o.DataPlanes, Start);
+        await using var control = await ControlPlane.StartAsync(o.Heddle, home, o.Store, o.NodeTimeoutSeconds, o.DataPlanes);
         try
         {
             var agentUrl = string.Join(',', control.AgentUrls);
@@ -74,7 +74,7 @@ internal static class ScaleHarness
             var join = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true))).JoinString!;
             if (o.DataPlanes)
             {
-                planes = await DataPlanes.StartAsync(o.Heddle, home, control, ca, Start);
+                planes = await DataPlanes.StartAsync(o.Heddle, home, control, ca);
             }
 
             var clock = Stopwatch.StartNew();

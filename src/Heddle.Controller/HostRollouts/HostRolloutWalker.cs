@@ -109,15 +109,15 @@ public static class HostRolloutWalker
         switch (node.Stage)
         {
             case HostNodeStage.Draining:
-                var serving = input.Instances.Where(i => i.Node == node.Node && !i.Draining).ToList();
+                var onNode = input.Instances.Where(i => i.Node == node.Node).ToList();
+                var serving = onNode.Where(i => !i.Draining).ToList();
                 // Out of rotation, and the data planes told so (not waited for past the limit: one that is away does not hold the walk).
                 if (serving.Count == 0 && (now - node.StageStarted >= UpgradeWalker.PublishWaitLimit || input.Published()))
                 {
-                    var stopping = input.Instances.Count(i => i.Node == node.Node);
                     step.Changed = true;
                     step.Events.Add((EventKind.HostNodeRebooting, node.Node,
                         $"{Direction(rollout)}: node {node.Node} is drained; told to reboot into host image {image}"
-                        + (stopping == 0 ? string.Empty : $" (its agent stops its {stopping} instance(s) with their grace period; they start there again after)")));
+                        + (onNode.Count == 0 ? string.Empty : $" (its agent stops its {onNode.Count} instance(s) with their grace period; they start there again after)")));
                     return node with { Stage = HostNodeStage.Rebooting, StageStarted = now };
                 }
 

@@ -153,11 +153,7 @@ public sealed partial class DeploymentReconciler(
 
         foreach (var instance in step.Restarts)
         {
-            pass.Place(instance with
-            {
-                Generation = ServicePass.NewRun, Revision = step.Walk.Destination, State = InstanceState.Pending, Reason = null, Ports = new Dictionary<string, int>(),
-                Restarts = 0, Pid = 0, Draining = false, RunningRevision = 0, ReadySince = null, LastFailure = null, LastStderr = null,
-            });
+            pass.Restart(instance, step.Walk.Destination);
         }
 
         foreach (var instance in step.Replacements)

@@ -95,11 +95,7 @@ internal sealed class HostEvacuation(IReadOnlySet<string> leaving, IReadOnlySet<
             return; // a fresh run already, or placed there since
         }
 
-        pass.Place(instance with
-        {
-            Generation = ServicePass.NewRun, State = InstanceState.Pending, Reason = null, Ports = new Dictionary<string, int>(), Restarts = 0, Pid = 0,
-            Draining = false, RunningRevision = 0, ReadySince = null,
-        });
+        pass.Restart(instance, instance.Revision);
     }
 
     /// <summary>

@@ -54,6 +54,16 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
         _working[key] = instance;
     }
 
+    /// <summary>
+    /// Starts the instance afresh where it is placed (same node and CPUs) at <paramref name="revision"/>: a new run,
+    /// Pending until its agent reports it, with nothing of what the run before reported.
+    /// </summary>
+    public void Restart(InstanceRecord instance, long revision) => Place(instance with
+    {
+        Generation = NewRun, Revision = revision, State = InstanceState.Pending, Reason = null, Ports = new Dictionary<string, int>(), Restarts = 0, Pid = 0,
+        Draining = false, RunningRevision = 0, ReadySince = null, LastFailure = null, LastStderr = null,
+    });
+
     public void Remove(string role, int index)
     {
         var key = (role, index);

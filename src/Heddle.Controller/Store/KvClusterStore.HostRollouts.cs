@@ -36,18 +36,9 @@ public sealed partial class KvClusterStore : IHostRolloutStore
 
         var writes = new Writes();
         writes.Put(entry.Key, next with { Version = next.Version + 1 });
-        foreach (var (name, hostImage) in imageSets ?? [])
+        if ((imageSets ?? []).Any(set => SetMachineImage(set.Machine, set.Image, conditions, writes) != MachineImageOutcome.Set))
         {
-            if (_mirror.Get(Keys.Machine(name)) is not { } machine || _mirror.Get(Keys.HostImage(hostImage)) is not { } image)
-            {
-                return false;
-            }
-
-            // The image written again, as an add does: a delete that read the machines before this commit then fails.
-            conditions[machine.Key] = machine.ModRevision;
-            conditions[image.Key] = image.ModRevision;
-            writes.Put(machine.Key, Decode<MachineRecord>(machine) with { HostImage = hostImage });
-            writes.Put(image.Key, Decode<HostImageRecord>(image));
+            return false;
         }
 
         return await CommitToldAsync([.. conditions.Select(c => new KvCondition(c.Key, c.Value))], writes.List, told ?? [], ChangeSource.Here, cancellationToken);

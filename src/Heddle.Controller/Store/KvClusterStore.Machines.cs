@@ -76,27 +76,44 @@ public sealed partial class KvClusterStore : IMachineStore
     {
         for (var attempt = 0; attempt < Retries; attempt++)
         {
-            if (_mirror.Get(Keys.Machine(name)) is not { } machine)
+            var (conditions, writes) = (new Dictionary<string, long>(StringComparer.Ordinal), new Writes());
+            var outcome = SetMachineImage(name, hostImage, conditions, writes);
+            if (outcome != MachineImageOutcome.Set)
             {
-                return MachineImageOutcome.MachineMissing;
+                return outcome;
             }
 
-            // The image written again, as an add does: a delete that read the machines before this commit then fails.
-            if (_mirror.Get(Keys.HostImage(hostImage)) is not { } image)
-            {
-                return MachineImageOutcome.HostImageMissing;
-            }
-
-            var writes = new Writes();
-            writes.Put(machine.Key, Decode<MachineRecord>(machine) with { HostImage = hostImage });
-            writes.Put(image.Key, Decode<HostImageRecord>(image));
-            if (await CommitAsync([new(machine.Key, machine.ModRevision), new(image.Key, image.ModRevision)], writes.List, cancellationToken))
+            if (await CommitAsync([.. conditions.Select(c => new KvCondition(c.Key, c.Value))], writes.List, cancellationToken))
             {
                 return MachineImageOutcome.Set;
             }
         }
 
         throw new KvUnavailableException($"store busy: machine {name} changed under {Retries} writes in a row");
+    }
+
+    /// <summary>
+    /// Adds to a commit the writes that set a machine to boot a host image, and their conditions: the machine and the
+    /// image as this copy has them. The image is written again, as an add does: a delete that read the machines before
+    /// the commit then fails. Nothing is added when either is missing.
+    /// </summary>
+    private MachineImageOutcome SetMachineImage(string name, string hostImage, Dictionary<string, long> conditions, Writes writes)
+    {
+        if (_mirror.Get(Keys.Machine(name)) is not { } machine)
+        {
+            return MachineImageOutcome.MachineMissing;
+        }
+
+        if (_mirror.Get(Keys.HostImage(hostImage)) is not { } image)
+        {
+            return MachineImageOutcome.HostImageMissing;
+        }
+
+        conditions[machine.Key] = machine.ModRevision;
+        conditions[image.Key] = image.ModRevision;
+        writes.Put(machine.Key, Decode<MachineRecord>(machine) with { HostImage = hostImage });
+        writes.Put(image.Key, Decode<HostImageRecord>(image));
+        return MachineImageOutcome.Set;
     }
 
     public async Task<bool> AddHostImageAsync(HostImageRecord image, CancellationToken cancellationToken = default) =>
