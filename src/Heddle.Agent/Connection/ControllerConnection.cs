@@ -36,6 +36,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         return (channel.CreateCallInvoker(), channel);
     }
 
+    /// <summary>What the agent says of its node in each Hello.</summary>
+    public NodeInfo Node => node;
+
     /// <summary>The controller this agent talks to now (downloads go there too); the next one is tried when it does not answer.</summary>
     public Uri Current => options.Controllers[_controller % options.Controllers.Count];
 

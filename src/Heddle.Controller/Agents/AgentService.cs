@@ -5,6 +5,7 @@ using Heddle.Contracts.Api;
 using Heddle.Controller.Reconciliation;
 using Heddle.Controller.Store;
 using Heddle.Controller.Trust;
+using Microsoft.Extensions.Logging;
 
 namespace Heddle.Controller.Agents;
 
@@ -13,10 +14,10 @@ namespace Heddle.Controller.Agents;
 /// opens one Connect stream over mutual TLS, says what it runs (Hello, for the node its certificate names and no
 /// other), and sends heartbeats and instance reports while goal states come down.
 /// </summary>
-public sealed class AgentService(
+public sealed partial class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, EventLog events, Tokens tokens, NodeCertificates certificates,
     CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines,
-    HostRollouts.HostRolloutControl? hostRollouts = null)
+    HostRollouts.HostRolloutControl? hostRollouts = null, ILogger<AgentService>? logger = null)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -124,6 +125,7 @@ public sealed class AgentService(
         // and it hung up and said Hello again, for ever. At 1,000 nodes the joins, one at a time, were that busy store:
         // every agent hung up before its join was written, and said Hello again.
         var pendingHello = hello;
+        var streamSession = 0L; // the store's session of this stream, once its Hello is taken: reports made on it are refused once another stream of the node has opened
         var unsent = hello.Instances.ToDictionary(r => r.InstanceId, StringComparer.Ordinal);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
@@ -139,7 +141,7 @@ public sealed class AgentService(
         {
             // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it
             // does not fence itself and its instances run on), and what it says is written once the store takes it again.
-            if (await TryAsync(() => JoinAsync(hello)))
+            if (await TryAsync(async () => streamSession = await JoinAsync(hello)))
             {
                 pendingHello = null;
             }
@@ -165,7 +167,7 @@ public sealed class AgentService(
                     await TryAsync(() => hostRollouts.RefusedAsync(node, refused.Reason.Length > 500 ? refused.Reason[..500] : refused.Reason, linked.Token));
                 }
 
-                if (pendingHello is not null && await TryAsync(() => JoinAsync(pendingHello)))
+                if (pendingHello is not null && await TryAsync(async () => streamSession = await JoinAsync(pendingHello)))
                 {
                     pendingHello = null;
                 }
@@ -187,12 +189,25 @@ public sealed class AgentService(
         {
             foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
             {
-                if (!await TryAsync(() => ReportAsync(node, report)))
+                if (!await TryAsync(() => ReportAsync(node, report, streamSession)))
                 {
                     break;
                 }
 
                 unsent.Remove(report.InstanceId);
+            }
+
+            if (pendingHello is null && store.NodeSession(node) != streamSession)
+            {
+                // The node said Hello again since (here or to another controller), and what this stream says is refused:
+                // a stream still open here is one its agent gave up on, or whose Hello was taken late. Ended, it is not
+                // heard again; a live agent says Hello again and is heard on that stream.
+                if (logger is not null)
+                {
+                    LogStreamReplaced(logger, node);
+                }
+
+                await linked.CancelAsync();
             }
         }
     }
@@ -211,9 +226,11 @@ public sealed class AgentService(
         }
     }
 
-    private async Task JoinAsync(Hello hello)
+    /// <summary>The node joins, or comes back: a new session of it is opened (returned), and it is recorded Ready.</summary>
+    private async Task<long> JoinAsync(Hello hello)
     {
         var info = hello.Node;
+        var streamSession = await store.OpenNodeSessionAsync(info.Name);
         var previous = store.GetNode(info.Name);
         var (faultDomain, labels) = Machines.MachineEnrolment.Placement(machines.GetMachine(info.Name), info.FaultDomain, info.Labels);
         var record = new NodeRecord
@@ -245,8 +262,10 @@ public sealed class AgentService(
         var running = hello.Instances.Select(r => r.InstanceId).ToHashSet(StringComparer.Ordinal);
         foreach (var gone in store.ListInstancesOnNode(info.Name).Where(i => !running.Contains(i.Id) && store.GetService(i.Service) is { Deleting: true }))
         {
-            await ReportAsync(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision });
+            await ReportAsync(info.Name, new InstanceReport { InstanceId = gone.Id, State = InstanceStates.Stopped, Generation = gone.Generation, Revision = gone.RunningRevision }, streamSession);
         }
+
+        return streamSession;
     }
 
     /// <summary>Whether the store has what the report says already.</summary>
@@ -257,7 +276,7 @@ public sealed class AgentService(
         && (string.IsNullOrEmpty(report.Failure) || (known.LastFailure == report.Failure && known.LastStderr == (string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr)))
         && known.Ports.Count == report.Ports.Count && report.Ports.All(p => known.Ports.TryGetValue(p.Key, out var port) && port == p.Value);
 
-    private async Task ReportAsync(string node, InstanceReport report)
+    private async Task ReportAsync(string node, InstanceReport report, long streamSession)
     {
         // A report that names no instance or no state the store knows is not the agent's protocol: it changes nothing.
         var parts = report.InstanceId.Split('/');
@@ -293,6 +312,7 @@ public sealed class AgentService(
             LastStderr = string.IsNullOrEmpty(report.LastStderr) ? null : report.LastStderr,
             DiskUsedMiB = report.DiskUsedMib,
             DiskSizeMiB = report.DiskSizeMib,
+            Session = streamSession,
         }, changed);
     }
 
@@ -342,4 +362,7 @@ public sealed class AgentService(
             // The stream ended; the agent reconnects and gets its whole goal state again.
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} said hello on another stream since this one's: this stream is ended, and what it still says is not taken")]
+    private static partial void LogStreamReplaced(ILogger logger, string node);
 }

@@ -154,6 +154,15 @@ public interface IClusterStore : IDisposable
     /// <summary>When a controller sharing the store last said it heard from the node; null when none did.</summary>
     DateTimeOffset? NodeSeen(string node);
 
+    /// <summary>
+    /// Opens a new stream session for the node (its agent said Hello): reports made on any earlier stream of it, on this
+    /// controller or another, are refused from then on (<see cref="InstanceReportRecord.Session"/>). Returns the session.
+    /// </summary>
+    Task<long> OpenNodeSessionAsync(string node, CancellationToken cancellationToken = default);
+
+    /// <summary>The node's session in force: the one its last Hello opened; 0 when none was.</summary>
+    long NodeSession(string node);
+
     /// <summary>Stores an event with its owner (null: the cluster's own, seen by admins only).</summary>
     Task<EventRecord> AddEventAsync(EventKind kind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default);
 

@@ -309,6 +309,13 @@ public sealed partial class KvClusterStore
                 return (false, null);
             }
 
+            if (report.Session != 0 && NodeSession(report.Node) != report.Session)
+            {
+                // Made on a stream of the node that another has replaced (it said Hello again, here or to another
+                // controller): what that stream says now may be older than what the new one said.
+                return (false, null);
+            }
+
             var statusEntry = _mirror.Get(statusKey);
             var previous = statusEntry is not null && Decode<InstanceStatus>(statusEntry) is { } s && s.Generation == placed.Generation ? s.On(placed) : placed;
             if (previous.State == InstanceState.Stopped && report.State != InstanceState.Stopped && Read<ServiceRecord>(Keys.Service(report.Service)) is { Deleting: true })
@@ -329,6 +336,11 @@ public sealed partial class KvClusterStore
                 DiskUsedMiB = report.DiskUsedMiB, DiskSizeMiB = report.DiskSizeMiB,
             };
             List<KvCondition> conditions = [new(placementKey, placement.ModRevision), new(statusKey, statusEntry?.ModRevision ?? 0)];
+            if (report.Session != 0)
+            {
+                conditions.Add(new(Keys.Session(report.Node), report.Session));
+            }
+
             List<KvWrite> writes = [Put(statusKey, status)];
             if (withEvent is not null)
             {

@@ -56,7 +56,7 @@ public sealed partial class KvClusterStore
             return false;
         }
 
-        await CommitToldAsync([], [KvWrite.Delete(Keys.Node(node))], Told(told), ChangeSource.Here, cancellationToken);
+        await CommitToldAsync([], [KvWrite.Delete(Keys.Node(node)), KvWrite.Delete(Keys.Seen(node)), KvWrite.Delete(Keys.Session(node))], Told(told), ChangeSource.Here, cancellationToken);
         return true;
     }
 }

@@ -183,6 +183,14 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     private sealed record NodeHeard(DateTimeOffset At);
 
+    public async Task<long> OpenNodeSessionAsync(string node, CancellationToken cancellationToken = default) =>
+        (await _mirror.CommitAsync([], [Put(Keys.Session(node), new NodeSessionOpened(_time.GetUtcNow()))], cancellationToken)).Revision;
+
+    public long NodeSession(string node) => _mirror.Get(Keys.Session(node))?.ModRevision ?? 0;
+
+    /// <summary>A node's stream session: the revision that wrote it is the session; when is only for a reader of the store.</summary>
+    private sealed record NodeSessionOpened(DateTimeOffset At);
+
     /// <summary>An event's id is the store revision that recorded it: unique and growing across every controller, with no counter to contend for.</summary>
     public async Task<EventRecord> AddEventAsync(EventKind eventKind, string subject, string message, EventOwner? owner = null, CancellationToken cancellationToken = default)
     {
@@ -391,6 +399,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
         public static string Node(string name) => $"nodes/{name}";
 
         public static string Seen(string node) => $"seen/{node}";
+
+        public static string Session(string node) => $"sessions/{node}";
 
         public static string Token(string hash) => $"tokens/{hash}";
 

@@ -246,6 +246,13 @@ public sealed record InstanceReportRecord(string Node, string Service, string Ro
     public int DiskUsedMiB { get; init; }
 
     public int DiskSizeMiB { get; init; }
+
+    /// <summary>
+    /// The node's stream session the report came on (<see cref="IClusterStore.OpenNodeSessionAsync"/>): refused once
+    /// another has opened, so a report that arrives late on a stream already replaced cannot overwrite a newer one.
+    /// 0 for a report of no stream.
+    /// </summary>
+    public long Session { get; init; }
 }
 
 /// <summary>

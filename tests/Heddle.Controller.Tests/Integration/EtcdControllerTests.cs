@@ -280,6 +280,70 @@ public sealed class EtcdControllerTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task AReportArrivingOnAStreamTheNodeHasSinceReplaced_IsNotTaken_AndThatStreamIsEnded()
+    {
+        // A node's agent gave up on a stream to one controller and said Hello to another; the first still holds a
+        // report it was sent before (Starting) and writes it late. Taken, it would overwrite the newer Ready, and the
+        // instance would show Starting (and stay out of rotation) until its next change.
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var cluster = await TestCluster.StartAsync(nodes: 3, controllers: 2, configure: o => o with { Store = $"etcd://{etcd.ClientUrl.Authority}" });
+        var upload = await cluster.Api.UploadPackageAsync(SamplePackage.File);
+        await cluster.Api.DeployAsync(new Contracts.Api.DeploymentRequest(upload.Sha256, File.ReadAllText(SamplePackage.ConfigurationPath), "hello.config.yaml"));
+        var ready = await ReadyAsync(cluster.Api, 4);
+        var agent = cluster.Agents[0]!;
+        var node = agent.Connection.Node.Name;
+        var reports = agent.Supervisor.Reports();
+        Assert.NotEmpty(reports);
+
+        // The old stream: opened with the node's own certificate and Hello on the controller its agent is not on, so the
+        // agent's own stream (on the other) is the one replaced, and it says Hello again.
+        var other = cluster.Controllers.OfType<ControllerHost>().First(c => c.AgentUrl != agent.Connection.Current);
+        var sessions = 0;
+        other.Services.GetRequiredService<global::Heddle.Controller.Store.IClusterStore>().Changed += change =>
+        {
+            if (change.Name == $"sessions/{node}")
+            {
+                Interlocked.Increment(ref sessions);
+            }
+        };
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(other.AgentUrl, new Grpc.Net.Client.GrpcChannelOptions
+        {
+            HttpHandler = Contracts.Trust.ClusterTrust.Handler(other.CaCertificate, () => agent.Identity.Certificate),
+        });
+        using var deadline = new CancellationTokenSource(Deadline);
+        using var call = new Contracts.Agents.AgentService.AgentServiceClient(channel).Connect(cancellationToken: deadline.Token);
+        var hello = new Contracts.Agents.Hello { Node = agent.Connection.Node.Clone(), TakesPeerChanges = true };
+        hello.Instances.AddRange(reports);
+        await call.RequestStream.WriteAsync(new Contracts.Agents.AgentMessage { Hello = hello });
+        await Poll.UntilAsync(() => Task.FromResult(Volatile.Read(ref sessions)), n => n >= 2, Deadline, "the old stream's Hello, then the agent's again");
+        await Poll.UntilAsync(() => Task.FromResult(agent.Connection.Connected), c => c, Deadline, "the agent connected again");
+
+        var late = reports[0].Clone();
+        late.State = Contracts.Api.InstanceStates.Starting;
+        await call.RequestStream.WriteAsync(new Contracts.Agents.AgentMessage { Report = late });
+        await call.RequestStream.WriteAsync(new Contracts.Agents.AgentMessage { Heartbeat = new Contracts.Agents.Heartbeat() });
+        var ended = false;
+        try
+        {
+            while (await call.ResponseStream.MoveNext(deadline.Token))
+            {
+            }
+
+            ended = true;
+        }
+        catch (Grpc.Core.RpcException e) when (e.StatusCode != Grpc.Core.StatusCode.Cancelled || !deadline.IsCancellationRequested)
+        {
+            ended = true;
+        }
+
+        Assert.True(ended, "the replaced stream was not ended");
+        var after = await cluster.Api.GetServiceAsync("hello");
+        Assert.All(after.Instances, i => Assert.Equal("Ready", i.State));
+        Assert.Equal(ready.Instances.Select(i => (i.Id, i.Pid)).Order(), after.Instances.Select(i => (i.Id, i.Pid)).Order());
+        Assert.True(agent.Connection.Connected);
+    }
+
     private static async Task<Contracts.Api.ServiceStatus> ReadyAsync(Contracts.Api.HeddleApiClient api, int count)
     {
         Contracts.Api.ServiceStatus? last = null;

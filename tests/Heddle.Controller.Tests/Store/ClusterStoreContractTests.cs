@@ -239,6 +239,37 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reports_MadeOnAStreamTheNodeHasReplaced_AreRefused_WhateverTheyArriveAfter()
+    {
+        Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
+        var generation = await Store.NextGenerationAsync();
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("hello", Store.GetService("hello")!.Version, [Instance("hello", 0, generation)], [])));
+        Assert.Equal(0, Store.NodeSession("n1"));
+        var first = await Store.OpenNodeSessionAsync("n1");
+        Assert.Equal(first, Store.NodeSession("n1"));
+        InstanceReportRecord Report(InstanceState state, long session) => new("n1", "hello", "web", 0, generation, state, null) { Revision = 1, Session = session };
+        Assert.True(await Store.UpdateInstanceStatusAsync(Report(InstanceState.Starting, first)));
+
+        // The agent says Hello again (to this controller or another): the new stream says Ready; the old one's Starting, late, is refused.
+        var second = await Store.OpenNodeSessionAsync("n1");
+        Assert.True(second > first);
+        Assert.Equal(second, Store.NodeSession("n1"));
+        Assert.True(await Store.UpdateInstanceStatusAsync(Report(InstanceState.Ready, second)));
+        Assert.False(await Store.UpdateInstanceStatusAsync(Report(InstanceState.Starting, first)));
+        Assert.Equal(InstanceState.Ready, Store.ListInstances("hello").Single().State);
+
+        // Another node's sessions are its own; a removed node's session goes with it.
+        Assert.Equal(0, Store.NodeSession("n2"));
+        await Store.PutNodeAsync(new NodeRecord
+        {
+            Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0]],
+            Condition = NodeCondition.Ready, LastSeen = Time.GetUtcNow(),
+        });
+        Assert.True(await Assert.IsAssignableFrom<ITrustStore>(Store).RemoveNodeAsync("n1"));
+        Assert.Equal(0, Store.NodeSession("n1"));
+    }
+
+    [Fact]
     public async Task Reports_CountOnlyForTheGenerationAndNodePlaced_ReadySinceHolds_AndAReplacementStartsAfresh()
     {
         Assert.True(await Store.PutDeploymentAsync(Write("hello", 0)));
