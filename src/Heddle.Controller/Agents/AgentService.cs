@@ -17,7 +17,7 @@ namespace Heddle.Controller.Agents;
 public sealed partial class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, EventLog events, Tokens tokens, NodeCertificates certificates,
     CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines,
-    HostRollouts.HostRolloutControl? hostRollouts = null, ILogger<AgentService>? logger = null)
+    KeepaliveClock keepalives, HostRollouts.HostRolloutControl? hostRollouts = null, ILogger<AgentService>? logger = null)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -136,7 +136,7 @@ public sealed partial class AgentService(
             linked.CancelAfter(expires > TimeSpan.Zero ? expires : TimeSpan.Zero); // longer waits are beyond a timer's range and a stream's life
         }
         metrics.StreamOpened();
-        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges), responseStream, metrics, linked.Token);
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges), responseStream, metrics, keepalives, linked.Token);
         try
         {
             // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it
@@ -321,12 +321,12 @@ public sealed partial class AgentService(
     /// second between them (the agent fences itself without them).
     /// </summary>
     private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
-        CancellationToken cancellationToken)
+        KeepaliveClock keepalives, CancellationToken cancellationToken)
     {
         try
         {
-            using var keepalive = new PeriodicTimer(TimeSpan.FromSeconds(1));
-            var tick = Task.FromResult(true); // one at once: the agent hears this controller before its goal state is made and sent
+            var turn = keepalives.Join();
+            var tick = Task.CompletedTask; // one at once: the agent hears this controller before its goal state is made and sent
             var sequence = 0L;
             var goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             while (true)
@@ -338,7 +338,7 @@ public sealed partial class AgentService(
                     var started = Stopwatch.GetTimestamp();
                     await stream.WriteAsync(keepaliveMessage, cancellationToken);
                     metrics.Sent("keepalive", keepaliveMessage.CalculateSize(), Stopwatch.GetElapsedTime(started));
-                    tick = keepalive.WaitForNextTickAsync(cancellationToken).AsTask();
+                    tick = keepalives.Next(turn);
                     continue;
                 }
 

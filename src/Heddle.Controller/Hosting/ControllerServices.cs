@@ -50,6 +50,7 @@ internal static class ControllerServices
         services.AddSingleton<ServiceModels>();
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();
+        services.AddSingleton<KeepaliveClock>();
         services.AddSingleton<WorkQueue>();
         services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();

@@ -79,7 +79,8 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
     }
 
     /// <summary>The parts of one service (none when it is being deleted or has nothing to publish).</summary>
-    protected abstract IReadOnlyList<TPart> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> nodeAddresses);
+    /// <param name="addressOf">A node's address; null for a node the store does not know.</param>
+    protected abstract IReadOnlyList<TPart> BuildService(ServiceRecord service, Func<string, string?> addressOf);
 
     /// <summary>The view of the parts, in service-name order.</summary>
     protected abstract T Assemble(IEnumerable<TPart> parts);
@@ -106,13 +107,13 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
 
             var records = WithSlotSiblings(dirty);
 
-            // Read only when a part is to be built: a rebuild with nothing marked (another controller's event, a
-            // report the feed marked and an earlier rebuild took) must not cost every node.
-            var addresses = records.Count == 0 ? null : Store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+            // Each instance's node is looked up (a read of the store's copy): a rebuild costs its services' instances,
+            // not every node of the cluster (at 2,500 nodes, listing them all was the largest share of a rebuild).
+            string? AddressOf(string node) => Store.GetNode(node)?.Address;
 
             foreach (var (name, record) in records)
             {
-                var parts = record is { } service ? BuildService(service, addresses!) : [];
+                var parts = record is { } service ? BuildService(service, AddressOf) : [];
                 _built[name] = _built.GetValueOrDefault(name) + 1;
                 if (parts.Count == 0)
                 {

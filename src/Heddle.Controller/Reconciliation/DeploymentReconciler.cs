@@ -59,7 +59,7 @@ public sealed partial class DeploymentReconciler(
         }
 
         var nodes = store.ListNodes();
-        var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        var ready = ReadyOf(nodes);
         var mine = store.ListInstances(serviceName);
         if (service.Deleting)
         {
@@ -181,7 +181,24 @@ public sealed partial class DeploymentReconciler(
         return step.DesiredRevision ?? pass.Service.Revision;
     }
 
-    private async Task<ReconcileResult> ReconcileDeletionAsync(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, HashSet<string> ready, CancellationToken cancellationToken)
+    /// <summary>The names of the Ready nodes, made again only when the store lists nodes anew (after a node changed), not on every pass.</summary>
+    private IReadOnlySet<string> ReadyOf(IReadOnlyList<NodeRecord> nodes)
+    {
+        if (_ready is { } known && ReferenceEquals(known.Nodes, nodes))
+        {
+            return known.Ready;
+        }
+
+        var ready = nodes.Where(n => n.Condition == NodeCondition.Ready).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        _ready = new ReadyNodes(nodes, ready);
+        return ready;
+    }
+
+    private volatile ReadyNodes? _ready;
+
+    private sealed record ReadyNodes(IReadOnlyList<NodeRecord> Nodes, IReadOnlySet<string> Ready);
+
+    private async Task<ReconcileResult> ReconcileDeletionAsync(ServiceRecord service, IReadOnlyList<InstanceRecord> instances, IReadOnlySet<string> ready, CancellationToken cancellationToken)
     {
         // Stopped instances are gone, and so are Pending ones no agent has reported on: a service deleted right after
         // it was placed may never reach an agent's goal state, and then nothing would ever report them Stopped (an

@@ -18,15 +18,15 @@ namespace Heddle.Controller.Reconciliation;
 /// <param name="rebooting">Those of them told to reboot.</param>
 /// <param name="ready">The nodes that are Ready.</param>
 /// <param name="walking">Whether a rollout is under way (a surge instance is kept only then).</param>
-internal sealed class HostEvacuation(IReadOnlySet<string> leaving, IReadOnlySet<string> rebooting, HashSet<string> ready, bool walking = true)
+internal sealed class HostEvacuation(IReadOnlySet<string> leaving, IReadOnlySet<string> rebooting, IReadOnlySet<string> ready, bool walking = true)
 {
-    public static readonly HostEvacuation None = new(new HashSet<string>(), new HashSet<string>(), [], walking: false);
+    public static readonly HostEvacuation None = new(new HashSet<string>(), new HashSet<string>(), new HashSet<string>(), walking: false);
 
     /// <summary>How often a pass that waits for a surge instance to be Ready looks again (its reports queue it too).</summary>
     private static readonly TimeSpan SurgePoll = TimeSpan.FromSeconds(1);
 
     /// <summary>The rollout's nodes being drained or rebooted now (none when there is no rollout or it has ended).</summary>
-    public static HostEvacuation Of(HostRollout? rollout, HashSet<string> ready)
+    public static HostEvacuation Of(HostRollout? rollout, IReadOnlySet<string> ready)
     {
         if (rollout is null || rollout.IsFinished)
         {

@@ -69,7 +69,7 @@ internal sealed class PlacementCache
     /// <paramref name="nodes"/> of which <paramref name="ready"/> are Ready. The pass may place and restore instances
     /// of that service in it; nothing else.
     /// </summary>
-    public T Use<T>(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, string except, Func<ClusterState, T> pass)
+    public T Use<T>(IReadOnlyList<NodeRecord> nodes, IReadOnlySet<string> ready, string except, Func<ClusterState, T> pass)
     {
         lock (_use)
         {
@@ -111,7 +111,7 @@ internal sealed class PlacementCache
         }
     }
 
-    private void Build(IReadOnlyList<NodeRecord> nodes, HashSet<string> ready)
+    private void Build(IReadOnlyList<NodeRecord> nodes, IReadOnlySet<string> ready)
     {
         var state = new ClusterState(nodes.Select(n => new NodeSpec
         {

@@ -21,7 +21,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
     /// <param name="evacuation">The nodes a host rollout is draining or rebooting (none when not given).</param>
-    public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready, Func<bool> published,
+    public List<string> Plan(ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, IReadOnlySet<string> ready, Func<bool> published,
         List<Explanation>? unplaced = null, HostEvacuation? evacuation = null)
     {
         evacuation ??= HostEvacuation.None;
@@ -48,7 +48,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         });
     }
 
-    private List<string> Plan(ClusterState state, ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, HashSet<string> ready,
+    private List<string> Plan(ClusterState state, ServicePass pass, ServiceModel model, long revision, IReadOnlyList<NodeRecord> nodes, IReadOnlySet<string> ready,
         Func<bool> published, List<Explanation>? unplaced, HostEvacuation evacuation)
     {
         var service = pass.Service;
@@ -178,7 +178,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
     /// An unwanted instance leaves the load balancer and DNS first and is removed (its agent stops it) once every
     /// data plane has been told; on a node that is not Ready there is nothing to drain. True while it still runs.
     /// </summary>
-    private static bool Release(ServicePass pass, InstanceRecord instance, HashSet<string> ready, Func<bool> published)
+    private static bool Release(ServicePass pass, InstanceRecord instance, IReadOnlySet<string> ready, Func<bool> published)
     {
         if (ready.Contains(instance.Node) && !instance.Draining)
         {

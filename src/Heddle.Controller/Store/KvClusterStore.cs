@@ -163,7 +163,27 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 
     public NodeRecord? GetNode(string name) => Read<NodeRecord>(Keys.Node(name));
 
-    public IReadOnlyList<NodeRecord> ListNodes() => ReadAll<NodeRecord>("nodes/");
+    /// <summary>
+    /// Every node, listed again only after a node changed: every reconciler pass reads them all (placement chooses among
+    /// them), and at 2,500 nodes listing them on each pass was a cost of every report. The version is read before the
+    /// listing, so a change after it lists them again on the next read.
+    /// </summary>
+    public IReadOnlyList<NodeRecord> ListNodes()
+    {
+        var version = NodesVersion;
+        if (_nodes is { } listed && listed.Version == version)
+        {
+            return listed.Nodes;
+        }
+
+        var nodes = ReadAll<NodeRecord>("nodes/").AsReadOnly();
+        _nodes = new NodeListing(version, nodes);
+        return nodes;
+    }
+
+    private volatile NodeListing? _nodes;
+
+    private sealed record NodeListing(long Version, IReadOnlyList<NodeRecord> Nodes);
 
     public long NodesVersion => _mirror.VersionOf("nodes/");
 
