@@ -116,12 +116,16 @@ internal static class ScaleHarness
                 await DeployHealScaleDeleteAsync();
                 planes?.Take(figures, "run");
             }
-            catch (TimeoutException e)
+            catch (Exception e) when (e is TimeoutException or HeddleApiException)
             {
-                // The figures so far are still printed, with what did not happen.
+                // The figures so far are still printed, with what did not happen (a wait that ran out, or a call the
+                // controller did not answer within the client's limit).
                 figures["failed"] = e.Message;
-                var partial = cpu.Take();
-                (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (partial.AvgCores, partial.PeakCores, partial.PeakRssMiB);
+                if (!figures.ContainsKey("deploy_cpu_avg"))
+                {
+                    var partial = cpu.Take();
+                    (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (partial.AvgCores, partial.PeakCores, partial.PeakRssMiB);
+                }
             }
 
             await probing.CancelAsync();

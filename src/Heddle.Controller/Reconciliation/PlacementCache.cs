@@ -31,6 +31,7 @@ internal sealed class PlacementCache
     private bool _nodesChanged = true;
     private ClusterState? _state;
     private HashSet<string> _ready = new(StringComparer.Ordinal);
+    private IReadOnlySet<string>? _readyGiven;
     private DateTimeOffset _built;
 
     public PlacementCache(IClusterStore store, ControllerOptions options, TimeProvider time)
@@ -83,7 +84,9 @@ internal sealed class PlacementCache
                 _nodesChanged = false;
             }
 
-            if (_state is null || nodesChanged || !ready.SetEquals(_ready) || _time.GetUtcNow() - _built >= _options.ResyncInterval)
+            // The same set as the last pass's (the reconciler makes it again only after a node changed) is not compared
+            // name by name: that cost every node of the cluster on every pass.
+            if (_state is null || nodesChanged || !(ReferenceEquals(ready, _readyGiven) || ready.SetEquals(_ready)) || _time.GetUtcNow() - _built >= _options.ResyncInterval)
             {
                 Build(nodes, ready);
             }
@@ -129,6 +132,7 @@ internal sealed class PlacementCache
             Drivers = n.Drivers.ToHashSet(StringComparer.Ordinal),
         }), _options.PlacementSeed);
         _ready = new HashSet<string>(ready, StringComparer.Ordinal);
+        _readyGiven = ready;
         var tenants = _store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
         foreach (var instance in _store.ListInstances().Where(i => _ready.Contains(i.Node)))
         {
