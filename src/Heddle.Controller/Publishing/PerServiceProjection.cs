@@ -46,6 +46,11 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
 
     private readonly Dictionary<string, long> _built = new(StringComparer.Ordinal);
 
+    /// <summary>Each node's address, as of the store's node listing <see cref="_addressesOf"/> (under the parts' lock).</summary>
+    private Dictionary<string, string> _addresses = new(StringComparer.Ordinal);
+
+    private IReadOnlyList<NodeRecord>? _addressesOf;
+
     /// <summary>How many times a service's parts have been built (for tests: one changed service must not build the others).</summary>
     public long BuildsOf(string service)
     {
@@ -107,9 +112,18 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
 
             var records = WithSlotSiblings(dirty);
 
-            // Each instance's node is looked up (a read of the store's copy): a rebuild costs its services' instances,
-            // not every node of the cluster (at 2,500 nodes, listing them all was the largest share of a rebuild).
-            string? AddressOf(string node) => Store.GetNode(node)?.Address;
+            // The nodes' addresses are made again only when the store lists the nodes anew (after a node changed, which
+            // marks every service anyway): a rebuild costs its services' instances, not every node of the cluster (at
+            // 2,500 nodes, listing them on each rebuild was its largest share).
+            var nodes = Store.ListNodes();
+            if (!ReferenceEquals(nodes, _addressesOf))
+            {
+                _addresses = nodes.ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
+                _addressesOf = nodes;
+            }
+
+            var addresses = _addresses;
+            string? AddressOf(string node) => addresses.GetValueOrDefault(node);
 
             foreach (var (name, record) in records)
             {
