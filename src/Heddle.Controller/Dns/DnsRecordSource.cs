@@ -8,7 +8,7 @@ namespace Heddle.Controller.Dns;
 /// <summary>What the cluster's DNS zone should say: every active service (with its VIP) and the Ready instances of each role.</summary>
 public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) : PerServiceProjection<DnsService, DnsRecordSet>(store)
 {
-    protected override IReadOnlyList<DnsService> BuildService(ServiceRecord service, Func<string, string?> addressOf)
+    protected override IReadOnlyList<DnsService> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> addresses)
     {
         if (service.Deleting || models.For(service) is not { } model)
         {
@@ -19,11 +19,9 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) :
         var roles = model.Definition.Roles.Select(role => new DnsRole(role.Name,
         [
             .. instances
-                .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining)
-                .Select(i => (Instance: i, Address: addressOf(i.Node)))
-                .Where(i => i.Address is not null)
-                .OrderBy(i => i.Instance.Index)
-                .Select(i => new DnsInstance(i.Instance.Index, i.Address!, Endpoints(role, i.Instance))),
+                .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining && addresses.ContainsKey(i.Node))
+                .OrderBy(i => i.Index)
+                .Select(i => new DnsInstance(i.Index, addresses[i.Node], Endpoints(role, i))),
         ])).ToList();
         return [new DnsService(service.DnsName, service.Vip is null ? [] : [service.Vip], roles)];
     }

@@ -9,7 +9,7 @@ namespace Heddle.Controller.LoadBalancing;
 /// Ready instances of the role that owns the endpoint as backends.</summary>
 public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels models) : PerServiceProjection<VipListener, LoadBalancerConfig>(store)
 {
-    protected override IReadOnlyList<VipListener> BuildService(ServiceRecord service, Func<string, string?> addressOf)
+    protected override IReadOnlyList<VipListener> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> addresses)
     {
         if (service.Deleting || service.Vip is null || models.For(service) is not { } model)
         {
@@ -23,11 +23,9 @@ public sealed class LoadBalancerConfigSource(IClusterStore store, ServiceModels 
             foreach (var endpoint in role.Endpoints.Where(e => e.Kind == EndpointKind.Input && e.Port is not null))
             {
                 var backends = instances
-                    .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining && i.Ports.ContainsKey(endpoint.Name))
-                    .Select(i => (Instance: i, Address: addressOf(i.Node)))
-                    .Where(i => i.Address is not null)
-                    .OrderBy(i => i.Instance.Index)
-                    .Select(i => new Backend(i.Instance.Id, i.Address!, i.Instance.Ports[endpoint.Name]))
+                    .Where(i => i.Role == role.Name && i.State == InstanceState.Ready && !i.Draining && addresses.ContainsKey(i.Node) && i.Ports.ContainsKey(endpoint.Name))
+                    .OrderBy(i => i.Index)
+                    .Select(i => new Backend(i.Id, addresses[i.Node], i.Ports[endpoint.Name]))
                     .ToList();
                 listeners.Add(new VipListener(service.Name, service.Vip, endpoint.Port!.Value, endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp", backends, Probe(role, endpoint)));
             }

@@ -84,8 +84,7 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
     }
 
     /// <summary>The parts of one service (none when it is being deleted or has nothing to publish).</summary>
-    /// <param name="addressOf">A node's address; null for a node the store does not know.</param>
-    protected abstract IReadOnlyList<TPart> BuildService(ServiceRecord service, Func<string, string?> addressOf);
+    protected abstract IReadOnlyList<TPart> BuildService(ServiceRecord service, IReadOnlyDictionary<string, string> nodeAddresses);
 
     /// <summary>The view of the parts, in service-name order.</summary>
     protected abstract T Assemble(IEnumerable<TPart> parts);
@@ -122,12 +121,9 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
                 _addressesOf = nodes;
             }
 
-            var addresses = _addresses;
-            string? AddressOf(string node) => addresses.GetValueOrDefault(node);
-
             foreach (var (name, record) in records)
             {
-                var parts = record is { } service ? BuildService(service, AddressOf) : [];
+                var parts = record is { } service ? BuildService(service, _addresses) : [];
                 _built[name] = _built.GetValueOrDefault(name) + 1;
                 if (parts.Count == 0)
                 {
