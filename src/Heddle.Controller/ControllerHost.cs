@@ -120,6 +120,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         }
 
         Metrics.MetricsEndpoint.CountRequests(app, listeners.Api);
+        SlowRequests.Use(app);
         ApiMiddleware.Use(app, listeners);
         Metrics.MetricsEndpoint.Map(app);
         ApiEndpoints.Map(app);
@@ -129,6 +130,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         AgentEndpoints.Map(app);
         Dashboard.DashboardEndpoints.Map(app);
         _ = app.Services.GetRequiredService<Publishing.ChangeDispatcher>(); // follows the store's changes from the start
+        _ = app.Services.GetRequiredService<StallWatch>(); // watches from the start; disposed with the app
 
         app.MapGrpcService<AgentService>();
         try

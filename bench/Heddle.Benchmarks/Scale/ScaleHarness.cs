@@ -14,7 +14,7 @@ namespace Heddle.Benchmarks.Scale;
 /// Prints a table (or with -o json one object) beside Kubernetes' and Nomad's published figures.
 /// With a remote `heddle dns` and `heddle lb` following the controller's changes, their CPU per change (<see cref="DataPlanes"/>).
 /// Options: --nodes N (10000) --instances N (100000) --store sqlite|etcd --cores N (32) --node-timeout 10s --clients N (8 calls in flight)
-/// --no-data-planes (the controller's own DNS server and no balancer, as before 12-06) --heddle PATH -o json
+/// --no-data-planes (the controller's own DNS server and no balancer, as before 12-06) --heddle PATH -o json --logs DIR (the processes' logs kept there)
 /// </summary>
 internal static class ScaleHarness
 {
@@ -32,7 +32,8 @@ internal static class ScaleHarness
             Clients: int.Parse(DeployHarness.Option(args, "--clients") ?? "8", CultureInfo.InvariantCulture),
             Heddle: DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle",
             Json: DeployHarness.Option(args, "-o") == "json",
-            DataPlanes: !args.Contains("--no-data-planes"));
+            DataPlanes: !args.Contains("--no-data-planes"),
+            Logs: DeployHarness.Option(args, "--logs"));
         if (options.Store is not ("sqlite" or "etcd"))
         {
             Console.Error.WriteLine($"scale: --store is sqlite (one controller) or etcd (three controllers on a 3-member etcd), not '{options.Store}'");
@@ -55,11 +56,34 @@ internal static class ScaleHarness
     /// <param name="DataPlanes">A `heddle dns` and a `heddle lb` of their own follow the controller's changes (the controller
     /// runs neither), and each service has an input endpoint on a VIP: their CPU per change is measured. Off
     /// (--no-data-planes): the controller's own DNS server, no balancer and no VIPs, as the figures before 12-06 were taken.</param>
-    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8, bool DataPlanes = true);
+    /// <param name="Logs">A folder the logs of every process of the run (controllers, etcd, hollow nodes, data planes) are copied into when it ends.</param>
+    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8, bool DataPlanes = true, string? Logs = null);
+
+    /// <summary>Copies the run's *.log files into a folder when disposed (nothing without one).</summary>
+    private sealed class LogsKept(TempDirectory home, string? folder) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (folder is null)
+            {
+                return;
+            }
+
+            Directory.CreateDirectory(folder);
+            foreach (var log in Directory.EnumerateFiles(home.Path, "*.log"))
+            {
+                File.Copy(log, Path.Combine(folder, Path.GetFileName(log)), overwrite: true);
+            }
+
+            Console.Error.WriteLine($"the run's logs are in {folder}");
+        }
+    }
 
     private static async Task<Dictionary<string, object>> RunAsync(Options o)
     {
         using var home = new TempDirectory("heddle-scale-");
+        // Declared before the processes, so disposed after they stopped: their logs are whole when copied.
+        using var keep = new LogsKept(home, o.Logs);
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
         Process? hollow = null;
         DataPlanes? planes = null;
@@ -171,11 +195,14 @@ internal static class ScaleHarness
                 Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
 
                 var lost = Enumerable.Range(1, o.Nodes / 100).Select(i => $"h{i}").ToHashSet(StringComparer.Ordinal);
+                var mark = await HealTimeline.MarkAsync(api);
+                var dropped = DateTimeOffset.UtcNow;
                 clock.Restart();
                 await hollow.StandardInput.WriteLineAsync($"drop {lost.Count}");
                 await hollow.StandardInput.FlushAsync();
                 await AllReadyAsync(api, o.Instances, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
                 figures["heal_beyond_timeout_s"] = clock.Elapsed.TotalSeconds - o.NodeTimeoutSeconds;
+                await HealTimeline.TakeAsync(api, mark, dropped, figures);
 
                 var scaled = PerService + PerService / 10;
                 clock.Restart();
@@ -279,6 +306,13 @@ internal static class ScaleHarness
         Console.WriteLine($"{o.Nodes,7} {o.Instances,9} {N("ready_s", "0.0"),8} {N("instances_per_s", "0.0"),7} {N("heal_beyond_timeout_s", "0.0"),14} {N("idle_cpu_avg") + "/" + N("idle_cpu_peak"),19} {N("idle_rss_mib", "0"),12} "
             + $"{N("deploy_cpu_avg") + "/" + N("deploy_cpu_peak"),21} {N("deploy_rss_mib", "0"),14} {N("status_p50_ms", "0") + "/" + N("status_p99_ms", "0"),17} {N("instances_p50_ms", "0") + "/" + N("instances_p99_ms", "0"),20} "
             + $"{N("deploy_p50_ms", "0") + "/" + N("deploy_p99_ms", "0"),17} {N("scale_s", "0.0"),7} {N("delete_s", "0.0"),8} {N("store_mib", "0.0"),9}");
+        if (f.ContainsKey("heal_down_first_s"))
+        {
+            Console.WriteLine($"heal, seconds after the drop (the controller's events): nodes Down {N("heal_down_first_s", "0.0")}-{N("heal_down_last_s", "0.0")}; "
+                + $"{N("heal_moved", "0")} instances placed elsewhere {N("heal_placed_first_s", "0.0")}-{N("heal_placed_last_s", "0.0")}; the last Ready {N("heal_ready_last_s", "0.0")}; "
+                + $"seen by the client's poll {o.NodeTimeoutSeconds + (f.GetValueOrDefault("heal_beyond_timeout_s") as double? ?? 0):0.0}");
+        }
+
         if (f.ContainsKey("etcd_idle_cpu_avg"))
         {
             Console.WriteLine($"etcd (3 members, summed): idle {N("etcd_idle_cpu_avg")} cores, {N("etcd_idle_rss_mib", "0")} MiB; deploying {N("etcd_deploy_cpu_avg")} cores, {N("etcd_deploy_rss_mib", "0")} MiB");

@@ -159,7 +159,9 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, Contr
 
     private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
     {
+        Hosting.RequestTrace.Mark("read and checked the request");
         await _accepting.WaitAsync();
+        Hosting.RequestTrace.Mark("waited its turn behind other changes");
         try
         {
             return await AcceptOneAtATimeAsync(family, slot, tenant, packageSha256, configuration, prefix, action);
@@ -252,7 +254,10 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, Contr
                 Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot, TenantVersion = tenantVersion,
                 Events = told,
             };
-            if (!await store.PutDeploymentAsync(write))
+            Hosting.RequestTrace.Mark("chose what to write");
+            var written = await store.PutDeploymentAsync(write);
+            Hosting.RequestTrace.Mark(written ? "committed" : "found it changed meanwhile");
+            if (!written)
             {
                 continue; // changed meanwhile (the service, its slot, the VIP chosen or what the tenant holds): read again
             }

@@ -65,6 +65,7 @@ internal static class ControllerServices
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();
+        services.AddSingleton<StallWatch>();
         services.AddSingleton<HostRollouts.HostRolloutRunner>();
         services.AddSingleton<HostRollouts.HostRolloutControl>();
         services.AddMetrics();

@@ -1,0 +1,52 @@
+using Heddle.Contracts.Api;
+
+namespace Heddle.Benchmarks.Scale;
+
+/// <summary>
+/// Where the heal's time went, read from the controller's own event log after the heal: when the lost nodes were
+/// judged Down, when their instances were placed elsewhere, and when the last of those became Ready, each in seconds
+/// after the nodes were dropped. The client's own poll sees the end later still (its interval, and the listing's time).
+/// </summary>
+internal static class HealTimeline
+{
+    /// <summary>The id of the newest event now, so that only what follows is read afterwards.</summary>
+    public static async Task<long> MarkAsync(HeddleApiClient api) => (await AllAfterAsync(api, 0)).Select(e => e.Id).DefaultIfEmpty(0).Max();
+
+    /// <summary>Every event after the id, page by page (the API answers at most 1,000 at a time).</summary>
+    private static async Task<List<EventRecord>> AllAfterAsync(HeddleApiClient api, long after)
+    {
+        var all = new List<EventRecord>();
+        while (await api.ListEventsAsync(after) is { Count: > 0 } page)
+        {
+            all.AddRange(page);
+            after = page[^1].Id;
+        }
+
+        return all;
+    }
+
+    /// <summary>Adds heal_down_first_s, heal_down_last_s, heal_placed_last_s and heal_ready_last_s to the figures.</summary>
+    public static async Task TakeAsync(HeddleApiClient api, long after, DateTimeOffset dropped, Dictionary<string, object> figures)
+    {
+        var events = await AllAfterAsync(api, after);
+        double Since(DateTimeOffset at) => (at - dropped).TotalSeconds;
+        var down = events.Where(e => e.Kind == "NodeDown").Select(e => Since(e.Time)).ToList();
+        var moved = events.Where(e => e.Kind == "InstanceMoved").ToList();
+        var movedIds = moved.Select(e => e.Subject).ToHashSet(StringComparer.Ordinal);
+        var ready = events.Where(e => e.Kind == "InstanceState" && movedIds.Contains(e.Subject) && e.Message.StartsWith("Ready", StringComparison.Ordinal)).Select(e => Since(e.Time)).ToList();
+        if (down.Count > 0)
+        {
+            (figures["heal_down_first_s"], figures["heal_down_last_s"]) = (down.Min(), down.Max());
+        }
+
+        if (moved.Count > 0)
+        {
+            (figures["heal_placed_first_s"], figures["heal_placed_last_s"], figures["heal_moved"]) = (moved.Min(e => Since(e.Time)), moved.Max(e => Since(e.Time)), (double)moved.Count);
+        }
+
+        if (ready.Count > 0)
+        {
+            figures["heal_ready_last_s"] = ready.Max();
+        }
+    }
+}
