@@ -116,12 +116,11 @@ public sealed class LoginEndToEndTests : IDisposable
         }
 
         Assert.True(result.ExitCode == 1, result.ToString());
-        Assert.Contains($"cannot reach the controller at {first} (no ", result.Stderr);
-        Assert.Contains("within 2 s", result.Stderr);
-        Assert.Contains($"tried {second} (", result.Stderr);
-        // Two controllers, 2 s each, and the process's own start.
+        // Each controller was given its own 2 s: one after the other, or overlapping when a read asks the second while
+        // the first's handshake is slow (a hedged read, on a loaded machine), so no lower bound on the total.
+        Assert.Contains($"cannot reach the controller at {first} (no answer within 2 s)", result.Stderr);
+        Assert.Contains($"tried {second} (no answer within 2 s)", result.Stderr);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed}: {result}");
-        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(3.5), $"gave up before trying both for 2 s each ({clock.Elapsed}): {result}");
     }
 
     [Fact]
