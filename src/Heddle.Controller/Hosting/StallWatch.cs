@@ -22,6 +22,10 @@ public sealed partial class StallWatch : IDisposable
     private readonly TimeSpan _threshold;
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
+    private bool _late;
+
+    /// <summary>Whether a work item is late now (waited past the threshold and has not yet run).</summary>
+    internal bool Late => Volatile.Read(ref _late);
 
     public StallWatch(ILogger<StallWatch> logger)
         : this(logger, static item => ThreadPool.UnsafeQueueUserWorkItem(static run => run(), item, preferLocal: false), Threshold)
@@ -49,11 +53,13 @@ public sealed partial class StallWatch : IDisposable
             _queue(ran.Set);
             if (!ran.Wait(_threshold))
             {
+                Volatile.Write(ref _late, true);
                 var pending = ThreadPool.PendingWorkItemCount;
                 var threads = ThreadPool.ThreadCount;
                 // Waits until it ran (or the process stops), so the warning gives the whole stall, once.
                 WaitHandle.WaitAny([ran.WaitHandle, _stop.Token.WaitHandle]);
                 var late = Stopwatch.GetElapsedTime(queued);
+                Volatile.Write(ref _late, false);
                 LogStalled(_logger, late.TotalMilliseconds, (GC.GetTotalPauseDuration() - pausedBefore).TotalMilliseconds, GC.CollectionCount(2) - collectionsBefore, threads, pending);
             }
 
