@@ -17,6 +17,7 @@ public sealed class QemuMachine : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _console = new();
     private readonly Task _reading;
+    private int _disposed;
 
     private QemuMachine(string tap, Process process)
     {
@@ -90,8 +91,14 @@ public sealed class QemuMachine : IAsyncDisposable
         }
     }
 
+    /// <summary>Cuts the machine's power and removes its tap; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (!_process.HasExited)
         {
             _process.Kill();
