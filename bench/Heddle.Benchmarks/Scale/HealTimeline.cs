@@ -5,7 +5,8 @@ namespace Heddle.Benchmarks.Scale;
 /// <summary>
 /// Where the heal's time went, read from the controller's own event log after the heal: when the lost nodes were
 /// judged Down, when their instances were placed elsewhere, and when the last of those became Ready, each in seconds
-/// after the nodes were dropped. The client's own poll sees the end later still (its interval, and the listing's time).
+/// after the nodes were dropped; and each moved instance's steps on its new node (median and slowest). The client's own
+/// poll sees the end later still (its interval, and the listing's time).
 /// </summary>
 internal static class HealTimeline
 {
@@ -47,6 +48,26 @@ internal static class HealTimeline
         if (ready.Count > 0)
         {
             figures["heal_ready_last_s"] = ready.Max();
+        }
+
+        // Each moved instance's own steps after its placement, as its node's reports were written: placed → the first
+        // report (the goal state sent and taken), that → Starting (the package fetched and unpacked), Starting → Ready.
+        var placedAt = moved.GroupBy(e => e.Subject, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Max(e => e.Time), StringComparer.Ordinal);
+        var reports = events.Where(e => e.Kind == "InstanceState" && placedAt.TryGetValue(e.Subject, out var at) && e.Time >= at)
+            .GroupBy(e => e.Subject, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.OrderBy(e => e.Id).ToList(), StringComparer.Ordinal);
+        DateTimeOffset? At(string id, string? state) => reports.TryGetValue(id, out var list)
+            ? list.FirstOrDefault(e => state is null || e.Message.StartsWith(state + " ", StringComparison.Ordinal))?.Time : null;
+        Steps("goal", placedAt.Select(p => (p.Value, At(p.Key, null))));
+        Steps("fetch", placedAt.Select(p => (At(p.Key, null) ?? p.Value, At(p.Key, InstanceStates.Starting))));
+        Steps("start", placedAt.Select(p => (At(p.Key, InstanceStates.Starting) ?? p.Value, At(p.Key, InstanceStates.Ready))));
+
+        void Steps(string step, IEnumerable<(DateTimeOffset From, DateTimeOffset? To)> spans)
+        {
+            var seconds = spans.Where(s => s.To is not null).Select(s => (s.To!.Value - s.From).TotalSeconds).Order().ToList();
+            if (seconds.Count > 0)
+            {
+                (figures[$"heal_{step}_p50_s"], figures[$"heal_{step}_max_s"]) = (seconds[seconds.Count / 2], seconds[^1]);
+            }
         }
     }
 }

@@ -95,6 +95,7 @@ internal static class ScaleHarness
             using var api = new HeddleApiClient(control.ApiUrls, File.ReadAllText(Path.Combine(control.State, "api-token")).Trim(), ca);
             await using var cpu = new ProcessSampler([.. control.ControllerPids]);
             await using var etcdCpu = control.EtcdPids.Count == 0 ? null : new ProcessSampler([.. control.EtcdPids]);
+            using var gc = new ControllerGc(control.ApiUrls, File.ReadAllText(Path.Combine(control.State, "api-token")).Trim(), ca);
             var join = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true))).JoinString!;
             if (o.DataPlanes)
             {
@@ -134,6 +135,7 @@ internal static class ScaleHarness
             cpu.Reset();
             etcdCpu?.Reset();
             planes?.Reset();
+            await gc.ResetAsync();
             clock.Restart();
             try
             {
@@ -192,6 +194,7 @@ internal static class ScaleHarness
                 }
 
                 planes?.Take(figures, "deploy");
+                await gc.TakeAsync(figures, "deploy");
                 Console.Error.WriteLine($"{o.Instances} instances Ready in {clock.Elapsed.TotalSeconds:0.0} s; dropping 1% of the nodes");
 
                 var lost = Enumerable.Range(1, o.Nodes / 100).Select(i => $"h{i}").ToHashSet(StringComparer.Ordinal);
@@ -217,6 +220,7 @@ internal static class ScaleHarness
                 await Poll.UntilAsync(async () => (await api.ListInstancesAsync()).Count + (await api.ListServicesAsync()).Count, n => n == 0,
                     TimeSpan.FromSeconds(120 + o.Instances / 20.0), "everything deleted", TimeSpan.FromSeconds(2));
                 figures["delete_s"] = clock.Elapsed.TotalSeconds;
+                await gc.TakeAsync(figures, "run");
             }
         }
         finally
@@ -311,6 +315,14 @@ internal static class ScaleHarness
             Console.WriteLine($"heal, seconds after the drop (the controller's events): nodes Down {N("heal_down_first_s", "0.0")}-{N("heal_down_last_s", "0.0")}; "
                 + $"{N("heal_moved", "0")} instances placed elsewhere {N("heal_placed_first_s", "0.0")}-{N("heal_placed_last_s", "0.0")}; the last Ready {N("heal_ready_last_s", "0.0")}; "
                 + $"seen by the client's poll {o.NodeTimeoutSeconds + (f.GetValueOrDefault("heal_beyond_timeout_s") as double? ?? 0):0.0}");
+            Console.WriteLine($"  each moved instance, median/slowest s: placed → its first report {N("heal_goal_p50_s", "0.0")}/{N("heal_goal_max_s", "0.0")}; "
+                + $"→ Starting (package fetched) {N("heal_fetch_p50_s", "0.0")}/{N("heal_fetch_max_s", "0.0")}; → Ready {N("heal_start_p50_s", "0.0")}/{N("heal_start_max_s", "0.0")}");
+        }
+
+        if (f.ContainsKey("deploy_gc_pause_s"))
+        {
+            Console.WriteLine($"controller paused for garbage collection: deploying {N("deploy_gc_pause_s", "0.0")} s of {N("ready_s", "0.0")} s, {N("deploy_gc_gen2", "0")} full collections"
+                + (f.ContainsKey("run_gc_pause_s") ? $"; the whole run {N("run_gc_pause_s", "0.0")} s, {N("run_gc_gen2", "0")} full collections" : string.Empty));
         }
 
         if (f.ContainsKey("etcd_idle_cpu_avg"))

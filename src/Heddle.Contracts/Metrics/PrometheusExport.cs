@@ -16,14 +16,18 @@ public sealed class PrometheusExport : IDisposable
 {
     public const string Path = "/metrics";
 
+    /// <summary>The .NET runtime's built-in meter: <c>dotnet_gc_pause_time_seconds_total</c>, <c>dotnet_gc_collections_total</c> and the rest.</summary>
+    public const string RuntimeMeter = "System.Runtime";
+
     public PrometheusExport(IMeterFactory scope)
     {
         ArgumentNullException.ThrowIfNull(scope);
         // Tests run several controllers, agents and balancers in one process, each with meters of the same names: an
-        // instrument is taken only from this scope's meters, the rest are dropped by the view.
+        // instrument is taken only from this scope's meters, the rest are dropped by the view. The runtime's own meter
+        // (System.Runtime: GC pauses and collections, heap, allocation, thread pool, CPU) is the process's, whoever asks.
         Provider = Sdk.CreateMeterProviderBuilder()
-            .AddMeter("Heddle.*")
-            .AddView(instrument => ReferenceEquals(instrument.Meter.Scope, scope) ? null : MetricStreamConfiguration.Drop)
+            .AddMeter("Heddle.*", RuntimeMeter)
+            .AddView(instrument => ReferenceEquals(instrument.Meter.Scope, scope) || instrument.Meter.Name == RuntimeMeter ? null : MetricStreamConfiguration.Drop)
             .AddPrometheusExporter(o =>
             {
                 o.ScrapeResponseCacheDurationMilliseconds = 0;

@@ -54,6 +54,10 @@ public sealed class MetricsTests
         Assert.True(controller.Sum("heddle_controller_reconcile_passes_total", ("result", "done")) >= 1, controller.Text);
         Assert.True(controller.Sum("heddle_controller_reconcile_duration_seconds_count") >= 1, controller.Text);
         Assert.Equal(2, controller.Sum("heddle_controller_nodes", ("condition", "Ready")));
+        // The runtime's own figures (the process's, whichever host in it answers): how much of its time went to GC.
+        Assert.True(controller.Sum("dotnet_gc_heap_total_allocated_bytes_total") > 0, controller.Text);
+        Assert.NotEmpty(controller.Series("dotnet_gc_pause_time_seconds_total"));
+        Assert.Equal(["gen0", "gen1", "gen2"], controller.Series("dotnet_gc_collections_total").Select(l => l["gc_heap_generation"]).Order());
 
         var agents = await Poll.UntilAsync(async () => await Task.WhenAll(cluster.Agents.Select(a => MetricsScrape.GetAsync(http, a!.MetricsUrl!))),
             scrapes => scrapes.Sum(s => s.Sum("heddle_agent_instances", ("service", "ticker"), ("state", InstanceStates.Ready))) == 2,
