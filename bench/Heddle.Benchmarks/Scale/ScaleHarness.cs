@@ -92,10 +92,11 @@ internal static class ScaleHarness
         {
             var agentUrl = string.Join(',', control.AgentUrls);
             var ca = Heddle.Contracts.Trust.ClusterTrust.Load(File.ReadAllText(Path.Combine(control.State, "ca.crt")));
-            using var api = new HeddleApiClient(control.ApiUrls, File.ReadAllText(Path.Combine(control.State, "api-token")).Trim(), ca);
+            var token = File.ReadAllText(Path.Combine(control.State, "api-token")).Trim();
+            using var api = new HeddleApiClient(control.ApiUrls, token, ca);
             await using var cpu = new ProcessSampler([.. control.ControllerPids]);
             await using var etcdCpu = control.EtcdPids.Count == 0 ? null : new ProcessSampler([.. control.EtcdPids]);
-            using var gc = new ControllerGc(control.ApiUrls, File.ReadAllText(Path.Combine(control.State, "api-token")).Trim(), ca);
+            using var gc = new ControllerGc(control.ApiUrls, token, ca);
             var join = (await api.CreateTokenAsync(new TokenCreateRequest(Join: true))).JoinString!;
             if (o.DataPlanes)
             {
