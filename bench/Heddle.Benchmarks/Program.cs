@@ -10,6 +10,7 @@ var harnesses = new Dictionary<string, Func<string[], int>>(StringComparer.Ordin
     ["placement"] = PlacementHarness.Run,
     ["deploy"] = DeployHarness.Run,
     ["dns"] = DnsHarness.Run,
+    ["dns-serve"] = DnsHarness.Serve, // the dns harness's own child process
     ["lb"] = LbHarness.Run,
     ["upgrade"] = UpgradeHarness.Run,
     ["swap"] = SwapHarness.Run,

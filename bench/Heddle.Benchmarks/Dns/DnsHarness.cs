@@ -33,20 +33,25 @@ internal static class DnsHarness
         var workers = Int(args, "--udp-workers", 1);
         var guard = new RatioGuard(args);
         using var work = new TemporaryFolder();
-        var records = Records(services: 50, instancesPerRole: 4);
+        var records = BenchRecords();
         var queries = Path.Combine(work.Path, "queries.txt");
         File.WriteAllLines(queries, Queries(records));
-        Console.WriteLine($"dns benchmark: {records.Services.Count} services, {Names(records)} names; dnsperf -c {clients} -q {outstanding} -l {seconds}, same query mix for every server; median of {roundCount} round(s) taken in turns");
+        Console.WriteLine($"dns benchmark: {records.Services.Count} services, {Names(records)} names; dnsperf -c {clients} -q {outstanding} -l {seconds}, same query mix for every server; after a 1 s warm-up of each, median of {roundCount} round(s) taken in turns");
         Console.WriteLine("query mix: 40% A (service, role, instance), 20% AAAA (NODATA), 20% SRV, 20% NXDOMAIN; every server answers on 127.0.0.1 over UDP");
         Console.WriteLine();
         Console.WriteLine($"{"server",-30} {"queries/s",10} {"avg ms",8} {"p99 ms",8} {"lost",8} {"answers",10}");
 
         // The three serve at once and are measured in turns, each figure the median of its rounds: a noisy moment on a
         // shared machine falls on every server alike.
-        using var server = Start(records, workers);
+        using var server = Start(workers);
         using var knot = Knot.Start(work.Path, records);
         using var dnsmasq = Dnsmasq.Start(work.Path, records);
         var servers = new[] { ($"heddle ({workers} UDP worker{(workers == 1 ? "" : "s")})", server.Port), ("knot 3 (1 UDP worker)", knot.Port), ("dnsmasq", dnsmasq.Port) };
+        foreach (var (_, port) in servers)
+        {
+            Measure(port, queries, 1, clients, outstanding); // a warm-up each, discarded: the JIT and the sockets settle
+        }
+
         var rounds = servers.Select(_ => new List<Figures>()).ToArray();
         for (var round = 0; round < roundCount; round++)
         {
@@ -156,6 +161,9 @@ internal static class DnsHarness
         return new DnsRecordSet { Serial = 1, Services = list };
     }
 
+    /// <summary>The names every server of the run serves (Heddle's, in its own process, makes them again).</summary>
+    private static DnsRecordSet BenchRecords() => Records(services: 50, instancesPerRole: 4);
+
     internal static int Names(DnsRecordSet records) => records.Services.Sum(s => 1 + s.Roles.Sum(r => 2 + r.Instances.Count));
 
     internal static IEnumerable<string> Queries(DnsRecordSet records)
@@ -178,18 +186,21 @@ internal static class DnsHarness
         }
     }
 
-    private static HeddleDns Start(DnsRecordSet records, int workers)
-    {
-        var server = DnsServer.Start(new DnsOptions { Port = 0, UdpWorkers = workers }, new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
-        server.Update(records);
-        return new HeddleDns(server);
-    }
+    /// <summary>
+    /// Heddle's server in a process of its own (this harness's `dns-serve`), as Knot and dnsmasq are: the harness's own
+    /// work (reading dnsperf's every answer, its collections) never pauses it.
+    /// </summary>
+    private static ReferenceServer Start(int workers) => ReferenceServer.OnReservedPort(port => ReferenceServer.Launch("dotnet",
+        [typeof(DnsHarness).Assembly.Location, "dns-serve", "--port", port.ToString(CultureInfo.InvariantCulture), "--udp-workers", workers.ToString(CultureInfo.InvariantCulture)], port));
 
-    private sealed class HeddleDns(DnsServer server) : IDisposable
+    /// <summary>`dns-serve --port P --udp-workers N`: Heddle's DNS server with the benchmark's names, until it is killed.</summary>
+    public static int Serve(string[] args)
     {
-        public int Port => server.Endpoint.Port;
-
-        public void Dispose() => server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        var server = DnsServer.Start(new DnsOptions { Port = Int(args, "--port", 0), UdpWorkers = Int(args, "--udp-workers", 1) },
+            new Heddle.Contracts.Metrics.MeterScope()); // counting as in production
+        server.Update(BenchRecords());
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
     }
 
     /// <summary>A reference server run as a child process, stopped by its id.</summary>

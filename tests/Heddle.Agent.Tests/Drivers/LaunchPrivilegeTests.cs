@@ -210,7 +210,7 @@ public sealed class LaunchPrivilegeTests : IDisposable
         InstanceMounts.Remove(first.Directory);
         Posix.UnmountAll(InstanceDisk.MountPoint(first.Directory));
         Assert.False(Directory.Exists(first.WorkingDirectory));
-        var again = first with { Role = first.Role with { EntryPoint = new EntryPoint("/bin/sh", ["-c", "cat note /tmp/note > seen.txt; exec /bin/sleep 300"]) } };
+        var again = first with { Role = first.Role with { EntryPoint = new EntryPoint("/bin/sh", ["-c", "cat note /tmp/note > seen.part; mv seen.part seen.txt; exec /bin/sleep 300"]) } };
         Start(again);
 
         Assert.Equal("kept\nkept", await ReadWhenWrittenAsync(Path.Combine(again.WorkingDirectory, "seen.txt")));
