@@ -13,11 +13,15 @@ internal sealed class Cgroups
     private const string Root = "/sys/fs/cgroup";
     private static readonly string[] V1Controllers = ["cpuset", "memory", "pids", "freezer"];
 
-    private Cgroups(string version, IReadOnlyDictionary<string, string> parents)
+    private Cgroups(string version, IReadOnlyDictionary<string, string> parents, string node)
     {
         Version = version;
         Parents = parents;
+        _node = node;
     }
+
+    /// <summary>This agent's folder name under heddle/ in each hierarchy.</summary>
+    private readonly string _node;
 
     public string Version { get; }
 
@@ -59,7 +63,7 @@ internal sealed class Cgroups
                 var parent = Path.Combine(heddle, Safe(node));
                 Directory.CreateDirectory(parent);
                 File.WriteAllText(Path.Combine(parent, "cgroup.subtree_control"), "+cpuset +memory +pids");
-                return new Cgroups("v2", new Dictionary<string, string> { ["unified"] = parent });
+                return new Cgroups("v2", new Dictionary<string, string> { ["unified"] = parent }, Safe(node));
             }
 
             var missing = V1Controllers.Where(c => !Directory.Exists(Path.Combine(Root, c))).ToList();
@@ -78,7 +82,7 @@ internal sealed class Cgroups
                     : Directory.CreateDirectory(Path.Combine(Root, controller, "heddle", Safe(node))).FullName;
             }
 
-            return new Cgroups("v1", parents);
+            return new Cgroups("v1", parents, Safe(node));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -209,10 +213,15 @@ internal sealed class Cgroups
         }
     }
 
-    /// <summary>Removes this agent's own cgroup folders, with any empty instance cgroups left in them (a cluster's teardown).</summary>
+    /// <summary>
+    /// Removes this agent's own cgroup folders, with any empty instance cgroups left in them (a cluster's teardown). On
+    /// v1 that is heddle/&lt;node&gt; in every hierarchy, not only the four the agent writes: runc makes an instance's
+    /// path in each one mounted (cpu, cpuacct, blkio, devices, name=systemd, ...) and removes only the instance's folder.
+    /// </summary>
     public void RemoveAll()
     {
-        foreach (var parent in Parents.Values)
+        IEnumerable<string> others = Version == "v2" ? [] : Directory.EnumerateDirectories(Root).Select(h => Path.Combine(h, "heddle", _node)).Where(Directory.Exists);
+        foreach (var parent in Parents.Values.Union(others, StringComparer.Ordinal).ToList())
         {
             try
             {

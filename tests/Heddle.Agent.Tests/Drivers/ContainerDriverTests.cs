@@ -143,6 +143,10 @@ public sealed class ContainerDriverTests : IDisposable
         }
 
         AssertNothingLeft(launch);
+        // The agent's teardown leaves no folder of its own in any hierarchy, those runc made the instance's path in included.
+        var node = Path.GetDirectoryName(_cgroups!.RelativePath(launch.Id))!;
+        _cgroups.RemoveAll();
+        Assert.DoesNotContain(Directory.EnumerateDirectories("/sys/fs/cgroup"), h => Directory.Exists(Path.Combine(h, node)));
     }
 
     [Fact]
