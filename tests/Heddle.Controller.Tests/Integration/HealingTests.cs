@@ -176,8 +176,8 @@ public sealed class FaultingTests
     [Fact]
     public async Task InstanceThatKeepsFaultingOnItsNode_IsMovedToAnother()
     {
+        using var work = new TempDirectory("heddle-flaky-"); // removed after the cluster has stopped the instance that writes in it
         await using var cluster = await TestCluster.StartAsync(nodes: 3);
-        using var work = new TempDirectory("heddle-flaky-");
         File.SetUnixFileMode(work.Path, (UnixFileMode)0b111_111_111); // the instance runs as a uid of its own and keeps its mark here
         var mark = work.Combine("first-node");
         // Fails on whichever node it lands on first, and runs anywhere else.

@@ -44,6 +44,16 @@ public sealed class BgpEcmpTests(BalancerBed bed, ITestOutputHelper output) : IC
         {
             await _router.DisposeAsync();
         }
+
+        // A balancer the test killed could not remove its gobgpd's folder (a stopped one removes its own).
+        foreach (var name in _balancers.Keys)
+        {
+            var folder = $"/run/heddle/lb-{name}";
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
     }
 
     [Fact]

@@ -86,6 +86,7 @@ public sealed class BgpAnnouncerTests(ITestOutputHelper output)
             output.WriteLine($"lb1's DisposeAsync took {clock.Elapsed.TotalMilliseconds:0} ms");
 
             Assert.False(Directory.Exists($"/proc/{gobgpd}"), "lb1's gobgpd still runs after DisposeAsync");
+            Assert.False(Directory.Exists(folder.Combine(lb1.Name)), "lb1's gobgpd folder (its API socket's) is left");
             Assert.Equal([lb2.Address], await bird.NextHopsAsync(Vip));
             Assert.NotEqual("Established", await bird.SessionAsync(lb1));
 

@@ -199,6 +199,15 @@ internal sealed partial class GobgpDaemon : IAsyncDisposable
         {
             File.Delete(_options.ApiSocket);
         }
+
+        try
+        {
+            Directory.Delete(System.IO.Path.GetDirectoryName(_options.ApiSocket)!); // the folder StartAsync made, once empty
+        }
+        catch (IOException)
+        {
+            // gone already, or something else was put there: left as it is
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "gobgpd (pid {Pid}) is up and configured, API on {Socket}")]
