@@ -28,6 +28,9 @@ internal sealed class RatioGuard
         }
     }
 
+    /// <summary>Whether --guard was given: a harness may leave out what is printed for information only.</summary>
+    public bool Active => _minimum is not null;
+
     /// <summary>Notes one headline ratio: Heddle's figure over the reference's (higher is better).</summary>
     public void Add(string name, double ratio) => _ratios.Add((name, ratio));
 
