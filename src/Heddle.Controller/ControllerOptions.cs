@@ -54,6 +54,12 @@ public sealed record ControllerOptions
     /// <summary>Every service is reconciled at least this often, whatever happened. Default 10 s.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How many services are reconciled at once: their passes plan one at a time, and commit together (one store
+    /// transaction, or one round of etcd requests, for several), which is where a serial loop spent its time.
+    /// </summary>
+    public int ReconcileWorkers { get; init; } = 8;
+
     /// <summary>An instance restarted this many times on one node is moved to another. Default 5.</summary>
     public int RestartsBeforeMove { get; init; } = 5;
 

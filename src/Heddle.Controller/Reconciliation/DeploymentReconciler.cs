@@ -38,8 +38,17 @@ public sealed partial class DeploymentReconciler(
     /// <summary>How many times the allocator's view of the whole cluster was built (a pass of one service does not).</summary>
     internal int ClusterBuilds => _planner.ClusterBuilds;
 
+    /// <summary>
+    /// Passes of different services may run at once (<see cref="ReconcileLoop"/>), but they read and plan one at a time,
+    /// each on the view the one before left: only their commits overlap (and the store writes those that arrive together
+    /// in one transaction). A pass holds the turn from its first read until its commit is on its way.
+    /// </summary>
+    private readonly SemaphoreSlim _planning = new(1, 1);
+
     public async Task<ReconcileResult> ReconcileAsync(string serviceName, CancellationToken cancellationToken = default)
     {
+        await _planning.WaitAsync(cancellationToken);
+        using var turn = new Turn(_planning);
         var service = store.GetService(serviceName);
         if (service is null)
         {
@@ -63,6 +72,7 @@ public sealed partial class DeploymentReconciler(
         var mine = store.ListInstances(serviceName);
         if (service.Deleting)
         {
+            turn.Dispose(); // places nothing
             return await ReconcileDeletionAsync(service, mine, ready, cancellationToken);
         }
 
@@ -102,16 +112,27 @@ public sealed partial class DeploymentReconciler(
         var commit = pass.Commit();
         if (commit.IsEmpty)
         {
+            turn.Dispose();
             await ReportFailuresAsync(service, failures);
             return pass.Result;
         }
 
+        // The next pass may plan while this one commits: it sees this pass's placements until the commit has landed or failed.
+        _planner.Committing(serviceName, service.Tenant, pass.Instances);
+        turn.Dispose();
         var owner = EventOwner.Of(service);
         var told = pass.Events.Select(e => new NewEvent(e.Kind, e.Subject, e.Message, owner)).ToList();
-        if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence, Events = told, Source = ChangeSource.Reconciler },
-                cancellationToken))
+        try
         {
-            return ReconcileResult.Retry;
+            if (!await store.CommitPlacementAsync(await WithGenerationAsync(commit, cancellationToken) with { Fence = Fence, Events = told, Source = ChangeSource.Reconciler },
+                    cancellationToken))
+            {
+                return ReconcileResult.Retry;
+            }
+        }
+        finally
+        {
+            _planner.Committed(serviceName);
         }
 
         metrics?.Placed(pass.Events.Count(e => e.Kind is EventKind.InstancePlaced or EventKind.InstanceMoved));
@@ -236,6 +257,20 @@ public sealed partial class DeploymentReconciler(
         if (failures.Count > 0)
         {
             await events.AddAsync(EventKind.PlacementFailed, service, $"{failures.Count} instance(s) cannot be placed: {text}", EventOwner.Of(record));
+        }
+    }
+
+    /// <summary>The planning turn, given back once (at the point a pass stops needing it, or when it ends).</summary>
+    private sealed class Turn(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
         }
     }
 

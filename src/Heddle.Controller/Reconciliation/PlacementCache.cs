@@ -17,8 +17,11 @@ namespace Heddle.Controller.Reconciliation;
 /// leave behind.</item>
 /// <item>The service a pass is for is taken out of the view (the pass places it afresh, as before) and marked, so the next
 /// pass restores what it committed.</item>
+/// <item>A pass whose commit is on its way (<see cref="Committing"/> to <see cref="Committed"/>) keeps what it placed in
+/// the view, whatever the store says meanwhile: the passes of other services that run while it commits see those cores
+/// taken. Once its commit has landed or failed, its placements are restored from the store.</item>
 /// </list>
-/// One pass at a time uses it (<see cref="Use"/> holds a lock for the pass).
+/// One pass at a time uses it (<see cref="Use"/> holds a lock for the pass); commits may overlap.
 /// </summary>
 internal sealed class PlacementCache
 {
@@ -28,6 +31,7 @@ internal sealed class PlacementCache
     private readonly Lock _use = new();
     private readonly Lock _marks = new();
     private HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Planned> _inFlight = new(StringComparer.Ordinal); // under _marks
     private bool _nodesChanged = true;
     private ClusterState? _state;
     private HashSet<string> _ready = new(StringComparer.Ordinal);
@@ -76,12 +80,14 @@ internal sealed class PlacementCache
         {
             HashSet<string> dirty;
             bool nodesChanged;
+            List<(string Service, Planned Planned)> inFlight;
             lock (_marks)
             {
                 dirty = _dirty;
                 _dirty = new HashSet<string>(StringComparer.Ordinal);
                 nodesChanged = _nodesChanged;
                 _nodesChanged = false;
+                inFlight = [.. _inFlight.Select(f => (f.Key, f.Value))];
             }
 
             // The same set as the last pass's (the reconciler makes it again only after a node changed) is not compared
@@ -89,12 +95,24 @@ internal sealed class PlacementCache
             if (_state is null || nodesChanged || !(ReferenceEquals(ready, _readyGiven) || ready.SetEquals(_ready)) || _time.GetUtcNow() - _built >= _options.ResyncInterval)
             {
                 Build(nodes, ready);
+                foreach (var (service, planned) in inFlight)
+                {
+                    RestorePlanned(_state!, service, planned);
+                }
             }
             else
             {
+                var planning = inFlight.ToDictionary(f => f.Service, f => f.Planned, StringComparer.Ordinal);
                 foreach (var service in dirty)
                 {
-                    Restore(_state, service);
+                    if (planning.TryGetValue(service, out var planned))
+                    {
+                        RestorePlanned(_state, service, planned);
+                    }
+                    else
+                    {
+                        Restore(_state, service);
+                    }
                 }
             }
 
@@ -143,6 +161,40 @@ internal sealed class PlacementCache
         _built = _time.GetUtcNow();
         Builds++;
     }
+
+    /// <summary>
+    /// The pass just made for <paramref name="service"/> (its instances as it left them) is being committed: until
+    /// <see cref="Committed"/>, other passes see its placements as that pass made them, not as the store has them.
+    /// Called by the pass itself, before the next pass can use the view.
+    /// </summary>
+    public void Committing(string service, string tenant, IReadOnlyList<InstanceRecord> instances)
+    {
+        lock (_marks)
+        {
+            _inFlight[service] = new Planned(tenant, instances);
+        }
+    }
+
+    /// <summary>The commit begun by <see cref="Committing"/> has landed or failed: the next pass restores the service from the store.</summary>
+    public void Committed(string service)
+    {
+        lock (_marks)
+        {
+            _inFlight.Remove(service);
+            _dirty.Add(service);
+        }
+    }
+
+    private void RestorePlanned(ClusterState state, string service, Planned planned)
+    {
+        state.ReleaseService(service);
+        foreach (var instance in planned.Instances.Where(i => _ready.Contains(i.Node)))
+        {
+            state.Restore(ToPlacement(planned.Tenant, instance));
+        }
+    }
+
+    private sealed record Planned(string Tenant, IReadOnlyList<InstanceRecord> Instances);
 
     /// <summary>A service's placements as the store has them now.</summary>
     private void Restore(ClusterState state, string service)

@@ -18,6 +18,12 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
     /// <summary>How many times the allocator's view of the whole cluster was built (see <see cref="PlacementCache"/>).</summary>
     public int ClusterBuilds => _cache.Builds;
 
+    /// <summary>The pass just planned for the service is being committed (<see cref="PlacementCache.Committing"/>).</summary>
+    public void Committing(string service, string tenant, IReadOnlyList<InstanceRecord> instances) => _cache.Committing(service, tenant, instances);
+
+    /// <summary>That commit has landed or failed (<see cref="PlacementCache.Committed"/>).</summary>
+    public void Committed(string service) => _cache.Committed(service);
+
     /// <returns>The instances that could not be placed, each with why.</returns>
     /// <param name="unplaced">When given, receives why each instance could not be placed, for the metrics.</param>
     /// <param name="evacuation">The nodes a host rollout is draining or rebooting (none when not given).</param>

@@ -4,8 +4,10 @@ using Microsoft.Extensions.Logging;
 namespace Heddle.Controller.Reconciliation;
 
 /// <summary>
-/// Takes service names off the work queue one at a time and reconciles them; a conflict or an error is retried with
-/// backoff. Every service is also queued at start and every resync interval, so nothing depends on a missed signal.
+/// Takes service names off the work queue and reconciles them, <see cref="ControllerOptions.ReconcileWorkers"/> at once
+/// (never one service twice at once: the queue holds it back; their planning takes turns, their commits overlap); a
+/// conflict or an error is retried with backoff. Every service is also queued at start and every resync interval, so
+/// nothing depends on a missed signal.
 /// </summary>
 public sealed partial class ReconcileLoop(
     WorkQueue queue, DeploymentReconciler reconciler, IClusterStore store, ControllerOptions options, TimeProvider time, ILogger<ReconcileLoop> logger,
@@ -19,6 +21,11 @@ public sealed partial class ReconcileLoop(
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         _ = ResyncAsync(stoppingToken);
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.ReconcileWorkers)).Select(_ => Task.Run(() => WorkAsync(stoppingToken), CancellationToken.None)));
+    }
+
+    private async Task WorkAsync(CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             string key;
@@ -31,34 +38,59 @@ public sealed partial class ReconcileLoop(
                 return;
             }
 
-            ReconcileResult result;
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                result = await reconciler.ReconcileAsync(key, stoppingToken);
-                metrics.Pass(result.Conflict ? "conflict" : result.RequeueAfter is null ? "done" : "requeue", System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                await PassAsync(key, stoppingToken);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                LogFailed(logger, key, e);
-                metrics.Pass("error", System.Diagnostics.Stopwatch.GetElapsedTime(started));
-                result = ReconcileResult.Retry;
+                return;
             }
+            finally
+            {
+                queue.Done(key);
+            }
+        }
+    }
 
-            if (!result.Conflict)
+    private async Task PassAsync(string key, CancellationToken stoppingToken)
+    {
+        ReconcileResult result;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            result = await reconciler.ReconcileAsync(key, stoppingToken);
+            metrics.Pass(result.Conflict ? "conflict" : result.RequeueAfter is null ? "done" : "requeue", System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogFailed(logger, key, e);
+            metrics.Pass("error", System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            result = ReconcileResult.Retry;
+        }
+
+        if (!result.Conflict)
+        {
+            lock (_lock)
             {
                 _failures.Remove(key);
-                if (result.RequeueAfter is { } after)
-                {
-                    Schedule(key, after, stoppingToken);
-                }
-
-                continue;
             }
 
-            var attempt = _failures[key] = _failures.GetValueOrDefault(key) + 1;
-            Schedule(key, TimeSpan.FromMilliseconds(Math.Min(10_000, 50 * Math.Pow(2, Math.Min(attempt, 10)))), stoppingToken);
+            if (result.RequeueAfter is { } after)
+            {
+                Schedule(key, after, stoppingToken);
+            }
+
+            return;
         }
+
+        int attempt;
+        lock (_lock)
+        {
+            attempt = _failures[key] = _failures.GetValueOrDefault(key) + 1;
+        }
+
+        Schedule(key, TimeSpan.FromMilliseconds(Math.Min(10_000, 50 * Math.Pow(2, Math.Min(attempt, 10)))), stoppingToken);
     }
 
     /// <summary>Queues the key again after a delay; one timer per key, the soonest asked for (later requests are covered by it).</summary>
