@@ -21,12 +21,18 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, Contr
     private const int Attempts = 5;
 
     /// <summary>
-    /// One acceptance at a time on this controller: each chooses the first free VIP and uid, so two new services accepted
-    /// at once chose the same, one commit won and the other read again — with eight deploys in flight (a CI system, the
-    /// scale benchmark) some ran out of attempts and were refused "kept changing; try again". Across controllers sharing a
-    /// store the commit's conditions still decide, and the attempts remain for that.
+    /// One acceptance chooses at a time on this controller: each takes the first free VIP and uid, so two new
+    /// services choosing at once chose the same, one commit won and the other read again — with eight deploys in flight
+    /// (a CI system, the scale benchmark) some ran out of attempts and were refused "kept changing; try again". What a
+    /// choice takes is held (<see cref="_onTheirWay"/>) until its commit has landed or failed, and the turn passes on
+    /// before the commit: commits of several deployments are written together instead of each waiting for the one
+    /// before. A tenant under a quota keeps the turn until its commit, as what it holds is read before it. Across
+    /// controllers sharing a store the commit's conditions still decide, and the attempts remain for that.
     /// </summary>
     private readonly SemaphoreSlim _accepting = new(1, 1);
+
+    /// <summary>The VIPs and uids chosen by acceptances whose commits are on their way, and the services they change (under its own lock).</summary>
+    private readonly Chosen _onTheirWay = new();
 
     internal async Task<IResult> DeployAsync(DeploymentRequest request, Trust.Caller caller)
     {
@@ -160,111 +166,213 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, Contr
     private async Task<IResult> AcceptAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
     {
         Hosting.RequestTrace.Mark("read and checked the request");
-        await _accepting.WaitAsync();
-        Hosting.RequestTrace.Mark("waited its turn behind other changes");
-        try
-        {
-            return await AcceptOneAtATimeAsync(family, slot, tenant, packageSha256, configuration, prefix, action);
-        }
-        finally
-        {
-            _accepting.Release();
-        }
-    }
-
-    private async Task<IResult> AcceptOneAtATimeAsync(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action)
-    {
         var next = models.For(packageSha256, configuration)!;
         var limited = quotas.IsLimited(tenant);
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
-            // Read before what the tenant holds: a deployment of the tenant accepted after this read fails the commit below.
-            long? tenantVersion = limited ? store.TenantVersion(tenant) : null;
-            var all = store.ListServices();
-            var service = all.FirstOrDefault(s => s.Family == family && s.Slot == slot);
-            var name = service?.Name ?? ServiceSlots.FreeKey(store, family);
-            var sibling = all.FirstOrDefault(s => s.Family == family && s.Slot != slot);
-            if ((service ?? sibling) is { } owned && owned.Tenant != tenant)
+            await _accepting.WaitAsync();
+            Hosting.RequestTrace.Mark("waited its turn behind other changes");
+            var turn = new Turn(_accepting);
+            Chosen.Held? held = null;
+            try
             {
-                // First, so that nothing else about another tenant's service is told.
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken",
-                    $"the service name {family} is taken by another tenant; rename the service in service.yaml (names are one namespace for DNS); nothing was changed");
-            }
-
-            if (service is { Deleting: true })
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service being deleted",
-                    $"service {name} is being deleted (its instances are stopping); deploy it again once 'heddle delete {name} --wait' has finished; nothing was changed");
-            }
-
-            if (service is { UpgradeInProgress: true })
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress", $"{InProgressSentence(service)}; nothing was changed");
-            }
-
-            var old = service is null ? null : models.For(service);
-            var instances = service is null ? [] : store.ListInstances(name);
-            var change = DeploymentChanges.Describe(service, old, packageSha256, next, instances);
-            var previousCompleted = service is not null && old is not null && old.AllReadyAt(instances, service.Revision);
-            if (change.Refusal is not null)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Change not possible in place", $"{change.Refusal}; nothing was changed");
-            }
-
-            var number = (service?.LastRevision ?? 0) + 1;
-            var now = time.GetUtcNow();
-            var walk = change.NeedsWalk
-                ? new UpgradeWalk
+                if (_onTheirWay.Committing(family) is { } before)
                 {
-                    Revision = number, Previous = service!.Revision, Policy = next.Configuration.Upgrade, Order = [.. Enumerable.Range(0, next.UpgradeDomains)],
-                    Started = now, PhaseStarted = now,
+                    // Another change of this service is committing: what to write depends on it (a new service's key, its revision).
+                    turn.Dispose();
+                    await before;
+                    attempt--;
+                    continue;
                 }
-                : null;
-            var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
-            var needsVip = options.VipPool is not null && service?.Vip is null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
-            if (quotas.Check(tenant, service, next, needsVip, action) is { } overQuota)
-            {
-                return Problems.Problem(StatusCodes.Status403Forbidden, ProblemTypes.QuotaExceeded, "Quota exceeded", overQuota);
-            }
 
-            // Only chosen here: the commit below takes it with the deployment, or nothing is taken.
-            var vip = needsVip ? conflicts.FreeVip() : null;
-            if (needsVip && vip is null)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{conflicts.Exhausted}; delete a service or widen --vip-pool; nothing was changed");
-            }
+                var (refused, write) = Choose(family, slot, tenant, packageSha256, configuration, prefix, action, next, limited);
+                if (refused is not null)
+                {
+                    return refused;
+                }
 
-            var uid = service is { Uid: > 0 } ? (int?)null : ServiceUids.Free(store, options.UidRange);
-            if (service is not { Uid: > 0 } && uid is null)
-            {
-                return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No uid left", $"{ServiceUids.Exhausted(options.UidRange)}; nothing was changed");
-            }
+                held = _onTheirWay.Hold(family, write!);
+                if (!limited)
+                {
+                    turn.Dispose(); // the next acceptance chooses while this one commits
+                }
 
-            // The events are the written service's: a new one's incarnation is the commit's own revision, known after it.
-            var count = next.Configuration.Roles.Sum(r => r.Instances);
-            List<NewEvent> told = [new(EventKind.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}")];
-            if (walk is not null)
-            {
-                told.Add(new(EventKind.UpgradeStarted, name,
-                    $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}"));
-            }
+                var written = await store.PutDeploymentAsync(write!);
+                Hosting.RequestTrace.Mark(written ? "committed" : "found it changed meanwhile");
+                if (!written)
+                {
+                    continue; // changed meanwhile (the service, its slot, the VIP chosen or what the tenant holds): read again
+                }
 
-            var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
-            {
-                Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot, TenantVersion = tenantVersion,
-                Events = told,
-            };
-            Hosting.RequestTrace.Mark("chose what to write");
-            var written = await store.PutDeploymentAsync(write);
-            Hosting.RequestTrace.Mark(written ? "committed" : "found it changed meanwhile");
-            if (!written)
-            {
-                continue; // changed meanwhile (the service, its slot, the VIP chosen or what the tenant holds): read again
+                return Results.Accepted($"/v1/services/{family}{(slot == Slots.Production ? string.Empty : $"?slot={slot}")}",
+                    new DeploymentAccepted(family, write!.Number, packageSha256, write.Changes, write.Walk is not null, slot, write.Service));
             }
-
-            return Results.Accepted($"/v1/services/{family}{(slot == Slots.Production ? string.Empty : $"?slot={slot}")}", new DeploymentAccepted(family, number, packageSha256, changes, walk is not null, slot, name));
+            finally
+            {
+                held?.Dispose();
+                turn.Dispose();
+            }
         }
 
         return Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Changed meanwhile", $"service {family} kept changing while this change was being accepted; try again");
+    }
+
+    /// <summary>What to write for the deployment (its turn held), or why it is refused.</summary>
+    private (IResult? Refused, DeploymentWrite? Write) Choose(string family, string slot, string tenant, string packageSha256, string configuration, string? prefix, string action,
+        ServiceModel next, bool limited)
+    {
+        // Read before what the tenant holds: a deployment of the tenant accepted after this read fails the commit below.
+        long? tenantVersion = limited ? store.TenantVersion(tenant) : null;
+        var all = store.ListServices();
+        var service = all.FirstOrDefault(s => s.Family == family && s.Slot == slot);
+        var name = service?.Name ?? ServiceSlots.FreeKey(store, family);
+        var sibling = all.FirstOrDefault(s => s.Family == family && s.Slot != slot);
+        if ((service ?? sibling) is { } owned && owned.Tenant != tenant)
+        {
+            // First, so that nothing else about another tenant's service is told.
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service name taken",
+                $"the service name {family} is taken by another tenant; rename the service in service.yaml (names are one namespace for DNS); nothing was changed"), null);
+        }
+
+        if (service is { Deleting: true })
+        {
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Service being deleted",
+                $"service {name} is being deleted (its instances are stopping); deploy it again once 'heddle delete {name} --wait' has finished; nothing was changed"), null);
+        }
+
+        if (service is { UpgradeInProgress: true })
+        {
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.UpgradeInProgress, "Upgrade in progress", $"{InProgressSentence(service)}; nothing was changed"), null);
+        }
+
+        var old = service is null ? null : models.For(service);
+        var instances = service is null ? [] : store.ListInstances(name);
+        var change = DeploymentChanges.Describe(service, old, packageSha256, next, instances);
+        var previousCompleted = service is not null && old is not null && old.AllReadyAt(instances, service.Revision);
+        if (change.Refusal is not null)
+        {
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "Change not possible in place", $"{change.Refusal}; nothing was changed"), null);
+        }
+
+        var number = (service?.LastRevision ?? 0) + 1;
+        var now = time.GetUtcNow();
+        var walk = change.NeedsWalk
+            ? new UpgradeWalk
+            {
+                Revision = number, Previous = service!.Revision, Policy = next.Configuration.Upgrade, Order = [.. Enumerable.Range(0, next.UpgradeDomains)],
+                Started = now, PhaseStarted = now,
+            }
+            : null;
+        var changes = prefix is null ? change.Changes : $"{prefix}: {change.Changes}";
+        var needsVip = options.VipPool is not null && service?.Vip is null && next.Definition.Roles.Any(r => r.Endpoints.Any(e => e.Kind == EndpointKind.Input));
+        if (quotas.Check(tenant, service, next, needsVip, action) is { } overQuota)
+        {
+            return (Problems.Problem(StatusCodes.Status403Forbidden, ProblemTypes.QuotaExceeded, "Quota exceeded", overQuota), null);
+        }
+
+        // Only chosen here: the commit below takes it with the deployment, or nothing is taken.
+        var vip = needsVip ? conflicts.FreeVip(_onTheirWay.Vips()) : null;
+        if (needsVip && vip is null)
+        {
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No VIP left", $"{conflicts.Exhausted}; delete a service or widen --vip-pool; nothing was changed"), null);
+        }
+
+        var uid = service is { Uid: > 0 } ? (int?)null : ServiceUids.Free(store, options.UidRange, _onTheirWay.Uids());
+        if (service is not { Uid: > 0 } && uid is null)
+        {
+            return (Problems.Problem(StatusCodes.Status409Conflict, ProblemTypes.Conflict, "No uid left", $"{ServiceUids.Exhausted(options.UidRange)}; nothing was changed"), null);
+        }
+
+        // The events are the written service's: a new one's incarnation is the commit's own revision, known after it.
+        var count = next.Configuration.Roles.Sum(r => r.Instances);
+        List<NewEvent> told = [new(EventKind.DeploymentAccepted, name, $"revision {number}: package {packageSha256[..12]}, {count} instance(s) of {next.Definition.Roles.Count} role(s); {changes}")];
+        if (walk is not null)
+        {
+            told.Add(new(EventKind.UpgradeStarted, name,
+                $"upgrade to revision {number} started: {walk.Order.Count} upgrade domain(s), mode {walk.Policy.Mode.ToString().ToLowerInvariant()}, healthCheckStable {DurationText.Format(walk.Policy.HealthCheckStable)}"));
+        }
+
+        var write = new DeploymentWrite(name, tenant, number, packageSha256, configuration, changes, service?.Version ?? 0)
+        {
+            Vip = vip, Uid = uid, HistoryLimit = options.HistoryLimit, Walk = walk, PreviousCompleted = previousCompleted, Family = family, Slot = slot, TenantVersion = tenantVersion,
+            Events = told,
+        };
+        Hosting.RequestTrace.Mark("chose what to write");
+        return (null, write);
+    }
+
+
+    /// <summary>The turn to choose, given back once (before the commit, or when the attempt ends).</summary>
+    private sealed class Turn(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
+        }
+    }
+
+    /// <summary>The deployments chosen and not yet committed (their VIPs, uids and services), each held until its commit has landed or failed.</summary>
+    private sealed class Chosen
+    {
+        private readonly Lock _lock = new();
+        private readonly List<Held> _held = [];
+
+        public IReadOnlySet<string> Vips() => Of(h => h.Write.Vip, StringComparer.Ordinal);
+
+        public IReadOnlySet<int> Uids() => Of(h => h.Write.Uid, EqualityComparer<int?>.Default).Select(u => u!.Value).ToHashSet();
+
+        /// <summary>When a change of the service is committing, the task that ends with its commit; otherwise null.</summary>
+        public Task? Committing(string family)
+        {
+            lock (_lock)
+            {
+                return _held.FirstOrDefault(h => h.Family == family)?.Ended;
+            }
+        }
+
+        public Held Hold(string family, DeploymentWrite write)
+        {
+            var held = new Held(this, family, write);
+            lock (_lock)
+            {
+                _held.Add(held);
+            }
+
+            return held;
+        }
+
+        private HashSet<T> Of<T>(Func<Held, T?> value, IEqualityComparer<T> comparer)
+        {
+            lock (_lock)
+            {
+                return _held.Select(value).Where(v => v is not null).Select(v => v!).ToHashSet(comparer);
+            }
+        }
+
+        public sealed class Held(Chosen chosen, string family, DeploymentWrite write) : IDisposable
+        {
+            private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            public string Family => family;
+
+            public DeploymentWrite Write => write;
+
+            public Task Ended => _ended.Task;
+
+            public void Dispose()
+            {
+                lock (chosen._lock)
+                {
+                    chosen._held.Remove(this);
+                }
+
+                _ended.TrySetResult();
+            }
+        }
     }
 }

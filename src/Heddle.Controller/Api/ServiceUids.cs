@@ -11,10 +11,10 @@ namespace Heddle.Controller.Api;
 /// </summary>
 public static class ServiceUids
 {
-    /// <summary>The lowest uid of the range no deployment holds; null when every one is taken.</summary>
-    public static int? Free(IClusterStore store, UidRange range)
+    /// <summary>The lowest uid of the range no deployment holds (nor <paramref name="besides"/> names); null when every one is taken.</summary>
+    public static int? Free(IClusterStore store, UidRange range, IReadOnlySet<int>? besides = null)
     {
-        var taken = store.ListServices().Select(s => s.Uid).Where(range.Contains).ToHashSet();
+        var taken = store.ListServices().Select(s => s.Uid).Concat(besides ?? Enumerable.Empty<int>()).Where(range.Contains).ToHashSet();
         if (taken.Count >= range.Count)
         {
             return null;

@@ -25,11 +25,11 @@ public sealed class VipConflicts(IClusterStore store, VipPool pool, EventLog eve
     public bool IsUnusable(string vip) => store.ListUnusableVips().Any(u => u.Vip == vip);
 
     /// <summary>The lowest usable address no deployment holds; null when the pool is exhausted.</summary>
-    public string? FreeVip()
+    public string? FreeVip(IReadOnlySet<string>? besides = null)
     {
         var taken = store.ListVips();
         var unusable = store.ListUnusableVips().Select(u => u.Vip).ToHashSet(StringComparer.Ordinal);
-        return pool.Candidates.FirstOrDefault(c => !taken.ContainsKey(c) && !unusable.Contains(c));
+        return pool.Candidates.FirstOrDefault(c => !taken.ContainsKey(c) && !unusable.Contains(c) && besides?.Contains(c) != true);
     }
 
     /// <summary>Why no VIP could be given, for people to read.</summary>

@@ -12,6 +12,8 @@ public sealed class ApiTests : IAsyncLifetime
     private ControllerHost _controller = null!;
     private HeddleApiClient _api = null!;
 
+    private Heddle.Controller.Store.IClusterStore Store => Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Heddle.Controller.Store.IClusterStore>(_controller.Services);
+
     public async Task InitializeAsync()
     {
         _controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
@@ -176,6 +178,29 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(names, accepted.Select(a => a.Service).Order(StringComparer.Ordinal));
         var services = await _api.ListServicesAsync();
         Assert.Equal(32, services.Select(s => s.Vip).Where(v => v is not null).Distinct().Count());
+        Assert.Equal(32, Store.ListServices().Select(s => s.Uid).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Deploy_OneNewServiceEightTimesAtOnce_MakesOneServiceWithRevisionsOneToEight_NoneRefused()
+    {
+        using var work = new TempDirectory("heddle-concurrent-");
+        var upload = await _api.UploadPackageAsync(TestPackages.Build(work, "same", """
+            name: same
+            roles:
+              web:
+                entryPoint: { command: /bin/sh, args: ["-c", "exec sleep 600"] }
+                size: { cores: 1, memoryMiB: 64 }
+                endpoints:
+                  http: { kind: input, protocol: tcp, port: 80 }
+            """));
+
+        // Each waits for the change before it to commit: none makes a second service of the name, none is refused.
+        var accepted = await Task.WhenAll(Enumerable.Range(1, 8).Select(n => _api.DeployAsync(new DeploymentRequest(upload.Sha256, $"service: same\nroles:\n  web: {{ instances: {n} }}\n"))));
+
+        Assert.Equal([1L, 2, 3, 4, 5, 6, 7, 8], accepted.Select(a => a.Revision).Order());
+        Assert.All(accepted, a => Assert.Equal("same", a.Deployment));
+        Assert.Equal(["same"], Store.ListServices().Select(s => s.Name));
     }
 
     private async Task<DeploymentAccepted> DeploySampleAsync()
