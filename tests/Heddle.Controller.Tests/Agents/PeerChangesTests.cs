@@ -171,9 +171,4 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     private static Peer Peer(string id, int index, bool ready) => new() { InstanceId = id, Index = index, Node = "n2", Address = "127.0.9.2", Ready = ready };
-
-    private sealed class AlwaysPublished : Heddle.Controller.Publishing.IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
 }

@@ -60,11 +60,6 @@ public sealed class HostRolloutReconcileTests : IDisposable
 
     public void Dispose() => _store.Dispose();
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     private async Task ClusterAsync(int instances = 1)
     {
         await _store.AddHostImageAsync(new HostImageRecord("img-1", new string('a', 64), 1, new string('b', 64), 1, null, _time.GetUtcNow()));

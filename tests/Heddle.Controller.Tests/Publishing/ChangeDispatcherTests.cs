@@ -268,9 +268,4 @@ public sealed class ChangeDispatcherTests : IDisposable
             Events = told is null ? [] : [told],
         }));
     }
-
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
 }

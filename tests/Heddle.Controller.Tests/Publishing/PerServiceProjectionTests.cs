@@ -38,11 +38,6 @@ public sealed class PerServiceProjectionTests : IDisposable
 
     public void Dispose() => _store.Dispose();
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     private Task NodeAsync(string name, string address) => _store.PutNodeAsync(new NodeRecord
     {
         Name = name, Address = address, FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 8192,

@@ -93,11 +93,6 @@ public sealed class ConcurrentPassesTests : IAsyncDisposable
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
     }
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     /// <summary>An in-memory store that can hold back the commit that writes under a prefix, then let it through or fail it.</summary>
     private sealed class HeldCommits : IKeyValueStore
     {

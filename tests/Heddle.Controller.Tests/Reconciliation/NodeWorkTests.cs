@@ -100,9 +100,4 @@ public sealed class NodeWorkTests : IDisposable
         await _store.PutPackageAsync(new PackageRecord(package, 1, name, yaml, _time.GetUtcNow()));
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite(name, "default", 1, package, $"service: {name}\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
     }
-
-    private sealed class AlwaysPublished : Heddle.Controller.Publishing.IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
 }

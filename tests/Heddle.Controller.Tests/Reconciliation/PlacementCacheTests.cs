@@ -42,11 +42,6 @@ public sealed class PlacementCacheTests : IDisposable
         Cores = [[0], [1], [2], [3]], Condition = condition, LastSeen = _time.GetUtcNow(), Drivers = ["process"],
     };
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     private async Task DeployAsync(string name, int instances, string tenant = "default")
     {
         var yaml = $"name: {name}\nupgradeDomains: 3\nroles:\n  web:\n    entryPoint: {{ command: web }}\n    size: {{ cores: 1, memoryMiB: 64 }}\n";

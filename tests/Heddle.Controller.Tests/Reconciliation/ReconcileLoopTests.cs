@@ -170,11 +170,6 @@ public sealed class ReconcileLoopTests : IAsyncDisposable
         }
     }
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     private async Task Deploy()
     {
         await _inner.PutPackageAsync(new PackageRecord(Package, 1, "hello", ServiceYaml, _time.GetUtcNow()));

@@ -79,11 +79,6 @@ public abstract class UpgradeReconcileTests : IDisposable
             new ControllerOptions { StateDirectory = _directory.Path }, new AlwaysPublished(), _time, NullLogger<DeploymentReconciler>.Instance);
     }
 
-    private sealed class AlwaysPublished : IPublicationBarrier
-    {
-        public bool Published() => true;
-    }
-
     /// <summary>The agents: every instance not yet Ready at its revision becomes so now.</summary>
     private async Task AgentsReport()
     {
