@@ -302,20 +302,6 @@ public sealed class Deployments(IClusterStore store, ServiceModels models, Contr
     }
 
 
-    /// <summary>The turn to choose, given back once (before the commit, or when the attempt ends).</summary>
-    private sealed class Turn(SemaphoreSlim gate) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                gate.Release();
-            }
-        }
-    }
-
     /// <summary>The deployments chosen and not yet committed (their VIPs, uids and services), each held until its commit has landed or failed.</summary>
     private sealed class Chosen
     {

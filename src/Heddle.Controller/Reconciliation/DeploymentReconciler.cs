@@ -260,20 +260,6 @@ public sealed partial class DeploymentReconciler(
         }
     }
 
-    /// <summary>The planning turn, given back once (at the point a pass stops needing it, or when it ends).</summary>
-    private sealed class Turn(SemaphoreSlim gate) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                gate.Release();
-            }
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Error, Message = "Service {Service} has a revision ({Revision}) whose package or configuration cannot be read; it is left as it is")]
     private static partial void LogUnreadable(ILogger logger, string service, long revision);
 }

@@ -80,14 +80,14 @@ internal sealed class PlacementCache
         {
             HashSet<string> dirty;
             bool nodesChanged;
-            List<(string Service, Planned Planned)> inFlight;
+            Dictionary<string, Planned> inFlight;
             lock (_marks)
             {
                 dirty = _dirty;
                 _dirty = new HashSet<string>(StringComparer.Ordinal);
                 nodesChanged = _nodesChanged;
                 _nodesChanged = false;
-                inFlight = [.. _inFlight.Select(f => (f.Key, f.Value))];
+                inFlight = new Dictionary<string, Planned>(_inFlight, StringComparer.Ordinal);
             }
 
             // The same set as the last pass's (the reconciler makes it again only after a node changed) is not compared
@@ -102,10 +102,9 @@ internal sealed class PlacementCache
             }
             else
             {
-                var planning = inFlight.ToDictionary(f => f.Service, f => f.Planned, StringComparer.Ordinal);
                 foreach (var service in dirty)
                 {
-                    if (planning.TryGetValue(service, out var planned))
+                    if (inFlight.TryGetValue(service, out var planned))
                     {
                         RestorePlanned(_state, service, planned);
                     }
