@@ -43,6 +43,11 @@ public sealed partial class PeerChanges
         var changes = new PeerChanges { BaseVersion = sent.Version, Version = next.Version };
         foreach (var (service, role) in RolesOf(next))
         {
+            if (SamePeerObjects(sent, next, service, role))
+            {
+                continue; // the controller shares peers between goal states: the same objects in the same order are unchanged
+            }
+
             var before = PeersOfRole(sent, service, role);
             var after = PeersOfRole(next, service, role);
             var changed = new List<Peer>();
@@ -134,6 +139,38 @@ public sealed partial class PeerChanges
         }
 
         return roles;
+    }
+
+    /// <summary>
+    /// Whether each instance of the role holds the very peer objects, in the same order, in both goal states (their
+    /// instances are the same but for peers, so the same index is the same instance). Checked before the peers are
+    /// compared by id and value, which made two dictionaries per role for every goal state sent.
+    /// </summary>
+    private static bool SamePeerObjects(GoalState sent, GoalState next, string service, string role)
+    {
+        for (var i = 0; i < next.Instances.Count; i++)
+        {
+            var (a, b) = (sent.Instances[i], next.Instances[i]);
+            if (b.Service != service || b.Role != role)
+            {
+                continue;
+            }
+
+            if (a.Peers.Count != b.Peers.Count)
+            {
+                return false;
+            }
+
+            for (var j = 0; j < b.Peers.Count; j++)
+            {
+                if (!ReferenceEquals(a.Peers[j], b.Peers[j]))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The peers the goal state names for a role, merged over its instances of the role, by instance id.</summary>

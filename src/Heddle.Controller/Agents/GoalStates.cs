@@ -93,9 +93,21 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
     {
         var nodes = store.NodesVersion; // read before the listing: a set of peers is at least as new as what it is kept under
         var instances = store.ListInstances(service);
-        if (_peers.TryGetValue(service, out var known) && ReferenceEquals(known.Instances, instances) && known.Nodes == nodes)
+        if (_peers.TryGetValue(service, out var known) && ReferenceEquals(known.Instances, instances))
         {
-            return known.ByRole;
+            if (known.Nodes == nodes)
+            {
+                return known.ByRole;
+            }
+
+            // A node changed, most often in nothing a peer holds (a node saying Hello again, going Down or coming back):
+            // the peers are kept, the same objects, when every address they name is still their node's. Made anew for
+            // each node that said Hello, every goal state sent after it differed from the last in every peer.
+            if (AddressesHold(known.ByRole))
+            {
+                _peers[service] = known with { Nodes = nodes };
+                return known.ByRole;
+            }
         }
 
         var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -111,6 +123,22 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
         }
 
         return byRole;
+    }
+
+    private bool AddressesHold(IReadOnlyDictionary<string, Peer[]> byRole)
+    {
+        foreach (var peers in byRole.Values)
+        {
+            foreach (var peer in peers)
+            {
+                if ((store.GetNode(peer.Node)?.Address ?? string.Empty) != peer.Address)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
     }
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ServicePeers> _peers = new(StringComparer.Ordinal);

@@ -12,9 +12,10 @@ namespace Heddle.Controller.Reconciliation;
 /// <list type="bullet">
 /// <item>A change of where a service's instances are placed (from this controller or another sharing the store) marks the
 /// service; before the next pass its placements are released and restored from the store.</item>
-/// <item>A change of any node (joined, removed, its condition or its cores), a different set of Ready nodes, or the resync
-/// interval having passed builds the whole view again: these are rare, and a rebuild also clears what deleted services
-/// leave behind.</item>
+/// <item>A change of any node in what the allocator reads (joined, removed, its condition, cores, memory, labels, drivers
+/// or fault domain), a different set of Ready nodes, or the resync interval having passed builds the whole view again:
+/// these are rare, and a rebuild also clears what deleted services leave behind. A node record written again with none
+/// of those changed (an agent's Hello) changes nothing.</item>
 /// <item>The service a pass is for is taken out of the view (the pass places it afresh, as before) and marked, so the next
 /// pass restores what it committed.</item>
 /// <item>A pass whose commit is on its way (<see cref="Committing"/> to <see cref="Committed"/>) keeps what it placed in
@@ -37,6 +38,8 @@ internal sealed class PlacementCache
     private HashSet<string> _ready = new(StringComparer.Ordinal);
     private IReadOnlySet<string>? _readyGiven;
     private DateTimeOffset _built;
+    private IReadOnlyList<NodeRecord>? _nodesBuilt;
+    private Dictionary<string, NodeRecord> _specs = new(StringComparer.Ordinal);
 
     public PlacementCache(IClusterStore store, ControllerOptions options, TimeProvider time)
     {
@@ -92,6 +95,15 @@ internal sealed class PlacementCache
 
             // The same set as the last pass's (the reconciler makes it again only after a node changed) is not compared
             // name by name: that cost every node of the cluster on every pass.
+            // A node record written again with nothing the allocator reads changed (a node saying Hello again) is no
+            // change of the view: rebuilt for each, a cluster whose agents reconnected rebuilt it from every node and
+            // every instance once per node.
+            if (nodesChanged && _state is not null && !ReferenceEquals(nodes, _nodesBuilt) && SameForPlacement(nodes))
+            {
+                nodesChanged = false;
+                _nodesBuilt = nodes;
+            }
+
             if (_state is null || nodesChanged || !(ReferenceEquals(ready, _readyGiven) || ready.SetEquals(_ready)) || _time.GetUtcNow() - _built >= _options.ResyncInterval)
             {
                 Build(nodes, ready);
@@ -131,6 +143,33 @@ internal sealed class PlacementCache
         }
     }
 
+    /// <summary>Whether <paramref name="nodes"/> are the nodes the view was built from in all the allocator reads of them.</summary>
+    private bool SameForPlacement(IReadOnlyList<NodeRecord> nodes)
+    {
+        if (nodes.Count != _specs.Count)
+        {
+            return false;
+        }
+
+        foreach (var node in nodes)
+        {
+            if (!_specs.TryGetValue(node.Name, out var built))
+            {
+                return false;
+            }
+
+            if (!ReferenceEquals(node, built) && !(node.FaultDomain == built.FaultDomain && node.MemoryMiB == built.MemoryMiB && node.Condition == built.Condition
+                && node.Drivers.SequenceEqual(built.Drivers, StringComparer.Ordinal)
+                && node.Labels.Count == built.Labels.Count && node.Labels.All(l => built.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
+                && node.Cores.Count == built.Cores.Count && node.Cores.Zip(built.Cores).All(c => c.First.SequenceEqual(c.Second))))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private void Build(IReadOnlyList<NodeRecord> nodes, IReadOnlySet<string> ready)
     {
         var state = new ClusterState(nodes.Select(n => new NodeSpec
@@ -150,6 +189,8 @@ internal sealed class PlacementCache
         }), _options.PlacementSeed);
         _ready = new HashSet<string>(ready, StringComparer.Ordinal);
         _readyGiven = ready;
+        _nodesBuilt = nodes;
+        _specs = nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
         var tenants = _store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
         foreach (var instance in _store.ListInstances().Where(i => _ready.Contains(i.Node)))
         {

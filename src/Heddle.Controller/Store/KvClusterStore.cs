@@ -291,21 +291,19 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     private List<T> ReadAll<T>(string prefix) => [.. _mirror.List(prefix).Select(Decode<T>)];
 
     /// <summary>
-    /// Each entry decoded once: the mirror replaces an entry whole when its key changes, and records are immutable, so the
-    /// value decoded from one entry can be handed to every reader. Without it every listing parsed the JSON of every record
-    /// it named (a goal state decoded every instance of the cluster).
+    /// Each entry decoded once (kept on the entry): the mirror replaces an entry whole when its key changes, and records are
+    /// immutable, so the value decoded from one entry can be handed to every reader. Without it every listing parsed the
+    /// JSON of every record it named (a goal state decoded every instance of the cluster).
     /// </summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<KvEntry, object> Decoded = new();
-
     internal static T Decode<T>(KvEntry entry)
     {
-        if (Decoded.TryGetValue(entry, out var known) && known is T value)
+        if (entry.Decoded is T known)
         {
-            return value;
+            return known;
         }
 
-        value = JsonSerializer.Deserialize<T>(entry.Value, Format) ?? throw new InvalidDataException($"the store holds null at {entry.Key}");
-        Decoded.AddOrUpdate(entry, value);
+        var value = JsonSerializer.Deserialize<T>(entry.Value, Format) ?? throw new InvalidDataException($"the store holds null at {entry.Key}");
+        entry.Decoded = value;
         return value;
     }
 

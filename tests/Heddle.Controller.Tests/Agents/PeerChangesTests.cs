@@ -136,6 +136,31 @@ public sealed class PeerChangesTests : IDisposable
         Assert.Null(older.Next(same));
     }
 
+    [Fact]
+    public async Task ANodeWrittenAgainWithItsAddress_SendsNothing_AndANodesNewAddress_SendsThePeersOnIt()
+    {
+        await ClusterAsync(instances: 6);
+        var sender = new GoalSender(takesPeerChanges: true);
+        var first = _goals.For("n1");
+        Assert.NotNull(sender.Next(first)!.Goal);
+        var n2 = _store.GetNode("n2")!;
+
+        // n2's agent said Hello again: its record is written anew, its address the same.
+        _time.Advance(TimeSpan.FromSeconds(5));
+        await _store.PutNodeAsync(n2 with { LastSeen = _time.GetUtcNow() });
+        var again = _goals.For("n1");
+
+        Assert.Null(sender.Next(again));
+        Assert.All(again.Instances.Zip(first.Instances), pair => Assert.True(pair.First.Peers.Zip(pair.Second.Peers).All(p => ReferenceEquals(p.First, p.Second)), "the same peer objects"));
+
+        await _store.PutNodeAsync(n2 with { Address = "127.0.9.22" });
+        var moved = sender.Next(_goals.For("n1"))!.Peers;
+
+        var role = Assert.Single(moved.Roles);
+        Assert.Equal(2, role.Changed.Count);
+        Assert.All(role.Changed, p => Assert.Equal(("n2", "127.0.9.22"), (p.Node, p.Address)));
+    }
+
     private async Task ClusterAsync(int instances)
     {
         foreach (var node in new[] { "n1", "n2", "n3" })

@@ -131,6 +131,27 @@ public sealed class PerServiceProjectionTests : IDisposable
     }
 
     [Fact]
+    public async Task ANodeWrittenAgainWithItsAddress_OrANewNode_BuildsNoService()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await ReportAsync("shop", 0, InstanceState.Ready);
+        await UntilAsync(() => _balancers.Current.Listeners.Single().Backends.Count == 1, "shop's instance 0 behind its VIP");
+        _dns.Rebuild();
+        _balancers.Rebuild();
+        var before = (Dns: _dns.BuildsOf("shop"), Balancers: _balancers.BuildsOf("shop"));
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+        await NodeAsync("n1", "127.0.9.1"); // its agent said Hello again
+        await NodeAsync("n2", "127.0.9.2"); // a node with nothing of shop's
+        _dns.Rebuild();
+        _balancers.Rebuild();
+
+        Assert.Equal(before, (_dns.BuildsOf("shop"), _balancers.BuildsOf("shop")));
+        Assert.Equal("127.0.9.1", _balancers.Current.Listeners.Single().Backends.Single().Address);
+    }
+
+    [Fact]
     public async Task ADeletedService_LeavesBothViews()
     {
         await NodeAsync("n1", "127.0.9.1");

@@ -130,6 +130,25 @@ public sealed class PlacementCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task ANodeWrittenAgainUnchanged_BuildsNothing_ButMoreCoresOnIt_AreUsed()
+    {
+        await DeployAsync("s1", 3);
+        Assert.Equal(1, _reconciler.ClusterBuilds);
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+        await _store.PutNodeAsync(Node("n1", NodeCondition.Ready) with { LastSeen = _time.GetUtcNow() }); // its agent said Hello again
+        await DeployAsync("s2", 3);
+        Assert.Equal(1, _reconciler.ClusterBuilds);
+
+        await _store.PutNodeAsync(Node("n1", NodeCondition.Ready) with { Cores = [[0], [1], [2], [3], [4], [5]] });
+        await DeployAsync("s3", 8); // only with n1's two new cores do all 8 fit
+        Assert.Equal(2, _reconciler.ClusterBuilds);
+        Assert.Equal(8, _store.ListInstances("s3").Count);
+        Assert.Equal(6, CoresUsed()["n1"]);
+        Assert.Equal(4, CoresUsed()["n2"]);
+    }
+
+    [Fact]
     public async Task ANodeGoingDown_BuildsTheViewAgain_AndItsInstancesMove()
     {
         await DeployAsync("s1", 3);

@@ -1,7 +1,21 @@
 namespace Heddle.Controller.Store.Kv;
 
 /// <summary>A key's value as stored, with the store revisions that created and last changed it.</summary>
-public sealed record KvEntry(string Key, byte[] Value, long CreateRevision, long ModRevision);
+public sealed record KvEntry(string Key, byte[] Value, long CreateRevision, long ModRevision)
+{
+    /// <summary>
+    /// The record decoded from <see cref="Value"/> by its first reader, for every later one (entries are replaced whole
+    /// when their key changes, and records are immutable). A field of the entry rather than a weak table beside it: tens
+    /// of thousands of dependent handles made every collection of the controller's heap scan them all. Not part of the
+    /// entry's equality.
+    /// </summary>
+    internal object? Decoded { get; set; }
+
+    public bool Equals(KvEntry? other) => other is not null
+        && Key == other.Key && ReferenceEquals(Value, other.Value) && CreateRevision == other.CreateRevision && ModRevision == other.ModRevision;
+
+    public override int GetHashCode() => HashCode.Combine(Key, Value, CreateRevision, ModRevision);
+}
 
 /// <summary>The keys under a prefix, read at one store revision (watch from <c>Revision + 1</c> to follow on without a gap).</summary>
 public sealed record KvRange(IReadOnlyList<KvEntry> Entries, long Revision);
