@@ -48,18 +48,7 @@ public sealed partial class PeerChanges
                 continue; // the controller shares peers between goal states: the same objects in the same order are unchanged
             }
 
-            var before = PeersOfRole(sent, service, role);
-            var after = PeersOfRole(next, service, role);
-            var changed = new List<Peer>();
-            foreach (var (id, peer) in after)
-            {
-                if (!before.TryGetValue(id, out var old) || !(ReferenceEquals(old, peer) || old.Equals(peer)))
-                {
-                    changed.Add(peer);
-                }
-            }
-
-            var removed = before.Keys.Where(id => !after.ContainsKey(id)).ToList();
+            var (changed, removed) = InIndexOrder(sent, next, service, role) ? Walk(sent, next, service, role) : ById(sent, next, service, role);
             if (changed.Count > 0 || removed.Count > 0)
             {
                 changed.Sort((a, b) => a.Index.CompareTo(b.Index));
@@ -69,6 +58,109 @@ public sealed partial class PeerChanges
         }
 
         return changes;
+    }
+
+    /// <summary>
+    /// The role's changes found by walking each instance's peers in both goal states side by side, in index order (as
+    /// the controller makes them): no dictionary of every peer per role and goal state, which was most of what the
+    /// controller allocated while instances came up at 2,500 nodes.
+    /// </summary>
+    private static (List<Peer> Changed, List<string> Removed) Walk(GoalState sent, GoalState next, string service, string role)
+    {
+        var (changed, removed) = (new List<Peer>(), new List<string>());
+        HashSet<string>? told = null; // with more than one instance of the role here, a peer is in each one's list
+        var instances = 0;
+        for (var i = 0; i < next.Instances.Count; i++)
+        {
+            if (next.Instances[i].Service != service || next.Instances[i].Role != role)
+            {
+                continue;
+            }
+
+            if (++instances == 2)
+            {
+                told = [.. changed.Select(p => p.InstanceId), .. removed];
+            }
+
+            var (before, after) = (sent.Instances[i].Peers, next.Instances[i].Peers);
+            var (x, y) = (0, 0);
+            while (x < before.Count || y < after.Count)
+            {
+                var order = x == before.Count ? 1 : y == after.Count ? -1 : Compare(before[x], after[y]);
+                if (order < 0)
+                {
+                    Tell(removed, before[x].InstanceId, before[x].InstanceId);
+                    x++;
+                    continue;
+                }
+
+                if (order > 0 || !(ReferenceEquals(before[x], after[y]) || before[x].Equals(after[y])))
+                {
+                    Tell(changed, after[y], after[y].InstanceId);
+                }
+
+                if (order == 0)
+                {
+                    x++;
+                }
+
+                y++;
+            }
+        }
+
+        return (changed, removed);
+
+        void Tell<TItem>(List<TItem> list, TItem item, string id)
+        {
+            if (told is null || told.Add(id))
+            {
+                list.Add(item);
+            }
+        }
+    }
+
+    private static int Compare(Peer a, Peer b) => a.Index != b.Index ? a.Index.CompareTo(b.Index) : string.CompareOrdinal(a.InstanceId, b.InstanceId);
+
+    /// <summary>Whether every instance of the role lists its peers in index order in both goal states (what <see cref="Walk"/> needs).</summary>
+    private static bool InIndexOrder(GoalState sent, GoalState next, string service, string role)
+    {
+        foreach (var goal in (ReadOnlySpan<GoalState>)[sent, next])
+        {
+            foreach (var instance in goal.Instances)
+            {
+                if (instance.Service != service || instance.Role != role)
+                {
+                    continue;
+                }
+
+                for (var j = 1; j < instance.Peers.Count; j++)
+                {
+                    if (Compare(instance.Peers[j - 1], instance.Peers[j]) >= 0)
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The role's changes found by id, for peers in any order.</summary>
+    private static (List<Peer> Changed, List<string> Removed) ById(GoalState sent, GoalState next, string service, string role)
+    {
+        var before = PeersOfRole(sent, service, role);
+        var after = PeersOfRole(next, service, role);
+        var changed = new List<Peer>();
+        foreach (var (id, peer) in after)
+        {
+            if (!before.TryGetValue(id, out var old) || !(ReferenceEquals(old, peer) || old.Equals(peer)))
+            {
+                changed.Add(peer);
+            }
+        }
+
+        return (changed, [.. before.Keys.Where(id => !after.ContainsKey(id))]);
     }
 
     /// <summary>

@@ -72,7 +72,15 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
                 peers = members[instance.Service] = PeersOf(instance.Service);
             }
 
-            item.Peers.AddRange(peers.GetValueOrDefault(instance.Role, []).Where(p => p.Index != instance.Index));
+            var rolePeers = peers.GetValueOrDefault(instance.Role, []);
+            item.Peers.Capacity = rolePeers.Length; // grown by doubling, the arrays it left were a fifth of what the controller allocated while instances came up
+            foreach (var peer in rolePeers)
+            {
+                if (peer.Index != instance.Index)
+                {
+                    item.Peers.Add(peer);
+                }
+            }
             foreach (var (name, value) in model.SettingsOf(instance.Role))
             {
                 item.Settings[name] = value;
@@ -110,9 +118,29 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
             }
         }
 
+        // A peer whose instance changed in nothing a peer holds stays the object it was: goal states that share it are
+        // compared by reference, and only the peers that changed are made and sent.
         var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
-        var byRole = instances.GroupBy(i => i.Role, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.OrderBy(p => p.Index).Select(p => Peer(p, AddressOf(p.Node, addresses))).ToArray(), StringComparer.Ordinal);
+        var byRole = new Dictionary<string, Peer[]>(StringComparer.Ordinal);
+        foreach (var group in instances.GroupBy(i => i.Role, StringComparer.Ordinal))
+        {
+            var before = known?.ByRole.GetValueOrDefault(group.Key) ?? [];
+            var peers = new List<Peer>();
+            var at = 0;
+            foreach (var instance in group.OrderBy(i => i.Index))
+            {
+                var address = AddressOf(instance.Node, addresses);
+                while (at < before.Length && before[at].Index < instance.Index)
+                {
+                    at++;
+                }
+
+                peers.Add(at < before.Length && before[at].Index == instance.Index && Holds(before[at], instance, address) ? before[at] : Peer(instance, address));
+            }
+
+            byRole[group.Key] = [.. peers];
+        }
+
         if (instances.Count == 0)
         {
             _peers.TryRemove(service, out _);
@@ -154,6 +182,26 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
         }
 
         return address;
+    }
+
+    /// <summary>Whether <paramref name="peer"/> says all a peer says of <paramref name="instance"/> at <paramref name="address"/> (its index is the instance's).</summary>
+    private static bool Holds(Peer peer, InstanceRecord instance, string address)
+    {
+        if (peer.UpgradeDomain != instance.UpgradeDomain || peer.Node != instance.Node || peer.Address != address
+            || peer.Ready != (instance.State == InstanceState.Ready) || peer.Ports.Count != instance.Ports.Count)
+        {
+            return false;
+        }
+
+        foreach (var (name, port) in instance.Ports)
+        {
+            if (!peer.Ports.TryGetValue(name, out var held) || held != port)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static Peer Peer(InstanceRecord instance, string address)

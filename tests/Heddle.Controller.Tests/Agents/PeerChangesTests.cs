@@ -103,6 +103,38 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     [Fact]
+    public void Between_RandomChangesOfTwoLocalInstancesPeers_AppliedGivesTheNextGoalState_AndPeersInAnyOrderGiveTheSameChanges()
+    {
+        var random = new Random(27);
+        for (var round = 0; round < 300; round++)
+        {
+            // Two instances of a role of up to 12 here (a/web/0 and a/web/1), and one of another role; peers in index order.
+            var before = Enumerable.Range(0, random.Next(2, 12)).Select(i => Peer($"a/web/{i}", i, ready: random.Next(2) == 0)).ToList();
+            var after = before.Where(p => p.Index < 2 || random.Next(5) > 0)
+                .Select(p => random.Next(3) == 0 ? new Peer(p) { Ready = !p.Ready } : random.Next(4) == 0 ? new Peer(p) { Address = "127.0.9.3" } : p)
+                .Concat(Enumerable.Range(12, random.Next(3)).Select(i => Peer($"a/web/{i}", i, ready: true))).ToList();
+            var other = Peer("b/db/1", 1, ready: true);
+            GoalState GoalOf(long version, List<Peer> peers) => Goal(version,
+                Instance("a/web/0", [.. peers.Where(p => p.Index != 0)]), Instance("a/web/1", [.. peers.Where(p => p.Index != 1)]), Instance("b/db/0", other));
+            var (sent, next) = (GoalOf(1, before), GoalOf(2, after));
+
+            var changes = PeerChanges.Between(sent, next)!;
+
+            Assert.Equal(next, changes.ApplyTo(sent));
+            Assert.All(changes.Roles, r => Assert.Equal(("a", "web"), (r.Service, r.Role)));
+            var expected = after.Where(p => before.FirstOrDefault(b => b.InstanceId == p.InstanceId) is not { } b || !b.Equals(p)).Select(p => p.InstanceId).Order().ToList();
+            var role = changes.Roles.SingleOrDefault();
+            Assert.Equal(expected, role?.Changed.Select(p => p.InstanceId).Order().ToList() ?? []);
+            Assert.Equal(before.Select(p => p.InstanceId).Except(after.Select(p => p.InstanceId)).Order(), role?.Removed.ToList() ?? []);
+
+            var shuffled = GoalOf(2, [.. after.OrderBy(_ => random.Next())]);
+            var unordered = PeerChanges.Between(sent, shuffled)!;
+            Assert.Equal(role?.Changed.ToList() ?? [], unordered.Roles.SingleOrDefault()?.Changed.ToList() ?? []);
+            Assert.Equal(role?.Removed.ToList() ?? [], unordered.Roles.SingleOrDefault()?.Removed.ToList() ?? []);
+        }
+    }
+
+    [Fact]
     public void ApplyTo_AnotherVersion_Throws_AndLeavesTheGoalStateAsItWas()
     {
         var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: false)));
