@@ -5,7 +5,12 @@ set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+started=$SECONDS
+# Each stage's end, with the minutes since the start, so a slow CI run shows which stage took the time.
+stage() { printf 'test.sh: %s done at %d:%02d\n' "$1" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
+
 scripts/install-deps.sh || exit 1
+stage "install-deps"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -16,6 +21,7 @@ if [ "$build" -ne 0 ]; then
   echo "0 passed, 1 failed"
   exit "$build"
 fi
+stage "build"
 
 # The self-contained executable and the Debian package, once, for the install tests (tests/Heddle.EndToEnd.Tests/Install).
 main="Category!=TestBed&Category!=Scale&Category!=Guard"
@@ -24,14 +30,16 @@ if [ $# -eq 0 ]; then
   # The unit and integration projects need neither the self-contained executable nor the package: they run while
   # those are made (their output is printed when they end); the end-to-end tests start once the package is there.
   units_log="$(mktemp)"
-  trap 'rm -f "$log" "$units_log" "$units_log.rc"' EXIT
+  trap 'rm -f "$log" "$units_log" "$units_log.rc" "$units_log.at"' EXIT
   ( dotnet test Heddle.slnx -c Release --no-build --nologo --filter "$main&FullyQualifiedName!~Heddle.EndToEnd.Tests" > "$units_log" 2>&1
-    echo $? > "$units_log.rc" ) &
+    echo $? > "$units_log.rc"
+    stage "unit and integration projects" > "$units_log.at" ) &
   units_pid=$!
 fi
 
 scripts/build.sh --deb 2>&1 | tee -a "$log"
 package=${PIPESTATUS[0]}
+stage "package"
 if [ "$package" -ne 0 ]; then
   [ -z "$units_pid" ] || wait "$units_pid"
   echo "scripts/build.sh --deb failed"
@@ -42,8 +50,10 @@ fi
 if [ -n "$units_pid" ]; then
   dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "$main" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
+  stage "end-to-end"
   wait "$units_pid"
   tee -a "$log" < "$units_log"
+  cat "$units_log.at" 2>/dev/null
   units=$(cat "$units_log.rc" 2>/dev/null || echo 1)
   [ "$status" -ne 0 ] || status=$units
 else
@@ -57,13 +67,16 @@ fi
 if [ $# -eq 0 ]; then
   dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=TestBed" 2>&1 | tee -a "$log"
   bed=${PIPESTATUS[0]}
+  stage "test bed"
   [ "$status" -ne 0 ] || status=$bed
   dotnet test tests/Heddle.Controller.Tests -c Release --no-build --nologo --filter "Category=Scale" 2>&1 | tee -a "$log"
   scale=${PIPESTATUS[0]}
+  stage "scale"
   [ "$status" -ne 0 ] || status=$scale
   # The data plane's regression guard (heddle / HAProxy and heddle / Knot ratios from the same run) on a quiet machine.
   dotnet test tests/Heddle.EndToEnd.Tests -c Release --no-build --nologo --filter "Category=Guard" 2>&1 | tee -a "$log"
   guard=${PIPESTATUS[0]}
+  stage "guard"
   [ "$status" -ne 0 ] || status=$guard
 fi
 
