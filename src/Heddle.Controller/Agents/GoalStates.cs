@@ -18,7 +18,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
     {
         var goal = new GoalState { Version = Interlocked.Increment(ref _version), RebootInto = hostRollouts?.GetHostRollout()?.RebootInto(node) ?? string.Empty };
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
-        var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
+        var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model, string PackagePath)?>();
         var members = new Dictionary<string, IReadOnlyDictionary<string, Peer[]>>(StringComparer.Ordinal);
         foreach (var instance in store.ListInstancesOnNode(node))
         {
@@ -36,7 +36,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
             {
                 var record = store.GetRevision(instance.Service, instance.Revision);
                 revision = revisions[(instance.Service, instance.Revision)] =
-                    record is not null && models.For(record.PackageSha256, record.Configuration) is { } parsed ? (record, parsed) : null;
+                    record is not null && models.For(record.PackageSha256, record.Configuration) is { } parsed ? (record, parsed, AgentEndpoints.BlobPrefix + record.PackageSha256) : null;
             }
 
             if (revision is not { } known)
@@ -53,7 +53,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
                 Index = instance.Index,
                 UpgradeDomain = instance.UpgradeDomain,
                 PackageSha256 = known.Record.PackageSha256,
-                PackagePath = AgentEndpoints.BlobPrefix + known.Record.PackageSha256,
+                PackagePath = known.PackagePath,
                 MemoryMib = instance.MemoryMiB,
                 Generation = instance.Generation,
                 Revision = instance.Revision,

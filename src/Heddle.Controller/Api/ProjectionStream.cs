@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Threading.Channels;
 using Heddle.Controller.Publishing;
@@ -69,10 +70,21 @@ internal static class ProjectionStream
         return Results.Empty;
     }
 
+    /// <summary>
+    /// One event: the message's JSON (one line: not indented, newlines escaped) written straight into the response, not
+    /// made a string first (each view or change sent to each follower was a string twice its size, then its UTF-8 copy).
+    /// </summary>
     private static async Task WriteAsync<TMessage>(HttpResponse response, TMessage message, CancellationToken ct)
     {
-        await response.WriteAsync($"data: {JsonSerializer.Serialize(message, ApiEndpoints.Json)}\n\n", ct);
-        await response.Body.FlushAsync(ct);
+        var body = response.BodyWriter;
+        body.Write("data: "u8);
+        using (var writer = new Utf8JsonWriter(body, new JsonWriterOptions { Encoder = ApiEndpoints.Json.Encoder, SkipValidation = true }))
+        {
+            JsonSerializer.Serialize(writer, message, ApiEndpoints.Json);
+        }
+
+        body.Write("\n\n"u8);
+        await body.FlushAsync(ct);
     }
 
     /// <summary>

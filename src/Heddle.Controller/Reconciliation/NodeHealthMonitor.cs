@@ -11,7 +11,8 @@ namespace Heddle.Controller.Reconciliation;
 /// has just started (or has just become the leader) gives every node two timeouts from then to
 /// reconnect before judging it (agents come back with a backoff, a TLS handshake and a Hello, all slower on a
 /// loaded machine, and a wrong verdict restarts every instance of the node elsewhere).
-/// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears.
+/// Judging runs only on the leader (<see cref="RunAsync"/>); every controller records the heartbeats it hears. The time
+/// the controller itself was stalled (its judging tick came late) does not count as a node's silence (<see cref="NoteTick"/>).
 /// </summary>
 public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOptions options, TimeProvider time, Leadership.LeaderTerm? term = null,
     ILogger<NodeHealthMonitor>? logger = null)
@@ -58,11 +59,72 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
         _silentSince = time.GetUtcNow() + options.NodeTimeout;
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
         using var timer = new PeriodicTimer(period, time);
+        var due = time.GetUtcNow() + period;
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
+            NoteTick(due, time.GetUtcNow());
             await JudgeAsync();
+            due = time.GetUtcNow() + period;
         }
     }
+
+    /// <summary>A tick later than this past its time means the controller itself was not running (paused for GC, short of CPU).</summary>
+    internal static readonly TimeSpan StallMinimum = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The controller's recent stalls: when each ended and how long it lasted (under <see cref="_stallsLock"/>).</summary>
+    private readonly Queue<(DateTimeOffset Ended, TimeSpan Length)> _stalls = new();
+    private readonly Lock _stallsLock = new();
+
+    /// <summary>
+    /// The judging tick due at <paramref name="due"/> came at <paramref name="now"/>. Later by more than
+    /// <see cref="StallMinimum"/>, the controller was stalled that long: the heartbeats of that time wait unread in its
+    /// streams, and a node's silence during it is not the node's. Counted as silence, one stall of a few seconds (a
+    /// controller holding 2,500 nodes paused for GC) judged hundreds of live nodes Down at once and moved everything
+    /// they ran. Each stall is taken off the silence of the nodes last heard before it ended.
+    /// </summary>
+    internal void NoteTick(DateTimeOffset due, DateTimeOffset now)
+    {
+        var late = now - due;
+        if (late <= StallMinimum)
+        {
+            return;
+        }
+
+        lock (_stallsLock)
+        {
+            _stalls.Enqueue((now, late));
+            while (_stalls.Count > 0 && now - _stalls.Peek().Ended > 4 * options.NodeTimeout)
+            {
+                _stalls.Dequeue();
+            }
+        }
+
+        if (logger is not null && late >= TimeSpan.FromSeconds(1))
+        {
+            LogStalled(logger, late.TotalSeconds);
+        }
+    }
+
+    /// <summary>How much of the time since <paramref name="seen"/> the controller was stalled.</summary>
+    private TimeSpan StalledSince(DateTimeOffset seen)
+    {
+        var stalled = TimeSpan.Zero;
+        lock (_stallsLock)
+        {
+            foreach (var (ended, length) in _stalls)
+            {
+                if (ended > seen)
+                {
+                    stalled += length < ended - seen ? length : ended - seen;
+                }
+            }
+        }
+
+        return stalled;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Nodes were not judged for {Seconds:0.0} s more than the period: the controller was stalled (paused for garbage collection, or short of CPU). Their silence in that time is not counted against them")]
+    private static partial void LogStalled(ILogger logger, double seconds);
 
     /// <summary>
     /// Every controller sharing a store says in it, every quarter of the node timeout, which nodes it has heard from
@@ -159,7 +221,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
             // Never before the grace of this term: what this controller heard before it last led may be from long ago (it was cut off).
             var heard = LastHeard(node.Name) ?? DateTimeOffset.MinValue;
             var seen = heard > _silentSince ? heard : _silentSince;
-            if (now - seen <= options.NodeTimeout)
+            if (now - seen - StalledSince(seen) <= options.NodeTimeout)
             {
                 continue;
             }

@@ -36,6 +36,45 @@ public sealed class NodeHealthFencingTests
         Assert.Single(store.ListEvents(0, 100), e => e.Kind == nameof(EventKind.NodeDown));
     }
 
+    [Fact]
+    public async Task TheControllersOwnStall_IsNotANodesSilence_ButSilenceAfterItIs()
+    {
+        using var store = KvStores.Over(_kv, _time);
+        await store.PutNodeAsync(new NodeRecord { Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow() });
+        var monitor = new NodeHealthMonitor(store, new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = NodeTimeout }, _time);
+        _time.Advance(3 * NodeTimeout); // past the grace of the monitor's start
+        monitor.Seen("n1");
+
+        // The judging tick due a moment later came 5 s late: the controller was paused, and n1's heartbeats of that time
+        // wait unread in its stream.
+        var due = _time.GetUtcNow() + TimeSpan.FromMilliseconds(200);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        monitor.NoteTick(due, _time.GetUtcNow());
+        await monitor.JudgeAsync();
+        Assert.Equal(NodeCondition.Ready, store.GetNode("n1")!.Condition);
+
+        // Silence after the stall counts: a node timeout of it, and n1 is Down.
+        _time.Advance(NodeTimeout + TimeSpan.FromMilliseconds(500));
+        await monitor.JudgeAsync();
+        Assert.Equal(NodeCondition.Down, store.GetNode("n1")!.Condition);
+    }
+
+    [Fact]
+    public async Task ATickOnTime_GivesNoCredit_AndASilentNodeIsDownAfterTheTimeout()
+    {
+        using var store = KvStores.Over(_kv, _time);
+        await store.PutNodeAsync(new NodeRecord { Name = "n1", Address = "127.0.0.1", FaultDomain = "fd1", Labels = new Dictionary<string, string>(), MemoryMiB = 1024, Cores = [[0], [1]], Condition = NodeCondition.Ready, LastSeen = _time.GetUtcNow() });
+        var monitor = new NodeHealthMonitor(store, new ControllerOptions { StateDirectory = "/nonexistent", NodeTimeout = NodeTimeout }, _time);
+        _time.Advance(3 * NodeTimeout);
+        monitor.Seen("n1");
+
+        var due = _time.GetUtcNow() + NodeTimeout;
+        _time.Advance(NodeTimeout + NodeHealthMonitor.StallMinimum); // the tick came on time, within the allowance
+        monitor.NoteTick(due, _time.GetUtcNow());
+        await monitor.JudgeAsync();
+        Assert.Equal(NodeCondition.Down, store.GetNode("n1")!.Condition);
+    }
+
     /// <summary>A monitor in that term judges n1 after more than two node timeouts without a word from it (the first after its start is grace).</summary>
     private async Task<NodeHealthMonitor> JudgeAsync(KvClusterStore store, Heddle.Controller.Leadership.Leadership term)
     {
