@@ -221,18 +221,20 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
     /// <summary>
     /// A controller says something every second; one silent for <paramref name="limit"/> (its host gone without a
-    /// reset, a partition, a connect or handshake that hangs) ends the session, so the next controller is tried.
+    /// reset, a partition, a connect or handshake that hangs) ends the session, so the next controller is tried. The
+    /// time this process was itself stalled is not the controller's silence (<see cref="SilenceWatch"/>).
     /// </summary>
     private static async Task WatchAsync(Func<long> heard, CancellationTokenSource session, TimeSpan limit, TimeProvider time)
     {
         // Looked at every second, not more often: the limit is 5 s or more, and a thousand hollow agents in one process looked 4,000
         // times a second, a third of what that process did while idle.
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), time);
+        using var timer = new PeriodicTimer(SilenceWatch.Period, time);
+        var watch = new SilenceWatch(limit, Millis(time));
         try
         {
             while (await timer.WaitForNextTickAsync(session.Token))
             {
-                if (Millis(time) - heard() > limit.TotalMilliseconds)
+                if (watch.Silent(Millis(time), heard()))
                 {
                     await session.CancelAsync();
                     return;
