@@ -17,14 +17,14 @@ internal sealed class SilenceWatch(TimeSpan limit, long startMillis)
 
     private long _due = startMillis + (long)Period.TotalMilliseconds;
     private long _stalled;
-    private long _stalledSince = long.MinValue;
+    private long _creditFor = long.MinValue; // the last word heard that _stalled counts from
 
     /// <summary>Looks at the session at <paramref name="now"/>, its controller last heard at <paramref name="heard"/> (both in milliseconds of one clock).</summary>
     public bool Silent(long now, long heard)
     {
-        if (heard != _stalledSince)
+        if (heard != _creditFor)
         {
-            (_stalled, _stalledSince) = (0, heard); // stalls before the last word heard are no part of this silence
+            (_stalled, _creditFor) = (0, heard); // stalls before the last word heard are no part of this silence
         }
 
         var late = now - _due;
