@@ -1,3 +1,4 @@
+using Heddle.Contracts.Hosting;
 using Heddle.Contracts.Logging;
 using Heddle.Controller.Agents;
 using Heddle.Controller.Api;
@@ -73,8 +74,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         Directory.CreateDirectory(options.StateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(options.StateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         time ??= TimeProvider.System;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = EmbeddedWebHost.CreateBuilder();
         if (logging is null)
         {
             builder.Logging.AddHeddleConsole().SetMinimumLevel(LogLevel.Warning)

@@ -59,4 +59,46 @@ public sealed class DnsCommandTests : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Systemd starts Heddle's units in /. The hosts inside `heddle dns` (its /metrics here) once watched their working
+    /// directory's whole tree for configuration files: 45,005 inotify watches from /, each folder one. Now none.
+    /// </summary>
+    [Fact]
+    public async Task Dns_StartedInAFolderWithFoldersBeneath_WatchesNoFile()
+    {
+        var controller = await ControllerHost.StartAsync(new ControllerOptions { StateDirectory = _state.Combine("controller") });
+        await using var _ = controller;
+        var beneath = _state.Combine("work");
+        for (var i = 0; i < 20; i++)
+        {
+            Directory.CreateDirectory(Path.Combine(beneath, $"f{i}", "deeper"));
+        }
+
+        var start = new ProcessStartInfo(Heddle.Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = beneath };
+        foreach (var arg in new[] { "dns", "--controller", controller.ApiUrl.ToString(), "--ca-file", _state.Combine("controller", "ca.crt"), "--dns-port", "0", "--metrics-port", "0" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HEDDLE_TOKEN"] = controller.ApiToken;
+        using var dns = Process.Start(start)!;
+        try
+        {
+            var metrics = await dns.StandardOutput.ReadLineAsync() ?? string.Empty;
+            var zone = await dns.StandardOutput.ReadLineAsync() ?? string.Empty;
+            Assert.Contains("metrics at", metrics);
+            Assert.Contains(" on ", zone);
+            var watches = Directory.GetFiles($"/proc/{dns.Id}/fdinfo").Sum(f => File.ReadLines(f).Count(l => l.StartsWith("inotify ", StringComparison.Ordinal)));
+            Assert.True(watches == 0, $"heddle dns, started in a folder with 40 folders beneath, holds {watches} inotify watches");
+        }
+        finally
+        {
+            Posix.Signal(dns.Id, Posix.SIGTERM);
+            if (!dns.WaitForExit(TimeSpan.FromSeconds(20)))
+            {
+                dns.Kill(entireProcessTree: true);
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
-using Heddle.Contracts.Trust;
 using Heddle.Agent.Instances;
+using Heddle.Contracts.Hosting;
+using Heddle.Contracts.Trust;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -39,8 +40,7 @@ public sealed class LogServer : ILogEndpoint
     /// </summary>
     public static async Task<LogServer> StartAsync(string address, int port, Func<Connection.NodeIdentity?> identity, Func<InstanceSupervisor?> supervisor, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = EmbeddedWebHost.CreateBuilder();
         ListenOptions? listener = null;
         var ip = System.Net.IPAddress.Parse(address);
         builder.WebHost.ConfigureKestrel(k => k.Listen(ip, port, l =>

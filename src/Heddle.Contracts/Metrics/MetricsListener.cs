@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Net;
+using Heddle.Contracts.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -36,8 +37,7 @@ public sealed class MetricsListener : IAsyncDisposable
     public static async Task<MetricsListener> StartAsync(IPEndPoint endpoint, IMeterFactory scope, CancellationToken cancellationToken = default)
     {
         var export = new PrometheusExport(scope);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = EmbeddedWebHost.CreateBuilder();
         ListenOptions? bound = null;
         builder.WebHost.ConfigureKestrel(k =>
         {

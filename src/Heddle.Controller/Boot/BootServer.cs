@@ -1,5 +1,6 @@
 using System.Net;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -39,8 +40,7 @@ public sealed class BootServer : IAsyncDisposable
     public static async Task<BootServer> StartAsync(IPAddress address, int port, BootImages images, string? append,
         Func<string, CancellationToken, Task<BootDecision>> decide, TextWriter log, CancellationToken cancellationToken = default)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = EmbeddedWebHost.CreateBuilder();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(address, port);

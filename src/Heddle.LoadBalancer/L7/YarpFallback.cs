@@ -1,5 +1,6 @@
 using System.Net;
 using Heddle.Contracts.Api;
+using Heddle.Contracts.Hosting;
 using Heddle.LoadBalancer.LoadBalancing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -60,8 +61,7 @@ internal sealed class YarpFallback : IVipListener
     public static async Task<YarpFallback> StartAsync(VipListener listener, LoadBalancerOptions options, HttpCounters counters)
     {
         var policy = options.HttpPolicy;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = EmbeddedWebHost.CreateBuilder();
         ListenOptions? bound = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
