@@ -46,9 +46,41 @@ internal static class ScaleHarness
             return 2;
         }
 
+        // Stopped with SIGTERM or Ctrl-C, the run takes its controller, hollow nodes and data planes with it: else they
+        // ran on (thousands of hollow nodes, a controller) until killed by hand.
+        using var terminated = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => KillStarted());
+        using var interrupted = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, _ => KillStarted());
         var result = RunAsync(options).GetAwaiter().GetResult();
         Print(options, result);
         return 0;
+    }
+
+    private static readonly List<Process> Started = [];
+    private static string? Home;
+
+    /// <summary>On SIGTERM or SIGINT: every process the run started is killed and its folder removed (the run ends without its usings).</summary>
+    private static void KillStarted()
+    {
+        lock (Started)
+        {
+            foreach (var process in Started)
+            {
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                    process.WaitForExit(TimeSpan.FromSeconds(10));
+                }
+                catch (InvalidOperationException)
+                {
+                    // it had exited
+                }
+            }
+        }
+
+        if (Home is { } home && Directory.Exists(home))
+        {
+            Directory.Delete(home, recursive: true);
+        }
     }
 
     /// <param name="Clients">How many deploy, scale and delete calls are in flight at once, as several users or a CI system
@@ -82,6 +114,7 @@ internal static class ScaleHarness
     private static async Task<Dictionary<string, object>> RunAsync(Options o)
     {
         using var home = new TempDirectory("heddle-scale-");
+        Home = home.Path;
         // Declared before the processes, so disposed after they stopped: their logs are whole when copied.
         using var keep = new LogsKept(home, o.Logs);
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
@@ -269,6 +302,11 @@ internal static class ScaleHarness
         }
 
         var process = Process.Start(start)!;
+        lock (Started)
+        {
+            Started.Add(process);
+        }
+
         var output = new StreamWriter(log) { AutoFlush = true };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.WriteLine(e.Data); } } };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.WriteLine(e.Data); } } };
