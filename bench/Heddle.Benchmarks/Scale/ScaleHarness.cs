@@ -77,9 +77,18 @@ internal static class ScaleHarness
             }
         }
 
-        if (Home is { } home && Directory.Exists(home))
+        // The run's own log writers may still be taking the killed processes' last lines into files there: a delete
+        // that meets a file made meanwhile is tried again (once it threw, and the folder of a 2,500-node run stayed).
+        for (var attempt = 1; Home is { } home && Directory.Exists(home); attempt++)
         {
-            Directory.Delete(home, recursive: true);
+            try
+            {
+                Directory.Delete(home, recursive: true);
+            }
+            catch (IOException) when (attempt < 10)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(100 * attempt));
+            }
         }
     }
 
