@@ -57,8 +57,9 @@ internal static class ScaleHarness
 
     private static readonly List<Process> Started = [];
     private static string? Home;
+    private static string? LogsFolder;
 
-    /// <summary>On SIGTERM or SIGINT: every process the run started is killed and its folder removed (the run ends without its usings).</summary>
+    /// <summary>On SIGTERM or SIGINT: every process the run started is killed, their logs copied to --logs, and the run's folder removed (the run ends without its usings).</summary>
     private static void KillStarted()
     {
         lock (Started)
@@ -74,6 +75,15 @@ internal static class ScaleHarness
                 {
                     // it had exited
                 }
+            }
+        }
+
+        if (Home is { } logs && LogsFolder is { } folder && Directory.Exists(logs))
+        {
+            Directory.CreateDirectory(folder); // --logs: what the processes said up to the signal, kept as at a run's end
+            foreach (var log in Directory.EnumerateFiles(logs, "*.log"))
+            {
+                File.Copy(log, Path.Combine(folder, Path.GetFileName(log)), overwrite: true);
             }
         }
 
@@ -123,7 +133,7 @@ internal static class ScaleHarness
     private static async Task<Dictionary<string, object>> RunAsync(Options o)
     {
         using var home = new TempDirectory("heddle-scale-");
-        Home = home.Path;
+        (Home, LogsFolder) = (home.Path, o.Logs);
         // Declared before the processes, so disposed after they stopped: their logs are whole when copied.
         using var keep = new LogsKept(home, o.Logs);
         var figures = new Dictionary<string, object> { ["nodes"] = o.Nodes, ["instances"] = o.Instances, ["store"] = o.Store };
