@@ -78,13 +78,9 @@ internal static class ScaleHarness
             }
         }
 
-        if (Home is { } logs && LogsFolder is { } folder && Directory.Exists(logs))
+        if (Home is { } logs && Directory.Exists(logs))
         {
-            Directory.CreateDirectory(folder); // --logs: what the processes said up to the signal, kept as at a run's end
-            foreach (var log in Directory.EnumerateFiles(logs, "*.log"))
-            {
-                File.Copy(log, Path.Combine(folder, Path.GetFileName(log)), overwrite: true);
-            }
+            LogsKept.Copy(logs, LogsFolder); // --logs: what the processes said up to the signal, kept as at a run's end
         }
 
         // The run's own log writers may still be taking the killed processes' last lines into files there: a delete
@@ -113,7 +109,10 @@ internal static class ScaleHarness
     /// <summary>Copies the run's *.log files into a folder when disposed (nothing without one).</summary>
     private sealed class LogsKept(TempDirectory home, string? folder) : IDisposable
     {
-        public void Dispose()
+        public void Dispose() => Copy(home.Path, folder);
+
+        /// <summary>The *.log files of the run's folder <paramref name="from"/> into <paramref name="folder"/> (nothing without one).</summary>
+        public static void Copy(string from, string? folder)
         {
             if (folder is null)
             {
@@ -121,7 +120,7 @@ internal static class ScaleHarness
             }
 
             Directory.CreateDirectory(folder);
-            foreach (var log in Directory.EnumerateFiles(home.Path, "*.log"))
+            foreach (var log in Directory.EnumerateFiles(from, "*.log"))
             {
                 File.Copy(log, Path.Combine(folder, Path.GetFileName(log)), overwrite: true);
             }
