@@ -172,7 +172,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         GoalState? goal = null; // the last on this stream: peer changes apply to it
         try
         {
-            var hello = new Hello { Node = node, TakesPeerChanges = true };
+            var hello = new Hello { Node = node, TakesPeerChanges = true, TakesInstanceChanges = true };
             hello.Instances.AddRange(target.Reports());
             await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
             writer = WriteAsync(call.RequestStream, session.Token);

@@ -3,11 +3,12 @@ using Google.Protobuf.Reflection;
 namespace Heddle.Contracts.Agents;
 
 /// <summary>
-/// A goal state as its difference from the one before it, when only peers differ: the controller makes one with
-/// <see cref="Between"/> and the agent turns it back into the whole goal state with <see cref="ApplyTo"/>, so that
-/// <c>Between(sent, next).ApplyTo(sent)</c> equals <c>next</c>. Whole, a node's goal state carries every peer of every
-/// role it runs (10 instances of roles of 100 are a thousand peers, 100 KB); one instance of a role turning Ready
-/// changed it on every node of the role, and whole goal states to each were most of what the controller wrote.
+/// A goal state as its difference from the one before it: the controller makes one with <see cref="Between"/> and the
+/// agent turns it back into the whole goal state with <see cref="ApplyTo"/>, so that <c>Between(sent, next).ApplyTo(sent)</c>
+/// equals <c>next</c>. Whole, a node's goal state carries every peer of every role it runs (10 instances of roles of
+/// 100 are a thousand peers, 100 KB); one instance of a role turning Ready changed it on every node of the role, and
+/// one instance placed on a node changed that node's. Whole goal states to each were most of what the controller
+/// wrote: the peers that changed go per role, and the instances placed, changed or gone go one by one.
 /// </summary>
 public sealed partial class PeerChanges
 {
@@ -18,37 +19,38 @@ public sealed partial class PeerChanges
         [.. GoalState.Descriptor.Fields.InFieldNumberOrder().Where(f => f.FieldNumber is not (GoalState.VersionFieldNumber or GoalState.InstancesFieldNumber))];
 
     /// <summary>Whether the changes change nothing (the goal state is the same but for its version).</summary>
-    public bool IsEmpty => Roles.Count == 0;
+    public bool IsEmpty => Roles.Count == 0 && Instances.Count == 0 && RemovedInstances.Count == 0 && Respecified.Count == 0;
 
     /// <summary>
-    /// What turns <paramref name="sent"/> into <paramref name="next"/>, or null when more than peers differ (instances
-    /// placed or gone, a spec, settings, a revision: anything but the peers lists), and a whole goal state must go.
-    /// Peers are compared by value, and most by reference first: the controller shares them between goal states.
+    /// What turns <paramref name="sent"/> into <paramref name="next"/>, or null when a whole goal state must go: more
+    /// than the instances differs (a host image to reboot into), or instances were placed, changed in anything but
+    /// their peers, or removed and <paramref name="instances"/> is false (the agent takes peer changes alone) or
+    /// <paramref name="next"/> does not list its instances in id order. An instance changed but for its peers goes
+    /// without them: a scale or a deploy relabels every instance of the service with the new revision. Peers are compared by value, and most by
+    /// reference first: the controller shares them between goal states.
     /// </summary>
-    public static PeerChanges? Between(GoalState sent, GoalState next)
+    public static PeerChanges? Between(GoalState sent, GoalState next, bool instances = false)
     {
-        if (sent.Instances.Count != next.Instances.Count || !SameFields(sent, next, GoalFieldsButVersionAndInstances))
+        if (!SameFields(sent, next, GoalFieldsButVersionAndInstances))
         {
             return null;
         }
 
-        for (var i = 0; i < next.Instances.Count; i++)
+        var changes = new PeerChanges { BaseVersion = sent.Version, Version = next.Version };
+        var kept = Kept(sent, next, changes);
+        if ((changes.Instances.Count > 0 || changes.RemovedInstances.Count > 0 || changes.Respecified.Count > 0) && (!instances || !InIdOrder(next)))
         {
-            if (!SameFields(sent.Instances[i], next.Instances[i], InstanceFieldsButPeers))
-            {
-                return null;
-            }
+            return null;
         }
 
-        var changes = new PeerChanges { BaseVersion = sent.Version, Version = next.Version };
-        foreach (var (service, role) in RolesOf(next))
+        foreach (var (service, role) in RolesOf(kept))
         {
-            if (SamePeerObjects(sent, next, service, role))
+            if (SamePeerObjects(kept, service, role))
             {
                 continue; // the controller shares peers between goal states: the same objects in the same order are unchanged
             }
 
-            var (changed, removed) = InIndexOrder(sent, next, service, role) ? Walk(sent, next, service, role) : ById(sent, next, service, role);
+            var (changed, removed) = InIndexOrder(kept, service, role) ? Walk(kept, service, role) : ById(kept, service, role);
             if (changed.Count > 0 || removed.Count > 0)
             {
                 changed.Sort((a, b) => a.Index.CompareTo(b.Index));
@@ -61,18 +63,78 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>
-    /// The role's changes found by walking each instance's peers in both goal states side by side, in index order (as
-    /// the controller makes them): no dictionary of every peer per role and goal state, which was most of what the
+    /// The instances in both goal states, as pairs (sent, next), whose peers are compared; the others go into
+    /// <paramref name="changes"/>: those only in <paramref name="next"/> whole, those only in <paramref name="sent"/>
+    /// by id. A pair changed in anything but its peers goes into it too, without peers. Paired by position when both
+    /// list the same ids in the same order (the usual case).
+    /// </summary>
+    private static List<(InstanceGoal Sent, InstanceGoal Next)> Kept(GoalState sent, GoalState next, PeerChanges changes)
+    {
+        var kept = new List<(InstanceGoal, InstanceGoal)>(next.Instances.Count);
+        var aligned = sent.Instances.Count == next.Instances.Count;
+        for (var i = 0; aligned && i < next.Instances.Count; i++)
+        {
+            aligned = sent.Instances[i].InstanceId == next.Instances[i].InstanceId;
+        }
+
+        Dictionary<string, InstanceGoal>? byId = aligned ? null : sent.Instances.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
+        for (var i = 0; i < next.Instances.Count; i++)
+        {
+            var after = next.Instances[i];
+            var before = byId is null ? sent.Instances[i] : byId.GetValueOrDefault(after.InstanceId);
+            if (before is null)
+            {
+                changes.Instances.Add(after);
+                continue;
+            }
+
+            kept.Add((before, after));
+            if (!SameFields(before, after, InstanceFieldsButPeers))
+            {
+                var respecified = new InstanceGoal();
+                respecified.MergeFrom(after); // the lists copied, their items shared
+                respecified.Peers.Clear();
+                changes.Respecified.Add(respecified);
+            }
+
+            byId?.Remove(after.InstanceId);
+        }
+
+        if (byId is not null)
+        {
+            changes.RemovedInstances.AddRange(byId.Keys.Order(StringComparer.Ordinal));
+        }
+
+        return kept;
+    }
+
+    /// <summary>Whether the goal state lists its instances in instance id order (ordinal), as <see cref="ApplyTo"/> leaves them.</summary>
+    private static bool InIdOrder(GoalState goal)
+    {
+        for (var i = 1; i < goal.Instances.Count; i++)
+        {
+            if (string.CompareOrdinal(goal.Instances[i - 1].InstanceId, goal.Instances[i].InstanceId) >= 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The role's changes found by walking each kept instance's peers in both goal states side by side, in index order
+    /// (as the controller makes them): no dictionary of every peer per role and goal state, which was most of what the
     /// controller allocated while instances came up at 2,500 nodes.
     /// </summary>
-    private static (List<Peer> Changed, List<string> Removed) Walk(GoalState sent, GoalState next, string service, string role)
+    private static (List<Peer> Changed, List<string> Removed) Walk(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
     {
         var (changed, removed) = (new List<Peer>(), new List<string>());
         HashSet<string>? told = null; // with more than one instance of the role here, a peer is in each one's list
         var instances = 0;
-        for (var i = 0; i < next.Instances.Count; i++)
+        foreach (var (sent, next) in kept)
         {
-            if (next.Instances[i].Service != service || next.Instances[i].Role != role)
+            if (next.Service != service || next.Role != role)
             {
                 continue;
             }
@@ -82,7 +144,7 @@ public sealed partial class PeerChanges
                 told = [.. changed.Select(p => p.InstanceId), .. removed];
             }
 
-            var (before, after) = (sent.Instances[i].Peers, next.Instances[i].Peers);
+            var (before, after) = (sent.Peers, next.Peers);
             var (x, y) = (0, 0);
             while (x < before.Count || y < after.Count)
             {
@@ -121,18 +183,18 @@ public sealed partial class PeerChanges
 
     private static int Compare(Peer a, Peer b) => a.Index != b.Index ? a.Index.CompareTo(b.Index) : string.CompareOrdinal(a.InstanceId, b.InstanceId);
 
-    /// <summary>Whether every instance of the role lists its peers in index order in both goal states (what <see cref="Walk"/> needs).</summary>
-    private static bool InIndexOrder(GoalState sent, GoalState next, string service, string role)
+    /// <summary>Whether every kept instance of the role lists its peers in index order in both goal states (what <see cref="Walk"/> needs).</summary>
+    private static bool InIndexOrder(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
     {
-        foreach (var goal in (ReadOnlySpan<GoalState>)[sent, next])
+        foreach (var (sent, next) in kept)
         {
-            foreach (var instance in goal.Instances)
+            if (next.Service != service || next.Role != role)
             {
-                if (instance.Service != service || instance.Role != role)
-                {
-                    continue;
-                }
+                continue;
+            }
 
+            foreach (var instance in (ReadOnlySpan<InstanceGoal>)[sent, next])
+            {
                 for (var j = 1; j < instance.Peers.Count; j++)
                 {
                     if (Compare(instance.Peers[j - 1], instance.Peers[j]) >= 0)
@@ -147,10 +209,10 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>The role's changes found by id, for peers in any order.</summary>
-    private static (List<Peer> Changed, List<string> Removed) ById(GoalState sent, GoalState next, string service, string role)
+    private static (List<Peer> Changed, List<string> Removed) ById(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
     {
-        var before = PeersOfRole(sent, service, role);
-        var after = PeersOfRole(next, service, role);
+        var before = PeersOfRole(kept.Select(k => k.Sent), service, role);
+        var after = PeersOfRole(kept.Select(k => k.Next), service, role);
         var changed = new List<Peer>();
         foreach (var (id, peer) in after)
         {
@@ -166,7 +228,8 @@ public sealed partial class PeerChanges
     /// <summary>
     /// <paramref name="current"/> with these changes made, as a new goal state of <see cref="Version"/> (the instances
     /// of a changed role are new objects; <paramref name="current"/> and everything it holds are left as they were).
-    /// Throws <see cref="InvalidOperationException"/> when the changes were made against another version.
+    /// Instances placed, changed or removed leave the goal state's instances in instance id order. Throws
+    /// <see cref="InvalidOperationException"/> when the changes were made against another version.
     /// </summary>
     public GoalState ApplyTo(GoalState current)
     {
@@ -175,10 +238,14 @@ public sealed partial class PeerChanges
             throw new InvalidOperationException($"peer changes from goal state {BaseVersion} to {Version} cannot apply to goal state {current.Version}");
         }
 
+        var reshaped = Instances.Count > 0 || RemovedInstances.Count > 0 || Respecified.Count > 0;
+        HashSet<string>? replaced = reshaped ? [.. Instances.Select(i => i.InstanceId), .. RemovedInstances] : null;
+        var kept = replaced is null ? current.Instances.ToList() : current.Instances.Where(i => !replaced.Contains(i.InstanceId)).ToList();
+        var respecified = Respecified.Count == 0 ? null : Respecified.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
         var merged = new Dictionary<(string, string), Peer[]>();
         foreach (var change in Roles)
         {
-            var peers = PeersOfRole(current, change.Service, change.Role);
+            var peers = PeersOfRole(kept, change.Service, change.Role);
             foreach (var id in change.Removed)
             {
                 peers.Remove(id);
@@ -193,36 +260,48 @@ public sealed partial class PeerChanges
         }
 
         var next = new GoalState();
-        next.MergeFrom(current); // shallow for messages: the instances are the same objects, replaced below where their peers changed
+        next.MergeFrom(current); // shallow for messages: the instances are the same objects, replaced below where they changed
         next.Version = Version;
-        for (var i = 0; i < next.Instances.Count; i++)
+        next.Instances.Clear();
+        foreach (var instance in kept)
         {
-            var instance = next.Instances[i];
-            if (merged.TryGetValue((instance.Service, instance.Role), out var peers))
+            var spec = respecified?.GetValueOrDefault(instance.InstanceId);
+            var peers = merged.GetValueOrDefault((instance.Service, instance.Role));
+            if (spec is null && peers is null)
             {
-                var changed = new InstanceGoal();
-                changed.MergeFrom(instance); // shares the peers and settings, copies the lists: the original is not touched
-                changed.Peers.Clear();
-                foreach (var peer in peers)
-                {
-                    if (peer.InstanceId != instance.InstanceId)
-                    {
-                        changed.Peers.Add(peer);
-                    }
-                }
-
-                next.Instances[i] = changed;
+                next.Instances.Add(instance);
+                continue;
             }
+
+            var changed = new InstanceGoal();
+            changed.MergeFrom(spec ?? instance); // shares the peers and settings, copies the lists: the original is not touched
+            changed.Peers.Clear();
+            foreach (var peer in (IEnumerable<Peer>?)peers ?? instance.Peers)
+            {
+                if (peer.InstanceId != instance.InstanceId)
+                {
+                    changed.Peers.Add(peer);
+                }
+            }
+
+            next.Instances.Add(changed);
+        }
+
+        if (reshaped)
+        {
+            var all = next.Instances.Concat(Instances).OrderBy(i => i.InstanceId, StringComparer.Ordinal).ToList();
+            next.Instances.Clear();
+            next.Instances.AddRange(all);
         }
 
         return next;
     }
 
-    /// <summary>The roles the goal state runs instances of, in the order they first appear.</summary>
-    private static List<(string Service, string Role)> RolesOf(GoalState goal)
+    /// <summary>The roles of the kept instances, in the order they first appear.</summary>
+    private static List<(string Service, string Role)> RolesOf(List<(InstanceGoal Sent, InstanceGoal Next)> kept)
     {
         var roles = new List<(string, string)>();
-        foreach (var instance in goal.Instances)
+        foreach (var (_, instance) in kept)
         {
             if (!roles.Contains((instance.Service, instance.Role)))
             {
@@ -234,15 +313,13 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>
-    /// Whether each instance of the role holds the very peer objects, in the same order, in both goal states (their
-    /// instances are the same but for peers, so the same index is the same instance). Checked before the peers are
-    /// compared by id and value, which made two dictionaries per role for every goal state sent.
+    /// Whether each kept instance of the role holds the very peer objects, in the same order, in both goal states.
+    /// Checked before the peers are compared by id and value, which made two dictionaries per role for every goal state sent.
     /// </summary>
-    private static bool SamePeerObjects(GoalState sent, GoalState next, string service, string role)
+    private static bool SamePeerObjects(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
     {
-        for (var i = 0; i < next.Instances.Count; i++)
+        foreach (var (a, b) in kept)
         {
-            var (a, b) = (sent.Instances[i], next.Instances[i]);
             if (b.Service != service || b.Role != role)
             {
                 continue;
@@ -265,11 +342,11 @@ public sealed partial class PeerChanges
         return true;
     }
 
-    /// <summary>The peers the goal state names for a role, merged over its instances of the role, by instance id.</summary>
-    private static Dictionary<string, Peer> PeersOfRole(GoalState goal, string service, string role)
+    /// <summary>The peers the instances name for a role, merged over those of the role, by instance id.</summary>
+    private static Dictionary<string, Peer> PeersOfRole(IEnumerable<InstanceGoal> instances, string service, string role)
     {
         var peers = new Dictionary<string, Peer>(StringComparer.Ordinal);
-        foreach (var instance in goal.Instances)
+        foreach (var instance in instances)
         {
             if (instance.Service == service && instance.Role == role)
             {

@@ -136,7 +136,7 @@ public sealed partial class AgentService(
             linked.CancelAfter(expires > TimeSpan.Zero ? expires : TimeSpan.Zero); // longer waits are beyond a timer's range and a stream's life
         }
         metrics.StreamOpened();
-        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges), responseStream, metrics, keepalives, linked.Token);
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, linked.Token);
         try
         {
             // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it

@@ -4,11 +4,12 @@ namespace Heddle.Controller.Agents;
 
 /// <summary>
 /// What one agent's stream is sent for each goal state computed for its node: the first whole; later ones as their
-/// <see cref="PeerChanges"/> against the last sent when only peers changed and the agent takes them (its Hello said
-/// so), whole otherwise; nothing when nothing but the version changed. An agent that predates peer changes is sent
-/// every goal state that differs whole, as before. One per stream, used by its one writer.
+/// <see cref="PeerChanges"/> against the last sent when the agent takes them (its Hello said so): the peers that
+/// changed and, to an agent that takes instance changes too, the instances placed, changed or gone; whole otherwise;
+/// nothing when nothing but the version changed. An agent that predates peer changes is sent every goal state that
+/// differs whole, as before. One per stream, used by its one writer.
 /// </summary>
-public sealed class GoalSender(bool takesPeerChanges)
+public sealed class GoalSender(bool takesPeerChanges, bool takesInstanceChanges = false)
 {
     private GoalState? _sent;
 
@@ -21,7 +22,7 @@ public sealed class GoalSender(bool takesPeerChanges)
             return new ControllerMessage { Goal = next };
         }
 
-        var changes = PeerChanges.Between(_sent, next);
+        var changes = PeerChanges.Between(_sent, next, takesPeerChanges && takesInstanceChanges);
         if (changes is { IsEmpty: true })
         {
             return null;

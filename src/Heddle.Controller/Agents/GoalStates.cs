@@ -20,6 +20,7 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
         var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model, string PackagePath)?>();
         var members = new Dictionary<string, IReadOnlyDictionary<string, Peer[]>>(StringComparer.Ordinal);
+        var items = new List<InstanceGoal>();
         foreach (var instance in store.ListInstancesOnNode(node))
         {
             if (!services.TryGetValue(instance.Service, out var service))
@@ -85,9 +86,12 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
             {
                 item.Settings[name] = value;
             }
-            goal.Instances.Add(item);
+            items.Add(item);
         }
 
+        // In instance id order: what the instance changes of PeerChanges keep (PeerChanges.ApplyTo).
+        items.Sort((a, b) => string.CompareOrdinal(a.InstanceId, b.InstanceId));
+        goal.Instances.AddRange(items);
         return goal;
     }
 

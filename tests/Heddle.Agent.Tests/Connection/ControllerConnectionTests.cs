@@ -49,6 +49,7 @@ public sealed class ControllerConnectionTests : IAsyncDisposable
         Assert.Equal("n1", hello.Hello.Node.Name);
         Assert.Equal("shop/web/0", Assert.Single(hello.Hello.Instances).InstanceId);
         Assert.True(hello.Hello.TakesPeerChanges);
+        Assert.True(hello.Hello.TakesInstanceChanges);
         Assert.Equal(7, (await UntilAsync(() => _target.Applied.LastOrDefault(), "the goal state applied")).Version);
         Assert.True(connection.Connected);
     }

@@ -91,7 +91,7 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     [Fact]
-    public void Between_AnInstanceAddedOrASettingChanged_IsNull()
+    public void Between_AnInstanceAddedOrASettingChanged_IsNull_ForAnAgentThatTakesPeerChangesAlone()
     {
         var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
         var added = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)), Instance("a/web/1", Peer("a/web/0", 0, ready: false)));
@@ -135,6 +135,71 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     [Fact]
+    public async Task Between_AScaleThatPlacesAnInstanceHere_SendsItWhole_AndTheRelabelledOneWithoutItsPeers()
+    {
+        await ClusterAsync(instances: 3); // one instance of the role on each node
+        var sent = _goals.For("n1");
+        Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("a", "default", 2, Package, "service: a\nroles:\n  web: { instances: 6 }\n", "test", _store.GetService("a")!.Version)));
+        await _reconciler.ReconcileAsync("a");
+        var next = _goals.For("n1");
+        Assert.Equal(2, next.Instances.Count);
+
+        var changes = PeerChanges.Between(sent, next, instances: true);
+
+        Assert.NotNull(changes);
+        var placed = Assert.Single(changes.Instances);
+        Assert.DoesNotContain(placed.InstanceId, sent.Instances.Select(i => i.InstanceId));
+        Assert.Equal(5, placed.Peers.Count);
+        Assert.Empty(changes.RemovedInstances);
+        var relabelled = Assert.Single(changes.Respecified); // the scale made revision 2; the instance here before runs it now
+        Assert.Equal((sent.Instances[0].InstanceId, 2L), (relabelled.InstanceId, relabelled.Revision));
+        Assert.Empty(relabelled.Peers);
+        Assert.Equal(3, Assert.Single(changes.Roles).Changed.Count); // the three new instances, as peers of the one here before
+        Assert.Equal(next, changes.ApplyTo(sent));
+        Assert.Null(PeerChanges.Between(sent, next)); // an agent that takes peer changes alone gets it whole
+    }
+
+    [Fact]
+    public void Between_RandomInstancesPlacedChangedAndRemoved_AppliedGivesTheNextGoalState()
+    {
+        var random = new Random(28);
+        var ids = new[] { "a/web/0", "a/web/1", "a/web/2", "a/web/3", "b/db/0", "b/db/1" };
+        GoalState Random(long version, GoalState? from)
+        {
+            // As the controller makes them: each instance of a role here lists the role's others, the same set for each.
+            var here = ids.Where(_ => random.Next(3) > 0).ToList();
+            var roles = ids.GroupBy(id => id[..^2]).ToDictionary(g => g.Key, g => g.Where(id => here.Contains(id) || random.Next(4) > 0)
+                .Select(p => Peer(p, int.Parse(p[^1..], System.Globalization.CultureInfo.InvariantCulture), ready: random.Next(2) == 0)).ToArray());
+            var goal = new GoalState { Version = version };
+            foreach (var id in here)
+            {
+                var before = from?.Instances.FirstOrDefault(i => i.InstanceId == id);
+                var instance = Instance(id, [.. roles[id[..^2]].Where(p => p.InstanceId != id)]);
+                instance.Generation = before is not null && random.Next(4) == 0 ? before.Generation + 1 : before?.Generation ?? 1;
+                goal.Instances.Add(instance);
+            }
+
+            return goal;
+        }
+
+        for (var round = 0; round < 300; round++)
+        {
+            var sent = Random(1, null);
+            var next = Random(2, sent);
+
+            var changes = PeerChanges.Between(sent, next, instances: true)!;
+
+            Assert.Equal(next, changes.ApplyTo(sent));
+            // Whole: exactly the instances new here; without peers, those of another generation (the one field but peers this changes).
+            Assert.Equal(next.Instances.Select(i => i.InstanceId).Except(sent.Instances.Select(i => i.InstanceId)), changes.Instances.Select(i => i.InstanceId));
+            Assert.Equal(next.Instances.Where(i => sent.Instances.Any(s => s.InstanceId == i.InstanceId && s.Generation != i.Generation)).Select(i => i.InstanceId),
+                changes.Respecified.Select(i => i.InstanceId));
+            Assert.All(changes.Respecified, i => Assert.Empty(i.Peers));
+            Assert.Equal(sent.Instances.Select(i => i.InstanceId).Except(next.Instances.Select(i => i.InstanceId)).Order(StringComparer.Ordinal), changes.RemovedInstances);
+        }
+    }
+
+    [Fact]
     public void ApplyTo_AnotherVersion_Throws_AndLeavesTheGoalStateAsItWas()
     {
         var sent = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: false)));
@@ -166,6 +231,27 @@ public sealed class PeerChangesTests : IDisposable
         Assert.Equal(first, older.Next(first)!.Goal);
         Assert.Equal(second, older.Next(second)!.Goal);
         Assert.Null(older.Next(same));
+    }
+
+    [Fact]
+    public void GoalSender_AnInstancePlacedOrGone_GoesAsChanges_ToAnAgentThatTakesThem_AndWholeToOneThatDoesNot()
+    {
+        var first = Goal(1, Instance("a/web/0", Peer("a/web/1", 1, ready: true)));
+        var placed = Goal(2, Instance("a/web/0", Peer("a/web/1", 1, ready: true)), Instance("b/db/0"));
+        var gone = Goal(3, Instance("b/db/0"));
+        var sender = new GoalSender(takesPeerChanges: true, takesInstanceChanges: true);
+        var peersOnly = new GoalSender(takesPeerChanges: true);
+
+        Assert.Equal(first, sender.Next(first)!.Goal);
+        var added = sender.Next(placed)!.Peers;
+        Assert.Equal(["b/db/0"], added.Instances.Select(i => i.InstanceId));
+        Assert.Empty(added.Roles);
+        var removed = sender.Next(gone)!.Peers;
+        Assert.Equal(["a/web/0"], removed.RemovedInstances);
+        Assert.Equal(gone, removed.ApplyTo(added.ApplyTo(first)));
+
+        peersOnly.Next(first);
+        Assert.Equal(placed, peersOnly.Next(placed)!.Goal);
     }
 
     [Fact]
@@ -204,13 +290,15 @@ public sealed class PeerChangesTests : IDisposable
             });
         }
 
-        var package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("a"u8));
+        var package = Package;
         var yaml = "name: a\nroles:\n  web:\n    entryPoint: { command: web }\n    size: { cores: 1, memoryMiB: 64 }\n    endpoints:\n      http: { kind: internal, protocol: tcp }\n";
         await _store.PutPackageAsync(new PackageRecord(package, 1, "a", yaml, _time.GetUtcNow()));
         Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("a", "default", 1, package, $"service: a\nroles:\n  web: {{ instances: {instances} }}\n", "test", 0)));
         await _reconciler.ReconcileAsync("a");
         Assert.Equal(instances, _store.ListInstances("a").Count);
     }
+
+    private static readonly string Package = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("a"u8));
 
     private Task<bool> ReadyAsync(InstanceRecord instance, int port) =>
         _store.UpdateInstanceStatusAsync(new InstanceReportRecord(instance.Node, instance.Service, instance.Role, instance.Index, instance.Generation, InstanceState.Ready, null)
