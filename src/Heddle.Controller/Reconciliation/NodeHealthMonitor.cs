@@ -215,6 +215,7 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
     private async Task CheckNodesAsync()
     {
         var now = time.GetUtcNow();
+        var downs = new List<Task<bool>>();
         foreach (var node in store.ListNodes().Where(n => n.Condition == NodeCondition.Ready))
         {
             // Heard here, or by another controller the node is connected to (it says so in the store).
@@ -227,9 +228,13 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
             }
 
             // Only while this controller leads: a leader whose term ended unnoticed (cut off from the store's majority)
-            // must not mark a node Down that the new leader hears.
-            await store.SetNodeConditionAsync(node.Name, NodeCondition.Down, seen, term?.Fence,
-                told: new NewEvent(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)"));
+            // must not mark a node Down that the new leader hears. The writes of one tick go together: the store
+            // commits those that arrive at once in one transaction, where one at a time, 25 nodes lost together
+            // were judged Down over 3 s at 2,500 nodes.
+            downs.Add(store.SetNodeConditionAsync(node.Name, NodeCondition.Down, seen, term?.Fence,
+                told: new NewEvent(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)")));
         }
+
+        await Task.WhenAll(downs);
     }
 }
