@@ -29,14 +29,19 @@ public sealed partial class PeerChanges
     /// without them: a scale or a deploy relabels every instance of the service with the new revision. Peers are compared by value, and most by
     /// reference first: the controller shares them between goal states.
     /// </summary>
-    public static PeerChanges? Between(GoalState sent, GoalState next, bool instances = false)
-    {
-        if (!SameFields(sent, next, GoalFieldsButVersionAndInstances))
-        {
-            return null;
-        }
+    public static PeerChanges? Between(GoalState sent, GoalState next, bool instances = false) =>
+        SameFields(sent, next, GoalFieldsButVersionAndInstances)
+            ? Between(sent.Version, next.Version, [.. sent.Instances.Select(GoalEntry.Of)], [.. next.Instances.Select(GoalEntry.Of)], instances)
+            : null;
 
-        var changes = new PeerChanges { BaseVersion = sent.Version, Version = next.Version };
+    /// <summary>
+    /// The same, for goal states given as their instances (<see cref="GoalEntry"/>: a goal and its peers, which the
+    /// controller keeps apart from it) whose other fields are the same: the controller compares what it keeps of the
+    /// last goal state sent without making either whole.
+    /// </summary>
+    public static PeerChanges? Between(long sentVersion, long nextVersion, IReadOnlyList<GoalEntry> sent, IReadOnlyList<GoalEntry> next, bool instances)
+    {
+        var changes = new PeerChanges { BaseVersion = sentVersion, Version = nextVersion };
         var kept = Kept(sent, next, changes);
         if ((changes.Instances.Count > 0 || changes.RemovedInstances.Count > 0 || changes.Respecified.Count > 0) && (!instances || !InIdOrder(next)))
         {
@@ -68,36 +73,35 @@ public sealed partial class PeerChanges
     /// by id. A pair changed in anything but its peers goes into it too, without peers. Paired by position when both
     /// list the same ids in the same order (the usual case).
     /// </summary>
-    private static List<(InstanceGoal Sent, InstanceGoal Next)> Kept(GoalState sent, GoalState next, PeerChanges changes)
+    private static List<(GoalEntry Sent, GoalEntry Next)> Kept(IReadOnlyList<GoalEntry> sent, IReadOnlyList<GoalEntry> next, PeerChanges changes)
     {
-        var kept = new List<(InstanceGoal, InstanceGoal)>(next.Instances.Count);
-        var aligned = sent.Instances.Count == next.Instances.Count;
-        for (var i = 0; aligned && i < next.Instances.Count; i++)
+        var kept = new List<(GoalEntry, GoalEntry)>(next.Count);
+        var aligned = sent.Count == next.Count;
+        for (var i = 0; aligned && i < next.Count; i++)
         {
-            aligned = sent.Instances[i].InstanceId == next.Instances[i].InstanceId;
+            aligned = sent[i].Spec.InstanceId == next[i].Spec.InstanceId;
         }
 
-        Dictionary<string, InstanceGoal>? byId = aligned ? null : sent.Instances.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
-        for (var i = 0; i < next.Instances.Count; i++)
+        Dictionary<string, GoalEntry>? byId = aligned ? null : sent.ToDictionary(e => e.Spec.InstanceId, StringComparer.Ordinal);
+        for (var i = 0; i < next.Count; i++)
         {
-            var after = next.Instances[i];
-            var before = byId is null ? sent.Instances[i] : byId.GetValueOrDefault(after.InstanceId);
-            if (before is null)
+            var after = next[i];
+            GoalEntry before;
+            if (byId is null)
             {
-                changes.Instances.Add(after);
+                before = sent[i];
+            }
+            else if (!byId.Remove(after.Spec.InstanceId, out before))
+            {
+                changes.Instances.Add(after.Whole());
                 continue;
             }
 
             kept.Add((before, after));
-            if (!SameFields(before, after, InstanceFieldsButPeers))
+            if (!ReferenceEquals(before.Spec, after.Spec) && !SameFields(before.Spec, after.Spec, InstanceFieldsButPeers))
             {
-                var respecified = new InstanceGoal();
-                respecified.MergeFrom(after); // the lists copied, their items shared
-                respecified.Peers.Clear();
-                changes.Respecified.Add(respecified);
+                changes.Respecified.Add(after.WithoutPeers());
             }
-
-            byId?.Remove(after.InstanceId);
         }
 
         if (byId is not null)
@@ -109,11 +113,11 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>Whether the goal state lists its instances in instance id order (ordinal), as <see cref="ApplyTo"/> leaves them.</summary>
-    private static bool InIdOrder(GoalState goal)
+    private static bool InIdOrder(IReadOnlyList<GoalEntry> goal)
     {
-        for (var i = 1; i < goal.Instances.Count; i++)
+        for (var i = 1; i < goal.Count; i++)
         {
-            if (string.CompareOrdinal(goal.Instances[i - 1].InstanceId, goal.Instances[i].InstanceId) >= 0)
+            if (string.CompareOrdinal(goal[i - 1].Spec.InstanceId, goal[i].Spec.InstanceId) >= 0)
             {
                 return false;
             }
@@ -127,7 +131,7 @@ public sealed partial class PeerChanges
     /// (as the controller makes them): no dictionary of every peer per role and goal state, which was most of what the
     /// controller allocated while instances came up at 2,500 nodes.
     /// </summary>
-    private static (List<Peer> Changed, List<string> Removed) Walk(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
+    private static (List<Peer> Changed, List<string> Removed) Walk(List<(GoalEntry Sent, GoalEntry Next)> kept, string service, string role)
     {
         var (changed, removed) = (new List<Peer>(), new List<string>());
         HashSet<string>? told = null; // with more than one instance of the role here, a peer is in each one's list
@@ -184,7 +188,7 @@ public sealed partial class PeerChanges
     private static int Compare(Peer a, Peer b) => a.Index != b.Index ? a.Index.CompareTo(b.Index) : string.CompareOrdinal(a.InstanceId, b.InstanceId);
 
     /// <summary>Whether every kept instance of the role lists its peers in index order in both goal states (what <see cref="Walk"/> needs).</summary>
-    private static bool InIndexOrder(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
+    private static bool InIndexOrder(List<(GoalEntry Sent, GoalEntry Next)> kept, string service, string role)
     {
         foreach (var (sent, next) in kept)
         {
@@ -193,7 +197,7 @@ public sealed partial class PeerChanges
                 continue;
             }
 
-            foreach (var instance in (ReadOnlySpan<InstanceGoal>)[sent, next])
+            foreach (var instance in (ReadOnlySpan<GoalEntry>)[sent, next])
             {
                 for (var j = 1; j < instance.Peers.Count; j++)
                 {
@@ -209,7 +213,7 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>The role's changes found by id, for peers in any order.</summary>
-    private static (List<Peer> Changed, List<string> Removed) ById(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
+    private static (List<Peer> Changed, List<string> Removed) ById(List<(GoalEntry Sent, GoalEntry Next)> kept, string service, string role)
     {
         var before = PeersOfRole(kept.Select(k => k.Sent), service, role);
         var after = PeersOfRole(kept.Select(k => k.Next), service, role);
@@ -245,7 +249,7 @@ public sealed partial class PeerChanges
         var merged = new Dictionary<(string, string), Peer[]>();
         foreach (var change in Roles)
         {
-            var peers = PeersOfRole(kept, change.Service, change.Role);
+            var peers = PeersOfRole(kept.Select(GoalEntry.Of), change.Service, change.Role);
             foreach (var id in change.Removed)
             {
                 peers.Remove(id);
@@ -298,7 +302,7 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>The roles of the kept instances, in the order they first appear.</summary>
-    private static List<(string Service, string Role)> RolesOf(List<(InstanceGoal Sent, InstanceGoal Next)> kept)
+    private static List<(string Service, string Role)> RolesOf(List<(GoalEntry Sent, GoalEntry Next)> kept)
     {
         var roles = new List<(string, string)>();
         foreach (var (_, instance) in kept)
@@ -316,7 +320,7 @@ public sealed partial class PeerChanges
     /// Whether each kept instance of the role holds the very peer objects, in the same order, in both goal states.
     /// Checked before the peers are compared by id and value, which made two dictionaries per role for every goal state sent.
     /// </summary>
-    private static bool SamePeerObjects(List<(InstanceGoal Sent, InstanceGoal Next)> kept, string service, string role)
+    private static bool SamePeerObjects(List<(GoalEntry Sent, GoalEntry Next)> kept, string service, string role)
     {
         foreach (var (a, b) in kept)
         {
@@ -343,7 +347,7 @@ public sealed partial class PeerChanges
     }
 
     /// <summary>The peers the instances name for a role, merged over those of the role, by instance id.</summary>
-    private static Dictionary<string, Peer> PeersOfRole(IEnumerable<InstanceGoal> instances, string service, string role)
+    private static Dictionary<string, Peer> PeersOfRole(IEnumerable<GoalEntry> instances, string service, string role)
     {
         var peers = new Dictionary<string, Peer>(StringComparer.Ordinal);
         foreach (var instance in instances)

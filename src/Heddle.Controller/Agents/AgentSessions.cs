@@ -5,9 +5,9 @@ using Heddle.Contracts.Agents;
 namespace Heddle.Controller.Agents;
 
 /// <summary>
-/// The agents connected now, one stream each. A goal state is always whole, so a session keeps no queue of them, only
-/// a mark that the node's goal state may have changed: the stream's writer computes the goal state from the store when
-/// it is ready to send it. A burst of changes touching a node (every peer of a role turning Ready) costs one goal state,
+/// The agents connected now, one stream each. A session keeps no queue of goal states, only a mark that the node's goal
+/// state may have changed: the stream's writer computes it from the store when it is ready to send it, and sends what
+/// changed since the last one it sent (<see cref="GoalSender"/>). A burst of changes touching a node (every peer of a role turning Ready) costs one goal state,
 /// not one per change, and an agent that is slow to read never sees a stale state after a fresh one.
 /// </summary>
 /// <param name="peerDelay">
@@ -26,7 +26,7 @@ public sealed class AgentSessions(GoalStates goals, TimeProvider? time = null, T
 
     public AgentSession Open(string node)
     {
-        var session = new AgentSession(node, goals.For);
+        var session = new AgentSession(node, goals.ViewOf);
         if (_sessions.TryGetValue(node, out var previous))
         {
             previous.Close();
@@ -99,10 +99,10 @@ public sealed class AgentSession
     // A mark, not a queue: one pending change stands for any number of them.
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _closed = new();
-    private readonly Func<string, GoalState> _compute;
+    private readonly Func<string, GoalView> _compute;
     private int _delayed;
 
-    public AgentSession(string node, Func<string, GoalState> compute)
+    public AgentSession(string node, Func<string, GoalView> compute)
     {
         Node = node;
         _compute = compute;
@@ -148,7 +148,7 @@ public sealed class AgentSession
     /// cleared before the store is read, so a change made meanwhile marks it again and is sent next; one writer takes
     /// them in turn, so each goal state sent is computed from a store view at least as new as the one before it.
     /// </summary>
-    public GoalState? TakeChanged() => _changed.Reader.TryRead(out _) ? _compute(Node) : null;
+    public GoalView? TakeChanged() => _changed.Reader.TryRead(out _) ? _compute(Node) : null;
 
     public void Close()
     {

@@ -11,24 +11,29 @@ namespace Heddle.Controller.Agents;
 /// </summary>
 public sealed class GoalSender(bool takesPeerChanges, bool takesInstanceChanges = false)
 {
-    private GoalState? _sent;
+    private GoalView? _sent;
 
     /// <summary>The message that brings the agent to <paramref name="next"/>, or null when it is there already.</summary>
-    public ControllerMessage? Next(GoalState next)
+    public ControllerMessage? Next(GoalState next) => Next(GoalView.Of(next));
+
+    /// <summary>The message that brings the agent to <paramref name="next"/>, or null when it is there already.</summary>
+    public ControllerMessage? Next(GoalView next)
     {
         if (_sent is null)
         {
             _sent = next;
-            return new ControllerMessage { Goal = next };
+            return new ControllerMessage { Goal = next.ToGoalState() };
         }
 
-        var changes = PeerChanges.Between(_sent, next, takesPeerChanges && takesInstanceChanges);
+        var changes = _sent.RebootInto == next.RebootInto
+            ? PeerChanges.Between(_sent.Version, next.Version, _sent.Instances, next.Instances, takesPeerChanges && takesInstanceChanges)
+            : null;
         if (changes is { IsEmpty: true })
         {
             return null;
         }
 
         _sent = next;
-        return changes is not null && takesPeerChanges ? new ControllerMessage { Peers = changes } : new ControllerMessage { Goal = next };
+        return changes is not null && takesPeerChanges ? new ControllerMessage { Peers = changes } : new ControllerMessage { Goal = next.ToGoalState() };
     }
 }

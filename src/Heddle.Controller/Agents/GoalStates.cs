@@ -12,87 +12,113 @@ public sealed class GoalStates(IClusterStore store, ServiceModels models, IHostR
     private long _version;
 
     /// <summary>Whether the node's goal state names the blob (as a package or an image): what a node may download.</summary>
-    public bool Names(string node, string sha256) => For(node).Instances.Any(i => i.PackageSha256 == sha256 || i.ImageSha256 == sha256);
+    public bool Names(string node, string sha256) => ViewOf(node).Instances.Any(i => i.Spec.PackageSha256 == sha256 || i.Spec.ImageSha256 == sha256);
 
-    public GoalState For(string node)
+    /// <summary>The node's goal state, whole.</summary>
+    public GoalState For(string node) => ViewOf(node).ToGoalState();
+
+    /// <summary>The node's goal state as a stream keeps it (<see cref="GoalView"/>).</summary>
+    public GoalView ViewOf(string node)
     {
-        var goal = new GoalState { Version = Interlocked.Increment(ref _version), RebootInto = hostRollouts?.GetHostRollout()?.RebootInto(node) ?? string.Empty };
+        var version = Interlocked.Increment(ref _version);
+        var rebootInto = hostRollouts?.GetHostRollout()?.RebootInto(node) ?? string.Empty;
         var services = new Dictionary<string, ServiceRecord?>(StringComparer.Ordinal);
-        var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model, string PackagePath)?>();
+        var revisions = new Dictionary<(string, long), (RevisionRecord Record, ServiceModel Model)?>();
         var members = new Dictionary<string, IReadOnlyDictionary<string, Peer[]>>(StringComparer.Ordinal);
-        var items = new List<InstanceGoal>();
-        foreach (var instance in store.ListInstancesOnNode(node))
+        var specs = _specs.GetOrAdd(node, _ => new Dictionary<string, CachedSpec>(StringComparer.Ordinal));
+        var items = new List<GoalEntry>();
+        lock (specs)
         {
-            if (!services.TryGetValue(instance.Service, out var service))
+            foreach (var instance in store.ListInstancesOnNode(node))
             {
-                service = services[instance.Service] = store.GetService(instance.Service);
-            }
-
-            if (service is null || service.Deleting)
-            {
-                continue;
-            }
-
-            if (!revisions.TryGetValue((instance.Service, instance.Revision), out var revision))
-            {
-                var record = store.GetRevision(instance.Service, instance.Revision);
-                revision = revisions[(instance.Service, instance.Revision)] =
-                    record is not null && models.For(record.PackageSha256, record.Configuration) is { } parsed ? (record, parsed, AgentEndpoints.BlobPrefix + record.PackageSha256) : null;
-            }
-
-            if (revision is not { } known)
-            {
-                continue;
-            }
-
-            var model = known.Model;
-            var item = new InstanceGoal
-            {
-                InstanceId = instance.Id,
-                Service = instance.Service,
-                Role = instance.Role,
-                Index = instance.Index,
-                UpgradeDomain = instance.UpgradeDomain,
-                PackageSha256 = known.Record.PackageSha256,
-                PackagePath = known.PackagePath,
-                MemoryMib = instance.MemoryMiB,
-                Generation = instance.Generation,
-                Revision = instance.Revision,
-                Uid = service.Uid,
-            };
-            if (model.Definition.FindRole(instance.Role)?.Image is { } imageName && store.GetService(instance.Service) is { } owner
-                && ImageNames.Resolve(store, owner.Tenant, imageName) is { } image)
-            {
-                item.ImageSha256 = image.Sha256;
-                item.ImagePath = AgentEndpoints.BlobPrefix + image.Sha256;
-            }
-
-            item.Cpus.AddRange(instance.Cpus);
-            if (!members.TryGetValue(instance.Service, out var peers))
-            {
-                peers = members[instance.Service] = PeersOf(instance.Service);
-            }
-
-            var rolePeers = peers.GetValueOrDefault(instance.Role, []);
-            item.Peers.Capacity = rolePeers.Length; // grown by doubling, the arrays it left were a fifth of what the controller allocated while instances came up
-            foreach (var peer in rolePeers)
-            {
-                if (peer.Index != instance.Index)
+                if (!services.TryGetValue(instance.Service, out var service))
                 {
-                    item.Peers.Add(peer);
+                    service = services[instance.Service] = store.GetService(instance.Service);
+                }
+
+                if (service is null || service.Deleting)
+                {
+                    continue;
+                }
+
+                if (!revisions.TryGetValue((instance.Service, instance.Revision), out var revision))
+                {
+                    var record = store.GetRevision(instance.Service, instance.Revision);
+                    revision = revisions[(instance.Service, instance.Revision)] =
+                        record is not null && models.For(record.PackageSha256, record.Configuration) is { } parsed ? (record, parsed) : null;
+                }
+
+                if (revision is not { } known)
+                {
+                    continue;
+                }
+
+                var image = known.Model.Definition.FindRole(instance.Role)?.Image is { } imageName ? ImageNames.Resolve(store, service.Tenant, imageName)?.Sha256 : null;
+                if (!specs.TryGetValue(instance.Id, out var cached) || !ReferenceEquals(cached.Record, instance) || !ReferenceEquals(cached.Revision, known.Record)
+                    || cached.Uid != service.Uid || cached.Image != image)
+                {
+                    specs[instance.Id] = cached = new CachedSpec(instance, known.Record, service.Uid, image, Spec(instance, known.Record, known.Model, service.Uid, image));
+                }
+
+                if (!members.TryGetValue(instance.Service, out var peers))
+                {
+                    peers = members[instance.Service] = PeersOf(instance.Service);
+                }
+
+                items.Add(new GoalEntry(cached.Spec, new RolePeers(peers.GetValueOrDefault(instance.Role, []), instance.Index)));
+            }
+
+            if (specs.Count > items.Count)
+            {
+                // Instances gone from the node: their goals are not kept.
+                var here = items.Select(i => i.Spec.InstanceId).ToHashSet(StringComparer.Ordinal);
+                foreach (var gone in specs.Keys.Where(id => !here.Contains(id)).ToList())
+                {
+                    specs.Remove(gone);
                 }
             }
-            foreach (var (name, value) in model.SettingsOf(instance.Role))
-            {
-                item.Settings[name] = value;
-            }
-            items.Add(item);
         }
 
         // In instance id order: what the instance changes of PeerChanges keep (PeerChanges.ApplyTo).
-        items.Sort((a, b) => string.CompareOrdinal(a.InstanceId, b.InstanceId));
-        goal.Instances.AddRange(items);
-        return goal;
+        items.Sort((a, b) => string.CompareOrdinal(a.Spec.InstanceId, b.Spec.InstanceId));
+        return new GoalView(version, rebootInto, items);
+    }
+
+    /// <summary>Each node's instances' goals without peers, by instance id, with what they were made from.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<string, CachedSpec>> _specs = new(StringComparer.Ordinal);
+
+    private sealed record CachedSpec(InstanceRecord Record, RevisionRecord Revision, int Uid, string? Image, InstanceGoal Spec);
+
+    /// <summary>An instance's goal, without peers (they go beside it: <see cref="RolePeers"/>).</summary>
+    private static InstanceGoal Spec(InstanceRecord instance, RevisionRecord revision, ServiceModel model, int uid, string? image)
+    {
+        var item = new InstanceGoal
+        {
+            InstanceId = instance.Id,
+            Service = instance.Service,
+            Role = instance.Role,
+            Index = instance.Index,
+            UpgradeDomain = instance.UpgradeDomain,
+            PackageSha256 = revision.PackageSha256,
+            PackagePath = AgentEndpoints.BlobPrefix + revision.PackageSha256,
+            MemoryMib = instance.MemoryMiB,
+            Generation = instance.Generation,
+            Revision = instance.Revision,
+            Uid = uid,
+        };
+        if (image is not null)
+        {
+            item.ImageSha256 = image;
+            item.ImagePath = AgentEndpoints.BlobPrefix + image;
+        }
+
+        item.Cpus.AddRange(instance.Cpus);
+        foreach (var (name, value) in model.SettingsOf(instance.Role))
+        {
+            item.Settings[name] = value;
+        }
+
+        return item;
     }
 
     /// <summary>

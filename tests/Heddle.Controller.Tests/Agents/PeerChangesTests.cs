@@ -255,6 +255,51 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     [Fact]
+    public async Task GoalSender_OnTheStoresViews_EachMessageAppliedGivesTheWholeGoalState_AndAnUnchangedInstanceKeepsItsGoalObject()
+    {
+        await ClusterAsync(instances: 6);
+        var sender = new GoalSender(takesPeerChanges: true, takesInstanceChanges: true);
+        var agent = sender.Next(_goals.ViewOf("n1"))!.Goal;
+        var messages = new List<ControllerMessage.BodyOneofCase>();
+        async Task StepAsync(Func<Task> change)
+        {
+            await change();
+            var view = _goals.ViewOf("n1");
+            if (sender.Next(view) is { } message)
+            {
+                messages.Add(message.BodyCase);
+                agent = message.BodyCase == ControllerMessage.BodyOneofCase.Goal ? message.Goal : message.Peers.ApplyTo(agent);
+            }
+
+            Assert.Equal(view.ToGoalState().Instances, agent.Instances);
+            Assert.Equal(_goals.For("n1").Instances, agent.Instances);
+        }
+
+        var before = _goals.ViewOf("n1").Instances.Select(i => i.Spec).ToList();
+        await StepAsync(async () =>
+        {
+            foreach (var instance in _store.ListInstances("a").Where(i => i.Node != "n1"))
+            {
+                await ReadyAsync(instance, port: 7000 + instance.Index);
+            }
+        });
+        Assert.Equal(before, _goals.ViewOf("n1").Instances.Select(i => i.Spec), ReferenceEqualityComparer.Instance); // only peers changed here
+
+        await StepAsync(async () => await ReadyAsync(_store.ListInstancesOnNode("n1")[0], port: 7100));
+        await StepAsync(async () =>
+        {
+            Assert.True(await _store.PutDeploymentAsync(new DeploymentWrite("a", "default", 2, Package, "service: a\nroles:\n  web: { instances: 3 }\n", "test", _store.GetService("a")!.Version)));
+            for (var pass = 0; pass < 5; pass++)
+            {
+                await _reconciler.ReconcileAsync("a");
+            }
+        });
+
+        Assert.All(messages, m => Assert.Equal(ControllerMessage.BodyOneofCase.Peers, m)); // after the first, never whole
+        Assert.Equal(3, messages.Count);
+    }
+
+    [Fact]
     public async Task ANodeWrittenAgainWithItsAddress_SendsNothing_AndANodesNewAddress_SendsThePeersOnIt()
     {
         await ClusterAsync(instances: 6);

@@ -199,7 +199,7 @@ public sealed class ChangeDispatcherTests : IDisposable
 
         // A write with no events may be taken in by the store's watch first and dispatched on its thread: wait for it.
         Contracts.Agents.GoalState? told = null;
-        await UntilAsync(() => (told ??= peerSession.TakeChanged()) is not null, "the peer's node was sent a goal state");
+        await UntilAsync(() => (told ??= peerSession.TakeChanged()?.ToGoalState()) is not null, "the peer's node was sent a goal state");
         Assert.Contains("127.0.9.2", told!.Instances.Single().Peers.Select(p => p.Address));
         Assert.Null(idleSession.TakeChanged()); // told in the same dispatch as the peer, had it been
     }
