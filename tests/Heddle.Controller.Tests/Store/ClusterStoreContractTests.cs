@@ -306,6 +306,42 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reports_EachInstanceListedWithItsOwn_AcrossRoles_GapsAndARemovedOne_AndAnUnchangedOneIsTheSameRecord()
+    {
+        Assert.True(await Store.PutDeploymentAsync(Write("many", 0)));
+        var generation = await Store.NextGenerationAsync();
+        InstanceRecord Placed(string role, int index) => Instance("many", index, generation) with { Role = role };
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("many", Store.GetService("many")!.Version,
+            [.. Enumerable.Range(0, 12).Select(i => Placed("web", i)), .. Enumerable.Range(0, 3).Select(i => Placed("api", i)), Placed("apiary", 0)], [])));
+        var reported = new[] { ("api", 1), ("apiary", 0), ("web", 0), ("web", 2), ("web", 4), ("web", 10), ("web", 11) };
+        foreach (var (role, index) in reported)
+        {
+            Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "many", role, index, generation, InstanceState.Ready, null)
+            {
+                Revision = 1, Pid = 1000 + (role.Length * 100) + index,
+            }));
+        }
+
+        Assert.True(await Store.CommitPlacementAsync(new PlacementCommit("many", Store.GetService("many")!.Version, [], [("web", 4), ("web", 5)])));
+
+        var listed = Store.ListInstances("many");
+        Assert.Equal(14, listed.Count);
+        foreach (var instance in listed)
+        {
+            var expected = reported.Contains((instance.Role, instance.Index)) ? (InstanceState.Ready, 1000 + (instance.Role.Length * 100) + instance.Index) : (InstanceState.Pending, 0);
+            Assert.Equal((instance.Role, instance.Index, expected.Item1, expected.Item2), (instance.Role, instance.Index, instance.State, instance.Pid));
+            Assert.Equal(Describe(instance), Describe(Store.GetInstance("many", instance.Role, instance.Index)!));
+        }
+
+        // Another instance's report lists the service again; an instance whose placement and report did not change is the
+        // record listed before, not one made again.
+        Assert.True(await Store.UpdateInstanceStatusAsync(new InstanceReportRecord("n1", "many", "web", 3, generation, InstanceState.Starting, null) { Revision = 1 }));
+        var again = Store.ListInstances("many");
+        Assert.Equal(InstanceState.Starting, again.Single(i => i is { Role: "web", Index: 3 }).State);
+        Assert.Same(listed.Single(i => i is { Role: "web", Index: 10 }), again.Single(i => i is { Role: "web", Index: 10 }));
+    }
+
+    [Fact]
     public async Task Events_ComeBackInOrder_AfterAnId()
     {
         var first = await Store.AddEventAsync(EventKind.NodeJoined, "s", "one");
