@@ -15,6 +15,7 @@ public sealed class HollowNodes : IAsyncDisposable
     private readonly ReachabilityListener?[] _listeners;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _closing;
+    private SharedClock? _clock; // the one made here when no clock was given: stopped last
 
     private HollowNodes(HollowOptions options)
     {
@@ -45,8 +46,9 @@ public sealed class HollowNodes : IAsyncDisposable
         }
 
         loggers ??= NullLoggerFactory.Instance;
-        time ??= TimeProvider.System;
         var nodes = new HollowNodes(options);
+        // Every node's timers on one wheel, 10 ms apart at most: heartbeats, silence and fencing are seconds.
+        time ??= nodes._clock = new SharedClock(TimeProvider.System, TimeSpan.FromMilliseconds(10));
         var count = 0;
         try
         {
@@ -173,6 +175,7 @@ public sealed class HollowNodes : IAsyncDisposable
         }
 
         _stop.Dispose();
+        _clock?.Dispose();
     }
 }
 

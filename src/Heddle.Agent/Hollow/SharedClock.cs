@@ -1,0 +1,193 @@
+namespace Heddle.Agent.Hollow;
+
+/// <summary>
+/// The clock of a whole hollow process: every timer its nodes make (heartbeats, the silence watch, fencing's 100 ms look,
+/// delays) is kept on one wheel turned by a single timer of the clock underneath, each <see cref="Resolution"/>, instead of
+/// being a timer of the runtime each. A hollow node has about four periodic timers, one of them ten times a second: at
+/// 5,000 nodes that is 20,000 runtime timers firing 67,000 times a second, and the runtime's timer queue, which walks its
+/// near timers each time one fires and takes one lock for them all, was the largest share of the hollow process's time.
+/// A timer here fires up to one <see cref="Resolution"/> late, never early; its callback runs on the thread pool, as the
+/// runtime's do. A real agent is one node to a process and keeps the runtime's timers.
+/// </summary>
+public sealed class SharedClock : TimeProvider, IDisposable
+{
+    /// <summary>Slots on the wheel: timers due within Slots × Resolution wait in their slot; later ones go round again.</summary>
+    private const int Slots = 512;
+
+    private readonly TimeProvider _inner;
+    private readonly long _resolutionTicks; // in the inner clock's timestamp units
+    private readonly long _started;
+    private readonly List<Entry>[] _wheel = new List<Entry>[Slots];
+    private readonly Lock _lock = new();
+    private readonly ITimer _turning;
+    private readonly Action<TimerCallback, object?> _run;
+    private long _turned; // the last wheel tick whose slot was taken
+
+    public SharedClock(TimeProvider inner, TimeSpan resolution)
+        : this(inner, resolution, static (callback, state) => ThreadPool.UnsafeQueueUserWorkItem(s => callback(s), state, preferLocal: false))
+    {
+    }
+
+    /// <param name="run">Runs a due timer's callback: on the thread pool, or (tests) at once, on the turning thread.</param>
+    internal SharedClock(TimeProvider inner, TimeSpan resolution, Action<TimerCallback, object?> run)
+    {
+        _run = run;
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(resolution, TimeSpan.Zero);
+        _inner = inner;
+        Resolution = resolution;
+        _resolutionTicks = Math.Max(1, (long)(resolution.TotalSeconds * inner.TimestampFrequency));
+        _started = inner.GetTimestamp();
+        for (var i = 0; i < Slots; i++)
+        {
+            _wheel[i] = [];
+        }
+
+        _turning = inner.CreateTimer(_ => Turn(), null, resolution, resolution);
+    }
+
+    /// <summary>How late at most a timer fires.</summary>
+    public TimeSpan Resolution { get; }
+
+    public override DateTimeOffset GetUtcNow() => _inner.GetUtcNow();
+
+    public override long GetTimestamp() => _inner.GetTimestamp();
+
+    public override long TimestampFrequency => _inner.TimestampFrequency;
+
+    public override TimeZoneInfo LocalTimeZone => _inner.LocalTimeZone;
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var timer = new SharedTimer(this, callback, state);
+        timer.Change(dueTime, period);
+        return timer;
+    }
+
+    public void Dispose() => _turning.Dispose();
+
+    /// <summary>The wheel tick now: how many resolutions have passed since the clock started.</summary>
+    private long Now() => (_inner.GetTimestamp() - _started) / _resolutionTicks;
+
+    /// <summary>The tick a wait of <paramref name="wait"/> from <paramref name="from"/> ends at: rounded up, and at least the next.</summary>
+    private long After(long from, TimeSpan wait) =>
+        from + Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds * _inner.TimestampFrequency / _resolutionTicks));
+
+    private void Schedule(SharedTimer timer, int version, long due)
+    {
+        lock (_lock)
+        {
+            // Never into a slot already taken: a tick that has passed is the next one to be taken.
+            due = Math.Max(due, _turned + 1);
+            _wheel[due % Slots].Add(new Entry(timer, version, due));
+        }
+    }
+
+    /// <summary>Takes every slot up to now (more than one when this turn came late), and fires what is due in them.</summary>
+    private void Turn()
+    {
+        var now = Now();
+        List<Entry>? due = null;
+        lock (_lock)
+        {
+            for (var tick = _turned + 1; tick <= now; tick++)
+            {
+                var slot = _wheel[tick % Slots];
+                var kept = 0;
+                for (var i = 0; i < slot.Count; i++)
+                {
+                    var entry = slot[i];
+                    if (entry.Due > tick)
+                    {
+                        slot[kept++] = entry; // due on a later round of the wheel
+                    }
+                    else if (entry.Timer.Version == entry.Version)
+                    {
+                        (due ??= []).Add(entry);
+                    }
+                }
+
+                slot.RemoveRange(kept, slot.Count - kept);
+            }
+
+            _turned = Math.Max(_turned, now);
+        }
+
+        foreach (var entry in due ?? [])
+        {
+            entry.Timer.Fire(entry.Version, entry.Due);
+        }
+    }
+
+    private readonly record struct Entry(SharedTimer Timer, int Version, long Due);
+
+    private sealed class SharedTimer(SharedClock clock, TimerCallback callback, object? state) : ITimer
+    {
+        private readonly Lock _gate = new();
+        private TimeSpan _period = Timeout.InfiniteTimeSpan;
+        private int _version;
+        private bool _disposed;
+
+        /// <summary>Moved on by each Change and by Dispose: entries on the wheel of an older version are dropped.</summary>
+        public int Version => Volatile.Read(ref _version);
+
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            int version;
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    return false;
+                }
+
+                _period = period;
+                version = ++_version;
+            }
+
+            if (dueTime != Timeout.InfiniteTimeSpan)
+            {
+                clock.Schedule(this, version, clock.After(clock.Now(), dueTime < TimeSpan.Zero ? TimeSpan.Zero : dueTime));
+            }
+
+            return true;
+        }
+
+        /// <summary>Runs the callback on the pool; a periodic timer is put back on the wheel one period after the tick it was due at.</summary>
+        public void Fire(int version, long due)
+        {
+            TimeSpan period;
+            lock (_gate)
+            {
+                if (_disposed || _version != version)
+                {
+                    return;
+                }
+
+                period = _period;
+            }
+
+            if (period != Timeout.InfiniteTimeSpan && period > TimeSpan.Zero)
+            {
+                clock.Schedule(this, version, clock.After(due, period));
+            }
+
+            clock._run(callback, state);
+        }
+
+        public void Dispose()
+        {
+            lock (_gate)
+            {
+                _disposed = true;
+                _version++;
+            }
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
