@@ -23,6 +23,9 @@ public sealed class LoadBalancerHost : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private EventLoop[]? _tcpLoops; // shared by every L4 listener, made with the first
 
+    /// <summary>The clock of every listener's probes: one timer turning for all backends, not one (and a timeout) each.</summary>
+    private readonly Heddle.Contracts.Timing.SharedClock _probes = new(TimeProvider.System, TimeSpan.FromMilliseconds(10));
+
     public LoadBalancerHost(LoadBalancerOptions options, IMeterFactory? meters = null)
     {
         _options = options;
@@ -104,7 +107,7 @@ public sealed class LoadBalancerHost : IAsyncDisposable
                     IVipListener proxy = listener.Protocol == "http"
                         ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options, loops)
                         : new TcpVipListener(listener with { Backends = [] }, _options, loops);
-                    var started = new BackendHealth(proxy);
+                    var started = new BackendHealth(proxy, _probes);
                     started.Update(listener.Backends, listener.Probe);
                     lock (_listeners)
                     {
@@ -189,5 +192,7 @@ public sealed class LoadBalancerHost : IAsyncDisposable
         {
             loop.Dispose();
         }
+
+        _probes.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using Heddle.Contracts.Timing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Heddle.Contracts.Api;
 
@@ -10,12 +11,15 @@ namespace Heddle.LoadBalancer.Health;
 /// probe's verdict changing: verdicts that arrive together (a host of many backends going away, a listener's backends
 /// all new) make one new pool, not one each. Each pool is a new Maglev table of 65,537 slots, and a balancer whose
 /// backends all failed their first probe rebuilt it once per backend (issue 27: 47% of its CPU in the scale benchmark).
+/// Probes run on the given clock: the balancer gives every listener one <see cref="Heddle.Contracts.Timing.SharedClock"/>,
+/// not a runtime timer per backend.
 /// </summary>
 internal sealed class BackendHealth : IAsyncDisposable
 {
     private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(1) }) { Timeout = Timeout.InfiniteTimeSpan };
 
     private readonly IVipListener _listener;
+    private readonly TimeProvider _clock;
     private readonly Dictionary<string, Probe> _probes = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private IReadOnlyList<Backend> _backends = [];
@@ -26,9 +30,10 @@ internal sealed class BackendHealth : IAsyncDisposable
     /// <summary>How long a changed verdict waits for others before the pool is made again: small beside a probe's interval times its threshold.</summary>
     internal static readonly TimeSpan VerdictBatch = TimeSpan.FromMilliseconds(100);
 
-    public BackendHealth(IVipListener listener)
+    public BackendHealth(IVipListener listener, TimeProvider? clock = null)
     {
         _listener = listener;
+        _clock = clock ?? TimeProvider.System;
     }
 
     /// <summary>Takes the controller's list (its Ready instances) and keeps probing them.</summary>
@@ -39,8 +44,13 @@ internal sealed class BackendHealth : IAsyncDisposable
         {
             _backends = backends;
             _settings = settings;
-            var wanted = backends.Select(b => b.Id).ToHashSet(StringComparer.Ordinal);
-            stopped = [.. _probes.Where(p => !wanted.Contains(p.Key) || p.Value.Backend != backends.First(b => b.Id == p.Key)).Select(p => p.Value)];
+            var wanted = new Dictionary<string, Backend>(StringComparer.Ordinal);
+            foreach (var backend in backends)
+            {
+                wanted.TryAdd(backend.Id, backend);
+            }
+
+            stopped = [.. _probes.Where(p => !wanted.TryGetValue(p.Key, out var backend) || p.Value.Backend != backend).Select(p => p.Value)];
             foreach (var probe in stopped)
             {
                 _probes.Remove(probe.Backend.Id);
@@ -50,7 +60,7 @@ internal sealed class BackendHealth : IAsyncDisposable
             {
                 foreach (var backend in backends.Where(b => !_probes.ContainsKey(b.Id)))
                 {
-                    _probes[backend.Id] = new Probe(backend, settings, VerdictChanged);
+                    _probes[backend.Id] = new Probe(backend, settings, _clock, VerdictChanged);
                 }
             }
         }
@@ -120,6 +130,8 @@ internal sealed class BackendHealth : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private readonly BackendProbe _settings;
+        private readonly TimeProvider _clock;
+        private readonly IPEndPoint? _endpoint; // the backend's address as an IP (else connected to by name)
         private readonly Action _changed;
         private int _failures;
         private long _passed; // written by the probe's one loop, read by a scrape
@@ -129,10 +141,12 @@ internal sealed class BackendHealth : IAsyncDisposable
 
         public long Failed => Volatile.Read(ref _failed);
 
-        public Probe(Backend backend, BackendProbe settings, Action changed)
+        public Probe(Backend backend, BackendProbe settings, TimeProvider clock, Action changed)
         {
             Backend = backend;
             _settings = settings;
+            _clock = clock;
+            _endpoint = IPAddress.TryParse(backend.Address, out var ip) && backend.Port is > 0 and <= 65535 ? new IPEndPoint(ip, backend.Port) : null;
             _changed = changed;
             _ = RunAsync();
         }
@@ -146,7 +160,7 @@ internal sealed class BackendHealth : IAsyncDisposable
 
         private async Task RunAsync()
         {
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(50, _settings.IntervalMilliseconds)));
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Max(50, _settings.IntervalMilliseconds)), _clock);
             try
             {
                 while (await timer.WaitForNextTickAsync(_stop.Token))
@@ -182,18 +196,31 @@ internal sealed class BackendHealth : IAsyncDisposable
 
         private async Task<bool> CheckAsync()
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            timeout.CancelAfter(Math.Max(50, _settings.TimeoutMilliseconds));
+            var limit = TimeSpan.FromMilliseconds(Math.Max(50, _settings.TimeoutMilliseconds));
+            if (_settings.Kind != "http" && _endpoint is not null)
+            {
+                try
+                {
+                    return await TcpConnectCheck.ConnectsAsync(_endpoint, limit, _clock, _stop.Token);
+                }
+                catch (SocketException)
+                {
+                    return false; // no socket to be had (out of descriptors): not the backend's fault, but not known healthy
+                }
+            }
+
+            using var timeout = new CancellationTokenSource(limit, _clock);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stop.Token);
             try
             {
                 if (_settings.Kind == "http")
                 {
-                    using var response = await Http.GetAsync($"http://{Backend.Address}:{Backend.Port}{_settings.Path ?? "/"}", HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                    using var response = await Http.GetAsync($"http://{Backend.Address}:{Backend.Port}{_settings.Path ?? "/"}", HttpCompletionOption.ResponseHeadersRead, linked.Token);
                     return (int)response.StatusCode is >= 200 and < 400;
                 }
 
                 using var client = new TcpClient();
-                await client.ConnectAsync(Backend.Address, Backend.Port, timeout.Token);
+                await client.ConnectAsync(Backend.Address, Backend.Port, linked.Token);
                 return true;
             }
             catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException && !_stop.IsCancellationRequested)

@@ -1,13 +1,17 @@
-namespace Heddle.Agent.Hollow;
+namespace Heddle.Contracts.Timing;
 
 /// <summary>
-/// The clock of a whole hollow process: every timer its nodes make (heartbeats, the silence watch, fencing's 100 ms look,
-/// delays) is kept on one wheel turned by a single timer of the clock underneath, each <see cref="Resolution"/>, instead of
-/// being a timer of the runtime each. A hollow node has about four periodic timers, one of them ten times a second: at
-/// 5,000 nodes that is 20,000 runtime timers firing 67,000 times a second, and the runtime's timer queue, which walks its
-/// near timers each time one fires and takes one lock for them all, was the largest share of the hollow process's time.
+/// One clock for a process with thousands of timers of the same few periods: every timer made on it is kept on one wheel
+/// turned by a single timer of the clock underneath, each <see cref="Resolution"/>, instead of being a timer of the
+/// runtime each. The runtime's timer queue walks its near timers each time one fires, under one lock for them all:
+/// <list type="bullet">
+/// <item>a hollow node has about four periodic timers (fencing's ten times a second among them): 5,000 nodes in one
+/// process made 20,000 runtime timers firing 67,000 times a second, the largest share of the process's time;</item>
+/// <item>a balancer probes each backend on its own period, with a timeout: 25,000 backends are 25,000 timers and 5,000
+/// timeouts a second.</item>
+/// </list>
 /// A timer here fires up to one <see cref="Resolution"/> late, never early; its callback runs on the thread pool, as the
-/// runtime's do. A real agent is one node to a process and keeps the runtime's timers.
+/// runtime's do. A process with a few timers keeps the runtime's.
 /// </summary>
 public sealed class SharedClock : TimeProvider, IDisposable
 {
@@ -28,8 +32,10 @@ public sealed class SharedClock : TimeProvider, IDisposable
     {
     }
 
+    /// <param name="inner">The clock that turns the wheel and tells the time.</param>
+    /// <param name="resolution">How often the wheel turns: how late at most a timer fires.</param>
     /// <param name="run">Runs a due timer's callback: on the thread pool, or (tests) at once, on the turning thread.</param>
-    internal SharedClock(TimeProvider inner, TimeSpan resolution, Action<TimerCallback, object?> run)
+    public SharedClock(TimeProvider inner, TimeSpan resolution, Action<TimerCallback, object?> run)
     {
         _run = run;
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(resolution, TimeSpan.Zero);

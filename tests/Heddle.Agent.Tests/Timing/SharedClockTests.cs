@@ -1,7 +1,7 @@
-using Heddle.Agent.Hollow;
+using Heddle.Contracts.Timing;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Heddle.Agent.Tests.Hollow;
+namespace Heddle.Agent.Tests.Timing;
 
 /// <summary>
 /// The hollow process's one clock for all its nodes' timers: a timer fires at most one resolution late and never early,
