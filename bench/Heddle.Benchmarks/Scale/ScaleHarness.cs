@@ -162,11 +162,15 @@ internal static class ScaleHarness
             figures["enrol_s"] = clock.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{o.Nodes} nodes Ready in {clock.Elapsed.TotalSeconds:0.0} s; idle for 20 s");
 
+            // The hollow process's own share of the 2 CPUs: what the simulated nodes leave to the controller.
+            await using var hollowCpu = new ProcessSampler(hollow.Id);
             cpu.Reset();
             etcdCpu?.Reset();
             await Task.Delay(TimeSpan.FromSeconds(20)); // a measurement window, not a wait for something to happen
             var idle = cpu.Take();
             (figures["idle_cpu_avg"], figures["idle_cpu_peak"], figures["idle_rss_mib"]) = (idle.AvgCores, idle.PeakCores, idle.PeakRssMiB);
+            var hollowIdle = hollowCpu.Take();
+            (figures["hollow_idle_cpu_avg"], figures["hollow_idle_rss_mib"]) = (hollowIdle.AvgCores, hollowIdle.PeakRssMiB);
             if (etcdCpu?.Take() is { } etcdIdle)
             {
                 (figures["etcd_idle_cpu_avg"], figures["etcd_idle_rss_mib"]) = (etcdIdle.AvgCores, etcdIdle.PeakRssMiB);
@@ -185,6 +189,7 @@ internal static class ScaleHarness
 
             var services = Enumerable.Range(0, o.Instances / PerService).Select(s => (Name: $"s{s}", Tenant: Tenants[s % Tenants.Length], Cores: 1 << (s % 3))).ToList();
             cpu.Reset();
+            hollowCpu.Reset();
             etcdCpu?.Reset();
             planes?.Reset();
             await gc.ResetAsync();
@@ -240,6 +245,8 @@ internal static class ScaleHarness
                 figures["instances_per_s"] = o.Instances / clock.Elapsed.TotalSeconds;
                 var deploy = cpu.Take();
                 (figures["deploy_cpu_avg"], figures["deploy_cpu_peak"], figures["deploy_rss_mib"]) = (deploy.AvgCores, deploy.PeakCores, deploy.PeakRssMiB);
+                var hollowDeploy = hollowCpu.Take();
+                (figures["hollow_deploy_cpu_avg"], figures["hollow_deploy_rss_mib"]) = (hollowDeploy.AvgCores, hollowDeploy.PeakRssMiB);
                 if (etcdCpu?.Take() is { } etcdDeploy)
                 {
                     (figures["etcd_deploy_cpu_avg"], figures["etcd_deploy_rss_mib"]) = (etcdDeploy.AvgCores, etcdDeploy.PeakRssMiB);
@@ -374,6 +381,12 @@ internal static class ScaleHarness
                 + $"seen by the client's poll {o.NodeTimeoutSeconds + (f.GetValueOrDefault("heal_beyond_timeout_s") as double? ?? 0):0.0}");
             Console.WriteLine($"  each moved instance, median/slowest s: placed → its first report {N("heal_goal_p50_s", "0.0")}/{N("heal_goal_max_s", "0.0")}; "
                 + $"→ Starting (package fetched) {N("heal_fetch_p50_s", "0.0")}/{N("heal_fetch_max_s", "0.0")}; → Ready {N("heal_start_p50_s", "0.0")}/{N("heal_start_max_s", "0.0")}");
+        }
+
+        if (f.ContainsKey("hollow_idle_cpu_avg"))
+        {
+            Console.WriteLine($"the hollow nodes' process (on the same CPUs): idle {N("hollow_idle_cpu_avg")} cores, {N("hollow_idle_rss_mib", "0")} MiB"
+                + (f.ContainsKey("hollow_deploy_cpu_avg") ? $"; deploying {N("hollow_deploy_cpu_avg")} cores, {N("hollow_deploy_rss_mib", "0")} MiB" : string.Empty));
         }
 
         if (f.ContainsKey("deploy_gc_pause_s"))
