@@ -93,7 +93,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                     CreateRequest = new WatchCreateRequest { Key = Bytes(prefix), RangeEnd = PrefixEnd(Root + prefix), StartRevision = next > 0 ? next : 0 },
                 }, cancellationToken);
             }
-            catch (RpcException e) when (EtcdMembers.Unreachable(e, cancellationToken))
+            catch (Exception e) when (LostMember(e, cancellationToken))
             {
                 failed = true;
             }
@@ -109,7 +109,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                         break;
                     }
                 }
-                catch (RpcException e) when (EtcdMembers.Unreachable(e, cancellationToken))
+                catch (Exception e) when (LostMember(e, cancellationToken))
                 {
                     failed = true;
                     break;
@@ -159,6 +159,13 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             }
         }
     }
+
+    /// <summary>
+    /// The watch's member went away: an error status, or the HTTP/2 stream reset under the call, which the gRPC client
+    /// lets through as an IOException ("Connection reset by peer") when the member dies as the watch is made or read.
+    /// </summary>
+    private static bool LostMember(Exception e, CancellationToken cancellationToken) =>
+        e is RpcException r ? EtcdMembers.Unreachable(r, cancellationToken) : e is IOException && !cancellationToken.IsCancellationRequested;
 
     private ByteString Bytes(string key) => ByteString.CopyFromUtf8(Root + key);
 
