@@ -18,13 +18,16 @@ public sealed class RequestTrace
     internal static RequestTrace Begin() => Current.Value = new RequestTrace();
 
     /// <summary>The step that ends now, named as a sentence fragment ("waited its turn").</summary>
-    public static void Mark(string step)
+    public static void Mark(string step) => Mark(step, Stopwatch.GetTimestamp());
+
+    /// <summary>The step that ended at <paramref name="at"/> (a <see cref="Stopwatch"/> timestamp, not before the last step marked).</summary>
+    public static void Mark(string step, long at)
     {
         if (Current.Value is { } trace)
         {
             lock (trace._steps)
             {
-                trace._steps.Add((step, Stopwatch.GetTimestamp()));
+                trace._steps.Add((step, at));
             }
         }
     }

@@ -170,6 +170,7 @@ public sealed class KvMirror : IAsyncDisposable
         finally
         {
             Raise(applied);
+            Hosting.RequestTrace.Mark("told to the views and reconcilers");
         }
 
         return [result[0], .. after];
@@ -193,7 +194,10 @@ public sealed class KvMirror : IAsyncDisposable
         try
         {
             var results = await commit().ConfigureAwait(false);
-            return (results, Take([.. commits.Select((each, i) => (each, results[i]))], source));
+            Hosting.RequestTrace.Mark("committed to the store");
+            var applied = Take([.. commits.Select((each, i) => (each, results[i]))], source);
+            Hosting.RequestTrace.Mark("taken into the controller's copy");
+            return (results, applied);
         }
         finally
         {

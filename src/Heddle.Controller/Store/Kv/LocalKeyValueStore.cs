@@ -63,12 +63,16 @@ public abstract class LocalKeyValueStore : IKeyValueStore
         }
     }
 
-    public Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
+    public async Task<KvCommit> CommitAsync(IReadOnlyList<KvCondition> conditions, IReadOnlyList<KvWrite> writes, CancellationToken cancellationToken = default)
     {
         KvRules.CheckWrites(writes);
         var commit = new PendingCommit(conditions, writes);
         Enqueue([commit]);
-        return commit.Answer.Task;
+        var answer = await commit.Answer.Task.ConfigureAwait(false);
+        // A slow API call's trace tells waiting for the writer (the batch before this one being written) from this one's own write.
+        Hosting.RequestTrace.Mark("queued for the store's writer", commit.Began);
+        Hosting.RequestTrace.Mark($"written with {commit.BatchSize - 1} other commit(s) in one transaction");
+        return answer;
     }
 
     /// <summary>Queues every commit at once, so they go into one transaction (with whatever else is queued).</summary>
@@ -143,6 +147,12 @@ public abstract class LocalKeyValueStore : IKeyValueStore
         var answers = new KvCommit[batch.Count];
         lock (_gate)
         {
+            var began = System.Diagnostics.Stopwatch.GetTimestamp();
+            foreach (var commit in batch)
+            {
+                (commit.Began, commit.BatchSize) = (began, batch.Count);
+            }
+
             var changes = new List<KvEvent>();
             try
             {
@@ -249,6 +259,11 @@ public abstract class LocalKeyValueStore : IKeyValueStore
 
         /// <summary>Continuations run on the thread pool, not on the writer's thread (which may go on writing).</summary>
         public TaskCompletionSource<KvCommit> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>When the writer began the batch that holds this commit (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), and how many commits it holds.</summary>
+        public long Began { get; set; }
+
+        public int BatchSize { get; set; }
     }
 
     private sealed class NoBatch : IStoreBatch
