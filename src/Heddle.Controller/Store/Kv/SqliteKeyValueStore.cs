@@ -14,6 +14,16 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
 
     private readonly SqliteConnection _db;
 
+    /// <summary>
+    /// Each statement prepared once and run again with new values: made afresh for every run, each commit's four or five
+    /// statements were compiled by SQLite each time, for every report of every instance. Used only under the base class's
+    /// lock (or before anything else runs: <see cref="Load"/>), as the one connection is.
+    /// </summary>
+    private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
+
+    /// <summary>The batch's transaction, which every statement run meanwhile must name.</summary>
+    private SqliteTransaction? _transaction;
+
     public SqliteKeyValueStore(string path)
     {
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
@@ -43,7 +53,7 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
             ("$r", fromRevision), ("$p", prefix));
 
     /// <summary>One transaction for a batch of commits: one fsync (synchronous=FULL) when it commits.</summary>
-    protected override IStoreBatch BeginBatch() => new Transaction(_db.BeginTransaction());
+    protected override IStoreBatch BeginBatch() => new Transaction(this, _transaction = _db.BeginTransaction());
 
     protected override List<KvEvent> Apply(long revision, IReadOnlyList<KvWrite> writes)
     {
@@ -58,11 +68,19 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
         return changes;
     }
 
-    private sealed class Transaction(SqliteTransaction transaction) : IStoreBatch
+    private sealed class Transaction(SqliteKeyValueStore store, SqliteTransaction transaction) : IStoreBatch
     {
-        public void Complete() => transaction.Commit();
+        public void Complete()
+        {
+            transaction.Commit();
+            store._transaction = null;
+        }
 
-        public void Dispose() => transaction.Dispose();
+        public void Dispose()
+        {
+            transaction.Dispose();
+            store._transaction = null;
+        }
     }
 
     /// <summary>
@@ -78,7 +96,7 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
             throw new InvalidOperationException($"the store already holds revision {Revision}; only an empty store is loaded");
         }
 
-        using var tx = _db.BeginTransaction();
+        using var tx = _transaction = _db.BeginTransaction();
         var revision = Math.Max(1, firstRevision);
         foreach (var writes in commits.Where(c => c.Count > 0))
         {
@@ -89,6 +107,7 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
         Execute("UPDATE kv_meta SET value = $r WHERE name = 'revision'", ("$r", revision - 1));
         Execute("UPDATE kv_meta SET value = $o WHERE name = 'oldest'", ("$o", Math.Max(1, firstRevision)));
         tx.Commit();
+        _transaction = null;
     }
 
     /// <summary>The store's revision (0 while it is empty).</summary>
@@ -124,14 +143,53 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
+        foreach (var command in _prepared.Values)
+        {
+            command.Dispose();
+        }
+
         await _db.DisposeAsync();
     }
 
-    private long Meta(string name) => _db.Scalar<long>("SELECT value FROM kv_meta WHERE name = $n", ("$n", name));
+    private long Meta(string name) => Query("SELECT value FROM kv_meta WHERE name = $n", r => r.GetInt64(0), ("$n", name)).Single();
 
     private static KvEntry ReadEntry(SqliteDataReader r) => new(r.GetString(0), (byte[])r[1], r.GetInt64(2), r.GetInt64(3));
 
-    private int Execute(string sql, params (string Name, object? Value)[] parameters) => _db.Execute(sql, parameters);
+    private int Execute(string sql, params (string Name, object? Value)[] parameters) => Prepared(sql, parameters).ExecuteNonQuery();
 
-    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters) => _db.Query(sql, read, parameters);
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
+    {
+        using var reader = Prepared(sql, parameters).ExecuteReader();
+        var result = new List<T>();
+        while (reader.Read())
+        {
+            result.Add(read(reader));
+        }
+
+        return result;
+    }
+
+    /// <summary>The statement's command, prepared the first time, with this run's values and the batch's transaction.</summary>
+    private SqliteCommand Prepared(string sql, (string Name, object? Value)[] parameters)
+    {
+        if (!_prepared.TryGetValue(sql, out var command))
+        {
+            command = _db.CreateCommand();
+            command.CommandText = sql;
+            foreach (var (name, _) in parameters)
+            {
+                command.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+
+            _prepared[sql] = command;
+        }
+
+        command.Transaction = _transaction;
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            command.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
+        }
+
+        return command;
+    }
 }
