@@ -26,6 +26,9 @@ public abstract class LocalKeyValueStore : IKeyValueStore
     /// <summary>The entry of a key, or null.</summary>
     protected abstract KvEntry? Read(string key);
 
+    /// <summary>The revision that last changed a key, 0 when it is absent: what a commit's conditions are checked against.</summary>
+    protected virtual long ModRevisionOf(string key) => Read(key)?.ModRevision ?? 0;
+
     /// <summary>The entries whose key starts with the prefix, in ordinal key order.</summary>
     protected abstract List<KvEntry> ReadPrefix(string prefix);
 
@@ -161,7 +164,7 @@ public abstract class LocalKeyValueStore : IKeyValueStore
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var (conditions, writes) = (batch[i].Conditions, batch[i].Writes);
-                    if (conditions.Any(c => (Read(c.Key)?.ModRevision ?? 0) != c.ModRevision))
+                    if (conditions.Any(c => ModRevisionOf(c.Key) != c.ModRevision))
                     {
                         answers[i] = new KvCommit(false, revision);
                         continue;

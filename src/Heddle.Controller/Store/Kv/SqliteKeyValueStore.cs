@@ -44,6 +44,11 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
     protected override KvEntry? Read(string key) =>
         Query("SELECT key, value, create_revision, mod_revision FROM kv WHERE key = $k", ReadEntry, ("$k", key)).FirstOrDefault();
 
+    /// <summary>Without the value: a report's commit checks three keys (placement, report, session), and read whole, each check
+    /// copied the key's value out of SQLite for nothing.</summary>
+    protected override long ModRevisionOf(string key) =>
+        Query("SELECT mod_revision FROM kv WHERE key = $k", r => r.GetInt64(0), ("$k", key)) is [var revision] ? revision : 0;
+
     protected override List<KvEntry> ReadPrefix(string prefix) =>
         Query("SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= $p AND key < $p || char(1114111) ORDER BY key", ReadEntry, ("$p", prefix));
 
