@@ -28,6 +28,12 @@ internal static class SqliteCommands
     public static List<T> Query<T>(this SqliteConnection db, string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
     {
         using var command = db.Command(sql, parameters);
+        return command.ReadAll(read);
+    }
+
+    /// <summary>Runs a command (made here or kept prepared by its caller) and reads every row.</summary>
+    public static List<T> ReadAll<T>(this SqliteCommand command, Func<SqliteDataReader, T> read)
+    {
         using var reader = command.ExecuteReader();
         var result = new List<T>();
         while (reader.Read())

@@ -162,17 +162,8 @@ public sealed class SqliteKeyValueStore : LocalKeyValueStore
 
     private int Execute(string sql, params (string Name, object? Value)[] parameters) => Prepared(sql, parameters).ExecuteNonQuery();
 
-    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
-    {
-        using var reader = Prepared(sql, parameters).ExecuteReader();
-        var result = new List<T>();
-        while (reader.Read())
-        {
-            result.Add(read(reader));
-        }
-
-        return result;
-    }
+    private List<T> Query<T>(string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters) =>
+        Prepared(sql, parameters).ReadAll(read);
 
     /// <summary>The statement's command, prepared the first time, with this run's values and the batch's transaction.</summary>
     private SqliteCommand Prepared(string sql, (string Name, object? Value)[] parameters)
