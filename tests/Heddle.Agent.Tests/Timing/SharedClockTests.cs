@@ -105,10 +105,10 @@ public sealed class SharedClockTests
 
         for (var i = 0; i < 3; i++)
         {
-            Assert.True(await periodic.WaitForNextTickAsync());
+            Assert.True(await periodic.WaitForNextTickAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
         }
 
-        await Task.Delay(TimeSpan.FromMilliseconds(30), clock);
+        await Task.Delay(TimeSpan.FromMilliseconds(30), clock).WaitAsync(TimeSpan.FromSeconds(30)); // the delay under test, with a deadline
         Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(90)); // never early
     }
 }
