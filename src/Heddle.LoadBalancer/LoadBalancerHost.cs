@@ -103,7 +103,7 @@ public sealed class LoadBalancerHost : IAsyncDisposable
                 try
                 {
                     // Both run on the same event loops: L7's HTTP/1.x pass-through is an L4 relay that reads the heads.
-                    var loops = _tcpLoops ??= [.. Enumerable.Range(0, _options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))];
+                    var loops = _tcpLoops ??= TcpVipListener.StartLoops(_options);
                     IVipListener proxy = listener.Protocol == "http"
                         ? await HttpVipListener.StartAsync(listener with { Backends = [] }, _options, loops)
                         : new TcpVipListener(listener with { Backends = [] }, _options, loops);

@@ -19,6 +19,14 @@ public sealed record LoadBalancerOptions
     /// </summary>
     public int L4Threads { get; init; } = 1;
 
+    /// <summary>
+    /// How long an event loop (L4 and L7) that has run out of events keeps polling for the next before it sleeps
+    /// (HAProxy's `busy-polling`, Linux's busy_poll, bounded): under load the next event is microseconds away, and a loop
+    /// that sleeps for it is woken late. Default 20 µs; zero sleeps at once, for the least CPU on a host shared with
+    /// busy instances.
+    /// </summary>
+    public TimeSpan BusyPoll { get; init; } = TimeSpan.FromMicroseconds(20);
+
     /// <summary>A tcp (L4) connection with no byte in either direction for this long is closed (HAProxy's `timeout client`). Default 5 min.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 

@@ -2,7 +2,7 @@ namespace Heddle.Contracts.Timing;
 
 /// <summary>
 /// One clock for a process with thousands of timers of the same few periods: every timer made on it is kept on one wheel
-/// turned by a single timer of the clock underneath, each <see cref="Resolution"/>, instead of being a timer of the
+/// turned by a single timer of the clock underneath, at most each <see cref="Resolution"/>, instead of being a timer of the
 /// runtime each. The runtime's timer queue walks its near timers each time one fires, under one lock for them all:
 /// <list type="bullet">
 /// <item>a hollow node has about four periodic timers (fencing's ten times a second among them): 5,000 nodes in one
@@ -12,6 +12,8 @@ namespace Heddle.Contracts.Timing;
 /// </list>
 /// A timer here fires up to one <see cref="Resolution"/> late, never early; its callback runs on the thread pool, as the
 /// runtime's do. A process with a few timers keeps the runtime's.
+/// The wheel turns only towards a tick that has a timer due: its one runtime timer is set for the nearest, so a clock
+/// whose timers are seconds apart (a balancer probing a few backends) does not wake the process every resolution.
 /// </summary>
 public sealed class SharedClock : TimeProvider, IDisposable
 {
@@ -26,6 +28,8 @@ public sealed class SharedClock : TimeProvider, IDisposable
     private readonly ITimer _turning;
     private readonly Action<TimerCallback, object?> _run;
     private long _turned; // the last wheel tick whose slot was taken
+    private long _armed = long.MaxValue; // the tick the turning timer is set for; MaxValue when it is not set
+    private bool _disposed;
 
     public SharedClock(TimeProvider inner, TimeSpan resolution)
         : this(inner, resolution, static (callback, state) => ThreadPool.UnsafeQueueUserWorkItem(s => callback(s), state, preferLocal: false))
@@ -48,7 +52,7 @@ public sealed class SharedClock : TimeProvider, IDisposable
             _wheel[i] = [];
         }
 
-        _turning = inner.CreateTimer(_ => Turn(), null, resolution, resolution);
+        _turning = inner.CreateTimer(_ => Turn(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>How late at most a timer fires.</summary>
@@ -70,23 +74,76 @@ public sealed class SharedClock : TimeProvider, IDisposable
         return timer;
     }
 
-    public void Dispose() => _turning.Dispose();
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+        }
+
+        _turning.Dispose();
+    }
 
     /// <summary>The wheel tick now: how many resolutions have passed since the clock started.</summary>
     private long Now() => (_inner.GetTimestamp() - _started) / _resolutionTicks;
 
-    /// <summary>The tick a wait of <paramref name="wait"/> from <paramref name="from"/> ends at: rounded up, and at least the next.</summary>
-    private long After(long from, TimeSpan wait) =>
-        from + Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds * _inner.TimestampFrequency / _resolutionTicks));
+    /// <summary>The time now, in the inner clock's timestamp units since the clock started.</summary>
+    private long Elapsed() => _inner.GetTimestamp() - _started;
 
-    private void Schedule(SharedTimer timer, int version, long due)
+    private long Span(TimeSpan wait) => (long)Math.Ceiling(Math.Max(0, wait.TotalSeconds) * _inner.TimestampFrequency);
+
+    /// <summary>Puts the timer on the wheel for <paramref name="at"/> (timestamp units since the start): in the first tick that begins at or after it.</summary>
+    private void Schedule(SharedTimer timer, int version, long at)
     {
         lock (_lock)
         {
             // Never into a slot already taken: a tick that has passed is the next one to be taken.
-            due = Math.Max(due, _turned + 1);
-            _wheel[due % Slots].Add(new Entry(timer, version, due));
+            var due = Math.Max((at + _resolutionTicks - 1) / _resolutionTicks, _turned + 1);
+            _wheel[due % Slots].Add(new Entry(timer, version, due, at));
+            if (due < _armed)
+            {
+                Arm(due);
+            }
         }
+    }
+
+    /// <summary>Sets the turning timer for <paramref name="tick"/> (under the lock): at least a millisecond away, as a timer that fires a little early only turns again.</summary>
+    private void Arm(long tick)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _armed = tick;
+        var wait = _started + (tick * _resolutionTicks) - _inner.GetTimestamp();
+        var milliseconds = Math.Max(1, (long)Math.Ceiling(wait * 1000.0 / _inner.TimestampFrequency));
+        _turning.Change(TimeSpan.FromMilliseconds(milliseconds), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// The nearest tick after the last one taken that has a timer due (under the lock): the first slot holding an entry
+    /// due on this round of the wheel; when none does, the earliest entry of all, on a later round. Entries of timers
+    /// changed since are counted too: they cost a turn that finds nothing.
+    /// </summary>
+    private long NextDue()
+    {
+        var earliest = long.MaxValue;
+        for (var ahead = 1; ahead <= Slots; ahead++)
+        {
+            var tick = _turned + ahead;
+            foreach (var entry in _wheel[tick % Slots])
+            {
+                if (entry.Due == tick)
+                {
+                    return tick;
+                }
+
+                earliest = Math.Min(earliest, entry.Due);
+            }
+        }
+
+        return earliest;
     }
 
     /// <summary>Takes every slot up to now (more than one when this turn came late), and fires what is due in them.</summary>
@@ -96,7 +153,8 @@ public sealed class SharedClock : TimeProvider, IDisposable
         List<Entry>? due = null;
         lock (_lock)
         {
-            for (var tick = _turned + 1; tick <= now; tick++)
+            // After a long sleep each slot is taken once, at the last of the ticks that fall on it: what is due there by then fires.
+            for (var tick = Math.Max(_turned + 1, now - Slots + 1); tick <= now; tick++)
             {
                 var slot = _wheel[tick % Slots];
                 var kept = 0;
@@ -117,15 +175,21 @@ public sealed class SharedClock : TimeProvider, IDisposable
             }
 
             _turned = Math.Max(_turned, now);
+            _armed = long.MaxValue;
+            var next = NextDue();
+            if (next != long.MaxValue)
+            {
+                Arm(next);
+            }
         }
 
         foreach (var entry in due ?? [])
         {
-            entry.Timer.Fire(entry.Version, entry.Due);
+            entry.Timer.Fire(entry.Version, entry.At);
         }
     }
 
-    private readonly record struct Entry(SharedTimer Timer, int Version, long Due);
+    private readonly record struct Entry(SharedTimer Timer, int Version, long Due, long At);
 
     private sealed class SharedTimer(SharedClock clock, TimerCallback callback, object? state) : ITimer
     {
@@ -153,14 +217,17 @@ public sealed class SharedClock : TimeProvider, IDisposable
 
             if (dueTime != Timeout.InfiniteTimeSpan)
             {
-                clock.Schedule(this, version, clock.After(clock.Now(), dueTime < TimeSpan.Zero ? TimeSpan.Zero : dueTime));
+                clock.Schedule(this, version, clock.Elapsed() + clock.Span(dueTime));
             }
 
             return true;
         }
 
-        /// <summary>Runs the callback on the pool; a periodic timer is put back on the wheel one period after the tick it was due at.</summary>
-        public void Fire(int version, long due)
+        /// <summary>
+        /// Runs the callback on the pool; a periodic timer is put back on the wheel one period after the time it was due
+        /// at (so it does not drift), or one period from now when it has fallen a whole period behind (as the runtime's do).
+        /// </summary>
+        public void Fire(int version, long at)
         {
             TimeSpan period;
             lock (_gate)
@@ -175,7 +242,9 @@ public sealed class SharedClock : TimeProvider, IDisposable
 
             if (period != Timeout.InfiniteTimeSpan && period > TimeSpan.Zero)
             {
-                clock.Schedule(this, version, clock.After(due, period));
+                var next = at + clock.Span(period);
+                var now = clock.Elapsed();
+                clock.Schedule(this, version, next > now ? next : now + clock.Span(period));
             }
 
             clock._run(callback, state);

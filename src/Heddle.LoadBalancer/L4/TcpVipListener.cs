@@ -45,9 +45,13 @@ internal sealed class TcpVipListener : IVipListener
 
     /// <summary>A listener on loops of its own (<see cref="LoadBalancerOptions.L4Threads"/>; tests, single listeners).</summary>
     public TcpVipListener(VipListener config, LoadBalancerOptions options)
-        : this(config, options, [.. Enumerable.Range(0, options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}"))], owned: true)
+        : this(config, options, StartLoops(options), owned: true)
     {
     }
+
+    /// <summary>The L4 event loops <paramref name="options"/> ask for: <see cref="LoadBalancerOptions.L4Threads"/> of them, each busy-polling as set.</summary>
+    internal static EventLoop[] StartLoops(LoadBalancerOptions options) =>
+        [.. Enumerable.Range(0, options.L4Threads).Select(i => new EventLoop($"heddle-l4-{i}", options.BusyPoll))];
 
     public TcpVipListener(VipListener config, LoadBalancerOptions options, IReadOnlyList<EventLoop> loops)
         : this(config, options, loops, owned: false)

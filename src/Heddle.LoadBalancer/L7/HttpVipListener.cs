@@ -83,7 +83,7 @@ internal sealed class HttpVipListener : IVipListener
         try
         {
             return loops is null
-                ? new HttpVipListener(listener, options, [new EventLoop("heddle-l7")], owned: true, fallback, counters)
+                ? new HttpVipListener(listener, options, [new EventLoop("heddle-l7", options.BusyPoll)], owned: true, fallback, counters)
                 : new HttpVipListener(listener, options, loops, owned: false, fallback, counters);
         }
         catch

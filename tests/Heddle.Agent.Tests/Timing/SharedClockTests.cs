@@ -6,7 +6,7 @@ namespace Heddle.Agent.Tests.Timing;
 /// <summary>
 /// The hollow process's one clock for all its nodes' timers: a timer fires at most one resolution late and never early,
 /// a periodic one keeps its period without drifting, a changed or disposed one does not fire as it was, and one due
-/// beyond a turn of the wheel waits for its time.
+/// beyond a turn of the wheel waits for its time, and a clock whose timers are far apart turns only when one is due.
 /// </summary>
 public sealed class SharedClockTests
 {
@@ -62,6 +62,22 @@ public sealed class SharedClockTests
     }
 
     [Fact]
+    public void APeriodNotAMultipleOfTheResolution_DoesNotDrift()
+    {
+        using var clock = Clock();
+        using var timer = clock.CreateTimer(Record("p"), null, TimeSpan.FromMilliseconds(15), TimeSpan.FromMilliseconds(15));
+
+        Run(300);
+        var seen = _fired;
+
+        Assert.Equal(20, seen.Count);
+        for (var i = 0; i < seen.Count; i++)
+        {
+            Assert.InRange(seen[i].Ms, (i + 1) * 15, ((i + 1) * 15) + Resolution.TotalMilliseconds);
+        }
+    }
+
+    [Fact]
     public void AChangedTimer_FiresOnlyAtItsNewTime_AndADisposedOneNotAtAll()
     {
         using var clock = Clock();
@@ -94,6 +110,56 @@ public sealed class SharedClockTests
         var seen = _fired;
 
         Assert.InRange(seen.Single().Ms, 12_000, 12_000 + Resolution.TotalMilliseconds);
+    }
+
+    [Fact]
+    public void AClockWithTimersFarApart_TurnsOnlyWhenOneIsDue()
+    {
+        var counting = new CountingTime(_time);
+        using var clock = new SharedClock(counting, Resolution, (callback, state) => callback(state));
+        using var probe = clock.CreateTimer(Record("probe"), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        using var idle = clock.CreateTimer(Record("idle"), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+
+        Run(5_000);
+        var seen = _fired;
+
+        Assert.Equal(5, seen.Count);
+        Assert.All(seen, s => Assert.Equal("probe", s.Name));
+        Assert.InRange(counting.Fired, 5, 10); // a turn for each second (and one more when the runtime's timer fires a little early), not one each 10 ms
+    }
+
+    [Fact]
+    public void AClockIdleForMinutes_FiresATimerMadeThenAtItsTime()
+    {
+        using var clock = Clock();
+        _time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromMilliseconds(7)); // nothing to turn for; then a timer made between two ticks
+        using var later = clock.CreateTimer(Record("later"), null, TimeSpan.FromMilliseconds(50), Timeout.InfiniteTimeSpan);
+
+        Run(100);
+        var seen = _fired;
+
+        Assert.InRange(seen.Single().Ms, 600_057, 600_057 + Resolution.TotalMilliseconds);
+    }
+
+    /// <summary>The fake clock, counting how often a timer made on it fires: how often the wheel turned.</summary>
+    private sealed class CountingTime(FakeTimeProvider inner) : TimeProvider
+    {
+        private int _fired;
+
+        public int Fired => Volatile.Read(ref _fired);
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(s =>
+            {
+                Interlocked.Increment(ref _fired);
+                callback(s);
+            }, state, dueTime, period);
     }
 
     [Fact]

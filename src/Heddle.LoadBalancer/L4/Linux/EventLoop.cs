@@ -21,6 +21,11 @@ internal interface IEventHandler
 /// for a handler that has gone is dropped) and a side. Work from other threads is posted and the loop woken through
 /// an eventfd. Timers are a heap of deadlines. A 64 KiB scratch buffer is shared by every handler, since only one
 /// runs at a time.
+/// A loop that finds nothing to do polls epoll again without waiting for a short while (busy polling) before it sleeps:
+/// under load the next event is usually microseconds away, and a loop that sleeps for it waits to be woken and then
+/// for a core. With 32 keep-alive clients through one loop on two shared cores, sleeping at once made about 20,000
+/// sleeps a second against HAProxy's 5,000 and 0.85-0.93x its requests a second; 20 µs of polling made it 1.0x for about
+/// 1 µs more CPU per request. An idle loop spends those microseconds once, after its last event.
 /// </summary>
 internal sealed unsafe class EventLoop : IDisposable
 {
@@ -32,6 +37,7 @@ internal sealed unsafe class EventLoop : IDisposable
     private readonly int _wake;
     private readonly byte* _events;
     private readonly Thread _thread;
+    private readonly long _busyPoll; // in Stopwatch ticks; 0: sleep at once
     private readonly ConcurrentQueue<Action> _posted = new();
     private readonly PriorityQueue<(ulong Token, int Cookie), long> _timers = new();
     private readonly Stack<int> _free = new();
@@ -43,8 +49,11 @@ internal sealed unsafe class EventLoop : IDisposable
     private bool _closed;
     private int _disposed;
 
-    public EventLoop(string name)
+    /// <param name="name">The thread's name.</param>
+    /// <param name="busyPoll">How long the loop polls without waiting before it sleeps; zero sleeps at once.</param>
+    public EventLoop(string name, TimeSpan busyPoll = default)
     {
+        _busyPoll = (long)(Math.Max(0, busyPoll.TotalSeconds) * System.Diagnostics.Stopwatch.Frequency);
         _epoll = Libc.epoll_create1(Libc.EpollCloexec);
         if (_epoll < 0)
         {
@@ -160,9 +169,23 @@ internal sealed unsafe class EventLoop : IDisposable
 
     private void Run()
     {
+        long pollingUntil = 0; // while polling after the last event: until when; 0 when not polling
         while (!_stopping)
         {
-            var count = Libc.epoll_wait(_epoll, _events, MaxEvents, NextTimeout());
+            var timeout = NextTimeout();
+            var polling = timeout != 0 && _busyPoll > 0 && (pollingUntil == 0 || System.Diagnostics.Stopwatch.GetTimestamp() < pollingUntil);
+            var count = Libc.epoll_wait(_epoll, _events, MaxEvents, polling ? 0 : timeout);
+            if (polling && count == 0)
+            {
+                if (pollingUntil == 0)
+                {
+                    pollingUntil = System.Diagnostics.Stopwatch.GetTimestamp() + _busyPoll;
+                }
+
+                continue;
+            }
+
+            pollingUntil = 0;
             if (count < 0)
             {
                 if (Libc.Errno == Libc.EIntr)
