@@ -21,7 +21,7 @@ internal sealed class LbOptionsBinder
     private readonly Option<TimeSpan> _idle = Durations.Option("--lb-idle-timeout", "A tcp connection silent both ways this long is closed", TimeSpan.FromMinutes(5));
     private readonly Option<TimeSpan> _head = Durations.Option("--lb-head-timeout", "An http client that began a request head and has not finished it within this gets 408 and is closed", TimeSpan.FromSeconds(30));
     private readonly Option<int> _perVip = Positive("--lb-max-connections", "Open tcp connections one VIP:port may hold; more are reset", 20_000);
-    private readonly Option<int> _busyPoll = CreateBusyPoll();
+    private readonly Option<int> _busyPoll = BusyPoll.Option("--lb-busy-poll-us", "an event loop");
     private readonly Option<int> _perClient = Positive("--lb-max-connections-per-client", "Open tcp connections one client address may hold on one VIP:port", 1_000);
 
     private static Option<int> Positive(string name, string description, int defaultValue)
@@ -41,24 +41,6 @@ internal sealed class LbOptionsBinder
     {
         var option = new Option<string>("--http-policy") { Description = "How http endpoints pick an instance: RoundRobin (default) or PowerOfTwoChoices", DefaultValueFactory = _ => "RoundRobin" };
         option.AcceptOnlyFromAmong("RoundRobin", "PowerOfTwoChoices");
-        return option;
-    }
-
-    private static Option<int> CreateBusyPoll()
-    {
-        var option = new Option<int>("--lb-busy-poll-us")
-        {
-            Description = "Microseconds an event loop with no events left keeps polling before it sleeps (0: sleep at once, least CPU)",
-            DefaultValueFactory = _ => 20,
-        };
-        option.Validators.Add(r =>
-        {
-            var value = r.GetValueOrDefault<int>();
-            if (value < 0 || value > 1000)
-            {
-                r.AddError($"--lb-busy-poll-us must be between 0 and 1000, not {value}");
-            }
-        });
         return option;
     }
 
