@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Heddle.Testing;
 using Xunit;
 
@@ -118,8 +119,10 @@ public sealed class LoginEndToEndTests : IDisposable
         Assert.True(result.ExitCode == 1, result.ToString());
         // Each controller was given its own 2 s: one after the other, or overlapping when a read asks the second while
         // the first's handshake is slow (a hedged read, on a loaded machine), so no lower bound on the total.
-        Assert.True(result.Stderr.Contains($"cannot reach the controller at {first} (no answer within 2 s)", StringComparison.Ordinal), result.ToString());
-        Assert.True(result.Stderr.Contains($"tried {second} (no answer within 2 s)", StringComparison.Ordinal), result.ToString());
+        // Both took the TCP connection and never answered TLS: the request's 2 s and the connection's 2 s end together, and
+        // which is reported first is a race (a loaded CI machine reported "no connection" for the second twice in a row).
+        Assert.Matches($@"cannot reach the controller at {Regex.Escape(first)} \(no (answer|connection) within 2 s\)", result.Stderr);
+        Assert.Matches($@"tried {Regex.Escape(second)} \(no (answer|connection) within 2 s\)", result.Stderr);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed}: {result}");
     }
 
