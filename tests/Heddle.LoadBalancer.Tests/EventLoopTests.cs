@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Heddle.LoadBalancer.L4.Linux;
+using Heddle.Testing;
 
 namespace Heddle.LoadBalancer.Tests;
 
@@ -13,31 +14,18 @@ public sealed class EventLoopTests
         var thread = Directory.GetDirectories("/proc/self/task").Single(t => File.ReadAllText(Path.Combine(t, "comm")).Trim() == "busy-poll-test");
 
         await loop.InvokeAsync(() => { }).WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.True(await SleepsWithin(thread, TimeSpan.FromSeconds(10)), "the loop polled on with nothing to do: it must sleep once its polling time has passed");
+        await SleepsWithin(thread, TimeSpan.FromSeconds(10));
 
         var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await loop.InvokeAsync(() => loop.Schedule(loop.Register(new TimerOnly(fired)), TimeSpan.FromMilliseconds(20), cookie: 7)).WaitAsync(TimeSpan.FromSeconds(10));
         await fired.Task.WaitAsync(TimeSpan.FromSeconds(10)); // a timer set while it slept wakes it
-        Assert.True(await SleepsWithin(thread, TimeSpan.FromSeconds(10)));
+        await SleepsWithin(thread, TimeSpan.FromSeconds(10));
     }
 
-    /// <summary>Whether the thread is seen asleep (state S in /proc) before the deadline: a loop spinning for ever never is.</summary>
-    private static async Task<bool> SleepsWithin(string thread, TimeSpan deadline)
-    {
-        var until = DateTime.UtcNow + deadline;
-        while (DateTime.UtcNow < until)
-        {
-            var stat = File.ReadAllText(Path.Combine(thread, "stat"));
-            if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('S'))
-            {
-                return true;
-            }
-
-            await Task.Delay(5);
-        }
-
-        return false;
-    }
+    /// <summary>Waits until the thread is seen asleep (state S in /proc): a loop spinning for ever never is, and the wait times out.</summary>
+    private static Task SleepsWithin(string thread, TimeSpan deadline) =>
+        Poll.UntilAsync(() => File.ReadAllText(Path.Combine(thread, "stat")) is var stat && stat[(stat.LastIndexOf(')') + 2)..].StartsWith('S'), deadline,
+            "the loop asleep once its polling time has passed");
 
     private sealed class TimerOnly(TaskCompletionSource fired) : IEventHandler
     {
