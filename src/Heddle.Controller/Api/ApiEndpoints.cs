@@ -252,7 +252,15 @@ internal static class ApiEndpoints
 
     private static List<NodeStatus> Nodes(IClusterStore store, NodeHealthMonitor health)
     {
-        var instances = store.ListInstances();
+        // Counted in one pass over the instances, not one per node: at 2,500 nodes and 25,000 instances a listing per
+        // node walked 62 million records.
+        var placed = new Dictionary<string, (int Instances, int Cpus)>(StringComparer.Ordinal);
+        foreach (var instance in store.ListInstances())
+        {
+            var (count, cpus) = placed.GetValueOrDefault(instance.Node);
+            placed[instance.Node] = (count + 1, cpus + instance.Cpus.Count);
+        }
+
         return [.. store.ListNodes().Select(n => new NodeStatus
         {
             Name = n.Name,
@@ -263,8 +271,8 @@ internal static class ApiEndpoints
             Cores = n.Cores,
             Condition = n.Condition.ToString(),
             LastSeen = n.Condition == NodeCondition.Ready ? health.LastSeen(n.Name) ?? n.LastSeen : n.LastSeen,
-            Instances = instances.Count(i => i.Node == n.Name),
-            AllocatedCpus = instances.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count),
+            Instances = placed.GetValueOrDefault(n.Name).Instances,
+            AllocatedCpus = placed.GetValueOrDefault(n.Name).Cpus,
             Isolation = n.Isolation,
             Drivers = n.Drivers,
             HostImage = n.HostImage,

@@ -75,6 +75,15 @@ public sealed class HollowClusterTests(Xunit.Abstractions.ITestOutputHelper outp
             Assert.All(services, s => Assert.Equal(perService, ready.Count(i => i.Service == s.Name)));
             output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {ready.Count} instances Ready");
 
+            // `heddle nodes` counts each node's instances and CPUs as the instance listing places them.
+            var listed = await cluster.Api.ListNodesAsync();
+            Assert.All(listed, n =>
+            {
+                Assert.Equal(ready.Count(i => i.Node == n.Name), n.Instances);
+                Assert.Equal(ready.Where(i => i.Node == n.Name).Sum(i => i.Cpus.Count), n.AllocatedCpus);
+            });
+            Assert.Equal(ready.Count, listed.Sum(n => n.Instances));
+
             var lost = new[] { 0, 1 }.Select(i => hollow.Options.NodeName(i)).ToHashSet(StringComparer.Ordinal);
             var moved = ready.Where(i => lost.Contains(i.Node)).Select(i => i.Id).ToHashSet(StringComparer.Ordinal);
             Assert.NotEmpty(moved);
