@@ -73,10 +73,10 @@ internal static class ApiEndpoints
         v1.MapGet("/services/{name}", (string name, string? slot, Caller caller, IClusterStore store, ServiceModels models, DeploymentReconciler reconciler, LoadBalancing.VipConflicts conflicts) =>
             Slotted(store, caller, name, slot, key => Results.Ok(Describe(store.GetService(key)!, store, models, reconciler, conflicts))));
         v1.MapDelete("/services/{name}", Delete);
-        v1.MapGet("/instances", (string? service, string? slot, Caller caller, IClusterStore store) =>
+        v1.MapGet("/instances", (string? service, string? slot, Caller caller, IClusterStore store, InstanceListing listing) =>
             service is null
-                ? Results.Ok(caller.IsAdmin ? Instances(store, null) : Visible(store, caller).SelectMany(s => Instances(store, s.Name)).ToList())
-                : Slotted(store, caller, service, slot, key => Results.Ok(Instances(store, key))));
+                ? caller.IsAdmin ? listing.Json(store, store.ListPlacedServices(), everyService: true) : listing.Json(store, [.. Visible(store, caller).Select(s => s.Name)])
+                : Slotted(store, caller, service, slot, key => listing.Json(store, [key])));
         v1.MapGet("/nodes", (IClusterStore store, NodeHealthMonitor health) => Results.Ok(Nodes(store, health)));
         v1.MapDelete("/nodes/{name}", (string name, NodeRemoval removal) => removal.RemoveAsync(name));
         v1.MapGet("/events", Events.GetAsync);
@@ -180,7 +180,7 @@ internal static class ApiEndpoints
 
     internal static ServiceStatus Describe(ServiceRecord service, IClusterStore store, ServiceModels models, DeploymentReconciler? reconciler = null, LoadBalancing.VipConflicts? conflicts = null)
     {
-        var instances = Instances(store, service.Name);
+        var instances = InstanceListing.List(store, service.Name);
         if (!service.Deleting && reconciler is not null)
         {
             // What the configuration asks for and no node could take is listed too, with the allocator's reason.
@@ -219,35 +219,6 @@ internal static class ApiEndpoints
             Upgrade = service.Walk is { } walk ? UpgradeControl.StateOf(walk) : null,
             UpgradeReason = service.Walk?.Reason,
         };
-    }
-
-    internal static List<InstanceStatus> Instances(IClusterStore store, string? service)
-    {
-        var addresses = store.ListNodes().ToDictionary(n => n.Name, n => n.Address, StringComparer.Ordinal);
-        return [.. store.ListInstances(service).Select(i => new InstanceStatus
-        {
-            Id = i.Id,
-            Service = i.Service,
-            Role = i.Role,
-            Index = i.Index,
-            UpgradeDomain = i.UpgradeDomain,
-            Node = i.Node,
-            NodeAddress = addresses.GetValueOrDefault(i.Node),
-            Cpus = i.Cpus,
-            MemoryMiB = i.MemoryMiB,
-            State = i.State.ToString(),
-            Reason = i.Reason,
-            Ports = i.Ports,
-            Restarts = i.Restarts,
-            DiskUsedMiB = i.DiskUsedMiB,
-            DiskSizeMiB = i.DiskSizeMiB,
-            Pid = i.Pid,
-            Generation = i.Generation,
-            Revision = i.Revision,
-            RunningRevision = i.RunningRevision,
-            Draining = i.Draining,
-            Updated = i.Updated,
-        })];
     }
 
     private static List<NodeStatus> Nodes(IClusterStore store, NodeHealthMonitor health)

@@ -62,6 +62,7 @@ internal static class ControllerServices
         services.AddSingleton<Api.Images>();
         services.AddSingleton<Api.HostImages>();
         services.AddSingleton<Api.Swaps>();
+        services.AddSingleton<Api.InstanceListing>();
         services.AddSingleton<Api.UpgradeControl>();
         services.AddSingleton<Api.NodeRemoval>();
         services.AddSingleton<NodeHealthMonitor>();

@@ -103,6 +103,9 @@ public interface IClusterStore : IDisposable
     /// </summary>
     IReadOnlyList<InstanceRecord> ListInstances(string? service = null);
 
+    /// <summary>The services with an instance placed, in ordinal order: what <see cref="ListInstances"/> without a service lists, one service after another.</summary>
+    IReadOnlyList<string> ListPlacedServices();
+
     /// <summary>
     /// One service's placements, in role and index order, without what agents reported (no state, no ports): where its
     /// instances are. The same object for as long as none of its placements change, however many reports come in.

@@ -107,7 +107,7 @@ public sealed partial class KvClusterStore
         if (service is null)
         {
             // Every service's listing, each made again only when that service changed (a reconcile pass lists every instance).
-            return [.. PlacedServices().Order(StringComparer.Ordinal).SelectMany(ListInstances)];
+            return [.. ListPlacedServices().SelectMany(ListInstances)];
         }
 
         // One service's listing is asked for by every goal state that names one of its instances, by each reconcile pass
@@ -150,6 +150,8 @@ public sealed partial class KvClusterStore
 
     public InstanceRecord? GetInstance(string service, string role, int index) =>
         _mirror.Get(Keys.Instance(service, role, index)) is { } entry ? WithStatus(Decode<InstanceRecord>(entry)) : null;
+
+    public IReadOnlyList<string> ListPlacedServices() => [.. PlacedServices().Order(StringComparer.Ordinal)];
 
     /// <summary>The services with an instance placed, from the placements' keys (a service's keys are next to each other in key order).</summary>
     private List<string> PlacedServices()
