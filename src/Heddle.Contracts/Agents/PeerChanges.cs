@@ -50,6 +50,17 @@ public sealed partial class PeerChanges
 
         foreach (var (service, role) in RolesOf(kept))
         {
+            if (SharedDifference(kept, service, role) is var (sharedChanged, sharedRemoved))
+            {
+                var change = new RolePeerChanges { Service = service, Role = role, Changed = { sharedChanged }, Removed = { sharedRemoved } };
+                if (change.Changed.Count > 0 || change.Removed.Count > 0)
+                {
+                    changes.Roles.Add(change);
+                }
+
+                continue;
+            }
+
             if (SamePeerObjects(kept, service, role))
             {
                 continue; // the controller shares peers between goal states: the same objects in the same order are unchanged

@@ -30,7 +30,7 @@ public sealed record GoalView(long Version, string RebootInto, IReadOnlyList<Goa
 }
 
 /// <summary>An instance's peers: its role's, shared, without the instance itself (found by its index).</summary>
-internal sealed class RolePeers : IReadOnlyList<Peer>
+internal sealed class RolePeers : ISharedPeers
 {
     private readonly Peer[] _role;
     private readonly int _self; // the instance's own position in the role's peers, or -1
@@ -38,8 +38,13 @@ internal sealed class RolePeers : IReadOnlyList<Peer>
     public RolePeers(Peer[] role, int index)
     {
         _role = role;
+        Self = index;
         _self = Array.FindIndex(role, p => p.Index == index);
     }
+
+    public Peer[] Role => _role;
+
+    public int Self { get; }
 
     public int Count => _self < 0 ? _role.Length : _role.Length - 1;
 

@@ -170,8 +170,23 @@ public sealed partial class KvClusterStore
         return names;
     }
 
-    private static InstanceRecord[] Sorted(IEnumerable<InstanceRecord> instances) =>
-        [.. instances.OrderBy(i => i.Service, StringComparer.Ordinal).ThenBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+    /// <summary>In service, role and index order; an instance's three are its own, so the order is total. Sorted in place, not
+    /// through LINQ's keyed sort (a twentieth of the deploying controller's time went there, a listing made for each report).</summary>
+    private static InstanceRecord[] Sorted(IEnumerable<InstanceRecord> instances)
+    {
+        InstanceRecord[] sorted = [.. instances];
+        Array.Sort(sorted, static (a, b) =>
+        {
+            var order = string.CompareOrdinal(a.Service, b.Service);
+            if (order == 0)
+            {
+                order = string.CompareOrdinal(a.Role, b.Role);
+            }
+
+            return order != 0 ? order : a.Index.CompareTo(b.Index);
+        });
+        return sorted;
+    }
 
     /// <summary>The last listing of each service's instances, with the versions of its placements and reports it was made at (records are immutable, so a listing is shared).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Listing> _listings = new(StringComparer.Ordinal);

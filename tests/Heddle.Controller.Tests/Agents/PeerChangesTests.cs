@@ -135,6 +135,33 @@ public sealed class PeerChangesTests : IDisposable
     }
 
     [Fact]
+    public void Between_PeersAsSharedRoleArrays_GiveWhatComparingEachInstancesPeersGives_AndEachPairOfArraysIsComparedOnce()
+    {
+        var random = new Random(29);
+        for (var round = 0; round < 300; round++)
+        {
+            // A role of up to 12 peers in one array per version, as the controller shares them; one to three of its
+            // instances on this node, each with the array less itself; some peers changed, gone or new in the next array.
+            var sent = Enumerable.Range(0, random.Next(1, 12)).Select(i => Peer($"a/web/{i}", i, ready: random.Next(2) == 0)).ToArray();
+            var next = sent.Where(_ => random.Next(5) > 0)
+                .Select(p => random.Next(3) == 0 ? new Peer(p) { Ready = !p.Ready } : random.Next(4) == 0 ? new Peer(p) { Address = "127.0.9.3" } : p)
+                .Concat(Enumerable.Range(12, random.Next(3)).Select(i => Peer($"a/web/{i}", i, ready: true))).ToArray();
+            var here = Enumerable.Range(0, 14).OrderBy(_ => random.Next()).Take(random.Next(1, 4)).Order().ToList();
+            GoalEntry Entry(int index, Peer[] role) => new(new InstanceGoal { InstanceId = $"a/web/{index}", Service = "a", Role = "web", Index = index }, new RolePeers(role, index));
+            List<GoalEntry> Copied(List<GoalEntry> entries) => [.. entries.Select(e => e with { Peers = e.Peers.ToList() })];
+            var (before, after) = (here.Select(i => Entry(i, sent)).ToList(), here.Select(i => Entry(i, next)).ToList());
+
+            var shared = PeerChanges.Between(1, 2, before, after, instances: true)!;
+
+            Assert.Equal(PeerChanges.Between(1, 2, Copied(before), Copied(after), instances: true), shared);
+            var whole = new GoalView(1, string.Empty, before).ToGoalState();
+            Assert.Equal(new GoalView(2, string.Empty, after).ToGoalState(), shared.ApplyTo(whole));
+            Assert.Equal(shared, PeerChanges.Between(1, 2, before, after, instances: true)); // the kept difference, again
+            Assert.Empty(PeerChanges.Between(1, 2, before, [.. here.Select(i => Entry(i, sent))], instances: true)!.Roles);
+        }
+    }
+
+    [Fact]
     public async Task Between_AScaleThatPlacesAnInstanceHere_SendsItWhole_AndTheRelabelledOneWithoutItsPeers()
     {
         await ClusterAsync(instances: 3); // one instance of the role on each node
