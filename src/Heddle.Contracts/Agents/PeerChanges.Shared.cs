@@ -88,46 +88,11 @@ public sealed partial class PeerChanges
         }
 
         var (changed, removed) = (new List<Peer>(), new List<Peer>());
-        var (x, y) = (0, 0);
-        while (x < sent.Length || y < next.Length)
-        {
-            var order = x == sent.Length ? 1 : y == next.Length ? -1 : Compare(sent[x], next[y]);
-            if (order < 0)
-            {
-                removed.Add(sent[x++]);
-                continue;
-            }
-
-            if (order > 0 || !(ReferenceEquals(sent[x], next[y]) || sent[x].Equals(next[y])))
-            {
-                changed.Add(next[y]);
-            }
-
-            if (order == 0)
-            {
-                x++;
-            }
-
-            y++;
-        }
-
+        Difference(sent, next, removed.Add, changed.Add);
         removed.Sort((a, b) => string.CompareOrdinal(a.InstanceId, b.InstanceId));
         var made = new RoleDiff(sent, [.. changed], [.. removed]);
         // Racing callers may each add theirs: the same difference, kept twice at worst.
         Diffs.AddOrUpdate(next, known is null ? [made] : [made, .. known.Take(DiffsKept - 1)]);
         return made;
-    }
-
-    private static bool InIndexOrder(Peer[] peers)
-    {
-        for (var j = 1; j < peers.Length; j++)
-        {
-            if (Compare(peers[j - 1], peers[j]) >= 0)
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

@@ -159,30 +159,7 @@ public sealed partial class PeerChanges
                 told = [.. changed.Select(p => p.InstanceId), .. removed];
             }
 
-            var (before, after) = (sent.Peers, next.Peers);
-            var (x, y) = (0, 0);
-            while (x < before.Count || y < after.Count)
-            {
-                var order = x == before.Count ? 1 : y == after.Count ? -1 : Compare(before[x], after[y]);
-                if (order < 0)
-                {
-                    Tell(removed, before[x].InstanceId, before[x].InstanceId);
-                    x++;
-                    continue;
-                }
-
-                if (order > 0 || !(ReferenceEquals(before[x], after[y]) || before[x].Equals(after[y])))
-                {
-                    Tell(changed, after[y], after[y].InstanceId);
-                }
-
-                if (order == 0)
-                {
-                    x++;
-                }
-
-                y++;
-            }
+            Difference(sent.Peers, next.Peers, p => Tell(removed, p.InstanceId, p.InstanceId), p => Tell(changed, p, p.InstanceId));
         }
 
         return (changed, removed);
@@ -198,6 +175,47 @@ public sealed partial class PeerChanges
 
     private static int Compare(Peer a, Peer b) => a.Index != b.Index ? a.Index.CompareTo(b.Index) : string.CompareOrdinal(a.InstanceId, b.InstanceId);
 
+    /// <summary>Walks two peer lists in index order side by side: each peer only in <paramref name="before"/> is removed, each new or different one in <paramref name="after"/> changed.</summary>
+    private static void Difference(IReadOnlyList<Peer> before, IReadOnlyList<Peer> after, Action<Peer> removed, Action<Peer> changed)
+    {
+        var (x, y) = (0, 0);
+        while (x < before.Count || y < after.Count)
+        {
+            var order = x == before.Count ? 1 : y == after.Count ? -1 : Compare(before[x], after[y]);
+            if (order < 0)
+            {
+                removed(before[x++]);
+                continue;
+            }
+
+            if (order > 0 || !(ReferenceEquals(before[x], after[y]) || before[x].Equals(after[y])))
+            {
+                changed(after[y]);
+            }
+
+            if (order == 0)
+            {
+                x++;
+            }
+
+            y++;
+        }
+    }
+
+    /// <summary>Whether the peers are in strict index order (what <see cref="Difference"/> needs).</summary>
+    private static bool InIndexOrder(IReadOnlyList<Peer> peers)
+    {
+        for (var j = 1; j < peers.Count; j++)
+        {
+            if (Compare(peers[j - 1], peers[j]) >= 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Whether every kept instance of the role lists its peers in index order in both goal states (what <see cref="Walk"/> needs).</summary>
     private static bool InIndexOrder(List<(GoalEntry Sent, GoalEntry Next)> kept, string service, string role)
     {
@@ -208,15 +226,9 @@ public sealed partial class PeerChanges
                 continue;
             }
 
-            foreach (var instance in (ReadOnlySpan<GoalEntry>)[sent, next])
+            if (!InIndexOrder(sent.Peers) || !InIndexOrder(next.Peers))
             {
-                for (var j = 1; j < instance.Peers.Count; j++)
-                {
-                    if (Compare(instance.Peers[j - 1], instance.Peers[j]) >= 0)
-                    {
-                        return false;
-                    }
-                }
+                return false;
             }
         }
 

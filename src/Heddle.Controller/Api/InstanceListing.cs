@@ -13,11 +13,12 @@ namespace Heddle.Controller.Api;
 /// Instances as the API shows them (<see cref="InstanceStatus"/>: the record with its node's address), and
 /// <c>GET /v1/instances</c> written from JSON kept per service.
 /// <para>
-/// Made and serialised afresh for every call, a listing of 25,000 instances took the controller 1.5–3.6 s, 0.1–1.5 s of
-/// it paused for garbage collection, for each call of a client polling it; the goal states and reports waiting behind
-/// those pauses were what made a heal slow. The store hands out a service's listing as the same array until one of its
-/// placements or reports changes, so each service's part of the JSON is kept with the array it was made from, and a
-/// call serialises only the services that changed since the last.
+/// Made and serialised afresh for every call, a listing of 25,000 instances was built and serialised whole for each call
+/// of a client polling it. The store hands out a service's listing as the same array until one of its placements or
+/// reports changes, so each service's part of the JSON is kept with the array it was made from, and a call serialises
+/// only the services that changed since the last. (The call still takes seconds at that size while the controller is
+/// busy: most of it is the 15 MB answer reaching a client on the same cores, and pauses for collections caused by the
+/// rest of the controller's work.)
 /// </para>
 /// </summary>
 public sealed class InstanceListing(IOptions<JsonOptions> json)
@@ -38,9 +39,6 @@ public sealed class InstanceListing(IOptions<JsonOptions> json)
 
     /// <summary>One service's instances as JSON (the array's items, without its brackets), with the listing and addresses it was made from.</summary>
     private sealed record Part(IReadOnlyList<InstanceRecord> Listing, Dictionary<string, string?> Addresses, ReadOnlyMemory<byte> Json);
-
-    /// <summary>Each node's address by name.</summary>
-    public static IReadOnlyDictionary<string, string?> AddressesOf(IClusterStore store) => Addresses(store);
 
     private static Dictionary<string, string?> Addresses(IClusterStore store)
     {
