@@ -26,11 +26,21 @@ internal static class HealTimeline
         return all;
     }
 
-    /// <summary>Adds heal_down_first_s, heal_down_last_s, heal_placed_last_s and heal_ready_last_s to the figures.</summary>
-    public static async Task TakeAsync(HeddleApiClient api, long after, DateTimeOffset dropped, Dictionary<string, object> figures)
+    /// <summary>
+    /// Adds heal_down_first_s, heal_down_last_s, heal_placed_last_s and heal_ready_last_s to the figures; with
+    /// <paramref name="logs"/>, writes every event of the heal there (heal-events.tsv: seconds after the drop, kind, subject, message).
+    /// </summary>
+    public static async Task TakeAsync(HeddleApiClient api, long after, DateTimeOffset dropped, Dictionary<string, object> figures, string? logs = null)
     {
         var events = await AllAfterAsync(api, after);
         double Since(DateTimeOffset at) => (at - dropped).TotalSeconds;
+        if (logs is not null)
+        {
+            Directory.CreateDirectory(logs);
+            await File.WriteAllLinesAsync(Path.Combine(logs, "heal-events.tsv"),
+                events.Select(e => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Since(e.Time):0.000}\t{e.Kind}\t{e.Subject}\t{e.Message}")));
+        }
+
         var down = events.Where(e => e.Kind == "NodeDown").Select(e => Since(e.Time)).ToList();
         var moved = events.Where(e => e.Kind == "InstanceMoved").ToList();
         var movedIds = moved.Select(e => e.Subject).ToHashSet(StringComparer.Ordinal);

@@ -264,7 +264,7 @@ internal static class ScaleHarness
                 await hollow.StandardInput.FlushAsync();
                 await AllReadyAsync(api, o.Instances, i => !lost.Contains(i.Node), TimeSpan.FromSeconds(120 + o.Instances / 20.0));
                 figures["heal_beyond_timeout_s"] = clock.Elapsed.TotalSeconds - o.NodeTimeoutSeconds;
-                await HealTimeline.TakeAsync(api, mark, dropped, figures);
+                await HealTimeline.TakeAsync(api, mark, dropped, figures, o.Logs);
 
                 var scaled = PerService + PerService / 10;
                 clock.Restart();

@@ -21,6 +21,11 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
     /// <summary>Since when a node this controller has not heard from counts as silent: two timeouts' grace from the start of judging.</summary>
     private DateTimeOffset _silentSince = time.GetUtcNow() + options.NodeTimeout;
     private readonly SemaphoreSlim _judging = new(1, 1);
+    private long _ticks;
+    private long _walks;
+
+    /// <summary>How many ticks <see cref="RunAsync"/> has taken, and how many times the nodes were walked (for tests).</summary>
+    internal (long Ticks, long Walks) Counts => (Interlocked.Read(ref _ticks), Interlocked.Read(ref _walks));
 
     public void Seen(string node) => _lastSeen[node] = time.GetUtcNow();
 
@@ -53,18 +58,37 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
         var (here, shared) => here ?? shared,
     };
 
-    /// <summary>Judges nodes until the token is cancelled (this controller stops leading, or stops).</summary>
+    /// <summary>How often <see cref="RunAsync"/> looks: a hundredth of the node timeout (100 ms at the default 10 s), between 20 and 250 ms.</summary>
+    internal static TimeSpan TickOf(TimeSpan nodeTimeout) => TimeSpan.FromMilliseconds(Math.Clamp(nodeTimeout.TotalMilliseconds / 100, 20, 250));
+
+    /// <summary>
+    /// Judges nodes until the token is cancelled (this controller stops leading, or stops). It looks every
+    /// <see cref="TickOf"/>, so a node is judged Down within a tick of its timeout, but walks the nodes only once the
+    /// earliest a node could be due has come (or a node record changed): a node's silence only grows by being heard
+    /// less, and what postpones a verdict (a heartbeat, a stall, a later grace) only moves it later. At 1 Hz heartbeats
+    /// the oldest heartbeat is about a second old, so a walk comes about once per node timeout, not once per tick: a walk
+    /// a second cost every node of the cluster every second, and a node lost just after a walk waited a whole second more.
+    /// </summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         _silentSince = time.GetUtcNow() + options.NodeTimeout;
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(options.NodeTimeout.TotalMilliseconds / 10, 50, 1000));
+        var period = TickOf(options.NodeTimeout);
         using var timer = new PeriodicTimer(period, time);
         var due = time.GetUtcNow() + period;
+        var next = DateTimeOffset.MinValue;
+        var walked = -1L; // the store's node records as of the last walk: one joined, came back or was set Ready by another controller since is walked at once
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            NoteTick(due, time.GetUtcNow());
-            await JudgeAsync();
+            var now = time.GetUtcNow();
+            NoteTick(due, now);
+            if (now >= next || store.NodesVersion != walked)
+            {
+                walked = store.NodesVersion; // before the walk: a change during it is walked again at the next tick
+                next = await JudgeAsync();
+            }
+
             due = time.GetUtcNow() + period;
+            Interlocked.Increment(ref _ticks);
         }
     }
 
@@ -198,13 +222,16 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
         }
     }
 
-    /// <summary>Judges every Ready node once: Down when no controller has heard from it within the node timeout (<see cref="RunAsync"/> does this every tick).</summary>
-    public async Task JudgeAsync()
+    /// <summary>
+    /// Judges every Ready node once: Down when no controller has heard from it within the node timeout. Returns the
+    /// earliest time a node left Ready could be judged Down, were it heard no more (<see cref="RunAsync"/> walks again then).
+    /// </summary>
+    public async Task<DateTimeOffset> JudgeAsync()
     {
         await _judging.WaitAsync();
         try
         {
-            await CheckNodesAsync();
+            return await CheckNodesAsync();
         }
         finally
         {
@@ -212,18 +239,27 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
         }
     }
 
-    private async Task CheckNodesAsync()
+    private async Task<DateTimeOffset> CheckNodesAsync()
     {
         var now = time.GetUtcNow();
         var downs = new List<Task<bool>>();
-        foreach (var node in store.ListNodes().Where(n => n.Condition == NodeCondition.Ready))
+        var earliest = DateTimeOffset.MaxValue;
+        Interlocked.Increment(ref _walks);
+        foreach (var node in store.ListNodes())
         {
+            if (node.Condition != NodeCondition.Ready)
+            {
+                continue;
+            }
+
             // Heard here, or by another controller the node is connected to (it says so in the store).
             // Never before the grace of this term: what this controller heard before it last led may be from long ago (it was cut off).
             var heard = LastHeard(node.Name) ?? DateTimeOffset.MinValue;
             var seen = heard > _silentSince ? heard : _silentSince;
-            if (now - seen - StalledSince(seen) <= options.NodeTimeout)
+            var dueAt = seen + StalledSince(seen) + options.NodeTimeout;
+            if (now <= dueAt)
             {
+                earliest = dueAt < earliest ? dueAt : earliest;
                 continue;
             }
 
@@ -235,6 +271,8 @@ public sealed partial class NodeHealthMonitor(IClusterStore store, ControllerOpt
                 told: new NewEvent(EventKind.NodeDown, node.Name, $"node {node.Name} is Down: no heartbeat for {(now - seen).TotalSeconds:0.0} s (timeout {options.NodeTimeout.TotalSeconds:0.#} s)")));
         }
 
+        // A verdict not written (the store refused it: this controller no longer leads) is reached again at the next tick.
         await Task.WhenAll(downs);
+        return downs.Count > 0 && downs.Any(d => !d.Result) ? now : earliest;
     }
 }
