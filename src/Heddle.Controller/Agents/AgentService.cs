@@ -187,7 +187,7 @@ public sealed partial class AgentService(
         // What the node reported and the store has not taken yet (all of it, once the node has joined).
         async Task RecordAsync()
         {
-            foreach (var report in pendingHello is null ? unsent.Values.ToList() : [])
+            foreach (var report in pendingHello is null && unsent.Count > 0 ? unsent.Values.ToList() : []) // a heartbeat makes no list
             {
                 if (!await TryAsync(() => ReportAsync(node, report, streamSession)))
                 {

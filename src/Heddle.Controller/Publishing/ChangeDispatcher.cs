@@ -15,8 +15,8 @@ namespace Heddle.Controller.Publishing;
 /// <item>An event stored: published to followers; the views rebuilt (a burst costs one rebuild).</item>
 /// <item>A service record: the service queued (not for the reconciler's own commits: it looks again when it needs to);
 /// its nodes sent their goal states when it appears, goes, is being deleted or changes uid.</item>
-/// <item>A placement: the service queued (not the reconciler's own); the nodes of the service's instances, and the node
-/// an instance left, sent their goal states (which hold the instances and their peers).</item>
+/// <item>A placement: the service queued (not the reconciler's own); the node the instance is placed on and the node it
+/// left sent their goal states at once, the nodes of the service's other instances after the peer delay (their peers).</item>
 /// <item>A report: the service queued when the instance's state, restarts or running revision changed (a health gate, a
 /// deployment finished); the role's other instances' nodes told after the peer delay when its readiness or ports changed.</item>
 /// <item>A node record changed but for when it was seen (joined, Down, back, drained, removed): the services on it and
@@ -59,6 +59,7 @@ public sealed class ChangeDispatcher
     private void OnCommitted(IReadOnlyList<StoreChange> changes)
     {
         var services = new HashSet<string>(StringComparer.Ordinal); // whose nodes get their goal states
+        var peers = new HashSet<string>(StringComparer.Ordinal); // whose nodes get their goal states after the peer delay
         var nodes = new HashSet<string>(StringComparer.Ordinal);
         var all = false;
         foreach (var change in changes)
@@ -84,10 +85,18 @@ public sealed class ChangeDispatcher
                     break;
                 case RecordKind.Instance:
                     Queue(change.Name, queue);
-                    services.Add(change.Name);
-                    if (change.Placement?.Before?.Node is { } left)
+                    if (change.Placement is { } placement)
                     {
-                        nodes.Add(left);
+                        // The node it is placed on and the node it left are told at once; the role's other nodes see it
+                        // among their peers after the peer delay, as they see a report. Told at once too, the nodes of
+                        // every service a node loss touched (a hundred each) were each sent a goal state per instance
+                        // placed elsewhere, and the nodes given those instances waited their turn behind them all.
+                        nodes.UnionWith(NodesOf(placement));
+                        peers.Add(change.Name);
+                    }
+                    else
+                    {
+                        services.Add(change.Name);
                     }
 
                     break;
@@ -146,7 +155,16 @@ public sealed class ChangeDispatcher
         {
             _agents.Notify(nodes);
         }
+
+        peers.ExceptWith(services);
+        foreach (var service in peers)
+        {
+            _agents.NotifyPeers(_store.ListPlacements(service).Select(i => i.Node).Where(n => !nodes.Contains(n)).Distinct(StringComparer.Ordinal));
+        }
     }
+
+    private static IEnumerable<string> NodesOf(Change<InstanceRecord> placement) =>
+        new[] { placement.Before?.Node, placement.After?.Node }.Where(n => !string.IsNullOrEmpty(n)).Select(n => n!);
 
     private void Queue(string service, bool queue)
     {

@@ -205,6 +205,40 @@ public sealed class ChangeDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task AnInstancePlacedElsewhere_ItsNewNodeIsToldAtOnce_TheRolesOtherNodesAfterThePeerDelay()
+    {
+        var (_, _, _, agents, reconciler) = Dispatch(_here, _time);
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            await NodeAsync(_here, node);
+        }
+
+        await DeployAsync(_here, "shop", instances: 2);
+        await reconciler.ReconcileAsync("shop");
+        var placed = _here.ListInstances("shop").Select(i => i.Node).ToList();
+        var spare = new[] { "n1", "n2", "n3" }.Except(placed).Single();
+        var (lost, peer) = (placed[0], placed[1]);
+        var spareSession = agents.Open(spare);
+        var peerSession = agents.Open(peer);
+        spareSession.TakeChanged();
+        peerSession.TakeChanged();
+
+        await _here.SetNodeConditionAsync(lost, NodeCondition.Down, _time.GetUtcNow());
+        await reconciler.ReconcileAsync("shop");
+        Assert.Contains(spare, _here.ListInstances("shop").Select(i => i.Node));
+
+        // The node given the instance hears of it at once; the other instance's node sees its new peer a peer delay later.
+        Contracts.Agents.GoalState? given = null;
+        await UntilAsync(() => (given ??= spareSession.TakeChanged()?.ToGoalState()) is not null, "the spare node was sent its goal state");
+        Assert.Single(given!.Instances);
+        Assert.Null(peerSession.TakeChanged());
+        _time.Advance(AgentSessions.DefaultPeerDelay);
+        Contracts.Agents.GoalState? told = null;
+        await UntilAsync(() => (told ??= peerSession.TakeChanged()?.ToGoalState()) is not null, "the peer's node was sent its goal state after the delay");
+        Assert.Equal(spare, Assert.Single(told!.Instances.Single().Peers).Node);
+    }
+
+    [Fact]
     public async Task ACommitsEvents_AreStoredBeforeTheFeedTellsOfIt()
     {
         var package = await PackageAsync(_here, "shop");
@@ -230,12 +264,12 @@ public sealed class ChangeDispatcherTests : IDisposable
         Assert.Equal(("default", (long?)_here.GetService("shop")!.Incarnation), (accepted.Tenant, accepted.Incarnation));
     }
 
-    private (EventLog Events, WorkQueue Queue, DnsRecordSource Dns, AgentSessions Agents, DeploymentReconciler Reconciler) Dispatch(KvClusterStore store)
+    private (EventLog Events, WorkQueue Queue, DnsRecordSource Dns, AgentSessions Agents, DeploymentReconciler Reconciler) Dispatch(KvClusterStore store, TimeProvider? sessionsTime = null)
     {
         var models = new ServiceModels(store);
         var events = new EventLog(store);
         var queue = new WorkQueue();
-        var agents = new AgentSessions(new GoalStates(store, models));
+        var agents = new AgentSessions(new GoalStates(store, models), sessionsTime);
         var reconciler = new DeploymentReconciler(store, models, events, new ControllerOptions { StateDirectory = "/nonexistent" }, new AlwaysPublished(), _time,
             NullLogger<DeploymentReconciler>.Instance);
         var dns = new DnsRecordSource(store, models);
