@@ -13,6 +13,34 @@ internal static class HealTimeline
     /// <summary>The id of the newest event now, so that only what follows is read afterwards.</summary>
     public static async Task<long> MarkAsync(HeddleApiClient api) => (await AllAfterAsync(api, 0)).Select(e => e.Id).DefaultIfEmpty(0).Max();
 
+    /// <summary>
+    /// Follows the event feed from after <paramref name="after"/>, as `heddle events -f` does, until every instance of
+    /// <paramref name="moving"/> has been reported Ready on a node not in <paramref name="lost"/>; returns the time on
+    /// <paramref name="clock"/> when it saw the last of them. A listing of every instance polled every 2 s saw the end
+    /// up to 3 s late at 25,000 instances, each listing 15 MB.
+    /// </summary>
+    public static async Task<TimeSpan> FollowUntilMovedAsync(HeddleApiClient api, long after, IReadOnlySet<string> moving, IReadOnlySet<string> lost,
+        System.Diagnostics.Stopwatch clock, CancellationToken ct)
+    {
+        const string ReadyOn = "Ready on node ";
+        var pending = new HashSet<string>(moving, StringComparer.Ordinal);
+        await foreach (var e in api.FollowEventsAsync(after, ct))
+        {
+            if (pending.Count > 0 && e.Kind == "InstanceState" && e.Message.StartsWith(ReadyOn, StringComparison.Ordinal) && pending.Contains(e.Subject)
+                && !lost.Contains(e.Message[ReadyOn.Length..].Split(':')[0]))
+            {
+                pending.Remove(e.Subject);
+            }
+
+            if (pending.Count == 0)
+            {
+                return clock.Elapsed;
+            }
+        }
+
+        throw new InvalidOperationException($"the controller's event feed ended with {pending.Count} moved instances not yet Ready");
+    }
+
     /// <summary>Every event after the id, page by page (the API answers at most 1,000 at a time).</summary>
     private static async Task<List<EventRecord>> AllAfterAsync(HeddleApiClient api, long after)
     {
