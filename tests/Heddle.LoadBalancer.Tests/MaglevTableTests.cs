@@ -47,6 +47,58 @@ public sealed class MaglevTableTests
         Assert.True(movedFromOthers / (double)flows.Length < 0.02, $"{movedFromOthers} flows of remaining backends moved");
     }
 
+    /// <summary>
+    /// The table is the paper's, slot for slot: every backend in turn takes the next free slot of its permutation
+    /// (offset + j × skip) mod M. Two balancers of different versions serving one VIP must build the same table from the
+    /// same backends, so a faster build may not change a single slot.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 65_537)]
+    [InlineData(3, 65_537)]
+    [InlineData(100, 65_537)]
+    [InlineData(7, 251)]
+    [InlineData(250, 251)]
+    public void TheTable_IsMaglevsPopulation_SlotForSlot(int count, int size)
+    {
+        var backends = Enumerable.Range(0, count).Select(i => $"s{i % 7}/web/{i}").ToList();
+        var table = new MaglevTable(backends, size);
+
+        var expected = Population(backends, size);
+        for (var slot = 0; slot < size; slot++)
+        {
+            Assert.Equal(expected[slot], table.Lookup((ulong)slot));
+        }
+    }
+
+    /// <summary>Maglev's population as the paper writes it (Eisenbud et al., NSDI 2016, pseudocode 1).</summary>
+    private static int[] Population(IReadOnlyList<string> backends, int size)
+    {
+        var offset = backends.Select(b => (long)(MaglevTable.Hash(b, 0xA5A5A5A5) % (ulong)size)).ToArray();
+        var skip = backends.Select(b => (long)(MaglevTable.Hash(b, 0x5A5A5A5A) % (ulong)(size - 1)) + 1).ToArray();
+        var next = new long[backends.Count];
+        var entry = Enumerable.Repeat(-1, size).ToArray();
+        var filled = 0;
+        while (true)
+        {
+            for (var i = 0; i < backends.Count; i++)
+            {
+                var c = (offset[i] + (next[i] * skip[i])) % size;
+                while (entry[c] >= 0)
+                {
+                    next[i]++;
+                    c = (offset[i] + (next[i] * skip[i])) % size;
+                }
+
+                entry[c] = i;
+                next[i]++;
+                if (++filled == size)
+                {
+                    return entry;
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Lookup_NoBackends_IsMinusOne()
     {

@@ -38,30 +38,39 @@ internal sealed class MaglevTable
             return;
         }
 
-        var offsets = new long[backends.Count];
-        var skips = new long[backends.Count];
-        var next = new long[backends.Count];
+        // Backend i's permutation is (offset_i + j * skip_i) mod size for j = 0, 1, ...; each backend's place in it is
+        // kept as the slot itself and moved on by one addition (skip < size), not computed again with a multiplication
+        // and a 64-bit division per probe: the same table, several times faster to build (a balancer builds one for
+        // every change of a listener's healthy backends).
+        var positions = new int[backends.Count];
+        var skips = new int[backends.Count];
         for (var i = 0; i < backends.Count; i++)
         {
-            offsets[i] = (long)(Hash(backends[i], 0xA5A5A5A5) % (ulong)size);
-            skips[i] = (long)(Hash(backends[i], 0x5A5A5A5A) % (ulong)(size - 1)) + 1;
+            positions[i] = (int)(Hash(backends[i], 0xA5A5A5A5) % (ulong)size);
+            skips[i] = (int)(Hash(backends[i], 0x5A5A5A5A) % (ulong)(size - 1)) + 1;
         }
 
-        Array.Fill(_slots, -1);
+        var slots = _slots;
+        Array.Fill(slots, -1);
         var filled = 0;
         while (true)
         {
             for (var i = 0; i < backends.Count; i++)
             {
-                var slot = (offsets[i] + (next[i] * skips[i])) % size;
-                while (_slots[slot] >= 0)
+                var slot = positions[i];
+                var skip = skips[i];
+                while (slots[slot] >= 0)
                 {
-                    next[i]++;
-                    slot = (offsets[i] + (next[i] * skips[i])) % size;
+                    slot += skip;
+                    if (slot >= size)
+                    {
+                        slot -= size;
+                    }
                 }
 
-                _slots[slot] = i;
-                next[i]++;
+                slots[slot] = i;
+                slot += skip;
+                positions[i] = slot >= size ? slot - size : slot;
                 if (++filled == size)
                 {
                     return;
