@@ -56,9 +56,12 @@ public sealed record ControllerOptions
 
     /// <summary>
     /// How many services are reconciled at once: their passes plan one at a time, and commit together (one store
-    /// transaction, or one round of etcd requests, for several), which is where a serial loop spent its time.
+    /// transaction, or one round of etcd requests, for several), which is where a serial loop spent its time. A pass
+    /// waits for two store round trips (its instances' generation, then its commit) and plans in about a millisecond,
+    /// so the workers bound how many services a second are healed: with 8, a node loss touching 260 services at 2,500
+    /// nodes was placed elsewhere at about 90 services a second. Default 32.
     /// </summary>
-    public int ReconcileWorkers { get; init; } = 8;
+    public int ReconcileWorkers { get; init; } = 32;
 
     /// <summary>An instance restarted this many times on one node is moved to another. Default 5.</summary>
     public int RestartsBeforeMove { get; init; } = 5;

@@ -64,9 +64,50 @@ public sealed class KvMirror : IAsyncDisposable
     /// lock) after reading a version holds that change or a newer one.</remarks>
     public long VersionOf(string prefix) => _prefixVersions.GetValueOrDefault(prefix);
 
+    /// <summary>How many of the latest changes <see cref="TryChangedSince"/> can tell of.</summary>
+    internal const int ChangesKept = 1 << 16;
+
+    /// <summary>The key changed at each of the latest <see cref="ChangesKept"/> versions, at version % <see cref="ChangesKept"/> (written under the write lock).</summary>
+    private readonly string[] _changedKeys = new string[ChangesKept];
+
+    /// <summary>
+    /// The keys under <paramref name="prefix"/> changed after version <paramref name="since"/>, each with its entry now
+    /// (null when deleted; a key changed twice comes twice), and the version they are as of; false when more changes
+    /// than are kept have passed since (then list whole). A view kept from an earlier listing is brought up to date by
+    /// what changed, not made again from every record.
+    /// </summary>
+    public bool TryChangedSince(string prefix, long since, List<(string Key, KvEntry? Entry)> changed, out long version)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            version = Volatile.Read(ref _version);
+            if (version - since >= ChangesKept || since > version)
+            {
+                return false;
+            }
+
+            for (var at = since + 1; at <= version; at++)
+            {
+                var key = _changedKeys[at % ChangesKept];
+                if (key.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    changed.Add((key, _entries.GetValueOrDefault(key)));
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
     private void NoteChange(string key)
     {
         var version = Interlocked.Increment(ref _version);
+        _changedKeys[version % ChangesKept] = key;
         var end = key.IndexOf('/', StringComparison.Ordinal);
         var prefixes = _prefixVersions.GetAlternateLookup<ReadOnlySpan<char>>(); // no string made for a prefix seen before
         prefixes[end < 0 ? key.AsSpan() : key.AsSpan(0, end + 1)] = version;
