@@ -10,7 +10,7 @@
 #   bench/run.sh swap [--trials N]                         builds heddle and the sample first; production/staging swaps under a client loop
 #   bench/run.sh failover [--trials N]                     builds heddle and the sample first; the leader of 3 controllers killed with -9
 #   bench/run.sh isolation [--trials N]                    as root: an instance's launch with its own disk and namespaces vs without
-#   bench/run.sh scale [--nodes N --instances N --store sqlite|etcd --no-data-planes -o json]  builds heddle first; a controller (etcd: three on a 3-member etcd), a remote `heddle dns` and `heddle lb`, and one `heddle hollow` process
+#   bench/run.sh scale [--nodes N --instances N --store sqlite|etcd --no-data-planes --idle-only --logs DIR -o json]  builds heddle first; a controller (etcd: three on a 3-member etcd), a remote `heddle dns` and `heddle lb`, and one `heddle hollow` process
 #                                                      (defaults 10000 nodes, 100000 instances; run it under `timeout`)
 #   bench/run.sh dashboard [--nodes N --instances N]     the cluster page rendered at 10,000 nodes, against JSON of the same
 #   bench/run.sh store [--commits N]                   commits/s to the SQLite store from 1, 8, 64 writers at once, against SQLite alone

@@ -33,7 +33,8 @@ internal static class ScaleHarness
             Heddle: DeployHarness.Option(args, "--heddle") ?? "artifacts/heddle/heddle",
             Json: DeployHarness.Option(args, "-o") == "json",
             DataPlanes: !args.Contains("--no-data-planes"),
-            Logs: DeployHarness.Option(args, "--logs"));
+            Logs: DeployHarness.Option(args, "--logs"),
+            IdleOnly: args.Contains("--idle-only"));
         if (options.Store is not ("sqlite" or "etcd"))
         {
             Console.Error.WriteLine($"scale: --store is sqlite (one controller) or etcd (three controllers on a 3-member etcd), not '{options.Store}'");
@@ -104,7 +105,9 @@ internal static class ScaleHarness
     /// runs neither), and each service has an input endpoint on a VIP: their CPU per change is measured. Off
     /// (--no-data-planes): the controller's own DNS server, no balancer and no VIPs, as the figures before 12-06 were taken.</param>
     /// <param name="Logs">A folder the logs of every process of the run (controllers, etcd, hollow nodes, data planes) are copied into when it ends.</param>
-    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8, bool DataPlanes = true, string? Logs = null);
+    /// <param name="IdleOnly">Only enrol the nodes and measure them idle (the 10,000-node target), with no deployment.</param>
+    private sealed record Options(int Nodes, int Instances, string Store, int Cores, int NodeTimeoutSeconds, string Heddle, bool Json, int Clients = 8, bool DataPlanes = true,
+        string? Logs = null, bool IdleOnly = false);
 
     /// <summary>Copies the run's *.log files into a folder when disposed (nothing without one).</summary>
     private sealed class LogsKept(TempDirectory home, string? folder) : IDisposable
@@ -177,6 +180,12 @@ internal static class ScaleHarness
             }
 
             Console.Error.WriteLine($"idle: controller {idle.AvgCores:0.00} cores average, {idle.PeakCores:0.00} peak, {idle.PeakRssMiB:0} MiB");
+            if (o.IdleOnly)
+            {
+                figures["store_mib"] = control.StoreMiB();
+                return figures;
+            }
+
             var latency = new LatencyProbe();
             string? probeService = null;
             using var probing = new CancellationTokenSource();
