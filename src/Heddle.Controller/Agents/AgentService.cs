@@ -137,16 +137,18 @@ public sealed partial class AgentService(
         }
         metrics.StreamOpened();
         var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, linked.Token);
+
+        // What the node says is recorded by a task of its own while the stream goes on being read: the node joins (a
+        // store write), then each report is written. Read in turns with the writes, the stream waited a store round trip
+        // per report, and an instance's Downloading, Starting and Ready, sent together, took three of them; now those that
+        // come while a write is on its way wait for the next, and only the newest of an instance's is written.
+        var wake = System.Threading.Channels.Channel.CreateBounded<bool>(new System.Threading.Channels.BoundedChannelOptions(1)
+        {
+            FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite,
+        });
+        var recorder = RecordUntilEndedAsync();
         try
         {
-            // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays connected (so it
-            // does not fence itself and its instances run on), and what it says is written once the store takes it again.
-            if (await TryAsync(async () => streamSession = await JoinAsync(hello)))
-            {
-                pendingHello = null;
-            }
-
-            await RecordAsync();
             while (await requestStream.MoveNext(linked.Token))
             {
                 health.Seen(node);
@@ -158,7 +160,17 @@ public sealed partial class AgentService(
 
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
                 {
-                    unsent[message.Report.InstanceId] = message.Report;
+                    // What waits is kept in memory, one report per instance: an agent naming more instances than a node
+                    // can run (a hostile one, by the million) has the reports of the instances beyond the bound dropped.
+                    lock (unsent)
+                    {
+                        if (unsent.Count < MaxUnsentReports || unsent.ContainsKey(message.Report.InstanceId))
+                        {
+                            unsent[message.Report.InstanceId] = message.Report;
+                        }
+                    }
+
+                    wake.Writer.TryWrite(true);
                 }
 
                 if (message.BodyCase == AgentMessage.BodyOneofCase.RebootRefused && hostRollouts is not null)
@@ -167,12 +179,14 @@ public sealed partial class AgentService(
                     await TryAsync(() => hostRollouts.RefusedAsync(node, refused.Reason.Length > 500 ? refused.Reason[..500] : refused.Reason, linked.Token));
                 }
 
-                if (pendingHello is not null && await TryAsync(async () => streamSession = await JoinAsync(pendingHello)))
+                if (Volatile.Read(ref pendingHello) is not null)
                 {
-                    pendingHello = null;
+                    wake.Writer.TryWrite(true); // the join is tried again with each message while the store cannot take it
                 }
-
-                await RecordAsync();
+                else if (Replaced())
+                {
+                    await linked.CancelAsync();
+                }
             }
         }
         catch (OperationCanceledException)
@@ -180,37 +194,100 @@ public sealed partial class AgentService(
         }
         finally
         {
-            sessions.Close(session);
-            await writer;
+            wake.Writer.TryComplete();
+            try
+            {
+                await recorder;
+            }
+            finally
+            {
+                sessions.Close(session);
+                await writer;
+            }
         }
 
-        // What the node reported and the store has not taken yet (all of it, once the node has joined).
+        async Task RecordUntilEndedAsync()
+        {
+            try
+            {
+                do
+                {
+                    wake.Reader.TryRead(out _);
+                    // The stream outlives a store that cannot take writes (etcd without a quorum): the node stays
+                    // connected (so it does not fence itself and its instances run on), and what it says is written
+                    // once the store takes it again.
+                    if (pendingHello is { } joining && await TryAsync(async () => streamSession = await JoinAsync(joining)))
+                    {
+                        Volatile.Write(ref pendingHello, null);
+                    }
+
+                    await RecordAsync();
+                }
+                while (await wake.Reader.WaitToReadAsync(linked.Token));
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch
+            {
+                await linked.CancelAsync(); // a write that failed otherwise ends the stream, as it did when written in turn
+                throw;
+            }
+        }
+
+        // Whether the node said Hello again since (here or to another controller), so what this stream says is refused:
+        // a stream still open here is one its agent gave up on, or whose Hello was taken late. Ended, it is not heard
+        // again; a live agent says Hello again and is heard on that stream.
+        bool Replaced()
+        {
+            if (Volatile.Read(ref pendingHello) is not null || store.NodeSession(node) == Volatile.Read(ref streamSession))
+            {
+                return false;
+            }
+
+            if (logger is not null)
+            {
+                LogStreamReplaced(logger, node);
+            }
+
+            return true;
+        }
+
+        // What the node reported and the store has not taken yet (all of it, once the node has joined). A report that a
+        // newer one of the same instance replaced while it was written stays for the next round.
         async Task RecordAsync()
         {
-            foreach (var report in pendingHello is null && unsent.Count > 0 ? unsent.Values.ToList() : []) // a heartbeat makes no list
+            List<InstanceReport> pending;
+            lock (unsent)
+            {
+                pending = pendingHello is null && unsent.Count > 0 ? [.. unsent.Values] : [];
+            }
+
+            foreach (var report in pending)
             {
                 if (!await TryAsync(() => ReportAsync(node, report, streamSession)))
                 {
                     break;
                 }
 
-                unsent.Remove(report.InstanceId);
+                lock (unsent)
+                {
+                    if (unsent.TryGetValue(report.InstanceId, out var now) && ReferenceEquals(now, report))
+                    {
+                        unsent.Remove(report.InstanceId);
+                    }
+                }
             }
 
-            if (pendingHello is null && store.NodeSession(node) != streamSession)
+            if (Replaced())
             {
-                // The node said Hello again since (here or to another controller), and what this stream says is refused:
-                // a stream still open here is one its agent gave up on, or whose Hello was taken late. Ended, it is not
-                // heard again; a live agent says Hello again and is heard on that stream.
-                if (logger is not null)
-                {
-                    LogStreamReplaced(logger, node);
-                }
-
                 await linked.CancelAsync();
             }
         }
     }
+
+    /// <summary>How many instances' reports of a stream may wait to be written (a node runs far fewer instances).</summary>
+    internal const int MaxUnsentReports = 4096;
 
     /// <summary>Runs a write; false when the store cannot take it now (it is tried again with the node's next message).</summary>
     private static async Task<bool> TryAsync(Func<Task> write)
