@@ -67,6 +67,9 @@ public sealed partial class NodeIdentity
         }
 
         var (token, pinned) = JoinString.Parse(options.Join);
+        // One key for every attempt: a request that timed out may still have been answered, and the controller gives
+        // the node's certificate again only to the holder of the key it certified (a new key would find the name taken).
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
@@ -74,7 +77,7 @@ public sealed partial class NodeIdentity
             var controller = options.Controllers[(attempt - 1) % options.Controllers.Count];
             try
             {
-                return await EnrolAsync(options, logPort, controller, directory, token, pinned, time, cancellationToken);
+                return await EnrolAsync(options, logPort, controller, directory, token, pinned, key, time, cancellationToken);
             }
             catch (Exception e) when (Unreachable(e) && attempt < 30 && !cancellationToken.IsCancellationRequested)
             {
@@ -88,7 +91,8 @@ public sealed partial class NodeIdentity
     private static bool Unreachable(Exception e) => e is HttpRequestException or IOException or TaskCanceledException { InnerException: TimeoutException }
         || e is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.DeadlineExceeded };
 
-    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, int logPort, Uri controller, string directory, string token, string pinned, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<NodeIdentity> EnrolAsync(AgentOptions options, int logPort, Uri controller, string directory, string token, string pinned, ECDsa key, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         // The CA certificate is public; it is read without checking the connection, and trusted only if its key is the one the join string pins.
         X509Certificate2 ca;
@@ -107,7 +111,6 @@ public sealed partial class NodeIdentity
                 + "a different cluster, or something in between; nothing was sent to it");
         }
 
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={options.NodeName}", key, HashAlgorithmName.SHA256).CreateSigningRequestPem();
         // DisposeHttpClient: the handler, and with it the connection, goes with the channel (gRPC keeps a handler it was
         // given open by default, and the controller would hold each enrolled node's idle connection for minutes).

@@ -23,7 +23,11 @@ public static class TokenKinds
 }
 
 /// <summary>A node certificate the controller signed. Refused from the moment it is revoked (the node was removed).</summary>
-public sealed record CertificateRecord(string Serial, string Node, DateTimeOffset NotAfter, bool Revoked);
+public sealed record CertificateRecord(string Serial, string Node, DateTimeOffset NotAfter, bool Revoked)
+{
+    /// <summary>SHA-256 of the certified public key (hex; null in records written before it was kept): an agent retrying an enrolment whose answer it lost asks with the same key.</summary>
+    public string? KeySha256 { get; init; }
+}
 
 /// <summary>Tokens and node certificates: what proves who is calling. Reads from this controller's copy; writes commit before their task completes.</summary>
 public interface ITrustStore
