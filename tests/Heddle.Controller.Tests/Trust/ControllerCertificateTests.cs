@@ -35,10 +35,14 @@ public sealed class ControllerCertificateTests : IDisposable
     public async Task ServedCertificate_OnEveryAddress_NamesEachAddressOfTheHost_AndIsMadeAfreshWithNewNames()
     {
         var options = new ControllerOptions { StateDirectory = _state.Combine("any"), ListenAddress = "0.0.0.0" };
+        // The host's addresses there both before the controller started and after its certificate was read: other tests
+        // running beside this one add and remove addresses of their own meanwhile, which the certificate cannot know.
+        var before = LocalAddresses();
         await using (var controller = await ControllerHost.StartAsync(options))
         {
             var (_, ips) = Names(await ServedAsync(new Uri($"https://127.0.0.1:{controller.ApiUrl.Port}/")));
-            var local = NetworkInterface.GetAllNetworkInterfaces().SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(u => new IPAddress(u.Address.GetAddressBytes())).ToHashSet(); // without IPv6 scope ids, as a certificate holds them
+            var local = LocalAddresses();
+            local.IntersectWith(before);
             Assert.Superset(local, ips);
             Assert.DoesNotContain(IPAddress.Parse("198.18.0.9"), ips);
         }
@@ -50,6 +54,10 @@ public sealed class ControllerCertificateTests : IDisposable
             Assert.Contains(IPAddress.Parse("198.18.0.9"), ips);
         }
     }
+
+    /// <summary>The host's unicast addresses, without IPv6 scope ids (as a certificate holds them).</summary>
+    private static HashSet<IPAddress> LocalAddresses() =>
+        NetworkInterface.GetAllNetworkInterfaces().SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(u => new IPAddress(u.Address.GetAddressBytes())).ToHashSet();
 
     [Fact]
     public async Task Ca_IsServedWithoutAToken_ButInfoNeedsOne_AndShowsTheCaHash()
