@@ -126,7 +126,7 @@ public sealed partial class AgentService(
         // every agent hung up before its join was written, and said Hello again.
         var pendingHello = hello;
         var streamSession = 0L; // the store's session of this stream, once its Hello is taken: reports made on it are refused once another stream of the node has opened
-        var unsent = hello.Instances.ToDictionary(r => r.InstanceId, StringComparer.Ordinal);
+        var unsent = new UnsentReports(MaxUnsentReports, hello.Instances);
         var session = sessions.Open(node);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.Closed);
         // The stream lasts no longer than the certificate that opened it: the agent comes back with its renewed one.
@@ -160,16 +160,7 @@ public sealed partial class AgentService(
 
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
                 {
-                    // What waits is kept in memory, one report per instance: an agent naming more instances than a node
-                    // can run (a hostile one, by the million) has the reports of the instances beyond the bound dropped.
-                    lock (unsent)
-                    {
-                        if (unsent.Count < MaxUnsentReports || unsent.ContainsKey(message.Report.InstanceId))
-                        {
-                            unsent[message.Report.InstanceId] = message.Report;
-                        }
-                    }
-
+                    unsent.Offer(message.Report); // the newest of each instance, within a bound
                     wake.Writer.TryWrite(true);
                 }
 
@@ -257,26 +248,14 @@ public sealed partial class AgentService(
         // newer one of the same instance replaced while it was written stays for the next round.
         async Task RecordAsync()
         {
-            List<InstanceReport> pending;
-            lock (unsent)
-            {
-                pending = pendingHello is null && unsent.Count > 0 ? [.. unsent.Values] : [];
-            }
-
-            foreach (var report in pending)
+            foreach (var report in pendingHello is null ? unsent.Snapshot() : [])
             {
                 if (!await TryAsync(() => ReportAsync(node, report, streamSession)))
                 {
                     break;
                 }
 
-                lock (unsent)
-                {
-                    if (unsent.TryGetValue(report.InstanceId, out var now) && ReferenceEquals(now, report))
-                    {
-                        unsent.Remove(report.InstanceId);
-                    }
-                }
+                unsent.Written(report);
             }
 
             if (Replaced())
