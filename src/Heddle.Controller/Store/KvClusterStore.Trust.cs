@@ -13,8 +13,35 @@ public sealed partial class KvClusterStore
     public IReadOnlyList<TokenRecord> ListTokens() =>
         [.. ReadAll<TokenRecord>("tokens/").OrderBy(t => t.Created).ThenBy(t => t.Id, StringComparer.Ordinal)];
 
-    public Task<bool> UseTokenAsync(string hash, CancellationToken cancellationToken = default) =>
-        ChangeAsync<TokenRecord>(Keys.Token(hash), t => t.UsesLeft is not { } left ? t : left > 0 ? t with { UsesLeft = left - 1 } : null, cancellationToken);
+    public Task<bool> UseTokenAsync(string hash, CancellationToken cancellationToken = default)
+    {
+        var key = Keys.Token(hash);
+        if (Read<TokenRecord>(key) is not { } token)
+        {
+            return Task.FromResult(false);
+        }
+
+        // A token without a count of uses has nothing to count: it is not written. Written, every enrolment changed the
+        // one record of the join token that all nodes share, each with a condition on the last change; at 10,000 nodes
+        // enrolling at once one of them got through per store round trip, and the enrolments slowed to two a second.
+        if (token.UsesLeft is null)
+        {
+            return Task.FromResult(true);
+        }
+
+        // A counted token's uses asked for together are taken in one write (UseCombiner). The combiner of a token nobody
+        // is using is forgotten; one made twice for a token in a race only costs a write that may conflict.
+        var combiner = _tokenUses.GetOrAdd(hash, h => new UseCombiner(idle => _tokenUses.TryRemove(new KeyValuePair<string, UseCombiner>(h, idle))));
+        return combiner.UseAsync(async asked =>
+        {
+            var granted = 0;
+            var changed = await ChangeAsync<TokenRecord>(key, t => (granted = t.UsesLeft is { } left ? Math.Min(asked, left) : asked) == 0 ? null
+                : t.UsesLeft is { } uses ? t with { UsesLeft = uses - granted } : t, CancellationToken.None);
+            return changed ? granted : 0;
+        }).WaitAsync(cancellationToken);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, UseCombiner> _tokenUses = new(StringComparer.Ordinal);
 
     public async Task<TokenRecord?> RevokeTokenAsync(string idPrefix, CancellationToken cancellationToken = default)
     {

@@ -395,6 +395,24 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ATokenOf100Uses_Asked250TimesAtOnce_Grants100_AndAnUncountedTokenIsNeverUsedUp()
+    {
+        var now = Time.GetUtcNow();
+        Assert.True(await Trust.PutTokenAsync(new TokenRecord("cnt1", "counted", TokenKinds.Join, null, now, null, 100, false, null)));
+        Assert.True(await Trust.PutTokenAsync(new TokenRecord("unc1", "uncounted", TokenKinds.Join, null, now, null, null, false, null)));
+
+        var uses = await Task.WhenAll(Enumerable.Range(0, 250).Select(_ => Task.Run(() => Trust.UseTokenAsync("counted"))));
+        var uncounted = await Task.WhenAll(Enumerable.Range(0, 250).Select(_ => Task.Run(() => Trust.UseTokenAsync("uncounted"))));
+
+        Assert.Equal(100, uses.Count(u => u));
+        Assert.Equal(0, Trust.GetTokenByHash("counted")!.UsesLeft);
+        Assert.False(await Trust.UseTokenAsync("counted"));
+        Assert.All(uncounted, Assert.True);
+        Assert.Null(Trust.GetTokenByHash("uncounted")!.UsesLeft);
+        Assert.False(await Trust.UseTokenAsync("nosuch"));
+    }
+
+    [Fact]
     public async Task Tokens_UsedUpOnce_RevokedByUniquePrefix_AndCertificatesRevokedPerNode()
     {
         var now = Time.GetUtcNow();
