@@ -84,7 +84,7 @@ public sealed class MachineRegistry(IMachineStore machines, ITrustStore trust, T
     public bool IsEnrolled(string name)
     {
         var now = time.GetUtcNow();
-        return trust.ListCertificates().Any(c => c.Node == name && !c.Revoked && c.NotAfter > now);
+        return trust.ListCertificatesOf(name).Any(c => !c.Revoked && c.NotAfter > now);
     }
 
     public MachineStatus Status(MachineRecord machine)

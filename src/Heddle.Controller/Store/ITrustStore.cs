@@ -50,6 +50,9 @@ public interface ITrustStore
 
     IReadOnlyList<CertificateRecord> ListCertificates();
 
+    /// <summary>The certificates signed for one node (in force or not), without a pass over every node's.</summary>
+    IReadOnlyList<CertificateRecord> ListCertificatesOf(string node);
+
     CertificateRecord? GetCertificate(string serial);
 
     /// <summary>Revokes every certificate of a node; how many were in force.</summary>

@@ -193,96 +193,18 @@ public sealed partial class KvClusterStore
 
     private sealed record Listing((long Placements, long Statuses) Version, InstanceRecord[] Instances);
 
-    /// <summary>
-    /// Every node's placements (record by key), and the mirror's version they are as of: grouped once, then brought up to
-    /// date by the placements changed since (<see cref="KvMirror.TryChangedSince"/>). Grouped again from every placement
-    /// after each change, at 25,000 instances that was a pass over the cluster for each commit of a deployment or a
-    /// heal. What agents report is read per instance, so a report, an event or a heartbeat does not touch it. Read and
-    /// updated under <see cref="_grouping"/>.
-    /// </summary>
-    private PlacementsByNode? _byNode;
-
-    private sealed class PlacementsByNode(long version)
-    {
-        public long Version { get; set; } = version;
-
-        public Dictionary<string, Dictionary<string, InstanceRecord>> Nodes { get; } = new(StringComparer.Ordinal);
-
-        public Dictionary<string, string> NodeOf { get; } = new(StringComparer.Ordinal);
-
-        /// <summary>Puts (or, with no record, removes) the placement under <paramref name="key"/>.</summary>
-        public void Set(string key, InstanceRecord? placed)
-        {
-            if (NodeOf.Remove(key, out var was) && Nodes.TryGetValue(was, out var before))
-            {
-                before.Remove(key);
-                if (before.Count == 0)
-                {
-                    Nodes.Remove(was);
-                }
-            }
-
-            if (placed is not null)
-            {
-                NodeOf[key] = placed.Node;
-                if (!Nodes.TryGetValue(placed.Node, out var on))
-                {
-                    Nodes[placed.Node] = on = new Dictionary<string, InstanceRecord>(StringComparer.Ordinal);
-                }
-
-                on[key] = placed;
-            }
-        }
-    }
-
-    private readonly Lock _grouping = new();
-    private readonly List<(string Key, KvEntry? Entry)> _changedPlacements = [];
+    /// <summary>Every node's placements, kept grouped (a report, an event or a heartbeat does not touch them).</summary>
+    private readonly MirrorGrouping<InstanceRecord> _placementsByNode;
 
     public IReadOnlyList<InstanceRecord> ListInstancesOnNode(string node)
     {
-        InstanceRecord[] placed;
-        lock (_grouping)
-        {
-            // The version is read before the listing: a grouping is at least as new as the version it is kept under
-            // (a change it already holds, applied again, changes nothing).
-            var version = _mirror.VersionOf("instances/");
-            if (_byNode is not { } grouped || (grouped.Version < version && !CatchUp(grouped)))
-            {
-                _byNode = grouped = new PlacementsByNode(_mirror.Version);
-                foreach (var entry in _mirror.List("instances/"))
-                {
-                    grouped.Set(entry.Key, Decode<InstanceRecord>(entry));
-                }
-            }
-
-            placed = grouped.Nodes.TryGetValue(node, out var on) ? [.. on.Values] : [];
-        }
-
+        var placed = _placementsByNode.Of(node);
         for (var i = 0; i < placed.Length; i++)
         {
             placed[i] = WithStatus(placed[i]);
         }
 
         return Sorted(placed);
-    }
-
-    /// <summary>Applies the placements changed since the grouping's version; false when too many have passed to know them.</summary>
-    private bool CatchUp(PlacementsByNode grouped)
-    {
-        _changedPlacements.Clear();
-        if (!_mirror.TryChangedSince("instances/", grouped.Version, _changedPlacements, out var now))
-        {
-            return false;
-        }
-
-        foreach (var (key, entry) in _changedPlacements)
-        {
-            grouped.Set(key, entry is null ? null : Decode<InstanceRecord>(entry));
-        }
-
-        grouped.Version = now;
-        _changedPlacements.Clear();
-        return true;
     }
 
     /// <summary>A placed instance with what its agent last reported of its generation.</summary>

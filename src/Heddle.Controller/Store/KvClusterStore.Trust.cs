@@ -59,6 +59,11 @@ public sealed partial class KvClusterStore
 
     public IReadOnlyList<CertificateRecord> ListCertificates() => ReadAll<CertificateRecord>("certificates/");
 
+    public IReadOnlyList<CertificateRecord> ListCertificatesOf(string node) => _certificatesByNode.Of(node);
+
+    /// <summary>Every node's certificates, kept grouped: an enrolment asks for its node's.</summary>
+    private readonly MirrorGrouping<CertificateRecord> _certificatesByNode;
+
     public CertificateRecord? GetCertificate(string serial) => Read<CertificateRecord>(Keys.Certificate(serial));
 
     public async Task<int> RevokeCertificatesAsync(string node, CancellationToken cancellationToken = default)

@@ -33,6 +33,8 @@ public sealed partial class KvClusterStore : IClusterStore, ITrustStore
     {
         _mirror = mirror;
         _time = time;
+        _placementsByNode = new(mirror, "instances/", i => i.Node);
+        _certificatesByNode = new(mirror, "certificates/", c => c.Node);
         mirror.Changed += OnMirrorChanged;
     }
 

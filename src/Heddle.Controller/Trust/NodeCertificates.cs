@@ -52,7 +52,7 @@ public sealed class NodeCertificates
         await turn.WaitAsync(cancellationToken);
         try
         {
-            var inForce = _store.ListCertificates().Where(c => c.Node == node && !c.Revoked && c.NotAfter > _time.GetUtcNow()).ToList();
+            var inForce = _store.ListCertificatesOf(node).Where(c => !c.Revoked && c.NotAfter > _time.GetUtcNow()).ToList();
             if (inForce.Count > 0)
             {
                 if (replaceInForce)

@@ -395,6 +395,28 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ANodesCertificates_AreListedWithoutOtherNodes_AndFollowRevocation()
+    {
+        var later = Time.GetUtcNow().AddDays(30);
+        for (var i = 0; i < 50; i++)
+        {
+            await Trust.PutCertificateAsync(new CertificateRecord($"serial{i:00}", $"n{i % 5}", later, false));
+        }
+
+        Assert.Equal(["serial02", "serial07", "serial12", "serial17", "serial22", "serial27", "serial32", "serial37", "serial42", "serial47"],
+            Trust.ListCertificatesOf("n2").Select(c => c.Serial).Order());
+        Assert.Empty(Trust.ListCertificatesOf("n9"));
+
+        Assert.Equal(10, await Trust.RevokeCertificatesAsync("n2"));
+        await Trust.PutCertificateAsync(new CertificateRecord("serial99", "n2", later, false));
+
+        var n2 = Trust.ListCertificatesOf("n2");
+        Assert.Equal(11, n2.Count);
+        Assert.Equal(["serial99"], n2.Where(c => !c.Revoked).Select(c => c.Serial));
+        Assert.All(Trust.ListCertificatesOf("n3"), c => Assert.False(c.Revoked));
+    }
+
+    [Fact]
     public async Task ATokenOf100Uses_Asked250TimesAtOnce_Grants100_AndAnUncountedTokenIsNeverUsedUp()
     {
         var now = Time.GetUtcNow();
