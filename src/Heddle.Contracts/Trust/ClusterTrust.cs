@@ -18,7 +18,10 @@ public static class ClusterTrust
     public static readonly Oid ClientAuth = new("1.3.6.1.5.5.7.3.2");
 
     /// <summary>The SHA-256 of a certificate's public key (SubjectPublicKeyInfo), lower-case hex: what a join string pins.</summary>
-    public static string PublicKeyHash(X509Certificate2 certificate) => Convert.ToHexStringLower(SHA256.HashData(certificate.PublicKey.ExportSubjectPublicKeyInfo()));
+    public static string PublicKeyHash(X509Certificate2 certificate) => PublicKeyHash(certificate.PublicKey);
+
+    /// <summary>SHA-256 (hex) of a public key's SubjectPublicKeyInfo.</summary>
+    public static string PublicKeyHash(PublicKey key) => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
 
     /// <summary>Whether <paramref name="certificate"/> was signed by <paramref name="ca"/>, is in its validity period and allows <paramref name="purpose"/>.</summary>
     public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca, Oid purpose)

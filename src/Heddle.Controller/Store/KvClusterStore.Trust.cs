@@ -31,14 +31,16 @@ public sealed partial class KvClusterStore
 
         // A counted token's uses asked for together are taken in one write (UseCombiner). The combiner of a token nobody
         // is using is forgotten; one made twice for a token in a race only costs a write that may conflict.
-        var combiner = _tokenUses.GetOrAdd(hash, h => new UseCombiner(idle => _tokenUses.TryRemove(new KeyValuePair<string, UseCombiner>(h, idle))));
-        return combiner.UseAsync(async asked =>
-        {
-            var granted = 0;
-            var changed = await ChangeAsync<TokenRecord>(key, t => (granted = t.UsesLeft is { } left ? Math.Min(asked, left) : asked) == 0 ? null
-                : t.UsesLeft is { } uses ? t with { UsesLeft = uses - granted } : t, CancellationToken.None);
-            return changed ? granted : 0;
-        }).WaitAsync(cancellationToken);
+        return _tokenUses.GetOrAdd(hash, _ => new UseCombiner(asked => TakeUsesAsync(key, asked), idle => _tokenUses.TryRemove(new(hash, idle)))).UseAsync().WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Takes up to <paramref name="asked"/> uses of a counted token in one write; how many it got.</summary>
+    private async Task<int> TakeUsesAsync(string key, int asked)
+    {
+        var granted = 0;
+        return await ChangeAsync<TokenRecord>(key, t => t.UsesLeft is { } left && (granted = Math.Min(asked, left)) > 0 ? t with { UsesLeft = left - granted } : null, CancellationToken.None)
+            ? granted
+            : 0;
     }
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, UseCombiner> _tokenUses = new(StringComparer.Ordinal);

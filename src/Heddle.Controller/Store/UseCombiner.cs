@@ -6,17 +6,16 @@ namespace Heddle.Controller.Store;
 /// use conflicted with every other and got through one per round trip (10,000 nodes enrolling with a token of 10,000
 /// uses). The first asker writes for everyone waiting, round after round, until nobody waits.
 /// </summary>
-internal sealed class UseCombiner(Action<UseCombiner>? idle = null)
+/// <param name="take">Takes up to n uses in one write and says how many it got (fewer when fewer are left).</param>
+/// <param name="idle">Told when nobody waits any more: whoever keeps the combiner may forget it.</param>
+internal sealed class UseCombiner(Func<int, Task<int>> take, Action<UseCombiner>? idle = null)
 {
     private readonly Lock _lock = new();
     private List<TaskCompletionSource<bool>> _waiting = [];
     private bool _writing;
 
-    /// <summary>
-    /// True when a use was granted. <paramref name="take"/> takes up to n uses in one write and says how many it got
-    /// (fewer when fewer are left); the first of the waiting get them, in the order they asked.
-    /// </summary>
-    public Task<bool> UseAsync(Func<int, Task<int>> take)
+    /// <summary>True when a use was granted: the first of those waiting get the uses a write took, in the order they asked.</summary>
+    public Task<bool> UseAsync()
     {
         var asked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool write;
@@ -29,13 +28,13 @@ internal sealed class UseCombiner(Action<UseCombiner>? idle = null)
 
         if (write)
         {
-            _ = WriteAsync(take);
+            _ = WriteAsync();
         }
 
         return asked.Task;
     }
 
-    private async Task WriteAsync(Func<int, Task<int>> take)
+    private async Task WriteAsync()
     {
         while (true)
         {

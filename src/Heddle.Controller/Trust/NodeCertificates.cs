@@ -102,7 +102,7 @@ public sealed class NodeCertificates
         try
         {
             var asked = CertificateRequest.LoadSigningRequestPem(signingRequestPem, HashAlgorithmName.SHA256, CertificateRequestLoadOptions.Default);
-            return Convert.ToHexStringLower(SHA256.HashData(asked.PublicKey.ExportSubjectPublicKeyInfo()));
+            return ClusterTrust.PublicKeyHash(asked.PublicKey);
         }
         catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
@@ -129,7 +129,7 @@ public sealed class NodeCertificates
 
         var record = new CertificateRecord(certificate.SerialNumber, node, certificate.NotAfter.ToUniversalTime(), false)
         {
-            KeySha256 = Convert.ToHexStringLower(SHA256.HashData(certificate.PublicKey.ExportSubjectPublicKeyInfo())),
+            KeySha256 = ClusterTrust.PublicKeyHash(certificate),
         };
         await _store.PutCertificateAsync(record, cancellationToken);
         return (certificate, null);

@@ -11,7 +11,6 @@ public sealed class UseCombinerTests
         var rounds = new List<int>();
         var firstWrite = new TaskCompletionSource();
         var forgotten = 0;
-        var combiner = new UseCombiner(_ => Interlocked.Increment(ref forgotten));
         async Task<int> Take(int asked)
         {
             lock (rounds)
@@ -28,8 +27,9 @@ public sealed class UseCombinerTests
             return Math.Min(asked, 4); // four uses left
         }
 
-        var first = combiner.UseAsync(Take);
-        var later = Enumerable.Range(0, 10).Select(_ => combiner.UseAsync(Take)).ToList();
+        var combiner = new UseCombiner(Take, _ => Interlocked.Increment(ref forgotten));
+        var first = combiner.UseAsync();
+        var later = Enumerable.Range(0, 10).Select(_ => combiner.UseAsync()).ToList();
         Assert.False(first.IsCompleted);
         firstWrite.SetResult();
 
@@ -44,11 +44,11 @@ public sealed class UseCombinerTests
     public async Task AWriteThatFails_FailsEveryUseInIt_AndTheNextAskWritesAgain()
     {
         var fail = true;
-        var combiner = new UseCombiner();
         Task<int> Take(int asked) => fail ? throw new InvalidOperationException("store away") : Task.FromResult(asked);
+        var combiner = new UseCombiner(Take);
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.UseAsync(Take));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.UseAsync());
         fail = false;
-        Assert.True(await combiner.UseAsync(Take));
+        Assert.True(await combiner.UseAsync());
     }
 }
