@@ -183,6 +183,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
         // Kestrel writes the port the OS chose back into each listener's endpoint.
         var api = new Uri($"{(options.InsecureHttp ? "http" : "https")}://{Host(address)}:{listeners.Api.IPEndPoint!.Port}/");
         var agent = new Uri($"https://{Host(address)}:{listeners.Agent.IPEndPoint!.Port}/");
+        app.Services.GetRequiredService<HeartbeatDatagrams>().Start(address, listeners.Agent.IPEndPoint.Port); // streams opened before this heart-beat on the stream
 
         var info = app.Services.GetRequiredService<ControllerInfo>();
         info.ApiUrl = api;

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Threading.Channels;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -7,8 +8,8 @@ using Microsoft.Extensions.Logging;
 namespace Heddle.Agent.Connection;
 
 /// <summary>
-/// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats and reports
-/// up, goal states down. A lost stream is reopened with <see cref="ReconnectBackoff"/> (0.2 s doubling to a quarter of
+/// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats (as datagrams
+/// when the controller offers them: <see cref="DatagramHeartbeats"/>) and reports up, goal states down. A lost stream is reopened with <see cref="ReconnectBackoff"/> (0.2 s doubling to a quarter of
 /// the fence time, at most 5 s); the instances keep running meanwhile, and the controller resends the whole goal state
 /// on reconnect. Every time read, wait and timer runs on <paramref name="time"/>, the agent's clock, so tests can drive it.
 /// </summary>
@@ -50,6 +51,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
     /// <summary>True while a stream is open.</summary>
     public bool Connected { get; private set; }
+
+    /// <summary>Whether heartbeats go as datagrams alone now: the controller offered them and says it hears them.</summary>
+    public bool HeartbeatsByDatagram => _datagrams?.Carry(Millis(_time)) == true;
 
     public void Report(InstanceReport report) => _reports.Writer.TryWrite(new AgentMessage { Report = report });
 
@@ -172,7 +176,8 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         GoalState? goal = null; // the last on this stream: peer changes apply to it
         try
         {
-            var hello = new Hello { Node = node, TakesPeerChanges = true, TakesInstanceChanges = true };
+            _datagrams = null;
+            var hello = new Hello { Node = node, TakesPeerChanges = true, TakesInstanceChanges = true, TakesDatagramHeartbeats = options.DatagramHeartbeats };
             hello.Instances.AddRange(target.Reports());
             await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
             writer = WriteAsync(call.RequestStream, session.Token);
@@ -186,7 +191,15 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                     LogConnected(logger, Current);
                 }
 
-                if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
+                if (message.BodyCase == ControllerMessage.BodyOneofCase.Keepalive)
+                {
+                    _datagrams?.Heard(message.Keepalive.Heard, heard);
+                }
+                else if (message.BodyCase == ControllerMessage.BodyOneofCase.Datagrams)
+                {
+                    _datagrams = DatagramHeartbeats.From(message.Datagrams);
+                }
+                else if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
                 {
                     target.Apply(goal = message.Goal);
                 }
@@ -267,8 +280,24 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             if (ready == tick)
             {
                 await tick;
-                await stream.WriteAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = ++sequence } }, cancellationToken);
-                metrics?.HeartbeatSent();
+                var now = Millis(_time);
+                var datagrams = _datagrams;
+                if (datagrams?.Send(++sequence, now) == true)
+                {
+                    metrics?.HeartbeatSent(datagram: true);
+                }
+
+                if (datagrams?.Carry(now) != true)
+                {
+                    await stream.WriteAsync(new AgentMessage { Heartbeat = new Heartbeat { Sequence = datagrams is null ? ++sequence : sequence } }, cancellationToken);
+                    metrics?.HeartbeatSent(datagram: false);
+                }
+
+                if (datagrams?.NewlyUnheard(now) == true)
+                {
+                    LogDatagramsUnheard(logger, datagrams.To, DatagramHeartbeats.Window.TotalSeconds);
+                }
+
                 tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
             }
             else
@@ -287,6 +316,12 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             }
         }
     }
+
+    /// <summary>The heartbeat datagrams the controller offered on the current stream, if it did.</summary>
+    private volatile DatagramHeartbeats? _datagrams;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The controller has not heard this node's heartbeat datagrams to UDP {To} for {Seconds} s: heartbeats go on the stream as well, which costs the controller more (is UDP to that port dropped on the way?)")]
+    private static partial void LogDatagramsUnheard(ILogger logger, IPEndPoint to, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The controller sent peer changes to goal state {Base}, but this node holds goal state {Holds}; reconnecting for a whole one")]
     private static partial void LogPeerChangesOutOfTurn(ILogger logger, long @base, long holds);

@@ -31,7 +31,7 @@ public sealed class AgentMetrics
         var meter = meters.Create(MeterName);
         _starts = meter.CreateCounter<long>("heddle.agent.instance.starts", "{start}", "Instance entry points started, first or restart (after a crash or a failed liveness probe)");
         _probes = meter.CreateCounter<long>("heddle.agent.probes", "{probe}", "Health probes of instances, by result (pass, fail)");
-        _heartbeats = meter.CreateCounter<long>("heddle.agent.heartbeats", "{heartbeat}", "Heartbeats sent to a controller");
+        _heartbeats = meter.CreateCounter<long>("heddle.agent.heartbeats", "{heartbeat}", "Heartbeats sent to a controller, by how (stream, datagram)");
         meter.CreateObservableGauge("heddle.agent.instances", Instances, "{instance}", "This node's instances, by service and state");
     }
 
@@ -42,7 +42,7 @@ public sealed class AgentMetrics
 
     public void Probed(bool healthy) => _probes.Add(1, healthy ? Pass : Fail);
 
-    public void HeartbeatSent() => _heartbeats.Add(1);
+    public void HeartbeatSent(bool datagram) => _heartbeats.Add(1, new KeyValuePair<string, object?>("via", datagram ? "datagram" : "stream"));
 
     private IEnumerable<Measurement<long>> Instances() =>
         _instances()

@@ -12,12 +12,13 @@ namespace Heddle.Controller.Agents;
 /// <summary>
 /// The agents' gRPC endpoint. An agent enrols once (a join token and a signing request buy a node certificate), then
 /// opens one Connect stream over mutual TLS, says what it runs (Hello, for the node its certificate names and no
-/// other), and sends heartbeats and instance reports while goal states come down.
+/// other), and sends heartbeats (as datagrams when it can: <see cref="HeartbeatDatagrams"/>) and instance reports while
+/// goal states come down.
 /// </summary>
 public sealed partial class AgentService(
     IClusterStore store, AgentSessions sessions, NodeHealthMonitor health, EventLog events, Tokens tokens, NodeCertificates certificates,
     CertificateAuthority ca, NodeReachability reachability, TimeProvider time, Metrics.ControllerMetrics metrics, IMachineStore machines,
-    KeepaliveClock keepalives, HostRollouts.HostRolloutControl? hostRollouts = null, ILogger<AgentService>? logger = null)
+    KeepaliveClock keepalives, HeartbeatDatagrams datagrams, HostRollouts.HostRolloutControl? hostRollouts = null, ILogger<AgentService>? logger = null)
     : Heddle.Contracts.Agents.AgentService.AgentServiceBase
 {
     public override async Task<CertificateReply> Enroll(EnrollRequest request, ServerCallContext context)
@@ -136,7 +137,9 @@ public sealed partial class AgentService(
             linked.CancelAfter(expires > TimeSpan.Zero ? expires : TimeSpan.Zero); // longer waits are beyond a timer's range and a stream's life
         }
         metrics.StreamOpened();
-        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, linked.Token);
+        using var beats = hello.TakesDatagramHeartbeats && datagrams.EndPoint is not null ? datagrams.Register(node) : null;
+        var offer = beats is null ? null : Offer(beats, datagrams.EndPoint!.Port, context.GetHttpContext().Connection.LocalIpAddress);
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, offer, beats, linked.Token);
 
         // What the node says is recorded by a task of its own while the stream goes on being read: the node joins (a
         // store write), then each report is written. Read in turns with the writes, the stream waited a store round trip
@@ -155,7 +158,7 @@ public sealed partial class AgentService(
                 var message = requestStream.Current;
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Heartbeat)
                 {
-                    metrics.Heartbeat();
+                    metrics.Heartbeat(datagram: false);
                 }
 
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
@@ -263,6 +266,27 @@ public sealed partial class AgentService(
                 await linked.CancelAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// The datagram heartbeats offered to a stream: its id and key, and where to send them: the address the agent's
+    /// connection reached (so a controller listening on every address is sent to on the one the agent can reach).
+    /// </summary>
+    private static ControllerMessage? Offer(HeartbeatDatagrams.Registration beats, int port, System.Net.IPAddress? reached)
+    {
+        if (reached is null)
+        {
+            return null;
+        }
+
+        var address = reached.IsIPv4MappedToIPv6 ? reached.MapToIPv4() : reached;
+        return new ControllerMessage
+        {
+            Datagrams = new HeartbeatDatagramOffer
+            {
+                Stream = beats.Id, Key = Google.Protobuf.ByteString.CopyFrom(beats.Key), Address = address.ToString(), Port = port,
+            },
+        };
     }
 
     /// <summary>How many instances' reports of a stream may wait to be written (a node runs far fewer instances).</summary>
@@ -374,13 +398,19 @@ public sealed partial class AgentService(
 
     /// <summary>
     /// Goal states as they come (whole, or what changed of their peers: <see cref="GoalSender"/>), and a keepalive every
-    /// second between them (the agent fences itself without them).
+    /// second between them (the agent fences itself without them), which says the last heartbeat datagram heard. The
+    /// datagrams' offer, when there is one, goes first.
     /// </summary>
     private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
-        KeepaliveClock keepalives, CancellationToken cancellationToken)
+        KeepaliveClock keepalives, ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, CancellationToken cancellationToken)
     {
         try
         {
+            if (offer is not null)
+            {
+                await stream.WriteAsync(offer, cancellationToken);
+            }
+
             var turn = keepalives.Join();
             var tick = Task.CompletedTask; // one at once: the agent hears this controller before its goal state is made and sent
             var sequence = 0L;
@@ -390,7 +420,7 @@ public sealed partial class AgentService(
                 if (await Task.WhenAny(tick, goal) == tick) // both ready: the keepalive first
                 {
                     await tick;
-                    var keepaliveMessage = new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence } };
+                    var keepaliveMessage = new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence, Heard = beats?.Heard ?? 0 } };
                     var started = Stopwatch.GetTimestamp();
                     await stream.WriteAsync(keepaliveMessage, cancellationToken);
                     metrics.Sent("keepalive", keepaliveMessage.CalculateSize(), Stopwatch.GetElapsedTime(started));

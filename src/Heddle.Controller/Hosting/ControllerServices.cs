@@ -51,6 +51,7 @@ internal static class ControllerServices
         services.AddSingleton<GoalStates>();
         services.AddSingleton<AgentSessions>();
         services.AddSingleton<KeepaliveClock>();
+        services.AddSingleton<HeartbeatDatagrams>();
         services.AddSingleton<WorkQueue>();
         services.AddSingleton<Publishing.IPublicationBarrier, Publishing.PublicationBarrier>();
         services.AddSingleton<DeploymentReconciler>();

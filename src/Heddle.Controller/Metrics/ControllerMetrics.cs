@@ -44,7 +44,7 @@ public sealed class ControllerMetrics
         _placements = meter.CreateCounter<long>("heddle.controller.placements", "{instance}", "Instances placed on a node (new, or moved from another), committed");
         _placementFailures = meter.CreateCounter<long>("heddle.controller.placement.failures", "{instance}",
             "Instances a reconcile pass could not place, once for every rule that turned nodes away (the rule's words, as heddle status says them)");
-        _heartbeats = meter.CreateCounter<long>("heddle.controller.node.heartbeats", "{heartbeat}", "Heartbeats received from agents by this controller");
+        _heartbeats = meter.CreateCounter<long>("heddle.controller.node.heartbeats", "{heartbeat}", "Heartbeats received from agents by this controller, by how they came (stream, datagram)");
         _domainsWalked = meter.CreateCounter<long>("heddle.controller.upgrade.domains", "{domain}",
             "Upgrade domains an upgrade walk finished, by direction (forward, rollback)");
         _walks = meter.CreateCounter<long>("heddle.controller.upgrade.walks", "{walk}", "Upgrade walks that ended or stopped, by outcome (completed, rolled_back, paused)");
@@ -108,7 +108,8 @@ public sealed class ControllerMetrics
         }
     }
 
-    public void Heartbeat() => _heartbeats.Add(1);
+    /// <summary>A heartbeat was heard on a stream (<paramref name="datagram"/> false) or as a datagram.</summary>
+    public void Heartbeat(bool datagram) => _heartbeats.Add(1, new KeyValuePair<string, object?>("via", datagram ? "datagram" : "stream"));
 
     /// <summary>An agent's stream was opened.</summary>
     public void StreamOpened() => _streams.Add(1);

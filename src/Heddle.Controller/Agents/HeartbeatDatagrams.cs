@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Heddle.Contracts.Agents;
+using Heddle.Controller.Reconciliation;
+using Microsoft.Extensions.Logging;
+
+namespace Heddle.Controller.Agents;
+
+/// <summary>
+/// Agents' heartbeats as UDP datagrams, on the agents' port number. A heartbeat on the stream cost the controller a TLS
+/// record, an HTTP/2 frame, a gRPC message and a wake of the thread pool: at 2,500 idle nodes that was most of what an
+/// idle controller did (about 90 µs per node per second). A datagram costs a receive and a MAC on one thread of its own.
+/// Each agent stream that asks is given a random id and key (<see cref="Register"/>, sent on the stream, so only its
+/// mutually authenticated peer has them); a datagram counts as the node heard only with that stream's MAC and a
+/// sequence above the last heard. Keepalives on the stream say the last sequence heard, so an agent whose datagrams are
+/// lost (a firewall that drops UDP) heart-beats on the stream again.
+/// </summary>
+public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics.ControllerMetrics metrics, ILogger<HeartbeatDatagrams>? logger = null) : IDisposable
+{
+    /// <summary>
+    /// The socket's receive buffer asked for: a heartbeat datagram takes about 1 KB of it in the kernel, so at 10,000 nodes
+    /// the default (about 200 KB) held a fifth of a second of them, and a collection's pause would drop heartbeats.
+    /// </summary>
+    private const int ReceiveBuffer = 16 << 20;
+
+    private readonly ConcurrentDictionary<ulong, Registration> _streams = new();
+    private Socket? _socket;
+    private Thread? _reader;
+
+    /// <summary>Where datagrams are received; null before <see cref="Start"/>, or when no UDP port could be had (agents then heart-beat on their streams).</summary>
+    public IPEndPoint? EndPoint { get; private set; }
+
+    /// <summary>Datagrams dropped: not shaped as a heartbeat, of no stream open here, with a wrong MAC, or an old sequence.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    private long _dropped;
+
+    /// <summary>
+    /// Binds UDP on <paramref name="address"/> at <paramref name="port"/> (the agents' TCP port, so one number is opened
+    /// in a firewall), or at a port the system chooses when that one is taken for UDP, and starts reading.
+    /// </summary>
+    public void Start(IPAddress address, int port)
+    {
+        var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            if (address.AddressFamily == AddressFamily.InterNetworkV6 && address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true;
+            }
+
+            SetReceiveBuffer(socket);
+            try
+            {
+                socket.Bind(new IPEndPoint(address, port));
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+            {
+                socket.Bind(new IPEndPoint(address, 0));
+                if (logger is not null)
+                {
+                    LogOtherPort(logger, port, ((IPEndPoint)socket.LocalEndPoint!).Port);
+                }
+            }
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            if (logger is not null)
+            {
+                LogNoDatagrams(logger, e.Message);
+            }
+
+            return;
+        }
+
+        _socket = socket;
+        EndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        _reader = new Thread(Read) { IsBackground = true, Name = "heartbeat datagrams" };
+        _reader.Start();
+    }
+
+    /// <summary>As large a receive buffer as the system gives: past its limit for ordinary sockets when the controller may (CAP_NET_ADMIN).</summary>
+    private static void SetReceiveBuffer(Socket socket)
+    {
+        const int SolSocket = 1, SoRcvbufForce = 33;
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                socket.SetRawSocketOption(SolSocket, SoRcvbufForce, BitConverter.GetBytes(ReceiveBuffer));
+                return;
+            }
+        }
+        catch (SocketException)
+        {
+            // not privileged: the ordinary option, which the system caps at net.core.rmem_max
+        }
+
+        socket.ReceiveBufferSize = ReceiveBuffer;
+    }
+
+    /// <summary>A stream's datagram id and key, for as long as the stream is open (dispose it when the stream ends).</summary>
+    public Registration Register(string node)
+    {
+        while (true)
+        {
+            var registration = new Registration(this, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), RandomNumberGenerator.GetBytes(HeartbeatDatagram.KeyLength), node);
+            if (_streams.TryAdd(registration.Id, registration))
+            {
+                return registration;
+            }
+        }
+    }
+
+    private void Read()
+    {
+        var buffer = new byte[64]; // larger than a heartbeat: a longer datagram is seen as longer, and dropped
+        while (_socket is { } socket)
+        {
+            int received;
+            try
+            {
+                received = socket.Receive(buffer);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.Interrupted or SocketError.OperationAborted or SocketError.Shutdown or SocketError.NotSocket)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue; // an error queued on the socket (an ICMP answer): not a reason to stop reading
+            }
+
+            Take(buffer.AsSpan(0, received));
+        }
+    }
+
+    /// <summary>One datagram received: the node it proves is heard, or it is dropped. True when it was taken.</summary>
+    internal bool Take(ReadOnlySpan<byte> datagram)
+    {
+        if (!HeartbeatDatagram.TryRead(datagram, out var id, out var sequence) || !_streams.TryGetValue(id, out var stream)
+            || !HeartbeatDatagram.Verify(datagram, stream.Key) || !stream.Advance(sequence))
+        {
+            Interlocked.Increment(ref _dropped);
+            return false;
+        }
+
+        health.Seen(stream.Node);
+        metrics.Heartbeat(datagram: true);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        var socket = Interlocked.Exchange(ref _socket, null);
+        socket?.Dispose(); // ends the reader's receive
+    }
+
+    /// <summary>One stream's id and key, and the highest sequence heard on it.</summary>
+    public sealed class Registration : IDisposable
+    {
+        private readonly HeartbeatDatagrams _owner;
+        private long _heard;
+
+        internal Registration(HeartbeatDatagrams owner, ulong id, byte[] key, string node)
+        {
+            _owner = owner;
+            Id = id;
+            Key = key;
+            Node = node;
+        }
+
+        public ulong Id { get; }
+
+        public byte[] Key { get; }
+
+        public string Node { get; }
+
+        /// <summary>The highest sequence heard (0 before any), said in each keepalive.</summary>
+        public long Heard => Interlocked.Read(ref _heard);
+
+        /// <summary>Takes <paramref name="sequence"/> when it is above every one heard before: a datagram said again (replayed) is not.</summary>
+        internal bool Advance(long sequence)
+        {
+            var heard = Interlocked.Read(ref _heard);
+            while (sequence > heard)
+            {
+                var was = Interlocked.CompareExchange(ref _heard, sequence, heard);
+                if (was == heard)
+                {
+                    return true;
+                }
+
+                heard = was;
+            }
+
+            return false;
+        }
+
+        public void Dispose() => _owner._streams.TryRemove(new KeyValuePair<ulong, Registration>(Id, this));
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "UDP port {Port} is taken: agents' heartbeat datagrams are received at port {Other} instead (each agent is told)")]
+    private static partial void LogOtherPort(ILogger logger, int port, int other);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No UDP port for agents' heartbeat datagrams ({Reason}): agents heart-beat on their streams, which costs this controller more per node")]
+    private static partial void LogNoDatagrams(ILogger logger, string reason);
+}
