@@ -4,9 +4,11 @@ using System.Net.Sockets;
 namespace Heddle.Testing;
 
 /// <summary>
-/// A TCP forwarder on loopback between an agent and the controller, which a test can cut (every forwarded connection
-/// reset, new ones accepted and never answered) and restore: a network partition of one node without touching the
-/// others; or close for good, as the controller's process going away (connections refused).
+/// A TCP forwarder on a loopback address of its own between an agent and the controller, which a test can cut (every
+/// forwarded connection reset, new ones accepted and never answered) and restore: a network partition of one node
+/// without touching the others; or close for good, as the controller's process going away (connections refused). Given
+/// the controller's UDP port for heartbeat datagrams, it forwards those too (from the same port number on its own
+/// address, where the agent sends them), and a cut drops them both ways as a partition would.
 /// </summary>
 public sealed class LinkCutter : IAsyncDisposable
 {
@@ -15,21 +17,94 @@ public sealed class LinkCutter : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly TcpListener _listener;
     private readonly Task _accepting;
+    private readonly IPAddress _address;
     private readonly int _port;
     private readonly string _scheme;
+    private readonly Socket? _udpFront;
+    private readonly Socket? _udpBack;
+    private readonly Task _relaying = Task.CompletedTask;
 
-    public LinkCutter(Uri target)
+    public LinkCutter(Uri target, int? datagramPort = null)
     {
         _scheme = target.Scheme;
         _target = new IPEndPoint(IPAddress.Parse(target.Host), target.Port);
-        _listener = new TcpListener(IPAddress.Loopback, 0);
-        _listener.Start();
+        for (var attempt = 0; ; attempt++)
+        {
+            // An address of its own (127.200.0.0 and up), so the agent's datagrams to the controller's UDP port number
+            // reach this forwarder and not the controller.
+            _address = new IPAddress([127, (byte)Random.Shared.Next(200, 250), (byte)Random.Shared.Next(256), (byte)Random.Shared.Next(1, 255)]);
+            _listener = new TcpListener(_address, 0);
+            _listener.Start();
+            if (datagramPort is not { } udp)
+            {
+                break;
+            }
+
+            _udpFront = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            try
+            {
+                _udpFront.Bind(new IPEndPoint(_address, udp));
+                _udpBack = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                _udpBack.Bind(new IPEndPoint(_address, 0));
+                _relaying = Task.WhenAll(RelayAsync(_udpFront, _udpBack, () => new IPEndPoint(_target.Address, udp), remember: true),
+                    RelayAsync(_udpBack, _udpFront, () => _agent, remember: false));
+                break;
+            }
+            catch (SocketException) when (attempt < 20)
+            {
+                _udpFront.Dispose(); // that address and port is another forwarder's: another address
+                _listener.Stop();
+            }
+        }
+
         _port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _accepting = AcceptAsync(_listener);
     }
 
+    private volatile IPEndPoint? _agent;
+
+    /// <summary>Passes datagrams from one socket out of the other while the link is not cut; the front remembers who sent (the agent), for the answers.</summary>
+    private async Task RelayAsync(Socket from, Socket to, Func<IPEndPoint?> target, bool remember)
+    {
+        var buffer = new byte[2048];
+        var any = new IPEndPoint(IPAddress.Any, 0);
+        while (!_stop.IsCancellationRequested)
+        {
+            SocketReceiveFromResult received;
+            try
+            {
+                received = await from.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                if (_stop.IsCancellationRequested || e is not SocketException)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (remember)
+            {
+                _agent = (IPEndPoint)received.RemoteEndPoint;
+            }
+
+            if (!IsCut && target() is { } to2)
+            {
+                try
+                {
+                    await to.SendToAsync(buffer.AsMemory(0, received.ReceivedBytes), SocketFlags.None, to2);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                }
+            }
+        }
+    }
+
     /// <summary>Where the agent connects instead of the controller.</summary>
-    public Uri Url => new($"{_scheme}://127.0.0.1:{_port}/");
+    public Uri Url => new($"{_scheme}://{_address}:{_port}/");
 
     public bool IsCut { get; private set; }
 
@@ -77,6 +152,9 @@ public sealed class LinkCutter : IAsyncDisposable
         await _stop.CancelAsync();
         _listener.Stop();
         await _accepting;
+        _udpFront?.Dispose();
+        _udpBack?.Dispose();
+        await _relaying;
         await CutAsync();
     }
 

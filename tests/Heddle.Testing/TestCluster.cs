@@ -1,6 +1,7 @@
 using Heddle.Agent;
 using Heddle.Contracts.Api;
 using Heddle.Controller;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Heddle.Testing;
 
@@ -80,7 +81,8 @@ public sealed class TestCluster : IAsyncDisposable
         cluster.JoinString = await cluster.Controller.CreateJoinStringAsync(TimeSpan.FromHours(2));
         if (cuttable)
         {
-            cluster.Links.AddRange(Enumerable.Range(0, nodes).Select(_ => new LinkCutter(cluster.Controller.AgentUrl)));
+            var datagrams = cluster.Controller.Services.GetRequiredService<Heddle.Controller.Agents.HeartbeatDatagrams>().EndPoint?.Port;
+            cluster.Links.AddRange(Enumerable.Range(0, nodes).Select(_ => new LinkCutter(cluster.Controller.AgentUrl, datagrams)));
         }
 
         for (var i = 0; i < nodes; i++)

@@ -197,7 +197,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                 }
                 else if (message.BodyCase == ControllerMessage.BodyOneofCase.Datagrams)
                 {
-                    _datagrams = DatagramHeartbeats.From(message.Datagrams);
+                    _datagrams?.Dispose();
+                    _datagrams = DatagramHeartbeats.Open(message.Datagrams, Current, DatagramHeartbeats.WindowFor(options.FenceAfter, options.HeartbeatInterval),
+                        () => heard = _fenceClock.Heard()); // an answer is the controller heard
                 }
                 else if (message.BodyCase == ControllerMessage.BodyOneofCase.Goal)
                 {
@@ -220,6 +222,8 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         finally
         {
             await session.CancelAsync();
+            _datagrams?.Dispose();
+            _datagrams = null;
             try
             {
                 await writer;
@@ -295,7 +299,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
 
                 if (datagrams?.NewlyUnheard(now) == true)
                 {
-                    LogDatagramsUnheard(logger, datagrams.To, DatagramHeartbeats.Window.TotalSeconds);
+                    LogDatagramsUnheard(logger, datagrams.To, datagrams.Window.TotalSeconds);
                 }
 
                 tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();

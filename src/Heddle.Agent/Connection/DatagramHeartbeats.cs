@@ -6,54 +6,81 @@ namespace Heddle.Agent.Connection;
 
 /// <summary>
 /// One session's heartbeats as UDP datagrams (the controller's offer on the stream: where, a stream id, a key), and
-/// whether they carry: each keepalive says the highest sequence the controller heard, and while that has moved within
-/// <see cref="Window"/> the stream carries no heartbeats. When it has not (UDP dropped on the way, the controller's port
-/// closed), heartbeats go on the stream again, the datagrams still beside them, so the node is heard either way and
-/// the datagrams take over again when they arrive. Times are in <see cref="FenceClock.Millis"/>.
+/// whether they carry. The controller answers each it hears with a datagram of the same key, and that answer is heard
+/// as its keepalive. While an answer (or a keepalive saying a datagram was heard) came within <see cref="Window"/>, the
+/// stream carries no heartbeats. When none did (UDP dropped either way, the controller's port closed), heartbeats go on
+/// the stream again, the datagrams still beside them, so the node is heard either way; a heartbeat on the stream tells
+/// the controller to send its keepalives there too; and the datagrams take over again when answers come. Times are in
+/// <see cref="FenceClock.Millis"/>.
 /// </summary>
-internal sealed class DatagramHeartbeats
+internal sealed class DatagramHeartbeats : IDisposable
 {
-    /// <summary>
-    /// How long the controller may go without saying it heard a datagram before heartbeats go on the stream again: well
-    /// inside a node timeout (10 s by default; the node is unheard for at most this and a keepalive's period), and above
-    /// a keepalive's period, so a keepalive or two held up on a busy controller do not double its heartbeats.
-    /// </summary>
-    public static readonly TimeSpan Window = TimeSpan.FromSeconds(3);
-
-    private static readonly Lock Opening = new();
-    private static Socket? _v4;
-    private static Socket? _v6;
+    /// <summary>The longest <see cref="Window"/>: a third of the default fence time (10 s), which a node timeout matches.</summary>
+    public static readonly TimeSpan LongestWindow = TimeSpan.FromSeconds(3);
 
     private readonly SocketAddress _to;
-    private readonly ulong _stream;
-    private readonly byte[] _key;
+    private readonly Func<long> _answered;
+    private readonly long _window;
     private long _firstSent = -1;
     private long _heardAt = -1;
     private long _heard;
     private bool _told;
 
-    private DatagramHeartbeats(IPEndPoint to, ulong stream, byte[] key)
+    private DatagramHeartbeats(IPEndPoint to, ulong stream, byte[] key, TimeSpan window, Func<long> answered)
     {
+        Window = window;
+        _window = (long)window.TotalMilliseconds;
         To = to;
         _to = to.Serialize();
-        _stream = stream;
-        _key = key;
+        Stream = stream;
+        Key = key;
+        _answered = answered;
     }
+
+    /// <summary>
+    /// How long the controller may go without saying it heard a datagram before heartbeats go on the stream again: well
+    /// inside the node timeout (the node is unheard for at most this and a heartbeat's period), and above two periods,
+    /// so an answer lost or late does not double the heartbeats: <see cref="WindowFor"/>.
+    /// </summary>
+    public TimeSpan Window { get; }
+
+    /// <summary>A third of <paramref name="fenceAfter"/> (which the controller's node timeout matches), at most <see cref="LongestWindow"/>, at least two heartbeats.</summary>
+    public static TimeSpan WindowFor(TimeSpan fenceAfter, TimeSpan heartbeat) =>
+        TimeSpan.FromTicks(Math.Max(Math.Min(fenceAfter.Ticks / 3, LongestWindow.Ticks), 2 * heartbeat.Ticks));
 
     /// <summary>Where they go.</summary>
     public IPEndPoint To { get; }
 
-    /// <summary>The heartbeats an offer describes; null for an offer that makes no sense (then the stream carries them).</summary>
-    public static DatagramHeartbeats? From(HeartbeatDatagramOffer offer) =>
-        offer.Key.Length == HeartbeatDatagram.KeyLength && IPAddress.TryParse(offer.Address, out var address) && offer.Port is > 0 and <= IPEndPoint.MaxPort
-            ? new DatagramHeartbeats(new IPEndPoint(address, offer.Port), offer.Stream, offer.Key.ToByteArray())
-            : null;
+    /// <summary>The stream's id, in each datagram.</summary>
+    public ulong Stream { get; }
+
+    /// <summary>The stream's key.</summary>
+    public byte[] Key { get; }
+
+    /// <summary>
+    /// The heartbeats an offer describes, taking answers until disposed; <paramref name="answered"/> is called at each
+    /// answer (the controller heard) and gives the time of it. They go to <paramref name="controller"/> (the address the
+    /// agent was given for the controller) when that is an IP address, as the stream does, else to the address the
+    /// controller says it was reached at; at the port offered. Null for an offer that makes no sense (then the stream
+    /// carries them).
+    /// </summary>
+    public static DatagramHeartbeats? Open(HeartbeatDatagramOffer offer, Uri controller, TimeSpan window, Func<long> answered)
+    {
+        if (offer.Key.Length != HeartbeatDatagram.KeyLength || offer.Port is <= 0 or > IPEndPoint.MaxPort
+            || !(IPAddress.TryParse(controller.IdnHost, out var address) || IPAddress.TryParse(offer.Address, out address)))
+        {
+            return null;
+        }
+
+        var beats = new DatagramHeartbeats(new IPEndPoint(address, offer.Port), offer.Stream, offer.Key.ToByteArray(), window, answered);
+        return HeartbeatSockets.Add(beats) ? beats : null;
+    }
 
     /// <summary>Sends heartbeat <paramref name="sequence"/>; false when the system refused it (no route, say).</summary>
     public bool Send(long sequence, long now)
     {
         Span<byte> datagram = stackalloc byte[HeartbeatDatagram.Length];
-        HeartbeatDatagram.Write(datagram, _stream, sequence, _key);
+        HeartbeatDatagram.Write(datagram, answer: false, Stream, sequence, Key);
         if (_firstSent < 0)
         {
             _firstSent = now;
@@ -61,7 +88,7 @@ internal sealed class DatagramHeartbeats
 
         try
         {
-            return Socket(To.AddressFamily).SendTo(datagram, SocketFlags.None, _to) == datagram.Length;
+            return HeartbeatSockets.For(To.AddressFamily).SendTo(datagram, SocketFlags.None, _to) == datagram.Length;
         }
         catch (SocketException)
         {
@@ -69,24 +96,27 @@ internal sealed class DatagramHeartbeats
         }
     }
 
-    /// <summary>A keepalive said the controller heard up to <paramref name="sequence"/>.</summary>
+    /// <summary>The controller answered heartbeat <paramref name="sequence"/> (its MAC checked).</summary>
+    internal void Answered(long sequence) => Heard(sequence, _answered());
+
+    /// <summary>The controller said it heard up to <paramref name="sequence"/> (an answer, or a keepalive on the stream).</summary>
     public void Heard(long sequence, long now)
     {
-        if (sequence > Volatile.Read(ref _heard))
+        if (sequence > Interlocked.Read(ref _heard))
         {
-            Volatile.Write(ref _heard, sequence);
-            Volatile.Write(ref _heardAt, now);
+            Interlocked.Exchange(ref _heard, sequence);
+            Interlocked.Exchange(ref _heardAt, now);
             _told = false;
         }
     }
 
     /// <summary>Whether the datagrams carry the heartbeats now: the controller said it heard a newer one within <see cref="Window"/>.</summary>
-    public bool Carry(long now) => Volatile.Read(ref _heardAt) is var at and >= 0 && now - at <= (long)Window.TotalMilliseconds;
+    public bool Carry(long now) => Interlocked.Read(ref _heardAt) is var at and >= 0 && now - at <= _window;
 
     /// <summary>True once each time the datagrams stop being heard (or never were, a window after the first): for the log.</summary>
     public bool NewlyUnheard(long now)
     {
-        if (_told || _firstSent < 0 || Carry(now) || now - Math.Max(_firstSent, Volatile.Read(ref _heardAt)) <= (long)Window.TotalMilliseconds)
+        if (_told || _firstSent < 0 || Carry(now) || now - Math.Max(_firstSent, Interlocked.Read(ref _heardAt)) <= _window)
         {
             return false;
         }
@@ -95,18 +125,5 @@ internal sealed class DatagramHeartbeats
         return true;
     }
 
-    /// <summary>One unbound socket per address family, for every session (and every hollow node) of the process.</summary>
-    private static Socket Socket(AddressFamily family)
-    {
-        ref var socket = ref family == AddressFamily.InterNetworkV6 ? ref _v6 : ref _v4;
-        if (Volatile.Read(ref socket) is { } open)
-        {
-            return open;
-        }
-
-        lock (Opening)
-        {
-            return socket ??= new Socket(family, SocketType.Dgram, ProtocolType.Udp);
-        }
-    }
+    public void Dispose() => HeartbeatSockets.Remove(this);
 }

@@ -159,6 +159,7 @@ public sealed partial class AgentService(
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Heartbeat)
                 {
                     metrics.Heartbeat(datagram: false);
+                    beats?.StreamHeartbeat(); // its agent does not hear the datagrams' answers: keepalives go on the stream
                 }
 
                 if (message.BodyCase == AgentMessage.BodyOneofCase.Report)
@@ -398,8 +399,9 @@ public sealed partial class AgentService(
 
     /// <summary>
     /// Goal states as they come (whole, or what changed of their peers: <see cref="GoalSender"/>), and a keepalive every
-    /// second between them (the agent fences itself without them), which says the last heartbeat datagram heard. The
-    /// datagrams' offer, when there is one, goes first.
+    /// second between them (the agent fences itself without them), which says the last heartbeat datagram heard, unless
+    /// the answers to its heartbeat datagrams are its keepalives (<see cref="HeartbeatDatagrams"/>). The datagrams'
+    /// offer, when there is one, goes first.
     /// </summary>
     private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
         KeepaliveClock keepalives, ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, CancellationToken cancellationToken)
@@ -420,6 +422,12 @@ public sealed partial class AgentService(
                 if (await Task.WhenAny(tick, goal) == tick) // both ready: the keepalive first
                 {
                     await tick;
+                    if (beats?.NeedsKeepalive() == false)
+                    {
+                        tick = keepalives.Next(turn); // the answers to its heartbeat datagrams are its keepalives
+                        continue;
+                    }
+
                     var keepaliveMessage = new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence, Heard = beats?.Heard ?? 0 } };
                     var started = Stopwatch.GetTimestamp();
                     await stream.WriteAsync(keepaliveMessage, cancellationToken);

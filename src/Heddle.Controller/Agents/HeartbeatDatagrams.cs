@@ -14,15 +14,14 @@ namespace Heddle.Controller.Agents;
 /// idle controller did (about 90 µs per node per second). A datagram costs a receive and a MAC on one thread of its own.
 /// Each agent stream that asks is given a random id and key (<see cref="Register"/>, sent on the stream, so only its
 /// mutually authenticated peer has them); a datagram counts as the node heard only with that stream's MAC and a
-/// sequence above the last heard. Keepalives on the stream say the last sequence heard, so an agent whose datagrams are
-/// lost (a firewall that drops UDP) heart-beats on the stream again.
+/// sequence above the last heard. Each one heard is answered with a datagram of the same key to where it came from, and
+/// that answer is the agent's keepalive: a stream whose datagrams are heard gets no keepalive messages. An agent whose
+/// answers stop coming (a firewall that drops UDP, either way) heart-beats on its stream again, and a stream that
+/// heart-beats, or whose datagrams are not heard, gets its keepalives on the stream (<see cref="Registration.NeedsKeepalive"/>).
 /// </summary>
-public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics.ControllerMetrics metrics, ILogger<HeartbeatDatagrams>? logger = null) : IDisposable
+public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics.ControllerMetrics metrics, TimeProvider time, ILogger<HeartbeatDatagrams>? logger = null) : IDisposable
 {
-    /// <summary>
-    /// The socket's receive buffer asked for: a heartbeat datagram takes about 1 KB of it in the kernel, so at 10,000 nodes
-    /// the default (about 200 KB) held a fifth of a second of them, and a collection's pause would drop heartbeats.
-    /// </summary>
+    /// <summary>The socket's receive buffer asked for: about 1.5 s of 10,000 nodes' heartbeats (<see cref="HeartbeatDatagram.ReceiveBuffer"/>).</summary>
     private const int ReceiveBuffer = 16 << 20;
 
     private readonly ConcurrentDictionary<ulong, Registration> _streams = new();
@@ -51,7 +50,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
                 socket.DualMode = true;
             }
 
-            SetReceiveBuffer(socket);
+            HeartbeatDatagram.ReceiveBuffer(socket, ReceiveBuffer);
             try
             {
                 socket.Bind(new IPEndPoint(address, port));
@@ -82,32 +81,12 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
         _reader.Start();
     }
 
-    /// <summary>As large a receive buffer as the system gives: past its limit for ordinary sockets when the controller may (CAP_NET_ADMIN).</summary>
-    private static void SetReceiveBuffer(Socket socket)
-    {
-        const int SolSocket = 1, SoRcvbufForce = 33;
-        try
-        {
-            if (OperatingSystem.IsLinux())
-            {
-                socket.SetRawSocketOption(SolSocket, SoRcvbufForce, BitConverter.GetBytes(ReceiveBuffer));
-                return;
-            }
-        }
-        catch (SocketException)
-        {
-            // not privileged: the ordinary option, which the system caps at net.core.rmem_max
-        }
-
-        socket.ReceiveBufferSize = ReceiveBuffer;
-    }
-
     /// <summary>A stream's datagram id and key, for as long as the stream is open (dispose it when the stream ends).</summary>
     public Registration Register(string node)
     {
         while (true)
         {
-            var registration = new Registration(this, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), RandomNumberGenerator.GetBytes(HeartbeatDatagram.KeyLength), node);
+            var registration = new Registration(this, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), RandomNumberGenerator.GetBytes(HeartbeatDatagram.KeyLength), node, time);
             if (_streams.TryAdd(registration.Id, registration))
             {
                 return registration;
@@ -118,12 +97,14 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
     private void Read()
     {
         var buffer = new byte[64]; // larger than a heartbeat: a longer datagram is seen as longer, and dropped
+        var answer = new byte[HeartbeatDatagram.Length];
+        var from = new SocketAddress(_socket!.AddressFamily);
         while (_socket is { } socket)
         {
             int received;
             try
             {
-                received = socket.Receive(buffer);
+                received = socket.ReceiveFrom(buffer, SocketFlags.None, from);
             }
             catch (ObjectDisposedException)
             {
@@ -138,15 +119,28 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
                 continue; // an error queued on the socket (an ICMP answer): not a reason to stop reading
             }
 
-            Take(buffer.AsSpan(0, received));
+            if (Take(buffer.AsSpan(0, received), answer))
+            {
+                try
+                {
+                    socket.SendTo(answer, SocketFlags.None, from);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    // not answered: the agent's stream gets keepalives again once it heart-beats there
+                }
+            }
         }
     }
 
-    /// <summary>One datagram received: the node it proves is heard, or it is dropped. True when it was taken.</summary>
-    internal bool Take(ReadOnlySpan<byte> datagram)
+    /// <summary>
+    /// One datagram received: the node it proves is heard, and <paramref name="answer"/> is made, or it is dropped.
+    /// True when it was taken.
+    /// </summary>
+    internal bool Take(ReadOnlySpan<byte> datagram, Span<byte> answer)
     {
-        if (!HeartbeatDatagram.TryRead(datagram, out var id, out var sequence) || !_streams.TryGetValue(id, out var stream)
-            || !HeartbeatDatagram.Verify(datagram, stream.Key) || !stream.Advance(sequence))
+        if (!HeartbeatDatagram.TryRead(datagram, answer: false, out var id, out var sequence) || !_streams.TryGetValue(id, out var stream)
+            || !HeartbeatDatagram.Verify(datagram, stream.Key) || !stream.Advance(sequence, time.GetTimestamp()))
         {
             Interlocked.Increment(ref _dropped);
             return false;
@@ -154,6 +148,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
         health.Seen(stream.Node);
         metrics.Heartbeat(datagram: true);
+        HeartbeatDatagram.Write(answer, answer: true, id, sequence, stream.Key);
         return true;
     }
 
@@ -163,18 +158,32 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
         socket?.Dispose(); // ends the reader's receive
     }
 
-    /// <summary>One stream's id and key, and the highest sequence heard on it.</summary>
+    /// <summary>One stream's id and key, the highest sequence heard on it, and whether it needs its keepalives on the stream.</summary>
     public sealed class Registration : IDisposable
     {
-        private readonly HeartbeatDatagrams _owner;
-        private long _heard;
+        /// <summary>A stream whose datagrams have not been heard for this long gets keepalives on the stream (they come every second).</summary>
+        public static readonly TimeSpan Unheard = TimeSpan.FromSeconds(2);
 
-        internal Registration(HeartbeatDatagrams owner, ulong id, byte[] key, string node)
+        /// <summary>
+        /// A stream that heart-beat on the stream within this long gets keepalives on the stream: its agent does not hear the
+        /// answers (UDP dropped on the way back), and falls back to the stream until it does.
+        /// </summary>
+        public static readonly TimeSpan FallenBack = TimeSpan.FromSeconds(3);
+
+        private readonly HeartbeatDatagrams _owner;
+        private readonly TimeProvider _time;
+        private long _heard;
+        private long _heardAt;
+        private long _streamBeatAt;
+
+        internal Registration(HeartbeatDatagrams owner, ulong id, byte[] key, string node, TimeProvider time)
         {
             _owner = owner;
+            _time = time;
             Id = id;
             Key = key;
             Node = node;
+            _heardAt = _streamBeatAt = time.GetTimestamp() - 2 * (long)(FallenBack.TotalSeconds * time.TimestampFrequency); // neither yet
         }
 
         public ulong Id { get; }
@@ -186,8 +195,15 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
         /// <summary>The highest sequence heard (0 before any), said in each keepalive.</summary>
         public long Heard => Interlocked.Read(ref _heard);
 
+        /// <summary>A heartbeat came on the stream: its agent does not hear the datagrams' answers, or sent no datagram.</summary>
+        public void StreamHeartbeat() => Volatile.Write(ref _streamBeatAt, _time.GetTimestamp());
+
+        /// <summary>Whether a keepalive goes on the stream now: datagrams unheard for <see cref="Unheard"/>, or a heartbeat on the stream within <see cref="FallenBack"/>.</summary>
+        public bool NeedsKeepalive() =>
+            _time.GetElapsedTime(Interlocked.Read(ref _heardAt)) > Unheard || _time.GetElapsedTime(Volatile.Read(ref _streamBeatAt)) < FallenBack;
+
         /// <summary>Takes <paramref name="sequence"/> when it is above every one heard before: a datagram said again (replayed) is not.</summary>
-        internal bool Advance(long sequence)
+        internal bool Advance(long sequence, long now)
         {
             var heard = Interlocked.Read(ref _heard);
             while (sequence > heard)
@@ -195,6 +211,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
                 var was = Interlocked.CompareExchange(ref _heard, sequence, heard);
                 if (was == heard)
                 {
+                    Interlocked.Exchange(ref _heardAt, now);
                     return true;
                 }
 

@@ -11,23 +11,48 @@ namespace Heddle.Agent.Tests.Connection;
 public sealed class DatagramHeartbeatsTests
 {
     private static HeartbeatDatagramOffer Offer(int keyLength = HeartbeatDatagram.KeyLength, string address = "127.0.0.1", int port = 9) =>
-        new() { Stream = 42, Key = ByteString.CopyFrom(new byte[keyLength]), Address = address, Port = port };
+        new() { Stream = (ulong)Random.Shared.NextInt64(), Key = ByteString.CopyFrom(new byte[keyLength]), Address = address, Port = port };
+
+    private static readonly Uri Controller = new("https://127.0.0.1:7001/");
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(3);
+
+    [Fact]
+    public void TheWindow_IsAThirdOfTheFenceTime_AtMost3s_AtLeastTwoHeartbeats()
+    {
+        var second = TimeSpan.FromSeconds(1);
+        Assert.Equal(TimeSpan.FromSeconds(3), DatagramHeartbeats.WindowFor(TimeSpan.FromSeconds(10), second));
+        Assert.Equal(TimeSpan.FromSeconds(3), DatagramHeartbeats.WindowFor(TimeSpan.FromMinutes(5), second));
+        Assert.Equal(TimeSpan.FromSeconds(1), DatagramHeartbeats.WindowFor(TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(250)));
+        Assert.Equal(TimeSpan.FromSeconds(2), DatagramHeartbeats.WindowFor(TimeSpan.FromSeconds(3), second));
+    }
+
+    [Fact]
+    public void TheDatagramsGo_ToTheControllersAddressAsGiven_OrWhereItSaysItWasReached_WhenGivenAName()
+    {
+        using var byAddress = DatagramHeartbeats.Open(Offer(address: "127.0.0.9", port: 7002), Controller, Window, () => 0)!;
+        Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 7002), byAddress.To);
+        using var byName = DatagramHeartbeats.Open(Offer(address: "127.0.0.9", port: 7002), new Uri("https://controller.example:7001/"), Window, () => 0)!;
+        Assert.Equal(System.Net.IPEndPoint.Parse("127.0.0.9:7002"), byName.To);
+    }
 
     [Fact]
     public void AnOfferThatMakesNoSense_IsNotTaken()
     {
-        Assert.NotNull(DatagramHeartbeats.From(Offer()));
-        Assert.Null(DatagramHeartbeats.From(Offer(keyLength: 16)));
-        Assert.Null(DatagramHeartbeats.From(Offer(address: "controller.example")));
-        Assert.Null(DatagramHeartbeats.From(Offer(port: 0)));
-        Assert.Null(DatagramHeartbeats.From(Offer(port: 70000)));
+        var offer = Offer();
+        using var taken = DatagramHeartbeats.Open(offer, Controller, Window, () => 0);
+        Assert.NotNull(taken);
+        Assert.Null(DatagramHeartbeats.Open(offer, Controller, Window, () => 0)); // its stream id is another session's in this process
+        Assert.Null(DatagramHeartbeats.Open(Offer(keyLength: 16), Controller, Window, () => 0));
+        Assert.Null(DatagramHeartbeats.Open(Offer(address: "controller.example"), new Uri("https://controller.example:7001/"), Window, () => 0));
+        Assert.Null(DatagramHeartbeats.Open(Offer(port: 0), Controller, Window, () => 0));
+        Assert.Null(DatagramHeartbeats.Open(Offer(port: 70000), Controller, Window, () => 0));
     }
 
     [Fact]
     public void TheDatagramsCarry_OnlyWhileTheControllerSaysItHeardANewOne_WithinTheWindow()
     {
-        var beats = DatagramHeartbeats.From(Offer())!;
-        var window = (long)DatagramHeartbeats.Window.TotalMilliseconds;
+        using var beats = DatagramHeartbeats.Open(Offer(), Controller, Window, () => 0)!;
+        var window = (long)Window.TotalMilliseconds;
         beats.Send(1, now: 0);
         Assert.False(beats.Carry(0)); // not heard yet: the stream carries them too
 
@@ -44,8 +69,8 @@ public sealed class DatagramHeartbeatsTests
     [Fact]
     public void DatagramsUnheard_AreToldOnce_EachTimeTheyStop()
     {
-        var beats = DatagramHeartbeats.From(Offer())!;
-        var window = (long)DatagramHeartbeats.Window.TotalMilliseconds;
+        using var beats = DatagramHeartbeats.Open(Offer(), Controller, Window, () => 0)!;
+        var window = (long)Window.TotalMilliseconds;
         Assert.False(beats.NewlyUnheard(10 * window)); // none sent yet
 
         beats.Send(1, now: 0);

@@ -27,7 +27,7 @@ public sealed class HeartbeatDatagramsTests : IDisposable
     {
         _store = KvStores.Over(new InMemoryKeyValueStore(), _time);
         _health = new NodeHealthMonitor(_store, new ControllerOptions { StateDirectory = "/nonexistent" }, _time);
-        _datagrams = new HeartbeatDatagrams(_health, new Metrics.ControllerMetrics(_meters.GetRequiredService<IMeterFactory>(), _store));
+        _datagrams = new HeartbeatDatagrams(_health, new Metrics.ControllerMetrics(_meters.GetRequiredService<IMeterFactory>(), _store), _time);
     }
 
     public void Dispose()
@@ -40,9 +40,13 @@ public sealed class HeartbeatDatagramsTests : IDisposable
     private static byte[] Beat(HeartbeatDatagrams.Registration stream, long sequence, byte[]? key = null)
     {
         var datagram = new byte[HeartbeatDatagram.Length];
-        HeartbeatDatagram.Write(datagram, stream.Id, sequence, key ?? stream.Key);
+        HeartbeatDatagram.Write(datagram, answer: false, stream.Id, sequence, key ?? stream.Key);
         return datagram;
     }
+
+    private readonly byte[] _answer = new byte[HeartbeatDatagram.Length];
+
+    private bool Take(ReadOnlySpan<byte> datagram) => _datagrams.Take(datagram, _answer);
 
     /// <summary>Whether the node was heard at the fake clock's present (it is moved on before each datagram).</summary>
     private bool HeardNow(string node) => _health.LastSeen(node) == _time.GetUtcNow();
@@ -53,12 +57,48 @@ public sealed class HeartbeatDatagramsTests : IDisposable
         using var stream = _datagrams.Register("n1");
         Assert.Equal(0, stream.Heard);
 
-        Assert.True(_datagrams.Take(Beat(stream, 1)));
+        Assert.True(Take(Beat(stream, 1)));
         Assert.True(HeardNow("n1"));
         _time.Advance(TimeSpan.FromSeconds(1));
-        Assert.True(_datagrams.Take(Beat(stream, 7)));
+        Assert.True(Take(Beat(stream, 7)));
         Assert.True(HeardNow("n1"));
         Assert.Equal(7, stream.Heard);
+    }
+
+    [Fact]
+    public void AHeardDatagram_IsAnsweredWithItsSequence_AndTheAnswerIsNoHeartbeat()
+    {
+        using var stream = _datagrams.Register("n1");
+        Assert.True(Take(Beat(stream, 3)));
+
+        Assert.True(HeartbeatDatagram.TryRead(_answer, answer: true, out var id, out var sequence));
+        Assert.Equal((stream.Id, 3L), (id, sequence));
+        Assert.True(HeartbeatDatagram.Verify(_answer, stream.Key));
+        Assert.False(HeartbeatDatagram.TryRead(_answer, answer: false, out _, out _));
+        var answer = _answer.ToArray();
+        Assert.False(Take(answer)); // an answer sent back to the controller is not the node heard
+    }
+
+    [Fact]
+    public void AStream_GetsKeepalives_UntilItsDatagramsAreHeard_AndAgainWhenTheyAreNot_OrWhenItHeartBeatsOnTheStream()
+    {
+        using var stream = _datagrams.Register("n1");
+        Assert.True(stream.NeedsKeepalive());
+
+        Assert.True(Take(Beat(stream, 1)));
+        Assert.False(stream.NeedsKeepalive()); // the answers are its keepalives
+        _time.Advance(HeartbeatDatagrams.Registration.Unheard + TimeSpan.FromMilliseconds(1));
+        Assert.True(stream.NeedsKeepalive());
+
+        Assert.True(Take(Beat(stream, 2)));
+        stream.StreamHeartbeat(); // its agent does not hear the answers
+        Assert.True(stream.NeedsKeepalive());
+        _time.Advance(HeartbeatDatagrams.Registration.FallenBack - TimeSpan.FromMilliseconds(500));
+        Assert.True(Take(Beat(stream, 3)));
+        Assert.True(stream.NeedsKeepalive());
+        _time.Advance(TimeSpan.FromMilliseconds(501));
+        Assert.True(Take(Beat(stream, 4)));
+        Assert.False(stream.NeedsKeepalive());
     }
 
     [Fact]
@@ -66,11 +106,11 @@ public sealed class HeartbeatDatagramsTests : IDisposable
     {
         using var stream = _datagrams.Register("n1");
         var fifth = Beat(stream, 5);
-        Assert.True(_datagrams.Take(fifth));
+        Assert.True(Take(fifth));
 
         _time.Advance(TimeSpan.FromSeconds(1));
-        Assert.False(_datagrams.Take(fifth));
-        Assert.False(_datagrams.Take(Beat(stream, 4)));
+        Assert.False(Take(fifth));
+        Assert.False(Take(Beat(stream, 4)));
         Assert.False(HeardNow("n1"));
         Assert.Equal(5, stream.Heard);
     }
@@ -82,22 +122,22 @@ public sealed class HeartbeatDatagramsTests : IDisposable
         using var other = _datagrams.Register("n2");
         _time.Advance(TimeSpan.FromSeconds(1));
 
-        Assert.False(_datagrams.Take(Beat(stream, 1, other.Key))); // another node's key, this node's stream id
+        Assert.False(Take(Beat(stream, 1, other.Key))); // another node's key, this node's stream id
         var good = Beat(stream, 2);
         for (var i = 0; i < good.Length; i++)
         {
             var changed = (byte[])good.Clone();
             changed[i] ^= 0x01;
-            Assert.False(_datagrams.Take(changed));
+            Assert.False(Take(changed));
         }
 
-        Assert.False(_datagrams.Take(good.AsSpan(0, good.Length - 1)));
-        Assert.False(_datagrams.Take([.. good, 0]));
-        Assert.False(_datagrams.Take([]));
+        Assert.False(Take(good.AsSpan(0, good.Length - 1)));
+        Assert.False(Take([.. good, 0]));
+        Assert.False(Take([]));
         Assert.False(HeardNow("n1"));
         Assert.Equal(1 + good.Length + 3, _datagrams.Dropped);
 
-        Assert.True(_datagrams.Take(good)); // none of those spent the sequence
+        Assert.True(Take(good)); // none of those spent the sequence
         Assert.True(HeardNow("n1"));
     }
 
@@ -109,7 +149,7 @@ public sealed class HeartbeatDatagramsTests : IDisposable
         stream.Dispose();
         _time.Advance(TimeSpan.FromSeconds(1));
 
-        Assert.False(_datagrams.Take(beat));
+        Assert.False(Take(beat));
         Assert.Null(_health.LastSeen("n1"));
     }
 
@@ -135,5 +175,12 @@ public sealed class HeartbeatDatagramsTests : IDisposable
         }, heard => heard > 0, TimeSpan.FromSeconds(10), "a heartbeat datagram heard after 20,000 of junk", TimeSpan.FromMilliseconds(50));
         Assert.True(HeardNow("n1"));
         Assert.True(_datagrams.Dropped > 0);
+
+        // Answered to where it came from.
+        var answer = new byte[64];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var received = await udp.ReceiveAsync(answer, wait.Token);
+        Assert.True(HeartbeatDatagram.TryRead(answer.AsSpan(0, received), answer: true, out var id, out _));
+        Assert.Equal(stream.Id, id);
     }
 }

@@ -91,7 +91,7 @@ public sealed class FencingTests(Xunit.Abstractions.ITestOutputHelper output)
         // Nothing passes and nothing ends: only the controller's own pings can tell it the agent is gone.
         cluster.Links[0].Silence();
         var silent = Stopwatch.StartNew();
-        await Poll.UntilAsync(() => !sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the controller to close the silent agent's stream"); // pinged after 5 s, closed 10 s later; TCP would take minutes
+        await Poll.UntilAsync(() => !sessions.IsConnected("n1"), TimeSpan.FromSeconds(30), "the controller to close the silent agent's stream"); // pinged after 10 s, closed 10 s later; TCP would take minutes
         output.WriteLine($"the controller closed the silent stream after {silent.Elapsed.TotalSeconds:0.0} s");
 
         cluster.Links[0].Restore();
