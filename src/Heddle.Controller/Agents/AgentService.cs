@@ -139,7 +139,16 @@ public sealed partial class AgentService(
         metrics.StreamOpened();
         using var beats = hello.TakesDatagramHeartbeats && datagrams.EndPoint is not null ? datagrams.Register(node) : null;
         var offer = beats is null ? null : Offer(beats, datagrams.EndPoint!.Port, context.GetHttpContext().Connection.LocalIpAddress);
-        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, offer, beats, linked.Token);
+        // Whether the stream was replaced is asked at each message it brings, and at each keepalive turn: a stream whose
+        // heartbeats come as datagrams may bring none for as long as it lives.
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, offer, beats,
+            () =>
+            {
+                if (Replaced())
+                {
+                    linked.Cancel();
+                }
+            }, linked.Token);
 
         // What the node says is recorded by a task of its own while the stream goes on being read: the node joins (a
         // store write), then each report is written. Read in turns with the writes, the stream waited a store round trip
@@ -404,7 +413,7 @@ public sealed partial class AgentService(
     /// offer, when there is one, goes first.
     /// </summary>
     private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
-        KeepaliveClock keepalives, ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, CancellationToken cancellationToken)
+        KeepaliveClock keepalives, ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, Action turn, CancellationToken cancellationToken)
     {
         try
         {
@@ -413,7 +422,7 @@ public sealed partial class AgentService(
                 await stream.WriteAsync(offer, cancellationToken);
             }
 
-            var turn = keepalives.Join();
+            var slot = keepalives.Join();
             var tick = Task.CompletedTask; // one at once: the agent hears this controller before its goal state is made and sent
             var sequence = 0L;
             var goal = session.WaitForChangeAsync(cancellationToken).AsTask();
@@ -422,9 +431,10 @@ public sealed partial class AgentService(
                 if (await Task.WhenAny(tick, goal) == tick) // both ready: the keepalive first
                 {
                     await tick;
+                    turn();
                     if (beats?.NeedsKeepalive() == false)
                     {
-                        tick = keepalives.Next(turn); // the answers to its heartbeat datagrams are its keepalives
+                        tick = keepalives.Next(slot); // the answers to its heartbeat datagrams are its keepalives
                         continue;
                     }
 
@@ -432,7 +442,7 @@ public sealed partial class AgentService(
                     var started = Stopwatch.GetTimestamp();
                     await stream.WriteAsync(keepaliveMessage, cancellationToken);
                     metrics.Sent("keepalive", keepaliveMessage.CalculateSize(), Stopwatch.GetElapsedTime(started));
-                    tick = keepalives.Next(turn);
+                    tick = keepalives.Next(slot);
                     continue;
                 }
 
