@@ -222,8 +222,6 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         finally
         {
             await session.CancelAsync();
-            _datagrams?.Dispose();
-            _datagrams = null;
             try
             {
                 await writer;
@@ -231,6 +229,9 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
             catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException)
             {
             }
+
+            _datagrams?.Dispose(); // after the writer, which sends them
+            _datagrams = null;
 
             await watchdog;
         }

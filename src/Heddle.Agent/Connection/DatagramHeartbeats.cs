@@ -19,6 +19,9 @@ internal sealed class DatagramHeartbeats : IDisposable
     public static readonly TimeSpan LongestWindow = TimeSpan.FromSeconds(3);
 
     private readonly SocketAddress _to;
+    private readonly System.Security.Cryptography.IncrementalHash _sending; // the writer's
+    private readonly System.Security.Cryptography.IncrementalHash _checking; // the answers' reader's, but for its disposal: under a lock of its own
+    private bool _ended;
     private readonly Func<long> _answered;
     private readonly long _window;
     private long _firstSent = -1;
@@ -33,7 +36,8 @@ internal sealed class DatagramHeartbeats : IDisposable
         To = to;
         _to = to.Serialize();
         Stream = stream;
-        Key = key;
+        _sending = HeartbeatDatagram.Mac(key);
+        _checking = HeartbeatDatagram.Mac(key);
         _answered = answered;
     }
 
@@ -53,9 +57,6 @@ internal sealed class DatagramHeartbeats : IDisposable
 
     /// <summary>The stream's id, in each datagram.</summary>
     public ulong Stream { get; }
-
-    /// <summary>The stream's key.</summary>
-    public byte[] Key { get; }
 
     /// <summary>
     /// The heartbeats an offer describes, taking answers until disposed; <paramref name="answered"/> is called at each
@@ -80,7 +81,7 @@ internal sealed class DatagramHeartbeats : IDisposable
     public bool Send(long sequence, long now)
     {
         Span<byte> datagram = stackalloc byte[HeartbeatDatagram.Length];
-        HeartbeatDatagram.Write(datagram, answer: false, Stream, sequence, Key);
+        HeartbeatDatagram.Write(datagram, answer: false, Stream, sequence, _sending);
         if (_firstSent < 0)
         {
             _firstSent = now;
@@ -96,8 +97,19 @@ internal sealed class DatagramHeartbeats : IDisposable
         }
     }
 
-    /// <summary>The controller answered heartbeat <paramref name="sequence"/> (its MAC checked).</summary>
-    internal void Answered(long sequence) => Heard(sequence, _answered());
+    /// <summary>An answer naming this stream came: heard when its MAC is this stream's.</summary>
+    internal void Answer(ReadOnlySpan<byte> datagram, long sequence)
+    {
+        lock (_checking)
+        {
+            if (_ended || !HeartbeatDatagram.Verify(datagram, _checking))
+            {
+                return;
+            }
+        }
+
+        Heard(sequence, _answered());
+    }
 
     /// <summary>The controller said it heard up to <paramref name="sequence"/> (an answer, or a keepalive on the stream).</summary>
     public void Heard(long sequence, long now)
@@ -125,5 +137,18 @@ internal sealed class DatagramHeartbeats : IDisposable
         return true;
     }
 
-    public void Dispose() => HeartbeatSockets.Remove(this);
+    /// <summary>Takes no more answers. Call once the session's writer has ended (it sends with <see cref="Send"/>).</summary>
+    public void Dispose()
+    {
+        HeartbeatSockets.Remove(this);
+        lock (_checking)
+        {
+            if (!_ended)
+            {
+                _ended = true;
+                _checking.Dispose();
+                _sending.Dispose();
+            }
+        }
+    }
 }

@@ -69,10 +69,9 @@ internal static class HeartbeatSockets
             }
 
             var datagram = buffer.AsSpan(0, received);
-            if (HeartbeatDatagram.TryRead(datagram, answer: true, out var stream, out var sequence) && Sessions.TryGetValue(stream, out var session)
-                && HeartbeatDatagram.Verify(datagram, session.Key))
+            if (HeartbeatDatagram.TryRead(datagram, answer: true, out var stream, out var sequence) && Sessions.TryGetValue(stream, out var session))
             {
-                session.Answered(sequence);
+                session.Answer(datagram, sequence);
             }
         }
     }

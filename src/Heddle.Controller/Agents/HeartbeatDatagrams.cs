@@ -140,7 +140,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
     internal bool Take(ReadOnlySpan<byte> datagram, Span<byte> answer)
     {
         if (!HeartbeatDatagram.TryRead(datagram, answer: false, out var id, out var sequence) || !_streams.TryGetValue(id, out var stream)
-            || !HeartbeatDatagram.Verify(datagram, stream.Key) || !stream.Advance(sequence, time.GetTimestamp()))
+            || !stream.Take(datagram, sequence, time.GetTimestamp(), answer))
         {
             Interlocked.Increment(ref _dropped);
             return false;
@@ -148,7 +148,6 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
         health.Seen(stream.Node);
         metrics.Heartbeat(datagram: true);
-        HeartbeatDatagram.Write(answer, answer: true, id, sequence, stream.Key);
         return true;
     }
 
@@ -172,6 +171,8 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
         private readonly HeartbeatDatagrams _owner;
         private readonly TimeProvider _time;
+        private readonly IncrementalHash _mac; // the reader's alone, but for its disposal: under a lock of its own
+        private bool _ended;
         private long _heard;
         private long _heardAt;
         private long _streamBeatAt;
@@ -183,6 +184,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
             Id = id;
             Key = key;
             Node = node;
+            _mac = HeartbeatDatagram.Mac(key);
             _heardAt = _streamBeatAt = time.GetTimestamp() - 2 * (long)(FallenBack.TotalSeconds * time.TimestampFrequency); // neither yet
         }
 
@@ -202,8 +204,23 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
         public bool NeedsKeepalive() =>
             _time.GetElapsedTime(Interlocked.Read(ref _heardAt)) > Unheard || _time.GetElapsedTime(Volatile.Read(ref _streamBeatAt)) < FallenBack;
 
+        /// <summary>Takes a datagram of this stream whose MAC is right and whose sequence is new, and makes its answer.</summary>
+        internal bool Take(ReadOnlySpan<byte> datagram, long sequence, long now, Span<byte> answer)
+        {
+            lock (_mac)
+            {
+                if (_ended || !HeartbeatDatagram.Verify(datagram, _mac) || !Advance(sequence, now))
+                {
+                    return false;
+                }
+
+                HeartbeatDatagram.Write(answer, answer: true, Id, sequence, _mac);
+                return true;
+            }
+        }
+
         /// <summary>Takes <paramref name="sequence"/> when it is above every one heard before: a datagram said again (replayed) is not.</summary>
-        internal bool Advance(long sequence, long now)
+        private bool Advance(long sequence, long now)
         {
             var heard = Interlocked.Read(ref _heard);
             while (sequence > heard)
@@ -221,7 +238,18 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
             return false;
         }
 
-        public void Dispose() => _owner._streams.TryRemove(new KeyValuePair<ulong, Registration>(Id, this));
+        public void Dispose()
+        {
+            _owner._streams.TryRemove(new KeyValuePair<ulong, Registration>(Id, this));
+            lock (_mac)
+            {
+                if (!_ended)
+                {
+                    _ended = true;
+                    _mac.Dispose();
+                }
+            }
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "UDP port {Port} is taken: agents' heartbeat datagrams are received at port {Other} instead (each agent is told)")]
