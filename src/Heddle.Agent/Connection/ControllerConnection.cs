@@ -52,7 +52,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     /// <summary>True while a stream is open.</summary>
     public bool Connected { get; private set; }
 
-    /// <summary>Whether heartbeats go as datagrams alone now: the controller offered them and says it hears them.</summary>
+    /// <summary>Whether heartbeats go as datagrams alone now: the controller offered them and answers them.</summary>
     public bool HeartbeatsByDatagram => _datagrams?.Carry(Millis(_time)) == true;
 
     public void Report(InstanceReport report) => _reports.Writer.TryWrite(new AgentMessage { Report = report });
@@ -191,9 +191,13 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                     LogConnected(logger, Current);
                 }
 
-                if (message.BodyCase == ControllerMessage.BodyOneofCase.Keepalive)
+                if (message.BodyCase == ControllerMessage.BodyOneofCase.Keepalive && _datagrams is { } datagrams)
                 {
-                    _datagrams?.Heard(message.Keepalive.Heard, heard);
+                    datagrams.KeepaliveSaid(message.Keepalive.Heard, heard);
+                    if (datagrams.Unheard(heard) is { } why)
+                    {
+                        LogDatagramsUnheard(logger, datagrams.To, 2 * datagrams.Window.TotalSeconds, why);
+                    }
                 }
                 else if (message.BodyCase == ControllerMessage.BodyOneofCase.Datagrams)
                 {
@@ -298,11 +302,6 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
                     metrics?.HeartbeatSent(datagram: false);
                 }
 
-                if (datagrams?.NewlyUnheard(now) == true)
-                {
-                    LogDatagramsUnheard(logger, datagrams.To, datagrams.Window.TotalSeconds);
-                }
-
                 tick = heartbeat.WaitForNextTickAsync(cancellationToken).AsTask();
             }
             else
@@ -325,8 +324,8 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
     /// <summary>The heartbeat datagrams the controller offered on the current stream, if it did.</summary>
     private volatile DatagramHeartbeats? _datagrams;
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The controller has not heard this node's heartbeat datagrams to UDP {To} for {Seconds} s: heartbeats go on the stream as well, which costs the controller more (is UDP to that port dropped on the way?)")]
-    private static partial void LogDatagramsUnheard(ILogger logger, IPEndPoint to, double seconds);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The controller speaks on the stream, but this node's heartbeat datagrams to UDP {To} have not been answered for {Seconds} s ({Why}): heartbeats go on the stream as well, which costs the controller more. Is UDP dropped on the way, either way?")]
+    private static partial void LogDatagramsUnheard(ILogger logger, IPEndPoint to, double seconds, string why);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The controller sent peer changes to goal state {Base}, but this node holds goal state {Holds}; reconnecting for a whole one")]
     private static partial void LogPeerChangesOutOfTurn(ILogger logger, long @base, long holds);

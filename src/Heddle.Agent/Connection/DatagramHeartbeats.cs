@@ -7,8 +7,7 @@ namespace Heddle.Agent.Connection;
 /// <summary>
 /// One session's heartbeats as UDP datagrams (the controller's offer on the stream: where, a stream id, a key), and
 /// whether they carry. The controller answers each it hears with a datagram of the same key, and that answer is heard
-/// as its keepalive. While an answer (or a keepalive saying a datagram was heard) came within <see cref="Window"/>, the
-/// stream carries no heartbeats. When none did (UDP dropped either way, the controller's port closed), heartbeats go on
+/// as its keepalive. While an answer came within <see cref="Window"/>, the stream carries no heartbeats. When none did (UDP dropped either way, the controller's port closed), heartbeats go on
 /// the stream again, the datagrams still beside them, so the node is heard either way; a heartbeat on the stream tells
 /// the controller to send its keepalives there too; and the datagrams take over again when answers come. Times are in
 /// <see cref="FenceClock.Millis"/>.
@@ -25,8 +24,10 @@ internal sealed class DatagramHeartbeats : IDisposable
     private readonly Func<long> _answered;
     private readonly long _window;
     private long _firstSent = -1;
-    private long _heardAt = -1;
-    private long _heard;
+    private long _answeredAt = -1;
+    private long _answeredSequence;
+    private long _keepaliveHeardAt = long.MinValue / 2;
+    private long _keepaliveSequence;
     private bool _told;
 
     private DatagramHeartbeats(IPEndPoint to, ulong stream, byte[] key, TimeSpan window, Func<long> answered)
@@ -108,33 +109,52 @@ internal sealed class DatagramHeartbeats : IDisposable
             }
         }
 
-        Heard(sequence, _answered());
+        Answered(sequence, _answered());
     }
 
-    /// <summary>The controller said it heard up to <paramref name="sequence"/> (an answer, or a keepalive on the stream).</summary>
-    public void Heard(long sequence, long now)
+    /// <summary>The controller answered heartbeat <paramref name="sequence"/>.</summary>
+    public void Answered(long sequence, long now)
     {
-        if (sequence > Interlocked.Read(ref _heard))
+        if (sequence > Interlocked.Read(ref _answeredSequence))
         {
-            Interlocked.Exchange(ref _heard, sequence);
-            Interlocked.Exchange(ref _heardAt, now);
+            Interlocked.Exchange(ref _answeredSequence, sequence);
+            Interlocked.Exchange(ref _answeredAt, now);
             _told = false;
         }
     }
 
-    /// <summary>Whether the datagrams carry the heartbeats now: the controller said it heard a newer one within <see cref="Window"/>.</summary>
-    public bool Carry(long now) => Interlocked.Read(ref _heardAt) is var at and >= 0 && now - at <= _window;
-
-    /// <summary>True once each time the datagrams stop being heard (or never were, a window after the first): for the log.</summary>
-    public bool NewlyUnheard(long now)
+    /// <summary>
+    /// A keepalive on the stream said the controller heard heartbeats up to <paramref name="sequence"/>: one above every
+    /// answer that came says its answers are what is lost.
+    /// </summary>
+    public void KeepaliveSaid(long sequence, long now)
     {
-        if (_told || _firstSent < 0 || Carry(now) || now - Math.Max(_firstSent, Interlocked.Read(ref _heardAt)) <= _window)
+        if (sequence > Interlocked.Read(ref _keepaliveSequence) && sequence > Interlocked.Read(ref _answeredSequence))
         {
-            return false;
+            Interlocked.Exchange(ref _keepaliveSequence, sequence);
+            Interlocked.Exchange(ref _keepaliveHeardAt, now);
+        }
+    }
+
+    /// <summary>Whether the datagrams carry the heartbeats now: the controller answered a newer one within <see cref="Window"/>.</summary>
+    public bool Carry(long now) => Interlocked.Read(ref _answeredAt) is var at and >= 0 && now - at <= _window;
+
+    /// <summary>
+    /// Said once each time, when a keepalive comes on the stream (the controller is there) while no answer has come for
+    /// two windows (or none ever did, two windows after the first datagram): why, for the log. Null otherwise: a
+    /// controller paused for a collection is silent on both, and says nothing of this.
+    /// </summary>
+    public string? Unheard(long now)
+    {
+        if (_told || _firstSent < 0 || Carry(now) || now - Math.Max(_firstSent, Interlocked.Read(ref _answeredAt)) <= 2 * _window)
+        {
+            return null;
         }
 
         _told = true;
-        return true;
+        return now - Interlocked.Read(ref _keepaliveHeardAt) <= 2 * _window
+            ? "the controller hears them, but its answers do not come back"
+            : "the controller does not hear them";
     }
 
     /// <summary>Takes no more answers. Call once the session's writer has ended (it sends with <see cref="Send"/>).</summary>

@@ -49,38 +49,44 @@ public sealed class DatagramHeartbeatsTests
     }
 
     [Fact]
-    public void TheDatagramsCarry_OnlyWhileTheControllerSaysItHeardANewOne_WithinTheWindow()
+    public void TheDatagramsCarry_OnlyWhileTheControllerAnswersANewOne_WithinTheWindow()
     {
         using var beats = DatagramHeartbeats.Open(Offer(), Controller, Window, () => 0)!;
         var window = (long)Window.TotalMilliseconds;
         beats.Send(1, now: 0);
-        Assert.False(beats.Carry(0)); // not heard yet: the stream carries them too
+        Assert.False(beats.Carry(0)); // not answered yet: the stream carries them too
 
-        beats.Heard(1, now: 800);
+        beats.Answered(1, now: 800);
         Assert.True(beats.Carry(800));
         Assert.True(beats.Carry(800 + window));
-        beats.Heard(1, now: 2000); // the same sequence said again is not news
+        beats.Answered(1, now: 2000); // the same answer again (replayed) is not news
         Assert.False(beats.Carry(801 + window));
+        beats.KeepaliveSaid(9, now: 802 + window); // a keepalive saying the controller heard them is not an answer
+        Assert.False(beats.Carry(802 + window));
 
-        beats.Heard(5, now: 10_000);
+        beats.Answered(5, now: 10_000);
         Assert.True(beats.Carry(10_000));
     }
 
     [Fact]
-    public void DatagramsUnheard_AreToldOnce_EachTimeTheyStop()
+    public void DatagramsUnanswered_AreToldOnce_EachTimeTheyStop_WithWhichWayTheyAreLost()
     {
         using var beats = DatagramHeartbeats.Open(Offer(), Controller, Window, () => 0)!;
         var window = (long)Window.TotalMilliseconds;
-        Assert.False(beats.NewlyUnheard(10 * window)); // none sent yet
+        Assert.Null(beats.Unheard(10 * window)); // none sent yet
 
         beats.Send(1, now: 0);
-        Assert.False(beats.NewlyUnheard(window));
-        Assert.True(beats.NewlyUnheard(window + 1)); // never heard, a window after the first
-        Assert.False(beats.NewlyUnheard(window + 2));
+        Assert.Null(beats.Unheard(2 * window)); // a collection's pause on the controller is silence this long
+        Assert.Equal("the controller does not hear them", beats.Unheard((2 * window) + 1)); // never answered, two windows after the first
+        Assert.Null(beats.Unheard((2 * window) + 2));
 
-        beats.Heard(3, now: 5 * window);
-        Assert.False(beats.NewlyUnheard(6 * window));
-        Assert.True(beats.NewlyUnheard(6 * window + 1)); // heard, then not
-        Assert.False(beats.NewlyUnheard(7 * window));
+        beats.Answered(3, now: 5 * window);
+        Assert.Null(beats.Unheard(6 * window));
+        beats.KeepaliveSaid(3, now: 6 * window); // no more than was answered: says nothing
+        Assert.Equal("the controller does not hear them", beats.Unheard((7 * window) + 1));
+        beats.Answered(4, now: 8 * window);
+        beats.KeepaliveSaid(5, now: 9 * window); // one it heard and whose answer did not come: its answers are what is lost
+        Assert.Equal("the controller hears them, but its answers do not come back", beats.Unheard((10 * window) + 1));
+        Assert.Null(beats.Unheard(11 * window));
     }
 }

@@ -49,7 +49,7 @@ public sealed class HeartbeatDatagramTests
         Assert.All(cluster.Agents, a => Assert.False(a!.Fenced));
         Assert.All(await cluster.Api.ListNodesAsync(), n => Assert.Equal("Ready", n.Condition));
         Assert.DoesNotContain(await cluster.Api.ListEventsAsync(events), e => e.Kind == "NodeDown");
-        Assert.Contains(cluster.AgentLogs.Lines, l => l.Contains("has not heard this node's heartbeat datagrams", StringComparison.Ordinal));
+        Assert.Contains(cluster.AgentLogs.Lines, l => l.Contains("heartbeat datagrams to UDP", StringComparison.Ordinal) && l.Contains("the controller does not hear them", StringComparison.Ordinal));
     }
 
     private static async Task<(double Stream, double Datagram)[]> ScrapeAsync(TestCluster cluster, HttpClient http) =>
