@@ -58,12 +58,6 @@ public sealed record AgentOptions
 
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>
-    /// Whether heartbeats go as UDP datagrams when the controller offers them (to its agent port's number); they go on the
-    /// stream while the controller does not say it hears them. Default true.
-    /// </summary>
-    public bool DatagramHeartbeats { get; init; } = true;
-
     /// <summary>Between SIGTERM and SIGKILL when an instance stops. Default 10 s.</summary>
     public TimeSpan StopGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -177,7 +177,7 @@ public sealed partial class ControllerConnection(AgentOptions options, NodeInfo 
         try
         {
             _datagrams = null;
-            var hello = new Hello { Node = node, TakesPeerChanges = true, TakesInstanceChanges = true, TakesDatagramHeartbeats = options.DatagramHeartbeats };
+            var hello = new Hello { Node = node, TakesPeerChanges = true, TakesInstanceChanges = true, TakesDatagramHeartbeats = true };
             hello.Instances.AddRange(target.Reports());
             await call.RequestStream.WriteAsync(new AgentMessage { Hello = hello }, session.Token);
             writer = WriteAsync(call.RequestStream, session.Token);

@@ -153,6 +153,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
     public void Dispose()
     {
+        EndPoint = null; // streams opened from now on heart-beat on the stream
         var socket = Interlocked.Exchange(ref _socket, null);
         socket?.Dispose(); // ends the reader's receive
     }
