@@ -9,9 +9,9 @@ namespace Heddle.Agent.Connection;
 
 /// <summary>
 /// Keeps one Connect stream open to the controller: Hello (node and current instances), then heartbeats (as datagrams
-/// when the controller offers them: <see cref="DatagramHeartbeats"/>) and reports up, goal states down. A lost stream is reopened with <see cref="ReconnectBackoff"/> (0.2 s doubling to a quarter of
-/// the fence time, at most 5 s); the instances keep running meanwhile, and the controller resends the whole goal state
-/// on reconnect. Every time read, wait and timer runs on <paramref name="time"/>, the agent's clock, so tests can drive it.
+/// when the controller offers them: <see cref="DatagramHeartbeats"/>) and reports up, goal states down. A lost stream
+/// is reopened with <see cref="ReconnectBackoff"/> (0.2 s doubling to a quarter of the fence time, at most 5 s); the
+/// instances keep running meanwhile, and the controller resends the whole goal state on reconnect. Every time read, wait and timer runs on <paramref name="time"/>, the agent's clock, so tests can drive it.
 /// </summary>
 public sealed partial class ControllerConnection(AgentOptions options, NodeInfo node, NodeIdentity identity, ILogger logger, TimeProvider time, Metrics.AgentMetrics? metrics = null)
 {
