@@ -24,18 +24,10 @@ public static class HeartbeatDatagram
 
     /// <summary>
     /// Writes the heartbeat of <paramref name="sequence"/> on stream <paramref name="stream"/> (or, with
-    /// <paramref name="answer"/>, the controller's answer that it heard it) into <paramref name="into"/> (<see cref="Length"/> bytes).
-    /// </summary>
-    public static void Write(Span<byte> into, bool answer, ulong stream, long sequence, ReadOnlySpan<byte> key)
-    {
-        using var mac = Mac(key);
-        Write(into, answer, stream, sequence, mac);
-    }
-
-    /// <summary>
-    /// As <see cref="Write(Span{byte}, bool, ulong, long, ReadOnlySpan{byte})"/>, with the stream's <see cref="Mac"/>: made
-    /// once and used for every datagram of the stream, where a one-shot HMAC has OpenSSL look up its algorithm each time
-    /// (at 5,000 idle nodes that look-up was most of a controller's cryptography). Not for two threads at once.
+    /// <paramref name="answer"/>, the controller's answer that it heard it) into <paramref name="into"/> (<see cref="Length"/>
+    /// bytes), with the stream's <see cref="Mac"/>: made once and used for every datagram of the stream, where a one-shot
+    /// HMAC has OpenSSL look up its algorithm each time (at 5,000 idle nodes that look-up was most of a controller's
+    /// cryptography). Not for two threads at once.
     /// </summary>
     public static void Write(Span<byte> into, bool answer, ulong stream, long sequence, IncrementalHash mac)
     {
@@ -100,19 +92,7 @@ public static class HeartbeatDatagram
         socket.ReceiveBufferSize = bytes;
     }
 
-    /// <summary>Whether the datagram's MAC is the one <paramref name="key"/> makes (compared in constant time).</summary>
-    public static bool Verify(ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> key)
-    {
-        if (key.Length != KeyLength)
-        {
-            return false;
-        }
-
-        using var mac = Mac(key);
-        return Verify(datagram, mac);
-    }
-
-    /// <summary>As <see cref="Verify(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, with the stream's <see cref="Mac"/>. Not for two threads at once.</summary>
+    /// <summary>Whether the datagram's MAC is the one the stream's <see cref="Mac"/> makes (compared in constant time). Not for two threads at once.</summary>
     public static bool Verify(ReadOnlySpan<byte> datagram, IncrementalHash mac)
     {
         if (datagram.Length != Length)

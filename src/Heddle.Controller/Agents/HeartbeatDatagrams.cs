@@ -26,7 +26,6 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
     private readonly ConcurrentDictionary<ulong, Registration> _streams = new();
     private Socket? _socket;
-    private Thread? _reader;
 
     /// <summary>Where datagrams are received; null before <see cref="Start"/>, or when no UDP port could be had (agents then heart-beat on their streams).</summary>
     public IPEndPoint? EndPoint { get; private set; }
@@ -77,8 +76,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
         _socket = socket;
         EndPoint = (IPEndPoint)socket.LocalEndPoint!;
-        _reader = new Thread(Read) { IsBackground = true, Name = "heartbeat datagrams" };
-        _reader.Start();
+        new Thread(Read) { IsBackground = true, Name = "heartbeat datagrams" }.Start();
     }
 
     /// <summary>A stream's datagram id and key, for as long as the stream is open (dispose it when the stream ends).</summary>

@@ -40,7 +40,8 @@ public sealed class HeartbeatDatagramsTests : IDisposable
     private static byte[] Beat(HeartbeatDatagrams.Registration stream, long sequence, byte[]? key = null)
     {
         var datagram = new byte[HeartbeatDatagram.Length];
-        HeartbeatDatagram.Write(datagram, answer: false, stream.Id, sequence, key ?? stream.Key);
+        using var mac = HeartbeatDatagram.Mac(key ?? stream.Key);
+        HeartbeatDatagram.Write(datagram, answer: false, stream.Id, sequence, mac);
         return datagram;
     }
 
@@ -73,7 +74,8 @@ public sealed class HeartbeatDatagramsTests : IDisposable
 
         Assert.True(HeartbeatDatagram.TryRead(_answer, answer: true, out var id, out var sequence));
         Assert.Equal((stream.Id, 3L), (id, sequence));
-        Assert.True(HeartbeatDatagram.Verify(_answer, stream.Key));
+        using var mac = HeartbeatDatagram.Mac(stream.Key);
+        Assert.True(HeartbeatDatagram.Verify(_answer, mac));
         Assert.False(HeartbeatDatagram.TryRead(_answer, answer: false, out _, out _));
         var answer = _answer.ToArray();
         Assert.False(Take(answer)); // an answer sent back to the controller is not the node heard
