@@ -108,6 +108,11 @@ public sealed partial class ControllerHost : IAsyncDisposable
         builder.Services.AddController(options, time, ca, store, serverCertificate);
 
         var app = builder.Build();
+        if (!TlsBufferRelease.Supported)
+        {
+            LogTlsBuffersKept(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>());
+        }
+
         if (removedClearKey)
         {
             LogClearCaKeyRemoved(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ControllerHost>(), store.Description);
@@ -308,4 +313,7 @@ public sealed partial class ControllerHost : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "The store ({Store}) held the cluster CA's private key in clear, as older versions kept it; it is removed (the store keeps the CA certificate alone). "
         + "etcd keeps old revisions until it is compacted and its files until defragmented: run 'etcdctl compact <revision>' and 'etcdctl defrag', and take the key as seen by whoever could read etcd")]
     private static partial void LogClearCaKeyRemoved(ILogger logger, string store);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "This runtime's TLS streams do not let the controller reach OpenSSL: each agent connection keeps OpenSSL's two record buffers (about 34 KB) while idle")]
+    private static partial void LogTlsBuffersKept(ILogger logger);
 }

@@ -2,6 +2,7 @@ using System.Net;
 using Heddle.Controller.Trust;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Heddle.Controller.Hosting;
@@ -60,6 +61,17 @@ internal sealed class ControllerListeners
                     ClientCertificateValidation = (certificate, _, _) =>
                         Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
                         || Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.ControllerUnit),
+                });
+                // Past the handshake, before the connection's first read: an agent's stream is idle nearly all its life, and
+                // OpenSSL keeps two record buffers per connection unless told to free them while empty.
+                listen.Use(next => connection =>
+                {
+                    if (connection.Features.Get<ISslStreamFeature>()?.SslStream is { } tls)
+                    {
+                        TlsBufferRelease.TryApply(tls);
+                    }
+
+                    return next(connection);
                 });
             });
             kestrel.Limits.MaxRequestBodySize = null;
