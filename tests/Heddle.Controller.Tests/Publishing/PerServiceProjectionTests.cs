@@ -131,6 +131,22 @@ public sealed class PerServiceProjectionTests : IDisposable
     }
 
     [Fact]
+    public async Task ARemovedNode_TakesItsInstancesOutOfBothViews_AndNoOtherNodes()
+    {
+        await NodeAsync("n1", "127.0.9.1");
+        await DeployAsync("shop", "127.80.0.1");
+        await ReportAsync("shop", 0, InstanceState.Ready);
+        await UntilAsync(() => _balancers.Current.Listeners.Single().Backends.Count == 1, "shop's instance 0 behind its VIP");
+        await NodeAsync("n2", "127.0.9.2");
+        _dns.Rebuild();
+
+        await _store.RemoveNodeAsync("n1");
+
+        await UntilAsync(() => _balancers.Current.Listeners.Single().Backends.Count == 0, "no backend on the removed node");
+        await UntilAsync(() => ReadyIn(_dns.Current, "shop") == 0, "no address of the removed node in the DNS view");
+    }
+
+    [Fact]
     public async Task ANodeWrittenAgainWithItsAddress_OrANewNode_BuildsNoService()
     {
         await NodeAsync("n1", "127.0.9.1");
