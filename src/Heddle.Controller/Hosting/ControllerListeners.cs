@@ -56,8 +56,13 @@ internal sealed class ControllerListeners
                     // Enrolment comes without a certificate; everything else on this port is refused without a node's (or, for
                     // blob copies between controllers sharing a store, a controller's).
                     ClientCertificateMode = ClientCertificateMode.AllowCertificate,
-                    // Each connection proves the node afresh (a resumed session would carry an old certificate).
-                    OnAuthenticate = (_, ssl) => ssl.AllowTlsResume = false,
+                    // Each connection proves the node afresh (a resumed session would carry an old certificate); the
+                    // handshake's own chain is built to the cluster CA, not the system's roots (ClusterTrust.ChainPolicy).
+                    OnAuthenticate = (_, ssl) =>
+                    {
+                        ssl.AllowTlsResume = false;
+                        ssl.CertificateChainPolicy = Heddle.Contracts.Trust.ClusterTrust.ChainPolicy(ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth);
+                    },
                     ClientCertificateValidation = (certificate, _, _) =>
                         Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
                         || Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.ControllerUnit),
