@@ -34,8 +34,8 @@ public static class ClusterTrust
     /// Chains to the cluster CA alone, for <paramref name="purpose"/>, without revocation checks: the policy of
     /// <see cref="ChainsTo"/>, and the one each TLS handshake's own chain is built by. Without it, SslStream builds every
     /// peer's chain against the system's roots before asking the validation callback (whose verdict it does not change):
-    /// OpenSSL sorting and searching the roots by name was a sixth of what a handshake cost while thousands of nodes
-    /// enrolled.
+    /// OpenSSL sorting and searching certificates by name was about 6% of the hollow process's CPU while 5,000 nodes
+    /// enrolled (perf, 2026-12-07).
     /// </summary>
     public static X509ChainPolicy ChainPolicy(X509Certificate2 ca, Oid purpose)
     {
