@@ -37,6 +37,8 @@ internal sealed class ControllerListeners
         System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate)
     {
         var listeners = new ControllerListeners();
+        // One policy for every handshake on the agent port, as the agents' handler has one for theirs.
+        var clientChains = Heddle.Contracts.Trust.ClusterTrust.ChainPolicy(ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth);
         web.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(address, options.ApiPort, listen =>
@@ -61,7 +63,7 @@ internal sealed class ControllerListeners
                     OnAuthenticate = (_, ssl) =>
                     {
                         ssl.AllowTlsResume = false;
-                        ssl.CertificateChainPolicy = Heddle.Contracts.Trust.ClusterTrust.ChainPolicy(ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth);
+                        ssl.CertificateChainPolicy = clientChains;
                     },
                     ClientCertificateValidation = (certificate, _, _) =>
                         Heddle.Contracts.Trust.ClusterTrust.Is(certificate, ca.Certificate, Heddle.Contracts.Trust.ClusterTrust.ClientAuth, Heddle.Contracts.Trust.ClusterTrust.NodeUnit)
