@@ -140,15 +140,27 @@ public sealed partial class AgentService(
         using var beats = hello.TakesDatagramHeartbeats && datagrams.EndPoint is not null ? datagrams.Register(node) : null;
         var offer = beats is null ? null : Offer(beats, datagrams.EndPoint!.Port, context.GetHttpContext().Connection.LocalIpAddress);
         // Whether the stream was replaced is asked at each message it brings, and at each keepalive turn: a stream whose
-        // heartbeats come as datagrams may bring none for as long as it lives.
-        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, keepalives, offer, beats,
-            () =>
+        // heartbeats come as datagrams may bring none for as long as it lives. The turn is taken on the clock's thread,
+        // and wakes the writer only for a keepalive to send.
+        var writer = WriteGoalsAsync(session, new GoalSender(hello.TakesPeerChanges, hello.TakesInstanceChanges), responseStream, metrics, offer, beats, linked.Token);
+        using var turns = keepalives.Join(() =>
+        {
+            try
             {
                 if (Replaced())
                 {
-                    linked.Cancel();
+                    _ = linked.CancelAsync(); // the stream's own callbacks run on the pool, not on the clock's thread
                 }
-            }, linked.Token);
+                else if (beats?.NeedsKeepalive() != false)
+                {
+                    session.KeepaliveDue();
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The stream ended while its turn was on its way: there is nothing left to wake.
+            }
+        });
         // The Hello names each of the node's cores (about 5 KB of messages): held by this method for the stream's life, it
         // was 50 MB of an idle controller at 10,000 nodes. The join still has it (pendingHello) until it is written.
         hello = null!;
@@ -410,13 +422,13 @@ public sealed partial class AgentService(
     }
 
     /// <summary>
-    /// Goal states as they come (whole, or what changed of their peers: <see cref="GoalSender"/>), and a keepalive every
-    /// second between them (the agent fences itself without them), which says the last heartbeat datagram heard, unless
-    /// the answers to its heartbeat datagrams are its keepalives (<see cref="HeartbeatDatagrams"/>). The datagrams'
-    /// offer, when there is one, goes first.
+    /// Goal states as they come (whole, or what changed of their peers: <see cref="GoalSender"/>), and a keepalive when
+    /// one is due (<see cref="KeepaliveClock"/>, each second, unless the answers to its heartbeat datagrams are its
+    /// keepalives: <see cref="HeartbeatDatagrams"/>), which says the last heartbeat datagram heard; the agent fences
+    /// itself without them. The datagrams' offer, when there is one, goes first, then a keepalive.
     /// </summary>
     private static async Task WriteGoalsAsync(AgentSession session, GoalSender sender, IServerStreamWriter<ControllerMessage> stream, Metrics.ControllerMetrics metrics,
-        KeepaliveClock keepalives, ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, Action turn, CancellationToken cancellationToken)
+        ControllerMessage? offer, HeartbeatDatagrams.Registration? beats, CancellationToken cancellationToken)
     {
         try
         {
@@ -425,33 +437,21 @@ public sealed partial class AgentService(
                 await stream.WriteAsync(offer, cancellationToken);
             }
 
-            var slot = keepalives.Join();
-            var tick = Task.CompletedTask; // one at once: the agent hears this controller before its goal state is made and sent
+            session.KeepaliveDue(); // one at once: the agent hears this controller before its goal state is made and sent
             var sequence = 0L;
-            var goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             while (true)
             {
-                if (await Task.WhenAny(tick, goal) == tick) // both ready: the keepalive first
+                if (!session.Pending && !await session.WaitForChangeAsync(cancellationToken))
                 {
-                    await tick;
-                    turn();
-                    if (beats?.NeedsKeepalive() == false)
-                    {
-                        tick = keepalives.Next(slot); // the answers to its heartbeat datagrams are its keepalives
-                        continue;
-                    }
+                    return;
+                }
 
+                if (session.TakeKeepalive()) // both due: the keepalive first
+                {
                     var keepaliveMessage = new ControllerMessage { Keepalive = new Keepalive { Sequence = ++sequence, Heard = beats?.Heard ?? 0 } };
                     var started = Stopwatch.GetTimestamp();
                     await stream.WriteAsync(keepaliveMessage, cancellationToken);
                     metrics.Sent("keepalive", keepaliveMessage.CalculateSize(), Stopwatch.GetElapsedTime(started));
-                    tick = keepalives.Next(slot);
-                    continue;
-                }
-
-                if (!await goal)
-                {
-                    return;
                 }
 
                 if (session.TakeChanged() is { } next && sender.Next(next) is { } message)
@@ -460,8 +460,6 @@ public sealed partial class AgentService(
                     await stream.WriteAsync(message, cancellationToken);
                     metrics.Sent(message.BodyCase == ControllerMessage.BodyOneofCase.Peers ? "peers" : "goal", message.CalculateSize(), Stopwatch.GetElapsedTime(started));
                 }
-
-                goal = session.WaitForChangeAsync(cancellationToken).AsTask();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)

@@ -96,10 +96,13 @@ public sealed class AgentSessions(GoalStates goals, TimeProvider? time = null, T
 
 public sealed class AgentSession
 {
-    // A mark, not a queue: one pending change stands for any number of them.
-    private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    // What wakes the stream's writer: a mark, not a queue; one pending wake stands for any number of them. What it is
+    // woken for is in the two flags, set before the wake and taken after it.
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _closed = new();
     private readonly Func<string, GoalView> _compute;
+    private int _changed;
+    private int _keepalive;
     private int _delayed;
 
     public AgentSession(string node, Func<string, GoalView> compute)
@@ -113,7 +116,18 @@ public sealed class AgentSession
     public CancellationToken Closed => _closed.Token;
 
     /// <summary>Marks the node's goal state as changed; the stream's writer sends it.</summary>
-    public void Changed() => _changed.Writer.TryWrite(true);
+    public void Changed()
+    {
+        Volatile.Write(ref _changed, 1);
+        _wake.Writer.TryWrite(true);
+    }
+
+    /// <summary>Marks a keepalive as due; the stream's writer sends it before any goal state.</summary>
+    public void KeepaliveDue()
+    {
+        Volatile.Write(ref _keepalive, 1);
+        _wake.Writer.TryWrite(true);
+    }
 
     /// <summary>Marks the node's goal state as changed after <paramref name="delay"/>; changes meanwhile share the one mark.</summary>
     public void ChangedAfter(TimeSpan delay, TimeProvider time)
@@ -140,19 +154,33 @@ public sealed class AgentSession
         Changed();
     }
 
-    /// <summary>Waits until the goal state may have changed; false once the session is closed.</summary>
-    public ValueTask<bool> WaitForChangeAsync(CancellationToken cancellationToken) => _changed.Reader.WaitToReadAsync(cancellationToken);
+    /// <summary>Whether a change or a keepalive is marked and not taken yet (the writer then takes it without waiting).</summary>
+    public bool Pending => Volatile.Read(ref _changed) == 1 || Volatile.Read(ref _keepalive) == 1;
+
+    /// <summary>Waits until the goal state may have changed or a keepalive is due; false once the session is closed.</summary>
+    public ValueTask<bool> WaitForChangeAsync(CancellationToken cancellationToken) => _wake.Reader.WaitToReadAsync(cancellationToken);
+
+    /// <summary>Whether a keepalive was due (taking it); clears the wake first, so one marked meanwhile wakes the writer again.</summary>
+    public bool TakeKeepalive()
+    {
+        _wake.Reader.TryRead(out _);
+        return Interlocked.Exchange(ref _keepalive, 0) == 1;
+    }
 
     /// <summary>
     /// The node's goal state as the store has it now, if a change was marked since the last one taken. The mark is
     /// cleared before the store is read, so a change made meanwhile marks it again and is sent next; one writer takes
     /// them in turn, so each goal state sent is computed from a store view at least as new as the one before it.
     /// </summary>
-    public GoalView? TakeChanged() => _changed.Reader.TryRead(out _) ? _compute(Node) : null;
+    public GoalView? TakeChanged()
+    {
+        _wake.Reader.TryRead(out _);
+        return Interlocked.Exchange(ref _changed, 0) == 1 ? _compute(Node) : null;
+    }
 
     public void Close()
     {
-        _changed.Writer.TryComplete();
+        _wake.Writer.TryComplete();
         _closed.Cancel();
     }
 }

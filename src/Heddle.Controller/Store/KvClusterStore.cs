@@ -18,7 +18,7 @@ namespace Heddle.Controller.Store;
 /// </summary>
 public sealed partial class KvClusterStore : IClusterStore, ITrustStore
 {
-    internal static readonly JsonSerializerOptions Format = new(JsonSerializerDefaults.Web) { Converters = { new InstanceStateWords.Json(), new JsonStringEnumConverter() } };
+    internal static readonly JsonSerializerOptions Format = new(JsonSerializerDefaults.Web) { Converters = { new InstanceStateWords.Json(), new JsonStringEnumConverter(), new IntListJson() } };
 
     /// <summary>How many events are kept; older ones are deleted in batches.</summary>
     public const int KeptEvents = 10_000;
