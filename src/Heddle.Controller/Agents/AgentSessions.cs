@@ -81,7 +81,10 @@ public sealed class AgentSessions(GoalStates goals, TimeProvider? time = null, T
         }
     }
 
-    /// <summary>Sends each named node its current goal state after the peer delay (what changed is one of their instances' peers).</summary>
+    /// <summary>
+    /// Sends each named node its current goal state after the peer delay (what changed is one of their instances' peers).
+    /// A node named twice is marked once (its delay is already running): callers need not make the names distinct.
+    /// </summary>
     public void NotifyPeers(IEnumerable<string> nodes)
     {
         foreach (var node in nodes)

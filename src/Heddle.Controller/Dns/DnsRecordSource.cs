@@ -32,8 +32,19 @@ public sealed class DnsRecordSource(IClusterStore store, ServiceModels models) :
 
     protected override DnsRecordSet Stamp(DnsRecordSet view, long version) => view with { Serial = version + 1 };
 
-    private static List<DnsEndpoint> Endpoints(RoleDefinition role, InstanceRecord instance) =>
-        [.. role.Endpoints
-            .Where(e => instance.Ports.ContainsKey(e.Name))
-            .Select(e => new DnsEndpoint(e.Name, e.Protocol == EndpointProtocol.Udp ? "udp" : "tcp", instance.Ports[e.Name]))];
+    // A loop, not LINQ: made for every instance of a service at each of its changes.
+    private static List<DnsEndpoint> Endpoints(RoleDefinition role, InstanceRecord instance)
+    {
+        var endpoints = new List<DnsEndpoint>(role.Endpoints.Count);
+        for (var i = 0; i < role.Endpoints.Count; i++)
+        {
+            var e = role.Endpoints[i];
+            if (instance.Ports.TryGetValue(e.Name, out var port))
+            {
+                endpoints.Add(new DnsEndpoint(e.Name, e.Protocol == EndpointProtocol.Udp ? "udp" : "tcp", port));
+            }
+        }
+
+        return endpoints;
+    }
 }

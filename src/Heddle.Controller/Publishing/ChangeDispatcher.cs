@@ -104,8 +104,7 @@ public sealed class ChangeDispatcher
                     Queue(change.Name, report.ProgressChanged(reported.Before));
                     if (report.PeersSeeChanged(reported.Before))
                     {
-                        _agents.NotifyPeers(_store.ListPlacements(change.Name).Where(i => i.Role == report.Role && i.Index != report.Index).Select(i => i.Node)
-                            .Distinct(StringComparer.Ordinal));
+                        _agents.NotifyPeers(_store.ListPlacements(change.Name).Where(i => i.Role == report.Role && i.Index != report.Index).Select(i => i.Node));
                     }
 
                     break;
@@ -159,7 +158,7 @@ public sealed class ChangeDispatcher
         peers.ExceptWith(services);
         foreach (var service in peers)
         {
-            _agents.NotifyPeers(_store.ListPlacements(service).Select(i => i.Node).Where(n => !nodes.Contains(n)).Distinct(StringComparer.Ordinal));
+            _agents.NotifyPeers(_store.ListPlacements(service).Select(i => i.Node).Where(n => !nodes.Contains(n)));
         }
     }
 

@@ -194,7 +194,7 @@ internal sealed class PlacementCache
         var tenants = _store.ListServices().ToDictionary(s => s.Name, s => s.Tenant, StringComparer.Ordinal);
         foreach (var instance in _store.ListInstances().Where(i => _ready.Contains(i.Node)))
         {
-            state.Restore(ToPlacement(tenants.GetValueOrDefault(instance.Service, "default"), instance));
+            state.Restore(ToPlacement(state, tenants.GetValueOrDefault(instance.Service, "default"), instance));
         }
 
         _state = state;
@@ -230,7 +230,7 @@ internal sealed class PlacementCache
         state.ReleaseService(service);
         foreach (var instance in planned.Instances.Where(i => _ready.Contains(i.Node)))
         {
-            state.Restore(ToPlacement(planned.Tenant, instance));
+            state.Restore(ToPlacement(state, planned.Tenant, instance));
         }
     }
 
@@ -243,10 +243,11 @@ internal sealed class PlacementCache
         var tenant = _store.GetService(service)?.Tenant ?? "default";
         foreach (var instance in _store.ListInstances(service).Where(i => _ready.Contains(i.Node)))
         {
-            state.Restore(ToPlacement(tenant, instance));
+            state.Restore(ToPlacement(state, tenant, instance));
         }
     }
 
-    public static Heddle.Placement.Placement ToPlacement(string tenant, InstanceRecord i) =>
-        new(new RoleKey(tenant, i.Service, i.Role), i.Index, i.UpgradeDomain, i.Node, string.Empty, i.Cpus, i.MemoryMiB);
+    /// <summary>An instance as the allocator records it, with its node's fault domain (else the view copies it to add that).</summary>
+    public static Heddle.Placement.Placement ToPlacement(ClusterState state, string tenant, InstanceRecord i) =>
+        new(new RoleKey(tenant, i.Service, i.Role), i.Index, i.UpgradeDomain, i.Node, state.FaultDomainOf(i.Node) ?? string.Empty, i.Cpus, i.MemoryMiB);
 }

@@ -102,7 +102,7 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         var tenant = service.Tenant;
         foreach (var instance in keep)
         {
-            state.Restore(PlacementCache.ToPlacement(tenant, instance));
+            state.Restore(PlacementCache.ToPlacement(state, tenant, instance));
         }
 
         var failures = new List<string>();
@@ -110,8 +110,24 @@ internal sealed class PlacementPlanner(IClusterStore store, ControllerOptions op
         foreach (var role in model.Definition.Roles)
         {
             var count = (model.Configuration.FindRole(role.Name)?.Instances ?? 0) + surge.GetValueOrDefault(role.Name);
-            var present = keep.Where(i => i.Role == role.Name).Select(i => i.Index).ToHashSet();
-            var missing = Enumerable.Range(0, count).Where(i => !present.Contains(i)).ToList();
+            // Which of the wanted indexes are held, in a flag per index rather than a set: made for every role of every pass.
+            var present = new bool[count];
+            foreach (var instance in keep)
+            {
+                if ((uint)instance.Index < (uint)count && instance.Role == role.Name)
+                {
+                    present[instance.Index] = true;
+                }
+            }
+
+            var missing = new List<int>();
+            for (var i = 0; i < count; i++)
+            {
+                if (!present[i])
+                {
+                    missing.Add(i);
+                }
+            }
             if (missing.Count == 0)
             {
                 continue;

@@ -18,13 +18,30 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
     private readonly Dictionary<(string Role, int Index), InstanceMark> _marks = [];
     private readonly List<(long Revision, RevisionOutcome Outcome)> _outcomes = [];
     private WalkChange? _walk;
+    private List<InstanceRecord>? _sorted; // Instances until the pass changes one: a list read several times a pass is sorted once
 
     public ServiceRecord Service { get; } = service;
 
     public IReadOnlyList<InstanceRecord> Before { get; } = instances;
 
-    /// <summary>The instances as this pass leaves them.</summary>
-    public IReadOnlyList<InstanceRecord> Instances => [.. _working.Values.OrderBy(i => i.Role, StringComparer.Ordinal).ThenBy(i => i.Index)];
+    /// <summary>The instances as this pass leaves them, by role and index. A list once given is never changed: a change makes a new one.</summary>
+    public IReadOnlyList<InstanceRecord> Instances
+    {
+        get
+        {
+            if (_sorted is null)
+            {
+                var sorted = new List<InstanceRecord>(_working.Values);
+                sorted.Sort(ByRoleAndIndex);
+                _sorted = sorted;
+            }
+
+            return _sorted;
+        }
+    }
+
+    private static readonly Comparison<InstanceRecord> ByRoleAndIndex = (a, b) =>
+        string.CompareOrdinal(a.Role, b.Role) is var byRole and not 0 ? byRole : a.Index.CompareTo(b.Index);
 
     public InstanceRecord Find(string role, int index) => _working[(role, index)];
 
@@ -44,6 +61,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
         var key = (instance.Role, instance.Index);
         _marks[key] = new InstanceMark(instance.Role, instance.Index, revision, draining);
         _working[key] = instance with { Revision = revision, Draining = draining };
+        _sorted = null;
     }
 
     public void Place(InstanceRecord instance)
@@ -52,6 +70,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
         _marks.Remove(key);
         _upserts[key] = instance;
         _working[key] = instance;
+        _sorted = null;
     }
 
     /// <summary>
@@ -71,6 +90,7 @@ internal sealed class ServicePass(ServiceRecord service, IReadOnlyList<InstanceR
         _upserts.Remove(key);
         _removals.Add(key);
         _working.Remove(key);
+        _sorted = null;
     }
 
     public void Requeue(TimeSpan? after)

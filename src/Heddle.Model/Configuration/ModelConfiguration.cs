@@ -18,7 +18,19 @@ public sealed record ModelConfiguration
     /// <summary>How changes are walked through the upgrade domains (the <c>upgrade:</c> block, or its defaults).</summary>
     public UpgradePolicy Upgrade { get; init; } = UpgradePolicy.Default;
 
-    public RoleConfiguration? FindRole(string name) => Roles.FirstOrDefault(r => r.Name == name);
+    /// <summary>The role of that name, or null. A loop, not LINQ: placement asks it for each instance of each pass.</summary>
+    public RoleConfiguration? FindRole(string name)
+    {
+        for (var i = 0; i < Roles.Count; i++)
+        {
+            if (Roles[i].Name == name)
+            {
+                return Roles[i];
+            }
+        }
+
+        return null;
+    }
 }
 
 public sealed record RoleConfiguration

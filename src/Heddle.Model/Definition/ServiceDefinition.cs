@@ -13,7 +13,19 @@ public sealed record ServiceDefinition
 
     public required IReadOnlyList<RoleDefinition> Roles { get; init; }
 
-    public RoleDefinition? FindRole(string name) => Roles.FirstOrDefault(r => r.Name == name);
+    /// <summary>The role of that name, or null. A loop, not LINQ: placement asks it for each instance of each pass.</summary>
+    public RoleDefinition? FindRole(string name)
+    {
+        for (var i = 0; i < Roles.Count; i++)
+        {
+            if (Roles[i].Name == name)
+            {
+                return Roles[i];
+            }
+        }
+
+        return null;
+    }
 }
 
 public enum RoleDriver

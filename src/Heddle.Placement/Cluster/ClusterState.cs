@@ -14,6 +14,10 @@ public sealed class ClusterState
     private readonly Dictionary<string, int> _tenants = new(StringComparer.Ordinal);
     private readonly Dictionary<RoleKey, RoleState> _roles = [];
     private readonly Dictionary<string, List<RoleKey>> _rolesByService = new(StringComparer.Ordinal);
+
+    // The roles of the service released last, emptied, for that service's placements restored next (a placement pass
+    // releases its service and restores it at once): their tables keep their size instead of growing again from empty.
+    private readonly Dictionary<RoleKey, RoleState> _released = [];
     private readonly Dictionary<long, HashSet<int>> _tenantIdleNodes = [];
 
     // _buckets[fd][w]: the Ready nodes of fault domain fd with exactly w free whole cores, in seeded order.
@@ -133,6 +137,9 @@ public sealed class ClusterState
         }
     }
 
+    /// <summary>The fault domain of a node of this view; null for a node it does not have.</summary>
+    public string? FaultDomainOf(string node) => _nodeByName.TryGetValue(node, out var index) ? _nodes[index].Spec.FaultDomain : null;
+
     /// <summary>Records an existing placement from a snapshot, keeping its exact CPUs. False if it conflicts with what is recorded.</summary>
     public bool Restore(Placement placement)
     {
@@ -151,7 +158,7 @@ public sealed class ClusterState
 
         Reindex(node, tenant, before);
         AllocatedCpus += placement.Cpus.Count;
-        Record(placement with { FaultDomain = node.Spec.FaultDomain }, node.FaultDomain);
+        Record(placement.FaultDomain == node.Spec.FaultDomain ? placement : placement with { FaultDomain = node.Spec.FaultDomain }, node.FaultDomain);
         return true;
     }
 
@@ -181,15 +188,22 @@ public sealed class ClusterState
             return 0;
         }
 
+        _released.Clear();
         var released = 0;
         foreach (var role in roles)
         {
-            foreach (var index in _roles[role].Placements.Keys.ToList())
+            var placements = _roles[role].Placements;
+            var indexes = System.Buffers.ArrayPool<int>.Shared.Rent(Math.Max(placements.Count, 1));
+            var count = placements.Count;
+            placements.Keys.CopyTo(indexes, 0);
+            for (var i = 0; i < count; i++)
             {
-                released += Release(role, index) ? 1 : 0;
+                released += Release(role, indexes[i]) ? 1 : 0;
             }
 
-            _roles.Remove(role); // a deleted service leaves nothing behind in a state that lives on
+            System.Buffers.ArrayPool<int>.Shared.Return(indexes);
+            _roles.Remove(role, out var emptied); // a deleted service leaves nothing behind in a state that lives on, but
+            _released[role] = emptied!;           // the last one released, empty, until another is
         }
 
         return released;
@@ -210,7 +224,11 @@ public sealed class ClusterState
     {
         if (!_roles.TryGetValue(key, out var state))
         {
-            state = new RoleState(_faultDomains.Count);
+            if (!_released.Remove(key, out state))
+            {
+                state = new RoleState(_faultDomains.Count);
+            }
+
             _roles[key] = state;
             if (!_rolesByService.TryGetValue(key.Service, out var roles))
             {

@@ -165,8 +165,9 @@ internal sealed class NodeState
 
     public void Release(int tenant, IReadOnlyList<int> cpus, int memoryMiB)
     {
-        foreach (var cpu in cpus)
+        for (var i = 0; i < cpus.Count; i++) // by index: an interface's enumerator is an object per call
         {
+            var cpu = cpus[i];
             var core = _cpuCore[cpu];
             var bit = 1 << _cpuThread[cpu];
             if (_owner[core] != tenant || (_usedMask[core] & bit) == 0)
