@@ -100,10 +100,9 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
     private UInt128 FingerprintOf(IReadOnlyList<TPart> parts)
     {
         _json.ResetWrittenCount();
-        using (var writer = new System.Text.Json.Utf8JsonWriter(_json))
-        {
-            System.Text.Json.JsonSerializer.Serialize(writer, parts);
-        }
+        _writer.Reset(_json);
+        System.Text.Json.JsonSerializer.Serialize(_writer, parts, FingerprintJson.Options);
+        _writer.Flush();
 
         Span<byte> hash = stackalloc byte[32];
         System.Security.Cryptography.SHA256.HashData(_json.WrittenSpan, hash);
@@ -111,6 +110,7 @@ public abstract class PerServiceProjection<TPart, T> : StoreProjection<T>, IView
     }
 
     private readonly System.Buffers.ArrayBufferWriter<byte> _json = new();
+    private readonly System.Text.Json.Utf8JsonWriter _writer = new(System.IO.Stream.Null); // pointed at _json for each use
 
     protected sealed override T Build()
     {
