@@ -6,7 +6,7 @@ using Heddle.Testing;
 namespace Heddle.EndToEnd.Tests;
 
 /// <summary>
-/// `heddle controller` runs with a 64 MiB young generation (DOTNET_GCgen0size), set by starting itself again before any
+/// `heddle controller` runs with a young-generation budget of at least 16 MiB (DOTNET_GCgen0size), set by starting itself again before any
 /// work: the same pid, the same arguments, the runtime's diagnostics port still reachable; a value the operator set is kept.
 /// </summary>
 public sealed class GcBudgetEndToEndTests : IDisposable
@@ -20,7 +20,7 @@ public sealed class GcBudgetEndToEndTests : IDisposable
     {
         await WhileRunningAsync(null, async (pid, environment) =>
         {
-            Assert.Contains("DOTNET_GCgen0size=0x4000000", environment);
+            Assert.Contains("DOTNET_GCgen0size=0x1000000", environment);
             Assert.Equal("heddle", File.ReadAllText($"/proc/{pid}/comm").Trim()); // its name in ps and pgrep, as before
             var socket = Assert.Single(Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{pid}-*-socket"));
             using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -41,7 +41,7 @@ public sealed class GcBudgetEndToEndTests : IDisposable
         await WhileRunningAsync("0", (_, environment) =>
         {
             Assert.Contains("DOTNET_GCgen0size=0", environment);
-            Assert.DoesNotContain("DOTNET_GCgen0size=0x4000000", environment);
+            Assert.DoesNotContain("DOTNET_GCgen0size=0x1000000", environment);
             return Task.CompletedTask;
         });
     }

@@ -18,8 +18,8 @@ internal sealed class DatagramHeartbeats : IDisposable
     public static readonly TimeSpan LongestWindow = TimeSpan.FromSeconds(3);
 
     private readonly SocketAddress _to;
-    private readonly System.Security.Cryptography.IncrementalHash _sending; // the writer's
-    private readonly System.Security.Cryptography.IncrementalHash _checking; // the answers' reader's, but for its disposal: under a lock of its own
+    private readonly HeartbeatMac _sending; // the writer's
+    private readonly HeartbeatMac _checking; // the answers' reader's, but for its disposal: under a lock of its own
     private bool _ended;
     private readonly Func<long> _answered;
     private readonly long _window;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -17,10 +18,13 @@ internal static class VerifiedPeers
 
     private static readonly ConcurrentDictionary<(string Certificate, string Ca, string Purpose), DateTime> Until = new();
 
+    /// <summary>Each CA's hash made once: every node's entry holds the same copy, not 150 bytes of its own (1.5 MB at 10,000 nodes).</summary>
+    private static readonly ConditionalWeakTable<X509Certificate2, string> CaHashes = new();
+
     /// <summary>Whether <paramref name="certificate"/> chains to <paramref name="ca"/> for <paramref name="purpose"/>: remembered, or checked by <paramref name="check"/>.</summary>
     public static bool Chains(X509Certificate2 certificate, X509Certificate2 ca, Oid purpose, Func<X509Certificate2, X509Certificate2, Oid, bool> check)
     {
-        var key = (Hash(certificate), Hash(ca), purpose.Value ?? string.Empty);
+        var key = (Hash(certificate), CaHashes.GetValue(ca, Hash), purpose.Value ?? string.Empty);
         var now = DateTime.UtcNow; // the clock X509Chain checks validity periods by
         if (Until.TryGetValue(key, out var until) && now < until)
         {

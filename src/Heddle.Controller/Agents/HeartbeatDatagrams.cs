@@ -170,7 +170,7 @@ public sealed partial class HeartbeatDatagrams(NodeHealthMonitor health, Metrics
 
         private readonly HeartbeatDatagrams _owner;
         private readonly TimeProvider _time;
-        private readonly IncrementalHash _mac; // the reader's alone, but for its disposal: under a lock of its own
+        private readonly HeartbeatMac _mac; // the reader's alone, but for its disposal: under a lock of its own
         private bool _ended;
         private long _heard;
         private long _heardAt;

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Heddle.Controller.Upgrades;
 
 namespace Heddle.Controller.Store;
@@ -154,29 +155,36 @@ public sealed record InstanceRecord
     public string Id => $"{Service}/{Role}/{Index}";
 }
 
+/// <remarks>Decoded from the store, the values most nodes repeat are shared copies (<see cref="SharedValues"/>).</remarks>
 public sealed record NodeRecord
 {
     public required string Name { get; init; }
 
     public required string Address { get; init; }
 
+    [JsonConverter(typeof(SharedValues.TextJson))]
     public required string FaultDomain { get; init; }
 
+    [JsonConverter(typeof(SharedValues.LabelsJson))]
     public required IReadOnlyDictionary<string, string> Labels { get; init; }
 
     public required int MemoryMiB { get; init; }
 
+    [JsonConverter(typeof(SharedValues.TopologyJson))]
     public required IReadOnlyList<IReadOnlyList<int>> Cores { get; init; }
 
     public string? LogUrl { get; init; }
 
     /// <summary>How the node isolates its instances, as its agent says.</summary>
+    [JsonConverter(typeof(SharedValues.TextJson))]
     public string? Isolation { get; init; }
 
     /// <summary>The instance drivers its agent can run; an agent from before drivers were reported runs processes.</summary>
+    [JsonConverter(typeof(SharedValues.TextListJson))]
     public IReadOnlyList<string> Drivers { get; init; } = [Heddle.Model.Definition.DriverNames.Process];
 
     /// <summary>The host image its agent says the node booted; null for a host installed otherwise.</summary>
+    [JsonConverter(typeof(SharedValues.TextJson))]
     public string? HostImage { get; init; }
 
     public required NodeCondition Condition { get; init; }

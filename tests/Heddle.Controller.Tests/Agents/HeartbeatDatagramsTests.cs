@@ -185,4 +185,22 @@ public sealed class HeartbeatDatagramsTests : IDisposable
         Assert.True(HeartbeatDatagram.TryRead(answer.AsSpan(0, received), answer: true, out var id, out _));
         Assert.Equal(stream.Id, id);
     }
+
+    [Fact]
+    public void AStreamsMac_IsHmacSha256OfTheSignedBytesUnderItsKey_CutToTheDatagramsLength()
+    {
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(HeartbeatDatagram.KeyLength);
+        var datagram = new byte[HeartbeatDatagram.Length];
+        using var mac = HeartbeatDatagram.Mac(key);
+
+        HeartbeatDatagram.Write(datagram, answer: false, stream: 42, sequence: 7, mac);
+
+        const int macLength = 16; // the datagram's last 16 bytes: the first 16 of the HMAC of the 20 before them
+        var expected = System.Security.Cryptography.HMACSHA256.HashData(key, datagram.AsSpan(0, HeartbeatDatagram.Length - macLength));
+        Assert.Equal(expected[..macLength], datagram[^macLength..]);
+        Assert.True(HeartbeatDatagram.Verify(datagram, mac));
+        datagram[5] ^= 1;
+        Assert.False(HeartbeatDatagram.Verify(datagram, mac)); // a bit changed on the way
+        Assert.Throws<ArgumentException>(() => HeartbeatDatagram.Mac(key.AsSpan(1))); // a key of the wrong length
+    }
 }
