@@ -202,7 +202,12 @@ internal static class SharedValues
                 var name = Text(reader.GetString()!);
                 reader.Read();
                 labels ??= new Dictionary<string, string>(StringComparer.Ordinal);
-                labels[name] = reader.TokenType == JsonTokenType.String ? Text(reader.GetString()!) : throw new JsonException($"label '{name}': expected a string, found {reader.TokenType}");
+                labels[name] = reader.TokenType switch
+                {
+                    JsonTokenType.String => Text(reader.GetString()!),
+                    JsonTokenType.Null => null!, // read as the serializer's own dictionary read it, so no stored record stops decoding
+                    _ => throw new JsonException($"label '{name}': expected a string, found {reader.TokenType}"),
+                };
             }
 
             return labels is null ? ReadOnlyDictionary<string, string>.Empty : labels;

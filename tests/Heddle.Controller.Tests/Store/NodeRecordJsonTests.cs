@@ -103,6 +103,8 @@ public sealed class NodeRecordJsonTests
         Assert.Equal(["process", "container"], a.Drivers);
         Assert.Equal(new Dictionary<string, string> { ["zone"] = "z1", ["rack"] = "r7" }, a.Labels);
         Assert.Same(a.Labels["zone"], b.Labels["zone"]);
+        var unset = JsonSerializer.Deserialize<NodeRecord>(Written("c", "fd-shared-2", "[[0]]", """{"zone":null}"""), KvClusterStore.Format)!;
+        Assert.Null(unset.Labels["zone"]); // as the serializer's own dictionary read it: a record stored so still decodes
 
         var again = JsonSerializer.Serialize(a, KvClusterStore.Format);
         Assert.Contains("\"cores\":[[0,4],[1,5]]", again, StringComparison.Ordinal);
