@@ -49,9 +49,15 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
         // acting (when e1 was etcd's own leader, renewals wait for etcd's election): it then acts again in that term, with
         // no new election (seen in CI before that: another controller took over, 2026-12-05).
         await NothingChangedAsync(instances, since, allowElections: true);
+        await OnlyTheSameTermAsync(since, "an etcd member was dropped");
+    }
+
+    /// <summary>Every election since <paramref name="since"/> was the same controller acting again in its own term, none a new term.</summary>
+    private async Task OnlyTheSameTermAsync(DateTimeOffset since, string fault)
+    {
         var elections = (await bed.EventsAsync(since)).Where(e => e.Kind == "LeaderElected").ToList();
         Assert.True(elections.All(e => e.Message.Contains(" leads again (term ", StringComparison.Ordinal)),
-            $"a new term after an etcd member was dropped: {string.Join("; ", elections.Select(e => e.Message))}");
+            $"a new term after {fault}: {string.Join("; ", elections.Select(e => e.Message))}");
     }
 
     [Fact]
@@ -81,7 +87,11 @@ public sealed class ControlPlaneFaultTests(ControlPlaneBed bed, ITestOutputHelpe
             await host.HealAsync();
         }
 
-        await NothingChangedAsync(instances, since, allowElections: false);
+        // Renewals through 200 ms and 10% loss are now and then unconfirmed past the point where the leader stops acting (a
+        // lost segment waits for TCP's retransmission): it then acts again in the same term, with no new election, as when
+        // an etcd member is dropped (seen in CI, 2026-12-08).
+        await NothingChangedAsync(instances, since, allowElections: true);
+        await OnlyTheSameTermAsync(since, "200 ms delay and 10% loss on the leader's host");
     }
 
     private async Task LeaderHostGoesAsync(Func<TestHost, Task> fault)
