@@ -161,7 +161,7 @@ internal sealed class PlacementCache
             if (!ReferenceEquals(node, built) && !(node.FaultDomain == built.FaultDomain && node.MemoryMiB == built.MemoryMiB && node.Condition == built.Condition
                 && node.Drivers.SequenceEqual(built.Drivers, StringComparer.Ordinal)
                 && node.Labels.Count == built.Labels.Count && node.Labels.All(l => built.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
-                && node.Cores.Count == built.Cores.Count && node.Cores.Zip(built.Cores).All(c => c.First.SequenceEqual(c.Second))))
+                && SharedValues.SameTopology(node.Cores, built.Cores)))
             {
                 return false;
             }

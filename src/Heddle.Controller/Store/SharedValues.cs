@@ -27,6 +27,9 @@ internal static class SharedValues
 
     public static IReadOnlyList<string> TextList(IReadOnlyList<string> value) => TextLists.Share(value);
 
+    /// <summary>Whether two topologies list the same CPUs for the same cores (at once when they are the one shared copy).</summary>
+    public static bool SameTopology(IReadOnlyList<IReadOnlyList<int>> a, IReadOnlyList<IReadOnlyList<int>> b) => TopologyComparer.Instance.Equals(a, b);
+
     /// <summary>The first <paramref name="capacity"/> distinct values given, each handed out for every value equal to it.</summary>
     internal sealed class Pool<T>(IEqualityComparer<T> comparer, int capacity)
         where T : class

@@ -196,7 +196,7 @@ public sealed record NodeRecord
         Name == other.Name && Address == other.Address && FaultDomain == other.FaultDomain && MemoryMiB == other.MemoryMiB && LogUrl == other.LogUrl
         && Isolation == other.Isolation && HostImage == other.HostImage && Condition == other.Condition
         && Labels.Count == other.Labels.Count && Labels.All(l => other.Labels.TryGetValue(l.Key, out var v) && v == l.Value)
-        && Drivers.SequenceEqual(other.Drivers) && Cores.Count == other.Cores.Count && Cores.Zip(other.Cores).All(c => c.First.SequenceEqual(c.Second));
+        && Drivers.SequenceEqual(other.Drivers) && SharedValues.SameTopology(Cores, other.Cores);
 }
 
 /// <summary>
